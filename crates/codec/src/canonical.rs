@@ -1,0 +1,192 @@
+//! Deterministic CBOR over serde, via `ciborium::Value`.
+//!
+//! ciborium writes struct fields in declaration order and map entries in iteration order; this
+//! module re-sorts every map by the bytes of its encoded keys before writing, which is the
+//! RFC 8949 §4.2.1 order. Decoding re-encodes and compares, so a non-canonical byte string is
+//! an error rather than a second spelling of the same value.
+
+use std::io::Cursor;
+
+use ciborium::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+
+/// A value that cannot be written as canonical CBOR.
+#[derive(Debug, Error)]
+pub enum EncodeError {
+    /// serde refused the value.
+    #[error("cannot serialise value: {0}")]
+    Serialize(String),
+    /// Floats have several encodings and no place in hashed content.
+    #[error("floating-point numbers are not allowed in canonical content")]
+    Float,
+    /// Two entries of one map have the same key.
+    #[error("map has a duplicate key")]
+    DuplicateKey,
+}
+
+/// Bytes that are not one canonical CBOR value of the expected shape.
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    /// Not well-formed CBOR.
+    #[error("malformed CBOR: {0}")]
+    Malformed(String),
+    /// Well-formed, but bytes follow the value.
+    #[error("{0} trailing byte(s) after the CBOR value")]
+    TrailingBytes(usize),
+    /// Well-formed, but not in canonical form (unsorted keys, long integers, indefinite lengths, floats).
+    #[error("CBOR is not in canonical form")]
+    NonCanonical,
+    /// Canonical CBOR, but not the expected structure.
+    #[error("unexpected content: {0}")]
+    Shape(String),
+}
+
+/// Encodes a value as canonical CBOR.
+pub fn to_canonical<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> {
+    let value = Value::serialized(value).map_err(|e| EncodeError::Serialize(e.to_string()))?;
+    write_value(canonicalize(value)?)
+}
+
+/// Decodes canonical CBOR into a value, refusing any other spelling.
+pub fn from_canonical<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let value = read_value(bytes)?;
+    value
+        .deserialized()
+        .map_err(|e| DecodeError::Shape(e.to_string()))
+}
+
+/// Lowercase hex SHA-256 of a value's canonical CBOR; the digest of content that must be
+/// reproducible by anyone holding the same value.
+pub fn digest_hex<T: Serialize + ?Sized>(value: &T) -> Result<String, EncodeError> {
+    let bytes = to_canonical(value)?;
+    Ok(sv0_domain::ids::sha256_hex(&bytes))
+}
+
+/// Reads exactly one canonical CBOR value.
+pub(crate) fn read_value(bytes: &[u8]) -> Result<Value, DecodeError> {
+    let mut cursor = Cursor::new(bytes);
+    let value: Value =
+        ciborium::from_reader(&mut cursor).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let used = cursor.position() as usize;
+    if used != bytes.len() {
+        return Err(DecodeError::TrailingBytes(bytes.len() - used));
+    }
+    let again = canonicalize(value.clone())
+        .ok()
+        .and_then(|v| write_value(v).ok())
+        .ok_or(DecodeError::NonCanonical)?;
+    if again != bytes {
+        return Err(DecodeError::NonCanonical);
+    }
+    Ok(value)
+}
+
+/// Writes a value that is already canonical.
+pub(crate) fn write_value(value: Value) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::new();
+    ciborium::into_writer(&value, &mut out).map_err(|e| EncodeError::Serialize(e.to_string()))?;
+    Ok(out)
+}
+
+/// Sorts every map by encoded key bytes, recursively; refuses floats and duplicate keys.
+pub(crate) fn canonicalize(value: Value) -> Result<Value, EncodeError> {
+    Ok(match value {
+        Value::Float(_) => return Err(EncodeError::Float),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(canonicalize)
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Tag(tag, inner) => Value::Tag(tag, Box::new(canonicalize(*inner)?)),
+        Value::Map(entries) => {
+            let mut keyed = Vec::with_capacity(entries.len());
+            for (key, val) in entries {
+                let key = canonicalize(key)?;
+                let key_bytes = write_value(key.clone())?;
+                keyed.push((key_bytes, key, canonicalize(val)?));
+            }
+            keyed.sort_by(|a, b| a.0.cmp(&b.0));
+            if keyed.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(EncodeError::DuplicateKey);
+            }
+            Value::Map(keyed.into_iter().map(|(_, k, v)| (k, v)).collect())
+        }
+        other => other,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Sample {
+        zz: u64,
+        b: String,
+        aa: bool,
+    }
+
+    #[test]
+    fn map_keys_sort_by_encoded_bytes_not_declaration_order() {
+        // RFC 8949 §4.2.1: "b" (0x61 62) sorts before "aa" (0x62 61 61) and "zz" (0x62 7a 7a).
+        let bytes = to_canonical(&Sample {
+            zz: 1,
+            b: "x".into(),
+            aa: true,
+        })
+        .unwrap();
+        assert_eq!(hex(&bytes), "a361626178626161f5627a7a01");
+        assert_eq!(
+            from_canonical::<Sample>(&bytes).unwrap(),
+            Sample {
+                zz: 1,
+                b: "x".into(),
+                aa: true
+            }
+        );
+    }
+
+    #[test]
+    fn non_canonical_spellings_are_refused() {
+        // The same map with keys in declaration order.
+        let unsorted = [
+            0xa3, 0x62, 0x7a, 0x7a, 0x01, 0x61, 0x62, 0x61, 0x78, 0x62, 0x61, 0x61, 0xf5,
+        ];
+        assert!(matches!(
+            from_canonical::<Sample>(&unsorted),
+            Err(DecodeError::NonCanonical)
+        ));
+        // 1 written as a two-byte integer.
+        assert!(matches!(
+            from_canonical::<u64>(&[0x18, 0x01]),
+            Err(DecodeError::NonCanonical)
+        ));
+        // An indefinite-length array.
+        assert!(matches!(
+            from_canonical::<Vec<u64>>(&[0x9f, 0x01, 0xff]),
+            Err(DecodeError::NonCanonical)
+        ));
+        // Trailing bytes.
+        assert!(matches!(
+            from_canonical::<u64>(&[0x01, 0x02]),
+            Err(DecodeError::TrailingBytes(1))
+        ));
+        // Truncated.
+        assert!(matches!(
+            from_canonical::<String>(&[0x63, 0x61]),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn floats_are_refused() {
+        assert!(matches!(to_canonical(&1.5f64), Err(EncodeError::Float)));
+    }
+}

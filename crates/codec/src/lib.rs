@@ -1,0 +1,14 @@
+//! The only crate that knows CBOR byte layout.
+//!
+//! - `canonical`: `to_canonical` / `from_canonical` turn any serde value into deterministic CBOR
+//!   (RFC 8949 §4.2.1 core deterministic encoding: shortest integers, definite lengths, map keys
+//!   sorted by their encoded bytes, no floats) and refuse non-canonical input on the way back, so
+//!   one value has exactly one byte string and digests taken over it are stable.
+//! - `envelope`: `encode_event` / `decode_event` wrap an `Event` in the versioned envelope and
+//!   check the envelope version, the event type and its schema version before the payload is read.
+
+pub mod canonical;
+pub mod envelope;
+
+pub use canonical::{DecodeError, EncodeError, digest_hex, from_canonical, to_canonical};
+pub use envelope::{ENVELOPE_VERSION, EventError, decode_event, encode_event};

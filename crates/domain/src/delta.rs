@@ -1,0 +1,349 @@
+//! The path-level delta between a baseline and the current posture of a scope, and the
+//! verification of a posture against its baseline.
+//!
+//! A delta is a set comparison on path ids plus a comparison of each common path's
+//! properties. Entries are *flagged* when they need action before the deployment proceeds:
+//! new or expanded write/delete/admin reach into a sensitive domain, a new external egress, or
+//! a new ownership gap. Unflagged additions are the expected changes a deployment brings.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{EgressClass, Permission};
+use crate::paths::{AuthorityPath, DomainRef, Grade, NodeRef, OwnerState};
+use crate::remediation::{self, RemediationAction};
+
+/// What changed on a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeltaKind {
+    /// The path did not exist in the baseline.
+    NewPath,
+    /// The baseline path no longer exists.
+    RemovedPath,
+    /// The path gained permissions.
+    PermissionsExpanded,
+    /// The path lost permissions.
+    PermissionsReduced,
+    /// The destination's egress class changed.
+    EgressChanged,
+    /// The evidence grade changed.
+    GradeChanged,
+    /// The ownership state changed.
+    OwnershipChanged,
+}
+
+impl DeltaKind {
+    /// The snake_case name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeltaKind::NewPath => "new_path",
+            DeltaKind::RemovedPath => "removed_path",
+            DeltaKind::PermissionsExpanded => "permissions_expanded",
+            DeltaKind::PermissionsReduced => "permissions_reduced",
+            DeltaKind::EgressChanged => "egress_changed",
+            DeltaKind::GradeChanged => "grade_changed",
+            DeltaKind::OwnershipChanged => "ownership_changed",
+        }
+    }
+}
+
+impl fmt::Display for DeltaKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One change of one path against the baseline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaEntry {
+    /// What changed.
+    pub kind: DeltaKind,
+    /// The path.
+    pub path_id: String,
+    /// Its workload.
+    pub workload: NodeRef,
+    /// Its identity.
+    pub identity: NodeRef,
+    /// Its destination.
+    pub destination: NodeRef,
+    /// Its data domain.
+    pub domain: DomainRef,
+    /// Permissions now (for a removed path: in the baseline).
+    pub permissions: Vec<Permission>,
+    /// Permissions gained (all of them for a new path).
+    pub added_permissions: Vec<Permission>,
+    /// Permissions lost.
+    pub removed_permissions: Vec<Permission>,
+    /// Grade now (for a removed path: in the baseline).
+    pub grade: Grade,
+    /// Grade in the baseline, for a changed path.
+    pub previous_grade: Option<Grade>,
+    /// Egress class now.
+    pub egress: EgressClass,
+    /// Ownership state now.
+    pub owner_state: OwnerState,
+    /// Whether the entry needs action before the deployment proceeds.
+    pub flagged: bool,
+    /// Why it is flagged, one reason per item.
+    pub flags: Vec<String>,
+    /// The remediation as one line, when there is something to change.
+    pub remediation: Option<String>,
+    /// The remediation as separate actions, each naming its record.
+    pub remediation_actions: Vec<RemediationAction>,
+}
+
+/// Compares the current paths of a scope with its baseline paths. Both inputs may be in any
+/// order; entries come out sorted by path id, then kind.
+pub fn compute(baseline: &[AuthorityPath], current: &[AuthorityPath]) -> Vec<DeltaEntry> {
+    let mut base: Vec<&AuthorityPath> = baseline.iter().collect();
+    let mut now: Vec<&AuthorityPath> = current.iter().collect();
+    base.sort_by(|a, b| a.path_id.cmp(&b.path_id));
+    now.sort_by(|a, b| a.path_id.cmp(&b.path_id));
+    let mut entries = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < base.len() || j < now.len() {
+        let order = match (base.get(i), now.get(j)) {
+            (Some(b), Some(c)) => b.path_id.cmp(&c.path_id),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, _) => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                entries.push(removed(base[i]));
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                entries.push(added(now[j]));
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                if base[i].fingerprint != now[j].fingerprint {
+                    changed(base[i], now[j], &mut entries);
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    entries
+}
+
+fn entry(kind: DeltaKind, path: &AuthorityPath) -> DeltaEntry {
+    DeltaEntry {
+        kind,
+        path_id: path.path_id.clone(),
+        workload: path.workload.clone(),
+        identity: path.identity.clone(),
+        destination: path.destination.clone(),
+        domain: path.domain.clone(),
+        permissions: path.permissions.clone(),
+        added_permissions: Vec::new(),
+        removed_permissions: Vec::new(),
+        grade: path.grade,
+        previous_grade: None,
+        egress: path.egress,
+        owner_state: path.owner_state,
+        flagged: false,
+        flags: Vec::new(),
+        remediation: None,
+        remediation_actions: Vec::new(),
+    }
+}
+
+fn removed(path: &AuthorityPath) -> DeltaEntry {
+    let mut e = entry(DeltaKind::RemovedPath, path);
+    e.removed_permissions = path.permissions.clone();
+    e
+}
+
+fn added(path: &AuthorityPath) -> DeltaEntry {
+    let mut e = entry(DeltaKind::NewPath, path);
+    e.added_permissions = path.permissions.clone();
+    flag_reach(&mut e, path, &path.permissions);
+    if path.egress == EgressClass::ExternalHttp {
+        e.flags
+            .push(format!("new external egress to {}", path.destination.name));
+    }
+    if path.owner_state != OwnerState::Assigned {
+        e.flags.push(format!("new path is {}", path.owner_state));
+    }
+    e.remediation_actions = path
+        .grants
+        .iter()
+        .map(|g| remediation::remove_grant(g, &path.identity))
+        .collect();
+    finish(e)
+}
+
+fn changed(before: &AuthorityPath, after: &AuthorityPath, out: &mut Vec<DeltaEntry>) {
+    let old: BTreeSet<Permission> = before.permissions.iter().copied().collect();
+    let new: BTreeSet<Permission> = after.permissions.iter().copied().collect();
+    let gained: Vec<Permission> = new.difference(&old).copied().collect();
+    let lost: Vec<Permission> = old.difference(&new).copied().collect();
+    if !gained.is_empty() {
+        let mut e = entry(DeltaKind::PermissionsExpanded, after);
+        flag_reach(&mut e, after, &gained);
+        let known: BTreeSet<&str> = before.grants.iter().map(|g| g.id.as_str()).collect();
+        e.remediation_actions = after
+            .grants
+            .iter()
+            .filter(|g| {
+                !known.contains(g.id.as_str()) || g.permissions.iter().any(|p| gained.contains(p))
+            })
+            .map(|g| remediation::remove_grant(g, &after.identity))
+            .collect();
+        e.added_permissions = gained;
+        out.push(finish(e));
+    }
+    if !lost.is_empty() {
+        let mut e = entry(DeltaKind::PermissionsReduced, after);
+        e.removed_permissions = lost;
+        out.push(e);
+    }
+    if before.egress != after.egress {
+        let mut e = entry(DeltaKind::EgressChanged, after);
+        if after.egress == EgressClass::ExternalHttp {
+            e.flags.push(format!(
+                "egress became external_http (was {})",
+                before.egress
+            ));
+        }
+        e.remediation_actions.push(RemediationAction {
+            action: "review_destination".to_string(),
+            record_id: after.destination.id.clone(),
+            text: format!(
+                "review destination {}: its egress changed from {} to {}",
+                after.destination.name, before.egress, after.egress
+            ),
+        });
+        out.push(finish(e));
+    }
+    if before.grade != after.grade {
+        let mut e = entry(DeltaKind::GradeChanged, after);
+        e.previous_grade = Some(before.grade);
+        out.push(e);
+    }
+    if before.owner_state != after.owner_state {
+        let mut e = entry(DeltaKind::OwnershipChanged, after);
+        if after.owner_state != OwnerState::Assigned {
+            e.flags.push(format!(
+                "ownership became {} (was {})",
+                after.owner_state, before.owner_state
+            ));
+            e.remediation_actions
+                .push(remediation::assign_owner(&after.workload));
+        }
+        out.push(finish(e));
+    }
+}
+
+fn flag_reach(e: &mut DeltaEntry, path: &AuthorityPath, permissions: &[Permission]) {
+    let modifying: Vec<&str> = permissions
+        .iter()
+        .filter(|p| p.modifies())
+        .map(Permission::as_str)
+        .collect();
+    if path.domain.sensitive && !modifying.is_empty() {
+        e.flags.push(format!(
+            "{} reach into sensitive domain {}",
+            modifying.join("/"),
+            path.domain.name
+        ));
+    }
+}
+
+fn finish(mut e: DeltaEntry) -> DeltaEntry {
+    e.flagged = !e.flags.is_empty();
+    e.remediation = remediation::join(&e.remediation_actions);
+    e
+}
+
+/// Whether an entry keeps a posture from matching its baseline: flagged entries, removals and
+/// reductions do; unflagged additions (expected changes), grade changes and ownership becoming
+/// assigned do not.
+pub fn breaks_match(entry: &DeltaEntry) -> bool {
+    entry.flagged
+        || matches!(
+            entry.kind,
+            DeltaKind::RemovedPath | DeltaKind::PermissionsReduced | DeltaKind::EgressChanged
+        )
+}
+
+/// The verdict of a rescan against the approved baseline of a scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// The baseline version compared against.
+    pub baseline_version: u32,
+    /// True when the posture is the baseline plus only expected (unflagged) additions: nothing
+    /// flagged remains and nothing approved was lost or reduced.
+    pub matches_baseline: bool,
+    /// True when the posture is exactly the baseline.
+    pub exact_match: bool,
+    /// Paths added without any flag: the expected changes, ready to approve into a new baseline.
+    pub expected_additions: Vec<String>,
+    /// Paths whose entries still break the match.
+    pub unexpected: Vec<String>,
+    /// Paths flagged by the previous delta that no longer carry a flag.
+    pub resolved: Vec<String>,
+    /// One sentence for people.
+    pub summary: String,
+}
+
+/// Verifies a delta against the baseline; `previously_flagged` are the flagged path ids of the
+/// delta this rescan is meant to remediate.
+pub fn verify(
+    baseline_version: u32,
+    delta: &[DeltaEntry],
+    previously_flagged: &[String],
+) -> Verification {
+    let unexpected: BTreeSet<String> = delta
+        .iter()
+        .filter(|e| breaks_match(e))
+        .map(|e| e.path_id.clone())
+        .collect();
+    let expected_additions: BTreeSet<String> = delta
+        .iter()
+        .filter(|e| e.kind == DeltaKind::NewPath && !e.flagged)
+        .map(|e| e.path_id.clone())
+        .collect();
+    let still_flagged: BTreeSet<&str> = delta
+        .iter()
+        .filter(|e| e.flagged)
+        .map(|e| e.path_id.as_str())
+        .collect();
+    let resolved: Vec<String> = previously_flagged
+        .iter()
+        .filter(|id| !still_flagged.contains(id.as_str()))
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let matches_baseline = unexpected.is_empty();
+    let exact_match = delta.is_empty();
+    let summary = if exact_match {
+        format!("posture matches baseline v{baseline_version} exactly")
+    } else if matches_baseline {
+        format!(
+            "posture matches baseline v{baseline_version} plus {} expected path(s); {} flagged path(s) resolved",
+            expected_additions.len(),
+            resolved.len()
+        )
+    } else {
+        format!(
+            "posture does not match baseline v{baseline_version}: {} path(s) still need action",
+            unexpected.len()
+        )
+    };
+    Verification {
+        baseline_version,
+        matches_baseline,
+        exact_match,
+        expected_additions: expected_additions.into_iter().collect(),
+        unexpected: unexpected.into_iter().collect(),
+        resolved,
+        summary,
+    }
+}

@@ -1,0 +1,24 @@
+//! SV0's domain: the model, the events and the decisions, with no IO at all.
+//!
+//! - `snapshot` / `model`: what a scan saw (`Snapshot`, `Entities`, `Workload`, `Grant`, ...);
+//! - `paths`: `compute_paths` turns entities into `AuthorityPath`s with grade, egress, owners;
+//! - `findings`: `evaluate` applies the rule catalogue (`CATALOGUE`);
+//! - `delta`: `compute` compares a scope with its baseline, `verify` judges a rescan;
+//! - `assessment`: `Assessment`, the content an evidence pack seals;
+//! - `events`: `Event` and its `EventPayload`s, the facts on the log;
+//! - `scope`: `Scope`, the workloads a review covers.
+
+pub mod assessment;
+pub mod delta;
+pub mod error;
+pub mod events;
+pub mod findings;
+pub mod ids;
+pub mod model;
+pub mod paths;
+pub mod remediation;
+pub mod scope;
+pub mod snapshot;
+
+pub use error::{InvalidInput, SnapshotInvalid};
+pub use ids::{EventId, TenantId, Timestamp};

@@ -1,0 +1,544 @@
+//! The snapshot: what one scan saw, in the vendor-neutral format connectors produce and people
+//! can write by hand. `Snapshot::validate` turns it into `Entities`, sorted and checked.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::SnapshotInvalid;
+use crate::ids::{TenantId, Timestamp};
+use crate::model::{
+    Binding, ClassificationRule, Credential, DataDomain, Destination, Evidence, Grant, Identity,
+    Owner, Workload,
+};
+
+/// The snapshot format version this build reads and writes.
+pub const SNAPSHOT_SCHEMA_VERSION: u32 = 1;
+
+/// Longest id accepted for any entity.
+pub const MAX_ID_LEN: usize = 1024;
+
+/// Most problems reported for one snapshot; the rest are counted.
+const MAX_PROBLEMS: usize = 50;
+
+/// One scan's observations of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    /// Format version; this build reads version 1.
+    pub schema_version: u32,
+    /// The tenant scanned.
+    pub tenant: TenantId,
+    /// How and when the scan ran.
+    pub scan: ScanInfo,
+    /// Data domains.
+    #[serde(default)]
+    pub domains: Vec<DataDomain>,
+    /// Tag-based classification rules.
+    #[serde(default)]
+    pub classification_rules: Vec<ClassificationRule>,
+    /// Owners.
+    #[serde(default)]
+    pub owners: Vec<Owner>,
+    /// Workloads.
+    #[serde(default)]
+    pub workloads: Vec<Workload>,
+    /// Identities.
+    #[serde(default)]
+    pub identities: Vec<Identity>,
+    /// Credentials.
+    #[serde(default)]
+    pub credentials: Vec<Credential>,
+    /// Destinations.
+    #[serde(default)]
+    pub destinations: Vec<Destination>,
+    /// Grants.
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+    /// Run-as bindings.
+    #[serde(default)]
+    pub bindings: Vec<Binding>,
+    /// Execution evidence records.
+    #[serde(default)]
+    pub evidence: Vec<Evidence>,
+}
+
+/// How and when a scan ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanInfo {
+    /// The connector (or `snapshot` for a hand-written file).
+    #[serde(default = "default_connector")]
+    pub connector: String,
+    /// When the source systems were read; the evidence window ends here.
+    pub observed_at: Timestamp,
+    /// Why the scan ran.
+    #[serde(default)]
+    pub trigger: ScanTrigger,
+    /// The deployment that caused the scan, for `deployment` and `remediation` triggers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<DeploymentRef>,
+}
+
+fn default_connector() -> String {
+    "snapshot".to_string()
+}
+
+/// Why a scan ran.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanTrigger {
+    /// Someone ran it.
+    #[default]
+    Manual,
+    /// A schedule ran it.
+    Scheduled,
+    /// A deployment ran it, to see the authority the deployment created.
+    Deployment,
+    /// Remediation ran it, to verify the fix.
+    Remediation,
+}
+
+impl ScanTrigger {
+    /// The snake_case name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ScanTrigger::Manual => "manual",
+            ScanTrigger::Scheduled => "scheduled",
+            ScanTrigger::Deployment => "deployment",
+            ScanTrigger::Remediation => "remediation",
+        }
+    }
+}
+
+/// The deployment behind a scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentRef {
+    /// Repository, e.g. `contoso/hr-agents`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// CI run id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Target environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Commit deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+}
+
+/// Every entity a scan observed. After `validate`, each list is sorted by id and every
+/// reference resolves. Scan chunk events carry parts of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entities {
+    /// Data domains.
+    #[serde(default)]
+    pub domains: Vec<DataDomain>,
+    /// Tag-based classification rules.
+    #[serde(default)]
+    pub classification_rules: Vec<ClassificationRule>,
+    /// Owners.
+    #[serde(default)]
+    pub owners: Vec<Owner>,
+    /// Workloads.
+    #[serde(default)]
+    pub workloads: Vec<Workload>,
+    /// Identities.
+    #[serde(default)]
+    pub identities: Vec<Identity>,
+    /// Credentials.
+    #[serde(default)]
+    pub credentials: Vec<Credential>,
+    /// Destinations.
+    #[serde(default)]
+    pub destinations: Vec<Destination>,
+    /// Grants.
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+    /// Run-as bindings.
+    #[serde(default)]
+    pub bindings: Vec<Binding>,
+    /// Execution evidence records.
+    #[serde(default)]
+    pub evidence: Vec<Evidence>,
+}
+
+impl Snapshot {
+    /// Checks the snapshot and returns its parts, entities sorted by id.
+    pub fn validate(self) -> Result<ValidSnapshot, SnapshotInvalid> {
+        let mut problems = Problems::default();
+        if self.schema_version != SNAPSHOT_SCHEMA_VERSION {
+            problems.push(format!(
+                "unsupported schema_version {}: this sv0 reads version {SNAPSHOT_SCHEMA_VERSION}",
+                self.schema_version
+            ));
+        }
+        if self.scan.connector.trim().is_empty() {
+            problems.push("scan.connector is empty".to_string());
+        }
+        let entities = Entities {
+            domains: self.domains,
+            classification_rules: self.classification_rules,
+            owners: self.owners,
+            workloads: self.workloads,
+            identities: self.identities,
+            credentials: self.credentials,
+            destinations: self.destinations,
+            grants: self.grants,
+            bindings: self.bindings,
+            evidence: self.evidence,
+        }
+        .sorted();
+        entities.check(&mut problems);
+        problems.finish()?;
+        Ok(ValidSnapshot {
+            tenant: self.tenant,
+            scan: self.scan,
+            entities,
+        })
+    }
+}
+
+/// A snapshot that passed `Snapshot::validate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidSnapshot {
+    /// The tenant scanned.
+    pub tenant: TenantId,
+    /// How and when the scan ran.
+    pub scan: ScanInfo,
+    /// What it saw, sorted by id.
+    pub entities: Entities,
+}
+
+impl Entities {
+    /// Total number of entities of every kind.
+    pub fn len(&self) -> usize {
+        self.domains.len()
+            + self.classification_rules.len()
+            + self.owners.len()
+            + self.workloads.len()
+            + self.identities.len()
+            + self.credentials.len()
+            + self.destinations.len()
+            + self.grants.len()
+            + self.bindings.len()
+            + self.evidence.len()
+    }
+
+    /// Whether no entity of any kind is present.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sorts every list by id, so that equal content has one order.
+    pub fn sorted(mut self) -> Entities {
+        self.domains.sort_by(|a, b| a.id.cmp(&b.id));
+        self.classification_rules.sort_by(|a, b| a.id.cmp(&b.id));
+        self.owners.sort_by(|a, b| a.id.cmp(&b.id));
+        self.workloads.sort_by(|a, b| a.id.cmp(&b.id));
+        self.identities.sort_by(|a, b| a.id.cmp(&b.id));
+        self.credentials.sort_by(|a, b| a.id.cmp(&b.id));
+        self.destinations.sort_by(|a, b| a.id.cmp(&b.id));
+        self.grants.sort_by(|a, b| a.id.cmp(&b.id));
+        self.bindings.sort_by(|a, b| a.id.cmp(&b.id));
+        self.evidence.sort_by(|a, b| a.id.cmp(&b.id));
+        self
+    }
+
+    /// Splits into parts of at most `max_items` entities each, in a fixed order, so that a
+    /// large scan travels as several events. `merge` puts them back together.
+    pub fn split(self, max_items: usize) -> Vec<Entities> {
+        let max_items = max_items.max(1);
+        let mut parts = vec![Entities::default()];
+        macro_rules! spread {
+            ($($field:ident),*) => {$(
+                for item in self.$field {
+                    if parts.last().map_or(true, |p| p.len() >= max_items) {
+                        parts.push(Entities::default());
+                    }
+                    if let Some(part) = parts.last_mut() {
+                        part.$field.push(item);
+                    }
+                }
+            )*};
+        }
+        spread!(
+            domains,
+            classification_rules,
+            owners,
+            workloads,
+            identities,
+            credentials,
+            destinations,
+            grants,
+            bindings,
+            evidence
+        );
+        parts.retain(|p| !p.is_empty());
+        if parts.is_empty() {
+            parts.push(Entities::default());
+        }
+        parts
+    }
+
+    /// Concatenates parts made by `split` (in order) back into one value.
+    pub fn merge(parts: impl IntoIterator<Item = Entities>) -> Entities {
+        let mut all = Entities::default();
+        for part in parts {
+            all.domains.extend(part.domains);
+            all.classification_rules.extend(part.classification_rules);
+            all.owners.extend(part.owners);
+            all.workloads.extend(part.workloads);
+            all.identities.extend(part.identities);
+            all.credentials.extend(part.credentials);
+            all.destinations.extend(part.destinations);
+            all.grants.extend(part.grants);
+            all.bindings.extend(part.bindings);
+            all.evidence.extend(part.evidence);
+        }
+        all
+    }
+
+    fn check(&self, problems: &mut Problems) {
+        let domains = ids(
+            problems,
+            "domains",
+            self.domains.iter().map(|d| d.id.as_str()),
+        );
+        let owners = ids(
+            problems,
+            "owners",
+            self.owners.iter().map(|o| o.id.as_str()),
+        );
+        let workloads = ids(
+            problems,
+            "workloads",
+            self.workloads.iter().map(|w| w.id.as_str()),
+        );
+        let identities = ids(
+            problems,
+            "identities",
+            self.identities.iter().map(|i| i.id.as_str()),
+        );
+        let destinations = ids(
+            problems,
+            "destinations",
+            self.destinations.iter().map(|d| d.id.as_str()),
+        );
+        ids(
+            problems,
+            "classification_rules",
+            self.classification_rules.iter().map(|r| r.id.as_str()),
+        );
+        ids(
+            problems,
+            "credentials",
+            self.credentials.iter().map(|c| c.id.as_str()),
+        );
+        ids(
+            problems,
+            "grants",
+            self.grants.iter().map(|g| g.id.as_str()),
+        );
+        ids(
+            problems,
+            "bindings",
+            self.bindings.iter().map(|b| b.id.as_str()),
+        );
+        ids(
+            problems,
+            "evidence",
+            self.evidence.iter().map(|e| e.id.as_str()),
+        );
+
+        let mut refer = |list: &str,
+                         id: &str,
+                         field: &str,
+                         target: &str,
+                         known: &BTreeSet<&str>,
+                         value: &str| {
+            if !known.contains(value) {
+                problems.push(format!(
+                    "{list} {id:?}: {field} refers to unknown {target} {value:?}"
+                ));
+            }
+        };
+        for w in &self.workloads {
+            for owner in &w.owners {
+                refer("workloads", &w.id, "owners", "owner", &owners, owner);
+            }
+        }
+        for i in &self.identities {
+            for owner in &i.owners {
+                refer("identities", &i.id, "owners", "owner", &owners, owner);
+            }
+        }
+        for c in &self.credentials {
+            refer(
+                "credentials",
+                &c.id,
+                "identity",
+                "identity",
+                &identities,
+                &c.identity,
+            );
+        }
+        for d in &self.destinations {
+            if let Some(domain) = &d.domain {
+                refer("destinations", &d.id, "domain", "domain", &domains, domain);
+            }
+        }
+        for r in &self.classification_rules {
+            refer(
+                "classification_rules",
+                &r.id,
+                "domain",
+                "domain",
+                &domains,
+                &r.domain,
+            );
+        }
+        for g in &self.grants {
+            refer(
+                "grants",
+                &g.id,
+                "identity",
+                "identity",
+                &identities,
+                &g.identity,
+            );
+            refer(
+                "grants",
+                &g.id,
+                "destination",
+                "destination",
+                &destinations,
+                &g.destination,
+            );
+        }
+        for b in &self.bindings {
+            refer(
+                "bindings",
+                &b.id,
+                "workload",
+                "workload",
+                &workloads,
+                &b.workload,
+            );
+            refer(
+                "bindings",
+                &b.id,
+                "identity",
+                "identity",
+                &identities,
+                &b.identity,
+            );
+        }
+        for e in &self.evidence {
+            if let Some(identity) = &e.identity {
+                refer(
+                    "evidence",
+                    &e.id,
+                    "identity",
+                    "identity",
+                    &identities,
+                    identity,
+                );
+            }
+            if let Some(workload) = &e.workload {
+                refer(
+                    "evidence", &e.id, "workload", "workload", &workloads, workload,
+                );
+            }
+            if let Some(destination) = &e.destination {
+                refer(
+                    "evidence",
+                    &e.id,
+                    "destination",
+                    "destination",
+                    &destinations,
+                    destination,
+                );
+            }
+        }
+        for g in &self.grants {
+            if g.permissions.is_empty() {
+                problems.push(format!("grants {:?}: permissions is empty", g.id));
+            }
+        }
+        for e in &self.evidence {
+            if e.identity.is_none() && e.workload.is_none() {
+                problems.push(format!(
+                    "evidence {:?}: names neither an identity nor a workload",
+                    e.id
+                ));
+            }
+        }
+    }
+}
+
+/// Collects the ids of one list, reporting empty, oversized, control-character and duplicate ids.
+fn ids<'a>(
+    problems: &mut Problems,
+    list: &str,
+    values: impl Iterator<Item = &'a str>,
+) -> BTreeSet<&'a str> {
+    let mut seen = BTreeSet::new();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for id in values {
+        if id.is_empty() {
+            problems.push(format!("{list}: an entry has an empty id"));
+        } else if id.len() > MAX_ID_LEN {
+            problems.push(format!(
+                "{list}: id of {} bytes is longer than {MAX_ID_LEN}",
+                id.len()
+            ));
+        } else if id.chars().any(char::is_control) {
+            problems.push(format!("{list} {id:?}: id contains a control character"));
+        }
+        *counts.entry(id).or_default() += 1;
+        seen.insert(id);
+    }
+    for (id, count) in counts {
+        if count > 1 {
+            problems.push(format!("{list}: duplicate id {id:?} ({count} entries)"));
+        }
+    }
+    seen
+}
+
+#[derive(Default)]
+struct Problems {
+    list: Vec<String>,
+    overflow: usize,
+}
+
+impl Problems {
+    fn push(&mut self, problem: String) {
+        if self.list.len() < MAX_PROBLEMS {
+            self.list.push(problem);
+        } else {
+            self.overflow += 1;
+        }
+    }
+
+    fn finish(mut self) -> Result<(), SnapshotInvalid> {
+        if self.overflow > 0 {
+            self.list
+                .push(format!("{} further problems not shown", self.overflow));
+        }
+        if self.list.is_empty() {
+            Ok(())
+        } else {
+            Err(SnapshotInvalid {
+                problems: self.list,
+            })
+        }
+    }
+}

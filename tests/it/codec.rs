@@ -1,0 +1,317 @@
+//! Codec: golden byte vectors for every event type (decoded and re-encoded byte for byte), and
+//! the typed errors for unknown versions, unknown types and malformed bytes.
+//!
+//! Vectors live in `schemas/vectors/<type>.cbor.hex`. After an intended format change,
+//! regenerate them with `SV0_BLESS=1 cargo test --test it codec` and review the diff.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ciborium::Value;
+use sv0_codec::{EventError, decode_event, encode_event};
+use sv0_domain::events::{
+    Acknowledgement, ApprovalRecorded, Event, EventMeta, EventPayload, KeyRegistered, PackSealed,
+    ScanChunk, ScanCompleted, ScanStarted,
+};
+use sv0_domain::model::{
+    Binding, DataDomain, Destination, DestinationKind, Evidence, Grant, GrantSource, Identity,
+    IdentityKind, Owner, OwnerStatus, Permission, Workload, WorkloadKind,
+};
+use sv0_domain::paths::{PathPolicy, compute_paths};
+use sv0_domain::scope::Scope;
+use sv0_domain::snapshot::{DeploymentRef, Entities, ScanTrigger};
+use sv0_domain::{EventId, TenantId, Timestamp};
+
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/vectors")
+}
+
+fn t(text: &str) -> Timestamp {
+    Timestamp::parse(text).unwrap()
+}
+
+fn meta(n: u8) -> EventMeta {
+    EventMeta {
+        event_id: EventId([n; 16]),
+        tenant_id: TenantId::new("contoso").unwrap(),
+        occurred_at: t("2026-03-02T09:00:00Z"),
+        actor: "connector:snapshot".to_string(),
+        causation_id: None,
+        correlation_id: Some(EventId([0xc0; 16])),
+    }
+}
+
+fn entities() -> Entities {
+    Entities {
+        domains: vec![DataDomain {
+            id: "hr".into(),
+            name: "HR".into(),
+            sensitive: true,
+        }],
+        classification_rules: vec![],
+        owners: vec![Owner {
+            id: "alice@contoso.example".into(),
+            name: "Alice".into(),
+            status: OwnerStatus::Active,
+            last_active_at: Some(t("2026-03-01T08:00:00Z")),
+        }],
+        workloads: vec![Workload {
+            id: "agent-hr".into(),
+            name: "HR assistant".into(),
+            kind: WorkloadKind::FoundryAgent,
+            project: Some("HR-Automation".into()),
+            tags: BTreeMap::from([("env".to_string(), "prod".to_string())]),
+            owners: vec!["alice@contoso.example".into()],
+        }],
+        identities: vec![Identity {
+            id: "mi-hr".into(),
+            name: "mi-hr-assistant".into(),
+            kind: IdentityKind::ManagedIdentity,
+            enabled: true,
+            home_tenant: None,
+            owners: vec![],
+        }],
+        credentials: vec![],
+        destinations: vec![Destination {
+            id: "st-hr/policies".into(),
+            name: "hr policies".into(),
+            kind: DestinationKind::StorageContainer,
+            service: Some("storage:sthr".into()),
+            host: None,
+            domain: Some("hr".into()),
+            egress: None,
+            tags: BTreeMap::new(),
+        }],
+        grants: vec![Grant {
+            id: "ra-1".into(),
+            identity: "mi-hr".into(),
+            destination: "st-hr/policies".into(),
+            permissions: vec![Permission::Read],
+            source: GrantSource::AzureRoleAssignment,
+            role: "Storage Blob Data Reader".into(),
+            scope: "/subscriptions/s/resourceGroups/hr/providers/Microsoft.Storage/storageAccounts/sthr".into(),
+        }],
+        bindings: vec![Binding {
+            id: "b-1".into(),
+            workload: "agent-hr".into(),
+            identity: "mi-hr".into(),
+            tool: None,
+        }],
+        evidence: vec![Evidence {
+            id: "log-1".into(),
+            source: "storage_blob_logs".into(),
+            at: t("2026-03-01T12:00:00Z"),
+            identity: Some("mi-hr".into()),
+            workload: None,
+            destination: Some("st-hr/policies".into()),
+            service: None,
+        }],
+    }
+}
+
+/// One fixture per event type; the vector file is named after the type.
+fn fixtures() -> Vec<Event> {
+    let paths = compute_paths(
+        &entities(),
+        t("2026-03-02T09:00:00Z"),
+        &PathPolicy::default(),
+    );
+    let payloads = vec![
+        EventPayload::ScanStarted(ScanStarted {
+            scan_id: "scan-1".into(),
+            connector: "snapshot".into(),
+            trigger: ScanTrigger::Deployment,
+            observed_at: t("2026-03-02T09:00:00Z"),
+            deployment: Some(DeploymentRef {
+                repository: Some("contoso/hr-agents".into()),
+                run_id: Some("4711".into()),
+                environment: Some("production".into()),
+                commit: Some("9f2c1e7".into()),
+            }),
+            policy: PathPolicy::default(),
+        }),
+        EventPayload::ScanChunk(ScanChunk {
+            scan_id: "scan-1".into(),
+            index: 0,
+            entities: entities(),
+        }),
+        EventPayload::ScanCompleted(ScanCompleted {
+            scan_id: "scan-1".into(),
+            chunk_count: 1,
+            entity_count: 7,
+            snapshot_digest: "5f".repeat(32),
+        }),
+        EventPayload::ApprovalRecorded(ApprovalRecorded {
+            scope: Scope::parse("project:HR-Automation").unwrap(),
+            baseline_version: 1,
+            approver: "alice@contoso.example".into(),
+            note: "reviewed with the HR platform team".into(),
+            acknowledged: vec![Acknowledgement {
+                finding_id: "F-0123456789ab".into(),
+                due: t("2026-03-15T00:00:00Z"),
+            }],
+            posture_seq: 3,
+            paths,
+            open_findings: vec!["F-0123456789ab".into()],
+        }),
+        EventPayload::KeyRegistered(KeyRegistered {
+            key_id: "21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9".into(),
+            algorithm: "ed25519".into(),
+            public_key: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".into(),
+        }),
+        EventPayload::PackSealed(PackSealed {
+            pack_id: "pk-0001".into(),
+            index: 1,
+            assessed_seq: 4,
+            digest: format!("sha256:{}", "ab".repeat(32)),
+            key_id: "21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9".into(),
+            signature: "cd".repeat(64),
+            body: "{\"format\":\"sv0.pack.v1\"}".into(),
+        }),
+    ];
+    payloads
+        .into_iter()
+        .enumerate()
+        .map(|(n, payload)| Event {
+            meta: meta(n as u8 + 1),
+            payload,
+        })
+        .collect()
+}
+
+#[test]
+fn golden_vectors_decode_and_reencode_byte_for_byte() {
+    let bless = std::env::var_os("SV0_BLESS").is_some();
+    let mut seen = Vec::new();
+    for event in fixtures() {
+        let name = event.payload.event_type();
+        seen.push(name);
+        let file = vectors_dir().join(format!("{name}.cbor.hex"));
+        let bytes = encode_event(&event).unwrap();
+        if bless {
+            std::fs::write(&file, format!("{}\n", hex::encode(&bytes))).unwrap();
+        }
+        let golden = hex::decode(
+            std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| {
+                    panic!("{}: {e}; run with SV0_BLESS=1 to create it", file.display())
+                })
+                .trim(),
+        )
+        .unwrap();
+        let decoded = decode_event(&golden).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            decoded, event,
+            "{name}: the golden bytes decode to the fixture"
+        );
+        assert_eq!(
+            encode_event(&decoded).unwrap(),
+            golden,
+            "{name}: re-encoding gives the same bytes"
+        );
+        assert_eq!(
+            bytes, golden,
+            "{name}: the fixture encodes to the golden bytes"
+        );
+    }
+    let all: Vec<&str> = EventPayload::TYPES.iter().map(|(n, _)| *n).collect();
+    assert_eq!(seen, all, "every event type has a vector");
+}
+
+#[test]
+fn encoding_is_deterministic_across_calls() {
+    for event in fixtures() {
+        assert_eq!(
+            encode_event(&event).unwrap(),
+            encode_event(&event.clone()).unwrap()
+        );
+    }
+}
+
+/// Re-encodes the envelope of a valid event with one field replaced.
+fn with_field(name: &str, value: Value) -> Vec<u8> {
+    let bytes = encode_event(&fixtures()[0]).unwrap();
+    let mut envelope: Value = ciborium::from_reader(bytes.as_slice()).unwrap();
+    let Value::Map(entries) = &mut envelope else {
+        panic!("envelope is a map")
+    };
+    for (k, v) in entries.iter_mut() {
+        if k.as_text() == Some(name) {
+            *v = value.clone();
+        }
+    }
+    // Canonical order is preserved because only values changed and keys are unchanged.
+    let mut out = Vec::new();
+    ciborium::into_writer(&envelope, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn unknown_envelope_version_is_a_typed_error() {
+    let err = decode_event(&with_field("v", Value::from(2))).unwrap_err();
+    assert!(
+        matches!(err, EventError::UnknownEnvelopeVersion { found: 2 }),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_event_type_is_a_typed_error() {
+    let err = decode_event(&with_field("event_type", Value::from("scan.exploded"))).unwrap_err();
+    assert!(
+        matches!(&err, EventError::UnknownEventType { event_type } if event_type == "scan.exploded"),
+        "{err}"
+    );
+}
+
+#[test]
+fn newer_schema_version_is_a_typed_error_not_a_skip() {
+    let err = decode_event(&with_field("schema_version", Value::from(2))).unwrap_err();
+    match err {
+        EventError::UnsupportedSchemaVersion {
+            event_type,
+            found,
+            supported,
+        } => {
+            assert_eq!(
+                (event_type.as_str(), found, supported),
+                ("scan.started", 2, 1)
+            );
+        }
+        other => panic!("expected UnsupportedSchemaVersion, got {other}"),
+    }
+}
+
+#[test]
+fn payload_of_the_wrong_shape_is_a_typed_error() {
+    let err = decode_event(&with_field("payload", Value::Map(vec![]))).unwrap_err();
+    assert!(
+        matches!(&err, EventError::InvalidPayload { event_type, .. } if event_type == "scan.started"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_and_non_canonical_bytes_are_typed_errors() {
+    let good = encode_event(&fixtures()[0]).unwrap();
+    let truncated = &good[..good.len() - 3];
+    assert!(matches!(decode_event(truncated), Err(EventError::Bytes(_))));
+    assert!(matches!(
+        decode_event(b"not cbor at all"),
+        Err(EventError::Bytes(_))
+    ));
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert!(matches!(decode_event(&trailing), Err(EventError::Bytes(_))));
+    // The same envelope with its keys in reverse order.
+    let mut envelope: Value = ciborium::from_reader(good.as_slice()).unwrap();
+    if let Value::Map(entries) = &mut envelope {
+        entries.reverse();
+    }
+    let mut reordered = Vec::new();
+    ciborium::into_writer(&envelope, &mut reordered).unwrap();
+    assert!(matches!(
+        decode_event(&reordered),
+        Err(EventError::Bytes(sv0_codec::DecodeError::NonCanonical))
+    ));
+}
