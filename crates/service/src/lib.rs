@@ -1,1 +1,19 @@
+//! The command side and the queries of SV0, shared by the CLI and the API.
+//!
+//! `Service` is the entry point: `import_snapshot` validates a snapshot and appends its scan
+//! events; `approve` records an approval with the posture it locks; `sync` catches the views up
+//! and has the signer seal every new assessment into the tenant's pack chain; `delta`, `paths`,
+//! `findings` answer from the views; `replay` folds the log up to a position or time in memory;
+//! `verify` checks the recorded chains; `export_packs` writes them for offline verification.
+//! `DataDir` knows where an installation keeps its files.
 
+pub mod data_dir;
+pub mod error;
+pub mod import;
+mod service;
+mod verify;
+
+pub use data_dir::{Config, DataDir, PRINCIPAL_ENV};
+pub use error::ServiceError;
+pub use service::{ApprovalReport, AsOf, DeltaReport, ImportReport, Service};
+pub use verify::ChainVerdict;

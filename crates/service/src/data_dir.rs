@@ -1,0 +1,108 @@
+//! The data directory: where an installation keeps its log, views, keys and configuration.
+//!
+//! ```text
+//! <data-dir>/
+//!   log.redb         the embedded event log (the source of truth)
+//!   views.redb       projections; disposable, `sv0 rebuild` refolds them from the log
+//!   keys/            signing.key (PKCS#8, 0600) and signing.pub.pem; the directory is 0700
+//!   sv0.toml         configuration (optional)
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::ServiceError;
+
+/// Environment variable naming the approver for CLI approvals.
+pub const PRINCIPAL_ENV: &str = "SV0_PRINCIPAL";
+
+/// Paths inside a data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// Creates the directory if needed.
+    pub fn create(root: impl AsRef<Path>) -> Result<DataDir, ServiceError> {
+        let root = root.as_ref().to_path_buf();
+        fs::create_dir_all(&root).map_err(|source| ServiceError::DataDir {
+            path: root.clone(),
+            source,
+        })?;
+        Ok(DataDir { root })
+    }
+
+    /// The directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The embedded log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.root.join("log.redb")
+    }
+
+    /// The views file.
+    pub fn views_path(&self) -> PathBuf {
+        self.root.join("views.redb")
+    }
+
+    /// The key directory.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+
+    /// The configuration file.
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("sv0.toml")
+    }
+
+    /// Reads the configuration; a missing file is an empty configuration.
+    pub fn config(&self) -> Result<Config, ServiceError> {
+        let path = self.config_path();
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(source) => return Err(ServiceError::DataDir { path, source }),
+        };
+        toml::from_str(&text).map_err(|e| ServiceError::Config {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    /// The approver for CLI approvals: `SV0_PRINCIPAL`, else the configuration's principal.
+    pub fn principal(&self) -> Result<String, ServiceError> {
+        if let Ok(principal) = std::env::var(PRINCIPAL_ENV) {
+            if !principal.trim().is_empty() {
+                return Ok(principal.trim().to_string());
+            }
+        }
+        self.config()?
+            .identity
+            .and_then(|i| i.principal)
+            .filter(|p| !p.trim().is_empty())
+            .ok_or_else(|| ServiceError::NoPrincipal {
+                path: self.config_path(),
+            })
+    }
+}
+
+/// `sv0.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Who the CLI acts as.
+    pub identity: Option<IdentityConfig>,
+}
+
+/// `[identity]` of `sv0.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// The principal recorded as approver, e.g. `alice@contoso.example`.
+    pub principal: Option<String>,
+}

@@ -1,0 +1,122 @@
+//! Errors of the service layer, one variant per thing a user can do about it.
+
+use std::path::PathBuf;
+
+use sv0_codec::EventError;
+use sv0_domain::{InvalidInput, SnapshotInvalid};
+use sv0_log::{AppendError, OpenError, ReadError};
+use sv0_projections::ProjectionError;
+use sv0_signer::{KeyError, SealError};
+use thiserror::Error;
+
+/// Why an operation failed. Whatever the variant, a failed command appended nothing.
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    /// The data directory could not be prepared.
+    #[error("cannot use data directory {path}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid.
+    #[error("invalid configuration {path}: {message}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// An approval needs a configured approver identity.
+    #[error(
+        "no approver identity is configured. Set SV0_PRINCIPAL or `principal` under [identity] in {path}"
+    )]
+    NoPrincipal {
+        /// The configuration file.
+        path: PathBuf,
+    },
+    /// The snapshot is not JSON of the snapshot format.
+    #[error("snapshot is not valid: {0}")]
+    SnapshotJson(String),
+    /// The snapshot breaks the model's rules.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotInvalid),
+    /// A value given on the command line or in a request is invalid.
+    #[error(transparent)]
+    Input(#[from] InvalidInput),
+    /// One entity alone is larger than an event may be.
+    #[error("an entity is larger than the log's event limit of {max} bytes")]
+    EntityTooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// No tenant was named and the data holds none or several.
+    #[error("{0}")]
+    Tenant(String),
+    /// The scope selects no workload with authority.
+    #[error("scope {scope} selects no workload with authority paths in tenant {tenant}")]
+    EmptyScope {
+        /// The tenant.
+        tenant: String,
+        /// The scope.
+        scope: String,
+    },
+    /// The scope has no approved baseline yet.
+    #[error(
+        "scope {scope} of tenant {tenant} has no approved baseline. Approve it first with `sv0 approve --scope {scope}`"
+    )]
+    NoBaseline {
+        /// The tenant.
+        tenant: String,
+        /// The scope.
+        scope: String,
+    },
+    /// An acknowledged finding is not open in the scope.
+    #[error(
+        "finding {finding_id} is not open in scope {scope}. Acknowledge only findings shown by `sv0 findings --scope {scope}`"
+    )]
+    UnknownFinding {
+        /// The finding.
+        finding_id: String,
+        /// The scope.
+        scope: String,
+    },
+    /// Someone else changed the same thing first.
+    #[error("{0}")]
+    Conflict(String),
+    /// The log refused an append.
+    #[error("cannot append to the log")]
+    Append(#[from] AppendError),
+    /// The log could not be read.
+    #[error("cannot read the log")]
+    Read(#[from] ReadError),
+    /// The log could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// An event could not be encoded or decoded.
+    #[error("event codec failed")]
+    Event(#[from] EventError),
+    /// The views failed.
+    #[error(transparent)]
+    Views(#[from] ProjectionError),
+    /// A key could not be loaded or created.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// A pack could not be sealed.
+    #[error("cannot seal a pack")]
+    Seal(#[from] SealError),
+    /// JSON could not be produced or read.
+    #[error("JSON serialisation failed")]
+    Json(#[from] serde_json::Error),
+    /// A file could not be written.
+    #[error("cannot write {path}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}

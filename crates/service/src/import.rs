@@ -1,0 +1,155 @@
+//! Turning a snapshot into scan events: `scan.started`, one or more `scan.chunk`, then
+//! `scan.completed`, appended as one batch. Ids derive from the content, so importing the same
+//! snapshot twice appends nothing the second time.
+
+use sv0_codec::encode_event;
+use sv0_domain::events::{
+    Event, EventMeta, EventPayload, ScanChunk, ScanCompleted, ScanStarted, derived_id,
+};
+use sv0_domain::ids::stable_hash;
+use sv0_domain::paths::PathPolicy;
+use sv0_domain::snapshot::{Entities, ScanTrigger, Snapshot, ValidSnapshot};
+use sv0_log::NewEvent;
+
+use crate::error::ServiceError;
+
+/// Parses and validates snapshot JSON; nothing is appended when this fails.
+pub fn parse_snapshot(json: &[u8]) -> Result<ValidSnapshot, ServiceError> {
+    let snapshot: Snapshot =
+        serde_json::from_slice(json).map_err(|e| ServiceError::SnapshotJson(e.to_string()))?;
+    Ok(snapshot.validate()?)
+}
+
+/// The events of one scan, ready to append.
+pub struct ScanEvents {
+    /// The scan id.
+    pub scan_id: String,
+    /// Chunks.
+    pub chunk_count: u32,
+    /// Entities.
+    pub entity_count: u64,
+    /// Encoded events, in order.
+    pub events: Vec<NewEvent>,
+}
+
+/// Builds a scan's events, splitting entities into chunks that each fit `max_event_size`.
+pub fn scan_events(
+    snapshot: ValidSnapshot,
+    trigger: Option<ScanTrigger>,
+    policy: PathPolicy,
+    max_event_size: usize,
+) -> Result<ScanEvents, ServiceError> {
+    let ValidSnapshot {
+        tenant,
+        mut scan,
+        entities,
+    } = snapshot;
+    if let Some(trigger) = trigger {
+        scan.trigger = trigger;
+    }
+    let digest = sv0_codec::digest_hex(&entities).map_err(sv0_codec::EventError::from)?;
+    let scan_id = format!(
+        "scan-{}",
+        stable_hash(
+            "sv0.scan-id.v1",
+            &[
+                tenant.as_str(),
+                &digest,
+                scan.trigger.as_str(),
+                &scan.connector,
+                &scan.observed_at.to_rfc3339()
+            ],
+            20
+        )
+    );
+    let entity_count = entities.len() as u64;
+    let meta = |label: &str| EventMeta {
+        event_id: derived_id(
+            "sv0.scan-event.v1",
+            &tenant,
+            &[scan_id.as_bytes(), label.as_bytes()],
+        ),
+        tenant_id: tenant.clone(),
+        occurred_at: scan.observed_at,
+        actor: format!("connector:{}", scan.connector),
+        causation_id: None,
+        correlation_id: None,
+    };
+    let started = Event {
+        meta: meta("started"),
+        payload: EventPayload::ScanStarted(ScanStarted {
+            scan_id: scan_id.clone(),
+            connector: scan.connector.clone(),
+            trigger: scan.trigger,
+            observed_at: scan.observed_at,
+            deployment: scan.deployment.clone(),
+            policy,
+        }),
+    };
+    let correlation = Some(started.meta.event_id);
+    let mut encoded = vec![new_event(&started)?];
+
+    let chunk_event = |index: u32, entities: Entities| Event {
+        meta: EventMeta {
+            correlation_id: correlation,
+            ..meta(&format!("chunk-{index}"))
+        },
+        payload: EventPayload::ScanChunk(ScanChunk {
+            scan_id: scan_id.clone(),
+            index,
+            entities,
+        }),
+    };
+    let mut pending = vec![entities];
+    let mut chunks = Vec::new();
+    while let Some(part) = pending.pop() {
+        let probe = encode_event(&chunk_event(0, part.clone()))?;
+        if probe.len() <= max_event_size {
+            chunks.push(part);
+            continue;
+        }
+        let len = part.len();
+        if len <= 1 {
+            return Err(ServiceError::EntityTooLarge {
+                max: max_event_size,
+            });
+        }
+        // Halve and retry; the second half is pushed first so parts come out in order.
+        let mut halves = part.split(len.div_ceil(2));
+        let second = halves.pop().unwrap_or_default();
+        let first = halves.pop().unwrap_or_default();
+        pending.push(second);
+        pending.push(first);
+    }
+    let chunk_count = chunks.len() as u32;
+    for (index, part) in chunks.into_iter().enumerate() {
+        encoded.push(new_event(&chunk_event(index as u32, part))?);
+    }
+    let completed = Event {
+        meta: EventMeta {
+            correlation_id: correlation,
+            ..meta("completed")
+        },
+        payload: EventPayload::ScanCompleted(ScanCompleted {
+            scan_id: scan_id.clone(),
+            chunk_count,
+            entity_count,
+            snapshot_digest: digest,
+        }),
+    };
+    encoded.push(new_event(&completed)?);
+    Ok(ScanEvents {
+        scan_id,
+        chunk_count,
+        entity_count,
+        events: encoded,
+    })
+}
+
+/// Encodes an event for the log.
+pub fn new_event(event: &Event) -> Result<NewEvent, ServiceError> {
+    Ok(NewEvent {
+        event_id: event.meta.event_id.0,
+        data: encode_event(event)?,
+    })
+}

@@ -1,0 +1,591 @@
+//! `Service`: the one entry point the CLI (and later the API) drives. It appends commands'
+//! events to the log, keeps the views caught up, seals assessments into packs and answers
+//! queries.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use sv0_codec::decode_event;
+use sv0_domain::delta::{self, DeltaEntry};
+use sv0_domain::events::{
+    Acknowledgement, ApprovalRecorded, Event, EventMeta, EventPayload, KeyRegistered, PackSealed,
+    derived_id,
+};
+use sv0_domain::paths::{AuthorityPath, PathPolicy};
+use sv0_domain::scope::Scope;
+use sv0_domain::snapshot::ScanTrigger;
+use sv0_domain::{TenantId, Timestamp};
+use sv0_log::{AppendError, EmbeddedLog, EventLog, Expected, Seq};
+use sv0_projections::{Baseline, FindingRecord, FindingStatus, ScanRecord, ScanStatus, Views};
+use sv0_signer::{ChainLink, KeyRing, PackFile, PackSigner};
+use tracing::{info, warn};
+
+use crate::data_dir::DataDir;
+use crate::error::ServiceError;
+use crate::import::{new_event, parse_snapshot, scan_events};
+use crate::verify::{ChainVerdict, verify_chains};
+
+/// Attempts at sealing when another signer keeps winning the race.
+const SEAL_ATTEMPTS: usize = 5;
+
+/// A point in the log's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// A log position.
+    Position(Seq),
+    /// A time: the log as it stood then.
+    Time(Timestamp),
+}
+
+impl AsOf {
+    /// Parses a log position (digits) or an RFC 3339 time.
+    pub fn parse(text: &str) -> Result<AsOf, ServiceError> {
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            let seq = text.parse().map_err(|_| {
+                sv0_domain::InvalidInput::new(format!("log position {text} is too large"))
+            })?;
+            return Ok(AsOf::Position(seq));
+        }
+        Ok(AsOf::Time(Timestamp::parse(text)?))
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The scan id.
+    pub scan_id: String,
+    /// True when the same scan was already on the log: nothing was appended.
+    pub duplicate: bool,
+    /// Log positions of the scan's events.
+    pub first_seq: Seq,
+    /// Last position.
+    pub last_seq: Seq,
+    /// Chunks.
+    pub chunk_count: u32,
+    /// Entities.
+    pub entity_count: u64,
+    /// How the views took it.
+    pub scan: Option<ScanRecord>,
+}
+
+/// What an approval recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalReport {
+    /// The new baseline.
+    pub baseline: Baseline,
+    /// Its log position.
+    pub seq: Seq,
+}
+
+/// A scope's delta against its latest baseline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaReport {
+    /// The scope.
+    pub scope: Scope,
+    /// The baseline compared against.
+    pub baseline_version: u32,
+    /// Entries.
+    pub entries: Vec<DeltaEntry>,
+    /// The verdict of the current posture against the baseline.
+    pub verification: delta::Verification,
+}
+
+/// The SV0 service over one log and one set of views.
+pub struct Service<L: EventLog> {
+    data_dir: DataDir,
+    log: L,
+    views: Views,
+    policy: PathPolicy,
+    signer: Option<PackSigner>,
+}
+
+impl Service<EmbeddedLog> {
+    /// Opens the embedded log and views in a data directory and catches the views up.
+    pub async fn open(root: impl AsRef<Path>) -> Result<Service<EmbeddedLog>, ServiceError> {
+        let data_dir = DataDir::create(root)?;
+        let log = EmbeddedLog::open(data_dir.log_path())?;
+        let views = Views::open(data_dir.views_path())?;
+        let service = Service::with_parts(data_dir, log, views);
+        service.views.catch_up(&service.log, None).await?;
+        Ok(service)
+    }
+}
+
+impl<L: EventLog> Service<L> {
+    /// Assembles a service from an open log and views.
+    pub fn with_parts(data_dir: DataDir, log: L, views: Views) -> Service<L> {
+        Service {
+            data_dir,
+            log,
+            views,
+            policy: PathPolicy::default(),
+            signer: None,
+        }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &DataDir {
+        &self.data_dir
+    }
+
+    /// The log.
+    pub fn log(&self) -> &L {
+        &self.log
+    }
+
+    /// The views.
+    pub fn views(&self) -> &Views {
+        &self.views
+    }
+
+    /// Brings the views up to the log's head, seals every pending assessment, and brings the
+    /// views up to the new head (which now holds the packs).
+    pub async fn sync(&mut self) -> Result<Seq, ServiceError> {
+        self.views.catch_up(&self.log, None).await?;
+        self.seal_pending().await?;
+        Ok(self.views.catch_up(&self.log, None).await?)
+    }
+
+    /// Resolves the tenant to act on: the named one, else the only one the views know.
+    pub fn tenant(&self, named: Option<&str>) -> Result<TenantId, ServiceError> {
+        if let Some(name) = named {
+            return Ok(TenantId::new(name)?);
+        }
+        let tenants = self.views.tenants()?;
+        match tenants.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(ServiceError::Tenant(
+                "no tenant has been scanned yet. Import a snapshot with `sv0 scan import FILE`"
+                    .to_string(),
+            )),
+            many => Err(ServiceError::Tenant(format!(
+                "several tenants are known ({}). Name one with --tenant",
+                many.iter()
+                    .map(TenantId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// Validates a snapshot and appends its scan; nothing is appended if anything is wrong.
+    pub async fn import_snapshot(
+        &mut self,
+        json: &[u8],
+        trigger: Option<ScanTrigger>,
+    ) -> Result<ImportReport, ServiceError> {
+        let snapshot = parse_snapshot(json)?;
+        let tenant = snapshot.tenant.clone();
+        let scan = scan_events(snapshot, trigger, self.policy, self.log.max_event_size())?;
+        let subject = format!("{tenant}.scan");
+        let appended = self
+            .log
+            .append(&subject, Expected::Any, scan.events)
+            .await?;
+        let duplicate = appended.duplicates == appended.positions.len();
+        info!(%tenant, scan_id = %scan.scan_id, duplicate, last_seq = appended.last(), "scan appended");
+        self.sync().await?;
+        let record = self
+            .views
+            .scans(&tenant)?
+            .into_iter()
+            .find(|r| r.scan_id == scan.scan_id);
+        Ok(ImportReport {
+            tenant,
+            scan_id: scan.scan_id,
+            duplicate,
+            first_seq: appended.positions.iter().copied().min().unwrap_or(0),
+            last_seq: appended.last(),
+            chunk_count: scan.chunk_count,
+            entity_count: scan.entity_count,
+            scan: record,
+        })
+    }
+
+    /// Records an approval of a scope's current posture by `approver` at `approved_at`.
+    pub async fn approve(
+        &mut self,
+        tenant: &TenantId,
+        scope: &Scope,
+        note: &str,
+        acknowledged: Vec<Acknowledgement>,
+        approver: &str,
+        approved_at: Timestamp,
+    ) -> Result<ApprovalReport, ServiceError> {
+        let posture_seq = self.sync().await?;
+        let paths = self.views.paths(tenant, Some(scope))?;
+        if paths.is_empty() {
+            return Err(ServiceError::EmptyScope {
+                tenant: tenant.to_string(),
+                scope: scope.canonical(),
+            });
+        }
+        let open: BTreeSet<String> = self
+            .views
+            .findings(tenant, Some(scope))?
+            .into_iter()
+            .filter(|r| r.status == FindingStatus::Open)
+            .map(|r| r.finding.finding_id)
+            .collect();
+        for ack in &acknowledged {
+            if !open.contains(&ack.finding_id) {
+                return Err(ServiceError::UnknownFinding {
+                    finding_id: ack.finding_id.clone(),
+                    scope: scope.canonical(),
+                });
+            }
+        }
+        let head = self.views.baseline(tenant, scope, None)?;
+        let version = head.as_ref().map_or(1, |b| b.version + 1);
+        let expected = head
+            .as_ref()
+            .map_or(Expected::NoEvents, |b| Expected::LastSeq(b.approval_seq));
+        let scope_key = scope.key();
+        let mut acknowledged = acknowledged;
+        acknowledged.sort();
+        let event = Event {
+            meta: EventMeta {
+                event_id: derived_id(
+                    "sv0.approval.v1",
+                    tenant,
+                    &[scope_key.as_bytes(), &version.to_be_bytes()],
+                ),
+                tenant_id: tenant.clone(),
+                occurred_at: approved_at,
+                actor: format!("user:{approver}"),
+                causation_id: None,
+                correlation_id: None,
+            },
+            payload: EventPayload::ApprovalRecorded(ApprovalRecorded {
+                scope: scope.clone(),
+                baseline_version: version,
+                approver: approver.to_string(),
+                note: note.to_string(),
+                acknowledged,
+                posture_seq,
+                paths,
+                open_findings: open.into_iter().collect(),
+            }),
+        };
+        let subject = format!("{tenant}.approval.{scope_key}");
+        let appended = match self
+            .log
+            .append(&subject, expected, vec![new_event(&event)?])
+            .await
+        {
+            Ok(appended) => appended,
+            Err(AppendError::Conflict { .. }) => {
+                return Err(ServiceError::Conflict(format!(
+                    "another approval of scope {} was recorded first. Review the posture again and approve the new baseline",
+                    scope.canonical()
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if appended.duplicates > 0 {
+            return Err(ServiceError::Conflict(format!(
+                "baseline v{version} of scope {} was already approved",
+                scope.canonical()
+            )));
+        }
+        self.sync().await?;
+        let baseline = self
+            .views
+            .baseline(tenant, scope, Some(version))?
+            .ok_or_else(|| ServiceError::Conflict("the approval was not applied".to_string()))?;
+        info!(%tenant, scope = %scope, version, approver, "baseline approved");
+        Ok(ApprovalReport {
+            baseline,
+            seq: appended.last(),
+        })
+    }
+
+    /// The delta of a scope against its latest baseline, with the verdict.
+    pub fn delta(&self, tenant: &TenantId, scope: &Scope) -> Result<DeltaReport, ServiceError> {
+        let baseline =
+            self.views
+                .baseline(tenant, scope, None)?
+                .ok_or_else(|| ServiceError::NoBaseline {
+                    tenant: tenant.to_string(),
+                    scope: scope.canonical(),
+                })?;
+        let current = self.views.paths(tenant, Some(scope))?;
+        let entries = delta::compute(&baseline.paths, &current);
+        let verification = delta::verify(baseline.version, &entries, &[]);
+        Ok(DeltaReport {
+            scope: scope.clone(),
+            baseline_version: baseline.version,
+            entries,
+            verification,
+        })
+    }
+
+    /// Paths of a tenant (of a scope), now or as the log stood at `as_of`.
+    pub async fn paths(
+        &self,
+        tenant: &TenantId,
+        scope: Option<&Scope>,
+        as_of: Option<AsOf>,
+    ) -> Result<Vec<AuthorityPath>, ServiceError> {
+        match as_of {
+            None => Ok(self.views.paths(tenant, scope)?),
+            Some(as_of) => Ok(self.replay(as_of).await?.1.paths(tenant, scope)?),
+        }
+    }
+
+    /// Findings of a tenant (of a scope), open and resolved.
+    pub fn findings(
+        &self,
+        tenant: &TenantId,
+        scope: Option<&Scope>,
+    ) -> Result<Vec<FindingRecord>, ServiceError> {
+        Ok(self.views.findings(tenant, scope)?)
+    }
+
+    /// Views folded, in memory, from the log up to a point; returns the position reached.
+    pub async fn replay(&self, as_of: AsOf) -> Result<(Seq, Views), ServiceError> {
+        let until = match as_of {
+            AsOf::Position(seq) => seq,
+            AsOf::Time(time) => self.log.seq_at(time.0).await?,
+        };
+        let views = Views::in_memory()?;
+        let reached = views.catch_up(&self.log, Some(until)).await?;
+        Ok((reached, views))
+    }
+
+    /// Refolds the views from an empty database and swaps them in.
+    pub async fn rebuild(&mut self) -> Result<Seq, ServiceError> {
+        let fresh_path = self.data_dir.root().join("views.rebuild.redb");
+        let _ = std::fs::remove_file(&fresh_path);
+        let fresh = Views::open(&fresh_path)?;
+        let reached = fresh.catch_up(&self.log, None).await?;
+        std::fs::rename(&fresh_path, self.data_dir.views_path()).map_err(|source| {
+            ServiceError::Write {
+                path: self.data_dir.views_path(),
+                source,
+            }
+        })?;
+        // The fresh handle keeps the renamed file open and locked; the old file is unlinked.
+        self.views = fresh;
+        info!(reached, "views rebuilt from the log");
+        Ok(reached)
+    }
+
+    fn signer(&mut self) -> Result<&PackSigner, ServiceError> {
+        if self.signer.is_none() {
+            self.signer = Some(PackSigner::load_or_create(&self.data_dir.keys_dir())?);
+        }
+        // Set just above.
+        Ok(self.signer.as_ref().unwrap_or_else(|| unreachable!()))
+    }
+
+    /// Seals every assessment that has no pack yet, for every tenant.
+    pub async fn seal_pending(&mut self) -> Result<usize, ServiceError> {
+        let mut sealed = 0;
+        for tenant in self.views.tenants()? {
+            let mut attempt = 0;
+            loop {
+                match self.seal_tenant(&tenant).await {
+                    Ok(n) => {
+                        sealed += n;
+                        break;
+                    }
+                    Err(ServiceError::Conflict(message)) if attempt + 1 < SEAL_ATTEMPTS => {
+                        attempt += 1;
+                        warn!(%tenant, attempt, %message, "another signer extended the chain; catching up");
+                        self.views.catch_up(&self.log, None).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(sealed)
+    }
+
+    async fn seal_tenant(&mut self, tenant: &TenantId) -> Result<usize, ServiceError> {
+        let head = self.views.pack_head(tenant)?;
+        let pending = self
+            .views
+            .assessments_after(tenant, head.as_ref().map_or(0, |h| h.assessed_seq))?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let registered = self.views.keys(tenant)?;
+        let signer = self.signer()?;
+        let key_id = signer.key_id().to_string();
+        let registration = signer.registration();
+        if !registered.iter().any(|k| k.key_id == key_id) {
+            self.register_key(tenant, registration).await?;
+        }
+        let signer = self.signer()?;
+        let mut link = head.as_ref().map(|h| ChainLink {
+            index: h.index,
+            pack_id: h.pack_id.clone(),
+            digest: h.digest.clone(),
+        });
+        let mut expected = head
+            .as_ref()
+            .map_or(Expected::NoEvents, |h| Expected::LastSeq(h.seq));
+        let mut events = Vec::new();
+        for assessment in &pending {
+            let pack = sv0_signer::seal(assessment, link.as_ref(), signer)?;
+            link = Some(ChainLink {
+                index: pack.index,
+                pack_id: pack.pack_id.clone(),
+                digest: pack.digest.clone(),
+            });
+            events.push((pack, assessment.assessed_event));
+        }
+        let subject = format!("{tenant}.pack");
+        let count = events.len();
+        for (pack, assessed_event) in events {
+            let event = Event {
+                meta: EventMeta {
+                    event_id: derived_id("sv0.pack.v1", tenant, &[pack.pack_id.as_bytes()]),
+                    tenant_id: tenant.clone(),
+                    occurred_at: pending
+                        .iter()
+                        .find(|a| a.assessed_event == assessed_event)
+                        .map_or(Timestamp(0), |a| a.occurred_at),
+                    actor: "system:signer".to_string(),
+                    causation_id: Some(assessed_event),
+                    correlation_id: None,
+                },
+                payload: EventPayload::PackSealed(pack),
+            };
+            match self
+                .log
+                .append(&subject, expected, vec![new_event(&event)?])
+                .await
+            {
+                Ok(appended) => expected = Expected::LastSeq(appended.last()),
+                Err(AppendError::Conflict { .. }) => {
+                    return Err(ServiceError::Conflict(format!(
+                        "the pack chain of {tenant} moved"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        info!(%tenant, count, "packs sealed");
+        Ok(count)
+    }
+
+    async fn register_key(
+        &self,
+        tenant: &TenantId,
+        registration: KeyRegistered,
+    ) -> Result<(), ServiceError> {
+        let event = Event {
+            meta: EventMeta {
+                event_id: derived_id("sv0.key.v1", tenant, &[registration.key_id.as_bytes()]),
+                tenant_id: tenant.clone(),
+                occurred_at: Timestamp::now(),
+                actor: "system:signer".to_string(),
+                causation_id: None,
+                correlation_id: None,
+            },
+            payload: EventPayload::KeyRegistered(registration),
+        };
+        self.log
+            .append(
+                &format!("{tenant}.key"),
+                Expected::Any,
+                vec![new_event(&event)?],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Every `pack.sealed` and `key.registered` event of a tenant, read from the log itself.
+    async fn chain_from_log(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<(Vec<(Seq, PackSealed)>, Vec<KeyRegistered>), ServiceError> {
+        let mut packs = Vec::new();
+        let mut keys = Vec::new();
+        let mut from = 1;
+        loop {
+            let records = self.log.read(from, None, 1024).await?;
+            let Some(last) = records.last() else { break };
+            from = last.seq + 1;
+            for record in records {
+                let tenant_prefix = format!("{tenant}.");
+                if !record.subject.starts_with(&tenant_prefix) {
+                    continue;
+                }
+                let event = decode_event(&record.data)?;
+                match event.payload {
+                    EventPayload::PackSealed(pack) => packs.push((record.seq, pack)),
+                    EventPayload::KeyRegistered(key) => keys.push(key),
+                    _ => {}
+                }
+            }
+        }
+        Ok((packs, keys))
+    }
+
+    /// Verifies every tenant's chain as recorded on the log: digests, links, signatures (with
+    /// the keys registered on the log), and that each pack's content is what a replay of the
+    /// log produces.
+    pub async fn verify(
+        &mut self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<ChainVerdict>, ServiceError> {
+        self.views.catch_up(&self.log, None).await?;
+        let tenants = match tenant {
+            Some(t) => vec![t.clone()],
+            None => self.views.tenants()?,
+        };
+        let mut chains = Vec::new();
+        for tenant in tenants {
+            let (packs, keys) = self.chain_from_log(&tenant).await?;
+            let mut ring = KeyRing::new();
+            for key in &keys {
+                ring.add_registered(key)?;
+            }
+            chains.push((tenant, packs, ring));
+        }
+        verify_chains(&self.views, chains)
+    }
+
+    /// Writes a tenant's packs (`NNNNNN-<pack id>.json`) and `public-key.pem` to `dir`.
+    pub async fn export_packs(
+        &mut self,
+        tenant: &TenantId,
+        dir: &Path,
+    ) -> Result<usize, ServiceError> {
+        let (packs, keys) = self.chain_from_log(tenant).await?;
+        std::fs::create_dir_all(dir).map_err(|source| ServiceError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let write = |path: std::path::PathBuf, bytes: &[u8]| {
+            std::fs::write(&path, bytes).map_err(|source| ServiceError::Write { path, source })
+        };
+        for (_, sealed) in &packs {
+            let file = PackFile::from_sealed(sealed)?;
+            let mut json = serde_json::to_vec_pretty(&file)?;
+            json.push(b'\n');
+            write(dir.join(file.file_name()), &json)?;
+        }
+        let mut pem = String::new();
+        for key in &keys {
+            let mut ring = KeyRing::new();
+            ring.add_registered(key)?;
+            if let Some(verifying) = ring.get(&key.key_id) {
+                pem.push_str(&sv0_signer::public_key_pem(verifying));
+            }
+        }
+        write(dir.join("public-key.pem"), pem.as_bytes())?;
+        Ok(packs.len())
+    }
+
+    /// Whether a scan was applied.
+    pub fn scan_applied(record: Option<&ScanRecord>) -> bool {
+        record.is_some_and(|r| r.status == ScanStatus::Applied)
+    }
+}

@@ -1,0 +1,65 @@
+//! Verification of the pack chains recorded on the log.
+
+use sv0_domain::TenantId;
+use sv0_domain::events::PackSealed;
+use sv0_log::Seq;
+use sv0_projections::Views;
+use sv0_signer::{BrokenLink, ChainReport, KeyRing, entries_from_sealed, verify_chain};
+
+use crate::error::ServiceError;
+
+/// The verdict on one tenant's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainVerdict {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Intact, or the first broken link.
+    pub result: Result<ChainReport, BrokenLink>,
+}
+
+/// Verifies each chain cryptographically, then checks that every pack seals exactly the
+/// assessment a replay of the log produces for its position.
+pub(crate) fn verify_chains(
+    views: &Views,
+    chains: Vec<(TenantId, Vec<(Seq, PackSealed)>, KeyRing)>,
+) -> Result<Vec<ChainVerdict>, ServiceError> {
+    let mut verdicts = Vec::new();
+    for (tenant, packs, ring) in chains {
+        let entries = entries_from_sealed(&packs);
+        let mut result = verify_chain(&entries, &ring);
+        if result.is_ok() {
+            if let Some(broken) = content_mismatch(views, &tenant, &packs)? {
+                result = Err(broken);
+            }
+        }
+        verdicts.push(ChainVerdict { tenant, result });
+    }
+    Ok(verdicts)
+}
+
+fn content_mismatch(
+    views: &Views,
+    tenant: &TenantId,
+    packs: &[(Seq, PackSealed)],
+) -> Result<Option<BrokenLink>, ServiceError> {
+    for (position, (seq, sealed)) in packs.iter().enumerate() {
+        let body: serde_json::Value = serde_json::from_str(&sealed.body)?;
+        let replayed = views.assessment(tenant, sealed.assessed_seq)?;
+        let matches = match &replayed {
+            Some(assessment) => body.get("assessment") == Some(&serde_json::to_value(assessment)?),
+            None => false,
+        };
+        if !matches {
+            return Ok(Some(BrokenLink {
+                position: position + 1,
+                source: format!("log position {seq}"),
+                pack_id: Some(sealed.pack_id.clone()),
+                reason: format!(
+                    "sealed content differs from the assessment a replay of the log gives for position {}",
+                    sealed.assessed_seq
+                ),
+            }));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,238 @@
+//! Verification of a pack chain with nothing but the packs and public keys.
+//!
+//! For each pack, in chain order: the body's canonical bytes hash to the stated digest; the
+//! index is its position (nothing missing, nothing reordered); id, key and tenant agree between
+//! file and body; the body names the previous pack's id and digest; and the signature over
+//! `PAE(payload type, body)` verifies with the named key. The first failure is reported with the
+//! pack it concerns.
+
+use std::fmt;
+use std::fs;
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use ed25519_dalek::Signature;
+use serde::Deserialize;
+use sv0_domain::events::PackSealed;
+
+use crate::keys::KeyRing;
+use crate::pack::{
+    ChainLink, PACK_FILE_FORMAT, PACK_FORMAT, PAYLOAD_TYPE, PackFile, canonical_json, digest, pae,
+};
+
+/// One pack to verify, with where it came from (a file name, a log position).
+#[derive(Debug, Clone)]
+pub struct ChainEntry {
+    /// Where the pack came from, for messages.
+    pub source: String,
+    /// The pack, or why it could not be read.
+    pub pack: Result<PackFile, String>,
+}
+
+/// An intact chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    /// The tenant of the packs.
+    pub tenant: Option<String>,
+    /// How many packs verified.
+    pub packs: usize,
+    /// The last pack.
+    pub head: Option<ChainLink>,
+}
+
+/// The first broken link of a chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    /// 1-based position in chain order.
+    pub position: usize,
+    /// Where the pack came from.
+    pub source: String,
+    /// Its id, when it could be read.
+    pub pack_id: Option<String>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for BrokenLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pack {} ({}", self.position, self.source)?;
+        if let Some(id) = &self.pack_id {
+            write!(f, ", {id}")?;
+        }
+        write!(f, "): {}", self.reason)
+    }
+}
+
+#[derive(Deserialize)]
+struct BodyHeader {
+    format: String,
+    pack_id: String,
+    index: u64,
+    tenant: String,
+    key_id: String,
+    previous_pack_id: Option<String>,
+    previous_digest: Option<String>,
+}
+
+/// Verifies packs in chain order.
+pub fn verify_chain(entries: &[ChainEntry], keys: &KeyRing) -> Result<ChainReport, BrokenLink> {
+    let mut previous: Option<ChainLink> = None;
+    let mut tenant: Option<String> = None;
+    for (n, entry) in entries.iter().enumerate() {
+        let position = n + 1;
+        let broken = |pack_id: Option<&str>, reason: String| BrokenLink {
+            position,
+            source: entry.source.clone(),
+            pack_id: pack_id.map(str::to_string),
+            reason,
+        };
+        let file = entry
+            .pack
+            .as_ref()
+            .map_err(|e| broken(None, format!("unreadable pack: {e}")))?;
+        let id = Some(file.pack_id.as_str());
+        if file.format != PACK_FILE_FORMAT {
+            return Err(broken(id, format!("unknown file format {:?}", file.format)));
+        }
+        if file.payload_type != PAYLOAD_TYPE {
+            return Err(broken(
+                id,
+                format!("unexpected payload type {:?}", file.payload_type),
+            ));
+        }
+        let bytes = canonical_json(&file.body)
+            .map_err(|e| broken(id, format!("body is not canonicalisable JSON: {e}")))?;
+        if digest(&bytes) != file.digest {
+            return Err(broken(
+                id,
+                "digest mismatch: the pack's content was changed".to_string(),
+            ));
+        }
+        let header: BodyHeader = serde_json::from_value(file.body.clone())
+            .map_err(|e| broken(id, format!("body lacks chain fields: {e}")))?;
+        if header.format != PACK_FORMAT {
+            return Err(broken(
+                id,
+                format!("unknown pack format {:?}", header.format),
+            ));
+        }
+        if header.pack_id != file.pack_id
+            || header.index != file.index
+            || header.key_id != file.key_id
+        {
+            return Err(broken(
+                id,
+                "file header and signed body disagree".to_string(),
+            ));
+        }
+        let expected_index = previous.as_ref().map_or(1, |p| p.index + 1);
+        if header.index > expected_index {
+            return Err(broken(
+                id,
+                format!(
+                    "index {} where {expected_index} was expected: pack(s) {expected_index}..{} are missing",
+                    header.index,
+                    header.index - 1
+                ),
+            ));
+        }
+        if header.index < expected_index {
+            return Err(broken(
+                id,
+                format!(
+                    "index {} where {expected_index} was expected: packs are out of order",
+                    header.index
+                ),
+            ));
+        }
+        match &tenant {
+            Some(t) if *t != header.tenant => {
+                return Err(broken(
+                    id,
+                    format!("tenant {} in a chain of tenant {t}", header.tenant),
+                ));
+            }
+            _ => tenant = Some(header.tenant.clone()),
+        }
+        let (want_id, want_digest) = match &previous {
+            Some(p) => (Some(p.pack_id.as_str()), Some(p.digest.as_str())),
+            None => (None, None),
+        };
+        if header.previous_pack_id.as_deref() != want_id
+            || header.previous_digest.as_deref() != want_digest
+        {
+            return Err(broken(
+                id,
+                "does not link to the previous pack's id and digest".to_string(),
+            ));
+        }
+        let key = keys
+            .get(&file.key_id)
+            .ok_or_else(|| broken(id, format!("signed by unknown key {}", file.key_id)))?;
+        let signature = decode_signature(&file.signature).map_err(|e| broken(id, e))?;
+        key.verify_strict(&pae(&file.payload_type, &bytes), &signature)
+            .map_err(|_| broken(id, "signature does not verify".to_string()))?;
+        previous = Some(ChainLink {
+            index: header.index,
+            pack_id: header.pack_id,
+            digest: file.digest.clone(),
+        });
+    }
+    Ok(ChainReport {
+        tenant,
+        packs: entries.len(),
+        head: previous,
+    })
+}
+
+fn decode_signature(text: &str) -> Result<Signature, String> {
+    // DSSE verifiers accept standard and URL-safe base64.
+    let bytes = STANDARD
+        .decode(text)
+        .or_else(|_| URL_SAFE.decode(text))
+        .map_err(|_| "signature is not base64".to_string())?;
+    let bytes: [u8; 64] = bytes
+        .try_into()
+        .map_err(|_| "signature is not 64 bytes".to_string())?;
+    Ok(Signature::from_bytes(&bytes))
+}
+
+/// The packs of a tenant as sealed on the log, ready for `verify_chain`.
+pub fn entries_from_sealed(packs: &[(u64, PackSealed)]) -> Vec<ChainEntry> {
+    packs
+        .iter()
+        .map(|(seq, sealed)| ChainEntry {
+            source: format!("log position {seq}"),
+            pack: PackFile::from_sealed(sealed).map_err(|e| e.to_string()),
+        })
+        .collect()
+}
+
+/// Reads the pack files of a directory (`NNNNNN-*.json`) in file-name order.
+pub fn entries_from_dir(dir: &Path) -> std::io::Result<Vec<ChainEntry>> {
+    let mut names: Vec<String> = fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| is_pack_file_name(name))
+        .collect();
+    names.sort();
+    let mut entries = Vec::with_capacity(names.len());
+    for name in names {
+        let pack = fs::read(dir.join(&name))
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                serde_json::from_slice::<PackFile>(&bytes).map_err(|e| e.to_string())
+            });
+        entries.push(ChainEntry { source: name, pack });
+    }
+    Ok(entries)
+}
+
+fn is_pack_file_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    name.ends_with(".json")
+        && bytes.len() > 12
+        && bytes[..6].iter().all(u8::is_ascii_digit)
+        && bytes[6] == b'-'
+}

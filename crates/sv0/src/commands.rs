@@ -1,0 +1,460 @@
+//! One function per command: parse what clap could not, call the service, print.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use serde_json::json;
+use sv0_domain::events::Acknowledgement;
+use sv0_domain::scope::Scope;
+use sv0_domain::snapshot::ScanTrigger;
+use sv0_domain::{InvalidInput, Timestamp};
+use sv0_projections::FindingStatus;
+use sv0_service::{AsOf, Service};
+use sv0_signer::{KeyRing, entries_from_dir, verify_chain};
+
+use crate::{
+    ApproveArgs, BaselinesArgs, Cli, Command, DeltaArgs, EXIT_NO, EXIT_OK, ExportCommand,
+    FindingsArgs, ImportArgs, PathsArgs, ScanCommand, TriggerArg, render,
+};
+
+/// Largest snapshot file `scan import` reads.
+const MAX_SNAPSHOT_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Runs one parsed command.
+pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
+    if let Command::Verify(args) = &cli.command {
+        if let (Some(dir), Some(key)) = (&args.packs, &args.public_key) {
+            // Offline verification touches no data directory at all.
+            return verify_offline(dir, key, args.json, out);
+        }
+    }
+    let data_dir = match &cli.data_dir {
+        Some(dir) => dir.clone(),
+        None => default_data_dir()?,
+    };
+    if let Command::Demo(args) = &cli.command {
+        return crate::demo::run(cli.data_dir.clone(), args.json, out).await;
+    }
+    let mut service = Service::open(&data_dir)
+        .await
+        .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+    service.sync().await?;
+    let tenant = cli.tenant.as_deref();
+    match cli.command {
+        Command::Demo(_) => unreachable!("handled above"),
+        Command::Scan(ScanCommand::Import(args)) => import(&mut service, args, out).await,
+        Command::Paths(args) => paths(&service, tenant, args, out).await,
+        Command::Findings(args) => findings(&service, tenant, args, out),
+        Command::Approve(args) => approve(&mut service, tenant, args, out).await,
+        Command::Delta(args) => delta(&service, tenant, args, out),
+        Command::Baselines(args) => baselines(&service, tenant, args, out),
+        Command::Verify(args) => verify_log(&mut service, tenant, args.json, out).await,
+        Command::Export(ExportCommand::Packs(args)) => {
+            let tenant = service.tenant(tenant)?;
+            let count = service.export_packs(&tenant, &args.out).await?;
+            writeln!(
+                out,
+                "wrote {count} pack(s) of tenant {tenant} and public-key.pem to {}",
+                args.out.display()
+            )?;
+            writeln!(
+                out,
+                "verify offline: sv0 verify --packs {0} --public-key {0}/public-key.pem",
+                args.out.display()
+            )?;
+            Ok(EXIT_OK)
+        }
+        Command::Rebuild => {
+            let reached = service.rebuild().await?;
+            writeln!(out, "views rebuilt from the log up to position {reached}")?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    dirs::data_dir()
+        .map(|d| d.join("sv0"))
+        .context("no user data directory is known on this system. Pass --data-dir")
+}
+
+fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn scope_arg(text: &str) -> anyhow::Result<Scope> {
+    Ok(Scope::parse(text)?)
+}
+
+async fn import(
+    service: &mut Service<impl sv0_log::EventLog>,
+    args: ImportArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let size = std::fs::metadata(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?
+        .len();
+    if size > MAX_SNAPSHOT_BYTES {
+        bail!(
+            "{} is {size} bytes; snapshots are limited to {MAX_SNAPSHOT_BYTES} bytes",
+            args.file.display()
+        );
+    }
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let trigger = args.trigger.map(|t| match t {
+        TriggerArg::Manual => ScanTrigger::Manual,
+        TriggerArg::Scheduled => ScanTrigger::Scheduled,
+        TriggerArg::Deployment => ScanTrigger::Deployment,
+        TriggerArg::Remediation => ScanTrigger::Remediation,
+    });
+    let report = service
+        .import_snapshot(&bytes, trigger)
+        .await
+        .with_context(|| {
+            format!(
+                "{} was not imported; nothing was appended",
+                args.file.display()
+            )
+        })?;
+    if args.json {
+        print_json(
+            out,
+            &json!({
+                "tenant": report.tenant,
+                "scan_id": report.scan_id,
+                "duplicate": report.duplicate,
+                "first_seq": report.first_seq,
+                "last_seq": report.last_seq,
+                "chunks": report.chunk_count,
+                "entities": report.entity_count,
+                "status": report.scan.as_ref().map(|s| format!("{:?}", s.status).to_lowercase()),
+                "paths_total": report.scan.as_ref().map(|s| s.paths_total),
+            }),
+        )?;
+        return Ok(EXIT_OK);
+    }
+    if report.duplicate {
+        writeln!(
+            out,
+            "scan {} of tenant {} is already on the log; nothing appended",
+            report.scan_id, report.tenant
+        )?;
+    } else {
+        writeln!(
+            out,
+            "imported scan {} of tenant {}: {} entities in {} chunk(s), log positions {}..{}",
+            report.scan_id,
+            report.tenant,
+            report.entity_count,
+            report.chunk_count,
+            report.first_seq,
+            report.last_seq
+        )?;
+    }
+    match &report.scan {
+        Some(scan) if Service::<sv0_log::EmbeddedLog>::scan_applied(Some(scan)) => {
+            writeln!(out, "{} authority paths now", scan.paths_total)?;
+        }
+        Some(scan) => writeln!(
+            out,
+            "scan rejected: {}",
+            scan.reason.clone().unwrap_or_default()
+        )?,
+        None => {}
+    }
+    Ok(EXIT_OK)
+}
+
+async fn paths(
+    service: &Service<impl sv0_log::EventLog>,
+    tenant: Option<&str>,
+    args: PathsArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let tenant = service.tenant(tenant)?;
+    let scope = args.scope.as_deref().map(scope_arg).transpose()?;
+    let as_of = args.as_of.as_deref().map(AsOf::parse).transpose()?;
+    let paths = service.paths(&tenant, scope.as_ref(), as_of).await?;
+    if args.json {
+        print_json(out, &paths)?;
+        return Ok(EXIT_OK);
+    }
+    let what = scope.as_ref().map_or_else(
+        || format!("tenant {tenant}"),
+        |s| format!("scope {s} of tenant {tenant}"),
+    );
+    let when = args
+        .as_of
+        .map_or_else(String::new, |a| format!(" as of {a}"));
+    writeln!(out, "{} authority path(s) in {what}{when}", paths.len())?;
+    if !paths.is_empty() {
+        writeln!(out, "{}", render::paths(&paths))?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn findings(
+    service: &Service<impl sv0_log::EventLog>,
+    tenant: Option<&str>,
+    args: FindingsArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let tenant = service.tenant(tenant)?;
+    let scope = args.scope.as_deref().map(scope_arg).transpose()?;
+    let mut records = service.findings(&tenant, scope.as_ref())?;
+    if !args.all {
+        records.retain(|r| r.status == FindingStatus::Open);
+    }
+    if args.json {
+        print_json(out, &records)?;
+        return Ok(EXIT_OK);
+    }
+    writeln!(out, "{} finding(s)", records.len())?;
+    if !records.is_empty() {
+        writeln!(out, "{}", render::findings(&records))?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// Parses `FINDING=YYYY-MM-DD`.
+pub fn parse_ack(text: &str) -> Result<Acknowledgement, InvalidInput> {
+    let (finding_id, due) = text.split_once('=').ok_or_else(|| {
+        InvalidInput::new(format!("invalid --ack {text:?}: use FINDING=YYYY-MM-DD"))
+    })?;
+    let due = Timestamp::parse_date(due).or_else(|_| Timestamp::parse(due))?;
+    Ok(Acknowledgement {
+        finding_id: finding_id.trim().to_string(),
+        due,
+    })
+}
+
+async fn approve(
+    service: &mut Service<impl sv0_log::EventLog>,
+    tenant: Option<&str>,
+    args: ApproveArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let tenant = service.tenant(tenant)?;
+    let scope = scope_arg(&args.scope)?;
+    let acks = args
+        .acks
+        .iter()
+        .map(|a| parse_ack(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let approver = service.data_dir().principal()?;
+    let report = service
+        .approve(
+            &tenant,
+            &scope,
+            &args.note,
+            acks,
+            &approver,
+            Timestamp::now(),
+        )
+        .await
+        .context("nothing was approved")?;
+    let b = &report.baseline;
+    if args.json {
+        print_json(out, b)?;
+        return Ok(EXIT_OK);
+    }
+    writeln!(
+        out,
+        "baseline v{} of scope {} locked by {} at {}: {} path(s), {} finding(s) acknowledged (log position {})",
+        b.version,
+        b.scope,
+        b.approver,
+        b.approved_at,
+        b.paths.len(),
+        b.acknowledged.len(),
+        report.seq
+    )?;
+    Ok(EXIT_OK)
+}
+
+fn delta(
+    service: &Service<impl sv0_log::EventLog>,
+    tenant: Option<&str>,
+    args: DeltaArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let tenant = service.tenant(tenant)?;
+    let scope = scope_arg(&args.scope)?;
+    let report = service.delta(&tenant, &scope)?;
+    if args.json {
+        print_json(
+            out,
+            &json!({
+                "tenant": tenant,
+                "scope": report.scope,
+                "baseline_version": report.baseline_version,
+                "delta": report.entries,
+                "verification": report.verification,
+            }),
+        )?;
+        return Ok(EXIT_OK);
+    }
+    writeln!(
+        out,
+        "{} change(s) in scope {} against baseline v{}; {}",
+        report.entries.len(),
+        report.scope,
+        report.baseline_version,
+        report.verification.summary
+    )?;
+    if !report.entries.is_empty() {
+        writeln!(out, "{}", render::delta(&report.entries))?;
+    }
+    let flagged: Vec<_> = report.entries.iter().filter(|e| e.flagged).collect();
+    if !flagged.is_empty() {
+        writeln!(
+            out,
+            "Remediation for the {} flagged change(s):",
+            flagged.len()
+        )?;
+        for entry in flagged {
+            for action in &entry.remediation_actions {
+                writeln!(out, "  • {}", action.text)?;
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn baselines(
+    service: &Service<impl sv0_log::EventLog>,
+    tenant: Option<&str>,
+    args: BaselinesArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let tenant = service.tenant(tenant)?;
+    let scopes = match args.scope.as_deref() {
+        Some(text) => vec![scope_arg(text)?],
+        None => service
+            .views()
+            .baselines(&tenant)?
+            .into_iter()
+            .map(|h| h.scope)
+            .collect(),
+    };
+    let mut all = Vec::new();
+    for scope in &scopes {
+        all.extend(service.views().baseline_history(&tenant, scope)?);
+    }
+    if args.json {
+        print_json(out, &all)?;
+        return Ok(EXIT_OK);
+    }
+    writeln!(out, "{} baseline version(s) in tenant {tenant}", all.len())?;
+    if !all.is_empty() {
+        writeln!(out, "{}", render::baselines(&all))?;
+    }
+    Ok(EXIT_OK)
+}
+
+async fn verify_log(
+    service: &mut Service<impl sv0_log::EventLog>,
+    tenant: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let tenant = tenant.map(sv0_domain::TenantId::new).transpose()?;
+    let verdicts = service.verify(tenant.as_ref()).await?;
+    let intact = verdicts.iter().all(|v| v.result.is_ok());
+    if json {
+        let chains: Vec<_> = verdicts
+            .iter()
+            .map(|v| match &v.result {
+                Ok(report) => json!({
+                    "tenant": v.tenant,
+                    "intact": true,
+                    "packs": report.packs,
+                    "head_digest": report.head.as_ref().map(|h| h.digest.clone()),
+                }),
+                Err(broken) => json!({
+                    "tenant": v.tenant,
+                    "intact": false,
+                    "broken": {"position": broken.position, "source": broken.source, "pack_id": broken.pack_id, "reason": broken.reason},
+                }),
+            })
+            .collect();
+        print_json(out, &json!({ "intact": intact, "chains": chains }))?;
+    } else if verdicts.is_empty() {
+        writeln!(out, "no pack chains on the log yet")?;
+    } else {
+        for verdict in &verdicts {
+            match &verdict.result {
+                Ok(report) => writeln!(
+                    out,
+                    "tenant {}: chain intact: {} pack(s), every digest, link and signature verified; head {}",
+                    verdict.tenant,
+                    report.packs,
+                    report.head.as_ref().map_or("-", |h| h.digest.as_str())
+                )?,
+                Err(broken) => {
+                    writeln!(out, "tenant {}: chain BROKEN at {broken}", verdict.tenant)?
+                }
+            }
+        }
+    }
+    Ok(if intact { EXIT_OK } else { EXIT_NO })
+}
+
+fn verify_offline(dir: &Path, key: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let ring = KeyRing::from_pem_file(key)?;
+    let entries =
+        entries_from_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    if entries.is_empty() {
+        bail!(
+            "{} holds no pack files (NNNNNN-<pack id>.json)",
+            dir.display()
+        );
+    }
+    let result = verify_chain(&entries, &ring);
+    if json {
+        let value = match &result {
+            Ok(report) => json!({
+                "intact": true,
+                "tenant": report.tenant,
+                "packs": report.packs,
+                "head_digest": report.head.as_ref().map(|h| h.digest.clone()),
+            }),
+            Err(broken) => json!({
+                "intact": false,
+                "broken": {"position": broken.position, "source": broken.source, "pack_id": broken.pack_id, "reason": broken.reason},
+            }),
+        };
+        print_json(out, &value)?;
+    } else {
+        match &result {
+            Ok(report) => writeln!(
+                out,
+                "chain intact: {} pack(s) of tenant {}, every digest, link and signature verified; head {}",
+                report.packs,
+                report.tenant.as_deref().unwrap_or("-"),
+                report.head.as_ref().map_or("-", |h| h.digest.as_str())
+            )?,
+            Err(broken) => writeln!(out, "chain BROKEN at {broken}")?,
+        }
+    }
+    Ok(if result.is_ok() { EXIT_OK } else { EXIT_NO })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ack;
+
+    #[test]
+    fn acks_parse_dates_and_times() {
+        let ack = parse_ack("F-0123=2026-03-15").unwrap();
+        assert_eq!(ack.finding_id, "F-0123");
+        assert_eq!(ack.due.to_rfc3339(), "2026-03-15T00:00:00Z");
+        assert!(parse_ack("F-0123").is_err());
+        assert!(parse_ack("F-0123=soon").is_err());
+    }
+}

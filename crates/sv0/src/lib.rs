@@ -1,0 +1,247 @@
+//! The `sv0` command: the CLI definition and the glue between it, `sv0_service::Service` and
+//! the tables of `render`. `run` is the whole program; `main.rs` only maps its result to an
+//! exit code, so tests drive the CLI in-process.
+//!
+//! Exit codes: 0 success; 1 the answer is "no" (a broken pack chain); 2 an error.
+
+mod commands;
+mod demo;
+mod render;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit code for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code when the answer is "no": a chain does not verify.
+pub const EXIT_NO: u8 = 1;
+/// Exit code for errors.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Is it safe to deploy this? Authority paths, baselines, deltas and signed evidence.
+#[derive(Debug, Parser)]
+#[command(name = "sv0", version, about, long_about = None)]
+pub struct Cli {
+    /// Where the log, views and keys live [default: the user's data directory, e.g. ~/.local/share/sv0]
+    #[arg(long, global = true, env = "SV0_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Tenant to act on; may be left out when the data holds one tenant
+    #[arg(long, global = true, env = "SV0_TENANT")]
+    pub tenant: Option<String>,
+    /// Log progress to standard error (-v info, -vv debug)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Tell the whole assurance story over a bundled example tenant, in a fresh data directory
+    Demo(DemoArgs),
+    /// Import scans
+    #[command(subcommand)]
+    Scan(ScanCommand),
+    /// List authority paths (Workload → Identity → Destination → Domain)
+    Paths(PathsArgs),
+    /// List findings
+    Findings(FindingsArgs),
+    /// Approve the current posture of a scope as its next baseline
+    Approve(ApproveArgs),
+    /// Show the path-level delta of a scope against its approved baseline
+    Delta(DeltaArgs),
+    /// List the baseline versions of a tenant
+    Baselines(BaselinesArgs),
+    /// Verify evidence pack chains: from the log, or offline from exported files
+    Verify(VerifyArgs),
+    /// Export evidence
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Refold the views from the log, from an empty database
+    Rebuild,
+}
+
+/// `sv0 demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Print one JSON document instead of tables
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sv0 scan ...`.
+#[derive(Debug, Subcommand)]
+pub enum ScanCommand {
+    /// Validate a snapshot file and append its scan to the log
+    Import(ImportArgs),
+}
+
+/// Scan triggers on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TriggerArg {
+    /// Someone ran it.
+    Manual,
+    /// A schedule ran it.
+    Scheduled,
+    /// A deployment ran it.
+    Deployment,
+    /// Remediation ran it.
+    Remediation,
+}
+
+/// `sv0 scan import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The snapshot (JSON; see schemas/snapshot.schema.json)
+    pub file: PathBuf,
+    /// Override the snapshot's `scan.trigger`
+    #[arg(long, value_enum)]
+    pub trigger: Option<TriggerArg>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sv0 paths`.
+#[derive(Debug, Args)]
+pub struct PathsArgs {
+    /// Workloads to cover: project:NAME, workload:ID, tag:KEY=VALUE or all, comma-separated
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Answer as the log stood at an RFC 3339 time or a log position
+    #[arg(long, value_name = "TIME|POSITION")]
+    pub as_of: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sv0 findings`.
+#[derive(Debug, Args)]
+pub struct FindingsArgs {
+    /// Restrict to a scope's workloads (all scopes when none is named)
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Include resolved findings
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sv0 approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The scope approved
+    #[arg(long)]
+    pub scope: String,
+    /// Notes recorded with the approval
+    #[arg(long)]
+    pub note: String,
+    /// Acknowledge an open finding until a date: FINDING=YYYY-MM-DD (repeatable)
+    #[arg(long = "ack", value_name = "FINDING=DUE")]
+    pub acks: Vec<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sv0 delta`.
+#[derive(Debug, Args)]
+pub struct DeltaArgs {
+    /// The scope
+    #[arg(long)]
+    pub scope: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sv0 baselines`.
+#[derive(Debug, Args)]
+pub struct BaselinesArgs {
+    /// Only this scope
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sv0 verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Verify exported pack files in this directory instead of the log (needs --public-key)
+    #[arg(long, requires = "public_key", value_name = "DIR")]
+    pub packs: Option<PathBuf>,
+    /// PEM public key(s) to verify exported packs with
+    #[arg(long, requires = "packs", value_name = "FILE")]
+    pub public_key: Option<PathBuf>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sv0 export ...`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Write a tenant's packs (one file each, in chain order) and its public key
+    Packs(ExportPacksArgs),
+}
+
+/// `sv0 export packs`.
+#[derive(Debug, Args)]
+pub struct ExportPacksArgs {
+    /// Directory to write to
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Runs the program with these arguments, writing results to `out`. Returns the exit code;
+/// errors are returned for `main` to print.
+pub fn run<I, T>(args: I, out: &mut dyn Write) -> anyhow::Result<u8>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            write!(out, "{e}")?;
+            return Ok(EXIT_OK);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    init_logging(cli.verbose);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(commands::dispatch(cli, out))
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SV0_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // A second initialisation (tests run the CLI many times in one process) is harmless.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

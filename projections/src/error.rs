@@ -1,0 +1,77 @@
+//! Errors of the projections.
+
+use std::path::PathBuf;
+
+use sv0_codec::{DecodeError, EncodeError, EventError};
+use sv0_log::{ReadError, Seq};
+use thiserror::Error;
+
+/// Why a fold or a query failed.
+#[derive(Debug, Error)]
+pub enum ProjectionError {
+    /// redb failed.
+    #[error("view storage failed")]
+    Storage(#[source] redb::Error),
+    /// A value could not be encoded.
+    #[error("cannot encode a view value")]
+    Encode(#[source] EncodeError),
+    /// A stored value does not decode: the views file is damaged or from another version.
+    #[error(
+        "corrupt value in view table {table}. Run `sv0 rebuild` to refold the views from the log"
+    )]
+    CorruptView {
+        /// The table.
+        table: String,
+        /// The cause.
+        #[source]
+        source: DecodeError,
+    },
+    /// An event on the log does not decode; the projector stops rather than skip it.
+    #[error("cannot decode the event at log position {seq}")]
+    Event {
+        /// Its position.
+        seq: Seq,
+        /// The cause.
+        #[source]
+        source: EventError,
+    },
+    /// The log could not be read.
+    #[error("cannot read the log")]
+    Log(#[from] ReadError),
+    /// The views file is held by another process.
+    #[error("the views {path} are in use by another process")]
+    InUse {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The views record a position the log does not have: they were built from another log.
+    #[error("the views are at log position {views} but the log ends at {log}. Run `sv0 rebuild`")]
+    AheadOfLog {
+        /// The views' checkpoint.
+        views: Seq,
+        /// The log's head.
+        log: Seq,
+    },
+    /// A background task failed.
+    #[error("projection worker failed: {0}")]
+    Worker(String),
+}
+
+macro_rules! from_redb {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for ProjectionError {
+            fn from(e: $ty) -> Self {
+                ProjectionError::Storage(e.into())
+            }
+        }
+    )*};
+}
+
+from_redb!(
+    redb::Error,
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::DatabaseError
+);

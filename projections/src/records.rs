@@ -1,0 +1,156 @@
+//! The rows of the views, beyond the domain's own types.
+
+use serde::{Deserialize, Serialize};
+use sv0_domain::events::Acknowledgement;
+use sv0_domain::findings::Finding;
+use sv0_domain::paths::AuthorityPath;
+use sv0_domain::scope::Scope;
+use sv0_domain::snapshot::ScanTrigger;
+use sv0_domain::{EventId, Timestamp};
+
+/// What happened to a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanStatus {
+    /// Folded into the views.
+    Applied,
+    /// Not folded: incomplete or inconsistent; nothing of it was applied.
+    Rejected,
+}
+
+/// A scan as the views saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanRecord {
+    /// Scan id.
+    pub scan_id: String,
+    /// Applied or rejected.
+    pub status: ScanStatus,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+    /// Position of its `scan.completed`.
+    pub completed_seq: u64,
+    /// Why it ran.
+    pub trigger: Option<ScanTrigger>,
+    /// When the sources were read.
+    pub observed_at: Option<Timestamp>,
+    /// Entities in it.
+    pub entity_count: u64,
+    /// Paths after applying it.
+    pub paths_total: u64,
+}
+
+/// What the views know of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantState {
+    /// Last applied scan.
+    pub last_scan_id: String,
+    /// Its position.
+    pub last_scan_seq: u64,
+    /// When its sources were read.
+    pub last_observed_at: Timestamp,
+    /// Paths now.
+    pub paths_total: u64,
+}
+
+/// Where a finding is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingStatus {
+    /// The rule still matches.
+    Open,
+    /// The rule no longer matches.
+    Resolved,
+}
+
+impl FindingStatus {
+    /// The snake_case name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FindingStatus::Open => "open",
+            FindingStatus::Resolved => "resolved",
+        }
+    }
+}
+
+/// An approver's acceptance of an open finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingAck {
+    /// Who accepted it.
+    pub by: String,
+    /// When it must be resolved.
+    pub due: Timestamp,
+    /// When it was accepted.
+    pub at: Timestamp,
+}
+
+/// A finding with its lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingRecord {
+    /// The rule's latest result on the subject.
+    pub finding: Finding,
+    /// Open or resolved.
+    pub status: FindingStatus,
+    /// Position of the scan that opened it.
+    pub opened_seq: u64,
+    /// When (scan time) it opened.
+    pub opened_at: Timestamp,
+    /// Position of the scan that resolved it.
+    pub resolved_seq: Option<u64>,
+    /// When (scan time) it was resolved.
+    pub resolved_at: Option<Timestamp>,
+    /// The acknowledgement, if an approver accepted it.
+    pub acknowledgement: Option<FindingAck>,
+}
+
+/// The current baseline version of a scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaselineHead {
+    /// The scope.
+    pub scope: Scope,
+    /// Latest version.
+    pub version: u32,
+    /// Position of the approval that created it.
+    pub approval_seq: u64,
+}
+
+/// One locked baseline version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// The scope.
+    pub scope: Scope,
+    /// Version, from 1.
+    pub version: u32,
+    /// Who approved.
+    pub approver: String,
+    /// When.
+    pub approved_at: Timestamp,
+    /// Notes.
+    pub note: String,
+    /// Findings accepted with due dates.
+    pub acknowledged: Vec<Acknowledgement>,
+    /// Findings open in the scope at approval.
+    pub open_findings: Vec<String>,
+    /// The approved paths.
+    pub paths: Vec<AuthorityPath>,
+    /// Position of the posture the approver saw.
+    pub posture_seq: u64,
+    /// Position of the approval.
+    pub approval_seq: u64,
+    /// The approval event.
+    pub event_id: EventId,
+}
+
+/// The head of a tenant's pack chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackHead {
+    /// Index of the last pack, from 1.
+    pub index: u64,
+    /// Its id.
+    pub pack_id: String,
+    /// Its digest.
+    pub digest: String,
+    /// Position of the assessment it seals.
+    pub assessed_seq: u64,
+    /// Position of its `pack.sealed` event.
+    pub seq: u64,
+}

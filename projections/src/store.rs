@@ -1,0 +1,172 @@
+//! The views' tables and how keys and values are laid out in them.
+//!
+//! Every table maps bytes to bytes. Keys are components joined by a 0x00 byte (ids never hold
+//! control characters; numbers are fixed-width big-endian so they sort), so a tenant's rows
+//! are one contiguous range. Values are canonical CBOR, so equal content is equal bytes and a
+//! rebuilt database can be compared with an incremental one entry for entry.
+
+use redb::{ReadableTable, Table, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ProjectionError;
+
+/// A view table: bytes to bytes.
+pub type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+/// The projector's position: `views` → last applied log position.
+pub const CHECKPOINTS: Def = TableDefinition::new("checkpoints");
+/// `(tenant, scan_id)` → `ScanStarted` of a scan whose chunks are still arriving.
+pub const SCANS_PENDING: Def = TableDefinition::new("scans_pending");
+/// `(tenant, scan_id, index)` → the chunk's `Entities`.
+pub const SCAN_CHUNKS: Def = TableDefinition::new("scan_chunks");
+/// `(tenant, scan_id)` → `ScanRecord`: applied or rejected, and why.
+pub const SCANS: Def = TableDefinition::new("scans");
+/// `(tenant, kind, id)` → the entity as last observed.
+pub const ENTITIES: Def = TableDefinition::new("entities");
+/// `(tenant, path_id)` → `AuthorityPath`.
+pub const PATHS: Def = TableDefinition::new("paths");
+/// `(tenant, workload_id, path_id)` → empty: the paths of a workload.
+pub const PATHS_BY_WORKLOAD: Def = TableDefinition::new("paths_by_workload");
+/// `(tenant)` → `TenantState`.
+pub const TENANTS: Def = TableDefinition::new("tenants");
+/// `(tenant, finding_id)` → `FindingRecord`.
+pub const FINDINGS: Def = TableDefinition::new("findings");
+/// `(tenant, scope_key)` → `BaselineHead`.
+pub const BASELINES: Def = TableDefinition::new("baselines");
+/// `(tenant, scope_key, version)` → `Baseline`.
+pub const BASELINE_VERSIONS: Def = TableDefinition::new("baseline_versions");
+/// `(tenant, scope_key)` → flagged path ids of the scope's last post-deployment delta.
+pub const SCOPE_FLAGS: Def = TableDefinition::new("scope_flags");
+/// `(tenant, seq)` → `Assessment` awaiting or bearing a seal.
+pub const ASSESSMENTS: Def = TableDefinition::new("assessments");
+/// `(tenant)` → position of the tenant's last assessment.
+pub const ASSESSMENT_CURSOR: Def = TableDefinition::new("assessment_cursor");
+/// `(tenant, index)` → `PackSealed`.
+pub const PACKS: Def = TableDefinition::new("packs");
+/// `(tenant)` → `PackHead`.
+pub const PACK_HEADS: Def = TableDefinition::new("pack_heads");
+/// `(tenant, key_id)` → `KeyRegistered`.
+pub const KEYS: Def = TableDefinition::new("keys");
+
+/// Every table, so that a new database has them all and a dump covers them all.
+pub const ALL_TABLES: [Def; 17] = [
+    CHECKPOINTS,
+    SCANS_PENDING,
+    SCAN_CHUNKS,
+    SCANS,
+    ENTITIES,
+    PATHS,
+    PATHS_BY_WORKLOAD,
+    TENANTS,
+    FINDINGS,
+    BASELINES,
+    BASELINE_VERSIONS,
+    SCOPE_FLAGS,
+    ASSESSMENTS,
+    ASSESSMENT_CURSOR,
+    PACKS,
+    PACK_HEADS,
+    KEYS,
+];
+
+/// A key from components.
+pub fn key(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (n, part) in parts.iter().enumerate() {
+        if n > 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+/// The prefix every key starting with these components shares.
+pub fn prefix(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = key(parts);
+    out.push(0);
+    out
+}
+
+/// The exclusive end of the range of keys starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    // A prefix ends in 0x00, so bumping its last byte to 0x01 ends the range.
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    end
+}
+
+/// Encodes a value for a table.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ProjectionError> {
+    sv0_codec::to_canonical(value).map_err(ProjectionError::Encode)
+}
+
+/// Decodes a table value.
+pub fn decode<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T, ProjectionError> {
+    sv0_codec::from_canonical(bytes).map_err(|source| ProjectionError::CorruptView {
+        table: table.to_string(),
+        source,
+    })
+}
+
+/// Reads and decodes one row.
+pub fn get<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    name: &str,
+    key: &[u8],
+) -> Result<Option<T>, ProjectionError> {
+    match table.get(key)? {
+        Some(value) => Ok(Some(decode(name, value.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Encodes and writes one row.
+pub fn put<T: Serialize + ?Sized>(
+    table: &mut Table<&'static [u8], &'static [u8]>,
+    key: &[u8],
+    value: &T,
+) -> Result<(), ProjectionError> {
+    let bytes = encode(value)?;
+    table.insert(key, bytes.as_slice())?;
+    Ok(())
+}
+
+/// Every row whose key starts with `prefix`, as raw bytes, in key order.
+pub fn scan_raw(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    prefix: &[u8],
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ProjectionError> {
+    let end = prefix_end(prefix);
+    let mut rows = Vec::new();
+    for entry in table.range(prefix..end.as_slice())? {
+        let (k, v) = entry?;
+        rows.push((k.value().to_vec(), v.value().to_vec()));
+    }
+    Ok(rows)
+}
+
+/// Every row whose key starts with `prefix`, decoded, in key order.
+pub fn scan<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    name: &str,
+    prefix: &[u8],
+) -> Result<Vec<T>, ProjectionError> {
+    scan_raw(table, prefix)?
+        .into_iter()
+        .map(|(_, v)| decode(name, &v))
+        .collect()
+}
+
+/// Removes every row whose key starts with `prefix`.
+pub fn remove_prefix(
+    table: &mut Table<&'static [u8], &'static [u8]>,
+    prefix: &[u8],
+) -> Result<(), ProjectionError> {
+    let end = prefix_end(prefix);
+    table.retain_in(prefix..end.as_slice(), |_, _| false)?;
+    Ok(())
+}

@@ -1,0 +1,364 @@
+//! `Views`: the redb database the fold writes and the queries read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::backends::InMemoryBackend;
+use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
+use sv0_domain::TenantId;
+use sv0_domain::assessment::Assessment;
+use sv0_domain::events::{KeyRegistered, PackSealed};
+use sv0_domain::model::Workload;
+use sv0_domain::paths::AuthorityPath;
+use sv0_domain::scope::Scope;
+use sv0_log::{EventLog, Record, Seq};
+use tracing::debug;
+
+use crate::error::ProjectionError;
+use crate::fold::{self, Tables};
+use crate::records::{Baseline, BaselineHead, FindingRecord, PackHead, ScanRecord, TenantState};
+use crate::store::{self, get, key, prefix, scan};
+
+/// Events applied per write transaction when catching up: one commit (one fsync) per batch.
+pub const BATCH_EVENTS: usize = 512;
+/// Bytes of events applied per write transaction at most, so large scans commit in steps.
+const BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+const CHECKPOINT_KEY: &[u8] = b"views";
+
+/// The projected views of the log.
+#[derive(Clone)]
+pub struct Views {
+    db: Arc<Database>,
+}
+
+impl Views {
+    /// Opens (or creates) the views file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Views, ProjectionError> {
+        let path: PathBuf = path.as_ref().to_path_buf();
+        let db = match Database::create(&path) {
+            Ok(db) => db,
+            Err(DatabaseError::DatabaseAlreadyOpen) => return Err(ProjectionError::InUse { path }),
+            Err(e) => return Err(e.into()),
+        };
+        Views::init(db)
+    }
+
+    /// Views in memory, for replays to a point in time.
+    pub fn in_memory() -> Result<Views, ProjectionError> {
+        let db = Database::builder().create_with_backend(InMemoryBackend::new())?;
+        Views::init(db)
+    }
+
+    fn init(db: Database) -> Result<Views, ProjectionError> {
+        let txn = db.begin_write()?;
+        for table in store::ALL_TABLES {
+            txn.open_table(table)?;
+        }
+        txn.commit()?;
+        Ok(Views { db: Arc::new(db) })
+    }
+
+    /// The last log position applied (0 when none is).
+    pub fn checkpoint(&self) -> Result<Seq, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::CHECKPOINTS)?;
+        Ok(get::<u64>(&table, "checkpoints", CHECKPOINT_KEY)?.unwrap_or(0))
+    }
+
+    /// Applies records that follow the checkpoint, in one write transaction together with the
+    /// new checkpoint: either all of them take effect or none does. Records at or before the
+    /// checkpoint are skipped, so a redelivered batch changes nothing.
+    pub fn apply(&self, records: &[Record]) -> Result<Seq, ProjectionError> {
+        let txn = self.db.begin_write()?;
+        let mut checkpoint;
+        {
+            let mut tables = Tables::open(&txn)?;
+            checkpoint =
+                get::<u64>(&tables.checkpoints, "checkpoints", CHECKPOINT_KEY)?.unwrap_or(0);
+            for record in records {
+                if record.seq <= checkpoint {
+                    continue;
+                }
+                let event = sv0_codec::decode_event(&record.data).map_err(|source| {
+                    ProjectionError::Event {
+                        seq: record.seq,
+                        source,
+                    }
+                })?;
+                fold::apply(&mut tables, record, &event)?;
+                checkpoint = record.seq;
+            }
+            store::put(&mut tables.checkpoints, CHECKPOINT_KEY, &checkpoint)?;
+        }
+        txn.commit()?;
+        Ok(checkpoint)
+    }
+
+    /// Applies everything the log holds up to `until` (its head when `None`); returns the new
+    /// checkpoint.
+    pub async fn catch_up<L: EventLog>(
+        &self,
+        log: &L,
+        until: Option<Seq>,
+    ) -> Result<Seq, ProjectionError> {
+        let head = log.head().await?;
+        let target = until.map_or(head, |u| u.min(head));
+        let mut checkpoint = self.checkpoint()?;
+        if checkpoint > head {
+            return Err(ProjectionError::AheadOfLog {
+                views: checkpoint,
+                log: head,
+            });
+        }
+        while checkpoint < target {
+            let records = log.read(checkpoint + 1, Some(target), BATCH_EVENTS).await?;
+            if records.is_empty() {
+                break;
+            }
+            let mut batch = Vec::new();
+            let mut bytes = 0;
+            for record in records {
+                bytes += record.data.len();
+                batch.push(record);
+                if bytes >= BATCH_BYTES {
+                    break;
+                }
+            }
+            let views = self.clone();
+            checkpoint = tokio::task::spawn_blocking(move || views.apply(&batch))
+                .await
+                .map_err(|e| ProjectionError::Worker(e.to_string()))??;
+            debug!(checkpoint, target, "views applied a batch");
+        }
+        Ok(checkpoint)
+    }
+
+    /// Every tenant the views know.
+    pub fn tenants(&self) -> Result<Vec<TenantId>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::TENANTS)?;
+        let mut tenants = Vec::new();
+        for entry in table.iter()? {
+            let (k, _) = entry?;
+            let text = String::from_utf8_lossy(k.value()).into_owned();
+            if let Ok(tenant) = TenantId::new(text) {
+                tenants.push(tenant);
+            }
+        }
+        Ok(tenants)
+    }
+
+    /// What the views know of a tenant.
+    pub fn tenant_state(&self, tenant: &TenantId) -> Result<Option<TenantState>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::TENANTS)?;
+        get(&table, "tenants", &key(&[tenant.as_str().as_bytes()]))
+    }
+
+    /// Every workload of a tenant, sorted by id.
+    pub fn workloads(&self, tenant: &TenantId) -> Result<Vec<Workload>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::ENTITIES)?;
+        scan(
+            &table,
+            "entities",
+            &prefix(&[tenant.as_str().as_bytes(), b"workload"]),
+        )
+    }
+
+    /// The paths of a tenant (of a scope, when given), sorted by path id.
+    pub fn paths(
+        &self,
+        tenant: &TenantId,
+        scope: Option<&Scope>,
+    ) -> Result<Vec<AuthorityPath>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let paths = txn.open_table(store::PATHS)?;
+        let Some(scope) = scope else {
+            return scan(&paths, "paths", &prefix(&[tenant.as_str().as_bytes()]));
+        };
+        let entities = txn.open_table(store::ENTITIES)?;
+        let index = txn.open_table(store::PATHS_BY_WORKLOAD)?;
+        let workloads: Vec<Workload> = scan(
+            &entities,
+            "entities",
+            &prefix(&[tenant.as_str().as_bytes(), b"workload"]),
+        )?;
+        let mut out = Vec::new();
+        for workload in workloads.iter().filter(|w| scope.matches(w)) {
+            let workload_prefix = prefix(&[tenant.as_str().as_bytes(), workload.id.as_bytes()]);
+            for (k, _) in store::scan_raw(&index, &workload_prefix)? {
+                let path_id = &k[workload_prefix.len()..];
+                if let Some(path) = get(
+                    &paths,
+                    "paths",
+                    &key(&[tenant.as_str().as_bytes(), path_id]),
+                )? {
+                    out.push(path);
+                }
+            }
+        }
+        out.sort_by(|a: &AuthorityPath, b| a.path_id.cmp(&b.path_id));
+        Ok(out)
+    }
+
+    /// Findings of a tenant, open and resolved, sorted by id; restricted to a scope's
+    /// workloads when given.
+    pub fn findings(
+        &self,
+        tenant: &TenantId,
+        scope: Option<&Scope>,
+    ) -> Result<Vec<FindingRecord>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::FINDINGS)?;
+        let all: Vec<FindingRecord> =
+            scan(&table, "findings", &prefix(&[tenant.as_str().as_bytes()]))?;
+        let Some(scope) = scope else {
+            return Ok(all);
+        };
+        let workloads: Vec<String> = self
+            .workloads(tenant)?
+            .into_iter()
+            .filter(|w| scope.matches(w))
+            .map(|w| w.id)
+            .collect();
+        Ok(all
+            .into_iter()
+            .filter(|r| r.finding.workloads.iter().any(|w| workloads.contains(w)))
+            .collect())
+    }
+
+    /// Every baselined scope of a tenant.
+    pub fn baselines(&self, tenant: &TenantId) -> Result<Vec<BaselineHead>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::BASELINES)?;
+        scan(&table, "baselines", &prefix(&[tenant.as_str().as_bytes()]))
+    }
+
+    /// A baseline version of a scope; the latest when `version` is `None`.
+    pub fn baseline(
+        &self,
+        tenant: &TenantId,
+        scope: &Scope,
+        version: Option<u32>,
+    ) -> Result<Option<Baseline>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let heads = txn.open_table(store::BASELINES)?;
+        let versions = txn.open_table(store::BASELINE_VERSIONS)?;
+        let scope_key = scope.key();
+        let version = match version {
+            Some(v) => v,
+            None => match get::<BaselineHead>(
+                &heads,
+                "baselines",
+                &key(&[tenant.as_str().as_bytes(), scope_key.as_bytes()]),
+            )? {
+                Some(head) => head.version,
+                None => return Ok(None),
+            },
+        };
+        get(
+            &versions,
+            "baseline_versions",
+            &key(&[
+                tenant.as_str().as_bytes(),
+                scope_key.as_bytes(),
+                &version.to_be_bytes(),
+            ]),
+        )
+    }
+
+    /// Every baseline version of a scope, oldest first.
+    pub fn baseline_history(
+        &self,
+        tenant: &TenantId,
+        scope: &Scope,
+    ) -> Result<Vec<Baseline>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let versions = txn.open_table(store::BASELINE_VERSIONS)?;
+        scan(
+            &versions,
+            "baseline_versions",
+            &prefix(&[tenant.as_str().as_bytes(), scope.key().as_bytes()]),
+        )
+    }
+
+    /// Assessments of a tenant after a log position, in log order.
+    pub fn assessments_after(
+        &self,
+        tenant: &TenantId,
+        after: Seq,
+    ) -> Result<Vec<Assessment>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::ASSESSMENTS)?;
+        let all: Vec<Assessment> = scan(
+            &table,
+            "assessments",
+            &prefix(&[tenant.as_str().as_bytes()]),
+        )?;
+        Ok(all.into_iter().filter(|a| a.assessed_seq > after).collect())
+    }
+
+    /// The assessment of one log position.
+    pub fn assessment(
+        &self,
+        tenant: &TenantId,
+        seq: Seq,
+    ) -> Result<Option<Assessment>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::ASSESSMENTS)?;
+        get(
+            &table,
+            "assessments",
+            &key(&[tenant.as_str().as_bytes(), &seq.to_be_bytes()]),
+        )
+    }
+
+    /// The head of a tenant's pack chain.
+    pub fn pack_head(&self, tenant: &TenantId) -> Result<Option<PackHead>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::PACK_HEADS)?;
+        get(&table, "pack_heads", &key(&[tenant.as_str().as_bytes()]))
+    }
+
+    /// A tenant's packs in chain order.
+    pub fn packs(&self, tenant: &TenantId) -> Result<Vec<PackSealed>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::PACKS)?;
+        scan(&table, "packs", &prefix(&[tenant.as_str().as_bytes()]))
+    }
+
+    /// The signing keys registered for a tenant.
+    pub fn keys(&self, tenant: &TenantId) -> Result<Vec<KeyRegistered>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::KEYS)?;
+        scan(&table, "keys", &prefix(&[tenant.as_str().as_bytes()]))
+    }
+
+    /// Every scan of a tenant, by scan id.
+    pub fn scans(&self, tenant: &TenantId) -> Result<Vec<ScanRecord>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::SCANS)?;
+        scan(&table, "scans", &prefix(&[tenant.as_str().as_bytes()]))
+    }
+
+    /// Every row of every table, for comparing two databases entry for entry.
+    pub fn dump(&self) -> Result<BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let mut out = BTreeMap::new();
+        for handle in txn.list_tables()? {
+            let name = redb::TableHandle::name(&handle).to_string();
+            let definition: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
+            let table = txn.open_table(definition)?;
+            let mut rows = Vec::new();
+            for entry in table.iter()? {
+                let (k, v) = entry?;
+                rows.push((k.value().to_vec(), v.value().to_vec()));
+            }
+            out.insert(name, rows);
+        }
+        Ok(out)
+    }
+}
