@@ -281,33 +281,28 @@ fn entity_rows(entities: &Entities) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Projec
 }
 
 /// Writes what changed between the stored rows under `row_prefix` and `wanted` (keys relative
-/// to the prefix); returns the relative keys removed.
+/// to the prefix): rows that differ are written, rows no longer wanted are removed.
 fn sync_rows(
     table: &mut Table<'_, &'static [u8], &'static [u8]>,
     row_prefix: &[u8],
     wanted: &BTreeMap<Vec<u8>, Vec<u8>>,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ProjectionError> {
+) -> Result<(), ProjectionError> {
     let existing: BTreeMap<Vec<u8>, Vec<u8>> = scan_raw(table, row_prefix)?
         .into_iter()
         .map(|(k, v)| (k[row_prefix.len()..].to_vec(), v))
         .collect();
-    let mut removed = Vec::new();
-    for (rel, old) in &existing {
+    let full = |rel: &[u8]| [row_prefix, rel].concat();
+    for rel in existing.keys() {
         if !wanted.contains_key(rel) {
-            let mut full = row_prefix.to_vec();
-            full.extend_from_slice(rel);
-            table.remove(full.as_slice())?;
-            removed.push((rel.clone(), old.clone()));
+            table.remove(full(rel).as_slice())?;
         }
     }
     for (rel, value) in wanted {
         if existing.get(rel) != Some(value) {
-            let mut full = row_prefix.to_vec();
-            full.extend_from_slice(rel);
-            table.insert(full.as_slice(), value.as_slice())?;
+            table.insert(full(rel).as_slice(), value.as_slice())?;
         }
     }
-    Ok(removed)
+    Ok(())
 }
 
 fn write_entities(

@@ -11,6 +11,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ProjectionError;
 
+/// One raw row: key bytes and value bytes.
+pub type Row = (Vec<u8>, Vec<u8>);
+
 /// A view table: bytes to bytes.
 pub type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
@@ -139,7 +142,7 @@ pub fn put<T: Serialize + ?Sized>(
 pub fn scan_raw(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     prefix: &[u8],
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ProjectionError> {
+) -> Result<Vec<Row>, ProjectionError> {
     let end = prefix_end(prefix);
     let mut rows = Vec::new();
     for entry in table.range(prefix..end.as_slice())? {

@@ -345,7 +345,7 @@ impl Views {
     }
 
     /// Every row of every table, for comparing two databases entry for entry.
-    pub fn dump(&self) -> Result<BTreeMap<String, Vec<(Vec<u8>, Vec<u8>)>>, ProjectionError> {
+    pub fn dump(&self) -> Result<BTreeMap<String, Vec<store::Row>>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let mut out = BTreeMap::new();
         for handle in txn.list_tables()? {

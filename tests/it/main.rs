@@ -1,5 +1,62 @@
 //! SV0's one integration test binary. Each module covers one area end to end with real parts:
-//! the redb-backed log, redb views, real ed25519 keys.
+//! the redb-backed log, redb views, real ed25519 keys, the CLI run in-process.
 
+mod cli;
 mod codec;
 mod log;
+mod packs;
+mod snapshots;
+mod story;
+mod views;
+
+use std::path::{Path, PathBuf};
+
+/// A bundled demo snapshot.
+pub fn demo_snapshot(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/sv0/demo")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The three demo snapshots in story order.
+pub const DEMO_SNAPSHOTS: [&str; 3] = [
+    "contoso-1-initial.json",
+    "contoso-2-deployment.json",
+    "contoso-3-remediation.json",
+];
+
+/// Runs the CLI in-process; returns its exit code and standard output.
+pub fn sv0(args: &[&str]) -> (u8, String) {
+    let mut out = Vec::new();
+    let mut argv = vec!["sv0"];
+    argv.extend_from_slice(args);
+    let code = match sv0::run(argv, &mut out) {
+        Ok(code) => code,
+        Err(e) => {
+            let mut text = String::from_utf8_lossy(&out).into_owned();
+            text.push_str(&format!("error: {e:#}"));
+            return (sv0::EXIT_ERROR, text);
+        }
+    };
+    (code, String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Runs the CLI against a data directory.
+pub fn sv0_in(dir: &Path, args: &[&str]) -> (u8, String) {
+    let dir = dir.to_str().expect("utf-8 temp path");
+    let mut all = vec!["--data-dir", dir];
+    all.extend_from_slice(args);
+    sv0(&all)
+}
+
+/// Runs a future on a fresh multi-threaded runtime. Tests are plain `#[test]`s so that they can
+/// also run the CLI, which builds its own runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(future)
+}

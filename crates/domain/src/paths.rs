@@ -453,17 +453,17 @@ impl<'a> GraphIndex<'a> {
             );
         }
         for rule in &self.entities.classification_rules {
-            if destination.tags.get(&rule.tag) == Some(&rule.value) {
-                if let Some(domain) = lookup(&rule.domain) {
-                    return (
-                        DomainRef {
-                            id: domain.id.clone(),
-                            name: domain.name.clone(),
-                            sensitive: domain.sensitive,
-                        },
-                        Some(rule.id.clone()),
-                    );
-                }
+            if destination.tags.get(&rule.tag) == Some(&rule.value)
+                && let Some(domain) = lookup(&rule.domain)
+            {
+                return (
+                    DomainRef {
+                        id: domain.id.clone(),
+                        name: domain.name.clone(),
+                        sensitive: domain.sensitive,
+                    },
+                    Some(rule.id.clone()),
+                );
             }
         }
         (

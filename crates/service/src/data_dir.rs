@@ -76,10 +76,10 @@ impl DataDir {
 
     /// The approver for CLI approvals: `SV0_PRINCIPAL`, else the configuration's principal.
     pub fn principal(&self) -> Result<String, ServiceError> {
-        if let Ok(principal) = std::env::var(PRINCIPAL_ENV) {
-            if !principal.trim().is_empty() {
-                return Ok(principal.trim().to_string());
-            }
+        if let Ok(principal) = std::env::var(PRINCIPAL_ENV)
+            && !principal.trim().is_empty()
+        {
+            return Ok(principal.trim().to_string());
         }
         self.config()?
             .identity

@@ -107,6 +107,16 @@ pub enum ServiceError {
     /// A pack could not be sealed.
     #[error("cannot seal a pack")]
     Seal(#[from] SealError),
+    /// The command's events are on the log, but bringing the views and packs up to date failed;
+    /// the next command retries that.
+    #[error("the events were appended (log position {last_seq}) but could not be applied yet")]
+    NotApplied {
+        /// Position of the last event appended.
+        last_seq: u64,
+        /// The cause.
+        #[source]
+        source: Box<ServiceError>,
+    },
     /// JSON could not be produced or read.
     #[error("JSON serialisation failed")]
     Json(#[from] serde_json::Error),

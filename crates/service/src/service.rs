@@ -8,8 +8,7 @@ use std::path::Path;
 use sv0_codec::decode_event;
 use sv0_domain::delta::{self, DeltaEntry};
 use sv0_domain::events::{
-    Acknowledgement, ApprovalRecorded, Event, EventMeta, EventPayload, KeyRegistered, PackSealed,
-    derived_id,
+    Acknowledgement, ApprovalRecorded, Event, EventMeta, EventPayload, KeyRegistered, derived_id,
 };
 use sv0_domain::paths::{AuthorityPath, PathPolicy};
 use sv0_domain::scope::Scope;
@@ -23,7 +22,7 @@ use tracing::{info, warn};
 use crate::data_dir::DataDir;
 use crate::error::ServiceError;
 use crate::import::{new_event, parse_snapshot, scan_events};
-use crate::verify::{ChainVerdict, verify_chains};
+use crate::verify::{ChainVerdict, RecordedChain, verify_chains};
 
 /// Attempts at sealing when another signer keeps winning the race.
 const SEAL_ATTEMPTS: usize = 5;
@@ -149,6 +148,21 @@ impl<L: EventLog> Service<L> {
         Ok(self.views.catch_up(&self.log, None).await?)
     }
 
+    /// `sync` after a command appended up to `last_seq`: a failure says the events are on the log.
+    async fn sync_after(&mut self, last_seq: Seq) -> Result<Seq, ServiceError> {
+        self.sync()
+            .await
+            .map_err(|source| ServiceError::NotApplied {
+                last_seq,
+                source: Box::new(source),
+            })
+    }
+
+    /// Brings the views up to the log's head without sealing (for read-only commands).
+    pub async fn catch_up(&self) -> Result<Seq, ServiceError> {
+        Ok(self.views.catch_up(&self.log, None).await?)
+    }
+
     /// Resolves the tenant to act on: the named one, else the only one the views know.
     pub fn tenant(&self, named: Option<&str>) -> Result<TenantId, ServiceError> {
         if let Some(name) = named {
@@ -180,6 +194,8 @@ impl<L: EventLog> Service<L> {
         let snapshot = parse_snapshot(json)?;
         let tenant = snapshot.tenant.clone();
         let scan = scan_events(snapshot, trigger, self.policy, self.log.max_event_size())?;
+        // The scan will be sealed: make sure the key is usable before anything is appended.
+        self.signer()?;
         let subject = format!("{tenant}.scan");
         let appended = self
             .log
@@ -187,7 +203,7 @@ impl<L: EventLog> Service<L> {
             .await?;
         let duplicate = appended.duplicates == appended.positions.len();
         info!(%tenant, scan_id = %scan.scan_id, duplicate, last_seq = appended.last(), "scan appended");
-        self.sync().await?;
+        self.sync_after(appended.last()).await?;
         let record = self
             .views
             .scans(&tenant)?
@@ -215,6 +231,7 @@ impl<L: EventLog> Service<L> {
         approver: &str,
         approved_at: Timestamp,
     ) -> Result<ApprovalReport, ServiceError> {
+        self.signer()?;
         let posture_seq = self.sync().await?;
         let paths = self.views.paths(tenant, Some(scope))?;
         if paths.is_empty() {
@@ -291,7 +308,7 @@ impl<L: EventLog> Service<L> {
                 scope.canonical()
             )));
         }
-        self.sync().await?;
+        self.sync_after(appended.last()).await?;
         let baseline = self
             .views
             .baseline(tenant, scope, Some(version))?
@@ -504,28 +521,36 @@ impl<L: EventLog> Service<L> {
     async fn chain_from_log(
         &self,
         tenant: &TenantId,
-    ) -> Result<(Vec<(Seq, PackSealed)>, Vec<KeyRegistered>), ServiceError> {
+    ) -> Result<(RecordedChain, Vec<KeyRegistered>), ServiceError> {
+        let tenant_prefix = format!("{tenant}.");
         let mut packs = Vec::new();
-        let mut keys = Vec::new();
+        let mut registered = Vec::new();
         let mut from = 1;
         loop {
             let records = self.log.read(from, None, 1024).await?;
             let Some(last) = records.last() else { break };
             from = last.seq + 1;
-            for record in records {
-                let tenant_prefix = format!("{tenant}.");
-                if !record.subject.starts_with(&tenant_prefix) {
-                    continue;
-                }
-                let event = decode_event(&record.data)?;
-                match event.payload {
+            for record in records
+                .iter()
+                .filter(|r| r.subject.starts_with(&tenant_prefix))
+            {
+                match decode_event(&record.data)?.payload {
                     EventPayload::PackSealed(pack) => packs.push((record.seq, pack)),
-                    EventPayload::KeyRegistered(key) => keys.push(key),
+                    EventPayload::KeyRegistered(key) => registered.push(key),
                     _ => {}
                 }
             }
         }
-        Ok((packs, keys))
+        let mut keys = KeyRing::new();
+        for key in &registered {
+            keys.add_registered(key)?;
+        }
+        let chain = RecordedChain {
+            tenant: tenant.clone(),
+            packs,
+            keys,
+        };
+        Ok((chain, registered))
     }
 
     /// Verifies every tenant's chain as recorded on the log: digests, links, signatures (with
@@ -542,12 +567,7 @@ impl<L: EventLog> Service<L> {
         };
         let mut chains = Vec::new();
         for tenant in tenants {
-            let (packs, keys) = self.chain_from_log(&tenant).await?;
-            let mut ring = KeyRing::new();
-            for key in &keys {
-                ring.add_registered(key)?;
-            }
-            chains.push((tenant, packs, ring));
+            chains.push(self.chain_from_log(&tenant).await?.0);
         }
         verify_chains(&self.views, chains)
     }
@@ -558,7 +578,7 @@ impl<L: EventLog> Service<L> {
         tenant: &TenantId,
         dir: &Path,
     ) -> Result<usize, ServiceError> {
-        let (packs, keys) = self.chain_from_log(tenant).await?;
+        let (chain, registered) = self.chain_from_log(tenant).await?;
         std::fs::create_dir_all(dir).map_err(|source| ServiceError::Write {
             path: dir.to_path_buf(),
             source,
@@ -566,22 +586,19 @@ impl<L: EventLog> Service<L> {
         let write = |path: std::path::PathBuf, bytes: &[u8]| {
             std::fs::write(&path, bytes).map_err(|source| ServiceError::Write { path, source })
         };
-        for (_, sealed) in &packs {
+        for (_, sealed) in &chain.packs {
             let file = PackFile::from_sealed(sealed)?;
             let mut json = serde_json::to_vec_pretty(&file)?;
             json.push(b'\n');
             write(dir.join(file.file_name()), &json)?;
         }
-        let mut pem = String::new();
-        for key in &keys {
-            let mut ring = KeyRing::new();
-            ring.add_registered(key)?;
-            if let Some(verifying) = ring.get(&key.key_id) {
-                pem.push_str(&sv0_signer::public_key_pem(verifying));
-            }
-        }
+        let pem: String = registered
+            .iter()
+            .filter_map(|key| chain.keys.get(&key.key_id))
+            .map(sv0_signer::public_key_pem)
+            .collect();
         write(dir.join("public-key.pem"), pem.as_bytes())?;
-        Ok(packs.len())
+        Ok(chain.packs.len())
     }
 
     /// Whether a scan was applied.

@@ -17,20 +17,35 @@ pub struct ChainVerdict {
     pub result: Result<ChainReport, BrokenLink>,
 }
 
+/// A tenant's packs and keys as recorded on the log.
+pub(crate) struct RecordedChain {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// `pack.sealed` events with their positions, in log order.
+    pub packs: Vec<(Seq, PackSealed)>,
+    /// Keys registered on the log.
+    pub keys: KeyRing,
+}
+
 /// Verifies each chain cryptographically, then checks that every pack seals exactly the
 /// assessment a replay of the log produces for its position.
 pub(crate) fn verify_chains(
     views: &Views,
-    chains: Vec<(TenantId, Vec<(Seq, PackSealed)>, KeyRing)>,
+    chains: Vec<RecordedChain>,
 ) -> Result<Vec<ChainVerdict>, ServiceError> {
     let mut verdicts = Vec::new();
-    for (tenant, packs, ring) in chains {
+    for RecordedChain {
+        tenant,
+        packs,
+        keys,
+    } in chains
+    {
         let entries = entries_from_sealed(&packs);
-        let mut result = verify_chain(&entries, &ring);
-        if result.is_ok() {
-            if let Some(broken) = content_mismatch(views, &tenant, &packs)? {
-                result = Err(broken);
-            }
+        let mut result = verify_chain(&entries, &keys);
+        if result.is_ok()
+            && let Some(broken) = content_mismatch(views, &tenant, &packs)?
+        {
+            result = Err(broken);
         }
         verdicts.push(ChainVerdict { tenant, result });
     }

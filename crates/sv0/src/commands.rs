@@ -11,7 +11,7 @@ use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{InvalidInput, Timestamp};
 use sv0_projections::FindingStatus;
-use sv0_service::{AsOf, Service};
+use sv0_service::{AsOf, Service, ServiceError};
 use sv0_signer::{KeyRing, entries_from_dir, verify_chain};
 
 use crate::{
@@ -24,11 +24,11 @@ const MAX_SNAPSHOT_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Runs one parsed command.
 pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
-    if let Command::Verify(args) = &cli.command {
-        if let (Some(dir), Some(key)) = (&args.packs, &args.public_key) {
-            // Offline verification touches no data directory at all.
-            return verify_offline(dir, key, args.json, out);
-        }
+    if let Command::Verify(args) = &cli.command
+        && let (Some(dir), Some(key)) = (&args.packs, &args.public_key)
+    {
+        // Offline verification touches no data directory at all.
+        return verify_offline(dir, key, args.json, out);
     }
     let data_dir = match &cli.data_dir {
         Some(dir) => dir.clone(),
@@ -40,7 +40,15 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     let mut service = Service::open(&data_dir)
         .await
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
-    service.sync().await?;
+    // Read-only commands only catch the views up; commands that write also seal pending packs.
+    if matches!(cli.command, Command::Scan(_) | Command::Approve(_)) {
+        service
+            .sync()
+            .await
+            .context("cannot bring the views and packs up to date")?;
+    } else {
+        service.catch_up().await?;
+    }
     let tenant = cli.tenant.as_deref();
     match cli.command {
         Command::Demo(_) => unreachable!("handled above"),
@@ -86,6 +94,15 @@ fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> anyhow::Result<()
     Ok(())
 }
 
+/// Adds "nothing was appended" to errors of commands that failed before appending.
+fn explain(error: ServiceError, what: String) -> anyhow::Error {
+    if matches!(error, ServiceError::NotApplied { .. }) {
+        anyhow::Error::new(error)
+    } else {
+        anyhow::Error::new(error).context(format!("{what}; nothing was appended"))
+    }
+}
+
 fn scope_arg(text: &str) -> anyhow::Result<Scope> {
     Ok(Scope::parse(text)?)
 }
@@ -115,12 +132,7 @@ async fn import(
     let report = service
         .import_snapshot(&bytes, trigger)
         .await
-        .with_context(|| {
-            format!(
-                "{} was not imported; nothing was appended",
-                args.file.display()
-            )
-        })?;
+        .map_err(|e| explain(e, format!("{} was not imported", args.file.display())))?;
     if args.json {
         print_json(
             out,
@@ -257,7 +269,7 @@ async fn approve(
             Timestamp::now(),
         )
         .await
-        .context("nothing was approved")?;
+        .map_err(|e| explain(e, "nothing was approved".to_string()))?;
     let b = &report.baseline;
     if args.json {
         print_json(out, b)?;
