@@ -164,7 +164,9 @@ fn reassemble(
             entities.len()
         )));
     }
-    let digest = sv0_codec::digest_hex(&entities).map_err(ProjectionError::Encode)?;
+    let digest = sv0_codec::entities_digest(&entities)
+        .map_err(ProjectionError::Encode)?
+        .digest;
     if digest != completed.snapshot_digest {
         return Ok(Err("snapshot digest does not match the chunks".to_string()));
     }

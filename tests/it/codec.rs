@@ -219,6 +219,29 @@ fn golden_vectors_decode_and_reencode_byte_for_byte() {
 }
 
 #[test]
+fn golden_vectors_match_the_cddl_schema() {
+    let cddl = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/events.cddl"),
+    )
+    .unwrap();
+    for event in fixtures() {
+        let bytes = encode_event(&event).unwrap();
+        if let Err(e) = cddl_cat::validate_cbor_bytes("envelope", &cddl, &bytes) {
+            panic!(
+                "{}: does not match schemas/events.cddl: {e}",
+                event.payload.event_type()
+            );
+        }
+    }
+    // The schema is not vacuous: a payload of the wrong shape does not match.
+    let wrong = with_field(
+        "payload",
+        Value::Map(vec![(Value::from("scan_id"), Value::from(7))]),
+    );
+    assert!(cddl_cat::validate_cbor_bytes("envelope", &cddl, &wrong).is_err());
+}
+
+#[test]
 fn encoding_is_deterministic_across_calls() {
     for event in fixtures() {
         assert_eq!(

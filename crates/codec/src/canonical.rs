@@ -64,6 +64,51 @@ pub fn digest_hex<T: Serialize + ?Sized>(value: &T) -> Result<String, EncodeErro
     Ok(sv0_domain::ids::sha256_hex(&bytes))
 }
 
+/// The digest and per-entity encoded sizes of a scan's entities.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntitiesDigest {
+    /// Lowercase hex SHA-256 over, for each entity in `Entities::visit` order, its list name,
+    /// the length of its canonical CBOR (8 bytes, big-endian) and that CBOR.
+    pub digest: String,
+    /// Size of each entity's canonical CBOR, in visit order.
+    pub sizes: Vec<usize>,
+}
+
+/// Hashes a scan's entities one at a time, so memory stays proportional to one entity.
+pub fn entities_digest(
+    entities: &sv0_domain::snapshot::Entities,
+) -> Result<EntitiesDigest, EncodeError> {
+    use sha2::{Digest, Sha256};
+    struct Hashing {
+        hasher: Sha256,
+        sizes: Vec<usize>,
+    }
+    impl sv0_domain::snapshot::EntityVisitor for Hashing {
+        type Error = EncodeError;
+        fn visit<T: Serialize>(&mut self, list: &'static str, item: &T) -> Result<(), EncodeError> {
+            let bytes = to_canonical(item)?;
+            self.hasher.update(list.as_bytes());
+            self.hasher.update((bytes.len() as u64).to_be_bytes());
+            self.hasher.update(&bytes);
+            self.sizes.push(bytes.len());
+            Ok(())
+        }
+    }
+    let mut hashing = Hashing {
+        hasher: Sha256::new(),
+        sizes: Vec::with_capacity(entities.len()),
+    };
+    entities.visit(&mut hashing)?;
+    Ok(EntitiesDigest {
+        digest: hex_lower(&hashing.hasher.finalize()),
+        sizes: hashing.sizes,
+    })
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Reads exactly one canonical CBOR value.
 pub(crate) fn read_value(bytes: &[u8]) -> Result<Value, DecodeError> {
     let mut cursor = Cursor::new(bytes);

@@ -10,5 +10,8 @@
 pub mod canonical;
 pub mod envelope;
 
-pub use canonical::{DecodeError, EncodeError, digest_hex, from_canonical, to_canonical};
+pub use canonical::{
+    DecodeError, EncodeError, EntitiesDigest, digest_hex, entities_digest, from_canonical,
+    to_canonical,
+};
 pub use envelope::{ENVELOPE_VERSION, EventError, decode_event, encode_event};

@@ -141,7 +141,7 @@ pub struct ScanCompleted {
     pub chunk_count: u32,
     /// How many entities in all.
     pub entity_count: u64,
-    /// SHA-256 (hex) of the canonical CBOR of the merged entities; the projector checks it.
+    /// `sv0_codec::entities_digest` of the merged entities (hex); the projector checks it.
     pub snapshot_digest: String,
 }
 

@@ -205,6 +205,14 @@ impl Snapshot {
     }
 }
 
+/// Something that looks at every entity of an `Entities`, e.g. to hash or measure it.
+pub trait EntityVisitor {
+    /// What can go wrong.
+    type Error;
+    /// Called once per entity with the name of its list.
+    fn visit<T: Serialize>(&mut self, list: &'static str, item: &T) -> Result<(), Self::Error>;
+}
+
 /// A snapshot that passed `Snapshot::validate`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidSnapshot {
@@ -251,17 +259,48 @@ impl Entities {
         self
     }
 
-    /// Splits into parts of at most `max_items` entities each, in a fixed order, so that a
-    /// large scan travels as several events. `merge` puts them back together.
-    pub fn split(self, max_items: usize) -> Vec<Entities> {
-        let max_items = max_items.max(1);
+    /// Shows every entity to `visitor`, list by list in field order, each list in its order.
+    /// `split_weighted` walks the same order.
+    pub fn visit<V: EntityVisitor>(&self, visitor: &mut V) -> Result<(), V::Error> {
+        macro_rules! each {
+            ($($field:ident),*) => {$(
+                for item in &self.$field {
+                    visitor.visit(stringify!($field), item)?;
+                }
+            )*};
+        }
+        each!(
+            domains,
+            classification_rules,
+            owners,
+            workloads,
+            identities,
+            credentials,
+            destinations,
+            grants,
+            bindings,
+            evidence
+        );
+        Ok(())
+    }
+
+    /// Splits into parts whose entities' weights (one per entity, in `visit` order) add up to at
+    /// most `budget` each, so that a large scan travels as several events; an entity heavier
+    /// than the budget gets a part of its own. `merge` puts the parts back together.
+    pub fn split_weighted(self, weights: &[usize], budget: usize) -> Vec<Entities> {
         let mut parts = vec![Entities::default()];
+        let mut load = 0usize;
+        let mut weights = weights.iter().copied();
         macro_rules! spread {
             ($($field:ident),*) => {$(
                 for item in self.$field {
-                    if parts.last().map_or(true, |p| p.len() >= max_items) {
+                    let weight = weights.next().unwrap_or(0);
+                    let current_empty = parts.last().is_none_or(Entities::is_empty);
+                    if load + weight > budget && !current_empty {
                         parts.push(Entities::default());
+                        load = 0;
                     }
+                    load += weight;
                     if let Some(part) = parts.last_mut() {
                         part.$field.push(item);
                     }
@@ -280,14 +319,10 @@ impl Entities {
             bindings,
             evidence
         );
-        parts.retain(|p| !p.is_empty());
-        if parts.is_empty() {
-            parts.push(Entities::default());
-        }
         parts
     }
 
-    /// Concatenates parts made by `split` (in order) back into one value.
+    /// Concatenates parts made by `split_weighted` (in order) back into one value.
     pub fn merge(parts: impl IntoIterator<Item = Entities>) -> Entities {
         let mut all = Entities::default();
         for part in parts {

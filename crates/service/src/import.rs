@@ -2,7 +2,6 @@
 //! `scan.completed`, appended as one batch. Ids derive from the content, so importing the same
 //! snapshot twice appends nothing the second time.
 
-use sv0_codec::encode_event;
 use sv0_domain::events::{
     Event, EventMeta, EventPayload, ScanChunk, ScanCompleted, ScanStarted, derived_id,
 };
@@ -12,6 +11,10 @@ use sv0_domain::snapshot::{Entities, ScanTrigger, Snapshot, ValidSnapshot};
 use sv0_log::NewEvent;
 
 use crate::error::ServiceError;
+
+/// Bytes kept free in every chunk event for the envelope, the chunk's fields and the lists'
+/// headers (measured: under 600 bytes; kept generous).
+const CHUNK_OVERHEAD: usize = 2048;
 
 /// Parses and validates snapshot JSON; nothing is appended when this fails.
 pub fn parse_snapshot(json: &[u8]) -> Result<ValidSnapshot, ServiceError> {
@@ -47,7 +50,8 @@ pub fn scan_events(
     if let Some(trigger) = trigger {
         scan.trigger = trigger;
     }
-    let digest = sv0_codec::digest_hex(&entities).map_err(sv0_codec::EventError::from)?;
+    let hashed = sv0_codec::entities_digest(&entities).map_err(sv0_codec::EventError::from)?;
+    let digest = hashed.digest.clone();
     let scan_id = format!(
         "scan-{}",
         stable_hash(
@@ -100,30 +104,24 @@ pub fn scan_events(
             entities,
         }),
     };
-    let mut pending = vec![entities];
-    let mut chunks = Vec::new();
-    while let Some(part) = pending.pop() {
-        let probe = encode_event(&chunk_event(0, part.clone()))?;
-        if probe.len() <= max_event_size {
-            chunks.push(part);
-            continue;
-        }
-        let len = part.len();
-        if len <= 1 {
+    // Each chunk's entities fill at most the event limit less room for the envelope and the
+    // chunk's own field names; an entity that alone exceeds the limit is refused.
+    let budget = max_event_size.saturating_sub(CHUNK_OVERHEAD);
+    if hashed.sizes.iter().any(|&size| size > budget) {
+        return Err(ServiceError::EntityTooLarge {
+            max: max_event_size,
+        });
+    }
+    let chunks = entities.split_weighted(&hashed.sizes, budget);
+    let chunk_count = chunks.len() as u32;
+    for (index, part) in chunks.into_iter().enumerate() {
+        let event = new_event(&chunk_event(index as u32, part))?;
+        if event.data.len() > max_event_size {
             return Err(ServiceError::EntityTooLarge {
                 max: max_event_size,
             });
         }
-        // Halve and retry; the second half is pushed first so parts come out in order.
-        let mut halves = part.split(len.div_ceil(2));
-        let second = halves.pop().unwrap_or_default();
-        let first = halves.pop().unwrap_or_default();
-        pending.push(second);
-        pending.push(first);
-    }
-    let chunk_count = chunks.len() as u32;
-    for (index, part) in chunks.into_iter().enumerate() {
-        encoded.push(new_event(&chunk_event(index as u32, part))?);
+        encoded.push(event);
     }
     let completed = Event {
         meta: EventMeta {
@@ -150,6 +148,6 @@ pub fn scan_events(
 pub fn new_event(event: &Event) -> Result<NewEvent, ServiceError> {
     Ok(NewEvent {
         event_id: event.meta.event_id.0,
-        data: encode_event(event)?,
+        data: sv0_codec::encode_event(event)?,
     })
 }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The test command of README.md, run by CI (.ci/run) on a fresh machine with Rust.
+# It prepares what the tests need, then runs formatting and lint checks and the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --all -- --check
+else
+  echo "warning: rustfmt is not installed; skipping the format check" >&2
+fi
+if cargo clippy --version >/dev/null 2>&1; then
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+else
+  echo "warning: clippy is not installed; skipping the lint check" >&2
+fi
+cargo test --workspace --locked "$@"
