@@ -16,9 +16,7 @@ pub enum ProjectionError {
     #[error("cannot encode a view value")]
     Encode(#[source] EncodeError),
     /// A stored value does not decode: the views file is damaged or from another version.
-    #[error(
-        "corrupt value in view table {table}. Run `sv0 rebuild` to refold the views from the log"
-    )]
+    #[error("corrupt value in view table {table}. Run `sv0 rebuild` to refold the views from the log")]
     CorruptView {
         /// The table.
         table: String,

@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use redb::{Table, WriteTransaction};
 use serde::Serialize;
 use sv0_domain::assessment::{
-    ApprovalAssessment, Assessment, AssessmentKind, FindingMovement, PostureSummary,
-    ScanAssessment, ScanRef, ScopeAssessment,
+    ApprovalAssessment, Assessment, AssessmentKind, FindingMovement, PostureSummary, ScanAssessment, ScanRef,
+    ScopeAssessment,
 };
 use sv0_domain::delta;
 use sv0_domain::events::{
-    ApprovalRecorded, Event, EventPayload, KeyRegistered, PackSealed, ScanChunk, ScanCompleted,
+    ApprovalRecorded, Event, EventFragment, EventPayload, KeyRegistered, PackSealed, ScanChunk, ScanCompleted,
     ScanStarted,
 };
 use sv0_domain::findings;
@@ -24,8 +24,7 @@ use tracing::warn;
 
 use crate::error::ProjectionError;
 use crate::records::{
-    Baseline, BaselineHead, FindingAck, FindingRecord, FindingStatus, PackHead, ScanRecord,
-    ScanStatus, TenantState,
+    Baseline, BaselineHead, FindingAck, FindingRecord, FindingStatus, PackHead, ScanRecord, ScanStatus, TenantState,
 };
 use crate::store::{self, get, key, prefix, put, scan, scan_raw};
 
@@ -48,6 +47,7 @@ pub(crate) struct Tables<'t> {
     packs: Table<'t, &'static [u8], &'static [u8]>,
     pack_heads: Table<'t, &'static [u8], &'static [u8]>,
     keys: Table<'t, &'static [u8], &'static [u8]>,
+    fragments: Table<'t, &'static [u8], &'static [u8]>,
 }
 
 impl<'t> Tables<'t> {
@@ -70,28 +70,59 @@ impl<'t> Tables<'t> {
             packs: txn.open_table(store::PACKS)?,
             pack_heads: txn.open_table(store::PACK_HEADS)?,
             keys: txn.open_table(store::KEYS)?,
+            fragments: txn.open_table(store::FRAGMENTS)?,
         })
     }
 }
 
 /// Applies one event.
-pub(crate) fn apply(
-    t: &mut Tables<'_>,
-    record: &Record,
-    event: &Event,
-) -> Result<(), ProjectionError> {
+pub(crate) fn apply(t: &mut Tables<'_>, record: &Record, event: &Event) -> Result<(), ProjectionError> {
     let tenant = &event.meta.tenant_id;
     let seq = record.seq;
     match &event.payload {
         EventPayload::ScanStarted(started) => scan_started(t, tenant, started),
         EventPayload::ScanChunk(chunk) => scan_chunk(t, tenant, chunk),
         EventPayload::ScanCompleted(completed) => scan_completed(t, tenant, seq, event, completed),
-        EventPayload::ApprovalRecorded(approval) => {
-            approval_recorded(t, tenant, seq, event, approval)
-        }
+        EventPayload::ApprovalRecorded(approval) => approval_recorded(t, tenant, seq, event, approval),
         EventPayload::KeyRegistered(registered) => key_registered(t, tenant, registered),
         EventPayload::PackSealed(sealed) => pack_sealed(t, tenant, seq, sealed),
+        EventPayload::Fragment(fragment) => fragment_received(t, record, tenant, fragment),
     }
+}
+
+/// Keeps a piece of a fragmented event; when the last piece arrives, applies the whole event
+/// at this record's position. An event is never applied from some of its pieces.
+fn fragment_received(
+    t: &mut Tables<'_>,
+    record: &Record,
+    tenant: &TenantId,
+    fragment: &EventFragment,
+) -> Result<(), ProjectionError> {
+    let of = fragment.of.to_hex();
+    let invalid = |reason: String| ProjectionError::Event {
+        seq: record.seq,
+        source: sv0_codec::EventError::InvalidPayload { event_type: "event.fragment".to_string(), reason },
+    };
+    if fragment.index >= fragment.count {
+        return Err(invalid(format!("piece {} of {} of event {of}", fragment.index, fragment.count)));
+    }
+    let piece_prefix = t_prefix(tenant, &[of.as_bytes()]);
+    let piece_key = t_key(tenant, &[of.as_bytes(), &fragment.index.to_be_bytes()]);
+    t.fragments.insert(piece_key.as_slice(), fragment.bytes.0.as_slice())?;
+    let pieces = scan_raw(&t.fragments, &piece_prefix)?;
+    if pieces.len() < fragment.count as usize {
+        return Ok(());
+    }
+    store::remove_prefix(&mut t.fragments, &piece_prefix)?;
+    let bytes: Vec<u8> = pieces.into_iter().flat_map(|(_, piece)| piece).collect();
+    let whole = sv0_codec::decode_event(&bytes).map_err(|source| ProjectionError::Event { seq: record.seq, source })?;
+    if whole.meta.event_id != fragment.of
+        || &whole.meta.tenant_id != tenant
+        || matches!(whole.payload, EventPayload::Fragment(_))
+    {
+        return Err(invalid(format!("the pieces of {of} do not make that event")));
+    }
+    apply(t, record, &whole)
 }
 
 fn t_key(tenant: &TenantId, rest: &[&[u8]]) -> Vec<u8> {
@@ -106,29 +137,13 @@ fn t_prefix(tenant: &TenantId, rest: &[&[u8]]) -> Vec<u8> {
     prefix(&parts)
 }
 
-fn scan_started(
-    t: &mut Tables<'_>,
-    tenant: &TenantId,
-    started: &ScanStarted,
-) -> Result<(), ProjectionError> {
-    put(
-        &mut t.scans_pending,
-        &t_key(tenant, &[started.scan_id.as_bytes()]),
-        started,
-    )
+fn scan_started(t: &mut Tables<'_>, tenant: &TenantId, started: &ScanStarted) -> Result<(), ProjectionError> {
+    put(&mut t.scans_pending, &t_key(tenant, &[started.scan_id.as_bytes()]), started)
 }
 
-fn scan_chunk(
-    t: &mut Tables<'_>,
-    tenant: &TenantId,
-    chunk: &ScanChunk,
-) -> Result<(), ProjectionError> {
+fn scan_chunk(t: &mut Tables<'_>, tenant: &TenantId, chunk: &ScanChunk) -> Result<(), ProjectionError> {
     let index = chunk.index.to_be_bytes();
-    put(
-        &mut t.scan_chunks,
-        &t_key(tenant, &[chunk.scan_id.as_bytes(), &index]),
-        &chunk.entities,
-    )
+    put(&mut t.scan_chunks, &t_key(tenant, &[chunk.scan_id.as_bytes(), &index]), &chunk.entities)
 }
 
 /// Reassembles a scan from its pending rows; any inconsistency rejects the whole scan.
@@ -145,28 +160,16 @@ fn reassemble(
     store::remove_prefix(&mut t.scan_chunks, &chunk_prefix)?;
 
     let Some(started) = started else {
-        return Ok(Err(
-            "no scan.started event precedes scan.completed".to_string()
-        ));
+        return Ok(Err("no scan.started event precedes scan.completed".to_string()));
     };
     if chunks.len() != completed.chunk_count as usize {
-        return Ok(Err(format!(
-            "expected {} chunk(s), found {}",
-            completed.chunk_count,
-            chunks.len()
-        )));
+        return Ok(Err(format!("expected {} chunk(s), found {}", completed.chunk_count, chunks.len())));
     }
     let entities = Entities::merge(chunks);
     if entities.len() as u64 != completed.entity_count {
-        return Ok(Err(format!(
-            "expected {} entities, found {}",
-            completed.entity_count,
-            entities.len()
-        )));
+        return Ok(Err(format!("expected {} entities, found {}", completed.entity_count, entities.len())));
     }
-    let digest = sv0_codec::entities_digest(&entities)
-        .map_err(ProjectionError::Encode)?
-        .digest;
+    let digest = sv0_codec::entities_digest(&entities).map_err(ProjectionError::Encode)?.digest;
     if digest != completed.snapshot_digest {
         return Ok(Err("snapshot digest does not match the chunks".to_string()));
     }
@@ -236,15 +239,7 @@ fn scan_completed(
         findings: movement,
         scopes,
     };
-    store_assessment(
-        t,
-        tenant,
-        seq,
-        event,
-        AssessmentKind::for_trigger(started.trigger),
-        Some(assessment),
-        None,
-    )
+    store_assessment(t, tenant, seq, event, AssessmentKind::for_trigger(started.trigger), Some(assessment), None)
 }
 
 /// One row per entity, keyed `(tenant, kind, id)`.
@@ -257,20 +252,12 @@ fn entity_rows(entities: &Entities) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, Projec
         id: impl Fn(&T) -> &str,
     ) -> Result<(), ProjectionError> {
         for item in items {
-            rows.insert(
-                key(&[kind.as_bytes(), id(item).as_bytes()]),
-                store::encode(item)?,
-            );
+            rows.insert(key(&[kind.as_bytes(), id(item).as_bytes()]), store::encode(item)?);
         }
         Ok(())
     }
     add(&mut rows, "binding", &entities.bindings, |e| &e.id)?;
-    add(
-        &mut rows,
-        "classification_rule",
-        &entities.classification_rules,
-        |e| &e.id,
-    )?;
+    add(&mut rows, "classification_rule", &entities.classification_rules, |e| &e.id)?;
     add(&mut rows, "credential", &entities.credentials, |e| &e.id)?;
     add(&mut rows, "destination", &entities.destinations, |e| &e.id)?;
     add(&mut rows, "domain", &entities.domains, |e| &e.id)?;
@@ -289,10 +276,8 @@ fn sync_rows(
     row_prefix: &[u8],
     wanted: &BTreeMap<Vec<u8>, Vec<u8>>,
 ) -> Result<(), ProjectionError> {
-    let existing: BTreeMap<Vec<u8>, Vec<u8>> = scan_raw(table, row_prefix)?
-        .into_iter()
-        .map(|(k, v)| (k[row_prefix.len()..].to_vec(), v))
-        .collect();
+    let existing: BTreeMap<Vec<u8>, Vec<u8>> =
+        scan_raw(table, row_prefix)?.into_iter().map(|(k, v)| (k[row_prefix.len()..].to_vec(), v)).collect();
     let full = |rel: &[u8]| [row_prefix, rel].concat();
     for rel in existing.keys() {
         if !wanted.contains_key(rel) {
@@ -307,29 +292,18 @@ fn sync_rows(
     Ok(())
 }
 
-fn write_entities(
-    t: &mut Tables<'_>,
-    tenant: &TenantId,
-    entities: &Entities,
-) -> Result<(), ProjectionError> {
+fn write_entities(t: &mut Tables<'_>, tenant: &TenantId, entities: &Entities) -> Result<(), ProjectionError> {
     let rows = entity_rows(entities)?;
     sync_rows(&mut t.entities, &t_prefix(tenant, &[]), &rows)?;
     Ok(())
 }
 
-fn write_paths(
-    t: &mut Tables<'_>,
-    tenant: &TenantId,
-    paths: &[AuthorityPath],
-) -> Result<(), ProjectionError> {
+fn write_paths(t: &mut Tables<'_>, tenant: &TenantId, paths: &[AuthorityPath]) -> Result<(), ProjectionError> {
     let mut rows = BTreeMap::new();
     let mut index = BTreeMap::new();
     for path in paths {
         rows.insert(path.path_id.as_bytes().to_vec(), store::encode(path)?);
-        index.insert(
-            key(&[path.workload.id.as_bytes(), path.path_id.as_bytes()]),
-            Vec::new(),
-        );
+        index.insert(key(&[path.workload.id.as_bytes(), path.path_id.as_bytes()]), Vec::new());
     }
     sync_rows(&mut t.paths, &t_prefix(tenant, &[]), &rows)?;
     sync_rows(&mut t.paths_by_workload, &t_prefix(tenant, &[]), &index)?;
@@ -356,10 +330,7 @@ fn update_findings(
         seen.insert(finding.finding_id.clone());
         let id = finding.finding_id.clone();
         let record = match existing.get(&id) {
-            Some(old) if old.status == FindingStatus::Open => FindingRecord {
-                finding,
-                ..old.clone()
-            },
+            Some(old) if old.status == FindingStatus::Open => FindingRecord { finding, ..old.clone() },
             _ => {
                 movement.opened.push(id.clone());
                 FindingRecord {
@@ -406,22 +377,13 @@ fn assess_scopes(
     for head in heads {
         let scope_key = head.scope.key();
         let version_key = t_key(tenant, &[scope_key.as_bytes(), &head.version.to_be_bytes()]);
-        let Some(baseline) =
-            get::<Baseline>(&t.baseline_versions, "baseline_versions", &version_key)?
-        else {
+        let Some(baseline) = get::<Baseline>(&t.baseline_versions, "baseline_versions", &version_key)? else {
             continue;
         };
-        let in_scope: BTreeSet<&str> = entities
-            .workloads
-            .iter()
-            .filter(|w| head.scope.matches(w))
-            .map(|w| w.id.as_str())
-            .collect();
-        let scope_paths: Vec<AuthorityPath> = paths
-            .iter()
-            .filter(|p| in_scope.contains(p.workload.id.as_str()))
-            .cloned()
-            .collect();
+        let in_scope: BTreeSet<&str> =
+            entities.workloads.iter().filter(|w| head.scope.matches(w)).map(|w| w.id.as_str()).collect();
+        let scope_paths: Vec<AuthorityPath> =
+            paths.iter().filter(|p| in_scope.contains(p.workload.id.as_str())).cloned().collect();
         let entries = delta::compute(&baseline.paths, &scope_paths);
         let flags_key = t_key(tenant, &[scope_key.as_bytes()]);
         let flagged_now: Vec<String> = entries
@@ -433,8 +395,7 @@ fn assess_scopes(
             .collect();
         let verification = match trigger {
             ScanTrigger::Remediation => {
-                let before: Vec<String> =
-                    get(&t.scope_flags, "scope_flags", &flags_key)?.unwrap_or_default();
+                let before: Vec<String> = get(&t.scope_flags, "scope_flags", &flags_key)?.unwrap_or_default();
                 put(&mut t.scope_flags, &flags_key, &flagged_now)?;
                 Some(delta::verify(head.version, &entries, &before))
             }
@@ -485,30 +446,18 @@ fn approval_recorded(
         approval_seq: seq,
         event_id: event.meta.event_id,
     };
-    let version_key = t_key(
-        tenant,
-        &[
-            scope_key.as_bytes(),
-            &approval.baseline_version.to_be_bytes(),
-        ],
-    );
+    let version_key = t_key(tenant, &[scope_key.as_bytes(), &approval.baseline_version.to_be_bytes()]);
     put(&mut t.baseline_versions, &version_key, &baseline)?;
-    let new_head = BaselineHead {
-        scope: approval.scope.clone(),
-        version: approval.baseline_version,
-        approval_seq: seq,
-    };
+    let new_head =
+        BaselineHead { scope: approval.scope.clone(), version: approval.baseline_version, approval_seq: seq };
     put(&mut t.baselines, &head_key, &new_head)?;
     t.scope_flags.remove(head_key.as_slice())?;
 
     for ack in &approval.acknowledged {
         let finding_key = t_key(tenant, &[ack.finding_id.as_bytes()]);
         if let Some(mut record) = get::<FindingRecord>(&t.findings, "findings", &finding_key)? {
-            record.acknowledgement = Some(FindingAck {
-                by: approval.approver.clone(),
-                due: ack.due,
-                at: event.meta.occurred_at,
-            });
+            record.acknowledgement =
+                Some(FindingAck { by: approval.approver.clone(), due: ack.due, at: event.meta.occurred_at });
             put(&mut t.findings, &finding_key, &record)?;
         }
     }
@@ -524,15 +473,7 @@ fn approval_recorded(
         posture: PostureSummary::of(&approval.paths),
         paths: approval.paths.clone(),
     };
-    store_assessment(
-        t,
-        tenant,
-        seq,
-        event,
-        AssessmentKind::Approval,
-        None,
-        Some(assessment),
-    )
+    store_assessment(t, tenant, seq, event, AssessmentKind::Approval, None, Some(assessment))
 }
 
 fn store_assessment(
@@ -556,32 +497,15 @@ fn store_assessment(
         scan,
         approval,
     };
-    put(
-        &mut t.assessments,
-        &t_key(tenant, &[&seq.to_be_bytes()]),
-        &assessment,
-    )?;
+    put(&mut t.assessments, &t_key(tenant, &[&seq.to_be_bytes()]), &assessment)?;
     put(&mut t.assessment_cursor, &cursor_key, &seq)
 }
 
-fn key_registered(
-    t: &mut Tables<'_>,
-    tenant: &TenantId,
-    registered: &KeyRegistered,
-) -> Result<(), ProjectionError> {
-    put(
-        &mut t.keys,
-        &t_key(tenant, &[registered.key_id.as_bytes()]),
-        registered,
-    )
+fn key_registered(t: &mut Tables<'_>, tenant: &TenantId, registered: &KeyRegistered) -> Result<(), ProjectionError> {
+    put(&mut t.keys, &t_key(tenant, &[registered.key_id.as_bytes()]), registered)
 }
 
-fn pack_sealed(
-    t: &mut Tables<'_>,
-    tenant: &TenantId,
-    seq: u64,
-    sealed: &PackSealed,
-) -> Result<(), ProjectionError> {
+fn pack_sealed(t: &mut Tables<'_>, tenant: &TenantId, seq: u64, sealed: &PackSealed) -> Result<(), ProjectionError> {
     let head_key = t_key(tenant, &[]);
     let head: Option<PackHead> = get(&t.pack_heads, "pack_heads", &head_key)?;
     let expected = head.as_ref().map_or(1, |h| h.index + 1);
@@ -589,11 +513,7 @@ fn pack_sealed(
         warn!(%tenant, seq, index = sealed.index, expected, "pack with an unexpected index ignored");
         return Ok(());
     }
-    put(
-        &mut t.packs,
-        &t_key(tenant, &[&sealed.index.to_be_bytes()]),
-        sealed,
-    )?;
+    put(&mut t.packs, &t_key(tenant, &[&sealed.index.to_be_bytes()]), sealed)?;
     let new_head = PackHead {
         index: sealed.index,
         pack_id: sealed.pack_id.clone(),

@@ -23,7 +23,6 @@ mod views;
 
 pub use error::ProjectionError;
 pub use records::{
-    Baseline, BaselineHead, FindingAck, FindingRecord, FindingStatus, PackHead, ScanRecord,
-    ScanStatus, TenantState,
+    Baseline, BaselineHead, FindingAck, FindingRecord, FindingStatus, PackHead, ScanRecord, ScanStatus, TenantState,
 };
 pub use views::{BATCH_EVENTS, Views};

@@ -2,8 +2,9 @@
 //!
 //! Every table maps bytes to bytes. Keys are components joined by a 0x00 byte (ids never hold
 //! control characters; numbers are fixed-width big-endian so they sort), so a tenant's rows
-//! are one contiguous range. Values are canonical CBOR, so equal content is equal bytes and a
-//! rebuilt database can be compared with an incremental one entry for entry.
+//! are one contiguous range. Values are deterministic CBOR (`sv0_codec::to_stable`), so equal
+//! content is equal bytes and a rebuilt database can be compared with an incremental one entry
+//! for entry.
 
 use redb::{ReadableTable, Table, TableDefinition};
 use serde::Serialize;
@@ -51,9 +52,11 @@ pub const PACKS: Def = TableDefinition::new("packs");
 pub const PACK_HEADS: Def = TableDefinition::new("pack_heads");
 /// `(tenant, key_id)` → `KeyRegistered`.
 pub const KEYS: Def = TableDefinition::new("keys");
+/// `(tenant, event id, index)` → a piece of a fragmented event whose other pieces are pending.
+pub const FRAGMENTS: Def = TableDefinition::new("fragments");
 
 /// Every table, so that a new database has them all and a dump covers them all.
-pub const ALL_TABLES: [Def; 17] = [
+pub const ALL_TABLES: [Def; 18] = [
     CHECKPOINTS,
     SCANS_PENDING,
     SCAN_CHUNKS,
@@ -71,6 +74,7 @@ pub const ALL_TABLES: [Def; 17] = [
     PACKS,
     PACK_HEADS,
     KEYS,
+    FRAGMENTS,
 ];
 
 /// A key from components.
@@ -104,15 +108,12 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 
 /// Encodes a value for a table.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ProjectionError> {
-    sv0_codec::to_canonical(value).map_err(ProjectionError::Encode)
+    sv0_codec::to_stable(value).map_err(ProjectionError::Encode)
 }
 
 /// Decodes a table value.
 pub fn decode<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T, ProjectionError> {
-    sv0_codec::from_canonical(bytes).map_err(|source| ProjectionError::CorruptView {
-        table: table.to_string(),
-        source,
-    })
+    sv0_codec::from_stable(bytes).map_err(|source| ProjectionError::CorruptView { table: table.to_string(), source })
 }
 
 /// Reads and decodes one row.
@@ -158,17 +159,11 @@ pub fn scan<T: DeserializeOwned>(
     name: &str,
     prefix: &[u8],
 ) -> Result<Vec<T>, ProjectionError> {
-    scan_raw(table, prefix)?
-        .into_iter()
-        .map(|(_, v)| decode(name, &v))
-        .collect()
+    scan_raw(table, prefix)?.into_iter().map(|(_, v)| decode(name, &v)).collect()
 }
 
 /// Removes every row whose key starts with `prefix`.
-pub fn remove_prefix(
-    table: &mut Table<&'static [u8], &'static [u8]>,
-    prefix: &[u8],
-) -> Result<(), ProjectionError> {
+pub fn remove_prefix(table: &mut Table<&'static [u8], &'static [u8]>, prefix: &[u8]) -> Result<(), ProjectionError> {
     let end = prefix_end(prefix);
     table.retain_in(prefix..end.as_slice(), |_, _| false)?;
     Ok(())

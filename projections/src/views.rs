@@ -75,18 +75,13 @@ impl Views {
         let mut checkpoint;
         {
             let mut tables = Tables::open(&txn)?;
-            checkpoint =
-                get::<u64>(&tables.checkpoints, "checkpoints", CHECKPOINT_KEY)?.unwrap_or(0);
+            checkpoint = get::<u64>(&tables.checkpoints, "checkpoints", CHECKPOINT_KEY)?.unwrap_or(0);
             for record in records {
                 if record.seq <= checkpoint {
                     continue;
                 }
-                let event = sv0_codec::decode_event(&record.data).map_err(|source| {
-                    ProjectionError::Event {
-                        seq: record.seq,
-                        source,
-                    }
-                })?;
+                let event = sv0_codec::decode_event(&record.data)
+                    .map_err(|source| ProjectionError::Event { seq: record.seq, source })?;
                 fold::apply(&mut tables, record, &event)?;
                 checkpoint = record.seq;
             }
@@ -98,19 +93,12 @@ impl Views {
 
     /// Applies everything the log holds up to `until` (its head when `None`); returns the new
     /// checkpoint.
-    pub async fn catch_up<L: EventLog>(
-        &self,
-        log: &L,
-        until: Option<Seq>,
-    ) -> Result<Seq, ProjectionError> {
+    pub async fn catch_up<L: EventLog>(&self, log: &L, until: Option<Seq>) -> Result<Seq, ProjectionError> {
         let head = log.head().await?;
         let target = until.map_or(head, |u| u.min(head));
         let mut checkpoint = self.checkpoint()?;
         if checkpoint > head {
-            return Err(ProjectionError::AheadOfLog {
-                views: checkpoint,
-                log: head,
-            });
+            return Err(ProjectionError::AheadOfLog { views: checkpoint, log: head });
         }
         while checkpoint < target {
             let records = log.read(checkpoint + 1, Some(target), BATCH_EVENTS).await?;
@@ -161,19 +149,11 @@ impl Views {
     pub fn workloads(&self, tenant: &TenantId) -> Result<Vec<Workload>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::ENTITIES)?;
-        scan(
-            &table,
-            "entities",
-            &prefix(&[tenant.as_str().as_bytes(), b"workload"]),
-        )
+        scan(&table, "entities", &prefix(&[tenant.as_str().as_bytes(), b"workload"]))
     }
 
     /// The paths of a tenant (of a scope, when given), sorted by path id.
-    pub fn paths(
-        &self,
-        tenant: &TenantId,
-        scope: Option<&Scope>,
-    ) -> Result<Vec<AuthorityPath>, ProjectionError> {
+    pub fn paths(&self, tenant: &TenantId, scope: Option<&Scope>) -> Result<Vec<AuthorityPath>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let paths = txn.open_table(store::PATHS)?;
         let Some(scope) = scope else {
@@ -181,21 +161,14 @@ impl Views {
         };
         let entities = txn.open_table(store::ENTITIES)?;
         let index = txn.open_table(store::PATHS_BY_WORKLOAD)?;
-        let workloads: Vec<Workload> = scan(
-            &entities,
-            "entities",
-            &prefix(&[tenant.as_str().as_bytes(), b"workload"]),
-        )?;
+        let workloads: Vec<Workload> =
+            scan(&entities, "entities", &prefix(&[tenant.as_str().as_bytes(), b"workload"]))?;
         let mut out = Vec::new();
         for workload in workloads.iter().filter(|w| scope.matches(w)) {
             let workload_prefix = prefix(&[tenant.as_str().as_bytes(), workload.id.as_bytes()]);
             for (k, _) in store::scan_raw(&index, &workload_prefix)? {
                 let path_id = &k[workload_prefix.len()..];
-                if let Some(path) = get(
-                    &paths,
-                    "paths",
-                    &key(&[tenant.as_str().as_bytes(), path_id]),
-                )? {
+                if let Some(path) = get(&paths, "paths", &key(&[tenant.as_str().as_bytes(), path_id]))? {
                     out.push(path);
                 }
             }
@@ -206,28 +179,16 @@ impl Views {
 
     /// Findings of a tenant, open and resolved, sorted by id; restricted to a scope's
     /// workloads when given.
-    pub fn findings(
-        &self,
-        tenant: &TenantId,
-        scope: Option<&Scope>,
-    ) -> Result<Vec<FindingRecord>, ProjectionError> {
+    pub fn findings(&self, tenant: &TenantId, scope: Option<&Scope>) -> Result<Vec<FindingRecord>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::FINDINGS)?;
-        let all: Vec<FindingRecord> =
-            scan(&table, "findings", &prefix(&[tenant.as_str().as_bytes()]))?;
+        let all: Vec<FindingRecord> = scan(&table, "findings", &prefix(&[tenant.as_str().as_bytes()]))?;
         let Some(scope) = scope else {
             return Ok(all);
         };
-        let workloads: Vec<String> = self
-            .workloads(tenant)?
-            .into_iter()
-            .filter(|w| scope.matches(w))
-            .map(|w| w.id)
-            .collect();
-        Ok(all
-            .into_iter()
-            .filter(|r| r.finding.workloads.iter().any(|w| workloads.contains(w)))
-            .collect())
+        let workloads: Vec<String> =
+            self.workloads(tenant)?.into_iter().filter(|w| scope.matches(w)).map(|w| w.id).collect();
+        Ok(all.into_iter().filter(|r| r.finding.workloads.iter().any(|w| workloads.contains(w))).collect())
     }
 
     /// Every baselined scope of a tenant.
@@ -262,58 +223,30 @@ impl Views {
         get(
             &versions,
             "baseline_versions",
-            &key(&[
-                tenant.as_str().as_bytes(),
-                scope_key.as_bytes(),
-                &version.to_be_bytes(),
-            ]),
+            &key(&[tenant.as_str().as_bytes(), scope_key.as_bytes(), &version.to_be_bytes()]),
         )
     }
 
     /// Every baseline version of a scope, oldest first.
-    pub fn baseline_history(
-        &self,
-        tenant: &TenantId,
-        scope: &Scope,
-    ) -> Result<Vec<Baseline>, ProjectionError> {
+    pub fn baseline_history(&self, tenant: &TenantId, scope: &Scope) -> Result<Vec<Baseline>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let versions = txn.open_table(store::BASELINE_VERSIONS)?;
-        scan(
-            &versions,
-            "baseline_versions",
-            &prefix(&[tenant.as_str().as_bytes(), scope.key().as_bytes()]),
-        )
+        scan(&versions, "baseline_versions", &prefix(&[tenant.as_str().as_bytes(), scope.key().as_bytes()]))
     }
 
     /// Assessments of a tenant after a log position, in log order.
-    pub fn assessments_after(
-        &self,
-        tenant: &TenantId,
-        after: Seq,
-    ) -> Result<Vec<Assessment>, ProjectionError> {
+    pub fn assessments_after(&self, tenant: &TenantId, after: Seq) -> Result<Vec<Assessment>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::ASSESSMENTS)?;
-        let all: Vec<Assessment> = scan(
-            &table,
-            "assessments",
-            &prefix(&[tenant.as_str().as_bytes()]),
-        )?;
+        let all: Vec<Assessment> = scan(&table, "assessments", &prefix(&[tenant.as_str().as_bytes()]))?;
         Ok(all.into_iter().filter(|a| a.assessed_seq > after).collect())
     }
 
     /// The assessment of one log position.
-    pub fn assessment(
-        &self,
-        tenant: &TenantId,
-        seq: Seq,
-    ) -> Result<Option<Assessment>, ProjectionError> {
+    pub fn assessment(&self, tenant: &TenantId, seq: Seq) -> Result<Option<Assessment>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::ASSESSMENTS)?;
-        get(
-            &table,
-            "assessments",
-            &key(&[tenant.as_str().as_bytes(), &seq.to_be_bytes()]),
-        )
+        get(&table, "assessments", &key(&[tenant.as_str().as_bytes(), &seq.to_be_bytes()]))
     }
 
     /// The head of a tenant's pack chain.

@@ -11,42 +11,27 @@ fn scanned() -> TempDir {
     let dir = TempDir::new();
     let file = dir.join("scan.json");
     std::fs::write(&file, demo_snapshot(DEMO_SNAPSHOTS[0])).unwrap();
-    let (code, out) = sv0_in(
-        &dir.join("data"),
-        &["scan", "import", file.to_str().unwrap()],
-    );
+    let (code, out) = sv0_in(&dir.join("data"), &["scan", "import", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("9 authority paths now"), "{out}");
     dir
 }
 
 fn configure_approver(data: &Path, principal: &str) {
-    std::fs::write(
-        data.join("sv0.toml"),
-        format!("[identity]\nprincipal = \"{principal}\"\n"),
-    )
-    .unwrap();
+    std::fs::write(data.join("sv0.toml"), format!("[identity]\nprincipal = \"{principal}\"\n")).unwrap();
 }
 
 fn log_head(data: &Path) -> u64 {
     use sv0_log::EventLog;
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        sv0_log::EmbeddedLog::open(data.join("log.redb"))
-            .unwrap()
-            .head()
-            .await
-            .unwrap()
-    })
+    rt.block_on(async { sv0_log::EmbeddedLog::open(data.join("log.redb")).unwrap().head().await.unwrap() })
 }
 
 #[test]
 fn help_lists_the_commands() {
     let (code, out) = sv0(&["--help"]);
     assert_eq!(code, 0);
-    for command in [
-        "demo", "scan", "paths", "findings", "approve", "delta", "verify", "export", "rebuild",
-    ] {
+    for command in ["demo", "scan", "paths", "findings", "approve", "delta", "verify", "export", "rebuild"] {
         assert!(out.contains(command), "help lacks {command}: {out}");
     }
 }
@@ -56,30 +41,15 @@ fn approve_records_the_configured_principal_and_acknowledgements() {
     let dir = scanned();
     let data = dir.join("data");
     configure_approver(&data, "sam.reviewer@contoso.example");
-    let (code, out) = sv0_in(
-        &data,
-        &["findings", "--scope", "project:HR-Automation", "--json"],
-    );
+    let (code, out) = sv0_in(&data, &["findings", "--scope", "project:HR-Automation", "--json"]);
     assert_eq!(code, 0, "{out}");
     let findings: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(findings.len(), 6);
-    let first = findings[0]["finding"]["finding_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = findings[0]["finding"]["finding_id"].as_str().unwrap().to_string();
     let ack = format!("{first}=2026-03-15");
     let (code, out) = sv0_in(
         &data,
-        &[
-            "approve",
-            "--scope",
-            "project:HR-Automation",
-            "--note",
-            "ok for release 1",
-            "--ack",
-            &ack,
-            "--json",
-        ],
+        &["approve", "--scope", "project:HR-Automation", "--note", "ok for release 1", "--ack", &ack, "--json"],
     );
     assert_eq!(code, 0, "{out}");
     let baseline: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -91,16 +61,10 @@ fn approve_records_the_configured_principal_and_acknowledgements() {
     assert_eq!(baseline["paths"].as_array().unwrap().len(), 4);
 
     let (_, out) = sv0_in(&data, &["findings", "--scope", "project:HR-Automation"]);
-    assert!(
-        out.contains("by sam.reviewer@contoso.example until 2026-03-15"),
-        "{out}"
-    );
+    assert!(out.contains("by sam.reviewer@contoso.example until 2026-03-15"), "{out}");
     let (code, out) = sv0_in(&data, &["delta", "--scope", "project:HR-Automation"]);
     assert_eq!(code, 0, "{out}");
-    assert!(
-        out.contains("0 change(s)") && out.contains("matches baseline v1 exactly"),
-        "{out}"
-    );
+    assert!(out.contains("0 change(s)") && out.contains("matches baseline v1 exactly"), "{out}");
 }
 
 #[test]
@@ -108,10 +72,7 @@ fn approve_without_a_configured_identity_is_refused_and_appends_nothing() {
     let dir = scanned();
     let data = dir.join("data");
     let head = log_head(&data);
-    let (code, out) = sv0_in(
-        &data,
-        &["approve", "--scope", "project:HR-Automation", "--note", "n"],
-    );
+    let (code, out) = sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "n"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("no approver identity is configured"), "{out}");
     assert_eq!(log_head(&data), head);
@@ -125,35 +86,12 @@ fn approve_refuses_unknown_findings_bad_acks_and_empty_scopes() {
     let head = log_head(&data);
     let cases: [(&[&str], &str); 4] = [
         (
-            &[
-                "--scope",
-                "project:HR-Automation",
-                "--note",
-                "n",
-                "--ack",
-                "F-000000000000=2026-03-15",
-            ],
+            &["--scope", "project:HR-Automation", "--note", "n", "--ack", "F-000000000000=2026-03-15"],
             "is not open in scope",
         ),
-        (
-            &[
-                "--scope",
-                "project:HR-Automation",
-                "--note",
-                "n",
-                "--ack",
-                "F-1",
-            ],
-            "use FINDING=YYYY-MM-DD",
-        ),
-        (
-            &["--scope", "project:Nothing-Here", "--note", "n"],
-            "selects no workload",
-        ),
-        (
-            &["--scope", "team:x", "--note", "n"],
-            "unknown scope selector kind",
-        ),
+        (&["--scope", "project:HR-Automation", "--note", "n", "--ack", "F-1"], "use FINDING=YYYY-MM-DD"),
+        (&["--scope", "project:Nothing-Here", "--note", "n"], "selects no workload"),
+        (&["--scope", "team:x", "--note", "n"], "unknown scope selector kind"),
     ];
     for (args, expect) in cases {
         let mut all = vec!["approve"];
@@ -172,21 +110,12 @@ fn questions_without_data_get_hints() {
     assert_eq!(code, 2);
     assert!(out.contains("no tenant has been scanned yet"), "{out}");
     let dir = scanned();
-    let (code, out) = sv0_in(
-        &dir.join("data"),
-        &["delta", "--scope", "project:HR-Automation"],
-    );
+    let (code, out) = sv0_in(&dir.join("data"), &["delta", "--scope", "project:HR-Automation"]);
     assert_eq!(code, 2);
-    assert!(
-        out.contains("has no approved baseline") && out.contains("sv0 approve"),
-        "{out}"
-    );
+    assert!(out.contains("has no approved baseline") && out.contains("sv0 approve"), "{out}");
     let (code, out) = sv0_in(&dir.join("data"), &["paths", "--tenant", "fabrikam"]);
     assert_eq!(code, 0, "{out}");
-    assert!(
-        out.contains("0 authority path(s) in tenant fabrikam"),
-        "{out}"
-    );
+    assert!(out.contains("0 authority path(s) in tenant fabrikam"), "{out}");
 }
 
 #[test]
@@ -200,17 +129,10 @@ fn the_signing_key_is_created_on_first_use_readable_only_by_its_owner() {
     let pem = std::fs::read_to_string(keys.join("signing.pub.pem")).unwrap();
     assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
     // A key file others can read is refused rather than used.
-    std::fs::set_permissions(
-        keys.join("signing.key"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
+    std::fs::set_permissions(keys.join("signing.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let file = dir.join("again.json");
     std::fs::write(&file, demo_snapshot(DEMO_SNAPSHOTS[1])).unwrap();
-    let (code, out) = sv0_in(
-        &dir.join("data"),
-        &["scan", "import", file.to_str().unwrap()],
-    );
+    let (code, out) = sv0_in(&dir.join("data"), &["scan", "import", file.to_str().unwrap()]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("can be read by other users"), "{out}");
 }

@@ -10,12 +10,12 @@ use std::path::PathBuf;
 use ciborium::Value;
 use sv0_codec::{EventError, decode_event, encode_event};
 use sv0_domain::events::{
-    Acknowledgement, ApprovalRecorded, Event, EventMeta, EventPayload, KeyRegistered, PackSealed,
+    Acknowledgement, ApprovalRecorded, Bytes, Event, EventFragment, EventMeta, EventPayload, KeyRegistered, PackSealed,
     ScanChunk, ScanCompleted, ScanStarted,
 };
 use sv0_domain::model::{
-    Binding, DataDomain, Destination, DestinationKind, Evidence, Grant, GrantSource, Identity,
-    IdentityKind, Owner, OwnerStatus, Permission, Workload, WorkloadKind,
+    Binding, DataDomain, Destination, DestinationKind, Evidence, Grant, GrantSource, Identity, IdentityKind, Owner,
+    OwnerStatus, Permission, Workload, WorkloadKind,
 };
 use sv0_domain::paths::{PathPolicy, compute_paths};
 use sv0_domain::scope::Scope;
@@ -43,11 +43,7 @@ fn meta(n: u8) -> EventMeta {
 
 fn entities() -> Entities {
     Entities {
-        domains: vec![DataDomain {
-            id: "hr".into(),
-            name: "HR".into(),
-            sensitive: true,
-        }],
+        domains: vec![DataDomain { id: "hr".into(), name: "HR".into(), sensitive: true }],
         classification_rules: vec![],
         owners: vec![Owner {
             id: "alice@contoso.example".into(),
@@ -91,12 +87,7 @@ fn entities() -> Entities {
             role: "Storage Blob Data Reader".into(),
             scope: "/subscriptions/s/resourceGroups/hr/providers/Microsoft.Storage/storageAccounts/sthr".into(),
         }],
-        bindings: vec![Binding {
-            id: "b-1".into(),
-            workload: "agent-hr".into(),
-            identity: "mi-hr".into(),
-            tool: None,
-        }],
+        bindings: vec![Binding { id: "b-1".into(), workload: "agent-hr".into(), identity: "mi-hr".into(), tool: None }],
         evidence: vec![Evidence {
             id: "log-1".into(),
             source: "storage_blob_logs".into(),
@@ -111,11 +102,7 @@ fn entities() -> Entities {
 
 /// One fixture per event type; the vector file is named after the type.
 fn fixtures() -> Vec<Event> {
-    let paths = compute_paths(
-        &entities(),
-        t("2026-03-02T09:00:00Z"),
-        &PathPolicy::default(),
-    );
+    let paths = compute_paths(&entities(), t("2026-03-02T09:00:00Z"), &PathPolicy::default());
     let payloads = vec![
         EventPayload::ScanStarted(ScanStarted {
             scan_id: "scan-1".into(),
@@ -130,11 +117,7 @@ fn fixtures() -> Vec<Event> {
             }),
             policy: PathPolicy::default(),
         }),
-        EventPayload::ScanChunk(ScanChunk {
-            scan_id: "scan-1".into(),
-            index: 0,
-            entities: entities(),
-        }),
+        EventPayload::ScanChunk(ScanChunk { scan_id: "scan-1".into(), index: 0, entities: entities() }),
         EventPayload::ScanCompleted(ScanCompleted {
             scan_id: "scan-1".into(),
             chunk_count: 1,
@@ -146,10 +129,7 @@ fn fixtures() -> Vec<Event> {
             baseline_version: 1,
             approver: "alice@contoso.example".into(),
             note: "reviewed with the HR platform team".into(),
-            acknowledged: vec![Acknowledgement {
-                finding_id: "F-0123456789ab".into(),
-                due: t("2026-03-15T00:00:00Z"),
-            }],
+            acknowledged: vec![Acknowledgement { finding_id: "F-0123456789ab".into(), due: t("2026-03-15T00:00:00Z") }],
             posture_seq: 3,
             paths,
             open_findings: vec!["F-0123456789ab".into()],
@@ -168,15 +148,14 @@ fn fixtures() -> Vec<Event> {
             signature: "cd".repeat(64),
             body: "{\"format\":\"sv0.pack.v1\"}".into(),
         }),
+        EventPayload::Fragment(EventFragment {
+            of: EventId([0xf0; 16]),
+            index: 1,
+            count: 3,
+            bytes: Bytes(vec![0xa1, 0x61, 0x76, 0x01]),
+        }),
     ];
-    payloads
-        .into_iter()
-        .enumerate()
-        .map(|(n, payload)| Event {
-            meta: meta(n as u8 + 1),
-            payload,
-        })
-        .collect()
+    payloads.into_iter().enumerate().map(|(n, payload)| Event { meta: meta(n as u8 + 1), payload }).collect()
 }
 
 #[test]
@@ -193,26 +172,14 @@ fn golden_vectors_decode_and_reencode_byte_for_byte() {
         }
         let golden = hex::decode(
             std::fs::read_to_string(&file)
-                .unwrap_or_else(|e| {
-                    panic!("{}: {e}; run with SV0_BLESS=1 to create it", file.display())
-                })
+                .unwrap_or_else(|e| panic!("{}: {e}; run with SV0_BLESS=1 to create it", file.display()))
                 .trim(),
         )
         .unwrap();
         let decoded = decode_event(&golden).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(
-            decoded, event,
-            "{name}: the golden bytes decode to the fixture"
-        );
-        assert_eq!(
-            encode_event(&decoded).unwrap(),
-            golden,
-            "{name}: re-encoding gives the same bytes"
-        );
-        assert_eq!(
-            bytes, golden,
-            "{name}: the fixture encodes to the golden bytes"
-        );
+        assert_eq!(decoded, event, "{name}: the golden bytes decode to the fixture");
+        assert_eq!(encode_event(&decoded).unwrap(), golden, "{name}: re-encoding gives the same bytes");
+        assert_eq!(bytes, golden, "{name}: the fixture encodes to the golden bytes");
     }
     let all: Vec<&str> = EventPayload::TYPES.iter().map(|(n, _)| *n).collect();
     assert_eq!(seen, all, "every event type has a vector");
@@ -220,34 +187,22 @@ fn golden_vectors_decode_and_reencode_byte_for_byte() {
 
 #[test]
 fn golden_vectors_match_the_cddl_schema() {
-    let cddl = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/events.cddl"),
-    )
-    .unwrap();
+    let cddl = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/events.cddl")).unwrap();
     for event in fixtures() {
         let bytes = encode_event(&event).unwrap();
         if let Err(e) = cddl_cat::validate_cbor_bytes("envelope", &cddl, &bytes) {
-            panic!(
-                "{}: does not match schemas/events.cddl: {e}",
-                event.payload.event_type()
-            );
+            panic!("{}: does not match schemas/events.cddl: {e}", event.payload.event_type());
         }
     }
     // The schema is not vacuous: a payload of the wrong shape does not match.
-    let wrong = with_field(
-        "payload",
-        Value::Map(vec![(Value::from("scan_id"), Value::from(7))]),
-    );
+    let wrong = with_field("payload", Value::Map(vec![(Value::from("scan_id"), Value::from(7))]));
     assert!(cddl_cat::validate_cbor_bytes("envelope", &cddl, &wrong).is_err());
 }
 
 #[test]
 fn encoding_is_deterministic_across_calls() {
     for event in fixtures() {
-        assert_eq!(
-            encode_event(&event).unwrap(),
-            encode_event(&event.clone()).unwrap()
-        );
+        assert_eq!(encode_event(&event).unwrap(), encode_event(&event.clone()).unwrap());
     }
 }
 
@@ -255,9 +210,7 @@ fn encoding_is_deterministic_across_calls() {
 fn with_field(name: &str, value: Value) -> Vec<u8> {
     let bytes = encode_event(&fixtures()[0]).unwrap();
     let mut envelope: Value = ciborium::from_reader(bytes.as_slice()).unwrap();
-    let Value::Map(entries) = &mut envelope else {
-        panic!("envelope is a map")
-    };
+    let Value::Map(entries) = &mut envelope else { panic!("envelope is a map") };
     for (k, v) in entries.iter_mut() {
         if k.as_text() == Some(name) {
             *v = value.clone();
@@ -272,34 +225,21 @@ fn with_field(name: &str, value: Value) -> Vec<u8> {
 #[test]
 fn unknown_envelope_version_is_a_typed_error() {
     let err = decode_event(&with_field("v", Value::from(2))).unwrap_err();
-    assert!(
-        matches!(err, EventError::UnknownEnvelopeVersion { found: 2 }),
-        "{err}"
-    );
+    assert!(matches!(err, EventError::UnknownEnvelopeVersion { found: 2 }), "{err}");
 }
 
 #[test]
 fn unknown_event_type_is_a_typed_error() {
     let err = decode_event(&with_field("event_type", Value::from("scan.exploded"))).unwrap_err();
-    assert!(
-        matches!(&err, EventError::UnknownEventType { event_type } if event_type == "scan.exploded"),
-        "{err}"
-    );
+    assert!(matches!(&err, EventError::UnknownEventType { event_type } if event_type == "scan.exploded"), "{err}");
 }
 
 #[test]
 fn newer_schema_version_is_a_typed_error_not_a_skip() {
     let err = decode_event(&with_field("schema_version", Value::from(2))).unwrap_err();
     match err {
-        EventError::UnsupportedSchemaVersion {
-            event_type,
-            found,
-            supported,
-        } => {
-            assert_eq!(
-                (event_type.as_str(), found, supported),
-                ("scan.started", 2, 1)
-            );
+        EventError::UnsupportedSchemaVersion { event_type, found, supported } => {
+            assert_eq!((event_type.as_str(), found, supported), ("scan.started", 2, 1));
         }
         other => panic!("expected UnsupportedSchemaVersion, got {other}"),
     }
@@ -308,10 +248,7 @@ fn newer_schema_version_is_a_typed_error_not_a_skip() {
 #[test]
 fn payload_of_the_wrong_shape_is_a_typed_error() {
     let err = decode_event(&with_field("payload", Value::Map(vec![]))).unwrap_err();
-    assert!(
-        matches!(&err, EventError::InvalidPayload { event_type, .. } if event_type == "scan.started"),
-        "{err}"
-    );
+    assert!(matches!(&err, EventError::InvalidPayload { event_type, .. } if event_type == "scan.started"), "{err}");
 }
 
 #[test]
@@ -319,10 +256,7 @@ fn malformed_and_non_canonical_bytes_are_typed_errors() {
     let good = encode_event(&fixtures()[0]).unwrap();
     let truncated = &good[..good.len() - 3];
     assert!(matches!(decode_event(truncated), Err(EventError::Bytes(_))));
-    assert!(matches!(
-        decode_event(b"not cbor at all"),
-        Err(EventError::Bytes(_))
-    ));
+    assert!(matches!(decode_event(b"not cbor at all"), Err(EventError::Bytes(_))));
     let mut trailing = good.clone();
     trailing.push(0);
     assert!(matches!(decode_event(&trailing), Err(EventError::Bytes(_))));
@@ -333,8 +267,5 @@ fn malformed_and_non_canonical_bytes_are_typed_errors() {
     }
     let mut reordered = Vec::new();
     ciborium::into_writer(&envelope, &mut reordered).unwrap();
-    assert!(matches!(
-        decode_event(&reordered),
-        Err(EventError::Bytes(sv0_codec::DecodeError::NonCanonical))
-    ));
+    assert!(matches!(decode_event(&reordered), Err(EventError::Bytes(sv0_codec::DecodeError::NonCanonical))));
 }

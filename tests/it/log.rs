@@ -26,13 +26,8 @@ async fn the_log_survives_a_reopen() {
     let dir = TempDir::new();
     {
         let log = EmbeddedLog::open(dir.join("log.redb")).unwrap();
-        let event = NewEvent {
-            event_id: [1; 16],
-            data: b"kept".to_vec(),
-        };
-        log.append("t.scan", Expected::NoEvents, vec![event])
-            .await
-            .unwrap();
+        let event = NewEvent { event_id: [1; 16], data: b"kept".to_vec() };
+        log.append("t.scan", Expected::NoEvents, vec![event]).await.unwrap();
     }
     let log = EmbeddedLog::open(dir.join("log.redb")).unwrap();
     assert_eq!(log.head().await.unwrap(), 1);

@@ -13,18 +13,13 @@ use std::path::{Path, PathBuf};
 
 /// A bundled demo snapshot.
 pub fn demo_snapshot(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("crates/sv0/demo")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crates/sv0/demo").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The three demo snapshots in story order.
-pub const DEMO_SNAPSHOTS: [&str; 3] = [
-    "contoso-1-initial.json",
-    "contoso-2-deployment.json",
-    "contoso-3-remediation.json",
-];
+pub const DEMO_SNAPSHOTS: [&str; 3] =
+    ["contoso-1-initial.json", "contoso-2-deployment.json", "contoso-3-remediation.json"];
 
 /// Runs the CLI in-process; returns its exit code and standard output.
 pub fn sv0(args: &[&str]) -> (u8, String) {

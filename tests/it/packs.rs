@@ -14,10 +14,7 @@ fn exported() -> (TempDir, PathBuf, PathBuf) {
     let (code, out) = sv0(&["--data-dir", data.to_str().unwrap(), "demo", "--json"]);
     assert_eq!(code, 0, "{out}");
     let export = dir.join("audit");
-    let (code, out) = sv0_in(
-        &data,
-        &["export", "packs", "--out", export.to_str().unwrap()],
-    );
+    let (code, out) = sv0_in(&data, &["export", "packs", "--out", export.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     (dir, data, export)
 }
@@ -34,13 +31,7 @@ fn pack_files(dir: &Path) -> Vec<PathBuf> {
 
 fn verify_offline(export: &Path) -> (u8, String) {
     let key = export.join("public-key.pem");
-    sv0(&[
-        "verify",
-        "--packs",
-        export.to_str().unwrap(),
-        "--public-key",
-        key.to_str().unwrap(),
-    ])
+    sv0(&["verify", "--packs", export.to_str().unwrap(), "--public-key", key.to_str().unwrap()])
 }
 
 fn file_name(path: &Path) -> String {
@@ -53,36 +44,19 @@ fn exported_packs_verify_offline_and_sort_in_chain_order() {
     let files = pack_files(&export);
     assert_eq!(files.len(), 5);
     for (n, file) in files.iter().enumerate() {
-        assert!(
-            file_name(file).starts_with(&format!("{:06}-pk-", n + 1)),
-            "{}",
-            file.display()
-        );
+        assert!(file_name(file).starts_with(&format!("{:06}-pk-", n + 1)), "{}", file.display());
     }
     let (code, out) = verify_offline(&export);
     assert_eq!(code, 0, "{out}");
-    assert!(
-        out.contains("chain intact: 5 pack(s) of tenant contoso"),
-        "{out}"
-    );
+    assert!(out.contains("chain intact: 5 pack(s) of tenant contoso"), "{out}");
 }
 
 #[test]
 fn changing_one_byte_of_a_pack_breaks_the_chain_at_that_pack() {
     // One byte in the signed content, one in the stated digest, one in the signature.
     let cases: [(usize, &str, &str, &str); 3] = [
-        (
-            1,
-            "\"riley.chen@contoso.example\"",
-            "\"riley.chen@contoso.exampl3\"",
-            "digest mismatch",
-        ),
-        (
-            2,
-            "\"digest\": \"sha256:",
-            "\"digest\": \"sha257:",
-            "digest mismatch",
-        ),
+        (1, "\"riley.chen@contoso.example\"", "\"riley.chen@contoso.exampl3\"", "digest mismatch"),
+        (2, "\"digest\": \"sha256:", "\"digest\": \"sha257:", "digest mismatch"),
         (3, "\"signature\": \"", "\"signature\": \"/", "signature"),
     ];
     for (index, from, to, reason) in cases {
@@ -102,10 +76,7 @@ fn changing_one_byte_of_a_pack_breaks_the_chain_at_that_pack() {
         std::fs::write(&file, tampered).unwrap();
         let (code, out) = verify_offline(&export);
         assert_eq!(code, 1, "{out}");
-        assert!(
-            out.contains(&format!("pack {} ({}", index + 1, file_name(&file))),
-            "names the pack: {out}"
-        );
+        assert!(out.contains(&format!("pack {} ({}", index + 1, file_name(&file))), "names the pack: {out}");
         assert!(out.contains(reason), "says why ({reason}): {out}");
     }
 }
@@ -117,10 +88,7 @@ fn dropping_a_pack_breaks_the_chain_at_the_next_one() {
     std::fs::remove_file(&files[2]).unwrap();
     let (code, out) = verify_offline(&export);
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains(&format!("pack 3 ({}", file_name(&files[3]))),
-        "{out}"
-    );
+    assert!(out.contains(&format!("pack 3 ({}", file_name(&files[3]))), "{out}");
     assert!(out.contains("missing"), "{out}");
 }
 
@@ -135,14 +103,8 @@ fn reordering_two_packs_breaks_the_chain() {
     std::fs::write(&files[3], second).unwrap();
     let (code, out) = verify_offline(&export);
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains(&format!("pack 2 ({}", file_name(&files[1]))),
-        "{out}"
-    );
-    assert!(
-        out.contains("missing") || out.contains("out of order"),
-        "{out}"
-    );
+    assert!(out.contains(&format!("pack 2 ({}", file_name(&files[1]))), "{out}");
+    assert!(out.contains("missing") || out.contains("out of order"), "{out}");
 }
 
 #[test]
@@ -151,20 +113,11 @@ fn a_pack_signed_by_another_key_is_refused() {
     let (_other_dir, _other_data, other_export) = exported();
     let (code, out) = verify_offline_with(&export, &other_export.join("public-key.pem"));
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("pack 1") && out.contains("unknown key"),
-        "{out}"
-    );
+    assert!(out.contains("pack 1") && out.contains("unknown key"), "{out}");
 }
 
 fn verify_offline_with(export: &Path, key: &Path) -> (u8, String) {
-    sv0(&[
-        "verify",
-        "--packs",
-        export.to_str().unwrap(),
-        "--public-key",
-        key.to_str().unwrap(),
-    ])
+    sv0(&["verify", "--packs", export.to_str().unwrap(), "--public-key", key.to_str().unwrap()])
 }
 
 #[test]
@@ -176,33 +129,18 @@ fn verify_from_the_log_detects_a_forged_pack() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let service = sv0_service::Service::open(&data).await.unwrap();
-        let head = service
-            .log()
-            .subject_head("contoso.pack")
-            .await
-            .unwrap()
-            .unwrap();
+        let head = service.log().subject_head("contoso.pack").await.unwrap().unwrap();
         // Re-sign pack 5's body with a different key and append it as pack 6: the log accepts
         // the event (it is well-formed and extends the chain), verification must not.
-        let last = service
-            .views()
-            .packs(&sv0_domain::TenantId::new("contoso").unwrap())
-            .unwrap()
-            .pop()
-            .unwrap();
-        let forger = sv0_signer::PackSigner::from_signing_key(
-            ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
-        );
+        let last = service.views().packs(&sv0_domain::TenantId::new("contoso").unwrap()).unwrap().pop().unwrap();
+        let forger = sv0_signer::PackSigner::from_signing_key(ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
         let mut assessment: sv0_domain::assessment::Assessment = serde_json::from_value(
             serde_json::from_str::<serde_json::Value>(&last.body).unwrap()["assessment"].clone(),
         )
         .unwrap();
         assessment.assessed_seq += 1000;
-        let link = sv0_signer::ChainLink {
-            index: last.index,
-            pack_id: last.pack_id.clone(),
-            digest: last.digest.clone(),
-        };
+        let link =
+            sv0_signer::ChainLink { index: last.index, pack_id: last.pack_id.clone(), digest: last.digest.clone() };
         let forged = sv0_signer::seal(&assessment, Some(&link), &forger).unwrap();
         let event = Event {
             meta: sv0_domain::events::EventMeta {
@@ -218,21 +156,11 @@ fn verify_from_the_log_detects_a_forged_pack() {
         let data = sv0_codec::encode_event(&event).unwrap();
         service
             .log()
-            .append(
-                "contoso.pack",
-                Expected::LastSeq(head),
-                vec![sv0_log::NewEvent {
-                    event_id: [9; 16],
-                    data,
-                }],
-            )
+            .append("contoso.pack", Expected::LastSeq(head), vec![sv0_log::NewEvent { event_id: [9; 16], data }])
             .await
             .unwrap();
     });
     let (code, out) = sv0_in(&data, &["verify"]);
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("BROKEN at pack 6") && out.contains("unknown key"),
-        "{out}"
-    );
+    assert!(out.contains("BROKEN at pack 6") && out.contains("unknown key"), "{out}");
 }

@@ -18,21 +18,14 @@ fn check(bytes: &[u8], expect: &[&str]) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let head = rt.block_on(async {
         let mut service = Service::open(dir.path()).await.unwrap();
-        service
-            .import_snapshot(&demo_snapshot(DEMO_SNAPSHOTS[0]), None)
-            .await
-            .unwrap();
+        service.import_snapshot(&demo_snapshot(DEMO_SNAPSHOTS[0]), None).await.unwrap();
         let head = service.log().head().await.unwrap();
         let err = service.import_snapshot(bytes, None).await.unwrap_err();
         let message = format!("{err}");
         for want in expect {
             assert!(message.contains(want), "error {message:?} lacks {want:?}");
         }
-        assert_eq!(
-            service.log().head().await.unwrap(),
-            head,
-            "the log did not move"
-        );
+        assert_eq!(service.log().head().await.unwrap(), head, "the log did not move");
         head
     });
     // The CLI says the same, exits 2, and appends nothing either.
@@ -55,10 +48,7 @@ fn with(edit: impl FnOnce(&mut Value)) -> Vec<u8> {
 
 #[test]
 fn malformed_json_is_refused_with_its_position() {
-    check(
-        b"{\"schema_version\": 1, \"tenant\": ",
-        &["snapshot is not valid", "line 1"],
-    );
+    check(b"{\"schema_version\": 1, \"tenant\": ", &["snapshot is not valid", "line 1"]);
     check(b"", &["snapshot is not valid"]);
     check(b"[1, 2, 3]", &["snapshot is not valid"]);
 }
@@ -69,14 +59,7 @@ fn unknown_references_are_named() {
         doc["grants"][0]["identity"] = json!("no-such-identity");
         doc["bindings"][1]["workload"] = json!("ghost-workload");
     });
-    check(
-        &bytes,
-        &[
-            "invalid snapshot",
-            "refers to unknown identity \"no-such-identity\"",
-            "(and 1 more)",
-        ],
-    );
+    check(&bytes, &["invalid snapshot", "refers to unknown identity \"no-such-identity\"", "(and 1 more)"]);
 }
 
 #[test]
@@ -90,30 +73,15 @@ fn duplicate_ids_are_named() {
 
 #[test]
 fn unknown_fields_and_values_are_refused() {
-    check(
-        &with(|doc| doc["workloads"][0]["colour"] = json!("blue")),
-        &["unknown field `colour`"],
-    );
-    check(
-        &with(|doc| doc["grants"][0]["permissions"] = json!(["read", "fly"])),
-        &["unknown variant `fly`"],
-    );
-    check(
-        &with(|doc| doc["tenant"] = json!("Contoso Ltd")),
-        &["invalid tenant id"],
-    );
-    check(
-        &with(|doc| doc["scan"]["observed_at"] = json!("yesterday")),
-        &["invalid time"],
-    );
+    check(&with(|doc| doc["workloads"][0]["colour"] = json!("blue")), &["unknown field `colour`"]);
+    check(&with(|doc| doc["grants"][0]["permissions"] = json!(["read", "fly"])), &["unknown variant `fly`"]);
+    check(&with(|doc| doc["tenant"] = json!("Contoso Ltd")), &["invalid tenant id"]);
+    check(&with(|doc| doc["scan"]["observed_at"] = json!("yesterday")), &["invalid time"]);
 }
 
 #[test]
 fn an_unknown_schema_version_is_refused() {
-    check(
-        &with(|doc| doc["schema_version"] = json!(2)),
-        &["unsupported schema_version 2"],
-    );
+    check(&with(|doc| doc["schema_version"] = json!(2)), &["unsupported schema_version 2"]);
 }
 
 #[test]
@@ -122,16 +90,10 @@ fn importing_the_same_snapshot_twice_appends_nothing_the_second_time() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut service = Service::open(dir.path()).await.unwrap();
-        let first = service
-            .import_snapshot(&demo_snapshot(DEMO_SNAPSHOTS[0]), None)
-            .await
-            .unwrap();
+        let first = service.import_snapshot(&demo_snapshot(DEMO_SNAPSHOTS[0]), None).await.unwrap();
         assert!(!first.duplicate);
         let head = service.log().head().await.unwrap();
-        let again = service
-            .import_snapshot(&demo_snapshot(DEMO_SNAPSHOTS[0]), None)
-            .await
-            .unwrap();
+        let again = service.import_snapshot(&demo_snapshot(DEMO_SNAPSHOTS[0]), None).await.unwrap();
         assert!(again.duplicate);
         assert_eq!(again.scan_id, first.scan_id);
         assert_eq!(service.log().head().await.unwrap(), head);
@@ -141,18 +103,12 @@ fn importing_the_same_snapshot_twice_appends_nothing_the_second_time() {
 #[test]
 fn the_snapshot_schema_is_generated_from_the_code() {
     let generated =
-        serde_json::to_string_pretty(&schemars::schema_for!(sv0_domain::snapshot::Snapshot))
-            .unwrap()
-            + "\n";
-    let path =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/snapshot.schema.json");
+        serde_json::to_string_pretty(&schemars::schema_for!(sv0_domain::snapshot::Snapshot)).unwrap() + "\n";
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/snapshot.schema.json");
     if std::env::var_os("SV0_BLESS").is_some() {
         std::fs::write(&path, &generated).unwrap();
     }
-    let committed = std::fs::read_to_string(&path)
-        .expect("schemas/snapshot.schema.json; run with SV0_BLESS=1 to create it");
-    assert_eq!(
-        committed, generated,
-        "schemas/snapshot.schema.json is stale: run SV0_BLESS=1 cargo test --test it"
-    );
+    let committed =
+        std::fs::read_to_string(&path).expect("schemas/snapshot.schema.json; run with SV0_BLESS=1 to create it");
+    assert_eq!(committed, generated, "schemas/snapshot.schema.json is stale: run SV0_BLESS=1 cargo test --test it");
 }

@@ -23,45 +23,25 @@ fn the_deployment_delta_lists_five_new_paths_and_flags_the_two_finance_writes() 
     assert_eq!(delta.len(), 5, "{delta:#?}");
     for entry in delta {
         assert_eq!(entry["kind"], "new_path");
-        for field in [
-            "path_id",
-            "workload",
-            "identity",
-            "destination",
-            "domain",
-            "permissions",
-            "grade",
-            "remediation",
-        ] {
-            assert!(
-                !entry[field].is_null(),
-                "delta entry lacks {field}: {entry}"
-            );
+        for field in ["path_id", "workload", "identity", "destination", "domain", "permissions", "grade", "remediation"]
+        {
+            assert!(!entry[field].is_null(), "delta entry lacks {field}: {entry}");
         }
         assert_eq!(entry["workload"]["name"], "HR Onboarding Assistant");
-        assert_eq!(
-            entry["grade"], "C",
-            "a new path has no execution evidence yet"
-        );
+        assert_eq!(entry["grade"], "C", "a new path has no execution evidence yet");
     }
     let flagged: Vec<&Value> = delta.iter().filter(|e| e["flagged"] == true).collect();
     assert_eq!(flagged.len(), 2);
     for entry in &flagged {
         assert_eq!(entry["domain"]["name"], "Finance");
         assert_eq!(entry["domain"]["sensitive"], true);
-        let permissions: Vec<&str> = entry["permissions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p.as_str().unwrap())
-            .collect();
+        let permissions: Vec<&str> =
+            entry["permissions"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
         assert!(permissions.contains(&"write"), "{permissions:?}");
         let remediation = entry["remediation"].as_str().unwrap();
         assert!(
             remediation.starts_with("remove role assignment /subscriptions/")
-                && remediation.contains(
-                    ": Storage Blob Data Contributor for mi-hr-onboarding-prod on /subscriptions/"
-                )
+                && remediation.contains(": Storage Blob Data Contributor for mi-hr-onboarding-prod on /subscriptions/")
                 && remediation.contains("/containers/"),
             "{remediation}"
         );
@@ -71,12 +51,7 @@ fn the_deployment_delta_lists_five_new_paths_and_flags_the_two_finance_writes() 
     for entry in expected {
         assert_eq!(entry["domain"]["name"], "Employee Directory");
         assert_eq!(entry["permissions"], serde_json::json!(["read"]));
-        assert!(
-            entry["destination"]["name"]
-                .as_str()
-                .unwrap()
-                .starts_with("Microsoft Graph")
-        );
+        assert!(entry["destination"]["name"].as_str().unwrap().starts_with("Microsoft Graph"));
     }
     assert_eq!(doc["remediated_paths"], 2);
 }
@@ -89,10 +64,7 @@ fn the_remediation_rescan_verifies_and_two_baselines_and_five_packs_are_recorded
     assert_eq!(verification["matches_baseline"], true, "{verification}");
     assert_eq!(verification["exact_match"], false);
     assert_eq!(verification["baseline_version"], 1);
-    assert_eq!(
-        verification["expected_additions"].as_array().unwrap().len(),
-        3
-    );
+    assert_eq!(verification["expected_additions"].as_array().unwrap().len(), 3);
     assert_eq!(verification["resolved"].as_array().unwrap().len(), 2);
     assert!(verification["unexpected"].as_array().unwrap().is_empty());
 
@@ -104,39 +76,24 @@ fn the_remediation_rescan_verifies_and_two_baselines_and_five_packs_are_recorded
     assert_eq!(baselines[0]["approved_at"], "2026-03-02T10:15:00Z");
     assert_eq!(baselines[0]["acknowledged"].as_array().unwrap().len(), 6);
     assert_eq!(baselines[1]["version"], 2);
-    assert_eq!(
-        baselines[1]["paths"], 7,
-        "baseline v1 plus the 3 expected paths"
-    );
+    assert_eq!(baselines[1]["paths"], 7, "baseline v1 plus the 3 expected paths");
 
     let packs = &doc["packs"];
     assert_eq!(packs["count"], 5);
     assert_eq!(packs["chain_intact"], true);
     assert_eq!(packs["offline_verified"], true);
-    assert!(
-        packs["head_digest"]
-            .as_str()
-            .unwrap()
-            .starts_with("sha256:")
-    );
+    assert!(packs["head_digest"].as_str().unwrap().starts_with("sha256:"));
 
     // The data directory is left for the user: every command works on it.
     let data = dir.join("demo");
     let (code, out) = sv0_in(&data, &["verify"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("chain intact: 5 pack(s)"), "{out}");
-    let (code, out) = sv0_in(
-        &data,
-        &["delta", "--scope", "project:HR-Automation", "--json"],
-    );
+    let (code, out) = sv0_in(&data, &["delta", "--scope", "project:HR-Automation", "--json"]);
     assert_eq!(code, 0, "{out}");
     let delta: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(delta["baseline_version"], 2);
-    assert_eq!(
-        delta["delta"].as_array().unwrap().len(),
-        0,
-        "after v2 the posture is the baseline"
-    );
+    assert_eq!(delta["delta"].as_array().unwrap().len(), 0, "after v2 the posture is the baseline");
     assert_eq!(delta["verification"]["exact_match"], true);
 }
 

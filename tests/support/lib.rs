@@ -11,12 +11,7 @@ pub struct TempDir {
 impl TempDir {
     /// Creates an empty directory under the system temp dir.
     pub fn new() -> TempDir {
-        TempDir {
-            dir: tempfile::Builder::new()
-                .prefix("sv0-test-")
-                .tempdir()
-                .expect("create temp dir"),
-        }
+        TempDir { dir: tempfile::Builder::new().prefix("sv0-test-").tempdir().expect("create temp dir") }
     }
 
     /// A path inside the directory.

@@ -5,6 +5,7 @@
 //! RFC 8949 §4.2.1 order. Decoding re-encodes and compares, so a non-canonical byte string is
 //! an error rather than a second spelling of the same value.
 
+use std::cmp::Ordering;
 use std::io::Cursor;
 
 use ciborium::Value;
@@ -52,9 +53,7 @@ pub fn to_canonical<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeE
 /// Decodes canonical CBOR into a value, refusing any other spelling.
 pub fn from_canonical<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let value = read_value(bytes)?;
-    value
-        .deserialized()
-        .map_err(|e| DecodeError::Shape(e.to_string()))
+    value.deserialized().map_err(|e| DecodeError::Shape(e.to_string()))
 }
 
 /// Lowercase hex SHA-256 of a value's canonical CBOR; the digest of content that must be
@@ -75,9 +74,7 @@ pub struct EntitiesDigest {
 }
 
 /// Hashes a scan's entities one at a time, so memory stays proportional to one entity.
-pub fn entities_digest(
-    entities: &sv0_domain::snapshot::Entities,
-) -> Result<EntitiesDigest, EncodeError> {
+pub fn entities_digest(entities: &sv0_domain::snapshot::Entities) -> Result<EntitiesDigest, EncodeError> {
     use sha2::{Digest, Sha256};
     struct Hashing {
         hasher: Sha256,
@@ -94,15 +91,9 @@ pub fn entities_digest(
             Ok(())
         }
     }
-    let mut hashing = Hashing {
-        hasher: Sha256::new(),
-        sizes: Vec::with_capacity(entities.len()),
-    };
+    let mut hashing = Hashing { hasher: Sha256::new(), sizes: Vec::with_capacity(entities.len()) };
     entities.visit(&mut hashing)?;
-    Ok(EntitiesDigest {
-        digest: hex_lower(&hashing.hasher.finalize()),
-        sizes: hashing.sizes,
-    })
+    Ok(EntitiesDigest { digest: hex_lower(&hashing.hasher.finalize()), sizes: hashing.sizes })
 }
 
 fn hex_lower(bytes: &[u8]) -> String {
@@ -112,16 +103,18 @@ fn hex_lower(bytes: &[u8]) -> String {
 /// Reads exactly one canonical CBOR value.
 pub(crate) fn read_value(bytes: &[u8]) -> Result<Value, DecodeError> {
     let mut cursor = Cursor::new(bytes);
-    let value: Value =
-        ciborium::from_reader(&mut cursor).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let value: Value = ciborium::from_reader(&mut cursor).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     let used = cursor.position() as usize;
     if used != bytes.len() {
         return Err(DecodeError::TrailingBytes(bytes.len() - used));
     }
-    let again = canonicalize(value.clone())
-        .ok()
-        .and_then(|v| write_value(v).ok())
-        .ok_or(DecodeError::NonCanonical)?;
+    // Key order and the absence of floats are checked on the value; shortest-form integers
+    // and definite lengths by re-encoding it, which ciborium always does canonically.
+    if !in_canonical_order(&value) {
+        return Err(DecodeError::NonCanonical);
+    }
+    let mut again = Vec::with_capacity(bytes.len());
+    ciborium::into_writer(&value, &mut again).map_err(|_| DecodeError::NonCanonical)?;
     if again != bytes {
         return Err(DecodeError::NonCanonical);
     }
@@ -135,32 +128,70 @@ pub(crate) fn write_value(value: Value) -> Result<Vec<u8>, EncodeError> {
     Ok(out)
 }
 
+/// RFC 8949 §4.2.1 order of two map keys: the bytewise order of their encodings. For text keys
+/// that is shorter first, then bytewise, which needs no encoding.
+fn key_order(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::Text(a), Value::Text(b)) => a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes())),
+        _ => {
+            let encode = |v: &Value| {
+                let mut out = Vec::new();
+                // Encoding into a Vec cannot fail.
+                let _ = ciborium::into_writer(v, &mut out);
+                out
+            };
+            encode(a).cmp(&encode(b))
+        }
+    }
+}
+
+fn in_canonical_order(value: &Value) -> bool {
+    match value {
+        Value::Float(_) => false,
+        Value::Array(items) => items.iter().all(in_canonical_order),
+        Value::Tag(_, inner) => in_canonical_order(inner),
+        Value::Map(entries) => {
+            entries.windows(2).all(|w| key_order(&w[0].0, &w[1].0) == Ordering::Less)
+                && entries.iter().all(|(k, v)| in_canonical_order(k) && in_canonical_order(v))
+        }
+        _ => true,
+    }
+}
+
 /// Sorts every map by encoded key bytes, recursively; refuses floats and duplicate keys.
 pub(crate) fn canonicalize(value: Value) -> Result<Value, EncodeError> {
     Ok(match value {
         Value::Float(_) => return Err(EncodeError::Float),
-        Value::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .map(canonicalize)
-                .collect::<Result<_, _>>()?,
-        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(canonicalize).collect::<Result<_, _>>()?),
         Value::Tag(tag, inner) => Value::Tag(tag, Box::new(canonicalize(*inner)?)),
         Value::Map(entries) => {
-            let mut keyed = Vec::with_capacity(entries.len());
-            for (key, val) in entries {
-                let key = canonicalize(key)?;
-                let key_bytes = write_value(key.clone())?;
-                keyed.push((key_bytes, key, canonicalize(val)?));
-            }
-            keyed.sort_by(|a, b| a.0.cmp(&b.0));
-            if keyed.windows(2).any(|w| w[0].0 == w[1].0) {
+            let mut entries = entries
+                .into_iter()
+                .map(|(k, v)| Ok((canonicalize(k)?, canonicalize(v)?)))
+                .collect::<Result<Vec<_>, EncodeError>>()?;
+            entries.sort_by(|a, b| key_order(&a.0, &b.0));
+            if entries.windows(2).any(|w| key_order(&w[0].0, &w[1].0) == Ordering::Equal) {
                 return Err(EncodeError::DuplicateKey);
             }
-            Value::Map(keyed.into_iter().map(|(_, k, v)| (k, v)).collect())
+            Value::Map(entries)
         }
         other => other,
     })
+}
+
+/// Encodes a value deterministically but without canonical key order: the same value always
+/// gives the same bytes (struct fields in declaration order, `BTreeMap`s in key order). For
+/// data SV0 writes and reads itself, such as view rows, where speed matters and no outside
+/// party recomputes the bytes.
+pub fn to_stable<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out).map_err(|e| EncodeError::Serialize(e.to_string()))?;
+    Ok(out)
+}
+
+/// Decodes what `to_stable` wrote.
+pub fn from_stable<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    ciborium::from_reader(bytes).map_err(|e| DecodeError::Shape(e.to_string()))
 }
 
 #[cfg(test)]
@@ -181,53 +212,24 @@ mod tests {
     #[test]
     fn map_keys_sort_by_encoded_bytes_not_declaration_order() {
         // RFC 8949 §4.2.1: "b" (0x61 62) sorts before "aa" (0x62 61 61) and "zz" (0x62 7a 7a).
-        let bytes = to_canonical(&Sample {
-            zz: 1,
-            b: "x".into(),
-            aa: true,
-        })
-        .unwrap();
+        let bytes = to_canonical(&Sample { zz: 1, b: "x".into(), aa: true }).unwrap();
         assert_eq!(hex(&bytes), "a361626178626161f5627a7a01");
-        assert_eq!(
-            from_canonical::<Sample>(&bytes).unwrap(),
-            Sample {
-                zz: 1,
-                b: "x".into(),
-                aa: true
-            }
-        );
+        assert_eq!(from_canonical::<Sample>(&bytes).unwrap(), Sample { zz: 1, b: "x".into(), aa: true });
     }
 
     #[test]
     fn non_canonical_spellings_are_refused() {
         // The same map with keys in declaration order.
-        let unsorted = [
-            0xa3, 0x62, 0x7a, 0x7a, 0x01, 0x61, 0x62, 0x61, 0x78, 0x62, 0x61, 0x61, 0xf5,
-        ];
-        assert!(matches!(
-            from_canonical::<Sample>(&unsorted),
-            Err(DecodeError::NonCanonical)
-        ));
+        let unsorted = [0xa3, 0x62, 0x7a, 0x7a, 0x01, 0x61, 0x62, 0x61, 0x78, 0x62, 0x61, 0x61, 0xf5];
+        assert!(matches!(from_canonical::<Sample>(&unsorted), Err(DecodeError::NonCanonical)));
         // 1 written as a two-byte integer.
-        assert!(matches!(
-            from_canonical::<u64>(&[0x18, 0x01]),
-            Err(DecodeError::NonCanonical)
-        ));
+        assert!(matches!(from_canonical::<u64>(&[0x18, 0x01]), Err(DecodeError::NonCanonical)));
         // An indefinite-length array.
-        assert!(matches!(
-            from_canonical::<Vec<u64>>(&[0x9f, 0x01, 0xff]),
-            Err(DecodeError::NonCanonical)
-        ));
+        assert!(matches!(from_canonical::<Vec<u64>>(&[0x9f, 0x01, 0xff]), Err(DecodeError::NonCanonical)));
         // Trailing bytes.
-        assert!(matches!(
-            from_canonical::<u64>(&[0x01, 0x02]),
-            Err(DecodeError::TrailingBytes(1))
-        ));
+        assert!(matches!(from_canonical::<u64>(&[0x01, 0x02]), Err(DecodeError::TrailingBytes(1))));
         // Truncated.
-        assert!(matches!(
-            from_canonical::<String>(&[0x63, 0x61]),
-            Err(DecodeError::Malformed(_))
-        ));
+        assert!(matches!(from_canonical::<String>(&[0x63, 0x61]), Err(DecodeError::Malformed(_))));
     }
 
     #[test]

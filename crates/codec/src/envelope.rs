@@ -100,6 +100,7 @@ pub fn encode_event(event: &Event) -> Result<Vec<u8>, EventError> {
         EventPayload::ApprovalRecorded(p) => serialized(p)?,
         EventPayload::KeyRegistered(p) => serialized(p)?,
         EventPayload::PackSealed(p) => serialized(p)?,
+        EventPayload::Fragment(p) => serialized(p)?,
     };
     let meta = &event.meta;
     let wire = Wire {
@@ -129,16 +130,12 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, EventError> {
     if version != ENVELOPE_VERSION {
         return Err(EventError::UnknownEnvelopeVersion { found: version });
     }
-    let wire: Wire = value
-        .deserialized()
-        .map_err(|e| DecodeError::Shape(format!("envelope: {e}")))?;
+    let wire: Wire = value.deserialized().map_err(|e| DecodeError::Shape(format!("envelope: {e}")))?;
     let supported = EventPayload::TYPES
         .iter()
         .find(|(name, _)| *name == wire.event_type)
         .map(|(_, version)| *version)
-        .ok_or_else(|| EventError::UnknownEventType {
-            event_type: wire.event_type.clone(),
-        })?;
+        .ok_or_else(|| EventError::UnknownEventType { event_type: wire.event_type.clone() })?;
     if wire.schema_version > supported || wire.schema_version == 0 {
         return Err(EventError::UnsupportedSchemaVersion {
             event_type: wire.event_type,
@@ -155,10 +152,9 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, EventError> {
         "approval.recorded" => EventPayload::ApprovalRecorded(payload(&wire)?),
         "key.registered" => EventPayload::KeyRegistered(payload(&wire)?),
         "pack.sealed" => EventPayload::PackSealed(payload(&wire)?),
+        "event.fragment" => EventPayload::Fragment(payload(&wire)?),
         other => {
-            return Err(EventError::UnknownEventType {
-                event_type: other.to_string(),
-            });
+            return Err(EventError::UnknownEventType { event_type: other.to_string() });
         }
     };
     Ok(Event {
@@ -181,9 +177,7 @@ fn envelope_version(value: &Value) -> Result<u32, DecodeError> {
     entries
         .iter()
         .find_map(|(k, v)| match (k, v) {
-            (Value::Text(key), Value::Integer(n)) if key == "v" => {
-                u32::try_from(i128::from(*n)).ok()
-            }
+            (Value::Text(key), Value::Integer(n)) if key == "v" => u32::try_from(i128::from(*n)).ok(),
             _ => None,
         })
         .ok_or_else(|| DecodeError::Shape("the envelope has no version field \"v\"".to_string()))
@@ -192,8 +186,5 @@ fn envelope_version(value: &Value) -> Result<u32, DecodeError> {
 fn payload<T: DeserializeOwned>(wire: &Wire) -> Result<T, EventError> {
     wire.payload
         .deserialized()
-        .map_err(|e| EventError::InvalidPayload {
-            event_type: wire.event_type.clone(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| EventError::InvalidPayload { event_type: wire.event_type.clone(), reason: e.to_string() })
 }

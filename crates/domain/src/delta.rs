@@ -164,17 +164,12 @@ fn added(path: &AuthorityPath) -> DeltaEntry {
     e.added_permissions = path.permissions.clone();
     flag_reach(&mut e, path, &path.permissions);
     if path.egress == EgressClass::ExternalHttp {
-        e.flags
-            .push(format!("new external egress to {}", path.destination.name));
+        e.flags.push(format!("new external egress to {}", path.destination.name));
     }
     if path.owner_state != OwnerState::Assigned {
         e.flags.push(format!("new path is {}", path.owner_state));
     }
-    e.remediation_actions = path
-        .grants
-        .iter()
-        .map(|g| remediation::remove_grant(g, &path.identity))
-        .collect();
+    e.remediation_actions = path.grants.iter().map(|g| remediation::remove_grant(g, &path.identity)).collect();
     finish(e)
 }
 
@@ -190,9 +185,7 @@ fn changed(before: &AuthorityPath, after: &AuthorityPath, out: &mut Vec<DeltaEnt
         e.remediation_actions = after
             .grants
             .iter()
-            .filter(|g| {
-                !known.contains(g.id.as_str()) || g.permissions.iter().any(|p| gained.contains(p))
-            })
+            .filter(|g| !known.contains(g.id.as_str()) || g.permissions.iter().any(|p| gained.contains(p)))
             .map(|g| remediation::remove_grant(g, &after.identity))
             .collect();
         e.added_permissions = gained;
@@ -206,10 +199,7 @@ fn changed(before: &AuthorityPath, after: &AuthorityPath, out: &mut Vec<DeltaEnt
     if before.egress != after.egress {
         let mut e = entry(DeltaKind::EgressChanged, after);
         if after.egress == EgressClass::ExternalHttp {
-            e.flags.push(format!(
-                "egress became external_http (was {})",
-                before.egress
-            ));
+            e.flags.push(format!("egress became external_http (was {})", before.egress));
         }
         e.remediation_actions.push(RemediationAction {
             action: "review_destination".to_string(),
@@ -229,29 +219,17 @@ fn changed(before: &AuthorityPath, after: &AuthorityPath, out: &mut Vec<DeltaEnt
     if before.owner_state != after.owner_state {
         let mut e = entry(DeltaKind::OwnershipChanged, after);
         if after.owner_state != OwnerState::Assigned {
-            e.flags.push(format!(
-                "ownership became {} (was {})",
-                after.owner_state, before.owner_state
-            ));
-            e.remediation_actions
-                .push(remediation::assign_owner(&after.workload));
+            e.flags.push(format!("ownership became {} (was {})", after.owner_state, before.owner_state));
+            e.remediation_actions.push(remediation::assign_owner(&after.workload));
         }
         out.push(finish(e));
     }
 }
 
 fn flag_reach(e: &mut DeltaEntry, path: &AuthorityPath, permissions: &[Permission]) {
-    let modifying: Vec<&str> = permissions
-        .iter()
-        .filter(|p| p.modifies())
-        .map(Permission::as_str)
-        .collect();
+    let modifying: Vec<&str> = permissions.iter().filter(|p| p.modifies()).map(Permission::as_str).collect();
     if path.domain.sensitive && !modifying.is_empty() {
-        e.flags.push(format!(
-            "{} reach into sensitive domain {}",
-            modifying.join("/"),
-            path.domain.name
-        ));
+        e.flags.push(format!("{} reach into sensitive domain {}", modifying.join("/"), path.domain.name));
     }
 }
 
@@ -266,10 +244,7 @@ fn finish(mut e: DeltaEntry) -> DeltaEntry {
 /// assigned do not.
 pub fn breaks_match(entry: &DeltaEntry) -> bool {
     entry.flagged
-        || matches!(
-            entry.kind,
-            DeltaKind::RemovedPath | DeltaKind::PermissionsReduced | DeltaKind::EgressChanged
-        )
+        || matches!(entry.kind, DeltaKind::RemovedPath | DeltaKind::PermissionsReduced | DeltaKind::EgressChanged)
 }
 
 /// The verdict of a rescan against the approved baseline of a scope.
@@ -294,26 +269,11 @@ pub struct Verification {
 
 /// Verifies a delta against the baseline; `previously_flagged` are the flagged path ids of the
 /// delta this rescan is meant to remediate.
-pub fn verify(
-    baseline_version: u32,
-    delta: &[DeltaEntry],
-    previously_flagged: &[String],
-) -> Verification {
-    let unexpected: BTreeSet<String> = delta
-        .iter()
-        .filter(|e| breaks_match(e))
-        .map(|e| e.path_id.clone())
-        .collect();
-    let expected_additions: BTreeSet<String> = delta
-        .iter()
-        .filter(|e| e.kind == DeltaKind::NewPath && !e.flagged)
-        .map(|e| e.path_id.clone())
-        .collect();
-    let still_flagged: BTreeSet<&str> = delta
-        .iter()
-        .filter(|e| e.flagged)
-        .map(|e| e.path_id.as_str())
-        .collect();
+pub fn verify(baseline_version: u32, delta: &[DeltaEntry], previously_flagged: &[String]) -> Verification {
+    let unexpected: BTreeSet<String> = delta.iter().filter(|e| breaks_match(e)).map(|e| e.path_id.clone()).collect();
+    let expected_additions: BTreeSet<String> =
+        delta.iter().filter(|e| e.kind == DeltaKind::NewPath && !e.flagged).map(|e| e.path_id.clone()).collect();
+    let still_flagged: BTreeSet<&str> = delta.iter().filter(|e| e.flagged).map(|e| e.path_id.as_str()).collect();
     let resolved: Vec<String> = previously_flagged
         .iter()
         .filter(|id| !still_flagged.contains(id.as_str()))
@@ -332,10 +292,7 @@ pub fn verify(
             resolved.len()
         )
     } else {
-        format!(
-            "posture does not match baseline v{baseline_version}: {} path(s) still need action",
-            unexpected.len()
-        )
+        format!("posture does not match baseline v{baseline_version}: {} path(s) still need action", unexpected.len())
     };
     Verification {
         baseline_version,

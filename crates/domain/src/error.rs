@@ -12,9 +12,7 @@ pub struct InvalidInput {
 impl InvalidInput {
     /// Wraps a message; lowercase, no trailing period, a hint as a full sentence if any.
     pub fn new(message: impl Into<String>) -> InvalidInput {
-        InvalidInput {
-            message: message.into(),
-        }
+        InvalidInput { message: message.into() }
     }
 }
 

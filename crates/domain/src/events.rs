@@ -53,18 +53,21 @@ pub enum EventPayload {
     KeyRegistered(KeyRegistered),
     /// An evidence pack was sealed.
     PackSealed(PackSealed),
+    /// A piece of an event too large for one log record.
+    Fragment(EventFragment),
 }
 
 /// Name and current schema version of each payload type.
 impl EventPayload {
     /// Every event type name with the schema version this build writes.
-    pub const TYPES: [(&'static str, u32); 6] = [
+    pub const TYPES: [(&'static str, u32); 7] = [
         ("scan.started", 1),
         ("scan.chunk", 1),
         ("scan.completed", 1),
         ("approval.recorded", 1),
         ("key.registered", 1),
         ("pack.sealed", 1),
+        ("event.fragment", 1),
     ];
 
     /// The event type name.
@@ -76,28 +79,14 @@ impl EventPayload {
             EventPayload::ApprovalRecorded(_) => "approval.recorded",
             EventPayload::KeyRegistered(_) => "key.registered",
             EventPayload::PackSealed(_) => "pack.sealed",
+            EventPayload::Fragment(_) => "event.fragment",
         }
     }
 
     /// The schema version this build writes for the payload's type.
     pub fn schema_version(&self) -> u32 {
         let name = self.event_type();
-        Self::TYPES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map_or(1, |(_, v)| *v)
-    }
-
-    /// The log subject category (`<tenant>.<category>`) the event is appended to.
-    pub fn category(&self) -> &'static str {
-        match self {
-            EventPayload::ScanStarted(_)
-            | EventPayload::ScanChunk(_)
-            | EventPayload::ScanCompleted(_) => "scan",
-            EventPayload::ApprovalRecorded(_) => "approval",
-            EventPayload::KeyRegistered(_) => "key",
-            EventPayload::PackSealed(_) => "pack",
-        }
+        Self::TYPES.iter().find(|(n, _)| *n == name).map_or(1, |(_, v)| *v)
     }
 }
 
@@ -208,6 +197,68 @@ pub struct PackSealed {
     pub signature: String,
     /// The canonical JSON body (RFC 8785), as text.
     pub body: String,
+}
+
+/// One piece of an encoded event that is larger than a log record may be. All pieces of an
+/// event are appended in one batch to the event's subject; readers apply the event only when
+/// every piece is present, at the position of the last one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventFragment {
+    /// The id of the whole event.
+    pub of: EventId,
+    /// Position of this piece, from 0.
+    pub index: u32,
+    /// Number of pieces.
+    pub count: u32,
+    /// The piece's bytes of the whole event's encoding.
+    pub bytes: Bytes,
+}
+
+/// A byte string (CBOR major type 2; lowercase hex in JSON).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Bytes(pub Vec<u8>);
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Bytes({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&hex::encode(&self.0))
+        } else {
+            serializer.serialize_bytes(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BytesVisitor;
+        impl serde::de::Visitor<'_> for BytesVisitor {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string or hex")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Bytes, E> {
+                hex::decode(v).map(Bytes).map_err(E::custom)
+            }
+        }
+        if deserializer.is_human_readable() {
+            deserializer.deserialize_str(BytesVisitor)
+        } else {
+            deserializer.deserialize_bytes(BytesVisitor)
+        }
+    }
 }
 
 /// Convenience: a new event id derived from the content that makes it unique.

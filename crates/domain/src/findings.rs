@@ -107,14 +107,8 @@ pub const UNUSED_SENSITIVE: Rule = Rule {
 };
 
 /// Every rule, in id order.
-pub const CATALOGUE: [Rule; 6] = [
-    UNOWNED_WORKLOAD,
-    LONG_LIVED_SECRET,
-    DISABLED_WITH_GRANTS,
-    SENSITIVE_WRITE,
-    SENSITIVE_EGRESS,
-    UNUSED_SENSITIVE,
-];
+pub const CATALOGUE: [Rule; 6] =
+    [UNOWNED_WORKLOAD, LONG_LIVED_SECRET, DISABLED_WITH_GRANTS, SENSITIVE_WRITE, SENSITIVE_EGRESS, UNUSED_SENSITIVE];
 
 /// Secrets valid longer than this many days are long-lived.
 pub const LONG_LIVED_DAYS: i64 = 180;
@@ -146,10 +140,7 @@ pub struct Finding {
 
 /// The stable id of a finding.
 pub fn finding_id(rule_id: &str, subject: &str) -> String {
-    format!(
-        "F-{}",
-        stable_hash("sv0.finding.v1", &[rule_id, subject], 12)
-    )
+    format!("F-{}", stable_hash("sv0.finding.v1", &[rule_id, subject], 12))
 }
 
 fn finding(rule: &Rule, subject: String, summary: String) -> Finding {
@@ -168,11 +159,7 @@ fn finding(rule: &Rule, subject: String, summary: String) -> Finding {
 }
 
 /// Evaluates every rule; findings are sorted by id.
-pub fn evaluate(
-    entities: &Entities,
-    paths: &[AuthorityPath],
-    observed_at: Timestamp,
-) -> Vec<Finding> {
+pub fn evaluate(entities: &Entities, paths: &[AuthorityPath], observed_at: Timestamp) -> Vec<Finding> {
     let mut findings = Vec::new();
     unowned_workloads(paths, &mut findings);
     long_lived_secrets(entities, paths, observed_at, &mut findings);
@@ -214,23 +201,18 @@ fn unowned_workloads(paths: &[AuthorityPath], out: &mut Vec<Finding>) {
         f.path_ids = workload_paths.iter().map(|p| p.path_id.clone()).collect();
         f.records = vec![workload_id.to_string()];
         f.records.extend(first.owners.iter().cloned());
-        f.remediation
-            .push(remediation::assign_owner(&first.workload));
+        f.remediation.push(remediation::assign_owner(&first.workload));
         out.push(f);
     }
 }
 
-fn long_lived_secrets(
-    entities: &Entities,
-    paths: &[AuthorityPath],
-    observed_at: Timestamp,
-    out: &mut Vec<Finding>,
-) {
+fn long_lived_secrets(entities: &Entities, paths: &[AuthorityPath], observed_at: Timestamp, out: &mut Vec<Finding>) {
+    let mut by_identity: BTreeMap<&str, Vec<&AuthorityPath>> = BTreeMap::new();
+    for path in paths {
+        by_identity.entry(path.identity.id.as_str()).or_default().push(path);
+    }
     for credential in &entities.credentials {
-        if !matches!(
-            credential.kind,
-            CredentialKind::Password | CredentialKind::ApiKey
-        ) {
+        if !matches!(credential.kind, CredentialKind::Password | CredentialKind::ApiKey) {
             continue;
         }
         let lifetime_days = match (credential.created_at, credential.expires_at) {
@@ -250,21 +232,10 @@ fn long_lived_secrets(
         let mut f = finding(
             &LONG_LIVED_SECRET,
             format!("credential:{}", credential.id),
-            format!(
-                "secret {} of identity {} {lifetime}",
-                credential.id, credential.identity
-            ),
+            format!("secret {} of identity {} {lifetime}", credential.id, credential.identity),
         );
-        let related: Vec<&AuthorityPath> = paths
-            .iter()
-            .filter(|p| p.identity.id == credential.identity)
-            .collect();
-        f.workloads = related
-            .iter()
-            .map(|p| p.workload.id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let related: &[&AuthorityPath] = by_identity.get(credential.identity.as_str()).map_or(&[], Vec::as_slice);
+        f.workloads = related.iter().map(|p| p.workload.id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
         f.path_ids = related.iter().map(|p| p.path_id.clone()).collect();
         f.records = vec![credential.id.clone(), credential.identity.clone()];
         f.remediation.push(RemediationAction {
@@ -280,29 +251,26 @@ fn long_lived_secrets(
 }
 
 fn disabled_with_grants(entities: &Entities, out: &mut Vec<Finding>) {
-    for identity in entities.identities.iter().filter(|i| !i.enabled) {
-        let grants: Vec<_> = entities
-            .grants
-            .iter()
-            .filter(|g| g.identity == identity.id)
-            .collect();
+    let disabled: Vec<&crate::model::Identity> = entities.identities.iter().filter(|i| !i.enabled).collect();
+    if disabled.is_empty() {
+        return;
+    }
+    let mut by_identity: BTreeMap<&str, Vec<&crate::model::Grant>> = BTreeMap::new();
+    for grant in &entities.grants {
+        by_identity.entry(grant.identity.as_str()).or_default().push(grant);
+    }
+    for identity in disabled {
+        let grants: Vec<&crate::model::Grant> = by_identity.get(identity.id.as_str()).cloned().unwrap_or_default();
         if grants.is_empty() {
             continue;
         }
         let mut f = finding(
             &DISABLED_WITH_GRANTS,
             format!("identity:{}", identity.id),
-            format!(
-                "disabled identity {} still holds {} grant(s)",
-                identity.name,
-                grants.len()
-            ),
+            format!("disabled identity {} still holds {} grant(s)", identity.name, grants.len()),
         );
         f.records = grants.iter().map(|g| g.id.clone()).collect();
-        let node = crate::paths::NodeRef {
-            id: identity.id.clone(),
-            name: identity.name.clone(),
-        };
+        let node = crate::paths::NodeRef { id: identity.id.clone(), name: identity.name.clone() };
         for grant in grants {
             let grant_ref = crate::paths::GrantRef {
                 id: grant.id.clone(),
@@ -311,8 +279,7 @@ fn disabled_with_grants(entities: &Entities, out: &mut Vec<Finding>) {
                 scope: grant.scope.clone(),
                 permissions: grant.permissions.clone(),
             };
-            f.remediation
-                .push(remediation::remove_grant(&grant_ref, &node));
+            f.remediation.push(remediation::remove_grant(&grant_ref, &node));
         }
         out.push(f);
     }
@@ -322,12 +289,7 @@ fn sensitive_write(path: &AuthorityPath, out: &mut Vec<Finding>) {
     if !path.domain.sensitive || !path.modifies() {
         return;
     }
-    let modifying: Vec<&str> = path
-        .permissions
-        .iter()
-        .filter(|p| p.modifies())
-        .map(Permission::as_str)
-        .collect();
+    let modifying: Vec<&str> = path.permissions.iter().filter(|p| p.modifies()).map(Permission::as_str).collect();
     let mut f = finding(
         &SENSITIVE_WRITE,
         format!("path:{}", path.path_id),
@@ -342,14 +304,9 @@ fn sensitive_write(path: &AuthorityPath, out: &mut Vec<Finding>) {
     );
     f.workloads.push(path.workload.id.clone());
     f.path_ids.push(path.path_id.clone());
-    for grant in path
-        .grants
-        .iter()
-        .filter(|g| g.permissions.iter().any(Permission::modifies))
-    {
+    for grant in path.grants.iter().filter(|g| g.permissions.iter().any(Permission::modifies)) {
         f.records.push(grant.id.clone());
-        f.remediation
-            .push(remediation::remove_grant(grant, &path.identity));
+        f.remediation.push(remediation::remove_grant(grant, &path.identity));
     }
     out.push(f);
 }
@@ -364,11 +321,7 @@ fn unused_sensitive(path: &AuthorityPath, out: &mut Vec<Finding>) {
         format!(
             "{} holds {} on {} ({}) with no execution evidence",
             path.workload.name,
-            path.permissions
-                .iter()
-                .map(Permission::as_str)
-                .collect::<Vec<_>>()
-                .join("/"),
+            path.permissions.iter().map(Permission::as_str).collect::<Vec<_>>().join("/"),
             path.destination.name,
             path.domain.name
         ),
@@ -377,18 +330,15 @@ fn unused_sensitive(path: &AuthorityPath, out: &mut Vec<Finding>) {
     f.path_ids.push(path.path_id.clone());
     for grant in &path.grants {
         f.records.push(grant.id.clone());
-        f.remediation
-            .push(remediation::remove_grant(grant, &path.identity));
+        f.remediation.push(remediation::remove_grant(grant, &path.identity));
     }
     out.push(f);
 }
 
 fn sensitive_egress(paths: &[AuthorityPath], out: &mut Vec<Finding>) {
     for (workload_id, workload_paths) in by_workload(paths) {
-        let reads: Vec<&&AuthorityPath> = workload_paths
-            .iter()
-            .filter(|p| p.domain.sensitive && p.permissions.contains(&Permission::Read))
-            .collect();
+        let reads: Vec<&&AuthorityPath> =
+            workload_paths.iter().filter(|p| p.domain.sensitive && p.permissions.contains(&Permission::Read)).collect();
         let exits: Vec<&&AuthorityPath> = workload_paths
             .iter()
             .filter(|p| matches!(p.egress, EgressClass::LlmApi | EgressClass::ExternalHttp))
@@ -409,13 +359,8 @@ fn sensitive_egress(paths: &[AuthorityPath], out: &mut Vec<Finding>) {
             ),
         );
         f.workloads.push(workload_id.to_string());
-        f.path_ids = reads
-            .iter()
-            .chain(exits.iter())
-            .map(|p| p.path_id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        f.path_ids =
+            reads.iter().chain(exits.iter()).map(|p| p.path_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
         f.records = exits
             .iter()
             .flat_map(|p| p.grants.iter().map(|g| g.id.clone()))

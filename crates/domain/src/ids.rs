@@ -27,16 +27,12 @@ impl TenantId {
         let value = value.into();
         let valid = !value.is_empty()
             && value.len() <= 63
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !value.starts_with('-');
         if valid {
             Ok(TenantId(value))
         } else {
-            Err(InvalidInput::new(format!(
-                "invalid tenant id {value:?}: use 1-63 lowercase letters, digits or '-'"
-            )))
+            Err(InvalidInput::new(format!("invalid tenant id {value:?}: use 1-63 lowercase letters, digits or '-'")))
         }
     }
 
@@ -88,9 +84,8 @@ impl EventId {
     /// Parses 32 hex digits.
     pub fn parse(text: &str) -> Result<EventId, InvalidInput> {
         let mut id = [0u8; 16];
-        hex::decode_to_slice(text, &mut id).map_err(|_| {
-            InvalidInput::new(format!("invalid event id {text:?}: expected 32 hex digits"))
-        })?;
+        hex::decode_to_slice(text, &mut id)
+            .map_err(|_| InvalidInput::new(format!("invalid event id {text:?}: expected 32 hex digits")))?;
         Ok(EventId(id))
     }
 
@@ -131,9 +126,7 @@ impl<'de> Deserialize<'de> for EventId {
                 f.write_str("16 bytes or 32 hex digits")
             }
             fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<EventId, E> {
-                let bytes: [u8; 16] = v
-                    .try_into()
-                    .map_err(|_| E::invalid_length(v.len(), &self))?;
+                let bytes: [u8; 16] = v.try_into().map_err(|_| E::invalid_length(v.len(), &self))?;
                 Ok(EventId(bytes))
             }
             fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<EventId, E> {
@@ -174,23 +167,16 @@ impl Timestamp {
     /// Parses RFC 3339 (any offset; kept as UTC milliseconds, finer digits are truncated).
     pub fn parse(text: &str) -> Result<Timestamp, InvalidInput> {
         let parsed = OffsetDateTime::parse(text, &Rfc3339).map_err(|e| {
-            InvalidInput::new(format!(
-                "invalid time {text:?}: {e}. Use RFC 3339, e.g. 2026-03-02T09:00:00Z"
-            ))
+            InvalidInput::new(format!("invalid time {text:?}: {e}. Use RFC 3339, e.g. 2026-03-02T09:00:00Z"))
         })?;
-        Ok(Timestamp(
-            (parsed.unix_timestamp_nanos() / 1_000_000) as i64,
-        ))
+        Ok(Timestamp((parsed.unix_timestamp_nanos() / 1_000_000) as i64))
     }
 
     /// Parses a calendar date (`YYYY-MM-DD`) as its first millisecond, UTC.
     pub fn parse_date(text: &str) -> Result<Timestamp, InvalidInput> {
         let format = time::macros::format_description!("[year]-[month]-[day]");
-        let date = time::Date::parse(text, &format).map_err(|_| {
-            InvalidInput::new(format!(
-                "invalid date {text:?}: use YYYY-MM-DD, e.g. 2026-03-15"
-            ))
-        })?;
+        let date = time::Date::parse(text, &format)
+            .map_err(|_| InvalidInput::new(format!("invalid date {text:?}: use YYYY-MM-DD, e.g. 2026-03-15")))?;
         let start = date.midnight().assume_utc();
         Ok(Timestamp((start.unix_timestamp_nanos() / 1_000_000) as i64))
     }
@@ -205,9 +191,7 @@ impl Timestamp {
         let nanos = i128::from(self.0) * 1_000_000;
         match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
             Ok(t) if self.0.rem_euclid(1000) == 0 => t
-                .format(time::macros::format_description!(
-                    "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-                ))
+                .format(time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"))
                 .unwrap_or_else(|_| self.0.to_string()),
             Ok(t) => t
                 .format(time::macros::format_description!(
@@ -258,9 +242,7 @@ impl<'de> Deserialize<'de> for Timestamp {
                 Ok(Timestamp(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Timestamp, E> {
-                i64::try_from(v)
-                    .map(Timestamp)
-                    .map_err(|_| E::custom("time out of range"))
+                i64::try_from(v).map(Timestamp).map_err(|_| E::custom("time out of range"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
                 Timestamp::parse(v).map_err(E::custom)
@@ -316,10 +298,7 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2026-03-02T09:15:00Z");
         let t = Timestamp::parse("2026-03-02T09:15:00.250Z").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-03-02T09:15:00.250Z");
-        assert_eq!(
-            Timestamp::parse_date("2026-03-15").unwrap().to_rfc3339(),
-            "2026-03-15T00:00:00Z"
-        );
+        assert_eq!(Timestamp::parse_date("2026-03-15").unwrap().to_rfc3339(), "2026-03-15T00:00:00Z");
         assert!(Timestamp::parse("yesterday").is_err());
     }
 

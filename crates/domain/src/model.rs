@@ -34,9 +34,7 @@ pub struct Workload {
 }
 
 /// Kinds of workload.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WorkloadKind {
     /// An Azure AI Foundry agent.
@@ -81,9 +79,7 @@ fn is_true(value: &bool) -> bool {
 }
 
 /// Kinds of identity.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IdentityKind {
     /// An Entra ID service principal (application identity).
@@ -119,9 +115,7 @@ pub struct Credential {
 }
 
 /// Kinds of credential.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CredentialKind {
     /// A client secret.
@@ -164,9 +158,7 @@ pub struct Destination {
 }
 
 /// Kinds of destination.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DestinationKind {
     /// A blob container or file share.
@@ -190,9 +182,7 @@ pub enum DestinationKind {
 }
 
 /// Where data can leave the organisational boundary.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EgressClass {
     /// A model API: prompts carry data to the model provider.
@@ -207,12 +197,8 @@ pub enum EgressClass {
 
 impl EgressClass {
     /// Every class, in display order.
-    pub const ALL: [EgressClass; 4] = [
-        EgressClass::LlmApi,
-        EgressClass::CloudStorage,
-        EgressClass::ExternalHttp,
-        EgressClass::Internal,
-    ];
+    pub const ALL: [EgressClass; 4] =
+        [EgressClass::LlmApi, EgressClass::CloudStorage, EgressClass::ExternalHttp, EgressClass::Internal];
 
     /// The snake_case name used in JSON and tables.
     pub fn as_str(&self) -> &'static str {
@@ -259,9 +245,7 @@ pub struct ClassificationRule {
 }
 
 /// Normalised permissions.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     /// Read data.
@@ -290,10 +274,7 @@ impl Permission {
 
     /// Whether the permission changes data or access (write, delete, admin).
     pub fn modifies(&self) -> bool {
-        matches!(
-            self,
-            Permission::Write | Permission::Delete | Permission::Admin
-        )
+        matches!(self, Permission::Write | Permission::Delete | Permission::Admin)
     }
 }
 
@@ -326,9 +307,7 @@ pub struct Grant {
 }
 
 /// Kinds of record that grant authority.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantSource {
     /// An Azure RBAC role assignment.
@@ -374,9 +353,7 @@ pub struct Owner {
 }
 
 /// Status of an owner account.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OwnerStatus {
     /// Active account.

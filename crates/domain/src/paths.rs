@@ -19,8 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{Timestamp, stable_hash};
 use crate::model::{
-    DataDomain, Destination, DestinationKind, EgressClass, Evidence, GrantSource, Owner,
-    OwnerStatus, Permission,
+    DataDomain, Destination, DestinationKind, EgressClass, Evidence, GrantSource, Owner, OwnerStatus, Permission,
 };
 use crate::snapshot::Entities;
 
@@ -72,11 +71,7 @@ pub enum OwnerState {
 
 impl OwnerState {
     /// Every state, in display order.
-    pub const ALL: [OwnerState; 3] = [
-        OwnerState::Assigned,
-        OwnerState::Orphaned,
-        OwnerState::Decayed,
-    ];
+    pub const ALL: [OwnerState; 3] = [OwnerState::Assigned, OwnerState::Orphaned, OwnerState::Decayed];
 
     /// The snake_case name.
     pub fn as_str(&self) -> &'static str {
@@ -106,10 +101,7 @@ pub struct PathPolicy {
 
 impl Default for PathPolicy {
     fn default() -> PathPolicy {
-        PathPolicy {
-            evidence_window_days: 30,
-            owner_silence_days: 90,
-        }
+        PathPolicy { evidence_window_days: 30, owner_silence_days: 90 }
     }
 }
 
@@ -194,32 +186,14 @@ impl AuthorityPath {
 
 /// The stable id of the path through four nodes.
 pub fn path_id(workload: &str, identity: &str, destination: &str, domain: &str) -> String {
-    stable_hash(
-        "sv0.path.v1",
-        &[workload, identity, destination, domain],
-        32,
-    )
+    stable_hash("sv0.path.v1", &[workload, identity, destination, domain], 32)
 }
 
 /// The fingerprint of a path's compared properties; volatile values (times, names) are left out.
-pub fn fingerprint(
-    permissions: &[Permission],
-    egress: EgressClass,
-    owner_state: OwnerState,
-    grade: Grade,
-) -> String {
+pub fn fingerprint(permissions: &[Permission], egress: EgressClass, owner_state: OwnerState, grade: Grade) -> String {
     let permissions: Vec<&str> = permissions.iter().map(Permission::as_str).collect();
     let permissions = permissions.join(",");
-    stable_hash(
-        "sv0.path-fingerprint.v1",
-        &[
-            &permissions,
-            egress.as_str(),
-            owner_state.as_str(),
-            grade.as_str(),
-        ],
-        16,
-    )
+    stable_hash("sv0.path-fingerprint.v1", &[&permissions, egress.as_str(), owner_state.as_str(), grade.as_str()], 16)
 }
 
 /// Classifies a destination's egress from the rule table; returns the class and the rule.
@@ -229,9 +203,7 @@ pub fn classify_egress(destination: &Destination) -> (EgressClass, String) {
     }
     let class = match destination.kind {
         DestinationKind::LlmDeployment => EgressClass::LlmApi,
-        DestinationKind::StorageContainer | DestinationKind::StorageAccount => {
-            EgressClass::CloudStorage
-        }
+        DestinationKind::StorageContainer | DestinationKind::StorageAccount => EgressClass::CloudStorage,
         DestinationKind::HttpEndpoint => EgressClass::ExternalHttp,
         DestinationKind::GraphApi
         | DestinationKind::ServicenowTable
@@ -258,26 +230,16 @@ fn serde_plain_kind(kind: DestinationKind) -> &'static str {
 }
 
 /// Computes every authority path of a tenant's entities, sorted by path id.
-pub fn compute_paths(
-    entities: &Entities,
-    observed_at: Timestamp,
-    policy: &PathPolicy,
-) -> Vec<AuthorityPath> {
+pub fn compute_paths(entities: &Entities, observed_at: Timestamp, policy: &PathPolicy) -> Vec<AuthorityPath> {
     let graph = GraphIndex::new(entities, observed_at, policy);
     let mut merged: BTreeMap<(usize, usize, usize), Partial> = BTreeMap::new();
     for binding in &entities.bindings {
-        let (Some(&w), Some(&i)) = (
-            graph.workload_idx.get(binding.workload.as_str()),
-            graph.identity_idx.get(binding.identity.as_str()),
-        ) else {
+        let (Some(&w), Some(&i)) =
+            (graph.workload_idx.get(binding.workload.as_str()), graph.identity_idx.get(binding.identity.as_str()))
+        else {
             continue;
         };
-        for &grant_idx in graph
-            .grants_by_identity
-            .get(binding.identity.as_str())
-            .into_iter()
-            .flatten()
-        {
+        for &grant_idx in graph.grants_by_identity.get(binding.identity.as_str()).into_iter().flatten() {
             let grant = &entities.grants[grant_idx];
             let Some(&d) = graph.destination_idx.get(grant.destination.as_str()) else {
                 continue;
@@ -287,10 +249,8 @@ pub fn compute_paths(
             partial.grants.insert(grant_idx);
         }
     }
-    let mut paths: Vec<AuthorityPath> = merged
-        .into_iter()
-        .map(|((w, i, d), partial)| graph.path(w, i, d, &partial))
-        .collect();
+    let mut paths: Vec<AuthorityPath> =
+        merged.into_iter().map(|((w, i, d), partial)| graph.path(w, i, d, &partial)).collect();
     paths.sort_by(|a, b| a.path_id.cmp(&b.path_id));
     paths
 }
@@ -319,14 +279,10 @@ struct GraphIndex<'a> {
 
 impl<'a> GraphIndex<'a> {
     fn new(entities: &'a Entities, observed_at: Timestamp, policy: &PathPolicy) -> GraphIndex<'a> {
-        let index =
-            |ids: Vec<&'a str>| ids.into_iter().enumerate().map(|(n, id)| (id, n)).collect();
+        let index = |ids: Vec<&'a str>| ids.into_iter().enumerate().map(|(n, id)| (id, n)).collect();
         let mut grants_by_identity: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (n, grant) in entities.grants.iter().enumerate() {
-            grants_by_identity
-                .entry(grant.identity.as_str())
-                .or_default()
-                .push(n);
+            grants_by_identity.entry(grant.identity.as_str()).or_default().push(n);
         }
         let window_start = observed_at.add_days(-i64::from(policy.evidence_window_days));
         let mut evidence_exact: BTreeMap<(&str, &str), Vec<&Evidence>> = BTreeMap::new();
@@ -337,22 +293,13 @@ impl<'a> GraphIndex<'a> {
                 continue;
             }
             if let (Some(identity), Some(destination)) = (&e.identity, &e.destination) {
-                evidence_exact
-                    .entry((identity, destination))
-                    .or_default()
-                    .push(e);
+                evidence_exact.entry((identity, destination)).or_default().push(e);
             }
             if let (Some(identity), Some(service)) = (&e.identity, &e.service) {
-                evidence_service
-                    .entry((identity, service))
-                    .or_default()
-                    .push(e);
+                evidence_service.entry((identity, service)).or_default().push(e);
             }
             if let (Some(workload), Some(destination)) = (&e.workload, &e.destination) {
-                evidence_run
-                    .entry((workload, destination))
-                    .or_default()
-                    .push(e);
+                evidence_run.entry((workload, destination)).or_default().push(e);
             }
         }
         GraphIndex {
@@ -361,20 +308,10 @@ impl<'a> GraphIndex<'a> {
             policy: *policy,
             workload_idx: index(entities.workloads.iter().map(|w| w.id.as_str()).collect()),
             identity_idx: index(entities.identities.iter().map(|i| i.id.as_str()).collect()),
-            destination_idx: index(
-                entities
-                    .destinations
-                    .iter()
-                    .map(|d| d.id.as_str())
-                    .collect(),
-            ),
+            destination_idx: index(entities.destinations.iter().map(|d| d.id.as_str()).collect()),
             grants_by_identity,
             owners: entities.owners.iter().map(|o| (o.id.as_str(), o)).collect(),
-            domains: entities
-                .domains
-                .iter()
-                .map(|d| (d.id.as_str(), d))
-                .collect(),
+            domains: entities.domains.iter().map(|d| (d.id.as_str(), d)).collect(),
             evidence_exact,
             evidence_service,
             evidence_run,
@@ -404,27 +341,14 @@ impl<'a> GraphIndex<'a> {
         }
         let permissions: Vec<Permission> = permissions.into_iter().collect();
         let (egress, egress_rule) = classify_egress(destination);
-        let owners = if workload.owners.is_empty() {
-            identity.owners.clone()
-        } else {
-            workload.owners.clone()
-        };
+        let owners = if workload.owners.is_empty() { identity.owners.clone() } else { workload.owners.clone() };
         let owner_state = self.owner_state(&owners);
         let (grade, grade_evidence) = self.grade(&workload.id, &identity.id, destination);
         AuthorityPath {
             path_id: path_id(&workload.id, &identity.id, &destination.id, &domain.id),
-            workload: NodeRef {
-                id: workload.id.clone(),
-                name: workload.name.clone(),
-            },
-            identity: NodeRef {
-                id: identity.id.clone(),
-                name: identity.name.clone(),
-            },
-            destination: NodeRef {
-                id: destination.id.clone(),
-                name: destination.name.clone(),
-            },
+            workload: NodeRef { id: workload.id.clone(), name: workload.name.clone() },
+            identity: NodeRef { id: identity.id.clone(), name: identity.name.clone() },
+            destination: NodeRef { id: destination.id.clone(), name: destination.name.clone() },
             fingerprint: fingerprint(&permissions, egress, owner_state, grade),
             domain,
             permissions,
@@ -444,11 +368,7 @@ impl<'a> GraphIndex<'a> {
         let lookup = |id: &str| self.domains.get(id).copied();
         if let Some(domain) = destination.domain.as_deref().and_then(lookup) {
             return (
-                DomainRef {
-                    id: domain.id.clone(),
-                    name: domain.name.clone(),
-                    sensitive: domain.sensitive,
-                },
+                DomainRef { id: domain.id.clone(), name: domain.name.clone(), sensitive: domain.sensitive },
                 Some("label".to_string()),
             );
         }
@@ -457,68 +377,36 @@ impl<'a> GraphIndex<'a> {
                 && let Some(domain) = lookup(&rule.domain)
             {
                 return (
-                    DomainRef {
-                        id: domain.id.clone(),
-                        name: domain.name.clone(),
-                        sensitive: domain.sensitive,
-                    },
+                    DomainRef { id: domain.id.clone(), name: domain.name.clone(), sensitive: domain.sensitive },
                     Some(rule.id.clone()),
                 );
             }
         }
-        (
-            DomainRef {
-                id: UNCLASSIFIED.to_string(),
-                name: "Unclassified".to_string(),
-                sensitive: false,
-            },
-            None,
-        )
+        (DomainRef { id: UNCLASSIFIED.to_string(), name: "Unclassified".to_string(), sensitive: false }, None)
     }
 
     fn owner_state(&self, owner_ids: &[String]) -> OwnerState {
         if owner_ids.is_empty() {
             return OwnerState::Orphaned;
         }
-        let silence_limit = self
-            .observed_at
-            .add_days(-i64::from(self.policy.owner_silence_days));
+        let silence_limit = self.observed_at.add_days(-i64::from(self.policy.owner_silence_days));
         let accountable = owner_ids.iter().any(|id| {
             self.owners.get(id.as_str()).is_some_and(|o| {
-                o.status == OwnerStatus::Active
-                    && o.last_active_at.is_none_or(|at| at >= silence_limit)
+                o.status == OwnerStatus::Active && o.last_active_at.is_none_or(|at| at >= silence_limit)
             })
         });
-        if accountable {
-            OwnerState::Assigned
-        } else {
-            OwnerState::Decayed
-        }
+        if accountable { OwnerState::Assigned } else { OwnerState::Decayed }
     }
 
-    fn grade(
-        &self,
-        workload: &str,
-        identity: &str,
-        destination: &Destination,
-    ) -> (Grade, Option<String>) {
+    fn grade(&self, workload: &str, identity: &str, destination: &Destination) -> (Grade, Option<String>) {
         let latest = |records: Option<&Vec<&Evidence>>| {
-            records
-                .into_iter()
-                .flatten()
-                .max_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id)))
-                .map(|e| e.id.clone())
+            records.into_iter().flatten().max_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id))).map(|e| e.id.clone())
         };
-        if let Some(id) = latest(
-            self.evidence_exact
-                .get(&(identity, destination.id.as_str())),
-        ) {
+        if let Some(id) = latest(self.evidence_exact.get(&(identity, destination.id.as_str()))) {
             return (Grade::A, Some(id));
         }
-        let by_service = destination
-            .service
-            .as_deref()
-            .and_then(|service| latest(self.evidence_service.get(&(identity, service))));
+        let by_service =
+            destination.service.as_deref().and_then(|service| latest(self.evidence_service.get(&(identity, service))));
         let by_run = latest(self.evidence_run.get(&(workload, destination.id.as_str())));
         match by_service.into_iter().chain(by_run).max() {
             Some(id) => (Grade::B, Some(id)),

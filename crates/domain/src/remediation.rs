@@ -19,9 +19,7 @@ pub struct RemediationAction {
 
 /// The action that removes one grant from an identity.
 pub fn remove_grant(grant: &GrantRef, identity: &NodeRef) -> RemediationAction {
-    let GrantRef {
-        id, role, scope, ..
-    } = grant;
+    let GrantRef { id, role, scope, .. } = grant;
     let who = &identity.name;
     let text = match grant.source {
         GrantSource::AzureRoleAssignment => {
@@ -40,11 +38,7 @@ pub fn remove_grant(grant: &GrantRef, identity: &NodeRef) -> RemediationAction {
             format!("remove connection {id}: {role} used by {who} on {scope}")
         }
     };
-    RemediationAction {
-        action: "remove_grant".to_string(),
-        record_id: id.clone(),
-        text,
-    }
+    RemediationAction { action: "remove_grant".to_string(), record_id: id.clone(), text }
 }
 
 /// The action that gives a workload an accountable owner.
@@ -52,24 +46,11 @@ pub fn assign_owner(workload: &NodeRef) -> RemediationAction {
     RemediationAction {
         action: "assign_owner".to_string(),
         record_id: workload.id.clone(),
-        text: format!(
-            "assign an active owner to workload {} ({}) before it proceeds",
-            workload.name, workload.id
-        ),
+        text: format!("assign an active owner to workload {} ({}) before it proceeds", workload.name, workload.id),
     }
 }
 
 /// Joins the actions' texts into one line for tables and summaries.
 pub fn join(actions: &[RemediationAction]) -> Option<String> {
-    if actions.is_empty() {
-        None
-    } else {
-        Some(
-            actions
-                .iter()
-                .map(|a| a.text.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    }
+    if actions.is_empty() { None } else { Some(actions.iter().map(|a| a.text.as_str()).collect::<Vec<_>>().join("; ")) }
 }

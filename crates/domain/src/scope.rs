@@ -38,24 +38,16 @@ impl Selector {
             .split_once(':')
             .ok_or_else(|| InvalidInput::new(format!("invalid scope selector {text:?}. {hint}")))?;
         if value.is_empty() {
-            return Err(InvalidInput::new(format!(
-                "empty value in scope selector {text:?}. {hint}"
-            )));
+            return Err(InvalidInput::new(format!("empty value in scope selector {text:?}. {hint}")));
         }
         match kind {
             "project" => Ok(Selector::Project(value.to_string())),
             "workload" => Ok(Selector::Workload(value.to_string())),
             "tag" => match value.split_once('=') {
-                Some((key, tag_value)) if !key.is_empty() => {
-                    Ok(Selector::Tag(key.to_string(), tag_value.to_string()))
-                }
-                _ => Err(InvalidInput::new(format!(
-                    "invalid tag selector {text:?}: use tag:KEY=VALUE"
-                ))),
+                Some((key, tag_value)) if !key.is_empty() => Ok(Selector::Tag(key.to_string(), tag_value.to_string())),
+                _ => Err(InvalidInput::new(format!("invalid tag selector {text:?}: use tag:KEY=VALUE"))),
             },
-            other => Err(InvalidInput::new(format!(
-                "unknown scope selector kind {other:?}. {hint}"
-            ))),
+            other => Err(InvalidInput::new(format!("unknown scope selector kind {other:?}. {hint}"))),
         }
     }
 
@@ -95,9 +87,7 @@ impl Scope {
             .map(Selector::parse)
             .collect::<Result<Vec<_>, _>>()?;
         if selectors.is_empty() {
-            return Err(InvalidInput::new(
-                "empty scope: name at least one selector, e.g. project:HR-Automation",
-            ));
+            return Err(InvalidInput::new("empty scope: name at least one selector, e.g. project:HR-Automation"));
         }
         selectors.sort();
         selectors.dedup();
@@ -106,9 +96,7 @@ impl Scope {
 
     /// The scope that selects every workload.
     pub fn all() -> Scope {
-        Scope {
-            selectors: vec![Selector::All],
-        }
+        Scope { selectors: vec![Selector::All] }
     }
 
     /// Whether the workload is in scope.

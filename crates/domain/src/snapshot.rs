@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::SnapshotInvalid;
 use crate::ids::{TenantId, Timestamp};
 use crate::model::{
-    Binding, ClassificationRule, Credential, DataDomain, Destination, Evidence, Grant, Identity,
-    Owner, Workload,
+    Binding, ClassificationRule, Credential, DataDomain, Destination, Evidence, Grant, Identity, Owner, Workload,
 };
 
 /// The snapshot format version this build reads and writes.
@@ -86,9 +85,7 @@ fn default_connector() -> String {
 }
 
 /// Why a scan ran.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScanTrigger {
     /// Someone ran it.
@@ -197,11 +194,7 @@ impl Snapshot {
         .sorted();
         entities.check(&mut problems);
         problems.finish()?;
-        Ok(ValidSnapshot {
-            tenant: self.tenant,
-            scan: self.scan,
-            entities,
-        })
+        Ok(ValidSnapshot { tenant: self.tenant, scan: self.scan, entities })
     }
 }
 
@@ -341,67 +334,20 @@ impl Entities {
     }
 
     fn check(&self, problems: &mut Problems) {
-        let domains = ids(
-            problems,
-            "domains",
-            self.domains.iter().map(|d| d.id.as_str()),
-        );
-        let owners = ids(
-            problems,
-            "owners",
-            self.owners.iter().map(|o| o.id.as_str()),
-        );
-        let workloads = ids(
-            problems,
-            "workloads",
-            self.workloads.iter().map(|w| w.id.as_str()),
-        );
-        let identities = ids(
-            problems,
-            "identities",
-            self.identities.iter().map(|i| i.id.as_str()),
-        );
-        let destinations = ids(
-            problems,
-            "destinations",
-            self.destinations.iter().map(|d| d.id.as_str()),
-        );
-        ids(
-            problems,
-            "classification_rules",
-            self.classification_rules.iter().map(|r| r.id.as_str()),
-        );
-        ids(
-            problems,
-            "credentials",
-            self.credentials.iter().map(|c| c.id.as_str()),
-        );
-        ids(
-            problems,
-            "grants",
-            self.grants.iter().map(|g| g.id.as_str()),
-        );
-        ids(
-            problems,
-            "bindings",
-            self.bindings.iter().map(|b| b.id.as_str()),
-        );
-        ids(
-            problems,
-            "evidence",
-            self.evidence.iter().map(|e| e.id.as_str()),
-        );
+        let domains = ids(problems, "domains", self.domains.iter().map(|d| d.id.as_str()));
+        let owners = ids(problems, "owners", self.owners.iter().map(|o| o.id.as_str()));
+        let workloads = ids(problems, "workloads", self.workloads.iter().map(|w| w.id.as_str()));
+        let identities = ids(problems, "identities", self.identities.iter().map(|i| i.id.as_str()));
+        let destinations = ids(problems, "destinations", self.destinations.iter().map(|d| d.id.as_str()));
+        ids(problems, "classification_rules", self.classification_rules.iter().map(|r| r.id.as_str()));
+        ids(problems, "credentials", self.credentials.iter().map(|c| c.id.as_str()));
+        ids(problems, "grants", self.grants.iter().map(|g| g.id.as_str()));
+        ids(problems, "bindings", self.bindings.iter().map(|b| b.id.as_str()));
+        ids(problems, "evidence", self.evidence.iter().map(|e| e.id.as_str()));
 
-        let mut refer = |list: &str,
-                         id: &str,
-                         field: &str,
-                         target: &str,
-                         known: &BTreeSet<&str>,
-                         value: &str| {
+        let mut refer = |list: &str, id: &str, field: &str, target: &str, known: &BTreeSet<&str>, value: &str| {
             if !known.contains(value) {
-                problems.push(format!(
-                    "{list} {id:?}: {field} refers to unknown {target} {value:?}"
-                ));
+                problems.push(format!("{list} {id:?}: {field} refers to unknown {target} {value:?}"));
             }
         };
         for w in &self.workloads {
@@ -415,14 +361,7 @@ impl Entities {
             }
         }
         for c in &self.credentials {
-            refer(
-                "credentials",
-                &c.id,
-                "identity",
-                "identity",
-                &identities,
-                &c.identity,
-            );
+            refer("credentials", &c.id, "identity", "identity", &identities, &c.identity);
         }
         for d in &self.destinations {
             if let Some(domain) = &d.domain {
@@ -430,76 +369,25 @@ impl Entities {
             }
         }
         for r in &self.classification_rules {
-            refer(
-                "classification_rules",
-                &r.id,
-                "domain",
-                "domain",
-                &domains,
-                &r.domain,
-            );
+            refer("classification_rules", &r.id, "domain", "domain", &domains, &r.domain);
         }
         for g in &self.grants {
-            refer(
-                "grants",
-                &g.id,
-                "identity",
-                "identity",
-                &identities,
-                &g.identity,
-            );
-            refer(
-                "grants",
-                &g.id,
-                "destination",
-                "destination",
-                &destinations,
-                &g.destination,
-            );
+            refer("grants", &g.id, "identity", "identity", &identities, &g.identity);
+            refer("grants", &g.id, "destination", "destination", &destinations, &g.destination);
         }
         for b in &self.bindings {
-            refer(
-                "bindings",
-                &b.id,
-                "workload",
-                "workload",
-                &workloads,
-                &b.workload,
-            );
-            refer(
-                "bindings",
-                &b.id,
-                "identity",
-                "identity",
-                &identities,
-                &b.identity,
-            );
+            refer("bindings", &b.id, "workload", "workload", &workloads, &b.workload);
+            refer("bindings", &b.id, "identity", "identity", &identities, &b.identity);
         }
         for e in &self.evidence {
             if let Some(identity) = &e.identity {
-                refer(
-                    "evidence",
-                    &e.id,
-                    "identity",
-                    "identity",
-                    &identities,
-                    identity,
-                );
+                refer("evidence", &e.id, "identity", "identity", &identities, identity);
             }
             if let Some(workload) = &e.workload {
-                refer(
-                    "evidence", &e.id, "workload", "workload", &workloads, workload,
-                );
+                refer("evidence", &e.id, "workload", "workload", &workloads, workload);
             }
             if let Some(destination) = &e.destination {
-                refer(
-                    "evidence",
-                    &e.id,
-                    "destination",
-                    "destination",
-                    &destinations,
-                    destination,
-                );
+                refer("evidence", &e.id, "destination", "destination", &destinations, destination);
             }
         }
         for g in &self.grants {
@@ -509,31 +397,21 @@ impl Entities {
         }
         for e in &self.evidence {
             if e.identity.is_none() && e.workload.is_none() {
-                problems.push(format!(
-                    "evidence {:?}: names neither an identity nor a workload",
-                    e.id
-                ));
+                problems.push(format!("evidence {:?}: names neither an identity nor a workload", e.id));
             }
         }
     }
 }
 
 /// Collects the ids of one list, reporting empty, oversized, control-character and duplicate ids.
-fn ids<'a>(
-    problems: &mut Problems,
-    list: &str,
-    values: impl Iterator<Item = &'a str>,
-) -> BTreeSet<&'a str> {
+fn ids<'a>(problems: &mut Problems, list: &str, values: impl Iterator<Item = &'a str>) -> BTreeSet<&'a str> {
     let mut seen = BTreeSet::new();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for id in values {
         if id.is_empty() {
             problems.push(format!("{list}: an entry has an empty id"));
         } else if id.len() > MAX_ID_LEN {
-            problems.push(format!(
-                "{list}: id of {} bytes is longer than {MAX_ID_LEN}",
-                id.len()
-            ));
+            problems.push(format!("{list}: id of {} bytes is longer than {MAX_ID_LEN}", id.len()));
         } else if id.chars().any(char::is_control) {
             problems.push(format!("{list} {id:?}: id contains a control character"));
         }
@@ -565,15 +443,8 @@ impl Problems {
 
     fn finish(mut self) -> Result<(), SnapshotInvalid> {
         if self.overflow > 0 {
-            self.list
-                .push(format!("{} further problems not shown", self.overflow));
+            self.list.push(format!("{} further problems not shown", self.overflow));
         }
-        if self.list.is_empty() {
-            Ok(())
-        } else {
-            Err(SnapshotInvalid {
-                problems: self.list,
-            })
-        }
+        if self.list.is_empty() { Ok(()) } else { Err(SnapshotInvalid { problems: self.list }) }
     }
 }

@@ -61,18 +61,10 @@ fn event(n: u32) -> NewEvent {
     let mut event_id = [0u8; 16];
     event_id[..4].copy_from_slice(&n.to_be_bytes());
     event_id[15] = 0x5a;
-    NewEvent {
-        event_id,
-        data: format!("event {n}").into_bytes(),
-    }
+    NewEvent { event_id, data: format!("event {n}").into_bytes() }
 }
 
-async fn append_ok<L: EventLog>(
-    log: &L,
-    subject: &str,
-    expected: Expected,
-    events: Vec<NewEvent>,
-) -> Vec<Seq> {
+async fn append_ok<L: EventLog>(log: &L, subject: &str, expected: Expected, events: Vec<NewEvent>) -> Vec<Seq> {
     match log.append(subject, expected, events).await {
         Ok(appended) => appended.positions,
         Err(e) => panic!("append to {subject} failed: {e}"),
@@ -80,29 +72,15 @@ async fn append_ok<L: EventLog>(
 }
 
 async fn all<L: EventLog>(log: &L) -> Vec<(Seq, String, Vec<u8>)> {
-    log.read(1, None, usize::MAX)
-        .await
-        .expect("read")
-        .into_iter()
-        .map(|r| (r.seq, r.subject, r.data))
-        .collect()
+    log.read(1, None, usize::MAX).await.expect("read").into_iter().map(|r| (r.seq, r.subject, r.data)).collect()
 }
 
 /// Appended events read back in order, with positions from 1, subjects and bytes intact.
 pub async fn append_then_read_in_order<L: EventLog>(log: &L) {
     assert_eq!(log.head().await.unwrap(), 0, "a fresh log is empty");
-    assert_eq!(
-        append_ok(log, "t1.scan", Expected::Any, vec![event(1)]).await,
-        vec![1]
-    );
-    assert_eq!(
-        append_ok(log, "t1.approval", Expected::Any, vec![event(2)]).await,
-        vec![2]
-    );
-    assert_eq!(
-        append_ok(log, "t2.scan", Expected::Any, vec![event(3)]).await,
-        vec![3]
-    );
+    assert_eq!(append_ok(log, "t1.scan", Expected::Any, vec![event(1)]).await, vec![1]);
+    assert_eq!(append_ok(log, "t1.approval", Expected::Any, vec![event(2)]).await, vec![2]);
+    assert_eq!(append_ok(log, "t2.scan", Expected::Any, vec![event(3)]).await, vec![3]);
     let records = log.read(1, None, 100).await.unwrap();
     assert_eq!(records.len(), 3);
     for (n, record) in records.iter().enumerate() {
@@ -128,33 +106,20 @@ pub async fn batches_are_atomic_and_contiguous<L: EventLog>(log: &L) {
 /// Appending an id already in the log appends nothing and reports the first position.
 pub async fn duplicate_event_ids_are_ignored<L: EventLog>(log: &L) {
     append_ok(log, "t.scan", Expected::Any, vec![event(1), event(2)]).await;
-    let again = log
-        .append("t.scan", Expected::Any, vec![event(2)])
-        .await
-        .unwrap();
+    let again = log.append("t.scan", Expected::Any, vec![event(2)]).await.unwrap();
     assert_eq!(again.positions, vec![2]);
     assert_eq!(again.duplicates, 1);
-    let mixed = log
-        .append("t.scan", Expected::Any, vec![event(1), event(3)])
-        .await
-        .unwrap();
+    let mixed = log.append("t.scan", Expected::Any, vec![event(1), event(3)]).await.unwrap();
     assert_eq!(mixed.positions, vec![1, 3]);
     assert_eq!(mixed.duplicates, 1);
-    assert_eq!(
-        log.head().await.unwrap(),
-        3,
-        "only the new event was appended"
-    );
+    assert_eq!(log.head().await.unwrap(), 3, "only the new event was appended");
 }
 
 /// A retry of a batch that already landed succeeds even though its expectation is stale.
 pub async fn retried_batch_succeeds_whatever_expected_says<L: EventLog>(log: &L) {
     let batch = vec![event(1), event(2)];
     append_ok(log, "t.pack", Expected::NoEvents, batch.clone()).await;
-    let retry = log
-        .append("t.pack", Expected::NoEvents, batch)
-        .await
-        .unwrap();
+    let retry = log.append("t.pack", Expected::NoEvents, batch).await.unwrap();
     assert_eq!(retry.positions, vec![1, 2]);
     assert_eq!(retry.duplicates, 2);
 }
@@ -163,41 +128,24 @@ pub async fn retried_batch_succeeds_whatever_expected_says<L: EventLog>(log: &L)
 pub async fn expected_position_is_enforced_per_subject<L: EventLog>(log: &L) {
     append_ok(log, "t.pack", Expected::NoEvents, vec![event(1)]).await;
     append_ok(log, "t.other", Expected::NoEvents, vec![event(2)]).await;
-    match log
-        .append("t.pack", Expected::NoEvents, vec![event(3)])
-        .await
-    {
+    match log.append("t.pack", Expected::NoEvents, vec![event(3)]).await {
         Err(AppendError::Conflict { actual, .. }) => assert_eq!(actual, Some(1)),
         other => panic!("expected a conflict, got {other:?}"),
     }
     // The last position of t.pack is 1, even though the log's head is 2.
-    assert_eq!(
-        append_ok(log, "t.pack", Expected::LastSeq(1), vec![event(4)]).await,
-        vec![3]
-    );
-    match log
-        .append("t.pack", Expected::LastSeq(1), vec![event(5)])
-        .await
-    {
-        Err(AppendError::Conflict {
-            actual, expected, ..
-        }) => {
+    assert_eq!(append_ok(log, "t.pack", Expected::LastSeq(1), vec![event(4)]).await, vec![3]);
+    match log.append("t.pack", Expected::LastSeq(1), vec![event(5)]).await {
+        Err(AppendError::Conflict { actual, expected, .. }) => {
             assert_eq!(actual, Some(3));
             assert_eq!(expected, Expected::LastSeq(1));
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    match log
-        .append("t.fresh", Expected::LastSeq(1), vec![event(6)])
-        .await
-    {
+    match log.append("t.fresh", Expected::LastSeq(1), vec![event(6)]).await {
         Err(AppendError::Conflict { actual, .. }) => assert_eq!(actual, None),
         other => panic!("expected a conflict, got {other:?}"),
     }
-    assert_eq!(
-        append_ok(log, "t.pack", Expected::Any, vec![event(7)]).await,
-        vec![4]
-    );
+    assert_eq!(append_ok(log, "t.pack", Expected::Any, vec![event(7)]).await, vec![4]);
     assert_eq!(log.subject_head("t.pack").await.unwrap(), Some(4));
     assert_eq!(log.subject_head("t.none").await.unwrap(), None);
 }
@@ -206,30 +154,19 @@ pub async fn expected_position_is_enforced_per_subject<L: EventLog>(log: &L) {
 pub async fn conflict_writes_nothing<L: EventLog>(log: &L) {
     append_ok(log, "t.pack", Expected::NoEvents, vec![event(1)]).await;
     let before = all(log).await;
-    assert!(
-        log.append("t.pack", Expected::NoEvents, vec![event(2), event(3)])
-            .await
-            .is_err()
-    );
+    assert!(log.append("t.pack", Expected::NoEvents, vec![event(2), event(3)]).await.is_err());
     assert_eq!(all(log).await, before);
     // The refused ids were not recorded either: they can be appended later.
-    assert_eq!(
-        append_ok(log, "t.pack", Expected::LastSeq(1), vec![event(2)]).await,
-        vec![2]
-    );
+    assert_eq!(append_ok(log, "t.pack", Expected::LastSeq(1), vec![event(2)]).await, vec![2]);
 }
 
 /// Many writers racing with the same expectation: exactly one wins, the chain does not fork.
 pub async fn concurrent_appends_with_one_expectation_have_one_winner<L: EventLog>(log: &L) {
     append_ok(log, "t.pack", Expected::NoEvents, vec![event(1)]).await;
-    let attempts =
-        (0..8u32).map(|n| log.append("t.pack", Expected::LastSeq(1), vec![event(100 + n)]));
+    let attempts = (0..8u32).map(|n| log.append("t.pack", Expected::LastSeq(1), vec![event(100 + n)]));
     let results = futures::future::join_all(attempts).await;
     let winners = results.iter().filter(|r| r.is_ok()).count();
-    let conflicts = results
-        .iter()
-        .filter(|r| matches!(r, Err(AppendError::Conflict { .. })))
-        .count();
+    let conflicts = results.iter().filter(|r| matches!(r, Err(AppendError::Conflict { .. }))).count();
     assert_eq!(winners, 1, "results: {results:?}");
     assert_eq!(conflicts, 7);
     assert_eq!(log.head().await.unwrap(), 2);
@@ -239,10 +176,7 @@ pub async fn concurrent_appends_with_one_expectation_have_one_winner<L: EventLog
 pub async fn read_ranges_and_limits<L: EventLog>(log: &L) {
     append_ok(log, "t.scan", Expected::Any, (1..=10).map(event).collect()).await;
     let seqs = |records: Vec<crate::Record>| records.into_iter().map(|r| r.seq).collect::<Vec<_>>();
-    assert_eq!(
-        seqs(log.read(4, Some(6), 100).await.unwrap()),
-        vec![4, 5, 6]
-    );
+    assert_eq!(seqs(log.read(4, Some(6), 100).await.unwrap()), vec![4, 5, 6]);
     assert_eq!(seqs(log.read(8, None, 100).await.unwrap()), vec![8, 9, 10]);
     assert_eq!(seqs(log.read(1, None, 3).await.unwrap()), vec![1, 2, 3]);
     assert_eq!(seqs(log.read(0, Some(2), 100).await.unwrap()), vec![1, 2]);
@@ -279,9 +213,7 @@ pub async fn subscribe_catches_up_then_follows<L: EventLog>(log: &L) {
     assert_eq!(next_seq(&mut stream).await, 6);
 }
 
-async fn next_seq(
-    stream: &mut futures::stream::BoxStream<'static, Result<crate::Record, crate::ReadError>>,
-) -> Seq {
+async fn next_seq(stream: &mut futures::stream::BoxStream<'static, Result<crate::Record, crate::ReadError>>) -> Seq {
     tokio::time::timeout(Duration::from_secs(10), stream.next())
         .await
         .expect("subscription delivered nothing for 10 s")
@@ -293,16 +225,10 @@ async fn next_seq(
 /// An event over the size limit is refused and nothing is written.
 pub async fn oversized_event_is_refused<L: EventLog>(log: &L) {
     let max = log.max_event_size();
-    assert!(
-        (MIN_LIMIT_FOR_SUITE..=MAX_LIMIT_FOR_SUITE).contains(&max),
-        "limit {max} outside the suite's range"
-    );
+    assert!((MIN_LIMIT_FOR_SUITE..=MAX_LIMIT_FOR_SUITE).contains(&max), "limit {max} outside the suite's range");
     let mut big = event(1);
     big.data = vec![7u8; max + 1];
-    match log
-        .append("t.scan", Expected::Any, vec![event(2), big])
-        .await
-    {
+    match log.append("t.scan", Expected::Any, vec![event(2), big]).await {
         Err(AppendError::TooLarge { size, .. }) => assert_eq!(size, max + 1),
         other => panic!("expected TooLarge, got {other:?}"),
     }
@@ -320,13 +246,9 @@ pub async fn invalid_subjects_and_batches_are_refused<L: EventLog>(log: &L) {
             other => panic!("subject {subject:?}: expected InvalidSubject, got {other:?}"),
         }
     }
+    assert!(matches!(log.append("t.scan", Expected::Any, vec![]).await, Err(AppendError::EmptyBatch)));
     assert!(matches!(
-        log.append("t.scan", Expected::Any, vec![]).await,
-        Err(AppendError::EmptyBatch)
-    ));
-    assert!(matches!(
-        log.append("t.scan", Expected::Any, vec![event(1), event(1)])
-            .await,
+        log.append("t.scan", Expected::Any, vec![event(1), event(1)]).await,
         Err(AppendError::DuplicateInBatch)
     ));
     assert_eq!(log.head().await.unwrap(), 0);
@@ -338,9 +260,5 @@ pub async fn recorded_times_never_decrease<L: EventLog>(log: &L) {
         append_ok(log, "t.scan", Expected::Any, vec![event(n)]).await;
     }
     let records = log.read(1, None, 100).await.unwrap();
-    assert!(
-        records
-            .windows(2)
-            .all(|w| w[0].recorded_at <= w[1].recorded_at)
-    );
+    assert!(records.windows(2).all(|w| w[0].recorded_at <= w[1].recorded_at));
 }

@@ -157,22 +157,13 @@ pub struct BackendError {
 
 impl BackendError {
     /// A failure with a message and a cause.
-    pub fn new(
-        message: impl Into<String>,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> BackendError {
-        BackendError {
-            message: message.into(),
-            source: Some(Box::new(source)),
-        }
+    pub fn new(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> BackendError {
+        BackendError { message: message.into(), source: Some(Box::new(source)) }
     }
 
     /// A failure with only a message.
     pub fn msg(message: impl Into<String>) -> BackendError {
-        BackendError {
-            message: message.into(),
-            source: None,
-        }
+        BackendError { message: message.into(), source: None }
     }
 }
 
@@ -181,16 +172,9 @@ pub fn validate_subject(subject: &str) -> Result<(), AppendError> {
     let valid = !subject.is_empty()
         && subject.len() <= MAX_SUBJECT_LEN
         && subject.split('.').all(|token| {
-            !token.is_empty()
-                && token
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
-    if valid {
-        Ok(())
-    } else {
-        Err(AppendError::InvalidSubject(subject.to_string()))
-    }
+    if valid { Ok(()) } else { Err(AppendError::InvalidSubject(subject.to_string())) }
 }
 
 /// An append-only event log.
@@ -219,10 +203,7 @@ pub trait EventLog: Send + Sync + 'static {
     fn head(&self) -> impl Future<Output = Result<Seq, ReadError>> + Send;
 
     /// Position of the last event on a subject.
-    fn subject_head(
-        &self,
-        subject: &str,
-    ) -> impl Future<Output = Result<Option<Seq>, ReadError>> + Send;
+    fn subject_head(&self, subject: &str) -> impl Future<Output = Result<Option<Seq>, ReadError>> + Send;
 
     /// The last position recorded at or before `time` (Unix milliseconds); 0 when none is.
     fn seq_at(&self, time: i64) -> impl Future<Output = Result<Seq, ReadError>> + Send;

@@ -23,8 +23,7 @@ use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::contract::{
-    AppendError, Appended, BackendError, EventLog, Expected, NewEvent, ReadError, Record, Seq,
-    validate_subject,
+    AppendError, Appended, BackendError, EventLog, Expected, NewEvent, ReadError, Record, Seq, validate_subject,
 };
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -80,46 +79,25 @@ impl EmbeddedLog {
     }
 
     /// Opens (or creates) the log at `path`, accepting events up to `max_event_size` bytes.
-    pub fn open_with_limit(
-        path: impl AsRef<Path>,
-        max_event_size: usize,
-    ) -> Result<EmbeddedLog, OpenError> {
+    pub fn open_with_limit(path: impl AsRef<Path>, max_event_size: usize) -> Result<EmbeddedLog, OpenError> {
         let path = path.as_ref().to_path_buf();
-        let db_error = |source: BackendError| OpenError::Database {
-            path: path.clone(),
-            source,
-        };
+        let db_error = |source: BackendError| OpenError::Database { path: path.clone(), source };
         let db = match Database::create(&path) {
             Ok(db) => db,
             Err(DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::InUse { path }),
             Err(e) => return Err(db_error(BackendError::new("redb open failed", e))),
         };
-        let txn = db
-            .begin_write()
-            .map_err(|e| db_error(BackendError::new("begin write", e)))?;
+        let txn = db.begin_write().map_err(|e| db_error(BackendError::new("begin write", e)))?;
         let head = {
-            let events = txn
-                .open_table(EVENTS)
-                .map_err(|e| db_error(BackendError::new("open events", e)))?;
-            txn.open_table(EVENT_IDS)
-                .map_err(|e| db_error(BackendError::new("open event_ids", e)))?;
-            txn.open_table(SUBJECTS)
-                .map_err(|e| db_error(BackendError::new("open subjects", e)))?;
-            txn.open_table(TIMES)
-                .map_err(|e| db_error(BackendError::new("open times", e)))?;
+            let events = txn.open_table(EVENTS).map_err(|e| db_error(BackendError::new("open events", e)))?;
+            txn.open_table(EVENT_IDS).map_err(|e| db_error(BackendError::new("open event_ids", e)))?;
+            txn.open_table(SUBJECTS).map_err(|e| db_error(BackendError::new("open subjects", e)))?;
+            txn.open_table(TIMES).map_err(|e| db_error(BackendError::new("open times", e)))?;
             last_key(&events).map_err(db_error)?
         };
-        txn.commit()
-            .map_err(|e| db_error(BackendError::new("commit", e)))?;
+        txn.commit().map_err(|e| db_error(BackendError::new("commit", e)))?;
         let (head_tx, _) = watch::channel(head);
-        Ok(EmbeddedLog {
-            inner: Arc::new(Inner {
-                db,
-                path,
-                head: head_tx,
-                max_event_size,
-            }),
-        })
+        Ok(EmbeddedLog { inner: Arc::new(Inner { db, path, head: head_tx, max_event_size }) })
     }
 
     /// The file the log lives in.
@@ -139,16 +117,11 @@ impl EmbeddedLog {
 }
 
 fn last_key(events: &impl ReadableTable<u64, &'static [u8]>) -> Result<Seq, BackendError> {
-    Ok(events
-        .last()
-        .map_err(|e| BackendError::new("read last event", e))?
-        .map_or(0, |(k, _)| k.value()))
+    Ok(events.last().map_err(|e| BackendError::new("read last event", e))?.map_or(0, |(k, _)| k.value()))
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn encode_record(event_id: &[u8; 16], recorded_at: i64, subject: &str, data: &[u8]) -> Vec<u8> {
@@ -164,116 +137,61 @@ fn encode_record(event_id: &[u8; 16], recorded_at: i64, subject: &str, data: &[u
 
 fn decode_record(seq: Seq, bytes: &[u8]) -> Result<Record, ReadError> {
     let corrupt = || ReadError::Corrupt { seq };
-    let event_id: [u8; 16] = bytes
-        .get(..16)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(corrupt)?;
-    let recorded_at = i64::from_be_bytes(
-        bytes
-            .get(16..24)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(corrupt)?,
-    );
-    let subject_len = u16::from_be_bytes(
-        bytes
-            .get(24..26)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(corrupt)?,
-    ) as usize;
+    let event_id: [u8; 16] = bytes.get(..16).and_then(|b| b.try_into().ok()).ok_or_else(corrupt)?;
+    let recorded_at = i64::from_be_bytes(bytes.get(16..24).and_then(|b| b.try_into().ok()).ok_or_else(corrupt)?);
+    let subject_len =
+        u16::from_be_bytes(bytes.get(24..26).and_then(|b| b.try_into().ok()).ok_or_else(corrupt)?) as usize;
     let subject_end = 26 + subject_len;
     let subject = bytes.get(26..subject_end).ok_or_else(corrupt)?;
-    let subject = std::str::from_utf8(subject)
-        .map_err(|_| corrupt())?
-        .to_string();
-    Ok(Record {
-        seq,
-        subject,
-        event_id,
-        recorded_at,
-        data: bytes[subject_end..].to_vec(),
-    })
+    let subject = std::str::from_utf8(subject).map_err(|_| corrupt())?.to_string();
+    Ok(Record { seq, subject, event_id, recorded_at, data: bytes[subject_end..].to_vec() })
 }
 
 impl Inner {
-    fn append(
-        &self,
-        subject: &str,
-        expected: Expected,
-        events: Vec<NewEvent>,
-    ) -> Result<Appended, AppendError> {
+    fn append(&self, subject: &str, expected: Expected, events: Vec<NewEvent>) -> Result<Appended, AppendError> {
         validate_subject(subject)?;
         if events.is_empty() {
             return Err(AppendError::EmptyBatch);
         }
         if let Some(big) = events.iter().find(|e| e.data.len() > self.max_event_size) {
-            return Err(AppendError::TooLarge {
-                size: big.data.len(),
-                max: self.max_event_size,
-            });
+            return Err(AppendError::TooLarge { size: big.data.len(), max: self.max_event_size });
         }
         let distinct: BTreeSet<&[u8; 16]> = events.iter().map(|e| &e.event_id).collect();
         if distinct.len() != events.len() {
             return Err(AppendError::DuplicateInBatch);
         }
-        let fail = |what: &'static str| {
-            move |e: redb::Error| AppendError::Backend(BackendError::new(what, e))
-        };
-        let txn = self
-            .db
-            .begin_write()
-            .map_err(|e| fail("begin write")(e.into()))?;
+        let fail = |what: &'static str| move |e: redb::Error| AppendError::Backend(BackendError::new(what, e));
+        let txn = self.db.begin_write().map_err(|e| fail("begin write")(e.into()))?;
         let appended = {
-            let mut table_events = txn
-                .open_table(EVENTS)
-                .map_err(|e| fail("open events")(e.into()))?;
-            let mut ids = txn
-                .open_table(EVENT_IDS)
-                .map_err(|e| fail("open event_ids")(e.into()))?;
-            let mut subjects = txn
-                .open_table(SUBJECTS)
-                .map_err(|e| fail("open subjects")(e.into()))?;
-            let mut times = txn
-                .open_table(TIMES)
-                .map_err(|e| fail("open times")(e.into()))?;
+            let mut table_events = txn.open_table(EVENTS).map_err(|e| fail("open events")(e.into()))?;
+            let mut ids = txn.open_table(EVENT_IDS).map_err(|e| fail("open event_ids")(e.into()))?;
+            let mut subjects = txn.open_table(SUBJECTS).map_err(|e| fail("open subjects")(e.into()))?;
+            let mut times = txn.open_table(TIMES).map_err(|e| fail("open times")(e.into()))?;
 
             let mut known = Vec::with_capacity(events.len());
             for event in &events {
-                let seq = ids
-                    .get(&event.event_id)
-                    .map_err(|e| fail("read event_ids")(e.into()))?;
+                let seq = ids.get(&event.event_id).map_err(|e| fail("read event_ids")(e.into()))?;
                 known.push(seq.map(|s| s.value()));
             }
             let duplicates = known.iter().filter(|k| k.is_some()).count();
             if duplicates == events.len() {
                 let positions = known.into_iter().flatten().collect();
-                return Ok(Appended {
-                    positions,
-                    duplicates,
-                });
+                return Ok(Appended { positions, duplicates });
             }
 
-            let actual = subjects
-                .get(subject)
-                .map_err(|e| fail("read subjects")(e.into()))?
-                .map(|v| v.value());
+            let actual = subjects.get(subject).map_err(|e| fail("read subjects")(e.into()))?.map(|v| v.value());
             let matches = match expected {
                 Expected::Any => true,
                 Expected::NoEvents => actual.is_none(),
                 Expected::LastSeq(seq) => actual == Some(seq),
             };
             if !matches {
-                return Err(AppendError::Conflict {
-                    subject: subject.to_string(),
-                    expected,
-                    actual,
-                });
+                return Err(AppendError::Conflict { subject: subject.to_string(), expected, actual });
             }
 
             let head = last_key(&table_events).map_err(AppendError::Backend)?;
-            let last_time = times
-                .last()
-                .map_err(|e| fail("read times")(e.into()))?
-                .map_or(i64::MIN, |(k, _)| k.value());
+            let last_time =
+                times.last().map_err(|e| fail("read times")(e.into()))?.map_or(i64::MIN, |(k, _)| k.value());
             let recorded_at = now_ms().max(last_time);
             let mut next = head;
             let mut positions = Vec::with_capacity(events.len());
@@ -284,23 +202,13 @@ impl Inner {
                 }
                 next += 1;
                 let record = encode_record(&event.event_id, recorded_at, subject, &event.data);
-                table_events
-                    .insert(next, record.as_slice())
-                    .map_err(|e| fail("insert event")(e.into()))?;
-                ids.insert(&event.event_id, next)
-                    .map_err(|e| fail("insert event id")(e.into()))?;
+                table_events.insert(next, record.as_slice()).map_err(|e| fail("insert event")(e.into()))?;
+                ids.insert(&event.event_id, next).map_err(|e| fail("insert event id")(e.into()))?;
                 positions.push(next);
             }
-            subjects
-                .insert(subject, next)
-                .map_err(|e| fail("update subject")(e.into()))?;
-            times
-                .insert(recorded_at, next)
-                .map_err(|e| fail("update times")(e.into()))?;
-            Appended {
-                positions,
-                duplicates,
-            }
+            subjects.insert(subject, next).map_err(|e| fail("update subject")(e.into()))?;
+            times.insert(recorded_at, next).map_err(|e| fail("update times")(e.into()))?;
+            Appended { positions, duplicates }
         };
         txn.commit().map_err(|e| fail("commit")(e.into()))?;
         // Take the current head first: holding `borrow()` across `send_*` would deadlock.
@@ -314,26 +222,16 @@ impl Inner {
     }
 
     fn read(&self, from: Seq, to: Option<Seq>, limit: usize) -> Result<Vec<Record>, ReadError> {
-        let fail = |what: &'static str| {
-            move |e: redb::Error| ReadError::Backend(BackendError::new(what, e))
-        };
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| fail("begin read")(e.into()))?;
-        let events = txn
-            .open_table(EVENTS)
-            .map_err(|e| fail("open events")(e.into()))?;
+        let fail = |what: &'static str| move |e: redb::Error| ReadError::Backend(BackendError::new(what, e));
+        let txn = self.db.begin_read().map_err(|e| fail("begin read")(e.into()))?;
+        let events = txn.open_table(EVENTS).map_err(|e| fail("open events")(e.into()))?;
         let from = from.max(1);
         let to = to.unwrap_or(Seq::MAX);
         if from > to || limit == 0 {
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
-        for entry in events
-            .range(from..=to)
-            .map_err(|e| fail("range events")(e.into()))?
-        {
+        for entry in events.range(from..=to).map_err(|e| fail("range events")(e.into()))? {
             let (seq, bytes) = entry.map_err(|e| fail("read event")(e.into()))?;
             out.push(decode_record(seq.value(), bytes.value())?);
             if out.len() >= limit {
@@ -344,33 +242,16 @@ impl Inner {
     }
 
     fn subject_head(&self, subject: &str) -> Result<Option<Seq>, ReadError> {
-        let fail = |what: &'static str| {
-            move |e: redb::Error| ReadError::Backend(BackendError::new(what, e))
-        };
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| fail("begin read")(e.into()))?;
-        let subjects = txn
-            .open_table(SUBJECTS)
-            .map_err(|e| fail("open subjects")(e.into()))?;
-        Ok(subjects
-            .get(subject)
-            .map_err(|e| fail("read subjects")(e.into()))?
-            .map(|v| v.value()))
+        let fail = |what: &'static str| move |e: redb::Error| ReadError::Backend(BackendError::new(what, e));
+        let txn = self.db.begin_read().map_err(|e| fail("begin read")(e.into()))?;
+        let subjects = txn.open_table(SUBJECTS).map_err(|e| fail("open subjects")(e.into()))?;
+        Ok(subjects.get(subject).map_err(|e| fail("read subjects")(e.into()))?.map(|v| v.value()))
     }
 
     fn seq_at(&self, time: i64) -> Result<Seq, ReadError> {
-        let fail = |what: &'static str| {
-            move |e: redb::Error| ReadError::Backend(BackendError::new(what, e))
-        };
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(|e| fail("begin read")(e.into()))?;
-        let times = txn
-            .open_table(TIMES)
-            .map_err(|e| fail("open times")(e.into()))?;
+        let fail = |what: &'static str| move |e: redb::Error| ReadError::Backend(BackendError::new(what, e));
+        let txn = self.db.begin_read().map_err(|e| fail("begin read")(e.into()))?;
+        let times = txn.open_table(TIMES).map_err(|e| fail("open times")(e.into()))?;
         let last = times
             .range(..=time)
             .map_err(|e| fail("range times")(e.into()))?
@@ -382,27 +263,13 @@ impl Inner {
 }
 
 impl EventLog for EmbeddedLog {
-    async fn append(
-        &self,
-        subject: &str,
-        expected: Expected,
-        events: Vec<NewEvent>,
-    ) -> Result<Appended, AppendError> {
+    async fn append(&self, subject: &str, expected: Expected, events: Vec<NewEvent>) -> Result<Appended, AppendError> {
         let subject = subject.to_string();
-        self.blocking(move |inner| inner.append(&subject, expected, events))
-            .await
-            .map_err(AppendError::Backend)?
+        self.blocking(move |inner| inner.append(&subject, expected, events)).await.map_err(AppendError::Backend)?
     }
 
-    async fn read(
-        &self,
-        from: Seq,
-        to: Option<Seq>,
-        limit: usize,
-    ) -> Result<Vec<Record>, ReadError> {
-        self.blocking(move |inner| inner.read(from, to, limit))
-            .await
-            .map_err(ReadError::Backend)?
+    async fn read(&self, from: Seq, to: Option<Seq>, limit: usize) -> Result<Vec<Record>, ReadError> {
+        self.blocking(move |inner| inner.read(from, to, limit)).await.map_err(ReadError::Backend)?
     }
 
     async fn head(&self) -> Result<Seq, ReadError> {
@@ -411,15 +278,11 @@ impl EventLog for EmbeddedLog {
 
     async fn subject_head(&self, subject: &str) -> Result<Option<Seq>, ReadError> {
         let subject = subject.to_string();
-        self.blocking(move |inner| inner.subject_head(&subject))
-            .await
-            .map_err(ReadError::Backend)?
+        self.blocking(move |inner| inner.subject_head(&subject)).await.map_err(ReadError::Backend)?
     }
 
     async fn seq_at(&self, time: i64) -> Result<Seq, ReadError> {
-        self.blocking(move |inner| inner.seq_at(time))
-            .await
-            .map_err(ReadError::Backend)?
+        self.blocking(move |inner| inner.seq_at(time)).await.map_err(ReadError::Backend)?
     }
 
     fn subscribe(&self, from: Seq) -> BoxStream<'static, Result<Record, ReadError>> {

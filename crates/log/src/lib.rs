@@ -11,7 +11,6 @@ pub mod embedded;
 pub mod conformance;
 
 pub use contract::{
-    AppendError, Appended, BackendError, EventLog, Expected, NewEvent, ReadError, Record, Seq,
-    validate_subject,
+    AppendError, Appended, BackendError, EventLog, Expected, NewEvent, ReadError, Record, Seq, validate_subject,
 };
 pub use embedded::{DEFAULT_MAX_EVENT_SIZE, EmbeddedLog, OpenError};

@@ -28,10 +28,7 @@ impl DataDir {
     /// Creates the directory if needed.
     pub fn create(root: impl AsRef<Path>) -> Result<DataDir, ServiceError> {
         let root = root.as_ref().to_path_buf();
-        fs::create_dir_all(&root).map_err(|source| ServiceError::DataDir {
-            path: root.clone(),
-            source,
-        })?;
+        fs::create_dir_all(&root).map_err(|source| ServiceError::DataDir { path: root.clone(), source })?;
         Ok(DataDir { root })
     }
 
@@ -68,10 +65,7 @@ impl DataDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
             Err(source) => return Err(ServiceError::DataDir { path, source }),
         };
-        toml::from_str(&text).map_err(|e| ServiceError::Config {
-            path,
-            message: e.to_string(),
-        })
+        toml::from_str(&text).map_err(|e| ServiceError::Config { path, message: e.to_string() })
     }
 
     /// The approver for CLI approvals: `SV0_PRINCIPAL`, else the configuration's principal.
@@ -85,9 +79,7 @@ impl DataDir {
             .identity
             .and_then(|i| i.principal)
             .filter(|p| !p.trim().is_empty())
-            .ok_or_else(|| ServiceError::NoPrincipal {
-                path: self.config_path(),
-            })
+            .ok_or_else(|| ServiceError::NoPrincipal { path: self.config_path() })
     }
 }
 

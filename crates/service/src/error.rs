@@ -30,9 +30,7 @@ pub enum ServiceError {
         message: String,
     },
     /// An approval needs a configured approver identity.
-    #[error(
-        "no approver identity is configured. Set SV0_PRINCIPAL or `principal` under [identity] in {path}"
-    )]
+    #[error("no approver identity is configured. Set SV0_PRINCIPAL or `principal` under [identity] in {path}")]
     NoPrincipal {
         /// The configuration file.
         path: PathBuf,

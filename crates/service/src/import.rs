@@ -3,7 +3,7 @@
 //! snapshot twice appends nothing the second time.
 
 use sv0_domain::events::{
-    Event, EventMeta, EventPayload, ScanChunk, ScanCompleted, ScanStarted, derived_id,
+    Bytes, Event, EventFragment, EventMeta, EventPayload, ScanChunk, ScanCompleted, ScanStarted, derived_id,
 };
 use sv0_domain::ids::stable_hash;
 use sv0_domain::paths::PathPolicy;
@@ -18,8 +18,7 @@ const CHUNK_OVERHEAD: usize = 2048;
 
 /// Parses and validates snapshot JSON; nothing is appended when this fails.
 pub fn parse_snapshot(json: &[u8]) -> Result<ValidSnapshot, ServiceError> {
-    let snapshot: Snapshot =
-        serde_json::from_slice(json).map_err(|e| ServiceError::SnapshotJson(e.to_string()))?;
+    let snapshot: Snapshot = serde_json::from_slice(json).map_err(|e| ServiceError::SnapshotJson(e.to_string()))?;
     Ok(snapshot.validate()?)
 }
 
@@ -42,11 +41,7 @@ pub fn scan_events(
     policy: PathPolicy,
     max_event_size: usize,
 ) -> Result<ScanEvents, ServiceError> {
-    let ValidSnapshot {
-        tenant,
-        mut scan,
-        entities,
-    } = snapshot;
+    let ValidSnapshot { tenant, mut scan, entities } = snapshot;
     if let Some(trigger) = trigger {
         scan.trigger = trigger;
     }
@@ -56,23 +51,13 @@ pub fn scan_events(
         "scan-{}",
         stable_hash(
             "sv0.scan-id.v1",
-            &[
-                tenant.as_str(),
-                &digest,
-                scan.trigger.as_str(),
-                &scan.connector,
-                &scan.observed_at.to_rfc3339()
-            ],
+            &[tenant.as_str(), &digest, scan.trigger.as_str(), &scan.connector, &scan.observed_at.to_rfc3339()],
             20
         )
     );
     let entity_count = entities.len() as u64;
     let meta = |label: &str| EventMeta {
-        event_id: derived_id(
-            "sv0.scan-event.v1",
-            &tenant,
-            &[scan_id.as_bytes(), label.as_bytes()],
-        ),
+        event_id: derived_id("sv0.scan-event.v1", &tenant, &[scan_id.as_bytes(), label.as_bytes()]),
         tenant_id: tenant.clone(),
         occurred_at: scan.observed_at,
         actor: format!("connector:{}", scan.connector),
@@ -94,40 +79,26 @@ pub fn scan_events(
     let mut encoded = vec![new_event(&started)?];
 
     let chunk_event = |index: u32, entities: Entities| Event {
-        meta: EventMeta {
-            correlation_id: correlation,
-            ..meta(&format!("chunk-{index}"))
-        },
-        payload: EventPayload::ScanChunk(ScanChunk {
-            scan_id: scan_id.clone(),
-            index,
-            entities,
-        }),
+        meta: EventMeta { correlation_id: correlation, ..meta(&format!("chunk-{index}")) },
+        payload: EventPayload::ScanChunk(ScanChunk { scan_id: scan_id.clone(), index, entities }),
     };
     // Each chunk's entities fill at most the event limit less room for the envelope and the
     // chunk's own field names; an entity that alone exceeds the limit is refused.
     let budget = max_event_size.saturating_sub(CHUNK_OVERHEAD);
     if hashed.sizes.iter().any(|&size| size > budget) {
-        return Err(ServiceError::EntityTooLarge {
-            max: max_event_size,
-        });
+        return Err(ServiceError::EntityTooLarge { max: max_event_size });
     }
     let chunks = entities.split_weighted(&hashed.sizes, budget);
     let chunk_count = chunks.len() as u32;
     for (index, part) in chunks.into_iter().enumerate() {
         let event = new_event(&chunk_event(index as u32, part))?;
         if event.data.len() > max_event_size {
-            return Err(ServiceError::EntityTooLarge {
-                max: max_event_size,
-            });
+            return Err(ServiceError::EntityTooLarge { max: max_event_size });
         }
         encoded.push(event);
     }
     let completed = Event {
-        meta: EventMeta {
-            correlation_id: correlation,
-            ..meta("completed")
-        },
+        meta: EventMeta { correlation_id: correlation, ..meta("completed") },
         payload: EventPayload::ScanCompleted(ScanCompleted {
             scan_id: scan_id.clone(),
             chunk_count,
@@ -136,18 +107,92 @@ pub fn scan_events(
         }),
     };
     encoded.push(new_event(&completed)?);
-    Ok(ScanEvents {
-        scan_id,
-        chunk_count,
-        entity_count,
-        events: encoded,
-    })
+    Ok(ScanEvents { scan_id, chunk_count, entity_count, events: encoded })
 }
 
-/// Encodes an event for the log.
+/// Encodes an event for the log as one record.
 pub fn new_event(event: &Event) -> Result<NewEvent, ServiceError> {
-    Ok(NewEvent {
-        event_id: event.meta.event_id.0,
-        data: sv0_codec::encode_event(event)?,
-    })
+    Ok(NewEvent { event_id: event.meta.event_id.0, data: sv0_codec::encode_event(event)? })
+}
+
+/// Bytes kept free in each fragment record for its envelope and fields.
+const FRAGMENT_OVERHEAD: usize = 1024;
+
+/// Encodes an event for the log: one record when it fits `max_event_size`, otherwise
+/// `event.fragment` records that readers reassemble (append them in one batch).
+pub fn log_records(event: &Event, max_event_size: usize) -> Result<Vec<NewEvent>, ServiceError> {
+    let whole = new_event(event)?;
+    if whole.data.len() <= max_event_size {
+        return Ok(vec![whole]);
+    }
+    let piece = max_event_size.saturating_sub(FRAGMENT_OVERHEAD).max(1);
+    let pieces: Vec<&[u8]> = whole.data.chunks(piece).collect();
+    let count = pieces.len() as u32;
+    pieces
+        .into_iter()
+        .enumerate()
+        .map(|(index, bytes)| {
+            let index = index as u32;
+            let fragment = Event {
+                meta: EventMeta {
+                    event_id: derived_id(
+                        "sv0.fragment.v1",
+                        &event.meta.tenant_id,
+                        &[&event.meta.event_id.0, &index.to_be_bytes()],
+                    ),
+                    correlation_id: Some(event.meta.event_id),
+                    causation_id: None,
+                    ..event.meta.clone()
+                },
+                payload: EventPayload::Fragment(EventFragment {
+                    of: event.meta.event_id,
+                    index,
+                    count,
+                    bytes: Bytes(bytes.to_vec()),
+                }),
+            };
+            let record = new_event(&fragment)?;
+            if record.data.len() > max_event_size {
+                return Err(ServiceError::EntityTooLarge { max: max_event_size });
+            }
+            Ok(record)
+        })
+        .collect()
+}
+
+/// Puts fragmented events back together while reading the log in order.
+#[derive(Default)]
+pub struct Reassembler {
+    pending: std::collections::BTreeMap<sv0_domain::EventId, Vec<Option<Vec<u8>>>>,
+}
+
+impl Reassembler {
+    /// Takes the next event read; returns it, or the whole event its last missing piece
+    /// completes, or nothing while pieces are missing.
+    pub fn accept(&mut self, event: Event) -> Result<Option<Event>, ServiceError> {
+        let EventPayload::Fragment(fragment) = event.payload else {
+            return Ok(Some(event));
+        };
+        let count = fragment.count as usize;
+        let pieces = self.pending.entry(fragment.of).or_insert_with(|| vec![None; count]);
+        if pieces.len() != count || fragment.index as usize >= count {
+            return Err(ServiceError::Event(sv0_codec::EventError::InvalidPayload {
+                event_type: "event.fragment".to_string(),
+                reason: format!("piece {} of {} does not fit event {}", fragment.index, count, fragment.of),
+            }));
+        }
+        pieces[fragment.index as usize] = Some(fragment.bytes.0);
+        if pieces.iter().any(Option::is_none) {
+            return Ok(None);
+        }
+        let bytes: Vec<u8> = self.pending.remove(&fragment.of).into_iter().flatten().flatten().flatten().collect();
+        let whole = sv0_codec::decode_event(&bytes)?;
+        if whole.meta.event_id != fragment.of || matches!(whole.payload, EventPayload::Fragment(_)) {
+            return Err(ServiceError::Event(sv0_codec::EventError::InvalidPayload {
+                event_type: "event.fragment".to_string(),
+                reason: format!("pieces of {} do not make that event", fragment.of),
+            }));
+        }
+        Ok(Some(whole))
+    }
 }

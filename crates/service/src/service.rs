@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use crate::data_dir::DataDir;
 use crate::error::ServiceError;
-use crate::import::{new_event, parse_snapshot, scan_events};
+use crate::import::{Reassembler, log_records, new_event, parse_snapshot, scan_events};
 use crate::verify::{ChainVerdict, RecordedChain, verify_chains};
 
 /// Attempts at sealing when another signer keeps winning the race.
@@ -40,9 +40,8 @@ impl AsOf {
     /// Parses a log position (digits) or an RFC 3339 time.
     pub fn parse(text: &str) -> Result<AsOf, ServiceError> {
         if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-            let seq = text.parse().map_err(|_| {
-                sv0_domain::InvalidInput::new(format!("log position {text} is too large"))
-            })?;
+            let seq =
+                text.parse().map_err(|_| sv0_domain::InvalidInput::new(format!("log position {text} is too large")))?;
             return Ok(AsOf::Position(seq));
         }
         Ok(AsOf::Time(Timestamp::parse(text)?))
@@ -116,13 +115,7 @@ impl Service<EmbeddedLog> {
 impl<L: EventLog> Service<L> {
     /// Assembles a service from an open log and views.
     pub fn with_parts(data_dir: DataDir, log: L, views: Views) -> Service<L> {
-        Service {
-            data_dir,
-            log,
-            views,
-            policy: PathPolicy::default(),
-            signer: None,
-        }
+        Service { data_dir, log, views, policy: PathPolicy::default(), signer: None }
     }
 
     /// The data directory.
@@ -150,12 +143,7 @@ impl<L: EventLog> Service<L> {
 
     /// `sync` after a command appended up to `last_seq`: a failure says the events are on the log.
     async fn sync_after(&mut self, last_seq: Seq) -> Result<Seq, ServiceError> {
-        self.sync()
-            .await
-            .map_err(|source| ServiceError::NotApplied {
-                last_seq,
-                source: Box::new(source),
-            })
+        self.sync().await.map_err(|source| ServiceError::NotApplied { last_seq, source: Box::new(source) })
     }
 
     /// Brings the views up to the log's head without sealing (for read-only commands).
@@ -172,15 +160,11 @@ impl<L: EventLog> Service<L> {
         match tenants.as_slice() {
             [one] => Ok(one.clone()),
             [] => Err(ServiceError::Tenant(
-                "no tenant has been scanned yet. Import a snapshot with `sv0 scan import FILE`"
-                    .to_string(),
+                "no tenant has been scanned yet. Import a snapshot with `sv0 scan import FILE`".to_string(),
             )),
             many => Err(ServiceError::Tenant(format!(
                 "several tenants are known ({}). Name one with --tenant",
-                many.iter()
-                    .map(TenantId::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                many.iter().map(TenantId::as_str).collect::<Vec<_>>().join(", ")
             ))),
         }
     }
@@ -197,18 +181,11 @@ impl<L: EventLog> Service<L> {
         // The scan will be sealed: make sure the key is usable before anything is appended.
         self.signer()?;
         let subject = format!("{tenant}.scan");
-        let appended = self
-            .log
-            .append(&subject, Expected::Any, scan.events)
-            .await?;
+        let appended = self.log.append(&subject, Expected::Any, scan.events).await?;
         let duplicate = appended.duplicates == appended.positions.len();
         info!(%tenant, scan_id = %scan.scan_id, duplicate, last_seq = appended.last(), "scan appended");
         self.sync_after(appended.last()).await?;
-        let record = self
-            .views
-            .scans(&tenant)?
-            .into_iter()
-            .find(|r| r.scan_id == scan.scan_id);
+        let record = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == scan.scan_id);
         Ok(ImportReport {
             tenant,
             scan_id: scan.scan_id,
@@ -235,10 +212,7 @@ impl<L: EventLog> Service<L> {
         let posture_seq = self.sync().await?;
         let paths = self.views.paths(tenant, Some(scope))?;
         if paths.is_empty() {
-            return Err(ServiceError::EmptyScope {
-                tenant: tenant.to_string(),
-                scope: scope.canonical(),
-            });
+            return Err(ServiceError::EmptyScope { tenant: tenant.to_string(), scope: scope.canonical() });
         }
         let open: BTreeSet<String> = self
             .views
@@ -257,19 +231,13 @@ impl<L: EventLog> Service<L> {
         }
         let head = self.views.baseline(tenant, scope, None)?;
         let version = head.as_ref().map_or(1, |b| b.version + 1);
-        let expected = head
-            .as_ref()
-            .map_or(Expected::NoEvents, |b| Expected::LastSeq(b.approval_seq));
+        let expected = head.as_ref().map_or(Expected::NoEvents, |b| Expected::LastSeq(b.approval_seq));
         let scope_key = scope.key();
         let mut acknowledged = acknowledged;
         acknowledged.sort();
         let event = Event {
             meta: EventMeta {
-                event_id: derived_id(
-                    "sv0.approval.v1",
-                    tenant,
-                    &[scope_key.as_bytes(), &version.to_be_bytes()],
-                ),
+                event_id: derived_id("sv0.approval.v1", tenant, &[scope_key.as_bytes(), &version.to_be_bytes()]),
                 tenant_id: tenant.clone(),
                 occurred_at: approved_at,
                 actor: format!("user:{approver}"),
@@ -288,11 +256,8 @@ impl<L: EventLog> Service<L> {
             }),
         };
         let subject = format!("{tenant}.approval.{scope_key}");
-        let appended = match self
-            .log
-            .append(&subject, expected, vec![new_event(&event)?])
-            .await
-        {
+        let records = log_records(&event, self.log.max_event_size())?;
+        let appended = match self.log.append(&subject, expected, records).await {
             Ok(appended) => appended,
             Err(AppendError::Conflict { .. }) => {
                 return Err(ServiceError::Conflict(format!(
@@ -314,30 +279,19 @@ impl<L: EventLog> Service<L> {
             .baseline(tenant, scope, Some(version))?
             .ok_or_else(|| ServiceError::Conflict("the approval was not applied".to_string()))?;
         info!(%tenant, scope = %scope, version, approver, "baseline approved");
-        Ok(ApprovalReport {
-            baseline,
-            seq: appended.last(),
-        })
+        Ok(ApprovalReport { baseline, seq: appended.last() })
     }
 
     /// The delta of a scope against its latest baseline, with the verdict.
     pub fn delta(&self, tenant: &TenantId, scope: &Scope) -> Result<DeltaReport, ServiceError> {
-        let baseline =
-            self.views
-                .baseline(tenant, scope, None)?
-                .ok_or_else(|| ServiceError::NoBaseline {
-                    tenant: tenant.to_string(),
-                    scope: scope.canonical(),
-                })?;
+        let baseline = self
+            .views
+            .baseline(tenant, scope, None)?
+            .ok_or_else(|| ServiceError::NoBaseline { tenant: tenant.to_string(), scope: scope.canonical() })?;
         let current = self.views.paths(tenant, Some(scope))?;
         let entries = delta::compute(&baseline.paths, &current);
         let verification = delta::verify(baseline.version, &entries, &[]);
-        Ok(DeltaReport {
-            scope: scope.clone(),
-            baseline_version: baseline.version,
-            entries,
-            verification,
-        })
+        Ok(DeltaReport { scope: scope.clone(), baseline_version: baseline.version, entries, verification })
     }
 
     /// Paths of a tenant (of a scope), now or as the log stood at `as_of`.
@@ -354,11 +308,7 @@ impl<L: EventLog> Service<L> {
     }
 
     /// Findings of a tenant (of a scope), open and resolved.
-    pub fn findings(
-        &self,
-        tenant: &TenantId,
-        scope: Option<&Scope>,
-    ) -> Result<Vec<FindingRecord>, ServiceError> {
+    pub fn findings(&self, tenant: &TenantId, scope: Option<&Scope>) -> Result<Vec<FindingRecord>, ServiceError> {
         Ok(self.views.findings(tenant, scope)?)
     }
 
@@ -379,12 +329,8 @@ impl<L: EventLog> Service<L> {
         let _ = std::fs::remove_file(&fresh_path);
         let fresh = Views::open(&fresh_path)?;
         let reached = fresh.catch_up(&self.log, None).await?;
-        std::fs::rename(&fresh_path, self.data_dir.views_path()).map_err(|source| {
-            ServiceError::Write {
-                path: self.data_dir.views_path(),
-                source,
-            }
-        })?;
+        std::fs::rename(&fresh_path, self.data_dir.views_path())
+            .map_err(|source| ServiceError::Write { path: self.data_dir.views_path(), source })?;
         // The fresh handle keeps the renamed file open and locked; the old file is unlinked.
         self.views = fresh;
         info!(reached, "views rebuilt from the log");
@@ -424,9 +370,7 @@ impl<L: EventLog> Service<L> {
 
     async fn seal_tenant(&mut self, tenant: &TenantId) -> Result<usize, ServiceError> {
         let head = self.views.pack_head(tenant)?;
-        let pending = self
-            .views
-            .assessments_after(tenant, head.as_ref().map_or(0, |h| h.assessed_seq))?;
+        let pending = self.views.assessments_after(tenant, head.as_ref().map_or(0, |h| h.assessed_seq))?;
         if pending.is_empty() {
             return Ok(0);
         }
@@ -438,22 +382,13 @@ impl<L: EventLog> Service<L> {
             self.register_key(tenant, registration).await?;
         }
         let signer = self.signer()?;
-        let mut link = head.as_ref().map(|h| ChainLink {
-            index: h.index,
-            pack_id: h.pack_id.clone(),
-            digest: h.digest.clone(),
-        });
-        let mut expected = head
-            .as_ref()
-            .map_or(Expected::NoEvents, |h| Expected::LastSeq(h.seq));
+        let mut link =
+            head.as_ref().map(|h| ChainLink { index: h.index, pack_id: h.pack_id.clone(), digest: h.digest.clone() });
+        let mut expected = head.as_ref().map_or(Expected::NoEvents, |h| Expected::LastSeq(h.seq));
         let mut events = Vec::new();
         for assessment in &pending {
             let pack = sv0_signer::seal(assessment, link.as_ref(), signer)?;
-            link = Some(ChainLink {
-                index: pack.index,
-                pack_id: pack.pack_id.clone(),
-                digest: pack.digest.clone(),
-            });
+            link = Some(ChainLink { index: pack.index, pack_id: pack.pack_id.clone(), digest: pack.digest.clone() });
             events.push((pack, assessment.assessed_event));
         }
         let subject = format!("{tenant}.pack");
@@ -473,16 +408,11 @@ impl<L: EventLog> Service<L> {
                 },
                 payload: EventPayload::PackSealed(pack),
             };
-            match self
-                .log
-                .append(&subject, expected, vec![new_event(&event)?])
-                .await
-            {
+            let records = log_records(&event, self.log.max_event_size())?;
+            match self.log.append(&subject, expected, records).await {
                 Ok(appended) => expected = Expected::LastSeq(appended.last()),
                 Err(AppendError::Conflict { .. }) => {
-                    return Err(ServiceError::Conflict(format!(
-                        "the pack chain of {tenant} moved"
-                    )));
+                    return Err(ServiceError::Conflict(format!("the pack chain of {tenant} moved")));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -491,11 +421,7 @@ impl<L: EventLog> Service<L> {
         Ok(count)
     }
 
-    async fn register_key(
-        &self,
-        tenant: &TenantId,
-        registration: KeyRegistered,
-    ) -> Result<(), ServiceError> {
+    async fn register_key(&self, tenant: &TenantId, registration: KeyRegistered) -> Result<(), ServiceError> {
         let event = Event {
             meta: EventMeta {
                 event_id: derived_id("sv0.key.v1", tenant, &[registration.key_id.as_bytes()]),
@@ -507,34 +433,24 @@ impl<L: EventLog> Service<L> {
             },
             payload: EventPayload::KeyRegistered(registration),
         };
-        self.log
-            .append(
-                &format!("{tenant}.key"),
-                Expected::Any,
-                vec![new_event(&event)?],
-            )
-            .await?;
+        self.log.append(&format!("{tenant}.key"), Expected::Any, vec![new_event(&event)?]).await?;
         Ok(())
     }
 
     /// Every `pack.sealed` and `key.registered` event of a tenant, read from the log itself.
-    async fn chain_from_log(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<(RecordedChain, Vec<KeyRegistered>), ServiceError> {
-        let tenant_prefix = format!("{tenant}.");
+    async fn chain_from_log(&self, tenant: &TenantId) -> Result<(RecordedChain, Vec<KeyRegistered>), ServiceError> {
+        let subjects = [format!("{tenant}.pack"), format!("{tenant}.key")];
         let mut packs = Vec::new();
         let mut registered = Vec::new();
+        let mut pieces = Reassembler::default();
         let mut from = 1;
         loop {
             let records = self.log.read(from, None, 1024).await?;
             let Some(last) = records.last() else { break };
             from = last.seq + 1;
-            for record in records
-                .iter()
-                .filter(|r| r.subject.starts_with(&tenant_prefix))
-            {
-                match decode_event(&record.data)?.payload {
+            for record in records.iter().filter(|r| subjects.contains(&r.subject)) {
+                let Some(event) = pieces.accept(decode_event(&record.data)?)? else { continue };
+                match event.payload {
                     EventPayload::PackSealed(pack) => packs.push((record.seq, pack)),
                     EventPayload::KeyRegistered(key) => registered.push(key),
                     _ => {}
@@ -545,21 +461,14 @@ impl<L: EventLog> Service<L> {
         for key in &registered {
             keys.add_registered(key)?;
         }
-        let chain = RecordedChain {
-            tenant: tenant.clone(),
-            packs,
-            keys,
-        };
+        let chain = RecordedChain { tenant: tenant.clone(), packs, keys };
         Ok((chain, registered))
     }
 
     /// Verifies every tenant's chain as recorded on the log: digests, links, signatures (with
     /// the keys registered on the log), and that each pack's content is what a replay of the
     /// log produces.
-    pub async fn verify(
-        &mut self,
-        tenant: Option<&TenantId>,
-    ) -> Result<Vec<ChainVerdict>, ServiceError> {
+    pub async fn verify(&mut self, tenant: Option<&TenantId>) -> Result<Vec<ChainVerdict>, ServiceError> {
         self.views.catch_up(&self.log, None).await?;
         let tenants = match tenant {
             Some(t) => vec![t.clone()],
@@ -573,16 +482,9 @@ impl<L: EventLog> Service<L> {
     }
 
     /// Writes a tenant's packs (`NNNNNN-<pack id>.json`) and `public-key.pem` to `dir`.
-    pub async fn export_packs(
-        &mut self,
-        tenant: &TenantId,
-        dir: &Path,
-    ) -> Result<usize, ServiceError> {
+    pub async fn export_packs(&mut self, tenant: &TenantId, dir: &Path) -> Result<usize, ServiceError> {
         let (chain, registered) = self.chain_from_log(tenant).await?;
-        std::fs::create_dir_all(dir).map_err(|source| ServiceError::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|source| ServiceError::Write { path: dir.to_path_buf(), source })?;
         let write = |path: std::path::PathBuf, bytes: &[u8]| {
             std::fs::write(&path, bytes).map_err(|source| ServiceError::Write { path, source })
         };
@@ -592,11 +494,8 @@ impl<L: EventLog> Service<L> {
             json.push(b'\n');
             write(dir.join(file.file_name()), &json)?;
         }
-        let pem: String = registered
-            .iter()
-            .filter_map(|key| chain.keys.get(&key.key_id))
-            .map(sv0_signer::public_key_pem)
-            .collect();
+        let pem: String =
+            registered.iter().filter_map(|key| chain.keys.get(&key.key_id)).map(sv0_signer::public_key_pem).collect();
         write(dir.join("public-key.pem"), pem.as_bytes())?;
         Ok(chain.packs.len())
     }

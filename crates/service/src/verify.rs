@@ -29,17 +29,9 @@ pub(crate) struct RecordedChain {
 
 /// Verifies each chain cryptographically, then checks that every pack seals exactly the
 /// assessment a replay of the log produces for its position.
-pub(crate) fn verify_chains(
-    views: &Views,
-    chains: Vec<RecordedChain>,
-) -> Result<Vec<ChainVerdict>, ServiceError> {
+pub(crate) fn verify_chains(views: &Views, chains: Vec<RecordedChain>) -> Result<Vec<ChainVerdict>, ServiceError> {
     let mut verdicts = Vec::new();
-    for RecordedChain {
-        tenant,
-        packs,
-        keys,
-    } in chains
-    {
+    for RecordedChain { tenant, packs, keys } in chains {
         let entries = entries_from_sealed(&packs);
         let mut result = verify_chain(&entries, &keys);
         if result.is_ok()

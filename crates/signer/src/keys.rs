@@ -71,9 +71,7 @@ pub struct PackSigner {
 
 impl fmt::Debug for PackSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PackSigner")
-            .field("key_id", &self.key_id)
-            .finish_non_exhaustive()
+        f.debug_struct("PackSigner").field("key_id", &self.key_id).finish_non_exhaustive()
     }
 }
 
@@ -95,16 +93,11 @@ impl PackSigner {
         getrandom::fill(&mut seed).map_err(|_| KeyError::Random)?;
         let key = SigningKey::from_bytes(&seed);
         seed.fill(0);
-        let pem = key
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|_| KeyError::BadPrivateKey { path: path.clone() })?;
+        let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|_| KeyError::BadPrivateKey { path: path.clone() })?;
         write_new_file(&path, pem.as_bytes(), 0o600)?;
         let signer = PackSigner::from_signing_key(key);
         let public = dir.join(PUBLIC_KEY_FILE);
-        fs::write(&public, signer.public_key_pem()).map_err(|source| KeyError::Io {
-            path: public,
-            source,
-        })?;
+        fs::write(&public, signer.public_key_pem()).map_err(|source| KeyError::Io { path: public, source })?;
         info!(key_id = %signer.key_id, "created a new pack signing key");
         Ok(signer)
     }
@@ -112,13 +105,9 @@ impl PackSigner {
     /// Loads a PKCS#8 PEM private key, refusing a file others can read.
     pub fn load(path: &Path) -> Result<PackSigner, KeyError> {
         check_private(path)?;
-        let text = fs::read_to_string(path).map_err(|source| KeyError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let key = SigningKey::from_pkcs8_pem(&text).map_err(|_| KeyError::BadPrivateKey {
-            path: path.to_path_buf(),
-        })?;
+        let text = fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.to_path_buf(), source })?;
+        let key =
+            SigningKey::from_pkcs8_pem(&text).map_err(|_| KeyError::BadPrivateKey { path: path.to_path_buf() })?;
         Ok(PackSigner::from_signing_key(key))
     }
 
@@ -177,28 +166,21 @@ impl KeyRing {
 
     /// Adds a key from SPKI PEM text.
     pub fn add_pem(&mut self, pem: &str) -> Result<(), KeyError> {
-        let key = VerifyingKey::from_public_key_pem(pem.trim())
-            .map_err(|e| KeyError::BadPublicKey(e.to_string()))?;
+        let key = VerifyingKey::from_public_key_pem(pem.trim()).map_err(|e| KeyError::BadPublicKey(e.to_string()))?;
         self.add(key);
         Ok(())
     }
 
     /// Reads a file of one or more PEM public keys.
     pub fn from_pem_file(path: &Path) -> Result<KeyRing, KeyError> {
-        let text = fs::read_to_string(path).map_err(|source| KeyError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.to_path_buf(), source })?;
         let mut ring = KeyRing::new();
         const BEGIN: &str = "-----BEGIN PUBLIC KEY-----";
         for block in text.split(BEGIN).filter(|b| !b.trim().is_empty()) {
             ring.add_pem(&format!("{BEGIN}{block}"))?;
         }
         if ring.is_empty() {
-            return Err(KeyError::BadPublicKey(format!(
-                "{} holds no PEM public key",
-                path.display()
-            )));
+            return Err(KeyError::BadPublicKey(format!("{} holds no PEM public key", path.display())));
         }
         Ok(ring)
     }
@@ -208,16 +190,10 @@ impl KeyRing {
         let bytes: [u8; 32] = hex::decode(&registered.public_key)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| {
-                KeyError::BadPublicKey(format!("key {} is not 32 hex bytes", registered.key_id))
-            })?;
-        let key =
-            VerifyingKey::from_bytes(&bytes).map_err(|e| KeyError::BadPublicKey(e.to_string()))?;
+            .ok_or_else(|| KeyError::BadPublicKey(format!("key {} is not 32 hex bytes", registered.key_id)))?;
+        let key = VerifyingKey::from_bytes(&bytes).map_err(|e| KeyError::BadPublicKey(e.to_string()))?;
         if key_id(&key) != registered.key_id {
-            return Err(KeyError::BadPublicKey(format!(
-                "key id {} does not match its key",
-                registered.key_id
-            )));
+            return Err(KeyError::BadPublicKey(format!("key id {} does not match its key", registered.key_id)));
         }
         self.add(key);
         Ok(())
@@ -235,10 +211,7 @@ impl KeyRing {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
-    let io = |source| KeyError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
+    let io = |source| KeyError::Io { path: dir.to_path_buf(), source };
     fs::create_dir_all(dir).map_err(io)?;
     #[cfg(unix)]
     {
@@ -249,10 +222,7 @@ fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
 }
 
 fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
-    let io = |source| KeyError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| KeyError::Io { path: path.to_path_buf(), source };
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -271,16 +241,10 @@ fn check_private(path: &Path) -> Result<(), KeyError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let metadata = fs::metadata(path).map_err(|source| KeyError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let metadata = fs::metadata(path).map_err(|source| KeyError::Io { path: path.to_path_buf(), source })?;
         let mode = metadata.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            return Err(KeyError::Exposed {
-                path: path.to_path_buf(),
-                mode,
-            });
+            return Err(KeyError::Exposed { path: path.to_path_buf(), mode });
         }
     }
     #[cfg(not(unix))]

@@ -13,6 +13,4 @@ pub mod verify;
 
 pub use keys::{KeyError, KeyRing, PackSigner, key_id, public_key_pem};
 pub use pack::{ChainLink, PAYLOAD_TYPE, PackBody, PackFile, SealError, seal};
-pub use verify::{
-    BrokenLink, ChainEntry, ChainReport, entries_from_dir, entries_from_sealed, verify_chain,
-};
+pub use verify::{BrokenLink, ChainEntry, ChainReport, entries_from_dir, entries_from_sealed, verify_chain};

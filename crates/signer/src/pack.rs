@@ -79,25 +79,12 @@ pub struct ChainLink {
 
 /// The id of the pack at `index` of a tenant's chain sealing the assessed event.
 pub fn pack_id(tenant: &str, index: u64, assessed_event: &str) -> String {
-    format!(
-        "pk-{}",
-        stable_hash(
-            "sv0.pack-id.v1",
-            &[tenant, &index.to_string(), assessed_event],
-            24
-        )
-    )
+    format!("pk-{}", stable_hash("sv0.pack-id.v1", &[tenant, &index.to_string(), assessed_event], 24))
 }
 
 /// DSSE pre-authentication encoding: `"DSSEv1" SP len(type) SP type SP len(body) SP body`.
 pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "DSSEv1 {} {} {} ",
-        payload_type.len(),
-        payload_type,
-        body.len()
-    )
-    .into_bytes();
+    let mut out = format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, body.len()).into_bytes();
     out.extend_from_slice(body);
     out
 }
@@ -126,10 +113,7 @@ pub fn seal(
         index,
         tenant,
         kind: assessment.kind,
-        log_range: LogRange {
-            from: assessment.log_from,
-            to: assessment.assessed_seq,
-        },
+        log_range: LogRange { from: assessment.log_from, to: assessment.assessed_seq },
         previous_pack_id: previous.map(|p| p.pack_id.clone()),
         previous_digest: previous.map(|p| p.digest.clone()),
         key_id: signer.key_id().to_string(),

@@ -17,9 +17,7 @@ use serde::Deserialize;
 use sv0_domain::events::PackSealed;
 
 use crate::keys::KeyRing;
-use crate::pack::{
-    ChainLink, PACK_FILE_FORMAT, PACK_FORMAT, PAYLOAD_TYPE, PackFile, canonical_json, digest, pae,
-};
+use crate::pack::{ChainLink, PACK_FILE_FORMAT, PACK_FORMAT, PAYLOAD_TYPE, PackFile, canonical_json, digest, pae};
 
 /// One pack to verify, with where it came from (a file name, a log position).
 #[derive(Debug, Clone)]
@@ -87,44 +85,26 @@ pub fn verify_chain(entries: &[ChainEntry], keys: &KeyRing) -> Result<ChainRepor
             pack_id: pack_id.map(str::to_string),
             reason,
         };
-        let file = entry
-            .pack
-            .as_ref()
-            .map_err(|e| broken(None, format!("unreadable pack: {e}")))?;
+        let file = entry.pack.as_ref().map_err(|e| broken(None, format!("unreadable pack: {e}")))?;
         let id = Some(file.pack_id.as_str());
         if file.format != PACK_FILE_FORMAT {
             return Err(broken(id, format!("unknown file format {:?}", file.format)));
         }
         if file.payload_type != PAYLOAD_TYPE {
-            return Err(broken(
-                id,
-                format!("unexpected payload type {:?}", file.payload_type),
-            ));
+            return Err(broken(id, format!("unexpected payload type {:?}", file.payload_type)));
         }
-        let bytes = canonical_json(&file.body)
-            .map_err(|e| broken(id, format!("body is not canonicalisable JSON: {e}")))?;
+        let bytes =
+            canonical_json(&file.body).map_err(|e| broken(id, format!("body is not canonicalisable JSON: {e}")))?;
         if digest(&bytes) != file.digest {
-            return Err(broken(
-                id,
-                "digest mismatch: the pack's content was changed".to_string(),
-            ));
+            return Err(broken(id, "digest mismatch: the pack's content was changed".to_string()));
         }
         let header: BodyHeader = serde_json::from_value(file.body.clone())
             .map_err(|e| broken(id, format!("body lacks chain fields: {e}")))?;
         if header.format != PACK_FORMAT {
-            return Err(broken(
-                id,
-                format!("unknown pack format {:?}", header.format),
-            ));
+            return Err(broken(id, format!("unknown pack format {:?}", header.format)));
         }
-        if header.pack_id != file.pack_id
-            || header.index != file.index
-            || header.key_id != file.key_id
-        {
-            return Err(broken(
-                id,
-                "file header and signed body disagree".to_string(),
-            ));
+        if header.pack_id != file.pack_id || header.index != file.index || header.key_id != file.key_id {
+            return Err(broken(id, "file header and signed body disagree".to_string()));
         }
         let expected_index = previous.as_ref().map_or(1, |p| p.index + 1);
         if header.index > expected_index {
@@ -140,18 +120,12 @@ pub fn verify_chain(entries: &[ChainEntry], keys: &KeyRing) -> Result<ChainRepor
         if header.index < expected_index {
             return Err(broken(
                 id,
-                format!(
-                    "index {} where {expected_index} was expected: packs are out of order",
-                    header.index
-                ),
+                format!("index {} where {expected_index} was expected: packs are out of order", header.index),
             ));
         }
         match &tenant {
             Some(t) if *t != header.tenant => {
-                return Err(broken(
-                    id,
-                    format!("tenant {} in a chain of tenant {t}", header.tenant),
-                ));
+                return Err(broken(id, format!("tenant {} in a chain of tenant {t}", header.tenant)));
             }
             _ => tenant = Some(header.tenant.clone()),
         }
@@ -159,42 +133,23 @@ pub fn verify_chain(entries: &[ChainEntry], keys: &KeyRing) -> Result<ChainRepor
             Some(p) => (Some(p.pack_id.as_str()), Some(p.digest.as_str())),
             None => (None, None),
         };
-        if header.previous_pack_id.as_deref() != want_id
-            || header.previous_digest.as_deref() != want_digest
-        {
-            return Err(broken(
-                id,
-                "does not link to the previous pack's id and digest".to_string(),
-            ));
+        if header.previous_pack_id.as_deref() != want_id || header.previous_digest.as_deref() != want_digest {
+            return Err(broken(id, "does not link to the previous pack's id and digest".to_string()));
         }
-        let key = keys
-            .get(&file.key_id)
-            .ok_or_else(|| broken(id, format!("signed by unknown key {}", file.key_id)))?;
+        let key = keys.get(&file.key_id).ok_or_else(|| broken(id, format!("signed by unknown key {}", file.key_id)))?;
         let signature = decode_signature(&file.signature).map_err(|e| broken(id, e))?;
         key.verify_strict(&pae(&file.payload_type, &bytes), &signature)
             .map_err(|_| broken(id, "signature does not verify".to_string()))?;
-        previous = Some(ChainLink {
-            index: header.index,
-            pack_id: header.pack_id,
-            digest: file.digest.clone(),
-        });
+        previous = Some(ChainLink { index: header.index, pack_id: header.pack_id, digest: file.digest.clone() });
     }
-    Ok(ChainReport {
-        tenant,
-        packs: entries.len(),
-        head: previous,
-    })
+    Ok(ChainReport { tenant, packs: entries.len(), head: previous })
 }
 
 fn decode_signature(text: &str) -> Result<Signature, String> {
     // DSSE verifiers accept standard and URL-safe base64.
-    let bytes = STANDARD
-        .decode(text)
-        .or_else(|_| URL_SAFE.decode(text))
-        .map_err(|_| "signature is not base64".to_string())?;
-    let bytes: [u8; 64] = bytes
-        .try_into()
-        .map_err(|_| "signature is not 64 bytes".to_string())?;
+    let bytes =
+        STANDARD.decode(text).or_else(|_| URL_SAFE.decode(text)).map_err(|_| "signature is not base64".to_string())?;
+    let bytes: [u8; 64] = bytes.try_into().map_err(|_| "signature is not 64 bytes".to_string())?;
     Ok(Signature::from_bytes(&bytes))
 }
 
@@ -221,9 +176,7 @@ pub fn entries_from_dir(dir: &Path) -> std::io::Result<Vec<ChainEntry>> {
     for name in names {
         let pack = fs::read(dir.join(&name))
             .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                serde_json::from_slice::<PackFile>(&bytes).map_err(|e| e.to_string())
-            });
+            .and_then(|bytes| serde_json::from_slice::<PackFile>(&bytes).map_err(|e| e.to_string()));
         entries.push(ChainEntry { source: name, pack });
     }
     Ok(entries)
@@ -231,8 +184,5 @@ pub fn entries_from_dir(dir: &Path) -> std::io::Result<Vec<ChainEntry>> {
 
 fn is_pack_file_name(name: &str) -> bool {
     let bytes = name.as_bytes();
-    name.ends_with(".json")
-        && bytes.len() > 12
-        && bytes[..6].iter().all(u8::is_ascii_digit)
-        && bytes[6] == b'-'
+    name.ends_with(".json") && bytes.len() > 12 && bytes[..6].iter().all(u8::is_ascii_digit) && bytes[6] == b'-'
 }

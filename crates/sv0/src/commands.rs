@@ -15,8 +15,8 @@ use sv0_service::{AsOf, Service, ServiceError};
 use sv0_signer::{KeyRing, entries_from_dir, verify_chain};
 
 use crate::{
-    ApproveArgs, BaselinesArgs, Cli, Command, DeltaArgs, EXIT_NO, EXIT_OK, ExportCommand,
-    FindingsArgs, ImportArgs, PathsArgs, ScanCommand, TriggerArg, render,
+    ApproveArgs, BaselinesArgs, Cli, Command, DeltaArgs, EXIT_NO, EXIT_OK, ExportCommand, FindingsArgs, ImportArgs,
+    PathsArgs, ScanCommand, TriggerArg, render,
 };
 
 /// Largest snapshot file `scan import` reads.
@@ -37,21 +37,25 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     if let Command::Demo(args) = &cli.command {
         return crate::demo::run(cli.data_dir.clone(), args.json, out).await;
     }
-    let mut service = Service::open(&data_dir)
-        .await
-        .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+    if let Command::Bench(args) = &cli.command {
+        if let Some(file) = &args.snapshot_out {
+            crate::bench::write_snapshot(args.paths, file)?;
+            writeln!(out, "wrote a synthetic snapshot of about {} paths to {}", args.paths, file.display())?;
+            return Ok(EXIT_OK);
+        }
+        return crate::bench::run(args.paths, args.json, out).await;
+    }
+    let mut service =
+        Service::open(&data_dir).await.with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     // Read-only commands only catch the views up; commands that write also seal pending packs.
     if matches!(cli.command, Command::Scan(_) | Command::Approve(_)) {
-        service
-            .sync()
-            .await
-            .context("cannot bring the views and packs up to date")?;
+        service.sync().await.context("cannot bring the views and packs up to date")?;
     } else {
         service.catch_up().await?;
     }
     let tenant = cli.tenant.as_deref();
     match cli.command {
-        Command::Demo(_) => unreachable!("handled above"),
+        Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
         Command::Scan(ScanCommand::Import(args)) => import(&mut service, args, out).await,
         Command::Paths(args) => paths(&service, tenant, args, out).await,
         Command::Findings(args) => findings(&service, tenant, args, out),
@@ -62,11 +66,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Export(ExportCommand::Packs(args)) => {
             let tenant = service.tenant(tenant)?;
             let count = service.export_packs(&tenant, &args.out).await?;
-            writeln!(
-                out,
-                "wrote {count} pack(s) of tenant {tenant} and public-key.pem to {}",
-                args.out.display()
-            )?;
+            writeln!(out, "wrote {count} pack(s) of tenant {tenant} and public-key.pem to {}", args.out.display())?;
             writeln!(
                 out,
                 "verify offline: sv0 verify --packs {0} --public-key {0}/public-key.pem",
@@ -83,9 +83,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
-    dirs::data_dir()
-        .map(|d| d.join("sv0"))
-        .context("no user data directory is known on this system. Pass --data-dir")
+    dirs::data_dir().map(|d| d.join("sv0")).context("no user data directory is known on this system. Pass --data-dir")
 }
 
 fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> anyhow::Result<()> {
@@ -112,17 +110,11 @@ async fn import(
     args: ImportArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    let size = std::fs::metadata(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?
-        .len();
+    let size = std::fs::metadata(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?.len();
     if size > MAX_SNAPSHOT_BYTES {
-        bail!(
-            "{} is {size} bytes; snapshots are limited to {MAX_SNAPSHOT_BYTES} bytes",
-            args.file.display()
-        );
+        bail!("{} is {size} bytes; snapshots are limited to {MAX_SNAPSHOT_BYTES} bytes", args.file.display());
     }
-    let bytes = std::fs::read(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     let trigger = args.trigger.map(|t| match t {
         TriggerArg::Manual => ScanTrigger::Manual,
         TriggerArg::Scheduled => ScanTrigger::Scheduled,
@@ -151,32 +143,19 @@ async fn import(
         return Ok(EXIT_OK);
     }
     if report.duplicate {
-        writeln!(
-            out,
-            "scan {} of tenant {} is already on the log; nothing appended",
-            report.scan_id, report.tenant
-        )?;
+        writeln!(out, "scan {} of tenant {} is already on the log; nothing appended", report.scan_id, report.tenant)?;
     } else {
         writeln!(
             out,
             "imported scan {} of tenant {}: {} entities in {} chunk(s), log positions {}..{}",
-            report.scan_id,
-            report.tenant,
-            report.entity_count,
-            report.chunk_count,
-            report.first_seq,
-            report.last_seq
+            report.scan_id, report.tenant, report.entity_count, report.chunk_count, report.first_seq, report.last_seq
         )?;
     }
     match &report.scan {
         Some(scan) if Service::<sv0_log::EmbeddedLog>::scan_applied(Some(scan)) => {
             writeln!(out, "{} authority paths now", scan.paths_total)?;
         }
-        Some(scan) => writeln!(
-            out,
-            "scan rejected: {}",
-            scan.reason.clone().unwrap_or_default()
-        )?,
+        Some(scan) => writeln!(out, "scan rejected: {}", scan.reason.clone().unwrap_or_default())?,
         None => {}
     }
     Ok(EXIT_OK)
@@ -196,13 +175,8 @@ async fn paths(
         print_json(out, &paths)?;
         return Ok(EXIT_OK);
     }
-    let what = scope.as_ref().map_or_else(
-        || format!("tenant {tenant}"),
-        |s| format!("scope {s} of tenant {tenant}"),
-    );
-    let when = args
-        .as_of
-        .map_or_else(String::new, |a| format!(" as of {a}"));
+    let what = scope.as_ref().map_or_else(|| format!("tenant {tenant}"), |s| format!("scope {s} of tenant {tenant}"));
+    let when = args.as_of.map_or_else(String::new, |a| format!(" as of {a}"));
     writeln!(out, "{} authority path(s) in {what}{when}", paths.len())?;
     if !paths.is_empty() {
         writeln!(out, "{}", render::paths(&paths))?;
@@ -235,14 +209,11 @@ fn findings(
 
 /// Parses `FINDING=YYYY-MM-DD`.
 pub fn parse_ack(text: &str) -> Result<Acknowledgement, InvalidInput> {
-    let (finding_id, due) = text.split_once('=').ok_or_else(|| {
-        InvalidInput::new(format!("invalid --ack {text:?}: use FINDING=YYYY-MM-DD"))
-    })?;
+    let (finding_id, due) = text
+        .split_once('=')
+        .ok_or_else(|| InvalidInput::new(format!("invalid --ack {text:?}: use FINDING=YYYY-MM-DD")))?;
     let due = Timestamp::parse_date(due).or_else(|_| Timestamp::parse(due))?;
-    Ok(Acknowledgement {
-        finding_id: finding_id.trim().to_string(),
-        due,
-    })
+    Ok(Acknowledgement { finding_id: finding_id.trim().to_string(), due })
 }
 
 async fn approve(
@@ -253,21 +224,10 @@ async fn approve(
 ) -> anyhow::Result<u8> {
     let tenant = service.tenant(tenant)?;
     let scope = scope_arg(&args.scope)?;
-    let acks = args
-        .acks
-        .iter()
-        .map(|a| parse_ack(a))
-        .collect::<Result<Vec<_>, _>>()?;
+    let acks = args.acks.iter().map(|a| parse_ack(a)).collect::<Result<Vec<_>, _>>()?;
     let approver = service.data_dir().principal()?;
     let report = service
-        .approve(
-            &tenant,
-            &scope,
-            &args.note,
-            acks,
-            &approver,
-            Timestamp::now(),
-        )
+        .approve(&tenant, &scope, &args.note, acks, &approver, Timestamp::now())
         .await
         .map_err(|e| explain(e, "nothing was approved".to_string()))?;
     let b = &report.baseline;
@@ -324,11 +284,7 @@ fn delta(
     }
     let flagged: Vec<_> = report.entries.iter().filter(|e| e.flagged).collect();
     if !flagged.is_empty() {
-        writeln!(
-            out,
-            "Remediation for the {} flagged change(s):",
-            flagged.len()
-        )?;
+        writeln!(out, "Remediation for the {} flagged change(s):", flagged.len())?;
         for entry in flagged {
             for action in &entry.remediation_actions {
                 writeln!(out, "  • {}", action.text)?;
@@ -347,12 +303,7 @@ fn baselines(
     let tenant = service.tenant(tenant)?;
     let scopes = match args.scope.as_deref() {
         Some(text) => vec![scope_arg(text)?],
-        None => service
-            .views()
-            .baselines(&tenant)?
-            .into_iter()
-            .map(|h| h.scope)
-            .collect(),
+        None => service.views().baselines(&tenant)?.into_iter().map(|h| h.scope).collect(),
     };
     let mut all = Vec::new();
     for scope in &scopes {
@@ -408,9 +359,7 @@ async fn verify_log(
                     report.packs,
                     report.head.as_ref().map_or("-", |h| h.digest.as_str())
                 )?,
-                Err(broken) => {
-                    writeln!(out, "tenant {}: chain BROKEN at {broken}", verdict.tenant)?
-                }
+                Err(broken) => writeln!(out, "tenant {}: chain BROKEN at {broken}", verdict.tenant)?,
             }
         }
     }
@@ -419,13 +368,9 @@ async fn verify_log(
 
 fn verify_offline(dir: &Path, key: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
     let ring = KeyRing::from_pem_file(key)?;
-    let entries =
-        entries_from_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let entries = entries_from_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     if entries.is_empty() {
-        bail!(
-            "{} holds no pack files (NNNNNN-<pack id>.json)",
-            dir.display()
-        );
+        bail!("{} holds no pack files (NNNNNN-<pack id>.json)", dir.display());
     }
     let result = verify_chain(&entries, &ring);
     if json {

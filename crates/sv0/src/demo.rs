@@ -61,20 +61,14 @@ pub async fn run(data_dir: Option<PathBuf>, json: bool, out: &mut dyn Write) -> 
     if json {
         print_json(&story, out)?;
     }
-    Ok(if story.chain_intact && story.offline_intact {
-        EXIT_OK
-    } else {
-        EXIT_NO
-    })
+    Ok(if story.chain_intact && story.offline_intact { EXIT_OK } else { EXIT_NO })
 }
 
 fn prepare_dir(data_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let dir = match data_dir {
         Some(dir) => dir,
         None => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
             std::env::temp_dir().join(format!("sv0-demo-{}-{nanos}", std::process::id()))
         }
     };
@@ -85,10 +79,7 @@ fn prepare_dir(data_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         );
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(
-        dir.join("sv0.toml"),
-        format!("[identity]\nprincipal = \"{APPROVER}\"\n"),
-    )?;
+    std::fs::write(dir.join("sv0.toml"), format!("[identity]\nprincipal = \"{APPROVER}\"\n"))?;
     Ok(dir)
 }
 
@@ -99,15 +90,8 @@ fn acknowledgements(findings: &[FindingRecord]) -> anyhow::Result<Vec<Acknowledg
         .iter()
         .filter(|r| r.status == FindingStatus::Open)
         .map(|r| {
-            let due = if r.finding.rule_id.starts_with("SV0-E") {
-                "2026-03-15"
-            } else {
-                "2026-03-31"
-            };
-            Ok(Acknowledgement {
-                finding_id: r.finding.finding_id.clone(),
-                due: Timestamp::parse_date(due)?,
-            })
+            let due = if r.finding.rule_id.starts_with("SV0-E") { "2026-03-15" } else { "2026-03-31" };
+            Ok(Acknowledgement { finding_id: r.finding.finding_id.clone(), due: Timestamp::parse_date(due)? })
         })
         .collect()
 }
@@ -142,10 +126,7 @@ async fn tell(dir: &Path, mut out: Option<&mut dyn Write>) -> anyhow::Result<Sto
     let scan1 = service.import_snapshot(INITIAL.as_bytes(), None).await?;
     let tenant = scan1.tenant.clone();
     let all_paths = scan1.scan.as_ref().map_or(0, |s| s.paths_total);
-    say!(
-        "SV0 demo: is it safe to deploy this?  (tenant {tenant}, data in {})",
-        dir.display()
-    );
+    say!("SV0 demo: is it safe to deploy this?  (tenant {tenant}, data in {})", dir.display());
     say!("");
     say!(
         "① Scan imported: {} ({} entities) → {all_paths} authority paths in the tenant",
@@ -156,16 +137,9 @@ async fn tell(dir: &Path, mut out: Option<&mut dyn Write>) -> anyhow::Result<Sto
 
     // 2. Review and approval.
     let review_paths = service.paths(&tenant, Some(&scope), None).await?;
-    let review_findings: Vec<FindingRecord> = service
-        .findings(&tenant, Some(&scope))?
-        .into_iter()
-        .filter(|r| r.status == FindingStatus::Open)
-        .collect();
-    say!(
-        "② Review of scope {scope}: {} paths, {} open findings",
-        review_paths.len(),
-        review_findings.len()
-    );
+    let review_findings: Vec<FindingRecord> =
+        service.findings(&tenant, Some(&scope))?.into_iter().filter(|r| r.status == FindingStatus::Open).collect();
+    say!("② Review of scope {scope}: {} paths, {} open findings", review_paths.len(), review_findings.len());
     say!("{}", render::paths(&review_paths));
     say!("{}", render::findings(&review_findings));
     let acks = acknowledgements(&review_findings)?;
@@ -192,11 +166,7 @@ async fn tell(dir: &Path, mut out: Option<&mut dyn Write>) -> anyhow::Result<Sto
     // 3. The deployment's rescan and its delta.
     let scan2 = service.import_snapshot(DEPLOYMENT.as_bytes(), None).await?;
     let delta_report = service.delta(&tenant, &scope)?;
-    let new_paths = delta_report
-        .entries
-        .iter()
-        .filter(|e| e.kind == sv0_domain::delta::DeltaKind::NewPath)
-        .count();
+    let new_paths = delta_report.entries.iter().filter(|e| e.kind == sv0_domain::delta::DeltaKind::NewPath).count();
     let flagged: Vec<&DeltaEntry> = delta_report.entries.iter().filter(|e| e.flagged).collect();
     say!(
         "③ Deployment rescan (contoso/hr-agents run 8812 → production): {new_paths} new authority paths against baseline v{}, {} flagged",
@@ -214,13 +184,9 @@ async fn tell(dir: &Path, mut out: Option<&mut dyn Write>) -> anyhow::Result<Sto
     let remediated_paths = flagged.len();
 
     // 4. The remediation rescan, its verification, and the new baseline.
-    let scan3 = service
-        .import_snapshot(REMEDIATION.as_bytes(), None)
-        .await?;
+    let scan3 = service.import_snapshot(REMEDIATION.as_bytes(), None).await?;
     let assessed = scope_assessment(&service, &tenant, scan3.last_seq, &scope)?;
-    let verification = assessed
-        .verification
-        .context("the remediation rescan carries no verification")?;
+    let verification = assessed.verification.context("the remediation rescan carries no verification")?;
     let remaining = service.delta(&tenant, &scope)?;
     say!(
         "④ Remediation rescan: {} flagged paths gone; verification: {}",
@@ -249,21 +215,14 @@ async fn tell(dir: &Path, mut out: Option<&mut dyn Write>) -> anyhow::Result<Sto
 
     // 5. Evidence.
     let verdicts = service.verify(Some(&tenant)).await?;
-    let report = verdicts
-        .into_iter()
-        .next()
-        .context("no pack chain was recorded")?
-        .result;
+    let report = verdicts.into_iter().next().context("no pack chain was recorded")?.result;
     let chain_intact = report.is_ok();
     let export_dir = dir.join("export");
     let packs = service.export_packs(&tenant, &export_dir).await?;
     let ring = KeyRing::from_pem_file(&export_dir.join("public-key.pem"))?;
     let offline = verify_chain(&entries_from_dir(&export_dir)?, &ring);
     let offline_intact = offline.is_ok();
-    let head = service
-        .views()
-        .pack_head(&tenant)?
-        .context("no pack was sealed")?;
+    let head = service.views().pack_head(&tenant)?.context("no pack was sealed")?;
     let baselines = service.views().baseline_history(&tenant, &scope)?;
     let mut table = render::table(&["Pack", "Kind", "Log positions", "Digest"]);
     for (n, sealed) in service.views().packs(&tenant)?.iter().enumerate() {
@@ -287,16 +246,9 @@ async fn tell(dir: &Path, mut out: Option<&mut dyn Write>) -> anyhow::Result<Sto
     say!("");
     say!("Try next:");
     say!("  sv0 --data-dir {} paths --scope {SCOPE}", dir.display());
-    say!(
-        "  sv0 --data-dir {} paths --scope {SCOPE} --as-of {}",
-        dir.display(),
-        v1.seq
-    );
+    say!("  sv0 --data-dir {} paths --scope {SCOPE} --as-of {}", dir.display(), v1.seq);
     say!("  sv0 --data-dir {} verify", dir.display());
-    say!(
-        "  sv0 verify --packs {0} --public-key {0}/public-key.pem",
-        export_dir.display()
-    );
+    say!("  sv0 verify --packs {0} --public-key {0}/public-key.pem", export_dir.display());
 
     Ok(Story {
         data_dir: dir.to_path_buf(),

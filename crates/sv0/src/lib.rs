@@ -4,6 +4,7 @@
 //!
 //! Exit codes: 0 success; 1 the answer is "no" (a broken pack chain); 2 an error.
 
+mod bench;
 mod commands;
 mod demo;
 mod render;
@@ -64,6 +65,22 @@ pub enum Command {
     Export(ExportCommand),
     /// Refold the views from the log, from an empty database
     Rebuild,
+    /// Measure the loop's throughput on a synthetic tenant (in a temporary directory)
+    Bench(BenchArgs),
+}
+
+/// `sv0 bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Approximate number of authority paths in the synthetic tenant
+    #[arg(long, default_value_t = 10_000)]
+    pub paths: usize,
+    /// Only write the synthetic snapshot to this file
+    #[arg(long, value_name = "FILE")]
+    pub snapshot_out: Option<PathBuf>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `sv0 demo`.
@@ -212,22 +229,14 @@ where
 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e)
-            if matches!(
-                e.kind(),
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-            ) =>
-        {
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
             write!(out, "{e}")?;
             return Ok(EXIT_OK);
         }
         Err(e) => return Err(e.into()),
     };
     init_logging(cli.verbose);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(commands::dispatch(cli, out))
 }
 
@@ -240,8 +249,5 @@ fn init_logging(verbose: u8) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SV0_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // A second initialisation (tests run the CLI many times in one process) is harmless.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -19,30 +19,14 @@ pub fn table(header: &[&str]) -> Table {
 
 /// `read/write` style permission text.
 pub fn permissions(list: &[Permission]) -> String {
-    list.iter()
-        .map(Permission::as_str)
-        .collect::<Vec<_>>()
-        .join("/")
+    list.iter().map(Permission::as_str).collect::<Vec<_>>().join("/")
 }
 
 /// A table of paths.
 pub fn paths(paths: &[AuthorityPath]) -> Table {
-    let mut t = table(&[
-        "Workload",
-        "Identity",
-        "Destination",
-        "Domain",
-        "Permissions",
-        "Grade",
-        "Egress",
-        "Owner",
-    ]);
+    let mut t = table(&["Workload", "Identity", "Destination", "Domain", "Permissions", "Grade", "Egress", "Owner"]);
     for p in paths {
-        let domain = if p.domain.sensitive {
-            format!("{} (sensitive)", p.domain.name)
-        } else {
-            p.domain.name.clone()
-        };
+        let domain = if p.domain.sensitive { format!("{} (sensitive)", p.domain.name) } else { p.domain.name.clone() };
         t.add_row(vec![
             p.workload.name.clone(),
             p.identity.name.clone(),
@@ -62,18 +46,12 @@ pub fn paths(paths: &[AuthorityPath]) -> Table {
 
 /// A table of findings.
 pub fn findings(records: &[FindingRecord]) -> Table {
-    let mut t = table(&[
-        "Finding",
-        "Rule",
-        "Severity",
-        "Status",
-        "Summary",
-        "Acknowledged",
-    ]);
+    let mut t = table(&["Finding", "Rule", "Severity", "Status", "Summary", "Acknowledged"]);
     for r in records {
-        let ack = r.acknowledgement.as_ref().map_or_else(String::new, |a| {
-            format!("by {} until {}", a.by, date(&a.due.to_rfc3339()))
-        });
+        let ack = r
+            .acknowledgement
+            .as_ref()
+            .map_or_else(String::new, |a| format!("by {} until {}", a.by, date(&a.due.to_rfc3339())));
         t.add_row(vec![
             r.finding.finding_id.clone(),
             r.finding.rule_id.clone(),
@@ -88,35 +66,18 @@ pub fn findings(records: &[FindingRecord]) -> Table {
 
 /// A table of delta entries.
 pub fn delta(entries: &[DeltaEntry]) -> Table {
-    let mut t = table(&[
-        "Change",
-        "Workload",
-        "Identity",
-        "Destination",
-        "Domain",
-        "Permissions",
-        "Grade",
-        "Flag",
-    ]);
+    let mut t = table(&["Change", "Workload", "Identity", "Destination", "Domain", "Permissions", "Grade", "Flag"]);
     for e in entries {
         let perms = if e.added_permissions.is_empty() || e.added_permissions == e.permissions {
             permissions(&e.permissions)
         } else {
-            format!(
-                "{} (+{})",
-                permissions(&e.permissions),
-                permissions(&e.added_permissions)
-            )
+            format!("{} (+{})", permissions(&e.permissions), permissions(&e.added_permissions))
         };
         let grade = match e.previous_grade {
             Some(before) => format!("{before}→{}", e.grade),
             None => e.grade.to_string(),
         };
-        let flag = if e.flagged {
-            format!("⚠ {}", e.flags.join("; "))
-        } else {
-            String::new()
-        };
+        let flag = if e.flagged { format!("⚠ {}", e.flags.join("; ")) } else { String::new() };
         t.add_row(vec![
             e.kind.to_string(),
             e.workload.name.clone(),
@@ -133,15 +94,7 @@ pub fn delta(entries: &[DeltaEntry]) -> Table {
 
 /// A table of baseline versions.
 pub fn baselines(list: &[Baseline]) -> Table {
-    let mut t = table(&[
-        "Scope",
-        "Version",
-        "Approver",
-        "Approved at",
-        "Paths",
-        "Acknowledged",
-        "Note",
-    ]);
+    let mut t = table(&["Scope", "Version", "Approver", "Approved at", "Paths", "Acknowledged", "Note"]);
     for b in list {
         t.add_row(vec![
             b.scope.canonical(),
