@@ -5,6 +5,7 @@ mod cli;
 mod codec;
 mod log;
 mod packs;
+mod properties;
 mod snapshots;
 mod story;
 mod views;

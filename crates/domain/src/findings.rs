@@ -211,6 +211,7 @@ fn long_lived_secrets(entities: &Entities, paths: &[AuthorityPath], observed_at:
     for path in paths {
         by_identity.entry(path.identity.id.as_str()).or_default().push(path);
     }
+    let names: BTreeMap<&str, &str> = entities.identities.iter().map(|i| (i.id.as_str(), i.name.as_str())).collect();
     for credential in &entities.credentials {
         if !matches!(credential.kind, CredentialKind::Password | CredentialKind::ApiKey) {
             continue;
@@ -232,7 +233,11 @@ fn long_lived_secrets(entities: &Entities, paths: &[AuthorityPath], observed_at:
         let mut f = finding(
             &LONG_LIVED_SECRET,
             format!("credential:{}", credential.id),
-            format!("secret {} of identity {} {lifetime}", credential.id, credential.identity),
+            format!(
+                "secret {} of identity {} {lifetime}",
+                credential.id,
+                names.get(credential.identity.as_str()).copied().unwrap_or(credential.identity.as_str())
+            ),
         );
         let related: &[&AuthorityPath] = by_identity.get(credential.identity.as_str()).map_or(&[], Vec::as_slice);
         f.workloads = related.iter().map(|p| p.workload.id.clone()).collect::<BTreeSet<_>>().into_iter().collect();

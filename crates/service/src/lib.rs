@@ -11,6 +11,7 @@ pub mod data_dir;
 pub mod error;
 pub mod import;
 mod service;
+pub mod synthetic;
 mod verify;
 
 pub use data_dir::{Config, DataDir, PRINCIPAL_ENV};

@@ -338,11 +338,11 @@ impl<L: EventLog> Service<L> {
     }
 
     fn signer(&mut self) -> Result<&PackSigner, ServiceError> {
-        if self.signer.is_none() {
-            self.signer = Some(PackSigner::load_or_create(&self.data_dir.keys_dir())?);
-        }
-        // Set just above.
-        Ok(self.signer.as_ref().unwrap_or_else(|| unreachable!()))
+        let signer = match self.signer.take() {
+            Some(signer) => signer,
+            None => PackSigner::load_or_create(&self.data_dir.keys_dir())?,
+        };
+        Ok(self.signer.insert(signer))
     }
 
     /// Seals every assessment that has no pack yet, for every tenant.

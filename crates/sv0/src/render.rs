@@ -67,6 +67,16 @@ pub fn findings(records: &[FindingRecord]) -> Table {
 /// A table of delta entries.
 pub fn delta(entries: &[DeltaEntry]) -> Table {
     let mut t = table(&["Change", "Workload", "Identity", "Destination", "Domain", "Permissions", "Grade", "Flag"]);
+    // Flagged changes first, then by workload and destination: the order a reviewer reads in.
+    let mut entries: Vec<&DeltaEntry> = entries.iter().collect();
+    entries.sort_by(|a, b| {
+        (!a.flagged, &a.workload.name, &a.destination.name, a.kind).cmp(&(
+            !b.flagged,
+            &b.workload.name,
+            &b.destination.name,
+            b.kind,
+        ))
+    });
     for e in entries {
         let perms = if e.added_permissions.is_empty() || e.added_permissions == e.permissions {
             permissions(&e.permissions)
