@@ -129,6 +129,25 @@ pub struct DeploymentRef {
     pub commit: Option<String>,
 }
 
+/// Invokes the macro `$m` with every list of `Entities`, in field order: the one place that
+/// order is written down (`visit`, `split_weighted` and the digest all follow it).
+macro_rules! entity_lists {
+    ($m:ident) => {
+        $m!(
+            domains,
+            classification_rules,
+            owners,
+            workloads,
+            identities,
+            credentials,
+            destinations,
+            grants,
+            bindings,
+            evidence
+        )
+    };
+}
+
 /// Every entity a scan observed. After `validate`, each list is sorted by id and every
 /// reference resolves. Scan chunk events carry parts of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,16 +239,12 @@ pub struct ValidSnapshot {
 impl Entities {
     /// Total number of entities of every kind.
     pub fn len(&self) -> usize {
-        self.domains.len()
-            + self.classification_rules.len()
-            + self.owners.len()
-            + self.workloads.len()
-            + self.identities.len()
-            + self.credentials.len()
-            + self.destinations.len()
-            + self.grants.len()
-            + self.bindings.len()
-            + self.evidence.len()
+        let mut total = 0;
+        macro_rules! count {
+            ($($field:ident),*) => {$( total += self.$field.len(); )*};
+        }
+        entity_lists!(count);
+        total
     }
 
     /// Whether no entity of any kind is present.
@@ -239,16 +254,10 @@ impl Entities {
 
     /// Sorts every list by id, so that equal content has one order.
     pub fn sorted(mut self) -> Entities {
-        self.domains.sort_by(|a, b| a.id.cmp(&b.id));
-        self.classification_rules.sort_by(|a, b| a.id.cmp(&b.id));
-        self.owners.sort_by(|a, b| a.id.cmp(&b.id));
-        self.workloads.sort_by(|a, b| a.id.cmp(&b.id));
-        self.identities.sort_by(|a, b| a.id.cmp(&b.id));
-        self.credentials.sort_by(|a, b| a.id.cmp(&b.id));
-        self.destinations.sort_by(|a, b| a.id.cmp(&b.id));
-        self.grants.sort_by(|a, b| a.id.cmp(&b.id));
-        self.bindings.sort_by(|a, b| a.id.cmp(&b.id));
-        self.evidence.sort_by(|a, b| a.id.cmp(&b.id));
+        macro_rules! sort {
+            ($($field:ident),*) => {$( self.$field.sort_by(|a, b| a.id.cmp(&b.id)); )*};
+        }
+        entity_lists!(sort);
         self
     }
 
@@ -262,18 +271,7 @@ impl Entities {
                 }
             )*};
         }
-        each!(
-            domains,
-            classification_rules,
-            owners,
-            workloads,
-            identities,
-            credentials,
-            destinations,
-            grants,
-            bindings,
-            evidence
-        );
+        entity_lists!(each);
         Ok(())
     }
 
@@ -300,18 +298,7 @@ impl Entities {
                 }
             )*};
         }
-        spread!(
-            domains,
-            classification_rules,
-            owners,
-            workloads,
-            identities,
-            credentials,
-            destinations,
-            grants,
-            bindings,
-            evidence
-        );
+        entity_lists!(spread);
         parts
     }
 
@@ -319,16 +306,10 @@ impl Entities {
     pub fn merge(parts: impl IntoIterator<Item = Entities>) -> Entities {
         let mut all = Entities::default();
         for part in parts {
-            all.domains.extend(part.domains);
-            all.classification_rules.extend(part.classification_rules);
-            all.owners.extend(part.owners);
-            all.workloads.extend(part.workloads);
-            all.identities.extend(part.identities);
-            all.credentials.extend(part.credentials);
-            all.destinations.extend(part.destinations);
-            all.grants.extend(part.grants);
-            all.bindings.extend(part.bindings);
-            all.evidence.extend(part.evidence);
+            macro_rules! extend {
+                ($($field:ident),*) => {$( all.$field.extend(part.$field); )*};
+            }
+            entity_lists!(extend);
         }
         all
     }

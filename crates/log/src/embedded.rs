@@ -42,7 +42,7 @@ const SUBSCRIBE_BATCH: usize = 512;
 pub enum OpenError {
     /// Another process holds the file.
     #[error(
-        "the log {path} is in use by another process. Stop the other sv0 process (e.g. `sv0 serve`) or use another --data-dir"
+        "the log {path} is in use by another process. Wait for the other sv0 command to finish or use another --data-dir"
     )]
     InUse {
         /// The file.

@@ -92,6 +92,15 @@ fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> anyhow::Result<()
     Ok(())
 }
 
+fn broken_json(broken: &sv0_signer::BrokenLink) -> serde_json::Value {
+    json!({
+        "position": broken.position,
+        "source": broken.source,
+        "pack_id": broken.pack_id,
+        "reason": broken.reason,
+    })
+}
+
 /// Adds "nothing was appended" to errors of commands that failed before appending.
 fn explain(error: ServiceError, what: String) -> anyhow::Error {
     if matches!(error, ServiceError::NotApplied { .. }) {
@@ -339,11 +348,7 @@ async fn verify_log(
                     "packs": report.packs,
                     "head_digest": report.head.as_ref().map(|h| h.digest.clone()),
                 }),
-                Err(broken) => json!({
-                    "tenant": v.tenant,
-                    "intact": false,
-                    "broken": {"position": broken.position, "source": broken.source, "pack_id": broken.pack_id, "reason": broken.reason},
-                }),
+                Err(broken) => json!({ "tenant": v.tenant, "intact": false, "broken": broken_json(broken) }),
             })
             .collect();
         print_json(out, &json!({ "intact": intact, "chains": chains }))?;
@@ -381,10 +386,7 @@ fn verify_offline(dir: &Path, key: &Path, json: bool, out: &mut dyn Write) -> an
                 "packs": report.packs,
                 "head_digest": report.head.as_ref().map(|h| h.digest.clone()),
             }),
-            Err(broken) => json!({
-                "intact": false,
-                "broken": {"position": broken.position, "source": broken.source, "pack_id": broken.pack_id, "reason": broken.reason},
-            }),
+            Err(broken) => json!({ "intact": false, "broken": broken_json(broken) }),
         };
         print_json(out, &value)?;
     } else {
