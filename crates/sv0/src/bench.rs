@@ -26,6 +26,10 @@ struct Measurement {
 }
 
 impl Measurement {
+    fn since(stage: &'static str, started: Instant, count: f64, unit: &'static str) -> Measurement {
+        Measurement { stage, seconds: started.elapsed().as_secs_f64(), count, unit }
+    }
+
     fn rate(&self) -> f64 {
         if self.seconds > 0.0 { self.count / self.seconds } else { 0.0 }
     }
@@ -51,99 +55,49 @@ async fn measure(dir: &std::path::Path, paths: usize, json_out: bool, out: &mut 
     let t = Instant::now();
     let snapshot = parse_snapshot(&first)?;
     let entities = snapshot.entities.len();
-    m.push(Measurement {
-        stage: "parse + validate snapshot",
-        seconds: t.elapsed().as_secs_f64(),
-        count: entities as f64,
-        unit: "entities/s",
-    });
+    m.push(Measurement::since("parse + validate snapshot", t, entities as f64, "entities/s"));
     let t = Instant::now();
     let scan = scan_events(snapshot, None, PathPolicy::default(), max)?;
     let events = scan.events.len();
     let bytes: usize = scan.events.iter().map(|e| e.data.len()).sum();
-    m.push(Measurement {
-        stage: "encode scan events (canonical CBOR)",
-        seconds: t.elapsed().as_secs_f64(),
-        count: bytes as f64 / 1e6,
-        unit: "MB/s",
-    });
+    m.push(Measurement::since("encode scan events (canonical CBOR)", t, bytes as f64 / 1e6, "MB/s"));
     let t = Instant::now();
     service.log().append("bench.scan", Expected::Any, scan.events).await?;
-    m.push(Measurement {
-        stage: "append to embedded log (1 txn, fsync)",
-        seconds: t.elapsed().as_secs_f64(),
-        count: bytes as f64 / 1e6,
-        unit: "MB/s",
-    });
+    m.push(Measurement::since("append to embedded log (1 txn, fsync)", t, bytes as f64 / 1e6, "MB/s"));
     let t = Instant::now();
     service.catch_up().await?;
     let tenant = TenantId::new("bench")?;
     let total_paths = service.views().tenant_state(&tenant)?.map_or(0, |s| s.paths_total);
-    m.push(Measurement {
-        stage: "fold first scan into views",
-        seconds: t.elapsed().as_secs_f64(),
-        count: total_paths as f64,
-        unit: "paths/s",
-    });
+    m.push(Measurement::since("fold first scan into views", t, total_paths as f64, "paths/s"));
     let t = Instant::now();
     let sealed = service.seal_pending().await?;
     service.catch_up().await?;
-    m.push(Measurement {
-        stage: "seal scan assessment",
-        seconds: t.elapsed().as_secs_f64(),
-        count: sealed as f64,
-        unit: "packs/s",
-    });
+    m.push(Measurement::since("seal scan assessment", t, sealed as f64, "packs/s"));
 
     let scope = Scope::parse("project:project-0000")?;
     let t = Instant::now();
     let approval = service
         .approve(&tenant, &scope, "bench", Vec::new(), "bench@example.com", Timestamp::parse("2026-03-02T10:00:00Z")?)
         .await?;
-    m.push(Measurement {
-        stage: "approve one project (fold + seal)",
-        seconds: t.elapsed().as_secs_f64(),
-        count: approval.baseline.paths.len() as f64,
-        unit: "paths/s",
-    });
+    m.push(Measurement::since("approve one project (fold + seal)", t, approval.baseline.paths.len() as f64, "paths/s"));
 
     let t = Instant::now();
     let report = service.import_snapshot(&second, Some(ScanTrigger::Deployment)).await?;
     let changed = service.delta(&tenant, &scope)?.entries.len();
-    m.push(Measurement {
-        stage: "rescan, 1% of grants moved (import + fold + seal)",
-        seconds: t.elapsed().as_secs_f64(),
-        count: total_paths as f64,
-        unit: "paths/s",
-    });
+    m.push(Measurement::since("rescan, 1% of grants moved (import + fold + seal)", t, total_paths as f64, "paths/s"));
     let t = Instant::now();
     let delta = service.delta(&tenant, &scope)?;
-    m.push(Measurement {
-        stage: "delta of one project",
-        seconds: t.elapsed().as_secs_f64(),
-        count: delta.entries.len().max(1) as f64,
-        unit: "entries/s",
-    });
+    m.push(Measurement::since("delta of one project", t, delta.entries.len().max(1) as f64, "entries/s"));
 
     let head = service.log().head().await?;
     let t = Instant::now();
     let (_, replayed) = service.replay(sv0_service::AsOf::Position(head)).await?;
-    m.push(Measurement {
-        stage: "replay whole log into memory",
-        seconds: t.elapsed().as_secs_f64(),
-        count: head as f64,
-        unit: "events/s",
-    });
+    m.push(Measurement::since("replay whole log into memory", t, head as f64, "events/s"));
     drop(replayed);
     let t = Instant::now();
     let verdicts = service.verify(Some(&tenant)).await?;
     let packs = verdicts.first().and_then(|v| v.result.as_ref().ok()).map_or(0, |r| r.packs);
-    m.push(Measurement {
-        stage: "verify chain on the log (with replay check)",
-        seconds: t.elapsed().as_secs_f64(),
-        count: packs as f64,
-        unit: "packs/s",
-    });
+    m.push(Measurement::since("verify chain on the log (with replay check)", t, packs as f64, "packs/s"));
 
     let log_size = std::fs::metadata(service.data_dir().log_path()).map_or(0, |m| m.len());
     let views_size = std::fs::metadata(service.data_dir().views_path()).map_or(0, |m| m.len());
