@@ -23,7 +23,7 @@ use sv0_domain::snapshot::{DeploymentRef, Entities, ScanTrigger};
 use sv0_domain::{EventId, TenantId, Timestamp};
 
 fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/vectors")
+    crate::repo_root().join("schemas/vectors")
 }
 
 fn t(text: &str) -> Timestamp {
@@ -187,7 +187,7 @@ fn golden_vectors_decode_and_reencode_byte_for_byte() {
 
 #[test]
 fn golden_vectors_match_the_cddl_schema() {
-    let cddl = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/events.cddl")).unwrap();
+    let cddl = std::fs::read_to_string(crate::repo_root().join("schemas/events.cddl")).unwrap();
     for event in fixtures() {
         let bytes = encode_event(&event).unwrap();
         if let Err(e) = cddl_cat::validate_cbor_bytes("envelope", &cddl, &bytes) {

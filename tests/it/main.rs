@@ -12,9 +12,14 @@ mod views;
 
 use std::path::{Path, PathBuf};
 
+/// The repository's top directory.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 /// A bundled demo snapshot.
 pub fn demo_snapshot(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crates/sv0/demo").join(name);
+    let path = repo_root().join("crates/sv0/demo").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

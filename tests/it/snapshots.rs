@@ -104,7 +104,7 @@ fn importing_the_same_snapshot_twice_appends_nothing_the_second_time() {
 fn the_snapshot_schema_is_generated_from_the_code() {
     let generated =
         serde_json::to_string_pretty(&schemars::schema_for!(sv0_domain::snapshot::Snapshot)).unwrap() + "\n";
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/snapshot.schema.json");
+    let path = crate::repo_root().join("schemas/snapshot.schema.json");
     if std::env::var_os("SV0_BLESS").is_some() {
         std::fs::write(&path, &generated).unwrap();
     }

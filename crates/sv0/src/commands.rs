@@ -403,17 +403,3 @@ fn verify_offline(dir: &Path, key: &Path, json: bool, out: &mut dyn Write) -> an
     }
     Ok(if result.is_ok() { EXIT_OK } else { EXIT_NO })
 }
-
-#[cfg(test)]
-mod tests {
-    use super::parse_ack;
-
-    #[test]
-    fn acks_parse_dates_and_times() {
-        let ack = parse_ack("F-0123=2026-03-15").unwrap();
-        assert_eq!(ack.finding_id, "F-0123");
-        assert_eq!(ack.due.to_rfc3339(), "2026-03-15T00:00:00Z");
-        assert!(parse_ack("F-0123").is_err());
-        assert!(parse_ack("F-0123=soon").is_err());
-    }
-}
