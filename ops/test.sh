@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The JetStream tests run a real nats-server: the pinned one, installed on first use.
+SV0_NATS_SERVER="$(./ops/install-nats-server.sh)"
+export SV0_NATS_SERVER
+
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all -- --check
 else

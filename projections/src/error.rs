@@ -50,6 +50,16 @@ pub enum ProjectionError {
         /// The log's head.
         log: Seq,
     },
+    /// The views were folded from a different log.
+    #[error(
+        "these views were folded from another log ({views}), not from {log}. Use another --data-dir for this log, or `sv0 rebuild`"
+    )]
+    OtherLog {
+        /// The log the views belong to.
+        views: String,
+        /// The log now opened.
+        log: String,
+    },
     /// A background task failed.
     #[error("projection worker failed: {0}")]
     Worker(String),

@@ -54,9 +54,11 @@ pub const PACK_HEADS: Def = TableDefinition::new("pack_heads");
 pub const KEYS: Def = TableDefinition::new("keys");
 /// `(tenant, event id, index)` → a piece of a fragmented event whose other pieces are pending.
 pub const FRAGMENTS: Def = TableDefinition::new("fragments");
+/// `log` → the identity of the log the views are folded from.
+pub const META: Def = TableDefinition::new("meta");
 
 /// Every table, so that a new database has them all and a dump covers them all.
-pub const ALL_TABLES: [Def; 18] = [
+pub const ALL_TABLES: [Def; 19] = [
     CHECKPOINTS,
     SCANS_PENDING,
     SCAN_CHUNKS,
@@ -75,6 +77,7 @@ pub const ALL_TABLES: [Def; 18] = [
     PACK_HEADS,
     KEYS,
     FRAGMENTS,
+    META,
 ];
 
 /// A key from components.

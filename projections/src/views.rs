@@ -60,6 +60,26 @@ impl Views {
         Ok(Views { db: Arc::new(db) })
     }
 
+    /// Ties the views to the log they fold: the first log seen is recorded, any other refused.
+    pub fn bind_log(&self, identity: &str) -> Result<(), ProjectionError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(store::META)?;
+            let bound = meta.get(b"log".as_slice())?.map(|v| String::from_utf8_lossy(v.value()).into_owned());
+            match bound {
+                Some(existing) if existing != identity => {
+                    return Err(ProjectionError::OtherLog { views: existing, log: identity.to_string() });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert(b"log".as_slice(), identity.as_bytes())?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// The last log position applied (0 when none is).
     pub fn checkpoint(&self) -> Result<Seq, ProjectionError> {
         let txn = self.db.begin_read()?;
@@ -277,12 +297,16 @@ impl Views {
         scan(&table, "scans", &prefix(&[tenant.as_str().as_bytes()]))
     }
 
-    /// Every row of every table, for comparing two databases entry for entry.
+    /// Every row of every table but `meta`, for comparing two databases entry for entry.
     pub fn dump(&self) -> Result<BTreeMap<String, Vec<store::Row>>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let mut out = BTreeMap::new();
         for handle in txn.list_tables()? {
             let name = redb::TableHandle::name(&handle).to_string();
+            // Which log the views belong to is bookkeeping, not something folded from events.
+            if name == redb::TableHandle::name(&store::META) {
+                continue;
+            }
             let definition: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
             let table = txn.open_table(definition)?;
             let mut rows = Vec::new();

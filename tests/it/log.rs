@@ -34,3 +34,16 @@ async fn the_log_survives_a_reopen() {
     assert_eq!(log.subject_head("t.scan").await.unwrap(), Some(1));
     assert_eq!(log.read(1, None, 10).await.unwrap()[0].data, b"kept");
 }
+
+/// The same suite, unchanged, against a real single-node JetStream server.
+mod jetstream {
+    use sv0_log_nats::{Credentials, JetStreamLog, StreamSettings};
+    use sv0_tests::nats::NatsServer;
+
+    sv0_log::conformance_suite!(single_node, || async {
+        let server = tokio::task::spawn_blocking(NatsServer::start).await.expect("start nats-server");
+        let settings = StreamSettings { max_event_size: 64 * 1024, ..StreamSettings::default() };
+        let log = JetStreamLog::connect(&server.url(), Credentials::None, settings).await.expect("connect");
+        (log, server)
+    });
+}

@@ -1,5 +1,7 @@
-//! Shared support for SV0's integration tests (`tests/it`): temporary data directories and,
-//! as the JetStream backend arrives, the harness that starts real `nats-server` processes.
+//! Shared support for SV0's integration tests (`tests/it`): temporary directories and the
+//! harness that starts real `nats-server` processes (`nats`).
+
+pub mod nats;
 
 use std::path::PathBuf;
 

@@ -33,7 +33,7 @@ macro_rules! conformance_suite {
             use super::*;
             $crate::conformance_suite!(@tests $make;
                 append_then_read_in_order,
-                batches_are_atomic_and_contiguous,
+                batches_are_in_order_and_contiguous,
                 duplicate_event_ids_are_ignored,
                 retried_batch_succeeds_whatever_expected_says,
                 expected_position_is_enforced_per_subject,
@@ -44,7 +44,8 @@ macro_rules! conformance_suite {
                 subscribe_catches_up_then_follows,
                 oversized_event_is_refused,
                 invalid_subjects_and_batches_are_refused,
-                recorded_times_never_decrease
+                recorded_times_never_decrease,
+                identity_is_stable
             );
         }
     };
@@ -94,8 +95,8 @@ pub async fn append_then_read_in_order<L: EventLog>(log: &L) {
     assert_eq!(log.head().await.unwrap(), 3);
 }
 
-/// A batch gets contiguous positions and lands whole.
-pub async fn batches_are_atomic_and_contiguous<L: EventLog>(log: &L) {
+/// A batch from one writer gets contiguous positions, in order.
+pub async fn batches_are_in_order_and_contiguous<L: EventLog>(log: &L) {
     append_ok(log, "t.a", Expected::Any, vec![event(1)]).await;
     let positions = append_ok(log, "t.b", Expected::Any, (2..=6).map(event).collect()).await;
     assert_eq!(positions, vec![2, 3, 4, 5, 6]);
@@ -261,4 +262,12 @@ pub async fn recorded_times_never_decrease<L: EventLog>(log: &L) {
     }
     let records = log.read(1, None, 100).await.unwrap();
     assert!(records.windows(2).all(|w| w[0].recorded_at <= w[1].recorded_at));
+}
+
+/// The log names itself the same way every time it is asked.
+pub async fn identity_is_stable<L: EventLog>(log: &L) {
+    let first = log.identity().await.unwrap();
+    assert!(!first.is_empty());
+    append_ok(log, "t.scan", Expected::Any, vec![event(1)]).await;
+    assert_eq!(log.identity().await.unwrap(), first);
 }

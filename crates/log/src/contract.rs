@@ -2,7 +2,7 @@
 //!
 //! The log is append-only: there is no update and no delete. Events are opaque bytes with an
 //! id and a subject; the log assigns each a position (`Seq`, from 1, gap-free) and a recording
-//! time (milliseconds, never decreasing). Appends are atomic per batch, idempotent by event id,
+//! time (milliseconds, never decreasing). Appends are ordered per batch, idempotent by event id,
 //! and can require the subject's last position to be a given value (optimistic concurrency).
 
 use std::fmt;
@@ -179,10 +179,15 @@ pub fn validate_subject(subject: &str) -> Result<(), AppendError> {
 
 /// An append-only event log.
 pub trait EventLog: Send + Sync + 'static {
-    /// Appends a batch to one subject, atomically, if the subject's last position is `expected`.
-    /// Events whose id is already in the log are skipped and reported at their first position;
-    /// a batch made only of such events succeeds whatever `expected` says, so a retried append
-    /// is harmless.
+    /// Appends a batch to one subject, in order, if the subject's last position is `expected`;
+    /// no other event lands on the subject between the batch's events. Events whose id is
+    /// already in the log are skipped and reported at their first position; a batch made only of
+    /// such events succeeds whatever `expected` says, so a retried append is harmless.
+    ///
+    /// The embedded backend appends a batch atomically. A networked backend may leave a prefix
+    /// of the batch after a crash; a retry with the same event ids completes it. Readers must
+    /// therefore never act on a multi-event fact before its last event (SV0's facts end with a
+    /// commit marker: `scan.completed`, the last `event.fragment`).
     fn append(
         &self,
         subject: &str,
@@ -214,4 +219,8 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Largest event, in bytes, the log accepts.
     fn max_event_size(&self) -> usize;
+
+    /// A stable name of this log, different for every log ever created, so that views folded
+    /// from one log are never mistaken for views of another.
+    fn identity(&self) -> impl Future<Output = Result<String, ReadError>> + Send;
 }

@@ -30,6 +30,7 @@ const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const EVENT_IDS: TableDefinition<&[u8; 16], u64> = TableDefinition::new("event_ids");
 const SUBJECTS: TableDefinition<&str, u64> = TableDefinition::new("subjects");
 const TIMES: TableDefinition<i64, u64> = TableDefinition::new("times");
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
 /// Default largest event: 1 MiB, the same as a default NATS server's max payload.
 pub const DEFAULT_MAX_EVENT_SIZE: usize = 1024 * 1024;
@@ -93,6 +94,14 @@ impl EmbeddedLog {
             txn.open_table(EVENT_IDS).map_err(|e| db_error(BackendError::new("open event_ids", e)))?;
             txn.open_table(SUBJECTS).map_err(|e| db_error(BackendError::new("open subjects", e)))?;
             txn.open_table(TIMES).map_err(|e| db_error(BackendError::new("open times", e)))?;
+            let mut meta = txn.open_table(META).map_err(|e| db_error(BackendError::new("open meta", e)))?;
+            let known = meta.get("identity").map_err(|e| db_error(BackendError::new("read meta", e)))?.is_some();
+            if !known {
+                let mut random = [0u8; 16];
+                getrandom::fill(&mut random).map_err(|e| db_error(BackendError::msg(format!("no randomness: {e}"))))?;
+                let identity = format!("embedded:{}", hex_lower(&random));
+                meta.insert("identity", identity.as_str()).map_err(|e| db_error(BackendError::new("write meta", e)))?;
+            }
             last_key(&events).map_err(db_error)?
         };
         txn.commit().map_err(|e| db_error(BackendError::new("commit", e)))?;
@@ -118,6 +127,10 @@ impl EmbeddedLog {
 
 fn last_key(events: &impl ReadableTable<u64, &'static [u8]>) -> Result<Seq, BackendError> {
     Ok(events.last().map_err(|e| BackendError::new("read last event", e))?.map_or(0, |(k, _)| k.value()))
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn now_ms() -> i64 {
@@ -333,5 +346,17 @@ impl EventLog for EmbeddedLog {
 
     fn max_event_size(&self) -> usize {
         self.inner.max_event_size
+    }
+
+    async fn identity(&self) -> Result<String, ReadError> {
+        self.blocking(|inner| {
+            let fail = |e: redb::Error| ReadError::Backend(BackendError::new("read meta", e));
+            let txn = inner.db.begin_read().map_err(|e| fail(e.into()))?;
+            let meta = txn.open_table(META).map_err(|e| fail(e.into()))?;
+            let identity = meta.get("identity").map_err(|e| fail(e.into()))?;
+            Ok(identity.map(|v| v.value().to_string()).unwrap_or_default())
+        })
+        .await
+        .map_err(ReadError::Backend)?
     }
 }

@@ -93,6 +93,9 @@ pub enum ServiceError {
     /// The log could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// The JetStream log could not be opened.
+    #[error(transparent)]
+    Nats(#[from] sv0_log_nats::ConnectError),
     /// An event could not be encoded or decoded.
     #[error("event codec failed")]
     Event(#[from] EventError),

@@ -7,6 +7,7 @@
 //! `verify` checks the recorded chains; `export_packs` writes them for offline verification.
 //! `DataDir` knows where an installation keeps its files.
 
+mod any_log;
 pub mod data_dir;
 pub mod error;
 pub mod import;
@@ -14,6 +15,7 @@ mod service;
 pub mod synthetic;
 mod verify;
 
+pub use any_log::{AnyLog, LogTarget};
 pub use data_dir::{Config, DataDir, PRINCIPAL_ENV};
 pub use error::ServiceError;
 pub use service::{ApprovalReport, AsOf, DeltaReport, ImportReport, Service};

@@ -15,10 +15,11 @@ use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{TenantId, Timestamp};
 use sv0_log::{AppendError, EmbeddedLog, EventLog, Expected, Seq};
-use sv0_projections::{Baseline, FindingRecord, FindingStatus, ScanRecord, ScanStatus, Views};
+use sv0_projections::{Baseline, FindingRecord, FindingStatus, ScanRecord, Views};
 use sv0_signer::{ChainLink, KeyRing, PackFile, PackSigner};
 use tracing::{info, warn};
 
+use crate::any_log::{AnyLog, LogTarget};
 use crate::data_dir::DataDir;
 use crate::error::ServiceError;
 use crate::import::{Reassembler, log_records, new_event, parse_snapshot, scan_events};
@@ -105,14 +106,31 @@ impl Service<EmbeddedLog> {
     pub async fn open(root: impl AsRef<Path>) -> Result<Service<EmbeddedLog>, ServiceError> {
         let data_dir = DataDir::create(root)?;
         let log = EmbeddedLog::open(data_dir.log_path())?;
-        let views = Views::open(data_dir.views_path())?;
-        let service = Service::with_parts(data_dir, log, views);
-        service.views.catch_up(&service.log, None).await?;
-        Ok(service)
+        Service::open_with(data_dir, log).await
+    }
+}
+
+impl Service<AnyLog> {
+    /// Opens the log `target` names (the embedded one lives in the data directory) and the
+    /// data directory's views, and catches the views up.
+    pub async fn open_target(root: impl AsRef<Path>, target: &LogTarget) -> Result<Service<AnyLog>, ServiceError> {
+        let data_dir = DataDir::create(root)?;
+        let log = AnyLog::open(target, &data_dir.log_path()).await?;
+        Service::open_with(data_dir, log).await
     }
 }
 
 impl<L: EventLog> Service<L> {
+    /// Opens the data directory's views over `log`, refusing views folded from another log,
+    /// and catches them up.
+    pub async fn open_with(data_dir: DataDir, log: L) -> Result<Service<L>, ServiceError> {
+        let views = Views::open(data_dir.views_path())?;
+        views.bind_log(&log.identity().await?)?;
+        let service = Service::with_parts(data_dir, log, views);
+        service.views.catch_up(&service.log, None).await?;
+        Ok(service)
+    }
+
     /// Assembles a service from an open log and views.
     pub fn with_parts(data_dir: DataDir, log: L, views: Views) -> Service<L> {
         Service { data_dir, log, views, policy: PathPolicy::default(), signer: None }
@@ -178,6 +196,20 @@ impl<L: EventLog> Service<L> {
         let snapshot = parse_snapshot(json)?;
         let tenant = snapshot.tenant.clone();
         let scan = scan_events(snapshot, trigger, self.policy, self.log.max_event_size())?;
+        // A scan already folded is not appended again, even after the log's deduplication
+        // window (JetStream's) has passed.
+        if let Some(known) = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == scan.scan_id) {
+            return Ok(ImportReport {
+                tenant,
+                scan_id: scan.scan_id,
+                duplicate: true,
+                first_seq: known.completed_seq,
+                last_seq: known.completed_seq,
+                chunk_count: scan.chunk_count,
+                entity_count: scan.entity_count,
+                scan: Some(known),
+            });
+        }
         // The scan will be sealed: make sure the key is usable before anything is appended.
         self.signer()?;
         let subject = format!("{tenant}.scan");
@@ -328,6 +360,7 @@ impl<L: EventLog> Service<L> {
         let fresh_path = self.data_dir.root().join("views.rebuild.redb");
         let _ = std::fs::remove_file(&fresh_path);
         let fresh = Views::open(&fresh_path)?;
+        fresh.bind_log(&self.log.identity().await?)?;
         let reached = fresh.catch_up(&self.log, None).await?;
         std::fs::rename(&fresh_path, self.data_dir.views_path())
             .map_err(|source| ServiceError::Write { path: self.data_dir.views_path(), source })?;
@@ -498,10 +531,5 @@ impl<L: EventLog> Service<L> {
             registered.iter().filter_map(|key| chain.keys.get(&key.key_id)).map(sv0_signer::public_key_pem).collect();
         write(dir.join("public-key.pem"), pem.as_bytes())?;
         Ok(chain.packs.len())
-    }
-
-    /// Whether a scan was applied.
-    pub fn scan_applied(record: Option<&ScanRecord>) -> bool {
-        record.is_some_and(|r| r.status == ScanStatus::Applied)
     }
 }

@@ -11,7 +11,7 @@ use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{InvalidInput, Timestamp};
 use sv0_projections::FindingStatus;
-use sv0_service::{AsOf, Service, ServiceError};
+use sv0_service::{AsOf, LogTarget, Service, ServiceError};
 use sv0_signer::{KeyRing, entries_from_dir, verify_chain};
 
 use crate::{
@@ -34,8 +34,9 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Some(dir) => dir.clone(),
         None => default_data_dir()?,
     };
+    let target = LogTarget::parse(cli.log.as_deref(), cli.log_replicas)?;
     if let Command::Demo(args) = &cli.command {
-        return crate::demo::run(cli.data_dir.clone(), args.json, out).await;
+        return crate::demo::run(cli.data_dir.clone(), &target, args.json, out).await;
     }
     if let Command::Bench(args) = &cli.command {
         if let Some(file) = &args.snapshot_out {
@@ -45,8 +46,16 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         }
         return crate::bench::run(args.paths, args.json, out).await;
     }
-    let mut service =
-        Service::open(&data_dir).await.with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+    if matches!(cli.command, Command::Rebuild) {
+        // Views folded from another log cannot be opened; rebuilding replaces them anyway.
+        let views = sv0_service::DataDir::create(&data_dir)?.views_path();
+        if views.exists() {
+            std::fs::remove_file(&views).with_context(|| format!("cannot remove {}", views.display()))?;
+        }
+    }
+    let mut service = Service::open_target(&data_dir, &target)
+        .await
+        .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     // Read-only commands only catch the views up; commands that write also seal pending packs.
     if matches!(cli.command, Command::Scan(_) | Command::Approve(_)) {
         service.sync().await.context("cannot bring the views and packs up to date")?;
@@ -161,7 +170,7 @@ async fn import(
         )?;
     }
     match &report.scan {
-        Some(scan) if Service::<sv0_log::EmbeddedLog>::scan_applied(Some(scan)) => {
+        Some(scan) if scan.status == sv0_projections::ScanStatus::Applied => {
             writeln!(out, "{} authority paths now", scan.paths_total)?;
         }
         Some(scan) => writeln!(out, "scan rejected: {}", scan.reason.clone().unwrap_or_default())?,

@@ -14,9 +14,8 @@ use sv0_domain::delta::{DeltaEntry, Verification};
 use sv0_domain::events::Acknowledgement;
 use sv0_domain::scope::Scope;
 use sv0_domain::{TenantId, Timestamp};
-use sv0_log::EmbeddedLog;
 use sv0_projections::{Baseline, FindingRecord, FindingStatus};
-use sv0_service::{ImportReport, Service};
+use sv0_service::{AnyLog, ImportReport, LogTarget, Service};
 use sv0_signer::{KeyRing, entries_from_dir, verify_chain};
 
 use crate::{EXIT_NO, EXIT_OK, render};
@@ -55,9 +54,9 @@ struct Story {
 }
 
 /// Runs the demo in `data_dir` (which must be new or empty) or in a new temporary directory.
-pub async fn run(data_dir: Option<PathBuf>, json: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
+pub async fn run(data_dir: Option<PathBuf>, target: &LogTarget, json: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
     let dir = prepare_dir(data_dir)?;
-    let story = tell(&dir, if json { None } else { Some(out) }).await?;
+    let story = tell(&dir, target, if json { None } else { Some(out) }).await?;
     if json {
         print_json(&story, out)?;
     }
@@ -97,7 +96,7 @@ fn acknowledgements(findings: &[FindingRecord]) -> anyhow::Result<Vec<Acknowledg
 }
 
 fn scope_assessment(
-    service: &Service<EmbeddedLog>,
+    service: &Service<AnyLog>,
     tenant: &TenantId,
     seq: u64,
     scope: &Scope,
@@ -110,7 +109,26 @@ fn scope_assessment(
         .context("the rescan was not assessed against the baseline")
 }
 
-async fn tell(dir: &Path, mut out: Option<&mut dyn Write>) -> anyhow::Result<Story> {
+/// The snapshot with the story's tenant.
+fn snapshot(raw: &str, tenant: &str) -> anyhow::Result<Vec<u8>> {
+    let mut value: serde_json::Value = serde_json::from_str(raw)?;
+    value["tenant"] = serde_json::Value::String(tenant.to_string());
+    Ok(serde_json::to_vec(&value)?)
+}
+
+/// The tenant the story uses: `contoso` on a fresh embedded log; on a shared JetStream log a
+/// tenant of its own per run, so that runs never meet.
+fn story_tenant(target: &LogTarget) -> String {
+    match target {
+        LogTarget::Embedded => "contoso".to_string(),
+        LogTarget::JetStream { .. } => {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            format!("contoso-{:08x}", (nanos as u64) ^ u64::from(std::process::id()))
+        }
+    }
+}
+
+async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -> anyhow::Result<Story> {
     macro_rules! say {
         ($($arg:tt)*) => {
             if let Some(out) = out.as_mut() {
@@ -118,12 +136,13 @@ async fn tell(dir: &Path, mut out: Option<&mut dyn Write>) -> anyhow::Result<Sto
             }
         };
     }
-    let mut service = Service::open(dir).await?;
+    let mut service = Service::open_target(dir, target).await?;
+    let tenant_name = story_tenant(target);
     let scope = Scope::parse(SCOPE)?;
     let approver = service.data_dir().principal()?;
 
     // 1. The scan.
-    let scan1 = service.import_snapshot(INITIAL.as_bytes(), None).await?;
+    let scan1 = service.import_snapshot(&snapshot(INITIAL, &tenant_name)?, None).await?;
     let tenant = scan1.tenant.clone();
     let all_paths = scan1.scan.as_ref().map_or(0, |s| s.paths_total);
     say!("SV0 demo: is it safe to deploy this?  (tenant {tenant}, data in {})", dir.display());
@@ -164,7 +183,7 @@ async fn tell(dir: &Path, mut out: Option<&mut dyn Write>) -> anyhow::Result<Sto
     say!("");
 
     // 3. The deployment's rescan and its delta.
-    let scan2 = service.import_snapshot(DEPLOYMENT.as_bytes(), None).await?;
+    let scan2 = service.import_snapshot(&snapshot(DEPLOYMENT, &tenant_name)?, None).await?;
     let delta_report = service.delta(&tenant, &scope)?;
     let new_paths = delta_report.entries.iter().filter(|e| e.kind == sv0_domain::delta::DeltaKind::NewPath).count();
     let flagged: Vec<&DeltaEntry> = delta_report.entries.iter().filter(|e| e.flagged).collect();
@@ -184,7 +203,7 @@ async fn tell(dir: &Path, mut out: Option<&mut dyn Write>) -> anyhow::Result<Sto
     let remediated_paths = flagged.len();
 
     // 4. The remediation rescan, its verification, and the new baseline.
-    let scan3 = service.import_snapshot(REMEDIATION.as_bytes(), None).await?;
+    let scan3 = service.import_snapshot(&snapshot(REMEDIATION, &tenant_name)?, None).await?;
     let assessed = scope_assessment(&service, &tenant, scan3.last_seq, &scope)?;
     let verification = assessed.verification.context("the remediation rescan carries no verification")?;
     let remaining = service.delta(&tenant, &scope)?;
@@ -244,10 +263,14 @@ async fn tell(dir: &Path, mut out: Option<&mut dyn Write>) -> anyhow::Result<Sto
         (Err(broken), _) | (_, Err(broken)) => say!("   Verification FAILED at {broken}"),
     }
     say!("");
+    let on = match target {
+        LogTarget::Embedded => format!("--data-dir {}", dir.display()),
+        LogTarget::JetStream { url, .. } => format!("--data-dir {} --log {url} --tenant {tenant}", dir.display()),
+    };
     say!("Try next:");
-    say!("  sv0 --data-dir {} paths --scope {SCOPE}", dir.display());
-    say!("  sv0 --data-dir {} paths --scope {SCOPE} --as-of {}", dir.display(), v1.seq);
-    say!("  sv0 --data-dir {} verify", dir.display());
+    say!("  sv0 {on} paths --scope {SCOPE}");
+    say!("  sv0 {on} paths --scope {SCOPE} --as-of {}", v1.seq);
+    say!("  sv0 {on} verify");
     say!("  sv0 verify --packs {0} --public-key {0}/public-key.pem", export_dir.display());
 
     Ok(Story {

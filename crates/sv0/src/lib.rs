@@ -32,6 +32,13 @@ pub struct Cli {
     /// Tenant to act on; may be left out when the data holds one tenant
     #[arg(long, global = true, env = "SV0_TENANT")]
     pub tenant: Option<String>,
+    /// The event log: `embedded` (in --data-dir) or nats://HOST:PORT[,HOST:PORT...] for JetStream
+    /// (credentials from SV0_NATS_CREDS, SV0_NATS_USER/SV0_NATS_PASSWORD or SV0_NATS_TOKEN)
+    #[arg(long, global = true, env = "SV0_LOG", value_name = "LOG")]
+    pub log: Option<String>,
+    /// Replicas of the JetStream stream when SV0 creates it (3 for a three-node cluster)
+    #[arg(long, global = true, env = "SV0_LOG_REPLICAS", default_value_t = 1)]
+    pub log_replicas: usize,
     /// Log progress to standard error (-v info, -vv debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

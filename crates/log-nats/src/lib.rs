@@ -1,0 +1,553 @@
+//! The JetStream backend of the `EventLog` contract: `JetStreamLog`.
+//!
+//! The only crate that knows NATS subjects and headers. One stream (`SV0_LOG` by default)
+//! captures `sv0.log.>`; an `EventLog` subject `<tenant>.<category>` becomes the NATS subject
+//! `sv0.log.<tenant>.<category>`, and a log position is the stream sequence.
+//!
+//! Stream configuration, chosen for an audit log (see `StreamSettings`): file storage, replicas
+//! set explicitly, `deny_delete` and `deny_purge`, no limits and so no discard of old events, a
+//! duplicate window, a maximum message size, direct gets allowed.
+//!
+//! Appends: `Nats-Msg-Id` is the event id (the server drops duplicates inside the duplicate
+//! window). A batch with an expectation publishes its events one after another, each carrying
+//! `Nats-Expected-Last-Subject-Sequence` — the caller's expectation for the first, the previous
+//! event's position for the rest — so no other writer can slip in between and two writers with
+//! the same expectation cannot both win. A batch without an expectation is pipelined: all
+//! publishes are sent, then every ack is awaited. Every ack is awaited; none is dropped.
+//!
+//! Unlike the embedded log, a batch is not atomic here: a crash can leave a prefix of it. SV0's
+//! multi-event facts end with a commit marker (`scan.completed`, the last `event.fragment`) and
+//! readers apply nothing before it, so a prefix is inert, and a retry with the same event ids
+//! completes it.
+
+mod version;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::ServerAddr;
+use async_nats::jetstream::{self, consumer, stream};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use sv0_log::{AppendError, Appended, BackendError, EventLog, Expected, NewEvent, ReadError, Record, Seq};
+use thiserror::Error;
+use tracing::{debug, info};
+
+pub use version::ServerVersion;
+
+/// The NATS subject prefix of the log.
+pub const SUBJECT_PREFIX: &str = "sv0.log";
+/// Default stream name.
+pub const DEFAULT_STREAM: &str = "SV0_LOG";
+/// Bytes kept free under the server's `max_payload` for headers.
+const HEADER_ROOM: usize = 1024;
+
+/// How to authenticate to NATS.
+#[derive(Clone, Default)]
+pub enum Credentials {
+    /// No credentials.
+    #[default]
+    None,
+    /// A `.creds` file (JWT and NKey seed).
+    File(PathBuf),
+    /// User and password.
+    UserPassword(String, String),
+    /// A token.
+    Token(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets never reach logs or error messages.
+        match self {
+            Credentials::None => f.write_str("none"),
+            Credentials::File(path) => write!(f, "creds file {}", path.display()),
+            Credentials::UserPassword(user, _) => write!(f, "user {user}"),
+            Credentials::Token(_) => f.write_str("token"),
+        }
+    }
+}
+
+impl Credentials {
+    /// Reads credentials from the environment: `SV0_NATS_CREDS` (a `.creds` file),
+    /// `SV0_NATS_USER` with `SV0_NATS_PASSWORD`, or `SV0_NATS_TOKEN`.
+    pub fn from_env() -> Credentials {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let Some(path) = var("SV0_NATS_CREDS") {
+            Credentials::File(PathBuf::from(path))
+        } else if let (Some(user), Some(password)) = (var("SV0_NATS_USER"), var("SV0_NATS_PASSWORD")) {
+            Credentials::UserPassword(user, password)
+        } else if let Some(token) = var("SV0_NATS_TOKEN") {
+            Credentials::Token(token)
+        } else {
+            Credentials::None
+        }
+    }
+}
+
+/// The stream's configuration; every field is set explicitly and checked on an existing stream.
+#[derive(Debug, Clone)]
+pub struct StreamSettings {
+    /// Stream name.
+    pub name: String,
+    /// Replicas: 1 for a single server, 3 for a three-node cluster.
+    pub replicas: usize,
+    /// How long the server remembers event ids for deduplication.
+    pub duplicate_window: Duration,
+    /// Largest event accepted (further capped by the server's `max_payload`).
+    pub max_event_size: usize,
+}
+
+impl Default for StreamSettings {
+    fn default() -> StreamSettings {
+        StreamSettings {
+            name: DEFAULT_STREAM.to_string(),
+            replicas: 1,
+            duplicate_window: Duration::from_secs(3600),
+            max_event_size: sv0_log::DEFAULT_MAX_EVENT_SIZE,
+        }
+    }
+}
+
+/// Why the JetStream log could not be opened.
+#[derive(Debug, Error)]
+pub enum ConnectError {
+    /// The URL list is not `nats://HOST:PORT[,HOST:PORT...]`.
+    #[error("invalid NATS URL {0:?}: use nats://HOST:PORT[,HOST:PORT...]")]
+    Url(String),
+    /// The credentials file could not be read.
+    #[error("cannot read NATS credentials file {path}")]
+    Credentials {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No server could be reached.
+    #[error("cannot connect to NATS at {url}")]
+    Connect {
+        /// The URLs.
+        url: String,
+        /// The cause.
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    /// The server lacks something SV0 relies on.
+    #[error("nats-server {version} is not supported: {reason}")]
+    UnsupportedServer {
+        /// The server's version.
+        version: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// JetStream is not enabled, or the stream could not be created or read.
+    #[error("cannot set up the JetStream stream {stream}")]
+    Stream {
+        /// The stream.
+        stream: String,
+        /// The cause.
+        #[source]
+        source: BackendError,
+    },
+    /// The stream exists with a configuration unfit for an audit log.
+    #[error(
+        "the existing stream {stream} is unfit for an audit log: {problem}. Fix it with the nats CLI or use another stream"
+    )]
+    Misconfigured {
+        /// The stream.
+        stream: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// The event log on a JetStream stream.
+#[derive(Clone)]
+pub struct JetStreamLog {
+    client: async_nats::Client,
+    context: jetstream::Context,
+    stream: stream::Stream,
+    settings: StreamSettings,
+    max_event_size: usize,
+    server_version: ServerVersion,
+}
+
+fn backend(what: &str, error: impl std::error::Error + Send + Sync + 'static) -> BackendError {
+    BackendError::new(what.to_string(), error)
+}
+
+/// Splits `nats://h1:p1,h2:p2` into server addresses.
+pub fn parse_urls(url: &str) -> Result<Vec<ServerAddr>, ConnectError> {
+    let rest = url.strip_prefix("nats://").ok_or_else(|| ConnectError::Url(url.to_string()))?;
+    rest.split(',')
+        .filter(|host| !host.trim().is_empty())
+        .map(|host| {
+            format!("nats://{}", host.trim()).parse::<ServerAddr>().map_err(|_| ConnectError::Url(url.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|addrs| if addrs.is_empty() { Err(ConnectError::Url(url.to_string())) } else { Ok(addrs) })
+}
+
+impl JetStreamLog {
+    /// Connects, checks the server version, and creates or checks the stream.
+    pub async fn connect(
+        url: &str,
+        credentials: Credentials,
+        settings: StreamSettings,
+    ) -> Result<JetStreamLog, ConnectError> {
+        let addrs = parse_urls(url)?;
+        let mut options = match &credentials {
+            Credentials::None => async_nats::ConnectOptions::new(),
+            Credentials::File(path) => async_nats::ConnectOptions::with_credentials_file(path)
+                .await
+                .map_err(|source| ConnectError::Credentials { path: path.clone(), source })?,
+            Credentials::UserPassword(user, password) => {
+                async_nats::ConnectOptions::new().user_and_password(user.clone(), password.clone())
+            }
+            Credentials::Token(token) => async_nats::ConnectOptions::new().token(token.clone()),
+        };
+        options = options.name("sv0").connection_timeout(Duration::from_secs(5));
+        let client = options
+            .connect(addrs.as_slice())
+            .await
+            .map_err(|source| ConnectError::Connect { url: url.to_string(), source })?;
+        let info = client.server_info();
+        let server_version = ServerVersion::parse(&info.version).ok_or_else(|| ConnectError::UnsupportedServer {
+            version: info.version.clone(),
+            reason: "the version string is not major.minor.patch".to_string(),
+        })?;
+        server_version
+            .check(settings.replicas)
+            .map_err(|reason| ConnectError::UnsupportedServer { version: info.version.clone(), reason })?;
+        let max_event_size = settings.max_event_size.min(info.max_payload.saturating_sub(HEADER_ROOM));
+        let context = jetstream::ContextBuilder::new()
+            .timeout(Duration::from_secs(10))
+            .backpressure_on_inflight(true)
+            .build(client.clone());
+        let stream = open_stream(&context, &settings, max_event_size).await?;
+        info!(server = %info.version, stream = %settings.name, replicas = settings.replicas, "JetStream log ready");
+        Ok(JetStreamLog { client, context, stream, settings, max_event_size, server_version })
+    }
+
+    /// The stream's settings.
+    pub fn settings(&self) -> &StreamSettings {
+        &self.settings
+    }
+
+    /// The connected server's version.
+    pub fn server_version(&self) -> ServerVersion {
+        self.server_version
+    }
+
+    /// The underlying NATS client (for the signals stream).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The JetStream context.
+    pub fn context(&self) -> &jetstream::Context {
+        &self.context
+    }
+
+    fn nats_subject(subject: &str) -> String {
+        format!("{SUBJECT_PREFIX}.{subject}")
+    }
+
+    async fn head_seq(&self) -> Result<Seq, ReadError> {
+        let info = self.stream.get_info().await.map_err(|e| ReadError::Backend(backend("stream info", e)))?;
+        Ok(info.state.last_sequence)
+    }
+
+    async fn publish(
+        &self,
+        subject: &str,
+        event: &NewEvent,
+        expected: Option<Seq>,
+    ) -> Result<jetstream::context::PublishAckFuture, AppendError> {
+        let mut message = jetstream::message::PublishMessage::build()
+            .payload(event.data.clone().into())
+            .message_id(hex::encode(event.event_id));
+        if let Some(seq) = expected {
+            message = message.expected_last_subject_sequence(seq);
+        }
+        self.context
+            .send_publish(Self::nats_subject(subject), message)
+            .await
+            .map_err(|e| AppendError::Backend(backend("publish", e)))
+    }
+
+    async fn conflict(&self, subject: &str, expected: Expected) -> AppendError {
+        let actual = self.subject_head(subject).await.ok().flatten();
+        AppendError::Conflict { subject: subject.to_string(), expected, actual }
+    }
+
+    async fn await_ack(
+        &self,
+        subject: &str,
+        expected: Expected,
+        ack: jetstream::context::PublishAckFuture,
+    ) -> Result<(Seq, bool), AppendError> {
+        match ack.await {
+            Ok(ack) => Ok((ack.sequence, ack.duplicate)),
+            Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                Err(self.conflict(subject, expected).await)
+            }
+            Err(e) => Err(AppendError::Backend(backend("publish acknowledgement", e))),
+        }
+    }
+
+    /// The position and event id of the first event on `subject` after position `after`.
+    async fn next_on_subject(&self, subject: &str, after: Seq) -> Result<Option<(Seq, [u8; 16])>, ReadError> {
+        match self.stream.direct_get_next_for_subject(Self::nats_subject(subject), Some(after + 1)).await {
+            Ok(message) => {
+                let id = message
+                    .headers
+                    .get(async_nats::header::NATS_MESSAGE_ID)
+                    .and_then(|v| {
+                        let mut id = [0u8; 16];
+                        hex::decode_to_slice(v.as_str(), &mut id).ok().map(|()| id)
+                    })
+                    .ok_or(ReadError::Corrupt { seq: message.sequence })?;
+                Ok(Some((message.sequence, id)))
+            }
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ReadError::Backend(backend("next event of subject", e))),
+        }
+    }
+
+    /// A consumer that delivers every log event from `from`, in order.
+    async fn ordered_from(&self, from: Seq) -> Result<consumer::pull::Ordered, ReadError> {
+        let consumer = self
+            .stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: format!("{SUBJECT_PREFIX}.>"),
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from.max(1) },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ReadError::Backend(backend("create ordered consumer", e)))?;
+        consumer.messages().await.map_err(|e| ReadError::Backend(backend("consume", e)))
+    }
+}
+
+async fn open_stream(
+    context: &jetstream::Context,
+    settings: &StreamSettings,
+    max_event_size: usize,
+) -> Result<stream::Stream, ConnectError> {
+    let config = stream::Config {
+        name: settings.name.clone(),
+        subjects: vec![format!("{SUBJECT_PREFIX}.>")],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        discard: stream::DiscardPolicy::New,
+        max_messages: -1,
+        max_bytes: -1,
+        max_age: Duration::ZERO,
+        max_messages_per_subject: -1,
+        max_message_size: i32::try_from(max_event_size + HEADER_ROOM).unwrap_or(i32::MAX),
+        num_replicas: settings.replicas,
+        duplicate_window: settings.duplicate_window,
+        deny_delete: true,
+        deny_purge: true,
+        allow_direct: true,
+        description: Some("SV0 append-only event log".to_string()),
+        ..Default::default()
+    };
+    let stream_error = |e: &dyn std::fmt::Display| ConnectError::Stream {
+        stream: settings.name.clone(),
+        source: BackendError::msg(e.to_string()),
+    };
+    let mut stream = context.get_or_create_stream(config).await.map_err(|e| stream_error(&e))?;
+    let info = stream.info().await.map_err(|e| stream_error(&e))?;
+    let actual = &info.config;
+    let mut problems = Vec::new();
+    if !actual.deny_delete || !actual.deny_purge {
+        problems.push("deletes or purges are allowed".to_string());
+    }
+    if actual.num_replicas != settings.replicas {
+        problems.push(format!("it has {} replica(s), {} were asked for", actual.num_replicas, settings.replicas));
+    }
+    if actual.storage != stream::StorageType::File {
+        problems.push("it is not stored on file".to_string());
+    }
+    if actual.max_messages > 0
+        || actual.max_bytes > 0
+        || !actual.max_age.is_zero()
+        || actual.max_messages_per_subject > 0
+    {
+        problems.push("it has limits that would discard events".to_string());
+    }
+    if !actual.subjects.iter().any(|s| s == &format!("{SUBJECT_PREFIX}.>")) {
+        problems.push(format!("it does not capture {SUBJECT_PREFIX}.>"));
+    }
+    if let Some(problem) = problems.into_iter().reduce(|a, b| format!("{a}; {b}")) {
+        return Err(ConnectError::Misconfigured { stream: settings.name.clone(), problem });
+    }
+    Ok(stream)
+}
+
+fn record_from(message: &jetstream::Message) -> Result<Record, ReadError> {
+    let info = message.info().map_err(|e| ReadError::Backend(BackendError::msg(format!("message metadata: {e}"))))?;
+    let seq = info.stream_sequence;
+    let corrupt = || ReadError::Corrupt { seq };
+    let subject = message.subject.as_str().strip_prefix(&format!("{SUBJECT_PREFIX}.")).ok_or_else(corrupt)?.to_string();
+    let id = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+        .map(|v| v.as_str().to_string())
+        .ok_or_else(corrupt)?;
+    let mut event_id = [0u8; 16];
+    hex::decode_to_slice(&id, &mut event_id).map_err(|_| corrupt())?;
+    let recorded_at = i64::try_from(info.published.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    Ok(Record { seq, subject, event_id, recorded_at, data: message.payload.to_vec() })
+}
+
+impl EventLog for JetStreamLog {
+    async fn append(&self, subject: &str, expected: Expected, events: Vec<NewEvent>) -> Result<Appended, AppendError> {
+        sv0_log::validate_subject(subject)?;
+        if events.is_empty() {
+            return Err(AppendError::EmptyBatch);
+        }
+        if let Some(big) = events.iter().find(|e| e.data.len() > self.max_event_size) {
+            return Err(AppendError::TooLarge { size: big.data.len(), max: self.max_event_size });
+        }
+        let distinct: std::collections::BTreeSet<&[u8; 16]> = events.iter().map(|e| &e.event_id).collect();
+        if distinct.len() != events.len() {
+            return Err(AppendError::DuplicateInBatch);
+        }
+        let mut positions = Vec::with_capacity(events.len());
+        let mut duplicates = 0;
+        match expected {
+            Expected::Any => {
+                // The bulk path: pipeline every publish, then await every ack in order.
+                let mut acks = Vec::with_capacity(events.len());
+                for event in &events {
+                    acks.push(self.publish(subject, event, None).await?);
+                }
+                for ack in acks {
+                    let (seq, duplicate) = self.await_ack(subject, expected, ack).await?;
+                    positions.push(seq);
+                    duplicates += usize::from(duplicate);
+                }
+            }
+            Expected::NoEvents | Expected::LastSeq(_) => {
+                let mut expect = match expected {
+                    Expected::LastSeq(seq) => seq,
+                    _ => 0,
+                };
+                for event in &events {
+                    let ack = self.publish(subject, event, Some(expect)).await?;
+                    let (seq, duplicate) = match self.await_ack(subject, expected, ack).await {
+                        Ok(acked) => acked,
+                        // The server checks the expectation before the duplicate window, so a
+                        // retry of a batch that already landed looks like a conflict: it is a
+                        // retry when the subject's next event after `expect` is this very event.
+                        Err(conflict @ AppendError::Conflict { .. }) => {
+                            match self.next_on_subject(subject, expect).await {
+                                Ok(Some((seq, id))) if id == event.event_id => (seq, true),
+                                _ => return Err(conflict),
+                            }
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    positions.push(seq);
+                    duplicates += usize::from(duplicate);
+                    expect = seq;
+                }
+            }
+        }
+        debug!(subject, events = positions.len(), duplicates, "appended to JetStream");
+        Ok(Appended { positions, duplicates })
+    }
+
+    async fn read(&self, from: Seq, to: Option<Seq>, limit: usize) -> Result<Vec<Record>, ReadError> {
+        let from = from.max(1);
+        let head = self.head_seq().await?;
+        let upto = to.map_or(head, |to| to.min(head));
+        if from > upto || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let count = usize::try_from(upto - from + 1).unwrap_or(usize::MAX).min(limit);
+        let mut messages = self.ordered_from(from).await?;
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            let next = tokio::time::timeout(Duration::from_secs(30), messages.next()).await.map_err(|_| {
+                ReadError::Backend(BackendError::msg(format!(
+                    "no event at position {} after 30 s",
+                    from + out.len() as u64
+                )))
+            })?;
+            match next {
+                Some(Ok(message)) => out.push(record_from(&message)?),
+                Some(Err(e)) => return Err(ReadError::Backend(backend("consume", e))),
+                None => return Err(ReadError::Backend(BackendError::msg("the consumer ended early"))),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn head(&self) -> Result<Seq, ReadError> {
+        self.head_seq().await
+    }
+
+    async fn subject_head(&self, subject: &str) -> Result<Option<Seq>, ReadError> {
+        match self.stream.get_last_raw_message_by_subject(&Self::nats_subject(subject)).await {
+            Ok(message) => Ok(Some(message.sequence)),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(ReadError::Backend(backend("last message of subject", e))),
+        }
+    }
+
+    async fn seq_at(&self, time: i64) -> Result<Seq, ReadError> {
+        let info = self.stream.get_info().await.map_err(|e| ReadError::Backend(backend("stream info", e)))?;
+        let state = &info.state;
+        let ms = |t: time::OffsetDateTime| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        if state.last_sequence == 0 || ms(state.last_timestamp) <= time {
+            return Ok(state.last_sequence);
+        }
+        // The first event recorded after `time`; everything before it was recorded at or before.
+        let start = time::OffsetDateTime::from_unix_timestamp_nanos((i128::from(time) + 1) * 1_000_000)
+            .map_err(|e| ReadError::Backend(backend("time", e)))?;
+        let consumer = self
+            .stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: format!("{SUBJECT_PREFIX}.>"),
+                deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time: start },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ReadError::Backend(backend("create ordered consumer", e)))?;
+        let mut messages = consumer.messages().await.map_err(|e| ReadError::Backend(backend("consume", e)))?;
+        match tokio::time::timeout(Duration::from_secs(30), messages.next()).await {
+            Ok(Some(Ok(message))) => Ok(record_from(&message)?.seq - 1),
+            Ok(Some(Err(e))) => Err(ReadError::Backend(backend("consume", e))),
+            Ok(None) | Err(_) => Err(ReadError::Backend(BackendError::msg("no event after the given time arrived"))),
+        }
+    }
+
+    fn subscribe(&self, from: Seq) -> BoxStream<'static, Result<Record, ReadError>> {
+        let log = self.clone();
+        futures::stream::once(async move { log.ordered_from(from).await })
+            .map_ok(|messages| {
+                messages.map(|next| match next {
+                    Ok(message) => record_from(&message),
+                    Err(e) => Err(ReadError::Backend(backend("consume", e))),
+                })
+            })
+            .try_flatten()
+            .boxed()
+    }
+
+    fn max_event_size(&self) -> usize {
+        self.max_event_size
+    }
+
+    async fn identity(&self) -> Result<String, ReadError> {
+        // A stream's creation time tells a recreated stream of the same name from the original.
+        let created = self.stream.cached_info().created.unix_timestamp_nanos();
+        Ok(format!("jetstream:{}:{created}", self.settings.name))
+    }
+}

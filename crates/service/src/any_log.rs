@@ -1,0 +1,119 @@
+//! `AnyLog`: the backend chosen at run time by `--log`, as one `EventLog`.
+
+use std::path::Path;
+
+use futures::stream::BoxStream;
+use sv0_log::{AppendError, Appended, EmbeddedLog, EventLog, Expected, NewEvent, ReadError, Record, Seq};
+use sv0_log_nats::{Credentials, JetStreamLog, StreamSettings};
+
+use crate::error::ServiceError;
+
+/// Where the log lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// The embedded redb log in the data directory.
+    Embedded,
+    /// A JetStream stream.
+    JetStream {
+        /// `nats://HOST:PORT[,HOST:PORT...]`.
+        url: String,
+        /// Stream replicas: 1 for one server, 3 for a three-node cluster.
+        replicas: usize,
+    },
+}
+
+impl LogTarget {
+    /// Parses `--log`: absent or `embedded`, or a `nats://` URL list.
+    pub fn parse(text: Option<&str>, replicas: usize) -> Result<LogTarget, ServiceError> {
+        match text.map(str::trim) {
+            None | Some("") | Some("embedded") => Ok(LogTarget::Embedded),
+            Some(url) if url.starts_with("nats://") => {
+                sv0_log_nats::parse_urls(url)?;
+                Ok(LogTarget::JetStream { url: url.to_string(), replicas })
+            }
+            Some(other) => Err(ServiceError::Input(sv0_domain::InvalidInput::new(format!(
+                "invalid --log {other:?}: use embedded or nats://HOST:PORT[,HOST:PORT...]"
+            )))),
+        }
+    }
+}
+
+/// The log behind a service: embedded or JetStream.
+#[derive(Clone)]
+pub enum AnyLog {
+    /// The embedded redb log.
+    Embedded(EmbeddedLog),
+    /// A JetStream stream.
+    JetStream(Box<JetStreamLog>),
+}
+
+impl AnyLog {
+    /// Opens the log a target names; the embedded one lives at `embedded_path`.
+    pub async fn open(target: &LogTarget, embedded_path: &Path) -> Result<AnyLog, ServiceError> {
+        match target {
+            LogTarget::Embedded => Ok(AnyLog::Embedded(EmbeddedLog::open(embedded_path)?)),
+            LogTarget::JetStream { url, replicas } => {
+                let settings = StreamSettings { replicas: *replicas, ..StreamSettings::default() };
+                Ok(AnyLog::JetStream(Box::new(JetStreamLog::connect(url, Credentials::from_env(), settings).await?)))
+            }
+        }
+    }
+}
+
+impl EventLog for AnyLog {
+    async fn append(&self, subject: &str, expected: Expected, events: Vec<NewEvent>) -> Result<Appended, AppendError> {
+        match self {
+            AnyLog::Embedded(log) => log.append(subject, expected, events).await,
+            AnyLog::JetStream(log) => log.append(subject, expected, events).await,
+        }
+    }
+
+    async fn read(&self, from: Seq, to: Option<Seq>, limit: usize) -> Result<Vec<Record>, ReadError> {
+        match self {
+            AnyLog::Embedded(log) => log.read(from, to, limit).await,
+            AnyLog::JetStream(log) => log.read(from, to, limit).await,
+        }
+    }
+
+    async fn head(&self) -> Result<Seq, ReadError> {
+        match self {
+            AnyLog::Embedded(log) => log.head().await,
+            AnyLog::JetStream(log) => log.head().await,
+        }
+    }
+
+    async fn subject_head(&self, subject: &str) -> Result<Option<Seq>, ReadError> {
+        match self {
+            AnyLog::Embedded(log) => log.subject_head(subject).await,
+            AnyLog::JetStream(log) => log.subject_head(subject).await,
+        }
+    }
+
+    async fn seq_at(&self, time: i64) -> Result<Seq, ReadError> {
+        match self {
+            AnyLog::Embedded(log) => log.seq_at(time).await,
+            AnyLog::JetStream(log) => log.seq_at(time).await,
+        }
+    }
+
+    fn subscribe(&self, from: Seq) -> BoxStream<'static, Result<Record, ReadError>> {
+        match self {
+            AnyLog::Embedded(log) => log.subscribe(from),
+            AnyLog::JetStream(log) => log.subscribe(from),
+        }
+    }
+
+    fn max_event_size(&self) -> usize {
+        match self {
+            AnyLog::Embedded(log) => log.max_event_size(),
+            AnyLog::JetStream(log) => log.max_event_size(),
+        }
+    }
+
+    async fn identity(&self) -> Result<String, ReadError> {
+        match self {
+            AnyLog::Embedded(log) => log.identity().await,
+            AnyLog::JetStream(log) => log.identity().await,
+        }
+    }
+}

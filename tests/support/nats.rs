@@ -1,0 +1,205 @@
+//! Real `nats-server` processes for tests: one JetStream server, or a three-node JetStream
+//! cluster, on free loopback ports with a temporary store. Only processes started here are
+//! ever stopped, and they are stopped when their handle is dropped, also when a test panics.
+//!
+//! The binary is `$SV0_NATS_SERVER` (set by `ops/test.sh`, which installs the pinned version).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::TempDir;
+
+/// The nats-server binary the tests use.
+pub fn nats_server_binary() -> PathBuf {
+    match std::env::var_os("SV0_NATS_SERVER") {
+        Some(path) => PathBuf::from(path),
+        None => panic!(
+            "SV0_NATS_SERVER is not set: run the suite with ./ops/test.sh, which installs the pinned \
+             nats-server, or set SV0_NATS_SERVER to a nats-server binary"
+        ),
+    }
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// One nats-server process with JetStream.
+pub struct NatsServer {
+    name: String,
+    /// Client port.
+    pub port: u16,
+    monitor_port: u16,
+    cluster: Option<(u16, Vec<u16>)>,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    /// Starts a single JetStream server and waits until it is healthy.
+    pub fn start() -> NatsServer {
+        let mut server = NatsServer::new("n1", None);
+        server.launch();
+        server.wait_healthy();
+        server
+    }
+
+    fn new(name: &str, cluster: Option<(u16, Vec<u16>)>) -> NatsServer {
+        NatsServer {
+            name: name.to_string(),
+            port: free_port(),
+            monitor_port: free_port(),
+            cluster,
+            dir: TempDir::new(),
+            child: None,
+        }
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn config(&self) -> String {
+        let store = self.dir.join("jetstream");
+        let mut config = format!(
+            "server_name: {name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\nmax_payload: 1MB\n\
+             jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 64MB\n  max_file_store: 4GB\n}}\n",
+            name = self.name,
+            port = self.port,
+            monitor = self.monitor_port,
+            store = store.display(),
+        );
+        if let Some((listen, routes)) = &self.cluster {
+            let routes: Vec<String> = routes.iter().map(|p| format!("nats-route://127.0.0.1:{p}")).collect();
+            config.push_str(&format!(
+                "cluster {{\n  name: sv0-test\n  listen: 127.0.0.1:{listen}\n  routes: [{}]\n}}\n",
+                routes.join(", ")
+            ));
+        }
+        config
+    }
+
+    fn launch(&mut self) {
+        let config_path = self.dir.join("nats.conf");
+        std::fs::write(&config_path, self.config()).expect("write nats.conf");
+        let log = std::fs::File::create(self.dir.join("nats.log")).expect("create nats.log");
+        let child = Command::new(nats_server_binary())
+            .arg("-c")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", nats_server_binary().display()));
+        self.child = Some(child);
+    }
+
+    /// Waits until the monitoring endpoint reports the server healthy.
+    pub fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("nats-server {} exited with {status}: {}", self.name, self.log_tail());
+            }
+            if http_status(self.monitor_port, "/healthz") == Some(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nats-server {} not healthy after 30 s: {}", self.name, self.log_tail());
+    }
+
+    /// Waits until the server accepts TCP connections (a cluster member may be healthy only
+    /// once a quorum is up).
+    pub fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nats-server {} is not listening after 30 s", self.name);
+    }
+
+    /// The last lines of the server's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("nats.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Kills the process at once (SIGKILL), keeping its store.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again on the same ports and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    /// Whether the process is running.
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Three JetStream servers in one cluster.
+pub struct NatsCluster {
+    /// The servers.
+    pub servers: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    /// Starts three servers routed to each other and waits until all are healthy.
+    pub fn start() -> NatsCluster {
+        let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut servers: Vec<NatsServer> = (0..3)
+            .map(|n| {
+                let routes = cluster_ports.iter().enumerate().filter(|(m, _)| *m != n).map(|(_, p)| *p).collect();
+                NatsServer::new(&format!("n{}", n + 1), Some((cluster_ports[n], routes)))
+            })
+            .collect();
+        for server in &mut servers {
+            server.launch();
+        }
+        for server in &mut servers {
+            server.wait_healthy();
+        }
+        NatsCluster { servers }
+    }
+
+    /// `nats://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self.servers.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
+        format!("nats://{}", hosts.join(","))
+    }
+}
+
+/// The HTTP status of a GET on the loopback monitoring port, if it answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
