@@ -509,8 +509,11 @@ fn pack_sealed(t: &mut Tables<'_>, tenant: &TenantId, seq: u64, sealed: &PackSea
     let head_key = t_key(tenant, &[]);
     let head: Option<PackHead> = get(&t.pack_heads, "pack_heads", &head_key)?;
     let expected = head.as_ref().map_or(1, |h| h.index + 1);
-    if sealed.index != expected {
-        warn!(%tenant, seq, index = sealed.index, expected, "pack with an unexpected index ignored");
+    let links = sealed.previous_digest.as_deref() == head.as_ref().map(|h| h.digest.as_str());
+    if sealed.index != expected || !links {
+        // Signers append with optimistic concurrency on the pack subject, so only a foreign
+        // writer produces this; such a pack is not part of the chain.
+        warn!(%tenant, seq, index = sealed.index, expected, "pack that does not extend the chain ignored");
         return Ok(());
     }
     put(&mut t.packs, &t_key(tenant, &[&sealed.index.to_be_bytes()]), sealed)?;

@@ -144,6 +144,8 @@ fn fixtures() -> Vec<Event> {
             index: 1,
             assessed_seq: 4,
             digest: format!("sha256:{}", "ab".repeat(32)),
+            previous_pack_id: None,
+            previous_digest: None,
             key_id: "21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9".into(),
             signature: "cd".repeat(64),
             body: "{\"format\":\"sv0.pack.v1\"}".into(),

@@ -3,6 +3,7 @@
 
 mod cli;
 mod codec;
+mod faults;
 mod log;
 mod packs;
 mod properties;

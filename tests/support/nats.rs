@@ -23,6 +23,18 @@ pub fn nats_server_binary() -> PathBuf {
     }
 }
 
+/// Whether the binary is a 2.9 server (Debian's), which needs `ops/nats/single-2.9.conf`.
+fn server_is_2_9() -> bool {
+    static IS_2_9: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IS_2_9.get_or_init(|| {
+        Command::new(nats_server_binary())
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("v2.9."))
+            .unwrap_or(false)
+    })
+}
+
 /// A free TCP port on the loopback interface.
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
@@ -60,38 +72,45 @@ impl NatsServer {
         }
     }
 
+    /// The server's name (`n1`, `n2`, ...).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    fn config(&self) -> String {
-        let store = self.dir.join("jetstream");
-        let mut config = format!(
-            "server_name: {name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\nmax_payload: 1MB\n\
-             jetstream {{\n  store_dir: \"{store}\"\n  max_memory_store: 64MB\n  max_file_store: 4GB\n}}\n",
-            name = self.name,
-            port = self.port,
-            monitor = self.monitor_port,
-            store = store.display(),
-        );
-        if let Some((listen, routes)) = &self.cluster {
-            let routes: Vec<String> = routes.iter().map(|p| format!("nats-route://127.0.0.1:{p}")).collect();
-            config.push_str(&format!(
-                "cluster {{\n  name: sv0-test\n  listen: 127.0.0.1:{listen}\n  routes: [{}]\n}}\n",
-                routes.join(", ")
-            ));
-        }
-        config
+    /// The configuration file of `ops/nats/` this server runs, and its variables.
+    fn config(&self) -> (PathBuf, Vec<(&'static str, String)>) {
+        let ops = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../ops/nats");
+        let mut vars = vec![
+            ("SV0_NATS_NAME", self.name.clone()),
+            ("SV0_NATS_LISTEN", format!("127.0.0.1:{}", self.port)),
+            ("SV0_NATS_MONITOR", format!("127.0.0.1:{}", self.monitor_port)),
+            ("SV0_NATS_STORE", self.dir.join("jetstream").display().to_string()),
+        ];
+        let file = match &self.cluster {
+            Some((listen, routes)) => {
+                vars.push(("SV0_NATS_CLUSTER", format!("127.0.0.1:{listen}")));
+                vars.push(("SV0_NATS_ROUTE_A", format!("nats-route://127.0.0.1:{}", routes[0])));
+                vars.push(("SV0_NATS_ROUTE_B", format!("nats-route://127.0.0.1:{}", routes[1])));
+                ops.join("cluster.conf")
+            }
+            None if server_is_2_9() => ops.join("single-2.9.conf"),
+            None => ops.join("single.conf"),
+        };
+        (file, vars)
     }
 
     fn launch(&mut self) {
-        let config_path = self.dir.join("nats.conf");
-        std::fs::write(&config_path, self.config()).expect("write nats.conf");
+        let (config, vars) = self.config();
         let log = std::fs::File::create(self.dir.join("nats.log")).expect("create nats.log");
         let child = Command::new(nats_server_binary())
             .arg("-c")
-            .arg(&config_path)
+            .arg(&config)
+            .envs(vars)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

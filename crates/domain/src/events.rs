@@ -191,6 +191,10 @@ pub struct PackSealed {
     pub assessed_seq: u64,
     /// `sha256:<hex>` of the body bytes.
     pub digest: String,
+    /// The previous pack of the chain (none for the first); also in the signed body.
+    pub previous_pack_id: Option<String>,
+    /// Its digest; also in the signed body.
+    pub previous_digest: Option<String>,
     /// The signing key.
     pub key_id: String,
     /// ed25519 signature over the DSSE pre-authentication encoding of the body, hex.

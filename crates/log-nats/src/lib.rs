@@ -318,16 +318,33 @@ impl JetStreamLog {
 
     /// A consumer that delivers every log event from `from`, in order.
     async fn ordered_from(&self, from: Seq) -> Result<consumer::pull::Ordered, ReadError> {
-        let consumer = self
-            .stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: format!("{SUBJECT_PREFIX}.>"),
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from.max(1) },
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ReadError::Backend(backend("create ordered consumer", e)))?;
-        consumer.messages().await.map_err(|e| ReadError::Backend(backend("consume", e)))
+        self.ordered(consumer::DeliverPolicy::ByStartSequence { start_sequence: from.max(1) }).await
+    }
+
+    /// An ordered consumer over the log. Creating one can time out while a cluster elects a
+    /// leader or a member catches up, so it is retried for a few seconds before giving up.
+    async fn ordered(&self, deliver_policy: consumer::DeliverPolicy) -> Result<consumer::pull::Ordered, ReadError> {
+        let config = consumer::pull::OrderedConfig {
+            filter_subject: format!("{SUBJECT_PREFIX}.>"),
+            deliver_policy,
+            ..Default::default()
+        };
+        let mut attempt = 0;
+        loop {
+            let created = match self.stream.create_consumer(config.clone()).await {
+                Ok(consumer) => consumer.messages().await.map_err(|e| backend("consume", e)),
+                Err(e) => Err(backend("create ordered consumer", e)),
+            };
+            match created {
+                Ok(messages) => return Ok(messages),
+                Err(e) if attempt < 10 => {
+                    attempt += 1;
+                    debug!(attempt, error = %e, "ordered consumer not ready; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(ReadError::Backend(e)),
+            }
+        }
     }
 }
 
@@ -511,16 +528,7 @@ impl EventLog for JetStreamLog {
         // The first event recorded after `time`; everything before it was recorded at or before.
         let start = time::OffsetDateTime::from_unix_timestamp_nanos((i128::from(time) + 1) * 1_000_000)
             .map_err(|e| ReadError::Backend(backend("time", e)))?;
-        let consumer = self
-            .stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: format!("{SUBJECT_PREFIX}.>"),
-                deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time: start },
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ReadError::Backend(backend("create ordered consumer", e)))?;
-        let mut messages = consumer.messages().await.map_err(|e| ReadError::Backend(backend("consume", e)))?;
+        let mut messages = self.ordered(consumer::DeliverPolicy::ByStartTime { start_time: start }).await?;
         match tokio::time::timeout(Duration::from_secs(30), messages.next()).await {
             Ok(Some(Ok(message))) => Ok(record_from(&message)?.seq - 1),
             Ok(Some(Err(e))) => Err(ReadError::Backend(backend("consume", e))),

@@ -131,3 +131,15 @@ pub enum ServiceError {
         source: std::io::Error,
     },
 }
+
+impl ServiceError {
+    /// Whether retrying later may succeed: the log was unreachable, not wrong.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ServiceError::Read(_)
+                | ServiceError::Append(AppendError::Backend(_))
+                | ServiceError::Views(ProjectionError::Log(_))
+        )
+    }
+}

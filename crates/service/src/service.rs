@@ -8,7 +8,7 @@ use std::path::Path;
 use sv0_codec::decode_event;
 use sv0_domain::delta::{self, DeltaEntry};
 use sv0_domain::events::{
-    Acknowledgement, ApprovalRecorded, Event, EventMeta, EventPayload, KeyRegistered, derived_id,
+    Acknowledgement, ApprovalRecorded, Event, EventMeta, EventPayload, KeyRegistered, PackSealed, derived_id,
 };
 use sv0_domain::paths::{AuthorityPath, PathPolicy};
 use sv0_domain::scope::Scope;
@@ -99,10 +99,11 @@ pub struct Service<L: EventLog> {
     views: Views,
     policy: PathPolicy,
     signer: Option<PackSigner>,
+    sealing: bool,
 }
 
 impl Service<EmbeddedLog> {
-    /// Opens the embedded log and views in a data directory and catches the views up.
+    /// Opens the embedded log and views in a data directory.
     pub async fn open(root: impl AsRef<Path>) -> Result<Service<EmbeddedLog>, ServiceError> {
         let data_dir = DataDir::create(root)?;
         let log = EmbeddedLog::open(data_dir.log_path())?;
@@ -112,7 +113,7 @@ impl Service<EmbeddedLog> {
 
 impl Service<AnyLog> {
     /// Opens the log `target` names (the embedded one lives in the data directory) and the
-    /// data directory's views, and catches the views up.
+    /// data directory's views.
     pub async fn open_target(root: impl AsRef<Path>, target: &LogTarget) -> Result<Service<AnyLog>, ServiceError> {
         let data_dir = DataDir::create(root)?;
         let log = AnyLog::open(target, &data_dir.log_path()).await?;
@@ -121,19 +122,24 @@ impl Service<AnyLog> {
 }
 
 impl<L: EventLog> Service<L> {
-    /// Opens the data directory's views over `log`, refusing views folded from another log,
-    /// and catches them up.
+    /// Opens the data directory's views over `log`, refusing views folded from another log.
+    /// The views are as the last command left them: `catch_up` or `sync` brings them up to date.
     pub async fn open_with(data_dir: DataDir, log: L) -> Result<Service<L>, ServiceError> {
         let views = Views::open(data_dir.views_path())?;
         views.bind_log(&log.identity().await?)?;
-        let service = Service::with_parts(data_dir, log, views);
-        service.views.catch_up(&service.log, None).await?;
-        Ok(service)
+        Ok(Service::with_parts(data_dir, log, views))
     }
 
     /// Assembles a service from an open log and views.
     pub fn with_parts(data_dir: DataDir, log: L, views: Views) -> Service<L> {
-        Service { data_dir, log, views, policy: PathPolicy::default(), signer: None }
+        Service { data_dir, log, views, policy: PathPolicy::default(), signer: None, sealing: true }
+    }
+
+    /// Leaves sealing to a separate signer process (`sv0 sign`): commands append and fold but
+    /// never seal, and need no signing key.
+    pub fn without_sealing(mut self) -> Service<L> {
+        self.sealing = false;
+        self
     }
 
     /// The data directory.
@@ -155,7 +161,9 @@ impl<L: EventLog> Service<L> {
     /// views up to the new head (which now holds the packs).
     pub async fn sync(&mut self) -> Result<Seq, ServiceError> {
         self.views.catch_up(&self.log, None).await?;
-        self.seal_pending().await?;
+        if self.sealing {
+            self.seal_pending().await?;
+        }
         Ok(self.views.catch_up(&self.log, None).await?)
     }
 
@@ -211,7 +219,9 @@ impl<L: EventLog> Service<L> {
             });
         }
         // The scan will be sealed: make sure the key is usable before anything is appended.
-        self.signer()?;
+        if self.sealing {
+            self.signer()?;
+        }
         let subject = format!("{tenant}.scan");
         let appended = self.log.append(&subject, Expected::Any, scan.events).await?;
         let duplicate = appended.duplicates == appended.positions.len();
@@ -240,7 +250,9 @@ impl<L: EventLog> Service<L> {
         approver: &str,
         approved_at: Timestamp,
     ) -> Result<ApprovalReport, ServiceError> {
-        self.signer()?;
+        if self.sealing {
+            self.signer()?;
+        }
         let posture_seq = self.sync().await?;
         let paths = self.views.paths(tenant, Some(scope))?;
         if paths.is_empty() {
@@ -378,6 +390,78 @@ impl<L: EventLog> Service<L> {
         Ok(self.signer.insert(signer))
     }
 
+    /// Follows the log until `shutdown` completes: folds new events into the views as they are
+    /// appended (in batches of what is ready) and, with `seal`, seals every new assessment.
+    /// Calls `progress` with the views' position after each step. A lost connection to the log
+    /// is retried from the views' checkpoint, so the process can be killed and restarted, and
+    /// the log's servers restarted, at any moment; other failures end the loop.
+    pub async fn follow(
+        &mut self,
+        seal: bool,
+        mut progress: impl FnMut(Seq),
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ServiceError> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let failure = match self.follow_once(seal, &mut progress, &mut shutdown).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_transient() => e,
+                Err(e) => return Err(e),
+            };
+            warn!(error = %failure, "the log is unreachable; retrying in 1 s");
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// One subscription's worth of `follow`; returns `Ok` only on shutdown.
+    async fn follow_once(
+        &mut self,
+        seal: bool,
+        progress: &mut impl FnMut(Seq),
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<(), ServiceError> {
+        use futures::{FutureExt, StreamExt};
+        // Everything after the checkpoint arrives through the subscription, batch by batch, so
+        // progress is reported as the views advance, from the first batch on.
+        let mut checkpoint = self.views.checkpoint()?;
+        progress(checkpoint);
+        if seal {
+            self.seal_pending().await?;
+        }
+        let mut records = self.log.subscribe(checkpoint + 1);
+        loop {
+            let first = tokio::select! {
+                () = shutdown.as_mut() => return Ok(()),
+                next = records.next() => next,
+            };
+            let mut batch = match first {
+                Some(record) => vec![record?],
+                None => {
+                    return Err(ServiceError::Read(sv0_log::ReadError::Backend(sv0_log::BackendError::msg(
+                        "the subscription ended",
+                    ))));
+                }
+            };
+            while batch.len() < sv0_projections::BATCH_EVENTS {
+                match records.next().now_or_never() {
+                    Some(Some(record)) => batch.push(record?),
+                    _ => break,
+                }
+            }
+            let views = self.views.clone();
+            checkpoint = tokio::task::spawn_blocking(move || views.apply(&batch))
+                .await
+                .map_err(|e| ServiceError::Views(sv0_projections::ProjectionError::Worker(e.to_string())))??;
+            if seal {
+                self.seal_pending().await?;
+            }
+            progress(checkpoint);
+        }
+    }
+
     /// Seals every assessment that has no pack yet, for every tenant.
     pub async fn seal_pending(&mut self) -> Result<usize, ServiceError> {
         let mut sealed = 0;
@@ -402,6 +486,16 @@ impl<L: EventLog> Service<L> {
     }
 
     async fn seal_tenant(&mut self, tenant: &TenantId) -> Result<usize, ServiceError> {
+        // The expectation is the pack subject's actual last position, read before the views
+        // catch up: any pack that lands after this read makes the append below conflict, and
+        // any that landed before is folded into the chain head we build on. (A pack left
+        // incomplete by a crashed signer only moves the expectation; it never blocks.)
+        let subject = format!("{tenant}.pack");
+        let mut expected = match self.log.subject_head(&subject).await? {
+            Some(seq) => Expected::LastSeq(seq),
+            None => Expected::NoEvents,
+        };
+        self.views.catch_up(&self.log, None).await?;
         let head = self.views.pack_head(tenant)?;
         let pending = self.views.assessments_after(tenant, head.as_ref().map_or(0, |h| h.assessed_seq))?;
         if pending.is_empty() {
@@ -417,14 +511,12 @@ impl<L: EventLog> Service<L> {
         let signer = self.signer()?;
         let mut link =
             head.as_ref().map(|h| ChainLink { index: h.index, pack_id: h.pack_id.clone(), digest: h.digest.clone() });
-        let mut expected = head.as_ref().map_or(Expected::NoEvents, |h| Expected::LastSeq(h.seq));
         let mut events = Vec::new();
         for assessment in &pending {
             let pack = sv0_signer::seal(assessment, link.as_ref(), signer)?;
             link = Some(ChainLink { index: pack.index, pack_id: pack.pack_id.clone(), digest: pack.digest.clone() });
             events.push((pack, assessment.assessed_event));
         }
-        let subject = format!("{tenant}.pack");
         let count = events.len();
         for (pack, assessed_event) in events {
             let event = Event {
@@ -484,7 +576,18 @@ impl<L: EventLog> Service<L> {
             for record in records.iter().filter(|r| subjects.contains(&r.subject)) {
                 let Some(event) = pieces.accept(decode_event(&record.data)?)? else { continue };
                 match event.payload {
-                    EventPayload::PackSealed(pack) => packs.push((record.seq, pack)),
+                    // The chain is what the views fold: each pack extends the one before it.
+                    // Anything else on the subject (a foreign writer's event) is not part of it.
+                    EventPayload::PackSealed(pack) => {
+                        let head: Option<&PackSealed> = packs.last().map(|(_, p)| p);
+                        let extends = pack.index == head.map_or(1, |h| h.index + 1)
+                            && pack.previous_digest.as_deref() == head.map(|h| h.digest.as_str());
+                        if extends {
+                            packs.push((record.seq, pack));
+                        } else {
+                            warn!(%tenant, seq = record.seq, "pack event outside the chain");
+                        }
+                    }
                     EventPayload::KeyRegistered(key) => registered.push(key),
                     _ => {}
                 }

@@ -126,6 +126,8 @@ pub fn seal(
         index,
         assessed_seq: assessment.assessed_seq,
         digest: digest(&bytes),
+        previous_pack_id: body.previous_pack_id,
+        previous_digest: body.previous_digest,
         key_id: body.key_id,
         signature: STANDARD.encode(signature.to_bytes()),
         // JCS output is UTF-8 JSON text.

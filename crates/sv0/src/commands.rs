@@ -56,11 +56,19 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     let mut service = Service::open_target(&data_dir, &target)
         .await
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
-    // Read-only commands only catch the views up; commands that write also seal pending packs.
-    if matches!(cli.command, Command::Scan(_) | Command::Approve(_)) {
-        service.sync().await.context("cannot bring the views and packs up to date")?;
-    } else {
-        service.catch_up().await?;
+    if cli.no_seal {
+        service = service.without_sealing();
+    }
+    // Read-only commands only catch the views up; commands that write also seal pending packs;
+    // the long-running processes do their own.
+    match cli.command {
+        Command::Project | Command::Sign => {}
+        Command::Scan(_) | Command::Approve(_) => {
+            service.sync().await.context("cannot bring the views and packs up to date")?;
+        }
+        _ => {
+            service.catch_up().await?;
+        }
     }
     let tenant = cli.tenant.as_deref();
     match cli.command {
@@ -83,12 +91,43 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             )?;
             Ok(EXIT_OK)
         }
+        Command::Project | Command::Sign => {
+            let seal = matches!(cli.command, Command::Sign);
+            let role = if seal { "signer" } else { "projector" };
+            let mut last = None;
+            let mut progress = |seq: u64| {
+                if last != Some(seq) {
+                    last = Some(seq);
+                    // Supervisors and tests read progress from standard output, line by line.
+                    let _ = writeln!(out, "{role}: views at log position {seq}");
+                    let _ = out.flush();
+                }
+            };
+            service.follow(seal, &mut progress, shutdown_signal()).await?;
+            Ok(EXIT_OK)
+        }
         Command::Rebuild => {
             let reached = service.rebuild().await?;
             writeln!(out, "views rebuilt from the log up to position {reached}")?;
             Ok(EXIT_OK)
         }
     }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {

@@ -39,6 +39,9 @@ pub struct Cli {
     /// Replicas of the JetStream stream when SV0 creates it (3 for a three-node cluster)
     #[arg(long, global = true, env = "SV0_LOG_REPLICAS", default_value_t = 1)]
     pub log_replicas: usize,
+    /// Leave sealing evidence packs to a separate `sv0 sign` process
+    #[arg(long, global = true, env = "SV0_NO_SEAL")]
+    pub no_seal: bool,
     /// Log progress to standard error (-v info, -vv debug)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -74,6 +77,10 @@ pub enum Command {
     Rebuild,
     /// Measure the loop's throughput on a synthetic tenant (in a temporary directory)
     Bench(BenchArgs),
+    /// Run the projector: follow the log and fold it into the views of --data-dir (until stopped)
+    Project,
+    /// Run the signer: follow the log and seal every new assessment into its tenant's pack chain
+    Sign,
 }
 
 /// `sv0 bench`.

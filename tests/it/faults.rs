@@ -1,0 +1,299 @@
+//! Faults the JetStream shape must survive, each against real nats-server processes and real
+//! `sv0` processes: a projector killed mid-scan, two racing signers, a cluster member killed
+//! while a client appends, a single server stopped and restarted under a producer.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+use sv0_domain::Timestamp;
+use sv0_domain::scope::Scope;
+use sv0_log::{AppendError, EventLog, Expected, NewEvent};
+use sv0_log_nats::{Credentials, JetStreamLog, StreamSettings};
+use sv0_projections::Views;
+use sv0_service::{AnyLog, LogTarget, Service};
+use sv0_tests::TempDir;
+use sv0_tests::nats::{NatsCluster, NatsServer};
+
+use crate::{DEMO_SNAPSHOTS, block_on, demo_snapshot};
+
+/// A running `sv0 project` or `sv0 sign`, whose progress lines are read as they come.
+struct Sv0Process {
+    child: Child,
+    lines: Receiver<String>,
+    position: u64,
+}
+
+impl Sv0Process {
+    fn start(data_dir: &Path, url: &str, command: &str) -> Sv0Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sv0"))
+            .args(["--data-dir", data_dir.to_str().unwrap(), "--log", url, command])
+            .env("SV0_LOG", "")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sv0");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Sv0Process { child, lines, position: 0 }
+    }
+
+    /// Waits until the process reports its views at `at_least` or beyond.
+    fn wait_position(&mut self, at_least: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.position < at_least {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("sv0 did not reach position {at_least} (at {})", self.position));
+            if let Some(n) = line.rsplit(' ').next().and_then(|n| n.parse().ok()) {
+                self.position = n;
+            }
+        }
+        self.position
+    }
+
+    /// Waits for the next progress line.
+    fn next_position(&mut self) -> u64 {
+        let line = self.lines.recv_timeout(Duration::from_secs(120)).expect("progress line");
+        if let Some(n) = line.rsplit(' ').next().and_then(|n| n.parse().ok()) {
+            self.position = n;
+        }
+        self.position
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = self.child.wait().expect("wait for sv0");
+        assert!(status.success(), "sv0 ended with {status}");
+    }
+}
+
+impl Drop for Sv0Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn jetstream(url: &str, replicas: usize) -> JetStreamLog {
+    let settings = StreamSettings { replicas, ..StreamSettings::default() };
+    JetStreamLog::connect(url, Credentials::None, settings).await.expect("connect to JetStream")
+}
+
+/// A command-side service on JetStream that leaves sealing to `sv0 sign`.
+async fn commands(dir: &Path, url: &str) -> Service<AnyLog> {
+    let target = LogTarget::JetStream { url: url.to_string(), replicas: 1 };
+    Service::open_target(dir, &target).await.expect("open service").without_sealing()
+}
+
+#[test]
+fn a_projector_killed_mid_scan_restarts_to_views_identical_to_a_rebuild() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let dir = TempDir::new();
+    // Three large scans: the projector folds them over several transactions.
+    let head = block_on(async {
+        let mut service = commands(&dir.join("commands"), &url).await;
+        for (variant, day) in [(0, "2026-03-01T00:00:00Z"), (1, "2026-03-02T00:00:00Z"), (2, "2026-03-03T00:00:00Z")] {
+            let snapshot = sv0_service::synthetic::synthetic_snapshot(6_000, variant, day).unwrap();
+            service.import_snapshot(&serde_json::to_vec(&snapshot).unwrap(), None).await.unwrap();
+        }
+        service.log().head().await.unwrap()
+    });
+    let views_dir = dir.join("projector");
+    let mut projector = Sv0Process::start(&views_dir, &url, "project");
+    assert_eq!(projector.next_position(), 0);
+    std::thread::sleep(Duration::from_millis(300));
+    projector.kill();
+    while let Ok(line) = projector.lines.try_recv() {
+        if let Some(n) = line.rsplit(' ').next().and_then(|n| n.parse().ok()) {
+            projector.position = n;
+        }
+    }
+    assert!(projector.position < head, "the projector must still be folding when it is killed");
+    let mut projector = Sv0Process::start(&views_dir, &url, "project");
+    projector.wait_position(head);
+    projector.terminate();
+
+    block_on(async {
+        let log = jetstream(&url, 1).await;
+        let views = Views::open(views_dir.join("views.redb")).unwrap();
+        assert_eq!(views.checkpoint().unwrap(), head);
+        let rebuilt = Views::in_memory().unwrap();
+        rebuilt.catch_up(&log, None).await.unwrap();
+        assert_eq!(views.dump().unwrap(), rebuilt.dump().unwrap(), "restarted views differ from a clean rebuild");
+    });
+}
+
+#[test]
+fn two_signers_racing_never_fork_a_chain() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let dir = TempDir::new();
+    let mut first = Sv0Process::start(&dir.join("signer-1"), &url, "sign");
+    let mut second = Sv0Process::start(&dir.join("signer-2"), &url, "sign");
+    first.wait_position(0);
+    second.wait_position(0);
+
+    let (tenant, assessments) = block_on(async {
+        let mut service = commands(&dir.join("commands"), &url).await;
+        let scope = Scope::parse("project:HR-Automation").unwrap();
+        let at = Timestamp::parse("2026-03-02T10:15:00Z").unwrap();
+        let tenant = service.import_snapshot(&demo_snapshot(DEMO_SNAPSHOTS[0]), None).await.unwrap().tenant;
+        service.approve(&tenant, &scope, "v1", vec![], "riley@contoso.example", at).await.unwrap();
+        for name in &DEMO_SNAPSHOTS[1..] {
+            service.import_snapshot(&demo_snapshot(name), None).await.unwrap();
+        }
+        service.approve(&tenant, &scope, "v2", vec![], "riley@contoso.example", at.add_days(1)).await.unwrap();
+        let assessments = service.views().assessments_after(&tenant, 0).unwrap().len();
+        (tenant, assessments)
+    });
+    assert_eq!(assessments, 5);
+
+    // Wait until the chain holds every assessment, then check it from the log.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    block_on(async {
+        let mut service = commands(&dir.join("check"), &url).await;
+        loop {
+            service.catch_up().await.unwrap();
+            let sealed = service.views().pack_head(&tenant).unwrap().map_or(0, |h| h.index);
+            if sealed as usize == assessments {
+                break;
+            }
+            assert!(Instant::now() < deadline, "only {sealed} of {assessments} assessments sealed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let verdicts = service.verify(Some(&tenant)).await.unwrap();
+        let report = verdicts[0].result.as_ref().expect("chain intact");
+        assert_eq!(report.packs, assessments, "one pack per assessment, no fork");
+        // Every pack event on the log is part of the chain: no signer appended a losing pack.
+        let records = service.log().read(1, None, usize::MAX).await.unwrap();
+        let pack_events = records.iter().filter(|r| r.subject == format!("{tenant}.pack")).count();
+        assert_eq!(pack_events, assessments, "a racing signer appended a pack outside the chain");
+    });
+    first.terminate();
+    second.terminate();
+}
+
+/// Appends `count` events one at a time, retrying each with the same id until acknowledged;
+/// returns (event id, position) per event and how many attempts failed.
+async fn append_with_retries(
+    log: &JetStreamLog,
+    first: u32,
+    count: u32,
+    mut between: impl FnMut(u32),
+) -> (Vec<([u8; 16], u64)>, usize) {
+    let mut acked = Vec::new();
+    let mut failures = 0;
+    for n in first..first + count {
+        between(n);
+        let mut event_id = [0u8; 16];
+        event_id[..4].copy_from_slice(&n.to_be_bytes());
+        let event = NewEvent { event_id, data: format!("event {n}").into_bytes() };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match log.append("faults.stream", Expected::Any, vec![event.clone()]).await {
+                Ok(appended) => {
+                    acked.push((event_id, appended.positions[0]));
+                    break;
+                }
+                Err(AppendError::Backend(e)) => {
+                    failures += 1;
+                    assert!(Instant::now() < deadline, "appends did not resume within 60 s: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(other) => panic!("unexpected append error: {other}"),
+            }
+        }
+    }
+    (acked, failures)
+}
+
+/// Every acknowledged event is in the log exactly once, at the position its acknowledgement
+/// gave, and nothing else is. (An append that failed may still have landed; its retry is then
+/// acknowledged as a duplicate with the original position.)
+async fn assert_exactly_once(log: &JetStreamLog, acked: &[([u8; 16], u64)]) {
+    let mut expected = acked.to_vec();
+    expected.sort_by_key(|(_, seq)| *seq);
+    expected.dedup();
+    assert_eq!(expected.len(), acked.len(), "an event was acknowledged at two positions");
+    let records = log.read(1, None, usize::MAX).await.unwrap();
+    let ours: Vec<([u8; 16], u64)> =
+        records.iter().filter(|r| r.subject == "faults.stream").map(|r| (r.event_id, r.seq)).collect();
+    assert_eq!(ours, expected, "the log differs from what was acknowledged");
+}
+
+#[test]
+fn a_cluster_member_killed_during_appends_loses_nothing() {
+    let mut cluster = NatsCluster::start();
+    let url = cluster.url();
+    block_on(async {
+        let log = jetstream(&url, 3).await;
+        let (mut acked, _) = append_with_retries(&log, 0, 100, |_| {}).await;
+        // Kill the stream's leader, so that the cluster must elect a new one under load.
+        let info = log.context().get_stream("SV0_LOG").await.unwrap().get_info().await.unwrap();
+        let leader = info.cluster.and_then(|c| c.leader).unwrap_or_default();
+        let victim = cluster.servers.iter().position(|s| leader.ends_with(&s.name())).unwrap_or(0);
+        cluster.servers[victim].kill();
+        let (more, failures) = append_with_retries(&log, 100, 100, |_| {}).await;
+        acked.extend(more);
+        cluster.servers[victim].restart();
+        cluster.servers[victim].wait_healthy();
+        let (rest, _) = append_with_retries(&log, 200, 100, |_| {}).await;
+        acked.extend(rest);
+        assert_exactly_once(&log, &acked).await;
+        println!("cluster failover: {failures} append attempts failed while the leader was down");
+    });
+}
+
+#[test]
+fn a_single_server_restarted_under_a_producer_loses_and_duplicates_nothing() {
+    let mut server = NatsServer::start();
+    let url = server.url();
+    block_on(async {
+        let log = jetstream(&url, 1).await;
+        let (mut acked, _) = append_with_retries(&log, 0, 50, |_| {}).await;
+        server.kill();
+        // The producer sees the failure as a backend error it can retry, and says what failed.
+        let mut event_id = [0u8; 16];
+        event_id[0] = 0xee;
+        let err = log
+            .append("faults.stream", Expected::Any, vec![NewEvent { event_id, data: b"lost?".to_vec() }])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AppendError::Backend(_)), "{err}");
+        assert!(!format!("{err}").is_empty());
+        server.restart();
+        server.wait_healthy();
+        let (more, failures) = append_with_retries(&log, 50, 50, |_| {}).await;
+        acked.extend(more);
+        // The event whose append failed while the server was down is retried with its id.
+        let retried = log
+            .append("faults.stream", Expected::Any, vec![NewEvent { event_id, data: b"lost?".to_vec() }])
+            .await
+            .unwrap();
+        acked.push((event_id, retried.positions[0]));
+        let again = log
+            .append("faults.stream", Expected::Any, vec![NewEvent { event_id, data: b"lost?".to_vec() }])
+            .await
+            .unwrap();
+        assert_eq!(again.duplicates, 1, "a second retry is recognised as a duplicate");
+        assert_exactly_once(&log, &acked).await;
+        println!("single server restart: {failures} append attempts failed while it restarted");
+    });
+}
