@@ -80,6 +80,25 @@ impl Views {
         Ok(())
     }
 
+    /// The log position of the last assessment whose signals were published (0 if none were).
+    /// Publisher bookkeeping, kept beside the views but not folded from events.
+    pub fn signal_cursor(&self) -> Result<Seq, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(store::META)?;
+        Ok(get::<u64>(&meta, "meta", b"signals")?.unwrap_or(0))
+    }
+
+    /// Records that signals up to the assessment at `seq` are published.
+    pub fn set_signal_cursor(&self, seq: Seq) -> Result<(), ProjectionError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(store::META)?;
+            store::put(&mut meta, b"signals", &seq)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     /// The last log position applied (0 when none is).
     pub fn checkpoint(&self) -> Result<Seq, ProjectionError> {
         let txn = self.db.begin_read()?;

@@ -7,6 +7,7 @@ mod faults;
 mod log;
 mod packs;
 mod properties;
+mod signals;
 mod snapshots;
 mod story;
 mod views;

@@ -123,3 +123,31 @@ fn the_demo_refuses_a_data_directory_that_holds_data() {
     assert_eq!(code, 2);
     assert!(out.contains("is not empty"), "{out}");
 }
+
+#[test]
+fn the_demo_on_jetstream_tells_the_same_story() {
+    let server = sv0_tests::nats::NatsServer::start();
+    let dir = TempDir::new();
+    let embedded = demo(&dir);
+    let data = dir.join("on-jetstream");
+    let url = server.url();
+    let (code, out) = sv0(&["--data-dir", data.to_str().unwrap(), "--log", &url, "demo", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let jetstream: Value = serde_json::from_str(&out).unwrap();
+    assert!(jetstream["tenant"].as_str().unwrap().starts_with("contoso-"), "a tenant of its own on a shared log");
+    assert_eq!(jetstream["delta"], embedded["delta"]);
+    assert_eq!(jetstream["verification"], embedded["verification"]);
+    assert_eq!(jetstream["remediated_paths"], embedded["remediated_paths"]);
+    assert_eq!(jetstream["packs"]["count"], 5);
+    assert_eq!(jetstream["packs"]["chain_intact"], true);
+    assert_eq!(jetstream["packs"]["offline_verified"], true);
+    let versions = |doc: &Value| {
+        doc["baseline_versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| (b["version"].clone(), b["paths"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(versions(&jetstream), versions(&embedded));
+}

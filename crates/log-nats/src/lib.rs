@@ -39,6 +39,10 @@ pub use version::ServerVersion;
 pub const SUBJECT_PREFIX: &str = "sv0.log";
 /// Default stream name.
 pub const DEFAULT_STREAM: &str = "SV0_LOG";
+/// The stream of derived signals for SOC consumers.
+pub const SIGNALS_STREAM: &str = "SV0_SIGNALS";
+/// The NATS subject prefix of signals: `sv0.signals.<tenant>.<type>`.
+pub const SIGNALS_PREFIX: &str = "sv0.signals";
 /// Bytes kept free under the server's `max_payload` for headers.
 const HEADER_ROOM: usize = 1024;
 
@@ -248,6 +252,52 @@ impl JetStreamLog {
     /// The JetStream context.
     pub fn context(&self) -> &jetstream::Context {
         &self.context
+    }
+
+    /// Publishes derived events (SOC signals) to the `SV0_SIGNALS` stream, creating it on first
+    /// use: `(id, subject, payload)` each, the id as `Nats-Msg-Id` so a regenerated signal is a
+    /// duplicate. Every acknowledgement is awaited.
+    pub async fn publish_signals(&self, signals: &[(String, String, Vec<u8>)]) -> Result<(), AppendError> {
+        if signals.is_empty() {
+            return Ok(());
+        }
+        let config = stream::Config {
+            name: SIGNALS_STREAM.to_string(),
+            subjects: vec![format!("{SIGNALS_PREFIX}.>")],
+            storage: stream::StorageType::File,
+            num_replicas: self.settings.replicas,
+            duplicate_window: self.settings.duplicate_window,
+            // Signals can be regenerated from the log; SOC consumers get 90 days to read them.
+            max_age: Duration::from_secs(90 * 86_400),
+            deny_delete: true,
+            allow_direct: true,
+            description: Some("SV0 signals for SOC consumers (CloudEvents)".to_string()),
+            ..Default::default()
+        };
+        self.context
+            .get_or_create_stream(config)
+            .await
+            .map_err(|e| AppendError::Backend(backend("signals stream", e)))?;
+        let mut acks = Vec::with_capacity(signals.len());
+        for (id, subject, payload) in signals {
+            if !subject.starts_with(&format!("{SIGNALS_PREFIX}.")) {
+                return Err(AppendError::InvalidSubject(subject.clone()));
+            }
+            let message = jetstream::message::PublishMessage::build()
+                .payload(payload.clone().into())
+                .message_id(id)
+                .header("Content-Type", "application/cloudevents+json");
+            acks.push(
+                self.context
+                    .send_publish(subject.clone(), message)
+                    .await
+                    .map_err(|e| AppendError::Backend(backend("publish signal", e)))?,
+            );
+        }
+        for ack in acks {
+            ack.await.map_err(|e| AppendError::Backend(backend("signal acknowledgement", e)))?;
+        }
+        Ok(())
     }
 
     fn nats_subject(subject: &str) -> String {

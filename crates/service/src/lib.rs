@@ -12,6 +12,7 @@ pub mod data_dir;
 pub mod error;
 pub mod import;
 mod service;
+pub mod signals;
 pub mod synthetic;
 mod verify;
 

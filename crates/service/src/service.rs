@@ -23,6 +23,7 @@ use crate::any_log::{AnyLog, LogTarget};
 use crate::data_dir::DataDir;
 use crate::error::ServiceError;
 use crate::import::{Reassembler, log_records, new_event, parse_snapshot, scan_events};
+use crate::signals::{Signal, SignalSink, signals_for};
 use crate::verify::{ChainVerdict, RecordedChain, verify_chains};
 
 /// Attempts at sealing when another signer keeps winning the race.
@@ -398,12 +399,13 @@ impl<L: EventLog> Service<L> {
     pub async fn follow(
         &mut self,
         seal: bool,
+        signals: Option<&impl SignalSink>,
         mut progress: impl FnMut(Seq),
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), ServiceError> {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            let failure = match self.follow_once(seal, &mut progress, &mut shutdown).await {
+            let failure = match self.follow_once(seal, signals, &mut progress, &mut shutdown).await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_transient() => e,
                 Err(e) => return Err(e),
@@ -420,6 +422,7 @@ impl<L: EventLog> Service<L> {
     async fn follow_once(
         &mut self,
         seal: bool,
+        signals: Option<&impl SignalSink>,
         progress: &mut impl FnMut(Seq),
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Result<(), ServiceError> {
@@ -430,6 +433,9 @@ impl<L: EventLog> Service<L> {
         progress(checkpoint);
         if seal {
             self.seal_pending().await?;
+        }
+        if let Some(sink) = signals {
+            self.publish_signals(sink).await?;
         }
         let mut records = self.log.subscribe(checkpoint + 1);
         loop {
@@ -458,8 +464,47 @@ impl<L: EventLog> Service<L> {
             if seal {
                 self.seal_pending().await?;
             }
+            if let Some(sink) = signals {
+                self.publish_signals(sink).await?;
+            }
             progress(checkpoint);
         }
+    }
+
+    /// The signals of every assessment after log position `after`, in log order.
+    pub fn signals_after(&self, tenant: Option<&TenantId>, after: Seq) -> Result<Vec<Signal>, ServiceError> {
+        let tenants = match tenant {
+            Some(t) => vec![t.clone()],
+            None => self.views.tenants()?,
+        };
+        let mut out = Vec::new();
+        for tenant in tenants {
+            let assessments = self.views.assessments_after(&tenant, after)?;
+            if assessments.is_empty() {
+                continue;
+            }
+            let findings =
+                self.views.findings(&tenant, None)?.into_iter().map(|r| (r.finding.finding_id.clone(), r)).collect();
+            for assessment in &assessments {
+                out.extend(signals_for(assessment, &findings));
+            }
+        }
+        out.sort_by_key(|s| s.assessed_seq);
+        Ok(out)
+    }
+
+    /// Publishes the signals of assessments not yet published, then moves the cursor: a crash
+    /// in between republishes them with the same ids, which the sink deduplicates.
+    pub async fn publish_signals(&mut self, sink: &impl SignalSink) -> Result<usize, ServiceError> {
+        let cursor = self.views.signal_cursor()?;
+        let checkpoint = self.views.checkpoint()?;
+        if checkpoint <= cursor {
+            return Ok(0);
+        }
+        let signals = self.signals_after(None, cursor)?;
+        sink.publish(&signals).await?;
+        self.views.set_signal_cursor(checkpoint)?;
+        Ok(signals.len())
     }
 
     /// Seals every assessment that has no pack yet, for every tenant.

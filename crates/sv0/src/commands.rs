@@ -91,6 +91,26 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             )?;
             Ok(EXIT_OK)
         }
+        Command::Signals(args) => {
+            let tenant = tenant.map(sv0_domain::TenantId::new).transpose()?;
+            let mut since = args.since;
+            let mut shutdown = std::pin::pin!(shutdown_signal());
+            loop {
+                for signal in service.signals_after(tenant.as_ref(), since)? {
+                    writeln!(out, "{}", serde_json::to_string(&signal.cloudevent())?)?;
+                    since = since.max(signal.assessed_seq);
+                }
+                out.flush()?;
+                if !args.follow {
+                    return Ok(EXIT_OK);
+                }
+                tokio::select! {
+                    () = &mut shutdown => return Ok(EXIT_OK),
+                    () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+                }
+                service.catch_up().await?;
+            }
+        }
         Command::Project | Command::Sign => {
             let seal = matches!(cli.command, Command::Sign);
             let role = if seal { "signer" } else { "projector" };
@@ -103,7 +123,17 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
                     let _ = out.flush();
                 }
             };
-            service.follow(seal, &mut progress, shutdown_signal()).await?;
+            // The projector of a JetStream log also publishes signals for SOC consumers.
+            match (seal, service.log()) {
+                (false, sv0_service::AnyLog::JetStream(log)) => {
+                    let sink = sv0_service::signals::NatsSignals((**log).clone());
+                    service.follow(false, Some(&sink), &mut progress, shutdown_signal()).await?;
+                }
+                _ => {
+                    let none: Option<&sv0_service::signals::NoSignals> = None;
+                    service.follow(seal, none, &mut progress, shutdown_signal()).await?;
+                }
+            }
             Ok(EXIT_OK)
         }
         Command::Rebuild => {

@@ -77,10 +77,24 @@ pub enum Command {
     Rebuild,
     /// Measure the loop's throughput on a synthetic tenant (in a temporary directory)
     Bench(BenchArgs),
-    /// Run the projector: follow the log and fold it into the views of --data-dir (until stopped)
+    /// Print SOC signals (CloudEvents JSON, one per line) derived from the log
+    Signals(SignalsArgs),
+    /// Run the projector: follow the log and fold it into the views of --data-dir (until stopped);
+    /// on JetStream it also publishes signals to sv0.signals.<tenant>.<type>
     Project,
     /// Run the signer: follow the log and seal every new assessment into its tenant's pack chain
     Sign,
+}
+
+/// `sv0 signals`.
+#[derive(Debug, Args)]
+pub struct SignalsArgs {
+    /// Only signals of assessments after this log position
+    #[arg(long, default_value_t = 0)]
+    pub since: u64,
+    /// Keep printing new signals as they happen (until stopped)
+    #[arg(long)]
+    pub follow: bool,
 }
 
 /// `sv0 bench`.
