@@ -7,6 +7,7 @@ mod faults;
 mod log;
 mod packs;
 mod properties;
+mod replay;
 mod signals;
 mod snapshots;
 mod story;

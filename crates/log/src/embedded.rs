@@ -109,6 +109,45 @@ impl EmbeddedLog {
         Ok(EmbeddedLog { inner: Arc::new(Inner { db, path, head: head_tx, max_event_size }) })
     }
 
+    /// Copies records read from another log into this one, keeping their positions, subjects,
+    /// ids and recording times: how an audit replay gets a faithful prefix of a log. The first
+    /// record must follow this log's head and positions must be contiguous.
+    pub fn import_records(&self, records: &[Record]) -> Result<(), AppendError> {
+        let inner = &self.inner;
+        let fail = |what: &'static str| move |e: redb::Error| AppendError::Backend(BackendError::new(what, e));
+        let txn = inner.db.begin_write().map_err(|e| fail("begin write")(e.into()))?;
+        let last = {
+            let mut events = txn.open_table(EVENTS).map_err(|e| fail("open events")(e.into()))?;
+            let mut ids = txn.open_table(EVENT_IDS).map_err(|e| fail("open event_ids")(e.into()))?;
+            let mut subjects = txn.open_table(SUBJECTS).map_err(|e| fail("open subjects")(e.into()))?;
+            let mut times = txn.open_table(TIMES).map_err(|e| fail("open times")(e.into()))?;
+            let mut expected = last_key(&events).map_err(AppendError::Backend)? + 1;
+            for record in records {
+                validate_subject(&record.subject)?;
+                if record.seq != expected {
+                    return Err(AppendError::Backend(BackendError::msg(format!(
+                        "record at position {} where {expected} was expected",
+                        record.seq
+                    ))));
+                }
+                let bytes = encode_record(&record.event_id, record.recorded_at, &record.subject, &record.data);
+                events.insert(record.seq, bytes.as_slice()).map_err(|e| fail("insert event")(e.into()))?;
+                ids.insert(&record.event_id, record.seq).map_err(|e| fail("insert event id")(e.into()))?;
+                subjects.insert(record.subject.as_str(), record.seq).map_err(|e| fail("update subject")(e.into()))?;
+                times.insert(record.recorded_at, record.seq).map_err(|e| fail("update times")(e.into()))?;
+                expected += 1;
+            }
+            expected - 1
+        };
+        txn.commit().map_err(|e| fail("commit")(e.into()))?;
+        inner.head.send_if_modified(|head| {
+            let advanced = last > *head;
+            *head = (*head).max(last);
+            advanced
+        });
+        Ok(())
+    }
+
     /// The file the log lives in.
     pub fn path(&self) -> &Path {
         &self.inner.path

@@ -57,6 +57,17 @@ impl DataDir {
         self.root.join("sv0.toml")
     }
 
+    /// The marker of an audit replay directory (`sv0 replay`), which is read-only.
+    pub fn replay_marker(&self) -> PathBuf {
+        self.root.join("REPLAY.json")
+    }
+
+    /// The audit replay this directory holds, if it is one.
+    pub fn replay(&self) -> Option<serde_json::Value> {
+        let text = fs::read_to_string(self.replay_marker()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
     /// Reads the configuration; a missing file is an empty configuration.
     pub fn config(&self) -> Result<Config, ServiceError> {
         let path = self.config_path();

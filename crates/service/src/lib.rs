@@ -19,5 +19,5 @@ mod verify;
 pub use any_log::{AnyLog, LogTarget};
 pub use data_dir::{Config, DataDir, PRINCIPAL_ENV};
 pub use error::ServiceError;
-pub use service::{ApprovalReport, AsOf, DeltaReport, ImportReport, Service};
+pub use service::{ApprovalReport, AsOf, DeltaReport, ImportReport, ReplayReport, Service};
 pub use verify::ChainVerdict;

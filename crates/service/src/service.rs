@@ -80,6 +80,15 @@ pub struct ApprovalReport {
     pub seq: Seq,
 }
 
+/// What `replay_to_dir` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// The last log position copied and folded.
+    pub until: Seq,
+    /// Tenants in the replay.
+    pub tenants: usize,
+}
+
 /// A scope's delta against its latest baseline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeltaReport {
@@ -366,6 +375,46 @@ impl<L: EventLog> Service<L> {
         let views = Views::in_memory()?;
         let reached = views.catch_up(&self.log, Some(until)).await?;
         Ok((reached, views))
+    }
+
+    /// Writes an audit replay into the new directory `out`: the log's prefix up to `as_of`
+    /// copied, positions and recording times kept, into an embedded log there, and views folded
+    /// from it. Every read command then answers as of that moment with `--data-dir out`; the
+    /// directory is marked read-only (`REPLAY.json`).
+    pub async fn replay_to_dir(&self, as_of: AsOf, out: &Path) -> Result<ReplayReport, ServiceError> {
+        let until = match as_of {
+            AsOf::Position(seq) => seq.min(self.log.head().await?),
+            AsOf::Time(time) => self.log.seq_at(time.0).await?,
+        };
+        if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
+            return Err(ServiceError::Input(sv0_domain::InvalidInput::new(format!(
+                "{} is not empty: a replay needs a new directory",
+                out.display()
+            ))));
+        }
+        let data_dir = DataDir::create(out)?;
+        let copy = EmbeddedLog::open(data_dir.log_path())?;
+        let mut from = 1;
+        let mut last_time = None;
+        while from <= until {
+            let records = self.log.read(from, Some(until), 1024).await?;
+            let Some(last) = records.last() else { break };
+            from = last.seq + 1;
+            last_time = Some(last.recorded_at);
+            copy.import_records(&records)?;
+        }
+        let replay = Service::open_with(data_dir, copy).await?.without_sealing();
+        let reached = replay.catch_up().await?;
+        let marker = serde_json::json!({
+            "replay_of": self.log.identity().await?,
+            "until_position": reached,
+            "until_recorded_at": last_time.map(|t| Timestamp(t).to_rfc3339()),
+            "note": "an audit replay written by sv0 replay: read-only",
+        });
+        let path = replay.data_dir.replay_marker();
+        std::fs::write(&path, serde_json::to_vec_pretty(&marker)?)
+            .map_err(|source| ServiceError::Write { path, source })?;
+        Ok(ReplayReport { until: reached, tenants: replay.views.tenants()?.len() })
     }
 
     /// Refolds the views from an empty database and swaps them in.

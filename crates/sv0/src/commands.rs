@@ -56,6 +56,16 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     let mut service = Service::open_target(&data_dir, &target)
         .await
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+    if let Some(replay) = service.data_dir().replay() {
+        if matches!(cli.command, Command::Scan(_) | Command::Approve(_) | Command::Project | Command::Sign) {
+            bail!(
+                "{} is an audit replay (log up to position {}): it is read-only",
+                data_dir.display(),
+                replay["until_position"]
+            );
+        }
+        service = service.without_sealing();
+    }
     if cli.no_seal {
         service = service.without_sealing();
     }
@@ -134,6 +144,23 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
                     service.follow(seal, none, &mut progress, shutdown_signal()).await?;
                 }
             }
+            Ok(EXIT_OK)
+        }
+        Command::Replay(args) => {
+            let as_of = AsOf::parse(&args.until)?;
+            let report = service.replay_to_dir(as_of, &args.out).await?;
+            writeln!(
+                out,
+                "replayed the log up to position {} ({} tenant(s)) into {}",
+                report.until,
+                report.tenants,
+                args.out.display()
+            )?;
+            writeln!(
+                out,
+                "query it with: sv0 --data-dir {} paths | findings | baselines | verify ...",
+                args.out.display()
+            )?;
             Ok(EXIT_OK)
         }
         Command::Rebuild => {

@@ -75,6 +75,9 @@ pub enum Command {
     Export(ExportCommand),
     /// Refold the views from the log, from an empty database
     Rebuild,
+    /// Write an audit replay: the log as it stood at a time or position, with every view, into
+    /// a new directory that every read command can then query with --data-dir
+    Replay(ReplayArgs),
     /// Measure the loop's throughput on a synthetic tenant (in a temporary directory)
     Bench(BenchArgs),
     /// Print SOC signals (CloudEvents JSON, one per line) derived from the log
@@ -84,6 +87,17 @@ pub enum Command {
     Project,
     /// Run the signer: follow the log and seal every new assessment into its tenant's pack chain
     Sign,
+}
+
+/// `sv0 replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The moment: an RFC 3339 time or a log position
+    #[arg(long, value_name = "TIME|POSITION")]
+    pub until: String,
+    /// The new directory to write
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// `sv0 signals`.
