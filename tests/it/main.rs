@@ -8,6 +8,7 @@ mod log;
 mod packs;
 mod properties;
 mod replay;
+mod serve;
 mod signals;
 mod snapshots;
 mod story;

@@ -20,6 +20,7 @@
 //! readers apply nothing before it, so a prefix is inert, and a retry with the same event ids
 //! completes it.
 
+pub mod bench;
 mod version;
 
 use std::path::PathBuf;

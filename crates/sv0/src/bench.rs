@@ -149,3 +149,115 @@ pub fn write_snapshot(paths: usize, file: &std::path::Path) -> anyhow::Result<()
     let bytes = serde_json::to_vec(&snapshot)?;
     std::fs::write(file, bytes).with_context(|| format!("cannot write {}", file.display()))
 }
+
+/// `sv0 bench --log nats://...`: raw JetStream publish rate, SV0's append rate through the
+/// `EventLog` in the same run, and the projector's fold rate from JetStream into redb.
+pub async fn run_jetstream(
+    url: &str,
+    replicas: usize,
+    events: usize,
+    json_out: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    use sv0_domain::events::{Event, EventMeta, EventPayload, KeyRegistered};
+    use sv0_log_nats::{Credentials, JetStreamLog, StreamSettings};
+
+    let settings = StreamSettings { replicas, ..StreamSettings::default() };
+    let log = JetStreamLog::connect(url, Credentials::from_env(), settings).await?;
+    anyhow::ensure!(
+        log.head().await? == 0,
+        "the log at {url} already holds events: point `sv0 bench --log` at a scratch server, it appends benchmark events"
+    );
+    let size = 300;
+    let mut m = Vec::new();
+
+    let raw = sv0_log_nats::bench::raw_publish(log.context(), replicas, events, size, 1024).await?;
+    m.push(Measurement {
+        stage: "raw JetStream publish (async-nats, Nats-Msg-Id, 1024 in flight)",
+        seconds: raw.as_secs_f64(),
+        count: events as f64,
+        unit: "events/s",
+    });
+
+    // Real events of about the same size, so that the projector can fold them afterwards.
+    let tenant = TenantId::new("bench")?;
+    let mut batch = Vec::with_capacity(events);
+    for n in 0..events {
+        let event = Event {
+            meta: EventMeta {
+                event_id: sv0_domain::EventId::derive("sv0.bench.v1", &[&(n as u64).to_be_bytes()]),
+                tenant_id: tenant.clone(),
+                occurred_at: Timestamp(0),
+                actor: "system:bench".to_string(),
+                causation_id: None,
+                correlation_id: None,
+            },
+            payload: EventPayload::KeyRegistered(KeyRegistered {
+                key_id: format!("{n:064x}"),
+                algorithm: "ed25519".to_string(),
+                public_key: format!("{:064x}", n as u64 * 7),
+            }),
+        };
+        batch.push(sv0_service::import::new_event(&event)?);
+    }
+    let bytes: usize = batch.iter().map(|e| e.data.len()).sum();
+    let t = Instant::now();
+    for chunk in batch.chunks(1024) {
+        log.append("bench.key", Expected::Any, chunk.to_vec()).await?;
+    }
+    m.push(Measurement::since("SV0 EventLog::append, batches of 1024 (no expectation)", t, events as f64, "events/s"));
+    let ratio = m[1].rate() / m[0].rate().max(1.0);
+
+    let dir = std::env::temp_dir().join(format!("sv0-bench-js-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let views = sv0_projections::Views::open(dir.join("views.redb"))?;
+    let t = Instant::now();
+    let reached = views.catch_up(&log, None).await?;
+    m.push(Measurement::since("projector fold from JetStream into redb (key events)", t, reached as f64, "events/s"));
+
+    // The same views, already at the log's head, fold the scan: only the scan is timed.
+    drop(views);
+    let target = sv0_service::LogTarget::JetStream { url: url.to_string(), replicas };
+    let mut service = Service::open_target(&dir, &target).await?.without_sealing();
+    let snapshot = serde_json::to_vec(&synthetic_snapshot(10_000, 0, "2026-03-02T09:00:00Z")?)?;
+    let t = Instant::now();
+    let report = service.import_snapshot(&snapshot, None).await?;
+    let paths = report.scan.map_or(0, |s| s.paths_total);
+    m.push(Measurement::since("import + fold a 10k-path scan from JetStream", t, paths as f64, "paths/s"));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    if json_out {
+        let stages: Vec<_> = m
+            .iter()
+            .map(|x| json!({"stage": x.stage, "seconds": x.seconds, "rate": x.rate(), "unit": x.unit}))
+            .collect();
+        let doc = json!({
+            "server": log.server_version().to_string(),
+            "events": events,
+            "event_bytes": bytes / events.max(1),
+            "append_to_raw_ratio": ratio,
+            "stages": stages,
+        });
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
+        writeln!(out)?;
+    } else {
+        writeln!(
+            out,
+            "nats-server {} ({replicas} replica(s)), {events} events of ~{} bytes",
+            log.server_version(),
+            bytes / events.max(1)
+        )?;
+        let mut table = render::table(&["Stage", "Seconds", "Throughput"]);
+        for x in &m {
+            table.add_row(vec![
+                x.stage.to_string(),
+                format!("{:.3}", x.seconds),
+                format!("{:.0} {}", x.rate(), x.unit),
+            ]);
+        }
+        writeln!(out, "{table}")?;
+        writeln!(out, "SV0 appends at {:.0} % of the raw publish rate", ratio * 100.0)?;
+    }
+    Ok(crate::EXIT_OK)
+}

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use serde::Serialize;
@@ -44,7 +45,12 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             writeln!(out, "wrote a synthetic snapshot of about {} paths to {}", args.paths, file.display())?;
             return Ok(EXIT_OK);
         }
-        return crate::bench::run(args.paths, args.json, out).await;
+        return match &target {
+            LogTarget::Embedded => crate::bench::run(args.paths, args.json, out).await,
+            LogTarget::JetStream { url, replicas } => {
+                crate::bench::run_jetstream(url, *replicas, args.events, args.json, out).await
+            }
+        };
     }
     if matches!(cli.command, Command::Rebuild) {
         // Views folded from another log cannot be opened; rebuilding replaces them anyway.
@@ -57,7 +63,10 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         .await
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     if let Some(replay) = service.data_dir().replay() {
-        if matches!(cli.command, Command::Scan(_) | Command::Approve(_) | Command::Project | Command::Sign) {
+        if matches!(
+            cli.command,
+            Command::Scan(_) | Command::Approve(_) | Command::Project | Command::Sign | Command::Serve(_)
+        ) {
             bail!(
                 "{} is an audit replay (log up to position {}): it is read-only",
                 data_dir.display(),
@@ -72,7 +81,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     // Read-only commands only catch the views up; commands that write also seal pending packs;
     // the long-running processes do their own.
     match cli.command {
-        Command::Project | Command::Sign => {}
+        Command::Project | Command::Sign | Command::Serve(_) => {}
         Command::Scan(_) | Command::Approve(_) => {
             service.sync().await.context("cannot bring the views and packs up to date")?;
         }
@@ -121,6 +130,35 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
                 service.catch_up().await?;
             }
         }
+        Command::Serve(args) => {
+            let listener = tokio::net::TcpListener::bind(&args.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", args.listen))?;
+            writeln!(out, "serving on http://{}", listener.local_addr()?)?;
+            out.flush()?;
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let state = Arc::new(sv0_api::ApiState { log: service.log().clone(), views: service.views().clone() });
+            let mut api_stopped = stopped.clone();
+            let api = tokio::spawn(sv0_api::serve(listener, state, async move {
+                let _ = api_stopped.wait_for(|stop| *stop).await;
+            }));
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = stop.send(true);
+            });
+            let mut follow_stopped = stopped;
+            let shutdown = async move {
+                let _ = follow_stopped.wait_for(|stop| *stop).await;
+            };
+            let seal = !cli.no_seal;
+            let mut progress = |seq: u64| {
+                let _ = writeln!(out, "service: views at log position {seq}");
+                let _ = out.flush();
+            };
+            follow(&mut service, seal, &mut progress, shutdown).await?;
+            api.await.context("the HTTP server task failed")??;
+            Ok(EXIT_OK)
+        }
         Command::Project | Command::Sign => {
             let seal = matches!(cli.command, Command::Sign);
             let role = if seal { "signer" } else { "projector" };
@@ -133,16 +171,11 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
                     let _ = out.flush();
                 }
             };
-            // The projector of a JetStream log also publishes signals for SOC consumers.
-            match (seal, service.log()) {
-                (false, sv0_service::AnyLog::JetStream(log)) => {
-                    let sink = sv0_service::signals::NatsSignals((**log).clone());
-                    service.follow(false, Some(&sink), &mut progress, shutdown_signal()).await?;
-                }
-                _ => {
-                    let none: Option<&sv0_service::signals::NoSignals> = None;
-                    service.follow(seal, none, &mut progress, shutdown_signal()).await?;
-                }
+            if seal {
+                let none: Option<&sv0_service::signals::NoSignals> = None;
+                service.follow(true, none, &mut progress, shutdown_signal()).await?;
+            } else {
+                follow(&mut service, false, &mut progress, shutdown_signal()).await?;
             }
             Ok(EXIT_OK)
         }
@@ -169,6 +202,27 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// Folds the log as it grows (and seals, with `seal`); a projector on JetStream also
+/// publishes SOC signals.
+async fn follow(
+    service: &mut Service<sv0_service::AnyLog>,
+    seal: bool,
+    progress: &mut impl FnMut(u64),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    match service.log() {
+        sv0_service::AnyLog::JetStream(log) => {
+            let sink = sv0_service::signals::NatsSignals((**log).clone());
+            service.follow(seal, Some(&sink), progress, shutdown).await?;
+        }
+        sv0_service::AnyLog::Embedded(_) => {
+            let none: Option<&sv0_service::signals::NoSignals> = None;
+            service.follow(seal, none, progress, shutdown).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM.

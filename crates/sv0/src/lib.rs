@@ -78,7 +78,8 @@ pub enum Command {
     /// Write an audit replay: the log as it stood at a time or position, with every view, into
     /// a new directory that every read command can then query with --data-dir
     Replay(ReplayArgs),
-    /// Measure the loop's throughput on a synthetic tenant (in a temporary directory)
+    /// Measure throughput: the loop on a synthetic tenant (in a temporary directory), or with
+    /// --log nats://... JetStream publish, append and fold rates against a scratch server
     Bench(BenchArgs),
     /// Print SOC signals (CloudEvents JSON, one per line) derived from the log
     Signals(SignalsArgs),
@@ -87,6 +88,17 @@ pub enum Command {
     Project,
     /// Run the signer: follow the log and seal every new assessment into its tenant's pack chain
     Sign,
+    /// Run the service: health, readiness and metrics over HTTP, with the projector and (unless
+    /// --no-seal) the signer in the same process — the whole of SV0 on a laptop
+    Serve(ServeArgs),
+}
+
+/// `sv0 serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080", env = "SV0_LISTEN")]
+    pub listen: String,
 }
 
 /// `sv0 replay`.
@@ -117,6 +129,9 @@ pub struct BenchArgs {
     /// Approximate number of authority paths in the synthetic tenant
     #[arg(long, default_value_t = 10_000)]
     pub paths: usize,
+    /// With --log nats://...: events to publish (point it at a scratch server)
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
     /// Only write the synthetic snapshot to this file
     #[arg(long, value_name = "FILE")]
     pub snapshot_out: Option<PathBuf>,
