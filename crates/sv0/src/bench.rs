@@ -25,6 +25,18 @@ struct Measurement {
     unit: &'static str,
 }
 
+fn stages_json(m: &[Measurement]) -> Vec<serde_json::Value> {
+    m.iter().map(|x| json!({"stage": x.stage, "seconds": x.seconds, "rate": x.rate(), "unit": x.unit})).collect()
+}
+
+fn stages_table(m: &[Measurement]) -> comfy_table::Table {
+    let mut table = render::table(&["Stage", "Seconds", "Throughput"]);
+    for x in m {
+        table.add_row(vec![x.stage.to_string(), format!("{:.3}", x.seconds), format!("{:.0} {}", x.rate(), x.unit)]);
+    }
+    table
+}
+
 impl Measurement {
     fn since(stage: &'static str, started: Instant, count: f64, unit: &'static str) -> Measurement {
         Measurement { stage, seconds: started.elapsed().as_secs_f64(), count, unit }
@@ -102,10 +114,7 @@ async fn measure(dir: &std::path::Path, paths: usize, json_out: bool, out: &mut 
     let log_size = std::fs::metadata(service.data_dir().log_path()).map_or(0, |m| m.len());
     let views_size = std::fs::metadata(service.data_dir().views_path()).map_or(0, |m| m.len());
     if json_out {
-        let stages: Vec<_> = m
-            .iter()
-            .map(|x| json!({"stage": x.stage, "seconds": x.seconds, "rate": x.rate(), "unit": x.unit}))
-            .collect();
+        let stages = stages_json(&m);
         let doc = json!({
             "paths": total_paths,
             "entities": entities,
@@ -127,15 +136,7 @@ async fn measure(dir: &std::path::Path, paths: usize, json_out: bool, out: &mut 
             log_size as f64 / 1e6,
             views_size as f64 / 1e6
         )?;
-        let mut table = render::table(&["Stage", "Seconds", "Throughput"]);
-        for x in &m {
-            table.add_row(vec![
-                x.stage.to_string(),
-                format!("{:.3}", x.seconds),
-                format!("{:.0} {}", x.rate(), x.unit),
-            ]);
-        }
-        writeln!(out, "{table}")?;
+        writeln!(out, "{}", stages_table(&m))?;
         writeln!(out, "the rescan changed {changed} path entries in the benchmarked project")?;
     }
     let intact = verdicts.iter().all(|v| v.result.is_ok());
@@ -228,10 +229,7 @@ pub async fn run_jetstream(
     let _ = std::fs::remove_dir_all(&dir);
 
     if json_out {
-        let stages: Vec<_> = m
-            .iter()
-            .map(|x| json!({"stage": x.stage, "seconds": x.seconds, "rate": x.rate(), "unit": x.unit}))
-            .collect();
+        let stages = stages_json(&m);
         let doc = json!({
             "server": log.server_version().to_string(),
             "events": events,
@@ -248,15 +246,7 @@ pub async fn run_jetstream(
             log.server_version(),
             bytes / events.max(1)
         )?;
-        let mut table = render::table(&["Stage", "Seconds", "Throughput"]);
-        for x in &m {
-            table.add_row(vec![
-                x.stage.to_string(),
-                format!("{:.3}", x.seconds),
-                format!("{:.0} {}", x.rate(), x.unit),
-            ]);
-        }
-        writeln!(out, "{table}")?;
+        writeln!(out, "{}", stages_table(&m))?;
         writeln!(out, "SV0 appends at {:.0} % of the raw publish rate", ratio * 100.0)?;
     }
     Ok(crate::EXIT_OK)
