@@ -17,12 +17,16 @@
 
 pub mod error;
 mod fold;
+mod graph;
+mod pathstore;
 pub mod records;
+mod scan;
 pub mod store;
 mod views;
 
 pub use error::ProjectionError;
 pub use records::{
-    Baseline, BaselineHead, FindingAck, FindingRecord, FindingStatus, PackHead, ScanRecord, ScanStatus, TenantState,
+    Baseline, BaselineHead, EntityDiff, FindingAck, FindingRecord, FindingStatus, PackHead, ScanRecord, ScanStatus,
+    TenantState,
 };
-pub use views::{BATCH_EVENTS, Views};
+pub use views::{BATCH_EVENTS, PathFilter, Views};

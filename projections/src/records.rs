@@ -1,6 +1,9 @@
 //! The rows of the views, beyond the domain's own types.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+use sv0_domain::assessment::PostureSummary;
 use sv0_domain::events::Acknowledgement;
 use sv0_domain::findings::Finding;
 use sv0_domain::paths::AuthorityPath;
@@ -16,6 +19,22 @@ pub enum ScanStatus {
     Applied,
     /// Not folded: incomplete or inconsistent; nothing of it was applied.
     Rejected,
+    /// Held by a deletion circuit breaker until someone releases it.
+    Quarantined,
+    /// Held, and then a newer scan was applied: releasing it would undo newer data.
+    Superseded,
+}
+
+impl ScanStatus {
+    /// The snake_case name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ScanStatus::Applied => "applied",
+            ScanStatus::Rejected => "rejected",
+            ScanStatus::Quarantined => "quarantined",
+            ScanStatus::Superseded => "superseded",
+        }
+    }
 }
 
 /// A scan as the views saw it.
@@ -23,33 +42,70 @@ pub enum ScanStatus {
 pub struct ScanRecord {
     /// Scan id.
     pub scan_id: String,
-    /// Applied or rejected.
+    /// What happened to it.
     pub status: ScanStatus,
-    /// Why it was rejected.
+    /// Why it was rejected or quarantined.
     pub reason: Option<String>,
     /// Position of its `scan.completed`.
     pub completed_seq: u64,
+    /// Position of the event that applied it (its `scan.completed`, or the release).
+    pub applied_seq: Option<u64>,
+    /// Position of the `scan.quarantined` event that recorded the quarantine.
+    pub quarantine_seq: Option<u64>,
+    /// Who released it, if someone did.
+    pub released_by: Option<String>,
     /// Why it ran.
     pub trigger: Option<ScanTrigger>,
     /// When the sources were read.
     pub observed_at: Option<Timestamp>,
     /// Entities in it.
     pub entity_count: u64,
+    /// Entities it removed (or would have, when quarantined).
+    pub removed_entities: u64,
+    /// Paths it removed (or would have, when quarantined).
+    pub removed_paths: u64,
     /// Paths after applying it.
     pub paths_total: u64,
 }
 
+/// What a scan changed, entity by entity (ids per list name).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityDiff {
+    /// Entities new in this scan.
+    pub added: BTreeMap<String, Vec<String>>,
+    /// Entities that changed.
+    pub changed: BTreeMap<String, Vec<String>>,
+    /// Entities removed: the scan read their list completely and did not see them.
+    pub removed: BTreeMap<String, Vec<String>>,
+    /// Entities kept but marked unobserved: their list was read with failures.
+    pub unobserved: BTreeMap<String, Vec<String>>,
+}
+
+impl EntityDiff {
+    /// Number of entities in each category: (added, changed, removed, unobserved).
+    pub fn counts(&self) -> (u64, u64, u64, u64) {
+        let n = |m: &BTreeMap<String, Vec<String>>| m.values().map(|v| v.len() as u64).sum();
+        (n(&self.added), n(&self.changed), n(&self.removed), n(&self.unobserved))
+    }
+}
+
 /// What the views know of a tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantState {
     /// Last applied scan.
     pub last_scan_id: String,
-    /// Its position.
+    /// Position of the event that applied it.
     pub last_scan_seq: u64,
-    /// When its sources were read.
+    /// When its sources were read: the tenant's current time.
     pub last_observed_at: Timestamp,
     /// Paths now.
     pub paths_total: u64,
+    /// The posture of all paths, kept up to date path by path (its digest is computed on demand).
+    pub posture: PostureSummary,
+    /// Entities per list name.
+    pub entities: BTreeMap<String, u64>,
+    /// Open findings.
+    pub open_findings: u64,
 }
 
 /// Where a finding is in its lifecycle.

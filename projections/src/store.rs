@@ -26,16 +26,31 @@ pub const SCANS_PENDING: Def = TableDefinition::new("scans_pending");
 pub const SCAN_CHUNKS: Def = TableDefinition::new("scan_chunks");
 /// `(tenant, scan_id)` → `ScanRecord`: applied or rejected, and why.
 pub const SCANS: Def = TableDefinition::new("scans");
-/// `(tenant, kind, id)` → the entity as last observed.
+/// `(tenant, list, id)` → the entity as last observed.
 pub const ENTITIES: Def = TableDefinition::new("entities");
+/// `(tenant, index, value, entity id)` → payload: secondary indexes of entities (see `graph`).
+pub const ENTITY_INDEX: Def = TableDefinition::new("entity_index");
+/// `(tenant, list, id)` → since when an entity a partial scan did not see has been unobserved.
+pub const UNOBSERVED: Def = TableDefinition::new("unobserved");
 /// `(tenant, path_id)` → `AuthorityPath`.
 pub const PATHS: Def = TableDefinition::new("paths");
-/// `(tenant, workload_id, path_id)` → empty: the paths of a workload.
-pub const PATHS_BY_WORKLOAD: Def = TableDefinition::new("paths_by_workload");
+/// `(tenant, index, value, path_id)` → the path's workload: paths by workload, identity,
+/// destination, domain, grade, egress, owner state, evidence gap and grade expiry.
+pub const PATH_INDEX: Def = TableDefinition::new("path_index");
+/// `(tenant, path_id)` → the path's fingerprint, for the path set digest.
+pub const PATH_FINGERPRINTS: Def = TableDefinition::new("path_fingerprints");
+/// `(tenant, bucket)` → the digest of one of the path set digest's 65,536 buckets.
+pub const DIGEST_BUCKETS: Def = TableDefinition::new("digest_buckets");
 /// `(tenant)` → `TenantState`.
 pub const TENANTS: Def = TableDefinition::new("tenants");
+/// `(tenant)` → the tenant's `Policy`.
+pub const POLICIES: Def = TableDefinition::new("policies");
+/// `(tenant, scan_id)` → `EntityDiff`: what a scan added, removed, changed, left unobserved.
+pub const SCAN_DIFFS: Def = TableDefinition::new("scan_diffs");
 /// `(tenant, finding_id)` → `FindingRecord`.
 pub const FINDINGS: Def = TableDefinition::new("findings");
+/// `(tenant, workload, finding_id)` → empty: the findings of a workload.
+pub const FINDINGS_BY_WORKLOAD: Def = TableDefinition::new("findings_by_workload");
 /// `(tenant, scope_key)` → `BaselineHead`.
 pub const BASELINES: Def = TableDefinition::new("baselines");
 /// `(tenant, scope_key, version)` → `Baseline`.
@@ -54,20 +69,27 @@ pub const PACK_HEADS: Def = TableDefinition::new("pack_heads");
 pub const KEYS: Def = TableDefinition::new("keys");
 /// `(tenant, event id, index)` → a piece of a fragmented event whose other pieces are pending.
 pub const FRAGMENTS: Def = TableDefinition::new("fragments");
-/// `log` → the identity of the log the views are folded from.
+/// `log` → the identity of the log the views are folded from; `signals` → the signal cursor.
 pub const META: Def = TableDefinition::new("meta");
 
 /// Every table, so that a new database has them all and a dump covers them all.
-pub const ALL_TABLES: [Def; 19] = [
+pub const ALL_TABLES: [Def; 26] = [
     CHECKPOINTS,
     SCANS_PENDING,
     SCAN_CHUNKS,
     SCANS,
     ENTITIES,
+    ENTITY_INDEX,
+    UNOBSERVED,
     PATHS,
-    PATHS_BY_WORKLOAD,
+    PATH_INDEX,
+    PATH_FINGERPRINTS,
+    DIGEST_BUCKETS,
     TENANTS,
+    POLICIES,
+    SCAN_DIFFS,
     FINDINGS,
+    FINDINGS_BY_WORKLOAD,
     BASELINES,
     BASELINE_VERSIONS,
     SCOPE_FLAGS,

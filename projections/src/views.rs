@@ -17,8 +17,45 @@ use tracing::debug;
 
 use crate::error::ProjectionError;
 use crate::fold::{self, Tables};
-use crate::records::{Baseline, BaselineHead, FindingRecord, PackHead, ScanRecord, TenantState};
+use crate::records::{Baseline, BaselineHead, EntityDiff, FindingRecord, PackHead, ScanRecord, TenantState};
 use crate::store::{self, get, key, prefix, scan};
+use crate::{pathstore, scan};
+use sv0_domain::policy::Policy;
+
+/// What `Views::query_paths` selects: every part given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathFilter {
+    /// Paths of the scope's workloads.
+    pub scope: Option<Scope>,
+    /// Paths of one workload.
+    pub workload: Option<String>,
+    /// Paths through one identity.
+    pub identity: Option<String>,
+    /// Paths to one destination.
+    pub destination: Option<String>,
+    /// Paths into one data domain (its id).
+    pub domain: Option<String>,
+    /// Paths of one grade: `A`, `B` or `C`.
+    pub grade: Option<String>,
+    /// Paths of one egress class.
+    pub egress: Option<String>,
+    /// Paths of one ownership state.
+    pub owner_state: Option<String>,
+}
+
+impl PathFilter {
+    /// Whether a path passes every part of the filter but the scope.
+    pub fn matches(&self, path: &AuthorityPath) -> bool {
+        let is = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        is(&self.workload, &path.workload.id)
+            && is(&self.identity, &path.identity.id)
+            && is(&self.destination, &path.destination.id)
+            && is(&self.domain, &path.domain.id)
+            && is(&self.grade, path.grade.as_str())
+            && is(&self.egress, path.egress.as_str())
+            && is(&self.owner_state, path.owner_state.as_str())
+    }
+}
 
 /// Events applied per write transaction when catching up: one commit (one fsync) per batch.
 pub const BATCH_EVENTS: usize = 512;
@@ -188,31 +225,59 @@ impl Views {
     pub fn workloads(&self, tenant: &TenantId) -> Result<Vec<Workload>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::ENTITIES)?;
-        scan(&table, "entities", &prefix(&[tenant.as_str().as_bytes(), b"workload"]))
+        scan(&table, "entities", &prefix(&[tenant.as_str().as_bytes(), b"workloads"]))
     }
 
     /// The paths of a tenant (of a scope, when given), sorted by path id.
     pub fn paths(&self, tenant: &TenantId, scope: Option<&Scope>) -> Result<Vec<AuthorityPath>, ProjectionError> {
+        self.query_paths(tenant, &PathFilter { scope: scope.cloned(), ..PathFilter::default() })
+    }
+
+    /// The paths that pass every part of a filter, sorted by path id. The most selective index
+    /// the filter names is read first; nothing scans all paths unless the filter is empty.
+    pub fn query_paths(&self, tenant: &TenantId, filter: &PathFilter) -> Result<Vec<AuthorityPath>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let paths = txn.open_table(store::PATHS)?;
-        let Some(scope) = scope else {
-            return scan(&paths, "paths", &prefix(&[tenant.as_str().as_bytes()]));
-        };
-        let entities = txn.open_table(store::ENTITIES)?;
-        let index = txn.open_table(store::PATHS_BY_WORKLOAD)?;
-        let workloads: Vec<Workload> =
-            scan(&entities, "entities", &prefix(&[tenant.as_str().as_bytes(), b"workload"]))?;
-        let mut out = Vec::new();
-        for workload in workloads.iter().filter(|w| scope.matches(w)) {
-            let workload_prefix = prefix(&[tenant.as_str().as_bytes(), workload.id.as_bytes()]);
-            for (k, _) in store::scan_raw(&index, &workload_prefix)? {
-                let path_id = &k[workload_prefix.len()..];
-                if let Some(path) = get(&paths, "paths", &key(&[tenant.as_str().as_bytes(), path_id]))? {
-                    out.push(path);
-                }
+        let index = txn.open_table(store::PATH_INDEX)?;
+        let indexed: Vec<(&str, &str)> = [
+            ("workload", filter.workload.as_deref()),
+            ("identity", filter.identity.as_deref()),
+            ("destination", filter.destination.as_deref()),
+            ("domain", filter.domain.as_deref()),
+            ("owner_state", filter.owner_state.as_deref()),
+            ("egress", filter.egress.as_deref()),
+            ("grade", filter.grade.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+        .collect();
+        let mut candidates: Option<Vec<String>> = None;
+        if let Some(scope) = &filter.scope {
+            let entities = txn.open_table(store::ENTITIES)?;
+            let entity_index = txn.open_table(store::ENTITY_INDEX)?;
+            let mut ids = Vec::new();
+            for workload in scan::scope_workloads(&entities, &entity_index, tenant, scope)? {
+                ids.extend(pathstore::lookup(&index, tenant, "workload", &workload)?.into_iter().map(|(id, _)| id));
             }
+            candidates = Some(ids);
         }
-        out.sort_by(|a: &AuthorityPath, b| a.path_id.cmp(&b.path_id));
+        if let Some((name, value)) = indexed.first() {
+            let ids: Vec<String> =
+                pathstore::lookup(&index, tenant, name, value)?.into_iter().map(|(id, _)| id).collect();
+            candidates = Some(match candidates {
+                Some(scoped) => {
+                    let keep: std::collections::BTreeSet<String> = ids.into_iter().collect();
+                    scoped.into_iter().filter(|id| keep.contains(id)).collect()
+                }
+                None => ids,
+            });
+        }
+        let mut out: Vec<AuthorityPath> = match candidates {
+            Some(ids) => pathstore::load(&paths, tenant, ids)?,
+            None => scan(&paths, "paths", &prefix(&[tenant.as_str().as_bytes()]))?,
+        };
+        out.retain(|p| filter.matches(p));
+        out.sort_by(|a, b| a.path_id.cmp(&b.path_id));
         Ok(out)
     }
 
@@ -221,13 +286,58 @@ impl Views {
     pub fn findings(&self, tenant: &TenantId, scope: Option<&Scope>) -> Result<Vec<FindingRecord>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::FINDINGS)?;
-        let all: Vec<FindingRecord> = scan(&table, "findings", &prefix(&[tenant.as_str().as_bytes()]))?;
         let Some(scope) = scope else {
-            return Ok(all);
+            return scan(&table, "findings", &prefix(&[tenant.as_str().as_bytes()]));
         };
-        let workloads: Vec<String> =
-            self.workloads(tenant)?.into_iter().filter(|w| scope.matches(w)).map(|w| w.id).collect();
-        Ok(all.into_iter().filter(|r| r.finding.workloads.iter().any(|w| workloads.contains(w))).collect())
+        let entities = txn.open_table(store::ENTITIES)?;
+        let entity_index = txn.open_table(store::ENTITY_INDEX)?;
+        let by_workload = txn.open_table(store::FINDINGS_BY_WORKLOAD)?;
+        let mut ids = std::collections::BTreeSet::new();
+        for workload in scan::scope_workloads(&entities, &entity_index, tenant, scope)? {
+            let p = prefix(&[tenant.as_str().as_bytes(), workload.as_bytes()]);
+            for (k, _) in store::scan_raw(&by_workload, &p)? {
+                ids.insert(k[p.len()..].to_vec());
+            }
+        }
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(record) = get(&table, "findings", &key(&[tenant.as_str().as_bytes(), &id]))? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The tenant's policy (the default until one is set).
+    pub fn policy(&self, tenant: &TenantId) -> Result<Policy, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::POLICIES)?;
+        Ok(get(&table, "policies", &key(&[tenant.as_str().as_bytes()]))?.unwrap_or_default())
+    }
+
+    /// What a scan changed, entity by entity.
+    pub fn scan_diff(&self, tenant: &TenantId, scan_id: &str) -> Result<Option<EntityDiff>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::SCAN_DIFFS)?;
+        get(&table, "scan_diffs", &key(&[tenant.as_str().as_bytes(), scan_id.as_bytes()]))
+    }
+
+    /// Entities a partial scan did not see, with since when: (list, id, since).
+    pub fn unobserved(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<(String, String, sv0_domain::Timestamp)>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::UNOBSERVED)?;
+        let p = prefix(&[tenant.as_str().as_bytes()]);
+        let mut out = Vec::new();
+        for (k, v) in store::scan_raw(&table, &p)? {
+            let rest = String::from_utf8_lossy(&k[p.len()..]).into_owned();
+            if let Some((list, id)) = rest.split_once('\0') {
+                out.push((list.to_string(), id.to_string(), store::decode("unobserved", &v)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Every baselined scope of a tenant.

@@ -11,13 +11,14 @@ use ciborium::Value;
 use sv0_codec::{EventError, decode_event, encode_event};
 use sv0_domain::events::{
     Acknowledgement, ApprovalRecorded, Bytes, Event, EventFragment, EventMeta, EventPayload, KeyRegistered, PackSealed,
-    ScanChunk, ScanCompleted, ScanStarted,
+    PolicySet, ScanChunk, ScanCompleted, ScanQuarantined, ScanReleased, ScanStarted,
 };
 use sv0_domain::model::{
     Binding, DataDomain, Destination, DestinationKind, Evidence, Grant, GrantSource, Identity, IdentityKind, Owner,
     OwnerStatus, Permission, Workload, WorkloadKind,
 };
-use sv0_domain::paths::{PathPolicy, compute_paths};
+use sv0_domain::paths::compute_paths;
+use sv0_domain::policy::Policy;
 use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::{DeploymentRef, Entities, ScanTrigger};
 use sv0_domain::{EventId, TenantId, Timestamp};
@@ -77,6 +78,8 @@ fn entities() -> Entities {
             domain: Some("hr".into()),
             egress: None,
             tags: BTreeMap::new(),
+            execution_logs: Some(sv0_domain::model::LogState::Enabled),
+            execution_log_source: Some("diagnostic logs on storage account sthr".into()),
         }],
         grants: vec![Grant {
             id: "ra-1".into(),
@@ -102,7 +105,7 @@ fn entities() -> Entities {
 
 /// One fixture per event type; the vector file is named after the type.
 fn fixtures() -> Vec<Event> {
-    let paths = compute_paths(&entities(), t("2026-03-02T09:00:00Z"), &PathPolicy::default());
+    let paths = compute_paths(&entities(), t("2026-03-02T09:00:00Z"), &Policy::default());
     let payloads = vec![
         EventPayload::ScanStarted(ScanStarted {
             scan_id: "scan-1".into(),
@@ -115,7 +118,16 @@ fn fixtures() -> Vec<Event> {
                 environment: Some("production".into()),
                 commit: Some("9f2c1e7".into()),
             }),
-            policy: PathPolicy::default(),
+            coverage: sv0_domain::snapshot::Coverage {
+                mode: sv0_domain::snapshot::CoverageMode::Targeted,
+                targets: vec!["agent-hr".into()],
+                apis: vec![sv0_domain::snapshot::ApiCoverage {
+                    name: "arm.roleAssignments".into(),
+                    lists: vec![sv0_domain::snapshot::EntityList::Grants],
+                    status: sv0_domain::snapshot::ApiStatus::Failed,
+                    error: Some("429 Too Many Requests".into()),
+                }],
+            },
         }),
         EventPayload::ScanChunk(ScanChunk { scan_id: "scan-1".into(), index: 0, entities: entities() }),
         EventPayload::ScanCompleted(ScanCompleted {
@@ -155,6 +167,31 @@ fn fixtures() -> Vec<Event> {
             index: 1,
             count: 3,
             bytes: Bytes(vec![0xa1, 0x61, 0x76, 0x01]),
+        }),
+        EventPayload::PolicySet(PolicySet {
+            policy: Policy {
+                evidence_window_days: 45,
+                owner_silence_days: 60,
+                internal_host_suffixes: vec!["contoso.com".into()],
+                classification_rules: vec![sv0_domain::model::ClassificationRule {
+                    id: "rule-finance".into(),
+                    tag: "data-domain".into(),
+                    value: "finance".into(),
+                    domain: "finance".into(),
+                }],
+                breaker: sv0_domain::policy::BreakerPolicy { max_removed_percent: 10, min_removed: 20 },
+            },
+        }),
+        EventPayload::ScanQuarantined(ScanQuarantined {
+            scan_id: "scan-2".into(),
+            reason: "it would remove 60 of 100 grants (the breaker allows 20 %)".into(),
+            removed_entities: 60,
+            removed_paths: 0,
+        }),
+        EventPayload::ScanReleased(ScanReleased {
+            scan_id: "scan-2".into(),
+            released_by: "riley.chen@contoso.example".into(),
+            note: "the grants were revoked on purpose (ticket CHG-1042)".into(),
         }),
     ];
     payloads.into_iter().enumerate().map(|(n, payload)| Event { meta: meta(n as u8 + 1), payload }).collect()

@@ -139,7 +139,6 @@ fn a_scan_split_into_many_chunks_gives_the_same_paths() {
 #[test]
 fn a_scan_with_a_missing_chunk_is_rejected_whole() {
     crate::block_on(async {
-        use sv0_domain::paths::PathPolicy;
         use sv0_log::Expected;
 
         let dir = TempDir::new();
@@ -153,7 +152,7 @@ fn a_scan_with_a_missing_chunk_is_rejected_whole() {
 
         // The deployment scan, with its second chunk lost on the way.
         let snapshot = sv0_service::import::parse_snapshot(&demo_snapshot(DEMO_SNAPSHOTS[1])).unwrap();
-        let mut scan = sv0_service::import::scan_events(snapshot, None, PathPolicy::default(), 4 * 1024).unwrap();
+        let mut scan = sv0_service::import::scan_events(snapshot, None, 4 * 1024).unwrap();
         assert!(scan.chunk_count >= 3);
         scan.events.remove(2);
         service.log().append("contoso.scan", Expected::Any, scan.events).await.unwrap();

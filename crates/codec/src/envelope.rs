@@ -101,6 +101,9 @@ pub fn encode_event(event: &Event) -> Result<Vec<u8>, EventError> {
         EventPayload::KeyRegistered(p) => serialized(p)?,
         EventPayload::PackSealed(p) => serialized(p)?,
         EventPayload::Fragment(p) => serialized(p)?,
+        EventPayload::PolicySet(p) => serialized(p)?,
+        EventPayload::ScanQuarantined(p) => serialized(p)?,
+        EventPayload::ScanReleased(p) => serialized(p)?,
     };
     let meta = &event.meta;
     let wire = Wire {
@@ -153,6 +156,9 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, EventError> {
         "key.registered" => EventPayload::KeyRegistered(payload(&wire)?),
         "pack.sealed" => EventPayload::PackSealed(payload(&wire)?),
         "event.fragment" => EventPayload::Fragment(payload(&wire)?),
+        "policy.set" => EventPayload::PolicySet(payload(&wire)?),
+        "scan.quarantined" => EventPayload::ScanQuarantined(payload(&wire)?),
+        "scan.released" => EventPayload::ScanReleased(payload(&wire)?),
         other => {
             return Err(EventError::UnknownEventType { event_type: other.to_string() });
         }

@@ -8,7 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::delta::{DeltaEntry, Verification};
 use crate::events::Acknowledgement;
-use crate::ids::{EventId, TenantId, Timestamp, sha256_hex};
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::ids::{EventId, TenantId, Timestamp};
 use crate::model::EgressClass;
 use crate::paths::{AuthorityPath, Grade, OwnerState};
 use crate::snapshot::{DeploymentRef, ScanTrigger};
@@ -99,13 +103,15 @@ pub struct PostureSummary {
     pub paths_total: u64,
     /// Paths reaching a sensitive domain.
     pub sensitive_paths: u64,
+    /// Paths that can never reach grade A until execution logs are enabled.
+    pub evidence_gaps: u64,
     /// By grade.
     pub by_grade: GradeCounts,
     /// By egress class.
     pub by_egress: EgressCounts,
     /// By ownership state.
     pub by_owner_state: OwnerCounts,
-    /// `sha256:<hex>` over the sorted lines `path_id:fingerprint\n`.
+    /// The path set digest (`path_set_digest`).
     pub path_set_digest: String,
 }
 
@@ -115,30 +121,94 @@ impl PostureSummary {
         let mut summary = PostureSummary::default();
         let mut lines = Vec::new();
         for path in paths {
-            summary.paths_total += 1;
-            summary.sensitive_paths += u64::from(path.domain.sensitive);
-            match path.grade {
-                Grade::A => summary.by_grade.a += 1,
-                Grade::B => summary.by_grade.b += 1,
-                Grade::C => summary.by_grade.c += 1,
-            }
-            match path.egress {
-                EgressClass::LlmApi => summary.by_egress.llm_api += 1,
-                EgressClass::CloudStorage => summary.by_egress.cloud_storage += 1,
-                EgressClass::ExternalHttp => summary.by_egress.external_http += 1,
-                EgressClass::Internal => summary.by_egress.internal += 1,
-            }
-            match path.owner_state {
-                OwnerState::Assigned => summary.by_owner_state.assigned += 1,
-                OwnerState::Orphaned => summary.by_owner_state.orphaned += 1,
-                OwnerState::Decayed => summary.by_owner_state.decayed += 1,
-            }
-            lines.push(format!("{}:{}\n", path.path_id, path.fingerprint));
+            summary.count(path, 1);
+            lines.push((path.path_id.as_str(), path.fingerprint.as_str()));
         }
-        lines.sort();
-        summary.path_set_digest = format!("sha256:{}", sha256_hex(lines.concat().as_bytes()));
+        summary.path_set_digest = path_set_digest(lines);
         summary
     }
+
+    /// Adds (`sign` = 1) or removes (`sign` = -1) one path from the counts.
+    pub fn count(&mut self, path: &AuthorityPath, sign: i64) {
+        let add = |n: &mut u64| *n = n.saturating_add_signed(sign);
+        add(&mut self.paths_total);
+        if path.domain.sensitive {
+            add(&mut self.sensitive_paths);
+        }
+        if path.evidence_gap {
+            add(&mut self.evidence_gaps);
+        }
+        add(match path.grade {
+            Grade::A => &mut self.by_grade.a,
+            Grade::B => &mut self.by_grade.b,
+            Grade::C => &mut self.by_grade.c,
+        });
+        add(match path.egress {
+            EgressClass::LlmApi => &mut self.by_egress.llm_api,
+            EgressClass::CloudStorage => &mut self.by_egress.cloud_storage,
+            EgressClass::ExternalHttp => &mut self.by_egress.external_http,
+            EgressClass::Internal => &mut self.by_egress.internal,
+        });
+        add(match path.owner_state {
+            OwnerState::Assigned => &mut self.by_owner_state.assigned,
+            OwnerState::Orphaned => &mut self.by_owner_state.orphaned,
+            OwnerState::Decayed => &mut self.by_owner_state.decayed,
+        });
+    }
+}
+
+/// Buckets of the path set digest: path ids are hex, the first four digits pick the bucket.
+pub const DIGEST_BUCKETS: usize = 65_536;
+
+/// The bucket of a path id (its first four hex digits).
+pub fn digest_bucket(path_id: &str) -> u16 {
+    path_id.get(..4).and_then(|p| u16::from_str_radix(p, 16).ok()).unwrap_or(0)
+}
+
+/// SHA-256 over the lines `path_id:fingerprint\n` of one bucket, sorted by path id.
+pub fn bucket_digest<'a>(sorted_lines: impl IntoIterator<Item = (&'a str, &'a str)>) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for (path_id, fingerprint) in sorted_lines {
+        hasher.update(path_id.as_bytes());
+        hasher.update(b":");
+        hasher.update(fingerprint.as_bytes());
+        hasher.update(b"\n");
+    }
+    hasher.finalize().into()
+}
+
+/// The digest of the empty bucket.
+pub fn empty_bucket_digest() -> [u8; 32] {
+    Sha256::digest(b"").into()
+}
+
+/// `sha256:<hex>` over the 65,536 bucket digests in bucket order.
+pub fn root_digest(bucket: impl Fn(u16) -> [u8; 32]) -> String {
+    let mut hasher = Sha256::new();
+    for n in 0..=u16::MAX {
+        hasher.update(bucket(n));
+    }
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
+/// The digest that pins a set of paths, defined so that it can be kept up to date one bucket at
+/// a time: lines `path_id:fingerprint\n` are grouped into 65,536 buckets by the first four hex
+/// digits of the path id; each bucket's digest is SHA-256 over its lines sorted by path id; the
+/// set's digest is `sha256:` + hex SHA-256 over the bucket digests in bucket order.
+pub fn path_set_digest<'a>(lines: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut buckets: BTreeMap<u16, Vec<(&str, &str)>> = BTreeMap::new();
+    for (path_id, fingerprint) in lines {
+        buckets.entry(digest_bucket(path_id)).or_default().push((path_id, fingerprint));
+    }
+    let digests: BTreeMap<u16, [u8; 32]> = buckets
+        .into_iter()
+        .map(|(bucket, mut lines)| {
+            lines.sort();
+            (bucket, bucket_digest(lines))
+        })
+        .collect();
+    let empty = empty_bucket_digest();
+    root_digest(|bucket| digests.get(&bucket).copied().unwrap_or(empty))
 }
 
 /// The scan an assessment covers.

@@ -8,9 +8,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{EventId, TenantId, Timestamp};
-use crate::paths::{AuthorityPath, PathPolicy};
+use crate::paths::AuthorityPath;
+use crate::policy::Policy;
 use crate::scope::Scope;
-use crate::snapshot::{DeploymentRef, Entities, ScanTrigger};
+use crate::snapshot::{Coverage, DeploymentRef, Entities, ScanTrigger};
 
 /// Metadata every event carries, next to its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,12 +56,18 @@ pub enum EventPayload {
     PackSealed(PackSealed),
     /// A piece of an event too large for one log record.
     Fragment(EventFragment),
+    /// A tenant's policy was set.
+    PolicySet(PolicySet),
+    /// A scan tripped a deletion circuit breaker and is held.
+    ScanQuarantined(ScanQuarantined),
+    /// A person released a quarantined scan: it is applied now.
+    ScanReleased(ScanReleased),
 }
 
 /// Name and current schema version of each payload type.
 impl EventPayload {
     /// Every event type name with the schema version this build writes.
-    pub const TYPES: [(&'static str, u32); 7] = [
+    pub const TYPES: [(&'static str, u32); 10] = [
         ("scan.started", 1),
         ("scan.chunk", 1),
         ("scan.completed", 1),
@@ -68,6 +75,9 @@ impl EventPayload {
         ("key.registered", 1),
         ("pack.sealed", 1),
         ("event.fragment", 1),
+        ("policy.set", 1),
+        ("scan.quarantined", 1),
+        ("scan.released", 1),
     ];
 
     /// The event type name.
@@ -80,6 +90,9 @@ impl EventPayload {
             EventPayload::KeyRegistered(_) => "key.registered",
             EventPayload::PackSealed(_) => "pack.sealed",
             EventPayload::Fragment(_) => "event.fragment",
+            EventPayload::PolicySet(_) => "policy.set",
+            EventPayload::ScanQuarantined(_) => "scan.quarantined",
+            EventPayload::ScanReleased(_) => "scan.released",
         }
     }
 
@@ -104,8 +117,8 @@ pub struct ScanStarted {
     pub observed_at: Timestamp,
     /// The deployment behind it, if any.
     pub deployment: Option<DeploymentRef>,
-    /// The path rules' settings in force for this scan.
-    pub policy: PathPolicy,
+    /// What it covered: which lists it read completely, which with failures, its targets.
+    pub coverage: Coverage,
 }
 
 /// Part of what a scan saw.
@@ -201,6 +214,40 @@ pub struct PackSealed {
     pub signature: String,
     /// The canonical JSON body (RFC 8785), as text.
     pub body: String,
+}
+
+/// The policy a tenant's rules follow from now on (it replaces the previous one whole).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySet {
+    /// The policy.
+    pub policy: Policy,
+}
+
+/// A scan would have removed more than the breaker allows; it is held, not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanQuarantined {
+    /// The scan.
+    pub scan_id: String,
+    /// Why, in words.
+    pub reason: String,
+    /// Entities it would have removed.
+    pub removed_entities: u64,
+    /// Paths it would have removed.
+    pub removed_paths: u64,
+}
+
+/// A person released a quarantined scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanReleased {
+    /// The scan.
+    pub scan_id: String,
+    /// Who released it (also the event's actor).
+    pub released_by: String,
+    /// Why.
+    pub note: String,
 }
 
 /// One piece of an encoded event that is larger than a log record may be. All pieces of an

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{Timestamp, stable_hash};
-use crate::model::{CredentialKind, EgressClass, Permission};
-use crate::paths::{AuthorityPath, Grade, OwnerState};
+use crate::model::{Credential, CredentialKind, Destination, EgressClass, Grant, Identity, Permission};
+use crate::paths::{AuthorityPath, Grade, GrantRef, NodeRef, OwnerState};
 use crate::remediation::{self, RemediationAction};
 use crate::snapshot::Entities;
 
@@ -106,9 +106,25 @@ pub const UNUSED_SENSITIVE: Rule = Rule {
     owasp: &["ASI03"],
 };
 
+/// Paths to a destination that can never reach grade A: its execution logs are disabled.
+pub const EVIDENCE_GAP: Rule = Rule {
+    id: "SV0-G001",
+    version: 1,
+    title: "execution logs disabled: paths can never be confirmed",
+    severity: Severity::Low,
+    owasp: &["ASI10"],
+};
+
 /// Every rule, in id order.
-pub const CATALOGUE: [Rule; 6] =
-    [UNOWNED_WORKLOAD, LONG_LIVED_SECRET, DISABLED_WITH_GRANTS, SENSITIVE_WRITE, SENSITIVE_EGRESS, UNUSED_SENSITIVE];
+pub const CATALOGUE: [Rule; 7] = [
+    UNOWNED_WORKLOAD,
+    LONG_LIVED_SECRET,
+    DISABLED_WITH_GRANTS,
+    EVIDENCE_GAP,
+    SENSITIVE_WRITE,
+    SENSITIVE_EGRESS,
+    UNUSED_SENSITIVE,
+];
 
 /// Secrets valid longer than this many days are long-lived.
 pub const LONG_LIVED_DAYS: i64 = 180;
@@ -158,136 +174,185 @@ fn finding(rule: &Rule, subject: String, summary: String) -> Finding {
     }
 }
 
-/// Evaluates every rule; findings are sorted by id.
+/// Evaluates every rule over a whole tenant; findings are sorted by id.
 pub fn evaluate(entities: &Entities, paths: &[AuthorityPath], observed_at: Timestamp) -> Vec<Finding> {
     let mut findings = Vec::new();
-    unowned_workloads(paths, &mut findings);
-    long_lived_secrets(entities, paths, observed_at, &mut findings);
-    disabled_with_grants(entities, &mut findings);
+    let mut by_workload: BTreeMap<&str, Vec<AuthorityPath>> = BTreeMap::new();
+    let mut by_identity: BTreeMap<&str, Vec<PathOf>> = BTreeMap::new();
+    let mut gaps_by_destination: BTreeMap<&str, Vec<PathOf>> = BTreeMap::new();
     for path in paths {
-        sensitive_write(path, &mut findings);
-        unused_sensitive(path, &mut findings);
+        by_workload.entry(path.workload.id.as_str()).or_default().push(path.clone());
+        let of = PathOf { path_id: path.path_id.clone(), workload: path.workload.id.clone() };
+        if path.evidence_gap {
+            gaps_by_destination.entry(path.destination.id.as_str()).or_default().push(of.clone());
+        }
+        by_identity.entry(path.identity.id.as_str()).or_default().push(of);
     }
-    sensitive_egress(paths, &mut findings);
+    for workload_paths in by_workload.values() {
+        findings.extend(workload_findings(workload_paths));
+    }
+    let names: BTreeMap<&str, &str> = entities.identities.iter().map(|i| (i.id.as_str(), i.name.as_str())).collect();
+    for credential in &entities.credentials {
+        let name = names.get(credential.identity.as_str()).copied().unwrap_or(credential.identity.as_str());
+        let related = by_identity.get(credential.identity.as_str()).map_or(&[][..], Vec::as_slice);
+        findings.extend(credential_finding(credential, name, related, observed_at));
+    }
+    let mut grants_by_identity: BTreeMap<&str, Vec<&Grant>> = BTreeMap::new();
+    for grant in &entities.grants {
+        grants_by_identity.entry(grant.identity.as_str()).or_default().push(grant);
+    }
+    for identity in &entities.identities {
+        let grants = grants_by_identity.get(identity.id.as_str()).map_or(&[][..], Vec::as_slice);
+        findings.extend(identity_finding(identity, grants));
+    }
+    for destination in &entities.destinations {
+        let gaps = gaps_by_destination.get(destination.id.as_str()).map_or(&[][..], Vec::as_slice);
+        findings.extend(evidence_gap_finding(destination, gaps));
+    }
     findings.sort_by(|a, b| a.finding_id.cmp(&b.finding_id));
     findings
 }
 
-fn by_workload(paths: &[AuthorityPath]) -> BTreeMap<&str, Vec<&AuthorityPath>> {
-    let mut map: BTreeMap<&str, Vec<&AuthorityPath>> = BTreeMap::new();
-    for path in paths {
-        map.entry(path.workload.id.as_str()).or_default().push(path);
-    }
-    map
+/// A path, by id, with its workload: what entity findings list.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PathOf {
+    /// The path.
+    pub path_id: String,
+    /// Its workload.
+    pub workload: String,
 }
 
-fn unowned_workloads(paths: &[AuthorityPath], out: &mut Vec<Finding>) {
-    for (workload_id, workload_paths) in by_workload(paths) {
-        let first = workload_paths[0];
-        if first.owner_state == OwnerState::Assigned {
-            continue;
-        }
+/// The subjects whose findings `workload_findings` decides for a workload with these paths.
+pub fn workload_subjects<'a>(workload: &str, path_ids: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut ids = vec![
+        finding_id(UNOWNED_WORKLOAD.id, &format!("workload:{workload}")),
+        finding_id(SENSITIVE_EGRESS.id, &format!("workload:{workload}")),
+    ];
+    for path in path_ids {
+        ids.push(finding_id(SENSITIVE_WRITE.id, &format!("path:{path}")));
+        ids.push(finding_id(UNUSED_SENSITIVE.id, &format!("path:{path}")));
+    }
+    ids
+}
+
+/// The findings of one workload, from its paths: unowned workload, sensitive write, sensitive
+/// egress, unused sensitive authority.
+pub fn workload_findings(paths: &[AuthorityPath]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(first) = paths.first() else { return out };
+    let workload = &first.workload;
+    if first.owner_state != OwnerState::Assigned {
         let mut f = finding(
             &UNOWNED_WORKLOAD,
-            format!("workload:{workload_id}"),
-            format!(
-                "workload {} is {} and holds {} authority path(s)",
-                first.workload.name,
-                first.owner_state,
-                workload_paths.len()
-            ),
+            format!("workload:{}", workload.id),
+            format!("workload {} is {} and holds {} authority path(s)", workload.name, first.owner_state, paths.len()),
         );
-        f.workloads.push(workload_id.to_string());
-        f.path_ids = workload_paths.iter().map(|p| p.path_id.clone()).collect();
-        f.records = vec![workload_id.to_string()];
+        f.workloads.push(workload.id.clone());
+        f.path_ids = paths.iter().map(|p| p.path_id.clone()).collect();
+        f.records = vec![workload.id.clone()];
         f.records.extend(first.owners.iter().cloned());
-        f.remediation.push(remediation::assign_owner(&first.workload));
+        f.remediation.push(remediation::assign_owner(workload));
         out.push(f);
     }
-}
-
-fn long_lived_secrets(entities: &Entities, paths: &[AuthorityPath], observed_at: Timestamp, out: &mut Vec<Finding>) {
-    let mut by_identity: BTreeMap<&str, Vec<&AuthorityPath>> = BTreeMap::new();
     for path in paths {
-        by_identity.entry(path.identity.id.as_str()).or_default().push(path);
+        sensitive_write(path, &mut out);
+        unused_sensitive(path, &mut out);
     }
-    let names: BTreeMap<&str, &str> = entities.identities.iter().map(|i| (i.id.as_str(), i.name.as_str())).collect();
-    for credential in &entities.credentials {
-        if !matches!(credential.kind, CredentialKind::Password | CredentialKind::ApiKey) {
-            continue;
-        }
-        let lifetime_days = match (credential.created_at, credential.expires_at) {
-            (_, None) => None,
-            (Some(created), Some(expires)) => Some((expires.0 - created.0) / Timestamp::DAY_MS),
-            (None, Some(expires)) => Some((expires.0 - observed_at.0) / Timestamp::DAY_MS),
-        };
-        let long_lived = lifetime_days.is_none_or(|days| days > LONG_LIVED_DAYS);
-        let expired = credential.expires_at.is_some_and(|at| at < observed_at);
-        if !long_lived || expired {
-            continue;
-        }
-        let lifetime = match lifetime_days {
-            None => "never expires".to_string(),
-            Some(days) => format!("is valid for {days} days"),
-        };
-        let mut f = finding(
-            &LONG_LIVED_SECRET,
-            format!("credential:{}", credential.id),
-            format!(
-                "secret {} of identity {} {lifetime}",
-                credential.id,
-                names.get(credential.identity.as_str()).copied().unwrap_or(credential.identity.as_str())
-            ),
-        );
-        let related: &[&AuthorityPath] = by_identity.get(credential.identity.as_str()).map_or(&[], Vec::as_slice);
-        f.workloads = related.iter().map(|p| p.workload.id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-        f.path_ids = related.iter().map(|p| p.path_id.clone()).collect();
-        f.records = vec![credential.id.clone(), credential.identity.clone()];
-        f.remediation.push(RemediationAction {
-            action: "rotate_credential".to_string(),
-            record_id: credential.id.clone(),
-            text: format!(
-                "rotate credential {} of identity {}: replace it with a federated credential or a secret valid at most {LONG_LIVED_DAYS} days",
-                credential.id, credential.identity
-            ),
-        });
-        out.push(f);
-    }
+    sensitive_egress(paths, &mut out);
+    out
 }
 
-fn disabled_with_grants(entities: &Entities, out: &mut Vec<Finding>) {
-    let disabled: Vec<&crate::model::Identity> = entities.identities.iter().filter(|i| !i.enabled).collect();
-    if disabled.is_empty() {
-        return;
+/// The long-lived-secret finding of a credential, if it has one. `paths` are the paths of the
+/// credential's identity.
+pub fn credential_finding(
+    credential: &Credential,
+    identity_name: &str,
+    paths: &[PathOf],
+    observed_at: Timestamp,
+) -> Option<Finding> {
+    if !matches!(credential.kind, CredentialKind::Password | CredentialKind::ApiKey) {
+        return None;
     }
-    let mut by_identity: BTreeMap<&str, Vec<&crate::model::Grant>> = BTreeMap::new();
-    for grant in &entities.grants {
-        by_identity.entry(grant.identity.as_str()).or_default().push(grant);
+    let lifetime_days = match (credential.created_at, credential.expires_at) {
+        (_, None) => None,
+        (Some(created), Some(expires)) => Some((expires.0 - created.0) / Timestamp::DAY_MS),
+        (None, Some(expires)) => Some((expires.0 - observed_at.0) / Timestamp::DAY_MS),
+    };
+    let long_lived = lifetime_days.is_none_or(|days| days > LONG_LIVED_DAYS);
+    let expired = credential.expires_at.is_some_and(|at| at < observed_at);
+    if !long_lived || expired {
+        return None;
     }
-    for identity in disabled {
-        let grants: Vec<&crate::model::Grant> = by_identity.get(identity.id.as_str()).cloned().unwrap_or_default();
-        if grants.is_empty() {
-            continue;
-        }
-        let mut f = finding(
-            &DISABLED_WITH_GRANTS,
-            format!("identity:{}", identity.id),
-            format!("disabled identity {} still holds {} grant(s)", identity.name, grants.len()),
-        );
-        f.records = grants.iter().map(|g| g.id.clone()).collect();
-        let node = crate::paths::NodeRef { id: identity.id.clone(), name: identity.name.clone() };
-        for grant in grants {
-            let grant_ref = crate::paths::GrantRef {
-                id: grant.id.clone(),
-                source: grant.source,
-                role: grant.role.clone(),
-                scope: grant.scope.clone(),
-                permissions: grant.permissions.clone(),
-            };
-            f.remediation.push(remediation::remove_grant(&grant_ref, &node));
-        }
-        out.push(f);
+    let lifetime = match lifetime_days {
+        None => "never expires".to_string(),
+        Some(days) => format!("is valid for {days} days"),
+    };
+    let mut f = finding(
+        &LONG_LIVED_SECRET,
+        format!("credential:{}", credential.id),
+        format!("secret {} of identity {identity_name} {lifetime}", credential.id),
+    );
+    f.workloads = paths.iter().map(|p| p.workload.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    f.path_ids = paths.iter().map(|p| p.path_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    f.records = vec![credential.id.clone(), credential.identity.clone()];
+    f.remediation.push(RemediationAction {
+        action: "rotate_credential".to_string(),
+        record_id: credential.id.clone(),
+        text: format!(
+            "rotate credential {} of identity {}: replace it with a federated credential or a secret valid at most {LONG_LIVED_DAYS} days",
+            credential.id, credential.identity
+        ),
+    });
+    Some(f)
+}
+
+/// The disabled-identity-with-grants finding of an identity, if it has one.
+pub fn identity_finding(identity: &Identity, grants: &[&Grant]) -> Option<Finding> {
+    if identity.enabled || grants.is_empty() {
+        return None;
     }
+    let mut f = finding(
+        &DISABLED_WITH_GRANTS,
+        format!("identity:{}", identity.id),
+        format!("disabled identity {} still holds {} grant(s)", identity.name, grants.len()),
+    );
+    f.records = grants.iter().map(|g| g.id.clone()).collect();
+    let node = NodeRef { id: identity.id.clone(), name: identity.name.clone() };
+    for grant in grants {
+        let grant_ref = GrantRef {
+            id: grant.id.clone(),
+            source: grant.source,
+            role: grant.role.clone(),
+            scope: grant.scope.clone(),
+            permissions: grant.permissions.clone(),
+        };
+        f.remediation.push(remediation::remove_grant(&grant_ref, &node));
+    }
+    Some(f)
+}
+
+/// The evidence-gap finding of a destination, if paths to it can never reach grade A.
+/// `gaps` are the paths to it that are evidence gaps.
+pub fn evidence_gap_finding(destination: &Destination, gaps: &[PathOf]) -> Option<Finding> {
+    if gaps.is_empty() || destination.execution_logs != Some(crate::model::LogState::Disabled) {
+        return None;
+    }
+    let source =
+        destination.execution_log_source.clone().unwrap_or_else(|| format!("execution logs on {}", destination.name));
+    let mut f = finding(
+        &EVIDENCE_GAP,
+        format!("destination:{}", destination.id),
+        format!("enable {source} to close {} evidence gap(s)", gaps.len()),
+    );
+    f.workloads = gaps.iter().map(|p| p.workload.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    f.path_ids = gaps.iter().map(|p| p.path_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    f.records = vec![destination.id.clone()];
+    f.remediation.push(RemediationAction {
+        action: "enable_logging".to_string(),
+        record_id: destination.id.clone(),
+        text: format!("enable {source} so that the {} path(s) to {} can be confirmed", gaps.len(), destination.name),
+    });
+    Some(f)
 }
 
 fn sensitive_write(path: &AuthorityPath, out: &mut Vec<Finding>) {
@@ -340,48 +405,42 @@ fn unused_sensitive(path: &AuthorityPath, out: &mut Vec<Finding>) {
     out.push(f);
 }
 
-fn sensitive_egress(paths: &[AuthorityPath], out: &mut Vec<Finding>) {
-    for (workload_id, workload_paths) in by_workload(paths) {
-        let reads: Vec<&&AuthorityPath> =
-            workload_paths.iter().filter(|p| p.domain.sensitive && p.permissions.contains(&Permission::Read)).collect();
-        let exits: Vec<&&AuthorityPath> = workload_paths
-            .iter()
-            .filter(|p| matches!(p.egress, EgressClass::LlmApi | EgressClass::ExternalHttp))
-            .collect();
-        if reads.is_empty() || exits.is_empty() {
-            continue;
-        }
-        let domains: BTreeSet<&str> = reads.iter().map(|p| p.domain.name.as_str()).collect();
-        let egress: BTreeSet<&str> = exits.iter().map(|p| p.egress.as_str()).collect();
-        let mut f = finding(
-            &SENSITIVE_EGRESS,
-            format!("workload:{workload_id}"),
-            format!(
-                "{} can read {} data and reach {} egress",
-                workload_paths[0].workload.name,
-                domains.into_iter().collect::<Vec<_>>().join(", "),
-                egress.into_iter().collect::<Vec<_>>().join(", ")
-            ),
-        );
-        f.workloads.push(workload_id.to_string());
-        f.path_ids =
-            reads.iter().chain(exits.iter()).map(|p| p.path_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-        f.records = exits
-            .iter()
-            .flat_map(|p| p.grants.iter().map(|g| g.id.clone()))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        for path in &exits {
-            f.remediation.push(RemediationAction {
-                action: "review_destination".to_string(),
-                record_id: path.destination.id.clone(),
-                text: format!(
-                    "confirm that {} may send {} data to {} ({}), or remove its access",
-                    path.workload.name, reads[0].domain.name, path.destination.name, path.egress
-                ),
-            });
-        }
-        out.push(f);
+fn sensitive_egress(workload_paths: &[AuthorityPath], out: &mut Vec<Finding>) {
+    let Some(first) = workload_paths.first() else { return };
+    let workload_id = first.workload.id.as_str();
+    let reads: Vec<&AuthorityPath> =
+        workload_paths.iter().filter(|p| p.domain.sensitive && p.permissions.contains(&Permission::Read)).collect();
+    let exits: Vec<&AuthorityPath> =
+        workload_paths.iter().filter(|p| matches!(p.egress, EgressClass::LlmApi | EgressClass::ExternalHttp)).collect();
+    if reads.is_empty() || exits.is_empty() {
+        return;
     }
+    let domains: BTreeSet<&str> = reads.iter().map(|p| p.domain.name.as_str()).collect();
+    let egress: BTreeSet<&str> = exits.iter().map(|p| p.egress.as_str()).collect();
+    let mut f = finding(
+        &SENSITIVE_EGRESS,
+        format!("workload:{workload_id}"),
+        format!(
+            "{} can read {} data and reach {} egress",
+            first.workload.name,
+            domains.into_iter().collect::<Vec<_>>().join(", "),
+            egress.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+    );
+    f.workloads.push(workload_id.to_string());
+    f.path_ids =
+        reads.iter().chain(exits.iter()).map(|p| p.path_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    f.records =
+        exits.iter().flat_map(|p| p.grants.iter().map(|g| g.id.clone())).collect::<BTreeSet<_>>().into_iter().collect();
+    for path in &exits {
+        f.remediation.push(RemediationAction {
+            action: "review_destination".to_string(),
+            record_id: path.destination.id.clone(),
+            text: format!(
+                "confirm that {} may send {} data to {} ({}), or remove its access",
+                path.workload.name, reads[0].domain.name, path.destination.name, path.egress
+            ),
+        });
+    }
+    out.push(f);
 }

@@ -157,7 +157,7 @@ impl JsonSchema for EventId {
 ///
 /// SV0 never reads the wall clock inside a fold: every timestamp a decision uses comes from an
 /// event, so a replay reproduces the same decisions.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {

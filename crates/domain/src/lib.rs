@@ -10,12 +10,14 @@
 
 pub mod assessment;
 pub mod delta;
+pub mod egress;
 pub mod error;
 pub mod events;
 pub mod findings;
 pub mod ids;
 pub mod model;
 pub mod paths;
+pub mod policy;
 pub mod remediation;
 pub mod scope;
 pub mod snapshot;

@@ -155,6 +155,24 @@ pub struct Destination {
     /// Resource tags; classification rules match on them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// Whether a log source that names the identity acting on this destination is enabled
+    /// (what grade A needs): `enabled`, `disabled`, or absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_logs: Option<LogState>,
+    /// The log source to enable, in words, e.g. `diagnostic logs (StorageBlobLogs) on storage
+    /// account stfinance01`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_log_source: Option<String>,
+}
+
+/// Whether a log source is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LogState {
+    /// Records are collected.
+    Enabled,
+    /// No records are collected: no path to the destination can reach grade A.
+    Disabled,
 }
 
 /// Kinds of destination.

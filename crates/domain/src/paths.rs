@@ -1,26 +1,36 @@
 //! Authority paths: `Workload → Identity → Destination → Data Domain`, with permissions,
-//! egress class, ownership state and evidence grade, computed from a scan's `Entities`.
+//! egress class, ownership state and evidence grade.
 //!
-//! The rules (first, simple versions; see ARCHITECTURE.md):
+//! The rules (docs/authority-model.md has them with examples):
 //! - a path exists for every run-as binding workload → identity and every grant identity →
 //!   destination; grants to the same destination merge (permissions union, every source kept);
-//! - the domain is the destination's own label, else the first classification rule (by id)
-//!   whose tag matches, else `unclassified`;
+//! - the domain is the destination's own label, else the first matching classification rule
+//!   of the tenant's policy, else of the scan (each by id), else `unclassified`;
 //! - grade A: an evidence record names this identity acting on this destination inside the
-//!   window; B: a record names the identity acting on the destination's service, or the
-//!   workload's run acting on the destination; C: standing authority only;
+//!   evidence window (the `window` days before the scan); B: a record in the window names the
+//!   identity acting on the destination's service, or the workload's run acting on the
+//!   destination, but none names both; C: standing authority only. Grades decay as the window
+//!   moves with each scan's time, never with the wall clock;
+//! - an evidence gap: a path below grade A to a destination whose execution logs are disabled,
+//!   which can never reach A until they are enabled;
 //! - ownership: the workload's owners, else the identity's; `assigned` when one is active and
 //!   not silent past the limit, `decayed` when owners exist but none is, `orphaned` when none.
+//!
+//! Paths are computed one workload at a time through a `GraphLookup`, so a rescan recomputes
+//! only the workloads its changes reach; `compute_paths` does a whole tenant in memory.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::egress;
 use crate::ids::{Timestamp, stable_hash};
 use crate::model::{
-    DataDomain, Destination, DestinationKind, EgressClass, Evidence, GrantSource, Owner, OwnerStatus, Permission,
+    Binding, ClassificationRule, DataDomain, Destination, EgressClass, Evidence, Grant, GrantSource, Identity,
+    LogState, Owner, OwnerStatus, Permission, Workload,
 };
+use crate::policy::Policy;
 use crate::snapshot::Entities;
 
 /// Id of the domain given to destinations that no label or rule classifies.
@@ -89,22 +99,6 @@ impl fmt::Display for OwnerState {
     }
 }
 
-/// Settings the path rules depend on. They are recorded in the scan's events, so that a
-/// replay reproduces the same grades whatever the configuration is today.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PathPolicy {
-    /// Evidence older than this many days before the scan does not count.
-    pub evidence_window_days: u32,
-    /// An owner silent for longer than this many days is decayed.
-    pub owner_silence_days: u32,
-}
-
-impl Default for PathPolicy {
-    fn default() -> PathPolicy {
-        PathPolicy { evidence_window_days: 30, owner_silence_days: 90 }
-    }
-}
-
 /// A node of a path, with its display name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NodeRef {
@@ -161,12 +155,19 @@ pub struct AuthorityPath {
     pub egress_rule: String,
     /// Accountability.
     pub owner_state: OwnerState,
+    /// Since when (scan time) the path has had this ownership state.
+    pub owner_state_since: Timestamp,
     /// Owner ids considered (workload's, else identity's).
     pub owners: Vec<String>,
     /// Evidence grade.
     pub grade: Grade,
     /// The evidence record behind grade A or B.
     pub grade_evidence: Option<String>,
+    /// When the evidence behind grade A or B leaves the window (the grade decays then).
+    pub grade_expires_at: Option<Timestamp>,
+    /// True when the path is below grade A and its destination's execution logs are disabled:
+    /// it can never reach grade A until they are enabled.
+    pub evidence_gap: bool,
     /// The records that grant the authority.
     pub grants: Vec<GrantRef>,
     /// The run-as binding records linking workload and identity.
@@ -196,221 +197,282 @@ pub fn fingerprint(permissions: &[Permission], egress: EgressClass, owner_state:
     stable_hash("sv0.path-fingerprint.v1", &[&permissions, egress.as_str(), owner_state.as_str(), grade.as_str()], 16)
 }
 
-/// Classifies a destination's egress from the rule table; returns the class and the rule.
-pub fn classify_egress(destination: &Destination) -> (EgressClass, String) {
-    if let Some(egress) = destination.egress {
-        return (egress, "destination.egress".to_string());
-    }
-    let class = match destination.kind {
-        DestinationKind::LlmDeployment => EgressClass::LlmApi,
-        DestinationKind::StorageContainer | DestinationKind::StorageAccount => EgressClass::CloudStorage,
-        DestinationKind::HttpEndpoint => EgressClass::ExternalHttp,
-        DestinationKind::GraphApi
-        | DestinationKind::ServicenowTable
-        | DestinationKind::Database
-        | DestinationKind::Queue
-        | DestinationKind::Other => EgressClass::Internal,
+/// What path computation needs to read: the tenant's current entities, wherever they live.
+pub trait GraphLookup {
+    /// A workload by id.
+    fn workload(&self, id: &str) -> Option<Workload>;
+    /// The run-as bindings of a workload.
+    fn bindings_of(&self, workload: &str) -> Vec<Binding>;
+    /// An identity by id.
+    fn identity(&self, id: &str) -> Option<Identity>;
+    /// The grants held by an identity.
+    fn grants_of(&self, identity: &str) -> Vec<Grant>;
+    /// A destination by id.
+    fn destination(&self, id: &str) -> Option<Destination>;
+    /// A data domain by id.
+    fn domain(&self, id: &str) -> Option<DataDomain>;
+    /// The scan's classification rules, by id.
+    fn classification_rules(&self) -> Vec<ClassificationRule>;
+    /// An owner by id.
+    fn owner(&self, id: &str) -> Option<Owner>;
+    /// Evidence records naming this identity.
+    fn evidence_of_identity(&self, identity: &str) -> Vec<Evidence>;
+    /// Evidence records naming this workload.
+    fn evidence_of_workload(&self, workload: &str) -> Vec<Evidence>;
+}
+
+/// The bindings and grants (by id) through which a workload reaches one destination as one
+/// identity.
+#[derive(Default)]
+struct Reach(BTreeSet<String>, BTreeMap<String, Grant>);
+
+/// Computes the paths of one workload, sorted by path id. `previous` gives the ownership state
+/// and its start of paths that existed before, so that `owner_state_since` survives rescans.
+pub fn compute_workload_paths(
+    lookup: &impl GraphLookup,
+    workload_id: &str,
+    observed_at: Timestamp,
+    policy: &Policy,
+    previous: &dyn Fn(&str) -> Option<(OwnerState, Timestamp)>,
+) -> Vec<AuthorityPath> {
+    let Some(workload) = lookup.workload(workload_id) else {
+        return Vec::new();
     };
-    let kind = serde_plain_kind(destination.kind);
-    (class, format!("kind={kind}"))
-}
-
-fn serde_plain_kind(kind: DestinationKind) -> &'static str {
-    match kind {
-        DestinationKind::StorageContainer => "storage_container",
-        DestinationKind::StorageAccount => "storage_account",
-        DestinationKind::GraphApi => "graph_api",
-        DestinationKind::ServicenowTable => "servicenow_table",
-        DestinationKind::LlmDeployment => "llm_deployment",
-        DestinationKind::HttpEndpoint => "http_endpoint",
-        DestinationKind::Database => "database",
-        DestinationKind::Queue => "queue",
-        DestinationKind::Other => "other",
+    let window_start = observed_at.add_days(-i64::from(policy.evidence_window_days));
+    let in_window = |e: &Evidence| e.at >= window_start && e.at <= observed_at;
+    let run_evidence: Vec<Evidence> = lookup.evidence_of_workload(workload_id).into_iter().filter(in_window).collect();
+    let scan_rules = lookup.classification_rules();
+    let mut bindings = lookup.bindings_of(workload_id);
+    bindings.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut merged: BTreeMap<(String, String), Reach> = BTreeMap::new();
+    let mut identities: BTreeMap<String, Identity> = BTreeMap::new();
+    for binding in &bindings {
+        let Some(identity) = lookup.identity(&binding.identity) else { continue };
+        for grant in lookup.grants_of(&binding.identity) {
+            let entry = merged.entry((binding.identity.clone(), grant.destination.clone())).or_default();
+            entry.0.insert(binding.id.clone());
+            entry.1.insert(grant.id.clone(), grant);
+        }
+        identities.insert(identity.id.clone(), identity);
     }
-}
-
-/// Computes every authority path of a tenant's entities, sorted by path id.
-pub fn compute_paths(entities: &Entities, observed_at: Timestamp, policy: &PathPolicy) -> Vec<AuthorityPath> {
-    let graph = GraphIndex::new(entities, observed_at, policy);
-    let mut merged: BTreeMap<(usize, usize, usize), Partial> = BTreeMap::new();
-    for binding in &entities.bindings {
-        let (Some(&w), Some(&i)) =
-            (graph.workload_idx.get(binding.workload.as_str()), graph.identity_idx.get(binding.identity.as_str()))
+    let mut identity_evidence: BTreeMap<String, Vec<Evidence>> = BTreeMap::new();
+    let mut paths = Vec::with_capacity(merged.len());
+    for ((identity_id, destination_id), Reach(binding_ids, grants)) in merged {
+        let (Some(identity), Some(destination)) = (identities.get(&identity_id), lookup.destination(&destination_id))
         else {
             continue;
         };
-        for &grant_idx in graph.grants_by_identity.get(binding.identity.as_str()).into_iter().flatten() {
-            let grant = &entities.grants[grant_idx];
-            let Some(&d) = graph.destination_idx.get(grant.destination.as_str()) else {
-                continue;
-            };
-            let partial = merged.entry((w, i, d)).or_default();
-            partial.bindings.insert(binding.id.clone());
-            partial.grants.insert(grant_idx);
-        }
-    }
-    let mut paths: Vec<AuthorityPath> =
-        merged.into_iter().map(|((w, i, d), partial)| graph.path(w, i, d, &partial)).collect();
-    paths.sort_by(|a, b| a.path_id.cmp(&b.path_id));
-    paths
-}
-
-#[derive(Default)]
-struct Partial {
-    bindings: BTreeSet<String>,
-    grants: BTreeSet<usize>,
-}
-
-/// Lookups over one `Entities`, built once per computation.
-struct GraphIndex<'a> {
-    entities: &'a Entities,
-    observed_at: Timestamp,
-    policy: PathPolicy,
-    workload_idx: BTreeMap<&'a str, usize>,
-    identity_idx: BTreeMap<&'a str, usize>,
-    destination_idx: BTreeMap<&'a str, usize>,
-    grants_by_identity: BTreeMap<&'a str, Vec<usize>>,
-    owners: BTreeMap<&'a str, &'a Owner>,
-    domains: BTreeMap<&'a str, &'a DataDomain>,
-    evidence_exact: BTreeMap<(&'a str, &'a str), Vec<&'a Evidence>>,
-    evidence_service: BTreeMap<(&'a str, &'a str), Vec<&'a Evidence>>,
-    evidence_run: BTreeMap<(&'a str, &'a str), Vec<&'a Evidence>>,
-}
-
-impl<'a> GraphIndex<'a> {
-    fn new(entities: &'a Entities, observed_at: Timestamp, policy: &PathPolicy) -> GraphIndex<'a> {
-        let index = |ids: Vec<&'a str>| ids.into_iter().enumerate().map(|(n, id)| (id, n)).collect();
-        let mut grants_by_identity: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (n, grant) in entities.grants.iter().enumerate() {
-            grants_by_identity.entry(grant.identity.as_str()).or_default().push(n);
-        }
-        let window_start = observed_at.add_days(-i64::from(policy.evidence_window_days));
-        let mut evidence_exact: BTreeMap<(&str, &str), Vec<&Evidence>> = BTreeMap::new();
-        let mut evidence_service: BTreeMap<(&str, &str), Vec<&Evidence>> = BTreeMap::new();
-        let mut evidence_run: BTreeMap<(&str, &str), Vec<&Evidence>> = BTreeMap::new();
-        for e in &entities.evidence {
-            if e.at < window_start || e.at > observed_at {
-                continue;
-            }
-            if let (Some(identity), Some(destination)) = (&e.identity, &e.destination) {
-                evidence_exact.entry((identity, destination)).or_default().push(e);
-            }
-            if let (Some(identity), Some(service)) = (&e.identity, &e.service) {
-                evidence_service.entry((identity, service)).or_default().push(e);
-            }
-            if let (Some(workload), Some(destination)) = (&e.workload, &e.destination) {
-                evidence_run.entry((workload, destination)).or_default().push(e);
-            }
-        }
-        GraphIndex {
-            entities,
-            observed_at,
-            policy: *policy,
-            workload_idx: index(entities.workloads.iter().map(|w| w.id.as_str()).collect()),
-            identity_idx: index(entities.identities.iter().map(|i| i.id.as_str()).collect()),
-            destination_idx: index(entities.destinations.iter().map(|d| d.id.as_str()).collect()),
-            grants_by_identity,
-            owners: entities.owners.iter().map(|o| (o.id.as_str(), o)).collect(),
-            domains: entities.domains.iter().map(|d| (d.id.as_str(), d)).collect(),
-            evidence_exact,
-            evidence_service,
-            evidence_run,
-        }
-    }
-
-    fn path(&self, w: usize, i: usize, d: usize, partial: &Partial) -> AuthorityPath {
-        let workload = &self.entities.workloads[w];
-        let identity = &self.entities.identities[i];
-        let destination = &self.entities.destinations[d];
-        let (domain, classified_by) = self.domain_of(destination);
+        let evidence = identity_evidence
+            .entry(identity_id.clone())
+            .or_insert_with(|| lookup.evidence_of_identity(&identity_id).into_iter().filter(in_window).collect());
+        let (domain, classified_by) = domain_of(lookup, &destination, policy, &scan_rules);
         let mut permissions = BTreeSet::new();
-        let mut grants = Vec::new();
-        for &g in &partial.grants {
-            let grant = &self.entities.grants[g];
-            let mut granted: Vec<Permission> = grant.permissions.clone();
-            granted.sort();
-            granted.dedup();
-            permissions.extend(granted.iter().copied());
-            grants.push(GrantRef {
-                id: grant.id.clone(),
-                source: grant.source,
-                role: grant.role.clone(),
-                scope: grant.scope.clone(),
-                permissions: granted,
-            });
-        }
+        let grant_refs: Vec<GrantRef> = grants
+            .into_values()
+            .map(|grant| {
+                let mut granted = grant.permissions.clone();
+                granted.sort();
+                granted.dedup();
+                permissions.extend(granted.iter().copied());
+                GrantRef {
+                    id: grant.id,
+                    source: grant.source,
+                    role: grant.role,
+                    scope: grant.scope,
+                    permissions: granted,
+                }
+            })
+            .collect();
         let permissions: Vec<Permission> = permissions.into_iter().collect();
-        let (egress, egress_rule) = classify_egress(destination);
+        let (egress, egress_rule) = egress::classify(&destination, policy);
         let owners = if workload.owners.is_empty() { identity.owners.clone() } else { workload.owners.clone() };
-        let owner_state = self.owner_state(&owners);
-        let (grade, grade_evidence) = self.grade(&workload.id, &identity.id, destination);
-        AuthorityPath {
-            path_id: path_id(&workload.id, &identity.id, &destination.id, &domain.id),
+        let owner_state = owner_state(lookup, &owners, observed_at, policy);
+        let (grade, grade_evidence, evidence_at) = grade(evidence, &run_evidence, &identity.id, &destination);
+        let id = path_id(&workload.id, &identity.id, &destination.id, &domain.id);
+        let owner_state_since = match previous(&id) {
+            Some((state, since)) if state == owner_state => since,
+            _ => observed_at,
+        };
+        let evidence_gap = grade != Grade::A && destination.execution_logs == Some(LogState::Disabled);
+        paths.push(AuthorityPath {
+            fingerprint: fingerprint(&permissions, egress, owner_state, grade),
+            path_id: id,
             workload: NodeRef { id: workload.id.clone(), name: workload.name.clone() },
             identity: NodeRef { id: identity.id.clone(), name: identity.name.clone() },
             destination: NodeRef { id: destination.id.clone(), name: destination.name.clone() },
-            fingerprint: fingerprint(&permissions, egress, owner_state, grade),
             domain,
             permissions,
             egress,
             egress_rule,
             owner_state,
+            owner_state_since,
             owners,
             grade,
             grade_evidence,
-            grants,
-            bindings: partial.bindings.iter().cloned().collect(),
+            grade_expires_at: evidence_at.map(|at| at.add_days(i64::from(policy.evidence_window_days))),
+            evidence_gap,
+            grants: grant_refs,
+            bindings: binding_ids.into_iter().collect(),
             classified_by,
+        });
+    }
+    paths.sort_by(|a, b| a.path_id.cmp(&b.path_id));
+    paths
+}
+
+fn domain_of(
+    lookup: &impl GraphLookup,
+    destination: &Destination,
+    policy: &Policy,
+    scan_rules: &[ClassificationRule],
+) -> (DomainRef, Option<String>) {
+    let as_ref = |domain: DataDomain| DomainRef { id: domain.id, name: domain.name, sensitive: domain.sensitive };
+    if let Some(domain) = destination.domain.as_deref().and_then(|id| lookup.domain(id)) {
+        return (as_ref(domain), Some("label".to_string()));
+    }
+    for rule in policy.classification_rules.iter().chain(scan_rules) {
+        if destination.tags.get(&rule.tag) == Some(&rule.value)
+            && let Some(domain) = lookup.domain(&rule.domain)
+        {
+            return (as_ref(domain), Some(rule.id.clone()));
         }
     }
+    (DomainRef { id: UNCLASSIFIED.to_string(), name: "Unclassified".to_string(), sensitive: false }, None)
+}
 
-    fn domain_of(&self, destination: &Destination) -> (DomainRef, Option<String>) {
-        let lookup = |id: &str| self.domains.get(id).copied();
-        if let Some(domain) = destination.domain.as_deref().and_then(lookup) {
-            return (
-                DomainRef { id: domain.id.clone(), name: domain.name.clone(), sensitive: domain.sensitive },
-                Some("label".to_string()),
-            );
+fn owner_state(lookup: &impl GraphLookup, owner_ids: &[String], observed_at: Timestamp, policy: &Policy) -> OwnerState {
+    if owner_ids.is_empty() {
+        return OwnerState::Orphaned;
+    }
+    let silence_limit = observed_at.add_days(-i64::from(policy.owner_silence_days));
+    let accountable = owner_ids.iter().any(|id| {
+        lookup
+            .owner(id)
+            .is_some_and(|o| o.status == OwnerStatus::Active && o.last_active_at.is_none_or(|at| at >= silence_limit))
+    });
+    if accountable { OwnerState::Assigned } else { OwnerState::Decayed }
+}
+
+/// The grade, the evidence record behind it and that record's time. Among several records the
+/// latest wins (then the greatest id), so the result does not depend on the order of records.
+fn grade(
+    identity_evidence: &[Evidence],
+    run_evidence: &[Evidence],
+    identity: &str,
+    destination: &Destination,
+) -> (Grade, Option<String>, Option<Timestamp>) {
+    let latest = |records: &mut dyn Iterator<Item = &Evidence>| {
+        records.max_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id))).map(|e| (e.id.clone(), e.at))
+    };
+    let exact = latest(&mut identity_evidence.iter().filter(|e| {
+        e.identity.as_deref() == Some(identity) && e.destination.as_deref() == Some(destination.id.as_str())
+    }));
+    if let Some((id, at)) = exact {
+        return (Grade::A, Some(id), Some(at));
+    }
+    let inferred = latest(
+        &mut identity_evidence
+            .iter()
+            .filter(|e| destination.service.is_some() && e.service == destination.service)
+            .chain(run_evidence.iter().filter(|e| e.destination.as_deref() == Some(destination.id.as_str()))),
+    );
+    match inferred {
+        Some((id, at)) => (Grade::B, Some(id), Some(at)),
+        None => (Grade::C, None, None),
+    }
+}
+
+/// Computes every path of a tenant's entities, held in memory, sorted by path id.
+pub fn compute_paths(entities: &Entities, observed_at: Timestamp, policy: &Policy) -> Vec<AuthorityPath> {
+    let lookup = MemoryGraph::new(entities);
+    let mut paths: Vec<AuthorityPath> = entities
+        .workloads
+        .iter()
+        .flat_map(|w| compute_workload_paths(&lookup, &w.id, observed_at, policy, &|_| None))
+        .collect();
+    paths.sort_by(|a, b| a.path_id.cmp(&b.path_id));
+    paths
+}
+
+/// A `GraphLookup` over entities held in memory.
+pub struct MemoryGraph<'a> {
+    entities: &'a Entities,
+    workloads: BTreeMap<&'a str, &'a Workload>,
+    identities: BTreeMap<&'a str, &'a Identity>,
+    destinations: BTreeMap<&'a str, &'a Destination>,
+    domains: BTreeMap<&'a str, &'a DataDomain>,
+    owners: BTreeMap<&'a str, &'a Owner>,
+    bindings: BTreeMap<&'a str, Vec<&'a Binding>>,
+    grants: BTreeMap<&'a str, Vec<&'a Grant>>,
+    identity_evidence: BTreeMap<&'a str, Vec<&'a Evidence>>,
+    workload_evidence: BTreeMap<&'a str, Vec<&'a Evidence>>,
+}
+
+impl<'a> MemoryGraph<'a> {
+    /// Indexes the entities.
+    pub fn new(entities: &'a Entities) -> MemoryGraph<'a> {
+        let mut bindings: BTreeMap<&str, Vec<&Binding>> = BTreeMap::new();
+        for b in &entities.bindings {
+            bindings.entry(b.workload.as_str()).or_default().push(b);
         }
-        for rule in &self.entities.classification_rules {
-            if destination.tags.get(&rule.tag) == Some(&rule.value)
-                && let Some(domain) = lookup(&rule.domain)
-            {
-                return (
-                    DomainRef { id: domain.id.clone(), name: domain.name.clone(), sensitive: domain.sensitive },
-                    Some(rule.id.clone()),
-                );
+        let mut grants: BTreeMap<&str, Vec<&Grant>> = BTreeMap::new();
+        for g in &entities.grants {
+            grants.entry(g.identity.as_str()).or_default().push(g);
+        }
+        let mut identity_evidence: BTreeMap<&str, Vec<&Evidence>> = BTreeMap::new();
+        let mut workload_evidence: BTreeMap<&str, Vec<&Evidence>> = BTreeMap::new();
+        for e in &entities.evidence {
+            if let Some(identity) = &e.identity {
+                identity_evidence.entry(identity.as_str()).or_default().push(e);
+            }
+            if let Some(workload) = &e.workload {
+                workload_evidence.entry(workload.as_str()).or_default().push(e);
             }
         }
-        (DomainRef { id: UNCLASSIFIED.to_string(), name: "Unclassified".to_string(), sensitive: false }, None)
+        MemoryGraph {
+            entities,
+            workloads: entities.workloads.iter().map(|w| (w.id.as_str(), w)).collect(),
+            identities: entities.identities.iter().map(|i| (i.id.as_str(), i)).collect(),
+            destinations: entities.destinations.iter().map(|d| (d.id.as_str(), d)).collect(),
+            domains: entities.domains.iter().map(|d| (d.id.as_str(), d)).collect(),
+            owners: entities.owners.iter().map(|o| (o.id.as_str(), o)).collect(),
+            bindings,
+            grants,
+            identity_evidence,
+            workload_evidence,
+        }
     }
+}
 
-    fn owner_state(&self, owner_ids: &[String]) -> OwnerState {
-        if owner_ids.is_empty() {
-            return OwnerState::Orphaned;
-        }
-        let silence_limit = self.observed_at.add_days(-i64::from(self.policy.owner_silence_days));
-        let accountable = owner_ids.iter().any(|id| {
-            self.owners.get(id.as_str()).is_some_and(|o| {
-                o.status == OwnerStatus::Active && o.last_active_at.is_none_or(|at| at >= silence_limit)
-            })
-        });
-        if accountable { OwnerState::Assigned } else { OwnerState::Decayed }
+impl GraphLookup for MemoryGraph<'_> {
+    fn workload(&self, id: &str) -> Option<Workload> {
+        self.workloads.get(id).map(|w| (*w).clone())
     }
-
-    fn grade(&self, workload: &str, identity: &str, destination: &Destination) -> (Grade, Option<String>) {
-        let latest = |records: Option<&Vec<&Evidence>>| {
-            records.into_iter().flatten().max_by(|a, b| (a.at, &a.id).cmp(&(b.at, &b.id))).map(|e| e.id.clone())
-        };
-        if let Some(id) = latest(self.evidence_exact.get(&(identity, destination.id.as_str()))) {
-            return (Grade::A, Some(id));
-        }
-        let by_service =
-            destination.service.as_deref().and_then(|service| latest(self.evidence_service.get(&(identity, service))));
-        let by_run = latest(self.evidence_run.get(&(workload, destination.id.as_str())));
-        match by_service.into_iter().chain(by_run).max() {
-            Some(id) => (Grade::B, Some(id)),
-            None => (Grade::C, None),
-        }
+    fn bindings_of(&self, workload: &str) -> Vec<Binding> {
+        self.bindings.get(workload).map_or_else(Vec::new, |v| v.iter().map(|b| (*b).clone()).collect())
+    }
+    fn identity(&self, id: &str) -> Option<Identity> {
+        self.identities.get(id).map(|i| (*i).clone())
+    }
+    fn grants_of(&self, identity: &str) -> Vec<Grant> {
+        self.grants.get(identity).map_or_else(Vec::new, |v| v.iter().map(|g| (*g).clone()).collect())
+    }
+    fn destination(&self, id: &str) -> Option<Destination> {
+        self.destinations.get(id).map(|d| (*d).clone())
+    }
+    fn domain(&self, id: &str) -> Option<DataDomain> {
+        self.domains.get(id).map(|d| (*d).clone())
+    }
+    fn classification_rules(&self) -> Vec<ClassificationRule> {
+        self.entities.classification_rules.clone()
+    }
+    fn owner(&self, id: &str) -> Option<Owner> {
+        self.owners.get(id).map(|o| (*o).clone())
+    }
+    fn evidence_of_identity(&self, identity: &str) -> Vec<Evidence> {
+        self.identity_evidence.get(identity).map_or_else(Vec::new, |v| v.iter().map(|e| (*e).clone()).collect())
+    }
+    fn evidence_of_workload(&self, workload: &str) -> Vec<Evidence> {
+        self.workload_evidence.get(workload).map_or_else(Vec::new, |v| v.iter().map(|e| (*e).clone()).collect())
     }
 }

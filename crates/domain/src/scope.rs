@@ -99,6 +99,11 @@ impl Scope {
         Scope { selectors: vec![Selector::All] }
     }
 
+    /// The selectors, sorted.
+    pub fn selectors(&self) -> &[Selector] {
+        &self.selectors
+    }
+
     /// Whether the workload is in scope.
     pub fn matches(&self, workload: &Workload) -> bool {
         self.selectors.iter().any(|s| s.matches(workload))

@@ -78,6 +78,158 @@ pub struct ScanInfo {
     /// The deployment that caused the scan, for `deployment` and `remediation` triggers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<DeploymentRef>,
+    /// What the scan covered; absent means a full scan whose every list was read completely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
+}
+
+/// What a scan covered, so that what it did not see is removed only when it really looked.
+///
+/// For each list, the APIs that read it decide: when every one of them succeeded, entities in
+/// the scan's scope that it did not see are removed; when one failed (a 403, a 429, a
+/// timeout), they are kept and marked `unobserved`; a list no API read is left as it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Coverage {
+    /// A full scan looked at the whole tenant; a targeted one only at its target workloads.
+    pub mode: CoverageMode,
+    /// For a targeted scan: the workloads it re-read. It may remove those workloads, their
+    /// run-as bindings, the grants, credentials and evidence of the identities it saw, and the
+    /// evidence of the workloads; it never removes anything else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    /// The calls the connector made and how each ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apis: Vec<ApiCoverage>,
+}
+
+/// Full or targeted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CoverageMode {
+    /// The whole tenant.
+    Full,
+    /// Only `targets`.
+    Targeted,
+}
+
+/// One API a connector called.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiCoverage {
+    /// The API, e.g. `graph.servicePrincipals` or `arm.roleAssignments`.
+    pub name: String,
+    /// The snapshot lists it fills.
+    pub lists: Vec<EntityList>,
+    /// How the calls ended.
+    pub status: ApiStatus,
+    /// What went wrong, for a failed API (e.g. `403 Forbidden`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// How an API's calls ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiStatus {
+    /// Every page was read.
+    Succeeded,
+    /// Some or all calls failed.
+    Failed,
+}
+
+/// The lists of a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityList {
+    /// `domains`.
+    Domains,
+    /// `classification_rules`.
+    ClassificationRules,
+    /// `owners`.
+    Owners,
+    /// `workloads`.
+    Workloads,
+    /// `identities`.
+    Identities,
+    /// `credentials`.
+    Credentials,
+    /// `destinations`.
+    Destinations,
+    /// `grants`.
+    Grants,
+    /// `bindings`.
+    Bindings,
+    /// `evidence`.
+    Evidence,
+}
+
+impl EntityList {
+    /// Every list, in `Entities` field order.
+    pub const ALL: [EntityList; 10] = [
+        EntityList::Domains,
+        EntityList::ClassificationRules,
+        EntityList::Owners,
+        EntityList::Workloads,
+        EntityList::Identities,
+        EntityList::Credentials,
+        EntityList::Destinations,
+        EntityList::Grants,
+        EntityList::Bindings,
+        EntityList::Evidence,
+    ];
+
+    /// The list's name in snapshots.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EntityList::Domains => "domains",
+            EntityList::ClassificationRules => "classification_rules",
+            EntityList::Owners => "owners",
+            EntityList::Workloads => "workloads",
+            EntityList::Identities => "identities",
+            EntityList::Credentials => "credentials",
+            EntityList::Destinations => "destinations",
+            EntityList::Grants => "grants",
+            EntityList::Bindings => "bindings",
+            EntityList::Evidence => "evidence",
+        }
+    }
+}
+
+/// How a scan treats one list's entities that it did not see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListCoverage {
+    /// Read completely: unseen entities in scope are removed.
+    Complete,
+    /// Read with failures: unseen entities are kept and marked unobserved.
+    Partial,
+    /// Not read: unseen entities are left as they are.
+    NotRead,
+}
+
+impl Coverage {
+    /// The coverage of a scan that declares none: full, every list read completely.
+    pub fn complete() -> Coverage {
+        Coverage {
+            mode: CoverageMode::Full,
+            targets: Vec::new(),
+            apis: vec![ApiCoverage {
+                name: "snapshot".to_string(),
+                lists: EntityList::ALL.to_vec(),
+                status: ApiStatus::Succeeded,
+                error: None,
+            }],
+        }
+    }
+
+    /// How the scan covered one list.
+    pub fn of(&self, list: EntityList) -> ListCoverage {
+        let mut calls = self.apis.iter().filter(|api| api.lists.contains(&list)).peekable();
+        if calls.peek().is_none() {
+            return ListCoverage::NotRead;
+        }
+        if calls.all(|api| api.status == ApiStatus::Succeeded) { ListCoverage::Complete } else { ListCoverage::Partial }
+    }
 }
 
 fn default_connector() -> String {

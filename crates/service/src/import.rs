@@ -6,8 +6,7 @@ use sv0_domain::events::{
     Bytes, Event, EventFragment, EventMeta, EventPayload, ScanChunk, ScanCompleted, ScanStarted, derived_id,
 };
 use sv0_domain::ids::stable_hash;
-use sv0_domain::paths::PathPolicy;
-use sv0_domain::snapshot::{Entities, ScanTrigger, Snapshot, ValidSnapshot};
+use sv0_domain::snapshot::{Coverage, Entities, ScanTrigger, Snapshot, ValidSnapshot};
 use sv0_log::NewEvent;
 
 use crate::error::ServiceError;
@@ -38,7 +37,6 @@ pub struct ScanEvents {
 pub fn scan_events(
     snapshot: ValidSnapshot,
     trigger: Option<ScanTrigger>,
-    policy: PathPolicy,
     max_event_size: usize,
 ) -> Result<ScanEvents, ServiceError> {
     let ValidSnapshot { tenant, mut scan, entities } = snapshot;
@@ -72,7 +70,7 @@ pub fn scan_events(
             trigger: scan.trigger,
             observed_at: scan.observed_at,
             deployment: scan.deployment.clone(),
-            policy,
+            coverage: scan.coverage.clone().unwrap_or_else(Coverage::complete),
         }),
     };
     let correlation = Some(started.meta.event_id);

@@ -10,7 +10,7 @@ use sv0_domain::delta::{self, DeltaEntry};
 use sv0_domain::events::{
     Acknowledgement, ApprovalRecorded, Event, EventMeta, EventPayload, KeyRegistered, PackSealed, derived_id,
 };
-use sv0_domain::paths::{AuthorityPath, PathPolicy};
+use sv0_domain::paths::AuthorityPath;
 use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{TenantId, Timestamp};
@@ -107,7 +107,6 @@ pub struct Service<L: EventLog> {
     data_dir: DataDir,
     log: L,
     views: Views,
-    policy: PathPolicy,
     signer: Option<PackSigner>,
     sealing: bool,
 }
@@ -142,7 +141,7 @@ impl<L: EventLog> Service<L> {
 
     /// Assembles a service from an open log and views.
     pub fn with_parts(data_dir: DataDir, log: L, views: Views) -> Service<L> {
-        Service { data_dir, log, views, policy: PathPolicy::default(), signer: None, sealing: true }
+        Service { data_dir, log, views, signer: None, sealing: true }
     }
 
     /// Leaves sealing to a separate signer process (`sv0 sign`): commands append and fold but
@@ -213,7 +212,7 @@ impl<L: EventLog> Service<L> {
     ) -> Result<ImportReport, ServiceError> {
         let snapshot = parse_snapshot(json)?;
         let tenant = snapshot.tenant.clone();
-        let scan = scan_events(snapshot, trigger, self.policy, self.log.max_event_size())?;
+        let scan = scan_events(snapshot, trigger, self.log.max_event_size())?;
         // A scan already folded is not appended again, even after the log's deduplication
         // window (JetStream's) has passed.
         if let Some(known) = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == scan.scan_id) {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use sv0_domain::model::{
     Binding, ClassificationRule, Credential, CredentialKind, DataDomain, Destination, DestinationKind, Evidence, Grant,
-    GrantSource, Identity, IdentityKind, Owner, OwnerStatus, Permission, Workload, WorkloadKind,
+    GrantSource, Identity, IdentityKind, LogState, Owner, OwnerStatus, Permission, Workload, WorkloadKind,
 };
 use sv0_domain::snapshot::{ScanInfo, ScanTrigger, Snapshot};
 use sv0_domain::{InvalidInput, TenantId, Timestamp};
@@ -87,6 +87,8 @@ pub fn synthetic_snapshot(paths: usize, variant: u64, observed_at: &str) -> Resu
                 domain: None,
                 egress: None,
                 tags: BTreeMap::from([("data-domain".to_string(), domains[n % domains.len()].0.to_string())]),
+                execution_logs: Some(if n % 10 == 0 { LogState::Disabled } else { LogState::Enabled }),
+                execution_log_source: Some(format!("diagnostic logs on {service}-{n:07}")),
             }
         })
         .collect();
@@ -169,6 +171,7 @@ pub fn synthetic_snapshot(paths: usize, variant: u64, observed_at: &str) -> Resu
             observed_at: at,
             trigger: ScanTrigger::Scheduled,
             deployment: None,
+            coverage: None,
         },
         domains: domain_list,
         classification_rules: rules,

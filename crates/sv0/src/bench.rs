@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use serde_json::json;
-use sv0_domain::paths::PathPolicy;
 use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{TenantId, Timestamp};
@@ -69,7 +68,7 @@ async fn measure(dir: &std::path::Path, paths: usize, json_out: bool, out: &mut 
     let entities = snapshot.entities.len();
     m.push(Measurement::since("parse + validate snapshot", t, entities as f64, "entities/s"));
     let t = Instant::now();
-    let scan = scan_events(snapshot, None, PathPolicy::default(), max)?;
+    let scan = scan_events(snapshot, None, max)?;
     let events = scan.events.len();
     let bytes: usize = scan.events.iter().map(|e| e.data.len()).sum();
     m.push(Measurement::since("encode scan events (canonical CBOR)", t, bytes as f64 / 1e6, "MB/s"));

@@ -1,0 +1,75 @@
+//! A tenant's policy: the settings the rules depend on. It is set by a `policy.set` event, so a
+//! replay folds every scan with the policy that was in force then, whatever the configuration
+//! is today.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::ClassificationRule;
+
+/// The settings SV0's rules depend on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Evidence older than this many days before a scan does not count (grades decay).
+    pub evidence_window_days: u32,
+    /// An owner silent for longer than this many days is decayed.
+    pub owner_silence_days: u32,
+    /// Host suffixes of the organisation's own endpoints (egress `internal`), e.g. `contoso.com`.
+    pub internal_host_suffixes: Vec<String>,
+    /// Classification rules of the tenant, applied before the scan's own (by id order).
+    pub classification_rules: Vec<ClassificationRule>,
+    /// Deletion circuit breakers.
+    pub breaker: BreakerPolicy,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            evidence_window_days: 30,
+            owner_silence_days: 90,
+            internal_host_suffixes: Vec::new(),
+            classification_rules: Vec::new(),
+            breaker: BreakerPolicy::default(),
+        }
+    }
+}
+
+/// When a scan removes so much that it is held for a person to release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerPolicy {
+    /// A scan that would remove more than this share (percent) of a list's entities, or of the
+    /// tenant's paths, is quarantined...
+    pub max_removed_percent: u32,
+    /// ...provided it also removes at least this many (small tenants change a lot in relative
+    /// terms).
+    pub min_removed: u64,
+}
+
+impl Default for BreakerPolicy {
+    fn default() -> BreakerPolicy {
+        BreakerPolicy { max_removed_percent: 20, min_removed: 50 }
+    }
+}
+
+impl BreakerPolicy {
+    /// Whether removing `removed` of `existing` trips the breaker.
+    pub fn trips(&self, removed: u64, existing: u64) -> bool {
+        removed >= self.min_removed.max(1) && removed * 100 > existing * u64::from(self.max_removed_percent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BreakerPolicy;
+
+    #[test]
+    fn the_breaker_needs_both_a_share_and_a_count() {
+        let breaker = BreakerPolicy { max_removed_percent: 20, min_removed: 50 };
+        assert!(!breaker.trips(49, 100), "under the minimum count");
+        assert!(breaker.trips(50, 100), "50 of 100 is over 20 %");
+        assert!(!breaker.trips(100, 1_000), "10 % of a large list");
+        assert!(breaker.trips(201, 1_000));
+        assert!(!breaker.trips(0, 0));
+    }
+}

@@ -1,0 +1,305 @@
+//! The tenant's entities as the views keep them, their secondary indexes, and `StoredGraph`,
+//! the `GraphLookup` that path computation reads them through.
+//!
+//! Entity rows: `ENTITIES (tenant, list, id) → entity`. Index rows:
+//! `ENTITY_INDEX (tenant, index, value, id) → payload`, one family per relation a rescan must
+//! follow to find the workloads a change reaches:
+//!
+//! | index | value | payload |
+//! |---|---|---|
+//! | `binding.workload` | workload | identity |
+//! | `binding.identity` | identity | workload |
+//! | `grant.identity` | identity | destination |
+//! | `grant.destination` | destination | identity |
+//! | `credential.identity` | identity | |
+//! | `evidence.identity` | identity | |
+//! | `evidence.workload` | workload | |
+//! | `evidence.time` | time (16 hex digits of ms) | |
+//! | `workload.owner` / `identity.owner` | owner | |
+//! | `workload.project` | project | |
+//! | `workload.tag` | `key=value` | |
+
+use std::collections::BTreeSet;
+
+use redb::{ReadableTable, Table};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sv0_domain::TenantId;
+use sv0_domain::model::{
+    Binding, ClassificationRule, Credential, DataDomain, Destination, Evidence, Grant, Identity, Owner, Workload,
+};
+use sv0_domain::paths::GraphLookup;
+use sv0_domain::snapshot::{Entities, EntityList};
+
+use crate::error::ProjectionError;
+use crate::store::{self, key, prefix};
+
+type T<'t> = Table<'t, &'static [u8], &'static [u8]>;
+
+/// Any one entity, with the list it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AnyEntity {
+    Domain(DataDomain),
+    Rule(ClassificationRule),
+    Owner(Owner),
+    Workload(Workload),
+    Identity(Identity),
+    Credential(Credential),
+    Destination(Destination),
+    Grant(Grant),
+    Binding(Binding),
+    Evidence(Evidence),
+}
+
+fn decode<E: DeserializeOwned>(bytes: &[u8]) -> Result<E, ProjectionError> {
+    store::decode("entities", bytes)
+}
+
+impl AnyEntity {
+    pub(crate) fn decode(list: EntityList, bytes: &[u8]) -> Result<AnyEntity, ProjectionError> {
+        Ok(match list {
+            EntityList::Domains => AnyEntity::Domain(decode(bytes)?),
+            EntityList::ClassificationRules => AnyEntity::Rule(decode(bytes)?),
+            EntityList::Owners => AnyEntity::Owner(decode(bytes)?),
+            EntityList::Workloads => AnyEntity::Workload(decode(bytes)?),
+            EntityList::Identities => AnyEntity::Identity(decode(bytes)?),
+            EntityList::Credentials => AnyEntity::Credential(decode(bytes)?),
+            EntityList::Destinations => AnyEntity::Destination(decode(bytes)?),
+            EntityList::Grants => AnyEntity::Grant(decode(bytes)?),
+            EntityList::Bindings => AnyEntity::Binding(decode(bytes)?),
+            EntityList::Evidence => AnyEntity::Evidence(decode(bytes)?),
+        })
+    }
+
+    /// The index rows of the entity: (index, value, payload).
+    pub(crate) fn index_entries(&self) -> Vec<(&'static str, String, String)> {
+        let mut out = Vec::new();
+        match self {
+            AnyEntity::Workload(w) => {
+                for owner in &w.owners {
+                    out.push(("workload.owner", owner.clone(), String::new()));
+                }
+                if let Some(project) = &w.project {
+                    out.push(("workload.project", project.clone(), String::new()));
+                }
+                for (k, v) in &w.tags {
+                    out.push(("workload.tag", format!("{k}={v}"), String::new()));
+                }
+            }
+            AnyEntity::Identity(i) => {
+                for owner in &i.owners {
+                    out.push(("identity.owner", owner.clone(), String::new()));
+                }
+            }
+            AnyEntity::Binding(b) => {
+                out.push(("binding.workload", b.workload.clone(), b.identity.clone()));
+                out.push(("binding.identity", b.identity.clone(), b.workload.clone()));
+            }
+            AnyEntity::Grant(g) => {
+                out.push(("grant.identity", g.identity.clone(), g.destination.clone()));
+                out.push(("grant.destination", g.destination.clone(), g.identity.clone()));
+            }
+            AnyEntity::Credential(c) => {
+                out.push(("credential.identity", c.identity.clone(), String::new()));
+                // When its long-lived-secret finding can change by time alone: at expiry, and
+                // (for a secret whose creation is unknown) when its remaining life drops under
+                // the limit.
+                if let Some(expires) = c.expires_at {
+                    out.push(("credential.time", time_key(expires.0), String::new()));
+                    if c.created_at.is_none() {
+                        let limit = expires.add_days(-sv0_domain::findings::LONG_LIVED_DAYS);
+                        out.push(("credential.time", time_key(limit.0), String::new()));
+                    }
+                }
+            }
+            AnyEntity::Evidence(e) => {
+                if let Some(identity) = &e.identity {
+                    out.push(("evidence.identity", identity.clone(), String::new()));
+                }
+                if let Some(workload) = &e.workload {
+                    out.push(("evidence.workload", workload.clone(), String::new()));
+                }
+                out.push(("evidence.time", time_key(e.at.0), String::new()));
+            }
+            AnyEntity::Domain(_) | AnyEntity::Rule(_) | AnyEntity::Owner(_) | AnyEntity::Destination(_) => {}
+        }
+        out
+    }
+}
+
+/// A sortable text form of a time: 16 hex digits of the milliseconds, offset so that times
+/// before 1970 sort too.
+pub(crate) fn time_key(ms: i64) -> String {
+    format!("{:016x}", (ms as u64) ^ (1 << 63))
+}
+
+/// Every entity of a scan as `(list, id, canonical bytes)`, list by list, ids in order.
+pub(crate) fn scan_rows(entities: &Entities) -> Result<Vec<(EntityList, String, Vec<u8>)>, ProjectionError> {
+    fn add<E: Serialize>(
+        out: &mut Vec<(EntityList, String, Vec<u8>)>,
+        list: EntityList,
+        items: &[E],
+        id: impl Fn(&E) -> &str,
+    ) -> Result<(), ProjectionError> {
+        for item in items {
+            out.push((list, id(item).to_string(), store::encode(item)?));
+        }
+        Ok(())
+    }
+    let mut out = Vec::with_capacity(entities.len());
+    add(&mut out, EntityList::Domains, &entities.domains, |e| &e.id)?;
+    add(&mut out, EntityList::ClassificationRules, &entities.classification_rules, |e| &e.id)?;
+    add(&mut out, EntityList::Owners, &entities.owners, |e| &e.id)?;
+    add(&mut out, EntityList::Workloads, &entities.workloads, |e| &e.id)?;
+    add(&mut out, EntityList::Identities, &entities.identities, |e| &e.id)?;
+    add(&mut out, EntityList::Credentials, &entities.credentials, |e| &e.id)?;
+    add(&mut out, EntityList::Destinations, &entities.destinations, |e| &e.id)?;
+    add(&mut out, EntityList::Grants, &entities.grants, |e| &e.id)?;
+    add(&mut out, EntityList::Bindings, &entities.bindings, |e| &e.id)?;
+    add(&mut out, EntityList::Evidence, &entities.evidence, |e| &e.id)?;
+    Ok(out)
+}
+
+/// The key of an entity row.
+pub(crate) fn entity_key(tenant: &TenantId, list: EntityList, id: &str) -> Vec<u8> {
+    key(&[tenant.as_str().as_bytes(), list.name().as_bytes(), id.as_bytes()])
+}
+
+fn index_key(tenant: &TenantId, index: &str, value: &str, id: &str) -> Vec<u8> {
+    key(&[tenant.as_str().as_bytes(), index.as_bytes(), value.as_bytes(), id.as_bytes()])
+}
+
+/// Writes (or, with `remove`, deletes) an entity's index rows.
+pub(crate) fn write_index(
+    table: &mut T<'_>,
+    tenant: &TenantId,
+    id: &str,
+    entity: &AnyEntity,
+    remove: bool,
+) -> Result<(), ProjectionError> {
+    for (index, value, payload) in entity.index_entries() {
+        let k = index_key(tenant, index, &value, id);
+        if remove {
+            table.remove(k.as_slice())?;
+        } else {
+            table.insert(k.as_slice(), payload.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// `(entity id, payload)` of every index row with this index and value.
+pub(crate) fn index_lookup(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    index: &str,
+    value: &str,
+) -> Result<Vec<(String, String)>, ProjectionError> {
+    let p = prefix(&[tenant.as_str().as_bytes(), index.as_bytes(), value.as_bytes()]);
+    Ok(store::scan_raw(table, &p)?
+        .into_iter()
+        .map(|(k, v)| (String::from_utf8_lossy(&k[p.len()..]).into_owned(), String::from_utf8_lossy(&v).into_owned()))
+        .collect())
+}
+
+/// `(value, id, payload)` of index rows with `from < value <= to` (for time indexes).
+pub(crate) fn index_range(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    index: &str,
+    from_exclusive: &str,
+    to_inclusive: &str,
+) -> Result<Vec<(String, String, String)>, ProjectionError> {
+    let base = prefix(&[tenant.as_str().as_bytes(), index.as_bytes()]);
+    let mut start = base.clone();
+    start.extend_from_slice(from_exclusive.as_bytes());
+    start.push(1);
+    let mut end = base.clone();
+    end.extend_from_slice(to_inclusive.as_bytes());
+    end.push(1);
+    let mut out = Vec::new();
+    for entry in table.range(start.as_slice()..end.as_slice())? {
+        let (k, v) = entry?;
+        let rest = &k.value()[base.len()..];
+        if let Some(split) = rest.iter().position(|b| *b == 0) {
+            out.push((
+                String::from_utf8_lossy(&rest[..split]).into_owned(),
+                String::from_utf8_lossy(&rest[split + 1..]).into_owned(),
+                String::from_utf8_lossy(v.value()).into_owned(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The workloads bound to an identity.
+pub(crate) fn workloads_of_identity(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    identity: &str,
+) -> Result<BTreeSet<String>, ProjectionError> {
+    Ok(index_lookup(table, tenant, "binding.identity", identity)?.into_iter().map(|(_, w)| w).collect())
+}
+
+/// A `GraphLookup` over the views' entity rows, inside a write transaction (it sees the
+/// transaction's own writes).
+pub(crate) struct StoredGraph<'a, 't> {
+    pub entities: &'a T<'t>,
+    pub index: &'a T<'t>,
+    pub tenant: &'a TenantId,
+}
+
+impl StoredGraph<'_, '_> {
+    fn get<E: DeserializeOwned>(&self, list: EntityList, id: &str) -> Option<E> {
+        let k = entity_key(self.tenant, list, id);
+        // Rows this crate wrote always decode; a damaged one reads as absent here and is
+        // reported by `Views` queries and rebuilds.
+        self.entities.get(k.as_slice()).ok().flatten().and_then(|v| decode(v.value()).ok())
+    }
+
+    fn related<E: DeserializeOwned>(&self, index: &str, value: &str, list: EntityList) -> Vec<E> {
+        index_lookup(self.index, self.tenant, index, value)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(id, _)| self.get(list, &id))
+            .collect()
+    }
+}
+
+impl GraphLookup for StoredGraph<'_, '_> {
+    fn workload(&self, id: &str) -> Option<Workload> {
+        self.get(EntityList::Workloads, id)
+    }
+    fn bindings_of(&self, workload: &str) -> Vec<Binding> {
+        self.related("binding.workload", workload, EntityList::Bindings)
+    }
+    fn identity(&self, id: &str) -> Option<Identity> {
+        self.get(EntityList::Identities, id)
+    }
+    fn grants_of(&self, identity: &str) -> Vec<Grant> {
+        self.related("grant.identity", identity, EntityList::Grants)
+    }
+    fn destination(&self, id: &str) -> Option<Destination> {
+        self.get(EntityList::Destinations, id)
+    }
+    fn domain(&self, id: &str) -> Option<DataDomain> {
+        self.get(EntityList::Domains, id)
+    }
+    fn classification_rules(&self) -> Vec<ClassificationRule> {
+        let p = prefix(&[self.tenant.as_str().as_bytes(), EntityList::ClassificationRules.name().as_bytes()]);
+        store::scan_raw(self.entities, &p)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(_, v)| decode(&v).ok())
+            .collect()
+    }
+    fn owner(&self, id: &str) -> Option<Owner> {
+        self.get(EntityList::Owners, id)
+    }
+    fn evidence_of_identity(&self, identity: &str) -> Vec<Evidence> {
+        self.related("evidence.identity", identity, EntityList::Evidence)
+    }
+    fn evidence_of_workload(&self, workload: &str) -> Vec<Evidence> {
+        self.related("evidence.workload", workload, EntityList::Evidence)
+    }
+}

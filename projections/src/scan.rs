@@ -1,0 +1,911 @@
+//! Applying a scan to the views:
+//!
+//! 1. reassemble it from its chunks (or reject it whole);
+//! 2. diff its entities against the stored ones under its coverage: what it read completely and
+//!    did not see is removed; what it read with failures and did not see is kept, unobserved;
+//!    what it did not read, or what lies outside a targeted scan's scope, is left alone;
+//! 3. trip the entity breaker if it removes too much of a list;
+//! 4. write the entity changes and find the workloads they reach (plus those whose evidence
+//!    left the window or whose owners went silent since the last scan);
+//! 5. trip the path breaker if those workloads would lose too many paths (the entity changes
+//!    are undone and the scan is held);
+//! 6. recompute the paths and findings of those workloads only, and the credential, identity
+//!    and destination findings their changes touch;
+//! 7. record the scan, its entity diff and its assessment.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use redb::ReadableTable;
+use sv0_domain::assessment::{AssessmentKind, FindingMovement, ScanAssessment, ScanRef};
+use sv0_domain::events::{Event, ScanCompleted, ScanQuarantined, ScanReleased, ScanStarted};
+use sv0_domain::findings::{self, Finding, PathOf};
+use sv0_domain::model::{Credential, Destination, Grant, Identity, Owner, OwnerStatus};
+use sv0_domain::paths::{AuthorityPath, compute_workload_paths};
+use sv0_domain::policy::Policy;
+use sv0_domain::scope::Scope;
+use sv0_domain::snapshot::{CoverageMode, Entities, EntityList, ListCoverage};
+use sv0_domain::{TenantId, Timestamp};
+use tracing::{info, warn};
+
+use crate::error::ProjectionError;
+use crate::fold::{Tables, store_assessment, t_key, t_prefix};
+use crate::graph::{self, AnyEntity, StoredGraph, entity_key, index_lookup, index_range, time_key};
+use crate::pathstore::{self, PathWriter};
+use crate::records::{EntityDiff, FindingRecord, FindingStatus, ScanRecord, ScanStatus, TenantState};
+use crate::store::{self, get, put, scan_raw};
+
+/// One entity the scan changes.
+struct Change {
+    list: EntityList,
+    id: String,
+    old: Option<Vec<u8>>,
+    new: Option<Vec<u8>>,
+    kind: ChangeKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ChangeKind {
+    Added,
+    Changed,
+    Removed,
+    /// Kept, marked unobserved.
+    Unobserved,
+    /// Seen again after being unobserved.
+    Reobserved,
+}
+
+/// The tenant's policy (the default until a `policy.set`).
+pub(crate) fn policy(t: &Tables<'_>, tenant: &TenantId) -> Result<Policy, ProjectionError> {
+    Ok(get(&t.policies, "policies", &t_key(tenant, &[]))?.unwrap_or_default())
+}
+
+fn tenant_state(t: &Tables<'_>, tenant: &TenantId) -> Result<Option<TenantState>, ProjectionError> {
+    get(&t.tenants, "tenants", &t_key(tenant, &[]))
+}
+
+/// Reassembles a scan from its pending rows; `Err` says why it cannot be applied.
+fn reassemble(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    completed: &ScanCompleted,
+) -> Result<Result<(ScanStarted, Entities), String>, ProjectionError> {
+    let started: Option<ScanStarted> =
+        get(&t.scans_pending, "scans_pending", &t_key(tenant, &[completed.scan_id.as_bytes()]))?;
+    let chunks: Vec<Entities> =
+        store::scan(&t.scan_chunks, "scan_chunks", &t_prefix(tenant, &[completed.scan_id.as_bytes()]))?;
+    let Some(started) = started else {
+        return Ok(Err("no scan.started event precedes scan.completed".to_string()));
+    };
+    if chunks.len() != completed.chunk_count as usize {
+        return Ok(Err(format!("expected {} chunk(s), found {}", completed.chunk_count, chunks.len())));
+    }
+    let entities = Entities::merge(chunks);
+    if entities.len() as u64 != completed.entity_count {
+        return Ok(Err(format!("expected {} entities, found {}", completed.entity_count, entities.len())));
+    }
+    let digest = sv0_codec::entities_digest(&entities).map_err(ProjectionError::Encode)?.digest;
+    if digest != completed.snapshot_digest {
+        return Ok(Err("snapshot digest does not match the chunks".to_string()));
+    }
+    Ok(Ok((started, entities)))
+}
+
+fn drop_pending(t: &mut Tables<'_>, tenant: &TenantId, scan_id: &str) -> Result<(), ProjectionError> {
+    t.scans_pending.remove(t_key(tenant, &[scan_id.as_bytes()]).as_slice())?;
+    store::remove_prefix(&mut t.scan_chunks, &t_prefix(tenant, &[scan_id.as_bytes()]))
+}
+
+/// `scan.completed`: apply the scan, or reject it, or hold it.
+pub(crate) fn scan_completed(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    event: &Event,
+    completed: &ScanCompleted,
+) -> Result<(), ProjectionError> {
+    match reassemble(t, tenant, completed)? {
+        Err(reason) => {
+            warn!(%tenant, seq, scan_id = %completed.scan_id, %reason, "scan rejected");
+            drop_pending(t, tenant, &completed.scan_id)?;
+            let record = ScanRecord {
+                scan_id: completed.scan_id.clone(),
+                status: ScanStatus::Rejected,
+                reason: Some(reason),
+                completed_seq: seq,
+                applied_seq: None,
+                quarantine_seq: None,
+                released_by: None,
+                trigger: None,
+                observed_at: None,
+                entity_count: completed.entity_count,
+                removed_entities: 0,
+                removed_paths: 0,
+                paths_total: 0,
+            };
+            put(&mut t.scans, &t_key(tenant, &[completed.scan_id.as_bytes()]), &record)
+        }
+        Ok((started, entities)) => apply(t, tenant, seq, event, completed, &started, &entities, None),
+    }
+}
+
+/// `scan.quarantined`: the record that the breaker's decision was written down.
+pub(crate) fn scan_quarantined(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    quarantined: &ScanQuarantined,
+) -> Result<(), ProjectionError> {
+    let key = t_key(tenant, &[quarantined.scan_id.as_bytes()]);
+    if let Some(mut record) = get::<ScanRecord>(&t.scans, "scans", &key)? {
+        record.quarantine_seq.get_or_insert(seq);
+        put(&mut t.scans, &key, &record)?;
+    }
+    Ok(())
+}
+
+/// `scan.released`: a person applies a held scan, unless a newer scan was applied since.
+pub(crate) fn scan_released(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    event: &Event,
+    released: &ScanReleased,
+) -> Result<(), ProjectionError> {
+    let key = t_key(tenant, &[released.scan_id.as_bytes()]);
+    let Some(record) = get::<ScanRecord>(&t.scans, "scans", &key)? else {
+        warn!(%tenant, seq, scan_id = %released.scan_id, "release of an unknown scan ignored");
+        return Ok(());
+    };
+    if record.status != ScanStatus::Quarantined {
+        warn!(%tenant, seq, scan_id = %released.scan_id, "release of a scan that is not quarantined ignored");
+        return Ok(());
+    }
+    let newer = tenant_state(t, tenant)?.is_some_and(|s| s.last_scan_seq > record.completed_seq);
+    let completed: Option<ScanCompleted> =
+        get(&t.scans_pending, "scans_pending", &held_key(tenant, &released.scan_id))?;
+    let held = match completed {
+        Some(completed) if !newer => match reassemble(t, tenant, &completed)? {
+            Ok((started, entities)) => Some((completed, started, entities)),
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    let Some((completed, started, entities)) = held else {
+        drop_pending(t, tenant, &released.scan_id)?;
+        t.scans_pending.remove(held_key(tenant, &released.scan_id).as_slice())?;
+        let record =
+            ScanRecord { status: ScanStatus::Superseded, released_by: Some(released.released_by.clone()), ..record };
+        return put(&mut t.scans, &key, &record);
+    };
+    t.scans_pending.remove(held_key(tenant, &released.scan_id).as_slice())?;
+    apply(t, tenant, seq, event, &completed, &started, &entities, Some(released))
+}
+
+fn held_key(tenant: &TenantId, scan_id: &str) -> Vec<u8> {
+    t_key(tenant, &[scan_id.as_bytes(), b"completed"])
+}
+
+/// The scan's entity changes under its coverage.
+fn diff(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    entities: &Entities,
+    started: &ScanStarted,
+) -> Result<Vec<Change>, ProjectionError> {
+    let coverage = &started.coverage;
+    let rows = graph::scan_rows(entities)?;
+    let targeted = coverage.mode == CoverageMode::Targeted;
+    let targets: BTreeSet<&str> = coverage.targets.iter().map(String::as_str).collect();
+    let seen_identities: BTreeSet<&str> = entities.identities.iter().map(|i| i.id.as_str()).collect();
+    let unobserved: BTreeSet<Vec<u8>> =
+        scan_raw(&t.unobserved, &t_prefix(tenant, &[]))?.into_iter().map(|(k, _)| k).collect();
+    let mut changes = Vec::new();
+    for list in EntityList::ALL {
+        let scanned: Vec<(&str, &Vec<u8>)> =
+            rows.iter().filter(|(l, _, _)| *l == list).map(|(_, id, bytes)| (id.as_str(), bytes)).collect();
+        let p = t_prefix(tenant, &[list.name().as_bytes()]);
+        let stored: Vec<(String, Vec<u8>)> = scan_raw(&t.entities, &p)?
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8_lossy(&k[p.len()..]).into_owned(), v))
+            .collect();
+        let list_coverage = coverage.of(list);
+        // In a targeted scan, which unseen stored entities the scan was responsible for.
+        let in_scope = |bytes: &[u8]| -> Result<bool, ProjectionError> {
+            if !targeted {
+                return Ok(true);
+            }
+            Ok(match AnyEntity::decode(list, bytes)? {
+                AnyEntity::Workload(w) => targets.contains(w.id.as_str()),
+                AnyEntity::Binding(b) => targets.contains(b.workload.as_str()),
+                AnyEntity::Grant(g) => seen_identities.contains(g.identity.as_str()),
+                AnyEntity::Credential(c) => seen_identities.contains(c.identity.as_str()),
+                AnyEntity::Evidence(e) => {
+                    e.workload.as_deref().is_some_and(|w| targets.contains(w))
+                        || e.identity.as_deref().is_some_and(|i| seen_identities.contains(i))
+                }
+                _ => false,
+            })
+        };
+        let (mut i, mut j) = (0, 0);
+        while i < scanned.len() || j < stored.len() {
+            let order = match (scanned.get(i), stored.get(j)) {
+                (Some(a), Some(b)) => a.0.cmp(b.0.as_str()),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, _) => std::cmp::Ordering::Greater,
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    let (id, bytes) = scanned[i];
+                    changes.push(Change {
+                        list,
+                        id: id.to_string(),
+                        old: None,
+                        new: Some(bytes.clone()),
+                        kind: ChangeKind::Added,
+                    });
+                    i += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    let (id, bytes) = scanned[i];
+                    let old = &stored[j].1;
+                    let was_unobserved = unobserved.contains(&entity_key(tenant, list, id));
+                    if old != bytes {
+                        changes.push(Change {
+                            list,
+                            id: id.to_string(),
+                            old: Some(old.clone()),
+                            new: Some(bytes.clone()),
+                            kind: ChangeKind::Changed,
+                        });
+                    } else if was_unobserved {
+                        changes.push(Change {
+                            list,
+                            id: id.to_string(),
+                            old: Some(old.clone()),
+                            new: Some(old.clone()),
+                            kind: ChangeKind::Reobserved,
+                        });
+                    }
+                    i += 1;
+                    j += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    let (id, bytes) = &stored[j];
+                    j += 1;
+                    if list_coverage == ListCoverage::NotRead || !in_scope(bytes)? {
+                        continue;
+                    }
+                    if list_coverage == ListCoverage::Complete {
+                        changes.push(Change {
+                            list,
+                            id: id.clone(),
+                            old: Some(bytes.clone()),
+                            new: None,
+                            kind: ChangeKind::Removed,
+                        });
+                    } else if !unobserved.contains(&entity_key(tenant, list, id)) {
+                        changes.push(Change {
+                            list,
+                            id: id.clone(),
+                            old: Some(bytes.clone()),
+                            new: Some(bytes.clone()),
+                            kind: ChangeKind::Unobserved,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// Writes (or, with `undo`, reverts) entity changes with their index rows.
+fn write_changes(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    changes: &[Change],
+    at: Timestamp,
+    undo: bool,
+) -> Result<(), ProjectionError> {
+    for change in changes {
+        let key = entity_key(tenant, change.list, &change.id);
+        let (from, to) = if undo { (&change.new, &change.old) } else { (&change.old, &change.new) };
+        if from != to {
+            if let Some(bytes) = from {
+                graph::write_index(
+                    &mut t.entity_index,
+                    tenant,
+                    &change.id,
+                    &AnyEntity::decode(change.list, bytes)?,
+                    true,
+                )?;
+            }
+            match to {
+                Some(bytes) => {
+                    t.entities.insert(key.as_slice(), bytes.as_slice())?;
+                    graph::write_index(
+                        &mut t.entity_index,
+                        tenant,
+                        &change.id,
+                        &AnyEntity::decode(change.list, bytes)?,
+                        false,
+                    )?;
+                }
+                None => {
+                    t.entities.remove(key.as_slice())?;
+                }
+            }
+        }
+        let marked = match (change.kind, undo) {
+            (ChangeKind::Unobserved, false) => Some(true),
+            (ChangeKind::Unobserved, true) => Some(false),
+            (ChangeKind::Reobserved, false) => Some(false),
+            (ChangeKind::Reobserved, true) => Some(true),
+            (ChangeKind::Removed | ChangeKind::Changed, false) => Some(false),
+            _ => None,
+        };
+        match marked {
+            Some(true) => {
+                t.unobserved.insert(key.as_slice(), store::encode(&at)?.as_slice())?;
+            }
+            Some(false) => {
+                t.unobserved.remove(key.as_slice())?;
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether an owner can be held accountable at a time.
+fn accountable(owner: &Owner, at: Timestamp, policy: &Policy) -> bool {
+    owner.status == OwnerStatus::Active
+        && owner.last_active_at.is_none_or(|last| last >= at.add_days(-i64::from(policy.owner_silence_days)))
+}
+
+/// What the changes and the passing of time reach: workloads whose paths must be recomputed,
+/// and the credentials, identities and destinations whose findings must be re-evaluated.
+#[derive(Default)]
+struct Reach {
+    all: bool,
+    workloads: BTreeSet<String>,
+    identities: BTreeSet<String>,
+    credentials: BTreeSet<String>,
+    destinations: BTreeSet<String>,
+}
+
+fn reach(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    changes: &[Change],
+    previous: Option<Timestamp>,
+    now: Timestamp,
+    policy: &Policy,
+) -> Result<Reach, ProjectionError> {
+    let mut r = Reach::default();
+    let touch = |r: &mut Reach, entity: AnyEntity| -> Result<(), ProjectionError> {
+        match entity {
+            AnyEntity::Workload(w) => {
+                r.workloads.insert(w.id);
+            }
+            AnyEntity::Binding(b) => {
+                r.workloads.insert(b.workload);
+            }
+            AnyEntity::Identity(i) => {
+                r.identities.insert(i.id);
+            }
+            AnyEntity::Grant(g) => {
+                r.identities.insert(g.identity);
+            }
+            AnyEntity::Destination(d) => {
+                for (_, identity) in index_lookup(&t.entity_index, tenant, "grant.destination", &d.id)? {
+                    r.identities.insert(identity);
+                }
+                r.destinations.insert(d.id);
+            }
+            AnyEntity::Domain(_) | AnyEntity::Rule(_) => r.all = true,
+            AnyEntity::Owner(o) => {
+                r.workloads.extend(
+                    index_lookup(&t.entity_index, tenant, "workload.owner", &o.id)?.into_iter().map(|(id, _)| id),
+                );
+                r.identities.extend(
+                    index_lookup(&t.entity_index, tenant, "identity.owner", &o.id)?.into_iter().map(|(id, _)| id),
+                );
+            }
+            AnyEntity::Evidence(e) => {
+                r.identities.extend(e.identity);
+                r.workloads.extend(e.workload);
+            }
+            AnyEntity::Credential(c) => {
+                r.credentials.insert(c.id);
+            }
+        }
+        Ok(())
+    };
+    for change in changes {
+        if matches!(change.kind, ChangeKind::Unobserved | ChangeKind::Reobserved) {
+            continue;
+        }
+        for bytes in [&change.old, &change.new].into_iter().flatten() {
+            touch(&mut r, AnyEntity::decode(change.list, bytes)?)?;
+        }
+    }
+    if let Some(previous) = previous.filter(|p| *p < now) {
+        // Grades whose evidence left the window.
+        for (_, _, workload) in index_range(&t.path_index, tenant, "expiry", &time_key(i64::MIN), &time_key(now.0 - 1))?
+        {
+            r.workloads.insert(workload);
+        }
+        // Evidence dated after the previous scan's time that now falls inside the window.
+        for (_, evidence_id, _) in
+            index_range(&t.entity_index, tenant, "evidence.time", &time_key(previous.0), &time_key(now.0))?
+        {
+            if let Some(bytes) = t.entities.get(entity_key(tenant, EntityList::Evidence, &evidence_id).as_slice())? {
+                touch(&mut r, AnyEntity::decode(EntityList::Evidence, bytes.value())?)?;
+            }
+        }
+        // Owners who went silent.
+        let p = t_prefix(tenant, &[EntityList::Owners.name().as_bytes()]);
+        for (_, bytes) in scan_raw(&t.entities, &p)? {
+            let owner: Owner = store::decode("entities", &bytes)?;
+            if accountable(&owner, previous, policy) != accountable(&owner, now, policy) {
+                touch(&mut r, AnyEntity::Owner(owner))?;
+            }
+        }
+        // Credentials whose expiry, or the point past which they count as long-lived, passed.
+        for (_, credential_id, _) in
+            index_range(&t.entity_index, tenant, "credential.time", &time_key(previous.0), &time_key(now.0))?
+        {
+            r.credentials.insert(credential_id);
+        }
+    }
+    if r.all {
+        let p = t_prefix(tenant, &[EntityList::Workloads.name().as_bytes()]);
+        for (k, _) in scan_raw(&t.entities, &p)? {
+            r.workloads.insert(String::from_utf8_lossy(&k[p.len()..]).into_owned());
+        }
+    }
+    for identity in r.identities.clone() {
+        r.workloads.extend(graph::workloads_of_identity(&t.entity_index, tenant, &identity)?);
+    }
+    Ok(r)
+}
+
+/// Paths the reached workloads would lose (for the path breaker), without writing anything.
+fn paths_lost(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    workloads: &BTreeSet<String>,
+    now: Timestamp,
+    policy: &Policy,
+) -> Result<u64, ProjectionError> {
+    let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant };
+    let mut lost = 0;
+    for workload in workloads {
+        let old: BTreeSet<String> =
+            pathstore::lookup(&t.path_index, tenant, "workload", workload)?.into_iter().map(|(id, _)| id).collect();
+        if old.is_empty() {
+            continue;
+        }
+        let new: BTreeSet<String> =
+            compute_workload_paths(&lookup, workload, now, policy, &|_| None).into_iter().map(|p| p.path_id).collect();
+        lost += old.difference(&new).count() as u64;
+    }
+    Ok(lost)
+}
+
+/// Recomputes the paths and findings of everything `reach` found.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn recompute(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    now: Timestamp,
+    policy: &Policy,
+    reach_workloads: &BTreeSet<String>,
+    mut identities: BTreeSet<String>,
+    mut credentials: BTreeSet<String>,
+    mut destinations: BTreeSet<String>,
+    state: &mut TenantState,
+    movement: &mut FindingMovement,
+) -> Result<PathWriter, ProjectionError> {
+    let mut writer = PathWriter::new();
+    for workload in reach_workloads {
+        let old_ids: Vec<String> =
+            pathstore::lookup(&t.path_index, tenant, "workload", workload)?.into_iter().map(|(id, _)| id).collect();
+        let old = pathstore::load(&t.paths, tenant, old_ids.clone())?;
+        let previous: BTreeMap<String, _> =
+            old.iter().map(|p| (p.path_id.clone(), (p.owner_state, p.owner_state_since))).collect();
+        let new = {
+            let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant };
+            compute_workload_paths(&lookup, workload, now, policy, &|id| previous.get(id).copied())
+        };
+        writer.replace(
+            &mut t.paths,
+            &mut t.path_index,
+            &mut t.path_fingerprints,
+            &mut state.posture,
+            tenant,
+            &old,
+            &new,
+        )?;
+        let candidates = findings::workload_subjects(
+            workload,
+            old_ids.iter().map(String::as_str).chain(new.iter().map(|p| p.path_id.as_str())),
+        );
+        settle(t, tenant, seq, now, candidates, findings::workload_findings(&new), state, movement)?;
+    }
+    identities.extend(writer.identities.iter().cloned());
+    destinations.extend(writer.destinations.iter().cloned());
+    for identity in &identities {
+        for (credential, _) in index_lookup(&t.entity_index, tenant, "credential.identity", identity)? {
+            credentials.insert(credential);
+        }
+    }
+    entity_findings(t, tenant, seq, now, &identities, &credentials, &destinations, state, movement)?;
+    state.paths_total = state.posture.paths_total;
+    Ok(writer)
+}
+
+fn get_entity<E: serde::de::DeserializeOwned>(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    list: EntityList,
+    id: &str,
+) -> Result<Option<E>, ProjectionError> {
+    get(&t.entities, "entities", &entity_key(tenant, list, id))
+}
+
+fn paths_of(t: &Tables<'_>, tenant: &TenantId, index: &str, value: &str) -> Result<Vec<PathOf>, ProjectionError> {
+    Ok(pathstore::lookup(&t.path_index, tenant, index, value)?
+        .into_iter()
+        .map(|(path_id, workload)| PathOf { path_id, workload })
+        .collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn entity_findings(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    now: Timestamp,
+    identities: &BTreeSet<String>,
+    credentials: &BTreeSet<String>,
+    destinations: &BTreeSet<String>,
+    state: &mut TenantState,
+    movement: &mut FindingMovement,
+) -> Result<(), ProjectionError> {
+    let mut candidates = BTreeSet::new();
+    let mut current = Vec::new();
+    for id in credentials {
+        candidates.insert(findings::finding_id(findings::LONG_LIVED_SECRET.id, &format!("credential:{id}")));
+        if let Some(credential) = get_entity::<Credential>(t, tenant, EntityList::Credentials, id)? {
+            let name = get_entity::<Identity>(t, tenant, EntityList::Identities, &credential.identity)?
+                .map_or_else(|| credential.identity.clone(), |i| i.name);
+            let paths = paths_of(t, tenant, "identity", &credential.identity)?;
+            current.extend(findings::credential_finding(&credential, &name, &paths, now));
+        }
+    }
+    for id in identities {
+        candidates.insert(findings::finding_id(findings::DISABLED_WITH_GRANTS.id, &format!("identity:{id}")));
+        if let Some(identity) = get_entity::<Identity>(t, tenant, EntityList::Identities, id)? {
+            let mut grants: Vec<Grant> = Vec::new();
+            for (grant_id, _) in index_lookup(&t.entity_index, tenant, "grant.identity", id)? {
+                grants.extend(get_entity::<Grant>(t, tenant, EntityList::Grants, &grant_id)?);
+            }
+            let grants: Vec<&Grant> = grants.iter().collect();
+            current.extend(findings::identity_finding(&identity, &grants));
+        }
+    }
+    for id in destinations {
+        candidates.insert(findings::finding_id(findings::EVIDENCE_GAP.id, &format!("destination:{id}")));
+        if let Some(destination) = get_entity::<Destination>(t, tenant, EntityList::Destinations, id)? {
+            let gaps = paths_of(t, tenant, "gap", id)?;
+            current.extend(findings::evidence_gap_finding(&destination, &gaps));
+        }
+    }
+    settle(t, tenant, seq, now, candidates, current, state, movement)
+}
+
+/// Moves findings through their lifecycle: each candidate id is open when `current` has it and
+/// resolved otherwise.
+#[allow(clippy::too_many_arguments)]
+fn settle(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    now: Timestamp,
+    candidates: impl IntoIterator<Item = String>,
+    current: Vec<Finding>,
+    state: &mut TenantState,
+    movement: &mut FindingMovement,
+) -> Result<(), ProjectionError> {
+    let mut current: BTreeMap<String, Finding> = current.into_iter().map(|f| (f.finding_id.clone(), f)).collect();
+    let ids: BTreeSet<String> = candidates.into_iter().chain(current.keys().cloned()).collect();
+    for id in ids {
+        let key = t_key(tenant, &[id.as_bytes()]);
+        let existing: Option<FindingRecord> = get(&t.findings, "findings", &key)?;
+        let next = match (existing.clone(), current.remove(&id)) {
+            (None, None) => continue,
+            (Some(old), Some(finding)) if old.status == FindingStatus::Open => FindingRecord { finding, ..old },
+            (_, Some(finding)) => {
+                movement.opened.push(id.clone());
+                state.open_findings += 1;
+                FindingRecord {
+                    finding,
+                    status: FindingStatus::Open,
+                    opened_seq: seq,
+                    opened_at: now,
+                    resolved_seq: None,
+                    resolved_at: None,
+                    acknowledgement: None,
+                }
+            }
+            (Some(old), None) if old.status == FindingStatus::Open => {
+                movement.resolved.push(id.clone());
+                state.open_findings = state.open_findings.saturating_sub(1);
+                FindingRecord {
+                    status: FindingStatus::Resolved,
+                    resolved_seq: Some(seq),
+                    resolved_at: Some(now),
+                    ..old
+                }
+            }
+            (Some(_), None) => continue,
+        };
+        if existing.as_ref() == Some(&next) {
+            continue;
+        }
+        if let Some(old) = &existing {
+            for workload in &old.finding.workloads {
+                t.findings_by_workload.remove(t_key(tenant, &[workload.as_bytes(), id.as_bytes()]).as_slice())?;
+            }
+        }
+        for workload in &next.finding.workloads {
+            t.findings_by_workload
+                .insert(t_key(tenant, &[workload.as_bytes(), id.as_bytes()]).as_slice(), [].as_slice())?;
+        }
+        put(&mut t.findings, &key, &next)?;
+    }
+    Ok(())
+}
+
+fn entity_diff(changes: &[Change]) -> EntityDiff {
+    let mut diff = EntityDiff::default();
+    for change in changes {
+        let bucket = match change.kind {
+            ChangeKind::Added => &mut diff.added,
+            ChangeKind::Changed => &mut diff.changed,
+            ChangeKind::Removed => &mut diff.removed,
+            ChangeKind::Unobserved => &mut diff.unobserved,
+            ChangeKind::Reobserved => continue,
+        };
+        bucket.entry(change.list.name().to_string()).or_default().push(change.id.clone());
+    }
+    diff
+}
+
+/// Applies a scan (`released` says who released it, which skips the breakers).
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    event: &Event,
+    completed: &ScanCompleted,
+    started: &ScanStarted,
+    entities: &Entities,
+    released: Option<&ScanReleased>,
+) -> Result<(), ProjectionError> {
+    let policy = policy(t, tenant)?;
+    let mut state = tenant_state(t, tenant)?.unwrap_or_default();
+    let now = started.observed_at;
+    let previous = (!state.last_scan_id.is_empty()).then_some(state.last_observed_at);
+    let changes = diff(t, tenant, entities, started)?;
+    let diff_record = entity_diff(&changes);
+    let removed_entities = diff_record.counts().2;
+    let record_key = t_key(tenant, &[started.scan_id.as_bytes()]);
+    let hold = |t: &mut Tables<'_>, reason: String, removed_paths: u64| -> Result<(), ProjectionError> {
+        info!(%tenant, seq, scan_id = %started.scan_id, %reason, "scan quarantined by a deletion circuit breaker");
+        put(&mut t.scans_pending, &held_key(tenant, &started.scan_id), completed)?;
+        let record = ScanRecord {
+            scan_id: started.scan_id.clone(),
+            status: ScanStatus::Quarantined,
+            reason: Some(reason),
+            completed_seq: seq,
+            applied_seq: None,
+            quarantine_seq: None,
+            released_by: None,
+            trigger: Some(started.trigger),
+            observed_at: Some(now),
+            entity_count: completed.entity_count,
+            removed_entities,
+            removed_paths,
+            paths_total: state.paths_total,
+        };
+        put(&mut t.scans, &record_key, &record)
+    };
+    if released.is_none() {
+        for list in EntityList::ALL {
+            let removed = diff_record.removed.get(list.name()).map_or(0, |v| v.len() as u64);
+            let existing = state.entities.get(list.name()).copied().unwrap_or(0);
+            if policy.breaker.trips(removed, existing) {
+                let reason = format!(
+                    "it would remove {removed} of {existing} {} (the breaker allows {} %)",
+                    list.name(),
+                    policy.breaker.max_removed_percent
+                );
+                return hold(t, reason, 0);
+            }
+        }
+    }
+    write_changes(t, tenant, &changes, now, false)?;
+    let reached = reach(t, tenant, &changes, previous, now, &policy)?;
+    if released.is_none() && state.paths_total > 0 {
+        let lost = paths_lost(t, tenant, &reached.workloads, now, &policy)?;
+        if policy.breaker.trips(lost, state.paths_total) {
+            write_changes(t, tenant, &changes, now, true)?;
+            let reason = format!(
+                "it would remove {lost} of {} paths (the breaker allows {} %)",
+                state.paths_total, policy.breaker.max_removed_percent
+            );
+            return hold(t, reason, lost);
+        }
+    }
+
+    let mut movement = FindingMovement::default();
+    let writer = recompute(
+        t,
+        tenant,
+        seq,
+        now,
+        &policy,
+        &reached.workloads,
+        reached.identities,
+        reached.credentials,
+        reached.destinations,
+        &mut state,
+        &mut movement,
+    )?;
+    let digest = pathstore::refresh_digest(&t.path_fingerprints, &mut t.digest_buckets, tenant, &writer.dirty_buckets)?;
+    for change in &changes {
+        let count = state.entities.entry(change.list.name().to_string()).or_default();
+        match change.kind {
+            ChangeKind::Added => *count += 1,
+            ChangeKind::Removed => *count = count.saturating_sub(1),
+            _ => {}
+        }
+    }
+    state.last_scan_id = started.scan_id.clone();
+    state.last_scan_seq = seq;
+    state.last_observed_at = now;
+    put(&mut t.tenants, &t_key(tenant, &[]), &state)?;
+    put(&mut t.scan_diffs, &record_key, &diff_record)?;
+    drop_pending(t, tenant, &started.scan_id)?;
+    let existing: Option<ScanRecord> = get(&t.scans, "scans", &record_key)?;
+    let record = ScanRecord {
+        scan_id: started.scan_id.clone(),
+        status: ScanStatus::Applied,
+        reason: None,
+        completed_seq: existing.as_ref().map_or(seq, |r| r.completed_seq),
+        applied_seq: Some(seq),
+        quarantine_seq: existing.as_ref().and_then(|r| r.quarantine_seq),
+        released_by: released.map(|r| r.released_by.clone()),
+        trigger: Some(started.trigger),
+        observed_at: Some(now),
+        entity_count: completed.entity_count,
+        removed_entities,
+        removed_paths: writer.removed,
+        paths_total: state.paths_total,
+    };
+    put(&mut t.scans, &record_key, &record)?;
+
+    movement.open = state.open_findings;
+    movement.opened.sort();
+    movement.resolved.sort();
+    let mut posture = state.posture.clone();
+    posture.path_set_digest = digest;
+    let scopes = crate::fold::assess_scopes(t, tenant, started.trigger)?;
+    let assessment = ScanAssessment {
+        scan: ScanRef {
+            scan_id: started.scan_id.clone(),
+            connector: started.connector.clone(),
+            trigger: started.trigger,
+            observed_at: now,
+            deployment: started.deployment.clone(),
+        },
+        posture,
+        findings: movement,
+        scopes,
+    };
+    store_assessment(t, tenant, seq, event, AssessmentKind::for_trigger(started.trigger), Some(assessment), None)
+}
+
+/// `policy.set`: keep the policy and, for a tenant already scanned, recompute every workload
+/// under it at the tenant's current time.
+pub(crate) fn policy_set(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    policy: &Policy,
+) -> Result<(), ProjectionError> {
+    put(&mut t.policies, &t_key(tenant, &[]), policy)?;
+    let Some(mut state) = tenant_state(t, tenant)? else { return Ok(()) };
+    let p = t_prefix(tenant, &[EntityList::Workloads.name().as_bytes()]);
+    let workloads: BTreeSet<String> = scan_raw(&t.entities, &p)?
+        .into_iter()
+        .map(|(k, _)| String::from_utf8_lossy(&k[p.len()..]).into_owned())
+        .collect();
+    let mut movement = FindingMovement::default();
+    let now = state.last_observed_at;
+    let writer = recompute(
+        t,
+        tenant,
+        seq,
+        now,
+        policy,
+        &workloads,
+        BTreeSet::new(),
+        BTreeSet::new(),
+        BTreeSet::new(),
+        &mut state,
+        &mut movement,
+    )?;
+    pathstore::refresh_digest(&t.path_fingerprints, &mut t.digest_buckets, tenant, &writer.dirty_buckets)?;
+    put(&mut t.tenants, &t_key(tenant, &[]), &state)
+}
+
+/// The workloads a scope selects, from the entity indexes.
+pub(crate) fn scope_workloads(
+    entities: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+    index: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    scope: &Scope,
+) -> Result<BTreeSet<String>, ProjectionError> {
+    use sv0_domain::scope::Selector;
+    let mut out = BTreeSet::new();
+    for selector in scope.selectors() {
+        match selector {
+            Selector::All => {
+                let p = t_prefix(tenant, &[EntityList::Workloads.name().as_bytes()]);
+                out.extend(
+                    scan_raw(entities, &p)?
+                        .into_iter()
+                        .map(|(k, _)| String::from_utf8_lossy(&k[p.len()..]).into_owned()),
+                );
+            }
+            Selector::Workload(id) => {
+                if entities.get(entity_key(tenant, EntityList::Workloads, id).as_slice())?.is_some() {
+                    out.insert(id.clone());
+                }
+            }
+            Selector::Project(name) => {
+                out.extend(index_lookup(index, tenant, "workload.project", name)?.into_iter().map(|(id, _)| id));
+            }
+            Selector::Tag(k, v) => {
+                out.extend(
+                    index_lookup(index, tenant, "workload.tag", &format!("{k}={v}"))?.into_iter().map(|(id, _)| id),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The paths of a scope's workloads, sorted by path id.
+pub(crate) fn scope_paths(
+    entities: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+    entity_index: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+    path_index: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+    paths: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    scope: &Scope,
+) -> Result<Vec<AuthorityPath>, ProjectionError> {
+    let mut ids = Vec::new();
+    for workload in scope_workloads(entities, entity_index, tenant, scope)? {
+        ids.extend(pathstore::lookup(path_index, tenant, "workload", &workload)?.into_iter().map(|(id, _)| id));
+    }
+    let mut out = pathstore::load(paths, tenant, ids)?;
+    out.sort_by(|a, b| a.path_id.cmp(&b.path_id));
+    Ok(out)
+}
