@@ -4,7 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::InvalidInput;
 use crate::model::ClassificationRule;
+
+/// Longest evidence window or owner silence limit a policy may set, in days (ten years).
+pub const MAX_DAYS: u32 = 3_650;
 
 /// The settings SV0's rules depend on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +35,47 @@ impl Default for Policy {
             classification_rules: Vec::new(),
             breaker: BreakerPolicy::default(),
         }
+    }
+}
+
+impl Policy {
+    /// Checks the settings a person gave: windows of 1 to 3,650 days, a breaker share of 1 to
+    /// 100 %, host suffixes that are host names, rules with distinct non-empty ids.
+    pub fn validate(&self) -> Result<(), InvalidInput> {
+        for (name, days) in
+            [("evidence_window_days", self.evidence_window_days), ("owner_silence_days", self.owner_silence_days)]
+        {
+            if !(1..=MAX_DAYS).contains(&days) {
+                return Err(InvalidInput::new(format!("{name} must be between 1 and {MAX_DAYS}, not {days}")));
+            }
+        }
+        if !(1..=100).contains(&self.breaker.max_removed_percent) {
+            return Err(InvalidInput::new(format!(
+                "breaker.max_removed_percent must be between 1 and 100, not {}",
+                self.breaker.max_removed_percent
+            )));
+        }
+        for suffix in &self.internal_host_suffixes {
+            let host = suffix.trim_start_matches("*.").trim_start_matches('.');
+            if host.is_empty()
+                || host != host.to_ascii_lowercase()
+                || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                return Err(InvalidInput::new(format!(
+                    "internal host suffix {suffix:?} is not a lowercase host name such as contoso.com"
+                )));
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for rule in &self.classification_rules {
+            if rule.id.trim().is_empty() || rule.tag.trim().is_empty() || rule.domain.trim().is_empty() {
+                return Err(InvalidInput::new("a classification rule needs an id, a tag and a domain"));
+            }
+            if !ids.insert(rule.id.as_str()) {
+                return Err(InvalidInput::new(format!("classification rule id {:?} is used twice", rule.id)));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -71,5 +116,20 @@ mod tests {
         assert!(!breaker.trips(100, 1_000), "10 % of a large list");
         assert!(breaker.trips(201, 1_000));
         assert!(!breaker.trips(0, 0));
+    }
+
+    #[test]
+    fn validation_names_the_bad_setting() {
+        let mut policy = super::Policy::default();
+        assert!(policy.validate().is_ok());
+        policy.evidence_window_days = 0;
+        assert!(policy.validate().unwrap_err().to_string().contains("evidence_window_days"));
+        policy.evidence_window_days = 30;
+        policy.internal_host_suffixes = vec!["Contoso.com".into()];
+        assert!(policy.validate().unwrap_err().to_string().contains("lowercase"));
+        policy.internal_host_suffixes = vec![".contoso.com".into()];
+        assert!(policy.validate().is_ok());
+        policy.breaker.max_removed_percent = 101;
+        assert!(policy.validate().unwrap_err().to_string().contains("max_removed_percent"));
     }
 }

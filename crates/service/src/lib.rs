@@ -5,11 +5,13 @@
 //! and has the signer seal every new assessment into the tenant's pack chain; `delta`, `paths`,
 //! `findings` answer from the views; `replay` folds the log up to a position or time in memory;
 //! `verify` checks the recorded chains; `export_packs` writes them for offline verification.
-//! `DataDir` knows where an installation keeps its files.
+//! `set_policy` and `release_scan` record a tenant's policy and the release of a scan a deletion
+//! breaker held. `DataDir` knows where an installation keeps its files.
 
 mod any_log;
 pub mod data_dir;
 pub mod error;
+mod governance;
 pub mod import;
 mod service;
 pub mod signals;
@@ -19,5 +21,6 @@ mod verify;
 pub use any_log::{AnyLog, LogTarget};
 pub use data_dir::{Config, DataDir, PRINCIPAL_ENV};
 pub use error::ServiceError;
+pub use governance::PolicyReport;
 pub use service::{ApprovalReport, AsOf, DeltaReport, ImportReport, ReplayReport, Service};
 pub use verify::ChainVerdict;

@@ -15,7 +15,7 @@ use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{TenantId, Timestamp};
 use sv0_log::{AppendError, EmbeddedLog, EventLog, Expected, Seq};
-use sv0_projections::{Baseline, FindingRecord, FindingStatus, ScanRecord, Views};
+use sv0_projections::{Baseline, FindingRecord, FindingStatus, PathFilter, ScanRecord, Views};
 use sv0_signer::{ChainLink, KeyRing, PackFile, PackSigner};
 use tracing::{info, warn};
 
@@ -104,11 +104,11 @@ pub struct DeltaReport {
 
 /// The SV0 service over one log and one set of views.
 pub struct Service<L: EventLog> {
-    data_dir: DataDir,
-    log: L,
-    views: Views,
+    pub(crate) data_dir: DataDir,
+    pub(crate) log: L,
+    pub(crate) views: Views,
     signer: Option<PackSigner>,
-    sealing: bool,
+    pub(crate) sealing: bool,
 }
 
 impl Service<EmbeddedLog> {
@@ -177,7 +177,7 @@ impl<L: EventLog> Service<L> {
     }
 
     /// `sync` after a command appended up to `last_seq`: a failure says the events are on the log.
-    async fn sync_after(&mut self, last_seq: Seq) -> Result<Seq, ServiceError> {
+    pub(crate) async fn sync_after(&mut self, last_seq: Seq) -> Result<Seq, ServiceError> {
         self.sync().await.map_err(|source| ServiceError::NotApplied { last_seq, source: Box::new(source) })
     }
 
@@ -236,7 +236,11 @@ impl<L: EventLog> Service<L> {
         let duplicate = appended.duplicates == appended.positions.len();
         info!(%tenant, scan_id = %scan.scan_id, duplicate, last_seq = appended.last(), "scan appended");
         self.sync_after(appended.last()).await?;
-        let record = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == scan.scan_id);
+        let mut record = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == scan.scan_id);
+        if let Some(held) = record.as_ref().filter(|r| r.status == sv0_projections::ScanStatus::Quarantined) {
+            self.record_quarantine(&tenant, held).await?;
+            record = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == scan.scan_id);
+        }
         Ok(ImportReport {
             tenant,
             scan_id: scan.scan_id,
@@ -354,9 +358,20 @@ impl<L: EventLog> Service<L> {
         scope: Option<&Scope>,
         as_of: Option<AsOf>,
     ) -> Result<Vec<AuthorityPath>, ServiceError> {
+        self.query_paths(tenant, &PathFilter { scope: scope.cloned(), ..PathFilter::default() }, as_of).await
+    }
+
+    /// Paths that pass a filter, now or as the log stood at `as_of`; read through the views'
+    /// indexes, never by scanning every path of the tenant unless the filter is empty.
+    pub async fn query_paths(
+        &self,
+        tenant: &TenantId,
+        filter: &PathFilter,
+        as_of: Option<AsOf>,
+    ) -> Result<Vec<AuthorityPath>, ServiceError> {
         match as_of {
-            None => Ok(self.views.paths(tenant, scope)?),
-            Some(as_of) => Ok(self.replay(as_of).await?.1.paths(tenant, scope)?),
+            None => Ok(self.views.query_paths(tenant, filter)?),
+            Some(as_of) => Ok(self.replay(as_of).await?.1.query_paths(tenant, filter)?),
         }
     }
 
@@ -431,7 +446,7 @@ impl<L: EventLog> Service<L> {
         Ok(reached)
     }
 
-    fn signer(&mut self) -> Result<&PackSigner, ServiceError> {
+    pub(crate) fn signer(&mut self) -> Result<&PackSigner, ServiceError> {
         let signer = match self.signer.take() {
             Some(signer) => signer,
             None => PackSigner::load_or_create(&self.data_dir.keys_dir())?,

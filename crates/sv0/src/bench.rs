@@ -77,7 +77,7 @@ async fn measure(dir: &std::path::Path, paths: usize, json_out: bool, out: &mut 
     m.push(Measurement::since("append to embedded log (1 txn, fsync)", t, bytes as f64 / 1e6, "MB/s"));
     let t = Instant::now();
     service.catch_up().await?;
-    let tenant = TenantId::new("bench")?;
+    let tenant = TenantId::new(sv0_service::synthetic::TENANT)?;
     let total_paths = service.views().tenant_state(&tenant)?.map_or(0, |s| s.paths_total);
     m.push(Measurement::since("fold first scan into views", t, total_paths as f64, "paths/s"));
     let t = Instant::now();

@@ -11,13 +11,13 @@ use sv0_domain::events::Acknowledgement;
 use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{InvalidInput, Timestamp};
-use sv0_projections::FindingStatus;
+use sv0_projections::{FindingStatus, PathFilter};
 use sv0_service::{AsOf, LogTarget, Service, ServiceError};
 use sv0_signer::{KeyRing, entries_from_dir, verify_chain};
 
 use crate::{
     ApproveArgs, BaselinesArgs, Cli, Command, DeltaArgs, EXIT_NO, EXIT_OK, ExportCommand, FindingsArgs, ImportArgs,
-    PathsArgs, ScanCommand, TriggerArg, render,
+    PathsArgs, PolicyCommand, ScanCommand, TriggerArg, render,
 };
 
 /// Largest snapshot file `scan import` reads.
@@ -38,6 +38,9 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     let target = LogTarget::parse(cli.log.as_deref(), cli.log_replicas)?;
     if let Command::Demo(args) = &cli.command {
         return crate::demo::run(cli.data_dir.clone(), &target, args.json, out).await;
+    }
+    if let Command::Synth(args) = &cli.command {
+        return crate::synth::run(args, out);
     }
     if let Command::Bench(args) = &cli.command {
         if let Some(file) = &args.snapshot_out {
@@ -63,10 +66,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         .await
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     if let Some(replay) = service.data_dir().replay() {
-        if matches!(
-            cli.command,
-            Command::Scan(_) | Command::Approve(_) | Command::Project | Command::Sign | Command::Serve(_)
-        ) {
+        if writes(&cli.command) || matches!(cli.command, Command::Project | Command::Sign | Command::Serve(_)) {
             bail!(
                 "{} is an audit replay (log up to position {}): it is read-only",
                 data_dir.display(),
@@ -82,7 +82,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     // the long-running processes do their own.
     match cli.command {
         Command::Project | Command::Sign | Command::Serve(_) => {}
-        Command::Scan(_) | Command::Approve(_) => {
+        ref command if writes(command) => {
             service.sync().await.context("cannot bring the views and packs up to date")?;
         }
         _ => {
@@ -91,8 +91,10 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     }
     let tenant = cli.tenant.as_deref();
     match cli.command {
-        Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
+        Command::Demo(_) | Command::Bench(_) | Command::Synth(_) => unreachable!("handled above"),
         Command::Scan(ScanCommand::Import(args)) => import(&mut service, args, out).await,
+        Command::Scan(command) => crate::governance::scan(&mut service, tenant, command, out).await,
+        Command::Policy(command) => crate::governance::policy(&mut service, tenant, command, out).await,
         Command::Paths(args) => paths(&service, tenant, args, out).await,
         Command::Findings(args) => findings(&service, tenant, args, out),
         Command::Approve(args) => approve(&mut service, tenant, args, out).await,
@@ -204,6 +206,16 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     }
 }
 
+/// Whether a command appends to the log (and so seals, and is refused on an audit replay).
+fn writes(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Scan(ScanCommand::Import(_) | ScanCommand::Release(_))
+            | Command::Policy(PolicyCommand::Set(_))
+            | Command::Approve(_)
+    )
+}
+
 /// Folds the log as it grows (and seals, with `seal`); a projector on JetStream also
 /// publishes SOC signals.
 async fn follow(
@@ -245,7 +257,7 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
     dirs::data_dir().map(|d| d.join("sv0")).context("no user data directory is known on this system. Pass --data-dir")
 }
 
-fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> anyhow::Result<()> {
+pub(crate) fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)?;
     writeln!(out)?;
     Ok(())
@@ -261,7 +273,7 @@ fn broken_json(broken: &sv0_signer::BrokenLink) -> serde_json::Value {
 }
 
 /// Adds "nothing was appended" to errors of commands that failed before appending.
-fn explain(error: ServiceError, what: String) -> anyhow::Error {
+pub(crate) fn explain(error: ServiceError, what: String) -> anyhow::Error {
     if matches!(error, ServiceError::NotApplied { .. }) {
         anyhow::Error::new(error)
     } else {
@@ -336,16 +348,31 @@ async fn paths(
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let tenant = service.tenant(tenant)?;
-    let scope = args.scope.as_deref().map(scope_arg).transpose()?;
+    let filter = PathFilter {
+        scope: args.scope.as_deref().map(scope_arg).transpose()?,
+        workload: args.workload,
+        identity: args.identity,
+        destination: args.destination,
+        domain: args.domain,
+        grade: args.grade,
+        egress: args.egress,
+        owner_state: args.owner_state,
+    };
     let as_of = args.as_of.as_deref().map(AsOf::parse).transpose()?;
-    let paths = service.paths(&tenant, scope.as_ref(), as_of).await?;
+    let mut paths = service.query_paths(&tenant, &filter, as_of).await?;
+    let total = paths.len();
+    if let Some(limit) = args.limit {
+        paths.truncate(limit);
+    }
     if args.json {
         print_json(out, &paths)?;
         return Ok(EXIT_OK);
     }
-    let what = scope.as_ref().map_or_else(|| format!("tenant {tenant}"), |s| format!("scope {s} of tenant {tenant}"));
+    let what =
+        filter.scope.as_ref().map_or_else(|| format!("tenant {tenant}"), |s| format!("scope {s} of tenant {tenant}"));
     let when = args.as_of.map_or_else(String::new, |a| format!(" as of {a}"));
-    writeln!(out, "{} authority path(s) in {what}{when}", paths.len())?;
+    let shown = if paths.len() < total { format!(" (first {} shown)", paths.len()) } else { String::new() };
+    writeln!(out, "{total} authority path(s) in {what}{when}{shown}")?;
     if !paths.is_empty() {
         writeln!(out, "{}", render::paths(&paths))?;
     }

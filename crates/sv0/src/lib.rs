@@ -7,7 +7,9 @@
 mod bench;
 mod commands;
 mod demo;
+mod governance;
 mod render;
+mod synth;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -55,9 +57,15 @@ pub struct Cli {
 pub enum Command {
     /// Tell the whole assurance story over a bundled example tenant, in a fresh data directory
     Demo(DemoArgs),
-    /// Import scans
+    /// Import scans, list them, show what each changed, release one a breaker held
     #[command(subcommand)]
     Scan(ScanCommand),
+    /// Show or set a tenant's policy: evidence window, owner silence limit, internal hosts,
+    /// classification rules, deletion breakers (recorded as an event on the log)
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Write a synthetic tenant (or a rescan of one) in the snapshot format
+    Synth(SynthArgs),
     /// List authority paths (Workload → Identity → Destination → Domain)
     Paths(PathsArgs),
     /// List findings
@@ -153,6 +161,103 @@ pub struct DemoArgs {
 pub enum ScanCommand {
     /// Validate a snapshot file and append its scan to the log
     Import(ImportArgs),
+    /// List a tenant's scans: applied, rejected, quarantined or superseded
+    List(JsonArgs),
+    /// Show what one scan changed, entity by entity: added, changed, removed, unobserved
+    Diff(ScanDiffArgs),
+    /// Apply a scan a deletion breaker quarantined (recorded as an event with its actor)
+    Release(ScanReleaseArgs),
+    /// List entities kept although the last scans could not see them (partial coverage)
+    Unobserved(JsonArgs),
+}
+
+/// Only `--json`.
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sv0 scan diff`.
+#[derive(Debug, Args)]
+pub struct ScanDiffArgs {
+    /// The scan id (see `sv0 scan list`)
+    pub id: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sv0 scan release`.
+#[derive(Debug, Args)]
+pub struct ScanReleaseArgs {
+    /// The quarantined scan's id
+    pub id: String,
+    /// Why the removals are real, recorded with the release
+    #[arg(long)]
+    pub note: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sv0 policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print the policy in force
+    Show(JsonArgs),
+    /// Change the policy: the settings given replace those in force, the rest stay
+    Set(PolicySetArgs),
+}
+
+/// `sv0 policy set`.
+#[derive(Debug, Args)]
+pub struct PolicySetArgs {
+    /// Start from this policy file (JSON, as `sv0 policy show --json` prints) instead of the
+    /// policy in force
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Evidence older than this many days no longer counts: grades decay
+    #[arg(long, value_name = "DAYS")]
+    pub evidence_window_days: Option<u32>,
+    /// An owner silent for longer than this many days is decayed
+    #[arg(long, value_name = "DAYS")]
+    pub owner_silence_days: Option<u32>,
+    /// Host suffix of the organisation's own endpoints (egress `internal`); repeatable; replaces
+    /// the list in force
+    #[arg(long = "internal-host", value_name = "SUFFIX")]
+    pub internal_hosts: Vec<String>,
+    /// Quarantine a scan that would remove more than this share (%) of a list or of the paths
+    #[arg(long, value_name = "PERCENT")]
+    pub breaker_percent: Option<u32>,
+    /// ...and at least this many
+    #[arg(long, value_name = "COUNT")]
+    pub breaker_min: Option<u64>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sv0 synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// About how many authority paths the tenant has (1M ≈ 10k workloads, 20k identities, 50k
+    /// destinations)
+    #[arg(long, required_unless_present = "rescan_of")]
+    pub paths: Option<usize>,
+    /// Seed: the same size and seed give the same tenant
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write the snapshot
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Write a rescan of this snapshot instead, a day later
+    #[arg(long, value_name = "FILE", conflicts_with = "paths")]
+    pub rescan_of: Option<PathBuf>,
+    /// With --rescan-of: the share of grants changed, e.g. 1%
+    #[arg(long, default_value = "1%", requires = "rescan_of")]
+    pub change: String,
 }
 
 /// Scan triggers on the command line.
@@ -187,6 +292,30 @@ pub struct PathsArgs {
     /// Workloads to cover: project:NAME, workload:ID, tag:KEY=VALUE or all, comma-separated
     #[arg(long)]
     pub scope: Option<String>,
+    /// Only paths of this workload (id)
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// Only paths through this identity (id)
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// Only paths to this destination (id)
+    #[arg(long)]
+    pub destination: Option<String>,
+    /// Only paths into this data domain (id, or `unclassified`)
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Only paths of this evidence grade
+    #[arg(long, value_parser = ["A", "B", "C"])]
+    pub grade: Option<String>,
+    /// Only paths of this egress class
+    #[arg(long, value_parser = ["llm_api", "cloud_storage", "external_http", "internal"])]
+    pub egress: Option<String>,
+    /// Only paths of this ownership state
+    #[arg(long, value_parser = ["assigned", "orphaned", "decayed"])]
+    pub owner_state: Option<String>,
+    /// Print at most this many paths (the count covers all)
+    #[arg(long)]
+    pub limit: Option<usize>,
     /// Answer as the log stood at an RFC 3339 time or a log position
     #[arg(long, value_name = "TIME|POSITION")]
     pub as_of: Option<String>,

@@ -1,0 +1,170 @@
+//! The people's side of the rules: a tenant's policy (`policy.set`), and the deletion circuit
+//! breakers' record (`scan.quarantined`) and release (`scan.released`). All of them are
+//! events, so a replay folds every scan under the policy and the releases of its time.
+
+use sv0_domain::events::{Event, EventMeta, EventPayload, PolicySet, ScanQuarantined, ScanReleased, derived_id};
+use sv0_domain::policy::Policy;
+use sv0_domain::{InvalidInput, TenantId, Timestamp};
+use sv0_log::{AppendError, EventLog, Expected, Seq};
+use sv0_projections::{ScanRecord, ScanStatus};
+use tracing::info;
+
+use crate::error::ServiceError;
+use crate::import::new_event;
+use crate::service::Service;
+
+/// Actor of the events SV0 records on its own.
+const SYSTEM_ACTOR: &str = "sv0:breaker";
+
+/// What `set_policy` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyReport {
+    /// The policy now in force.
+    pub policy: Policy,
+    /// Log position of its `policy.set`.
+    pub seq: Seq,
+}
+
+impl<L: EventLog> Service<L> {
+    /// The tenant's policy in force (the default until one is set).
+    pub fn policy(&self, tenant: &TenantId) -> Result<Policy, ServiceError> {
+        Ok(self.views.policy(tenant)?)
+    }
+
+    /// Replaces the tenant's policy with `edit` applied to the one in force. Two people editing
+    /// at once cannot silently overwrite each other: the second append fails with a conflict.
+    pub async fn set_policy(
+        &mut self,
+        tenant: &TenantId,
+        edit: impl FnOnce(Policy) -> Result<Policy, InvalidInput>,
+        actor: &str,
+        at: Timestamp,
+    ) -> Result<PolicyReport, ServiceError> {
+        let subject = format!("{tenant}.policy");
+        // The head is read before the policy it guards, so a policy set in between conflicts.
+        let head = self.log.subject_head(&subject).await?;
+        self.sync().await?;
+        let policy = edit(self.views.policy(tenant)?)?;
+        policy.validate()?;
+        let body = serde_json::to_vec(&policy).map_err(|e| InvalidInput::new(e.to_string()))?;
+        let event = Event {
+            meta: EventMeta {
+                event_id: derived_id("sv0.policy.v1", tenant, &[&head.unwrap_or(0).to_be_bytes(), &body]),
+                tenant_id: tenant.clone(),
+                occurred_at: at,
+                actor: format!("user:{actor}"),
+                causation_id: None,
+                correlation_id: None,
+            },
+            payload: EventPayload::PolicySet(PolicySet { policy: policy.clone() }),
+        };
+        let expected = head.map_or(Expected::NoEvents, Expected::LastSeq);
+        let appended = match self.log.append(&subject, expected, vec![new_event(&event)?]).await {
+            Ok(appended) => appended,
+            Err(AppendError::Conflict { .. }) => {
+                return Err(ServiceError::Conflict(format!(
+                    "the policy of tenant {tenant} was changed by someone else first. Review it with `sv0 policy show` and set it again"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.sync_after(appended.last()).await?;
+        info!(%tenant, actor, seq = appended.last(), "policy set");
+        Ok(PolicyReport { policy: self.views.policy(tenant)?, seq: appended.last() })
+    }
+
+    /// The tenant's scans, oldest first.
+    pub fn scans(&self, tenant: &TenantId) -> Result<Vec<ScanRecord>, ServiceError> {
+        let mut scans = self.views.scans(tenant)?;
+        scans.sort_by_key(|s| (s.completed_seq, s.scan_id.clone()));
+        Ok(scans)
+    }
+
+    /// One scan, or a clear error naming the known ones.
+    pub fn scan(&self, tenant: &TenantId, scan_id: &str) -> Result<ScanRecord, ServiceError> {
+        self.views.scans(tenant)?.into_iter().find(|s| s.scan_id == scan_id).ok_or_else(|| {
+            ServiceError::Input(InvalidInput::new(format!(
+                "tenant {tenant} has no scan {scan_id:?}. List its scans with `sv0 scan list`"
+            )))
+        })
+    }
+
+    /// Writes down a breaker's decision on the log (`scan.quarantined`) for a scan the views
+    /// hold, so that auditors and SOC consumers see it as an event. The decision itself is the
+    /// fold's and needs no event to be reproduced; the record is appended once (its id is
+    /// derived from the scan).
+    pub async fn record_quarantine(&mut self, tenant: &TenantId, scan: &ScanRecord) -> Result<Seq, ServiceError> {
+        if scan.status != ScanStatus::Quarantined || scan.quarantine_seq.is_some() {
+            return Ok(scan.quarantine_seq.unwrap_or(0));
+        }
+        let event = Event {
+            meta: EventMeta {
+                event_id: derived_id("sv0.scan.quarantined.v1", tenant, &[scan.scan_id.as_bytes()]),
+                tenant_id: tenant.clone(),
+                occurred_at: scan.observed_at.unwrap_or_default(),
+                actor: SYSTEM_ACTOR.to_string(),
+                causation_id: None,
+                correlation_id: None,
+            },
+            payload: EventPayload::ScanQuarantined(ScanQuarantined {
+                scan_id: scan.scan_id.clone(),
+                reason: scan.reason.clone().unwrap_or_default(),
+                removed_entities: scan.removed_entities,
+                removed_paths: scan.removed_paths,
+            }),
+        };
+        let appended = self.log.append(&format!("{tenant}.scan"), Expected::Any, vec![new_event(&event)?]).await?;
+        info!(%tenant, scan_id = %scan.scan_id, seq = appended.last(), "scan quarantine recorded");
+        self.sync_after(appended.last()).await
+    }
+
+    /// A person releases a quarantined scan: it is applied now, as if it had not tripped the
+    /// breaker, unless a newer scan was applied meanwhile (then it is marked superseded and
+    /// nothing changes). Returns the scan as the views now hold it.
+    pub async fn release_scan(
+        &mut self,
+        tenant: &TenantId,
+        scan_id: &str,
+        note: &str,
+        releaser: &str,
+        at: Timestamp,
+    ) -> Result<ScanRecord, ServiceError> {
+        if note.trim().is_empty() {
+            return Err(InvalidInput::new("a release needs a --note saying why the removals are real").into());
+        }
+        if self.sealing {
+            self.signer()?;
+        }
+        self.sync().await?;
+        let scan = self.scan(tenant, scan_id)?;
+        if scan.status != ScanStatus::Quarantined {
+            return Err(ServiceError::Conflict(format!(
+                "scan {scan_id} is {}, not quarantined: there is nothing to release",
+                scan.status.as_str()
+            )));
+        }
+        self.record_quarantine(tenant, &scan).await?;
+        let event = Event {
+            meta: EventMeta {
+                event_id: derived_id("sv0.scan.released.v1", tenant, &[scan_id.as_bytes()]),
+                tenant_id: tenant.clone(),
+                occurred_at: at,
+                actor: format!("user:{releaser}"),
+                causation_id: None,
+                correlation_id: None,
+            },
+            payload: EventPayload::ScanReleased(ScanReleased {
+                scan_id: scan_id.to_string(),
+                released_by: releaser.to_string(),
+                note: note.to_string(),
+            }),
+        };
+        let appended = self.log.append(&format!("{tenant}.scan"), Expected::Any, vec![new_event(&event)?]).await?;
+        if appended.duplicates > 0 {
+            return Err(ServiceError::Conflict(format!("scan {scan_id} was already released")));
+        }
+        self.sync_after(appended.last()).await?;
+        info!(%tenant, scan_id, releaser, seq = appended.last(), "scan released");
+        self.scan(tenant, scan_id)
+    }
+}
