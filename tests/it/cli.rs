@@ -136,3 +136,95 @@ fn the_signing_key_is_created_on_first_use_readable_only_by_its_owner() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("can be read by other users"), "{out}");
 }
+
+#[test]
+fn synth_scan_list_diff_release_policy_and_path_filters_from_the_command_line() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    configure_approver(&data, "sam@contoso.example");
+    let tenant_file = dir.join("tenant.json");
+    let rescan_file = dir.join("rescan.json");
+    let (code, out) = sv0(&["synth", "--paths", "1000", "--seed", "3", "--out", tenant_file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("10 workloads, 20 identities"), "{out}");
+    let (code, out) = sv0(&[
+        "synth",
+        "--rescan-of",
+        tenant_file.to_str().unwrap(),
+        "--change",
+        "2%",
+        "--out",
+        rescan_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = sv0(&["synth", "--out", rescan_file.to_str().unwrap()]);
+    assert_eq!(code, 2, "--paths or --rescan-of is needed: {out}");
+
+    for file in [&tenant_file, &rescan_file] {
+        let (code, out) = sv0_in(&data, &["scan", "import", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{out}");
+    }
+    let (code, out) = sv0_in(&data, &["scan", "list", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let scans: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(scans.len(), 2);
+    assert!(scans.iter().all(|s| s["status"] == "applied"));
+    let second = scans[1]["scan_id"].as_str().unwrap().to_string();
+    let (code, out) = sv0_in(&data, &["scan", "diff", &second]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("added") && out.contains("changed") && out.contains("removed"), "{out}");
+    assert!(out.contains("added grants (") && out.contains("changed grants ("), "{out}");
+
+    // Filters: every path printed has the asked-for properties.
+    let (code, out) = sv0_in(&data, &["paths", "--grade", "A", "--egress", "cloud_storage", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let paths: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert!(!paths.is_empty());
+    assert!(paths.iter().all(|p| p["grade"] == "A" && p["egress"] == "cloud_storage"));
+    let (code, out) = sv0_in(&data, &["paths", "--workload", "workload-0000001", "--limit", "2"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("(first 2 shown)"), "{out}");
+    let (code, out) = sv0_in(&data, &["paths", "--grade", "D"]);
+    assert_eq!(code, 2, "{out}");
+
+    // The policy: shown, changed, refused when wrong.
+    let (code, out) = sv0_in(&data, &["policy", "show"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("evidence window:       30 days"), "{out}");
+    let (code, out) =
+        sv0_in(&data, &["policy", "set", "--evidence-window-days", "7", "--internal-host", "contoso.com", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let policy: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(policy["evidence_window_days"], 7);
+    assert_eq!(policy["internal_host_suffixes"][0], "contoso.com");
+    let head = log_head(&data);
+    let (code, out) = sv0_in(&data, &["policy", "set", "--breaker-percent", "0"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("max_removed_percent") && out.contains("nothing was appended"), "{out}");
+    assert_eq!(log_head(&data), head);
+
+    // A scan that removes half the grants is held; release applies it and names the releaser.
+    let mut held: serde_json::Value = serde_json::from_slice(&std::fs::read(&rescan_file).unwrap()).unwrap();
+    held["scan"]["observed_at"] = "2026-03-05T09:00:00Z".into();
+    let grants = held["grants"].as_array_mut().unwrap();
+    let half = grants.len() / 2;
+    grants.truncate(half);
+    let held_file = dir.join("held.json");
+    std::fs::write(&held_file, serde_json::to_vec(&held).unwrap()).unwrap();
+    let (code, out) = sv0_in(&data, &["scan", "import", held_file.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["status"], "quarantined");
+    let held_id = report["scan_id"].as_str().unwrap().to_string();
+    let (_, out) = sv0_in(&data, &["scan", "list"]);
+    assert!(out.contains(&format!("sv0 scan release {held_id}")), "{out}");
+    let (code, out) = sv0_in(&data, &["scan", "release", &held_id]);
+    assert_eq!(code, 2, "--note is required: {out}");
+    let (code, out) = sv0_in(&data, &["scan", "release", &held_id, "--note", "half the grants were retired"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("released by sam@contoso.example and applied"), "{out}");
+    let (code, out) = sv0_in(&data, &["scan", "release", &held_id, "--note", "again"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("not quarantined"), "{out}");
+}

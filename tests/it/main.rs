@@ -5,6 +5,7 @@ mod cli;
 mod codec;
 mod faults;
 mod log;
+mod model;
 mod packs;
 mod properties;
 mod replay;

@@ -1,30 +1,39 @@
-//! Property tests of the fold: for random sequences of scans and approvals over a small
-//! synthetic tenant, (1) rebuilding from an empty database gives the incremental views, and
-//! (2) replaying the log to the position reached after any step gives the views as they were
-//! live at that step.
+//! Property tests of the fold: for random sequences of rescans (grants changed, entities
+//! dropped, partial, unread and targeted coverage, time moving on), approvals, releases of
+//! quarantined scans and policy changes over a small synthetic tenant, (1) rebuilding from an
+//! empty database gives the incremental views, and (2) replaying the log to the position
+//! reached after any step gives the views as they were live at that step.
 
 use proptest::prelude::*;
 use sv0_domain::Timestamp;
 use sv0_domain::scope::Scope;
-use sv0_domain::snapshot::ScanTrigger;
+use sv0_domain::snapshot::{ApiCoverage, ApiStatus, Coverage, CoverageMode, EntityList, ScanTrigger, Snapshot};
 use sv0_log::EventLog;
-use sv0_projections::Views;
-use sv0_service::synthetic::synthetic_snapshot;
+use sv0_projections::{ScanStatus, Views};
+use sv0_service::synthetic;
 use sv0_service::{AsOf, Service};
 use sv0_tests::TempDir;
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// A rescan: which 1 % of grants moved, why it ran, how many days after the start.
-    Scan { variant: u64, trigger: u8, day: i64 },
+    /// A rescan `days` after the previous one with `change` % of grants changed (seeded); the
+    /// snapshot sent may drop entities and declare partial, unread or targeted coverage.
+    Scan { seed: u64, change: u8, days: i64, drop: u8, coverage: u8, trigger: u8 },
     /// An approval of one workload's paths, or of everything.
     Approve { workload: Option<usize> },
+    /// A person releases the latest quarantined scan.
+    Release,
+    /// The evidence window changes.
+    Policy { window: u32 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0u64..4, 0u8..4, 0i64..90).prop_map(|(variant, trigger, day)| Op::Scan { variant, trigger, day }),
-        1 => proptest::option::of(0usize..2).prop_map(|workload| Op::Approve { workload }),
+        5 => (0u64..1000, 0u8..6, 0i64..40, 0u8..6, 0u8..5, 0u8..4)
+            .prop_map(|(seed, change, days, drop, coverage, trigger)| Op::Scan { seed, change, days, drop, coverage, trigger }),
+        1 => proptest::option::of(0usize..3).prop_map(|workload| Op::Approve { workload }),
+        1 => Just(Op::Release),
+        1 => (1u32..60).prop_map(|window| Op::Policy { window }),
     ]
 }
 
@@ -32,23 +41,73 @@ fn trigger(n: u8) -> ScanTrigger {
     [ScanTrigger::Manual, ScanTrigger::Scheduled, ScanTrigger::Deployment, ScanTrigger::Remediation][n as usize % 4]
 }
 
+fn api(lists: Vec<EntityList>, status: ApiStatus) -> ApiCoverage {
+    ApiCoverage { name: format!("{status:?}"), lists, status, error: None }
+}
+
+/// What the connector sends for the tenant's true state `truth`.
+fn sent(truth: &Snapshot, dropped: u8, coverage: u8) -> Snapshot {
+    let mut s = truth.clone();
+    match dropped {
+        1 => drop(s.grants.drain(..3.min(s.grants.len()))),
+        2 => s.grants.truncate(s.grants.len() / 2), // trips the entity breaker
+        3 => drop(s.bindings.pop()),                // a third of the paths: the path breaker
+        4 => drop(s.evidence.drain(..s.evidence.len() / 3)),
+        _ => {}
+    }
+    let rest = |skip: &[EntityList]| EntityList::ALL.iter().copied().filter(|l| !skip.contains(l)).collect();
+    s.scan.coverage = match coverage {
+        1 => Some(Coverage {
+            mode: CoverageMode::Full,
+            targets: vec![],
+            apis: vec![
+                api(rest(&[EntityList::Grants]), ApiStatus::Succeeded),
+                api(vec![EntityList::Grants], ApiStatus::Failed),
+            ],
+        }),
+        2 => Some(Coverage {
+            mode: CoverageMode::Full,
+            targets: vec![],
+            apis: vec![api(rest(&[EntityList::Evidence]), ApiStatus::Succeeded)],
+        }),
+        3 => {
+            let target = s.workloads.first().map(|w| w.id.clone()).unwrap_or_default();
+            s.workloads.retain(|w| w.id == target);
+            s.bindings.retain(|b| b.workload == target);
+            let identities: Vec<String> = s.bindings.iter().map(|b| b.identity.clone()).collect();
+            s.identities.retain(|i| identities.contains(&i.id));
+            s.credentials.retain(|c| identities.contains(&c.identity));
+            s.grants.retain(|g| identities.contains(&g.identity));
+            s.evidence.retain(|e| e.identity.as_ref().is_some_and(|i| identities.contains(i)));
+            Some(Coverage {
+                mode: CoverageMode::Targeted,
+                targets: vec![target],
+                apis: vec![api(rest(&[]), ApiStatus::Succeeded)],
+            })
+        }
+        _ => None,
+    };
+    s
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
     #[test]
-    fn rebuild_and_replay_to_any_step_equal_the_live_views(ops in proptest::collection::vec(op(), 1..7)) {
+    fn rebuild_and_replay_to_any_step_equal_the_live_views(ops in proptest::collection::vec(op(), 1..8)) {
         let dir = TempDir::new();
         crate::block_on(async {
             let mut service = Service::open(dir.path()).await.unwrap();
-            let first = serde_json::to_vec(&synthetic_snapshot(200, 0, "2026-03-01T00:00:00Z").unwrap()).unwrap();
-            let tenant = service.import_snapshot(&first, None).await.unwrap().tenant;
+            let start = Timestamp::parse(synthetic::OBSERVED_AT).unwrap();
+            let mut truth = synthetic::tenant(300, 42, start).unwrap();
+            let tenant = service.import_snapshot(&serde_json::to_vec(&truth).unwrap(), None).await.unwrap().tenant;
             let mut steps = vec![(service.log().head().await.unwrap(), service.views().dump().unwrap())];
-            let start = Timestamp::parse("2026-03-01T00:00:00Z").unwrap();
             for op in &ops {
                 match op {
-                    Op::Scan { variant, trigger: t, day } => {
-                        let at = start.add_days(*day).to_rfc3339();
-                        let snapshot = serde_json::to_vec(&synthetic_snapshot(200, *variant, &at).unwrap()).unwrap();
+                    Op::Scan { seed, change, days, drop, coverage, trigger: t } => {
+                        let at = truth.scan.observed_at.add_days(*days);
+                        truth = synthetic::rescan(&truth, f64::from(*change), *seed, at).unwrap();
+                        let snapshot = serde_json::to_vec(&sent(&truth, *drop, *coverage)).unwrap();
                         service.import_snapshot(&snapshot, Some(trigger(*t))).await.unwrap();
                     }
                     Op::Approve { workload } => {
@@ -56,7 +115,20 @@ proptest! {
                             Some(n) => Scope::parse(&format!("workload:workload-{n:07}")).unwrap(),
                             None => Scope::all(),
                         };
-                        service.approve(&tenant, &scope, "property", vec![], "prop@example.com", start).await.unwrap();
+                        // A scope may have no paths left after drops; that refusal is fine.
+                        let _ = service.approve(&tenant, &scope, "property", vec![], "prop@example.com", start).await;
+                    }
+                    Op::Release => {
+                        let held = service.scans(&tenant).unwrap().into_iter().rev().find(|s| s.status == ScanStatus::Quarantined);
+                        if let Some(held) = held {
+                            service.release_scan(&tenant, &held.scan_id, "property", "prop@example.com", start).await.unwrap();
+                        }
+                    }
+                    Op::Policy { window } => {
+                        service
+                            .set_policy(&tenant, |mut p| { p.evidence_window_days = *window; Ok(p) }, "prop@example.com", start)
+                            .await
+                            .unwrap();
                     }
                 }
                 steps.push((service.log().head().await.unwrap(), service.views().dump().unwrap()));

@@ -476,3 +476,7 @@ impl GraphLookup for MemoryGraph<'_> {
         self.workload_evidence.get(workload).map_or_else(Vec::new, |v| v.iter().map(|e| (*e).clone()).collect())
     }
 }
+
+#[cfg(test)]
+#[path = "paths_tests.rs"]
+mod tests;
