@@ -60,6 +60,15 @@ pub enum ProjectionError {
         /// The log now opened.
         log: String,
     },
+    /// Views of an older layout could not be removed to be refolded.
+    #[error("cannot replace the views {path} of an older layout")]
+    Replace {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// A background task failed.
     #[error("projection worker failed: {0}")]
     Worker(String),

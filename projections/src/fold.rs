@@ -171,8 +171,7 @@ pub(crate) fn assess_scopes(
         let Some(baseline) = get::<Baseline>(&t.baseline_versions, "baseline_versions", &version_key)? else {
             continue;
         };
-        let scope_paths =
-            scan::scope_paths(&t.entities, &t.entity_index, &t.path_index, &t.paths, tenant, &head.scope)?;
+        let scope_paths = scan::scope_paths(&t.entities, &t.entity_index, &t.paths, tenant, &head.scope)?;
         let entries = delta::compute(&baseline.paths, &scope_paths);
         let flags_key = t_key(tenant, &[scope_key.as_bytes()]);
         let flagged_now: Vec<String> = entries
@@ -244,10 +243,10 @@ fn approval_recorded(
 
     for ack in &approval.acknowledged {
         let finding_key = t_key(tenant, &[ack.finding_id.as_bytes()]);
-        if let Some(mut record) = get::<FindingRecord>(&t.findings, "findings", &finding_key)? {
+        if let Some(mut record) = store::get_compact::<FindingRecord>(&t.findings, "findings", &finding_key)? {
             record.acknowledgement =
                 Some(FindingAck { by: approval.approver.clone(), due: ack.due, at: event.meta.occurred_at });
-            put(&mut t.findings, &finding_key, &record)?;
+            store::put_compact(&mut t.findings, &finding_key, &record)?;
         }
     }
 

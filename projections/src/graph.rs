@@ -19,7 +19,8 @@
 //! | `workload.project` | project | |
 //! | `workload.tag` | `key=value` | |
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 
 use redb::{ReadableTable, Table};
 use serde::Serialize;
@@ -31,6 +32,7 @@ use sv0_domain::model::{
 use sv0_domain::paths::GraphLookup;
 use sv0_domain::snapshot::{Entities, EntityList};
 
+use crate::batch::{Batch, Target};
 use crate::error::ProjectionError;
 use crate::store::{self, key, prefix};
 
@@ -169,23 +171,16 @@ fn index_key(tenant: &TenantId, index: &str, value: &str, id: &str) -> Vec<u8> {
     key(&[tenant.as_str().as_bytes(), index.as_bytes(), value.as_bytes(), id.as_bytes()])
 }
 
-/// Writes (or, with `remove`, deletes) an entity's index rows.
-pub(crate) fn write_index(
-    table: &mut T<'_>,
-    tenant: &TenantId,
-    id: &str,
-    entity: &AnyEntity,
-    remove: bool,
-) -> Result<(), ProjectionError> {
+/// Queues the writes (or, with `remove`, the deletions) of an entity's index rows.
+pub(crate) fn write_index(batch: &mut Batch, tenant: &TenantId, id: &str, entity: &AnyEntity, remove: bool) {
     for (index, value, payload) in entity.index_entries() {
         let k = index_key(tenant, index, &value, id);
         if remove {
-            table.remove(k.as_slice())?;
+            batch.remove(Target::EntityIndex, k);
         } else {
-            table.insert(k.as_slice(), payload.as_bytes())?;
+            batch.put(Target::EntityIndex, k, payload.into_bytes());
         }
     }
-    Ok(())
 }
 
 /// `(entity id, payload)` of every index row with this index and value.
@@ -241,12 +236,25 @@ pub(crate) fn workloads_of_identity(
     Ok(index_lookup(table, tenant, "binding.identity", identity)?.into_iter().map(|(_, w)| w).collect())
 }
 
+/// Entities a path computation reads again and again (a destination for every path to it, an
+/// owner for every path of a workload), decoded once per fold step. The views do not change
+/// while a cache is in use: it lives for one recomputation.
+#[derive(Default)]
+pub(crate) struct GraphCache {
+    identities: RefCell<HashMap<String, Option<Identity>>>,
+    destinations: RefCell<HashMap<String, Option<Destination>>>,
+    domains: RefCell<HashMap<String, Option<DataDomain>>>,
+    owners: RefCell<HashMap<String, Option<Owner>>>,
+    rules: RefCell<Option<Vec<ClassificationRule>>>,
+}
+
 /// A `GraphLookup` over the views' entity rows, inside a write transaction (it sees the
 /// transaction's own writes).
 pub(crate) struct StoredGraph<'a, 't> {
     pub entities: &'a T<'t>,
     pub index: &'a T<'t>,
     pub tenant: &'a TenantId,
+    pub cache: &'a GraphCache,
 }
 
 impl StoredGraph<'_, '_> {
@@ -255,6 +263,20 @@ impl StoredGraph<'_, '_> {
         // Rows this crate wrote always decode; a damaged one reads as absent here and is
         // reported by `Views` queries and rebuilds.
         self.entities.get(k.as_slice()).ok().flatten().and_then(|v| decode(v.value()).ok())
+    }
+
+    fn cached<E: DeserializeOwned + Clone>(
+        &self,
+        cache: &RefCell<HashMap<String, Option<E>>>,
+        list: EntityList,
+        id: &str,
+    ) -> Option<E> {
+        if let Some(hit) = cache.borrow().get(id) {
+            return hit.clone();
+        }
+        let value: Option<E> = self.get(list, id);
+        cache.borrow_mut().insert(id.to_string(), value.clone());
+        value
     }
 
     fn related<E: DeserializeOwned>(&self, index: &str, value: &str, list: EntityList) -> Vec<E> {
@@ -274,27 +296,32 @@ impl GraphLookup for StoredGraph<'_, '_> {
         self.related("binding.workload", workload, EntityList::Bindings)
     }
     fn identity(&self, id: &str) -> Option<Identity> {
-        self.get(EntityList::Identities, id)
+        self.cached(&self.cache.identities, EntityList::Identities, id)
     }
     fn grants_of(&self, identity: &str) -> Vec<Grant> {
         self.related("grant.identity", identity, EntityList::Grants)
     }
     fn destination(&self, id: &str) -> Option<Destination> {
-        self.get(EntityList::Destinations, id)
+        self.cached(&self.cache.destinations, EntityList::Destinations, id)
     }
     fn domain(&self, id: &str) -> Option<DataDomain> {
-        self.get(EntityList::Domains, id)
+        self.cached(&self.cache.domains, EntityList::Domains, id)
     }
     fn classification_rules(&self) -> Vec<ClassificationRule> {
+        if let Some(rules) = self.cache.rules.borrow().as_ref() {
+            return rules.clone();
+        }
         let p = prefix(&[self.tenant.as_str().as_bytes(), EntityList::ClassificationRules.name().as_bytes()]);
-        store::scan_raw(self.entities, &p)
+        let rules: Vec<ClassificationRule> = store::scan_raw(self.entities, &p)
             .unwrap_or_default()
             .into_iter()
             .filter_map(|(_, v)| decode(&v).ok())
-            .collect()
+            .collect();
+        *self.cache.rules.borrow_mut() = Some(rules.clone());
+        rules
     }
     fn owner(&self, id: &str) -> Option<Owner> {
-        self.get(EntityList::Owners, id)
+        self.cached(&self.cache.owners, EntityList::Owners, id)
     }
     fn evidence_of_identity(&self, identity: &str) -> Vec<Evidence> {
         self.related("evidence.identity", identity, EntityList::Evidence)

@@ -1,79 +1,233 @@
-//! Paths as the views keep them: `PATHS (tenant, path_id) → path`, their query indexes in
-//! `PATH_INDEX (tenant, index, value, path_id) → workload`, their fingerprints and the
-//! 65,536 buckets of the path set digest, all rewritten one workload at a time so that a rescan
-//! costs what it changes.
+//! Paths as the views keep them. Rows are laid out so that each query is one range read and
+//! each path costs few writes:
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `PATHS` | `(tenant, workload, identity, path_id)` | the path (postcard) |
+//! | `PATH_INDEX` | `(tenant, "destination", destination, path_id)` | `workload\0identity\0gap` |
+//! | `PATH_INDEX` | `(tenant, "class", domain\0grade\0egress\0owner_state, path_id)` | `workload\0identity` |
+//! | `PATH_INDEX` | `(tenant, "expiry", time, path_id)` | `workload\0identity` |
+//! | `PATH_FINGERPRINTS` | `(tenant, path_id)` | fingerprint |
+//!
+//! Paths by workload (and scope) and by workload and identity are ranges of `PATHS`; by identity
+//! they are the ranges of the workloads bound to it; by destination, and the evidence gaps of a
+//! destination, a range of its index; by domain a range of the class index, and by grade,
+//! egress class or owner state a skip scan over it (one range per distinct prefix, a few
+//! dozen). Paths whose grade rests on evidence are indexed by when it leaves the window, so a
+//! rescan finds the grades that decay without reading any other path. Fingerprints are keyed by
+//! path id, whose first four hex digits pick one of the 65,536 buckets of the path set digest.
+//!
+//! All writes go through a `Batch`, applied in key order.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use redb::{ReadableTable, Table};
 use sv0_domain::TenantId;
+use sv0_domain::Timestamp;
 use sv0_domain::assessment::{PostureSummary, bucket_digest, digest_bucket, empty_bucket_digest, root_digest};
+use sv0_domain::findings::PathOf;
 use sv0_domain::paths::AuthorityPath;
 
+use crate::batch::{Batch, Target};
 use crate::error::ProjectionError;
 use crate::graph::time_key;
-use crate::store::{self, get, key, prefix};
+use crate::store::{self, key, prefix};
 
 type T<'t> = Table<'t, &'static [u8], &'static [u8]>;
 
-/// The index rows of a path: (index, value). Each row's payload is the path's workload.
-pub(crate) fn index_entries(path: &AuthorityPath) -> Vec<(&'static str, String)> {
-    let mut out = vec![
-        ("workload", path.workload.id.clone()),
-        ("identity", path.identity.id.clone()),
-        ("destination", path.destination.id.clone()),
-        ("domain", path.domain.id.clone()),
-        ("grade", path.grade.as_str().to_string()),
-        ("egress", path.egress.as_str().to_string()),
-        ("owner_state", path.owner_state.as_str().to_string()),
-    ];
-    if path.evidence_gap {
-        out.push(("gap", path.destination.id.clone()));
-    }
-    if let Some(expires) = path.grade_expires_at {
-        out.push(("expiry", time_key(expires.0)));
-    }
-    out
+/// Where a path's row is, as an index entry tells it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Located {
+    pub path_id: String,
+    pub workload: String,
+    pub identity: String,
+    /// The path is an evidence gap (destination entries only).
+    pub gap: bool,
 }
 
-fn path_key(tenant: &TenantId, path_id: &str) -> Vec<u8> {
-    key(&[tenant.as_str().as_bytes(), path_id.as_bytes()])
+impl Located {
+    fn parse(path_id: &str, payload: &[u8]) -> Located {
+        let text = String::from_utf8_lossy(payload);
+        let mut parts = text.split('\0');
+        Located {
+            path_id: path_id.to_string(),
+            workload: parts.next().unwrap_or_default().to_string(),
+            identity: parts.next().unwrap_or_default().to_string(),
+            gap: parts.next() == Some("1"),
+        }
+    }
+
+    /// As a finding's reference.
+    pub(crate) fn path_of(&self) -> PathOf {
+        PathOf { path_id: self.path_id.clone(), workload: self.workload.clone() }
+    }
+}
+
+/// The key of a path's row.
+pub(crate) fn path_key(tenant: &TenantId, workload: &str, identity: &str, path_id: &str) -> Vec<u8> {
+    key(&[tenant.as_str().as_bytes(), workload.as_bytes(), identity.as_bytes(), path_id.as_bytes()])
 }
 
 fn index_key(tenant: &TenantId, index: &str, value: &str, path_id: &str) -> Vec<u8> {
     key(&[tenant.as_str().as_bytes(), index.as_bytes(), value.as_bytes(), path_id.as_bytes()])
 }
 
-/// The path ids with an index value, and their workloads.
-pub(crate) fn lookup(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+fn fingerprint_key(tenant: &TenantId, path_id: &str) -> Vec<u8> {
+    key(&[tenant.as_str().as_bytes(), path_id.as_bytes()])
+}
+
+/// The class index value of a path.
+fn class(path: &AuthorityPath) -> String {
+    [path.domain.id.as_str(), path.grade.as_str(), path.egress.as_str(), path.owner_state.as_str()].join("\0")
+}
+
+/// The index rows of a path: (index, value, payload).
+fn index_entries(path: &AuthorityPath) -> Vec<(&'static str, String, String)> {
+    let at = format!("{}\0{}", path.workload.id, path.identity.id);
+    let gap = if path.evidence_gap { "1" } else { "0" };
+    let mut out =
+        vec![("destination", path.destination.id.clone(), format!("{at}\0{gap}")), ("class", class(path), at.clone())];
+    if let Some(expires) = path.grade_expires_at {
+        out.push(("expiry", time_key(expires.0), at));
+    }
+    out
+}
+
+fn decode_rows(rows: Vec<store::Row>) -> Result<Vec<AuthorityPath>, ProjectionError> {
+    rows.into_iter().map(|(_, v)| store::decode_compact("paths", &v)).collect()
+}
+
+/// The paths of a workload (through one identity, when given), in key order.
+pub(crate) fn of_workload(
+    paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
     tenant: &TenantId,
-    index: &str,
-    value: &str,
-) -> Result<Vec<(String, String)>, ProjectionError> {
-    let p = prefix(&[tenant.as_str().as_bytes(), index.as_bytes(), value.as_bytes()]);
-    Ok(store::scan_raw(table, &p)?
+    workload: &str,
+    identity: Option<&str>,
+) -> Result<Vec<AuthorityPath>, ProjectionError> {
+    let mut parts = vec![tenant.as_str().as_bytes(), workload.as_bytes()];
+    parts.extend(identity.map(str::as_bytes));
+    decode_rows(store::scan_raw(paths, &prefix(&parts))?)
+}
+
+/// The ids of a workload's paths through an identity, read from the keys alone.
+pub(crate) fn ids_of(
+    paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    workload: &str,
+    identity: &str,
+) -> Result<Vec<String>, ProjectionError> {
+    let p = prefix(&[tenant.as_str().as_bytes(), workload.as_bytes(), identity.as_bytes()]);
+    let end = store::prefix_end(&p);
+    let mut out = Vec::new();
+    for entry in paths.range(p.as_slice()..end.as_slice())? {
+        let (k, _) = entry?;
+        out.push(String::from_utf8_lossy(&k.value()[p.len()..]).into_owned());
+    }
+    Ok(out)
+}
+
+/// The paths to a destination.
+pub(crate) fn by_destination(
+    index: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    destination: &str,
+) -> Result<Vec<Located>, ProjectionError> {
+    let p = prefix(&[tenant.as_str().as_bytes(), b"destination", destination.as_bytes()]);
+    Ok(store::scan_raw(index, &p)?
         .into_iter()
-        .map(|(k, v)| (String::from_utf8_lossy(&k[p.len()..]).into_owned(), String::from_utf8_lossy(&v).into_owned()))
+        .map(|(k, v)| Located::parse(&String::from_utf8_lossy(&k[p.len()..]), &v))
         .collect())
 }
 
-/// Loads paths by id.
-pub(crate) fn load(
+/// The paths of a class: domain, grade, egress and owner state, each given or any. Reads one
+/// range per distinct combination present, skipping over everything else.
+pub(crate) fn by_class(
+    index: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    wanted: [Option<&str>; 4],
+) -> Result<Vec<Located>, ProjectionError> {
+    let base = prefix(&[tenant.as_str().as_bytes(), b"class"]);
+    let mut out = Vec::new();
+    skip_scan(index, &base, &wanted, &mut out)?;
+    Ok(out)
+}
+
+fn skip_scan(
+    index: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    at: &[u8],
+    wanted: &[Option<&str>],
+    out: &mut Vec<Located>,
+) -> Result<(), ProjectionError> {
+    let Some((first, rest)) = wanted.split_first() else {
+        // `at` ends with the whole class: every row below it is a path.
+        for (k, v) in store::scan_raw(index, at)? {
+            out.push(Located::parse(&String::from_utf8_lossy(&k[at.len()..]), &v));
+        }
+        return Ok(());
+    };
+    if let Some(value) = first {
+        let mut next = at.to_vec();
+        next.extend_from_slice(value.as_bytes());
+        next.push(0);
+        return skip_scan(index, &next, rest, out);
+    }
+    // Any value: find each distinct one by seeking past the previous.
+    let end = store::prefix_end(at);
+    let mut from = at.to_vec();
+    loop {
+        let value = match index.range(from.as_slice()..end.as_slice())?.next() {
+            Some(entry) => {
+                let (k, _) = entry?;
+                let rest_of_key = &k.value()[at.len()..];
+                let len = rest_of_key.iter().position(|b| *b == 0).unwrap_or(rest_of_key.len());
+                rest_of_key[..len].to_vec()
+            }
+            None => return Ok(()),
+        };
+        let mut next = at.to_vec();
+        next.extend_from_slice(&value);
+        next.push(0);
+        skip_scan(index, &next, rest, out)?;
+        from = store::prefix_end(&next);
+    }
+}
+
+/// The workloads of paths whose grade rests on evidence that leaves the window by `until`.
+pub(crate) fn expiring(
+    index: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    until: Timestamp,
+) -> Result<BTreeSet<String>, ProjectionError> {
+    let base = prefix(&[tenant.as_str().as_bytes(), b"expiry"]);
+    let mut end = base.clone();
+    end.extend_from_slice(time_key(until.0).as_bytes());
+    end.push(1);
+    let mut out = BTreeSet::new();
+    for entry in index.range(base.as_slice()..end.as_slice())? {
+        let (_, v) = entry?;
+        out.insert(Located::parse("", v.value()).workload);
+    }
+    Ok(out)
+}
+
+/// Loads located paths.
+pub(crate) fn load<'a>(
     paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
     tenant: &TenantId,
-    ids: impl IntoIterator<Item = String>,
+    located: impl IntoIterator<Item = &'a Located>,
 ) -> Result<Vec<AuthorityPath>, ProjectionError> {
     let mut out = Vec::new();
-    for id in ids {
-        if let Some(path) = get(paths, "paths", &path_key(tenant, &id))? {
+    for l in located {
+        if let Some(path) = store::get_compact(paths, "paths", &path_key(tenant, &l.workload, &l.identity, &l.path_id))?
+        {
             out.push(path);
         }
     }
     Ok(out)
 }
 
-/// Rewrites paths and keeps the indexes, fingerprints and tenant posture in step.
+/// Rewrites paths and keeps the indexes, fingerprints and tenant posture in step, through a
+/// batch of writes.
 pub(crate) struct PathWriter {
     /// Digest buckets whose lines changed.
     pub dirty_buckets: BTreeSet<u16>,
@@ -96,12 +250,9 @@ impl PathWriter {
     }
 
     /// Replaces the paths `old` by `new` (both of one workload), writing only what differs.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn replace(
         &mut self,
-        paths: &mut T<'_>,
-        index: &mut T<'_>,
-        fingerprints: &mut T<'_>,
+        batch: &mut Batch,
         posture: &mut PostureSummary,
         tenant: &TenantId,
         old: &[AuthorityPath],
@@ -111,7 +262,7 @@ impl PathWriter {
         let after: BTreeMap<&str, &AuthorityPath> = new.iter().map(|p| (p.path_id.as_str(), p)).collect();
         for (id, path) in &before {
             if !after.contains_key(id) {
-                self.unwrite(paths, index, fingerprints, posture, tenant, path)?;
+                self.unwrite(batch, posture, tenant, path);
                 self.removed += 1;
             }
         }
@@ -119,10 +270,10 @@ impl PathWriter {
             match before.get(id) {
                 Some(previous) if previous == path => {}
                 Some(previous) => {
-                    self.unwrite(paths, index, fingerprints, posture, tenant, previous)?;
-                    self.write(paths, index, fingerprints, posture, tenant, path)?;
+                    self.unwrite(batch, posture, tenant, previous);
+                    self.write(batch, posture, tenant, path)?;
                 }
-                None => self.write(paths, index, fingerprints, posture, tenant, path)?,
+                None => self.write(batch, posture, tenant, path)?,
             }
         }
         Ok(())
@@ -130,48 +281,40 @@ impl PathWriter {
 
     fn note(&mut self, path: &AuthorityPath) {
         self.dirty_buckets.insert(digest_bucket(&path.path_id));
-        self.identities.insert(path.identity.id.clone());
-        self.destinations.insert(path.destination.id.clone());
+        if !self.identities.contains(&path.identity.id) {
+            self.identities.insert(path.identity.id.clone());
+        }
+        if !self.destinations.contains(&path.destination.id) {
+            self.destinations.insert(path.destination.id.clone());
+        }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn write(
         &mut self,
-        paths: &mut T<'_>,
-        index: &mut T<'_>,
-        fingerprints: &mut T<'_>,
+        batch: &mut Batch,
         posture: &mut PostureSummary,
         tenant: &TenantId,
         path: &AuthorityPath,
     ) -> Result<(), ProjectionError> {
-        store::put(paths, &path_key(tenant, &path.path_id), path)?;
-        for (name, value) in index_entries(path) {
-            index.insert(index_key(tenant, name, &value, &path.path_id).as_slice(), path.workload.id.as_bytes())?;
+        let row = path_key(tenant, &path.workload.id, &path.identity.id, &path.path_id);
+        batch.put(Target::Paths, row, store::encode_compact(path)?);
+        for (name, value, payload) in index_entries(path) {
+            batch.put(Target::PathIndex, index_key(tenant, name, &value, &path.path_id), payload.into_bytes());
         }
-        fingerprints.insert(path_key(tenant, &path.path_id).as_slice(), path.fingerprint.as_bytes())?;
+        batch.put(Target::Fingerprints, fingerprint_key(tenant, &path.path_id), path.fingerprint.as_bytes().to_vec());
         posture.count(path, 1);
         self.note(path);
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn unwrite(
-        &mut self,
-        paths: &mut T<'_>,
-        index: &mut T<'_>,
-        fingerprints: &mut T<'_>,
-        posture: &mut PostureSummary,
-        tenant: &TenantId,
-        path: &AuthorityPath,
-    ) -> Result<(), ProjectionError> {
-        paths.remove(path_key(tenant, &path.path_id).as_slice())?;
-        for (name, value) in index_entries(path) {
-            index.remove(index_key(tenant, name, &value, &path.path_id).as_slice())?;
+    fn unwrite(&mut self, batch: &mut Batch, posture: &mut PostureSummary, tenant: &TenantId, path: &AuthorityPath) {
+        batch.remove(Target::Paths, path_key(tenant, &path.workload.id, &path.identity.id, &path.path_id));
+        for (name, value, _) in index_entries(path) {
+            batch.remove(Target::PathIndex, index_key(tenant, name, &value, &path.path_id));
         }
-        fingerprints.remove(path_key(tenant, &path.path_id).as_slice())?;
+        batch.remove(Target::Fingerprints, fingerprint_key(tenant, &path.path_id));
         posture.count(path, -1);
         self.note(path);
-        Ok(())
     }
 }
 

@@ -27,9 +27,10 @@ use sv0_domain::snapshot::{CoverageMode, Entities, EntityList, ListCoverage};
 use sv0_domain::{TenantId, Timestamp};
 use tracing::{info, warn};
 
+use crate::batch::{Batch, Target};
 use crate::error::ProjectionError;
 use crate::fold::{Tables, store_assessment, t_key, t_prefix};
-use crate::graph::{self, AnyEntity, StoredGraph, entity_key, index_lookup, index_range, time_key};
+use crate::graph::{self, AnyEntity, GraphCache, StoredGraph, entity_key, index_lookup, index_range, time_key};
 use crate::pathstore::{self, PathWriter};
 use crate::records::{EntityDiff, FindingRecord, FindingStatus, ScanRecord, ScanStatus, TenantState};
 use crate::store::{self, get, put, scan_raw};
@@ -307,29 +308,18 @@ fn write_changes(
     at: Timestamp,
     undo: bool,
 ) -> Result<(), ProjectionError> {
+    let mut batch = Batch::default();
     for change in changes {
         let key = entity_key(tenant, change.list, &change.id);
         let (from, to) = if undo { (&change.new, &change.old) } else { (&change.old, &change.new) };
         if from != to {
             if let Some(bytes) = from {
-                graph::write_index(
-                    &mut t.entity_index,
-                    tenant,
-                    &change.id,
-                    &AnyEntity::decode(change.list, bytes)?,
-                    true,
-                )?;
+                graph::write_index(&mut batch, tenant, &change.id, &AnyEntity::decode(change.list, bytes)?, true);
             }
             match to {
                 Some(bytes) => {
                     t.entities.insert(key.as_slice(), bytes.as_slice())?;
-                    graph::write_index(
-                        &mut t.entity_index,
-                        tenant,
-                        &change.id,
-                        &AnyEntity::decode(change.list, bytes)?,
-                        false,
-                    )?;
+                    graph::write_index(&mut batch, tenant, &change.id, &AnyEntity::decode(change.list, bytes)?, false);
                 }
                 None => {
                     t.entities.remove(key.as_slice())?;
@@ -353,8 +343,11 @@ fn write_changes(
             }
             None => {}
         }
+        if batch.is_full() {
+            batch.flush(t)?;
+        }
     }
-    Ok(())
+    batch.flush(t)
 }
 
 /// Whether an owner can be held accountable at a time.
@@ -432,10 +425,7 @@ fn reach(
     }
     if let Some(previous) = previous.filter(|p| *p < now) {
         // Grades whose evidence left the window.
-        for (_, _, workload) in index_range(&t.path_index, tenant, "expiry", &time_key(i64::MIN), &time_key(now.0 - 1))?
-        {
-            r.workloads.insert(workload);
-        }
+        r.workloads.extend(pathstore::expiring(&t.path_index, tenant, Timestamp(now.0 - 1))?);
         // Evidence dated after the previous scan's time that now falls inside the window.
         for (_, evidence_id, _) in
             index_range(&t.entity_index, tenant, "evidence.time", &time_key(previous.0), &time_key(now.0))?
@@ -479,11 +469,12 @@ fn paths_lost(
     now: Timestamp,
     policy: &Policy,
 ) -> Result<u64, ProjectionError> {
-    let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant };
+    let cache = GraphCache::default();
+    let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant, cache: &cache };
     let mut lost = 0;
     for workload in workloads {
         let old: BTreeSet<String> =
-            pathstore::lookup(&t.path_index, tenant, "workload", workload)?.into_iter().map(|(id, _)| id).collect();
+            pathstore::of_workload(&t.paths, tenant, workload, None)?.into_iter().map(|p| p.path_id).collect();
         if old.is_empty() {
             continue;
         }
@@ -510,31 +501,28 @@ pub(crate) fn recompute(
     movement: &mut FindingMovement,
 ) -> Result<PathWriter, ProjectionError> {
     let mut writer = PathWriter::new();
+    let mut batch = Batch::default();
+    let cache = GraphCache::default();
     for workload in reach_workloads {
-        let old_ids: Vec<String> =
-            pathstore::lookup(&t.path_index, tenant, "workload", workload)?.into_iter().map(|(id, _)| id).collect();
-        let old = pathstore::load(&t.paths, tenant, old_ids.clone())?;
-        let previous: BTreeMap<String, _> =
-            old.iter().map(|p| (p.path_id.clone(), (p.owner_state, p.owner_state_since))).collect();
+        // Each workload is read and rewritten once, so its rows are never in the batch yet.
+        let old = pathstore::of_workload(&t.paths, tenant, workload, None)?;
+        let previous: BTreeMap<&str, _> =
+            old.iter().map(|p| (p.path_id.as_str(), (p.owner_state, p.owner_state_since))).collect();
         let new = {
-            let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant };
+            let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant, cache: &cache };
             compute_workload_paths(&lookup, workload, now, policy, &|id| previous.get(id).copied())
         };
-        writer.replace(
-            &mut t.paths,
-            &mut t.path_index,
-            &mut t.path_fingerprints,
-            &mut state.posture,
-            tenant,
-            &old,
-            &new,
-        )?;
+        writer.replace(&mut batch, &mut state.posture, tenant, &old, &new)?;
         let candidates = findings::workload_subjects(
             workload,
-            old_ids.iter().map(String::as_str).chain(new.iter().map(|p| p.path_id.as_str())),
+            old.iter().map(|p| p.path_id.as_str()).chain(new.iter().map(|p| p.path_id.as_str())),
         );
-        settle(t, tenant, seq, now, candidates, findings::workload_findings(&new), state, movement)?;
+        settle(t, &mut batch, tenant, seq, now, candidates, findings::workload_findings(&new), state, movement)?;
+        if batch.is_full() {
+            batch.flush(t)?;
+        }
     }
+    batch.flush(t)?;
     identities.extend(writer.identities.iter().cloned());
     destinations.extend(writer.destinations.iter().cloned());
     for identity in &identities {
@@ -542,7 +530,8 @@ pub(crate) fn recompute(
             credentials.insert(credential);
         }
     }
-    entity_findings(t, tenant, seq, now, &identities, &credentials, &destinations, state, movement)?;
+    entity_findings(t, &mut batch, tenant, seq, now, &identities, &credentials, &destinations, state, movement)?;
+    batch.flush(t)?;
     state.paths_total = state.posture.paths_total;
     Ok(writer)
 }
@@ -556,16 +545,30 @@ fn get_entity<E: serde::de::DeserializeOwned>(
     get(&t.entities, "entities", &entity_key(tenant, list, id))
 }
 
-fn paths_of(t: &Tables<'_>, tenant: &TenantId, index: &str, value: &str) -> Result<Vec<PathOf>, ProjectionError> {
-    Ok(pathstore::lookup(&t.path_index, tenant, index, value)?
-        .into_iter()
-        .map(|(path_id, workload)| PathOf { path_id, workload })
+/// The paths through an identity: the rows of each workload bound to it.
+fn paths_of_identity(t: &Tables<'_>, tenant: &TenantId, identity: &str) -> Result<Vec<PathOf>, ProjectionError> {
+    let mut out = Vec::new();
+    for workload in graph::workloads_of_identity(&t.entity_index, tenant, identity)? {
+        for path_id in pathstore::ids_of(&t.paths, tenant, &workload, identity)? {
+            out.push(PathOf { path_id, workload: workload.clone() });
+        }
+    }
+    Ok(out)
+}
+
+/// The evidence gaps of a destination.
+fn gaps_of(t: &Tables<'_>, tenant: &TenantId, destination: &str) -> Result<Vec<PathOf>, ProjectionError> {
+    Ok(pathstore::by_destination(&t.path_index, tenant, destination)?
+        .iter()
+        .filter(|l| l.gap)
+        .map(pathstore::Located::path_of)
         .collect())
 }
 
 #[allow(clippy::too_many_arguments)]
 fn entity_findings(
-    t: &mut Tables<'_>,
+    t: &Tables<'_>,
+    batch: &mut Batch,
     tenant: &TenantId,
     seq: u64,
     now: Timestamp,
@@ -582,7 +585,7 @@ fn entity_findings(
         if let Some(credential) = get_entity::<Credential>(t, tenant, EntityList::Credentials, id)? {
             let name = get_entity::<Identity>(t, tenant, EntityList::Identities, &credential.identity)?
                 .map_or_else(|| credential.identity.clone(), |i| i.name);
-            let paths = paths_of(t, tenant, "identity", &credential.identity)?;
+            let paths = paths_of_identity(t, tenant, &credential.identity)?;
             current.extend(findings::credential_finding(&credential, &name, &paths, now));
         }
     }
@@ -600,18 +603,19 @@ fn entity_findings(
     for id in destinations {
         candidates.insert(findings::finding_id(findings::EVIDENCE_GAP.id, &format!("destination:{id}")));
         if let Some(destination) = get_entity::<Destination>(t, tenant, EntityList::Destinations, id)? {
-            let gaps = paths_of(t, tenant, "gap", id)?;
+            let gaps = gaps_of(t, tenant, id)?;
             current.extend(findings::evidence_gap_finding(&destination, &gaps));
         }
     }
-    settle(t, tenant, seq, now, candidates, current, state, movement)
+    settle(t, batch, tenant, seq, now, candidates, current, state, movement)
 }
 
 /// Moves findings through their lifecycle: each candidate id is open when `current` has it and
 /// resolved otherwise.
 #[allow(clippy::too_many_arguments)]
 fn settle(
-    t: &mut Tables<'_>,
+    t: &Tables<'_>,
+    batch: &mut Batch,
     tenant: &TenantId,
     seq: u64,
     now: Timestamp,
@@ -624,7 +628,7 @@ fn settle(
     let ids: BTreeSet<String> = candidates.into_iter().chain(current.keys().cloned()).collect();
     for id in ids {
         let key = t_key(tenant, &[id.as_bytes()]);
-        let existing: Option<FindingRecord> = get(&t.findings, "findings", &key)?;
+        let existing: Option<FindingRecord> = store::get_compact(&t.findings, "findings", &key)?;
         let next = match (existing.clone(), current.remove(&id)) {
             (None, None) => continue,
             (Some(old), Some(finding)) if old.status == FindingStatus::Open => FindingRecord { finding, ..old },
@@ -658,14 +662,13 @@ fn settle(
         }
         if let Some(old) = &existing {
             for workload in &old.finding.workloads {
-                t.findings_by_workload.remove(t_key(tenant, &[workload.as_bytes(), id.as_bytes()]).as_slice())?;
+                batch.remove(Target::FindingsByWorkload, t_key(tenant, &[workload.as_bytes(), id.as_bytes()]));
             }
         }
         for workload in &next.finding.workloads {
-            t.findings_by_workload
-                .insert(t_key(tenant, &[workload.as_bytes(), id.as_bytes()]).as_slice(), [].as_slice())?;
+            batch.put(Target::FindingsByWorkload, t_key(tenant, &[workload.as_bytes(), id.as_bytes()]), Vec::new());
         }
-        put(&mut t.findings, &key, &next)?;
+        batch.put(Target::Findings, key, store::encode_compact(&next)?);
     }
     Ok(())
 }
@@ -896,16 +899,14 @@ pub(crate) fn scope_workloads(
 pub(crate) fn scope_paths(
     entities: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
     entity_index: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
-    path_index: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
     paths: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
     tenant: &TenantId,
     scope: &Scope,
 ) -> Result<Vec<AuthorityPath>, ProjectionError> {
-    let mut ids = Vec::new();
+    let mut out = Vec::new();
     for workload in scope_workloads(entities, entity_index, tenant, scope)? {
-        ids.extend(pathstore::lookup(path_index, tenant, "workload", &workload)?.into_iter().map(|(id, _)| id));
+        out.extend(pathstore::of_workload(paths, tenant, &workload, None)?);
     }
-    let mut out = pathstore::load(paths, tenant, ids)?;
     out.sort_by(|a, b| a.path_id.cmp(&b.path_id));
     Ok(out)
 }

@@ -1,6 +1,6 @@
 //! `Views`: the redb database the fold writes and the queries read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use sv0_domain::model::Workload;
 use sv0_domain::paths::AuthorityPath;
 use sv0_domain::scope::Scope;
 use sv0_log::{EventLog, Record, Seq};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::error::ProjectionError;
 use crate::fold::{self, Tables};
@@ -71,15 +71,38 @@ pub struct Views {
 }
 
 impl Views {
-    /// Opens (or creates) the views file.
+    /// Opens (or creates) the views file. Views of another layout (an older sv0) are a cache
+    /// of the log like any other: they are dropped and refolded by the next catch-up.
     pub fn open(path: impl AsRef<Path>) -> Result<Views, ProjectionError> {
         let path: PathBuf = path.as_ref().to_path_buf();
-        let db = match Database::create(&path) {
-            Ok(db) => db,
-            Err(DatabaseError::DatabaseAlreadyOpen) => return Err(ProjectionError::InUse { path }),
+        let create = || match Database::create(&path) {
+            Ok(db) => Ok(db),
+            Err(DatabaseError::DatabaseAlreadyOpen) => Err(ProjectionError::InUse { path: path.clone() }),
+            Err(e) => Err(ProjectionError::from(e)),
+        };
+        let db = create()?;
+        if Views::layout(&db)?.is_some_and(|layout| layout != store::FORMAT) {
+            warn!(path = %path.display(), "the views have another layout; they are refolded from the log");
+            drop(db);
+            std::fs::remove_file(&path).map_err(|source| ProjectionError::Replace { path: path.clone(), source })?;
+            return Views::init(create()?);
+        }
+        Views::init(db)
+    }
+
+    /// The layout a views file was written with: `None` for a new file.
+    fn layout(db: &Database) -> Result<Option<Vec<u8>>, ProjectionError> {
+        let txn = db.begin_read()?;
+        let meta = match txn.open_table(store::META) {
+            Ok(meta) => meta,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        Views::init(db)
+        if let Some(format) = meta.get(b"format".as_slice())? {
+            return Ok(Some(format.value().to_vec()));
+        }
+        // Written before layouts were recorded: the first layout.
+        Ok(Some(b"sv0-views-1".to_vec()))
     }
 
     /// Views in memory, for replays to a point in time.
@@ -93,6 +116,7 @@ impl Views {
         for table in store::ALL_TABLES {
             txn.open_table(table)?;
         }
+        txn.open_table(store::META)?.insert(b"format".as_slice(), store::FORMAT)?;
         txn.commit()?;
         Ok(Views { db: Arc::new(db) })
     }
@@ -233,48 +257,58 @@ impl Views {
         self.query_paths(tenant, &PathFilter { scope: scope.cloned(), ..PathFilter::default() })
     }
 
-    /// The paths that pass every part of a filter, sorted by path id. The most selective index
-    /// the filter names is read first; nothing scans all paths unless the filter is empty.
+    /// The paths that pass every part of a filter, sorted by path id. The most selective part
+    /// the filter names is read through its index: workload or scope (ranges of the paths
+    /// table), destination, identity (the workloads bound to it), then domain, grade, egress
+    /// class and owner state (the class index). Only an empty filter reads every path.
     pub fn query_paths(&self, tenant: &TenantId, filter: &PathFilter) -> Result<Vec<AuthorityPath>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let paths = txn.open_table(store::PATHS)?;
         let index = txn.open_table(store::PATH_INDEX)?;
-        let indexed: Vec<(&str, &str)> = [
-            ("workload", filter.workload.as_deref()),
-            ("identity", filter.identity.as_deref()),
-            ("destination", filter.destination.as_deref()),
-            ("domain", filter.domain.as_deref()),
-            ("owner_state", filter.owner_state.as_deref()),
-            ("egress", filter.egress.as_deref()),
-            ("grade", filter.grade.as_deref()),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| value.map(|v| (name, v)))
-        .collect();
-        let mut candidates: Option<Vec<String>> = None;
-        if let Some(scope) = &filter.scope {
-            let entities = txn.open_table(store::ENTITIES)?;
-            let entity_index = txn.open_table(store::ENTITY_INDEX)?;
-            let mut ids = Vec::new();
-            for workload in scan::scope_workloads(&entities, &entity_index, tenant, scope)? {
-                ids.extend(pathstore::lookup(&index, tenant, "workload", &workload)?.into_iter().map(|(id, _)| id));
-            }
-            candidates = Some(ids);
-        }
-        if let Some((name, value)) = indexed.first() {
-            let ids: Vec<String> =
-                pathstore::lookup(&index, tenant, name, value)?.into_iter().map(|(id, _)| id).collect();
-            candidates = Some(match candidates {
-                Some(scoped) => {
-                    let keep: std::collections::BTreeSet<String> = ids.into_iter().collect();
-                    scoped.into_iter().filter(|id| keep.contains(id)).collect()
+        let identity = filter.identity.as_deref();
+        let mut out = if filter.scope.is_some() || filter.workload.is_some() {
+            let mut workloads: BTreeSet<String> = match &filter.scope {
+                Some(scope) => {
+                    let entities = txn.open_table(store::ENTITIES)?;
+                    let entity_index = txn.open_table(store::ENTITY_INDEX)?;
+                    scan::scope_workloads(&entities, &entity_index, tenant, scope)?
                 }
-                None => ids,
-            });
-        }
-        let mut out: Vec<AuthorityPath> = match candidates {
-            Some(ids) => pathstore::load(&paths, tenant, ids)?,
-            None => scan(&paths, "paths", &prefix(&[tenant.as_str().as_bytes()]))?,
+                None => filter.workload.iter().cloned().collect(),
+            };
+            if let Some(workload) = &filter.workload {
+                workloads.retain(|w| w == workload);
+            }
+            let mut out = Vec::new();
+            for workload in &workloads {
+                out.extend(pathstore::of_workload(&paths, tenant, workload, identity)?);
+            }
+            out
+        } else if let Some(destination) = &filter.destination {
+            pathstore::load(&paths, tenant, &pathstore::by_destination(&index, tenant, destination)?)?
+        } else if let Some(identity) = identity {
+            let entity_index = txn.open_table(store::ENTITY_INDEX)?;
+            let mut out = Vec::new();
+            for workload in crate::graph::workloads_of_identity(&entity_index, tenant, identity)? {
+                out.extend(pathstore::of_workload(&paths, tenant, &workload, Some(identity))?);
+            }
+            out
+        } else if filter.domain.is_some()
+            || filter.grade.is_some()
+            || filter.egress.is_some()
+            || filter.owner_state.is_some()
+        {
+            let class = [
+                filter.domain.as_deref(),
+                filter.grade.as_deref(),
+                filter.egress.as_deref(),
+                filter.owner_state.as_deref(),
+            ];
+            pathstore::load(&paths, tenant, &pathstore::by_class(&index, tenant, class)?)?
+        } else {
+            store::scan_raw(&paths, &prefix(&[tenant.as_str().as_bytes()]))?
+                .into_iter()
+                .map(|(_, v)| store::decode_compact("paths", &v))
+                .collect::<Result<_, _>>()?
         };
         out.retain(|p| filter.matches(p));
         out.sort_by(|a, b| a.path_id.cmp(&b.path_id));
@@ -287,7 +321,10 @@ impl Views {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::FINDINGS)?;
         let Some(scope) = scope else {
-            return scan(&table, "findings", &prefix(&[tenant.as_str().as_bytes()]));
+            return store::scan_raw(&table, &prefix(&[tenant.as_str().as_bytes()]))?
+                .into_iter()
+                .map(|(_, v)| store::decode_compact("findings", &v))
+                .collect();
         };
         let entities = txn.open_table(store::ENTITIES)?;
         let entity_index = txn.open_table(store::ENTITY_INDEX)?;
@@ -301,7 +338,7 @@ impl Views {
         }
         let mut out = Vec::new();
         for id in ids {
-            if let Some(record) = get(&table, "findings", &key(&[tenant.as_str().as_bytes(), &id]))? {
+            if let Some(record) = store::get_compact(&table, "findings", &key(&[tenant.as_str().as_bytes(), &id]))? {
                 out.push(record);
             }
         }

@@ -570,7 +570,8 @@ impl<L: EventLog> Service<L> {
         Ok(signals.len())
     }
 
-    /// Seals every assessment that has no pack yet, for every tenant.
+    /// Seals every assessment that has no pack yet, for every tenant (unless another signer keeps
+    /// sealing them first).
     pub async fn seal_pending(&mut self) -> Result<usize, ServiceError> {
         let mut sealed = 0;
         for tenant in self.views.tenants()? {
@@ -585,6 +586,13 @@ impl<L: EventLog> Service<L> {
                         attempt += 1;
                         warn!(%tenant, attempt, %message, "another signer extended the chain; catching up");
                         self.views.catch_up(&self.log, None).await?;
+                    }
+                    // Another signer keeps winning: it is sealing these assessments, so this one
+                    // leaves them to it rather than fail (a signer that exited here would leave
+                    // the chain to a single process).
+                    Err(ServiceError::Conflict(message)) => {
+                        warn!(%tenant, %message, "another signer keeps extending the chain; leaving the pending packs to it");
+                        break;
                     }
                     Err(e) => return Err(e),
                 }
