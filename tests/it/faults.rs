@@ -3,7 +3,7 @@
 //! while a client appends, a single server stopped and restarted under a producer.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
@@ -13,7 +13,9 @@ use sv0_domain::scope::Scope;
 use sv0_log::{AppendError, EventLog, Expected, NewEvent};
 use sv0_log_nats::{Credentials, JetStreamLog, StreamSettings};
 use sv0_projections::Views;
-use sv0_service::{AnyLog, LogTarget, Service};
+use sv0_service::import::new_event;
+use sv0_service::{AnyLog, LogTarget, Service, pack_event};
+use sv0_signer::PackSigner;
 use sv0_tests::TempDir;
 use sv0_tests::nats::{NatsCluster, NatsServer};
 
@@ -22,17 +24,21 @@ use crate::{DEMO_SNAPSHOTS, block_on, demo_snapshot};
 /// A running `sv0 project` or `sv0 sign`, whose progress lines are read as they come.
 struct Sv0Process {
     child: Child,
+    /// Where the process writes its log (shown when a test fails).
+    log_file: PathBuf,
     lines: Receiver<String>,
     position: u64,
 }
 
 impl Sv0Process {
     fn start(data_dir: &Path, url: &str, command: &str) -> Sv0Process {
+        let log_file = data_dir.with_extension("log");
+        let stderr = std::fs::File::create(&log_file).expect("create the process log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_sv0"))
             .args(["--data-dir", data_dir.to_str().unwrap(), "--log", url, command])
-            .env("SV0_LOG", "")
+            .env("SV0_TRACE", "info")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("start sv0");
         let stdout = child.stdout.take().unwrap();
@@ -44,7 +50,7 @@ impl Sv0Process {
                 }
             }
         });
-        Sv0Process { child, lines, position: 0 }
+        Sv0Process { child, log_file, lines, position: 0 }
     }
 
     /// Waits until the process reports its views at `at_least` or beyond.
@@ -87,6 +93,14 @@ impl Sv0Process {
 impl Drop for Sv0Process {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log_file).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("--- last lines of {} ---", self.log_file.display());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
@@ -188,6 +202,37 @@ fn two_signers_racing_never_fork_a_chain() {
     });
     first.terminate();
     second.terminate();
+}
+
+/// What the racing signers test once caught only under load: two signers seal the same
+/// assessment at the same place of the chain; the second append, made on a stale expectation,
+/// must be a conflict (its pack differs: another key signed it), never taken for a retry of the
+/// first. A retry of the first signer's own append still succeeds.
+#[test]
+fn a_second_signers_pack_for_the_same_place_conflicts_instead_of_passing_as_a_retry() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let dir = TempDir::new();
+    block_on(async {
+        let mut service = commands(&dir.join("commands"), &url).await;
+        let tenant = service.import_snapshot(&demo_snapshot(DEMO_SNAPSHOTS[0]), None).await.unwrap().tenant;
+        let assessment = service.views().assessments_after(&tenant, 0).unwrap().remove(0);
+        let subject = format!("{tenant}.pack");
+        let event_of = |keys: &str| {
+            let signer = PackSigner::load_or_create(&dir.join(keys)).unwrap();
+            let pack = sv0_signer::seal(&assessment, None, &signer).unwrap();
+            new_event(&pack_event(&tenant, pack, assessment.assessed_event, assessment.occurred_at)).unwrap()
+        };
+        let (first, second) = (event_of("signer-1"), event_of("signer-2"));
+        assert_ne!(first.event_id, second.event_id, "two signers' packs share an event id");
+        let won = service.log().append(&subject, Expected::NoEvents, vec![first.clone()]).await.unwrap();
+        match service.log().append(&subject, Expected::NoEvents, vec![second]).await {
+            Err(AppendError::Conflict { actual, .. }) => assert_eq!(actual, Some(won.last())),
+            other => panic!("the losing signer's pack was not a conflict: {other:?}"),
+        }
+        let retry = service.log().append(&subject, Expected::NoEvents, vec![first]).await.unwrap();
+        assert_eq!((retry.last(), retry.duplicates), (won.last(), 1));
+    });
 }
 
 /// Appends `count` events one at a time, retrying each with the same id until acknowledged;

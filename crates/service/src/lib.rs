@@ -22,5 +22,5 @@ pub use any_log::{AnyLog, LogTarget};
 pub use data_dir::{Config, DataDir, PRINCIPAL_ENV};
 pub use error::ServiceError;
 pub use governance::PolicyReport;
-pub use service::{ApprovalReport, AsOf, DeltaReport, ImportReport, ReplayReport, Service};
+pub use service::{ApprovalReport, AsOf, DeltaReport, ImportReport, ReplayReport, Service, pack_event};
 pub use verify::ChainVerdict;

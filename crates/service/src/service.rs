@@ -13,7 +13,7 @@ use sv0_domain::events::{
 use sv0_domain::paths::AuthorityPath;
 use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::ScanTrigger;
-use sv0_domain::{TenantId, Timestamp};
+use sv0_domain::{EventId, TenantId, Timestamp};
 use sv0_log::{AppendError, EmbeddedLog, EventLog, Expected, Seq};
 use sv0_projections::{Baseline, FindingRecord, FindingStatus, PathFilter, ScanRecord, Views};
 use sv0_signer::{ChainLink, KeyRing, PackFile, PackSigner};
@@ -635,20 +635,9 @@ impl<L: EventLog> Service<L> {
         }
         let count = events.len();
         for (pack, assessed_event) in events {
-            let event = Event {
-                meta: EventMeta {
-                    event_id: derived_id("sv0.pack.v1", tenant, &[pack.pack_id.as_bytes()]),
-                    tenant_id: tenant.clone(),
-                    occurred_at: pending
-                        .iter()
-                        .find(|a| a.assessed_event == assessed_event)
-                        .map_or(Timestamp(0), |a| a.occurred_at),
-                    actor: "system:signer".to_string(),
-                    causation_id: Some(assessed_event),
-                    correlation_id: None,
-                },
-                payload: EventPayload::PackSealed(pack),
-            };
+            let occurred_at =
+                pending.iter().find(|a| a.assessed_event == assessed_event).map_or(Timestamp(0), |a| a.occurred_at);
+            let event = pack_event(tenant, pack, assessed_event, occurred_at);
             let records = log_records(&event, self.log.max_event_size())?;
             match self.log.append(&subject, expected, records).await {
                 Ok(appended) => expected = Expected::LastSeq(appended.last()),
@@ -750,5 +739,24 @@ impl<L: EventLog> Service<L> {
             registered.iter().filter_map(|key| chain.keys.get(&key.key_id)).map(sv0_signer::public_key_pem).collect();
         write(dir.join("public-key.pem"), pem.as_bytes())?;
         Ok(chain.packs.len())
+    }
+}
+
+/// The `pack.sealed` event of a pack. Its id names the pack's content (its digest, which covers
+/// the signing key), not only its place in the chain: two signers sealing the same assessment
+/// produce two different events, so the loser's append is a conflict rather than being taken
+/// for a retry of the winner's (which would leave both believing the pack sealed, and the
+/// log's duplicate window dropping every later attempt at that place).
+pub fn pack_event(tenant: &TenantId, pack: PackSealed, assessed_event: EventId, occurred_at: Timestamp) -> Event {
+    Event {
+        meta: EventMeta {
+            event_id: derived_id("sv0.pack.v2", tenant, &[pack.pack_id.as_bytes(), pack.digest.as_bytes()]),
+            tenant_id: tenant.clone(),
+            occurred_at,
+            actor: "system:signer".to_string(),
+            causation_id: Some(assessed_event),
+            correlation_id: None,
+        },
+        payload: EventPayload::PackSealed(pack),
     }
 }
