@@ -233,6 +233,8 @@ pub(crate) struct PathWriter {
     pub dirty_buckets: BTreeSet<u16>,
     /// Paths removed.
     pub removed: u64,
+    /// Path rows written or removed.
+    pub writes: u64,
     /// Identities whose paths changed (their credential findings follow their paths).
     pub identities: BTreeSet<String>,
     /// Destinations whose paths changed (their evidence-gap findings follow their paths).
@@ -244,6 +246,7 @@ impl PathWriter {
         PathWriter {
             dirty_buckets: BTreeSet::new(),
             removed: 0,
+            writes: 0,
             identities: BTreeSet::new(),
             destinations: BTreeSet::new(),
         }
@@ -280,6 +283,7 @@ impl PathWriter {
     }
 
     fn note(&mut self, path: &AuthorityPath) {
+        self.writes += 1;
         self.dirty_buckets.insert(digest_bucket(&path.path_id));
         if !self.identities.contains(&path.identity.id) {
             self.identities.insert(path.identity.id.clone());

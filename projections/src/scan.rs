@@ -20,7 +20,7 @@ use sv0_domain::assessment::{AssessmentKind, FindingMovement, ScanAssessment, Sc
 use sv0_domain::events::{Event, ScanCompleted, ScanQuarantined, ScanReleased, ScanStarted};
 use sv0_domain::findings::{self, Finding, PathOf};
 use sv0_domain::model::{Credential, Destination, Grant, Identity, Owner, OwnerStatus};
-use sv0_domain::paths::{AuthorityPath, compute_workload_paths};
+use sv0_domain::paths::{AuthorityPath, PathSelection, compute_selected_paths};
 use sv0_domain::policy::Policy;
 use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::{CoverageMode, Entities, EntityList, ListCoverage};
@@ -356,15 +356,57 @@ fn accountable(owner: &Owner, at: Timestamp, policy: &Policy) -> bool {
         && owner.last_active_at.is_none_or(|last| last >= at.add_days(-i64::from(policy.owner_silence_days)))
 }
 
-/// What the changes and the passing of time reach: workloads whose paths must be recomputed,
-/// and the credentials, identities and destinations whose findings must be re-evaluated.
+/// What the changes and the passing of time reach: the paths to recompute (whole workloads,
+/// every path through some identities, or the paths of some identity-destination pairs), and
+/// the credentials, identities and destinations whose findings must be re-evaluated.
 #[derive(Default)]
 struct Reach {
     all: bool,
+    /// Workloads whose every path is recomputed.
     workloads: BTreeSet<String>,
+    /// Identities whose every path is recomputed, in every workload bound to them.
+    path_identities: BTreeSet<String>,
+    /// (identity, destination) pairs whose paths are recomputed, in every workload bound to the
+    /// identity.
+    pairs: BTreeSet<(String, String)>,
     identities: BTreeSet<String>,
     credentials: BTreeSet<String>,
     destinations: BTreeSet<String>,
+}
+
+/// The paths to recompute, by workload: all of them (`None`) or a selection.
+type Selections = BTreeMap<String, Option<PathSelection>>;
+
+impl Reach {
+    /// Resolves identities and pairs to the workloads bound to them.
+    fn selections(&self, t: &Tables<'_>, tenant: &TenantId) -> Result<Selections, ProjectionError> {
+        let mut out: Selections = self.workloads.iter().map(|w| (w.clone(), None)).collect();
+        let mut bound: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        let identities = self.path_identities.iter().chain(self.pairs.iter().map(|(i, _)| i));
+        for identity in identities {
+            if !bound.contains_key(identity.as_str()) {
+                bound.insert(identity, graph::workloads_of_identity(&t.entity_index, tenant, identity)?);
+            }
+        }
+        let mut select = |identity: &str, add: &dyn Fn(&mut PathSelection)| {
+            for workload in &bound[identity] {
+                if let Some(selection) = out.entry(workload.clone()).or_insert_with(|| Some(PathSelection::default())) {
+                    add(selection);
+                }
+            }
+        };
+        for identity in &self.path_identities {
+            select(identity, &|s| {
+                s.identities.insert(identity.clone());
+            });
+        }
+        for pair in &self.pairs {
+            select(&pair.0, &|s| {
+                s.pairs.insert(pair.clone());
+            });
+        }
+        Ok(out)
+    }
 }
 
 fn reach(
@@ -385,14 +427,16 @@ fn reach(
                 r.workloads.insert(b.workload);
             }
             AnyEntity::Identity(i) => {
+                r.path_identities.insert(i.id.clone());
                 r.identities.insert(i.id);
             }
             AnyEntity::Grant(g) => {
+                r.pairs.insert((g.identity.clone(), g.destination));
                 r.identities.insert(g.identity);
             }
             AnyEntity::Destination(d) => {
                 for (_, identity) in index_lookup(&t.entity_index, tenant, "grant.destination", &d.id)? {
-                    r.identities.insert(identity);
+                    r.pairs.insert((identity, d.id.clone()));
                 }
                 r.destinations.insert(d.id);
             }
@@ -401,11 +445,15 @@ fn reach(
                 r.workloads.extend(
                     index_lookup(&t.entity_index, tenant, "workload.owner", &o.id)?.into_iter().map(|(id, _)| id),
                 );
-                r.identities.extend(
-                    index_lookup(&t.entity_index, tenant, "identity.owner", &o.id)?.into_iter().map(|(id, _)| id),
-                );
+                for (identity, _) in index_lookup(&t.entity_index, tenant, "identity.owner", &o.id)? {
+                    r.path_identities.insert(identity.clone());
+                    r.identities.insert(identity);
+                }
             }
             AnyEntity::Evidence(e) => {
+                // Evidence toward a service grades every destination of it: the identity's
+                // paths, not one pair.
+                r.path_identities.extend(e.identity.iter().cloned());
                 r.identities.extend(e.identity);
                 r.workloads.extend(e.workload);
             }
@@ -455,37 +503,69 @@ fn reach(
             r.workloads.insert(String::from_utf8_lossy(&k[p.len()..]).into_owned());
         }
     }
-    for identity in r.identities.clone() {
-        r.workloads.extend(graph::workloads_of_identity(&t.entity_index, tenant, &identity)?);
-    }
     Ok(r)
+}
+
+/// The stored paths of a workload that `selection` selects (all of them for `None`), reading
+/// only the rows of the selected identities.
+fn selected_paths(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    workload: &str,
+    selection: Option<&PathSelection>,
+) -> Result<Vec<AuthorityPath>, ProjectionError> {
+    let Some(s) = selection else { return pathstore::of_workload(&t.paths, tenant, workload, None) };
+    let identities: BTreeSet<&str> =
+        s.identities.iter().map(String::as_str).chain(s.pairs.iter().map(|(i, _)| i.as_str())).collect();
+    let mut out = Vec::new();
+    for identity in identities {
+        let rows = pathstore::of_workload(&t.paths, tenant, workload, Some(identity))?;
+        out.extend(rows.into_iter().filter(|p| s.has(&p.identity.id, &p.destination.id)));
+    }
+    Ok(out)
+}
+
+/// The stored paths of a workload that `selection` leaves alone.
+fn unselected_paths(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    workload: &str,
+    selection: Option<&PathSelection>,
+) -> Result<Vec<AuthorityPath>, ProjectionError> {
+    let Some(s) = selection else { return Ok(Vec::new()) };
+    let all = pathstore::of_workload(&t.paths, tenant, workload, None)?;
+    Ok(all.into_iter().filter(|p| !s.has(&p.identity.id, &p.destination.id)).collect())
 }
 
 /// Paths the reached workloads would lose (for the path breaker), without writing anything.
 fn paths_lost(
     t: &Tables<'_>,
     tenant: &TenantId,
-    workloads: &BTreeSet<String>,
+    selections: &Selections,
     now: Timestamp,
     policy: &Policy,
 ) -> Result<u64, ProjectionError> {
     let cache = GraphCache::default();
     let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant, cache: &cache };
     let mut lost = 0;
-    for workload in workloads {
-        let old: BTreeSet<String> =
-            pathstore::of_workload(&t.paths, tenant, workload, None)?.into_iter().map(|p| p.path_id).collect();
-        if old.is_empty() {
+    for (workload, selection) in selections {
+        let selected = selected_paths(t, tenant, workload, selection.as_ref())?;
+        if selected.is_empty() {
             continue;
         }
+        let old: BTreeSet<String> = selected.into_iter().map(|p| p.path_id).collect();
         let new: BTreeSet<String> =
-            compute_workload_paths(&lookup, workload, now, policy, &|_| None).into_iter().map(|p| p.path_id).collect();
+            compute_selected_paths(&lookup, workload, now, policy, &|_| None, selection.as_ref())
+                .into_iter()
+                .map(|p| p.path_id)
+                .collect();
         lost += old.difference(&new).count() as u64;
     }
     Ok(lost)
 }
 
-/// Recomputes the paths and findings of everything `reach` found.
+/// Recomputes the selected paths of each workload and, where they changed, the workload's
+/// findings; then the findings of the identities, credentials and destinations reached.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn recompute(
     t: &mut Tables<'_>,
@@ -493,7 +573,7 @@ pub(crate) fn recompute(
     seq: u64,
     now: Timestamp,
     policy: &Policy,
-    reach_workloads: &BTreeSet<String>,
+    selections: &Selections,
     mut identities: BTreeSet<String>,
     mut credentials: BTreeSet<String>,
     mut destinations: BTreeSet<String>,
@@ -503,21 +583,32 @@ pub(crate) fn recompute(
     let mut writer = PathWriter::new();
     let mut batch = Batch::default();
     let cache = GraphCache::default();
-    for workload in reach_workloads {
+    for (workload, selection) in selections {
         // Each workload is read and rewritten once, so its rows are never in the batch yet.
-        let old = pathstore::of_workload(&t.paths, tenant, workload, None)?;
+        let old = selected_paths(t, tenant, workload, selection.as_ref())?;
         let previous: BTreeMap<&str, _> =
             old.iter().map(|p| (p.path_id.as_str(), (p.owner_state, p.owner_state_since))).collect();
         let new = {
             let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant, cache: &cache };
-            compute_workload_paths(&lookup, workload, now, policy, &|id| previous.get(id).copied())
+            let previous = |id: &str| previous.get(id).copied();
+            compute_selected_paths(&lookup, workload, now, policy, &previous, selection.as_ref())
         };
+        let writes = writer.writes;
         writer.replace(&mut batch, &mut state.posture, tenant, &old, &new)?;
-        let candidates = findings::workload_subjects(
-            workload,
-            old.iter().map(|p| p.path_id.as_str()).chain(new.iter().map(|p| p.path_id.as_str())),
-        );
-        settle(t, &mut batch, tenant, seq, now, candidates, findings::workload_findings(&new), state, movement)?;
+        // A workload's findings follow from its paths alone: when a selection of them was
+        // recomputed and none changed, neither did the findings. Those about one path are
+        // settled for the recomputed paths only; those about the whole workload from all of
+        // its paths. A whole workload recomputed is settled whole.
+        if selection.is_none() || writer.writes != writes {
+            let candidates = findings::workload_subjects(workload, old.iter().chain(&new).map(|p| p.path_id.as_str()));
+            let mut all = unselected_paths(t, tenant, workload, selection.as_ref())?;
+            let untouched: BTreeSet<String> = all.iter().flat_map(|p| findings::path_subjects(&p.path_id)).collect();
+            all.extend(new);
+            all.sort_by(|a, b| a.path_id.cmp(&b.path_id));
+            let current: Vec<_> =
+                findings::workload_findings(&all).into_iter().filter(|f| !untouched.contains(&f.finding_id)).collect();
+            settle(t, &mut batch, tenant, seq, now, candidates, current, state, movement)?;
+        }
         if batch.is_full() {
             batch.flush(t)?;
         }
@@ -744,8 +835,9 @@ fn apply(
     }
     write_changes(t, tenant, &changes, now, false)?;
     let reached = reach(t, tenant, &changes, previous, now, &policy)?;
+    let selections = reached.selections(t, tenant)?;
     if released.is_none() && state.paths_total > 0 {
-        let lost = paths_lost(t, tenant, &reached.workloads, now, &policy)?;
+        let lost = paths_lost(t, tenant, &selections, now, &policy)?;
         if policy.breaker.trips(lost, state.paths_total) {
             write_changes(t, tenant, &changes, now, true)?;
             let reason = format!(
@@ -763,7 +855,7 @@ fn apply(
         seq,
         now,
         &policy,
-        &reached.workloads,
+        &selections,
         reached.identities,
         reached.credentials,
         reached.destinations,
@@ -835,9 +927,9 @@ pub(crate) fn policy_set(
     put(&mut t.policies, &t_key(tenant, &[]), policy)?;
     let Some(mut state) = tenant_state(t, tenant)? else { return Ok(()) };
     let p = t_prefix(tenant, &[EntityList::Workloads.name().as_bytes()]);
-    let workloads: BTreeSet<String> = scan_raw(&t.entities, &p)?
+    let workloads: Selections = scan_raw(&t.entities, &p)?
         .into_iter()
-        .map(|(k, _)| String::from_utf8_lossy(&k[p.len()..]).into_owned())
+        .map(|(k, _)| (String::from_utf8_lossy(&k[p.len()..]).into_owned(), None))
         .collect();
     let mut movement = FindingMovement::default();
     let now = state.last_observed_at;

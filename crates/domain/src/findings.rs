@@ -229,10 +229,18 @@ pub fn workload_subjects<'a>(workload: &str, path_ids: impl IntoIterator<Item = 
         finding_id(SENSITIVE_EGRESS.id, &format!("workload:{workload}")),
     ];
     for path in path_ids {
-        ids.push(finding_id(SENSITIVE_WRITE.id, &format!("path:{path}")));
-        ids.push(finding_id(UNUSED_SENSITIVE.id, &format!("path:{path}")));
+        ids.extend(path_subjects(path));
     }
     ids
+}
+
+/// The ids of the findings about one path alone (sensitive write, unused sensitive authority):
+/// they change only when that path does.
+pub fn path_subjects(path_id: &str) -> [String; 2] {
+    [
+        finding_id(SENSITIVE_WRITE.id, &format!("path:{path_id}")),
+        finding_id(UNUSED_SENSITIVE.id, &format!("path:{path_id}")),
+    ]
 }
 
 /// The findings of one workload, from its paths: unowned workload, sensitive write, sensitive

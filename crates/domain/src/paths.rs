@@ -226,6 +226,31 @@ pub trait GraphLookup {
 #[derive(Default)]
 struct Reach(BTreeSet<String>, BTreeMap<String, Grant>);
 
+/// Which of a workload's paths to compute: those through some identities (to every
+/// destination) and those of some (identity, destination) pairs. A rescan that changed one
+/// grant recomputes the paths of that grant's pair, not every path of the workloads bound to
+/// its identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathSelection {
+    /// Identities whose every path is selected.
+    pub identities: BTreeSet<String>,
+    /// (identity, destination) pairs whose path is selected.
+    pub pairs: BTreeSet<(String, String)>,
+}
+
+impl PathSelection {
+    /// Whether any path through `identity` is selected.
+    pub fn has_identity(&self, identity: &str) -> bool {
+        self.identities.contains(identity)
+            || self.pairs.range((identity.to_string(), String::new())..).next().is_some_and(|(i, _)| i == identity)
+    }
+
+    /// Whether the path of `identity` to `destination` is selected.
+    pub fn has(&self, identity: &str, destination: &str) -> bool {
+        self.identities.contains(identity) || self.pairs.contains(&(identity.to_string(), destination.to_string()))
+    }
+}
+
 /// Computes the paths of one workload, sorted by path id. `previous` gives the ownership state
 /// and its start of paths that existed before, so that `owner_state_since` survives rescans.
 pub fn compute_workload_paths(
@@ -234,6 +259,19 @@ pub fn compute_workload_paths(
     observed_at: Timestamp,
     policy: &Policy,
     previous: &dyn Fn(&str) -> Option<(OwnerState, Timestamp)>,
+) -> Vec<AuthorityPath> {
+    compute_selected_paths(lookup, workload_id, observed_at, policy, previous, None)
+}
+
+/// Computes the paths of one workload that `only` selects (all of them when `None`), sorted by
+/// path id: the same paths, field for field, as `compute_workload_paths` gives for them.
+pub fn compute_selected_paths(
+    lookup: &impl GraphLookup,
+    workload_id: &str,
+    observed_at: Timestamp,
+    policy: &Policy,
+    previous: &dyn Fn(&str) -> Option<(OwnerState, Timestamp)>,
+    only: Option<&PathSelection>,
 ) -> Vec<AuthorityPath> {
     let Some(workload) = lookup.workload(workload_id) else {
         return Vec::new();
@@ -247,8 +285,14 @@ pub fn compute_workload_paths(
     let mut merged: BTreeMap<(String, String), Reach> = BTreeMap::new();
     let mut identities: BTreeMap<String, Identity> = BTreeMap::new();
     for binding in &bindings {
+        if only.is_some_and(|s| !s.has_identity(&binding.identity)) {
+            continue;
+        }
         let Some(identity) = lookup.identity(&binding.identity) else { continue };
         for grant in lookup.grants_of(&binding.identity) {
+            if only.is_some_and(|s| !s.has(&binding.identity, &grant.destination)) {
+                continue;
+            }
             let entry = merged.entry((binding.identity.clone(), grant.destination.clone())).or_default();
             entry.0.insert(binding.id.clone());
             entry.1.insert(grant.id.clone(), grant);
