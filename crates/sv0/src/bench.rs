@@ -11,6 +11,7 @@ use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{TenantId, Timestamp};
 use sv0_log::{EventLog, Expected};
+use sv0_projections::PathFilter;
 use sv0_service::Service;
 use sv0_service::import::{parse_snapshot, scan_events};
 use sv0_service::synthetic::synthetic_snapshot;
@@ -31,7 +32,7 @@ fn stages_json(m: &[Measurement]) -> Vec<serde_json::Value> {
 fn stages_table(m: &[Measurement]) -> comfy_table::Table {
     let mut table = render::table(&["Stage", "Seconds", "Throughput"]);
     for x in m {
-        table.add_row(vec![x.stage.to_string(), format!("{:.3}", x.seconds), format!("{:.0} {}", x.rate(), x.unit)]);
+        table.add_row(vec![x.stage.to_string(), format!("{:.4}", x.seconds), format!("{:.0} {}", x.rate(), x.unit)]);
     }
     table
 }
@@ -47,19 +48,30 @@ impl Measurement {
 }
 
 /// Runs the benchmark for a tenant of about `paths` paths.
-pub async fn run(paths: usize, json_out: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
+pub async fn run(paths: usize, skip_replay: bool, json_out: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
     let dir = std::env::temp_dir().join(format!("sv0-bench-{}-{paths}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let result = measure(&dir, paths, json_out, out).await;
+    let result = measure(&dir, paths, skip_replay, json_out, out).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-async fn measure(dir: &std::path::Path, paths: usize, json_out: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
+async fn measure(
+    dir: &std::path::Path,
+    paths: usize,
+    skip_replay: bool,
+    json_out: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
     let mut m = Vec::new();
-    let first = serde_json::to_vec(&synthetic_snapshot(paths, 0, "2026-03-02T09:00:00Z")?)?;
-    let second = serde_json::to_vec(&synthetic_snapshot(paths, 1, "2026-03-03T09:00:00Z")?)?;
+    // The rescan is the same tenant a day later with 1 % of its grants changed (what
+    // `sv0 synth --rescan-of FILE --change 1%` writes).
+    let at = Timestamp::parse(sv0_service::synthetic::OBSERVED_AT)?;
+    let base = sv0_service::synthetic::tenant(paths, 42, at)?;
+    let second = serde_json::to_vec(&sv0_service::synthetic::rescan(&base, 1.0, 1, at.add_days(1))?)?;
+    let first = serde_json::to_vec(&base)?;
+    drop(base);
     let mut service = Service::open(dir).await?;
     let max = service.log().max_event_size();
 
@@ -86,6 +98,13 @@ async fn measure(dir: &std::path::Path, paths: usize, json_out: bool, out: &mut 
     m.push(Measurement::since("seal scan assessment", t, sealed as f64, "packs/s"));
 
     let scope = Scope::parse("project:project-0000")?;
+    let project = PathFilter { scope: Some(scope.clone()), ..PathFilter::default() };
+    m.push(mean_query(service.views(), &tenant, "query: one project's paths (scope index)", &project)?);
+    let workload = PathFilter { workload: Some("workload-0000000".to_string()), ..PathFilter::default() };
+    m.push(mean_query(service.views(), &tenant, "query: one workload's paths", &workload)?);
+    let domain =
+        PathFilter { domain: Some("finance".to_string()), grade: Some("A".to_string()), ..PathFilter::default() };
+    m.push(mean_query(service.views(), &tenant, "query: grade A into one domain (class index)", &domain)?);
     let t = Instant::now();
     let approval = service
         .approve(&tenant, &scope, "bench", Vec::new(), "bench@example.com", Timestamp::parse("2026-03-02T10:00:00Z")?)
@@ -100,11 +119,13 @@ async fn measure(dir: &std::path::Path, paths: usize, json_out: bool, out: &mut 
     let delta = service.delta(&tenant, &scope)?;
     m.push(Measurement::since("delta of one project", t, delta.entries.len().max(1) as f64, "entries/s"));
 
-    let head = service.log().head().await?;
-    let t = Instant::now();
-    let (_, replayed) = service.replay(sv0_service::AsOf::Position(head)).await?;
-    m.push(Measurement::since("replay whole log into memory", t, head as f64, "events/s"));
-    drop(replayed);
+    if !skip_replay {
+        let head = service.log().head().await?;
+        let t = Instant::now();
+        let (_, replayed) = service.replay(sv0_service::AsOf::Position(head)).await?;
+        m.push(Measurement::since("replay whole log into memory", t, head as f64, "events/s"));
+        drop(replayed);
+    }
     let t = Instant::now();
     let verdicts = service.verify(Some(&tenant)).await?;
     let packs = verdicts.first().and_then(|v| v.result.as_ref().ok()).map_or(0, |r| r.packs);
@@ -141,6 +162,23 @@ async fn measure(dir: &std::path::Path, paths: usize, json_out: bool, out: &mut 
     let intact = verdicts.iter().all(|v| v.result.is_ok());
     anyhow::ensure!(intact, "the chain did not verify");
     Ok(crate::EXIT_OK)
+}
+
+/// Times a path query (the mean of several runs, after one warm-up run).
+fn mean_query(
+    views: &sv0_projections::Views,
+    tenant: &TenantId,
+    stage: &'static str,
+    filter: &PathFilter,
+) -> anyhow::Result<Measurement> {
+    const RUNS: u32 = 20;
+    let found = views.query_paths(tenant, filter)?.len();
+    let t = Instant::now();
+    for _ in 0..RUNS {
+        std::hint::black_box(views.query_paths(tenant, filter)?);
+    }
+    let seconds = t.elapsed().as_secs_f64() / f64::from(RUNS);
+    Ok(Measurement { stage, seconds, count: found as f64, unit: "paths/s" })
 }
 
 /// Writes a synthetic snapshot to a file, for other tools.

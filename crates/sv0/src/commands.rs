@@ -49,7 +49,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             return Ok(EXIT_OK);
         }
         return match &target {
-            LogTarget::Embedded => crate::bench::run(args.paths, args.json, out).await,
+            LogTarget::Embedded => crate::bench::run(args.paths, args.skip_replay, args.json, out).await,
             LogTarget::JetStream { url, replicas } => {
                 crate::bench::run_jetstream(url, *replicas, args.events, args.json, out).await
             }

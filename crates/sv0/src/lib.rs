@@ -143,6 +143,9 @@ pub struct BenchArgs {
     /// Only write the synthetic snapshot to this file
     #[arg(long, value_name = "FILE")]
     pub snapshot_out: Option<PathBuf>,
+    /// Skip replaying the whole log into memory (minutes and gigabytes at a million paths)
+    #[arg(long)]
+    pub skip_replay: bool,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
