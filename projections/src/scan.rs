@@ -125,7 +125,7 @@ pub(crate) fn scan_completed(
             };
             put(&mut t.scans, &t_key(tenant, &[completed.scan_id.as_bytes()]), &record)
         }
-        Ok((started, entities)) => apply(t, tenant, seq, event, completed, &started, &entities, None),
+        Ok((started, entities)) => apply(t, tenant, seq, event, completed, &started, entities, None),
     }
 }
 
@@ -179,7 +179,7 @@ pub(crate) fn scan_released(
         return put(&mut t.scans, &key, &record);
     };
     t.scans_pending.remove(held_key(tenant, &released.scan_id).as_slice())?;
-    apply(t, tenant, seq, event, &completed, &started, &entities, Some(released))
+    apply(t, tenant, seq, event, &completed, &started, entities, Some(released))
 }
 
 fn held_key(tenant: &TenantId, scan_id: &str) -> Vec<u8> {
@@ -190,20 +190,25 @@ fn held_key(tenant: &TenantId, scan_id: &str) -> Vec<u8> {
 fn diff(
     t: &Tables<'_>,
     tenant: &TenantId,
-    entities: &Entities,
+    entities: Entities,
     started: &ScanStarted,
 ) -> Result<Vec<Change>, ProjectionError> {
     let coverage = &started.coverage;
-    let rows = graph::scan_rows(entities)?;
+    // The scan's entities are held once, as encoded rows grouped by list, which move into the
+    // changes: never the whole tenant twice.
+    let seen_identities: BTreeSet<String> = entities.identities.iter().map(|i| i.id.clone()).collect();
+    let mut rows: BTreeMap<EntityList, Vec<(String, Vec<u8>)>> = BTreeMap::new();
+    for (list, id, bytes) in graph::scan_rows(&entities)? {
+        rows.entry(list).or_default().push((id, bytes));
+    }
+    drop(entities);
     let targeted = coverage.mode == CoverageMode::Targeted;
     let targets: BTreeSet<&str> = coverage.targets.iter().map(String::as_str).collect();
-    let seen_identities: BTreeSet<&str> = entities.identities.iter().map(|i| i.id.as_str()).collect();
     let unobserved: BTreeSet<Vec<u8>> =
         scan_raw(&t.unobserved, &t_prefix(tenant, &[]))?.into_iter().map(|(k, _)| k).collect();
     let mut changes = Vec::new();
     for list in EntityList::ALL {
-        let scanned: Vec<(&str, &Vec<u8>)> =
-            rows.iter().filter(|(l, _, _)| *l == list).map(|(_, id, bytes)| (id.as_str(), bytes)).collect();
+        let mut scanned = rows.remove(&list).unwrap_or_default();
         let p = t_prefix(tenant, &[list.name().as_bytes()]);
         let stored: Vec<(String, Vec<u8>)> = scan_raw(&t.entities, &p)?
             .into_iter()
@@ -218,11 +223,11 @@ fn diff(
             Ok(match AnyEntity::decode(list, bytes)? {
                 AnyEntity::Workload(w) => targets.contains(w.id.as_str()),
                 AnyEntity::Binding(b) => targets.contains(b.workload.as_str()),
-                AnyEntity::Grant(g) => seen_identities.contains(g.identity.as_str()),
-                AnyEntity::Credential(c) => seen_identities.contains(c.identity.as_str()),
+                AnyEntity::Grant(g) => seen_identities.contains(&g.identity),
+                AnyEntity::Credential(c) => seen_identities.contains(&c.identity),
                 AnyEntity::Evidence(e) => {
                     e.workload.as_deref().is_some_and(|w| targets.contains(w))
-                        || e.identity.as_deref().is_some_and(|i| seen_identities.contains(i))
+                        || e.identity.as_ref().is_some_and(|i| seen_identities.contains(i))
                 }
                 _ => false,
             })
@@ -230,40 +235,34 @@ fn diff(
         let (mut i, mut j) = (0, 0);
         while i < scanned.len() || j < stored.len() {
             let order = match (scanned.get(i), stored.get(j)) {
-                (Some(a), Some(b)) => a.0.cmp(b.0.as_str()),
+                (Some(a), Some(b)) => a.0.cmp(&b.0),
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, _) => std::cmp::Ordering::Greater,
             };
             match order {
                 std::cmp::Ordering::Less => {
-                    let (id, bytes) = scanned[i];
-                    changes.push(Change {
-                        list,
-                        id: id.to_string(),
-                        old: None,
-                        new: Some(bytes.clone()),
-                        kind: ChangeKind::Added,
-                    });
+                    let (id, bytes) = std::mem::take(&mut scanned[i]);
+                    changes.push(Change { list, id, old: None, new: Some(bytes), kind: ChangeKind::Added });
                     i += 1;
                 }
                 std::cmp::Ordering::Equal => {
-                    let (id, bytes) = scanned[i];
+                    let (id, bytes) = std::mem::take(&mut scanned[i]);
                     let old = &stored[j].1;
-                    let was_unobserved = unobserved.contains(&entity_key(tenant, list, id));
-                    if old != bytes {
+                    let was_unobserved = unobserved.contains(&entity_key(tenant, list, &id));
+                    if *old != bytes {
                         changes.push(Change {
                             list,
-                            id: id.to_string(),
+                            id,
                             old: Some(old.clone()),
-                            new: Some(bytes.clone()),
+                            new: Some(bytes),
                             kind: ChangeKind::Changed,
                         });
                     } else if was_unobserved {
                         changes.push(Change {
                             list,
-                            id: id.to_string(),
+                            id,
                             old: Some(old.clone()),
-                            new: Some(old.clone()),
+                            new: Some(bytes),
                             kind: ChangeKind::Reobserved,
                         });
                     }
@@ -788,7 +787,7 @@ fn apply(
     event: &Event,
     completed: &ScanCompleted,
     started: &ScanStarted,
-    entities: &Entities,
+    entities: Entities,
     released: Option<&ScanReleased>,
 ) -> Result<(), ProjectionError> {
     let policy = policy(t, tenant)?;

@@ -13,6 +13,7 @@ mod serve;
 mod signals;
 mod snapshots;
 mod story;
+mod synthetic;
 mod views;
 
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@ use sv0_domain::events::{
 };
 use sv0_domain::paths::AuthorityPath;
 use sv0_domain::scope::Scope;
-use sv0_domain::snapshot::ScanTrigger;
+use sv0_domain::snapshot::{ScanTrigger, ValidSnapshot};
 use sv0_domain::{EventId, TenantId, Timestamp};
 use sv0_log::{AppendError, EmbeddedLog, EventLog, Expected, Seq};
 use sv0_projections::{Baseline, FindingRecord, FindingStatus, PathFilter, ScanRecord, Views};
@@ -210,7 +210,16 @@ impl<L: EventLog> Service<L> {
         json: &[u8],
         trigger: Option<ScanTrigger>,
     ) -> Result<ImportReport, ServiceError> {
-        let snapshot = parse_snapshot(json)?;
+        self.import_parsed(parse_snapshot(json)?, trigger).await
+    }
+
+    /// `import_snapshot` of a snapshot already parsed and validated (so that a caller holding
+    /// a large file can free its bytes before the scan is folded).
+    pub async fn import_parsed(
+        &mut self,
+        snapshot: ValidSnapshot,
+        trigger: Option<ScanTrigger>,
+    ) -> Result<ImportReport, ServiceError> {
         let tenant = snapshot.tenant.clone();
         let scan = scan_events(snapshot, trigger, self.log.max_event_size())?;
         // A scan already folded is not appended again, even after the log's deduplication

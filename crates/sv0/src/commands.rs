@@ -301,10 +301,11 @@ async fn import(
         TriggerArg::Deployment => ScanTrigger::Deployment,
         TriggerArg::Remediation => ScanTrigger::Remediation,
     });
-    let report = service
-        .import_snapshot(&bytes, trigger)
-        .await
-        .map_err(|e| explain(e, format!("{} was not imported", args.file.display())))?;
+    let not_imported = || format!("{} was not imported", args.file.display());
+    let snapshot = sv0_service::import::parse_snapshot(&bytes).map_err(|e| explain(e, not_imported()))?;
+    // The file's bytes are not needed while the scan is folded: free them first.
+    drop(bytes);
+    let report = service.import_parsed(snapshot, trigger).await.map_err(|e| explain(e, not_imported()))?;
     if args.json {
         print_json(
             out,

@@ -74,15 +74,3 @@ pub fn run(args: &SynthArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     writeln!(out, "wrote {}; import it with `sv0 scan import {0}`", args.out.display())?;
     Ok(EXIT_OK)
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn shares_parse_with_or_without_a_percent_sign() {
-        assert_eq!(super::percent("1%").unwrap(), 1.0);
-        assert_eq!(super::percent("0.5 %").unwrap(), 0.5);
-        assert_eq!(super::percent("3").unwrap(), 3.0);
-        assert!(super::percent("150%").is_err());
-        assert!(super::percent("lots").is_err());
-    }
-}
