@@ -117,16 +117,17 @@ fn signal(assessment: &Assessment, signal_type: SignalType, subject: &str, data:
 pub fn signals_for(assessment: &Assessment, findings: &BTreeMap<String, FindingRecord>) -> Vec<Signal> {
     let mut out = Vec::new();
     if let Some(scan) = &assessment.scan {
+        // Only what the log up to this assessment fixes: a finding's summary, paths and
+        // remediation change with later scans, and a signal must read the same whenever and
+        // wherever it is derived (the ids are the same, so a sink keeps the first copy). The
+        // current details are one `sv0 findings` (or API) call away, by `finding_id`.
         let finding_data = |id: &str| match findings.get(id) {
             Some(record) => json!({
                 "finding_id": id,
                 "rule_id": record.finding.rule_id,
                 "title": record.finding.title,
                 "severity": record.finding.severity,
-                "summary": record.finding.summary,
-                "workloads": record.finding.workloads,
-                "path_ids": record.finding.path_ids,
-                "remediation": record.finding.remediation.iter().map(|r| r.text.clone()).collect::<Vec<_>>(),
+                "subject": record.finding.subject,
                 "scan_id": scan.scan.scan_id,
             }),
             None => json!({ "finding_id": id, "scan_id": scan.scan.scan_id }),
