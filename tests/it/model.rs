@@ -376,6 +376,18 @@ fn silence_and_evidence_age_with_scan_time_even_when_nothing_changes() {
     });
 }
 
+/// Sets the tenant's evidence window, as `sam`.
+async fn set_window(
+    service: &mut Service<sv0_log::EmbeddedLog>,
+    days: u32,
+) -> Result<sv0_service::PolicyReport, sv0_service::ServiceError> {
+    let window = |mut p: sv0_domain::policy::Policy| {
+        p.evidence_window_days = days;
+        Ok(p)
+    };
+    service.set_policy(&tenant(), window, "sam", at(0)).await
+}
+
 #[test]
 fn a_policy_change_regrades_now_and_a_replay_folds_each_scan_under_the_policy_of_its_time() {
     let dir = TempDir::new();
@@ -385,18 +397,7 @@ fn a_policy_change_regrades_now_and_a_replay_folds_each_scan_under_the_policy_of
         import(&mut service, &first).await;
         let before = paths(&service);
         let head = service.log().head().await.unwrap();
-        let report = service
-            .set_policy(
-                &tenant(),
-                |mut p| {
-                    p.evidence_window_days = 1;
-                    Ok(p)
-                },
-                "sam",
-                at(0),
-            )
-            .await
-            .unwrap();
+        let report = set_window(&mut service, 1).await.unwrap();
         assert_eq!(report.policy.evidence_window_days, 1);
         let after = paths(&service);
         let a = |p: &[AuthorityPath]| p.iter().filter(|p| p.grade == Grade::A).count();
@@ -404,18 +405,7 @@ fn a_policy_change_regrades_now_and_a_replay_folds_each_scan_under_the_policy_of
         let (_, then) = service.replay(sv0_service::AsOf::Position(head)).await.unwrap();
         assert_eq!(then.paths(&tenant(), None).unwrap(), before, "the replay before the change has the old grades");
         // Bad settings are refused and append nothing.
-        let e = service
-            .set_policy(
-                &tenant(),
-                |mut p| {
-                    p.evidence_window_days = 0;
-                    Ok(p)
-                },
-                "sam",
-                at(0),
-            )
-            .await
-            .unwrap_err();
+        let e = set_window(&mut service, 0).await.unwrap_err();
         assert!(e.to_string().contains("evidence_window_days"), "{e}");
         assert_eq!(service.log().head().await.unwrap(), report.seq);
         assert_rebuild_equals(&service).await;
