@@ -399,10 +399,8 @@ impl Reach {
                 s.identities.insert(identity.clone());
             });
         }
-        for pair in &self.pairs {
-            select(&pair.0, &|s| {
-                s.pairs.insert(pair.clone());
-            });
+        for (identity, destination) in &self.pairs {
+            select(identity, &|s| s.add_pair(identity, destination));
         }
         Ok(out)
     }
@@ -514,8 +512,7 @@ fn selected_paths(
     selection: Option<&PathSelection>,
 ) -> Result<Vec<AuthorityPath>, ProjectionError> {
     let Some(s) = selection else { return pathstore::of_workload(&t.paths, tenant, workload, None) };
-    let identities: BTreeSet<&str> =
-        s.identities.iter().map(String::as_str).chain(s.pairs.iter().map(|(i, _)| i.as_str())).collect();
+    let identities: BTreeSet<&str> = s.identities.iter().chain(s.pairs.keys()).map(String::as_str).collect();
     let mut out = Vec::new();
     for identity in identities {
         let rows = pathstore::of_workload(&t.paths, tenant, workload, Some(identity))?;

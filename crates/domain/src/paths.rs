@@ -234,20 +234,24 @@ struct Reach(BTreeSet<String>, BTreeMap<String, Grant>);
 pub struct PathSelection {
     /// Identities whose every path is selected.
     pub identities: BTreeSet<String>,
-    /// (identity, destination) pairs whose path is selected.
-    pub pairs: BTreeSet<(String, String)>,
+    /// Identity → destinations: the (identity, destination) pairs whose path is selected.
+    pub pairs: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl PathSelection {
+    /// Selects the path of `identity` to `destination`.
+    pub fn add_pair(&mut self, identity: &str, destination: &str) {
+        self.pairs.entry(identity.to_string()).or_default().insert(destination.to_string());
+    }
+
     /// Whether any path through `identity` is selected.
     pub fn has_identity(&self, identity: &str) -> bool {
-        self.identities.contains(identity)
-            || self.pairs.range((identity.to_string(), String::new())..).next().is_some_and(|(i, _)| i == identity)
+        self.identities.contains(identity) || self.pairs.contains_key(identity)
     }
 
     /// Whether the path of `identity` to `destination` is selected.
     pub fn has(&self, identity: &str, destination: &str) -> bool {
-        self.identities.contains(identity) || self.pairs.contains(&(identity.to_string(), destination.to_string()))
+        self.identities.contains(identity) || self.pairs.get(identity).is_some_and(|d| d.contains(destination))
     }
 }
 
