@@ -35,7 +35,17 @@ fn server_is_2_9() -> bool {
     })
 }
 
-/// A free TCP port on the loopback interface.
+/// How many times a server (or cluster) is started on new ports when another process took one
+/// of them between `free_port` and the server's bind.
+const PORT_ATTEMPTS: usize = 5;
+
+/// Whether a server failed because a port it was given was taken in the meantime.
+fn lost_port_race(error: &str) -> bool {
+    error.contains("address already in use")
+}
+
+/// A free TCP port on the loopback interface (free when asked: a server given it may still lose
+/// it to another process before it binds, which `lost_port_race` recognises).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local address").port()
@@ -55,10 +65,17 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a single JetStream server and waits until it is healthy.
     pub fn start() -> NatsServer {
-        let mut server = NatsServer::new("n1", None);
-        server.launch();
-        server.wait_healthy();
-        server
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut server = NatsServer::new("n1", None);
+            server.launch();
+            match server.healthy() {
+                Ok(()) => return server,
+                Err(e) if lost_port_race(&e) && attempt < PORT_ATTEMPTS => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
     }
 
     fn new(name: &str, cluster: Option<(u16, Vec<u16>)>) -> NatsServer {
@@ -120,19 +137,26 @@ impl NatsServer {
 
     /// Waits until the monitoring endpoint reports the server healthy.
     pub fn wait_healthy(&mut self) {
+        if let Err(e) = self.healthy() {
+            panic!("{e}");
+        }
+    }
+
+    /// Waits until the monitoring endpoint reports the server healthy, or says why not.
+    fn healthy(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("nats-server {} exited with {status}: {}", self.name, self.log_tail());
+                return Err(format!("nats-server {} exited with {status}: {}", self.name, self.log_tail()));
             }
             if http_status(self.monitor_port, "/healthz") == Some(200) {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("nats-server {} not healthy after 30 s: {}", self.name, self.log_tail());
+        Err(format!("nats-server {} not healthy after 30 s: {}", self.name, self.log_tail()))
     }
 
     /// Waits until the server accepts TCP connections (a cluster member may be healthy only
@@ -190,20 +214,30 @@ pub struct NatsCluster {
 impl NatsCluster {
     /// Starts three servers routed to each other and waits until all are healthy.
     pub fn start() -> NatsCluster {
-        let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let mut servers: Vec<NatsServer> = (0..3)
-            .map(|n| {
-                let routes = cluster_ports.iter().enumerate().filter(|(m, _)| *m != n).map(|(_, p)| *p).collect();
-                NatsServer::new(&format!("n{}", n + 1), Some((cluster_ports[n], routes)))
-            })
-            .collect();
-        for server in &mut servers {
-            server.launch();
+        let mut attempt = 0;
+        'attempt: loop {
+            attempt += 1;
+            let cluster_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+            let mut servers: Vec<NatsServer> = (0..3)
+                .map(|n| {
+                    let routes = cluster_ports.iter().enumerate().filter(|(m, _)| *m != n).map(|(_, p)| *p).collect();
+                    NatsServer::new(&format!("n{}", n + 1), Some((cluster_ports[n], routes)))
+                })
+                .collect();
+            for server in &mut servers {
+                server.launch();
+            }
+            for server in &mut servers {
+                match server.healthy() {
+                    Ok(()) => {}
+                    // The whole cluster starts again on new ports: the members' routes name
+                    // each other's.
+                    Err(e) if lost_port_race(&e) && attempt < PORT_ATTEMPTS => continue 'attempt,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            return NatsCluster { servers };
         }
-        for server in &mut servers {
-            server.wait_healthy();
-        }
-        NatsCluster { servers }
     }
 
     /// `nats://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`.
