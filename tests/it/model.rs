@@ -52,6 +52,14 @@ async fn import(service: &mut EmbeddedLogService, snapshot: &Snapshot) -> ScanRe
     report.scan.expect("the scan was folded")
 }
 
+/// A service over a fresh data directory with the base tenant imported.
+async fn scanned(dir: &TempDir) -> (EmbeddedLogService, Snapshot) {
+    let mut service = Service::open(dir.path()).await.unwrap();
+    let first = base();
+    import(&mut service, &first).await;
+    (service, first)
+}
+
 fn tenant() -> TenantId {
     TenantId::new(synthetic::TENANT).unwrap()
 }
@@ -74,9 +82,7 @@ async fn assert_rebuild_equals(service: &EmbeddedLogService) {
 fn partial_coverage_keeps_unseen_grants_and_complete_coverage_removes_them() {
     let dir = TempDir::new();
     crate::block_on(async {
-        let mut service = Service::open(dir.path()).await.unwrap();
-        let first = base();
-        import(&mut service, &first).await;
+        let (mut service, first) = scanned(&dir).await;
         let before = paths(&service);
 
         // The grants API failed half way: ten grants are missing from the snapshot.
@@ -123,9 +129,7 @@ fn partial_coverage_keeps_unseen_grants_and_complete_coverage_removes_them() {
 fn an_unobserved_entity_seen_again_is_no_longer_marked() {
     let dir = TempDir::new();
     crate::block_on(async {
-        let mut service = Service::open(dir.path()).await.unwrap();
-        let first = base();
-        import(&mut service, &first).await;
+        let (mut service, first) = scanned(&dir).await;
         let mut partial = later(&first, 1);
         partial.grants.drain(..3);
         partial.scan.coverage = Some(coverage(&[EntityList::Grants]));
@@ -141,9 +145,7 @@ fn an_unobserved_entity_seen_again_is_no_longer_marked() {
 fn a_list_no_api_read_is_left_as_it_was() {
     let dir = TempDir::new();
     crate::block_on(async {
-        let mut service = Service::open(dir.path()).await.unwrap();
-        let first = base();
-        import(&mut service, &first).await;
+        let (mut service, first) = scanned(&dir).await;
         let before = paths(&service);
         // A connector that reads everything but evidence sends none: the evidence stays.
         let mut next = later(&first, 1);
@@ -164,9 +166,7 @@ fn a_list_no_api_read_is_left_as_it_was() {
 fn a_targeted_scan_touches_only_its_targets() {
     let dir = TempDir::new();
     crate::block_on(async {
-        let mut service = Service::open(dir.path()).await.unwrap();
-        let first = base();
-        import(&mut service, &first).await;
+        let (mut service, first) = scanned(&dir).await;
         let before = paths(&service);
         let target = "workload-0000003";
         // The connector re-read one workload: its bindings, identities and their grants, one
@@ -206,9 +206,7 @@ fn a_targeted_scan_touches_only_its_targets() {
 fn the_entity_breaker_holds_a_mass_removal_until_a_person_releases_it() {
     let dir = TempDir::new();
     crate::block_on(async {
-        let mut service = Service::open(dir.path()).await.unwrap();
-        let first = base();
-        import(&mut service, &first).await;
+        let (mut service, first) = scanned(&dir).await;
         let before = paths(&service);
         let mut next = later(&first, 1);
         let keep = next.grants.len() * 7 / 10;
@@ -245,9 +243,7 @@ fn the_entity_breaker_holds_a_mass_removal_until_a_person_releases_it() {
 fn the_path_breaker_holds_a_scan_that_removes_few_entities_but_many_paths() {
     let dir = TempDir::new();
     crate::block_on(async {
-        let mut service = Service::open(dir.path()).await.unwrap();
-        let first = base();
-        import(&mut service, &first).await;
+        let (mut service, first) = scanned(&dir).await;
         let before = paths(&service);
         // Twelve run-as bindings are few entities (under the breaker's minimum of 50) but
         // carry about 30% of the paths.
@@ -269,9 +265,7 @@ fn the_path_breaker_holds_a_scan_that_removes_few_entities_but_many_paths() {
 fn releasing_a_scan_after_a_newer_one_was_applied_changes_nothing() {
     let dir = TempDir::new();
     crate::block_on(async {
-        let mut service = Service::open(dir.path()).await.unwrap();
-        let first = base();
-        import(&mut service, &first).await;
+        let (mut service, first) = scanned(&dir).await;
         let mut wipe = later(&first, 1);
         wipe.grants.clear();
         let held = import(&mut service, &wipe).await;
@@ -289,9 +283,7 @@ fn releasing_a_scan_after_a_newer_one_was_applied_changes_nothing() {
 fn the_breaker_threshold_is_the_recorded_policy() {
     let dir = TempDir::new();
     crate::block_on(async {
-        let mut service = Service::open(dir.path()).await.unwrap();
-        let first = base();
-        import(&mut service, &first).await;
+        let (mut service, first) = scanned(&dir).await;
         service
             .set_policy(
                 &tenant(),
@@ -358,9 +350,7 @@ fn ownership_changes_are_dated_by_the_scan_that_saw_them() {
 fn silence_and_evidence_age_with_scan_time_even_when_nothing_changes() {
     let dir = TempDir::new();
     crate::block_on(async {
-        let mut service = Service::open(dir.path()).await.unwrap();
-        let first = base();
-        import(&mut service, &first).await;
+        let (mut service, first) = scanned(&dir).await;
         let graded = |service: &EmbeddedLogService, grade: Grade| {
             let filter = PathFilter { grade: Some(grade.as_str().to_string()), ..PathFilter::default() };
             service.views().query_paths(&tenant(), &filter).unwrap().len()
@@ -378,7 +368,7 @@ fn silence_and_evidence_age_with_scan_time_even_when_nothing_changes() {
 
 /// Sets the tenant's evidence window, as `sam`.
 async fn set_window(
-    service: &mut Service<sv0_log::EmbeddedLog>,
+    service: &mut EmbeddedLogService,
     days: u32,
 ) -> Result<sv0_service::PolicyReport, sv0_service::ServiceError> {
     let window = |mut p: sv0_domain::policy::Policy| {
@@ -392,9 +382,7 @@ async fn set_window(
 fn a_policy_change_regrades_now_and_a_replay_folds_each_scan_under_the_policy_of_its_time() {
     let dir = TempDir::new();
     crate::block_on(async {
-        let mut service = Service::open(dir.path()).await.unwrap();
-        let first = base();
-        import(&mut service, &first).await;
+        let (mut service, _) = scanned(&dir).await;
         let before = paths(&service);
         let head = service.log().head().await.unwrap();
         let report = set_window(&mut service, 1).await.unwrap();

@@ -640,13 +640,10 @@ impl<L: EventLog> Service<L> {
         for assessment in &pending {
             let pack = sv0_signer::seal(assessment, link.as_ref(), signer)?;
             link = Some(ChainLink { index: pack.index, pack_id: pack.pack_id.clone(), digest: pack.digest.clone() });
-            events.push((pack, assessment.assessed_event));
+            events.push(pack_event(tenant, pack, assessment.assessed_event, assessment.occurred_at));
         }
         let count = events.len();
-        for (pack, assessed_event) in events {
-            let occurred_at =
-                pending.iter().find(|a| a.assessed_event == assessed_event).map_or(Timestamp(0), |a| a.occurred_at);
-            let event = pack_event(tenant, pack, assessed_event, occurred_at);
+        for event in events {
             let records = log_records(&event, self.log.max_event_size())?;
             match self.log.append(&subject, expected, records).await {
                 Ok(appended) => expected = Expected::LastSeq(appended.last()),

@@ -146,8 +146,7 @@ async fn measure(
             "views_bytes": views_size,
             "stages": stages,
         });
-        serde_json::to_writer_pretty(&mut *out, &doc)?;
-        writeln!(out)?;
+        crate::commands::print_json(out, &doc)?;
     } else {
         writeln!(
             out,
@@ -274,8 +273,7 @@ pub async fn run_jetstream(
             "append_to_raw_ratio": ratio,
             "stages": stages,
         });
-        serde_json::to_writer_pretty(&mut *out, &doc)?;
-        writeln!(out)?;
+        crate::commands::print_json(out, &doc)?;
     } else {
         writeln!(
             out,

@@ -345,7 +345,5 @@ fn print_json(story: &Story, out: &mut dyn Write) -> anyhow::Result<()> {
             "export_dir": story.export_dir,
         },
     });
-    serde_json::to_writer_pretty(&mut *out, &document)?;
-    writeln!(out)?;
-    Ok(())
+    crate::commands::print_json(out, &document)
 }
