@@ -69,6 +69,9 @@ pub enum ProjectionError {
         #[source]
         source: std::io::Error,
     },
+    /// Buffered writes could not be spilled to, or read back from, a temporary file.
+    #[error("cannot spill buffered view writes to a temporary file (is TMPDIR writable and not full?)")]
+    Spill(#[source] std::io::Error),
     /// A background task failed.
     #[error("projection worker failed: {0}")]
     Worker(String),

@@ -25,6 +25,7 @@ mod scan;
 pub mod store;
 mod views;
 
+pub use batch::{SPILL_BYTES, set_spill_bytes};
 pub use error::ProjectionError;
 pub use records::{
     Baseline, BaselineHead, EntityDiff, FindingAck, FindingRecord, FindingStatus, PackHead, ScanRecord, ScanStatus,

@@ -342,9 +342,7 @@ fn write_changes(
             }
             None => {}
         }
-        if batch.is_full() {
-            batch.flush(t)?;
-        }
+        batch.relieve()?;
     }
     batch.flush(t)
 }
@@ -605,9 +603,7 @@ pub(crate) fn recompute(
                 findings::workload_findings(&all).into_iter().filter(|f| !untouched.contains(&f.finding_id)).collect();
             settle(t, &mut batch, tenant, seq, now, candidates, current, state, movement)?;
         }
-        if batch.is_full() {
-            batch.flush(t)?;
-        }
+        batch.relieve()?;
     }
     batch.flush(t)?;
     identities.extend(writer.identities.iter().cloned());
