@@ -128,6 +128,33 @@ impl FindingStatus {
     }
 }
 
+/// Where a finding stands at a time: the lifecycle open → acknowledged → resolved, where an
+/// acknowledgement past its due date makes the finding overdue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    /// The rule matches and nobody has accepted it.
+    Open,
+    /// An approver accepted it until a due date that has not passed.
+    Acknowledged,
+    /// Accepted, but the due date has passed and the rule still matches.
+    Overdue,
+    /// The rule no longer matches.
+    Resolved,
+}
+
+impl Lifecycle {
+    /// The snake_case name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Lifecycle::Open => "open",
+            Lifecycle::Acknowledged => "acknowledged",
+            Lifecycle::Overdue => "overdue",
+            Lifecycle::Resolved => "resolved",
+        }
+    }
+}
+
 /// An approver's acceptance of an open finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FindingAck {
@@ -156,6 +183,19 @@ pub struct FindingRecord {
     pub resolved_at: Option<Timestamp>,
     /// The acknowledgement, if an approver accepted it.
     pub acknowledgement: Option<FindingAck>,
+}
+
+impl FindingRecord {
+    /// Where the finding stands at `at` (the tenant's latest scan time, so that the answer
+    /// comes from the log, not the wall clock).
+    pub fn lifecycle(&self, at: Timestamp) -> Lifecycle {
+        match (&self.status, &self.acknowledgement) {
+            (FindingStatus::Resolved, _) => Lifecycle::Resolved,
+            (FindingStatus::Open, None) => Lifecycle::Open,
+            (FindingStatus::Open, Some(ack)) if ack.due < at => Lifecycle::Overdue,
+            (FindingStatus::Open, Some(_)) => Lifecycle::Acknowledged,
+        }
+    }
 }
 
 /// The current baseline version of a scope.

@@ -19,7 +19,7 @@ use redb::ReadableTable;
 use sv0_domain::assessment::{AssessmentKind, FindingMovement, ScanAssessment, ScanRef};
 use sv0_domain::events::{Event, ScanCompleted, ScanQuarantined, ScanReleased, ScanStarted};
 use sv0_domain::findings::{self, Finding, PathOf};
-use sv0_domain::model::{Credential, Destination, Grant, Identity, Owner, OwnerStatus};
+use sv0_domain::model::{Binding, Credential, Destination, Evidence, Grant, Identity, Owner, OwnerStatus};
 use sv0_domain::paths::{AuthorityPath, PathSelection, compute_selected_paths};
 use sv0_domain::policy::Policy;
 use sv0_domain::scope::Scope;
@@ -419,6 +419,8 @@ fn reach(
                 r.workloads.insert(w.id);
             }
             AnyEntity::Binding(b) => {
+                // Which workloads an identity runs is an identity finding (shared, user, key).
+                r.identities.insert(b.identity);
                 r.workloads.insert(b.workload);
             }
             AnyEntity::Identity(i) => {
@@ -453,6 +455,8 @@ fn reach(
                 r.workloads.extend(e.workload);
             }
             AnyEntity::Credential(c) => {
+                // An identity's secrets together are an identity finding (several active).
+                r.identities.insert(c.identity);
                 r.credentials.insert(c.id);
             }
         }
@@ -485,18 +489,28 @@ fn reach(
                 touch(&mut r, AnyEntity::Owner(owner))?;
             }
         }
-        // Credentials whose expiry, or the point past which they count as long-lived, passed.
+        // Credentials whose expiry, or the point past which they count as long-lived, passed:
+        // their findings and their identity's (several active secrets).
         for (_, credential_id, _) in
             index_range(&t.entity_index, tenant, "credential.time", &time_key(previous.0), &time_key(now.0))?
         {
+            if let Some(credential) = get_entity::<Credential>(t, tenant, EntityList::Credentials, &credential_id)? {
+                r.identities.insert(credential.identity);
+            }
             r.credentials.insert(credential_id);
+        }
+        // Identities whose latest evidence may have aged past the unused limit.
+        let unused = |at: Timestamp| time_key(at.add_days(-findings::UNUSED_DAYS).0);
+        for (_, evidence_id, _) in
+            index_range(&t.entity_index, tenant, "evidence.time", &unused(previous), &unused(now))?
+        {
+            if let Some(evidence) = get_entity::<Evidence>(t, tenant, EntityList::Evidence, &evidence_id)? {
+                r.identities.extend(evidence.identity);
+            }
         }
     }
     if r.all {
-        let p = t_prefix(tenant, &[EntityList::Workloads.name().as_bytes()]);
-        for (k, _) in scan_raw(&t.entities, &p)? {
-            r.workloads.insert(String::from_utf8_lossy(&k[p.len()..]).into_owned());
-        }
+        r.workloads.extend(entity_ids(&t.entities, tenant, EntityList::Workloads)?);
     }
     Ok(r)
 }
@@ -628,6 +642,36 @@ fn get_entity<E: serde::de::DeserializeOwned>(
     get(&t.entities, "entities", &entity_key(tenant, list, id))
 }
 
+/// The ids of a tenant's stored entities of one list, in order.
+fn entity_ids(
+    entities: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    list: EntityList,
+) -> Result<BTreeSet<String>, ProjectionError> {
+    let p = t_prefix(tenant, &[list.name().as_bytes()]);
+    let mut out = BTreeSet::new();
+    for entry in entities.range(p.as_slice()..store::prefix_end(&p).as_slice())? {
+        let (k, _) = entry?;
+        out.insert(String::from_utf8_lossy(&k.value()[p.len()..]).into_owned());
+    }
+    Ok(out)
+}
+
+/// The stored entities of `list` that an entity index names for `value`.
+fn related<E: serde::de::DeserializeOwned>(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    index: &str,
+    value: &str,
+    list: EntityList,
+) -> Result<Vec<E>, ProjectionError> {
+    let mut out = Vec::new();
+    for (id, _) in index_lookup(&t.entity_index, tenant, index, value)? {
+        out.extend(get_entity::<E>(t, tenant, list, &id)?);
+    }
+    Ok(out)
+}
+
 /// The paths through an identity: the rows of each workload bound to it.
 fn paths_of_identity(t: &Tables<'_>, tenant: &TenantId, identity: &str) -> Result<Vec<PathOf>, ProjectionError> {
     let mut out = Vec::new();
@@ -664,23 +708,32 @@ fn entity_findings(
     let mut candidates = BTreeSet::new();
     let mut current = Vec::new();
     for id in credentials {
-        candidates.insert(findings::finding_id(findings::LONG_LIVED_SECRET.id, &format!("credential:{id}")));
+        candidates.extend(findings::credential_subjects(id));
         if let Some(credential) = get_entity::<Credential>(t, tenant, EntityList::Credentials, id)? {
             let name = get_entity::<Identity>(t, tenant, EntityList::Identities, &credential.identity)?
                 .map_or_else(|| credential.identity.clone(), |i| i.name);
             let paths = paths_of_identity(t, tenant, &credential.identity)?;
-            current.extend(findings::credential_finding(&credential, &name, &paths, now));
+            current.extend(findings::credential_findings(&credential, &name, &paths, now));
         }
     }
     for id in identities {
-        candidates.insert(findings::finding_id(findings::DISABLED_WITH_GRANTS.id, &format!("identity:{id}")));
+        candidates.extend(findings::identity_subjects(id));
         if let Some(identity) = get_entity::<Identity>(t, tenant, EntityList::Identities, id)? {
-            let mut grants: Vec<Grant> = Vec::new();
-            for (grant_id, _) in index_lookup(&t.entity_index, tenant, "grant.identity", id)? {
-                grants.extend(get_entity::<Grant>(t, tenant, EntityList::Grants, &grant_id)?);
-            }
-            let grants: Vec<&Grant> = grants.iter().collect();
-            current.extend(findings::identity_finding(&identity, &grants));
+            let grants: Vec<Grant> = related(t, tenant, "grant.identity", id, EntityList::Grants)?;
+            let bindings: Vec<Binding> = related(t, tenant, "binding.identity", id, EntityList::Bindings)?;
+            let credentials: Vec<Credential> = related(t, tenant, "credential.identity", id, EntityList::Credentials)?;
+            let evidence: Vec<Evidence> = related(t, tenant, "evidence.identity", id, EntityList::Evidence)?;
+            let paths = paths_of_identity(t, tenant, id)?;
+            let facts = findings::IdentityFacts {
+                identity: &identity,
+                grants: &grants,
+                bindings: &bindings,
+                credentials: &credentials,
+                last_activity: evidence.iter().map(|e| e.at).max(),
+                paths: &paths,
+                now,
+            };
+            current.extend(findings::identity_findings(&facts));
         }
     }
     for id in destinations {
@@ -918,11 +971,13 @@ pub(crate) fn policy_set(
 ) -> Result<(), ProjectionError> {
     put(&mut t.policies, &t_key(tenant, &[]), policy)?;
     let Some(mut state) = tenant_state(t, tenant)? else { return Ok(()) };
-    let p = t_prefix(tenant, &[EntityList::Workloads.name().as_bytes()]);
-    let workloads: Selections = scan_raw(&t.entities, &p)?
-        .into_iter()
-        .map(|(k, _)| (String::from_utf8_lossy(&k[p.len()..]).into_owned(), None))
-        .collect();
+    let workloads: Selections =
+        entity_ids(&t.entities, tenant, EntityList::Workloads)?.into_iter().map(|w| (w, None)).collect();
+    // Every entity finding is decided again too: a policy change is a full recomputation, and
+    // the property tests use it as the oracle for the incremental one.
+    let identities = entity_ids(&t.entities, tenant, EntityList::Identities)?;
+    let credentials = entity_ids(&t.entities, tenant, EntityList::Credentials)?;
+    let destinations = entity_ids(&t.entities, tenant, EntityList::Destinations)?;
     let mut movement = FindingMovement::default();
     let now = state.last_observed_at;
     let writer = recompute(
@@ -932,9 +987,9 @@ pub(crate) fn policy_set(
         now,
         policy,
         &workloads,
-        BTreeSet::new(),
-        BTreeSet::new(),
-        BTreeSet::new(),
+        identities,
+        credentials,
+        destinations,
         &mut state,
         &mut movement,
     )?;
@@ -953,14 +1008,7 @@ pub(crate) fn scope_workloads(
     let mut out = BTreeSet::new();
     for selector in scope.selectors() {
         match selector {
-            Selector::All => {
-                let p = t_prefix(tenant, &[EntityList::Workloads.name().as_bytes()]);
-                out.extend(
-                    scan_raw(entities, &p)?
-                        .into_iter()
-                        .map(|(k, _)| String::from_utf8_lossy(&k[p.len()..]).into_owned()),
-                );
-            }
+            Selector::All => out.extend(entity_ids(entities, tenant, EntityList::Workloads)?),
             Selector::Workload(id) => {
                 if entities.get(entity_key(tenant, EntityList::Workloads, id).as_slice())?.is_some() {
                     out.insert(id.clone());

@@ -44,7 +44,7 @@ fn approve_records_the_configured_principal_and_acknowledgements() {
     let (code, out) = sv0_in(&data, &["findings", "--scope", "project:HR-Automation", "--json"]);
     assert_eq!(code, 0, "{out}");
     let findings: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(findings.len(), 6);
+    assert_eq!(findings.len(), 7);
     let first = findings[0]["finding"]["finding_id"].as_str().unwrap().to_string();
     let ack = format!("{first}=2026-03-15");
     let (code, out) = sv0_in(

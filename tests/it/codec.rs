@@ -89,6 +89,7 @@ fn entities() -> Entities {
             source: GrantSource::AzureRoleAssignment,
             role: "Storage Blob Data Reader".into(),
             scope: "/subscriptions/s/resourceGroups/hr/providers/Microsoft.Storage/storageAccounts/sthr".into(),
+            consent: None,
         }],
         bindings: vec![Binding { id: "b-1".into(), workload: "agent-hr".into(), identity: "mi-hr".into(), tool: None }],
         evidence: vec![Evidence {

@@ -46,4 +46,38 @@ mod jetstream {
         let log = JetStreamLog::connect(&server.url(), Credentials::None, settings).await.expect("connect");
         (log, server)
     });
+
+    /// The client blocks a publish past 5,000 unacknowledged ones until an ack is awaited: one
+    /// call that pipelines more than that (a large bulk batch, a first scan's signals) must
+    /// await acks as it goes instead of waiting on itself forever.
+    #[tokio::test]
+    async fn more_publishes_in_one_call_than_the_clients_ack_limit_complete() {
+        use sv0_log::{EventLog, Expected, NewEvent};
+        let server = tokio::task::spawn_blocking(NatsServer::start).await.expect("start nats-server");
+        let log = JetStreamLog::connect(&server.url(), Credentials::None, StreamSettings::default()).await.unwrap();
+        let events: Vec<NewEvent> = (0..6_000u32)
+            .map(|n| {
+                let mut event_id = [0u8; 16];
+                event_id[..4].copy_from_slice(&n.to_be_bytes());
+                NewEvent { event_id, data: n.to_be_bytes().to_vec() }
+            })
+            .collect();
+        let appended =
+            tokio::time::timeout(std::time::Duration::from_secs(60), log.append("t.bulk", Expected::Any, events))
+                .await
+                .expect("a 6,000-event bulk append finishes")
+                .unwrap();
+        assert_eq!(appended.positions.len(), 6_000);
+        assert_eq!(log.head().await.unwrap(), 6_000);
+
+        let signals: Vec<(String, String, Vec<u8>)> = (0..6_000)
+            .map(|n| (format!("sig-{n}"), "sv0.signals.t.finding_opened".to_string(), b"{}".to_vec()))
+            .collect();
+        tokio::time::timeout(std::time::Duration::from_secs(60), log.publish_signals(&signals))
+            .await
+            .expect("6,000 signals are published")
+            .unwrap();
+        let mut stream = log.context().get_stream("SV0_SIGNALS").await.unwrap();
+        assert_eq!(stream.info().await.unwrap().state.messages, 6_000);
+    }
 }

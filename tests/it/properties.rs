@@ -104,7 +104,20 @@ async fn incremental_equals_full<L: EventLog>(service: &mut Service<L>, tenant: 
     for (incremental, full) in paths.iter().zip(&full) {
         assert_eq!(incremental, full, "a path differs from its full recomputation");
     }
-    assert_eq!(findings, service.findings(tenant, None).unwrap(), "findings differ from a full recomputation");
+    let recomputed = service.findings(tenant, None).unwrap();
+    if findings != recomputed {
+        let index = |list: &[sv0_projections::FindingRecord]| -> std::collections::BTreeMap<String, String> {
+            list.iter().map(|r| (r.finding.finding_id.clone(), format!("{r:?}"))).collect()
+        };
+        let (before, after) = (index(&findings), index(&recomputed));
+        let differing: Vec<String> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|id| before.get(*id) != after.get(*id))
+            .map(|id| format!("{id}:\n  incremental {:?}\n  full        {:?}", before.get(id), after.get(id)))
+            .collect();
+        panic!("findings differ from a full recomputation:\n{}", differing.join("\n"));
+    }
 }
 
 proptest! {

@@ -74,7 +74,7 @@ fn the_remediation_rescan_verifies_and_two_baselines_and_five_packs_are_recorded
     assert_eq!(baselines[0]["paths"], 4);
     assert_eq!(baselines[0]["approver"], "riley.chen@contoso.example");
     assert_eq!(baselines[0]["approved_at"], "2026-03-02T10:15:00Z");
-    assert_eq!(baselines[0]["acknowledged"].as_array().unwrap().len(), 6);
+    assert_eq!(baselines[0]["acknowledged"].as_array().unwrap().len(), 7);
     assert_eq!(baselines[1]["version"], 2);
     assert_eq!(baselines[1]["paths"], 7, "baseline v1 plus the 3 expected paths");
 

@@ -202,6 +202,15 @@ impl Timestamp {
         }
     }
 
+    /// The UTC date, `YYYY-MM-DD`.
+    pub fn date(&self) -> String {
+        let text = self.to_rfc3339();
+        match text.split_once('T') {
+            Some((date, _)) => date.to_string(),
+            None => text,
+        }
+    }
+
     /// This time plus (or minus) a number of days.
     pub fn add_days(&self, days: i64) -> Timestamp {
         Timestamp(self.0.saturating_add(days.saturating_mul(Self::DAY_MS)))

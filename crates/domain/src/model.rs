@@ -322,6 +322,20 @@ pub struct Grant {
     pub role: String,
     /// The scope the record applies at, as the source system writes it.
     pub scope: String,
+    /// For a delegated OAuth2 permission grant, whom the consent covers (Microsoft Graph's
+    /// `consentType`): `all_principals` is an administrator's consent for the whole tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<Consent>,
+}
+
+/// Whom a delegated permission grant's consent covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Consent {
+    /// Consented for every user of the tenant (`AllPrincipals`).
+    AllPrincipals,
+    /// Consented by or for one user (`Principal`).
+    Principal,
 }
 
 /// Kinds of record that grant authority.
@@ -338,6 +352,8 @@ pub enum GrantSource {
     ServicenowRole,
     /// A connection or API key configured on a workload or project.
     Connection,
+    /// A Microsoft Entra directory role assignment (e.g. Application Administrator).
+    DirectoryRoleAssignment,
 }
 
 /// A workload runs as an identity (optionally through one of its tools).

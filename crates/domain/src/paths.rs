@@ -134,6 +134,22 @@ pub struct GrantRef {
     pub permissions: Vec<Permission>,
 }
 
+impl GrantRef {
+    /// The reference to a grant record, its permissions sorted and deduplicated.
+    pub fn of(grant: &Grant) -> GrantRef {
+        let mut permissions = grant.permissions.clone();
+        permissions.sort();
+        permissions.dedup();
+        GrantRef {
+            id: grant.id.clone(),
+            source: grant.source,
+            role: grant.role.clone(),
+            scope: grant.scope.clone(),
+            permissions,
+        }
+    }
+}
+
 /// One authority path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthorityPath {

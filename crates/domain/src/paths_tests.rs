@@ -69,6 +69,7 @@ fn tenant() -> Entities {
             source: GrantSource::AzureRoleAssignment,
             role: "Storage Blob Data Reader".into(),
             scope: "container".into(),
+            consent: None,
         }],
         bindings: vec![Binding { id: "run-as-1".into(), workload: "agent".into(), identity: "mi".into(), tool: None }],
         evidence: vec![],

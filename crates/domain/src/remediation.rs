@@ -37,6 +37,9 @@ pub fn remove_grant(grant: &GrantRef, identity: &NodeRef) -> RemediationAction {
         GrantSource::Connection => {
             format!("remove connection {id}: {role} used by {who} on {scope}")
         }
+        GrantSource::DirectoryRoleAssignment => {
+            format!("remove directory role assignment {id}: {role} for {who} on {scope}")
+        }
     };
     RemediationAction { action: "remove_grant".to_string(), record_id: id.clone(), text }
 }

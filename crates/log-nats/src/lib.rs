@@ -47,6 +47,11 @@ pub const SIGNALS_PREFIX: &str = "sv0.signals";
 /// Bytes kept free under the server's `max_payload` for headers.
 const HEADER_ROOM: usize = 1024;
 
+/// Publishes awaiting their ack at most, on the pipelined paths. The client's own limit
+/// (`max_ack_inflight`, 5,000 by default) makes a publish past it wait for a permit that only
+/// an awaited ack returns: a pipeline that awaits nothing until the end deadlocks there.
+const ACKS_IN_FLIGHT: usize = 1024;
+
 /// How to authenticate to NATS.
 #[derive(Clone, Default)]
 pub enum Credentials {
@@ -279,8 +284,14 @@ impl JetStreamLog {
             .get_or_create_stream(config)
             .await
             .map_err(|e| AppendError::Backend(backend("signals stream", e)))?;
-        let mut acks = Vec::with_capacity(signals.len());
+        let mut acks: std::collections::VecDeque<jetstream::context::PublishAckFuture> =
+            std::collections::VecDeque::with_capacity(ACKS_IN_FLIGHT);
         for (id, subject, payload) in signals {
+            if acks.len() == ACKS_IN_FLIGHT
+                && let Some(ack) = acks.pop_front()
+            {
+                ack.await.map_err(|e| AppendError::Backend(backend("signal acknowledgement", e)))?;
+            }
             if !subject.starts_with(&format!("{SIGNALS_PREFIX}.")) {
                 return Err(AppendError::InvalidSubject(subject.clone()));
             }
@@ -288,7 +299,7 @@ impl JetStreamLog {
                 .payload(payload.clone().into())
                 .message_id(id)
                 .header("Content-Type", "application/cloudevents+json");
-            acks.push(
+            acks.push_back(
                 self.context
                     .send_publish(subject.clone(), message)
                     .await
@@ -490,10 +501,19 @@ impl EventLog for JetStreamLog {
         let mut duplicates = 0;
         match expected {
             Expected::Any => {
-                // The bulk path: pipeline every publish, then await every ack in order.
-                let mut acks = Vec::with_capacity(events.len());
+                // The bulk path: pipeline the publishes, awaiting acks in order once
+                // `ACKS_IN_FLIGHT` are pending (the client blocks a publish past its own limit
+                // until an ack is awaited, so an unbounded pipeline would wait on itself).
+                let mut acks = std::collections::VecDeque::with_capacity(ACKS_IN_FLIGHT);
                 for event in &events {
-                    acks.push(self.publish(subject, event, None).await?);
+                    if acks.len() == ACKS_IN_FLIGHT
+                        && let Some(ack) = acks.pop_front()
+                    {
+                        let (seq, duplicate) = self.await_ack(subject, expected, ack).await?;
+                        positions.push(seq);
+                        duplicates += usize::from(duplicate);
+                    }
+                    acks.push_back(self.publish(subject, event, None).await?);
                 }
                 for ack in acks {
                     let (seq, duplicate) = self.await_ack(subject, expected, ack).await?;

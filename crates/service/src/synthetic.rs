@@ -354,6 +354,7 @@ pub fn tenant(paths: usize, seed: u64, observed_at: Timestamp) -> Result<Snapsho
                     source,
                     role: role.to_string(),
                     scope: destination_list[d].id.clone(),
+                    consent: None,
                 });
             }
         }

@@ -17,7 +17,7 @@ use sv0_signer::{KeyRing, entries_from_dir, verify_chain};
 
 use crate::{
     ApproveArgs, BaselinesArgs, Cli, Command, DeltaArgs, EXIT_NO, EXIT_OK, ExportCommand, FindingsArgs, ImportArgs,
-    PathsArgs, PolicyCommand, ScanCommand, TriggerArg, render,
+    PathsArgs, PolicyCommand, RulesArgs, ScanCommand, TriggerArg, render,
 };
 
 /// Largest snapshot file `scan import` reads.
@@ -41,6 +41,9 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     }
     if let Command::Synth(args) = &cli.command {
         return crate::synth::run(args, out);
+    }
+    if let Command::Rules(args) = &cli.command {
+        return rules(args, out);
     }
     if let Command::Bench(args) = &cli.command {
         if let Some(file) = &args.snapshot_out {
@@ -91,7 +94,9 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     }
     let tenant = cli.tenant.as_deref();
     match cli.command {
-        Command::Demo(_) | Command::Bench(_) | Command::Synth(_) => unreachable!("handled above"),
+        Command::Demo(_) | Command::Bench(_) | Command::Synth(_) | Command::Rules(_) => {
+            unreachable!("handled above")
+        }
         Command::Scan(ScanCommand::Import(args)) => import(&mut service, args, out).await,
         Command::Scan(command) => crate::governance::scan(&mut service, tenant, command, out).await,
         Command::Policy(command) => crate::governance::policy(&mut service, tenant, command, out).await,
@@ -392,13 +397,44 @@ fn findings(
     if !args.all {
         records.retain(|r| r.status == FindingStatus::Open);
     }
+    // Acknowledgements fall due against the tenant's latest scan time: the log's clock.
+    let at = service.views().tenant_state(&tenant)?.map(|s| s.last_observed_at).unwrap_or_default();
+    if args.sarif {
+        print_json(out, &crate::report::sarif(tenant.as_str(), &records, at))?;
+        return Ok(EXIT_OK);
+    }
+    if args.junit {
+        write!(out, "{}", crate::report::junit(tenant.as_str(), &records, at))?;
+        return Ok(EXIT_OK);
+    }
     if args.json {
-        print_json(out, &records)?;
+        let listed: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| {
+                let mut value = serde_json::to_value(r)?;
+                value["lifecycle"] = json!(r.lifecycle(at));
+                Ok(value)
+            })
+            .collect::<Result<_, serde_json::Error>>()?;
+        print_json(out, &listed)?;
         return Ok(EXIT_OK);
     }
     writeln!(out, "{} finding(s)", records.len())?;
     if !records.is_empty() {
-        writeln!(out, "{}", render::findings(&records))?;
+        writeln!(out, "{}", render::findings(&records, at))?;
+    }
+    Ok(EXIT_OK)
+}
+
+fn rules(args: &RulesArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
+    use sv0_domain::findings::CATALOGUE;
+    if args.json {
+        print_json(out, &CATALOGUE)?;
+    } else if args.markdown {
+        write!(out, "{}", crate::report::rules_markdown())?;
+    } else {
+        writeln!(out, "{} rules", CATALOGUE.len())?;
+        writeln!(out, "{}", render::rules(&CATALOGUE))?;
     }
     Ok(EXIT_OK)
 }

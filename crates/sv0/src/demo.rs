@@ -160,7 +160,8 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
         service.findings(&tenant, Some(&scope))?.into_iter().filter(|r| r.status == FindingStatus::Open).collect();
     say!("② Review of scope {scope}: {} paths, {} open findings", review_paths.len(), review_findings.len());
     say!("{}", render::paths(&review_paths));
-    say!("{}", render::findings(&review_findings));
+    let scanned_at = service.views().tenant_state(&tenant)?.map(|s| s.last_observed_at).unwrap_or_default();
+    say!("{}", render::findings(&review_findings, scanned_at));
     let acks = acknowledgements(&review_findings)?;
     let v1 = service
         .approve(

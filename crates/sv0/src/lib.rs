@@ -9,6 +9,7 @@ mod commands;
 mod demo;
 mod governance;
 mod render;
+mod report;
 mod synth;
 
 use std::ffi::OsString;
@@ -68,8 +69,10 @@ pub enum Command {
     Synth(SynthArgs),
     /// List authority paths (Workload → Identity → Destination → Domain)
     Paths(PathsArgs),
-    /// List findings
+    /// List findings (all scopes unless --scope); --sarif and --junit for CI systems
     Findings(FindingsArgs),
+    /// Print the rule catalogue: id, version, maturity, title, OWASP Agentic Top 10 ids
+    Rules(RulesArgs),
     /// Approve the current posture of a scope as its next baseline
     Approve(ApproveArgs),
     /// Show the path-level delta of a scope against its approved baseline
@@ -337,8 +340,25 @@ pub struct FindingsArgs {
     #[arg(long)]
     pub all: bool,
     /// Print JSON
-    #[arg(long)]
+    #[arg(long, group = "format")]
     pub json: bool,
+    /// Print a SARIF 2.1.0 log (open, overdue and acknowledged findings)
+    #[arg(long, group = "format")]
+    pub sarif: bool,
+    /// Print a JUnit XML report: a suite per rule, a failing case per open or overdue finding
+    #[arg(long, group = "format")]
+    pub junit: bool,
+}
+
+/// `sv0 rules`.
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Print JSON (every field of every rule)
+    #[arg(long, group = "format")]
+    pub json: bool,
+    /// Print the catalogue as Markdown (what docs/rules.md holds)
+    #[arg(long, group = "format")]
+    pub markdown: bool,
 }
 
 /// `sv0 approve`.

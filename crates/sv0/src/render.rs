@@ -2,7 +2,9 @@
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
+use sv0_domain::Timestamp;
 use sv0_domain::delta::DeltaEntry;
+use sv0_domain::findings::Rule;
 use sv0_domain::model::Permission;
 use sv0_domain::paths::AuthorityPath;
 use sv0_projections::{Baseline, FindingRecord};
@@ -45,7 +47,7 @@ pub fn paths(paths: &[AuthorityPath]) -> Table {
 }
 
 /// A table of findings.
-pub fn findings(records: &[FindingRecord]) -> Table {
+pub fn findings(records: &[FindingRecord], at: Timestamp) -> Table {
     let mut t = table(&["Finding", "Rule", "Severity", "Status", "Summary", "Acknowledged"]);
     for r in records {
         let ack = r
@@ -56,9 +58,26 @@ pub fn findings(records: &[FindingRecord]) -> Table {
             r.finding.finding_id.clone(),
             r.finding.rule_id.clone(),
             r.finding.severity.as_str().to_string(),
-            r.status.as_str().to_string(),
+            r.lifecycle(at).as_str().to_string(),
             r.finding.summary.clone(),
             ack,
+        ]);
+    }
+    t
+}
+
+/// The rule catalogue.
+pub fn rules(rules: &[Rule]) -> Table {
+    let mut t = table(&["Rule", "Version", "Kind", "Maturity", "Severity", "Title", "OWASP"]);
+    for rule in rules {
+        t.add_row(vec![
+            rule.id.to_string(),
+            rule.version.to_string(),
+            rule.kind.as_str().to_string(),
+            rule.maturity.as_str().to_string(),
+            rule.severity.as_str().to_string(),
+            rule.title.to_string(),
+            rule.owasp.join(", "),
         ]);
     }
     t
