@@ -9,6 +9,7 @@ mod model;
 mod packs;
 mod properties;
 mod replay;
+mod rules;
 mod serve;
 mod signals;
 mod snapshots;
