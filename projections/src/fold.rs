@@ -172,7 +172,15 @@ pub(crate) fn assess_scopes(
             continue;
         };
         let scope_paths = scan::scope_paths(&t.entities, &t.entity_index, &t.paths, tenant, &head.scope)?;
-        let entries = delta::compute(&baseline.paths, &scope_paths);
+        let findings = scan::scope_findings(
+            &t.entities,
+            &t.entity_index,
+            &t.findings_by_workload,
+            &t.findings,
+            tenant,
+            &head.scope,
+        )?;
+        let entries = baseline.delta(&scope_paths, &findings);
         let flags_key = t_key(tenant, &[scope_key.as_bytes()]);
         let flagged_now: Vec<String> = entries
             .iter()
@@ -193,12 +201,15 @@ pub(crate) fn assess_scopes(
             }
             ScanTrigger::Manual | ScanTrigger::Scheduled => None,
         };
+        let rollback = delta::rollback(&entries, &scope_paths);
+        let disposition = sv0_domain::disposition::decide(&entries, rollback, verification.as_ref());
         out.push(ScopeAssessment {
             scope: head.scope.canonical(),
             baseline_version: head.version,
             posture: PostureSummary::of(&scope_paths),
             delta: entries,
             verification,
+            disposition: Some(disposition),
         });
     }
     Ok(out)

@@ -236,6 +236,21 @@ pub struct Baseline {
     pub event_id: EventId,
 }
 
+impl Baseline {
+    /// The delta of a scope's current paths and findings against this baseline: the path-level
+    /// entries plus the credential exposures the approver neither saw open nor acknowledged.
+    pub fn delta(&self, current: &[AuthorityPath], findings: &[FindingRecord]) -> Vec<sv0_domain::delta::DeltaEntry> {
+        let known: std::collections::BTreeSet<String> =
+            self.open_findings.iter().cloned().chain(self.acknowledged.iter().map(|a| a.finding_id.clone())).collect();
+        let open: Vec<Finding> =
+            findings.iter().filter(|r| r.status == FindingStatus::Open).map(|r| r.finding.clone()).collect();
+        let mut entries = sv0_domain::delta::compute(&self.paths, current);
+        entries.extend(sv0_domain::delta::credential_exposures(&open, &known, current));
+        entries.sort_by(|a, b| (&a.path_id, a.kind).cmp(&(&b.path_id, b.kind)));
+        entries
+    }
+}
+
 /// The head of a tenant's pack chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackHead {

@@ -1027,6 +1027,29 @@ pub(crate) fn scope_workloads(
     Ok(out)
 }
 
+/// The findings of a scope's workloads, by finding id.
+pub(crate) fn scope_findings(
+    entities: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    entity_index: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    by_workload: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    findings: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    scope: &Scope,
+) -> Result<Vec<FindingRecord>, ProjectionError> {
+    let mut ids = BTreeSet::new();
+    for workload in scope_workloads(entities, entity_index, tenant, scope)? {
+        let p = t_prefix(tenant, &[workload.as_bytes()]);
+        for (k, _) in scan_raw(by_workload, &p)? {
+            ids.insert(k[p.len()..].to_vec());
+        }
+    }
+    let mut out = Vec::new();
+    for id in ids {
+        out.extend(store::get_compact::<FindingRecord>(findings, "findings", &t_key(tenant, &[&id]))?);
+    }
+    Ok(out)
+}
+
 /// The paths of a scope's workloads, sorted by path id.
 pub(crate) fn scope_paths(
     entities: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,

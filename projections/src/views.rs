@@ -329,20 +329,7 @@ impl Views {
         let entities = txn.open_table(store::ENTITIES)?;
         let entity_index = txn.open_table(store::ENTITY_INDEX)?;
         let by_workload = txn.open_table(store::FINDINGS_BY_WORKLOAD)?;
-        let mut ids = std::collections::BTreeSet::new();
-        for workload in scan::scope_workloads(&entities, &entity_index, tenant, scope)? {
-            let p = prefix(&[tenant.as_str().as_bytes(), workload.as_bytes()]);
-            for (k, _) in store::scan_raw(&by_workload, &p)? {
-                ids.insert(k[p.len()..].to_vec());
-            }
-        }
-        let mut out = Vec::new();
-        for id in ids {
-            if let Some(record) = store::get_compact(&table, "findings", &key(&[tenant.as_str().as_bytes(), &id]))? {
-                out.push(record);
-            }
-        }
-        Ok(out)
+        scan::scope_findings(&entities, &entity_index, &by_workload, &table, tenant, scope)
     }
 
     /// The tenant's policy (the default until one is set).

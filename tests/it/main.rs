@@ -3,6 +3,7 @@
 
 mod cli;
 mod codec;
+mod delta;
 mod faults;
 mod log;
 mod model;

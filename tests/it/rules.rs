@@ -192,11 +192,11 @@ fn every_entity_rule_opens_on_its_trigger_names_the_record_and_resolves_when_it_
     }
 }
 
-fn node(id: &str) -> NodeRef {
+pub(crate) fn node(id: &str) -> NodeRef {
     NodeRef { id: id.to_string(), name: id.to_string() }
 }
 
-fn grant(id: &str, scope: &str, permissions: &[Permission]) -> GrantRef {
+pub(crate) fn grant(id: &str, scope: &str, permissions: &[Permission]) -> GrantRef {
     GrantRef {
         id: id.to_string(),
         source: GrantSource::AzureRoleAssignment,
@@ -208,7 +208,7 @@ fn grant(id: &str, scope: &str, permissions: &[Permission]) -> GrantRef {
 
 /// A harmless path: owned, grade B, read-only, internal, a non-sensitive classified domain, one
 /// grant at the destination's own scope, logs enabled.
-fn quiet_path() -> AuthorityPath {
+pub(crate) fn quiet_path() -> AuthorityPath {
     AuthorityPath {
         path_id: "p1".to_string(),
         workload: node("w1"),
@@ -232,11 +232,11 @@ fn quiet_path() -> AuthorityPath {
     }
 }
 
-fn sensitive(p: &mut AuthorityPath) {
+pub(crate) fn sensitive(p: &mut AuthorityPath) {
     p.domain = DomainRef { id: "hr".to_string(), name: "HR".to_string(), sensitive: true };
 }
 
-fn writes(p: &mut AuthorityPath) {
+pub(crate) fn writes(p: &mut AuthorityPath) {
     p.permissions = vec![Permission::Read, Permission::Write];
     p.grants[0].permissions = p.permissions.clone();
 }

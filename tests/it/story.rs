@@ -22,7 +22,8 @@ fn the_deployment_delta_lists_five_new_paths_and_flags_the_two_finance_writes() 
     let delta = doc["delta"].as_array().unwrap();
     assert_eq!(delta.len(), 5, "{delta:#?}");
     for entry in delta {
-        assert_eq!(entry["kind"], "new_path");
+        let sensitive = entry["domain"]["sensitive"] == true;
+        assert_eq!(entry["kind"], if sensitive { "new_sensitive_path" } else { "new_path" });
         for field in ["path_id", "workload", "identity", "destination", "domain", "permissions", "grade", "remediation"]
         {
             assert!(!entry[field].is_null(), "delta entry lacks {field}: {entry}");
@@ -54,6 +55,11 @@ fn the_deployment_delta_lists_five_new_paths_and_flags_the_two_finance_writes() 
         assert!(entry["destination"]["name"].as_str().unwrap().starts_with("Microsoft Graph"));
     }
     assert_eq!(doc["remediated_paths"], 2);
+    // Two new paths into Finance: a person must look before the deployment proceeds.
+    assert_eq!(doc["disposition"]["decision"], "requires_review");
+    let rules: Vec<&str> =
+        doc["disposition"]["reasons"].as_array().unwrap().iter().map(|r| r["rule"].as_str().unwrap()).collect();
+    assert_eq!(rules, ["SV0-D001"]);
 }
 
 #[test]

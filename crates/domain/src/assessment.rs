@@ -250,6 +250,9 @@ pub struct ScopeAssessment {
     pub delta: Vec<DeltaEntry>,
     /// The verdict, for remediation rescans.
     pub verification: Option<Verification>,
+    /// What a CI gate does with the scope: approved, requires review or rejected, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<crate::disposition::Disposition>,
 }
 
 /// What a scan-based pack seals.

@@ -21,6 +21,8 @@ use crate::remediation::{self, RemediationAction};
 pub enum DeltaKind {
     /// The path did not exist in the baseline.
     NewPath,
+    /// The path did not exist in the baseline and reaches a sensitive domain.
+    NewSensitivePath,
     /// The baseline path no longer exists.
     RemovedPath,
     /// The path gained permissions.
@@ -29,23 +31,44 @@ pub enum DeltaKind {
     PermissionsReduced,
     /// The destination's egress class changed.
     EgressChanged,
+    /// The workload can now reach an egress class (`external_http`, `llm_api`) none of its
+    /// baseline paths reached; the entry sits on the first path that does.
+    NewEgressBoundary,
     /// The evidence grade changed.
     GradeChanged,
     /// The ownership state changed.
     OwnershipChanged,
+    /// An identity no baseline path went through; the entry sits on its first new path.
+    NewIdentity,
+    /// A long-lived credential appeared for the scope's workloads (a long-lived-secret
+    /// finding not open or acknowledged at approval); the entry sits on one of its paths.
+    CredentialExposure,
+    /// A workload that was not in the baseline has no accountable owner; the entry sits on its
+    /// first path.
+    OwnershipGap,
 }
 
 impl DeltaKind {
+    /// Whether the entry is about a path that is new in the scope.
+    pub fn is_new_path(&self) -> bool {
+        matches!(self, DeltaKind::NewPath | DeltaKind::NewSensitivePath)
+    }
+
     /// The snake_case name.
     pub fn as_str(&self) -> &'static str {
         match self {
             DeltaKind::NewPath => "new_path",
+            DeltaKind::NewSensitivePath => "new_sensitive_path",
             DeltaKind::RemovedPath => "removed_path",
             DeltaKind::PermissionsExpanded => "permissions_expanded",
             DeltaKind::PermissionsReduced => "permissions_reduced",
             DeltaKind::EgressChanged => "egress_changed",
+            DeltaKind::NewEgressBoundary => "new_egress_boundary",
             DeltaKind::GradeChanged => "grade_changed",
             DeltaKind::OwnershipChanged => "ownership_changed",
+            DeltaKind::NewIdentity => "new_identity",
+            DeltaKind::CredentialExposure => "credential_exposure",
+            DeltaKind::OwnershipGap => "ownership_gap",
         }
     }
 }
@@ -128,7 +151,154 @@ pub fn compute(baseline: &[AuthorityPath], current: &[AuthorityPath]) -> Vec<Del
             }
         }
     }
+    boundaries(&base, &now, &mut entries);
+    entries.sort_by(|a, b| (&a.path_id, a.kind).cmp(&(&b.path_id, b.kind)));
     entries
+}
+
+/// The delta entries about more than one path: new identities, new egress boundaries and
+/// ownership gaps of new workloads. `base` and `now` are sorted by path id, so "first" is
+/// deterministic.
+fn boundaries(base: &[&AuthorityPath], now: &[&AuthorityPath], out: &mut Vec<DeltaEntry>) {
+    let known_paths: BTreeSet<&str> = base.iter().map(|p| p.path_id.as_str()).collect();
+    let known_identities: BTreeSet<&str> = base.iter().map(|p| p.identity.id.as_str()).collect();
+    let known_workloads: BTreeSet<&str> = base.iter().map(|p| p.workload.id.as_str()).collect();
+    let known_egress: BTreeSet<(&str, EgressClass)> = base.iter().map(|p| (p.workload.id.as_str(), p.egress)).collect();
+    let mut identities = BTreeSet::new();
+    let mut egress = BTreeSet::new();
+    let mut workloads = BTreeSet::new();
+    for path in now {
+        let new = !known_paths.contains(path.path_id.as_str());
+        if new && !known_identities.contains(path.identity.id.as_str()) && identities.insert(path.identity.id.as_str())
+        {
+            let mut e = entry(DeltaKind::NewIdentity, path);
+            e.remediation_actions.push(RemediationAction {
+                action: "disable_identity".to_string(),
+                record_id: path.identity.id.clone(),
+                text: format!(
+                    "disable or delete identity {} ({}) unless the deployment was meant to create it",
+                    path.identity.name, path.identity.id
+                ),
+            });
+            out.push(finish(e));
+        }
+        let boundary = matches!(path.egress, EgressClass::ExternalHttp | EgressClass::LlmApi)
+            && !known_egress.contains(&(path.workload.id.as_str(), path.egress));
+        if boundary && egress.insert((path.workload.id.as_str(), path.egress)) {
+            let mut e = entry(DeltaKind::NewEgressBoundary, path);
+            if path.egress == EgressClass::ExternalHttp {
+                e.flags.push(format!(
+                    "{} can now reach external endpoints ({})",
+                    path.workload.name, path.destination.name
+                ));
+            }
+            e.remediation_actions = path.grants.iter().map(|g| remediation::remove_grant(g, &path.identity)).collect();
+            out.push(finish(e));
+        }
+        if !known_workloads.contains(path.workload.id.as_str())
+            && path.owner_state != OwnerState::Assigned
+            && workloads.insert(path.workload.id.as_str())
+        {
+            let mut e = entry(DeltaKind::OwnershipGap, path);
+            e.flags.push(format!("new workload {} is {}", path.workload.name, path.owner_state));
+            e.remediation_actions.push(remediation::assign_owner(&path.workload));
+            out.push(finish(e));
+        }
+    }
+}
+
+/// Credential exposures: long-lived-secret findings open now on the scope's paths that the
+/// approver neither saw open nor acknowledged (`known`). Each becomes an entry on the first of
+/// its paths in `current`, with the finding's remediation.
+pub fn credential_exposures(
+    findings: &[crate::findings::Finding],
+    known: &BTreeSet<String>,
+    current: &[AuthorityPath],
+) -> Vec<DeltaEntry> {
+    let mut out = Vec::new();
+    for finding in findings {
+        if finding.rule_id != crate::findings::LONG_LIVED_SECRET.id || known.contains(&finding.finding_id) {
+            continue;
+        }
+        let ids: BTreeSet<&str> = finding.path_ids.iter().map(String::as_str).collect();
+        let Some(path) =
+            current.iter().filter(|p| ids.contains(p.path_id.as_str())).min_by(|a, b| a.path_id.cmp(&b.path_id))
+        else {
+            continue;
+        };
+        let mut e = entry(DeltaKind::CredentialExposure, path);
+        e.flags.push(finding.summary.clone());
+        e.remediation_actions.clone_from(&finding.remediation);
+        out.push(finish(e));
+    }
+    out
+}
+
+/// Why a scope's delta is better answered by rolling the deployment back than by revoking
+/// paths one by one (the source document's three cases).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackAdvice {
+    /// One reason per case that applies.
+    pub reasons: Vec<String>,
+    /// The paths behind the reasons.
+    pub path_ids: Vec<String>,
+}
+
+/// Unexpected paths must outnumber the expected ones by this factor, and be at least
+/// `ROLLBACK_MIN_UNEXPECTED`, before surgical remediation counts as impractical.
+pub const ROLLBACK_RATIO: usize = 3;
+/// See `ROLLBACK_RATIO`.
+pub const ROLLBACK_MIN_UNEXPECTED: usize = 10;
+
+/// Full rollback advice, when surgical remediation is impractical: a new or expanded path
+/// granted at a wildcard or subscription-wide scope (it cascades to every resource there); grade
+/// A evidence on a path the approver never saw (the authority has already been used); or
+/// unexpected paths far outnumbering the expected ones.
+pub fn rollback(entries: &[DeltaEntry], current: &[AuthorityPath]) -> Option<RollbackAdvice> {
+    let mut reasons = Vec::new();
+    let mut path_ids = BTreeSet::new();
+    let by_id: std::collections::BTreeMap<&str, &AuthorityPath> =
+        current.iter().map(|p| (p.path_id.as_str(), p)).collect();
+    let grown = |e: &&DeltaEntry| e.kind.is_new_path() || e.kind == DeltaKind::PermissionsExpanded;
+    let broad: Vec<&DeltaEntry> = entries
+        .iter()
+        .filter(grown)
+        .filter(|e| {
+            by_id
+                .get(e.path_id.as_str())
+                .is_some_and(|p| p.grants.iter().any(|g| crate::findings::is_broad_scope(&g.scope)))
+        })
+        .collect();
+    if !broad.is_empty() {
+        reasons.push(format!(
+            "{} new or expanded path(s) come from a grant at a wildcard or subscription-wide scope, which cannot be revoked path by path",
+            broad.len()
+        ));
+        path_ids.extend(broad.iter().map(|e| e.path_id.clone()));
+    }
+    let used: Vec<&DeltaEntry> = entries.iter().filter(grown).filter(|e| e.grade == Grade::A).collect();
+    if !used.is_empty() {
+        reasons.push(format!(
+            "grade A evidence shows {} unapproved path(s) already exercised",
+            used.iter().map(|e| e.path_id.as_str()).collect::<BTreeSet<_>>().len()
+        ));
+        path_ids.extend(used.iter().map(|e| e.path_id.clone()));
+    }
+    let unexpected: BTreeSet<&str> = entries.iter().filter(|e| breaks_match(e)).map(|e| e.path_id.as_str()).collect();
+    let expected: BTreeSet<&str> =
+        entries.iter().filter(|e| e.kind.is_new_path() && !e.flagged).map(|e| e.path_id.as_str()).collect();
+    if unexpected.len() >= ROLLBACK_MIN_UNEXPECTED && unexpected.len() > ROLLBACK_RATIO * expected.len() {
+        reasons.push(format!(
+            "{} unexpected path(s) against {} expected: more than {ROLLBACK_RATIO} times as many, too many to revoke one by one",
+            unexpected.len(),
+            expected.len()
+        ));
+        path_ids.extend(unexpected.iter().map(|id| id.to_string()));
+    }
+    if reasons.is_empty() {
+        return None;
+    }
+    Some(RollbackAdvice { reasons, path_ids: path_ids.into_iter().collect() })
 }
 
 fn entry(kind: DeltaKind, path: &AuthorityPath) -> DeltaEntry {
@@ -160,7 +330,8 @@ fn removed(path: &AuthorityPath) -> DeltaEntry {
 }
 
 fn added(path: &AuthorityPath) -> DeltaEntry {
-    let mut e = entry(DeltaKind::NewPath, path);
+    let kind = if path.domain.sensitive { DeltaKind::NewSensitivePath } else { DeltaKind::NewPath };
+    let mut e = entry(kind, path);
     e.added_permissions = path.permissions.clone();
     flag_reach(&mut e, path, &path.permissions);
     if path.egress == EgressClass::ExternalHttp {
@@ -271,8 +442,12 @@ pub struct Verification {
 /// delta this rescan is meant to remediate.
 pub fn verify(baseline_version: u32, delta: &[DeltaEntry], previously_flagged: &[String]) -> Verification {
     let unexpected: BTreeSet<String> = delta.iter().filter(|e| breaks_match(e)).map(|e| e.path_id.clone()).collect();
-    let expected_additions: BTreeSet<String> =
-        delta.iter().filter(|e| e.kind == DeltaKind::NewPath && !e.flagged).map(|e| e.path_id.clone()).collect();
+    let expected_additions: BTreeSet<String> = delta
+        .iter()
+        .filter(|e| e.kind.is_new_path() && !e.flagged)
+        .map(|e| e.path_id.clone())
+        .filter(|id| !unexpected.contains(id))
+        .collect();
     let still_flagged: BTreeSet<&str> = delta.iter().filter(|e| e.flagged).map(|e| e.path_id.as_str()).collect();
     let resolved: Vec<String> = previously_flagged
         .iter()

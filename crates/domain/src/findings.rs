@@ -50,6 +50,9 @@ pub enum RuleKind {
     Path,
     /// Paths that can never reach grade A.
     Gap,
+    /// A scope's delta against its approved baseline, or a remediation rescan's verification:
+    /// these rules decide the scope's disposition rather than open findings.
+    Delta,
 }
 
 impl RuleKind {
@@ -59,6 +62,7 @@ impl RuleKind {
             RuleKind::Entity => "entity",
             RuleKind::Path => "path",
             RuleKind::Gap => "gap",
+            RuleKind::Delta => "delta",
         }
     }
 }
@@ -430,8 +434,122 @@ pub const EVIDENCE_GAP: Rule = Rule {
     remediation: "enable the destination's execution log source",
 };
 
-/// Every rule, in id order.
-pub const CATALOGUE: [Rule; 23] = [
+/// A delta rule: what a scope's delta entries of some kind mean for its disposition.
+const fn delta_rule(
+    id: &'static str,
+    title: &'static str,
+    severity: Severity,
+    why: &'static str,
+    trigger: &'static str,
+    remediation: &'static str,
+) -> Rule {
+    Rule {
+        id,
+        version: 1,
+        kind: RuleKind::Delta,
+        maturity: Maturity::Stable,
+        title,
+        severity,
+        owasp: &["ASI03", "ASI10"],
+        why,
+        trigger,
+        remediation,
+    }
+}
+
+/// A new path into a sensitive domain.
+pub const DELTA_SENSITIVE_PATH: Rule = delta_rule(
+    "SV0-D001",
+    "new path into a sensitive domain (requires review)",
+    Severity::High,
+    "The deployment gave a workload access to sensitive data the approver never saw.",
+    "a `new_sensitive_path` delta entry",
+    "revoke the grant records of the path (e.g. remove the role assignment), or approve the posture as a new baseline",
+);
+/// Grade A on a path nobody approved.
+pub const DELTA_UNAPPROVED_EXECUTION: Rule = delta_rule(
+    "SV0-D002",
+    "grade A execution on an unapproved path (rejected)",
+    Severity::High,
+    "Evidence shows authority the approver never saw already in use: this is an incident, not a review item.",
+    "a new or expanded path delta entry with grade A",
+    "roll the deployment back, revoke the path's grant records and investigate the execution records",
+);
+/// Permissions gained on an approved path.
+pub const DELTA_EXPANDED: Rule = delta_rule(
+    "SV0-D003",
+    "expanded permissions on an approved path (requires review)",
+    Severity::Medium,
+    "The identity gained roles beyond what was approved; the workload can stay, the excess should go.",
+    "a `permissions_expanded` delta entry",
+    "remove the newly added grant records; the identity and workload stay",
+);
+/// A new egress boundary.
+pub const DELTA_EGRESS: Rule = delta_rule(
+    "SV0-D004",
+    "new egress boundary (requires review)",
+    Severity::Medium,
+    "The workload can now send data somewhere (an external endpoint, a model) it could not before.",
+    "a `new_egress_boundary` or `egress_changed` delta entry",
+    "remove the outbound connection or API credential record",
+);
+/// A new identity.
+pub const DELTA_IDENTITY: Rule = delta_rule(
+    "SV0-D005",
+    "new identity created (requires review)",
+    Severity::Medium,
+    "A deployment that provisions an unexpected service principal adds authority nobody approved.",
+    "a `new_identity` delta entry",
+    "disable or delete the identity record",
+);
+/// A long-lived credential appeared.
+pub const DELTA_CREDENTIAL: Rule = delta_rule(
+    "SV0-D006",
+    "credential exposure (requires review)",
+    Severity::Medium,
+    "A long-lived secret appeared for the scope's workloads since the approval.",
+    "a `credential_exposure` delta entry",
+    "rotate the credential record and configure short-lived token issuance instead",
+);
+/// A new workload without an owner, or ownership lost.
+pub const DELTA_OWNERSHIP: Rule = delta_rule(
+    "SV0-D007",
+    "ownership gap (requires review)",
+    Severity::Medium,
+    "A workload with nobody accountable should not proceed; govern it, do not revoke it.",
+    "an `ownership_gap` delta entry, or an `ownership_changed` entry to orphaned or decayed",
+    "assign an active owner to the workload record before it proceeds",
+);
+/// Surgical remediation impractical.
+pub const DELTA_ROLLBACK: Rule = delta_rule(
+    "SV0-D008",
+    "full rollback advised (rejected)",
+    Severity::High,
+    "A wildcard or subscription-wide grant, used unapproved authority, or far more unexpected than expected paths make path-by-path revocation impractical.",
+    "the delta's rollback advice (any of its three cases)",
+    "roll the deployment back, then rescan and verify against the approved baseline",
+);
+/// Any other flagged delta entry.
+pub const DELTA_FLAGGED: Rule = delta_rule(
+    "SV0-D009",
+    "other flagged change (requires review)",
+    Severity::Low,
+    "A change carries a flag (write reach, external egress, an ownership gap) that no more specific rule covers.",
+    "a flagged delta entry of any other kind",
+    "apply the entry's remediation, or approve the posture as a new baseline",
+);
+/// A remediation rescan that does not match the baseline.
+pub const VERIFICATION_MISMATCH: Rule = delta_rule(
+    "SV0-V001",
+    "remediation rescan does not match the approved baseline (requires review)",
+    Severity::High,
+    "The fix did not return the posture to what was approved; the remaining differences are listed.",
+    "a remediation rescan whose verification finds unexpected paths",
+    "apply the remaining remediation and rescan",
+);
+
+/// Every rule: entity, gap, path, then delta and verification rules, each group in id order.
+pub const CATALOGUE: [Rule; 33] = [
     UNOWNED_WORKLOAD,
     LONG_LIVED_SECRET,
     DISABLED_WITH_GRANTS,
@@ -455,6 +573,16 @@ pub const CATALOGUE: [Rule; 23] = [
     UNCLASSIFIED_WRITE,
     SENSITIVE_UNAUDITABLE,
     REDUNDANT_GRANT,
+    DELTA_SENSITIVE_PATH,
+    DELTA_UNAPPROVED_EXECUTION,
+    DELTA_EXPANDED,
+    DELTA_EGRESS,
+    DELTA_IDENTITY,
+    DELTA_CREDENTIAL,
+    DELTA_OWNERSHIP,
+    DELTA_ROLLBACK,
+    DELTA_FLAGGED,
+    VERIFICATION_MISMATCH,
 ];
 
 /// The rule with this id.

@@ -2,14 +2,16 @@
 //!
 //! - `snapshot` / `model`: what a scan saw (`Snapshot`, `Entities`, `Workload`, `Grant`, ...);
 //! - `paths`: `compute_paths` turns entities into `AuthorityPath`s with grade, egress, owners;
-//! - `findings`: `evaluate` applies the rule catalogue (`CATALOGUE`);
+//! - `findings`: the rule catalogue (`CATALOGUE`) and the rules over entities and paths;
 //! - `delta`: `compute` compares a scope with its baseline, `verify` judges a rescan;
+//! - `disposition`: `decide` turns a scope's delta into approved / requires review / rejected;
 //! - `assessment`: `Assessment`, the content an evidence pack seals;
 //! - `events`: `Event` and its `EventPayload`s, the facts on the log;
 //! - `scope`: `Scope`, the workloads a review covers.
 
 pub mod assessment;
 pub mod delta;
+pub mod disposition;
 pub mod egress;
 pub mod error;
 pub mod events;

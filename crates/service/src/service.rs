@@ -100,6 +100,8 @@ pub struct DeltaReport {
     pub entries: Vec<DeltaEntry>,
     /// The verdict of the current posture against the baseline.
     pub verification: delta::Verification,
+    /// What a CI gate does with the scope now.
+    pub disposition: sv0_domain::disposition::Disposition,
 }
 
 /// The SV0 service over one log and one set of views.
@@ -355,9 +357,12 @@ impl<L: EventLog> Service<L> {
             .baseline(tenant, scope, None)?
             .ok_or_else(|| ServiceError::NoBaseline { tenant: tenant.to_string(), scope: scope.canonical() })?;
         let current = self.views.paths(tenant, Some(scope))?;
-        let entries = delta::compute(&baseline.paths, &current);
+        let findings = self.views.findings(tenant, Some(scope))?;
+        let entries = baseline.delta(&current, &findings);
         let verification = delta::verify(baseline.version, &entries, &[]);
-        Ok(DeltaReport { scope: scope.clone(), baseline_version: baseline.version, entries, verification })
+        let rollback = delta::rollback(&entries, &current);
+        let disposition = sv0_domain::disposition::decide(&entries, rollback, None);
+        Ok(DeltaReport { scope: scope.clone(), baseline_version: baseline.version, entries, verification, disposition })
     }
 
     /// Paths of a tenant (of a scope), now or as the log stood at `as_of`.

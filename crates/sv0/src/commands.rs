@@ -429,7 +429,7 @@ fn findings(
 fn rules(args: &RulesArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     use sv0_domain::findings::CATALOGUE;
     if args.json {
-        print_json(out, &CATALOGUE)?;
+        print_json(out, &CATALOGUE.as_slice())?;
     } else if args.markdown {
         write!(out, "{}", crate::report::rules_markdown())?;
     } else {
@@ -499,6 +499,7 @@ fn delta(
                 "baseline_version": report.baseline_version,
                 "delta": report.entries,
                 "verification": report.verification,
+                "disposition": report.disposition,
             }),
         )?;
         return Ok(EXIT_OK);
@@ -522,6 +523,14 @@ fn delta(
                 writeln!(out, "  • {}", action.text)?;
             }
         }
+    }
+    let disposition = &report.disposition;
+    writeln!(out, "Disposition: {}", disposition.decision)?;
+    for reason in &disposition.reasons {
+        writeln!(out, "  {} ({}): {}", reason.rule, reason.decision, reason.text)?;
+    }
+    if let Some(rollback) = &disposition.rollback {
+        writeln!(out, "Full rollback advised: {}", rollback.reasons.join("; "))?;
     }
     Ok(EXIT_OK)
 }

@@ -43,6 +43,7 @@ struct Story {
     review_findings: Vec<FindingRecord>,
     baselines: Vec<Baseline>,
     delta: Vec<DeltaEntry>,
+    disposition: sv0_domain::disposition::Disposition,
     verification: Verification,
     remediated_paths: usize,
     packs: usize,
@@ -186,7 +187,7 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
     // 3. The deployment's rescan and its delta.
     let scan2 = service.import_snapshot(&snapshot(DEPLOYMENT, &tenant_name)?, None).await?;
     let delta_report = service.delta(&tenant, &scope)?;
-    let new_paths = delta_report.entries.iter().filter(|e| e.kind == sv0_domain::delta::DeltaKind::NewPath).count();
+    let new_paths = delta_report.entries.iter().filter(|e| e.kind.is_new_path()).count();
     let flagged: Vec<&DeltaEntry> = delta_report.entries.iter().filter(|e| e.flagged).collect();
     say!(
         "③ Deployment rescan (contoso/hr-agents run 8812 → production): {new_paths} new authority paths against baseline v{}, {} flagged",
@@ -194,6 +195,10 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
         flagged.len()
     );
     say!("{}", render::delta(&delta_report.entries));
+    say!("   Disposition: {}", delta_report.disposition.decision);
+    for reason in &delta_report.disposition.reasons {
+        say!("   • {} ({}): {}", reason.rule, reason.decision, reason.text);
+    }
     say!("   Remediation (SV0 is read-only: make these changes in Azure, then rescan):");
     for entry in &flagged {
         for action in &entry.remediation_actions {
@@ -283,6 +288,7 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
         review_findings,
         baselines,
         delta: delta_report.entries,
+        disposition: delta_report.disposition,
         verification,
         remediated_paths,
         packs,
@@ -335,6 +341,7 @@ fn print_json(story: &Story, out: &mut dyn Write) -> anyhow::Result<()> {
         },
         "baseline_versions": baselines,
         "delta": story.delta,
+        "disposition": story.disposition,
         "remediated_paths": story.remediated_paths,
         "verification": story.verification,
         "packs": {
