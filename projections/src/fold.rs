@@ -164,6 +164,7 @@ pub(crate) fn assess_scopes(
     trigger: ScanTrigger,
 ) -> Result<Vec<ScopeAssessment>, ProjectionError> {
     let heads: Vec<BaselineHead> = scan(&t.baselines, "baselines", &t_prefix(tenant, &[]))?;
+    let policy = scan::policy(t, tenant)?;
     let mut out = Vec::new();
     for head in heads {
         let scope_key = head.scope.key();
@@ -201,8 +202,16 @@ pub(crate) fn assess_scopes(
             }
             ScanTrigger::Manual | ScanTrigger::Scheduled => None,
         };
-        let rollback = delta::rollback(&entries, &scope_paths);
-        let disposition = sv0_domain::disposition::decide(&entries, rollback, verification.as_ref());
+        let disposition = crate::rego::scope_disposition(
+            policy.rego.as_ref(),
+            tenant,
+            &head.scope.canonical(),
+            head.version,
+            &scope_paths,
+            &findings,
+            &entries,
+            verification.as_ref(),
+        );
         out.push(ScopeAssessment {
             scope: head.scope.canonical(),
             baseline_version: head.version,

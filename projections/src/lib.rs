@@ -21,6 +21,7 @@ mod fold;
 mod graph;
 mod pathstore;
 pub mod records;
+pub mod rego;
 mod scan;
 pub mod store;
 mod views;

@@ -181,6 +181,10 @@ fn fixtures() -> Vec<Event> {
                     domain: "finance".into(),
                 }],
                 breaker: sv0_domain::policy::BreakerPolicy { max_removed_percent: 10, min_removed: 20 },
+                rego: Some(sv0_domain::policy::RegoPolicy {
+                    mode: sv0_domain::policy::RegoMode::Extend,
+                    source: "package sv0\ndefault decision := \"approved\"\n".into(),
+                }),
             },
         }),
         EventPayload::ScanQuarantined(ScanQuarantined {

@@ -4,6 +4,7 @@
 mod cli;
 mod codec;
 mod delta;
+mod disposition;
 mod faults;
 mod log;
 mod model;

@@ -24,6 +24,45 @@ pub struct Policy {
     pub classification_rules: Vec<ClassificationRule>,
     /// Deletion circuit breakers.
     pub breaker: BreakerPolicy,
+    /// A Rego policy that replaces or extends the built-in disposition rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rego: Option<RegoPolicy>,
+}
+
+/// Largest Rego policy source accepted, in bytes.
+pub const MAX_REGO_BYTES: usize = 256 * 1024;
+
+/// A customer's disposition policy in Rego (package `sv0`): it defines `decision`
+/// (`"approved"`, `"requires_review"` or `"rejected"`) and optionally `reasons` (strings or
+/// objects with `rule`, `text` and `path_ids`), over the input document `sv0 export opa-input`
+/// prints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegoPolicy {
+    /// Whether the policy replaces the built-in rules or adds to them.
+    pub mode: RegoMode,
+    /// The policy's source text.
+    pub source: String,
+}
+
+/// How a Rego policy combines with the built-in disposition rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegoMode {
+    /// The stricter of the built-in decision and the policy's wins; reasons of both are listed.
+    Extend,
+    /// The policy's decision is the disposition; the built-in reasons are its input only.
+    Replace,
+}
+
+impl RegoMode {
+    /// The snake_case name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RegoMode::Extend => "extend",
+            RegoMode::Replace => "replace",
+        }
+    }
 }
 
 impl Default for Policy {
@@ -34,6 +73,7 @@ impl Default for Policy {
             internal_host_suffixes: Vec::new(),
             classification_rules: Vec::new(),
             breaker: BreakerPolicy::default(),
+            rego: None,
         }
     }
 }
@@ -63,6 +103,17 @@ impl Policy {
             {
                 return Err(InvalidInput::new(format!(
                     "internal host suffix {suffix:?} is not a lowercase host name such as contoso.com"
+                )));
+            }
+        }
+        if let Some(rego) = &self.rego {
+            if rego.source.trim().is_empty() {
+                return Err(InvalidInput::new("the Rego policy is empty"));
+            }
+            if rego.source.len() > MAX_REGO_BYTES {
+                return Err(InvalidInput::new(format!(
+                    "the Rego policy is {} bytes; at most {MAX_REGO_BYTES} are accepted",
+                    rego.source.len()
                 )));
             }
         }

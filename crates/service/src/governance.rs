@@ -46,6 +46,10 @@ impl<L: EventLog> Service<L> {
         self.sync().await?;
         let policy = edit(self.views.policy(tenant)?)?;
         policy.validate()?;
+        if let Some(rego) = &policy.rego {
+            sv0_projections::rego::check(&rego.source)
+                .map_err(|e| InvalidInput::new(format!("the Rego policy does not compile: {e}")))?;
+        }
         let body = serde_json::to_vec(&policy).map_err(|e| InvalidInput::new(e.to_string()))?;
         let event = Event {
             meta: EventMeta {

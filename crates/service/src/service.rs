@@ -102,6 +102,10 @@ pub struct DeltaReport {
     pub verification: delta::Verification,
     /// What a CI gate does with the scope now.
     pub disposition: sv0_domain::disposition::Disposition,
+    /// The scope's paths now.
+    pub paths: Vec<AuthorityPath>,
+    /// The scope's findings now.
+    pub findings: Vec<FindingRecord>,
 }
 
 /// The SV0 service over one log and one set of views.
@@ -360,9 +364,45 @@ impl<L: EventLog> Service<L> {
         let findings = self.views.findings(tenant, Some(scope))?;
         let entries = baseline.delta(&current, &findings);
         let verification = delta::verify(baseline.version, &entries, &[]);
-        let rollback = delta::rollback(&entries, &current);
-        let disposition = sv0_domain::disposition::decide(&entries, rollback, None);
-        Ok(DeltaReport { scope: scope.clone(), baseline_version: baseline.version, entries, verification, disposition })
+        let policy = self.views.policy(tenant)?;
+        let disposition = sv0_projections::rego::scope_disposition(
+            policy.rego.as_ref(),
+            tenant,
+            &scope.canonical(),
+            baseline.version,
+            &current,
+            &findings,
+            &entries,
+            None,
+        );
+        Ok(DeltaReport {
+            scope: scope.clone(),
+            baseline_version: baseline.version,
+            entries,
+            verification,
+            disposition,
+            paths: current,
+            findings,
+        })
+    }
+
+    /// The input document a Rego disposition policy sees for a scope now (what
+    /// `sv0 export opa-input` prints), with the built-in rules' disposition in it.
+    pub fn opa_input(&self, tenant: &TenantId, scope: &Scope) -> Result<serde_json::Value, ServiceError> {
+        let report = self.delta(tenant, scope)?;
+        let rollback = delta::rollback(&report.entries, &report.paths);
+        let builtin = sv0_domain::disposition::decide(&report.entries, rollback, None);
+        let canonical = scope.canonical();
+        Ok(sv0_projections::rego::input_document(&sv0_projections::rego::DispositionInput {
+            tenant,
+            scope: &canonical,
+            baseline_version: report.baseline_version,
+            paths: &report.paths,
+            findings: &report.findings,
+            delta: &report.entries,
+            verification: None,
+            builtin: &builtin,
+        }))
     }
 
     /// Paths of a tenant (of a scope), now or as the log stood at `as_of`.

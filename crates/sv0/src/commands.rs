@@ -106,6 +106,20 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Delta(args) => delta(&service, tenant, args, out),
         Command::Baselines(args) => baselines(&service, tenant, args, out),
         Command::Verify(args) => verify_log(&mut service, tenant, args.json, out).await,
+        Command::Export(ExportCommand::OpaInput(args)) => {
+            let tenant = service.tenant(tenant)?;
+            let scope = scope_arg(&args.scope)?;
+            let input = service.opa_input(&tenant, &scope)?;
+            match &args.out {
+                Some(file) => {
+                    let bytes = serde_json::to_vec_pretty(&input)?;
+                    std::fs::write(file, bytes).with_context(|| format!("cannot write {}", file.display()))?;
+                    writeln!(out, "wrote the OPA input of scope {scope} to {}", file.display())?;
+                }
+                None => print_json(out, &input)?,
+            }
+            Ok(EXIT_OK)
+        }
         Command::Export(ExportCommand::Packs(args)) => {
             let tenant = service.tenant(tenant)?;
             let count = service.export_packs(&tenant, &args.out).await?;

@@ -247,6 +247,28 @@ fn edit(mut policy: Policy, args: &PolicySetArgs) -> Result<Policy, InvalidInput
     if let Some(count) = args.breaker_min {
         policy.breaker.min_removed = count;
     }
+    if args.no_rego {
+        policy.rego = None;
+    }
+    if let Some(file) = &args.rego {
+        let size = std::fs::metadata(file)
+            .map_err(|e| InvalidInput::new(format!("cannot read {}: {e}", file.display())))?
+            .len();
+        if size > sv0_domain::policy::MAX_REGO_BYTES as u64 {
+            return Err(InvalidInput::new(format!(
+                "{} is {size} bytes; a Rego policy is at most {}",
+                file.display(),
+                sv0_domain::policy::MAX_REGO_BYTES
+            )));
+        }
+        let source = std::fs::read_to_string(file)
+            .map_err(|e| InvalidInput::new(format!("cannot read {}: {e}", file.display())))?;
+        let mode = match args.rego_mode {
+            crate::RegoModeArg::Extend => sv0_domain::policy::RegoMode::Extend,
+            crate::RegoModeArg::Replace => sv0_domain::policy::RegoMode::Replace,
+        };
+        policy.rego = Some(sv0_domain::policy::RegoPolicy { mode, source });
+    }
     Ok(policy)
 }
 
@@ -265,6 +287,15 @@ fn print_policy(tenant: &sv0_domain::TenantId, p: &Policy, out: &mut dyn Write) 
         "  deletion breakers:     quarantine a scan removing more than {} % of a list or of the paths, and at least {}",
         p.breaker.max_removed_percent, p.breaker.min_removed
     )?;
+    match &p.rego {
+        Some(rego) => writeln!(
+            out,
+            "  disposition policy:    Rego ({} the built-in rules, {} bytes)",
+            if rego.mode == sv0_domain::policy::RegoMode::Extend { "extends" } else { "replaces" },
+            rego.source.len()
+        )?,
+        None => writeln!(out, "  disposition policy:    the built-in rules (SV0-D001..D009, SV0-V001)")?,
+    }
     writeln!(out, "  classification rules:  {}", p.classification_rules.len())?;
     for rule in &p.classification_rules {
         writeln!(out, "    {}: tag {}={} → domain {}", rule.id, rule.tag, rule.value, rule.domain)?;

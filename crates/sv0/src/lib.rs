@@ -240,9 +240,29 @@ pub struct PolicySetArgs {
     /// ...and at least this many
     #[arg(long, value_name = "COUNT")]
     pub breaker_min: Option<u64>,
+    /// A Rego disposition policy (package sv0; defines `decision`, optionally `reasons`) over
+    /// the input `sv0 export opa-input` prints
+    #[arg(long, value_name = "FILE", conflicts_with = "no_rego")]
+    pub rego: Option<PathBuf>,
+    /// Whether the Rego policy extends the built-in disposition rules (the stricter decision
+    /// wins) or replaces them
+    #[arg(long, value_enum, default_value_t = RegoModeArg::Extend, requires = "rego")]
+    pub rego_mode: RegoModeArg,
+    /// Remove the Rego policy: the built-in disposition rules alone decide
+    #[arg(long)]
+    pub no_rego: bool,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+}
+
+/// How a Rego policy combines with the built-in rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RegoModeArg {
+    /// The stricter of the built-in and the policy's decision wins
+    Extend,
+    /// The policy's decision is the disposition
+    Replace,
 }
 
 /// `sv0 synth`.
@@ -419,6 +439,19 @@ pub struct VerifyArgs {
 pub enum ExportCommand {
     /// Write a tenant's packs (one file each, in chain order) and its public key
     Packs(ExportPacksArgs),
+    /// Print the input document a Rego disposition policy sees for a scope (OPA / Conftest)
+    OpaInput(ExportOpaInputArgs),
+}
+
+/// `sv0 export opa-input`.
+#[derive(Debug, Args)]
+pub struct ExportOpaInputArgs {
+    /// The scope (it must have an approved baseline)
+    #[arg(long)]
+    pub scope: String,
+    /// Write to this file instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// `sv0 export packs`.

@@ -1,0 +1,173 @@
+//! The disposition through the CLI and the fold: the built-in rules after a deployment, a
+//! customer's Rego policy replacing or extending them over the input `sv0 export opa-input`
+//! prints, and a policy that fails giving `rejected`, never an approval.
+
+use std::path::Path;
+
+use serde_json::Value;
+use sv0_tests::TempDir;
+
+use crate::{DEMO_SNAPSHOTS, demo_snapshot, sv0_in};
+
+const SCOPE: &str = "project:HR-Automation";
+
+/// The demo tenant approved, then the deployment scanned: 5 new paths, 2 of them into Finance.
+fn deployed() -> TempDir {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley@contoso.example\"\n").unwrap();
+    let import = |n: usize| {
+        let file = dir.join(&format!("scan-{n}.json"));
+        std::fs::write(&file, demo_snapshot(DEMO_SNAPSHOTS[n])).unwrap();
+        let (code, out) = sv0_in(&data, &["scan", "import", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{out}");
+    };
+    import(0);
+    let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "baseline"]);
+    assert_eq!(code, 0, "{out}");
+    import(1);
+    dir
+}
+
+fn delta(data: &Path) -> Value {
+    let (code, out) = sv0_in(data, &["delta", "--scope", SCOPE, "--json"]);
+    assert_eq!(code, 0, "{out}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn set_rego(data: &Path, dir: &TempDir, source: &str, mode: &str) -> (u8, String) {
+    let file = dir.join("policy.rego");
+    std::fs::write(&file, source).unwrap();
+    sv0_in(data, &["policy", "set", "--rego", file.to_str().unwrap(), "--rego-mode", mode])
+}
+
+fn rules(disposition: &Value) -> Vec<String> {
+    disposition["reasons"].as_array().unwrap().iter().map(|r| r["rule"].as_str().unwrap().to_string()).collect()
+}
+
+const FINANCE_IS_REJECTED: &str = r#"package sv0
+
+default decision := "approved"
+
+decision := "rejected" if {
+    some e in input.delta
+    e.domain.name == "Finance"
+}
+
+reasons contains {"rule": "ORG-FIN-1", "text": "no agent may reach Finance data", "path_ids": [e.path_id]} if {
+    some e in input.delta
+    e.domain.name == "Finance"
+}
+"#;
+
+#[test]
+fn a_deployment_into_finance_requires_review_and_the_opa_input_shows_why() {
+    let dir = deployed();
+    let data = dir.join("data");
+    let doc = delta(&data);
+    assert_eq!(doc["disposition"]["decision"], "requires_review");
+    assert_eq!(rules(&doc["disposition"]), ["SV0-D001"]);
+
+    let (code, out) = sv0_in(&data, &["export", "opa-input", "--scope", SCOPE]);
+    assert_eq!(code, 0, "{out}");
+    let input: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(input["scope"], SCOPE);
+    assert_eq!(input["baseline_version"], 1);
+    assert_eq!(input["delta"].as_array().unwrap().len(), 5);
+    assert_eq!(input["paths"].as_array().unwrap().len(), 9);
+    assert_eq!(input["builtin"]["decision"], "requires_review");
+    assert!(input["findings"].as_array().unwrap().iter().all(|f| f["status"] == "open"));
+    assert!(input["posture"]["paths_total"].as_u64().is_some(), "{}", input["posture"]);
+}
+
+#[test]
+fn a_rego_policy_replaces_or_extends_the_built_in_rules() {
+    let dir = deployed();
+    let data = dir.join("data");
+    let (code, out) = set_rego(&data, &dir, FINANCE_IS_REJECTED, "replace");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Rego (replaces the built-in rules"), "{out}");
+    let doc = delta(&data);
+    assert_eq!(doc["disposition"]["decision"], "rejected");
+    assert_eq!(rules(&doc["disposition"]), ["ORG-FIN-1", "ORG-FIN-1"]);
+    let finance: Vec<&Value> =
+        doc["delta"].as_array().unwrap().iter().filter(|e| e["domain"]["name"] == "Finance").collect();
+    let named: Vec<&str> =
+        doc["disposition"]["reasons"].as_array().unwrap().iter().map(|r| r["path_ids"][0].as_str().unwrap()).collect();
+    assert_eq!(named.len(), finance.len());
+
+    // Extending: a lenient policy cannot loosen the built-in decision.
+    let (code, out) = set_rego(&data, &dir, "package sv0\n\ndefault decision := \"approved\"\n", "extend");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(delta(&data)["disposition"]["decision"], "requires_review");
+    // ...and a strict one tightens it, its reasons after the built-in ones.
+    let (code, out) = set_rego(&data, &dir, FINANCE_IS_REJECTED, "extend");
+    assert_eq!(code, 0, "{out}");
+    let doc = delta(&data);
+    assert_eq!(doc["disposition"]["decision"], "rejected");
+    assert_eq!(rules(&doc["disposition"])[0], "SV0-D001");
+
+    // The fold decides the same way: the next scan's sealed assessment carries it.
+    let file = dir.join("remediation.json");
+    std::fs::write(&file, demo_snapshot(DEMO_SNAPSHOTS[2])).unwrap();
+    let (code, out) = sv0_in(&data, &["scan", "import", file.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{out}");
+    crate::block_on(async {
+        let service = sv0_service::Service::open(&data).await.unwrap();
+        let tenant = service.tenant(None).unwrap();
+        let assessments = service.views().assessments_after(&tenant, 0).unwrap();
+        let last = assessments.last().unwrap().scan.as_ref().unwrap();
+        let disposition = last.scopes[0].disposition.as_ref().unwrap();
+        // The remediation removed the Finance paths: the strict policy has nothing to reject.
+        assert_eq!(disposition.decision, sv0_domain::disposition::Decision::Approved, "{disposition:?}");
+    });
+
+    // Back to the built-in rules.
+    let (code, out) = sv0_in(&data, &["policy", "set", "--no-rego"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("the built-in rules"), "{out}");
+}
+
+#[test]
+fn a_policy_that_does_not_compile_is_refused_and_changes_nothing() {
+    let dir = deployed();
+    let data = dir.join("data");
+    let (_, before) = sv0_in(&data, &["policy", "show", "--json"]);
+    for (source, says) in [
+        ("package sv0\n\ndecision := \n", "does not compile"),
+        ("package other\n\ndefault decision := \"approved\"\n", "must be `package sv0`"),
+        ("   \n", "empty"),
+    ] {
+        let (code, out) = set_rego(&data, &dir, source, "replace");
+        assert_eq!(code, 2, "{out}");
+        assert!(out.contains(says), "{out}");
+    }
+    let (_, after) = sv0_in(&data, &["policy", "show", "--json"]);
+    assert_eq!(before, after);
+}
+
+#[test]
+fn a_policy_that_fails_at_evaluation_rejects_instead_of_approving() {
+    let dir = deployed();
+    let data = dir.join("data");
+    for (source, says) in [
+        ("package sv0\n\ndecision := 42\n", "not a string"),
+        ("package sv0\n\ndecision := \"ship it\"\n", "none of approved"),
+        ("package sv0\n\ndecision := \"approved\" if { false }\n", "decided nothing"),
+        // No clock in the engine: time comes from events, so a policy cannot read the wall clock.
+        ("package sv0\n\ndecision := \"approved\" if { time.now_ns() > 0 }\n", "failed"),
+        (
+            "package sv0\n\ndecision := \"approved\" if { count(input.delta) > 0 }\ndecision := \"rejected\" if { count(input.delta) > 0 }\n",
+            "failed",
+        ),
+    ] {
+        let (code, out) = set_rego(&data, &dir, source, "replace");
+        assert_eq!(code, 0, "{out}");
+        let doc = delta(&data);
+        assert_eq!(doc["disposition"]["decision"], "rejected", "{source}: {}", doc["disposition"]);
+        let text = doc["disposition"]["reasons"][0]["text"].as_str().unwrap();
+        assert!(text.contains(says), "{source}: {text}");
+        assert_eq!(doc["disposition"]["reasons"][0]["rule"], "policy");
+    }
+}
