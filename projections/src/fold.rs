@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 
 use redb::{Table, WriteTransaction};
-use sv0_domain::TenantId;
 use sv0_domain::assessment::{
     ApprovalAssessment, Assessment, AssessmentKind, PostureSummary, ScanAssessment, ScopeAssessment,
 };
@@ -14,11 +13,12 @@ use sv0_domain::events::{
     ApprovalRecorded, Event, EventFragment, EventPayload, KeyRegistered, PackSealed, ScanChunk, ScanStarted,
 };
 use sv0_domain::snapshot::ScanTrigger;
+use sv0_domain::{TenantId, Timestamp};
 use sv0_log::Record;
 use tracing::warn;
 
 use crate::error::ProjectionError;
-use crate::records::{Baseline, BaselineHead, FindingAck, FindingRecord, PackHead};
+use crate::records::{Baseline, BaselineHead, Drift, FindingAck, FindingRecord, PackHead};
 use crate::scan;
 use crate::store::{self, get, key, prefix, put, scan, scan_raw};
 
@@ -162,6 +162,8 @@ pub(crate) fn assess_scopes(
     t: &mut Tables<'_>,
     tenant: &TenantId,
     trigger: ScanTrigger,
+    seq: u64,
+    now: Timestamp,
 ) -> Result<Vec<ScopeAssessment>, ProjectionError> {
     let heads: Vec<BaselineHead> = scan(&t.baselines, "baselines", &t_prefix(tenant, &[]))?;
     let policy = scan::policy(t, tenant)?;
@@ -212,6 +214,24 @@ pub(crate) fn assess_scopes(
             &entries,
             verification.as_ref(),
         );
+        // Approved → drifted when the delta breaks the match on at least the policy's number of
+        // paths; back to approved when a later scan (a verified remediation) matches again.
+        let breaking = entries
+            .iter()
+            .filter(|e| delta::breaks_match(e))
+            .map(|e| e.path_id.as_str())
+            .collect::<BTreeSet<_>>()
+            .len() as u64;
+        let drifted = (breaking > 0 && breaking >= u64::from(policy.drift_threshold_paths())).then(|| Drift {
+            since_seq: head.drifted.as_ref().map_or(seq, |d| d.since_seq),
+            since: head.drifted.as_ref().map_or(now, |d| d.since),
+            paths: breaking,
+            decision: disposition.decision,
+        });
+        if drifted != head.drifted {
+            let head_key = t_key(tenant, &[scope_key.as_bytes()]);
+            put(&mut t.baselines, &head_key, &BaselineHead { drifted, ..head.clone() })?;
+        }
         out.push(ScopeAssessment {
             scope: head.scope.canonical(),
             baseline_version: head.version,
@@ -256,8 +276,12 @@ fn approval_recorded(
     };
     let version_key = t_key(tenant, &[scope_key.as_bytes(), &approval.baseline_version.to_be_bytes()]);
     put(&mut t.baseline_versions, &version_key, &baseline)?;
-    let new_head =
-        BaselineHead { scope: approval.scope.clone(), version: approval.baseline_version, approval_seq: seq };
+    let new_head = BaselineHead {
+        scope: approval.scope.clone(),
+        version: approval.baseline_version,
+        approval_seq: seq,
+        drifted: None,
+    };
     put(&mut t.baselines, &head_key, &new_head)?;
     t.scope_flags.remove(head_key.as_slice())?;
 

@@ -207,6 +207,58 @@ pub struct BaselineHead {
     pub version: u32,
     /// Position of the approval that created it.
     pub approval_seq: u64,
+    /// Since when (the scan's position and time) the scope has drifted from this version, and
+    /// by how many paths; `None` while its posture matches (approved).
+    #[serde(default)]
+    pub drifted: Option<Drift>,
+}
+
+/// A scope's drift from its approved baseline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    /// Position of the scan that first showed the drift.
+    pub since_seq: u64,
+    /// Its time.
+    pub since: Timestamp,
+    /// Paths that break the match at the latest scan.
+    pub paths: u64,
+    /// The latest scan's disposition.
+    pub decision: sv0_domain::disposition::Decision,
+}
+
+/// Where a baseline version stands: the latest version is `approved` or `drifted`, older ones
+/// `superseded` (re-assessed by a newer approval).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineState {
+    /// The scope's posture matches it.
+    Approved,
+    /// A scan showed a delta beyond the drift threshold: it asks for re-assessment.
+    Drifted,
+    /// A newer approval replaced it.
+    Superseded,
+}
+
+impl BaselineState {
+    /// The snake_case name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BaselineState::Approved => "approved",
+            BaselineState::Drifted => "drifted",
+            BaselineState::Superseded => "superseded",
+        }
+    }
+}
+
+impl BaselineHead {
+    /// The state of one of this scope's versions.
+    pub fn state_of(&self, version: u32) -> BaselineState {
+        match (&self.drifted, version == self.version) {
+            (_, false) => BaselineState::Superseded,
+            (Some(_), true) => BaselineState::Drifted,
+            (None, true) => BaselineState::Approved,
+        }
+    }
 }
 
 /// One locked baseline version.

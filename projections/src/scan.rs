@@ -945,7 +945,7 @@ fn apply(
     movement.resolved.sort();
     let mut posture = state.posture.clone();
     posture.path_set_digest = digest;
-    let scopes = crate::fold::assess_scopes(t, tenant, started.trigger)?;
+    let scopes = crate::fold::assess_scopes(t, tenant, started.trigger, seq, now)?;
     let assessment = ScanAssessment {
         scan: ScanRef {
             scan_id: started.scan_id.clone(),

@@ -181,10 +181,10 @@ fn fixtures() -> Vec<Event> {
                     domain: "finance".into(),
                 }],
                 breaker: sv0_domain::policy::BreakerPolicy { max_removed_percent: 10, min_removed: 20 },
-                rego: Some(sv0_domain::policy::RegoPolicy {
-                    mode: sv0_domain::policy::RegoMode::Extend,
-                    source: "package sv0\ndefault decision := \"approved\"\n".into(),
-                }),
+                // Left out, as before these settings existed: the golden vector written then
+                // still decodes (`a_policy_with_the_newer_settings_round_trips` covers them).
+                drift_threshold: None,
+                rego: None,
             },
         }),
         EventPayload::ScanQuarantined(ScanQuarantined {
@@ -227,6 +227,21 @@ fn golden_vectors_decode_and_reencode_byte_for_byte() {
     }
     let all: Vec<&str> = EventPayload::TYPES.iter().map(|(n, _)| *n).collect();
     assert_eq!(seen, all, "every event type has a vector");
+}
+
+#[test]
+fn a_policy_with_the_newer_settings_round_trips_and_matches_the_cddl_schema() {
+    let mut event = fixtures().into_iter().find(|e| e.payload.event_type() == "policy.set").unwrap();
+    let EventPayload::PolicySet(set) = &mut event.payload else { unreachable!() };
+    set.policy.drift_threshold = Some(3);
+    set.policy.rego = Some(sv0_domain::policy::RegoPolicy {
+        mode: sv0_domain::policy::RegoMode::Extend,
+        source: "package sv0\n\ndefault decision := \"approved\"\n".into(),
+    });
+    let bytes = encode_event(&event).unwrap();
+    assert_eq!(decode_event(&bytes).unwrap(), event);
+    let cddl = std::fs::read_to_string(crate::repo_root().join("schemas/events.cddl")).unwrap();
+    cddl_cat::validate_cbor_bytes("envelope", &cddl, &bytes).expect("matches schemas/events.cddl");
 }
 
 #[test]

@@ -171,3 +171,56 @@ fn a_policy_that_fails_at_evaluation_rejects_instead_of_approving() {
         assert_eq!(doc["disposition"]["reasons"][0]["rule"], "policy");
     }
 }
+
+fn baselines(data: &Path) -> Vec<Value> {
+    let (code, out) = sv0_in(data, &["baselines", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn a_baseline_drifts_when_a_scan_breaks_it_and_a_new_approval_supersedes_it() {
+    let dir = deployed();
+    let data = dir.join("data");
+    let listed = baselines(&data);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["state"], "drifted", "{:#}", listed[0]);
+    assert_eq!(listed[0]["drifted"]["paths"], 2, "the two Finance writes break the match");
+    assert_eq!(listed[0]["drifted"]["decision"], "requires_review");
+    let (_, table) = sv0_in(&data, &["baselines"]);
+    assert!(table.contains("drifted since"), "{table}");
+
+    // Re-assessment: a new approval supersedes the drifted version.
+    let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "re-assessed"]);
+    assert_eq!(code, 0, "{out}");
+    let listed = baselines(&data);
+    let states: Vec<(u64, &str)> =
+        listed.iter().map(|b| (b["version"].as_u64().unwrap(), b["state"].as_str().unwrap())).collect();
+    assert_eq!(states, [(1, "superseded"), (2, "approved")]);
+    assert_eq!(listed[1]["approver"], "riley@contoso.example");
+    assert!(listed[1]["drifted"].is_null());
+}
+
+#[test]
+fn a_drift_under_the_threshold_leaves_the_baseline_approved() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley@contoso.example\"\n").unwrap();
+    let import = |n: usize| {
+        let file = dir.join(&format!("scan-{n}.json"));
+        std::fs::write(&file, demo_snapshot(DEMO_SNAPSHOTS[n])).unwrap();
+        let (code, out) = sv0_in(&data, &["scan", "import", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{out}");
+    };
+    import(0);
+    let (code, out) = sv0_in(&data, &["policy", "set", "--drift-threshold", "3"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("on 3 path(s) or more"), "{out}");
+    let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "baseline"]);
+    assert_eq!(code, 0, "{out}");
+    import(1);
+    assert_eq!(baselines(&data)[0]["state"], "approved", "2 breaking paths are under a threshold of 3");
+    let (code, out) = sv0_in(&data, &["policy", "set", "--drift-threshold", "0"]);
+    assert_eq!(code, 2, "{out}");
+}

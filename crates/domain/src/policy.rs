@@ -24,6 +24,10 @@ pub struct Policy {
     pub classification_rules: Vec<ClassificationRule>,
     /// Deletion circuit breakers.
     pub breaker: BreakerPolicy,
+    /// A scope drifts from its baseline when a scan's delta breaks the match on at least this
+    /// many paths (1 when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_threshold: Option<u32>,
     /// A Rego policy that replaces or extends the built-in disposition rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rego: Option<RegoPolicy>,
@@ -73,12 +77,18 @@ impl Default for Policy {
             internal_host_suffixes: Vec::new(),
             classification_rules: Vec::new(),
             breaker: BreakerPolicy::default(),
+            drift_threshold: None,
             rego: None,
         }
     }
 }
 
 impl Policy {
+    /// Paths a delta must break the match on for the scope to count as drifted.
+    pub fn drift_threshold_paths(&self) -> u32 {
+        self.drift_threshold.unwrap_or(1).max(1)
+    }
+
     /// Checks the settings a person gave: windows of 1 to 3,650 days, a breaker share of 1 to
     /// 100 %, host suffixes that are host names, rules with distinct non-empty ids.
     pub fn validate(&self) -> Result<(), InvalidInput> {
@@ -105,6 +115,9 @@ impl Policy {
                     "internal host suffix {suffix:?} is not a lowercase host name such as contoso.com"
                 )));
             }
+        }
+        if self.drift_threshold == Some(0) {
+            return Err(InvalidInput::new("drift_threshold must be at least 1 path"));
         }
         if let Some(rego) = &self.rego {
             if rego.source.trim().is_empty() {

@@ -560,17 +560,42 @@ fn baselines(
         Some(text) => vec![scope_arg(text)?],
         None => service.views().baselines(&tenant)?.into_iter().map(|h| h.scope).collect(),
     };
+    let heads = service.views().baselines(&tenant)?;
     let mut all = Vec::new();
     for scope in &scopes {
-        all.extend(service.views().baseline_history(&tenant, scope)?);
+        let head = heads.iter().find(|h| &h.scope == scope);
+        for version in service.views().baseline_history(&tenant, scope)? {
+            let state = head.map(|h| h.state_of(version.version));
+            let drifted = head.filter(|h| h.version == version.version).and_then(|h| h.drifted.clone());
+            all.push((version, state, drifted));
+        }
     }
     if args.json {
-        print_json(out, &all)?;
+        let listed: Vec<serde_json::Value> = all
+            .iter()
+            .map(|(version, state, drifted)| {
+                let mut value = serde_json::to_value(version)?;
+                value["state"] = json!(state);
+                value["drifted"] = json!(drifted);
+                Ok(value)
+            })
+            .collect::<Result<_, serde_json::Error>>()?;
+        print_json(out, &listed)?;
         return Ok(EXIT_OK);
     }
     writeln!(out, "{} baseline version(s) in tenant {tenant}", all.len())?;
     if !all.is_empty() {
-        writeln!(out, "{}", render::baselines(&all))?;
+        let rows: Vec<(sv0_projections::Baseline, String)> = all
+            .into_iter()
+            .map(|(version, state, drifted)| {
+                let mut text = state.map_or("-", |s| s.as_str()).to_string();
+                if let Some(d) = drifted {
+                    text = format!("{text} since {} ({} path(s), {})", d.since, d.paths, d.decision);
+                }
+                (version, text)
+            })
+            .collect();
+        writeln!(out, "{}", render::baselines(&rows))?;
     }
     Ok(EXIT_OK)
 }

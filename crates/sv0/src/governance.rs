@@ -247,6 +247,9 @@ fn edit(mut policy: Policy, args: &PolicySetArgs) -> Result<Policy, InvalidInput
     if let Some(count) = args.breaker_min {
         policy.breaker.min_removed = count;
     }
+    if let Some(paths) = args.drift_threshold {
+        policy.drift_threshold = Some(paths);
+    }
     if args.no_rego {
         policy.rego = None;
     }
@@ -286,6 +289,11 @@ fn print_policy(tenant: &sv0_domain::TenantId, p: &Policy, out: &mut dyn Write) 
         out,
         "  deletion breakers:     quarantine a scan removing more than {} % of a list or of the paths, and at least {}",
         p.breaker.max_removed_percent, p.breaker.min_removed
+    )?;
+    writeln!(
+        out,
+        "  drift threshold:       a scope drifts when a scan breaks its baseline on {} path(s) or more",
+        p.drift_threshold_paths()
     )?;
     match &p.rego {
         Some(rego) => writeln!(

@@ -240,6 +240,9 @@ pub struct PolicySetArgs {
     /// ...and at least this many
     #[arg(long, value_name = "COUNT")]
     pub breaker_min: Option<u64>,
+    /// A scope drifts from its baseline when a scan breaks the match on at least this many paths
+    #[arg(long, value_name = "PATHS")]
+    pub drift_threshold: Option<u32>,
     /// A Rego disposition policy (package sv0; defines `decision`, optionally `reasons`) over
     /// the input `sv0 export opa-input` prints
     #[arg(long, value_name = "FILE", conflicts_with = "no_rego")]

@@ -122,12 +122,13 @@ pub fn delta(entries: &[DeltaEntry]) -> Table {
 }
 
 /// A table of baseline versions.
-pub fn baselines(list: &[Baseline]) -> Table {
-    let mut t = table(&["Scope", "Version", "Approver", "Approved at", "Paths", "Acknowledged", "Note"]);
-    for b in list {
+pub fn baselines(list: &[(Baseline, String)]) -> Table {
+    let mut t = table(&["Scope", "Version", "State", "Approver", "Approved at", "Paths", "Acknowledged", "Note"]);
+    for (b, state) in list {
         t.add_row(vec![
             b.scope.canonical(),
             format!("v{}", b.version),
+            state.clone(),
             b.approver.clone(),
             b.approved_at.to_rfc3339(),
             b.paths.len().to_string(),
