@@ -224,3 +224,67 @@ fn a_drift_under_the_threshold_leaves_the_baseline_approved() {
     let (code, out) = sv0_in(&data, &["policy", "set", "--drift-threshold", "0"]);
     assert_eq!(code, 2, "{out}");
 }
+
+#[test]
+fn sv0_watch_imports_its_sources_each_round_and_reports_drift() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley@contoso.example\"\n").unwrap();
+    let source = dir.join("collector.json");
+    std::fs::write(&source, demo_snapshot(DEMO_SNAPSHOTS[0])).unwrap();
+    let source_arg = source.to_str().unwrap();
+    let (code, out) = sv0_in(&data, &["watch", "--every", "1s", "--snapshot", source_arg, "--ticks", "1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("imported scan"), "{out}");
+    let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "baseline"]);
+    assert_eq!(code, 0, "{out}");
+
+    // The collector rewrites its file with the deployed tenant; a broken source next to it is
+    // reported every round and does not stop the watch.
+    std::fs::write(&source, demo_snapshot(DEMO_SNAPSHOTS[1])).unwrap();
+    let broken = dir.join("broken.json");
+    std::fs::write(&broken, b"{ not json").unwrap();
+    let started = std::time::Instant::now();
+    let (code, out) = sv0_in(
+        &data,
+        &[
+            "watch",
+            "--every",
+            "1s",
+            "--snapshot",
+            source_arg,
+            "--snapshot",
+            broken.to_str().unwrap(),
+            "--ticks",
+            "2",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1), "two rounds are an interval apart");
+    let lines: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let of = |round: u64, key: &str| -> Vec<&Value> {
+        lines.iter().filter(|l| l["round"] == round && !l[key].is_null()).collect()
+    };
+    assert_eq!(of(1, "source")[0]["imported"], true);
+    assert!(of(1, "source")[1]["error"].as_str().unwrap().contains("not valid"), "{out}");
+    assert!(of(1, "source")[1]["source"].as_str().unwrap().ends_with("broken.json"));
+    assert_eq!(of(2, "source")[0]["imported"], false, "an unchanged source appends nothing");
+    for round in [1, 2] {
+        let scope = of(round, "scope");
+        assert_eq!(scope.len(), 1);
+        assert_eq!(scope[0]["state"], "drifted");
+        assert_eq!(scope[0]["disposition"], "requires_review");
+        assert_eq!(scope[0]["drifted"]["paths"], 2);
+    }
+
+    // The scheduled scan raised a drift signal for SOC consumers.
+    let (code, out) = sv0_in(&data, &["signals"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("io.sv0.drift.detected"), "{out}");
+
+    let (code, out) = sv0_in(&data, &["watch", "--every", "0s", "--snapshot", source_arg]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("at least 1s"), "{out}");
+}

@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// Largest snapshot file `scan import` reads.
-const MAX_SNAPSHOT_BYTES: u64 = 512 * 1024 * 1024;
+pub(crate) const MAX_SNAPSHOT_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Runs one parsed command.
 pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
@@ -94,6 +94,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     }
     let tenant = cli.tenant.as_deref();
     match cli.command {
+        Command::Watch(args) => crate::watch::run(&mut service, tenant, args, out).await,
         Command::Demo(_) | Command::Bench(_) | Command::Synth(_) | Command::Rules(_) => {
             unreachable!("handled above")
         }
@@ -232,6 +233,7 @@ fn writes(command: &Command) -> bool {
         Command::Scan(ScanCommand::Import(_) | ScanCommand::Release(_))
             | Command::Policy(PolicyCommand::Set(_))
             | Command::Approve(_)
+            | Command::Watch(_)
     )
 }
 

@@ -11,6 +11,7 @@ mod governance;
 mod render;
 mod report;
 mod synth;
+mod watch;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -73,6 +74,9 @@ pub enum Command {
     Findings(FindingsArgs),
     /// Print the rule catalogue: id, version, maturity, title, OWASP Agentic Top 10 ids
     Rules(RulesArgs),
+    /// Continuous drift monitoring: import the snapshot sources on a schedule and report each
+    /// baselined scope's drift and disposition (until stopped, or --ticks times)
+    Watch(WatchArgs),
     /// Approve the current posture of a scope as its next baseline
     Approve(ApproveArgs),
     /// Show the path-level delta of a scope against its approved baseline
@@ -371,6 +375,32 @@ pub struct FindingsArgs {
     /// Print a JUnit XML report: a suite per rule, a failing case per open or overdue finding
     #[arg(long, group = "format")]
     pub junit: bool,
+}
+
+/// `sv0 watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Time between two rounds, e.g. 15m, 1h, 30s
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_every)]
+    pub every: std::time::Duration,
+    /// A snapshot file a collector keeps up to date; repeatable. Each round imports it as a
+    /// scheduled scan (an unchanged file appends nothing)
+    #[arg(long = "snapshot", value_name = "FILE", required = true)]
+    pub snapshots: Vec<PathBuf>,
+    /// Stop after this many rounds (the first runs at once)
+    #[arg(long, value_name = "N")]
+    pub ticks: Option<u64>,
+    /// Print one JSON object per scope per round
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_every(text: &str) -> Result<std::time::Duration, String> {
+    let every = humantime::parse_duration(text).map_err(|e| format!("{e} (use e.g. 15m, 1h, 30s)"))?;
+    if every < std::time::Duration::from_secs(1) {
+        return Err("the interval must be at least 1s".to_string());
+    }
+    Ok(every)
 }
 
 /// `sv0 rules`.

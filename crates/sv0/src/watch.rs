@@ -1,0 +1,155 @@
+//! `sv0 watch`: continuous (W3) drift monitoring. Each round imports the snapshot sources as
+//! scheduled scans, which the fold compares with every approved baseline (a drift beyond the
+//! policy's threshold marks the baseline drifted and asks for re-assessment; drift signals are
+//! derived from the same assessments), then reports each baselined scope. A source that fails
+//! (unreadable, invalid) is reported and retried next round; the watch goes on.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::json;
+use sv0_domain::snapshot::ScanTrigger;
+use sv0_service::Service;
+
+use crate::commands::MAX_SNAPSHOT_BYTES;
+use crate::{EXIT_OK, WatchArgs};
+
+/// Runs rounds until stopped (Ctrl-C, SIGTERM) or `--ticks` rounds have run.
+pub async fn run(
+    service: &mut Service<impl sv0_log::EventLog>,
+    tenant: Option<&str>,
+    args: WatchArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let mut round = 0u64;
+    loop {
+        round += 1;
+        for file in &args.snapshots {
+            let line = match import(service, file).await {
+                Ok(report) if report.duplicate => {
+                    json!({ "round": round, "source": file, "scan": report.scan_id, "imported": false })
+                }
+                Ok(report) => json!({
+                    "round": round,
+                    "source": file,
+                    "scan": report.scan_id,
+                    "imported": true,
+                    "status": report.scan.map(|s| s.status),
+                }),
+                Err(error) => json!({ "round": round, "source": file, "error": format!("{error:#}") }),
+            };
+            report_source(&line, args.json, out)?;
+        }
+        match service.tenant(tenant) {
+            Ok(tenant) => {
+                for head in service.views().baselines(&tenant)? {
+                    let delta = service.delta(&tenant, &head.scope)?;
+                    let line = json!({
+                        "round": round,
+                        "tenant": tenant,
+                        "scope": head.scope,
+                        "baseline_version": head.version,
+                        "state": head.state_of(head.version),
+                        "drifted": head.drifted,
+                        "changes": delta.entries.len(),
+                        "disposition": delta.disposition.decision,
+                        "reasons": delta.disposition.reasons,
+                    });
+                    report_scope(&line, args.json, out)?;
+                }
+            }
+            Err(error) => writeln!(out, "round {round}: {error}")?,
+        }
+        out.flush()?;
+        if args.ticks.is_some_and(|ticks| round >= ticks) {
+            return Ok(EXIT_OK);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(args.every) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(EXIT_OK),
+            () = terminated() => return Ok(EXIT_OK),
+        }
+    }
+}
+
+async fn import(
+    service: &mut Service<impl sv0_log::EventLog>,
+    file: &Path,
+) -> anyhow::Result<sv0_service::ImportReport> {
+    let size = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?.len();
+    anyhow::ensure!(
+        size <= MAX_SNAPSHOT_BYTES,
+        "{} is {size} bytes; snapshots are limited to {MAX_SNAPSHOT_BYTES}",
+        file.display()
+    );
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let snapshot = sv0_service::import::parse_snapshot(&bytes)?;
+    drop(bytes);
+    Ok(service.import_parsed(snapshot, Some(ScanTrigger::Scheduled)).await?)
+}
+
+fn report_source(line: &serde_json::Value, as_json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    if as_json {
+        serde_json::to_writer(&mut *out, line)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let source = line["source"].as_str().unwrap_or_default();
+    match (&line["error"], line["imported"].as_bool()) {
+        (serde_json::Value::String(error), _) => {
+            writeln!(out, "round {}: {source}: not imported: {error}", line["round"])?
+        }
+        (_, Some(true)) => writeln!(
+            out,
+            "round {}: {source}: imported scan {}",
+            line["round"],
+            line["scan"].as_str().unwrap_or_default()
+        )?,
+        _ => writeln!(
+            out,
+            "round {}: {source}: unchanged (scan {})",
+            line["round"],
+            line["scan"].as_str().unwrap_or_default()
+        )?,
+    }
+    Ok(())
+}
+
+fn report_scope(line: &serde_json::Value, as_json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    if as_json {
+        serde_json::to_writer(&mut *out, line)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let scope = line["scope"].as_str().unwrap_or_default();
+    let version = &line["baseline_version"];
+    let disposition = line["disposition"].as_str().unwrap_or_default();
+    match line["drifted"].as_object() {
+        Some(drift) => writeln!(
+            out,
+            "round {}: scope {scope} DRIFTED from baseline v{version} since {} ({} path(s)); disposition {disposition}: re-assess with `sv0 delta --scope {scope}` and `sv0 approve`",
+            line["round"],
+            drift["since"].as_str().unwrap_or_default(),
+            drift["paths"],
+        )?,
+        None => writeln!(
+            out,
+            "round {}: scope {scope} matches baseline v{version} ({} change(s)); disposition {disposition}",
+            line["round"], line["changes"]
+        )?,
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM (the way service managers stop a process); never on other platforms.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            term.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
+}
