@@ -110,6 +110,29 @@ async fn measure(
         .approve(&tenant, &scope, "bench", Vec::new(), "bench@example.com", Timestamp::parse("2026-03-02T10:00:00Z")?)
         .await?;
     m.push(Measurement::since("approve one project (fold + seal)", t, approval.baseline.paths.len() as f64, "paths/s"));
+    // The heavy workload (1,000 paths) as a scope of its own, for the delta of a 1,000-path scope.
+    let heavy = Scope::parse("workload:workload-0000000")?;
+    service
+        .approve(&tenant, &heavy, "bench", Vec::new(), "bench@example.com", Timestamp::parse("2026-03-02T10:00:00Z")?)
+        .await?;
+
+    // Every workload and path rule over the stored paths, workload by workload (what a full
+    // evaluation reads and decides, without writing).
+    let t = Instant::now();
+    let mut evaluated = 0usize;
+    let mut found = 0usize;
+    for workload in service.views().workloads(&tenant)? {
+        let filter = PathFilter { workload: Some(workload.id.clone()), ..PathFilter::default() };
+        let paths = service.views().query_paths(&tenant, &filter)?;
+        evaluated += paths.len();
+        found += sv0_domain::findings::workload_findings(&paths).len();
+    }
+    m.push(Measurement::since("rules: every workload and path rule over the stored paths", t, evaluated as f64, "paths/s"));
+    // A policy event with the same policy: the fold recomputes every path and decides every
+    // finding again (workload, path, identity, credential, destination rules).
+    let t = Instant::now();
+    service.set_policy(&tenant, Ok, "bench@example.com", Timestamp::parse("2026-03-02T11:00:00Z")?).await?;
+    m.push(Measurement::since("full re-evaluation: every path and finding (policy event)", t, total_paths as f64, "paths/s"));
 
     let t = Instant::now();
     let report = service.import_snapshot(&second, Some(ScanTrigger::Deployment)).await?;
@@ -118,6 +141,14 @@ async fn measure(
     let t = Instant::now();
     let delta = service.delta(&tenant, &scope)?;
     m.push(Measurement::since("delta of one project", t, delta.entries.len().max(1) as f64, "entries/s"));
+    let t = Instant::now();
+    let heavy_delta = service.delta(&tenant, &heavy)?;
+    m.push(Measurement::since(
+        "delta + disposition of one 1,000-path workload scope",
+        t,
+        heavy_delta.paths.len() as f64,
+        "paths/s",
+    ));
 
     if !skip_replay {
         let head = service.log().head().await?;
@@ -141,6 +172,7 @@ async fn measure(
             "scan_events": events,
             "scan_bytes": bytes,
             "rescan_delta_entries": changed,
+            "findings_of_workload_and_path_rules": found,
             "rescan_chunks": report.chunk_count,
             "log_bytes": log_size,
             "views_bytes": views_size,
