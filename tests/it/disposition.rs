@@ -288,3 +288,40 @@ fn sv0_watch_imports_its_sources_each_round_and_reports_drift() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("at least 1s"), "{out}");
 }
+
+#[test]
+fn an_acknowledged_finding_becomes_overdue_when_a_later_scan_passes_its_due_date() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley@contoso.example\"\n").unwrap();
+    let import = |n: usize| {
+        let file = dir.join(&format!("scan-{n}.json"));
+        std::fs::write(&file, demo_snapshot(DEMO_SNAPSHOTS[n])).unwrap();
+        let (code, out) = sv0_in(&data, &["scan", "import", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{out}");
+    };
+    let secret = |data: &Path| -> Value {
+        let (code, out) = sv0_in(data, &["findings", "--all", "--json"]);
+        assert_eq!(code, 0, "{out}");
+        let all: Vec<Value> = serde_json::from_str(&out).unwrap();
+        all.into_iter().find(|f| f["finding"]["rule_id"] == "SV0-E002").expect("the demo has a long-lived secret")
+    };
+    import(0);
+    let open = secret(&data);
+    assert_eq!(open["lifecycle"], "open");
+    let id = open["finding"]["finding_id"].as_str().unwrap();
+    // Due the day after the first scan: the deployment scan, later, passes it.
+    let ack = format!("{id}=2026-03-03");
+    let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "baseline", "--ack", &ack]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(secret(&data)["lifecycle"], "acknowledged");
+    import(1);
+    let overdue = secret(&data);
+    assert_eq!(overdue["lifecycle"], "overdue", "{overdue:#}");
+    assert_eq!(overdue["acknowledgement"]["by"], "riley@contoso.example");
+    let (_, sarif) = sv0_in(&data, &["findings", "--sarif"]);
+    let sarif: Value = serde_json::from_str(&sarif).unwrap();
+    let result = sarif["runs"][0]["results"].as_array().unwrap().iter().find(|r| r["ruleId"] == "SV0-E002").unwrap();
+    assert!(result.get("suppressions").is_none(), "an overdue acknowledgement no longer suppresses");
+}

@@ -127,12 +127,22 @@ async fn measure(
         evaluated += paths.len();
         found += sv0_domain::findings::workload_findings(&paths).len();
     }
-    m.push(Measurement::since("rules: every workload and path rule over the stored paths", t, evaluated as f64, "paths/s"));
+    m.push(Measurement::since(
+        "rules: every workload and path rule over the stored paths",
+        t,
+        evaluated as f64,
+        "paths/s",
+    ));
     // A policy event with the same policy: the fold recomputes every path and decides every
     // finding again (workload, path, identity, credential, destination rules).
     let t = Instant::now();
     service.set_policy(&tenant, Ok, "bench@example.com", Timestamp::parse("2026-03-02T11:00:00Z")?).await?;
-    m.push(Measurement::since("full re-evaluation: every path and finding (policy event)", t, total_paths as f64, "paths/s"));
+    m.push(Measurement::since(
+        "full re-evaluation: every path and finding (policy event)",
+        t,
+        total_paths as f64,
+        "paths/s",
+    ));
 
     let t = Instant::now();
     let report = service.import_snapshot(&second, Some(ScanTrigger::Deployment)).await?;
