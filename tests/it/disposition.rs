@@ -11,22 +11,30 @@ use crate::{DEMO_SNAPSHOTS, demo_snapshot, sv0_in};
 
 const SCOPE: &str = "project:HR-Automation";
 
-/// The demo tenant approved, then the deployment scanned: 5 new paths, 2 of them into Finance.
-fn deployed() -> TempDir {
+/// A new data directory (`<dir>/data`) whose approver is riley@contoso.example.
+fn fresh() -> TempDir {
     let dir = TempDir::new();
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley@contoso.example\"\n").unwrap();
-    let import = |n: usize| {
-        let file = dir.join(&format!("scan-{n}.json"));
-        std::fs::write(&file, demo_snapshot(DEMO_SNAPSHOTS[n])).unwrap();
-        let (code, out) = sv0_in(&data, &["scan", "import", file.to_str().unwrap()]);
-        assert_eq!(code, 0, "{out}");
-    };
-    import(0);
-    let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "baseline"]);
+    dir
+}
+
+/// Imports the demo's snapshot number `n` into `<dir>/data`.
+fn import(dir: &TempDir, n: usize) {
+    let file = dir.join(&format!("scan-{n}.json"));
+    std::fs::write(&file, demo_snapshot(DEMO_SNAPSHOTS[n])).unwrap();
+    let (code, out) = sv0_in(&dir.join("data"), &["scan", "import", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
-    import(1);
+}
+
+/// The demo tenant approved, then the deployment scanned: 5 new paths, 2 of them into Finance.
+fn deployed() -> TempDir {
+    let dir = fresh();
+    import(&dir, 0);
+    let (code, out) = sv0_in(&dir.join("data"), &["approve", "--scope", SCOPE, "--note", "baseline"]);
+    assert_eq!(code, 0, "{out}");
+    import(&dir, 1);
     dir
 }
 
@@ -203,23 +211,15 @@ fn a_baseline_drifts_when_a_scan_breaks_it_and_a_new_approval_supersedes_it() {
 
 #[test]
 fn a_drift_under_the_threshold_leaves_the_baseline_approved() {
-    let dir = TempDir::new();
+    let dir = fresh();
     let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley@contoso.example\"\n").unwrap();
-    let import = |n: usize| {
-        let file = dir.join(&format!("scan-{n}.json"));
-        std::fs::write(&file, demo_snapshot(DEMO_SNAPSHOTS[n])).unwrap();
-        let (code, out) = sv0_in(&data, &["scan", "import", file.to_str().unwrap()]);
-        assert_eq!(code, 0, "{out}");
-    };
-    import(0);
+    import(&dir, 0);
     let (code, out) = sv0_in(&data, &["policy", "set", "--drift-threshold", "3"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("on 3 path(s) or more"), "{out}");
     let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "baseline"]);
     assert_eq!(code, 0, "{out}");
-    import(1);
+    import(&dir, 1);
     assert_eq!(baselines(&data)[0]["state"], "approved", "2 breaking paths are under a threshold of 3");
     let (code, out) = sv0_in(&data, &["policy", "set", "--drift-threshold", "0"]);
     assert_eq!(code, 2, "{out}");
@@ -227,10 +227,8 @@ fn a_drift_under_the_threshold_leaves_the_baseline_approved() {
 
 #[test]
 fn sv0_watch_imports_its_sources_each_round_and_reports_drift() {
-    let dir = TempDir::new();
+    let dir = fresh();
     let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley@contoso.example\"\n").unwrap();
     let source = dir.join("collector.json");
     std::fs::write(&source, demo_snapshot(DEMO_SNAPSHOTS[0])).unwrap();
     let source_arg = source.to_str().unwrap();
@@ -291,23 +289,15 @@ fn sv0_watch_imports_its_sources_each_round_and_reports_drift() {
 
 #[test]
 fn an_acknowledged_finding_becomes_overdue_when_a_later_scan_passes_its_due_date() {
-    let dir = TempDir::new();
+    let dir = fresh();
     let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley@contoso.example\"\n").unwrap();
-    let import = |n: usize| {
-        let file = dir.join(&format!("scan-{n}.json"));
-        std::fs::write(&file, demo_snapshot(DEMO_SNAPSHOTS[n])).unwrap();
-        let (code, out) = sv0_in(&data, &["scan", "import", file.to_str().unwrap()]);
-        assert_eq!(code, 0, "{out}");
-    };
     let secret = |data: &Path| -> Value {
         let (code, out) = sv0_in(data, &["findings", "--all", "--json"]);
         assert_eq!(code, 0, "{out}");
         let all: Vec<Value> = serde_json::from_str(&out).unwrap();
         all.into_iter().find(|f| f["finding"]["rule_id"] == "SV0-E002").expect("the demo has a long-lived secret")
     };
-    import(0);
+    import(&dir, 0);
     let open = secret(&data);
     assert_eq!(open["lifecycle"], "open");
     let id = open["finding"]["finding_id"].as_str().unwrap();
@@ -316,7 +306,7 @@ fn an_acknowledged_finding_becomes_overdue_when_a_later_scan_passes_its_due_date
     let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "baseline", "--ack", &ack]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(secret(&data)["lifecycle"], "acknowledged");
-    import(1);
+    import(&dir, 1);
     let overdue = secret(&data);
     assert_eq!(overdue["lifecycle"], "overdue", "{overdue:#}");
     assert_eq!(overdue["acknowledgement"]["by"], "riley@contoso.example");
