@@ -7,6 +7,7 @@ mod delta;
 mod disposition;
 mod faults;
 mod log;
+mod merkle;
 mod model;
 mod packs;
 mod properties;

@@ -16,6 +16,7 @@ pub mod import;
 mod service;
 pub mod signals;
 pub mod synthetic;
+pub mod transparency;
 mod verify;
 
 pub use any_log::{AnyLog, LogTarget};

@@ -17,7 +17,7 @@ use sv0_signer::{KeyRing, entries_from_dir, verify_chain};
 
 use crate::{
     ApproveArgs, BaselinesArgs, Cli, Command, DeltaArgs, EXIT_NO, EXIT_OK, ExportCommand, FindingsArgs, ImportArgs,
-    PathsArgs, PolicyCommand, RulesArgs, ScanCommand, TriggerArg, render,
+    PathsArgs, PolicyCommand, ProofCommand, RulesArgs, ScanCommand, TriggerArg, render,
 };
 
 /// Largest snapshot file `scan import` reads.
@@ -107,6 +107,52 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Delta(args) => delta(&service, tenant, args, out),
         Command::Baselines(args) => baselines(&service, tenant, args, out),
         Command::Verify(args) => verify_log(&mut service, tenant, args.json, out).await,
+        Command::Export(ExportCommand::Checkpoint(args)) => {
+            let tenant = service.tenant(tenant)?;
+            let note = service.checkpoint(&tenant)?;
+            match &args.out {
+                Some(file) => {
+                    std::fs::write(file, &note).with_context(|| format!("cannot write {}", file.display()))?;
+                    writeln!(out, "wrote the checkpoint of tenant {tenant} to {}", file.display())?;
+                }
+                None => write!(out, "{note}")?,
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Proof(ProofCommand::Inclusion(args)) => {
+            let tenant = service.tenant(tenant)?;
+            let proof = service.inclusion_proof(&tenant, &args.pack)?;
+            if args.json {
+                print_json(out, &proof)?;
+            } else {
+                writeln!(
+                    out,
+                    "pack {} is leaf {} of {} (leaf hash {})\nroot {}\naudit path:",
+                    proof.pack_id, proof.leaf_index, proof.tree_size, proof.leaf_hash, proof.root
+                )?;
+                for hash in &proof.audit_path {
+                    writeln!(out, "  {hash}")?;
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Proof(ProofCommand::Consistency(args)) => {
+            let tenant = service.tenant(tenant)?;
+            let proof = service.consistency_proof(&tenant, args.old_size, args.new_size)?;
+            if args.json {
+                print_json(out, &proof)?;
+            } else {
+                writeln!(
+                    out,
+                    "tree {} (root {}) is a prefix of tree {} (root {}):",
+                    proof.old_size, proof.old_root, proof.new_size, proof.new_root
+                )?;
+                for hash in &proof.proof {
+                    writeln!(out, "  {hash}")?;
+                }
+            }
+            Ok(EXIT_OK)
+        }
         Command::Export(ExportCommand::OpaInput(args)) => {
             let tenant = service.tenant(tenant)?;
             let scope = scope_arg(&args.scope)?;

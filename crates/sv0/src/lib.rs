@@ -88,6 +88,9 @@ pub enum Command {
     /// Export evidence
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Merkle proofs from the tenant's pack transparency log (RFC 9162), verifiable offline
+    #[command(subcommand)]
+    Proof(ProofCommand),
     /// Refold the views from the log, from an empty database
     Rebuild,
     /// Write an audit replay: the log as it stood at a time or position, with every view, into
@@ -474,6 +477,48 @@ pub enum ExportCommand {
     Packs(ExportPacksArgs),
     /// Print the input document a Rego disposition policy sees for a scope (OPA / Conftest)
     OpaInput(ExportOpaInputArgs),
+    /// Print the tenant's pack log checkpoint: a C2SP signed note (origin, size, root) signed
+    /// with the pack signing key
+    Checkpoint(ExportCheckpointArgs),
+}
+
+/// `sv0 export checkpoint`.
+#[derive(Debug, Args)]
+pub struct ExportCheckpointArgs {
+    /// Write to this file instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `sv0 proof`.
+#[derive(Debug, Subcommand)]
+pub enum ProofCommand {
+    /// The inclusion proof (audit path) of a pack in the tenant's tree now
+    Inclusion(InclusionArgs),
+    /// The consistency proof between the tree at two sizes
+    Consistency(ConsistencyArgs),
+}
+
+/// `sv0 proof inclusion`.
+#[derive(Debug, Args)]
+pub struct InclusionArgs {
+    /// The pack: its id, or its chain index (from 1)
+    pub pack: String,
+    /// Print JSON (leaf index, tree size, leaf hash, root, audit path, as hex)
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sv0 proof consistency`.
+#[derive(Debug, Args)]
+pub struct ConsistencyArgs {
+    /// The older tree size
+    pub old_size: u64,
+    /// The newer tree size
+    pub new_size: u64,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `sv0 export opa-input`.

@@ -1,0 +1,126 @@
+//! The transparency log of a tenant's packs: an RFC 6962 / 9162 Merkle tree whose leaves are
+//! the packs' SHA-256 digests (32 bytes each) in chain order, with inclusion proofs for any
+//! pack, consistency proofs between any two sizes, and checkpoints signed as C2SP notes with
+//! the pack signing key. Everything is derived from the packs on the log, so any process with
+//! the views (or an auditor with the exported packs) gets the same tree.
+
+use serde::Serialize;
+use sv0_domain::InvalidInput;
+use sv0_domain::TenantId;
+use sv0_domain::events::PackSealed;
+use sv0_log::EventLog;
+use sv0_signer::checkpoint::Checkpoint;
+use sv0_signer::merkle::{Hash, Tree, leaf_hash};
+
+use crate::{Service, ServiceError};
+
+/// An inclusion proof of one pack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InclusionProof {
+    /// The pack.
+    pub pack_id: String,
+    /// Its digest (`sha256:<hex>`): the leaf's data is these 32 bytes.
+    pub pack_digest: String,
+    /// Its leaf index, from 0 (the pack's chain index minus one).
+    pub leaf_index: u64,
+    /// The tree size the proof is for.
+    pub tree_size: u64,
+    /// SHA-256(0x00 ‖ digest bytes), hex.
+    pub leaf_hash: String,
+    /// The tree's root, hex.
+    pub root: String,
+    /// The audit path, leaf to root, hex.
+    pub audit_path: Vec<String>,
+}
+
+/// A consistency proof between two tree sizes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsistencyProof {
+    /// The older size.
+    pub old_size: u64,
+    /// The newer size.
+    pub new_size: u64,
+    /// The older root, hex.
+    pub old_root: String,
+    /// The newer root, hex.
+    pub new_root: String,
+    /// The proof, hex.
+    pub proof: Vec<String>,
+}
+
+/// The origin line of a tenant's checkpoints.
+pub fn origin(tenant: &TenantId) -> String {
+    format!("sv0/{tenant}/packs")
+}
+
+/// The leaf data of a pack: the 32 bytes of its digest.
+pub fn pack_leaf(pack: &PackSealed) -> Result<Hash, InvalidInput> {
+    let hex_digest = pack.digest.strip_prefix("sha256:").unwrap_or(&pack.digest);
+    let bytes: [u8; 32] = hex::decode(hex_digest)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| InvalidInput::new(format!("pack {} has a malformed digest {}", pack.pack_id, pack.digest)))?;
+    Ok(leaf_hash(&bytes))
+}
+
+/// The tree of packs, in chain order.
+pub fn tree_of(packs: &[PackSealed]) -> Result<Tree, InvalidInput> {
+    let mut tree = Tree::new();
+    for pack in packs {
+        tree.push(pack_leaf(pack)?);
+    }
+    Ok(tree)
+}
+
+impl<L: EventLog> Service<L> {
+    fn pack_tree(&self, tenant: &TenantId) -> Result<(Vec<PackSealed>, Tree), ServiceError> {
+        let packs = self.views.packs(tenant)?;
+        let tree = tree_of(&packs)?;
+        Ok((packs, tree))
+    }
+
+    /// The inclusion proof of a pack (by id, or by its chain index from 1) in the tenant's tree
+    /// now.
+    pub fn inclusion_proof(&self, tenant: &TenantId, pack: &str) -> Result<InclusionProof, ServiceError> {
+        let (packs, tree) = self.pack_tree(tenant)?;
+        let found = packs
+            .iter()
+            .position(|p| p.pack_id == pack || pack.parse::<u64>().is_ok_and(|n| n == p.index))
+            .ok_or_else(|| {
+                InvalidInput::new(format!("tenant {tenant} has no pack {pack} (give a pack id or a chain index)"))
+            })?;
+        let index = found as u64;
+        let path = tree.inclusion_proof(index, tree.size()).map_err(|e| InvalidInput::new(e.to_string()))?;
+        Ok(InclusionProof {
+            pack_id: packs[found].pack_id.clone(),
+            pack_digest: packs[found].digest.clone(),
+            leaf_index: index,
+            tree_size: tree.size(),
+            leaf_hash: hex::encode(tree.leaf(index).unwrap_or_default()),
+            root: hex::encode(tree.root()),
+            audit_path: path.iter().map(hex::encode).collect(),
+        })
+    }
+
+    /// The consistency proof between the tenant's tree at two sizes.
+    pub fn consistency_proof(&self, tenant: &TenantId, old: u64, new: u64) -> Result<ConsistencyProof, ServiceError> {
+        let (_, tree) = self.pack_tree(tenant)?;
+        let proof = tree.consistency_proof(old, new).map_err(|e| InvalidInput::new(e.to_string()))?;
+        Ok(ConsistencyProof {
+            old_size: old,
+            new_size: new,
+            old_root: hex::encode(tree.root_at(old)),
+            new_root: hex::encode(tree.root_at(new)),
+            proof: proof.iter().map(hex::encode).collect(),
+        })
+    }
+
+    /// The tenant's checkpoint now, signed with this data directory's pack signing key under
+    /// the key name of the origin.
+    pub fn checkpoint(&mut self, tenant: &TenantId) -> Result<String, ServiceError> {
+        let (_, tree) = self.pack_tree(tenant)?;
+        let checkpoint = Checkpoint { origin: origin(tenant), size: tree.size(), root: tree.root() };
+        let name = checkpoint.origin.clone();
+        Ok(checkpoint.sign(self.signer()?, &name))
+    }
+}

@@ -1,0 +1,204 @@
+//! The pack log's Merkle tree against published vectors (the Certificate Transparency test
+//! tree's leaves and roots), every inclusion and consistency proof of small trees, proofs of a
+//! large tree, and C2SP checkpoints against a vector signed with the RFC 8032 test key.
+
+use ed25519_dalek::{Signer, SigningKey};
+use sv0_signer::checkpoint::{Checkpoint, CheckpointError, note_key_id};
+use sv0_signer::merkle::{self, Hash, Tree, leaf_hash, verify_consistency, verify_inclusion};
+
+/// The CT test tree's leaf data.
+const LEAVES: [&str; 8] =
+    ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"];
+
+/// MTH of the first n leaves, n = 0..=8.
+const ROOTS: [&str; 9] = [
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+];
+
+fn h(text: &str) -> Hash {
+    hex::decode(text).unwrap().try_into().unwrap()
+}
+
+fn ct_tree() -> Tree {
+    Tree::from_leaf_hashes(LEAVES.iter().map(|l| leaf_hash(&hex::decode(l).unwrap())))
+}
+
+#[test]
+fn roots_match_the_certificate_transparency_test_tree() {
+    let tree = ct_tree();
+    for (n, root) in ROOTS.iter().enumerate() {
+        assert_eq!(hex::encode(tree.root_at(n as u64)), *root, "root of the first {n} leaves");
+    }
+    assert_eq!(merkle::empty_root(), h(ROOTS[0]));
+}
+
+#[test]
+fn proofs_match_the_published_paths() {
+    let tree = ct_tree();
+    let inclusion = tree.inclusion_proof(5, 7).unwrap();
+    let expected = [
+        "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+        "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
+        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    ];
+    assert_eq!(inclusion.iter().map(hex::encode).collect::<Vec<_>>(), expected);
+    let consistency = tree.consistency_proof(3, 7).unwrap();
+    let expected = [
+        "0298d122906dcfc10892cb53a73992fc5b9f493ea4c9badb27b791b4127a7fe7",
+        "07506a85fd9dd2f120eb694f86011e5bb4662e5c415a62917033d4a9624487e7",
+        "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+        "837dbb152e9b079010717e84e865da4ebc0fa198a806d59d31bf15accef22d0e",
+    ];
+    assert_eq!(consistency.iter().map(hex::encode).collect::<Vec<_>>(), expected);
+    let consistency = tree.consistency_proof(4, 8).unwrap();
+    assert_eq!(
+        consistency.iter().map(hex::encode).collect::<Vec<_>>(),
+        ["6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"]
+    );
+}
+
+#[test]
+fn every_proof_of_every_small_tree_verifies_and_a_tampered_one_does_not() {
+    let tree = ct_tree();
+    for n in 1..=8u64 {
+        let root = tree.root_at(n);
+        for m in 0..n {
+            let leaf = tree.leaf(m).unwrap();
+            let path = tree.inclusion_proof(m, n).unwrap();
+            verify_inclusion(m, n, &leaf, &path, &root).unwrap_or_else(|e| panic!("inclusion {m} in {n}: {e}"));
+            let other = tree.leaf((m + 1) % n).unwrap();
+            if n > 1 {
+                assert!(verify_inclusion(m, n, &other, &path, &root).is_err(), "another leaf at {m} of {n}");
+            }
+            if let Some(first) = path.first() {
+                let mut bad = path.clone();
+                bad[0] = leaf_hash(first);
+                assert!(verify_inclusion(m, n, &leaf, &bad, &root).is_err());
+                assert!(verify_inclusion(m, n, &leaf, &path[1..], &root).is_err(), "a shortened path");
+            }
+        }
+        for m in 1..=n {
+            let proof = tree.consistency_proof(m, n).unwrap();
+            verify_consistency(m, n, &tree.root_at(m), &root, &proof)
+                .unwrap_or_else(|e| panic!("consistency {m} to {n}: {e}"));
+            if m < n {
+                assert!(verify_consistency(m, n, &leaf_hash(b"wrong"), &root, &proof).is_err());
+                let mut wrong = tree.clone();
+                wrong.push(leaf_hash(b"extra"));
+                assert!(verify_consistency(m, n, &tree.root_at(m), &wrong.root_at(n + 1), &proof).is_err());
+            }
+        }
+    }
+    assert!(tree.inclusion_proof(8, 8).is_err());
+    assert!(tree.consistency_proof(0, 3).is_err());
+    assert!(tree.consistency_proof(5, 9).is_err());
+}
+
+#[test]
+fn a_large_tree_gives_short_proofs_that_verify() {
+    let tree = Tree::from_leaf_hashes((0..100_000u32).map(|n| leaf_hash(&n.to_be_bytes())));
+    let root = tree.root();
+    for index in [0u64, 1, 4_095, 65_536, 99_998, 99_999] {
+        let path = tree.inclusion_proof(index, tree.size()).unwrap();
+        assert!(path.len() <= 17);
+        verify_inclusion(index, tree.size(), &tree.leaf(index).unwrap(), &path, &root).unwrap();
+    }
+    let proof = tree.consistency_proof(77_777, 100_000).unwrap();
+    verify_consistency(77_777, 100_000, &tree.root_at(77_777), &root, &proof).unwrap();
+}
+
+/// The RFC 8032 TEST 1 key.
+fn test_key() -> SigningKey {
+    SigningKey::from_bytes(&h("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"))
+}
+
+#[test]
+fn checkpoints_are_c2sp_signed_notes() {
+    let key = test_key();
+    let name = "example.com/evidence-log";
+    assert_eq!(hex::encode(note_key_id(name, &key.verifying_key())), "50ab55f5");
+    let checkpoint = Checkpoint { origin: name.to_string(), size: 8, root: h(ROOTS[8]) };
+    let note = checkpoint.sign_with(name, &key.verifying_key(), |text| key.sign(text));
+    let expected = "example.com/evidence-log\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=\n\n\u{2014} example.com/evidence-log UKtV9XKE955abx9Y5TyyamAzP1ZZWpVDzcg80klibEI/ZmQqMxg7Q32TMDQdISA0usCGyJehJrABGd5SSAEZztGb+A8=\n";
+    assert_eq!(note, expected);
+    assert_eq!(Checkpoint::verify(&note, name, &key.verifying_key()).unwrap(), checkpoint);
+
+    // Another key's signature line is ignored; a changed size or another key fails.
+    let extra = format!("{note}\u{2014} witness.example AAAAAA==\n");
+    assert_eq!(Checkpoint::verify(&extra, name, &key.verifying_key()).unwrap(), checkpoint);
+    let forged = note.replacen("\n8\n", "\n9\n", 1);
+    assert!(matches!(Checkpoint::verify(&forged, name, &key.verifying_key()), Err(CheckpointError::Unsigned(_))));
+    let other = SigningKey::from_bytes(&[7; 32]);
+    assert!(Checkpoint::verify(&note, name, &other.verifying_key()).is_err());
+    assert!(matches!(
+        Checkpoint::verify("no blank line", name, &key.verifying_key()),
+        Err(CheckpointError::Malformed(_))
+    ));
+}
+
+/// Runs the independent Python verifier on a proof document; true when it verifies.
+fn python_verifies(kind: &str, doc: &serde_json::Value) -> bool {
+    let dir = sv0_tests::TempDir::new();
+    let file = dir.join("proof.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let script = crate::repo_root().join("tests/interop/rfc9162_verify.py");
+    let status = std::process::Command::new("python3").arg(script).arg(kind).arg(&file).status().expect("python3 runs");
+    status.success()
+}
+
+#[test]
+fn the_demo_packs_proofs_and_checkpoint_verify_offline_and_independently() {
+    let dir = sv0_tests::TempDir::new();
+    let data = dir.join("data");
+    let (code, out) = crate::sv0(&["--data-dir", data.to_str().unwrap(), "demo", "--json"]);
+    assert_eq!(code, 0, "{out}");
+
+    let (code, out) = crate::sv0_in(&data, &["proof", "inclusion", "3", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let inclusion: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(inclusion["tree_size"], 5);
+    assert_eq!(inclusion["leaf_index"], 2);
+    let hexes =
+        |v: &serde_json::Value| -> Vec<Hash> { v.as_array().unwrap().iter().map(|x| h(x.as_str().unwrap())).collect() };
+    let digest = hex::decode(inclusion["pack_digest"].as_str().unwrap().trim_start_matches("sha256:")).unwrap();
+    let leaf = leaf_hash(&digest);
+    assert_eq!(hex::encode(leaf), inclusion["leaf_hash"]);
+    let root = h(inclusion["root"].as_str().unwrap());
+    verify_inclusion(2, 5, &leaf, &hexes(&inclusion["audit_path"]), &root).unwrap();
+    assert!(python_verifies("inclusion", &inclusion), "an independent verifier accepts the inclusion proof");
+    let mut tampered = inclusion.clone();
+    tampered["leaf_index"] = serde_json::json!(1);
+    assert!(!python_verifies("inclusion", &tampered));
+
+    let (code, out) = crate::sv0_in(&data, &["proof", "consistency", "2", "5", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let consistency: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(consistency["new_root"], inclusion["root"]);
+    let old_root = h(consistency["old_root"].as_str().unwrap());
+    verify_consistency(2, 5, &old_root, &root, &hexes(&consistency["proof"])).unwrap();
+    assert!(python_verifies("consistency", &consistency));
+
+    // The checkpoint is signed with the pack key the data directory publishes.
+    let (code, note) = crate::sv0_in(&data, &["export", "checkpoint"]);
+    assert_eq!(code, 0, "{note}");
+    let pem = std::fs::read_to_string(data.join("keys").join("signing.pub.pem")).unwrap();
+    let key =
+        <ed25519_dalek::VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(&pem).unwrap();
+    let checkpoint = Checkpoint::verify(&note, "sv0/contoso/packs", &key).unwrap();
+    assert_eq!((checkpoint.size, checkpoint.root), (5, root));
+
+    for args in
+        [&["proof", "inclusion", "nope"][..], &["proof", "consistency", "0", "5"], &["proof", "consistency", "3", "9"]]
+    {
+        let (code, out) = crate::sv0_in(&data, args);
+        assert_eq!(code, 2, "{args:?}: {out}");
+    }
+}
