@@ -190,7 +190,12 @@ async fn measure(
         .map(|n| tree.consistency_proof(n * 999, size))
         .collect::<Result<_, _>>()
         .map_err(anyhow::Error::msg)?;
-    m.push(Measurement::since("transparency log: consistency proof, 1M leaves", t, consistency.len() as f64, "proofs/s"));
+    m.push(Measurement::since(
+        "transparency log: consistency proof, 1M leaves",
+        t,
+        consistency.len() as f64,
+        "proofs/s",
+    ));
     let root = tree.root();
     for (i, path) in indexes.iter().zip(&proofs) {
         sv0_signer::merkle::verify_inclusion(*i, size, &tree.leaf(*i).unwrap_or_default(), path, &root)
