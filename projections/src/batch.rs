@@ -105,6 +105,11 @@ impl Batch {
         if self.bytes < SPILL_AT.load(Ordering::Relaxed) || self.ops.is_empty() {
             return Ok(());
         }
+        self.spill()
+    }
+
+    /// Sorts the buffered writes and spills them to a new run.
+    fn spill(&mut self) -> Result<(), ProjectionError> {
         let ops = self.take_sorted();
         let mut file = tempfile::tempfile().map_err(ProjectionError::Spill)?;
         {
@@ -249,4 +254,48 @@ fn read_bytes(input: &mut impl Read) -> Result<Vec<u8>, ProjectionError> {
     let mut bytes = vec![0u8; u32::from_be_bytes(len) as usize];
     input.read_exact(&mut bytes).map_err(ProjectionError::Spill)?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::{ReadableDatabase, ReadableTable};
+
+    use super::{Batch, Target};
+    use crate::fold::Tables;
+    use crate::views::Views;
+
+    fn paths(views: &Views) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let txn = views.database().begin_read().unwrap();
+        let table = txn.open_table(crate::store::PATHS).unwrap();
+        table.iter().unwrap().map(|e| e.unwrap()).map(|(k, v)| (k.value().to_vec(), v.value().to_vec())).collect()
+    }
+
+    #[test]
+    fn the_last_write_of_a_key_wins_across_runs_and_memory() {
+        let views = Views::in_memory().unwrap();
+        let txn = views.database().begin_write().unwrap();
+        {
+            let mut t = Tables::open(&txn).unwrap();
+            let mut batch = Batch::default();
+            let key = |k: &str| k.as_bytes().to_vec();
+            batch.put(Target::Paths, key("a"), b"1".to_vec());
+            batch.put(Target::Paths, key("b"), b"1".to_vec());
+            batch.put(Target::Paths, key("c"), b"1".to_vec());
+            batch.spill().unwrap();
+            batch.put(Target::Paths, key("a"), b"2".to_vec());
+            batch.remove(Target::Paths, key("b"));
+            batch.put(Target::Paths, key("d"), b"2".to_vec());
+            batch.spill().unwrap();
+            batch.put(Target::Paths, key("d"), b"3".to_vec());
+            batch.remove(Target::Paths, key("c"));
+            batch.put(Target::Paths, key("e"), b"3".to_vec());
+            batch.flush(&mut t).unwrap();
+        }
+        txn.commit().unwrap();
+        let expected: Vec<(Vec<u8>, Vec<u8>)> = [("a", "2"), ("d", "3"), ("e", "3")]
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(paths(&views), expected);
+    }
 }

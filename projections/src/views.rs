@@ -111,6 +111,12 @@ impl Views {
         Views::init(db)
     }
 
+    /// The database, for this crate's tests.
+    #[cfg(test)]
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
+    }
+
     fn init(db: Database) -> Result<Views, ProjectionError> {
         let txn = db.begin_write()?;
         for table in store::ALL_TABLES {
