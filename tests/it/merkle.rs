@@ -202,3 +202,66 @@ fn the_demo_packs_proofs_and_checkpoint_verify_offline_and_independently() {
         assert_eq!(code, 2, "{args:?}: {out}");
     }
 }
+
+#[test]
+fn dsse_envelopes_match_the_golden_vector_and_verify() {
+    use sv0_signer::attestation::{Envelope, INTOTO_PAYLOAD_TYPE, envelope_with, verify_envelope};
+    let key = test_key();
+    let payload = br#"{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"pack","digest":{"sha256":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}}],"predicateType":"https://example.com/EvidencePack/v1","predicate":{}}"#;
+    assert_eq!(payload.len(), 227);
+    let envelope = envelope_with(INTOTO_PAYLOAD_TYPE, payload, &key.verifying_key(), |pae| key.sign(pae));
+    assert_eq!(envelope.signatures[0].keyid, "21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9");
+    assert_eq!(
+        envelope.signatures[0].sig,
+        "QZUBBLHmNIQWSPgUKqwtPFWEvJVFYUchvlWiyH2/ky/BdBY5+us1CTpmzVAdISnaCpI+ZkqmfAOiEsPR+FwlDQ=="
+    );
+    assert_eq!(verify_envelope(&envelope, &key.verifying_key()).unwrap(), payload);
+    let mut altered = payload.to_vec();
+    altered[2] = b'T';
+    // The altered payload under the original signature.
+    let mut tampered = envelope_with(INTOTO_PAYLOAD_TYPE, &altered, &key.verifying_key(), |pae| key.sign(pae));
+    tampered.signatures.clone_from(&envelope.signatures);
+    assert!(verify_envelope(&tampered, &key.verifying_key()).is_err());
+    let retyped = Envelope { payload_type: "application/json".into(), ..envelope.clone() };
+    assert!(verify_envelope(&retyped, &key.verifying_key()).is_err(), "the payload type is signed and checked");
+}
+
+#[test]
+fn the_demo_packs_export_as_verifiable_in_toto_attestations_with_gate_summaries() {
+    use sv0_signer::attestation::{Envelope, verify_envelope};
+    let dir = sv0_tests::TempDir::new();
+    let data = dir.join("data");
+    let (code, out) = crate::sv0(&["--data-dir", data.to_str().unwrap(), "demo", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let file = dir.join("contoso.intoto.jsonl");
+    let (code, out) = crate::sv0_in(&data, &["export", "attestations", "--out", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let pem = std::fs::read_to_string(data.join("keys").join("signing.pub.pem")).unwrap();
+    let key =
+        <ed25519_dalek::VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(&pem).unwrap();
+    let statements: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let envelope: Envelope = serde_json::from_str(line).unwrap();
+            serde_json::from_slice(&verify_envelope(&envelope, &key).unwrap()).unwrap()
+        })
+        .collect();
+    let packs: Vec<&serde_json::Value> =
+        statements.iter().filter(|s| s["predicateType"] == "https://sv0.dev/evidence-pack/v1").collect();
+    assert_eq!(packs.len(), 5);
+    for pack in &packs {
+        assert_eq!(pack["_type"], "https://in-toto.io/Statement/v1");
+        assert_eq!(pack["subject"][0]["name"], pack["predicate"]["pack_id"]);
+    }
+    let vsas: Vec<&serde_json::Value> =
+        statements.iter().filter(|s| s["predicateType"] == "https://slsa.dev/verification_summary/v1").collect();
+    assert!(!vsas.is_empty());
+    let results: Vec<&str> = vsas.iter().map(|v| v["predicate"]["verificationResult"].as_str().unwrap()).collect();
+    assert!(results.contains(&"FAILED"), "the deployment required review: {results:?}");
+    assert!(results.contains(&"PASSED"), "the verified remediation passes: {results:?}");
+    for vsa in &vsas {
+        assert!(vsa["predicate"]["resourceUri"].as_str().unwrap().starts_with("sv0:contoso/"));
+        assert_eq!(vsa["predicate"]["verifier"]["id"], "https://sv0.dev/sv0");
+    }
+}

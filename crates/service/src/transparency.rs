@@ -124,3 +124,26 @@ impl<L: EventLog> Service<L> {
         Ok(checkpoint.sign(self.signer()?, &name))
     }
 }
+
+impl<L: EventLog> Service<L> {
+    /// The tenant's packs as in-toto attestations in DSSE envelopes, in chain order: each pack's
+    /// Statement, followed, for a scan assessment, by one SLSA VSA per scope disposition.
+    pub fn attestations(&mut self, tenant: &TenantId) -> Result<Vec<sv0_signer::attestation::Envelope>, ServiceError> {
+        use sv0_signer::attestation::{pack_statement, sign_statement, vsa_statement};
+        let packs = self.views.packs(tenant)?;
+        let signer = self.signer()?;
+        let mut out = Vec::new();
+        for pack in &packs {
+            let body: serde_json::Value = serde_json::from_str(&pack.body)?;
+            out.push(sign_statement(signer, &pack_statement(&pack.pack_id, &pack.digest, &body)));
+            let assessment = &body["assessment"];
+            let time = assessment["occurred_at"].as_str().unwrap_or_default();
+            for scope in assessment["scan"]["scopes"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                let Some(decision) = scope["disposition"]["decision"].as_str() else { continue };
+                let uri = format!("sv0:{tenant}/{}", scope["scope"].as_str().unwrap_or_default());
+                out.push(sign_statement(signer, &vsa_statement(&pack.pack_id, &pack.digest, time, &uri, decision)));
+            }
+        }
+        Ok(out)
+    }
+}

@@ -6,9 +6,12 @@
 //! - `keys`: `PackSigner` (the private key, created on first use with 0600 permissions, never
 //!   logged) and `KeyRing` (public keys by id, all that verification needs).
 //! - `verify`: `verify_chain` checks a whole chain offline and names the first broken link.
+//! - `attestation`: packs as in-toto Statements (and SLSA VSAs for gate decisions) in DSSE
+//!   envelopes.
 //! - `merkle`: the RFC 6962 / 9162 tree over a tenant's pack digests, with inclusion and
 //!   consistency proofs; `checkpoint`: its tree heads as C2SP signed notes.
 
+pub mod attestation;
 pub mod checkpoint;
 pub mod keys;
 pub mod merkle;

@@ -107,6 +107,18 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Delta(args) => delta(&service, tenant, args, out),
         Command::Baselines(args) => baselines(&service, tenant, args, out),
         Command::Verify(args) => verify_log(&mut service, tenant, args.json, out).await,
+        Command::Export(ExportCommand::Attestations(args)) => {
+            let tenant = service.tenant(tenant)?;
+            let envelopes = service.attestations(&tenant)?;
+            let mut lines = String::new();
+            for envelope in &envelopes {
+                lines.push_str(&serde_json::to_string(envelope)?);
+                lines.push('\n');
+            }
+            std::fs::write(&args.out, lines).with_context(|| format!("cannot write {}", args.out.display()))?;
+            writeln!(out, "wrote {} attestation(s) of tenant {tenant} to {}", envelopes.len(), args.out.display())?;
+            Ok(EXIT_OK)
+        }
         Command::Export(ExportCommand::Checkpoint(args)) => {
             let tenant = service.tenant(tenant)?;
             let note = service.checkpoint(&tenant)?;

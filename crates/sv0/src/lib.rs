@@ -480,6 +480,17 @@ pub enum ExportCommand {
     /// Print the tenant's pack log checkpoint: a C2SP signed note (origin, size, root) signed
     /// with the pack signing key
     Checkpoint(ExportCheckpointArgs),
+    /// Write every pack as an in-toto Statement (and each gate decision as a SLSA VSA) in a
+    /// DSSE envelope, one per line
+    Attestations(ExportAttestationsArgs),
+}
+
+/// `sv0 export attestations`.
+#[derive(Debug, Args)]
+pub struct ExportAttestationsArgs {
+    /// The file to write (by convention FILE.intoto.jsonl)
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 /// `sv0 export checkpoint`.
