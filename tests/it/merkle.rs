@@ -264,4 +264,25 @@ fn the_demo_packs_export_as_verifiable_in_toto_attestations_with_gate_summaries(
         assert!(vsa["predicate"]["resourceUri"].as_str().unwrap().starts_with("sv0:contoso/"));
         assert_eq!(vsa["predicate"]["verifier"]["id"], "https://sv0.dev/sv0");
     }
+
+    // An independent implementation (Python, standard library only, Ed25519 from RFC 8032's
+    // reference code) verifies every envelope, and rejects a tampered one.
+    let script = crate::repo_root().join("tests/interop/dsse_verify.py");
+    let python = |file: &std::path::Path| {
+        std::process::Command::new("python3")
+            .arg(&script)
+            .arg(file)
+            .arg(data.join("keys").join("signing.pub.pem"))
+            .output()
+            .expect("python3 runs")
+    };
+    let verified = python(&file);
+    assert!(verified.status.success(), "{}", String::from_utf8_lossy(&verified.stdout));
+    let text = std::fs::read_to_string(&file).unwrap();
+    let first: Envelope = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let other: Envelope = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+    let swapped = Envelope { signatures: other.signatures, ..first };
+    let tampered = dir.join("tampered.intoto.jsonl");
+    std::fs::write(&tampered, format!("{}\n", serde_json::to_string(&swapped).unwrap())).unwrap();
+    assert!(!python(&tampered).status.success(), "a signature of another statement is rejected");
 }
