@@ -164,3 +164,46 @@ fn verify_from_the_log_detects_a_forged_pack() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("BROKEN at pack 6") && out.contains("unknown key"), "{out}");
 }
+
+#[test]
+fn a_checkpoint_detects_a_truncated_chain_that_verifies_on_its_own() {
+    let (dir, data, export) = exported();
+    let checkpoint = dir.join("checkpoint.txt");
+    let (code, out) = sv0_in(&data, &["export", "checkpoint", "--out", checkpoint.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let key = export.join("public-key.pem");
+    let with_checkpoint = |export: &Path, checkpoint: &Path| {
+        sv0(&[
+            "verify",
+            "--packs",
+            export.to_str().unwrap(),
+            "--public-key",
+            key.to_str().unwrap(),
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let (code, out) = with_checkpoint(&export, &checkpoint);
+    assert_eq!(code, 0, "{out}");
+
+    // Dropping the newest pack leaves a chain whose every link verifies...
+    let files = pack_files(&export);
+    std::fs::remove_file(files.last().unwrap()).unwrap();
+    let (code, out) = verify_offline(&export);
+    assert_eq!(code, 0, "a truncated chain is intact link by link: {out}");
+    // ...but not the checkpoint the auditor kept.
+    let (code, out) = with_checkpoint(&export, &checkpoint);
+    assert_eq!(code, 1, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["broken"]["position"], 5);
+    assert!(report["broken"]["reason"].as_str().unwrap().contains("truncated"), "{out}");
+
+    // A checkpoint signed by another key is a usage error, not a verdict.
+    let forged = dir.join("forged.txt");
+    let text = std::fs::read_to_string(&checkpoint).unwrap().replacen("\n5\n", "\n4\n", 1);
+    std::fs::write(&forged, text).unwrap();
+    let (code, out) = with_checkpoint(&export, &forged);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("not a checkpoint signed"), "{out}");
+}

@@ -10,7 +10,7 @@ use sv0_domain::TenantId;
 use sv0_domain::events::PackSealed;
 use sv0_log::EventLog;
 use sv0_signer::checkpoint::Checkpoint;
-use sv0_signer::merkle::{Hash, Tree, leaf_hash};
+use sv0_signer::merkle::{Hash, Tree};
 
 use crate::{Service, ServiceError};
 
@@ -55,12 +55,8 @@ pub fn origin(tenant: &TenantId) -> String {
 
 /// The leaf data of a pack: the 32 bytes of its digest.
 pub fn pack_leaf(pack: &PackSealed) -> Result<Hash, InvalidInput> {
-    let hex_digest = pack.digest.strip_prefix("sha256:").unwrap_or(&pack.digest);
-    let bytes: [u8; 32] = hex::decode(hex_digest)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| InvalidInput::new(format!("pack {} has a malformed digest {}", pack.pack_id, pack.digest)))?;
-    Ok(leaf_hash(&bytes))
+    sv0_signer::merkle::pack_leaf(&pack.digest)
+        .ok_or_else(|| InvalidInput::new(format!("pack {} has a malformed digest {}", pack.pack_id, pack.digest)))
 }
 
 /// The tree of packs, in chain order.

@@ -204,6 +204,11 @@ impl KeyRing {
         self.keys.get(key_id)
     }
 
+    /// Every key, by id.
+    pub fn keys(&self) -> impl Iterator<Item = &VerifyingKey> {
+        self.keys.values()
+    }
+
     /// Whether the ring is empty.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()

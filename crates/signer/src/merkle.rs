@@ -62,6 +62,12 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     h.finalize().into()
 }
 
+/// The leaf hash of a pack: SHA-256(0x00 ‖ the 32 bytes of its `sha256:<hex>` digest).
+pub fn pack_leaf(digest: &str) -> Option<Hash> {
+    let bytes: [u8; 32] = hex::decode(digest.strip_prefix("sha256:").unwrap_or(digest)).ok()?.try_into().ok()?;
+    Some(leaf_hash(&bytes))
+}
+
 /// The largest power of two strictly below `n` (n ≥ 2).
 fn split(n: u64) -> u64 {
     debug_assert!(n >= 2);

@@ -29,7 +29,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         && let (Some(dir), Some(key)) = (&args.packs, &args.public_key)
     {
         // Offline verification touches no data directory at all.
-        return verify_offline(dir, key, args.json, out);
+        return verify_offline(dir, key, args.checkpoint.as_deref(), args.json, out);
     }
     let data_dir = match &cli.data_dir {
         Some(dir) => dir.clone(),
@@ -702,13 +702,65 @@ async fn verify_log(
     Ok(if intact { EXIT_OK } else { EXIT_NO })
 }
 
-fn verify_offline(dir: &Path, key: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
+fn verify_offline(
+    dir: &Path,
+    key: &Path,
+    checkpoint: Option<&Path>,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
     let ring = KeyRing::from_pem_file(key)?;
     let entries = entries_from_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     if entries.is_empty() {
         bail!("{} holds no pack files (NNNNNN-<pack id>.json)", dir.display());
     }
-    let result = verify_chain(&entries, &ring);
+    let checkpoint = match checkpoint {
+        Some(file) => {
+            let note = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let origin = note.lines().next().unwrap_or_default().to_string();
+            let verified =
+                ring.keys().find_map(|key| sv0_signer::checkpoint::Checkpoint::verify(&note, &origin, key).ok());
+            Some(verified.with_context(|| {
+                format!("{} is not a checkpoint signed by a key of {}", file.display(), key.display())
+            })?)
+        }
+        None => None,
+    };
+    let mut result = verify_chain(&entries, &ring);
+    if let (Ok(report), Some(checkpoint)) = (&result, &checkpoint) {
+        // The chain verified link by link; the checkpoint says how long it was and what it held.
+        let leaves: Vec<_> = entries
+            .iter()
+            .filter_map(|e| e.pack.as_ref().ok())
+            .filter_map(|p| sv0_signer::merkle::pack_leaf(&p.digest))
+            .collect();
+        let tree = sv0_signer::merkle::Tree::from_leaf_hashes(leaves);
+        let broken = if tree.size() < checkpoint.size {
+            Some((
+                report.packs + 1,
+                format!(
+                    "truncated: the checkpoint of {} covers {} pack(s), the directory holds {}",
+                    checkpoint.origin,
+                    checkpoint.size,
+                    tree.size()
+                ),
+            ))
+        } else if tree.root_at(checkpoint.size) != checkpoint.root {
+            Some((
+                checkpoint.size as usize,
+                format!(
+                    "the first {} pack(s) do not hash to the checkpoint's root: a pack was replaced or reordered",
+                    checkpoint.size
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((position, why)) = broken {
+            result =
+                Err(sv0_signer::BrokenLink { position, source: dir.display().to_string(), pack_id: None, reason: why });
+        }
+    }
     if json {
         let value = match &result {
             Ok(report) => json!({

@@ -465,6 +465,10 @@ pub struct VerifyArgs {
     /// PEM public key(s) to verify exported packs with
     #[arg(long, requires = "packs", value_name = "FILE")]
     pub public_key: Option<PathBuf>,
+    /// A checkpoint (`sv0 export checkpoint`) the packs must extend: detects a truncated chain
+    /// and any pack replaced before the checkpoint's size
+    #[arg(long, requires = "packs", value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
