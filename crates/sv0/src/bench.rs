@@ -172,6 +172,8 @@ async fn measure(
     let packs = verdicts.first().and_then(|v| v.result.as_ref().ok()).map_or(0, |r| r.packs);
     m.push(Measurement::since("verify chain on the log (with replay check)", t, packs as f64, "packs/s"));
 
+    m.extend(signing_stages(dir)?);
+
     // The pack transparency log at a million leaves: building it, then inclusion and
     // consistency proofs (each verified, outside the timing).
     let t = Instant::now();
@@ -358,4 +360,50 @@ pub async fn run_jetstream(
         writeln!(out, "SV0 appends at {:.0} % of the raw publish rate", ratio * 100.0)?;
     }
     Ok(crate::EXIT_OK)
+}
+
+/// Packs signed and verified against the raw ed25519 rate of the same run: raw signatures of a
+/// pack-sized message, sealing small packs (canonical JSON, SHA-256, ed25519 over the PAE), and
+/// verifying a 100k-pack chain offline (every digest, link and signature).
+fn signing_stages(dir: &std::path::Path) -> anyhow::Result<Vec<Measurement>> {
+    use sv0_domain::assessment::{Assessment, AssessmentKind};
+    let mut m = Vec::new();
+    let signer = sv0_signer::PackSigner::load_or_create(&dir.join("bench-keys"))?;
+    let message = vec![0x5a; 600];
+    let t = Instant::now();
+    for _ in 0..20_000 {
+        std::hint::black_box(signer.sign(std::hint::black_box(&message)));
+    }
+    m.push(Measurement::since("ed25519: raw signatures of 600 bytes", t, 20_000.0, "signatures/s"));
+    let tenant = TenantId::new("bench")?;
+    let assessment = |n: u64| Assessment {
+        kind: AssessmentKind::ScanAssessment,
+        tenant: tenant.clone(),
+        assessed_event: sv0_domain::EventId([(n % 251) as u8; 16]),
+        assessed_seq: n,
+        log_from: n,
+        occurred_at: Timestamp(1_772_000_000_000 + n as i64),
+        scan: None,
+        approval: None,
+    };
+    let t = Instant::now();
+    let mut packs = Vec::with_capacity(100_000);
+    let mut previous: Option<sv0_signer::ChainLink> = None;
+    for n in 1..=100_000u64 {
+        let sealed = sv0_signer::seal(&assessment(n), previous.as_ref(), &signer)?;
+        previous = Some(sv0_signer::ChainLink {
+            index: sealed.index,
+            pack_id: sealed.pack_id.clone(),
+            digest: sealed.digest.clone(),
+        });
+        packs.push((n, sealed));
+    }
+    m.push(Measurement::since("seal small packs (canonical JSON + SHA-256 + ed25519)", t, 100_000.0, "packs/s"));
+    let mut ring = sv0_signer::KeyRing::new();
+    ring.add(signer.verifying_key());
+    let t = Instant::now();
+    let entries = sv0_signer::entries_from_sealed(&packs);
+    let report = sv0_signer::verify_chain(&entries, &ring).map_err(|b| anyhow::anyhow!("bench chain broken: {b}"))?;
+    m.push(Measurement::since("verify a 100k-pack chain offline", t, report.packs as f64, "packs/s"));
+    Ok(m)
 }
