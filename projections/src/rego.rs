@@ -79,11 +79,15 @@ pub fn scope_disposition(
     delta: &[DeltaEntry],
     verification: Option<&Verification>,
 ) -> Disposition {
-    let rollback = sv0_domain::delta::rollback(delta, paths);
-    let builtin = sv0_domain::disposition::decide(delta, rollback, verification);
+    let builtin = builtin(delta, paths, verification);
     let input =
         DispositionInput { tenant, scope, baseline_version, paths, findings, delta, verification, builtin: &builtin };
     disposition(policy, &input)
+}
+
+/// The built-in rules' disposition of a delta, with the rollback advice.
+pub fn builtin(delta: &[DeltaEntry], paths: &[AuthorityPath], verification: Option<&Verification>) -> Disposition {
+    sv0_domain::disposition::decide(delta, sv0_domain::delta::rollback(delta, paths), verification)
 }
 
 /// The disposition under a tenant's Rego policy, or the built-in one when it has none.

@@ -172,14 +172,14 @@ fn boundaries(base: &[&AuthorityPath], now: &[&AuthorityPath], out: &mut Vec<Del
         if new && !known_identities.contains(path.identity.id.as_str()) && identities.insert(path.identity.id.as_str())
         {
             let mut e = entry(DeltaKind::NewIdentity, path);
-            e.remediation_actions.push(RemediationAction {
-                action: "disable_identity".to_string(),
-                record_id: path.identity.id.clone(),
-                text: format!(
+            e.remediation_actions.push(remediation::action(
+                "disable_identity",
+                &path.identity.id,
+                format!(
                     "disable or delete identity {} ({}) unless the deployment was meant to create it",
                     path.identity.name, path.identity.id
                 ),
-            });
+            ));
             out.push(finish(e));
         }
         let boundary = matches!(path.egress, EgressClass::ExternalHttp | EgressClass::LlmApi)
@@ -372,14 +372,14 @@ fn changed(before: &AuthorityPath, after: &AuthorityPath, out: &mut Vec<DeltaEnt
         if after.egress == EgressClass::ExternalHttp {
             e.flags.push(format!("egress became external_http (was {})", before.egress));
         }
-        e.remediation_actions.push(RemediationAction {
-            action: "review_destination".to_string(),
-            record_id: after.destination.id.clone(),
-            text: format!(
+        e.remediation_actions.push(remediation::action(
+            "review_destination",
+            &after.destination.id,
+            format!(
                 "review destination {}: its egress changed from {} to {}",
                 after.destination.name, before.egress, after.egress
             ),
-        });
+        ));
         out.push(finish(e));
     }
     if before.grade != after.grade {

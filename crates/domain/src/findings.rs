@@ -814,11 +814,11 @@ pub fn credential_findings(
         f.workloads.clone_from(&workloads);
         f.path_ids.clone_from(&path_ids);
         f.records = vec![credential.id.clone(), credential.identity.clone()];
-        f.remediation.push(RemediationAction {
-            action: "delete_credential".to_string(),
-            record_id: credential.id.clone(),
-            text: format!("delete expired credential {} from identity {}", credential.id, credential.identity),
-        });
+        f.remediation.push(remediation::action(
+            "delete_credential",
+            &credential.id,
+            format!("delete expired credential {} from identity {}", credential.id, credential.identity),
+        ));
         out.push(f);
     }
     if !matches!(credential.kind, CredentialKind::Password | CredentialKind::ApiKey) || expired {
@@ -850,14 +850,10 @@ pub fn credential_findings(
     f.workloads = workloads;
     f.path_ids = path_ids;
     f.records = vec![credential.id.clone(), credential.identity.clone()];
-    f.remediation.push(RemediationAction {
-        action: "rotate_credential".to_string(),
-        record_id: credential.id.clone(),
-        text: format!(
+    f.remediation.push(remediation::action("rotate_credential", &credential.id, format!(
             "rotate credential {} of identity {}: replace it with a federated credential or a secret valid at most {LONG_LIVED_DAYS} days",
             credential.id, credential.identity
-        ),
-    });
+        )));
     out.push(f);
     out
 }
@@ -987,14 +983,14 @@ pub fn identity_findings(facts: &IdentityFacts<'_>) -> Vec<Finding> {
         bindings.sort_by(|a, b| a.id.cmp(&b.id));
         f.records = bindings.iter().map(|b| b.id.clone()).collect();
         for binding in bindings.iter().skip(1) {
-            f.remediation.push(RemediationAction {
-                action: "replace_binding".to_string(),
-                record_id: binding.id.clone(),
-                text: format!(
+            f.remediation.push(remediation::action(
+                "replace_binding",
+                &binding.id,
+                format!(
                     "give workload {} its own identity: replace run-as binding {} to {name}",
                     binding.workload, binding.id
                 ),
-            });
+            ));
         }
         out.push(f);
     }
@@ -1011,11 +1007,11 @@ pub fn identity_findings(facts: &IdentityFacts<'_>) -> Vec<Finding> {
         f.records = secrets.iter().map(|c| c.id.clone()).collect();
         f.records.sort();
         for secret in secrets.iter().skip(1) {
-            f.remediation.push(RemediationAction {
-                action: "delete_credential".to_string(),
-                record_id: secret.id.clone(),
-                text: format!("delete secret {} of identity {name}; keep only {}", secret.id, secrets[0].id),
-            });
+            f.remediation.push(remediation::action(
+                "delete_credential",
+                &secret.id,
+                format!("delete secret {} of identity {name}; keep only {}", secret.id, secrets[0].id),
+            ));
         }
         out.push(f);
     }
@@ -1031,14 +1027,10 @@ pub fn identity_findings(facts: &IdentityFacts<'_>) -> Vec<Finding> {
         bindings.sort_by(|a, b| a.id.cmp(&b.id));
         for binding in bindings {
             f.records.push(binding.id.clone());
-            f.remediation.push(RemediationAction {
-                action: "replace_binding".to_string(),
-                record_id: binding.id.clone(),
-                text: format!(
+            f.remediation.push(remediation::action("replace_binding", &binding.id, format!(
                     "run workload {} as a managed or agent identity instead of {what} {name}: replace run-as binding {}",
                     binding.workload, binding.id
-                ),
-            });
+                )));
         }
         out.push(f);
     };
@@ -1093,11 +1085,11 @@ pub fn evidence_gap_finding(destination: &Destination, gaps: &[PathOf]) -> Optio
     f.workloads = gaps.iter().map(|p| p.workload.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     f.path_ids = gaps.iter().map(|p| p.path_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     f.records = vec![destination.id.clone()];
-    f.remediation.push(RemediationAction {
-        action: "enable_logging".to_string(),
-        record_id: destination.id.clone(),
-        text: format!("enable {source} so that the {} path(s) to {} can be confirmed", gaps.len(), destination.name),
-    });
+    f.remediation.push(remediation::action(
+        "enable_logging",
+        &destination.id,
+        format!("enable {source} so that the {} path(s) to {} can be confirmed", gaps.len(), destination.name),
+    ));
     Some(f)
 }
 
@@ -1164,17 +1156,17 @@ fn broad_scope(path: &AuthorityPath) -> Option<Finding> {
     );
     for grant in broad {
         f.records.push(grant.id.clone());
-        f.remediation.push(RemediationAction {
-            action: "narrow_grant".to_string(),
-            record_id: grant.id.clone(),
-            text: format!(
+        f.remediation.push(remediation::action(
+            "narrow_grant",
+            &grant.id,
+            format!(
                 "{}; assign {} to {} at {} only",
                 remediation::remove_grant(grant, &path.identity).text,
                 grant.role,
                 path.identity.name,
                 path.destination.id
             ),
-        });
+        ));
     }
     Some(f)
 }
@@ -1244,14 +1236,14 @@ fn unclassified_write(path: &AuthorityPath) -> Option<Finding> {
         format!("{} can write to {}, whose data is not classified", path.workload.name, path.destination.name),
     );
     f.records.push(path.destination.id.clone());
-    f.remediation.push(RemediationAction {
-        action: "classify_destination".to_string(),
-        record_id: path.destination.id.clone(),
-        text: format!(
+    f.remediation.push(remediation::action(
+        "classify_destination",
+        &path.destination.id,
+        format!(
             "classify destination {} ({}): tag it with its data domain or add a classification rule",
             path.destination.name, path.destination.id
         ),
-    });
+    ));
     Some(f)
 }
 
@@ -1268,11 +1260,11 @@ fn sensitive_unauditable(path: &AuthorityPath) -> Option<Finding> {
         ),
     );
     f.records.push(path.destination.id.clone());
-    f.remediation.push(RemediationAction {
-        action: "enable_logging".to_string(),
-        record_id: path.destination.id.clone(),
-        text: format!("enable the execution logs of {} ({})", path.destination.name, path.destination.id),
-    });
+    f.remediation.push(remediation::action(
+        "enable_logging",
+        &path.destination.id,
+        format!("enable the execution logs of {} ({})", path.destination.name, path.destination.id),
+    ));
     Some(f)
 }
 
@@ -1339,14 +1331,14 @@ fn sensitive_egress(workload_paths: &[AuthorityPath], out: &mut Vec<Finding>) {
     f.records =
         exits.iter().flat_map(|p| p.grants.iter().map(|g| g.id.clone())).collect::<BTreeSet<_>>().into_iter().collect();
     for path in &exits {
-        f.remediation.push(RemediationAction {
-            action: "review_destination".to_string(),
-            record_id: path.destination.id.clone(),
-            text: format!(
+        f.remediation.push(remediation::action(
+            "review_destination",
+            &path.destination.id,
+            format!(
                 "confirm that {} may send {} data to {} ({}), or remove its access",
                 path.workload.name, reads[0].domain.name, path.destination.name, path.egress
             ),
-        });
+        ));
     }
     out.push(f);
 }

@@ -17,6 +17,11 @@ pub struct RemediationAction {
     pub text: String,
 }
 
+/// One action of a kind (`remove_grant`, `delete_credential`, ...) on a record.
+pub fn action(kind: &str, record_id: &str, text: String) -> RemediationAction {
+    RemediationAction { action: kind.to_string(), record_id: record_id.to_string(), text }
+}
+
 /// The action that removes one grant from an identity.
 pub fn remove_grant(grant: &GrantRef, identity: &NodeRef) -> RemediationAction {
     let GrantRef { id, role, scope, .. } = grant;
@@ -41,16 +46,16 @@ pub fn remove_grant(grant: &GrantRef, identity: &NodeRef) -> RemediationAction {
             format!("remove directory role assignment {id}: {role} for {who} on {scope}")
         }
     };
-    RemediationAction { action: "remove_grant".to_string(), record_id: id.clone(), text }
+    action("remove_grant", id, text)
 }
 
 /// The action that gives a workload an accountable owner.
 pub fn assign_owner(workload: &NodeRef) -> RemediationAction {
-    RemediationAction {
-        action: "assign_owner".to_string(),
-        record_id: workload.id.clone(),
-        text: format!("assign an active owner to workload {} ({}) before it proceeds", workload.name, workload.id),
-    }
+    action(
+        "assign_owner",
+        &workload.id,
+        format!("assign an active owner to workload {} ({}) before it proceeds", workload.name, workload.id),
+    )
 }
 
 /// Joins the actions' texts into one line for tables and summaries.

@@ -108,6 +108,31 @@ pub struct DeltaReport {
     pub findings: Vec<FindingRecord>,
 }
 
+/// A scope now against its approved baseline: what its delta and disposition are decided from.
+struct ScopeNow {
+    scope: String,
+    baseline_version: u32,
+    paths: Vec<AuthorityPath>,
+    findings: Vec<FindingRecord>,
+    entries: Vec<DeltaEntry>,
+    builtin: sv0_domain::disposition::Disposition,
+}
+
+impl ScopeNow {
+    fn input<'a>(&'a self, tenant: &'a TenantId) -> sv0_projections::rego::DispositionInput<'a> {
+        sv0_projections::rego::DispositionInput {
+            tenant,
+            scope: &self.scope,
+            baseline_version: self.baseline_version,
+            paths: &self.paths,
+            findings: &self.findings,
+            delta: &self.entries,
+            verification: None,
+            builtin: &self.builtin,
+        }
+    }
+}
+
 /// The SV0 service over one log and one set of views.
 pub struct Service<L: EventLog> {
     pub(crate) data_dir: DataDir,
@@ -356,53 +381,39 @@ impl<L: EventLog> Service<L> {
 
     /// The delta of a scope against its latest baseline, with the verdict.
     pub fn delta(&self, tenant: &TenantId, scope: &Scope) -> Result<DeltaReport, ServiceError> {
-        let baseline = self
-            .views
-            .baseline(tenant, scope, None)?
-            .ok_or_else(|| ServiceError::NoBaseline { tenant: tenant.to_string(), scope: scope.canonical() })?;
-        let current = self.views.paths(tenant, Some(scope))?;
-        let findings = self.views.findings(tenant, Some(scope))?;
-        let entries = baseline.delta(&current, &findings);
-        let verification = delta::verify(baseline.version, &entries, &[]);
+        let now = self.scope_now(tenant, scope)?;
         let policy = self.views.policy(tenant)?;
-        let disposition = sv0_projections::rego::scope_disposition(
-            policy.rego.as_ref(),
-            tenant,
-            &scope.canonical(),
-            baseline.version,
-            &current,
-            &findings,
-            &entries,
-            None,
-        );
+        let disposition = sv0_projections::rego::disposition(policy.rego.as_ref(), &now.input(tenant));
+        let verification = delta::verify(now.baseline_version, &now.entries, &[]);
         Ok(DeltaReport {
             scope: scope.clone(),
-            baseline_version: baseline.version,
-            entries,
+            baseline_version: now.baseline_version,
+            entries: now.entries,
             verification,
             disposition,
-            paths: current,
-            findings,
+            paths: now.paths,
+            findings: now.findings,
         })
     }
 
     /// The input document a Rego disposition policy sees for a scope now (what
     /// `sv0 export opa-input` prints), with the built-in rules' disposition in it.
     pub fn opa_input(&self, tenant: &TenantId, scope: &Scope) -> Result<serde_json::Value, ServiceError> {
-        let report = self.delta(tenant, scope)?;
-        let rollback = delta::rollback(&report.entries, &report.paths);
-        let builtin = sv0_domain::disposition::decide(&report.entries, rollback, None);
-        let canonical = scope.canonical();
-        Ok(sv0_projections::rego::input_document(&sv0_projections::rego::DispositionInput {
-            tenant,
-            scope: &canonical,
-            baseline_version: report.baseline_version,
-            paths: &report.paths,
-            findings: &report.findings,
-            delta: &report.entries,
-            verification: None,
-            builtin: &builtin,
-        }))
+        let now = self.scope_now(tenant, scope)?;
+        Ok(sv0_projections::rego::input_document(&now.input(tenant)))
+    }
+
+    /// A scope now against its approved baseline.
+    fn scope_now(&self, tenant: &TenantId, scope: &Scope) -> Result<ScopeNow, ServiceError> {
+        let baseline = self
+            .views
+            .baseline(tenant, scope, None)?
+            .ok_or_else(|| ServiceError::NoBaseline { tenant: tenant.to_string(), scope: scope.canonical() })?;
+        let paths = self.views.paths(tenant, Some(scope))?;
+        let findings = self.views.findings(tenant, Some(scope))?;
+        let entries = baseline.delta(&paths, &findings);
+        let builtin = sv0_projections::rego::builtin(&entries, &paths, None);
+        Ok(ScopeNow { scope: scope.canonical(), baseline_version: baseline.version, paths, findings, entries, builtin })
     }
 
     /// Paths of a tenant (of a scope), now or as the log stood at `as_of`.

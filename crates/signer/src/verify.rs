@@ -16,7 +16,9 @@ use ed25519_dalek::Signature;
 use serde::Deserialize;
 use sv0_domain::events::PackSealed;
 
+use crate::checkpoint::Checkpoint;
 use crate::keys::KeyRing;
+use crate::merkle;
 use crate::pack::{ChainLink, PACK_FILE_FORMAT, PACK_FORMAT, PAYLOAD_TYPE, PackFile, canonical_json, digest, pae};
 
 /// One pack to verify, with where it came from (a file name, a log position).
@@ -143,6 +145,42 @@ pub fn verify_chain(entries: &[ChainEntry], keys: &KeyRing) -> Result<ChainRepor
         previous = Some(ChainLink { index: header.index, pack_id: header.pack_id, digest: file.digest.clone() });
     }
     Ok(ChainReport { tenant, packs: entries.len(), head: previous })
+}
+
+/// Checks that a chain (already verified link by link) extends a checkpoint: it holds at least
+/// the checkpoint's number of packs, and its first that many hash to the checkpoint's root. This
+/// is what finds a chain cut short at the end, which no link betrays. `source` names the packs'
+/// origin in the report.
+pub fn extends_checkpoint(entries: &[ChainEntry], checkpoint: &Checkpoint, source: &str) -> Result<(), BrokenLink> {
+    let leaves = entries.iter().filter_map(|e| e.pack.as_ref().ok()).filter_map(|p| merkle::pack_leaf(&p.digest));
+    let tree = merkle::Tree::from_leaf_hashes(leaves);
+    let broken = |position: u64, reason: String| BrokenLink {
+        position: position as usize,
+        source: source.to_string(),
+        pack_id: None,
+        reason,
+    };
+    if tree.size() < checkpoint.size {
+        return Err(broken(
+            tree.size() + 1,
+            format!(
+                "truncated: the checkpoint of {} covers {} pack(s), the directory holds {}",
+                checkpoint.origin,
+                checkpoint.size,
+                tree.size()
+            ),
+        ));
+    }
+    if tree.root_at(checkpoint.size) != checkpoint.root {
+        return Err(broken(
+            checkpoint.size,
+            format!(
+                "the first {} pack(s) do not hash to the checkpoint's root: a pack was replaced or reordered",
+                checkpoint.size
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn decode_signature(text: &str) -> Result<Signature, String> {

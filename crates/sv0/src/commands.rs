@@ -122,14 +122,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Export(ExportCommand::Checkpoint(args)) => {
             let tenant = service.tenant(tenant)?;
             let note = service.checkpoint(&tenant)?;
-            match &args.out {
-                Some(file) => {
-                    std::fs::write(file, &note).with_context(|| format!("cannot write {}", file.display()))?;
-                    writeln!(out, "wrote the checkpoint of tenant {tenant} to {}", file.display())?;
-                }
-                None => write!(out, "{note}")?,
-            }
-            Ok(EXIT_OK)
+            emit(out, args.out.as_deref(), &note, &format!("the checkpoint of tenant {tenant}"))
         }
         Command::Proof(ProofCommand::Inclusion(args)) => {
             let tenant = service.tenant(tenant)?;
@@ -169,15 +162,8 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             let tenant = service.tenant(tenant)?;
             let scope = scope_arg(&args.scope)?;
             let input = service.opa_input(&tenant, &scope)?;
-            match &args.out {
-                Some(file) => {
-                    let bytes = serde_json::to_vec_pretty(&input)?;
-                    std::fs::write(file, bytes).with_context(|| format!("cannot write {}", file.display()))?;
-                    writeln!(out, "wrote the OPA input of scope {scope} to {}", file.display())?;
-                }
-                None => print_json(out, &input)?,
-            }
-            Ok(EXIT_OK)
+            let text = format!("{}\n", serde_json::to_string_pretty(&input)?);
+            emit(out, args.out.as_deref(), &text, &format!("the OPA input of scope {scope}"))
         }
         Command::Export(ExportCommand::Packs(args)) => {
             let tenant = service.tenant(tenant)?;
@@ -334,6 +320,18 @@ async fn shutdown_signal() {
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
     dirs::data_dir().map(|d| d.join("sv0")).context("no user data directory is known on this system. Pass --data-dir")
+}
+
+/// Writes `text` to `file` (saying so on `out`), or to `out` when there is no file.
+fn emit(out: &mut dyn Write, file: Option<&Path>, text: &str, what: &str) -> anyhow::Result<u8> {
+    match file {
+        Some(file) => {
+            std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;
+            writeln!(out, "wrote {what} to {}", file.display())?;
+        }
+        None => write!(out, "{text}")?,
+    }
+    Ok(EXIT_OK)
 }
 
 pub(crate) fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> anyhow::Result<()> {
@@ -727,38 +725,10 @@ fn verify_offline(
         None => None,
     };
     let mut result = verify_chain(&entries, &ring);
-    if let (Ok(report), Some(checkpoint)) = (&result, &checkpoint) {
+    if let (Ok(_), Some(checkpoint)) = (&result, &checkpoint) {
         // The chain verified link by link; the checkpoint says how long it was and what it held.
-        let leaves: Vec<_> = entries
-            .iter()
-            .filter_map(|e| e.pack.as_ref().ok())
-            .filter_map(|p| sv0_signer::merkle::pack_leaf(&p.digest))
-            .collect();
-        let tree = sv0_signer::merkle::Tree::from_leaf_hashes(leaves);
-        let broken = if tree.size() < checkpoint.size {
-            Some((
-                report.packs + 1,
-                format!(
-                    "truncated: the checkpoint of {} covers {} pack(s), the directory holds {}",
-                    checkpoint.origin,
-                    checkpoint.size,
-                    tree.size()
-                ),
-            ))
-        } else if tree.root_at(checkpoint.size) != checkpoint.root {
-            Some((
-                checkpoint.size as usize,
-                format!(
-                    "the first {} pack(s) do not hash to the checkpoint's root: a pack was replaced or reordered",
-                    checkpoint.size
-                ),
-            ))
-        } else {
-            None
-        };
-        if let Some((position, why)) = broken {
-            result =
-                Err(sv0_signer::BrokenLink { position, source: dir.display().to_string(), pack_id: None, reason: why });
+        if let Err(broken) = sv0_signer::verify::extends_checkpoint(&entries, checkpoint, &dir.display().to_string()) {
+            result = Err(broken);
         }
     }
     if json {
