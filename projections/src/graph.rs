@@ -103,15 +103,9 @@ impl AnyEntity {
             }
             AnyEntity::Credential(c) => {
                 out.push(("credential.identity", c.identity.clone(), String::new()));
-                // When its long-lived-secret finding can change by time alone: at expiry, and
-                // (for a secret whose creation is unknown) when its remaining life drops under
-                // the limit.
-                if let Some(expires) = c.expires_at {
-                    out.push(("credential.time", time_key(expires.0), String::new()));
-                    if c.created_at.is_none() {
-                        let limit = expires.add_days(-sv0_domain::findings::LONG_LIVED_DAYS);
-                        out.push(("credential.time", time_key(limit.0), String::new()));
-                    }
+                // When its findings can change by time alone.
+                for at in sv0_domain::findings::credential_instants(c) {
+                    out.push(("credential.time", time_key(at.0), String::new()));
                 }
             }
             AnyEntity::Evidence(e) => {

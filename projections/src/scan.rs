@@ -471,11 +471,15 @@ fn reach(
         }
     }
     if let Some(previous) = previous.filter(|p| *p < now) {
+        // Time-driven conditions compare with `<` or `<=`, so an instant equal to either scan's
+        // time may flip one: every range below runs from one millisecond before the previous
+        // scan (the range's start is exclusive) to the current one, both ends included.
+        let since = |at: Timestamp| time_key(at.0 - 1);
         // Grades whose evidence left the window.
         r.workloads.extend(pathstore::expiring(&t.path_index, tenant, Timestamp(now.0 - 1))?);
         // Evidence dated after the previous scan's time that now falls inside the window.
         for (_, evidence_id, _) in
-            index_range(&t.entity_index, tenant, "evidence.time", &time_key(previous.0), &time_key(now.0))?
+            index_range(&t.entity_index, tenant, "evidence.time", &since(previous), &time_key(now.0))?
         {
             if let Some(bytes) = t.entities.get(entity_key(tenant, EntityList::Evidence, &evidence_id).as_slice())? {
                 touch(&mut r, AnyEntity::decode(EntityList::Evidence, bytes.value())?)?;
@@ -492,7 +496,7 @@ fn reach(
         // Credentials whose expiry, or the point past which they count as long-lived, passed:
         // their findings and their identity's (several active secrets).
         for (_, credential_id, _) in
-            index_range(&t.entity_index, tenant, "credential.time", &time_key(previous.0), &time_key(now.0))?
+            index_range(&t.entity_index, tenant, "credential.time", &since(previous), &time_key(now.0))?
         {
             if let Some(credential) = get_entity::<Credential>(t, tenant, EntityList::Credentials, &credential_id)? {
                 r.identities.insert(credential.identity);
@@ -500,9 +504,9 @@ fn reach(
             r.credentials.insert(credential_id);
         }
         // Identities whose latest evidence may have aged past the unused limit.
-        let unused = |at: Timestamp| time_key(at.add_days(-findings::UNUSED_DAYS).0);
+        let unused = |at: Timestamp| at.add_days(-findings::UNUSED_DAYS);
         for (_, evidence_id, _) in
-            index_range(&t.entity_index, tenant, "evidence.time", &unused(previous), &unused(now))?
+            index_range(&t.entity_index, tenant, "evidence.time", &since(unused(previous)), &time_key(unused(now).0))?
         {
             if let Some(evidence) = get_entity::<Evidence>(t, tenant, EntityList::Evidence, &evidence_id)? {
                 r.identities.extend(evidence.identity);

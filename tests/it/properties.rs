@@ -121,58 +121,92 @@ async fn incremental_equals_full<L: EventLog>(service: &mut Service<L>, tenant: 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    // Twelve cases in the suite; `PROPTEST_CASES=500` explores further.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(12),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn rebuild_and_replay_to_any_step_equal_the_live_views(ops in proptest::collection::vec(op(), 1..8)) {
-        let dir = TempDir::new();
-        crate::block_on(async {
-            let mut service = Service::open(dir.path()).await.unwrap();
-            let start = Timestamp::parse(synthetic::OBSERVED_AT).unwrap();
-            let mut truth = synthetic::tenant(300, 42, start).unwrap();
-            let tenant = service.import_snapshot(&serde_json::to_vec(&truth).unwrap(), None).await.unwrap().tenant;
-            let mut steps = vec![(service.log().head().await.unwrap(), service.views().dump().unwrap())];
-            for op in &ops {
-                match op {
-                    Op::Scan { seed, change, days, drop, coverage, trigger: t } => {
-                        let at = truth.scan.observed_at.add_days(*days);
-                        truth = synthetic::rescan(&truth, f64::from(*change), *seed, at).unwrap();
-                        let snapshot = serde_json::to_vec(&sent(&truth, *drop, *coverage)).unwrap();
-                        service.import_snapshot(&snapshot, Some(trigger(*t))).await.unwrap();
-                        incremental_equals_full(&mut service, &tenant, start).await;
-                    }
-                    Op::Approve { workload } => {
-                        let scope = match workload {
-                            Some(n) => Scope::parse(&format!("workload:workload-{n:07}")).unwrap(),
-                            None => Scope::all(),
-                        };
-                        // A scope may have no paths left after drops; that refusal is fine.
-                        let _ = service.approve(&tenant, &scope, "property", vec![], "prop@example.com", start).await;
-                    }
-                    Op::Release => {
-                        let held = service.scans(&tenant).unwrap().into_iter().rev().find(|s| s.status == ScanStatus::Quarantined);
-                        if let Some(held) = held {
-                            service.release_scan(&tenant, &held.scan_id, "property", "prop@example.com", start).await.unwrap();
-                            incremental_equals_full(&mut service, &tenant, start).await;
-                        }
-                    }
-                    Op::Policy { window } => {
+        check(&ops);
+    }
+}
+
+/// Runs `ops` against a fresh service and checks the three properties after every step.
+fn check(ops: &[Op]) {
+    let dir = TempDir::new();
+    crate::block_on(async {
+        let mut service = Service::open(dir.path()).await.unwrap();
+        let start = Timestamp::parse(synthetic::OBSERVED_AT).unwrap();
+        let mut truth = synthetic::tenant(300, 42, start).unwrap();
+        let tenant = service.import_snapshot(&serde_json::to_vec(&truth).unwrap(), None).await.unwrap().tenant;
+        let mut steps = vec![(service.log().head().await.unwrap(), service.views().dump().unwrap())];
+        for op in ops {
+            match op {
+                Op::Scan { seed, change, days, drop, coverage, trigger: t } => {
+                    let at = truth.scan.observed_at.add_days(*days);
+                    truth = synthetic::rescan(&truth, f64::from(*change), *seed, at).unwrap();
+                    let snapshot = serde_json::to_vec(&sent(&truth, *drop, *coverage)).unwrap();
+                    service.import_snapshot(&snapshot, Some(trigger(*t))).await.unwrap();
+                    incremental_equals_full(&mut service, &tenant, start).await;
+                }
+                Op::Approve { workload } => {
+                    let scope = match workload {
+                        Some(n) => Scope::parse(&format!("workload:workload-{n:07}")).unwrap(),
+                        None => Scope::all(),
+                    };
+                    // A scope may have no paths left after drops; that refusal is fine.
+                    let _ = service.approve(&tenant, &scope, "property", vec![], "prop@example.com", start).await;
+                }
+                Op::Release => {
+                    let held =
+                        service.scans(&tenant).unwrap().into_iter().rev().find(|s| s.status == ScanStatus::Quarantined);
+                    if let Some(held) = held {
                         service
-                            .set_policy(&tenant, |mut p| { p.evidence_window_days = *window; Ok(p) }, "prop@example.com", start)
+                            .release_scan(&tenant, &held.scan_id, "property", "prop@example.com", start)
                             .await
                             .unwrap();
+                        incremental_equals_full(&mut service, &tenant, start).await;
                     }
                 }
-                steps.push((service.log().head().await.unwrap(), service.views().dump().unwrap()));
+                Op::Policy { window } => {
+                    service
+                        .set_policy(
+                            &tenant,
+                            |mut p| {
+                                p.evidence_window_days = *window;
+                                Ok(p)
+                            },
+                            "prop@example.com",
+                            start,
+                        )
+                        .await
+                        .unwrap();
+                }
             }
-            let rebuilt = Views::in_memory().unwrap();
-            rebuilt.catch_up(service.log(), None).await.unwrap();
-            assert_eq!(&rebuilt.dump().unwrap(), &steps.last().unwrap().1, "rebuild differs from incremental");
-            for (head, live) in &steps {
-                let (reached, replayed) = service.replay(AsOf::Position(*head)).await.unwrap();
-                assert_eq!(reached, *head);
-                assert_eq!(&replayed.dump().unwrap(), live, "replay to position {head} differs from the live views then");
-            }
-        });
-    }
+            steps.push((service.log().head().await.unwrap(), service.views().dump().unwrap()));
+        }
+        let rebuilt = Views::in_memory().unwrap();
+        rebuilt.catch_up(service.log(), None).await.unwrap();
+        assert_eq!(&rebuilt.dump().unwrap(), &steps.last().unwrap().1, "rebuild differs from incremental");
+        for (head, live) in &steps {
+            let (reached, replayed) = service.replay(AsOf::Position(*head)).await.unwrap();
+            assert_eq!(reached, *head);
+            assert_eq!(&replayed.dump().unwrap(), live, "replay to position {head} differs from the live views then");
+        }
+    });
+}
+
+/// A case proptest found: the last scan passes, by one day, the instant 90 days after an
+/// identity's last activity, which was exactly the previous scan's time minus 90 days.
+#[test]
+fn an_identity_falls_silent_exactly_one_scan_after_the_limit() {
+    check(&[
+        Op::Scan { seed: 0, change: 0, days: 10, drop: 0, coverage: 0, trigger: 0 },
+        Op::Scan { seed: 0, change: 0, days: 25, drop: 5, coverage: 0, trigger: 1 },
+        Op::Scan { seed: 18, change: 2, days: 10, drop: 1, coverage: 2, trigger: 0 },
+        Op::Scan { seed: 693, change: 2, days: 34, drop: 4, coverage: 2, trigger: 2 },
+        Op::Scan { seed: 346, change: 4, days: 1, drop: 5, coverage: 4, trigger: 3 },
+    ]);
 }

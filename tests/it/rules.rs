@@ -192,6 +192,59 @@ fn every_entity_rule_opens_on_its_trigger_names_the_record_and_resolves_when_it_
     }
 }
 
+/// Findings that time alone opens or resolves (an expiry, a secret's remaining life, an
+/// identity's silence) change at the first scan past their instant, also when the instant is
+/// exactly the previous scan's time: scans a whole number of days apart land on such instants.
+#[test]
+fn findings_that_time_alone_changes_flip_at_the_first_scan_past_their_instant() {
+    let mut s = base();
+    let sp = enabled_identity(&s, IdentityKind::ServicePrincipal);
+    let silent = s.evidence.iter().find_map(|e| e.identity.clone()).unwrap();
+    // Expires at day 1, when the second scan runs.
+    s.credentials.push(Credential {
+        id: "secret-expiring".into(),
+        identity: sp.clone(),
+        kind: CredentialKind::Password,
+        created_at: Some(at(-10)),
+        expires_at: Some(at(1)),
+    });
+    // Creation unknown: long-lived while at least 181 whole days remain, up to day 1.
+    s.credentials.push(Credential {
+        id: "secret-undated".into(),
+        identity: sp.clone(),
+        kind: CredentialKind::Password,
+        created_at: None,
+        expires_at: Some(at(182)),
+    });
+    // Last active exactly 90 days before the second scan.
+    for evidence in s.evidence.iter_mut().filter(|e| e.identity.as_deref() == Some(silent.as_str())) {
+        evidence.at = at(1).add_days(-findings::UNUSED_DAYS);
+    }
+    let expired = ("SV0-E004", "credential:secret-expiring".to_string());
+    let long_lived = ("SV0-E002", "credential:secret-undated".to_string());
+    let unused = ("SV0-E005", format!("identity:{silent}"));
+    let half_day = Timestamp(at(1).0 + Timestamp::DAY_MS / 2);
+    // (scan time, whether each finding is open then)
+    let steps = [(at(0), [false, true, false]), (at(1), [false, true, false]), (half_day, [true, false, true])];
+    let dir = TempDir::new();
+    crate::block_on(async {
+        let mut service = Service::open(dir.path()).await.unwrap();
+        for (time, open) in steps {
+            s.scan.observed_at = time;
+            let tenant = service.import_snapshot(&serde_json::to_vec(&s).unwrap(), None).await.unwrap().tenant;
+            let records = service.findings(&tenant, None).unwrap();
+            for ((rule, subject), open) in [&expired, &long_lived, &unused].into_iter().zip(open) {
+                let status = finding(&records, rule, subject).map(|r| r.status);
+                assert_eq!(
+                    status == Some(FindingStatus::Open),
+                    open,
+                    "{rule} on {subject} at {time:?}: {status:?}, expected open = {open}"
+                );
+            }
+        }
+    });
+}
+
 pub(crate) fn node(id: &str) -> NodeRef {
     NodeRef { id: id.to_string(), name: id.to_string() }
 }

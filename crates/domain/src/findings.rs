@@ -628,6 +628,21 @@ pub const PRIVILEGED_APP_PERMISSIONS: &[&str] = &[
 /// Secrets valid longer than this many days are long-lived.
 pub const LONG_LIVED_DAYS: i64 = 180;
 
+/// The instants at which a credential's findings can change with time alone: its expiry
+/// (expired, no longer an active secret) and, for a secret whose creation is unknown, the last
+/// instant at which its remaining life still counts as long-lived (whole days past
+/// `LONG_LIVED_DAYS`). A finding flips when the scan's time moves from one side of an instant
+/// to the other, with the instant itself on either side; the projector re-decides credentials
+/// whose instants fall between two scans, both ends included.
+pub fn credential_instants(credential: &Credential) -> Vec<Timestamp> {
+    let Some(expires) = credential.expires_at else { return Vec::new() };
+    let mut out = vec![expires];
+    if credential.created_at.is_none() {
+        out.push(expires.add_days(-(LONG_LIVED_DAYS + 1)));
+    }
+    out
+}
+
 /// One rule's result on one subject.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
