@@ -10,7 +10,7 @@ use sv0_domain::assessment::{
 };
 use sv0_domain::delta;
 use sv0_domain::events::{
-    ApprovalRecorded, Event, EventFragment, EventPayload, KeyRegistered, PackSealed, ScanChunk, ScanStarted,
+    ApprovalRecorded, Event, EventFragment, EventPayload, KeyRegistered, KeyRotated, PackSealed, ScanChunk, ScanStarted,
 };
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{TenantId, Timestamp};
@@ -18,7 +18,7 @@ use sv0_log::Record;
 use tracing::warn;
 
 use crate::error::ProjectionError;
-use crate::records::{Baseline, BaselineHead, Drift, FindingAck, FindingRecord, PackHead};
+use crate::records::{Baseline, BaselineHead, Drift, FindingAck, FindingRecord, KeyRecord, PackHead};
 use crate::scan;
 use crate::store::{self, get, key, prefix, put, scan, scan_raw};
 
@@ -95,7 +95,8 @@ pub(crate) fn apply(t: &mut Tables<'_>, record: &Record, event: &Event) -> Resul
         EventPayload::ScanReleased(released) => scan::scan_released(t, tenant, seq, event, released),
         EventPayload::PolicySet(set) => scan::policy_set(t, tenant, seq, &set.policy),
         EventPayload::ApprovalRecorded(approval) => approval_recorded(t, tenant, seq, event, approval),
-        EventPayload::KeyRegistered(registered) => key_registered(t, tenant, registered),
+        EventPayload::KeyRegistered(registered) => key_registered(t, tenant, seq, registered),
+        EventPayload::KeyRotated(rotated) => key_rotated(t, tenant, seq, rotated),
         EventPayload::PackSealed(sealed) => pack_sealed(t, tenant, seq, sealed),
         EventPayload::Fragment(fragment) => fragment_received(t, record, tenant, fragment),
     }
@@ -333,8 +334,51 @@ pub(crate) fn store_assessment(
     put(&mut t.assessment_cursor, &cursor_key, &seq)
 }
 
-fn key_registered(t: &mut Tables<'_>, tenant: &TenantId, registered: &KeyRegistered) -> Result<(), ProjectionError> {
-    put(&mut t.keys, &t_key(tenant, &[registered.key_id.as_bytes()]), registered)
+fn key_registered(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    registered: &KeyRegistered,
+) -> Result<(), ProjectionError> {
+    let key = t_key(tenant, &[registered.key_id.as_bytes()]);
+    if get::<KeyRecord>(&t.keys, "keys", &key)?.is_some() {
+        // Registered again (a signer restarted before it saw its first registration): the
+        // first registration stands.
+        return Ok(());
+    }
+    let record = KeyRecord {
+        key_id: registered.key_id.clone(),
+        algorithm: registered.algorithm.clone(),
+        public_key: registered.public_key.clone(),
+        valid_from: registered.valid_from.unwrap_or(1),
+        valid_to: None,
+        replaced_by: None,
+        rotation_reason: None,
+        registered_seq: seq,
+        retired_seq: None,
+    };
+    put(&mut t.keys, &key, &record)
+}
+
+/// The retired key's range ends just before the new key's; the new key is registered.
+fn key_rotated(t: &mut Tables<'_>, tenant: &TenantId, seq: u64, rotated: &KeyRotated) -> Result<(), ProjectionError> {
+    let retired_key = t_key(tenant, &[rotated.retired_key_id.as_bytes()]);
+    if let Some(mut retired) = get::<KeyRecord>(&t.keys, "keys", &retired_key)?
+        && retired.current()
+    {
+        retired.valid_to = Some(rotated.valid_from.saturating_sub(1));
+        retired.replaced_by = Some(rotated.key_id.clone());
+        retired.rotation_reason = Some(rotated.reason.clone());
+        retired.retired_seq = Some(seq);
+        put(&mut t.keys, &retired_key, &retired)?;
+    }
+    let registration = KeyRegistered {
+        key_id: rotated.key_id.clone(),
+        algorithm: rotated.algorithm.clone(),
+        public_key: rotated.public_key.clone(),
+        valid_from: Some(rotated.valid_from),
+    };
+    key_registered(t, tenant, seq, &registration)
 }
 
 fn pack_sealed(t: &mut Tables<'_>, tenant: &TenantId, seq: u64, sealed: &PackSealed) -> Result<(), ProjectionError> {

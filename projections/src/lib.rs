@@ -29,7 +29,7 @@ mod views;
 pub use batch::{SPILL_BYTES, set_spill_bytes};
 pub use error::ProjectionError;
 pub use records::{
-    Baseline, BaselineHead, BaselineState, Drift, EntityDiff, FindingAck, FindingRecord, FindingStatus, Lifecycle,
-    PackHead, ScanRecord, ScanStatus, TenantState,
+    Baseline, BaselineHead, BaselineState, Drift, EntityDiff, FindingAck, FindingRecord, FindingStatus, KeyRecord,
+    Lifecycle, PackHead, ScanRecord, ScanStatus, TenantState,
 };
 pub use views::{BATCH_EVENTS, PathFilter, Views};

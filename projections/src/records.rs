@@ -303,6 +303,36 @@ impl Baseline {
     }
 }
 
+/// A key registered to sign a tenant's packs, with where in the chain it may sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Hex SHA-256 of the raw public key.
+    pub key_id: String,
+    /// Signature algorithm.
+    pub algorithm: String,
+    /// The raw public key, hex.
+    pub public_key: String,
+    /// The first pack index it may sign.
+    pub valid_from: u64,
+    /// The last pack index it may sign, once rotated out.
+    pub valid_to: Option<u64>,
+    /// The key that replaced it.
+    pub replaced_by: Option<String>,
+    /// Why it was rotated out.
+    pub rotation_reason: Option<String>,
+    /// Position of the event that registered it.
+    pub registered_seq: u64,
+    /// Position of the event that rotated it out.
+    pub retired_seq: Option<u64>,
+}
+
+impl KeyRecord {
+    /// Whether it still signs new packs.
+    pub fn current(&self) -> bool {
+        self.valid_to.is_none()
+    }
+}
+
 /// The head of a tenant's pack chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackHead {

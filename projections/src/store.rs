@@ -72,7 +72,7 @@ pub const ASSESSMENT_CURSOR: Def = TableDefinition::new("assessment_cursor");
 pub const PACKS: Def = TableDefinition::new("packs");
 /// `(tenant)` → `PackHead`.
 pub const PACK_HEADS: Def = TableDefinition::new("pack_heads");
-/// `(tenant, key_id)` → `KeyRegistered`.
+/// `(tenant, key_id)` → `KeyRecord`.
 pub const KEYS: Def = TableDefinition::new("keys");
 /// `(tenant, event id, index)` → a piece of a fragmented event whose other pieces are pending.
 pub const FRAGMENTS: Def = TableDefinition::new("fragments");

@@ -8,7 +8,7 @@ use redb::backends::InMemoryBackend;
 use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
 use sv0_domain::TenantId;
 use sv0_domain::assessment::Assessment;
-use sv0_domain::events::{KeyRegistered, PackSealed};
+use sv0_domain::events::PackSealed;
 use sv0_domain::model::Workload;
 use sv0_domain::paths::AuthorityPath;
 use sv0_domain::scope::Scope;
@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 
 use crate::error::ProjectionError;
 use crate::fold::{self, Tables};
-use crate::records::{Baseline, BaselineHead, EntityDiff, FindingRecord, PackHead, ScanRecord, TenantState};
+use crate::records::{Baseline, BaselineHead, EntityDiff, FindingRecord, KeyRecord, PackHead, ScanRecord, TenantState};
 use crate::store::{self, get, key, prefix, scan};
 use crate::{pathstore, scan};
 use sv0_domain::policy::Policy;
@@ -443,7 +443,7 @@ impl Views {
     }
 
     /// The signing keys registered for a tenant.
-    pub fn keys(&self, tenant: &TenantId) -> Result<Vec<KeyRegistered>, ProjectionError> {
+    pub fn keys(&self, tenant: &TenantId) -> Result<Vec<KeyRecord>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::KEYS)?;
         scan(&table, "keys", &prefix(&[tenant.as_str().as_bytes()]))

@@ -104,8 +104,10 @@ def b64(text):
 
 def main():
     lines = open(sys.argv[1]).read().splitlines()
-    pem = "".join(l for l in open(sys.argv[2]).read().splitlines() if not l.startswith("-----"))
-    public = base64.b64decode(pem)[-32:]
+    # The first PEM block; text outside the boundaries (sv0's validity lines) is explanatory.
+    text = open(sys.argv[2]).read()
+    block = text.split("-----BEGIN PUBLIC KEY-----", 1)[1].split("-----END PUBLIC KEY-----", 1)[0]
+    public = base64.b64decode("".join(block.split()))[-32:]
     ok = True
     for line in lines:
         envelope = json.loads(line)

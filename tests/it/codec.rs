@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use ciborium::Value;
 use sv0_codec::{EventError, decode_event, encode_event};
 use sv0_domain::events::{
-    Acknowledgement, ApprovalRecorded, Bytes, Event, EventFragment, EventMeta, EventPayload, KeyRegistered, PackSealed,
-    PolicySet, ScanChunk, ScanCompleted, ScanQuarantined, ScanReleased, ScanStarted,
+    Acknowledgement, ApprovalRecorded, Bytes, Event, EventFragment, EventMeta, EventPayload, KeyRegistered, KeyRotated,
+    PackSealed, PolicySet, ScanChunk, ScanCompleted, ScanQuarantined, ScanReleased, ScanStarted,
 };
 use sv0_domain::model::{
     Binding, DataDomain, Destination, DestinationKind, Evidence, Grant, GrantSource, Identity, IdentityKind, Owner,
@@ -151,6 +151,9 @@ fn fixtures() -> Vec<Event> {
             key_id: "21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9".into(),
             algorithm: "ed25519".into(),
             public_key: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a".into(),
+            // Left out, as before keys had validity ranges: the golden vector written then still
+            // decodes (`a_key_registration_with_a_validity_start_round_trips` covers the field).
+            valid_from: None,
         }),
         EventPayload::PackSealed(PackSealed {
             pack_id: "pk-0001".into(),
@@ -198,6 +201,14 @@ fn fixtures() -> Vec<Event> {
             released_by: "riley.chen@contoso.example".into(),
             note: "the grants were revoked on purpose (ticket CHG-1042)".into(),
         }),
+        EventPayload::KeyRotated(KeyRotated {
+            retired_key_id: "21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9".into(),
+            key_id: "39f713d0a644253f04529421b9f51b9b08979d08295959c4f3990ee617f5139f".into(),
+            algorithm: "ed25519".into(),
+            public_key: "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c".into(),
+            valid_from: 6,
+            reason: "scheduled rotation".into(),
+        }),
     ];
     payloads.into_iter().enumerate().map(|(n, payload)| Event { meta: meta(n as u8 + 1), payload }).collect()
 }
@@ -227,6 +238,17 @@ fn golden_vectors_decode_and_reencode_byte_for_byte() {
     }
     let all: Vec<&str> = EventPayload::TYPES.iter().map(|(n, _)| *n).collect();
     assert_eq!(seen, all, "every event type has a vector");
+}
+
+#[test]
+fn a_key_registration_with_a_validity_start_round_trips_and_matches_the_cddl_schema() {
+    let mut event = fixtures().into_iter().find(|e| e.payload.event_type() == "key.registered").unwrap();
+    let EventPayload::KeyRegistered(key) = &mut event.payload else { unreachable!() };
+    key.valid_from = Some(6);
+    let bytes = encode_event(&event).unwrap();
+    assert_eq!(decode_event(&bytes).unwrap(), event);
+    let cddl = std::fs::read_to_string(crate::repo_root().join("schemas/events.cddl")).unwrap();
+    cddl_cat::validate_cbor_bytes("envelope", &cddl, &bytes).expect("matches schemas/events.cddl");
 }
 
 #[test]

@@ -207,3 +207,144 @@ fn a_checkpoint_detects_a_truncated_chain_that_verifies_on_its_own() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("not a checkpoint signed"), "{out}");
 }
+
+/// Re-seals the assessment of `pack` (an exported file) at the same place of the chain with
+/// `signer`, as someone holding that private key could.
+fn reseal(pack: &Path, previous: &Path, signer: &sv0_signer::PackSigner) -> String {
+    let read = |p: &Path| serde_json::from_slice::<sv0_signer::PackFile>(&std::fs::read(p).unwrap()).unwrap();
+    let (file, before) = (read(pack), read(previous));
+    let assessment: sv0_domain::assessment::Assessment =
+        serde_json::from_value(file.body["assessment"].clone()).unwrap();
+    let link = sv0_signer::ChainLink { index: before.index, pack_id: before.pack_id, digest: before.digest };
+    let sealed = sv0_signer::seal(&assessment, Some(&link), signer).unwrap();
+    serde_json::to_string_pretty(&sv0_signer::PackFile::from_sealed(&sealed).unwrap()).unwrap()
+}
+
+/// After `sv0 keys rotate`, the exported key file says which packs each key may sign: the chain
+/// verifies, a pack signed by the retired key after its range (someone kept the old private
+/// key) is refused, and so is a pack signed by the new key before its range. The retired
+/// private key is gone from the key directory.
+#[test]
+fn a_rotated_key_signs_only_inside_its_validity_range() {
+    let (dir, data, _) = exported();
+    let keys = data.join("keys");
+    let stolen = dir.join("stolen.key");
+    std::fs::copy(keys.join("signing.key"), &stolen).unwrap();
+    let old = sv0_signer::PackSigner::load(&stolen).unwrap();
+
+    let (code, out) = sv0_in(&data, &["keys", "rotate", "--reason", "the old key was copied"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("tenant contoso: packs from 6 are signed by the new key"), "{out}");
+    let new = sv0_signer::PackSigner::load(&keys.join("signing.key")).unwrap();
+    assert_ne!(new.key_id(), old.key_id());
+    for entry in std::fs::read_dir(&keys).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert_ne!(text, std::fs::read_to_string(&stolen).unwrap(), "the retired private key is still on disk");
+    }
+    let (code, out) = sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "after rotation"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = sv0_in(&data, &["keys", "list", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let range = |id: &str| {
+        let key = listed.as_array().unwrap().iter().find(|k| k["key_id"] == id).unwrap();
+        (key["valid_from"].as_u64().unwrap(), key["valid_to"].as_u64())
+    };
+    assert_eq!((range(old.key_id()), range(new.key_id())), ((1, Some(5)), (6, None)));
+
+    let export = dir.join("rotated");
+    let (code, out) = sv0_in(&data, &["export", "packs", "--out", export.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let key_file = std::fs::read_to_string(export.join("public-key.pem")).unwrap();
+    assert!(key_file.contains("sv0-valid: tenant=contoso from=1 to=5"), "{key_file}");
+    assert!(key_file.contains("sv0-valid: tenant=contoso from=6\n"), "{key_file}");
+    let (code, out) = verify_offline(&export);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("chain intact: 6 pack(s)"), "{out}");
+    let (code, out) = sv0_in(&data, &["verify"]);
+    assert_eq!(code, 0, "{out}");
+
+    let files = pack_files(&export);
+    // The retired key signs pack 6.
+    let forged = reseal(&files[5], &files[4], &old);
+    let original = std::fs::read_to_string(&files[5]).unwrap();
+    std::fs::write(&files[5], forged).unwrap();
+    let (code, out) = verify_offline(&export);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("BROKEN at pack 6") && out.contains("outside its validity (packs 1..=5"), "{out}");
+    std::fs::write(&files[5], original).unwrap();
+    // The new key signs pack 5, before its range.
+    std::fs::write(&files[4], reseal(&files[4], &files[3], &new)).unwrap();
+    let (code, out) = verify_offline(&export);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("BROKEN at pack 5") && out.contains("outside its validity (packs 6.."), "{out}");
+
+    // The same checks hold on the log: a pack the retired key seals there is refused.
+    let tenant = sv0_domain::TenantId::new("contoso").unwrap();
+    block_on_forged_append(&data, &tenant, &old);
+    let (code, out) = sv0_in(&data, &["verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("BROKEN at pack 7") && out.contains("outside its validity"), "{out}");
+}
+
+/// Appends to the tenant's chain on the log a pack that `signer` seals over the last pack's
+/// assessment.
+fn block_on_forged_append(data: &Path, tenant: &sv0_domain::TenantId, signer: &sv0_signer::PackSigner) {
+    use sv0_log::{EventLog, Expected};
+    crate::block_on(async {
+        let service = sv0_service::Service::open(data).await.unwrap();
+        let subject = format!("{tenant}.pack");
+        let head = service.log().subject_head(&subject).await.unwrap().unwrap();
+        let last = service.views().packs(tenant).unwrap().pop().unwrap();
+        let mut assessment: sv0_domain::assessment::Assessment = serde_json::from_value(
+            serde_json::from_str::<serde_json::Value>(&last.body).unwrap()["assessment"].clone(),
+        )
+        .unwrap();
+        assessment.assessed_seq += 1000;
+        let link = sv0_signer::ChainLink { index: last.index, pack_id: last.pack_id.clone(), digest: last.digest };
+        let forged = sv0_signer::seal(&assessment, Some(&link), signer).unwrap();
+        let event = sv0_service::pack_event(tenant, forged, assessment.assessed_event, assessment.occurred_at);
+        let record = sv0_service::import::new_event(&event).unwrap();
+        service.log().append(&subject, Expected::LastSeq(head), vec![record]).await.unwrap();
+    });
+}
+
+/// A rotation cut short after the new key was written (nothing recorded yet) is finished by
+/// the next command that seals: the chain records the rotation and stays intact.
+#[test]
+fn a_rotation_cut_short_is_finished_before_the_next_seal() {
+    let (_dir, data, _) = exported();
+    let next = sv0_signer::PackSigner::create_next(&data.join("keys")).unwrap();
+    let (code, out) = sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "after a crash"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!data.join("keys").join(sv0_signer::keys::NEXT_KEY_FILE).exists());
+    let (code, out) = sv0_in(&data, &["keys", "list", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let current: Vec<&serde_json::Value> =
+        listed.as_array().unwrap().iter().filter(|k| k["valid_to"].is_null()).collect();
+    assert_eq!(current.len(), 1, "{out}");
+    assert_eq!(current[0]["key_id"], next.key_id());
+    assert_eq!(current[0]["valid_from"], 6);
+    let (code, out) = sv0_in(&data, &["verify"]);
+    assert_eq!(code, 0, "{out}");
+}
+
+/// A key file's validity lines are checked when read: a malformed line or one followed by no
+/// key is a usage error (exit 2), not a silently unrestricted key.
+#[test]
+fn a_malformed_validity_line_is_an_error() {
+    let (dir, _data, export) = exported();
+    let key = std::fs::read_to_string(export.join("public-key.pem")).unwrap();
+    for (name, text) in [
+        ("bad-field", key.replace("from=1", "since=1")),
+        ("bad-number", key.replace("from=1", "from=one")),
+        ("dangling", format!("{key}sv0-valid: tenant=contoso from=1\n")),
+    ] {
+        let file = dir.join(&format!("{name}.pem"));
+        std::fs::write(&file, text).unwrap();
+        let (code, out) = verify_offline_with(&export, &file);
+        assert_eq!(code, 2, "{name}: {out}");
+        assert!(out.contains("validity line") || out.contains("followed by no key"), "{name}: {out}");
+    }
+}

@@ -104,6 +104,7 @@ pub fn encode_event(event: &Event) -> Result<Vec<u8>, EventError> {
         EventPayload::PolicySet(p) => serialized(p)?,
         EventPayload::ScanQuarantined(p) => serialized(p)?,
         EventPayload::ScanReleased(p) => serialized(p)?,
+        EventPayload::KeyRotated(p) => serialized(p)?,
     };
     let meta = &event.meta;
     let wire = Wire {
@@ -159,6 +160,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, EventError> {
         "policy.set" => EventPayload::PolicySet(payload(&wire)?),
         "scan.quarantined" => EventPayload::ScanQuarantined(payload(&wire)?),
         "scan.released" => EventPayload::ScanReleased(payload(&wire)?),
+        "key.rotated" => EventPayload::KeyRotated(payload(&wire)?),
         other => {
             return Err(EventError::UnknownEventType { event_type: other.to_string() });
         }

@@ -62,12 +62,14 @@ pub enum EventPayload {
     ScanQuarantined(ScanQuarantined),
     /// A person released a quarantined scan: it is applied now.
     ScanReleased(ScanReleased),
+    /// A signing key replaced another for a tenant's chain from a pack index on.
+    KeyRotated(KeyRotated),
 }
 
 /// Name and current schema version of each payload type.
 impl EventPayload {
     /// Every event type name with the schema version this build writes.
-    pub const TYPES: [(&'static str, u32); 10] = [
+    pub const TYPES: [(&'static str, u32); 11] = [
         ("scan.started", 1),
         ("scan.chunk", 1),
         ("scan.completed", 1),
@@ -78,6 +80,7 @@ impl EventPayload {
         ("policy.set", 1),
         ("scan.quarantined", 1),
         ("scan.released", 1),
+        ("key.rotated", 1),
     ];
 
     /// The event type name.
@@ -93,6 +96,7 @@ impl EventPayload {
             EventPayload::PolicySet(_) => "policy.set",
             EventPayload::ScanQuarantined(_) => "scan.quarantined",
             EventPayload::ScanReleased(_) => "scan.released",
+            EventPayload::KeyRotated(_) => "key.rotated",
         }
     }
 
@@ -189,6 +193,30 @@ pub struct KeyRegistered {
     pub algorithm: String,
     /// The raw public key bytes, hex.
     pub public_key: String,
+    /// The first index of the tenant's pack chain this key may sign. Absent in registrations
+    /// written before keys had validity ranges: such a key is valid from the first pack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<u64>,
+}
+
+/// A signing key replaced another for a tenant's pack chain: the retired key signs packs below
+/// `valid_from`, the new key packs from `valid_from` on. Appended on the pack subject with the
+/// chain's head as the expectation, so no pack lands between the decision and the record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRotated {
+    /// The key retired.
+    pub retired_key_id: String,
+    /// Hex SHA-256 of the new raw public key.
+    pub key_id: String,
+    /// Signature algorithm; `ed25519`.
+    pub algorithm: String,
+    /// The new raw public key bytes, hex.
+    pub public_key: String,
+    /// The first pack index signed by the new key; the retired key's range ends just before.
+    pub valid_from: u64,
+    /// Why the key was rotated.
+    pub reason: String,
 }
 
 /// An evidence pack sealed by the signer. The body is carried as the exact canonical bytes

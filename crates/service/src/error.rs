@@ -105,6 +105,27 @@ pub enum ServiceError {
     /// A key could not be loaded or created.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// `sv0 keys generate` when a key exists.
+    #[error("this installation already has signing key {key_id}. Use `sv0 keys rotate` to replace it")]
+    KeyExists {
+        /// The existing key.
+        key_id: String,
+    },
+    /// `sv0 keys rotate` with no key to rotate.
+    #[error("this installation has no signing key to rotate yet. Create one with `sv0 keys generate`")]
+    NoKey,
+    /// The signer holds a key rotated out of a tenant's chain.
+    #[error(
+        "signing key {key_id} was rotated out of the chain of tenant {tenant} after pack {last}; this signer must not seal with it. Run `sv0 keys rotate` where the current key is kept"
+    )]
+    KeyRetired {
+        /// The tenant.
+        tenant: String,
+        /// The retired key.
+        key_id: String,
+        /// The last pack it may sign.
+        last: u64,
+    },
     /// A pack could not be sealed.
     #[error("cannot seal a pack")]
     Seal(#[from] SealError),

@@ -13,6 +13,7 @@ pub mod data_dir;
 pub mod error;
 mod governance;
 pub mod import;
+pub mod keys;
 mod service;
 pub mod signals;
 pub mod synthetic;

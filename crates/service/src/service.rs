@@ -7,9 +7,7 @@ use std::path::Path;
 
 use sv0_codec::decode_event;
 use sv0_domain::delta::{self, DeltaEntry};
-use sv0_domain::events::{
-    Acknowledgement, ApprovalRecorded, Event, EventMeta, EventPayload, KeyRegistered, PackSealed, derived_id,
-};
+use sv0_domain::events::{Acknowledgement, ApprovalRecorded, Event, EventMeta, EventPayload, PackSealed, derived_id};
 use sv0_domain::paths::AuthorityPath;
 use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::{ScanTrigger, ValidSnapshot};
@@ -22,12 +20,12 @@ use tracing::{info, warn};
 use crate::any_log::{AnyLog, LogTarget};
 use crate::data_dir::DataDir;
 use crate::error::ServiceError;
-use crate::import::{Reassembler, log_records, new_event, parse_snapshot, scan_events};
+use crate::import::{Reassembler, log_records, parse_snapshot, scan_events};
 use crate::signals::{Signal, SignalSink, signals_for};
 use crate::verify::{ChainVerdict, RecordedChain, verify_chains};
 
 /// Attempts at sealing when another signer keeps winning the race.
-const SEAL_ATTEMPTS: usize = 5;
+pub(crate) const SEAL_ATTEMPTS: usize = 5;
 
 /// A point in the log's history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +136,7 @@ pub struct Service<L: EventLog> {
     pub(crate) data_dir: DataDir,
     pub(crate) log: L,
     pub(crate) views: Views,
-    signer: Option<PackSigner>,
+    pub(crate) signer: Option<PackSigner>,
     pub(crate) sealing: bool,
 }
 
@@ -638,6 +636,11 @@ impl<L: EventLog> Service<L> {
     /// Seals every assessment that has no pack yet, for every tenant (unless another signer keeps
     /// sealing them first).
     pub async fn seal_pending(&mut self) -> Result<usize, ServiceError> {
+        // A rotation cut short is finished before anything is sealed with either key.
+        if self.data_dir.keys_dir().join(sv0_signer::keys::NEXT_KEY_FILE).exists() {
+            self.views.catch_up(&self.log, None).await?;
+            self.finish_rotation("finishing a rotation that was cut short", "system:signer").await?;
+        }
         let mut sealed = 0;
         for tenant in self.views.tenants()? {
             let mut attempt = 0;
@@ -672,23 +675,15 @@ impl<L: EventLog> Service<L> {
         // any that landed before is folded into the chain head we build on. (A pack left
         // incomplete by a crashed signer only moves the expectation; it never blocks.)
         let subject = format!("{tenant}.pack");
-        let mut expected = match self.log.subject_head(&subject).await? {
-            Some(seq) => Expected::LastSeq(seq),
-            None => Expected::NoEvents,
-        };
+        let expected = self.expectation(&subject).await?;
         self.views.catch_up(&self.log, None).await?;
         let head = self.views.pack_head(tenant)?;
         let pending = self.views.assessments_after(tenant, head.as_ref().map_or(0, |h| h.assessed_seq))?;
         if pending.is_empty() {
             return Ok(0);
         }
-        let registered = self.views.keys(tenant)?;
-        let signer = self.signer()?;
-        let key_id = signer.key_id().to_string();
-        let registration = signer.registration();
-        if !registered.iter().any(|k| k.key_id == key_id) {
-            self.register_key(tenant, registration).await?;
-        }
+        let next_index = head.as_ref().map_or(1, |h| h.index + 1);
+        let mut expected = self.ensure_key(tenant, &subject, expected, next_index).await?;
         let signer = self.signer()?;
         let mut link =
             head.as_ref().map(|h| ChainLink { index: h.index, pack_id: h.pack_id.clone(), digest: h.digest.clone() });
@@ -700,40 +695,18 @@ impl<L: EventLog> Service<L> {
         }
         let count = events.len();
         for event in events {
-            let records = log_records(&event, self.log.max_event_size())?;
-            match self.log.append(&subject, expected, records).await {
-                Ok(appended) => expected = Expected::LastSeq(appended.last()),
-                Err(AppendError::Conflict { .. }) => {
-                    return Err(ServiceError::Conflict(format!("the pack chain of {tenant} moved")));
-                }
-                Err(e) => return Err(e.into()),
-            }
+            expected = Expected::LastSeq(self.append_expecting(&subject, expected, &event).await?);
         }
         info!(%tenant, count, "packs sealed");
         Ok(count)
     }
 
-    async fn register_key(&self, tenant: &TenantId, registration: KeyRegistered) -> Result<(), ServiceError> {
-        let event = Event {
-            meta: EventMeta {
-                event_id: derived_id("sv0.key.v1", tenant, &[registration.key_id.as_bytes()]),
-                tenant_id: tenant.clone(),
-                occurred_at: Timestamp::now(),
-                actor: "system:signer".to_string(),
-                causation_id: None,
-                correlation_id: None,
-            },
-            payload: EventPayload::KeyRegistered(registration),
-        };
-        self.log.append(&format!("{tenant}.key"), Expected::Any, vec![new_event(&event)?]).await?;
-        Ok(())
-    }
-
-    /// Every `pack.sealed` and `key.registered` event of a tenant, read from the log itself.
-    async fn chain_from_log(&self, tenant: &TenantId) -> Result<(RecordedChain, Vec<KeyRegistered>), ServiceError> {
+    /// Every `pack.sealed`, `key.registered` and `key.rotated` event of a tenant, read from the
+    /// log itself: the chain and its keys with their validity ranges.
+    pub(crate) async fn chain_from_log(&self, tenant: &TenantId) -> Result<RecordedChain, ServiceError> {
         let subjects = [format!("{tenant}.pack"), format!("{tenant}.key")];
         let mut packs = Vec::new();
-        let mut registered = Vec::new();
+        let mut keys = KeyRing::new();
         let mut pieces = Reassembler::default();
         let mut from = 1;
         loop {
@@ -755,17 +728,13 @@ impl<L: EventLog> Service<L> {
                             warn!(%tenant, seq = record.seq, "pack event outside the chain");
                         }
                     }
-                    EventPayload::KeyRegistered(key) => registered.push(key),
+                    EventPayload::KeyRegistered(key) => keys.add_registered(tenant.as_str(), &key)?,
+                    EventPayload::KeyRotated(rotated) => keys.add_rotated(tenant.as_str(), &rotated)?,
                     _ => {}
                 }
             }
         }
-        let mut keys = KeyRing::new();
-        for key in &registered {
-            keys.add_registered(key)?;
-        }
-        let chain = RecordedChain { tenant: tenant.clone(), packs, keys };
-        Ok((chain, registered))
+        Ok(RecordedChain { tenant: tenant.clone(), packs, keys })
     }
 
     /// Verifies every tenant's chain as recorded on the log: digests, links, signatures (with
@@ -779,14 +748,14 @@ impl<L: EventLog> Service<L> {
         };
         let mut chains = Vec::new();
         for tenant in tenants {
-            chains.push(self.chain_from_log(&tenant).await?.0);
+            chains.push(self.chain_from_log(&tenant).await?);
         }
         verify_chains(&self.views, chains)
     }
 
     /// Writes a tenant's packs (`NNNNNN-<pack id>.json`) and `public-key.pem` to `dir`.
     pub async fn export_packs(&mut self, tenant: &TenantId, dir: &Path) -> Result<usize, ServiceError> {
-        let (chain, registered) = self.chain_from_log(tenant).await?;
+        let chain = self.chain_from_log(tenant).await?;
         std::fs::create_dir_all(dir).map_err(|source| ServiceError::Write { path: dir.to_path_buf(), source })?;
         let write = |path: std::path::PathBuf, bytes: &[u8]| {
             std::fs::write(&path, bytes).map_err(|source| ServiceError::Write { path, source })
@@ -797,9 +766,7 @@ impl<L: EventLog> Service<L> {
             json.push(b'\n');
             write(dir.join(file.file_name()), &json)?;
         }
-        let pem: String =
-            registered.iter().filter_map(|key| chain.keys.get(&key.key_id)).map(sv0_signer::public_key_pem).collect();
-        write(dir.join("public-key.pem"), pem.as_bytes())?;
+        write(dir.join("public-key.pem"), chain.keys.to_pem().as_bytes())?;
         Ok(chain.packs.len())
     }
 }

@@ -3,6 +3,19 @@
 //! A key's id is the lowercase hex SHA-256 of its raw 32-byte ed25519 public key. Public keys
 //! travel as SPKI PEM (`-----BEGIN PUBLIC KEY-----`), which OpenSSL, cosign and Python's
 //! `cryptography` read as they are.
+//!
+//! Keys are rotated by events, and each key has a validity range per tenant: the pack indexes
+//! of that tenant's chain it may sign. A key file written by `sv0 keys export` carries the
+//! ranges as explanatory text before each PEM block (RFC 7468 allows text outside the
+//! encapsulation boundaries), one line per range:
+//!
+//! ```text
+//! sv0-valid: tenant=contoso from=1 to=41
+//! -----BEGIN PUBLIC KEY-----
+//! ```
+//!
+//! `to` is inclusive and absent while the key is current. A key with no such line is valid
+//! everywhere; a key with lines is valid only inside them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,7 +28,7 @@ use ed25519_dalek::pkcs8::spki::{DecodePublicKey, EncodePublicKey};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
-use sv0_domain::events::KeyRegistered;
+use sv0_domain::events::{KeyRegistered, KeyRotated};
 use thiserror::Error;
 use tracing::info;
 
@@ -23,6 +36,11 @@ use tracing::info;
 pub const PRIVATE_KEY_FILE: &str = "signing.key";
 /// Name of the public key file in the key directory.
 pub const PUBLIC_KEY_FILE: &str = "signing.pub.pem";
+/// The key a rotation in progress moves to; it replaces `PRIVATE_KEY_FILE` once the rotation
+/// is recorded for every tenant, so its presence means a rotation to finish.
+pub const NEXT_KEY_FILE: &str = "signing.next.key";
+/// The prefix of a validity line in a public key file.
+pub const VALIDITY_PREFIX: &str = "sv0-valid:";
 
 /// Why a key could not be loaded, created or used.
 #[derive(Debug, Error)]
@@ -89,13 +107,10 @@ impl PackSigner {
             return PackSigner::load(&path);
         }
         create_private_dir(dir)?;
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|_| KeyError::Random)?;
-        let key = SigningKey::from_bytes(&seed);
-        seed.fill(0);
-        let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|_| KeyError::BadPrivateKey { path: path.clone() })?;
+        let signer = PackSigner::generate()?;
+        let pem =
+            signer.key.to_pkcs8_pem(LineEnding::LF).map_err(|_| KeyError::BadPrivateKey { path: path.clone() })?;
         write_new_file(&path, pem.as_bytes(), 0o600)?;
-        let signer = PackSigner::from_signing_key(key);
         let public = dir.join(PUBLIC_KEY_FILE);
         fs::write(&public, signer.public_key_pem()).map_err(|source| KeyError::Io { path: public, source })?;
         info!(key_id = %signer.key_id, "created a new pack signing key");
@@ -126,13 +141,71 @@ impl PackSigner {
         public_key_pem(&self.verifying_key())
     }
 
-    /// The event that registers this key.
-    pub fn registration(&self) -> KeyRegistered {
+    /// The event that registers this key for a chain from pack `valid_from` on.
+    pub fn registration(&self, valid_from: u64) -> KeyRegistered {
         KeyRegistered {
             key_id: self.key_id.clone(),
             algorithm: "ed25519".to_string(),
             public_key: hex::encode(self.verifying_key().as_bytes()),
+            valid_from: Some(valid_from),
         }
+    }
+
+    /// The event that makes this key replace `retired` for a chain from pack `valid_from` on.
+    pub fn rotation(&self, retired: &str, valid_from: u64, reason: &str) -> KeyRotated {
+        KeyRotated {
+            retired_key_id: retired.to_string(),
+            key_id: self.key_id.clone(),
+            algorithm: "ed25519".to_string(),
+            public_key: hex::encode(self.verifying_key().as_bytes()),
+            valid_from,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Creates the key a rotation moves to (`NEXT_KEY_FILE`, 0600), or loads the one an
+    /// interrupted rotation left.
+    pub fn create_next(dir: &Path) -> Result<PackSigner, KeyError> {
+        let path = dir.join(NEXT_KEY_FILE);
+        if path.exists() {
+            return PackSigner::load(&path);
+        }
+        create_private_dir(dir)?;
+        let signer = PackSigner::generate()?;
+        let pem =
+            signer.key.to_pkcs8_pem(LineEnding::LF).map_err(|_| KeyError::BadPrivateKey { path: path.clone() })?;
+        write_new_file(&path, pem.as_bytes(), 0o600)?;
+        Ok(signer)
+    }
+
+    /// The key of an unfinished rotation, if there is one.
+    pub fn load_next(dir: &Path) -> Result<Option<PackSigner>, KeyError> {
+        let path = dir.join(NEXT_KEY_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        PackSigner::load(&path).map(Some)
+    }
+
+    /// Ends a rotation: the next key replaces the current one (an atomic rename, so the retired
+    /// private key is gone) and its public key is written next to it.
+    pub fn promote_next(dir: &Path) -> Result<PackSigner, KeyError> {
+        let next = dir.join(NEXT_KEY_FILE);
+        let signer = PackSigner::load(&next)?;
+        let current = dir.join(PRIVATE_KEY_FILE);
+        fs::rename(&next, &current).map_err(|source| KeyError::Io { path: current.clone(), source })?;
+        let public = dir.join(PUBLIC_KEY_FILE);
+        fs::write(&public, signer.public_key_pem()).map_err(|source| KeyError::Io { path: public, source })?;
+        info!(key_id = %signer.key_id, "the rotated pack signing key is now current");
+        Ok(signer)
+    }
+
+    fn generate() -> Result<PackSigner, KeyError> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|_| KeyError::Random)?;
+        let key = SigningKey::from_bytes(&seed);
+        seed.fill(0);
+        Ok(PackSigner::from_signing_key(key))
     }
 
     /// Signs bytes (the DSSE pre-authentication encoding of a pack body).
@@ -147,10 +220,38 @@ pub fn public_key_pem(key: &VerifyingKey) -> String {
     key.to_public_key_pem(LineEnding::LF).unwrap_or_default()
 }
 
-/// Public keys by id: everything verification needs.
+/// Where a key may sign in one tenant's chain: pack indexes `from..=to` (`to` absent while the
+/// key is current).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Validity {
+    /// The tenant whose chain this range is of.
+    pub tenant: String,
+    /// The first pack index.
+    pub from: u64,
+    /// The last pack index, inclusive.
+    pub to: Option<u64>,
+}
+
+impl Validity {
+    fn covers(&self, tenant: &str, index: u64) -> bool {
+        self.tenant == tenant && self.from <= index && self.to.is_none_or(|to| index <= to)
+    }
+}
+
+impl fmt::Display for Validity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.to {
+            Some(to) => write!(f, "packs {}..={} of tenant {}", self.from, to, self.tenant),
+            None => write!(f, "packs {}.. of tenant {}", self.from, self.tenant),
+        }
+    }
+}
+
+/// Public keys by id, with their validity ranges: everything verification needs.
 #[derive(Debug, Clone, Default)]
 pub struct KeyRing {
     keys: BTreeMap<String, VerifyingKey>,
+    validity: BTreeMap<String, Vec<Validity>>,
 }
 
 impl KeyRing {
@@ -159,9 +260,17 @@ impl KeyRing {
         KeyRing::default()
     }
 
-    /// Adds a key.
+    /// Adds a key, valid everywhere unless ranges are added for it.
     pub fn add(&mut self, key: VerifyingKey) {
         self.keys.insert(key_id(&key), key);
+    }
+
+    /// Limits a key to a range (several ranges of a key add up).
+    pub fn restrict(&mut self, key_id: &str, validity: Validity) {
+        let ranges = self.validity.entry(key_id.to_string()).or_default();
+        if !ranges.contains(&validity) {
+            ranges.push(validity);
+        }
     }
 
     /// Adds a key from SPKI PEM text.
@@ -171,32 +280,122 @@ impl KeyRing {
         Ok(())
     }
 
-    /// Reads a file of one or more PEM public keys.
+    /// Reads a file of one or more PEM public keys, each optionally preceded by validity lines.
     pub fn from_pem_file(path: &Path) -> Result<KeyRing, KeyError> {
         let text = fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.to_path_buf(), source })?;
-        let mut ring = KeyRing::new();
-        const BEGIN: &str = "-----BEGIN PUBLIC KEY-----";
-        for block in text.split(BEGIN).filter(|b| !b.trim().is_empty()) {
-            ring.add_pem(&format!("{BEGIN}{block}"))?;
-        }
+        let ring = KeyRing::from_pem_text(&text)?;
         if ring.is_empty() {
             return Err(KeyError::BadPublicKey(format!("{} holds no PEM public key", path.display())));
         }
         Ok(ring)
     }
 
-    /// Adds a key registered on the log; its id must match its bytes.
-    pub fn add_registered(&mut self, registered: &KeyRegistered) -> Result<(), KeyError> {
-        let bytes: [u8; 32] = hex::decode(&registered.public_key)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| KeyError::BadPublicKey(format!("key {} is not 32 hex bytes", registered.key_id)))?;
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|e| KeyError::BadPublicKey(e.to_string()))?;
-        if key_id(&key) != registered.key_id {
-            return Err(KeyError::BadPublicKey(format!("key id {} does not match its key", registered.key_id)));
+    /// Parses PEM public keys and the validity lines before each.
+    pub fn from_pem_text(text: &str) -> Result<KeyRing, KeyError> {
+        const BEGIN: &str = "-----BEGIN PUBLIC KEY-----";
+        const END: &str = "-----END PUBLIC KEY-----";
+        let mut ring = KeyRing::new();
+        let mut pending: Vec<(String, u64, Option<u64>)> = Vec::new();
+        let mut block: Option<String> = None;
+        for line in text.lines().map(str::trim) {
+            match &mut block {
+                Some(pem) => {
+                    pem.push_str(line);
+                    pem.push('\n');
+                    if line == END {
+                        let key = VerifyingKey::from_public_key_pem(pem)
+                            .map_err(|e| KeyError::BadPublicKey(e.to_string()))?;
+                        let id = key_id(&key);
+                        ring.add(key);
+                        for (tenant, from, to) in pending.drain(..) {
+                            ring.restrict(&id, Validity { tenant, from, to });
+                        }
+                        block = None;
+                    }
+                }
+                None if line == BEGIN => block = Some(format!("{line}\n")),
+                None => {
+                    if let Some(rest) = line.strip_prefix(VALIDITY_PREFIX) {
+                        pending.push(parse_validity(rest)?);
+                    }
+                }
+            }
         }
+        if block.is_some() {
+            return Err(KeyError::BadPublicKey("a PEM block has no END line".to_string()));
+        }
+        if !pending.is_empty() {
+            return Err(KeyError::BadPublicKey(format!("a {VALIDITY_PREFIX} line is followed by no key")));
+        }
+        Ok(ring)
+    }
+
+    /// The ring as a key file: each key's validity lines, then its PEM block.
+    pub fn to_pem(&self) -> String {
+        let mut out = String::new();
+        for (id, key) in &self.keys {
+            out.push_str(&format!("sv0 pack signing key {id}\n"));
+            for v in self.validity(id) {
+                out.push_str(&format!("{VALIDITY_PREFIX} tenant={} from={}", v.tenant, v.from));
+                if let Some(to) = v.to {
+                    out.push_str(&format!(" to={to}"));
+                }
+                out.push('\n');
+            }
+            out.push_str(&public_key_pem(key));
+        }
+        out
+    }
+
+    /// Adds a key registered on a tenant's log: valid from its first pack on, until rotated.
+    pub fn add_registered(&mut self, tenant: &str, registered: &KeyRegistered) -> Result<(), KeyError> {
+        let key = decode_registered(&registered.key_id, &registered.public_key)?;
+        let id = key_id(&key);
         self.add(key);
+        let open = self.validity(&id).iter().any(|v| v.tenant == tenant && v.to.is_none());
+        if !open {
+            self.restrict(
+                &id,
+                Validity { tenant: tenant.to_string(), from: registered.valid_from.unwrap_or(1), to: None },
+            );
+        }
         Ok(())
+    }
+
+    /// Applies a rotation recorded on a tenant's log: the retired key's open range ends just
+    /// before `valid_from`, and the new key is valid from there on.
+    pub fn add_rotated(&mut self, tenant: &str, rotated: &KeyRotated) -> Result<(), KeyError> {
+        let key = decode_registered(&rotated.key_id, &rotated.public_key)?;
+        if let Some(ranges) = self.validity.get_mut(&rotated.retired_key_id) {
+            for v in ranges.iter_mut().filter(|v| v.tenant == tenant && v.to.is_none()) {
+                // A key rotated out before it signed anything has an empty range.
+                v.to = Some(rotated.valid_from.saturating_sub(1));
+            }
+        }
+        let id = key_id(&key);
+        self.add(key);
+        self.restrict(&id, Validity { tenant: tenant.to_string(), from: rotated.valid_from, to: None });
+        Ok(())
+    }
+
+    /// The key that may sign pack `index` of `tenant`'s chain under this id, or why there is none.
+    pub fn key_for(&self, key_id: &str, tenant: &str, index: u64) -> Result<&VerifyingKey, String> {
+        let key = self.keys.get(key_id).ok_or_else(|| format!("signed by unknown key {key_id}"))?;
+        let ranges = self.validity(key_id);
+        if ranges.is_empty() || ranges.iter().any(|v| v.covers(tenant, index)) {
+            return Ok(key);
+        }
+        let valid: Vec<String> = ranges.iter().filter(|v| v.tenant == tenant).map(ToString::to_string).collect();
+        Err(if valid.is_empty() {
+            format!("signed by key {key_id}, which is not valid for tenant {tenant}")
+        } else {
+            format!("signed by key {key_id} outside its validity ({})", valid.join(", "))
+        })
+    }
+
+    /// A key's validity ranges (none: valid everywhere).
+    pub fn validity(&self, key_id: &str) -> &[Validity] {
+        self.validity.get(key_id).map_or(&[], Vec::as_slice)
     }
 
     /// The key with this id.
@@ -212,6 +411,38 @@ impl KeyRing {
     /// Whether the ring is empty.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+}
+
+/// A registered key's bytes, checked against its id.
+fn decode_registered(id: &str, public_key: &str) -> Result<VerifyingKey, KeyError> {
+    let bytes: [u8; 32] = hex::decode(public_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| KeyError::BadPublicKey(format!("key {id} is not 32 hex bytes")))?;
+    let key = VerifyingKey::from_bytes(&bytes).map_err(|e| KeyError::BadPublicKey(e.to_string()))?;
+    if key_id(&key) != id {
+        return Err(KeyError::BadPublicKey(format!("key id {id} does not match its key")));
+    }
+    Ok(key)
+}
+
+/// `tenant=T from=N [to=M]`.
+fn parse_validity(text: &str) -> Result<(String, u64, Option<u64>), KeyError> {
+    let bad = || KeyError::BadPublicKey(format!("not a validity line: {VALIDITY_PREFIX}{text}"));
+    let (mut tenant, mut from, mut to) = (None, None, None);
+    for field in text.split_whitespace() {
+        let (name, value) = field.split_once('=').ok_or_else(bad)?;
+        match name {
+            "tenant" => tenant = Some(value.to_string()),
+            "from" => from = Some(value.parse::<u64>().map_err(|_| bad())?),
+            "to" => to = Some(value.parse::<u64>().map_err(|_| bad())?),
+            _ => return Err(bad()),
+        }
+    }
+    match (tenant, from) {
+        (Some(tenant), Some(from)) => Ok((tenant, from, to)),
+        _ => Err(bad()),
     }
 }
 

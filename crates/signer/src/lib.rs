@@ -4,7 +4,8 @@
 //!   (RFC 8785) → SHA-256 digest → chained to the previous pack → ed25519 over the DSSE
 //!   pre-authentication encoding. `PackFile` is the exported, self-contained form.
 //! - `keys`: `PackSigner` (the private key, created on first use with 0600 permissions, never
-//!   logged) and `KeyRing` (public keys by id, all that verification needs).
+//!   logged, replaced by a rotation) and `KeyRing` (public keys by id with their validity
+//!   ranges per tenant chain, all that verification needs).
 //! - `verify`: `verify_chain` checks a whole chain offline and names the first broken link.
 //! - `attestation`: packs as in-toto Statements (and SLSA VSAs for gate decisions) in DSSE
 //!   envelopes.
@@ -18,6 +19,6 @@ pub mod merkle;
 pub mod pack;
 pub mod verify;
 
-pub use keys::{KeyError, KeyRing, PackSigner, key_id, public_key_pem};
+pub use keys::{KeyError, KeyRing, PackSigner, Validity, key_id, public_key_pem};
 pub use pack::{ChainLink, PAYLOAD_TYPE, PackBody, PackFile, SealError, seal};
 pub use verify::{BrokenLink, ChainEntry, ChainReport, entries_from_dir, entries_from_sealed, verify_chain};

@@ -3,8 +3,8 @@
 //! For each pack, in chain order: the body's canonical bytes hash to the stated digest; the
 //! index is its position (nothing missing, nothing reordered); id, key and tenant agree between
 //! file and body; the body names the previous pack's id and digest; and the signature over
-//! `PAE(payload type, body)` verifies with the named key. The first failure is reported with the
-//! pack it concerns.
+//! `PAE(payload type, body)` verifies with the named key, which must be valid for that index of
+//! that tenant's chain. The first failure is reported with the pack it concerns.
 
 use std::fmt;
 use std::fs;
@@ -138,7 +138,7 @@ pub fn verify_chain(entries: &[ChainEntry], keys: &KeyRing) -> Result<ChainRepor
         if header.previous_pack_id.as_deref() != want_id || header.previous_digest.as_deref() != want_digest {
             return Err(broken(id, "does not link to the previous pack's id and digest".to_string()));
         }
-        let key = keys.get(&file.key_id).ok_or_else(|| broken(id, format!("signed by unknown key {}", file.key_id)))?;
+        let key = keys.key_for(&file.key_id, &header.tenant, header.index).map_err(|e| broken(id, e))?;
         let signature = decode_signature(&file.signature).map_err(|e| broken(id, e))?;
         key.verify_strict(&pae(&file.payload_type, &bytes), &signature)
             .map_err(|_| broken(id, "signature does not verify".to_string()))?;

@@ -308,6 +308,7 @@ pub async fn run_jetstream(
                 key_id: format!("{n:064x}"),
                 algorithm: "ed25519".to_string(),
                 public_key: format!("{:064x}", n as u64 * 7),
+                valid_from: None,
             }),
         };
         batch.push(sv0_service::import::new_event(&event)?);

@@ -107,6 +107,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Delta(args) => delta(&service, tenant, args, out),
         Command::Baselines(args) => baselines(&service, tenant, args, out),
         Command::Verify(args) => verify_log(&mut service, tenant, args.json, out).await,
+        Command::Keys(command) => crate::keys::run(&mut service, tenant, command, out).await,
         Command::Export(ExportCommand::Attestations(args)) => {
             let tenant = service.tenant(tenant)?;
             let envelopes = service.attestations(&tenant)?;
@@ -278,6 +279,7 @@ fn writes(command: &Command) -> bool {
             | Command::Policy(PolicyCommand::Set(_))
             | Command::Approve(_)
             | Command::Watch(_)
+            | Command::Keys(crate::KeysCommand::Rotate(_))
     )
 }
 
@@ -323,7 +325,7 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
 }
 
 /// Writes `text` to `file` (saying so on `out`), or to `out` when there is no file.
-fn emit(out: &mut dyn Write, file: Option<&Path>, text: &str, what: &str) -> anyhow::Result<u8> {
+pub(crate) fn emit(out: &mut dyn Write, file: Option<&Path>, text: &str, what: &str) -> anyhow::Result<u8> {
     match file {
         Some(file) => {
             std::fs::write(file, text).with_context(|| format!("cannot write {}", file.display()))?;

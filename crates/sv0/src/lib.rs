@@ -8,6 +8,7 @@ mod bench;
 mod commands;
 mod demo;
 mod governance;
+mod keys;
 mod render;
 mod report;
 mod synth;
@@ -91,6 +92,10 @@ pub enum Command {
     /// Merkle proofs from the tenant's pack transparency log (RFC 9162), verifiable offline
     #[command(subcommand)]
     Proof(ProofCommand),
+    /// The pack signing key: generate it, rotate it (recorded on every tenant's chain), export
+    /// the public keys with their validity ranges for offline verification
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Refold the views from the log, from an empty database
     Rebuild,
     /// Write an audit replay: the log as it stood at a time or position, with every view, into
@@ -487,6 +492,40 @@ pub enum ExportCommand {
     /// Write every pack as an in-toto Statement (and each gate decision as a SLSA VSA) in a
     /// DSSE envelope, one per line
     Attestations(ExportAttestationsArgs),
+}
+
+/// `sv0 keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create this installation's signing key now (otherwise created at the first seal)
+    Generate(JsonArgs),
+    /// Replace the signing key: every tenant chain records the new key from its next pack on,
+    /// and the old private key is destroyed
+    Rotate(KeyRotateArgs),
+    /// Write the tenant's public keys, each with the pack range it may sign, for
+    /// `sv0 verify --packs DIR --public-key FILE`
+    Export(KeyExportArgs),
+    /// List the tenant's keys with their validity ranges
+    List(JsonArgs),
+}
+
+/// `sv0 keys rotate`.
+#[derive(Debug, Args)]
+pub struct KeyRotateArgs {
+    /// Why the key is rotated (recorded on the log)
+    #[arg(long, default_value = "scheduled rotation")]
+    pub reason: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sv0 keys export`.
+#[derive(Debug, Args)]
+pub struct KeyExportArgs {
+    /// Write to this file instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 /// `sv0 export attestations`.
