@@ -451,3 +451,60 @@ fn the_golden_pack_chain_is_reproduced_byte_for_byte_and_verifies_independently(
     let (code, out) = verify_offline_with(copy.path(), &copy.join("public-key.pem"));
     assert!(code == 1 && out.contains("BROKEN at pack 3") && out.contains("outside its validity"), "{out}");
 }
+
+/// Signatures are checked across threads, but the failure reported is still the first in
+/// chain order, whether it is a signature or a broken link.
+#[test]
+fn the_first_failure_in_chain_order_is_reported() {
+    use sv0_domain::assessment::{Assessment, AssessmentKind};
+    let signer = sv0_signer::PackSigner::from_signing_key(ed25519_dalek::SigningKey::from_bytes(&[3; 32]));
+    let tenant = sv0_domain::TenantId::new("contoso").unwrap();
+    let mut packs = Vec::new();
+    let mut link: Option<sv0_signer::ChainLink> = None;
+    for n in 1..=12u64 {
+        let assessment = Assessment {
+            kind: AssessmentKind::ScanAssessment,
+            tenant: tenant.clone(),
+            assessed_event: sv0_domain::EventId([n as u8; 16]),
+            assessed_seq: n,
+            log_from: n,
+            occurred_at: sv0_domain::Timestamp(1_772_000_000_000 + n as i64),
+            scan: None,
+            approval: None,
+        };
+        let sealed = sv0_signer::seal(&assessment, link.as_ref(), &signer).unwrap();
+        link = Some(sv0_signer::ChainLink { index: n, pack_id: sealed.pack_id.clone(), digest: sealed.digest.clone() });
+        packs.push((n, sealed));
+    }
+    let mut ring = sv0_signer::KeyRing::new();
+    ring.add(signer.verifying_key());
+    let verify = |packs: &[(u64, sv0_domain::events::PackSealed)]| {
+        sv0_signer::verify_chain(&sv0_signer::entries_from_sealed(packs), &ring).map(|r| r.packs)
+    };
+    assert_eq!(verify(&packs), Ok(12));
+    // Pack n gets the next pack's signature.
+    let bad_signature = |packs: &mut Vec<(u64, sv0_domain::events::PackSealed)>, n: usize| {
+        packs[n - 1].1.signature = packs[n % packs.len()].1.signature.clone();
+    };
+    let broken_link = |packs: &mut Vec<(u64, sv0_domain::events::PackSealed)>, n: usize| {
+        packs.remove(n - 1);
+    };
+    let first = |packs: &[(u64, sv0_domain::events::PackSealed)]| {
+        let broken = verify(packs).unwrap_err();
+        (broken.position, broken.reason.contains("signature"))
+    };
+    // Two bad signatures, in different threads' shares: the earlier one.
+    let mut two = packs.clone();
+    bad_signature(&mut two, 9);
+    bad_signature(&mut two, 3);
+    assert_eq!(first(&two), (3, true));
+    // A bad signature before a broken link, and after one.
+    let mut before = packs.clone();
+    bad_signature(&mut before, 2);
+    broken_link(&mut before, 6);
+    assert_eq!(first(&before), (2, true));
+    let mut after = packs.clone();
+    bad_signature(&mut after, 10);
+    broken_link(&mut after, 6);
+    assert_eq!(first(&after), (6, false));
+}
