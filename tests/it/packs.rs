@@ -263,6 +263,21 @@ fn a_rotated_key_signs_only_inside_its_validity_range() {
     assert!(out.contains("chain intact: 6 pack(s)"), "{out}");
     let (code, out) = sv0_in(&data, &["verify"]);
     assert_eq!(code, 0, "{out}");
+    // The new key signs checkpoints; they verify with the exported key file.
+    let checkpoint = dir.join("checkpoint.txt");
+    let (code, out) = sv0_in(&data, &["export", "checkpoint", "--out", checkpoint.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let key = export.join("public-key.pem");
+    let (code, out) = sv0(&[
+        "verify",
+        "--packs",
+        export.to_str().unwrap(),
+        "--public-key",
+        key.to_str().unwrap(),
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
 
     let files = pack_files(&export);
     // The retired key signs pack 6.
@@ -507,4 +522,21 @@ fn the_first_failure_in_chain_order_is_reported() {
     bad_signature(&mut after, 10);
     broken_link(&mut after, 6);
     assert_eq!(first(&after), (6, false));
+}
+
+/// A key that does not sign the tenant's chain (another installation's, on a shared log) is
+/// not used for checkpoints or attestations: they would not verify with the chain's key file.
+#[test]
+fn checkpoints_and_attestations_are_signed_only_with_a_key_of_the_chain() {
+    let (dir, data, _) = exported();
+    let other = dir.join("other-keys");
+    sv0_signer::PackSigner::load_or_create(&other).unwrap();
+    std::fs::copy(other.join("signing.key"), data.join("keys").join("signing.key")).unwrap();
+    let (code, out) = sv0_in(&data, &["export", "checkpoint"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("not a current key of the chain of tenant contoso"), "{out}");
+    let file = dir.join("a.intoto.jsonl");
+    let (code, out) = sv0_in(&data, &["export", "attestations", "--out", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(!file.exists());
 }

@@ -114,6 +114,16 @@ pub enum ServiceError {
     /// `sv0 keys rotate` with no key to rotate.
     #[error("this installation has no signing key to rotate yet. Create one with `sv0 keys generate`")]
     NoKey,
+    /// This installation's key does not currently sign the tenant's chain.
+    #[error(
+        "signing key {key_id} of this installation is not a current key of the chain of tenant {tenant}, so what it signs would not verify with the chain's keys. Run this where the chain's signer runs (`sv0 sign`, or its --data-dir), or after `sv0 keys rotate` there"
+    )]
+    KeyNotInChain {
+        /// The tenant.
+        tenant: String,
+        /// This installation's key.
+        key_id: String,
+    },
     /// The signer holds a key rotated out of a tenant's chain.
     #[error(
         "signing key {key_id} was rotated out of the chain of tenant {tenant} after pack {last}; this signer must not seal with it. Run `sv0 keys rotate` where the current key is kept"

@@ -169,6 +169,18 @@ impl<L: EventLog> Service<L> {
         Ok(Expected::LastSeq(seq))
     }
 
+    /// This installation's key, when it is a current key of the tenant's chain: what signs
+    /// checkpoints and attestations, so that they verify with the chain's key file. On a shared
+    /// log, another installation's key is refused rather than used unannounced.
+    pub(crate) fn chain_signer(&mut self, tenant: &TenantId) -> Result<&PackSigner, ServiceError> {
+        let keys = self.views.keys(tenant)?;
+        let key_id = self.signer()?.key_id().to_string();
+        if !keys.iter().any(|k| k.key_id == key_id && k.current()) {
+            return Err(ServiceError::KeyNotInChain { tenant: tenant.to_string(), key_id });
+        }
+        self.signer()
+    }
+
     /// The keys of a tenant's chain with their validity, as the views hold them.
     pub fn keys(&self, tenant: &TenantId) -> Result<Vec<KeyRecord>, ServiceError> {
         Ok(self.views.keys(tenant)?)
