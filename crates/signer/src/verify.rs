@@ -12,7 +12,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::Signature;
 use serde::Deserialize;
 use sv0_domain::events::PackSealed;
 
@@ -75,90 +75,137 @@ struct BodyHeader {
     previous_digest: Option<String>,
 }
 
-/// Packs whose signatures are checked together, across threads, once their structure is.
-const SIGNATURE_WINDOW: usize = 4096;
+/// Packs checked together: each pack's own checks run across the cores, then the window's
+/// links are followed in order.
+const WINDOW: usize = 4096;
 
-/// A signature to check: position (1-based), the key, the signed message, the signature.
-type Pending<'a> = (usize, &'a VerifyingKey, Vec<u8>, Signature);
+/// What one pack's own checks found, without its place in the chain.
+struct Alone {
+    /// Its signed header, when it could be read.
+    header: Option<BodyHeader>,
+    /// A problem with the pack itself (format, digest, header), reported before its links.
+    early: Option<String>,
+    /// A problem with its key or signature, reported after its links.
+    late: Option<String>,
+}
 
-/// Verifies packs in chain order. Digests, indexes and links are checked pack by pack;
-/// signatures, the costly part, in windows spread over the machine's cores. The failure
-/// reported is still the first in chain order.
+/// Verifies packs in chain order. Each pack's own checks (canonical bytes, digest, header, key
+/// validity, signature) run in windows spread over the machine's cores; indexes, tenant and
+/// links are then followed pack by pack. The failure reported is the first in chain order,
+/// and for one pack its own problems come before its links, its links before its signature.
 pub fn verify_chain(entries: &[ChainEntry], keys: &KeyRing) -> Result<ChainReport, BrokenLink> {
     let mut previous: Option<ChainLink> = None;
     let mut tenant: Option<String> = None;
-    let mut pending: Vec<Pending<'_>> = Vec::with_capacity(SIGNATURE_WINDOW);
-    for (n, entry) in entries.iter().enumerate() {
-        match check_structure(n + 1, entry, keys, &mut previous, &mut tenant) {
-            Ok(signature) => pending.push(signature),
-            Err(broken) => {
-                // A bad signature before this pack is the first failure.
-                check_signatures(&pending, entries)?;
-                return Err(broken);
-            }
-        }
-        if pending.len() == SIGNATURE_WINDOW {
-            check_signatures(&pending, entries)?;
-            pending.clear();
+    for (w, window) in entries.chunks(WINDOW).enumerate() {
+        let checked = check_alone_in_parallel(window, keys);
+        for (i, (entry, alone)) in window.iter().zip(checked).enumerate() {
+            let position = w * WINDOW + i + 1;
+            follow_link(position, entry, alone, &mut previous, &mut tenant)?;
         }
     }
-    check_signatures(&pending, entries)?;
     Ok(ChainReport { tenant, packs: entries.len(), head: previous })
 }
 
-fn broken_at(position: usize, entry: &ChainEntry, pack_id: Option<&str>, reason: String) -> BrokenLink {
-    BrokenLink { position, source: entry.source.clone(), pack_id: pack_id.map(str::to_string), reason }
+fn check_alone_in_parallel(window: &[ChainEntry], keys: &KeyRing) -> Vec<Alone> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(window.len().max(1));
+    let chunk = window.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = window
+            .chunks(chunk)
+            .map(|part| {
+                (part.len(), scope.spawn(move || part.iter().map(|e| check_alone(e, keys)).collect::<Vec<_>>()))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(window.len());
+        for (len, worker) in workers {
+            // A worker that failed to finish vouches for none of its packs.
+            out.extend(worker.join().unwrap_or_else(|_| {
+                (0..len)
+                    .map(|_| Alone { header: None, early: Some("verification failed".to_string()), late: None })
+                    .collect()
+            }));
+        }
+        out
+    })
 }
 
-/// Everything about one pack but its signature, which is returned to be checked.
-fn check_structure<'a>(
-    position: usize,
-    entry: &ChainEntry,
-    keys: &'a KeyRing,
-    previous: &mut Option<ChainLink>,
-    tenant: &mut Option<String>,
-) -> Result<Pending<'a>, BrokenLink> {
-    let broken = |pack_id: Option<&str>, reason: String| broken_at(position, entry, pack_id, reason);
-    let file = entry.pack.as_ref().map_err(|e| broken(None, format!("unreadable pack: {e}")))?;
-    let id = Some(file.pack_id.as_str());
+/// One pack's own checks.
+fn check_alone(entry: &ChainEntry, keys: &KeyRing) -> Alone {
+    let early = |reason: String| Alone { header: None, early: Some(reason), late: None };
+    let file = match &entry.pack {
+        Ok(file) => file,
+        Err(e) => return early(format!("unreadable pack: {e}")),
+    };
     if file.format != PACK_FILE_FORMAT {
-        return Err(broken(id, format!("unknown file format {:?}", file.format)));
+        return early(format!("unknown file format {:?}", file.format));
     }
     if file.payload_type != PAYLOAD_TYPE {
-        return Err(broken(id, format!("unexpected payload type {:?}", file.payload_type)));
+        return early(format!("unexpected payload type {:?}", file.payload_type));
     }
-    let bytes = canonical_json(&file.body).map_err(|e| broken(id, format!("body is not canonicalisable JSON: {e}")))?;
+    let bytes = match canonical_json(&file.body) {
+        Ok(bytes) => bytes,
+        Err(e) => return early(format!("body is not canonicalisable JSON: {e}")),
+    };
     if digest(&bytes) != file.digest {
-        return Err(broken(id, "digest mismatch: the pack's content was changed".to_string()));
+        return early("digest mismatch: the pack's content was changed".to_string());
     }
-    let header =
-        BodyHeader::deserialize(&file.body).map_err(|e| broken(id, format!("body lacks chain fields: {e}")))?;
+    let header = match BodyHeader::deserialize(&file.body) {
+        Ok(header) => header,
+        Err(e) => return early(format!("body lacks chain fields: {e}")),
+    };
     if header.format != PACK_FORMAT {
-        return Err(broken(id, format!("unknown pack format {:?}", header.format)));
+        return early(format!("unknown pack format {:?}", header.format));
     }
     if header.pack_id != file.pack_id || header.index != file.index || header.key_id != file.key_id {
-        return Err(broken(id, "file header and signed body disagree".to_string()));
+        return early("file header and signed body disagree".to_string());
     }
+    let late = keys
+        .key_for(&file.key_id, &header.tenant, header.index)
+        .and_then(|key| Ok((key, decode_signature(&file.signature)?)))
+        .and_then(|(key, signature)| {
+            key.verify_strict(&pae(&file.payload_type, &bytes), &signature)
+                .map_err(|_| "signature does not verify".to_string())
+        })
+        .err();
+    Alone { header: Some(header), early: None, late }
+}
+
+/// The pack's place in the chain: index, tenant, link to the previous pack; then its own
+/// late problem, if any.
+fn follow_link(
+    position: usize,
+    entry: &ChainEntry,
+    alone: Alone,
+    previous: &mut Option<ChainLink>,
+    tenant: &mut Option<String>,
+) -> Result<(), BrokenLink> {
+    let pack_id = entry.pack.as_ref().ok().map(|p| p.pack_id.as_str());
+    let broken = |reason: String| BrokenLink {
+        position,
+        source: entry.source.clone(),
+        pack_id: pack_id.map(str::to_string),
+        reason,
+    };
+    let (Some(header), None) = (alone.header, alone.early.clone()) else {
+        return Err(broken(alone.early.unwrap_or_else(|| "unreadable pack".to_string())));
+    };
     let expected_index = previous.as_ref().map_or(1, |p| p.index + 1);
     if header.index > expected_index {
-        return Err(broken(
-            id,
-            format!(
-                "index {} where {expected_index} was expected: pack(s) {expected_index}..{} are missing",
-                header.index,
-                header.index - 1
-            ),
-        ));
+        return Err(broken(format!(
+            "index {} where {expected_index} was expected: pack(s) {expected_index}..{} are missing",
+            header.index,
+            header.index - 1
+        )));
     }
     if header.index < expected_index {
-        return Err(broken(
-            id,
-            format!("index {} where {expected_index} was expected: packs are out of order", header.index),
-        ));
+        return Err(broken(format!(
+            "index {} where {expected_index} was expected: packs are out of order",
+            header.index
+        )));
     }
     match tenant {
         Some(t) if *t != header.tenant => {
-            return Err(broken(id, format!("tenant {} in a chain of tenant {t}", header.tenant)));
+            return Err(broken(format!("tenant {} in a chain of tenant {t}", header.tenant)));
         }
         _ => *tenant = Some(header.tenant.clone()),
     }
@@ -167,41 +214,14 @@ fn check_structure<'a>(
         None => (None, None),
     };
     if header.previous_pack_id.as_deref() != want_id || header.previous_digest.as_deref() != want_digest {
-        return Err(broken(id, "does not link to the previous pack's id and digest".to_string()));
+        return Err(broken("does not link to the previous pack's id and digest".to_string()));
     }
-    let key = keys.key_for(&file.key_id, &header.tenant, header.index).map_err(|e| broken(id, e))?;
-    let signature = decode_signature(&file.signature).map_err(|e| broken(id, e))?;
-    *previous = Some(ChainLink { index: header.index, pack_id: header.pack_id, digest: file.digest.clone() });
-    Ok((position, key, pae(&file.payload_type, &bytes), signature))
-}
-
-/// Checks signatures on every core; the first bad one in chain order is the error.
-fn check_signatures(pending: &[Pending<'_>], entries: &[ChainEntry]) -> Result<(), BrokenLink> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(pending.len().max(1));
-    let chunk = pending.len().div_ceil(threads).max(1);
-    let first_bad = std::thread::scope(|scope| {
-        let workers: Vec<_> = pending
-            .chunks(chunk)
-            .map(|part| {
-                let worker = scope.spawn(move || {
-                    part.iter()
-                        .find(|(_, key, message, signature)| key.verify_strict(message, signature).is_err())
-                        .map(|(position, ..)| *position)
-                });
-                (part[0].0, worker)
-            })
-            .collect();
-        // A worker that failed to finish vouches for nothing: its first pack is reported.
-        workers.into_iter().filter_map(|(first, w)| w.join().unwrap_or(Some(first))).min()
-    });
-    match first_bad {
-        None => Ok(()),
-        Some(position) => {
-            let entry = &entries[position - 1];
-            let pack_id = entry.pack.as_ref().ok().map(|p| p.pack_id.as_str());
-            Err(broken_at(position, entry, pack_id, "signature does not verify".to_string()))
-        }
+    if let Some(reason) = alone.late {
+        return Err(broken(reason));
     }
+    let digest = entry.pack.as_ref().map(|p| p.digest.clone()).unwrap_or_default();
+    *previous = Some(ChainLink { index: header.index, pack_id: header.pack_id, digest });
+    Ok(())
 }
 
 /// Checks that a chain (already verified link by link) extends a checkpoint: it holds at least
