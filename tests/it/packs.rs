@@ -540,3 +540,54 @@ fn checkpoints_and_attestations_are_signed_only_with_a_key_of_the_chain() {
     assert_eq!(code, 2, "{out}");
     assert!(!file.exists());
 }
+
+/// A forged pack slipped into the middle of an exported chain (signed by a key the auditor does
+/// not hold, linked to the pack before it, the later files renumbered) is named.
+#[test]
+fn an_inserted_forged_pack_is_named() {
+    let (_dir, _data, export) = exported();
+    let files = pack_files(&export);
+    let forger = sv0_signer::PackSigner::from_signing_key(ed25519_dalek::SigningKey::from_bytes(&[9; 32]));
+    let forged = reseal(&files[2], &files[1], &forger);
+    let forged_name = {
+        let file: sv0_signer::PackFile = serde_json::from_str(&forged).unwrap();
+        file.file_name()
+    };
+    // Packs 3.. move one place down; the forgery takes place 3.
+    for file in files[2..].iter().rev() {
+        let name = file_name(file);
+        let n: usize = name[..6].parse().unwrap();
+        std::fs::rename(file, export.join(&format!("{:06}{}", n + 1, &name[6..]))).unwrap();
+    }
+    std::fs::write(export.join(&forged_name), forged).unwrap();
+    let (code, out) = verify_offline(&export);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("BROKEN at pack 3 ({forged_name}")) && out.contains("unknown key"), "{out}");
+}
+
+/// The private key shows in no output: a signer's `Debug` is its id, and neither generating nor
+/// rotating prints anything but public keys.
+#[test]
+fn the_private_key_is_never_printed() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let (code, generated) = sv0_in(&data, &["keys", "generate"]);
+    assert_eq!(code, 0, "{generated}");
+    let private = std::fs::read_to_string(data.join("keys").join("signing.key")).unwrap();
+    let signer = sv0_signer::PackSigner::load(&data.join("keys").join("signing.key")).unwrap();
+    let debug = format!("{signer:?}");
+    assert!(debug.contains(signer.key_id()) && !debug.contains("SigningKey"), "{debug}");
+    let snapshot = crate::repo_root().join("crates/sv0/demo").join(crate::DEMO_SNAPSHOTS[0]);
+    let (code, out) = sv0_in(&data, &["scan", "import", snapshot.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    // Who rotates is recorded: without a configured principal, rotation is refused.
+    let (code, refused) = sv0_in(&data, &["keys", "rotate"]);
+    assert!(code == 2 && refused.contains("no approver identity is configured"), "{refused}");
+    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley.chen@contoso.example\"\n").unwrap();
+    let (code, rotated) = sv0_in(&data, &["keys", "rotate"]);
+    assert_eq!(code, 0, "{rotated}");
+    let body: String = private.lines().filter(|l| !l.starts_with("-----")).collect();
+    for out in [&generated, &rotated] {
+        assert!(!out.contains("PRIVATE KEY") && !out.contains(&body), "{out}");
+    }
+}

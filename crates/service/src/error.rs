@@ -29,8 +29,10 @@ pub enum ServiceError {
         /// What is wrong.
         message: String,
     },
-    /// An approval needs a configured approver identity.
-    #[error("no approver identity is configured. Set SV0_PRINCIPAL or `principal` under [identity] in {path}")]
+    /// An approval or a key rotation needs to know who acts.
+    #[error(
+        "no approver identity is configured (approvals and key rotations record who acted). Set SV0_PRINCIPAL or `principal` under [identity] in {path}"
+    )]
     NoPrincipal {
         /// The configuration file.
         path: PathBuf,
