@@ -557,7 +557,7 @@ fn an_inserted_forged_pack_is_named() {
     for file in files[2..].iter().rev() {
         let name = file_name(file);
         let n: usize = name[..6].parse().unwrap();
-        std::fs::rename(file, export.join(&format!("{:06}{}", n + 1, &name[6..]))).unwrap();
+        std::fs::rename(file, export.join(format!("{:06}{}", n + 1, &name[6..]))).unwrap();
     }
     std::fs::write(export.join(&forged_name), forged).unwrap();
     let (code, out) = verify_offline(&export);
