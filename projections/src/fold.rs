@@ -10,7 +10,8 @@ use sv0_domain::assessment::{
 };
 use sv0_domain::delta;
 use sv0_domain::events::{
-    ApprovalRecorded, Event, EventFragment, EventPayload, KeyRegistered, KeyRotated, PackSealed, ScanChunk, ScanStarted,
+    ApprovalRecorded, Event, EventFragment, EventPayload, KeyRegistered, KeyRotated, PackSealed, ScanChunk,
+    ScanStarted, TokenIssued, TokenRevoked,
 };
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{TenantId, Timestamp};
@@ -18,7 +19,7 @@ use sv0_log::Record;
 use tracing::warn;
 
 use crate::error::ProjectionError;
-use crate::records::{Baseline, BaselineHead, Drift, FindingAck, FindingRecord, KeyRecord, PackHead};
+use crate::records::{Baseline, BaselineHead, Drift, FindingAck, FindingRecord, KeyRecord, PackHead, TokenRecord};
 use crate::scan;
 use crate::store::{self, get, key, prefix, put, scan, scan_raw};
 
@@ -48,6 +49,7 @@ pub(crate) struct Tables<'t> {
     pub packs: Table<'t, &'static [u8], &'static [u8]>,
     pub pack_heads: Table<'t, &'static [u8], &'static [u8]>,
     pub keys: Table<'t, &'static [u8], &'static [u8]>,
+    pub tokens: Table<'t, &'static [u8], &'static [u8]>,
     pub fragments: Table<'t, &'static [u8], &'static [u8]>,
 }
 
@@ -78,6 +80,7 @@ impl<'t> Tables<'t> {
             packs: txn.open_table(store::PACKS)?,
             pack_heads: txn.open_table(store::PACK_HEADS)?,
             keys: txn.open_table(store::KEYS)?,
+            tokens: txn.open_table(store::TOKENS)?,
             fragments: txn.open_table(store::FRAGMENTS)?,
         })
     }
@@ -97,6 +100,8 @@ pub(crate) fn apply(t: &mut Tables<'_>, record: &Record, event: &Event) -> Resul
         EventPayload::ApprovalRecorded(approval) => approval_recorded(t, tenant, seq, event, approval),
         EventPayload::KeyRegistered(registered) => key_registered(t, tenant, seq, registered),
         EventPayload::KeyRotated(rotated) => key_rotated(t, tenant, seq, rotated),
+        EventPayload::TokenIssued(issued) => token_issued(t, tenant, seq, event, issued),
+        EventPayload::TokenRevoked(revoked) => token_revoked(t, tenant, seq, event, revoked),
         EventPayload::PackSealed(sealed) => pack_sealed(t, tenant, seq, sealed),
         EventPayload::Fragment(fragment) => fragment_received(t, record, tenant, fragment),
     }
@@ -358,6 +363,57 @@ fn key_registered(
         retired_seq: None,
     };
     put(&mut t.keys, &key, &record)
+}
+
+/// A token is recorded under its id; an id already taken (by any tenant) keeps its first record.
+fn token_issued(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    event: &Event,
+    issued: &TokenIssued,
+) -> Result<(), ProjectionError> {
+    let key = issued.token_id.as_bytes();
+    if get::<TokenRecord>(&t.tokens, "tokens", key)?.is_some() {
+        warn!(%tenant, seq, token_id = %issued.token_id, "a second token with a taken id ignored");
+        return Ok(());
+    }
+    let record = TokenRecord {
+        token_id: issued.token_id.clone(),
+        tenant: tenant.clone(),
+        name: issued.name.clone(),
+        principal: issued.principal.clone(),
+        roles: issued.roles.clone(),
+        secret_sha256: issued.secret_sha256.clone(),
+        issued_by: event.meta.actor.clone(),
+        issued_at: event.meta.occurred_at,
+        issued_seq: seq,
+        revoked_at: None,
+        revoked_by: None,
+    };
+    put(&mut t.tokens, key, &record)
+}
+
+/// A token of the event's tenant stops authenticating; another tenant's token is untouched.
+fn token_revoked(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    event: &Event,
+    revoked: &TokenRevoked,
+) -> Result<(), ProjectionError> {
+    let key = revoked.token_id.as_bytes();
+    match get::<TokenRecord>(&t.tokens, "tokens", key)? {
+        Some(mut record) if record.tenant == *tenant && record.revoked_at.is_none() => {
+            record.revoked_at = Some(event.meta.occurred_at);
+            record.revoked_by = Some(event.meta.actor.clone());
+            put(&mut t.tokens, key, &record)
+        }
+        _ => {
+            warn!(%tenant, seq, token_id = %revoked.token_id, "revocation of an unknown token ignored");
+            Ok(())
+        }
+    }
 }
 
 /// The retired key's range ends just before the new key's; the new key is registered.

@@ -9,7 +9,7 @@ use sv0_domain::findings::Finding;
 use sv0_domain::paths::AuthorityPath;
 use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::ScanTrigger;
-use sv0_domain::{EventId, Timestamp};
+use sv0_domain::{EventId, TenantId, Timestamp};
 
 /// What happened to a scan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -331,6 +331,33 @@ impl KeyRecord {
     pub fn current(&self) -> bool {
         self.valid_to.is_none()
     }
+}
+
+/// An API token as the views hold it: never the token, only its secret's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Public id.
+    pub token_id: String,
+    /// The one tenant it acts for.
+    pub tenant: TenantId,
+    /// A name for people.
+    pub name: String,
+    /// Who acts with it.
+    pub principal: String,
+    /// What it may do.
+    pub roles: Vec<sv0_domain::access::Role>,
+    /// Hex SHA-256 of its secret part.
+    pub secret_sha256: String,
+    /// Who issued it.
+    pub issued_by: String,
+    /// When.
+    pub issued_at: Timestamp,
+    /// Position of its `token.issued` event.
+    pub issued_seq: u64,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// By whom.
+    pub revoked_by: Option<String>,
 }
 
 /// The head of a tenant's pack chain.

@@ -74,13 +74,15 @@ pub const PACKS: Def = TableDefinition::new("packs");
 pub const PACK_HEADS: Def = TableDefinition::new("pack_heads");
 /// `(tenant, key_id)` → `KeyRecord`.
 pub const KEYS: Def = TableDefinition::new("keys");
+/// `token_id` → `TokenRecord` (token ids are global, so that a token finds its tenant).
+pub const TOKENS: Def = TableDefinition::new("tokens");
 /// `(tenant, event id, index)` → a piece of a fragmented event whose other pieces are pending.
 pub const FRAGMENTS: Def = TableDefinition::new("fragments");
 /// `log` → the identity of the log the views are folded from; `signals` → the signal cursor.
 pub const META: Def = TableDefinition::new("meta");
 
 /// Every table, so that a new database has them all and a dump covers them all.
-pub const ALL_TABLES: [Def; 26] = [
+pub const ALL_TABLES: [Def; 27] = [
     CHECKPOINTS,
     SCANS_PENDING,
     SCAN_CHUNKS,
@@ -105,6 +107,7 @@ pub const ALL_TABLES: [Def; 26] = [
     PACKS,
     PACK_HEADS,
     KEYS,
+    TOKENS,
     FRAGMENTS,
     META,
 ];

@@ -17,7 +17,9 @@ use tracing::{debug, warn};
 
 use crate::error::ProjectionError;
 use crate::fold::{self, Tables};
-use crate::records::{Baseline, BaselineHead, EntityDiff, FindingRecord, KeyRecord, PackHead, ScanRecord, TenantState};
+use crate::records::{
+    Baseline, BaselineHead, EntityDiff, FindingRecord, KeyRecord, PackHead, ScanRecord, TenantState, TokenRecord,
+};
 use crate::store::{self, get, key, prefix, scan};
 use crate::{pathstore, scan};
 use sv0_domain::policy::Policy;
@@ -447,6 +449,28 @@ impl Views {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::KEYS)?;
         scan(&table, "keys", &prefix(&[tenant.as_str().as_bytes()]))
+    }
+
+    /// A token by id, whatever its tenant.
+    pub fn token(&self, token_id: &str) -> Result<Option<TokenRecord>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::TOKENS)?;
+        get(&table, "tokens", token_id.as_bytes())
+    }
+
+    /// A tenant's tokens, by id.
+    pub fn tokens(&self, tenant: &TenantId) -> Result<Vec<TokenRecord>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::TOKENS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (_, v) = entry?;
+            let record: TokenRecord = store::decode("tokens", v.value())?;
+            if record.tenant == *tenant {
+                out.push(record);
+            }
+        }
+        Ok(out)
     }
 
     /// Every scan of a tenant, by scan id.

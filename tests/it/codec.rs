@@ -11,7 +11,8 @@ use ciborium::Value;
 use sv0_codec::{EventError, decode_event, encode_event};
 use sv0_domain::events::{
     Acknowledgement, ApprovalRecorded, Bytes, Event, EventFragment, EventMeta, EventPayload, KeyRegistered, KeyRotated,
-    PackSealed, PolicySet, ScanChunk, ScanCompleted, ScanQuarantined, ScanReleased, ScanStarted,
+    PackSealed, PolicySet, ScanChunk, ScanCompleted, ScanQuarantined, ScanReleased, ScanStarted, TokenIssued,
+    TokenRevoked,
 };
 use sv0_domain::model::{
     Binding, DataDomain, Destination, DestinationKind, Evidence, Grant, GrantSource, Identity, IdentityKind, Owner,
@@ -208,6 +209,17 @@ fn fixtures() -> Vec<Event> {
             public_key: "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c".into(),
             valid_from: 6,
             reason: "scheduled rotation".into(),
+        }),
+        EventPayload::TokenIssued(TokenIssued {
+            token_id: "0f1e2d3c4b5a6978".into(),
+            name: "ci-deploy".into(),
+            principal: "github-actions@contoso.example".into(),
+            roles: vec![sv0_domain::access::Role::Analyst, sv0_domain::access::Role::Viewer],
+            secret_sha256: "9f".repeat(32),
+        }),
+        EventPayload::TokenRevoked(TokenRevoked {
+            token_id: "0f1e2d3c4b5a6978".into(),
+            reason: "the pipeline was retired".into(),
         }),
     ];
     payloads.into_iter().enumerate().map(|(n, payload)| Event { meta: meta(n as u8 + 1), payload }).collect()

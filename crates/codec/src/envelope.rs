@@ -105,6 +105,8 @@ pub fn encode_event(event: &Event) -> Result<Vec<u8>, EventError> {
         EventPayload::ScanQuarantined(p) => serialized(p)?,
         EventPayload::ScanReleased(p) => serialized(p)?,
         EventPayload::KeyRotated(p) => serialized(p)?,
+        EventPayload::TokenIssued(p) => serialized(p)?,
+        EventPayload::TokenRevoked(p) => serialized(p)?,
     };
     let meta = &event.meta;
     let wire = Wire {
@@ -161,6 +163,8 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, EventError> {
         "scan.quarantined" => EventPayload::ScanQuarantined(payload(&wire)?),
         "scan.released" => EventPayload::ScanReleased(payload(&wire)?),
         "key.rotated" => EventPayload::KeyRotated(payload(&wire)?),
+        "token.issued" => EventPayload::TokenIssued(payload(&wire)?),
+        "token.revoked" => EventPayload::TokenRevoked(payload(&wire)?),
         other => {
             return Err(EventError::UnknownEventType { event_type: other.to_string() });
         }

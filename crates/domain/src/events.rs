@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::Role;
 use crate::ids::{EventId, TenantId, Timestamp};
 use crate::paths::AuthorityPath;
 use crate::policy::Policy;
@@ -64,12 +65,16 @@ pub enum EventPayload {
     ScanReleased(ScanReleased),
     /// A signing key replaced another for a tenant's chain from a pack index on.
     KeyRotated(KeyRotated),
+    /// An API token was issued (its hash, never the token).
+    TokenIssued(TokenIssued),
+    /// An API token was revoked.
+    TokenRevoked(TokenRevoked),
 }
 
 /// Name and current schema version of each payload type.
 impl EventPayload {
     /// Every event type name with the schema version this build writes.
-    pub const TYPES: [(&'static str, u32); 11] = [
+    pub const TYPES: [(&'static str, u32); 13] = [
         ("scan.started", 1),
         ("scan.chunk", 1),
         ("scan.completed", 1),
@@ -81,6 +86,8 @@ impl EventPayload {
         ("scan.quarantined", 1),
         ("scan.released", 1),
         ("key.rotated", 1),
+        ("token.issued", 1),
+        ("token.revoked", 1),
     ];
 
     /// The event type name.
@@ -97,6 +104,8 @@ impl EventPayload {
             EventPayload::ScanQuarantined(_) => "scan.quarantined",
             EventPayload::ScanReleased(_) => "scan.released",
             EventPayload::KeyRotated(_) => "key.rotated",
+            EventPayload::TokenIssued(_) => "token.issued",
+            EventPayload::TokenRevoked(_) => "token.revoked",
         }
     }
 
@@ -345,4 +354,31 @@ pub fn derived_id(label: &str, tenant: &TenantId, parts: &[&[u8]]) -> EventId {
     let mut all: Vec<&[u8]> = vec![tenant.as_str().as_bytes()];
     all.extend_from_slice(parts);
     EventId::derive(label, &all)
+}
+
+/// An API bearer token was issued for the event's tenant. Only the SHA-256 of its secret is
+/// recorded; the token itself is shown once, to whoever issued it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenIssued {
+    /// Public id of the token (16 hex digits), the part of the token used to find it.
+    pub token_id: String,
+    /// A name for people (`ci-deploy`, `riley`).
+    pub name: String,
+    /// Who acts with it: what approvals and scans record.
+    pub principal: String,
+    /// What it may do.
+    pub roles: Vec<Role>,
+    /// Hex SHA-256 of the token's secret part.
+    pub secret_sha256: String,
+}
+
+/// An API token was revoked: from this event on it authenticates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRevoked {
+    /// The token.
+    pub token_id: String,
+    /// Why.
+    pub reason: String,
 }

@@ -7,8 +7,10 @@
 //! - `disposition`: `decide` turns a scope's delta into approved / requires review / rejected;
 //! - `assessment`: `Assessment`, the content an evidence pack seals;
 //! - `events`: `Event` and its `EventPayload`s, the facts on the log;
-//! - `scope`: `Scope`, the workloads a review covers.
+//! - `scope`: `Scope`, the workloads a review covers;
+//! - `access`: API roles and what each permits.
 
+pub mod access;
 pub mod assessment;
 pub mod delta;
 pub mod disposition;

@@ -113,6 +113,9 @@ pub enum ServiceError {
         /// The existing key.
         key_id: String,
     },
+    /// The operating system gave no randomness.
+    #[error("cannot get randomness for a new token")]
+    Random,
     /// `sv0 keys rotate` with no key to rotate.
     #[error("this installation has no signing key to rotate yet. Create one with `sv0 keys generate`")]
     NoKey,

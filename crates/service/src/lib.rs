@@ -17,6 +17,7 @@ pub mod keys;
 mod service;
 pub mod signals;
 pub mod synthetic;
+pub mod tokens;
 pub mod transparency;
 mod verify;
 

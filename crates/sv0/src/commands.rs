@@ -108,6 +108,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Baselines(args) => baselines(&service, tenant, args, out),
         Command::Verify(args) => verify_log(&mut service, tenant, args.json, out).await,
         Command::Keys(command) => crate::keys::run(&mut service, tenant, command, out).await,
+        Command::Tokens(command) => crate::keys::tokens(&mut service, tenant, command, out).await,
         Command::Export(ExportCommand::Attestations(args)) => {
             let tenant = service.tenant(tenant)?;
             let envelopes = service.attestations(&tenant)?;
@@ -280,6 +281,7 @@ fn writes(command: &Command) -> bool {
             | Command::Approve(_)
             | Command::Watch(_)
             | Command::Keys(crate::KeysCommand::Rotate(_))
+            | Command::Tokens(crate::TokensCommand::Create(_) | crate::TokensCommand::Revoke(_))
     )
 }
 

@@ -1,12 +1,14 @@
-//! `sv0 keys generate|rotate|export|list`.
+//! `sv0 keys generate|rotate|export|list` and `sv0 tokens create|revoke|list`: the secrets
+//! of an installation.
 
 use std::io::Write;
 
+use sv0_domain::access::Role;
 use sv0_log::EventLog;
 use sv0_service::Service;
 
 use crate::commands::{emit, print_json};
-use crate::{EXIT_OK, KeysCommand, render};
+use crate::{EXIT_OK, KeysCommand, TokensCommand, render};
 
 /// Runs one `sv0 keys` command.
 pub async fn run(
@@ -71,6 +73,71 @@ pub async fn run(
                 ]);
             }
             writeln!(out, "{} key(s) of tenant {tenant}\n{t}", keys.len())?;
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+/// Runs one `sv0 tokens` command. Creating and revoking need `--tenant` (or one tenant in the
+/// data); the actor recorded is the configured principal, else `system:cli`.
+pub async fn tokens(
+    service: &mut Service<impl EventLog>,
+    tenant: Option<&str>,
+    command: TokensCommand,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let tenant = match tenant {
+        Some(name) => sv0_domain::TenantId::new(name)?,
+        None => service.tenant(None)?,
+    };
+    let actor = service.data_dir().principal().map_or_else(|_| "system:cli".to_string(), |p| format!("user:{p}"));
+    match command {
+        TokensCommand::Create(args) => {
+            let roles = args.roles.iter().map(|r| r.parse()).collect::<Result<Vec<Role>, _>>()?;
+            let name = args.name.unwrap_or_else(|| args.roles.join("+"));
+            let principal = args.principal.unwrap_or_else(|| name.clone());
+            let issued = service.issue_token(&tenant, &name, &principal, roles, &actor).await?;
+            let r = &issued.record;
+            let roles: Vec<&str> = r.roles.iter().map(|r| r.name()).collect();
+            writeln!(
+                out,
+                "issued token {} ({}) for tenant {} as {} with role(s) {}",
+                r.token_id,
+                r.name,
+                r.tenant,
+                r.principal,
+                roles.join(", ")
+            )?;
+            writeln!(out, "it is shown once; store it as a secret (an Authorization: Bearer header):")?;
+            writeln!(out, "{}", issued.token)?;
+        }
+        TokensCommand::Revoke(args) => {
+            let record = service.revoke_token(&tenant, &args.token, &args.reason, &actor).await?;
+            writeln!(out, "revoked token {} ({}) of tenant {}", record.token_id, record.name, record.tenant)?;
+        }
+        TokensCommand::List(args) => {
+            let tokens = service.tokens(&tenant)?;
+            if args.json {
+                print_json(out, &tokens)?;
+                return Ok(EXIT_OK);
+            }
+            let mut t = render::table(&["Token", "Name", "Principal", "Roles", "Issued", "State"]);
+            for token in &tokens {
+                let roles: Vec<&str> = token.roles.iter().map(|r| r.name()).collect();
+                let state = match &token.revoked_at {
+                    Some(at) => format!("revoked {}", at.date()),
+                    None => "active".to_string(),
+                };
+                t.add_row(vec![
+                    token.token_id.clone(),
+                    token.name.clone(),
+                    token.principal.clone(),
+                    roles.join(", "),
+                    token.issued_at.date().to_string(),
+                    state,
+                ]);
+            }
+            writeln!(out, "{} token(s) of tenant {tenant}\n{t}", tokens.len())?;
         }
     }
     Ok(EXIT_OK)

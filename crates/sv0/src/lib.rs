@@ -96,6 +96,9 @@ pub enum Command {
     /// the public keys with their validity ranges for offline verification
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// API bearer tokens: create (printed once), revoke, list
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Refold the views from the log, from an empty database
     Rebuild,
     /// Write an audit replay: the log as it stood at a time or position, with every view, into
@@ -507,6 +510,41 @@ pub enum KeysCommand {
     Export(KeyExportArgs),
     /// List the tenant's keys with their validity ranges
     List(JsonArgs),
+}
+
+/// `sv0 tokens ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Issue a token for a tenant; the token is printed once, alone on the last line
+    Create(TokenCreateArgs),
+    /// Revoke a token (by id or name): it authenticates nothing from now on
+    Revoke(TokenRevokeArgs),
+    /// List a tenant's tokens (never their secrets)
+    List(JsonArgs),
+}
+
+/// `sv0 tokens create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// A role: viewer, analyst, approver, auditor, admin (repeatable)
+    #[arg(long = "role", required = true, value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// A name for people [default: the roles joined by '+']
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Who acts with the token: what approvals and scans record [default: the name]
+    #[arg(long)]
+    pub principal: Option<String>,
+}
+
+/// `sv0 tokens revoke`.
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id or name
+    pub token: String,
+    /// Why (recorded on the log)
+    #[arg(long, default_value = "revoked")]
+    pub reason: String,
 }
 
 /// `sv0 keys rotate`.

@@ -1,0 +1,91 @@
+//! Who may do what through the API: roles, and what each permits.
+//!
+//! A token belongs to one tenant and carries one or more roles. Each route needs one
+//! `Permission`; `Role::permits` is the whole policy, so the route matrix test and the
+//! OpenAPI document read it from one place.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InvalidInput;
+
+/// A role a token carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads paths, findings, scopes, baselines, deltas, scans and signals.
+    Viewer,
+    /// A viewer who also pushes scans and triggers syncs.
+    Analyst,
+    /// A viewer who also records approvals (as themself).
+    Approver,
+    /// Reads everything of the tenant, evidence included: packs, proofs, keys.
+    Auditor,
+    /// Everything but approving: tokens, keys, configuration, scans, evidence.
+    Admin,
+}
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Read the posture: paths, findings, scopes, baselines, deltas, scans, signals.
+    Read,
+    /// Push a scan or trigger a sync.
+    Scan,
+    /// Record an approval.
+    Approve,
+    /// Read evidence: packs, proofs, checkpoints, keys.
+    Evidence,
+    /// Manage tokens, keys and configuration.
+    Administer,
+}
+
+impl Role {
+    /// Every role, in order.
+    pub const ALL: [Role; 5] = [Role::Viewer, Role::Analyst, Role::Approver, Role::Auditor, Role::Admin];
+
+    /// The role's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Analyst => "analyst",
+            Role::Approver => "approver",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Whether the role grants `permission`. Approving is the approver's alone: an admin who
+    /// may issue tokens cannot also sign off a deployment.
+    pub fn permits(self, permission: Permission) -> bool {
+        match permission {
+            Permission::Read => true,
+            Permission::Scan => matches!(self, Role::Analyst | Role::Admin),
+            Permission::Approve => self == Role::Approver,
+            Permission::Evidence => matches!(self, Role::Auditor | Role::Admin),
+            Permission::Administer => self == Role::Admin,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Role {
+    type Err = InvalidInput;
+
+    fn from_str(text: &str) -> Result<Role, InvalidInput> {
+        Role::ALL.into_iter().find(|r| r.name() == text).ok_or_else(|| {
+            InvalidInput::new(format!(
+                "unknown role {text:?}: expected one of {}",
+                Role::ALL.map(Role::name).join(", ")
+            ))
+        })
+    }
+}
