@@ -1,6 +1,7 @@
 //! SV0's one integration test binary. Each module covers one area end to end with real parts:
 //! the redb-backed log, redb views, real ed25519 keys, the CLI run in-process.
 
+mod api;
 mod cli;
 mod codec;
 mod delta;

@@ -1,5 +1,10 @@
-//! SV0's HTTP surface. For now the operational endpoints every process serves, outside
-//! `/api/v1` and without authentication:
+//! SV0's HTTP surface.
+//!
+//! `/api/v1` (`routes`): the authenticated API, every route reading or acting on the tenant of
+//! the caller's bearer token (`auth`), errors as RFC 9457 problem+json (`problem`), described
+//! by the OpenAPI 3.1 document at `/api/v1/openapi.json`.
+//!
+//! At the root, outside `/api/v1` and without authentication, what every process serves:
 //!
 //! - `GET /healthz`: the process is up (200);
 //! - `GET /readyz`: the log answers and the views are within `READY_LAG` events of its head
@@ -9,35 +14,105 @@
 //!
 //! `router` builds them over any `EventLog` and the views the process folds.
 
+pub mod auth;
+pub mod problem;
+pub mod routes;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get, post};
 use sv0_log::EventLog;
 use sv0_projections::{FindingStatus, Views};
+use sv0_service::Service;
+
+/// The largest request body (a pushed snapshot) by default.
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// Views further behind the log head than this are not ready.
 pub const READY_LAG: u64 = 1_000;
 
-/// What the handlers read.
+/// What the handlers read and act through.
 pub struct ApiState<L: EventLog> {
     /// The log.
     pub log: L,
     /// The views this process folds.
     pub views: Views,
+    /// Commands (imports, approvals) go through one service sharing the log and the views; it
+    /// does not seal (the process's signer does).
+    pub commands: tokio::sync::Mutex<Service<L>>,
+    /// Failed authentications per client address.
+    pub failures: auth::FailedAuth,
+    /// The largest request body accepted.
+    pub max_body: usize,
 }
 
-/// The operational routes.
+impl<L: EventLog + Clone> ApiState<L> {
+    /// State over a service's log and views; commands use a second, non-sealing service.
+    pub fn new(service: &Service<L>) -> ApiState<L> {
+        let commands = Service::with_parts(service.data_dir().clone(), service.log().clone(), service.views().clone())
+            .without_sealing();
+        ApiState {
+            log: service.log().clone(),
+            views: service.views().clone(),
+            commands: tokio::sync::Mutex::new(commands),
+            failures: auth::FailedAuth::default(),
+            max_body: MAX_BODY,
+        }
+    }
+}
+
+/// The operational routes and `/api/v1`.
 pub fn router<L: EventLog + Clone>(state: Arc<ApiState<L>>) -> Router {
+    let mut api: Router<Arc<ApiState<L>>> =
+        Router::new().route("/openapi.json", get(|| async { axum::Json(routes::openapi()) }));
+    let mut paths: std::collections::BTreeMap<&str, MethodRouter<Arc<ApiState<L>>>> = Default::default();
+    for spec in routes::ROUTES {
+        let handler = handler::<L>(spec);
+        let entry = paths.remove(spec.path).unwrap_or_default();
+        paths.insert(spec.path, entry.merge(handler));
+    }
+    for (path, method_router) in paths {
+        api = api.route(path, method_router);
+    }
+    let max_body = state.max_body;
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz::<L>))
         .route("/metrics", get(metrics::<L>))
+        .nest("/api/v1", api.fallback(|| async { problem::Problem::not_found("no such route") }))
+        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
+}
+
+/// The handler of one route of `routes::ROUTES`.
+fn handler<L: EventLog + Clone>(spec: &routes::RouteSpec) -> MethodRouter<Arc<ApiState<L>>> {
+    match (spec.method, spec.path) {
+        ("GET", "/paths") => get(routes::paths::<L>),
+        ("GET", "/findings") => get(routes::findings::<L>),
+        ("GET", "/scopes") => get(routes::scopes::<L>),
+        ("GET", "/scans") => get(routes::scans::<L>),
+        ("GET", "/scans/{id}") => get(routes::scan::<L>),
+        ("POST", "/scans") => post(routes::push_scan::<L>),
+        ("GET", "/baselines") => get(routes::baselines::<L>),
+        ("GET", "/approvals") => get(routes::approvals::<L>),
+        ("POST", "/approvals") => post(routes::approve::<L>),
+        ("GET", "/delta") => get(routes::delta::<L>),
+        ("GET", "/signals") => get(routes::signals::<L>),
+        ("GET", "/packs") => get(routes::packs::<L>),
+        ("GET", "/packs/{id}") => get(routes::pack::<L>),
+        ("GET", "/packs/{id}/dsse") => get(routes::pack_dsse::<L>),
+        ("GET", "/proofs/inclusion/{id}") => get(routes::inclusion::<L>),
+        ("GET", "/proofs/consistency") => get(routes::consistency::<L>),
+        ("GET", "/checkpoint") => get(routes::checkpoint::<L>),
+        ("GET", "/keys") => get(routes::keys::<L>),
+        (method, path) => unreachable!("route {method} {path} has no handler"),
+    }
 }
 
 async fn positions<L: EventLog>(state: &ApiState<L>) -> Result<(u64, u64), String> {
@@ -109,5 +184,7 @@ pub async fn serve<L: EventLog + Clone>(
     state: Arc<ApiState<L>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -49,7 +49,7 @@ impl AsOf {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ImportReport {
     /// The tenant.
     pub tenant: TenantId,
@@ -70,7 +70,7 @@ pub struct ImportReport {
 }
 
 /// What an approval recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ApprovalReport {
     /// The new baseline.
     pub baseline: Baseline,
@@ -88,7 +88,7 @@ pub struct ReplayReport {
 }
 
 /// A scope's delta against its latest baseline.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeltaReport {
     /// The scope.
     pub scope: Scope,

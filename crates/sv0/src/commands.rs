@@ -205,7 +205,10 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             writeln!(out, "serving on http://{}", listener.local_addr()?)?;
             out.flush()?;
             let (stop, stopped) = tokio::sync::watch::channel(false);
-            let state = Arc::new(sv0_api::ApiState { log: service.log().clone(), views: service.views().clone() });
+            let mut state = sv0_api::ApiState::new(&service);
+            state.max_body = args.max_body;
+            state.failures = sv0_api::auth::FailedAuth::with_limit(args.auth_failures_per_minute);
+            let state = Arc::new(state);
             let mut api_stopped = stopped.clone();
             let api = tokio::spawn(sv0_api::serve(listener, state, async move {
                 let _ = api_stopped.wait_for(|stop| *stop).await;

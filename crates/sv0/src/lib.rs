@@ -125,6 +125,12 @@ pub struct ServeArgs {
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:8080", env = "SV0_LISTEN")]
     pub listen: String,
+    /// Failed authentications a client address may make per minute before it gets 429
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub auth_failures_per_minute: u32,
+    /// The largest request body accepted, in bytes (a pushed snapshot)
+    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    pub max_body: usize,
 }
 
 /// `sv0 replay`.

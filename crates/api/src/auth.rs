@@ -1,0 +1,115 @@
+//! Who is calling: the bearer token, checked against the views, and what its roles permit.
+//! Failed attempts are counted per client address; past the limit (`FAILURE_LIMIT` by default)
+//! in `FAILURE_WINDOW` the address gets 429 until the window ends, whatever it sends.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, header};
+use sv0_domain::TenantId;
+use sv0_domain::access::{Permission, Role};
+use sv0_projections::Views;
+use sv0_service::tokens::{Refusal, authenticate};
+
+use crate::problem::Problem;
+
+/// Failed authentications an address may make per window, by default.
+pub const FAILURE_LIMIT: u32 = 20;
+/// The window.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The token's id.
+    pub token_id: String,
+    /// The one tenant it acts for.
+    pub tenant: TenantId,
+    /// Who it is: what approvals and scans record.
+    pub principal: String,
+    /// Its roles.
+    pub roles: Vec<Role>,
+}
+
+/// Failed authentications per client address.
+#[derive(Debug)]
+pub struct FailedAuth {
+    limit: u32,
+    // Not hashed, signed or compared: a HashMap's order does not matter here.
+    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl Default for FailedAuth {
+    fn default() -> FailedAuth {
+        FailedAuth::with_limit(FAILURE_LIMIT)
+    }
+}
+
+impl FailedAuth {
+    /// Allows `limit` failures per address per `FAILURE_WINDOW`.
+    pub fn with_limit(limit: u32) -> FailedAuth {
+        FailedAuth { limit, windows: Mutex::new(HashMap::new()) }
+    }
+
+    /// Seconds until `addr` may try again, when it is blocked.
+    fn blocked(&self, addr: IpAddr, now: Instant) -> Option<u64> {
+        let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let (start, count) = windows.get(&addr)?;
+        let ends = *start + FAILURE_WINDOW;
+        (*count >= self.limit && now < ends).then(|| (ends - now).as_secs().max(1))
+    }
+
+    fn fail(&self, addr: IpAddr, now: Instant) {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = windows.entry(addr).or_insert((now, 0));
+        if now >= entry.0 + FAILURE_WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        // Forget windows long over, so the map stays small.
+        if windows.len() > 10_000 {
+            windows.retain(|_, (start, _)| now < *start + FAILURE_WINDOW);
+        }
+    }
+}
+
+/// The caller of a request, if its token is valid and permits `permission`.
+pub fn authorize(
+    views: &Views,
+    failures: &FailedAuth,
+    headers: &HeaderMap,
+    addr: IpAddr,
+    permission: Permission,
+) -> Result<Caller, Problem> {
+    let now = Instant::now();
+    if let Some(retry_after) = failures.blocked(addr, now) {
+        return Err(Problem::too_many_failures(retry_after));
+    }
+    let refuse = |problem: Problem| {
+        failures.fail(addr, now);
+        problem
+    };
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| refuse(Problem::missing_token()))?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| refuse(Problem::malformed_token()))?;
+    let record = authenticate(views, token).map_err(|refusal| {
+        refuse(match refusal {
+            Refusal::Malformed => Problem::malformed_token(),
+            Refusal::Invalid => Problem::invalid_token(),
+        })
+    })?;
+    if !record.roles.iter().any(|role| role.permits(permission)) {
+        let roles: Vec<&str> = record.roles.iter().map(|r| r.name()).collect();
+        return Err(Problem::forbidden(format!(
+            "the token's role(s) {} do not permit this ({permission:?})",
+            roles.join(", ")
+        )));
+    }
+    Ok(Caller { token_id: record.token_id, tenant: record.tenant, principal: record.principal, roles: record.roles })
+}

@@ -1,0 +1,176 @@
+//! Errors as RFC 9457 problem details (`application/problem+json`), each with a stable `type`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use sv0_service::ServiceError;
+use tracing::error;
+
+/// The prefix of every problem type.
+pub const PROBLEM_BASE: &str = "https://sv0.dev/problems/";
+
+/// One problem: an HTTP status, a stable type, a title and what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The status code.
+    pub status: StatusCode,
+    /// The stable type, after `PROBLEM_BASE`.
+    pub kind: &'static str,
+    /// The type's title.
+    pub title: &'static str,
+    /// What happened this time.
+    pub detail: String,
+    /// Seconds to wait, for 429.
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Problem {
+        Problem { status, kind, title, detail: detail.into(), retry_after: None }
+    }
+
+    /// No bearer token.
+    pub fn missing_token() -> Problem {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "missing-token",
+            "Authentication required",
+            "send Authorization: Bearer <token>",
+        )
+    }
+
+    /// Not a bearer token of SV0's format.
+    pub fn malformed_token() -> Problem {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "malformed-token",
+            "Malformed token",
+            "the Authorization header is not Bearer sv0_<id>_<secret>",
+        )
+    }
+
+    /// Unknown, revoked or wrong.
+    pub fn invalid_token() -> Problem {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-token",
+            "Invalid token",
+            "the token is unknown, revoked or wrong",
+        )
+    }
+
+    /// Too many failed attempts from one address.
+    pub fn too_many_failures(retry_after: u64) -> Problem {
+        let mut p = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-failed-authentications",
+            "Too many failed authentications",
+            format!("too many failed authentications from this address; try again in {retry_after} s"),
+        );
+        p.retry_after = Some(retry_after);
+        p
+    }
+
+    /// The token's roles do not permit the route.
+    pub fn forbidden(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not permitted", detail)
+    }
+
+    /// Nothing of the caller's tenant has this id.
+    pub fn not_found(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// A request that cannot be understood.
+    pub fn invalid_request(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", detail)
+    }
+
+    /// A snapshot that cannot be imported.
+    pub fn invalid_snapshot(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-snapshot", "Invalid snapshot", detail)
+    }
+
+    /// A body larger than the route takes.
+    pub fn too_large(limit: usize) -> Problem {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Body too large",
+            format!("the body exceeds the limit of {limit} bytes"),
+        )
+    }
+
+    /// A body of another content type than JSON.
+    pub fn unsupported_media_type() -> Problem {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "send the body as Content-Type: application/json",
+        )
+    }
+
+    /// The state the request depends on moved, or does not exist yet.
+    pub fn conflict(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+    }
+
+    /// Something failed on our side; the detail is logged, not sent.
+    pub fn internal(detail: impl std::fmt::Display) -> Problem {
+        error!(%detail, "request failed");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the request failed; see the server's log",
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "type": format!("{PROBLEM_BASE}{}", self.kind),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        let mut response = (self.status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"sv0\""));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl From<ServiceError> for Problem {
+    fn from(e: ServiceError) -> Problem {
+        match e {
+            ServiceError::Input(e) => Problem::invalid_request(e.to_string()),
+            ServiceError::SnapshotJson(_) | ServiceError::Snapshot(_) | ServiceError::EntityTooLarge { .. } => {
+                Problem::invalid_snapshot(e.to_string())
+            }
+            ServiceError::EmptyScope { .. } | ServiceError::UnknownFinding { .. } => {
+                Problem::invalid_request(e.to_string())
+            }
+            ServiceError::NoBaseline { .. }
+            | ServiceError::Conflict(_)
+            | ServiceError::KeyNotInChain { .. }
+            | ServiceError::NoKey => Problem::conflict(e.to_string()),
+            ServiceError::Tenant(_) => Problem::not_found(e.to_string()),
+            other => Problem::internal(other),
+        }
+    }
+}
+
+impl From<sv0_projections::ProjectionError> for Problem {
+    fn from(e: sv0_projections::ProjectionError) -> Problem {
+        Problem::internal(e)
+    }
+}

@@ -1,0 +1,831 @@
+//! The `/api/v1` routes. `ROUTES` is the one list of them: the router is built from it, the
+//! OpenAPI document is generated from it, and the route matrix test walks it, so none of the
+//! three can drift from the others. Every route authenticates first, then reads its input, so
+//! a caller without a valid token learns nothing about the request it sent.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sv0_domain::access::Permission;
+use sv0_domain::events::Acknowledgement;
+use sv0_domain::scope::Scope;
+use sv0_domain::{TenantId, Timestamp};
+use sv0_log::EventLog;
+use sv0_projections::{FindingStatus, PathFilter};
+
+use crate::ApiState;
+use crate::auth::{Caller, authorize};
+use crate::problem::Problem;
+
+/// One route: what the router serves, the OpenAPI document describes and the matrix tests.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// The path under `/api/v1`, with `{name}` parameters.
+    pub path: &'static str,
+    /// What the caller's roles must permit.
+    pub permission: Permission,
+    /// What it does.
+    pub summary: &'static str,
+    /// Query parameters it takes.
+    pub query: &'static [&'static str],
+    /// The status of success.
+    pub success: u16,
+}
+
+const PAGE: &[&str] = &["limit", "cursor"];
+
+/// Every `/api/v1` route.
+pub const ROUTES: &[RouteSpec] = &[
+    RouteSpec {
+        method: "GET",
+        path: "/paths",
+        permission: Permission::Read,
+        summary: "Authority paths of the caller's tenant, filtered, by path id",
+        query: &[
+            "scope",
+            "workload",
+            "identity",
+            "destination",
+            "domain",
+            "grade",
+            "egress",
+            "owner_state",
+            "limit",
+            "cursor",
+        ],
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/findings",
+        permission: Permission::Read,
+        summary: "Findings (of a scope, of a status), by finding id",
+        query: &["scope", "status", "limit", "cursor"],
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/scopes",
+        permission: Permission::Read,
+        summary: "Scopes with an approved baseline: version, state, drift",
+        query: PAGE,
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/scans",
+        permission: Permission::Read,
+        summary: "Scans, by scan id",
+        query: PAGE,
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/scans/{id}",
+        permission: Permission::Read,
+        summary: "One scan: status, coverage, counts",
+        query: &[],
+        success: 200,
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/scans",
+        permission: Permission::Scan,
+        summary: "Push a snapshot (JSON, schemas/snapshot.schema.json) of the caller's tenant",
+        query: &["trigger"],
+        success: 201,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/baselines",
+        permission: Permission::Read,
+        summary: "Every version of every scope's baseline, by scope then version",
+        query: &["scope", "limit", "cursor"],
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/approvals",
+        permission: Permission::Read,
+        summary: "Approvals recorded (one per baseline version), with approver and time",
+        query: &["scope", "limit", "cursor"],
+        success: 200,
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/approvals",
+        permission: Permission::Approve,
+        summary: "Approve a scope's posture as the authenticated caller: a new baseline version",
+        query: &[],
+        success: 201,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/delta",
+        permission: Permission::Read,
+        summary: "A scope's path-level delta against its baseline, with verification and disposition",
+        query: &["scope"],
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/signals",
+        permission: Permission::Read,
+        summary: "SOC signals (CloudEvents) after a log position",
+        query: &["limit", "cursor"],
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/packs",
+        permission: Permission::Evidence,
+        summary: "Evidence packs, in chain order",
+        query: PAGE,
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/packs/{id}",
+        permission: Permission::Evidence,
+        summary: "One pack as exported (id or chain index)",
+        query: &[],
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/packs/{id}/dsse",
+        permission: Permission::Evidence,
+        summary: "One pack as a DSSE envelope (its own signature over the PAE of its body)",
+        query: &[],
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/proofs/inclusion/{id}",
+        permission: Permission::Evidence,
+        summary: "RFC 9162 inclusion proof of a pack in the tenant's pack tree",
+        query: &[],
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/proofs/consistency",
+        permission: Permission::Evidence,
+        summary: "RFC 9162 consistency proof between two tree sizes",
+        query: &["old", "new"],
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/checkpoint",
+        permission: Permission::Evidence,
+        summary: "The pack tree's checkpoint, a C2SP signed note (text/plain)",
+        query: &[],
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/keys",
+        permission: Permission::Evidence,
+        summary: "Public keys with their validity ranges (JSON, or the key file with format=pem)",
+        query: &["format"],
+        success: 200,
+    },
+];
+
+type Api<L> = State<Arc<ApiState<L>>>;
+type Reply = Result<Response, Problem>;
+
+/// What every route starts with: the caller, if the token permits `permission`.
+fn caller<L: EventLog>(
+    state: &ApiState<L>,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+    permission: Permission,
+) -> Result<Caller, Problem> {
+    authorize(&state.views, &state.failures, headers, addr.ip(), permission)
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+    q.map(|Query(t)| t).map_err(|e| Problem::invalid_request(e.body_text()))
+}
+
+fn ok(value: impl Serialize) -> Reply {
+    Ok(Json(value).into_response())
+}
+
+fn scope_of(text: &str) -> Result<Scope, Problem> {
+    Scope::parse(text).map_err(|e| Problem::invalid_request(e.to_string()))
+}
+
+/// An id in a path: short and of a safe alphabet, never a path of its own.
+fn safe_id(id: &str) -> Result<&str, Problem> {
+    let fine = !id.is_empty()
+        && id.len() <= 200
+        && !id.contains("..")
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:@=-".contains(&b));
+    if fine { Ok(id) } else { Err(Problem::invalid_request(format!("{id:?} is not a valid id"))) }
+}
+
+/// A page of `items` (sorted by `key`) after `cursor`: `{items, next_cursor}`. The cursor is
+/// the hex of the last key served.
+fn page<T: Serialize>(items: Vec<T>, key: impl Fn(&T) -> String, limit: Option<usize>, cursor: Option<&str>) -> Reply {
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::invalid_request("limit must be between 1 and 1000"));
+    }
+    let after = match cursor {
+        Some(c) => Some(
+            hex::decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| Problem::invalid_request("cursor is not one this API gave"))?,
+        ),
+        None => None,
+    };
+    let start = match &after {
+        Some(after) => items.partition_point(|item| key(item).as_str() <= after.as_str()),
+        None => 0,
+    };
+    let rest = items.len().saturating_sub(start);
+    let taken: Vec<&T> = items.iter().skip(start).take(limit).collect();
+    let next = (rest > limit).then(|| hex::encode(key(taken[taken.len() - 1])));
+    ok(json!({ "items": taken, "next_cursor": next }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PathsQuery {
+    scope: Option<String>,
+    workload: Option<String>,
+    identity: Option<String>,
+    destination: Option<String>,
+    domain: Option<String>,
+    grade: Option<String>,
+    egress: Option<String>,
+    owner_state: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub(crate) async fn paths<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: Result<Query<PathsQuery>, QueryRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Read)?;
+    let q = query(q)?;
+    let filter = PathFilter {
+        scope: q.scope.as_deref().map(scope_of).transpose()?,
+        workload: q.workload,
+        identity: q.identity,
+        destination: q.destination,
+        domain: q.domain,
+        grade: q.grade,
+        egress: q.egress,
+        owner_state: q.owner_state,
+    };
+    let mut paths = s.views.query_paths(&c.tenant, &filter)?;
+    paths.sort_by(|a, b| a.path_id.cmp(&b.path_id));
+    page(paths, |p| p.path_id.clone(), q.limit, q.cursor.as_deref())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FindingsQuery {
+    scope: Option<String>,
+    status: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub(crate) async fn findings<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: Result<Query<FindingsQuery>, QueryRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Read)?;
+    let q = query(q)?;
+    let scope = q.scope.as_deref().map(scope_of).transpose()?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some("open") => Some(FindingStatus::Open),
+        Some("resolved") => Some(FindingStatus::Resolved),
+        Some(other) => return Err(Problem::invalid_request(format!("unknown status {other:?}: open or resolved"))),
+    };
+    let mut records = s.views.findings(&c.tenant, scope.as_ref())?;
+    records.retain(|r| status.is_none_or(|s| r.status == s));
+    records.sort_by(|a, b| a.finding.finding_id.cmp(&b.finding.finding_id));
+    page(records, |r| r.finding.finding_id.clone(), q.limit, q.cursor.as_deref())
+}
+
+pub(crate) async fn scopes<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Read)?;
+    let q = query(q)?;
+    let mut heads = s.views.baselines(&c.tenant)?;
+    heads.sort_by_key(|h| h.scope.to_string());
+    page(heads, |h| h.scope.to_string(), q.limit, q.cursor.as_deref())
+}
+
+pub(crate) async fn scans<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Read)?;
+    let q = query(q)?;
+    let scans = s.views.scans(&c.tenant)?;
+    page(scans, |r| r.scan_id.clone(), q.limit, q.cursor.as_deref())
+}
+
+pub(crate) async fn scan<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Read)?;
+    let id = safe_id(&id)?;
+    let scan = s.views.scans(&c.tenant)?.into_iter().find(|r| r.scan_id == id);
+    match scan {
+        Some(scan) => ok(scan),
+        None => Err(Problem::not_found(format!("no scan {id}"))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PushQuery {
+    trigger: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TenantOf {
+    tenant: String,
+}
+
+fn json_body(headers: &HeaderMap) -> Result<(), Problem> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if json { Ok(()) } else { Err(Problem::unsupported_media_type()) }
+}
+
+fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, Problem> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::too_large(limit)
+        } else {
+            Problem::invalid_request(e.body_text())
+        }
+    })
+}
+
+pub(crate) async fn push_scan<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: Result<Query<PushQuery>, QueryRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Scan)?;
+    let q = query(q)?;
+    json_body(&headers)?;
+    let bytes = body(bytes, s.max_body)?;
+    let trigger = q
+        .trigger
+        .as_deref()
+        .map(|t| {
+            serde_json::from_value(json!(t)).map_err(|_| Problem::invalid_request(format!("unknown trigger {t:?}")))
+        })
+        .transpose()?;
+    // The snapshot must be of the caller's tenant; nothing is appended otherwise.
+    let named: TenantOf =
+        serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_snapshot(format!("snapshot is not valid: {e}")))?;
+    if named.tenant != c.tenant.as_str() {
+        return Err(Problem::forbidden(format!(
+            "the snapshot is of tenant {}, the token of tenant {}",
+            named.tenant, c.tenant
+        )));
+    }
+    let report = s.commands.lock().await.import_snapshot(&bytes, trigger).await?;
+    let status = if report.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(report)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScopedPage {
+    scope: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// Every baseline version of the tenant (of one scope), by scope then version.
+fn versions<L: EventLog>(
+    s: &ApiState<L>,
+    tenant: &TenantId,
+    scope: Option<&str>,
+) -> Result<Vec<sv0_projections::Baseline>, Problem> {
+    let scopes: Vec<Scope> = match scope {
+        Some(text) => vec![scope_of(text)?],
+        None => s.views.baselines(tenant)?.into_iter().map(|h| h.scope).collect(),
+    };
+    let mut out = Vec::new();
+    for scope in scopes {
+        out.extend(s.views.baseline_history(tenant, &scope)?);
+    }
+    Ok(out)
+}
+
+fn version_key(b: &sv0_projections::Baseline) -> String {
+    format!("{}\u{0}{:010}", b.scope, b.version)
+}
+
+pub(crate) async fn baselines<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: Result<Query<ScopedPage>, QueryRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Read)?;
+    let q = query(q)?;
+    let mut all = versions(&s, &c.tenant, q.scope.as_deref())?;
+    all.sort_by_key(version_key);
+    page(all, version_key, q.limit, q.cursor.as_deref())
+}
+
+#[derive(Serialize)]
+struct ApprovalView {
+    scope: String,
+    baseline_version: u32,
+    approver: String,
+    approved_at: Timestamp,
+    note: String,
+    acknowledged: Vec<Acknowledgement>,
+    paths: usize,
+}
+
+pub(crate) async fn approvals<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: Result<Query<ScopedPage>, QueryRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Read)?;
+    let q = query(q)?;
+    let mut all = versions(&s, &c.tenant, q.scope.as_deref())?;
+    all.sort_by_key(version_key);
+    let keyed: Vec<(String, ApprovalView)> = all
+        .iter()
+        .map(|b| {
+            (
+                version_key(b),
+                ApprovalView {
+                    scope: b.scope.to_string(),
+                    baseline_version: b.version,
+                    approver: b.approver.clone(),
+                    approved_at: b.approved_at,
+                    note: b.note.clone(),
+                    acknowledged: b.acknowledged.clone(),
+                    paths: b.paths.len(),
+                },
+            )
+        })
+        .collect();
+    let reply = page(keyed, |(k, _)| k.clone(), q.limit, q.cursor.as_deref())?;
+    strip_keys(reply).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalBody {
+    scope: String,
+    note: String,
+    #[serde(default)]
+    acknowledge: Vec<AckBody>,
+    /// When given, it must be the authenticated principal.
+    approver: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    finding_id: String,
+    /// `YYYY-MM-DD` or RFC 3339.
+    due: String,
+}
+
+pub(crate) async fn approve<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Approve)?;
+    json_body(&headers)?;
+    let bytes = body(bytes, s.max_body)?;
+    let request: ApprovalBody =
+        serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid approval: {e}")))?;
+    if let Some(claimed) = &request.approver
+        && *claimed != c.principal
+    {
+        return Err(Problem::forbidden(format!(
+            "the approval claims approver {claimed}, but the token authenticates {}; approvals record the caller",
+            c.principal
+        )));
+    }
+    let scope = scope_of(&request.scope)?;
+    let mut acks = Vec::new();
+    for ack in &request.acknowledge {
+        let due = Timestamp::parse(&ack.due)
+            .or_else(|_| Timestamp::parse(&format!("{}T00:00:00Z", ack.due)))
+            .map_err(|e| Problem::invalid_request(format!("due {:?}: {e}", ack.due)))?;
+        acks.push(Acknowledgement { finding_id: ack.finding_id.clone(), due });
+    }
+    let report =
+        s.commands.lock().await.approve(&c.tenant, &scope, &request.note, acks, &c.principal, Timestamp::now()).await?;
+    Ok((StatusCode::CREATED, Json(report)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeltaQuery {
+    scope: String,
+}
+
+pub(crate) async fn delta<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: Result<Query<DeltaQuery>, QueryRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Read)?;
+    let q = query(q)?;
+    let scope = scope_of(&q.scope)?;
+    let report = s.commands.lock().await.delta(&c.tenant, &scope)?;
+    ok(report)
+}
+
+pub(crate) async fn signals<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Read)?;
+    let q = query(q)?;
+    let signals = s.commands.lock().await.signals_after(Some(&c.tenant), 0)?;
+    // Keyed by log position, zero-padded so that keys sort as numbers.
+    let keyed: Vec<(String, Value)> =
+        signals.iter().map(|sig| (format!("{:020}", sig.assessed_seq), sig.cloudevent())).collect();
+    let reply = page(keyed, |(k, _)| k.clone(), q.limit, q.cursor.as_deref())?;
+    strip_keys(reply).await
+}
+
+/// Turns a page of `(key, value)` pairs into a page of values.
+async fn strip_keys(mut reply: Response) -> Reply {
+    let bytes = axum::body::to_bytes(std::mem::take(reply.body_mut()), usize::MAX).await.map_err(Problem::internal)?;
+    let mut value: Value = serde_json::from_slice(&bytes).map_err(Problem::internal)?;
+    if let Some(items) = value.get_mut("items").and_then(Value::as_array_mut) {
+        for item in items.iter_mut() {
+            *item = item.get(1).cloned().unwrap_or(Value::Null);
+        }
+    }
+    ok(value)
+}
+
+fn pack_of<L: EventLog>(
+    s: &ApiState<L>,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<sv0_domain::events::PackSealed, Problem> {
+    let id = safe_id(id)?;
+    let packs = s.views.packs(tenant)?;
+    let found = match id.parse::<u64>() {
+        Ok(index) => packs.into_iter().find(|p| p.index == index),
+        Err(_) => packs.into_iter().find(|p| p.pack_id == id),
+    };
+    found.ok_or_else(|| Problem::not_found(format!("no pack {id}")))
+}
+
+#[derive(Serialize)]
+struct PackSummary {
+    index: u64,
+    pack_id: String,
+    digest: String,
+    key_id: String,
+    assessed_seq: u64,
+}
+
+pub(crate) async fn packs<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Evidence)?;
+    let q = query(q)?;
+    let packs: Vec<PackSummary> = s
+        .views
+        .packs(&c.tenant)?
+        .into_iter()
+        .map(|p| PackSummary {
+            index: p.index,
+            pack_id: p.pack_id,
+            digest: p.digest,
+            key_id: p.key_id,
+            assessed_seq: p.assessed_seq,
+        })
+        .collect();
+    page(packs, |p| format!("{:020}", p.index), q.limit, q.cursor.as_deref())
+}
+
+pub(crate) async fn pack<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Evidence)?;
+    let sealed = pack_of(&s, &c.tenant, &id)?;
+    ok(sv0_signer::PackFile::from_sealed(&sealed).map_err(Problem::internal)?)
+}
+
+pub(crate) async fn pack_dsse<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    use base64::Engine as _;
+    let c = caller(&s, &headers, addr, Permission::Evidence)?;
+    let sealed = pack_of(&s, &c.tenant, &id)?;
+    ok(json!({
+        "payloadType": sv0_signer::PAYLOAD_TYPE,
+        "payload": base64::engine::general_purpose::STANDARD.encode(sealed.body.as_bytes()),
+        "signatures": [{ "keyid": sealed.key_id, "sig": sealed.signature }],
+    }))
+}
+
+pub(crate) async fn inclusion<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Evidence)?;
+    let sealed = pack_of(&s, &c.tenant, &id)?;
+    let proof = s.commands.lock().await.inclusion_proof(&c.tenant, &sealed.pack_id)?;
+    ok(proof)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsistencyQuery {
+    old: u64,
+    new: u64,
+}
+
+pub(crate) async fn consistency<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: Result<Query<ConsistencyQuery>, QueryRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Evidence)?;
+    let q = query(q)?;
+    let proof = s.commands.lock().await.consistency_proof(&c.tenant, q.old, q.new)?;
+    ok(proof)
+}
+
+pub(crate) async fn checkpoint<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Evidence)?;
+    let note = s.commands.lock().await.checkpoint(&c.tenant)?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeysQuery {
+    format: Option<String>,
+}
+
+pub(crate) async fn keys<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: Result<Query<KeysQuery>, QueryRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Evidence)?;
+    let q = query(q)?;
+    match q.format.as_deref() {
+        None | Some("json") => ok(s.views.keys(&c.tenant)?),
+        Some("pem") => {
+            let pem = s.commands.lock().await.export_keys(&c.tenant).await?;
+            Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
+        }
+        Some(other) => Err(Problem::invalid_request(format!("unknown format {other:?}: json or pem"))),
+    }
+}
+
+/// The OpenAPI 3.1 document of `ROUTES`, with each route's permission and the roles that hold
+/// it (`x-sv0-permission`, `x-sv0-roles`).
+pub fn openapi() -> Value {
+    use sv0_domain::access::Role;
+    let problem = json!({ "$ref": "#/components/responses/Problem" });
+    let mut paths = serde_json::Map::new();
+    for route in ROUTES {
+        let roles: Vec<&str> = Role::ALL.into_iter().filter(|r| r.permits(route.permission)).map(Role::name).collect();
+        let mut parameters: Vec<Value> = route
+            .query
+            .iter()
+            .map(|name| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } }))
+            .collect();
+        for part in route.path.split('/').filter(|p| p.starts_with('{')) {
+            let name = part.trim_matches(['{', '}']);
+            parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
+        }
+        let mut responses = json!({
+            route.success.to_string(): { "description": "success" },
+            "400": problem, "401": problem, "403": problem, "404": problem, "429": problem,
+        });
+        if route.method == "POST" {
+            responses["413"] = problem.clone();
+            responses["415"] = problem.clone();
+            responses["422"] = problem.clone();
+        }
+        let mut operation = json!({
+            "summary": route.summary,
+            "operationId": format!("{} {}", route.method, route.path),
+            "security": [{ "bearer": [] }],
+            "parameters": parameters,
+            "responses": responses,
+            "x-sv0-permission": route.permission,
+            "x-sv0-roles": roles,
+        });
+        if route.method == "POST" {
+            operation["requestBody"] =
+                json!({ "required": true, "content": { "application/json": { "schema": { "type": "object" } } } });
+        }
+        let item = paths.entry(route.path.to_string()).or_insert_with(|| json!({}));
+        item[route.method.to_ascii_lowercase()] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "SV0 API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Is it safe to deploy this? Authority paths, findings, baselines, deltas and signed evidence of the caller's tenant. Every route takes a bearer token (`sv0 tokens create`); errors are RFC 9457 problem+json.",
+        },
+        "servers": [{ "url": "/api/v1" }],
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "responses": {
+                "Problem": {
+                    "description": "RFC 9457 problem details; `type` is stable per error",
+                    "content": { "application/problem+json": { "schema": {
+                        "type": "object",
+                        "properties": {
+                            "type": { "type": "string" }, "title": { "type": "string" },
+                            "status": { "type": "integer" }, "detail": { "type": "string" },
+                        },
+                        "required": ["type", "title", "status"],
+                    } } },
+                },
+            },
+        },
+    })
+}

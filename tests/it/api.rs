@@ -1,0 +1,390 @@
+//! The HTTP API of `sv0 serve` on the embedded log: every route × every role × another
+//! tenant's token × no token × a malformed, wrong or revoked token gives the documented status;
+//! a token of one tenant never sees another's data; bad input is refused with problem+json and
+//! changes nothing; the OpenAPI document lists every route.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use sv0_api::routes::ROUTES;
+use sv0_domain::access::Role;
+use sv0_tests::TempDir;
+
+use crate::{DEMO_SNAPSHOTS, sv0_in};
+
+/// A response: status, content type, body.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    /// The problem type after the base URI, for a problem+json reply.
+    fn problem(&self) -> String {
+        assert_eq!(self.content_type, "application/problem+json", "{self:?}");
+        let kind = self.json()["type"].as_str().unwrap().to_string();
+        kind.strip_prefix(sv0_api::problem::PROBLEM_BASE).unwrap().to_string()
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection.
+fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(addr).expect("connect to sv0 serve");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) before reading a large body; a write error then is fine.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no response to {method} {path}: {text}"));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type: ").map(str::to_string))
+        .unwrap_or_default();
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    Reply { status, content_type, body }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
+/// `sv0 serve` over a data directory, stopped when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(data: &std::path::Path, extra: &[&str]) -> Server {
+        let mut args = vec!["--data-dir", data.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sv0"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let addr = first.strip_prefix("serving on http://").unwrap_or_else(|| panic!("{first}")).to_string();
+        // Drain the progress lines so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr }
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        request(&self.addr, "GET", path, &headers, b"")
+    }
+
+    fn post(&self, path: &str, token: Option<&str>, content_type: &str, body: &[u8]) -> Reply {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        headers.push(("Content-Type", content_type));
+        request(&self.addr, "POST", path, &headers, body)
+    }
+
+    /// The log head, from `/readyz`.
+    fn log_head(&self) -> u64 {
+        self.get("/readyz", None).json()["log_head"].as_u64().unwrap()
+    }
+}
+
+/// Issues a token and returns it (the last line of `sv0 tokens create`).
+fn token(data: &std::path::Path, tenant: &str, roles: &[&str], principal: &str) -> String {
+    let mut args = vec!["--tenant", tenant, "tokens", "create", "--principal", principal, "--name", principal];
+    for role in roles {
+        args.extend_from_slice(&["--role", role]);
+    }
+    let (code, out) = sv0_in(data, &args);
+    assert_eq!(code, 0, "{out}");
+    out.lines().last().unwrap().to_string()
+}
+
+/// The demo's data (tenant contoso, five packs), a token per role, and one of another tenant
+/// with every role.
+struct Fixture {
+    _dir: TempDir,
+    data: std::path::PathBuf,
+    roles: Vec<(Role, String)>,
+    other: String,
+}
+
+fn fixture() -> Fixture {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let (code, out) = sv0_in(&data, &["demo"]);
+    assert_eq!(code, 0, "{out}");
+    let roles = Role::ALL
+        .into_iter()
+        .map(|role| (role, token(&data, "contoso", &[role.name()], &format!("{role}@contoso.example"))))
+        .collect();
+    let all: Vec<&str> = Role::ALL.map(Role::name).to_vec();
+    let other = token(&data, "fabrikam", &all, "mallory@fabrikam.example");
+    Fixture { _dir: dir, data, roles, other }
+}
+
+fn snapshot(n: usize) -> Vec<u8> {
+    crate::demo_snapshot(DEMO_SNAPSHOTS[n])
+}
+
+/// The request that succeeds on `route` for a role that may call it: real ids, a scope with
+/// a baseline, a snapshot of the tenant.
+fn call(server: &Server, method: &str, path: &str, token: Option<&str>, scan_id: &str) -> Reply {
+    let path = path.replace("/scans/{id}", &format!("/scans/{scan_id}")).replace("{id}", "1");
+    let url = match path.as_str() {
+        "/delta" => "/api/v1/delta?scope=project:HR-Automation".to_string(),
+        "/proofs/consistency" => "/api/v1/proofs/consistency?old=1&new=2".to_string(),
+        other => format!("/api/v1{other}"),
+    };
+    match (method, path.as_str()) {
+        ("POST", "/scans") => server.post(&url, token, "application/json", &snapshot(0)),
+        ("POST", "/approvals") => {
+            server.post(&url, token, "application/json", br#"{"scope":"project:HR-Automation","note":"matrix"}"#)
+        }
+        _ => server.get(&url, token),
+    }
+}
+
+#[test]
+fn every_route_gives_the_documented_status_for_every_caller() {
+    let f = fixture();
+    let (code, out) = sv0_in(&f.data, &["scan", "list", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let scan_id = serde_json::from_str::<Value>(&out).unwrap()[0]["scan_id"].as_str().unwrap().to_string();
+    // A wrong secret for a real id, and a revoked token.
+    let viewer = &f.roles[0].1;
+    let wrong = format!("{}{}", &viewer[..viewer.len() - 4], "0000");
+    let revoked = token(&f.data, "contoso", &["viewer"], "gone@contoso.example");
+    let (code, out) = sv0_in(&f.data, &["--tenant", "contoso", "tokens", "revoke", "gone@contoso.example"]);
+    assert_eq!(code, 0, "{out}");
+    let server = Server::start(&f.data, &["--auth-failures-per-minute", "100000"]);
+
+    for route in ROUTES {
+        let name = format!("{} {}", route.method, route.path);
+        for (role, token) in &f.roles {
+            let reply = call(&server, route.method, route.path, Some(token), &scan_id);
+            if role.permits(route.permission) {
+                assert!((200..300).contains(&reply.status), "{name} as {role}: {reply:?}");
+                if route.method == "GET" && route.path != "/checkpoint" && route.path != "/keys" {
+                    assert!(reply.content_type.starts_with("application/json"), "{name}: {reply:?}");
+                }
+            } else {
+                assert_eq!((reply.status, reply.problem()), (403, "forbidden".to_string()), "{name} as {role}");
+            }
+        }
+        let reply = call(&server, route.method, route.path, None, &scan_id);
+        assert_eq!((reply.status, reply.problem()), (401, "missing-token".to_string()), "{name} without a token");
+        for (token, kind) in
+            [("nonsense", "malformed-token"), (wrong.as_str(), "invalid-token"), (revoked.as_str(), "invalid-token")]
+        {
+            let reply = call(&server, route.method, route.path, Some(token), &scan_id);
+            assert_eq!((reply.status, reply.problem()), (401, kind.to_string()), "{name} with {token}");
+        }
+        // Another tenant's token (every role): never contoso's data, never a server error.
+        let reply = call(&server, route.method, route.path, Some(&f.other), &scan_id);
+        assert!(reply.status < 500, "{name} as another tenant: {reply:?}");
+        // A problem may echo what the caller sent; a success must hold nothing of contoso.
+        if reply.content_type != "application/problem+json" {
+            for marker in ["HR-Automation", "contoso", "asst_", scan_id.as_str()] {
+                assert!(!reply.body.contains(marker), "{name} as another tenant shows {marker}: {reply:?}");
+            }
+        }
+        let expected = match (route.method, route.path) {
+            ("POST", "/scans") => Some(403),
+            (_, "/scans/{id}" | "/packs/{id}" | "/packs/{id}/dsse" | "/proofs/inclusion/{id}") => Some(404),
+            (
+                "GET",
+                "/paths" | "/findings" | "/scopes" | "/scans" | "/baselines" | "/approvals" | "/signals" | "/packs",
+            ) => Some(200),
+            _ => None,
+        };
+        if let Some(expected) = expected {
+            assert_eq!(reply.status, expected, "{name} as another tenant: {reply:?}");
+        }
+        if reply.status == 200
+            && reply.content_type.starts_with("application/json")
+            && let Some(items) = reply.json()["items"].as_array()
+        {
+            assert!(items.is_empty(), "{name} as another tenant lists items: {reply:?}");
+        }
+    }
+}
+
+#[test]
+fn approvals_record_the_caller_and_refuse_a_claimed_approver() {
+    let f = fixture();
+    let server = Server::start(&f.data, &[]);
+    let approver = &f.roles.iter().find(|(r, _)| *r == Role::Approver).unwrap().1;
+    let head = server.log_head();
+    let claimed = br#"{"scope":"project:HR-Automation","note":"x","approver":"ceo@contoso.example"}"#;
+    let reply = server.post("/api/v1/approvals", Some(approver), "application/json", claimed);
+    assert_eq!((reply.status, reply.problem()), (403, "forbidden".to_string()), "{reply:?}");
+    assert_eq!(server.log_head(), head, "a refused approval appended something");
+    let body = br#"{"scope":"project:HR-Automation","note":"via the API","approver":"approver@contoso.example"}"#;
+    let reply = server.post("/api/v1/approvals", Some(approver), "application/json", body);
+    assert_eq!(reply.status, 201, "{reply:?}");
+    assert_eq!(reply.json()["baseline"]["approver"], "approver@contoso.example");
+    let listed = server.get("/api/v1/approvals?scope=project:HR-Automation", Some(approver)).json();
+    let last = listed["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["approver"].as_str(), last["note"].as_str()),
+        (Some("approver@contoso.example"), Some("via the API"))
+    );
+}
+
+#[test]
+fn bad_input_is_refused_with_problem_json_and_changes_nothing() {
+    let f = fixture();
+    let server = Server::start(&f.data, &["--max-body", "65536"]);
+    let analyst = &f.roles.iter().find(|(r, _)| *r == Role::Analyst).unwrap().1;
+    let approver = &f.roles.iter().find(|(r, _)| *r == Role::Approver).unwrap().1;
+    let auditor = &f.roles.iter().find(|(r, _)| *r == Role::Auditor).unwrap().1;
+    let head = server.log_head();
+    let big = vec![b' '; 200_000];
+    let cases: Vec<(&str, Reply, u16, &str)> = vec![
+        (
+            "oversized body",
+            server.post("/api/v1/scans", Some(analyst), "application/json", &big),
+            413,
+            "body-too-large",
+        ),
+        (
+            "malformed JSON",
+            server.post("/api/v1/scans", Some(analyst), "application/json", b"{\"tenant\": "),
+            422,
+            "invalid-snapshot",
+        ),
+        (
+            "wrong content type",
+            server.post("/api/v1/scans", Some(analyst), "text/plain", &snapshot(1)),
+            415,
+            "unsupported-media-type",
+        ),
+        (
+            "unknown snapshot field",
+            {
+                let mut s: Value = serde_json::from_slice(&snapshot(1)).unwrap();
+                s["surprise"] = Value::Bool(true);
+                server.post("/api/v1/scans", Some(analyst), "application/json", &serde_json::to_vec(&s).unwrap())
+            },
+            422,
+            "invalid-snapshot",
+        ),
+        (
+            "unknown approval field",
+            server.post(
+                "/api/v1/approvals",
+                Some(approver),
+                "application/json",
+                br#"{"scope":"all","note":"x","sudo":true}"#,
+            ),
+            400,
+            "invalid-request",
+        ),
+        ("unknown query parameter", server.get("/api/v1/paths?color=red", Some(analyst)), 400, "invalid-request"),
+        ("bad scope", server.get("/api/v1/paths?scope=nonsense", Some(analyst)), 400, "invalid-request"),
+        ("bad cursor", server.get("/api/v1/paths?cursor=zz", Some(analyst)), 400, "invalid-request"),
+        ("limit out of range", server.get("/api/v1/paths?limit=100000", Some(analyst)), 400, "invalid-request"),
+        (
+            "path traversal in an id",
+            server.get("/api/v1/packs/..%2F..%2Fetc%2Fpasswd", Some(auditor)),
+            400,
+            "invalid-request",
+        ),
+        ("unknown route", server.get("/api/v1/nothing-here", Some(analyst)), 404, "not-found"),
+    ];
+    for (what, reply, status, kind) in cases {
+        assert_eq!((reply.status, reply.problem()), (status, kind.to_string()), "{what}: {reply:?}");
+    }
+    assert_eq!(server.log_head(), head, "bad input appended something");
+    // Good input from the same caller works: a new scan is accepted.
+    let mut later: Value = serde_json::from_slice(&snapshot(2)).unwrap();
+    later["scan"]["observed_at"] = Value::from("2026-03-10T00:00:00Z");
+    let reply = server.post("/api/v1/scans", Some(analyst), "application/json", &serde_json::to_vec(&later).unwrap());
+    assert_eq!(reply.status, 201, "{reply:?}");
+    assert!(server.log_head() > head);
+}
+
+#[test]
+fn failed_authentications_are_rate_limited_per_address() {
+    let f = fixture();
+    let server = Server::start(&f.data, &["--auth-failures-per-minute", "3"]);
+    for _ in 0..3 {
+        assert_eq!(server.get("/api/v1/paths", Some("nonsense")).status, 401);
+    }
+    let reply = server.get("/api/v1/paths", Some("nonsense"));
+    assert_eq!((reply.status, reply.problem()), (429, "too-many-failed-authentications".to_string()), "{reply:?}");
+    // The operational routes need no token and stay up.
+    assert_eq!(server.get("/healthz", None).status, 200);
+}
+
+#[test]
+fn paging_walks_every_path_once_and_the_openapi_document_lists_every_route() {
+    let f = fixture();
+    let server = Server::start(&f.data, &[]);
+    let viewer = &f.roles[0].1;
+    let all = server.get("/api/v1/paths?limit=1000", Some(viewer)).json()["items"].as_array().unwrap().len();
+    let mut seen = Vec::new();
+    let mut url = "/api/v1/paths?limit=2".to_string();
+    loop {
+        let page = server.get(&url, Some(viewer)).json();
+        seen.extend(page["items"].as_array().unwrap().iter().map(|p| p["path_id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => url = format!("/api/v1/paths?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (all, all), "pages repeat or skip paths");
+    assert!(all > 2);
+
+    let doc = server.get("/api/v1/openapi.json", None).json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for route in ROUTES {
+        let operation = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
+        assert!(operation.is_object(), "{} {} is not documented", route.method, route.path);
+        let roles: Vec<&str> = Role::ALL.into_iter().filter(|r| r.permits(route.permission)).map(Role::name).collect();
+        assert_eq!(operation["x-sv0-roles"], serde_json::json!(roles));
+    }
+    let documented: usize =
+        doc["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
+    assert_eq!(documented, ROUTES.len());
+}
