@@ -323,6 +323,54 @@ impl Views {
         Ok(out)
     }
 
+    /// One page of `query_paths`: at most `limit` paths with ids after `after`, in path id order,
+    /// and whether more follow. A filter of a scope or workload (and identity) alone pages
+    /// through the row keys and decodes only the page; any other filter reads the whole
+    /// result first.
+    pub fn query_paths_page(
+        &self,
+        tenant: &TenantId,
+        filter: &PathFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<AuthorityPath>, bool), ProjectionError> {
+        let keyed = (filter.scope.is_some() || filter.workload.is_some())
+            && filter.destination.is_none()
+            && filter.domain.is_none()
+            && filter.grade.is_none()
+            && filter.egress.is_none()
+            && filter.owner_state.is_none();
+        if !keyed {
+            let all = self.query_paths(tenant, filter)?;
+            let start = after.map_or(0, |a| all.partition_point(|p| p.path_id.as_str() <= a));
+            let more = all.len() > start + limit;
+            return Ok((all.into_iter().skip(start).take(limit).collect(), more));
+        }
+        let txn = self.db.begin_read()?;
+        let paths = txn.open_table(store::PATHS)?;
+        let mut workloads: BTreeSet<String> = match &filter.scope {
+            Some(scope) => {
+                let entities = txn.open_table(store::ENTITIES)?;
+                let entity_index = txn.open_table(store::ENTITY_INDEX)?;
+                scan::scope_workloads(&entities, &entity_index, tenant, scope)?
+            }
+            None => filter.workload.iter().cloned().collect(),
+        };
+        if let Some(workload) = &filter.workload {
+            workloads.retain(|w| w == workload);
+        }
+        let mut keys = Vec::new();
+        for workload in &workloads {
+            keys.extend(pathstore::keys_of_workload(&paths, tenant, workload, filter.identity.as_deref())?);
+        }
+        keys.retain(|(id, _)| after.is_none_or(|a| id.as_str() > a));
+        keys.sort();
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let rows: Vec<Vec<u8>> = keys.into_iter().map(|(_, key)| key).collect();
+        Ok((pathstore::load_keys(&paths, &rows)?, more))
+    }
+
     /// Findings of a tenant, open and resolved, sorted by id; restricted to a scope's
     /// workloads when given.
     pub fn findings(&self, tenant: &TenantId, scope: Option<&Scope>) -> Result<Vec<FindingRecord>, ProjectionError> {

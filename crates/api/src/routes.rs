@@ -240,19 +240,8 @@ fn safe_id(id: &str) -> Result<&str, Problem> {
 /// A page of `items` (sorted by `key`) after `cursor`: `{items, next_cursor}`. The cursor is
 /// the hex of the last key served.
 fn page<T: Serialize>(items: Vec<T>, key: impl Fn(&T) -> String, limit: Option<usize>, cursor: Option<&str>) -> Reply {
-    let limit = limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Problem::invalid_request("limit must be between 1 and 1000"));
-    }
-    let after = match cursor {
-        Some(c) => Some(
-            hex::decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| Problem::invalid_request("cursor is not one this API gave"))?,
-        ),
-        None => None,
-    };
+    let limit = limit_of(limit)?;
+    let after = cursor_of(cursor)?;
     let start = match &after {
         Some(after) => items.partition_point(|item| key(item).as_str() <= after.as_str()),
         None => 0,
@@ -261,6 +250,28 @@ fn page<T: Serialize>(items: Vec<T>, key: impl Fn(&T) -> String, limit: Option<u
     let taken: Vec<&T> = items.iter().skip(start).take(limit).collect();
     let next = (rest > limit).then(|| hex::encode(key(taken[taken.len() - 1])));
     ok(json!({ "items": taken, "next_cursor": next }))
+}
+
+/// A page size: 100 by default, at most 1,000.
+fn limit_of(limit: Option<usize>) -> Result<usize, Problem> {
+    let limit = limit.unwrap_or(100);
+    if (1..=1000).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Problem::invalid_request("limit must be between 1 and 1000"))
+    }
+}
+
+/// The key a cursor names (the hex of the last key of the previous page).
+fn cursor_of(cursor: Option<&str>) -> Result<Option<String>, Problem> {
+    cursor
+        .map(|c| {
+            hex::decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| Problem::invalid_request("cursor is not one this API gave"))
+        })
+        .transpose()
 }
 
 #[derive(Debug, Deserialize)]
@@ -303,9 +314,11 @@ pub(crate) async fn paths<L: EventLog>(
         egress: q.egress,
         owner_state: q.owner_state,
     };
-    let mut paths = s.views.query_paths(&c.tenant, &filter)?;
-    paths.sort_by(|a, b| a.path_id.cmp(&b.path_id));
-    page(paths, |p| p.path_id.clone(), q.limit, q.cursor.as_deref())
+    let limit = limit_of(q.limit)?;
+    let after = cursor_of(q.cursor.as_deref())?;
+    let (paths, more) = s.views.query_paths_page(&c.tenant, &filter, after.as_deref(), limit)?;
+    let next = if more { paths.last().map(|p| hex::encode(&p.path_id)) } else { None };
+    ok(json!({ "items": paths, "next_cursor": next }))
 }
 
 #[derive(Debug, Deserialize)]

@@ -46,6 +46,9 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         return rules(args, out);
     }
     if let Command::Bench(args) = &cli.command {
+        if let Some(url) = &args.http {
+            return crate::load::run(args, url, out).await;
+        }
         if let Some(file) = &args.snapshot_out {
             crate::bench::write_snapshot(args.paths, file)?;
             writeln!(out, "wrote a synthetic snapshot of about {} paths to {}", args.paths, file.display())?;

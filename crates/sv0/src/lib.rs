@@ -9,6 +9,7 @@ mod commands;
 mod demo;
 mod governance;
 mod keys;
+mod load;
 mod render;
 mod report;
 mod synth;
@@ -170,6 +171,25 @@ pub struct BenchArgs {
     /// Skip replaying the whole log into memory (minutes and gigabytes at a million paths)
     #[arg(long)]
     pub skip_replay: bool,
+    /// Load-test a running `sv0 serve` at this base URL (http://HOST:PORT) instead: pages of a
+    /// path query, from keep-alive connections
+    #[arg(long, value_name = "URL")]
+    pub http: Option<String>,
+    /// With --http: a file holding a token of the tenant
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub token_file: Option<PathBuf>,
+    /// With --http: the scope whose paths are paged
+    #[arg(long, default_value = "workload:workload-0000000", requires = "http")]
+    pub scope: String,
+    /// With --http: paths per page
+    #[arg(long, default_value_t = 100, requires = "http")]
+    pub page: usize,
+    /// With --http: connections kept busy at once
+    #[arg(long, default_value_t = 64, requires = "http")]
+    pub concurrency: usize,
+    /// With --http: how long to run
+    #[arg(long, default_value_t = 20, requires = "http")]
+    pub seconds: u64,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
