@@ -36,6 +36,9 @@ pub enum ProjectionError {
     /// The log could not be read.
     #[error("cannot read the log")]
     Log(#[from] ReadError),
+    /// A query argument the views cannot use (a cursor of another query).
+    #[error("{0}")]
+    Invalid(String),
     /// The views file is held by another process.
     #[error("the views {path} are in use by another process")]
     InUse {

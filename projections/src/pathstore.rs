@@ -109,43 +109,6 @@ pub(crate) fn of_workload(
     decode_rows(store::scan_raw(paths, &prefix(&parts))?)
 }
 
-/// `(path id, row key)` of a workload's paths (through one identity, when given), read from
-/// the keys alone: nothing is decoded.
-pub(crate) fn keys_of_workload(
-    paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    tenant: &TenantId,
-    workload: &str,
-    identity: Option<&str>,
-) -> Result<Vec<(String, Vec<u8>)>, ProjectionError> {
-    let mut parts = vec![tenant.as_str().as_bytes(), workload.as_bytes()];
-    parts.extend(identity.map(str::as_bytes));
-    let p = prefix(&parts);
-    let end = store::prefix_end(&p);
-    let mut out = Vec::new();
-    for entry in paths.range(p.as_slice()..end.as_slice())? {
-        let (k, _) = entry?;
-        let key = k.value();
-        // The path id is the last component; ids hold no 0 byte.
-        let start = key.iter().rposition(|b| *b == 0).map_or(0, |i| i + 1);
-        out.push((String::from_utf8_lossy(&key[start..]).into_owned(), key.to_vec()));
-    }
-    Ok(out)
-}
-
-/// The paths stored under these row keys.
-pub(crate) fn load_keys(
-    paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    keys: &[Vec<u8>],
-) -> Result<Vec<AuthorityPath>, ProjectionError> {
-    let mut out = Vec::with_capacity(keys.len());
-    for key in keys {
-        if let Some(value) = paths.get(key.as_slice())? {
-            out.push(store::decode_compact("paths", value.value())?);
-        }
-    }
-    Ok(out)
-}
-
 /// The ids of a workload's paths through an identity, read from the keys alone.
 pub(crate) fn ids_of(
     paths: &impl ReadableTable<&'static [u8], &'static [u8]>,

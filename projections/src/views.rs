@@ -323,17 +323,19 @@ impl Views {
         Ok(out)
     }
 
-    /// One page of `query_paths`: at most `limit` paths with ids after `after`, in path id order,
-    /// and whether more follow. A filter of a scope or workload (and identity) alone pages
-    /// through the row keys and decodes only the page; any other filter reads the whole
-    /// result first.
+    /// One page of `query_paths`: at most `limit` paths after the cursor `after`, and the cursor
+    /// of the next page when more follow. A filter of a scope or workload (and identity) alone
+    /// reads the page straight from the paths table, in row order (workload, identity, path
+    /// id), so a page costs the same whatever the scope's size; its cursor is those three
+    /// components, rebuilt under the caller's tenant. Any other filter reads the whole result
+    /// and cuts the page in path id order; its cursor is the last path id.
     pub fn query_paths_page(
         &self,
         tenant: &TenantId,
         filter: &PathFilter,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<AuthorityPath>, bool), ProjectionError> {
+    ) -> Result<(Vec<AuthorityPath>, Option<String>), ProjectionError> {
         let keyed = (filter.scope.is_some() || filter.workload.is_some())
             && filter.destination.is_none()
             && filter.domain.is_none()
@@ -344,7 +346,9 @@ impl Views {
             let all = self.query_paths(tenant, filter)?;
             let start = after.map_or(0, |a| all.partition_point(|p| p.path_id.as_str() <= a));
             let more = all.len() > start + limit;
-            return Ok((all.into_iter().skip(start).take(limit).collect(), more));
+            let page: Vec<AuthorityPath> = all.into_iter().skip(start).take(limit).collect();
+            let next = if more { page.last().map(|p| p.path_id.clone()) } else { None };
+            return Ok((page, next));
         }
         let txn = self.db.begin_read()?;
         let paths = txn.open_table(store::PATHS)?;
@@ -359,16 +363,55 @@ impl Views {
         if let Some(workload) = &filter.workload {
             workloads.retain(|w| w == workload);
         }
-        let mut keys = Vec::new();
-        for workload in &workloads {
-            keys.extend(pathstore::keys_of_workload(&paths, tenant, workload, filter.identity.as_deref())?);
+        // The cursor: workload, identity and path id of the last row served.
+        let after: Option<Vec<&str>> = after.map(|a| a.split('\0').collect());
+        let after = match after.as_deref() {
+            Some([w, i, p]) => Some((*w, *i, *p)),
+            Some(_) => return Err(ProjectionError::Invalid("not a cursor of this query".to_string())),
+            None => None,
+        };
+        let mut page = Vec::with_capacity(limit + 1);
+        for workload in workloads.iter().filter(|w| after.is_none_or(|(aw, _, _)| w.as_str() >= aw)) {
+            let mut parts = vec![tenant.as_str().as_bytes(), workload.as_bytes()];
+            parts.extend(filter.identity.as_deref().map(str::as_bytes));
+            let p = prefix(&parts);
+            let end = store::prefix_end(&p);
+            let start = match after {
+                Some((aw, ai, ap)) if aw == workload.as_str() => {
+                    std::ops::Bound::Excluded(pathstore::path_key(tenant, aw, ai, ap))
+                }
+                _ => std::ops::Bound::Included(p.clone()),
+            };
+            let start = match &start {
+                // A cursor past this workload's rows (another identity filter): nothing here.
+                std::ops::Bound::Excluded(k) if k.as_slice() >= end.as_slice() => continue,
+                std::ops::Bound::Excluded(k) => std::ops::Bound::Excluded(k.as_slice()),
+                std::ops::Bound::Included(k) => std::ops::Bound::Included(k.as_slice()),
+                std::ops::Bound::Unbounded => std::ops::Bound::Unbounded,
+            };
+            for entry in paths.range::<&[u8]>((start, std::ops::Bound::Excluded(end.as_slice())))? {
+                let (k, v) = entry?;
+                // A cursor past this workload's identity prefix can land before it: skip.
+                if !k.value().starts_with(&p) {
+                    continue;
+                }
+                page.push(store::decode_compact::<AuthorityPath>("paths", v.value())?);
+                if page.len() > limit {
+                    break;
+                }
+            }
+            if page.len() > limit {
+                break;
+            }
         }
-        keys.retain(|(id, _)| after.is_none_or(|a| id.as_str() > a));
-        keys.sort();
-        let more = keys.len() > limit;
-        keys.truncate(limit);
-        let rows: Vec<Vec<u8>> = keys.into_iter().map(|(_, key)| key).collect();
-        Ok((pathstore::load_keys(&paths, &rows)?, more))
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let next = if more {
+            page.last().map(|p| format!("{}\0{}\0{}", p.workload.id, p.identity.id, p.path_id))
+        } else {
+            None
+        };
+        Ok((page, next))
     }
 
     /// Findings of a tenant, open and resolved, sorted by id; restricted to a scope's

@@ -453,14 +453,15 @@ fn queries_by_each_indexed_property_agree_with_filtering_every_path() {
             let mut paged = Vec::new();
             let mut after: Option<String> = None;
             loop {
-                let (page, more) = service.views().query_paths_page(&tenant(), &filter, after.as_deref(), 3).unwrap();
+                let (page, next) = service.views().query_paths_page(&tenant(), &filter, after.as_deref(), 3).unwrap();
                 assert!(page.len() <= 3);
-                after = page.last().map(|p| p.path_id.clone());
                 paged.extend(page);
-                if !more {
-                    break;
+                match next {
+                    Some(next) => after = Some(next),
+                    None => break,
                 }
             }
+            paged.sort_by(|a, b| a.path_id.cmp(&b.path_id));
             assert_eq!(paged, whole, "{filter:?}");
         }
     });

@@ -50,7 +50,7 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "GET",
         path: "/paths",
         permission: Permission::Read,
-        summary: "Authority paths of the caller's tenant, filtered, by path id",
+        summary: "Authority paths of the caller's tenant, filtered; pages of a scope or workload in row order (workload, identity, path id), others by path id",
         query: &[
             "scope",
             "workload",
@@ -249,7 +249,14 @@ fn page<T: Serialize>(items: Vec<T>, key: impl Fn(&T) -> String, limit: Option<u
     let rest = items.len().saturating_sub(start);
     let taken: Vec<&T> = items.iter().skip(start).take(limit).collect();
     let next = (rest > limit).then(|| hex::encode(key(taken[taken.len() - 1])));
-    ok(json!({ "items": taken, "next_cursor": next }))
+    ok(Page { items: &taken, next_cursor: next })
+}
+
+/// A page as served: serialised straight from the items, with no intermediate JSON tree.
+#[derive(Serialize)]
+struct Page<'a, T: Serialize> {
+    items: &'a [T],
+    next_cursor: Option<String>,
 }
 
 /// A page size: 100 by default, at most 1,000.
@@ -316,9 +323,11 @@ pub(crate) async fn paths<L: EventLog>(
     };
     let limit = limit_of(q.limit)?;
     let after = cursor_of(q.cursor.as_deref())?;
-    let (paths, more) = s.views.query_paths_page(&c.tenant, &filter, after.as_deref(), limit)?;
-    let next = if more { paths.last().map(|p| hex::encode(&p.path_id)) } else { None };
-    ok(json!({ "items": paths, "next_cursor": next }))
+    let (paths, next) = s.views.query_paths_page(&c.tenant, &filter, after.as_deref(), limit).map_err(|e| match e {
+        sv0_projections::ProjectionError::Invalid(reason) => Problem::invalid_request(reason),
+        other => Problem::from(other),
+    })?;
+    ok(Page { items: &paths, next_cursor: next.map(hex::encode) })
 }
 
 #[derive(Debug, Deserialize)]
