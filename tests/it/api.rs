@@ -163,10 +163,19 @@ fn snapshot(n: usize) -> Vec<u8> {
     crate::demo_snapshot(DEMO_SNAPSHOTS[n])
 }
 
+/// Ids of the tenant's things that routes name.
+struct Ids {
+    scan: String,
+    sync: String,
+}
+
 /// The request that succeeds on `route` for a role that may call it: real ids, a scope with
 /// a baseline, a snapshot of the tenant.
-fn call(server: &Server, method: &str, path: &str, token: Option<&str>, scan_id: &str) -> Reply {
-    let path = path.replace("/scans/{id}", &format!("/scans/{scan_id}")).replace("{id}", "1");
+fn call(server: &Server, method: &str, path: &str, token: Option<&str>, ids: &Ids) -> Reply {
+    let path = path
+        .replace("/scans/{id}", &format!("/scans/{}", ids.scan))
+        .replace("/syncs/{id}", &format!("/syncs/{}", ids.sync))
+        .replace("{id}", "1");
     let url = match path.as_str() {
         "/delta" => "/api/v1/delta?scope=project:HR-Automation".to_string(),
         "/proofs/consistency" => "/api/v1/proofs/consistency?old=1&new=2".to_string(),
@@ -177,6 +186,7 @@ fn call(server: &Server, method: &str, path: &str, token: Option<&str>, scan_id:
         ("POST", "/approvals") => {
             server.post(&url, token, "application/json", br#"{"scope":"project:HR-Automation","note":"matrix"}"#)
         }
+        ("POST", "/syncs") => server.post(&url, token, "application/json", br#"{"scope":"all","environment":"prod"}"#),
         _ => server.get(&url, token),
     }
 }
@@ -193,12 +203,19 @@ fn every_route_gives_the_documented_status_for_every_caller() {
     let revoked = token(&f.data, "contoso", &["viewer"], "gone@contoso.example");
     let (code, out) = sv0_in(&f.data, &["--tenant", "contoso", "tokens", "revoke", "gone@contoso.example"]);
     assert_eq!(code, 0, "{out}");
-    let server = Server::start(&f.data, &["--auth-failures-per-minute", "100000"]);
+    let source = f._dir.join("collector.json");
+    std::fs::write(&source, snapshot(2)).unwrap();
+    let server =
+        Server::start(&f.data, &["--auth-failures-per-minute", "100000", "--sync-snapshot", source.to_str().unwrap()]);
+    let admin = &f.roles.iter().find(|(r, _)| *r == Role::Admin).unwrap().1;
+    let started = server.post("/api/v1/syncs", Some(admin), "application/json", b"{}");
+    assert_eq!(started.status, 202, "{started:?}");
+    let ids = Ids { scan: scan_id.clone(), sync: started.json()["sync_id"].as_str().unwrap().to_string() };
 
     for route in ROUTES {
         let name = format!("{} {}", route.method, route.path);
         for (role, token) in &f.roles {
-            let reply = call(&server, route.method, route.path, Some(token), &scan_id);
+            let reply = call(&server, route.method, route.path, Some(token), &ids);
             if role.permits(route.permission) {
                 assert!((200..300).contains(&reply.status), "{name} as {role}: {reply:?}");
                 if route.method == "GET" && route.path != "/checkpoint" && route.path != "/keys" {
@@ -208,16 +225,16 @@ fn every_route_gives_the_documented_status_for_every_caller() {
                 assert_eq!((reply.status, reply.problem()), (403, "forbidden".to_string()), "{name} as {role}");
             }
         }
-        let reply = call(&server, route.method, route.path, None, &scan_id);
+        let reply = call(&server, route.method, route.path, None, &ids);
         assert_eq!((reply.status, reply.problem()), (401, "missing-token".to_string()), "{name} without a token");
         for (token, kind) in
             [("nonsense", "malformed-token"), (wrong.as_str(), "invalid-token"), (revoked.as_str(), "invalid-token")]
         {
-            let reply = call(&server, route.method, route.path, Some(token), &scan_id);
+            let reply = call(&server, route.method, route.path, Some(token), &ids);
             assert_eq!((reply.status, reply.problem()), (401, kind.to_string()), "{name} with {token}");
         }
         // Another tenant's token (every role): never contoso's data, never a server error.
-        let reply = call(&server, route.method, route.path, Some(&f.other), &scan_id);
+        let reply = call(&server, route.method, route.path, Some(&f.other), &ids);
         assert!(reply.status < 500, "{name} as another tenant: {reply:?}");
         // A problem may echo what the caller sent; a success must hold nothing of contoso.
         if reply.content_type != "application/problem+json" {
@@ -227,7 +244,9 @@ fn every_route_gives_the_documented_status_for_every_caller() {
         }
         let expected = match (route.method, route.path) {
             ("POST", "/scans") => Some(403),
-            (_, "/scans/{id}" | "/packs/{id}" | "/packs/{id}/dsse" | "/proofs/inclusion/{id}") => Some(404),
+            (_, "/scans/{id}" | "/syncs/{id}" | "/packs/{id}" | "/packs/{id}/dsse" | "/proofs/inclusion/{id}") => {
+                Some(404)
+            }
             (
                 "GET",
                 "/paths" | "/findings" | "/scopes" | "/scans" | "/baselines" | "/approvals" | "/signals" | "/packs",
@@ -387,4 +406,54 @@ fn paging_walks_every_path_once_and_the_openapi_document_lists_every_route() {
     let documented: usize =
         doc["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
     assert_eq!(documented, ROUTES.len());
+}
+
+/// A CI pipeline asks for a sync of its deployment: `202` with a sync id at once, then the
+/// sync runs the collector's snapshot as a deployment scan and judges the scope: the demo's
+/// deployment adds five paths, two of them finance writes, so the scope needs review.
+#[test]
+fn a_sync_scans_the_deployment_and_judges_the_scope() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley.chen@contoso.example\"\n").unwrap();
+    let first = dir.join("first.json");
+    std::fs::write(&first, snapshot(0)).unwrap();
+    assert_eq!(sv0_in(&data, &["scan", "import", first.to_str().unwrap()]).0, 0);
+    assert_eq!(sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "v1"]).0, 0);
+    let analyst = token(&data, "contoso", &["analyst"], "ci@contoso.example");
+
+    // Without a source, a sync is refused and nothing is appended.
+    let server = Server::start(&data, &[]);
+    let head = server.log_head();
+    let reply = server.post("/api/v1/syncs", Some(&analyst), "application/json", b"{}");
+    assert_eq!((reply.status, reply.problem()), (409, "conflict".to_string()), "{reply:?}");
+    assert_eq!(server.log_head(), head);
+    drop(server);
+
+    let source = dir.join("collector.json");
+    std::fs::write(&source, snapshot(1)).unwrap();
+    let server = Server::start(&data, &["--sync-snapshot", source.to_str().unwrap()]);
+    let request = br#"{"scope":"project:HR-Automation","environment":"production","repository":"contoso/hr-agents","run_id":"4711","commit":"9fceb02"}"#;
+    let reply = server.post("/api/v1/syncs", Some(&analyst), "application/json", request);
+    assert_eq!(reply.status, 202, "{reply:?}");
+    let id = reply.json()["sync_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let sync = loop {
+        let sync = server.get(&format!("/api/v1/syncs/{id}"), Some(&analyst)).json();
+        if !matches!(sync["status"].as_str(), Some("pending" | "running")) {
+            break sync;
+        }
+        assert!(std::time::Instant::now() < deadline, "the sync did not finish: {sync}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(sync["status"], "completed", "{sync}");
+    assert_eq!(sync["disposition"]["decision"], "requires_review", "{sync}");
+    assert_eq!(sync["delta"]["new_paths"], 5, "{sync}");
+    assert_eq!(sync["delta"]["flagged"], 2, "{sync}");
+    assert_eq!(sync["requested_by"], "ci@contoso.example");
+    let scan = server.get(&format!("/api/v1/scans/{}", sync["scan_id"].as_str().unwrap()), Some(&analyst)).json();
+    assert_eq!(scan["trigger"], "deployment", "{scan}");
+    let unknown = server.get("/api/v1/syncs/sync-0000000000000000", Some(&analyst));
+    assert_eq!((unknown.status, unknown.problem()), (404, "not-found".to_string()));
 }

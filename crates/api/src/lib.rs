@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod problem;
 pub mod routes;
+pub mod syncs;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +51,10 @@ pub struct ApiState<L: EventLog> {
     pub failures: auth::FailedAuth,
     /// The largest request body accepted.
     pub max_body: usize,
+    /// The snapshot a collector keeps current: what a sync imports.
+    pub sync_source: Option<std::path::PathBuf>,
+    /// The syncs of this process.
+    pub syncs: syncs::Syncs,
 }
 
 impl<L: EventLog + Clone> ApiState<L> {
@@ -63,6 +68,8 @@ impl<L: EventLog + Clone> ApiState<L> {
             commands: tokio::sync::Mutex::new(commands),
             failures: auth::FailedAuth::default(),
             max_body: MAX_BODY,
+            sync_source: None,
+            syncs: syncs::Syncs::default(),
         }
     }
 }
@@ -111,6 +118,8 @@ fn handler<L: EventLog + Clone>(spec: &routes::RouteSpec) -> MethodRouter<Arc<Ap
         ("GET", "/proofs/consistency") => get(routes::consistency::<L>),
         ("GET", "/checkpoint") => get(routes::checkpoint::<L>),
         ("GET", "/keys") => get(routes::keys::<L>),
+        ("POST", "/syncs") => post(routes::start_sync::<L>),
+        ("GET", "/syncs/{id}") => get(routes::sync::<L>),
         (method, path) => unreachable!("route {method} {path} has no handler"),
     }
 }

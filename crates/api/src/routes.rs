@@ -90,6 +90,22 @@ pub const ROUTES: &[RouteSpec] = &[
         success: 200,
     },
     RouteSpec {
+        method: "POST",
+        path: "/syncs",
+        permission: Permission::Scan,
+        summary: "Run a scan now for a deployment (scope, environment, repository, run_id, commit): 202 with a sync id",
+        query: &[],
+        success: 202,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/syncs/{id}",
+        permission: Permission::Read,
+        summary: "A sync: pending, running, completed, quarantined or failed; when completed, the scope's disposition and delta summary",
+        query: &[],
+        success: 200,
+    },
+    RouteSpec {
         method: "GET",
         path: "/scans/{id}",
         permission: Permission::Read,
@@ -850,4 +866,34 @@ pub fn openapi() -> Value {
             },
         },
     })
+}
+
+pub(crate) async fn start_sync<L: EventLog + Clone + Send + Sync + 'static>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Scan)?;
+    json_body(&headers)?;
+    let bytes = body(bytes, s.max_body)?;
+    let request: crate::syncs::SyncRequest =
+        serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid sync request: {e}")))?;
+    let record = crate::syncs::start(&s, &c.tenant, &c.principal, request)?;
+    let location = format!("/api/v1/syncs/{}", record.sync_id);
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(record)).into_response())
+}
+
+pub(crate) async fn sync<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Read)?;
+    let id = safe_id(&id)?;
+    match s.syncs.get(&c.tenant, id) {
+        Some(record) => ok(record),
+        None => Err(Problem::not_found(format!("no sync {id}"))),
+    }
 }

@@ -210,6 +210,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let mut state = sv0_api::ApiState::new(&service);
             state.max_body = args.max_body;
+            state.sync_source = args.sync_snapshot.clone();
             state.failures = sv0_api::auth::FailedAuth::with_limit(args.auth_failures_per_minute);
             let state = Arc::new(state);
             let mut api_stopped = stopped.clone();

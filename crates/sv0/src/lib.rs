@@ -132,6 +132,9 @@ pub struct ServeArgs {
     /// The largest request body accepted, in bytes (a pushed snapshot)
     #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
     pub max_body: usize,
+    /// The snapshot a collector keeps current: what `POST /api/v1/syncs` imports
+    #[arg(long, value_name = "FILE")]
+    pub sync_snapshot: Option<PathBuf>,
 }
 
 /// `sv0 replay`.

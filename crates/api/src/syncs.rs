@@ -1,0 +1,253 @@
+//! Syncs: a scan SV0 runs itself, on request, with the deployment it is for. `POST /syncs`
+//! answers `202` with a sync id at once; the scan runs in the background (`pending` →
+//! `running` → `completed`, `quarantined` or `failed`), and `GET /syncs/{id}` then carries the
+//! scan, and for the requested scope its disposition and a summary of its delta.
+//!
+//! The source of a sync is the snapshot a collector keeps current (`sv0 serve --sync-snapshot
+//! FILE`); SV0's own connectors become sources when they exist. Syncs live in the serving
+//! process: a restart forgets them (their scans stay on the log).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use sv0_domain::disposition::Disposition;
+use sv0_domain::scope::Scope;
+use sv0_domain::snapshot::{DeploymentRef, ScanTrigger};
+use sv0_domain::{TenantId, Timestamp};
+use sv0_log::EventLog;
+use sv0_projections::ScanStatus;
+use tracing::warn;
+
+use crate::ApiState;
+use crate::problem::Problem;
+
+/// Where a sync stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncStatus {
+    /// Accepted, not started.
+    Pending,
+    /// Reading and importing.
+    Running,
+    /// The scan was applied.
+    Completed,
+    /// The scan tripped a deletion breaker and waits for a release.
+    Quarantined,
+    /// It could not run; `error` says why.
+    Failed,
+}
+
+impl SyncStatus {
+    /// Whether the sync is over.
+    pub fn finished(self) -> bool {
+        !matches!(self, SyncStatus::Pending | SyncStatus::Running)
+    }
+}
+
+/// The delta of the requested scope, in counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeltaSummary {
+    /// The baseline version compared against.
+    pub baseline_version: u32,
+    /// Entries of the delta.
+    pub changes: usize,
+    /// Entries flagged for review.
+    pub flagged: usize,
+    /// New paths.
+    pub new_paths: usize,
+    /// Whether the posture matches the baseline.
+    pub matches_baseline: bool,
+    /// The verification's one-line summary.
+    pub summary: String,
+    /// The flagged entries' remediation, one line each.
+    pub remediation: Vec<String>,
+}
+
+/// One sync.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncRecord {
+    /// Its id.
+    pub sync_id: String,
+    /// Where it stands.
+    pub status: SyncStatus,
+    /// Who asked.
+    pub requested_by: String,
+    /// When.
+    pub requested_at: Timestamp,
+    /// The deployment it is for.
+    pub deployment: DeploymentRef,
+    /// The scope judged.
+    pub scope: Option<String>,
+    /// The scan it ran.
+    pub scan_id: Option<String>,
+    /// Why it failed, or why the scan was held.
+    pub error: Option<String>,
+    /// The scope's disposition after the scan.
+    pub disposition: Option<Disposition>,
+    /// The scope's delta after the scan.
+    pub delta: Option<DeltaSummary>,
+    #[serde(skip)]
+    tenant: Option<TenantId>,
+}
+
+/// The syncs of this process.
+#[derive(Debug, Default)]
+pub struct Syncs {
+    records: Mutex<BTreeMap<String, SyncRecord>>,
+}
+
+impl Syncs {
+    /// A sync of `tenant`, if it has this id.
+    pub fn get(&self, tenant: &TenantId, id: &str) -> Option<SyncRecord> {
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        records.get(id).filter(|r| r.tenant.as_ref() == Some(tenant)).cloned()
+    }
+
+    fn update(&self, id: &str, change: impl FnOnce(&mut SyncRecord)) {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(record) = records.get_mut(id) {
+            change(record);
+        }
+    }
+}
+
+/// What `POST /syncs` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SyncRequest {
+    /// The scope the deployment is judged for.
+    pub scope: Option<String>,
+    /// Target environment.
+    pub environment: Option<String>,
+    /// Repository.
+    pub repository: Option<String>,
+    /// CI run id.
+    pub run_id: Option<String>,
+    /// Commit.
+    pub commit: Option<String>,
+}
+
+/// Records a sync and starts it.
+pub(crate) fn start<L: EventLog + Clone + Send + Sync + 'static>(
+    state: &Arc<ApiState<L>>,
+    tenant: &TenantId,
+    principal: &str,
+    request: SyncRequest,
+) -> Result<SyncRecord, Problem> {
+    let Some(source) = state.sync_source.clone() else {
+        return Err(Problem::conflict(
+            "this server has no sync source; start it with --sync-snapshot FILE (the snapshot a collector keeps current)",
+        ));
+    };
+    if let Some(scope) = &request.scope {
+        Scope::parse(scope).map_err(|e| Problem::invalid_request(e.to_string()))?;
+    }
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).map_err(Problem::internal)?;
+    let record = SyncRecord {
+        sync_id: format!("sync-{}", hex::encode(random)),
+        status: SyncStatus::Pending,
+        requested_by: principal.to_string(),
+        requested_at: Timestamp::now(),
+        deployment: DeploymentRef {
+            repository: request.repository,
+            run_id: request.run_id,
+            environment: request.environment,
+            commit: request.commit,
+        },
+        scope: request.scope,
+        scan_id: None,
+        error: None,
+        disposition: None,
+        delta: None,
+        tenant: Some(tenant.clone()),
+    };
+    state.syncs.records.lock().unwrap_or_else(|e| e.into_inner()).insert(record.sync_id.clone(), record.clone());
+    let state = Arc::clone(state);
+    let id = record.sync_id.clone();
+    let tenant = tenant.clone();
+    tokio::spawn(async move {
+        state.syncs.update(&id, |r| r.status = SyncStatus::Running);
+        let outcome = run(&state, &tenant, &id, source).await;
+        state.syncs.update(&id, |r| match outcome {
+            Ok(()) => {}
+            Err(reason) => {
+                warn!(sync = %id, %reason, "sync failed");
+                r.status = SyncStatus::Failed;
+                r.error = Some(reason);
+            }
+        });
+    });
+    Ok(record)
+}
+
+/// Reads the source, imports it as a deployment scan, judges the scope.
+async fn run<L: EventLog>(state: &ApiState<L>, tenant: &TenantId, id: &str, source: PathBuf) -> Result<(), String> {
+    let (deployment, scope) = {
+        let records = state.syncs.records.lock().unwrap_or_else(|e| e.into_inner());
+        let r = records.get(id).ok_or("the sync was forgotten")?;
+        (r.deployment.clone(), r.scope.clone())
+    };
+    let bytes = tokio::fs::read(&source).await.map_err(|e| format!("cannot read {}: {e}", source.display()))?;
+    if bytes.len() > state.max_body {
+        return Err(format!("{} is larger than {} bytes", source.display(), state.max_body));
+    }
+    let mut snapshot: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("{} is not JSON: {e}", source.display()))?;
+    if snapshot["tenant"].as_str() != Some(tenant.as_str()) {
+        return Err(format!("the sync source is not a snapshot of tenant {tenant}"));
+    }
+    snapshot["scan"]["trigger"] = serde_json::json!(ScanTrigger::Deployment);
+    snapshot["scan"]["deployment"] = serde_json::to_value(&deployment).map_err(|e| e.to_string())?;
+    let bytes = serde_json::to_vec(&snapshot).map_err(|e| e.to_string())?;
+    let mut commands = state.commands.lock().await;
+    let report = commands.import_snapshot(&bytes, Some(ScanTrigger::Deployment)).await.map_err(|e| e.to_string())?;
+    let held = report.scan.as_ref().is_some_and(|s| s.status == ScanStatus::Quarantined);
+    let judged = match scope.as_deref().map(Scope::parse) {
+        Some(Ok(scope)) if !held => Some(commands.delta(tenant, &scope)),
+        _ => None,
+    };
+    drop(commands);
+    state.syncs.update(id, |r| {
+        r.scan_id = Some(report.scan_id.clone());
+        if held {
+            r.status = SyncStatus::Quarantined;
+            r.error = report.scan.as_ref().and_then(|s| s.reason.clone());
+            return;
+        }
+        r.status = SyncStatus::Completed;
+        match judged {
+            Some(Ok(delta)) => {
+                r.delta = Some(DeltaSummary {
+                    baseline_version: delta.baseline_version,
+                    changes: delta.entries.len(),
+                    flagged: delta.entries.iter().filter(|e| e.flagged).count(),
+                    new_paths: delta
+                        .entries
+                        .iter()
+                        .filter(|e| {
+                            matches!(
+                                e.kind,
+                                sv0_domain::delta::DeltaKind::NewPath | sv0_domain::delta::DeltaKind::NewSensitivePath
+                            )
+                        })
+                        .count(),
+                    matches_baseline: delta.verification.matches_baseline,
+                    summary: delta.verification.summary.clone(),
+                    remediation: delta
+                        .entries
+                        .iter()
+                        .filter(|e| e.flagged)
+                        .flat_map(|e| e.remediation_actions.iter().map(|a| a.text.clone()))
+                        .collect(),
+                });
+                r.disposition = Some(delta.disposition);
+            }
+            Some(Err(e)) => r.error = Some(e.to_string()),
+            None => {}
+        }
+    });
+    Ok(())
+}
