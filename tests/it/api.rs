@@ -456,4 +456,74 @@ fn a_sync_scans_the_deployment_and_judges_the_scope() {
     assert_eq!(scan["trigger"], "deployment", "{scan}");
     let unknown = server.get("/api/v1/syncs/sync-0000000000000000", Some(&analyst));
     assert_eq!((unknown.status, unknown.problem()), (404, "not-found".to_string()));
+
+    // `sv0 gate` does the same from any CI: exit 1 while the scope needs review, with the
+    // Markdown summary and a failing JUnit case; exit 0 once the posture is approved.
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, &analyst).unwrap();
+    let junit = dir.join("gate.xml");
+    let url = format!("http://{}", server.addr);
+    let gate = |junit: &std::path::Path| {
+        crate::sv0(&[
+            "gate",
+            "--url",
+            &url,
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--scope",
+            "project:HR-Automation",
+            "--environment",
+            "production",
+            "--poll",
+            "100ms",
+            "--junit",
+            junit.to_str().unwrap(),
+        ])
+    };
+    let (code, out) = gate(&junit);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("## SV0 deployment gate: requires_review") && out.contains("| new paths | 5 |"), "{out}");
+    assert!(out.contains("### Remediation"), "{out}");
+    let report = std::fs::read_to_string(&junit).unwrap();
+    assert!(report.contains("failures=\"1\"") && report.contains("<failure message=\"requires_review\""), "{report}");
+    drop(server);
+    let approver = token(&data, "contoso", &["approver"], "riley.chen@contoso.example");
+    let server = Server::start(&data, &["--sync-snapshot", source.to_str().unwrap()]);
+    let url = format!("http://{}", server.addr);
+    let approved = server.post(
+        "/api/v1/approvals",
+        Some(&approver),
+        "application/json",
+        br#"{"scope":"project:HR-Automation","note":"the deployment is reviewed"}"#,
+    );
+    assert_eq!(approved.status, 201, "{approved:?}");
+    let (code, out) = crate::sv0(&[
+        "gate",
+        "--url",
+        &url,
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "--scope",
+        "project:HR-Automation",
+        "--environment",
+        "production",
+        "--poll",
+        "100ms",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("## SV0 deployment gate: approved"), "{out}");
+    // A gate that cannot reach a server is an error (2), never a pass.
+    let (code, out) = crate::sv0(&[
+        "gate",
+        "--url",
+        "http://127.0.0.1:9",
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "--scope",
+        "all",
+        "--environment",
+        "production",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("## SV0 deployment gate: error"), "{out}");
 }

@@ -31,6 +31,10 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         // Offline verification touches no data directory at all.
         return verify_offline(dir, key, args.checkpoint.as_deref(), args.json, out);
     }
+    if let Command::Gate(args) = &cli.command {
+        // The gate talks to a server; it touches no data directory.
+        return crate::gate::run(args, out).await;
+    }
     let data_dir = match &cli.data_dir {
         Some(dir) => dir.clone(),
         None => default_data_dir()?,
@@ -98,7 +102,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     let tenant = cli.tenant.as_deref();
     match cli.command {
         Command::Watch(args) => crate::watch::run(&mut service, tenant, args, out).await,
-        Command::Demo(_) | Command::Bench(_) | Command::Synth(_) | Command::Rules(_) => {
+        Command::Demo(_) | Command::Bench(_) | Command::Synth(_) | Command::Rules(_) | Command::Gate(_) => {
             unreachable!("handled above")
         }
         Command::Scan(ScanCommand::Import(args)) => import(&mut service, args, out).await,

@@ -7,6 +7,7 @@
 mod bench;
 mod commands;
 mod demo;
+mod gate;
 mod governance;
 mod keys;
 mod load;
@@ -100,6 +101,9 @@ pub enum Command {
     /// API bearer tokens: create (printed once), revoke, list
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Deployment gate for any CI: ask a running `sv0 serve` for a sync of the deployment, wait,
+    /// print a Markdown summary; exit 0 approved, 1 review or rejected, 2 error
+    Gate(GateArgs),
     /// Refold the views from the log, from an empty database
     Rebuild,
     /// Write an audit replay: the log as it stood at a time or position, with every view, into
@@ -539,6 +543,41 @@ pub enum KeysCommand {
     Export(KeyExportArgs),
     /// List the tenant's keys with their validity ranges
     List(JsonArgs),
+}
+
+/// `sv0 gate`.
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// Base URL of `sv0 serve` (http://HOST:PORT)
+    #[arg(long, env = "SV0_URL", value_name = "URL")]
+    pub url: String,
+    /// A file holding an analyst token (else the SV0_TOKEN environment variable)
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The scope the deployment is judged for
+    #[arg(long)]
+    pub scope: String,
+    /// The environment deployed to
+    #[arg(long)]
+    pub environment: String,
+    /// Repository deployed
+    #[arg(long, env = "CI_PROJECT_PATH")]
+    pub repository: Option<String>,
+    /// CI run id
+    #[arg(long, env = "CI_PIPELINE_ID")]
+    pub run_id: Option<String>,
+    /// Commit deployed
+    #[arg(long, env = "CI_COMMIT_SHA")]
+    pub commit: Option<String>,
+    /// How long to wait for the sync
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    pub wait: std::time::Duration,
+    /// How often to ask
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub poll: std::time::Duration,
+    /// Also write a JUnit report here
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// `sv0 tokens ...`.

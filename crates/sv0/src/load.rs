@@ -15,26 +15,26 @@ use crate::commands::print_json;
 use crate::{BenchArgs, EXIT_OK};
 
 /// Host and port of an `http://HOST:PORT` base URL.
-fn authority(url: &str) -> anyhow::Result<String> {
+pub(crate) fn authority(url: &str) -> anyhow::Result<String> {
     let rest = url.strip_prefix("http://").context("--http takes http://HOST:PORT")?;
     Ok(rest.trim_end_matches('/').to_string())
 }
 
 /// One keep-alive connection.
-struct Connection {
+pub(crate) struct Connection {
     stream: TcpStream,
     buffer: Vec<u8>,
 }
 
 impl Connection {
-    async fn open(authority: &str) -> anyhow::Result<Connection> {
+    pub(crate) async fn open(authority: &str) -> anyhow::Result<Connection> {
         let stream = TcpStream::connect(authority).await.with_context(|| format!("cannot connect to {authority}"))?;
         stream.set_nodelay(true)?;
         Ok(Connection { stream, buffer: Vec::with_capacity(64 * 1024) })
     }
 
-    /// Sends a GET and reads the whole response: (status, body).
-    async fn get(&mut self, request: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
+    /// Sends a request and reads the whole response: (status, body).
+    pub(crate) async fn get(&mut self, request: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
         self.stream.write_all(request).await?;
         self.buffer.clear();
         let mut chunk = [0u8; 16 * 1024];
@@ -67,6 +67,22 @@ impl Connection {
 
 fn request(authority: &str, target: &str, token: &str) -> Vec<u8> {
     format!("GET {target} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\n\r\n").into_bytes()
+}
+
+/// A POST of a JSON body.
+pub(crate) fn post_json(authority: &str, target: &str, token: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "POST {target} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// A GET.
+pub(crate) fn get_request(authority: &str, target: &str, token: &str) -> Vec<u8> {
+    request(authority, target, token)
 }
 
 /// Runs the load test.
