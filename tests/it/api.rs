@@ -394,6 +394,17 @@ fn paging_walks_every_path_once_and_the_openapi_document_lists_every_route() {
     unique.dedup();
     assert_eq!((seen.len(), unique.len()), (all, all), "pages repeat or skip paths");
     assert!(all > 2);
+    // Requests are counted and timed per matched route (ids never make new series).
+    let pages = all.div_ceil(2) as u64 + 1;
+    let metrics = server.get("/metrics", None).body;
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("sv0_http_requests_total{method=\"GET\",route=\"/api/v1/paths\",status=\"200\"}"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert_eq!(line.rsplit(' ').next().unwrap().parse::<u64>().unwrap(), pages, "{line}");
+    assert!(metrics.contains(
+        "sv0_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/paths\",status=\"200\",le=\"+Inf\"}"
+    ));
 
     let doc = server.get("/api/v1/openapi.json", None).json();
     assert_eq!(doc["openapi"], "3.1.0");

@@ -15,6 +15,7 @@
 //! `router` builds them over any `EventLog` and the views the process folds.
 
 pub mod auth;
+pub mod metrics;
 pub mod problem;
 pub mod routes;
 pub mod syncs;
@@ -55,6 +56,8 @@ pub struct ApiState<L: EventLog> {
     pub sync_source: Option<std::path::PathBuf>,
     /// The syncs of this process.
     pub syncs: syncs::Syncs,
+    /// Requests served.
+    pub requests: Arc<metrics::RequestMetrics>,
 }
 
 impl<L: EventLog + Clone> ApiState<L> {
@@ -70,6 +73,7 @@ impl<L: EventLog + Clone> ApiState<L> {
             max_body: MAX_BODY,
             sync_source: None,
             syncs: syncs::Syncs::default(),
+            requests: Arc::default(),
         }
     }
 }
@@ -88,12 +92,14 @@ pub fn router<L: EventLog + Clone>(state: Arc<ApiState<L>>) -> Router {
         api = api.route(path, method_router);
     }
     let max_body = state.max_body;
+    let requests = Arc::clone(&state.requests);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz::<L>))
         .route("/metrics", get(metrics::<L>))
         .nest("/api/v1", api.fallback(|| async { problem::Problem::not_found("no such route") }))
         .layer(DefaultBodyLimit::max(max_body))
+        .route_layer(axum::middleware::from_fn_with_state(requests, metrics::track))
         .with_state(state)
 }
 
@@ -184,6 +190,7 @@ async fn metrics<L: EventLog>(State(state): State<Arc<ApiState<L>>>) -> Response
     }
     gauge("sv0_packs_sealed", "Evidence packs in the tenant's chain.", packs);
     gauge("sv0_findings_open", "Open findings of the tenant.", findings);
+    text.push_str(&state.requests.exposition());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
