@@ -538,3 +538,197 @@ fn a_sync_scans_the_deployment_and_judges_the_scope() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("## SV0 deployment gate: error"), "{out}");
 }
+
+/// A local server playing GitHub's side of a deployment protection rule: it issues an
+/// installation token to a valid App JWT (RS256, signed by the App's key, issuer the App id)
+/// and records the deployment callbacks.
+struct FakeGitHub {
+    url: String,
+    callbacks: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+    tokens: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn fake_github(public_key: Vec<u8>) -> FakeGitHub {
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let callbacks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tokens = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (seen, issued) = (callbacks.clone(), tokens.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let header = |name: &str| {
+                head.lines().find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                })
+            };
+            let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let path = head.split_whitespace().nth(1).unwrap_or_default().to_string();
+            let auth = header("authorization").unwrap_or_default();
+            let (status, reply) = if path.starts_with("/app/installations/42/access_tokens") {
+                let jwt = auth.strip_prefix("Bearer ").unwrap_or_default();
+                let parts: Vec<&str> = jwt.split('.').collect();
+                let valid = parts.len() == 3 && {
+                    use base64::Engine as _;
+                    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                    let signature = b64.decode(parts[2]).unwrap_or_default();
+                    let claims: Value =
+                        serde_json::from_slice(&b64.decode(parts[1]).unwrap_or_default()).unwrap_or_default();
+                    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &public_key)
+                        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+                        .is_ok()
+                        && claims["iss"] == "4242"
+                };
+                if valid {
+                    issued.fetch_add(1, Ordering::SeqCst);
+                    ("201 Created", r#"{"token":"ghs_installation","expires_at":"2030-01-01T00:00:00Z"}"#.to_string())
+                } else {
+                    ("401 Unauthorized", r#"{"message":"A JSON web token could not be decoded"}"#.to_string())
+                }
+            } else if path.ends_with("/deployment_protection_rule") && auth == "Bearer ghs_installation" {
+                seen.lock().unwrap().push((path, serde_json::from_slice(&body).unwrap_or_default()));
+                ("204 No Content", String::new())
+            } else {
+                ("404 Not Found", r#"{"message":"Not Found"}"#.to_string())
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                reply.len()
+            );
+        }
+    });
+    FakeGitHub { url, callbacks, tokens }
+}
+
+/// GitHub's `deployment_protection_rule` webhook, signed as GitHub signs it.
+fn webhook(server: &Server, secret: &[u8], delivery: &str, body: &[u8], signature: Option<String>) -> Reply {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let signature =
+        signature.unwrap_or_else(|| format!("sha256={}", hex::encode(ring::hmac::sign(&key, body).as_ref())));
+    request(
+        &server.addr,
+        "POST",
+        "/integrations/github/deployment-protection",
+        &[
+            ("X-GitHub-Event", "deployment_protection_rule"),
+            ("X-GitHub-Delivery", delivery),
+            ("X-Hub-Signature-256", &signature),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+}
+
+#[test]
+fn githubs_published_signature_example_verifies() {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"It's a Secret to Everybody");
+    let good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    assert!(sv0_api::github::signature_valid(&key, Some(good), b"Hello, World!"));
+    assert!(!sv0_api::github::signature_valid(&key, Some(good), b"Hello, World?"));
+    assert!(!sv0_api::github::signature_valid(&key, Some(&good.replace("sha256=7", "sha256=8")), b"Hello, World!"));
+    assert!(!sv0_api::github::signature_valid(&key, None, b"Hello, World!"));
+    assert!(!sv0_api::github::signature_valid(&key, Some("sha1=757107ea"), b"Hello, World!"));
+    let long = "x".repeat(5000);
+    let cut = sv0_api::github::cut(&long, sv0_api::github::MAX_COMMENT);
+    assert_eq!(cut.chars().count(), sv0_api::github::MAX_COMMENT);
+}
+
+/// A deployment to a protected environment: the signed webhook starts a sync of the deployment,
+/// and SV0 answers GitHub's callback as the App (RS256 JWT → installation token) with
+/// `rejected` and a comment of at most 1,024 characters, since the demo's deployment needs
+/// review. A bad or missing signature is 401 and a replayed delivery 409; neither changes
+/// anything or calls back. An environment with no scope is rejected.
+#[test]
+fn github_deployment_protection_rules_are_answered_as_the_app() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let key_file = crate::repo_root().join("tests/data/github-app-test-key.pem");
+    let pem = std::fs::read_to_string(&key_file).unwrap();
+    let der = {
+        use base64::Engine as _;
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+    };
+    let public = ring::signature::RsaKeyPair::from_der(&der).unwrap();
+    let github = fake_github(ring::signature::KeyPair::public_key(&public).as_ref().to_vec());
+    let secret = b"s3cret webhook";
+    std::fs::write(dir.join("secret"), secret).unwrap();
+    std::fs::write(
+        data.join("sv0.toml"),
+        format!(
+            "[identity]\nprincipal = \"riley.chen@contoso.example\"\n\n[github]\ntenant = \"contoso\"\nwebhook_secret_file = {:?}\napp_id = \"4242\"\nprivate_key_file = {:?}\napi_url = {:?}\nreport_url = \"https://sv0.contoso.example/report\"\n\n[[github.environment]]\nrepository = \"contoso/hr-agents\"\nenvironment = \"production\"\nscope = \"project:HR-Automation\"\n",
+            dir.join("secret"),
+            key_file,
+            github.url
+        ),
+    )
+    .unwrap();
+    let first = dir.join("first.json");
+    std::fs::write(&first, snapshot(0)).unwrap();
+    assert_eq!(sv0_in(&data, &["scan", "import", first.to_str().unwrap()]).0, 0);
+    assert_eq!(sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "v1"]).0, 0);
+    let source = dir.join("collector.json");
+    std::fs::write(&source, snapshot(1)).unwrap();
+    let server = Server::start(&data, &["--sync-snapshot", source.to_str().unwrap()]);
+    let payload = |environment: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "action": "requested",
+            "environment": environment,
+            "event": "workflow_dispatch",
+            "deployment_callback_url": format!("{}/repos/contoso/hr-agents/actions/runs/1234/deployment_protection_rule", github.url),
+            "deployment": { "id": 1, "sha": "9fceb02d0ae598e95dc970b74767f19372d61af8", "environment": environment },
+            "repository": { "id": 7, "full_name": "contoso/hr-agents" },
+            "installation": { "id": 42 },
+            "sender": { "login": "octocat" }
+        }))
+        .unwrap()
+    };
+    let head = server.log_head();
+    let body = payload("production");
+    let forged = webhook(&server, b"another secret", "d-1", &body, None);
+    assert_eq!((forged.status, forged.problem()), (401, "invalid-signature".to_string()), "{forged:?}");
+    let unsigned = webhook(&server, secret, "d-1", &body, Some(String::new()));
+    assert_eq!(unsigned.status, 401, "{unsigned:?}");
+    assert_eq!(server.log_head(), head, "a refused webhook changed something");
+
+    let accepted = webhook(&server, secret, "d-1", &body, None);
+    assert_eq!(accepted.status, 202, "{accepted:?}");
+    let replayed = webhook(&server, secret, "d-1", &body, None);
+    assert_eq!((replayed.status, replayed.problem()), (409, "replayed-delivery".to_string()), "{replayed:?}");
+    let unmapped = webhook(&server, secret, "d-2", &payload("staging"), None);
+    assert_eq!(unmapped.status, 202, "{unmapped:?}");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while github.callbacks.lock().unwrap().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "GitHub was not called back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let callbacks = github.callbacks.lock().unwrap().clone();
+    assert_eq!(callbacks.len(), 2, "{callbacks:?}");
+    let production = callbacks.iter().find(|(_, b)| b["environment_name"] == "production").unwrap();
+    assert!(production.0.ends_with("/repos/contoso/hr-agents/actions/runs/1234/deployment_protection_rule"));
+    assert_eq!(production.1["state"], "rejected", "{production:?}");
+    let comment = production.1["comment"].as_str().unwrap();
+    assert!(comment.chars().count() <= 1024, "{comment}");
+    assert!(comment.contains("requires review") && comment.contains("5 new path(s)"), "{comment}");
+    assert!(comment.contains("https://sv0.contoso.example/report"), "{comment}");
+    let staging = callbacks.iter().find(|(_, b)| b["environment_name"] == "staging").unwrap();
+    assert_eq!(staging.1["state"], "rejected");
+    assert!(staging.1["comment"].as_str().unwrap().contains("No SV0 scope is configured"));
+    assert_eq!(github.tokens.load(std::sync::atomic::Ordering::SeqCst), 2, "one installation token per callback");
+}

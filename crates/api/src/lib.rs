@@ -15,6 +15,7 @@
 //! `router` builds them over any `EventLog` and the views the process folds.
 
 pub mod auth;
+pub mod github;
 pub mod metrics;
 pub mod problem;
 pub mod routes;
@@ -58,6 +59,8 @@ pub struct ApiState<L: EventLog> {
     pub syncs: syncs::Syncs,
     /// Requests served.
     pub requests: Arc<metrics::RequestMetrics>,
+    /// The GitHub App taking deployment protection webhooks, when configured.
+    pub github: Option<Arc<github::GitHubApp>>,
 }
 
 impl<L: EventLog + Clone> ApiState<L> {
@@ -74,6 +77,7 @@ impl<L: EventLog + Clone> ApiState<L> {
             sync_source: None,
             syncs: syncs::Syncs::default(),
             requests: Arc::default(),
+            github: None,
         }
     }
 }
@@ -97,6 +101,7 @@ pub fn router<L: EventLog + Clone>(state: Arc<ApiState<L>>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz::<L>))
         .route("/metrics", get(metrics::<L>))
+        .route("/integrations/github/deployment-protection", post(github::deployment_protection::<L>))
         .nest("/api/v1", api.fallback(|| async { problem::Problem::not_found("no such route") }))
         .layer(DefaultBodyLimit::max(max_body))
         .route_layer(axum::middleware::from_fn_with_state(requests, metrics::track))

@@ -59,6 +59,21 @@ impl Problem {
         )
     }
 
+    /// A webhook whose signature does not verify (or is missing).
+    pub fn invalid_signature() -> Problem {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid-signature",
+            "Invalid signature",
+            "the X-Hub-Signature-256 HMAC of the body does not verify",
+        )
+    }
+
+    /// A webhook delivery received before.
+    pub fn replayed(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::CONFLICT, "replayed-delivery", "Replayed delivery", detail)
+    }
+
     /// Too many failed attempts from one address.
     pub fn too_many_failures(retry_after: u64) -> Problem {
         let mut p = Problem::new(

@@ -100,6 +100,41 @@ impl DataDir {
 pub struct Config {
     /// Who the CLI acts as.
     pub identity: Option<IdentityConfig>,
+    /// GitHub deployment protection rules (`sv0 serve`).
+    pub github: Option<GitHubConfig>,
+}
+
+/// `[github]` of `sv0.toml`: a GitHub App whose deployment protection rule calls SV0.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubConfig {
+    /// The tenant the App's deployments belong to.
+    pub tenant: String,
+    /// A file holding the webhook secret (never the secret itself in this file).
+    pub webhook_secret_file: PathBuf,
+    /// The App's id (the JWT's issuer).
+    pub app_id: String,
+    /// The App's private key (PEM, as GitHub gives it).
+    pub private_key_file: PathBuf,
+    /// The REST API's base URL (GitHub Enterprise Server, tests) [default: https://api.github.com].
+    pub api_url: Option<String>,
+    /// A link to the full report, put in the review comment.
+    pub report_url: Option<String>,
+    /// Which scope each repository's environment is judged by; others are rejected.
+    #[serde(default, rename = "environment")]
+    pub environments: Vec<GitHubEnvironment>,
+}
+
+/// `[[github.environment]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubEnvironment {
+    /// `owner/name`.
+    pub repository: String,
+    /// The environment's name.
+    pub environment: String,
+    /// The scope judged.
+    pub scope: String,
 }
 
 /// `[identity]` of `sv0.toml`.
