@@ -548,13 +548,17 @@ struct FakeGitHub {
     tokens: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-fn fake_github(public_key: Vec<u8>) -> FakeGitHub {
-    use std::sync::atomic::Ordering;
+/// A request a fake server received: method, path (with query), headers, body.
+struct Received {
+    path: String,
+    authorization: String,
+    body: Vec<u8>,
+}
+
+/// A local HTTP/1.1 server answering each request with `answer`; returns its base URL.
+fn fake_server(answer: impl Fn(&Received) -> (&'static str, String) + Send + 'static) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let callbacks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let tokens = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (seen, issued) = (callbacks.clone(), tokens.clone());
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
@@ -576,39 +580,53 @@ fn fake_github(public_key: Vec<u8>) -> FakeGitHub {
             let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
-            let path = head.split_whitespace().nth(1).unwrap_or_default().to_string();
-            let auth = header("authorization").unwrap_or_default();
-            let (status, reply) = if path.starts_with("/app/installations/42/access_tokens") {
-                let jwt = auth.strip_prefix("Bearer ").unwrap_or_default();
-                let parts: Vec<&str> = jwt.split('.').collect();
-                let valid = parts.len() == 3 && {
-                    use base64::Engine as _;
-                    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-                    let signature = b64.decode(parts[2]).unwrap_or_default();
-                    let claims: Value =
-                        serde_json::from_slice(&b64.decode(parts[1]).unwrap_or_default()).unwrap_or_default();
-                    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &public_key)
-                        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
-                        .is_ok()
-                        && claims["iss"] == "4242"
-                };
-                if valid {
-                    issued.fetch_add(1, Ordering::SeqCst);
-                    ("201 Created", r#"{"token":"ghs_installation","expires_at":"2030-01-01T00:00:00Z"}"#.to_string())
-                } else {
-                    ("401 Unauthorized", r#"{"message":"A JSON web token could not be decoded"}"#.to_string())
-                }
-            } else if path.ends_with("/deployment_protection_rule") && auth == "Bearer ghs_installation" {
-                seen.lock().unwrap().push((path, serde_json::from_slice(&body).unwrap_or_default()));
-                ("204 No Content", String::new())
-            } else {
-                ("404 Not Found", r#"{"message":"Not Found"}"#.to_string())
+            let received = Received {
+                path: head.split_whitespace().nth(1).unwrap_or_default().to_string(),
+                authorization: header("authorization").unwrap_or_default(),
+                body,
             };
+            let (status, reply) = answer(&received);
             let _ = write!(
                 stream,
                 "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
                 reply.len()
             );
+        }
+    });
+    url
+}
+
+fn fake_github(public_key: Vec<u8>) -> FakeGitHub {
+    use std::sync::atomic::Ordering;
+    let callbacks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tokens = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (seen, issued) = (callbacks.clone(), tokens.clone());
+    let url = fake_server(move |r| {
+        if r.path.starts_with("/app/installations/42/access_tokens") {
+            let jwt = r.authorization.strip_prefix("Bearer ").unwrap_or_default();
+            let parts: Vec<&str> = jwt.split('.').collect();
+            let valid = parts.len() == 3 && {
+                use base64::Engine as _;
+                let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                let signature = b64.decode(parts[2]).unwrap_or_default();
+                let claims: Value =
+                    serde_json::from_slice(&b64.decode(parts[1]).unwrap_or_default()).unwrap_or_default();
+                ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &public_key)
+                    .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+                    .is_ok()
+                    && claims["iss"] == "4242"
+            };
+            if valid {
+                issued.fetch_add(1, Ordering::SeqCst);
+                ("201 Created", r#"{"token":"ghs_installation","expires_at":"2030-01-01T00:00:00Z"}"#.to_string())
+            } else {
+                ("401 Unauthorized", r#"{"message":"A JSON web token could not be decoded"}"#.to_string())
+            }
+        } else if r.path.ends_with("/deployment_protection_rule") && r.authorization == "Bearer ghs_installation" {
+            seen.lock().unwrap().push((r.path.clone(), serde_json::from_slice(&r.body).unwrap_or_default()));
+            ("204 No Content", String::new())
+        } else {
+            ("404 Not Found", r#"{"message":"Not Found"}"#.to_string())
         }
     });
     FakeGitHub { url, callbacks, tokens }
@@ -731,4 +749,99 @@ fn github_deployment_protection_rules_are_answered_as_the_app() {
     assert_eq!(staging.1["state"], "rejected");
     assert!(staging.1["comment"].as_str().unwrap().contains("No SV0 scope is configured"));
     assert_eq!(github.tokens.load(std::sync::atomic::Ordering::SeqCst), 2, "one installation token per callback");
+}
+
+/// Azure DevOps "Invoke REST API" checks, authenticated with an SV0 token as the Generic
+/// service connection's password. ApiResponse mode answers the scope's disposition now, well
+/// within 3 s, for `eq(root['status'], 'approved')`; Callback mode acknowledges at once, syncs
+/// the deployment and posts `TaskCompleted` (`failed`: the demo deployment needs review) to the
+/// plan's events endpoint with the job's token. A collection URL not configured is refused.
+#[test]
+fn azure_devops_checks_answer_now_or_call_back() {
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = received.clone();
+    let ado = fake_server(move |r| {
+        seen.lock().unwrap().push((
+            r.path.clone(),
+            r.authorization.clone(),
+            serde_json::from_slice::<Value>(&r.body).unwrap_or_default(),
+        ));
+        ("204 No Content", String::new())
+    });
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("sv0.toml"),
+        format!(
+            "[identity]\nprincipal = \"riley.chen@contoso.example\"\n\n[azure_devops]\ncollection_urls = [\"{ado}/contoso/\"]\n"
+        ),
+    )
+    .unwrap();
+    let first = dir.join("first.json");
+    std::fs::write(&first, snapshot(0)).unwrap();
+    assert_eq!(sv0_in(&data, &["scan", "import", first.to_str().unwrap()]).0, 0);
+    assert_eq!(sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "v1"]).0, 0);
+    let analyst = token(&data, "contoso", &["analyst"], "azure-pipelines@contoso.example");
+    let viewer = token(&data, "contoso", &["viewer"], "dashboards@contoso.example");
+    let source = dir.join("collector.json");
+    std::fs::write(&source, snapshot(1)).unwrap();
+    let server = Server::start(&data, &["--sync-snapshot", source.to_str().unwrap()]);
+    let basic = |token: &str| {
+        use base64::Engine as _;
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("sv0:{token}")))
+    };
+    let check = |auth: &str, plan: Option<&str>| {
+        let mut headers = vec![("Authorization", auth.to_string()), ("Content-Type", "application/json".to_string())];
+        if let Some(plan_url) = plan {
+            for (name, value) in [
+                ("PlanUrl", plan_url),
+                ("ProjectId", "p-1"),
+                ("HubName", "build"),
+                ("PlanId", "plan-1"),
+                ("JobId", "job-1"),
+                ("TaskInstanceId", "task-1"),
+                ("AuthToken", "ado-job-token"),
+            ] {
+                headers.push((name, value.to_string()));
+            }
+        }
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        request(
+            &server.addr,
+            "POST",
+            "/integrations/azure-devops/check",
+            &headers,
+            br#"{"scope":"project:HR-Automation","environment":"production"}"#,
+        )
+    };
+    let started = std::time::Instant::now();
+    let now = check(&basic(&analyst), None);
+    assert!(started.elapsed() < Duration::from_secs(3), "the ApiResponse answer took {:?}", started.elapsed());
+    assert_eq!((now.status, now.json()["status"].as_str()), (200, Some("approved")), "{now:?}");
+    assert_eq!(check("", None).status, 401);
+    let head = server.log_head();
+    let elsewhere = check(&basic(&analyst), Some("https://attacker.example/contoso/"));
+    assert_eq!((elsewhere.status, elsewhere.problem()), (403, "forbidden".to_string()), "{elsewhere:?}");
+    let viewing = check(&basic(&viewer), Some(&format!("{ado}/contoso/")));
+    assert_eq!(viewing.status, 403, "{viewing:?}");
+    assert_eq!(server.log_head(), head, "a refused check appended something");
+
+    let accepted = check(&format!("Bearer {analyst}"), Some(&format!("{ado}/contoso/")));
+    assert_eq!(accepted.status, 200, "{accepted:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while received.lock().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "Azure DevOps was not called back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (path, authorization, event) = received.lock().unwrap()[0].clone();
+    assert_eq!(path, "/contoso/p-1/_apis/distributedtask/hubs/build/plans/plan-1/events?api-version=2.0-preview.1");
+    assert_eq!(authorization, "Bearer ado-job-token");
+    assert_eq!(
+        event,
+        serde_json::json!({ "name": "TaskCompleted", "taskId": "task-1", "jobId": "job-1", "result": "failed" })
+    );
+    // The deployment's scan is in: the scope needs review now.
+    let now = check(&basic(&analyst), None);
+    assert_eq!(now.json()["status"], "requires_review", "{now:?}");
 }

@@ -15,6 +15,7 @@
 //! `router` builds them over any `EventLog` and the views the process folds.
 
 pub mod auth;
+pub mod azure_devops;
 pub mod github;
 pub mod metrics;
 pub mod problem;
@@ -61,6 +62,13 @@ pub struct ApiState<L: EventLog> {
     pub requests: Arc<metrics::RequestMetrics>,
     /// The GitHub App taking deployment protection webhooks, when configured.
     pub github: Option<Arc<github::GitHubApp>>,
+    /// Azure DevOps collection URLs a callback check may name.
+    pub azure_devops: Vec<String>,
+    /// Reads (`delta`, proofs, signals) through a service of its own, so that they never wait
+    /// for a command in progress.
+    pub reader: Service<L>,
+    /// Outbound HTTP (callbacks).
+    pub http: reqwest::Client,
 }
 
 impl<L: EventLog + Clone> ApiState<L> {
@@ -78,6 +86,14 @@ impl<L: EventLog + Clone> ApiState<L> {
             syncs: syncs::Syncs::default(),
             requests: Arc::default(),
             github: None,
+            azure_devops: Vec::new(),
+            reader: Service::with_parts(service.data_dir().clone(), service.log().clone(), service.views().clone())
+                .without_sealing(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .user_agent(concat!("sv0/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default(),
         }
     }
 }
@@ -102,6 +118,7 @@ pub fn router<L: EventLog + Clone>(state: Arc<ApiState<L>>) -> Router {
         .route("/readyz", get(readyz::<L>))
         .route("/metrics", get(metrics::<L>))
         .route("/integrations/github/deployment-protection", post(github::deployment_protection::<L>))
+        .route("/integrations/azure-devops/check", post(azure_devops::check::<L>))
         .nest("/api/v1", api.fallback(|| async { problem::Problem::not_found("no such route") }))
         .layer(DefaultBodyLimit::max(max_body))
         .route_layer(axum::middleware::from_fn_with_state(requests, metrics::track))

@@ -628,7 +628,7 @@ pub(crate) async fn delta<L: EventLog>(
     let c = caller(&s, &headers, addr, Permission::Read)?;
     let q = query(q)?;
     let scope = scope_of(&q.scope)?;
-    let report = s.commands.lock().await.delta(&c.tenant, &scope)?;
+    let report = s.reader.delta(&c.tenant, &scope)?;
     ok(report)
 }
 
@@ -640,7 +640,7 @@ pub(crate) async fn signals<L: EventLog>(
 ) -> Reply {
     let c = caller(&s, &headers, addr, Permission::Read)?;
     let q = query(q)?;
-    let signals = s.commands.lock().await.signals_after(Some(&c.tenant), 0)?;
+    let signals = s.reader.signals_after(Some(&c.tenant), 0)?;
     // Keyed by log position, zero-padded so that keys sort as numbers.
     let keyed: Vec<(String, Value)> =
         signals.iter().map(|sig| (format!("{:020}", sig.assessed_seq), sig.cloudevent())).collect();
@@ -741,7 +741,7 @@ pub(crate) async fn inclusion<L: EventLog>(
 ) -> Reply {
     let c = caller(&s, &headers, addr, Permission::Evidence)?;
     let sealed = pack_of(&s, &c.tenant, &id)?;
-    let proof = s.commands.lock().await.inclusion_proof(&c.tenant, &sealed.pack_id)?;
+    let proof = s.reader.inclusion_proof(&c.tenant, &sealed.pack_id)?;
     ok(proof)
 }
 
@@ -760,7 +760,7 @@ pub(crate) async fn consistency<L: EventLog>(
 ) -> Reply {
     let c = caller(&s, &headers, addr, Permission::Evidence)?;
     let q = query(q)?;
-    let proof = s.commands.lock().await.consistency_proof(&c.tenant, q.old, q.new)?;
+    let proof = s.reader.consistency_proof(&c.tenant, q.old, q.new)?;
     ok(proof)
 }
 
@@ -791,7 +791,7 @@ pub(crate) async fn keys<L: EventLog>(
     match q.format.as_deref() {
         None | Some("json") => ok(s.views.keys(&c.tenant)?),
         Some("pem") => {
-            let pem = s.commands.lock().await.export_keys(&c.tenant).await?;
+            let pem = s.reader.export_keys(&c.tenant).await?;
             Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
         }
         Some(other) => Err(Problem::invalid_request(format!("unknown format {other:?}: json or pem"))),

@@ -102,6 +102,18 @@ pub struct Config {
     pub identity: Option<IdentityConfig>,
     /// GitHub deployment protection rules (`sv0 serve`).
     pub github: Option<GitHubConfig>,
+    /// Azure DevOps "Invoke REST API" checks (`sv0 serve`).
+    pub azure_devops: Option<AzureDevOpsConfig>,
+}
+
+/// `[azure_devops]` of `sv0.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureDevOpsConfig {
+    /// The organisation URLs (`$(system.CollectionUri)`, e.g. `https://dev.azure.com/contoso/`)
+    /// a check may ask to be called back at; any other is refused, so that a token holder
+    /// cannot make SV0 send requests elsewhere.
+    pub collection_urls: Vec<String>,
 }
 
 /// `[github]` of `sv0.toml`: a GitHub App whose deployment protection rule calls SV0.

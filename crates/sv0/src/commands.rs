@@ -215,7 +215,11 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             let mut state = sv0_api::ApiState::new(&service);
             state.max_body = args.max_body;
             state.sync_source = args.sync_snapshot.clone();
-            if let Some(config) = service.data_dir().config()?.github {
+            let config = service.data_dir().config()?;
+            if let Some(ado) = config.azure_devops {
+                state.azure_devops = ado.collection_urls;
+            }
+            if let Some(config) = config.github {
                 let app = sv0_api::github::GitHubApp::load(&config)?;
                 writeln!(out, "GitHub deployment protection rules: /integrations/github/deployment-protection")?;
                 state.github = Some(Arc::new(app));
