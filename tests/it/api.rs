@@ -845,3 +845,89 @@ fn azure_devops_checks_answer_now_or_call_back() {
     let now = check(&basic(&analyst), None);
     assert_eq!(now.json()["status"], "requires_review", "{now:?}");
 }
+
+/// Signs a JWT with the test key (RS256), as an identity provider would.
+fn provider_jwt(claims: &Value, kid: &str) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let pem = std::fs::read_to_string(crate::repo_root().join("tests/data/github-app-test-key.pem")).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body).unwrap();
+    let key = ring::signature::RsaKeyPair::from_der(&der).unwrap();
+    let header = b64.encode(serde_json::json!({ "alg": "RS256", "typ": "JWT", "kid": kid }).to_string());
+    let input = format!("{header}.{}", b64.encode(claims.to_string()));
+    let mut signature = vec![0; key.public().modulus_len()];
+    key.sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), input.as_bytes(), &mut signature)
+        .unwrap();
+    format!("{input}.{}", b64.encode(signature))
+}
+
+/// With `[oidc]` configured, a provider's JWT is a bearer token: its signature (by the JWKS
+/// key it names), issuer, audience and lifetime are checked; its principal claim is who acts
+/// and its roles claim (`SV0.Approver`, or bare role names) what it may do. SV0 tokens keep
+/// working next to it.
+#[test]
+fn provider_jwts_sign_in_when_oidc_is_configured() {
+    let f = fixture();
+    let config = std::fs::read_to_string(f.data.join("sv0.toml")).unwrap_or_default();
+    let jwks = crate::repo_root().join("tests/data/oidc-test-jwks.json");
+    std::fs::write(
+        f.data.join("sv0.toml"),
+        format!(
+            "{config}\n[oidc]\nissuer = \"https://login.example/contoso/v2.0\"\naudience = \"api://sv0\"\ntenant = \"contoso\"\njwks_file = {jwks:?}\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&f.data, &["--auth-failures-per-minute", "1000"]);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let claims = |change: &dyn Fn(&mut Value)| {
+        let mut c = serde_json::json!({
+            "iss": "https://login.example/contoso/v2.0",
+            "aud": "api://sv0",
+            "sub": "00000000-riley",
+            "preferred_username": "riley.chen@contoso.example",
+            "roles": ["SV0.Approver"],
+            "nbf": now - 10,
+            "exp": now + 600,
+        });
+        change(&mut c);
+        c
+    };
+    let good = provider_jwt(&claims(&|_| {}), "test-key-1");
+    assert_eq!(server.get("/api/v1/paths?limit=1", Some(&good)).status, 200);
+    let approval = server.post(
+        "/api/v1/approvals",
+        Some(&good),
+        "application/json",
+        br#"{"scope":"project:HR-Automation","note":"signed in with Entra ID"}"#,
+    );
+    assert_eq!(approval.status, 201, "{approval:?}");
+    assert_eq!(approval.json()["baseline"]["approver"], "riley.chen@contoso.example");
+
+    let refused: Vec<(&str, String)> = vec![
+        ("another audience", provider_jwt(&claims(&|c| c["aud"] = "api://other".into()), "test-key-1")),
+        ("another issuer", provider_jwt(&claims(&|c| c["iss"] = "https://evil.example/".into()), "test-key-1")),
+        ("expired", provider_jwt(&claims(&|c| c["exp"] = (now - 3600).into()), "test-key-1")),
+        ("not yet valid", provider_jwt(&claims(&|c| c["nbf"] = (now + 3600).into()), "test-key-1")),
+        ("an unknown key", provider_jwt(&claims(&|_| {}), "another-key")),
+        ("changed claims", {
+            use base64::Engine as _;
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
+            parts[1] = b64.encode(claims(&|c| c["roles"] = serde_json::json!(["SV0.Admin"])).to_string());
+            parts.join(".")
+        }),
+    ];
+    for (what, jwt) in refused {
+        let reply = server.get("/api/v1/paths?limit=1", Some(&jwt));
+        assert_eq!((reply.status, reply.problem()), (401, "invalid-token".to_string()), "{what}: {reply:?}");
+    }
+    let no_roles = provider_jwt(&claims(&|c| c["roles"] = serde_json::json!([])), "test-key-1");
+    assert_eq!(server.get("/api/v1/paths?limit=1", Some(&no_roles)).status, 403);
+    let viewer = provider_jwt(&claims(&|c| c["roles"] = serde_json::json!(["viewer"])), "test-key-1");
+    assert_eq!(server.get("/api/v1/paths?limit=1", Some(&viewer)).status, 200);
+    let reply = server.post("/api/v1/approvals", Some(&viewer), "application/json", br#"{"scope":"all","note":"x"}"#);
+    assert_eq!(reply.status, 403, "{reply:?}");
+    // SV0 tokens still work.
+    assert_eq!(server.get("/api/v1/paths?limit=1", Some(&f.roles[0].1)).status, 200);
+}

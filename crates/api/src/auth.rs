@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, header};
 use sv0_domain::TenantId;
 use sv0_domain::access::{Permission, Role};
 use sv0_projections::Views;
-use sv0_service::tokens::{Refusal, authenticate};
+use sv0_service::tokens::{Refusal, TOKEN_PREFIX, authenticate};
+
+use crate::oidc::OidcVerifier;
 
 use crate::problem::Problem;
 
@@ -75,9 +77,11 @@ impl FailedAuth {
     }
 }
 
-/// The caller of a request, if its token is valid and permits `permission`.
+/// The caller of a request, if its token (an SV0 token, or with OIDC configured a provider's
+/// JWT) is valid and permits `permission`.
 pub fn authorize(
     views: &Views,
+    oidc: Option<&OidcVerifier>,
     failures: &FailedAuth,
     headers: &HeaderMap,
     addr: IpAddr,
@@ -98,18 +102,42 @@ pub fn authorize(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(|| refuse(Problem::malformed_token()))?;
-    let record = authenticate(views, token).map_err(|refusal| {
-        refuse(match refusal {
-            Refusal::Malformed => Problem::malformed_token(),
-            Refusal::Invalid => Problem::invalid_token(),
-        })
-    })?;
-    if !record.roles.iter().any(|role| role.permits(permission)) {
-        let roles: Vec<&str> = record.roles.iter().map(|r| r.name()).collect();
+    let caller = match oidc {
+        Some(oidc) if !token.starts_with(TOKEN_PREFIX) && token.matches('.').count() == 2 => {
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+            let identity = oidc.verify(token, now).map_err(|reason| {
+                tracing::debug!(%reason, "a provider JWT was refused");
+                refuse(Problem::invalid_token())
+            })?;
+            Caller {
+                token_id: format!("oidc:{}", identity.subject),
+                tenant: identity.tenant,
+                principal: identity.principal,
+                roles: identity.roles,
+            }
+        }
+        _ => {
+            let record = authenticate(views, token).map_err(|refusal| {
+                refuse(match refusal {
+                    Refusal::Malformed => Problem::malformed_token(),
+                    Refusal::Invalid => Problem::invalid_token(),
+                })
+            })?;
+            Caller {
+                token_id: record.token_id,
+                tenant: record.tenant,
+                principal: record.principal,
+                roles: record.roles,
+            }
+        }
+    };
+    if !caller.roles.iter().any(|role| role.permits(permission)) {
+        let roles: Vec<&str> = caller.roles.iter().map(|r| r.name()).collect();
         return Err(Problem::forbidden(format!(
-            "the token's role(s) {} do not permit this ({permission:?})",
+            "the token's role(s) [{}] do not permit this ({permission:?})",
             roles.join(", ")
         )));
     }
-    Ok(Caller { token_id: record.token_id, tenant: record.tenant, principal: record.principal, roles: record.roles })
+    Ok(caller)
 }

@@ -110,7 +110,14 @@ pub(crate) async fn check<L: EventLog + Clone + Send + Sync + 'static>(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let headers = bearer_headers(&headers);
-    let caller = crate::auth::authorize(&state.views, &state.failures, &headers, addr.ip(), Permission::Read)?;
+    let caller = crate::auth::authorize(
+        &state.views,
+        state.oidc.as_deref(),
+        &state.failures,
+        &headers,
+        addr.ip(),
+        Permission::Read,
+    )?;
     let request: CheckBody =
         serde_json::from_slice(&body).map_err(|e| Problem::invalid_request(format!("invalid check body: {e}")))?;
     let scope = Scope::parse(&request.scope).map_err(|e| Problem::invalid_request(e.to_string()))?;

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod azure_devops;
 pub mod github;
 pub mod metrics;
+pub mod oidc;
 pub mod problem;
 pub mod routes;
 pub mod syncs;
@@ -69,6 +70,8 @@ pub struct ApiState<L: EventLog> {
     pub reader: Service<L>,
     /// Outbound HTTP (callbacks).
     pub http: reqwest::Client,
+    /// Provider JWTs accepted as bearer tokens, when configured.
+    pub oidc: Option<Arc<oidc::OidcVerifier>>,
 }
 
 impl<L: EventLog + Clone> ApiState<L> {
@@ -94,6 +97,7 @@ impl<L: EventLog + Clone> ApiState<L> {
                 .user_agent(concat!("sv0/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .unwrap_or_default(),
+            oidc: None,
         }
     }
 }

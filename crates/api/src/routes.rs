@@ -229,7 +229,7 @@ fn caller<L: EventLog>(
     addr: SocketAddr,
     permission: Permission,
 ) -> Result<Caller, Problem> {
-    authorize(&state.views, &state.failures, headers, addr.ip(), permission)
+    authorize(&state.views, state.oidc.as_deref(), &state.failures, headers, addr.ip(), permission)
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {

@@ -104,6 +104,28 @@ pub struct Config {
     pub github: Option<GitHubConfig>,
     /// Azure DevOps "Invoke REST API" checks (`sv0 serve`).
     pub azure_devops: Option<AzureDevOpsConfig>,
+    /// OIDC sign-in to the API (`sv0 serve`).
+    pub oidc: Option<OidcConfig>,
+}
+
+/// `[oidc]` of `sv0.toml`: JWTs of an identity provider accepted as bearer tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The `iss` the tokens must carry, e.g. `https://login.microsoftonline.com/<tenant id>/v2.0`.
+    pub issuer: String,
+    /// The `aud` they must carry, e.g. `api://sv0`.
+    pub audience: String,
+    /// The SV0 tenant its users act for.
+    pub tenant: String,
+    /// The provider's signing keys (JWKS) in a file...
+    pub jwks_file: Option<PathBuf>,
+    /// ... or at a URL, fetched when the server starts.
+    pub jwks_url: Option<String>,
+    /// The claim naming the principal [default: preferred_username, else sub].
+    pub principal_claim: Option<String>,
+    /// The claim listing roles (`SV0.Approver` or `approver`) [default: roles].
+    pub roles_claim: Option<String>,
 }
 
 /// `[azure_devops]` of `sv0.toml`.

@@ -22,7 +22,7 @@ pub mod transparency;
 mod verify;
 
 pub use any_log::{AnyLog, LogTarget};
-pub use data_dir::{AzureDevOpsConfig, Config, DataDir, GitHubConfig, GitHubEnvironment, PRINCIPAL_ENV};
+pub use data_dir::{AzureDevOpsConfig, Config, DataDir, GitHubConfig, GitHubEnvironment, OidcConfig, PRINCIPAL_ENV};
 pub use error::ServiceError;
 pub use governance::PolicyReport;
 pub use service::{ApprovalReport, AsOf, DeltaReport, ImportReport, ReplayReport, Service, pack_event};

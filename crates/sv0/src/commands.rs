@@ -216,6 +216,11 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             state.max_body = args.max_body;
             state.sync_source = args.sync_snapshot.clone();
             let config = service.data_dir().config()?;
+            if let Some(oidc) = &config.oidc {
+                let verifier = sv0_api::oidc::OidcVerifier::load(oidc, &state.http).await?;
+                writeln!(out, "OIDC sign-in: tokens of {} for tenant {}", oidc.issuer, oidc.tenant)?;
+                state.oidc = Some(Arc::new(verifier));
+            }
             if let Some(ado) = config.azure_devops {
                 state.azure_devops = ado.collection_urls;
             }
