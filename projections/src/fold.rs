@@ -102,6 +102,9 @@ pub(crate) fn apply(t: &mut Tables<'_>, record: &Record, event: &Event) -> Resul
         EventPayload::KeyRotated(rotated) => key_rotated(t, tenant, seq, rotated),
         EventPayload::TokenIssued(issued) => token_issued(t, tenant, seq, event, issued),
         EventPayload::TokenRevoked(revoked) => token_revoked(t, tenant, seq, event, revoked),
+        EventPayload::FindingsAcknowledged(acked) => {
+            acknowledge(t, tenant, &acked.acknowledged, &acked.by, event.meta.occurred_at)
+        }
         EventPayload::PackSealed(sealed) => pack_sealed(t, tenant, seq, sealed),
         EventPayload::Fragment(fragment) => fragment_received(t, record, tenant, fragment),
     }
@@ -291,14 +294,7 @@ fn approval_recorded(
     put(&mut t.baselines, &head_key, &new_head)?;
     t.scope_flags.remove(head_key.as_slice())?;
 
-    for ack in &approval.acknowledged {
-        let finding_key = t_key(tenant, &[ack.finding_id.as_bytes()]);
-        if let Some(mut record) = store::get_compact::<FindingRecord>(&t.findings, "findings", &finding_key)? {
-            record.acknowledgement =
-                Some(FindingAck { by: approval.approver.clone(), due: ack.due, at: event.meta.occurred_at });
-            store::put_compact(&mut t.findings, &finding_key, &record)?;
-        }
-    }
+    acknowledge(t, tenant, &approval.acknowledged, &approval.approver, event.meta.occurred_at)?;
 
     let assessment = ApprovalAssessment {
         scope: approval.scope.canonical(),
@@ -363,6 +359,24 @@ fn key_registered(
         retired_seq: None,
     };
     put(&mut t.keys, &key, &record)
+}
+
+/// Records acknowledgements on the tenant's findings (an unknown id changes nothing).
+fn acknowledge(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    acknowledged: &[sv0_domain::events::Acknowledgement],
+    by: &str,
+    at: sv0_domain::Timestamp,
+) -> Result<(), ProjectionError> {
+    for ack in acknowledged {
+        let finding_key = t_key(tenant, &[ack.finding_id.as_bytes()]);
+        if let Some(mut record) = store::get_compact::<FindingRecord>(&t.findings, "findings", &finding_key)? {
+            record.acknowledgement = Some(FindingAck { by: by.to_string(), due: ack.due, at });
+            store::put_compact(&mut t.findings, &finding_key, &record)?;
+        }
+    }
+    Ok(())
 }
 
 /// A token is recorded under its id; an id already taken (by any tenant) keeps its first record.

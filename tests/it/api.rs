@@ -167,6 +167,7 @@ fn snapshot(n: usize) -> Vec<u8> {
 struct Ids {
     scan: String,
     sync: String,
+    finding: String,
 }
 
 /// The request that succeeds on `route` for a role that may call it: real ids, a scope with
@@ -187,6 +188,10 @@ fn call(server: &Server, method: &str, path: &str, token: Option<&str>, ids: &Id
             server.post(&url, token, "application/json", br#"{"scope":"project:HR-Automation","note":"matrix"}"#)
         }
         ("POST", "/syncs") => server.post(&url, token, "application/json", br#"{"scope":"all","environment":"prod"}"#),
+        ("POST", "/findings/acknowledgements") => {
+            let body = serde_json::json!({ "acknowledge": [{ "finding_id": ids.finding, "due": "2026-12-31" }], "note": "matrix" });
+            server.post(&url, token, "application/json", body.to_string().as_bytes())
+        }
         _ => server.get(&url, token),
     }
 }
@@ -210,7 +215,9 @@ fn every_route_gives_the_documented_status_for_every_caller() {
     let admin = &f.roles.iter().find(|(r, _)| *r == Role::Admin).unwrap().1;
     let started = server.post("/api/v1/syncs", Some(admin), "application/json", b"{}");
     assert_eq!(started.status, 202, "{started:?}");
-    let ids = Ids { scan: scan_id.clone(), sync: started.json()["sync_id"].as_str().unwrap().to_string() };
+    let findings = server.get("/api/v1/findings?status=open&limit=1", Some(&f.roles[0].1)).json();
+    let finding = findings["items"][0]["finding"]["finding_id"].as_str().unwrap().to_string();
+    let ids = Ids { scan: scan_id.clone(), sync: started.json()["sync_id"].as_str().unwrap().to_string(), finding };
 
     for route in ROUTES {
         let name = format!("{} {}", route.method, route.path);
@@ -930,4 +937,40 @@ fn provider_jwts_sign_in_when_oidc_is_configured() {
     assert_eq!(reply.status, 403, "{reply:?}");
     // SV0 tokens still work.
     assert_eq!(server.get("/api/v1/paths?limit=1", Some(&f.roles[0].1)).status, 200);
+}
+
+/// An analyst triages: open findings are accepted until a date, recorded as the caller; a
+/// finding that is not open is refused and nothing is appended.
+#[test]
+fn analysts_acknowledge_open_findings_as_themselves() {
+    let f = fixture();
+    let server = Server::start(&f.data, &[]);
+    let analyst = &f.roles.iter().find(|(r, _)| *r == Role::Analyst).unwrap().1;
+    let open = server.get("/api/v1/findings?status=open&limit=1000", Some(analyst)).json();
+    let id = open["items"][0]["finding"]["finding_id"].as_str().unwrap().to_string();
+    let head = server.log_head();
+    let body =
+        serde_json::json!({ "acknowledge": [{ "finding_id": "F-000000000000", "due": "2026-12-31" }], "note": "x" });
+    let refused = server.post(
+        "/api/v1/findings/acknowledgements",
+        Some(analyst),
+        "application/json",
+        body.to_string().as_bytes(),
+    );
+    assert_eq!((refused.status, refused.problem()), (400, "invalid-request".to_string()), "{refused:?}");
+    assert_eq!(server.log_head(), head);
+    let body =
+        serde_json::json!({ "acknowledge": [{ "finding_id": id, "due": "2026-12-31" }], "note": "fix scheduled" });
+    let reply = server.post(
+        "/api/v1/findings/acknowledgements",
+        Some(analyst),
+        "application/json",
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let all = server.get("/api/v1/findings?limit=1000", Some(analyst)).json();
+    let record =
+        all["items"].as_array().unwrap().iter().find(|r| r["finding"]["finding_id"] == id.as_str()).unwrap().clone();
+    assert_eq!(record["acknowledgement"]["by"], "analyst@contoso.example", "{record}");
+    assert_eq!(record["status"], "open");
 }

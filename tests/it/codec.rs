@@ -221,6 +221,11 @@ fn fixtures() -> Vec<Event> {
             token_id: "0f1e2d3c4b5a6978".into(),
             reason: "the pipeline was retired".into(),
         }),
+        EventPayload::FindingsAcknowledged(sv0_domain::events::FindingsAcknowledged {
+            acknowledged: vec![Acknowledgement { finding_id: "F-0123456789ab".into(), due: t("2026-04-30T00:00:00Z") }],
+            by: "sam.analyst@contoso.example".into(),
+            note: "a fix is scheduled in sprint 14".into(),
+        }),
     ];
     payloads.into_iter().enumerate().map(|(n, payload)| Event { meta: meta(n as u8 + 1), payload }).collect()
 }

@@ -134,6 +134,7 @@ fn handler<L: EventLog + Clone>(spec: &routes::RouteSpec) -> MethodRouter<Arc<Ap
     match (spec.method, spec.path) {
         ("GET", "/paths") => get(routes::paths::<L>),
         ("GET", "/findings") => get(routes::findings::<L>),
+        ("POST", "/findings/acknowledgements") => post(routes::acknowledge::<L>),
         ("GET", "/scopes") => get(routes::scopes::<L>),
         ("GET", "/scans") => get(routes::scans::<L>),
         ("GET", "/scans/{id}") => get(routes::scan::<L>),

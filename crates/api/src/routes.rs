@@ -74,6 +74,14 @@ pub const ROUTES: &[RouteSpec] = &[
         success: 200,
     },
     RouteSpec {
+        method: "POST",
+        path: "/findings/acknowledgements",
+        permission: Permission::Acknowledge,
+        summary: "Accept open findings until a date, as the authenticated caller",
+        query: &[],
+        success: 201,
+    },
+    RouteSpec {
         method: "GET",
         path: "/scopes",
         permission: Permission::Read,
@@ -601,13 +609,7 @@ pub(crate) async fn approve<L: EventLog>(
         )));
     }
     let scope = scope_of(&request.scope)?;
-    let mut acks = Vec::new();
-    for ack in &request.acknowledge {
-        let due = Timestamp::parse(&ack.due)
-            .or_else(|_| Timestamp::parse(&format!("{}T00:00:00Z", ack.due)))
-            .map_err(|e| Problem::invalid_request(format!("due {:?}: {e}", ack.due)))?;
-        acks.push(Acknowledgement { finding_id: ack.finding_id.clone(), due });
-    }
+    let acks = acks(&request.acknowledge)?;
     let report =
         s.commands.lock().await.approve(&c.tenant, &scope, &request.note, acks, &c.principal, Timestamp::now()).await?;
     Ok((StatusCode::CREATED, Json(report)).into_response())
@@ -896,4 +898,43 @@ pub(crate) async fn sync<L: EventLog>(
         Some(record) => ok(record),
         None => Err(Problem::not_found(format!("no sync {id}"))),
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcknowledgeBody {
+    acknowledge: Vec<AckBody>,
+    note: String,
+}
+
+fn acks(list: &[AckBody]) -> Result<Vec<Acknowledgement>, Problem> {
+    let mut out = Vec::new();
+    for ack in list {
+        let due = Timestamp::parse(&ack.due)
+            .or_else(|_| Timestamp::parse(&format!("{}T00:00:00Z", ack.due)))
+            .map_err(|e| Problem::invalid_request(format!("due {:?}: {e}", ack.due)))?;
+        out.push(Acknowledgement { finding_id: ack.finding_id.clone(), due });
+    }
+    Ok(out)
+}
+
+pub(crate) async fn acknowledge<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Acknowledge)?;
+    json_body(&headers)?;
+    let bytes = body(bytes, s.max_body)?;
+    let request: AcknowledgeBody = serde_json::from_slice(&bytes)
+        .map_err(|e| Problem::invalid_request(format!("invalid acknowledgement: {e}")))?;
+    let acknowledged = acks(&request.acknowledge)?;
+    let seq = s
+        .commands
+        .lock()
+        .await
+        .acknowledge_findings(&c.tenant, acknowledged, &c.principal, &request.note, Timestamp::now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "acknowledged_by": c.principal, "log_position": seq }))).into_response())
 }

@@ -107,6 +107,7 @@ pub fn encode_event(event: &Event) -> Result<Vec<u8>, EventError> {
         EventPayload::KeyRotated(p) => serialized(p)?,
         EventPayload::TokenIssued(p) => serialized(p)?,
         EventPayload::TokenRevoked(p) => serialized(p)?,
+        EventPayload::FindingsAcknowledged(p) => serialized(p)?,
     };
     let meta = &event.meta;
     let wire = Wire {
@@ -165,6 +166,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, EventError> {
         "key.rotated" => EventPayload::KeyRotated(payload(&wire)?),
         "token.issued" => EventPayload::TokenIssued(payload(&wire)?),
         "token.revoked" => EventPayload::TokenRevoked(payload(&wire)?),
+        "findings.acknowledged" => EventPayload::FindingsAcknowledged(payload(&wire)?),
         other => {
             return Err(EventError::UnknownEventType { event_type: other.to_string() });
         }

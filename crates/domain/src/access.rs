@@ -17,9 +17,9 @@ use crate::error::InvalidInput;
 pub enum Role {
     /// Reads paths, findings, scopes, baselines, deltas, scans and signals.
     Viewer,
-    /// A viewer who also pushes scans and triggers syncs.
+    /// A viewer who also pushes scans, triggers syncs and acknowledges findings.
     Analyst,
-    /// A viewer who also records approvals (as themself).
+    /// A viewer who also records approvals (as themself) and acknowledges findings.
     Approver,
     /// Reads everything of the tenant, evidence included: packs, proofs, keys.
     Auditor,
@@ -37,6 +37,8 @@ pub enum Permission {
     Scan,
     /// Record an approval.
     Approve,
+    /// Accept open findings until a date (triage).
+    Acknowledge,
     /// Read evidence: packs, proofs, checkpoints, keys.
     Evidence,
     /// Manage tokens, keys and configuration.
@@ -65,6 +67,7 @@ impl Role {
             Permission::Read => true,
             Permission::Scan => matches!(self, Role::Analyst | Role::Admin),
             Permission::Approve => self == Role::Approver,
+            Permission::Acknowledge => matches!(self, Role::Analyst | Role::Approver),
             Permission::Evidence => matches!(self, Role::Auditor | Role::Admin),
             Permission::Administer => self == Role::Admin,
         }

@@ -69,12 +69,14 @@ pub enum EventPayload {
     TokenIssued(TokenIssued),
     /// An API token was revoked.
     TokenRevoked(TokenRevoked),
+    /// A person accepted open findings until a date, outside an approval.
+    FindingsAcknowledged(FindingsAcknowledged),
 }
 
 /// Name and current schema version of each payload type.
 impl EventPayload {
     /// Every event type name with the schema version this build writes.
-    pub const TYPES: [(&'static str, u32); 13] = [
+    pub const TYPES: [(&'static str, u32); 14] = [
         ("scan.started", 1),
         ("scan.chunk", 1),
         ("scan.completed", 1),
@@ -88,6 +90,7 @@ impl EventPayload {
         ("key.rotated", 1),
         ("token.issued", 1),
         ("token.revoked", 1),
+        ("findings.acknowledged", 1),
     ];
 
     /// The event type name.
@@ -106,6 +109,7 @@ impl EventPayload {
             EventPayload::KeyRotated(_) => "key.rotated",
             EventPayload::TokenIssued(_) => "token.issued",
             EventPayload::TokenRevoked(_) => "token.revoked",
+            EventPayload::FindingsAcknowledged(_) => "findings.acknowledged",
         }
     }
 
@@ -381,4 +385,17 @@ pub struct TokenRevoked {
     pub token_id: String,
     /// Why.
     pub reason: String,
+}
+
+/// A person accepted open findings until a date (an analyst triaging, outside an approval):
+/// each stays open, shown as acknowledged, and becomes overdue past its date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindingsAcknowledged {
+    /// The findings and their dates.
+    pub acknowledged: Vec<Acknowledgement>,
+    /// Who accepted them (the authenticated principal).
+    pub by: String,
+    /// Why.
+    pub note: String,
 }

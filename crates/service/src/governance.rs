@@ -172,3 +172,63 @@ impl<L: EventLog> Service<L> {
         self.scan(tenant, scan_id)
     }
 }
+
+impl<L: EventLog> Service<L> {
+    /// Records that `by` accepts open findings of the tenant until their dates (triage outside
+    /// an approval). Every finding must be open; nothing is appended otherwise.
+    pub async fn acknowledge_findings(
+        &mut self,
+        tenant: &TenantId,
+        acknowledged: Vec<sv0_domain::events::Acknowledgement>,
+        by: &str,
+        note: &str,
+        at: Timestamp,
+    ) -> Result<Seq, ServiceError> {
+        if acknowledged.is_empty() {
+            return Err(InvalidInput::new("name at least one finding to acknowledge").into());
+        }
+        self.views.catch_up(&self.log, None).await?;
+        let open: std::collections::BTreeSet<String> = self
+            .views
+            .findings(tenant, None)?
+            .into_iter()
+            .filter(|r| r.status == sv0_projections::FindingStatus::Open)
+            .map(|r| r.finding.finding_id)
+            .collect();
+        for ack in &acknowledged {
+            if !open.contains(&ack.finding_id) {
+                return Err(
+                    InvalidInput::new(format!("finding {} is not open in tenant {tenant}", ack.finding_id)).into()
+                );
+            }
+        }
+        let mut parts: Vec<Vec<u8>> = vec![by.as_bytes().to_vec(), at.0.to_be_bytes().to_vec()];
+        for ack in &acknowledged {
+            parts.push(ack.finding_id.as_bytes().to_vec());
+            parts.push(ack.due.0.to_be_bytes().to_vec());
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        let event = Event {
+            meta: EventMeta {
+                event_id: derived_id("sv0.ack.v1", tenant, &refs),
+                tenant_id: tenant.clone(),
+                occurred_at: at,
+                actor: format!("user:{by}"),
+                causation_id: None,
+                correlation_id: None,
+            },
+            payload: EventPayload::FindingsAcknowledged(sv0_domain::events::FindingsAcknowledged {
+                acknowledged,
+                by: by.to_string(),
+                note: note.to_string(),
+            }),
+        };
+        let seq = self
+            .log
+            .append(&format!("{tenant}.finding"), sv0_log::Expected::Any, vec![crate::import::new_event(&event)?])
+            .await?
+            .last();
+        self.views.catch_up(&self.log, Some(seq)).await?;
+        Ok(seq)
+    }
+}
