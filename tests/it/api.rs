@@ -168,31 +168,42 @@ struct Ids {
     scan: String,
     sync: String,
     finding: String,
+    throwaway: String,
 }
 
 /// The request that succeeds on `route` for a role that may call it: real ids, a scope with
 /// a baseline, a snapshot of the tenant.
-fn call(server: &Server, method: &str, path: &str, token: Option<&str>, ids: &Ids) -> Reply {
-    let path = path
+fn call(server: &Server, method: &str, route: &str, token: Option<&str>, ids: &Ids) -> Reply {
+    let path = route
         .replace("/scans/{id}", &format!("/scans/{}", ids.scan))
         .replace("/syncs/{id}", &format!("/syncs/{}", ids.sync))
+        .replace("/tokens/{id}", &format!("/tokens/{}", ids.throwaway))
         .replace("{id}", "1");
     let url = match path.as_str() {
         "/delta" => "/api/v1/delta?scope=project:HR-Automation".to_string(),
         "/proofs/consistency" => "/api/v1/proofs/consistency?old=1&new=2".to_string(),
+        "/replay/paths" | "/replay/findings" => format!("/api/v1{path}?as_of=5"),
         other => format!("/api/v1{other}"),
     };
-    match (method, path.as_str()) {
+    match (method, route) {
         ("POST", "/scans") => server.post(&url, token, "application/json", &snapshot(0)),
         ("POST", "/approvals") => {
             server.post(&url, token, "application/json", br#"{"scope":"project:HR-Automation","note":"matrix"}"#)
         }
         ("POST", "/syncs") => server.post(&url, token, "application/json", br#"{"scope":"all","environment":"prod"}"#),
+        ("POST", "/tokens") => server.post(
+            &url,
+            token,
+            "application/json",
+            br#"{"name":"matrix","principal":"matrix@contoso.example","roles":["viewer"]}"#,
+        ),
+        ("POST", "/tokens/{id}/revoke") => server.post(&url, token, "application/json", b""),
         ("POST", "/findings/acknowledgements") => {
             let body = serde_json::json!({ "acknowledge": [{ "finding_id": ids.finding, "due": "2026-12-31" }], "note": "matrix" });
             server.post(&url, token, "application/json", body.to_string().as_bytes())
         }
-        _ => server.get(&url, token),
+        ("GET", _) => server.get(&url, token),
+        (method, route) => panic!("the matrix has no request for {method} {route}"),
     }
 }
 
@@ -206,6 +217,7 @@ fn every_route_gives_the_documented_status_for_every_caller() {
     let viewer = &f.roles[0].1;
     let wrong = format!("{}{}", &viewer[..viewer.len() - 4], "0000");
     let revoked = token(&f.data, "contoso", &["viewer"], "gone@contoso.example");
+    let throwaway = token(&f.data, "contoso", &["viewer"], "throwaway@contoso.example");
     let (code, out) = sv0_in(&f.data, &["--tenant", "contoso", "tokens", "revoke", "gone@contoso.example"]);
     assert_eq!(code, 0, "{out}");
     let source = f._dir.join("collector.json");
@@ -217,7 +229,12 @@ fn every_route_gives_the_documented_status_for_every_caller() {
     assert_eq!(started.status, 202, "{started:?}");
     let findings = server.get("/api/v1/findings?status=open&limit=1", Some(&f.roles[0].1)).json();
     let finding = findings["items"][0]["finding"]["finding_id"].as_str().unwrap().to_string();
-    let ids = Ids { scan: scan_id.clone(), sync: started.json()["sync_id"].as_str().unwrap().to_string(), finding };
+    let ids = Ids {
+        scan: scan_id.clone(),
+        sync: started.json()["sync_id"].as_str().unwrap().to_string(),
+        finding,
+        throwaway: throwaway.split('_').nth(1).unwrap().to_string(),
+    };
 
     for route in ROUTES {
         let name = format!("{} {}", route.method, route.path);
@@ -245,7 +262,9 @@ fn every_route_gives_the_documented_status_for_every_caller() {
         assert!(reply.status < 500, "{name} as another tenant: {reply:?}");
         // A problem may echo what the caller sent; a success must hold nothing of contoso.
         if reply.content_type != "application/problem+json" {
-            for marker in ["HR-Automation", "contoso", "asst_", scan_id.as_str()] {
+            // (A token lists who issued it: the host's operator, not the tenant's data.)
+            let contoso = if route.path == "/tokens" { "HR-Automation" } else { "contoso" };
+            for marker in ["HR-Automation", contoso, "asst_", scan_id.as_str(), "secret_sha256"] {
                 assert!(!reply.body.contains(marker), "{name} as another tenant shows {marker}: {reply:?}");
             }
         }
@@ -267,7 +286,11 @@ fn every_route_gives_the_documented_status_for_every_caller() {
             && reply.content_type.starts_with("application/json")
             && let Some(items) = reply.json()["items"].as_array()
         {
-            assert!(items.is_empty(), "{name} as another tenant lists items: {reply:?}");
+            // Only its own tenant's things (its own token, on /tokens).
+            assert!(
+                items.iter().all(|item| item["tenant"] == "fabrikam"),
+                "{name} as another tenant lists items: {reply:?}"
+            );
         }
     }
 }
@@ -973,4 +996,46 @@ fn analysts_acknowledge_open_findings_as_themselves() {
         all["items"].as_array().unwrap().iter().find(|r| r["finding"]["finding_id"] == id.as_str()).unwrap().clone();
     assert_eq!(record["acknowledgement"]["by"], "analyst@contoso.example", "{record}");
     assert_eq!(record["status"], "open");
+}
+
+/// Admins manage tokens over the API but cannot mint approvers (an admin cannot approve).
+#[test]
+fn admins_issue_and_revoke_tokens_but_not_approvers() {
+    let f = fixture();
+    let server = Server::start(&f.data, &[]);
+    let admin = &f.roles.iter().find(|(r, _)| *r == Role::Admin).unwrap().1;
+    let approver = br#"{"name":"x","principal":"x@contoso.example","roles":["approver"]}"#;
+    let reply = server.post("/api/v1/tokens", Some(admin), "application/json", approver);
+    assert_eq!((reply.status, reply.problem()), (403, "forbidden".to_string()), "{reply:?}");
+    let body = br#"{"name":"dash","principal":"dash@contoso.example","roles":["viewer"]}"#;
+    let issued = server.post("/api/v1/tokens", Some(admin), "application/json", body);
+    assert_eq!(issued.status, 201, "{issued:?}");
+    let token = issued.json()["token"].as_str().unwrap().to_string();
+    let id = issued.json()["record"]["token_id"].as_str().unwrap().to_string();
+    assert_eq!(server.get("/api/v1/paths?limit=1", Some(&token)).status, 200);
+    let listed = server.get("/api/v1/tokens?limit=1000", Some(admin)).json();
+    assert!(listed.to_string().contains(&id) && !listed.to_string().contains(&token), "{listed}");
+    assert!(!listed.to_string().contains("secret_sha256"), "{listed}");
+    let revoked = server.post(&format!("/api/v1/tokens/{id}/revoke"), Some(admin), "application/json", b"");
+    assert_eq!(revoked.status, 200, "{revoked:?}");
+    assert_eq!(server.get("/api/v1/paths?limit=1", Some(&token)).status, 401);
+}
+
+/// Auditors replay: the paths and findings as the log stood at a position.
+#[test]
+fn auditors_replay_paths_and_findings_at_a_position() {
+    let f = fixture();
+    let server = Server::start(&f.data, &[]);
+    let auditor = &f.roles.iter().find(|(r, _)| *r == Role::Auditor).unwrap().1;
+    let now = server.get("/api/v1/paths?scope=project:HR-Automation&limit=1000", Some(auditor)).json();
+    let then = server.get("/api/v1/replay/paths?as_of=3&scope=project:HR-Automation&limit=1000", Some(auditor)).json();
+    let count = |v: &Value| v["items"].as_array().unwrap().len();
+    assert!(
+        count(&then) > 0 && count(&then) < count(&now),
+        "the first scan had fewer paths: {} vs {}",
+        count(&then),
+        count(&now)
+    );
+    let bad = server.get("/api/v1/replay/paths?as_of=yesterday", Some(auditor));
+    assert_eq!((bad.status, bad.problem()), (400, "invalid-request".to_string()));
 }

@@ -211,6 +211,46 @@ pub const ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         method: "GET",
+        path: "/replay/paths",
+        permission: Permission::Evidence,
+        summary: "Paths as the log stood at a position or time (as_of), folded afresh from the log",
+        query: &["as_of", "scope", "limit", "cursor"],
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/replay/findings",
+        permission: Permission::Evidence,
+        summary: "Findings as the log stood at a position or time (as_of), folded afresh from the log",
+        query: &["as_of", "scope", "limit", "cursor"],
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/tokens",
+        permission: Permission::Administer,
+        summary: "The tenant's API tokens (never their secrets)",
+        query: PAGE,
+        success: 200,
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/tokens",
+        permission: Permission::Administer,
+        summary: "Issue a token (shown once); approver tokens are issued on the host only",
+        query: &[],
+        success: 201,
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/tokens/{id}/revoke",
+        permission: Permission::Administer,
+        summary: "Revoke a token of the tenant",
+        query: &[],
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
         path: "/checkpoint",
         permission: Permission::Evidence,
         summary: "The pack tree's checkpoint, a C2SP signed note (text/plain)",
@@ -937,4 +977,114 @@ pub(crate) async fn acknowledge<L: EventLog>(
         .acknowledge_findings(&c.tenant, acknowledged, &c.principal, &request.note, Timestamp::now())
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "acknowledged_by": c.principal, "log_position": seq }))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReplayQuery {
+    as_of: String,
+    scope: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// Views folded afresh from the log up to `as_of`.
+async fn replayed<L: EventLog>(s: &ApiState<L>, as_of: &str) -> Result<sv0_projections::Views, Problem> {
+    let as_of = sv0_service::AsOf::parse(as_of).map_err(|e| Problem::invalid_request(e.to_string()))?;
+    Ok(s.reader.replay(as_of).await?.1)
+}
+
+pub(crate) async fn replay_paths<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: Result<Query<ReplayQuery>, QueryRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Evidence)?;
+    let q = query(q)?;
+    let filter = PathFilter { scope: q.scope.as_deref().map(scope_of).transpose()?, ..PathFilter::default() };
+    let views = replayed(&s, &q.as_of).await?;
+    let paths = views.query_paths(&c.tenant, &filter)?;
+    page(paths, |p| p.path_id.clone(), q.limit, q.cursor.as_deref())
+}
+
+pub(crate) async fn replay_findings<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: Result<Query<ReplayQuery>, QueryRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Evidence)?;
+    let q = query(q)?;
+    let scope = q.scope.as_deref().map(scope_of).transpose()?;
+    let views = replayed(&s, &q.as_of).await?;
+    let mut records = views.findings(&c.tenant, scope.as_ref())?;
+    records.sort_by(|a, b| a.finding.finding_id.cmp(&b.finding.finding_id));
+    page(records, |r| r.finding.finding_id.clone(), q.limit, q.cursor.as_deref())
+}
+
+pub(crate) async fn tokens<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Administer)?;
+    let q = query(q)?;
+    let tokens: Vec<sv0_service::tokens::TokenView> = s.views.tokens(&c.tenant)?.iter().map(Into::into).collect();
+    page(tokens, |t| t.token_id.clone(), q.limit, q.cursor.as_deref())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueBody {
+    name: String,
+    principal: String,
+    roles: Vec<sv0_domain::access::Role>,
+}
+
+pub(crate) async fn issue_token<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Administer)?;
+    json_body(&headers)?;
+    let bytes = body(bytes, s.max_body)?;
+    let request: IssueBody =
+        serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid token request: {e}")))?;
+    // An admin cannot approve, so an admin cannot mint an approver either: approver tokens are
+    // issued on the host (`sv0 tokens create`), where who holds them is decided.
+    if request.roles.contains(&sv0_domain::access::Role::Approver) {
+        return Err(Problem::forbidden("approver tokens are issued on the host with `sv0 tokens create`"));
+    }
+    let issued = s
+        .commands
+        .lock()
+        .await
+        .issue_token(&c.tenant, &request.name, &request.principal, request.roles, &format!("user:{}", c.principal))
+        .await?;
+    let record = sv0_service::tokens::TokenView::from(&issued.record);
+    Ok((StatusCode::CREATED, Json(json!({ "token": issued.token, "record": record }))).into_response())
+}
+
+pub(crate) async fn revoke_token<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Administer)?;
+    let id = safe_id(&id)?;
+    if !s.views.tokens(&c.tenant)?.iter().any(|t| t.token_id == id) {
+        return Err(Problem::not_found(format!("no token {id}")));
+    }
+    let record = s
+        .commands
+        .lock()
+        .await
+        .revoke_token(&c.tenant, id, "revoked through the API", &format!("user:{}", c.principal))
+        .await?;
+    ok(sv0_service::tokens::TokenView::from(&record))
 }

@@ -30,6 +30,45 @@ pub struct IssuedToken {
     pub token: String,
 }
 
+/// A token as shown to people and over the API: everything but its secret's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenView {
+    /// Public id.
+    pub token_id: String,
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// A name for people.
+    pub name: String,
+    /// Who acts with it.
+    pub principal: String,
+    /// What it may do.
+    pub roles: Vec<Role>,
+    /// Who issued it.
+    pub issued_by: String,
+    /// When.
+    pub issued_at: Timestamp,
+    /// When it was revoked.
+    pub revoked_at: Option<Timestamp>,
+    /// By whom.
+    pub revoked_by: Option<String>,
+}
+
+impl From<&TokenRecord> for TokenView {
+    fn from(r: &TokenRecord) -> TokenView {
+        TokenView {
+            token_id: r.token_id.clone(),
+            tenant: r.tenant.clone(),
+            name: r.name.clone(),
+            principal: r.principal.clone(),
+            roles: r.roles.clone(),
+            issued_by: r.issued_by.clone(),
+            issued_at: r.issued_at,
+            revoked_at: r.revoked_at,
+            revoked_by: r.revoked_by.clone(),
+        }
+    }
+}
+
 /// Why a bearer token was refused. Deliberately coarse: the caller learns only that it failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {

@@ -118,7 +118,8 @@ pub async fn tokens(
         TokensCommand::List(args) => {
             let tokens = service.tokens(&tenant)?;
             if args.json {
-                print_json(out, &tokens)?;
+                let views: Vec<sv0_service::tokens::TokenView> = tokens.iter().map(Into::into).collect();
+                print_json(out, &views)?;
                 return Ok(EXIT_OK);
             }
             let mut t = render::table(&["Token", "Name", "Principal", "Roles", "Issued", "State"]);
