@@ -1039,3 +1039,45 @@ fn auditors_replay_paths_and_findings_at_a_position() {
     let bad = server.get("/api/v1/replay/paths?as_of=yesterday", Some(auditor));
     assert_eq!((bad.status, bad.problem()), (400, "invalid-request".to_string()));
 }
+
+/// A targeted sync reads only its workloads from the source: the deployment's other changes
+/// stay out, and a target the source does not have fails the sync.
+#[test]
+fn a_targeted_sync_changes_only_its_workloads() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley.chen@contoso.example\"\n").unwrap();
+    let first = dir.join("first.json");
+    std::fs::write(&first, snapshot(0)).unwrap();
+    assert_eq!(sv0_in(&data, &["scan", "import", first.to_str().unwrap()]).0, 0);
+    assert_eq!(sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "v1"]).0, 0);
+    let analyst = token(&data, "contoso", &["analyst"], "ci@contoso.example");
+    let source = dir.join("collector.json");
+    std::fs::write(&source, snapshot(1)).unwrap();
+    let server = Server::start(&data, &["--sync-snapshot", source.to_str().unwrap()]);
+    let run = |body: &str| {
+        let reply = server.post("/api/v1/syncs", Some(&analyst), "application/json", body.as_bytes());
+        assert_eq!(reply.status, 202, "{reply:?}");
+        let id = reply.json()["sync_id"].as_str().unwrap().to_string();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let sync = server.get(&format!("/api/v1/syncs/{id}"), Some(&analyst)).json();
+            if !matches!(sync["status"].as_str(), Some("pending" | "running")) {
+                return sync;
+            }
+            assert!(std::time::Instant::now() < deadline, "{sync}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let missing = run(r#"{"scope":"project:HR-Automation","targets":["no-such-workload"]}"#);
+    assert_eq!(missing["status"], "failed", "{missing}");
+    assert!(missing["error"].as_str().unwrap().contains("none of the sync's targets"), "{missing}");
+    // The deployment's five new paths are all of asst_hr_onboarding's identity.
+    let targeted = run(r#"{"scope":"project:HR-Automation","targets":["sn-int-ticketing"]}"#);
+    assert_eq!(targeted["status"], "completed", "{targeted}");
+    assert_eq!(targeted["targets"], serde_json::json!(["sn-int-ticketing"]));
+    let full = run(r#"{"scope":"project:HR-Automation"}"#);
+    assert_eq!(full["delta"]["new_paths"], 5, "{full}");
+    assert_eq!(targeted["delta"]["new_paths"], 0, "a targeted sync took in another workload's changes: {targeted}");
+}

@@ -155,6 +155,7 @@ pub(crate) async fn check<L: EventLog + Clone + Send + Sync + 'static>(
             repository: request.repository,
             run_id: request.run_id,
             commit: request.commit,
+            targets: Vec::new(),
         },
     )?;
     let sync_id = sync.sync_id.clone();

@@ -264,6 +264,7 @@ pub(crate) async fn deployment_protection<L: EventLog + Clone + Send + Sync + 's
                 repository: Some(payload.repository.full_name.clone()),
                 run_id: run_id(&payload.deployment_callback_url),
                 commit: payload.deployment.as_ref().and_then(|d| d.sha.clone()),
+                targets: Vec::new(),
             },
         )?),
         None => None,

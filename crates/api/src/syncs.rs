@@ -80,6 +80,8 @@ pub struct SyncRecord {
     pub deployment: DeploymentRef,
     /// The scope judged.
     pub scope: Option<String>,
+    /// The workloads of a targeted sync (none: a full one).
+    pub targets: Vec<String>,
     /// The scan it ran.
     pub scan_id: Option<String>,
     /// Why it failed, or why the scan was held.
@@ -127,6 +129,48 @@ pub(crate) struct SyncRequest {
     pub run_id: Option<String>,
     /// Commit.
     pub commit: Option<String>,
+    /// A targeted sync: only these workloads (their bindings, identities, credentials, grants
+    /// and evidence) are read and may change; the rest of the tenant is left as it is.
+    #[serde(default)]
+    pub targets: Vec<String>,
+}
+
+/// Restricts a snapshot to `targets` and declares it a targeted scan of them.
+fn target(snapshot: &mut serde_json::Value, targets: &[String]) -> Result<(), String> {
+    use sv0_domain::snapshot::{ApiCoverage, ApiStatus, Coverage, CoverageMode, EntityList};
+    let keep: std::collections::BTreeSet<&str> = targets.iter().map(String::as_str).collect();
+    let field = |v: &serde_json::Value, name: &str| v[name].as_str().map(str::to_string);
+    let retain = |snapshot: &mut serde_json::Value, list: &str, keep: &dyn Fn(&serde_json::Value) -> bool| {
+        if let Some(items) = snapshot[list].as_array_mut() {
+            items.retain(|item| keep(item));
+        }
+    };
+    retain(snapshot, "workloads", &|w| field(w, "id").is_some_and(|id| keep.contains(id.as_str())));
+    if snapshot["workloads"].as_array().is_none_or(Vec::is_empty) {
+        return Err("none of the sync's targets is a workload of the source".to_string());
+    }
+    retain(snapshot, "bindings", &|b| field(b, "workload").is_some_and(|w| keep.contains(w.as_str())));
+    let identities: std::collections::BTreeSet<String> = snapshot["bindings"]
+        .as_array()
+        .map(|b| b.iter().filter_map(|b| field(b, "identity")).collect())
+        .unwrap_or_default();
+    let bound = |v: &serde_json::Value| field(v, "identity").is_some_and(|i| identities.contains(&i));
+    retain(snapshot, "identities", &|i| field(i, "id").is_some_and(|id| identities.contains(&id)));
+    retain(snapshot, "credentials", &bound);
+    retain(snapshot, "grants", &bound);
+    retain(snapshot, "evidence", &|e| bound(e) || field(e, "workload").is_some_and(|w| keep.contains(w.as_str())));
+    let coverage = Coverage {
+        mode: CoverageMode::Targeted,
+        targets: targets.to_vec(),
+        apis: vec![ApiCoverage {
+            name: "sync".to_string(),
+            lists: EntityList::ALL.to_vec(),
+            status: ApiStatus::Succeeded,
+            error: None,
+        }],
+    };
+    snapshot["scan"]["coverage"] = serde_json::to_value(coverage).map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// Records a sync and starts it.
@@ -158,6 +202,7 @@ pub(crate) fn start<L: EventLog + Clone + Send + Sync + 'static>(
             commit: request.commit,
         },
         scope: request.scope,
+        targets: request.targets,
         scan_id: None,
         error: None,
         disposition: None,
@@ -185,10 +230,10 @@ pub(crate) fn start<L: EventLog + Clone + Send + Sync + 'static>(
 
 /// Reads the source, imports it as a deployment scan, judges the scope.
 async fn run<L: EventLog>(state: &ApiState<L>, tenant: &TenantId, id: &str, source: PathBuf) -> Result<(), String> {
-    let (deployment, scope) = {
+    let (deployment, scope, targets) = {
         let records = state.syncs.records.lock().unwrap_or_else(|e| e.into_inner());
         let r = records.get(id).ok_or("the sync was forgotten")?;
-        (r.deployment.clone(), r.scope.clone())
+        (r.deployment.clone(), r.scope.clone(), r.targets.clone())
     };
     let bytes = tokio::fs::read(&source).await.map_err(|e| format!("cannot read {}: {e}", source.display()))?;
     if bytes.len() > state.max_body {
@@ -198,6 +243,9 @@ async fn run<L: EventLog>(state: &ApiState<L>, tenant: &TenantId, id: &str, sour
         serde_json::from_slice(&bytes).map_err(|e| format!("{} is not JSON: {e}", source.display()))?;
     if snapshot["tenant"].as_str() != Some(tenant.as_str()) {
         return Err(format!("the sync source is not a snapshot of tenant {tenant}"));
+    }
+    if !targets.is_empty() {
+        target(&mut snapshot, &targets)?;
     }
     snapshot["scan"]["trigger"] = serde_json::json!(ScanTrigger::Deployment);
     snapshot["scan"]["deployment"] = serde_json::to_value(&deployment).map_err(|e| e.to_string())?;

@@ -569,6 +569,9 @@ pub struct GateArgs {
     /// Commit deployed
     #[arg(long, env = "CI_COMMIT_SHA")]
     pub commit: Option<String>,
+    /// A targeted sync of these workloads only (repeatable) [default: a full one]
+    #[arg(long = "target", value_name = "WORKLOAD")]
+    pub targets: Vec<String>,
     /// How long to wait for the sync
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     pub wait: std::time::Duration,
