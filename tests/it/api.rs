@@ -169,6 +169,7 @@ struct Ids {
     sync: String,
     finding: String,
     throwaway: String,
+    policy: String,
 }
 
 /// The request that succeeds on `route` for a role that may call it: real ids, a scope with
@@ -198,6 +199,15 @@ fn call(server: &Server, method: &str, route: &str, token: Option<&str>, ids: &I
             br#"{"name":"matrix","principal":"matrix@contoso.example","roles":["viewer"]}"#,
         ),
         ("POST", "/tokens/{id}/revoke") => server.post(&url, token, "application/json", b""),
+        ("PUT", "/policy") => {
+            let headers: Vec<(&str, String)> = token
+                .map(|t| ("Authorization", format!("Bearer {t}")))
+                .into_iter()
+                .chain([("Content-Type", "application/json".to_string())])
+                .collect();
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            request(&server.addr, "PUT", &url, &headers, ids.policy.as_bytes())
+        }
         ("POST", "/findings/acknowledgements") => {
             let body = serde_json::json!({ "acknowledge": [{ "finding_id": ids.finding, "due": "2026-12-31" }], "note": "matrix" });
             server.post(&url, token, "application/json", body.to_string().as_bytes())
@@ -234,6 +244,8 @@ fn every_route_gives_the_documented_status_for_every_caller() {
         sync: started.json()["sync_id"].as_str().unwrap().to_string(),
         finding,
         throwaway: throwaway.split('_').nth(1).unwrap().to_string(),
+        // The default policy (another tenant's, which has none set), so no body names contoso.
+        policy: server.get("/api/v1/policy", Some(&f.other)).body,
     };
 
     for route in ROUTES {
@@ -1080,4 +1092,35 @@ fn a_targeted_sync_changes_only_its_workloads() {
     let full = run(r#"{"scope":"project:HR-Automation"}"#);
     assert_eq!(full["delta"]["new_paths"], 5, "{full}");
     assert_eq!(targeted["delta"]["new_paths"], 0, "a targeted sync took in another workload's changes: {targeted}");
+}
+
+/// The policy over the API: everyone reads it; an admin replaces it (an event, so a replay
+/// folds the tenant under it) and a malformed or unknown-field policy changes nothing.
+#[test]
+fn admins_set_the_policy() {
+    let f = fixture();
+    let server = Server::start(&f.data, &[]);
+    let admin = &f.roles.iter().find(|(r, _)| *r == Role::Admin).unwrap().1;
+    let viewer = &f.roles[0].1;
+    let mut policy = server.get("/api/v1/policy", Some(viewer)).json();
+    policy["evidence_window_days"] = Value::from(45);
+    let put = |token: &str, body: &[u8]| {
+        let auth = format!("Bearer {token}");
+        request(
+            &server.addr,
+            "PUT",
+            "/api/v1/policy",
+            &[("Authorization", &auth), ("Content-Type", "application/json")],
+            body,
+        )
+    };
+    let head = server.log_head();
+    let mut unknown = policy.clone();
+    unknown["sudo"] = Value::Bool(true);
+    assert_eq!(put(admin, unknown.to_string().as_bytes()).status, 400);
+    assert_eq!(put(viewer, policy.to_string().as_bytes()).status, 403);
+    assert_eq!(server.log_head(), head);
+    let reply = put(admin, policy.to_string().as_bytes());
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(server.get("/api/v1/policy", Some(viewer)).json()["evidence_window_days"], 45);
 }

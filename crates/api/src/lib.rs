@@ -31,7 +31,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use sv0_log::EventLog;
 use sv0_projections::{FindingStatus, Views};
 use sv0_service::Service;
@@ -150,6 +150,8 @@ fn handler<L: EventLog + Clone>(spec: &routes::RouteSpec) -> MethodRouter<Arc<Ap
         ("GET", "/proofs/inclusion/{id}") => get(routes::inclusion::<L>),
         ("GET", "/proofs/consistency") => get(routes::consistency::<L>),
         ("GET", "/checkpoint") => get(routes::checkpoint::<L>),
+        ("GET", "/policy") => get(routes::policy::<L>),
+        ("PUT", "/policy") => put(routes::set_policy::<L>),
         ("GET", "/replay/paths") => get(routes::replay_paths::<L>),
         ("GET", "/replay/findings") => get(routes::replay_findings::<L>),
         ("GET", "/tokens") => get(routes::tokens::<L>),

@@ -28,7 +28,7 @@ use crate::problem::Problem;
 /// One route: what the router serves, the OpenAPI document describes and the matrix tests.
 #[derive(Debug, Clone, Copy)]
 pub struct RouteSpec {
-    /// `GET` or `POST`.
+    /// `GET`, `POST` or `PUT`.
     pub method: &'static str,
     /// The path under `/api/v1`, with `{name}` parameters.
     pub path: &'static str,
@@ -246,6 +246,22 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/tokens/{id}/revoke",
         permission: Permission::Administer,
         summary: "Revoke a token of the tenant",
+        query: &[],
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
+        path: "/policy",
+        permission: Permission::Read,
+        summary: "The tenant's policy in force (evidence window, owner silence, breakers, Rego)",
+        query: &[],
+        success: 200,
+    },
+    RouteSpec {
+        method: "PUT",
+        path: "/policy",
+        permission: Permission::Administer,
+        summary: "Replace the tenant's policy (recorded as an event; every path and finding is re-decided)",
         query: &[],
         success: 200,
     },
@@ -861,7 +877,7 @@ pub fn openapi() -> Value {
             route.success.to_string(): { "description": "success" },
             "400": problem, "401": problem, "403": problem, "404": problem, "429": problem,
         });
-        if route.method == "POST" {
+        if route.method != "GET" {
             responses["413"] = problem.clone();
             responses["415"] = problem.clone();
             responses["422"] = problem.clone();
@@ -875,7 +891,7 @@ pub fn openapi() -> Value {
             "x-sv0-permission": route.permission,
             "x-sv0-roles": roles,
         });
-        if route.method == "POST" {
+        if route.method != "GET" {
             operation["requestBody"] =
                 json!({ "required": true, "content": { "application/json": { "schema": { "type": "object" } } } });
         }
@@ -1087,4 +1103,28 @@ pub(crate) async fn revoke_token<L: EventLog>(
         .revoke_token(&c.tenant, id, "revoked through the API", &format!("user:{}", c.principal))
         .await?;
     ok(sv0_service::tokens::TokenView::from(&record))
+}
+
+pub(crate) async fn policy<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Read)?;
+    ok(s.reader.policy(&c.tenant)?)
+}
+
+pub(crate) async fn set_policy<L: EventLog>(
+    State(s): Api<L>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Reply {
+    let c = caller(&s, &headers, addr, Permission::Administer)?;
+    json_body(&headers)?;
+    let bytes = body(bytes, s.max_body)?;
+    let policy: sv0_domain::policy::Policy =
+        serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid policy: {e}")))?;
+    let report = s.commands.lock().await.set_policy(&c.tenant, |_| Ok(policy), &c.principal, Timestamp::now()).await?;
+    ok(json!({ "policy": report.policy, "log_position": report.seq }))
 }

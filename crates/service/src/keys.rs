@@ -103,7 +103,13 @@ impl<L: EventLog> Service<L> {
                 }
             }
         }
-        let promoted = PackSigner::promote_next(&dir)?;
+        let promoted = match PackSigner::promote_next(&dir) {
+            Ok(promoted) => promoted,
+            // Another service of this installation finished the same rotation first.
+            Err(_) if !dir.join(NEXT_KEY_FILE).exists() => PackSigner::load(&dir.join(PRIVATE_KEY_FILE))?,
+            Err(e) => return Err(e.into()),
+        };
+        self.views.catch_up(&self.log, None).await?;
         info!(retired = %current.key_id(), key_id = %promoted.key_id(), chains = chains.len(), "pack signing key rotated");
         let rotation =
             Rotation { retired_key_id: current.key_id().to_string(), key_id: promoted.key_id().to_string(), chains };
