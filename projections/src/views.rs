@@ -45,6 +45,26 @@ pub struct PathFilter {
     pub owner_state: Option<String>,
 }
 
+/// The workloads a filter's scope and workload select.
+fn filter_workloads(
+    txn: &redb::ReadTransaction,
+    tenant: &TenantId,
+    filter: &PathFilter,
+) -> Result<BTreeSet<String>, ProjectionError> {
+    let mut workloads: BTreeSet<String> = match &filter.scope {
+        Some(scope) => {
+            let entities = txn.open_table(store::ENTITIES)?;
+            let entity_index = txn.open_table(store::ENTITY_INDEX)?;
+            scan::scope_workloads(&entities, &entity_index, tenant, scope)?
+        }
+        None => filter.workload.iter().cloned().collect(),
+    };
+    if let Some(workload) = &filter.workload {
+        workloads.retain(|w| w == workload);
+    }
+    Ok(workloads)
+}
+
 impl PathFilter {
     /// Whether a path passes every part of the filter but the scope.
     pub fn matches(&self, path: &AuthorityPath) -> bool {
@@ -275,19 +295,8 @@ impl Views {
         let index = txn.open_table(store::PATH_INDEX)?;
         let identity = filter.identity.as_deref();
         let mut out = if filter.scope.is_some() || filter.workload.is_some() {
-            let mut workloads: BTreeSet<String> = match &filter.scope {
-                Some(scope) => {
-                    let entities = txn.open_table(store::ENTITIES)?;
-                    let entity_index = txn.open_table(store::ENTITY_INDEX)?;
-                    scan::scope_workloads(&entities, &entity_index, tenant, scope)?
-                }
-                None => filter.workload.iter().cloned().collect(),
-            };
-            if let Some(workload) = &filter.workload {
-                workloads.retain(|w| w == workload);
-            }
             let mut out = Vec::new();
-            for workload in &workloads {
+            for workload in &filter_workloads(&txn, tenant, filter)? {
                 out.extend(pathstore::of_workload(&paths, tenant, workload, identity)?);
             }
             out
@@ -352,17 +361,7 @@ impl Views {
         }
         let txn = self.db.begin_read()?;
         let paths = txn.open_table(store::PATHS)?;
-        let mut workloads: BTreeSet<String> = match &filter.scope {
-            Some(scope) => {
-                let entities = txn.open_table(store::ENTITIES)?;
-                let entity_index = txn.open_table(store::ENTITY_INDEX)?;
-                scan::scope_workloads(&entities, &entity_index, tenant, scope)?
-            }
-            None => filter.workload.iter().cloned().collect(),
-        };
-        if let Some(workload) = &filter.workload {
-            workloads.retain(|w| w == workload);
-        }
+        let workloads = filter_workloads(&txn, tenant, filter)?;
         // The cursor: workload, identity and path id of the last row served.
         let after: Option<Vec<&str>> = after.map(|a| a.split('\0').collect());
         let after = match after.as_deref() {

@@ -159,6 +159,20 @@ fn fixture() -> Fixture {
     Fixture { _dir: dir, data, roles, other }
 }
 
+/// A data directory holding the demo's first scan, approved as `project:HR-Automation` v1,
+/// with `config` added to its `sv0.toml`.
+fn approved_first_scan(dir: &TempDir, config: &str) -> std::path::PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let toml = format!("[identity]\nprincipal = \"riley.chen@contoso.example\"\n\n{config}");
+    std::fs::write(data.join("sv0.toml"), toml).unwrap();
+    let first = dir.join("first.json");
+    std::fs::write(&first, snapshot(0)).unwrap();
+    assert_eq!(sv0_in(&data, &["scan", "import", first.to_str().unwrap()]).0, 0);
+    assert_eq!(sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "v1"]).0, 0);
+    data
+}
+
 fn snapshot(n: usize) -> Vec<u8> {
     crate::demo_snapshot(DEMO_SNAPSHOTS[n])
 }
@@ -467,13 +481,7 @@ fn paging_walks_every_path_once_and_the_openapi_document_lists_every_route() {
 #[test]
 fn a_sync_scans_the_deployment_and_judges_the_scope() {
     let dir = TempDir::new();
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley.chen@contoso.example\"\n").unwrap();
-    let first = dir.join("first.json");
-    std::fs::write(&first, snapshot(0)).unwrap();
-    assert_eq!(sv0_in(&data, &["scan", "import", first.to_str().unwrap()]).0, 0);
-    assert_eq!(sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "v1"]).0, 0);
+    let data = approved_first_scan(&dir, "");
     let analyst = token(&data, "contoso", &["analyst"], "ci@contoso.example");
 
     // Without a source, a sync is refused and nothing is appended.
@@ -715,8 +723,6 @@ fn githubs_published_signature_example_verifies() {
 #[test]
 fn github_deployment_protection_rules_are_answered_as_the_app() {
     let dir = TempDir::new();
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
     let key_file = crate::repo_root().join("tests/data/github-app-test-key.pem");
     let pem = std::fs::read_to_string(&key_file).unwrap();
     let der = {
@@ -728,20 +734,15 @@ fn github_deployment_protection_rules_are_answered_as_the_app() {
     let github = fake_github(ring::signature::KeyPair::public_key(&public).as_ref().to_vec());
     let secret = b"s3cret webhook";
     std::fs::write(dir.join("secret"), secret).unwrap();
-    std::fs::write(
-        data.join("sv0.toml"),
-        format!(
-            "[identity]\nprincipal = \"riley.chen@contoso.example\"\n\n[github]\ntenant = \"contoso\"\nwebhook_secret_file = {:?}\napp_id = \"4242\"\nprivate_key_file = {:?}\napi_url = {:?}\nreport_url = \"https://sv0.contoso.example/report\"\n\n[[github.environment]]\nrepository = \"contoso/hr-agents\"\nenvironment = \"production\"\nscope = \"project:HR-Automation\"\n",
+    let data = approved_first_scan(
+        &dir,
+        &format!(
+            "[github]\ntenant = \"contoso\"\nwebhook_secret_file = {:?}\napp_id = \"4242\"\nprivate_key_file = {:?}\napi_url = {:?}\nreport_url = \"https://sv0.contoso.example/report\"\n\n[[github.environment]]\nrepository = \"contoso/hr-agents\"\nenvironment = \"production\"\nscope = \"project:HR-Automation\"\n",
             dir.join("secret"),
             key_file,
             github.url
         ),
-    )
-    .unwrap();
-    let first = dir.join("first.json");
-    std::fs::write(&first, snapshot(0)).unwrap();
-    assert_eq!(sv0_in(&data, &["scan", "import", first.to_str().unwrap()]).0, 0);
-    assert_eq!(sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "v1"]).0, 0);
+    );
     let source = dir.join("collector.json");
     std::fs::write(&source, snapshot(1)).unwrap();
     let server = Server::start(&data, &["--sync-snapshot", source.to_str().unwrap()]);
@@ -811,19 +812,7 @@ fn azure_devops_checks_answer_now_or_call_back() {
         ("204 No Content", String::new())
     });
     let dir = TempDir::new();
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(
-        data.join("sv0.toml"),
-        format!(
-            "[identity]\nprincipal = \"riley.chen@contoso.example\"\n\n[azure_devops]\ncollection_urls = [\"{ado}/contoso/\"]\n"
-        ),
-    )
-    .unwrap();
-    let first = dir.join("first.json");
-    std::fs::write(&first, snapshot(0)).unwrap();
-    assert_eq!(sv0_in(&data, &["scan", "import", first.to_str().unwrap()]).0, 0);
-    assert_eq!(sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "v1"]).0, 0);
+    let data = approved_first_scan(&dir, &format!("[azure_devops]\ncollection_urls = [\"{ado}/contoso/\"]\n"));
     let analyst = token(&data, "contoso", &["analyst"], "azure-pipelines@contoso.example");
     let viewer = token(&data, "contoso", &["viewer"], "dashboards@contoso.example");
     let source = dir.join("collector.json");
@@ -1057,13 +1046,7 @@ fn auditors_replay_paths_and_findings_at_a_position() {
 #[test]
 fn a_targeted_sync_changes_only_its_workloads() {
     let dir = TempDir::new();
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley.chen@contoso.example\"\n").unwrap();
-    let first = dir.join("first.json");
-    std::fs::write(&first, snapshot(0)).unwrap();
-    assert_eq!(sv0_in(&data, &["scan", "import", first.to_str().unwrap()]).0, 0);
-    assert_eq!(sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "v1"]).0, 0);
+    let data = approved_first_scan(&dir, "");
     let analyst = token(&data, "contoso", &["analyst"], "ci@contoso.example");
     let source = dir.join("collector.json");
     std::fs::write(&source, snapshot(1)).unwrap();

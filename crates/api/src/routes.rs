@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -283,17 +283,33 @@ pub const ROUTES: &[RouteSpec] = &[
     },
 ];
 
-type Api<L> = State<Arc<ApiState<L>>>;
 type Reply = Result<Response, Problem>;
 
-/// What every route starts with: the caller, if the token permits `permission`.
-fn caller<L: EventLog>(
-    state: &ApiState<L>,
-    headers: &HeaderMap,
+/// The state and who is asking: every route's first argument.
+pub(crate) struct Ask<L: EventLog> {
+    s: Arc<ApiState<L>>,
+    headers: HeaderMap,
     addr: SocketAddr,
-    permission: Permission,
-) -> Result<Caller, Problem> {
-    authorize(&state.views, state.oidc.as_deref(), &state.failures, headers, addr.ip(), permission)
+}
+
+impl<L: EventLog> axum::extract::FromRequestParts<Arc<ApiState<L>>> for Ask<L> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<ApiState<L>>,
+    ) -> Result<Ask<L>, Problem> {
+        let ConnectInfo(addr) =
+            ConnectInfo::<SocketAddr>::from_request_parts(parts, state).await.map_err(Problem::internal)?;
+        Ok(Ask { s: Arc::clone(state), headers: parts.headers.clone(), addr })
+    }
+}
+
+impl<L: EventLog> Ask<L> {
+    /// The caller, if the token permits `permission`.
+    fn caller(&self, permission: Permission) -> Result<Caller, Problem> {
+        authorize(&self.s.views, self.s.oidc.as_deref(), &self.s.failures, &self.headers, self.addr.ip(), permission)
+    }
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
@@ -383,13 +399,9 @@ pub(crate) struct PathsQuery {
     cursor: Option<String>,
 }
 
-pub(crate) async fn paths<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    q: Result<Query<PathsQuery>, QueryRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Read)?;
+pub(crate) async fn paths<L: EventLog>(ask: Ask<L>, q: Result<Query<PathsQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller(Permission::Read)?;
+    let s = &ask.s;
     let q = query(q)?;
     let filter = PathFilter {
         scope: q.scope.as_deref().map(scope_of).transpose()?,
@@ -419,13 +431,9 @@ pub(crate) struct FindingsQuery {
     cursor: Option<String>,
 }
 
-pub(crate) async fn findings<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    q: Result<Query<FindingsQuery>, QueryRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Read)?;
+pub(crate) async fn findings<L: EventLog>(ask: Ask<L>, q: Result<Query<FindingsQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller(Permission::Read)?;
+    let s = &ask.s;
     let q = query(q)?;
     let scope = q.scope.as_deref().map(scope_of).transpose()?;
     let status = match q.status.as_deref() {
@@ -440,38 +448,26 @@ pub(crate) async fn findings<L: EventLog>(
     page(records, |r| r.finding.finding_id.clone(), q.limit, q.cursor.as_deref())
 }
 
-pub(crate) async fn scopes<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    q: Result<Query<PageQuery>, QueryRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Read)?;
+pub(crate) async fn scopes<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller(Permission::Read)?;
+    let s = &ask.s;
     let q = query(q)?;
     let mut heads = s.views.baselines(&c.tenant)?;
     heads.sort_by_key(|h| h.scope.to_string());
     page(heads, |h| h.scope.to_string(), q.limit, q.cursor.as_deref())
 }
 
-pub(crate) async fn scans<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    q: Result<Query<PageQuery>, QueryRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Read)?;
+pub(crate) async fn scans<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller(Permission::Read)?;
+    let s = &ask.s;
     let q = query(q)?;
     let scans = s.views.scans(&c.tenant)?;
     page(scans, |r| r.scan_id.clone(), q.limit, q.cursor.as_deref())
 }
 
-pub(crate) async fn scan<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Read)?;
+pub(crate) async fn scan<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) -> Reply {
+    let c = ask.caller(Permission::Read)?;
+    let s = &ask.s;
     let id = safe_id(&id)?;
     let scan = s.views.scans(&c.tenant)?.into_iter().find(|r| r.scan_id == id);
     match scan {
@@ -511,15 +507,14 @@ fn body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, Prob
 }
 
 pub(crate) async fn push_scan<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ask: Ask<L>,
     q: Result<Query<PushQuery>, QueryRejection>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Scan)?;
+    let c = ask.caller(Permission::Scan)?;
+    let s = &ask.s;
     let q = query(q)?;
-    json_body(&headers)?;
+    json_body(&ask.headers)?;
     let bytes = body(bytes, s.max_body)?;
     let trigger = q
         .trigger
@@ -571,15 +566,11 @@ fn version_key(b: &sv0_projections::Baseline) -> String {
     format!("{}\u{0}{:010}", b.scope, b.version)
 }
 
-pub(crate) async fn baselines<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    q: Result<Query<ScopedPage>, QueryRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Read)?;
+pub(crate) async fn baselines<L: EventLog>(ask: Ask<L>, q: Result<Query<ScopedPage>, QueryRejection>) -> Reply {
+    let c = ask.caller(Permission::Read)?;
+    let s = &ask.s;
     let q = query(q)?;
-    let mut all = versions(&s, &c.tenant, q.scope.as_deref())?;
+    let mut all = versions(s, &c.tenant, q.scope.as_deref())?;
     all.sort_by_key(version_key);
     page(all, version_key, q.limit, q.cursor.as_deref())
 }
@@ -595,15 +586,11 @@ struct ApprovalView {
     paths: usize,
 }
 
-pub(crate) async fn approvals<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    q: Result<Query<ScopedPage>, QueryRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Read)?;
+pub(crate) async fn approvals<L: EventLog>(ask: Ask<L>, q: Result<Query<ScopedPage>, QueryRejection>) -> Reply {
+    let c = ask.caller(Permission::Read)?;
+    let s = &ask.s;
     let q = query(q)?;
-    let mut all = versions(&s, &c.tenant, q.scope.as_deref())?;
+    let mut all = versions(s, &c.tenant, q.scope.as_deref())?;
     all.sort_by_key(version_key);
     let keyed: Vec<(String, ApprovalView)> = all
         .iter()
@@ -645,14 +632,10 @@ struct AckBody {
     due: String,
 }
 
-pub(crate) async fn approve<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Approve)?;
-    json_body(&headers)?;
+pub(crate) async fn approve<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, BytesRejection>) -> Reply {
+    let c = ask.caller(Permission::Approve)?;
+    let s = &ask.s;
+    json_body(&ask.headers)?;
     let bytes = body(bytes, s.max_body)?;
     let request: ApprovalBody =
         serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid approval: {e}")))?;
@@ -677,26 +660,18 @@ pub(crate) struct DeltaQuery {
     scope: String,
 }
 
-pub(crate) async fn delta<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    q: Result<Query<DeltaQuery>, QueryRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Read)?;
+pub(crate) async fn delta<L: EventLog>(ask: Ask<L>, q: Result<Query<DeltaQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller(Permission::Read)?;
+    let s = &ask.s;
     let q = query(q)?;
     let scope = scope_of(&q.scope)?;
     let report = s.reader.delta(&c.tenant, &scope)?;
     ok(report)
 }
 
-pub(crate) async fn signals<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    q: Result<Query<PageQuery>, QueryRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Read)?;
+pub(crate) async fn signals<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller(Permission::Read)?;
+    let s = &ask.s;
     let q = query(q)?;
     let signals = s.reader.signals_after(Some(&c.tenant), 0)?;
     // Keyed by log position, zero-padded so that keys sort as numbers.
@@ -741,13 +716,9 @@ struct PackSummary {
     assessed_seq: u64,
 }
 
-pub(crate) async fn packs<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    q: Result<Query<PageQuery>, QueryRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Evidence)?;
+pub(crate) async fn packs<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller(Permission::Evidence)?;
+    let s = &ask.s;
     let q = query(q)?;
     let packs: Vec<PackSummary> = s
         .views
@@ -764,26 +735,18 @@ pub(crate) async fn packs<L: EventLog>(
     page(packs, |p| format!("{:020}", p.index), q.limit, q.cursor.as_deref())
 }
 
-pub(crate) async fn pack<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Evidence)?;
-    let sealed = pack_of(&s, &c.tenant, &id)?;
+pub(crate) async fn pack<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) -> Reply {
+    let c = ask.caller(Permission::Evidence)?;
+    let s = &ask.s;
+    let sealed = pack_of(s, &c.tenant, &id)?;
     ok(sv0_signer::PackFile::from_sealed(&sealed).map_err(Problem::internal)?)
 }
 
-pub(crate) async fn pack_dsse<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Reply {
+pub(crate) async fn pack_dsse<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) -> Reply {
     use base64::Engine as _;
-    let c = caller(&s, &headers, addr, Permission::Evidence)?;
-    let sealed = pack_of(&s, &c.tenant, &id)?;
+    let c = ask.caller(Permission::Evidence)?;
+    let s = &ask.s;
+    let sealed = pack_of(s, &c.tenant, &id)?;
     ok(json!({
         "payloadType": sv0_signer::PAYLOAD_TYPE,
         "payload": base64::engine::general_purpose::STANDARD.encode(sealed.body.as_bytes()),
@@ -791,14 +754,10 @@ pub(crate) async fn pack_dsse<L: EventLog>(
     }))
 }
 
-pub(crate) async fn inclusion<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Evidence)?;
-    let sealed = pack_of(&s, &c.tenant, &id)?;
+pub(crate) async fn inclusion<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) -> Reply {
+    let c = ask.caller(Permission::Evidence)?;
+    let s = &ask.s;
+    let sealed = pack_of(s, &c.tenant, &id)?;
     let proof = s.reader.inclusion_proof(&c.tenant, &sealed.pack_id)?;
     ok(proof)
 }
@@ -810,24 +769,17 @@ pub(crate) struct ConsistencyQuery {
     new: u64,
 }
 
-pub(crate) async fn consistency<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    q: Result<Query<ConsistencyQuery>, QueryRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Evidence)?;
+pub(crate) async fn consistency<L: EventLog>(ask: Ask<L>, q: Result<Query<ConsistencyQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller(Permission::Evidence)?;
+    let s = &ask.s;
     let q = query(q)?;
     let proof = s.reader.consistency_proof(&c.tenant, q.old, q.new)?;
     ok(proof)
 }
 
-pub(crate) async fn checkpoint<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Evidence)?;
+pub(crate) async fn checkpoint<L: EventLog>(ask: Ask<L>) -> Reply {
+    let c = ask.caller(Permission::Evidence)?;
+    let s = &ask.s;
     let note = s.commands.lock().await.checkpoint(&c.tenant)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
@@ -838,13 +790,9 @@ pub(crate) struct KeysQuery {
     format: Option<String>,
 }
 
-pub(crate) async fn keys<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    q: Result<Query<KeysQuery>, QueryRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Evidence)?;
+pub(crate) async fn keys<L: EventLog>(ask: Ask<L>, q: Result<Query<KeysQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller(Permission::Evidence)?;
+    let s = &ask.s;
     let q = query(q)?;
     match q.format.as_deref() {
         None | Some("json") => ok(s.views.keys(&c.tenant)?),
@@ -927,28 +875,23 @@ pub fn openapi() -> Value {
 }
 
 pub(crate) async fn start_sync<L: EventLog + Clone + Send + Sync + 'static>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ask: Ask<L>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Scan)?;
-    json_body(&headers)?;
+    let c = ask.caller(Permission::Scan)?;
+    let s = &ask.s;
+    json_body(&ask.headers)?;
     let bytes = body(bytes, s.max_body)?;
     let request: crate::syncs::SyncRequest =
         serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid sync request: {e}")))?;
-    let record = crate::syncs::start(&s, &c.tenant, &c.principal, request)?;
+    let record = crate::syncs::start(s, &c.tenant, &c.principal, request)?;
     let location = format!("/api/v1/syncs/{}", record.sync_id);
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(record)).into_response())
 }
 
-pub(crate) async fn sync<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Read)?;
+pub(crate) async fn sync<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) -> Reply {
+    let c = ask.caller(Permission::Read)?;
+    let s = &ask.s;
     let id = safe_id(&id)?;
     match s.syncs.get(&c.tenant, id) {
         Some(record) => ok(record),
@@ -967,21 +910,17 @@ fn acks(list: &[AckBody]) -> Result<Vec<Acknowledgement>, Problem> {
     let mut out = Vec::new();
     for ack in list {
         let due = Timestamp::parse(&ack.due)
-            .or_else(|_| Timestamp::parse(&format!("{}T00:00:00Z", ack.due)))
+            .or_else(|_| Timestamp::parse_date(&ack.due))
             .map_err(|e| Problem::invalid_request(format!("due {:?}: {e}", ack.due)))?;
         out.push(Acknowledgement { finding_id: ack.finding_id.clone(), due });
     }
     Ok(out)
 }
 
-pub(crate) async fn acknowledge<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Acknowledge)?;
-    json_body(&headers)?;
+pub(crate) async fn acknowledge<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, BytesRejection>) -> Reply {
+    let c = ask.caller(Permission::Acknowledge)?;
+    let s = &ask.s;
+    json_body(&ask.headers)?;
     let bytes = body(bytes, s.max_body)?;
     let request: AcknowledgeBody = serde_json::from_slice(&bytes)
         .map_err(|e| Problem::invalid_request(format!("invalid acknowledgement: {e}")))?;
@@ -1010,42 +949,30 @@ async fn replayed<L: EventLog>(s: &ApiState<L>, as_of: &str) -> Result<sv0_proje
     Ok(s.reader.replay(as_of).await?.1)
 }
 
-pub(crate) async fn replay_paths<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    q: Result<Query<ReplayQuery>, QueryRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Evidence)?;
+pub(crate) async fn replay_paths<L: EventLog>(ask: Ask<L>, q: Result<Query<ReplayQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller(Permission::Evidence)?;
+    let s = &ask.s;
     let q = query(q)?;
     let filter = PathFilter { scope: q.scope.as_deref().map(scope_of).transpose()?, ..PathFilter::default() };
-    let views = replayed(&s, &q.as_of).await?;
+    let views = replayed(s, &q.as_of).await?;
     let paths = views.query_paths(&c.tenant, &filter)?;
     page(paths, |p| p.path_id.clone(), q.limit, q.cursor.as_deref())
 }
 
-pub(crate) async fn replay_findings<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    q: Result<Query<ReplayQuery>, QueryRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Evidence)?;
+pub(crate) async fn replay_findings<L: EventLog>(ask: Ask<L>, q: Result<Query<ReplayQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller(Permission::Evidence)?;
+    let s = &ask.s;
     let q = query(q)?;
     let scope = q.scope.as_deref().map(scope_of).transpose()?;
-    let views = replayed(&s, &q.as_of).await?;
+    let views = replayed(s, &q.as_of).await?;
     let mut records = views.findings(&c.tenant, scope.as_ref())?;
     records.sort_by(|a, b| a.finding.finding_id.cmp(&b.finding.finding_id));
     page(records, |r| r.finding.finding_id.clone(), q.limit, q.cursor.as_deref())
 }
 
-pub(crate) async fn tokens<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    q: Result<Query<PageQuery>, QueryRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Administer)?;
+pub(crate) async fn tokens<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller(Permission::Administer)?;
+    let s = &ask.s;
     let q = query(q)?;
     let tokens: Vec<sv0_service::tokens::TokenView> = s.views.tokens(&c.tenant)?.iter().map(Into::into).collect();
     page(tokens, |t| t.token_id.clone(), q.limit, q.cursor.as_deref())
@@ -1059,14 +986,10 @@ struct IssueBody {
     roles: Vec<sv0_domain::access::Role>,
 }
 
-pub(crate) async fn issue_token<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Administer)?;
-    json_body(&headers)?;
+pub(crate) async fn issue_token<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, BytesRejection>) -> Reply {
+    let c = ask.caller(Permission::Administer)?;
+    let s = &ask.s;
+    json_body(&ask.headers)?;
     let bytes = body(bytes, s.max_body)?;
     let request: IssueBody =
         serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid token request: {e}")))?;
@@ -1085,13 +1008,9 @@ pub(crate) async fn issue_token<L: EventLog>(
     Ok((StatusCode::CREATED, Json(json!({ "token": issued.token, "record": record }))).into_response())
 }
 
-pub(crate) async fn revoke_token<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Administer)?;
+pub(crate) async fn revoke_token<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) -> Reply {
+    let c = ask.caller(Permission::Administer)?;
+    let s = &ask.s;
     let id = safe_id(&id)?;
     if !s.views.tokens(&c.tenant)?.iter().any(|t| t.token_id == id) {
         return Err(Problem::not_found(format!("no token {id}")));
@@ -1105,23 +1024,16 @@ pub(crate) async fn revoke_token<L: EventLog>(
     ok(sv0_service::tokens::TokenView::from(&record))
 }
 
-pub(crate) async fn policy<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Read)?;
+pub(crate) async fn policy<L: EventLog>(ask: Ask<L>) -> Reply {
+    let c = ask.caller(Permission::Read)?;
+    let s = &ask.s;
     ok(s.reader.policy(&c.tenant)?)
 }
 
-pub(crate) async fn set_policy<L: EventLog>(
-    State(s): Api<L>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    bytes: Result<Bytes, BytesRejection>,
-) -> Reply {
-    let c = caller(&s, &headers, addr, Permission::Administer)?;
-    json_body(&headers)?;
+pub(crate) async fn set_policy<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, BytesRejection>) -> Reply {
+    let c = ask.caller(Permission::Administer)?;
+    let s = &ask.s;
+    json_body(&ask.headers)?;
     let bytes = body(bytes, s.max_body)?;
     let policy: sv0_domain::policy::Policy =
         serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid policy: {e}")))?;

@@ -106,11 +106,7 @@ impl PackSigner {
         if path.exists() {
             return PackSigner::load(&path);
         }
-        create_private_dir(dir)?;
-        let signer = PackSigner::generate()?;
-        let pem =
-            signer.key.to_pkcs8_pem(LineEnding::LF).map_err(|_| KeyError::BadPrivateKey { path: path.clone() })?;
-        write_new_file(&path, pem.as_bytes(), 0o600)?;
+        let signer = PackSigner::create(dir, &path)?;
         let public = dir.join(PUBLIC_KEY_FILE);
         fs::write(&public, signer.public_key_pem()).map_err(|source| KeyError::Io { path: public, source })?;
         info!(key_id = %signer.key_id, "created a new pack signing key");
@@ -170,11 +166,18 @@ impl PackSigner {
         if path.exists() {
             return PackSigner::load(&path);
         }
+        PackSigner::create(dir, &path)
+    }
+
+    /// A new key, written to `path` (0600) in the private directory `dir` (0700).
+    fn create(dir: &Path, path: &Path) -> Result<PackSigner, KeyError> {
         create_private_dir(dir)?;
         let signer = PackSigner::generate()?;
-        let pem =
-            signer.key.to_pkcs8_pem(LineEnding::LF).map_err(|_| KeyError::BadPrivateKey { path: path.clone() })?;
-        write_new_file(&path, pem.as_bytes(), 0o600)?;
+        let pem = signer
+            .key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|_| KeyError::BadPrivateKey { path: path.to_path_buf() })?;
+        write_new_file(path, pem.as_bytes(), 0o600)?;
         Ok(signer)
     }
 
