@@ -505,3 +505,48 @@ fn an_acknowledgement_past_its_due_date_makes_the_finding_overdue() {
     let open = FindingRecord { acknowledgement: None, ..record(10, FindingStatus::Open) };
     assert_eq!(open.lifecycle(at(11)), Lifecycle::Open);
 }
+
+/// `sv0 export opengraph`: the paths as a BloodHound OpenGraph document. Every edge ends on a
+/// node of the document, properties are primitives or arrays of them, identity → destination
+/// edges are one per pair of the paths, and the same paths give the same bytes.
+#[test]
+fn paths_export_as_a_bloodhound_opengraph_document() {
+    let dir = demo();
+    let (code, text) = crate::sv0_in(dir.path(), &["export", "opengraph", "--scope", "project:HR-Automation"]);
+    assert_eq!(code, 0, "{text}");
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["metadata"]["source_kind"], "SV0Base");
+    let nodes = doc["graph"]["nodes"].as_array().unwrap();
+    let ids: BTreeSet<&str> = nodes.iter().map(|n| n["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), nodes.len(), "node ids are unique");
+    let primitive = |v: &Value| match v {
+        Value::Array(items) => items.iter().all(|i| i.is_string() || i.is_number() || i.is_boolean()),
+        Value::Object(_) | Value::Null => false,
+        _ => true,
+    };
+    for node in nodes {
+        assert!(node["kinds"].as_array().unwrap().contains(&Value::from("SV0Base")), "{node}");
+        assert!(node["properties"].as_object().unwrap().values().all(primitive), "{node}");
+    }
+    let edges = doc["graph"]["edges"].as_array().unwrap();
+    for edge in edges {
+        for end in ["start", "end"] {
+            assert!(ids.contains(edge[end]["value"].as_str().unwrap()), "{edge}");
+            assert_eq!(edge[end]["match_by"], "id");
+        }
+        assert!(edge["properties"].as_object().unwrap().values().all(primitive), "{edge}");
+    }
+    let (_, paths) = crate::sv0_in(dir.path(), &["paths", "--scope", "project:HR-Automation", "--json"]);
+    let paths: Value = serde_json::from_str(&paths).unwrap();
+    let paths = paths.as_array().or_else(|| paths["paths"].as_array()).unwrap();
+    let pairs: BTreeSet<(String, String)> = paths
+        .iter()
+        .map(|p| {
+            (p["identity"]["id"].as_str().unwrap().to_string(), p["destination"]["id"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let reach = edges.iter().filter(|e| e["kind"] == "SV0CanReach").count();
+    assert_eq!(reach, pairs.len());
+    let (_, again) = crate::sv0_in(dir.path(), &["export", "opengraph", "--scope", "project:HR-Automation"]);
+    assert_eq!(again, text, "the same paths give the same document");
+}

@@ -14,6 +14,7 @@ pub mod error;
 mod governance;
 pub mod import;
 pub mod keys;
+pub mod opengraph;
 mod service;
 pub mod signals;
 pub mod synthetic;

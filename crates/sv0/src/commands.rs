@@ -167,6 +167,13 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             }
             Ok(EXIT_OK)
         }
+        Command::Export(ExportCommand::Opengraph(args)) => {
+            let tenant = service.tenant(tenant)?;
+            let scope = args.scope.as_deref().map(scope_arg).transpose()?;
+            let paths = service.paths(&tenant, scope.as_ref(), None).await?;
+            let text = format!("{}\n", serde_json::to_string_pretty(&sv0_service::opengraph::document(&paths))?);
+            emit(out, args.out.as_deref(), &text, &format!("{} path(s) of tenant {tenant} as OpenGraph", paths.len()))
+        }
         Command::Export(ExportCommand::OpaInput(args)) => {
             let tenant = service.tenant(tenant)?;
             let scope = scope_arg(&args.scope)?;

@@ -528,6 +528,8 @@ pub enum ExportCommand {
     /// Write every pack as an in-toto Statement (and each gate decision as a SLSA VSA) in a
     /// DSSE envelope, one per line
     Attestations(ExportAttestationsArgs),
+    /// Print the paths (of a scope) as a BloodHound OpenGraph document, to look at in BloodHound
+    Opengraph(ExportOpengraphArgs),
 }
 
 /// `sv0 keys ...`.
@@ -632,6 +634,17 @@ pub struct KeyRotateArgs {
 /// `sv0 keys export`.
 #[derive(Debug, Args)]
 pub struct KeyExportArgs {
+    /// Write to this file instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `sv0 export opengraph`.
+#[derive(Debug, Args)]
+pub struct ExportOpengraphArgs {
+    /// Only this scope's paths
+    #[arg(long)]
+    pub scope: Option<String>,
     /// Write to this file instead of standard output
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
