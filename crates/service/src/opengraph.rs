@@ -33,12 +33,26 @@ fn edge(kind: &str, start: String, end: String, properties: Value) -> Value {
     })
 }
 
+/// What the paths over one identity → destination pair add up to.
+#[derive(Default)]
+struct Reach {
+    permissions: Vec<String>,
+    grade: String,
+    egress: String,
+    path_ids: Vec<String>,
+}
+
+/// A unit enum's serialised name (`"A"`, `"llm_api"`, `"write"`).
+fn text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
 /// The OpenGraph document of `paths`. Nodes and edges are in id order, so the same paths give
 /// the same bytes.
 pub fn document(paths: &[AuthorityPath]) -> Value {
     let mut nodes: BTreeMap<String, Value> = BTreeMap::new();
     let mut edges: BTreeMap<(String, String, String), Value> = BTreeMap::new();
-    let mut reach: BTreeMap<(String, String), (Vec<String>, String, String, Vec<String>)> = BTreeMap::new();
+    let mut reach: BTreeMap<(String, String), Reach> = BTreeMap::new();
     for p in paths {
         let workload = format!("SV0Workload:{}", p.workload.id);
         let identity = format!("SV0Identity:{}", p.identity.id);
@@ -67,28 +81,23 @@ pub fn document(paths: &[AuthorityPath]) -> Value {
                 json!({ "classified_by": p.classified_by.clone().unwrap_or_default() }),
             )
         });
-        let permissions: Vec<String> = p
-            .permissions
-            .iter()
-            .map(|x| serde_json::to_value(x).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
-            .collect();
-        let grade = serde_json::to_value(p.grade).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        let entry = reach
-            .entry((identity, destination))
-            .or_insert_with(|| (Vec::new(), grade.clone(), String::new(), Vec::new()));
-        entry.0.extend(permissions);
+        let grade = text(&p.grade);
+        let entry =
+            reach.entry((identity, destination)).or_insert_with(|| Reach { grade: grade.clone(), ..Reach::default() });
+        entry.permissions.extend(p.permissions.iter().map(text));
         // Grades order A < B < C as text: the strongest evidence is the smallest.
-        if grade < entry.1 {
-            entry.1 = grade;
+        if grade < entry.grade {
+            entry.grade = grade;
         }
-        entry.2 = serde_json::to_value(p.egress).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-        entry.3.push(p.path_id.clone());
+        entry.egress = text(&p.egress);
+        entry.path_ids.push(p.path_id.clone());
     }
-    for ((identity, destination), (mut permissions, grade, egress, mut path_ids)) in reach {
-        permissions.sort();
-        permissions.dedup();
-        path_ids.sort();
-        let properties = json!({ "permissions": permissions, "grade": grade, "egress": egress, "path_ids": path_ids });
+    for ((identity, destination), mut r) in reach {
+        r.permissions.sort();
+        r.permissions.dedup();
+        r.path_ids.sort();
+        let properties =
+            json!({ "permissions": r.permissions, "grade": r.grade, "egress": r.egress, "path_ids": r.path_ids });
         edges.insert(
             ("SV0CanReach".into(), identity.clone(), destination.clone()),
             edge("SV0CanReach", identity, destination, properties),
