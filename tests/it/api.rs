@@ -523,25 +523,15 @@ fn a_sync_scans_the_deployment_and_judges_the_scope() {
     let token_file = dir.join("token");
     std::fs::write(&token_file, &analyst).unwrap();
     let junit = dir.join("gate.xml");
-    let url = format!("http://{}", server.addr);
-    let gate = |junit: &std::path::Path| {
-        crate::sv0(&[
-            "gate",
-            "--url",
-            &url,
-            "--token-file",
-            token_file.to_str().unwrap(),
-            "--scope",
-            "project:HR-Automation",
-            "--environment",
-            "production",
-            "--poll",
-            "100ms",
-            "--junit",
-            junit.to_str().unwrap(),
-        ])
+    // `sv0 gate` against `url` for the HR scope in production.
+    let gate = |url: &str, scope: &str, extra: &[&str]| {
+        let mut args = vec!["gate", "--url", url, "--token-file", token_file.to_str().unwrap(), "--scope", scope];
+        args.extend_from_slice(&["--environment", "production", "--poll", "100ms"]);
+        args.extend_from_slice(extra);
+        crate::sv0(&args)
     };
-    let (code, out) = gate(&junit);
+    let (code, out) =
+        gate(&format!("http://{}", server.addr), "project:HR-Automation", &["--junit", junit.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("## SV0 deployment gate: requires_review") && out.contains("| new paths | 5 |"), "{out}");
     assert!(out.contains("### Remediation"), "{out}");
@@ -550,7 +540,6 @@ fn a_sync_scans_the_deployment_and_judges_the_scope() {
     drop(server);
     let approver = token(&data, "contoso", &["approver"], "riley.chen@contoso.example");
     let server = Server::start(&data, &["--sync-snapshot", source.to_str().unwrap()]);
-    let url = format!("http://{}", server.addr);
     let approved = server.post(
         "/api/v1/approvals",
         Some(&approver),
@@ -558,33 +547,11 @@ fn a_sync_scans_the_deployment_and_judges_the_scope() {
         br#"{"scope":"project:HR-Automation","note":"the deployment is reviewed"}"#,
     );
     assert_eq!(approved.status, 201, "{approved:?}");
-    let (code, out) = crate::sv0(&[
-        "gate",
-        "--url",
-        &url,
-        "--token-file",
-        token_file.to_str().unwrap(),
-        "--scope",
-        "project:HR-Automation",
-        "--environment",
-        "production",
-        "--poll",
-        "100ms",
-    ]);
+    let (code, out) = gate(&format!("http://{}", server.addr), "project:HR-Automation", &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("## SV0 deployment gate: approved"), "{out}");
     // A gate that cannot reach a server is an error (2), never a pass.
-    let (code, out) = crate::sv0(&[
-        "gate",
-        "--url",
-        "http://127.0.0.1:9",
-        "--token-file",
-        token_file.to_str().unwrap(),
-        "--scope",
-        "all",
-        "--environment",
-        "production",
-    ]);
+    let (code, out) = gate("http://127.0.0.1:9", "all", &[]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("## SV0 deployment gate: error"), "{out}");
 }
