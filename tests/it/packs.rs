@@ -172,18 +172,8 @@ fn a_checkpoint_detects_a_truncated_chain_that_verifies_on_its_own() {
     let (code, out) = sv0_in(&data, &["export", "checkpoint", "--out", checkpoint.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     let key = export.join("public-key.pem");
-    let with_checkpoint = |export: &Path, checkpoint: &Path| {
-        sv0(&[
-            "verify",
-            "--packs",
-            export.to_str().unwrap(),
-            "--public-key",
-            key.to_str().unwrap(),
-            "--checkpoint",
-            checkpoint.to_str().unwrap(),
-            "--json",
-        ])
-    };
+    let with_checkpoint =
+        |export: &Path, checkpoint: &Path| verify_with_checkpoint(export, &key, checkpoint, &["--json"]);
     let (code, out) = with_checkpoint(&export, &checkpoint);
     assert_eq!(code, 0, "{out}");
 
@@ -268,15 +258,7 @@ fn a_rotated_key_signs_only_inside_its_validity_range() {
     let (code, out) = sv0_in(&data, &["export", "checkpoint", "--out", checkpoint.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     let key = export.join("public-key.pem");
-    let (code, out) = sv0(&[
-        "verify",
-        "--packs",
-        export.to_str().unwrap(),
-        "--public-key",
-        key.to_str().unwrap(),
-        "--checkpoint",
-        checkpoint.to_str().unwrap(),
-    ]);
+    let (code, out) = verify_with_checkpoint(&export, &key, &checkpoint, &[]);
     assert_eq!(code, 0, "{out}");
 
     let files = pack_files(&export);
@@ -590,4 +572,19 @@ fn the_private_key_is_never_printed() {
     for out in [&generated, &rotated] {
         assert!(!out.contains("PRIVATE KEY") && !out.contains(&body), "{out}");
     }
+}
+
+/// `sv0 verify --packs EXPORT --public-key KEY --checkpoint CHECKPOINT [extra]`.
+fn verify_with_checkpoint(export: &Path, key: &Path, checkpoint: &Path, extra: &[&str]) -> (u8, String) {
+    let mut args = vec![
+        "verify",
+        "--packs",
+        export.to_str().unwrap(),
+        "--public-key",
+        key.to_str().unwrap(),
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    sv0(&args)
 }

@@ -78,8 +78,8 @@ pub enum GitHubSetupError {
 }
 
 impl GitHubApp {
-    /// Loads the secret and the key the configuration names.
-    pub fn load(config: &GitHubConfig) -> Result<GitHubApp, GitHubSetupError> {
+    /// Loads the secret and the key the configuration names; callbacks go through `http`.
+    pub fn load(config: &GitHubConfig, http: reqwest::Client) -> Result<GitHubApp, GitHubSetupError> {
         let read = |path: &std::path::Path| {
             std::fs::read(path).map_err(|source| GitHubSetupError::Read { path: path.to_path_buf(), source })
         };
@@ -94,11 +94,6 @@ impl GitHubApp {
         for env in &config.environments {
             sv0_domain::scope::Scope::parse(&env.scope).map_err(|e| GitHubSetupError::Invalid(e.to_string()))?;
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .user_agent(concat!("sv0/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| GitHubSetupError::Invalid(e.to_string()))?;
         Ok(GitHubApp {
             tenant,
             secret: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),

@@ -40,6 +40,29 @@ pub struct Event {
     pub payload: EventPayload,
 }
 
+impl Event {
+    /// An event with no causation or correlation: what a command records on its own.
+    pub fn of(
+        event_id: EventId,
+        tenant: &TenantId,
+        occurred_at: Timestamp,
+        actor: &str,
+        payload: EventPayload,
+    ) -> Event {
+        Event {
+            meta: EventMeta {
+                event_id,
+                tenant_id: tenant.clone(),
+                occurred_at,
+                actor: actor.to_string(),
+                causation_id: None,
+                correlation_id: None,
+            },
+            payload,
+        }
+    }
+}
+
 /// Every kind of fact SV0 records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventPayload {

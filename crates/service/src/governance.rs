@@ -208,21 +208,12 @@ impl<L: EventLog> Service<L> {
             parts.push(ack.due.0.to_be_bytes().to_vec());
         }
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-        let event = Event {
-            meta: EventMeta {
-                event_id: derived_id("sv0.ack.v1", tenant, &refs),
-                tenant_id: tenant.clone(),
-                occurred_at: at,
-                actor: format!("user:{by}"),
-                causation_id: None,
-                correlation_id: None,
-            },
-            payload: EventPayload::FindingsAcknowledged(sv0_domain::events::FindingsAcknowledged {
-                acknowledged,
-                by: by.to_string(),
-                note: note.to_string(),
-            }),
-        };
+        let payload = EventPayload::FindingsAcknowledged(sv0_domain::events::FindingsAcknowledged {
+            acknowledged,
+            by: by.to_string(),
+            note: note.to_string(),
+        });
+        let event = Event::of(derived_id("sv0.ack.v1", tenant, &refs), tenant, at, &format!("user:{by}"), payload);
         let seq = self
             .log
             .append(&format!("{tenant}.finding"), sv0_log::Expected::Any, vec![crate::import::new_event(&event)?])

@@ -8,7 +8,7 @@
 use serde::Serialize;
 use sv0_domain::TenantId;
 use sv0_domain::Timestamp;
-use sv0_domain::events::{Event, EventMeta, EventPayload, derived_id};
+use sv0_domain::events::{Event, EventPayload, derived_id};
 use sv0_log::{AppendError, EventLog, Expected};
 use sv0_projections::KeyRecord;
 use sv0_signer::keys::{NEXT_KEY_FILE, PRIVATE_KEY_FILE};
@@ -238,15 +238,6 @@ fn key_event(tenant: &TenantId, actor: &str, payload: EventPayload, key_id: &str
         EventPayload::KeyRotated(r) => format!("rotated:{}:{}", r.retired_key_id, r.valid_from),
         _ => "registered".to_string(),
     };
-    Event {
-        meta: EventMeta {
-            event_id: derived_id("sv0.key.v2", tenant, &[key_id.as_bytes(), label.as_bytes()]),
-            tenant_id: tenant.clone(),
-            occurred_at: Timestamp::now(),
-            actor: actor.to_string(),
-            causation_id: None,
-            correlation_id: None,
-        },
-        payload,
-    }
+    let event_id = derived_id("sv0.key.v2", tenant, &[key_id.as_bytes(), label.as_bytes()]);
+    Event::of(event_id, tenant, Timestamp::now(), actor, payload)
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use sv0_domain::access::Role;
-use sv0_domain::events::{Event, EventMeta, EventPayload, TokenIssued, TokenRevoked, derived_id};
+use sv0_domain::events::{Event, EventPayload, TokenIssued, TokenRevoked, derived_id};
 use sv0_domain::{InvalidInput, TenantId, Timestamp};
 use sv0_log::{EventLog, Expected};
 use sv0_projections::TokenRecord;
@@ -179,15 +179,6 @@ fn parse(token: &str) -> Option<(&str, &str)> {
 
 fn token_event(tenant: &TenantId, actor: &str, payload: EventPayload, token_id: &str) -> Event {
     let label = payload.event_type();
-    Event {
-        meta: EventMeta {
-            event_id: derived_id("sv0.token.v1", tenant, &[token_id.as_bytes(), label.as_bytes()]),
-            tenant_id: tenant.clone(),
-            occurred_at: Timestamp::now(),
-            actor: actor.to_string(),
-            causation_id: None,
-            correlation_id: None,
-        },
-        payload,
-    }
+    let event_id = derived_id("sv0.token.v1", tenant, &[token_id.as_bytes(), label.as_bytes()]);
+    Event::of(event_id, tenant, Timestamp::now(), actor, payload)
 }

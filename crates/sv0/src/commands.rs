@@ -232,7 +232,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
                 state.azure_devops = ado.collection_urls;
             }
             if let Some(config) = config.github {
-                let app = sv0_api::github::GitHubApp::load(&config)?;
+                let app = sv0_api::github::GitHubApp::load(&config, state.http.clone())?;
                 writeln!(out, "GitHub deployment protection rules: /integrations/github/deployment-protection")?;
                 state.github = Some(Arc::new(app));
             }
