@@ -13,6 +13,7 @@ use sv0_api::routes::ROUTES;
 use sv0_domain::access::Role;
 use sv0_tests::TempDir;
 
+use crate::fake_http::fake_server;
 use crate::{DEMO_SNAPSHOTS, sv0_in};
 
 /// A response: status, content type, body.
@@ -563,54 +564,6 @@ struct FakeGitHub {
     url: String,
     callbacks: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
     tokens: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-/// A request a fake server received: method, path (with query), headers, body.
-struct Received {
-    path: String,
-    authorization: String,
-    body: Vec<u8>,
-}
-
-/// A local HTTP/1.1 server answering each request with `answer`; returns its base URL.
-fn fake_server(answer: impl Fn(&Received) -> (&'static str, String) + Send + 'static) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut head = String::new();
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                head.push_str(&line);
-            }
-            let header = |name: &str| {
-                head.lines().find_map(|l| {
-                    let (n, v) = l.split_once(':')?;
-                    n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-                })
-            };
-            let length: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let received = Received {
-                path: head.split_whitespace().nth(1).unwrap_or_default().to_string(),
-                authorization: header("authorization").unwrap_or_default(),
-                body,
-            };
-            let (status, reply) = answer(&received);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
-                reply.len()
-            );
-        }
-    });
-    url
 }
 
 fn fake_github(public_key: Vec<u8>) -> FakeGitHub {

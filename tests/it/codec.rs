@@ -101,6 +101,7 @@ fn entities() -> Entities {
             workload: None,
             destination: Some("st-hr/policies".into()),
             service: None,
+            credential: None,
         }],
     }
 }
@@ -262,6 +263,17 @@ fn a_key_registration_with_a_validity_start_round_trips_and_matches_the_cddl_sch
     let mut event = fixtures().into_iter().find(|e| e.payload.event_type() == "key.registered").unwrap();
     let EventPayload::KeyRegistered(key) = &mut event.payload else { unreachable!() };
     key.valid_from = Some(6);
+    let bytes = encode_event(&event).unwrap();
+    assert_eq!(decode_event(&bytes).unwrap(), event);
+    let cddl = std::fs::read_to_string(crate::repo_root().join("schemas/events.cddl")).unwrap();
+    cddl_cat::validate_cbor_bytes("envelope", &cddl, &bytes).expect("matches schemas/events.cddl");
+}
+
+#[test]
+fn evidence_naming_the_credential_used_round_trips_and_matches_the_cddl_schema() {
+    let mut event = fixtures().into_iter().find(|e| e.payload.event_type() == "scan.chunk").unwrap();
+    let EventPayload::ScanChunk(chunk) = &mut event.payload else { unreachable!() };
+    chunk.entities.evidence[0].credential = Some("e5c2a1f0-7b3d-4c8e-9a6f-2d1b0c9e8f7a".into());
     let bytes = encode_event(&event).unwrap();
     assert_eq!(decode_event(&bytes).unwrap(), event);
     let cddl = std::fs::read_to_string(crate::repo_root().join("schemas/events.cddl")).unwrap();

@@ -4,8 +4,10 @@
 mod api;
 mod cli;
 mod codec;
+mod connectors;
 mod delta;
 mod disposition;
+mod fake_http;
 mod faults;
 mod log;
 mod merkle;

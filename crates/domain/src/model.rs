@@ -420,4 +420,8 @@ pub struct Evidence {
     /// The service acted on (matches `Destination::service`), when the record names only that.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// The credential the identity authenticated with (e.g. a sign-in's
+    /// `servicePrincipalCredentialKeyId`), when the record names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }

@@ -85,6 +85,7 @@ fn evidence(id: &str, days_ago: i64) -> Evidence {
         workload: None,
         destination: None,
         service: None,
+        credential: None,
     }
 }
 
@@ -121,6 +122,7 @@ fn grade_b_from_activity_toward_the_service_or_the_workloads_run_on_the_destinat
     t.evidence.push(Evidence {
         identity: Some("mi".into()),
         service: Some("storage:stfinance".into()),
+        credential: None,
         ..evidence("signin", 2)
     });
     let path = only_path(&t, now());
@@ -145,6 +147,7 @@ fn grade_b_from_activity_toward_the_service_or_the_workloads_run_on_the_destinat
     t.evidence.push(Evidence {
         identity: Some("mi".into()),
         service: Some("storage:other".into()),
+        credential: None,
         ..evidence("y", 1)
     });
     assert_eq!(only_path(&t, now()).grade, Grade::C);
@@ -167,6 +170,7 @@ fn grades_decay_when_the_evidence_leaves_the_window_by_scan_time_not_wall_clock(
     t.evidence.push(Evidence {
         identity: Some("mi".into()),
         service: Some("storage:stfinance".into()),
+        credential: None,
         ..evidence("signin", 25)
     });
     assert_eq!(only_path(&t, now()).grade, Grade::A);

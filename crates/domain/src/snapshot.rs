@@ -473,7 +473,7 @@ impl Entities {
         let identities = ids(problems, "identities", self.identities.iter().map(|i| i.id.as_str()));
         let destinations = ids(problems, "destinations", self.destinations.iter().map(|d| d.id.as_str()));
         ids(problems, "classification_rules", self.classification_rules.iter().map(|r| r.id.as_str()));
-        ids(problems, "credentials", self.credentials.iter().map(|c| c.id.as_str()));
+        let credentials = ids(problems, "credentials", self.credentials.iter().map(|c| c.id.as_str()));
         ids(problems, "grants", self.grants.iter().map(|g| g.id.as_str()));
         ids(problems, "bindings", self.bindings.iter().map(|b| b.id.as_str()));
         ids(problems, "evidence", self.evidence.iter().map(|e| e.id.as_str()));
@@ -521,6 +521,9 @@ impl Entities {
             }
             if let Some(destination) = &e.destination {
                 refer("evidence", &e.id, "destination", "destination", &destinations, destination);
+            }
+            if let Some(credential) = &e.credential {
+                refer("evidence", &e.id, "credential", "credential", &credentials, credential);
             }
         }
         for g in &self.grants {

@@ -106,6 +106,52 @@ pub struct Config {
     pub azure_devops: Option<AzureDevOpsConfig>,
     /// OIDC sign-in to the API (`sv0 serve`).
     pub oidc: Option<OidcConfig>,
+    /// The connectors of `sv0 scan run`.
+    pub connectors: Option<ConnectorsConfig>,
+}
+
+/// `[connectors]` of `sv0.toml`: where the source systems are and what to read. Secrets are
+/// never here: they come from the environment or a file (see docs/connectors.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorsConfig {
+    /// The Entra tenant id (also `SV0_AZURE_TENANT_ID` or `AZURE_TENANT_ID`).
+    pub azure_tenant_id: Option<String>,
+    /// The Entra token authority, e.g. `https://login.microsoftonline.us` for US Government.
+    pub authority_url: Option<String>,
+    /// Microsoft Graph, e.g. `https://graph.microsoft.us`.
+    pub graph_url: Option<String>,
+    /// Azure Resource Manager, e.g. `https://management.usgovcloudapi.net`.
+    pub arm_url: Option<String>,
+    /// Log Analytics' query API.
+    pub log_analytics_url: Option<String>,
+    /// The ServiceNow instance, e.g. `https://contoso.service-now.com`.
+    pub servicenow_url: Option<String>,
+    /// The Foundry project endpoint, `https://<resource>.services.ai.azure.com/api/projects/<project>`.
+    pub foundry_url: Option<String>,
+    /// The token scope for Foundry (default `https://ai.azure.com/.default`).
+    pub foundry_scope: Option<String>,
+    /// The Foundry project's name (default: the endpoint's last segment).
+    pub foundry_project: Option<String>,
+    /// The object id of the Foundry project's managed identity.
+    pub foundry_principal_id: Option<String>,
+    /// The ServiceNow host name recorded on its tables (default: the base URL's host).
+    pub servicenow_host: Option<String>,
+    /// The Foundry host name recorded on model deployments (default: the base URL's host).
+    pub foundry_host: Option<String>,
+    /// Subscriptions to read (default: every one the credentials see).
+    #[serde(default)]
+    pub subscriptions: Vec<String>,
+    /// Log Analytics workspace ids holding `StorageBlobLogs`.
+    #[serde(default)]
+    pub log_analytics_workspaces: Vec<String>,
+    /// Days of sign-ins, logs and run steps to read (default 30).
+    pub evidence_days: Option<u32>,
+    /// Concurrent requests per API (default 4).
+    pub concurrency: Option<usize>,
+    /// ServiceNow table → data domain, over the built-in map.
+    #[serde(default)]
+    pub servicenow_classification: std::collections::BTreeMap<String, String>,
 }
 
 /// `[oidc]` of `sv0.toml`: JWTs of an identity provider accepted as bearer tokens.

@@ -323,6 +323,7 @@ pub fn tenant(paths: usize, seed: u64, observed_at: Timestamp) -> Result<Snapsho
                         workload: None,
                         destination: None,
                         service: Some(destination_list[rng.below(destinations)].service.clone().unwrap_or_default()),
+                        credential: None,
                     });
                 }
             }
@@ -344,6 +345,7 @@ pub fn tenant(paths: usize, seed: u64, observed_at: Timestamp) -> Result<Snapsho
                         workload: None,
                         destination: Some(destination_list[d].id.clone()),
                         service: None,
+                        credential: None,
                     });
                 }
                 snapshot.grants.push(Grant {

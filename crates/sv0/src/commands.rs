@@ -72,6 +72,9 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             std::fs::remove_file(&views).with_context(|| format!("cannot remove {}", views.display()))?;
         }
     }
+    if let Command::Scan(ScanCommand::Run(args)) = &cli.command {
+        return scan_run(args, cli.tenant.as_deref(), &data_dir, &target, out).await;
+    }
     let mut service = Service::open_target(&data_dir, &target)
         .await
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
@@ -308,7 +311,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
 fn writes(command: &Command) -> bool {
     matches!(
         command,
-        Command::Scan(ScanCommand::Import(_) | ScanCommand::Release(_))
+        Command::Scan(ScanCommand::Import(_) | ScanCommand::Run(_) | ScanCommand::Release(_))
             | Command::Policy(PolicyCommand::Set(_))
             | Command::Approve(_)
             | Command::Watch(_)
@@ -419,10 +422,18 @@ async fn import(
     // The file's bytes are not needed while the scan is folded: free them first.
     drop(bytes);
     let report = service.import_parsed(snapshot, trigger).await.map_err(|e| explain(e, not_imported()))?;
-    if args.json {
-        print_json(
-            out,
-            &json!({
+    print_import(out, &report, args.json, None)
+}
+
+/// Prints what an import appended (with `extra` fields merged into the JSON).
+fn print_import(
+    out: &mut dyn Write,
+    report: &sv0_service::ImportReport,
+    as_json: bool,
+    extra: Option<serde_json::Value>,
+) -> anyhow::Result<u8> {
+    if as_json {
+        let mut value = json!({
                 "tenant": report.tenant,
                 "scan_id": report.scan_id,
                 "duplicate": report.duplicate,
@@ -432,8 +443,11 @@ async fn import(
                 "entities": report.entity_count,
                 "status": report.scan.as_ref().map(|s| format!("{:?}", s.status).to_lowercase()),
                 "paths_total": report.scan.as_ref().map(|s| s.paths_total),
-            }),
-        )?;
+        });
+        if let (Some(serde_json::Value::Object(extra)), Some(map)) = (extra, value.as_object_mut()) {
+            map.extend(extra);
+        }
+        print_json(out, &value)?;
         return Ok(EXIT_OK);
     }
     if report.duplicate {
@@ -791,4 +805,49 @@ fn verify_offline(
         }
     }
     Ok(if result.is_ok() { EXIT_OK } else { EXIT_NO })
+}
+
+/// `sv0 scan run`: the connectors read first (the log is not held meanwhile), then the scan is
+/// imported like `sv0 scan import` would.
+async fn scan_run(
+    args: &crate::ScanRunArgs,
+    tenant: Option<&str>,
+    data_dir: &std::path::Path,
+    target: &LogTarget,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let config = if data_dir.exists() {
+        sv0_service::DataDir::create(data_dir)?.config()?.connectors.unwrap_or_default()
+    } else {
+        Default::default()
+    };
+    let result = crate::connect::run_connectors(args, tenant, &config).await?;
+    if let Some(path) = &args.out {
+        let bytes = serde_json::to_vec_pretty(&result.snapshot)?;
+        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let entities = result.snapshot.clone().validate().map_err(|e| {
+        anyhow::anyhow!("the connectors assembled a snapshot that does not validate, so nothing was imported: {e}")
+    })?;
+    if !args.json {
+        crate::connect::print_outcomes(out, &result)?;
+    }
+    if args.dry_run {
+        if args.json {
+            print_json(out, &crate::connect::outcomes_json(&result))?;
+        } else {
+            writeln!(out, "dry run: {} entities read; nothing imported", entities.entities.len())?;
+        }
+        return Ok(EXIT_OK);
+    }
+    let mut service = Service::open_target(data_dir, target)
+        .await
+        .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+    if service.data_dir().replay().is_some() {
+        bail!("{} is an audit replay: it is read-only", data_dir.display());
+    }
+    service.sync().await.context("cannot bring the views and packs up to date")?;
+    let report =
+        service.import_parsed(entities, None).await.map_err(|e| explain(e, "the scan was not imported".to_string()))?;
+    print_import(out, &report, args.json, Some(crate::connect::outcomes_json(&result)))
 }

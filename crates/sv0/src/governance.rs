@@ -25,7 +25,7 @@ pub async fn scan(
 ) -> anyhow::Result<u8> {
     let tenant = service.tenant(tenant)?;
     match command {
-        ScanCommand::Import(_) => unreachable!("handled by commands::import"),
+        ScanCommand::Import(_) | ScanCommand::Run(_) => unreachable!("handled in commands"),
         ScanCommand::List(args) => {
             let scans = service.scans(&tenant)?;
             if args.json {

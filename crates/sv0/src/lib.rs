@@ -6,6 +6,7 @@
 
 mod bench;
 mod commands;
+mod connect;
 mod demo;
 mod gate;
 mod governance;
@@ -215,6 +216,9 @@ pub struct DemoArgs {
 pub enum ScanCommand {
     /// Validate a snapshot file and append its scan to the log
     Import(ImportArgs),
+    /// Read the source systems with connectors (live, or from exported API responses) and
+    /// import what they saw as one scan
+    Run(ScanRunArgs),
     /// List a tenant's scans: applied, rejected, quarantined or superseded
     List(JsonArgs),
     /// Show what one scan changed, entity by entity: added, changed, removed, unobserved
@@ -358,6 +362,65 @@ pub struct ImportArgs {
     /// Override the snapshot's `scan.trigger`
     #[arg(long, value_enum)]
     pub trigger: Option<TriggerArg>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The connectors of `sv0 scan run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConnectorArg {
+    /// Microsoft Entra ID (Microsoft Graph)
+    Entra,
+    /// Azure RBAC (Azure Resource Manager; storage logs from Log Analytics)
+    AzureRbac,
+    /// ServiceNow (Table API)
+    Servicenow,
+    /// Azure AI Foundry Agent Service
+    Foundry,
+    /// AzureHound's JSON output (with --from-export FILE|DIR)
+    Azurehound,
+}
+
+/// `sv0 scan run`.
+#[derive(Debug, Args)]
+pub struct ScanRunArgs {
+    /// A connector to run; give several for one scan of them all
+    #[arg(long = "connector", value_enum, required = true, value_name = "CONNECTOR")]
+    pub connectors: Vec<ConnectorArg>,
+    /// Live: the APIs' base URL, for every connector, or CONNECTOR=URL (entra, azure-rbac,
+    /// log-analytics, servicenow, foundry); repeatable [default: public cloud for entra and
+    /// azure-rbac, sv0.toml [connectors]]
+    #[arg(long = "base-url", value_name = "URL", conflicts_with = "from_export")]
+    pub base_urls: Vec<String>,
+    /// Read saved API responses (or AzureHound's output file) instead of calling the APIs; see
+    /// docs/connectors.md for the file names
+    #[arg(long, value_name = "DIR")]
+    pub from_export: Option<PathBuf>,
+    /// When the sources were read [default: now, or the export's meta.json]
+    #[arg(long, value_name = "TIME")]
+    pub observed_at: Option<String>,
+    /// Why the scan ran
+    #[arg(long, value_enum, default_value = "manual")]
+    pub trigger: TriggerArg,
+    /// Concurrent requests per API [default: 4]
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Retries of a request after HTTP 429, 503, 504 or a transport error
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub max_retries: u32,
+    /// Seconds allowed for one request
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// Longest Retry-After honoured, in seconds (longer waits are cut to this)
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub max_retry_wait: u64,
+    /// Write the snapshot the connectors assembled to this file as well
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Read and assemble, but import nothing (with --out: write the snapshot only)
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print JSON
     #[arg(long)]
     pub json: bool,

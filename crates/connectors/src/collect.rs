@@ -1,0 +1,235 @@
+//! What the connectors read, merged by id, and made self-consistent: every reference in the
+//! snapshot resolves, and what could not be resolved is counted, not guessed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sv0_domain::model::{
+    Binding, ClassificationRule, Credential, DataDomain, Destination, Evidence, Grant, Identity, IdentityKind, Owner,
+    Workload,
+};
+use sv0_domain::snapshot::{Entities, EntityList};
+
+/// Entities by id (so that the snapshot is sorted and deterministic whatever order the pages
+/// came in), and the lists each API fills.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Data domains.
+    pub domains: BTreeMap<String, DataDomain>,
+    /// Classification rules.
+    pub rules: BTreeMap<String, ClassificationRule>,
+    /// Owners.
+    pub owners: BTreeMap<String, Owner>,
+    /// Workloads.
+    pub workloads: BTreeMap<String, Workload>,
+    /// Identities.
+    pub identities: BTreeMap<String, Identity>,
+    /// Credentials.
+    pub credentials: BTreeMap<String, Credential>,
+    /// Destinations.
+    pub destinations: BTreeMap<String, Destination>,
+    /// Grants.
+    pub grants: BTreeMap<String, Grant>,
+    /// Bindings.
+    pub bindings: BTreeMap<String, Binding>,
+    /// Evidence.
+    pub evidence: BTreeMap<String, Evidence>,
+    /// Identities only inferred (from an RBAC principal id or a configured project identity):
+    /// a record read from Entra replaces them.
+    stubs: BTreeSet<String>,
+    /// The lists each API fills, for the coverage record.
+    pub apis: BTreeMap<&'static str, BTreeSet<EntityList>>,
+}
+
+impl Collected {
+    /// Declares that `api` fills `lists`.
+    pub fn uses(&mut self, api: &'static str, lists: &[EntityList]) {
+        self.apis.entry(api).or_default().extend(lists.iter().copied());
+    }
+
+    /// An identity read from its source of record (replaces an inferred one).
+    pub fn identity(&mut self, identity: Identity) {
+        self.stubs.remove(&identity.id);
+        self.identities.insert(identity.id.clone(), identity);
+    }
+
+    /// An identity known only by id, unless a real record exists.
+    pub fn stub_identity(&mut self, id: &str, name: &str, kind: IdentityKind) {
+        if !self.identities.contains_key(id) {
+            self.stubs.insert(id.to_string());
+            self.identities.insert(
+                id.to_string(),
+                Identity {
+                    id: id.to_string(),
+                    name: name.to_string(),
+                    kind,
+                    enabled: true,
+                    home_tenant: None,
+                    owners: Vec::new(),
+                },
+            );
+        }
+    }
+
+    /// A destination; the first record of an id wins, later ones add tags it lacks.
+    pub fn destination(&mut self, destination: Destination) {
+        match self.destinations.get_mut(&destination.id) {
+            Some(known) => {
+                for (k, v) in destination.tags {
+                    known.tags.entry(k).or_insert(v);
+                }
+                if known.domain.is_none() {
+                    known.domain = destination.domain;
+                }
+            }
+            None => {
+                self.destinations.insert(destination.id.clone(), destination);
+            }
+        }
+    }
+
+    /// A data domain; sensitive when any source says so.
+    pub fn domain(&mut self, id: &str, name: &str, sensitive: bool) {
+        let domain = self.domains.entry(id.to_string()).or_insert_with(|| DataDomain {
+            id: id.to_string(),
+            name: name.to_string(),
+            sensitive,
+        });
+        domain.sensitive |= sensitive;
+    }
+
+    /// An owner; the first record of an id wins.
+    pub fn owner(&mut self, owner: Owner) {
+        self.owners.entry(owner.id.clone()).or_insert(owner);
+    }
+
+    /// A grant.
+    pub fn grant(&mut self, grant: Grant) {
+        self.grants.insert(grant.id.clone(), grant);
+    }
+
+    /// A binding.
+    pub fn binding(&mut self, binding: Binding) {
+        self.bindings.insert(binding.id.clone(), binding);
+    }
+
+    /// A workload; the first record of an id wins.
+    pub fn workload(&mut self, workload: Workload) {
+        self.workloads.entry(workload.id.clone()).or_insert(workload);
+    }
+
+    /// A credential.
+    pub fn credential(&mut self, credential: Credential) {
+        self.credentials.insert(credential.id.clone(), credential);
+    }
+
+    /// Evidence.
+    pub fn evidence(&mut self, evidence: Evidence) {
+        self.evidence.insert(evidence.id.clone(), evidence);
+    }
+
+    /// The entities, with every reference resolved: records that refer to something no API read
+    /// are left out (grants, bindings, credentials) or lose that reference (owners, evidence
+    /// fields), and counted by reason.
+    pub fn finish(self) -> (Entities, BTreeMap<String, u64>) {
+        let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
+        let mut count = |reason: &str| *dropped.entry(reason.to_string()).or_default() += 1;
+        let Collected {
+            domains,
+            rules,
+            owners,
+            mut workloads,
+            mut identities,
+            credentials,
+            destinations,
+            grants,
+            bindings,
+            evidence,
+            ..
+        } = self;
+        for w in workloads.values_mut() {
+            w.owners.retain(|o| owners.contains_key(o));
+        }
+        for i in identities.values_mut() {
+            i.owners.retain(|o| owners.contains_key(o));
+            i.owners.sort();
+            i.owners.dedup();
+        }
+        let rules: Vec<ClassificationRule> = rules.into_values().filter(|r| domains.contains_key(&r.domain)).collect();
+        let destinations: Vec<Destination> = destinations
+            .into_values()
+            .map(|mut d| {
+                if d.domain.as_ref().is_some_and(|x| !domains.contains_key(x)) {
+                    d.domain = None;
+                }
+                d
+            })
+            .collect();
+        let destination_ids: BTreeSet<&str> = destinations.iter().map(|d| d.id.as_str()).collect();
+        let grants: Vec<Grant> = grants
+            .into_values()
+            .filter(|g| {
+                let keep = identities.contains_key(&g.identity) && destination_ids.contains(g.destination.as_str());
+                if !keep {
+                    count("grants whose identity or destination was not read");
+                }
+                keep
+            })
+            .collect();
+        let bindings: Vec<Binding> = bindings
+            .into_values()
+            .filter(|b| {
+                let keep = workloads.contains_key(&b.workload) && identities.contains_key(&b.identity);
+                if !keep {
+                    count("bindings whose workload or identity was not read");
+                }
+                keep
+            })
+            .collect();
+        let credentials: Vec<Credential> = credentials
+            .into_values()
+            .filter(|c| {
+                let keep = identities.contains_key(&c.identity);
+                if !keep {
+                    count("credentials of identities that were not read");
+                }
+                keep
+            })
+            .collect();
+        let credential_ids: BTreeSet<&str> = credentials.iter().map(|c| c.id.as_str()).collect();
+        let evidence: Vec<Evidence> = evidence
+            .into_values()
+            .filter_map(|mut e| {
+                if e.identity.as_ref().is_some_and(|i| !identities.contains_key(i)) {
+                    e.identity = None;
+                }
+                if e.workload.as_ref().is_some_and(|w| !workloads.contains_key(w)) {
+                    e.workload = None;
+                }
+                if e.destination.as_ref().is_some_and(|d| !destination_ids.contains(d.as_str())) {
+                    e.destination = None;
+                }
+                if e.credential.as_ref().is_some_and(|c| !credential_ids.contains(c.as_str())) {
+                    e.credential = None;
+                }
+                if e.identity.is_none() && e.workload.is_none() {
+                    count("evidence naming no identity or workload that was read");
+                    return None;
+                }
+                Some(e)
+            })
+            .collect();
+        let entities = Entities {
+            domains: domains.into_values().collect(),
+            classification_rules: rules,
+            owners: owners.into_values().collect(),
+            workloads: std::mem::take(&mut workloads).into_values().collect(),
+            identities: std::mem::take(&mut identities).into_values().collect(),
+            credentials,
+            destinations,
+            grants,
+            bindings,
+            evidence,
+        };
+        (entities, dropped)
+    }
+}

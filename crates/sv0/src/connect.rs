@@ -1,0 +1,311 @@
+//! `sv0 scan run`: runs the connectors (live or over an export directory), shows progress on
+//! the terminal, prints how every API call went, and imports the snapshot as one scan.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::json;
+use sv0_connectors::auth::{ClientCredentials, TokenSource};
+use sv0_connectors::source::{ExportDir, HttpSettings, Live, Service, Source};
+use sv0_connectors::{ConnectorKind, Progress, ScanResult, Settings};
+use sv0_domain::snapshot::ScanTrigger;
+use sv0_domain::{TenantId, Timestamp};
+use sv0_service::data_dir::ConnectorsConfig;
+
+use crate::{ConnectorArg, ScanRunArgs, TriggerArg};
+
+/// What an export directory may say about itself (`meta.json`; the synthetic generator writes one).
+#[derive(Debug, Default, serde::Deserialize)]
+struct ExportMeta {
+    tenant: Option<String>,
+    observed_at: Option<String>,
+    azure_tenant_id: Option<String>,
+    foundry_project: Option<String>,
+    foundry_principal_id: Option<String>,
+    servicenow_host: Option<String>,
+    foundry_host: Option<String>,
+}
+
+/// Runs the connectors and returns the scan (not yet imported).
+pub async fn run_connectors(
+    args: &ScanRunArgs,
+    tenant: Option<&str>,
+    config: &ConnectorsConfig,
+) -> anyhow::Result<ScanResult> {
+    let kinds: Vec<ConnectorKind> = args.connectors.iter().map(|c| kind(*c)).collect();
+    let meta = match &args.from_export {
+        Some(dir) if dir.is_dir() => read_meta(&dir.join("meta.json"))?,
+        _ => ExportMeta::default(),
+    };
+    let azure_tenant_id = config
+        .azure_tenant_id
+        .clone()
+        .or_else(|| std::env::var("SV0_AZURE_TENANT_ID").ok())
+        .or_else(|| std::env::var("AZURE_TENANT_ID").ok())
+        .or(meta.azure_tenant_id.clone());
+    let tenant = tenant.map(str::to_string).or(meta.tenant.clone()).or(azure_tenant_id.clone()).context(
+        "name the SV0 tenant with --tenant (or SV0_TENANT); an export's meta.json or the Entra tenant id can also name it",
+    )?;
+    let observed_at = match args.observed_at.as_deref().or(meta.observed_at.as_deref()) {
+        Some(text) => Timestamp::parse(text)?,
+        None => Timestamp::now(),
+    };
+    let settings = Settings {
+        tenant: TenantId::new(tenant)?,
+        azure_tenant_id: azure_tenant_id.clone(),
+        observed_at,
+        trigger: match args.trigger {
+            TriggerArg::Manual => ScanTrigger::Manual,
+            TriggerArg::Scheduled => ScanTrigger::Scheduled,
+            TriggerArg::Deployment => ScanTrigger::Deployment,
+            TriggerArg::Remediation => ScanTrigger::Remediation,
+        },
+        evidence_days: config.evidence_days.unwrap_or(30).clamp(1, 365),
+        subscriptions: config.subscriptions.clone(),
+        log_analytics_workspaces: config.log_analytics_workspaces.clone(),
+        servicenow_classification: config.servicenow_classification.clone(),
+        foundry_project: config.foundry_project.clone().or(meta.foundry_project),
+        foundry_principal_id: config.foundry_principal_id.clone().or(meta.foundry_principal_id),
+        servicenow_host: config.servicenow_host.clone().or(meta.servicenow_host),
+        foundry_host: config.foundry_host.clone().or(meta.foundry_host),
+    };
+    let source = match &args.from_export {
+        Some(dir) => Source::Export(ExportDir::open(dir)?),
+        None => Source::Live(Box::new(live_source(args, &kinds, config, azure_tenant_id.as_deref())?)),
+    };
+    let progress = Arc::new(Bar::new());
+    let result = sv0_connectors::scan(&kinds, &source, &settings, progress.clone()).await;
+    progress.bar.finish_and_clear();
+    Ok(result?)
+}
+
+fn kind(arg: ConnectorArg) -> ConnectorKind {
+    match arg {
+        ConnectorArg::Entra => ConnectorKind::Entra,
+        ConnectorArg::AzureRbac => ConnectorKind::AzureRbac,
+        ConnectorArg::Servicenow => ConnectorKind::ServiceNow,
+        ConnectorArg::Foundry => ConnectorKind::Foundry,
+        ConnectorArg::Azurehound => ConnectorKind::AzureHound,
+    }
+}
+
+fn read_meta(path: &Path) -> anyhow::Result<ExportMeta> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ExportMeta::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The services each connector calls.
+fn services(kind: ConnectorKind) -> &'static [Service] {
+    match kind {
+        ConnectorKind::Entra => &[Service::Graph],
+        ConnectorKind::AzureRbac => &[Service::Arm, Service::LogAnalytics],
+        ConnectorKind::ServiceNow => &[Service::ServiceNow],
+        ConnectorKind::Foundry => &[Service::Foundry],
+        ConnectorKind::AzureHound => &[],
+    }
+}
+
+/// Base URLs, tokens and limits for a live scan.
+fn live_source(
+    args: &ScanRunArgs,
+    kinds: &[ConnectorKind],
+    config: &ConnectorsConfig,
+    azure_tenant_id: Option<&str>,
+) -> anyhow::Result<Live> {
+    let mut base_urls: BTreeMap<Service, String> = BTreeMap::new();
+    let configured = [
+        (Service::Graph, &config.graph_url),
+        (Service::Arm, &config.arm_url),
+        (Service::LogAnalytics, &config.log_analytics_url),
+        (Service::ServiceNow, &config.servicenow_url),
+        (Service::Foundry, &config.foundry_url),
+    ];
+    let needed: Vec<Service> = kinds.iter().flat_map(|k| services(*k).iter().copied()).collect();
+    for service in &needed {
+        let url = configured.iter().find(|(s, _)| s == service).and_then(|(_, u)| (*u).clone());
+        if let Some(url) = url.or_else(|| service.default_base_url().map(str::to_string)) {
+            base_urls.insert(*service, url);
+        }
+    }
+    for given in &args.base_urls {
+        let (targets, url): (Vec<Service>, &str) = match given.split_once('=') {
+            Some((name, url)) if !name.contains('/') => {
+                let targets = match name {
+                    "entra" | "graph" => vec![Service::Graph],
+                    "azure-rbac" | "arm" => vec![Service::Arm],
+                    "log-analytics" => vec![Service::LogAnalytics],
+                    "servicenow" => vec![Service::ServiceNow],
+                    "foundry" => vec![Service::Foundry],
+                    other => {
+                        bail!("--base-url {other}=...: name entra, azure-rbac, log-analytics, servicenow or foundry")
+                    }
+                };
+                (targets, url)
+            }
+            _ => (needed.clone(), given.as_str()),
+        };
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            bail!("--base-url {url}: give an http(s) URL");
+        }
+        for service in targets {
+            base_urls.insert(service, url.trim_end_matches('/').to_string());
+        }
+    }
+    let mut tokens = BTreeMap::new();
+    let azure: Vec<Service> = needed
+        .iter()
+        .copied()
+        .filter(|s| matches!(s, Service::Graph | Service::Arm | Service::LogAnalytics | Service::Foundry))
+        .collect();
+    if !azure.is_empty() {
+        let credentials = ClientCredentials::from_env("SV0_AZURE", Some("AZURE"))?.context(
+            "live Azure connectors need an app registration: set SV0_AZURE_CLIENT_ID and SV0_AZURE_CLIENT_SECRET or \
+             SV0_AZURE_CLIENT_SECRET_FILE (the AZURE_* names work too); secrets are never taken from the command line",
+        )?;
+        let tenant = azure_tenant_id.context(
+            "live Azure connectors need the Entra tenant id: SV0_AZURE_TENANT_ID or [connectors] azure_tenant_id",
+        )?;
+        let authority = config
+            .authority_url
+            .clone()
+            .or_else(|| std::env::var("SV0_AZURE_AUTHORITY").ok())
+            .unwrap_or_else(|| "https://login.microsoftonline.com".into());
+        let token_url = format!("{}/{tenant}/oauth2/v2.0/token", authority.trim_end_matches('/'));
+        for service in azure {
+            let scope = match service {
+                Service::Foundry => {
+                    config.foundry_scope.clone().unwrap_or_else(|| "https://ai.azure.com/.default".into())
+                }
+                _ => format!("{}/.default", origin(base_urls.get(&service).map(String::as_str).unwrap_or_default())),
+            };
+            tokens.insert(service, Arc::new(TokenSource::new(token_url.clone(), Some(scope), credentials.clone())));
+        }
+    }
+    if needed.contains(&Service::ServiceNow) {
+        let credentials = ClientCredentials::from_env("SV0_SERVICENOW", None)?.context(
+            "the live servicenow connector needs an OAuth client: set SV0_SERVICENOW_CLIENT_ID and \
+             SV0_SERVICENOW_CLIENT_SECRET or SV0_SERVICENOW_CLIENT_SECRET_FILE",
+        )?;
+        let base = base_urls.get(&Service::ServiceNow).context(
+            "servicenow needs the instance URL: --base-url servicenow=https://<instance>.service-now.com or [connectors] servicenow_url",
+        )?;
+        tokens.insert(
+            Service::ServiceNow,
+            Arc::new(TokenSource::new(format!("{base}/oauth_token.do"), None, credentials)),
+        );
+    }
+    let settings = HttpSettings {
+        base_urls,
+        concurrency: args.concurrency.or(config.concurrency).unwrap_or(4).clamp(1, 64),
+        max_retries: args.max_retries.min(10),
+        max_retry_wait: Duration::from_secs(args.max_retry_wait.min(600)),
+        timeout: Duration::from_secs(args.timeout.clamp(1, 600)),
+    };
+    Ok(Live::new(settings, tokens)?)
+}
+
+/// `https://host[:port]` of a URL.
+fn origin(url: &str) -> &str {
+    let start = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let end = url[start..].find('/').map(|i| start + i).unwrap_or(url.len());
+    &url[..end]
+}
+
+/// Prints how every API call went, and what was left out.
+pub fn print_outcomes(out: &mut dyn Write, result: &ScanResult) -> anyhow::Result<()> {
+    let mut table = crate::render::table(&["api", "calls", "pages", "items", "retries", "status"]);
+    for (api, o) in &result.outcomes {
+        let status = match &o.first_error {
+            Some(error) if o.failed > 0 => format!("FAILED ({} of {}): {error}", o.failed, o.calls),
+            _ => "ok".to_string(),
+        };
+        table.add_row(vec![
+            api.to_string(),
+            o.calls.to_string(),
+            o.pages.to_string(),
+            o.items.to_string(),
+            o.retries.to_string(),
+            status,
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    for (reason, count) in &result.dropped {
+        writeln!(out, "left out: {count} {reason}")?;
+    }
+    let failed = result.outcomes.values().filter(|o| o.failed > 0).count();
+    if failed > 0 {
+        writeln!(
+            out,
+            "{failed} API(s) failed: the scan is partial, so what they would have shown is kept as unobserved, not removed"
+        )?;
+    }
+    Ok(())
+}
+
+/// The outcomes as JSON.
+pub fn outcomes_json(result: &ScanResult) -> serde_json::Value {
+    json!({
+        "apis": result.outcomes.iter().map(|(api, o)| json!({
+            "api": api,
+            "calls": o.calls,
+            "pages": o.pages,
+            "items": o.items,
+            "retries": o.retries,
+            "failed": o.failed,
+            "error": o.first_error.as_ref().filter(|_| o.failed > 0),
+        })).collect::<Vec<_>>(),
+        "dropped": result.dropped,
+    })
+}
+
+/// Progress on the terminal (hidden when stderr is not one): calls done of planned, pages,
+/// entities, rate and ETA.
+struct Bar {
+    bar: ProgressBar,
+    pages: std::sync::atomic::AtomicU64,
+    items: std::sync::atomic::AtomicU64,
+}
+
+impl Bar {
+    fn new() -> Bar {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos}/{len} calls · {msg} · ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Bar { bar, pages: 0.into(), items: 0.into() }
+    }
+}
+
+impl Progress for Bar {
+    fn planned(&self, calls: usize) {
+        self.bar.inc_length(calls as u64);
+    }
+
+    fn page(&self, api: &str, items: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let pages = self.pages.fetch_add(1, Relaxed) + 1;
+        let total = self.items.fetch_add(items as u64, Relaxed) + items as u64;
+        let seconds = self.bar.elapsed().as_secs_f64().max(0.001);
+        self.bar.set_message(format!("{pages} pages · {total} entities · {:.0}/s · {api}", total as f64 / seconds));
+    }
+
+    fn call_done(&self, api: &str, error: Option<&str>) {
+        if self.bar.length() <= Some(self.bar.position()) {
+            self.bar.inc_length(1);
+        }
+        self.bar.inc(1);
+        if let Some(error) = error {
+            self.bar.suspend(|| tracing::warn!(api, error, "API call failed"));
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! The connectors against a local fake of Microsoft Graph, Azure Resource Manager, Log
+//! Analytics, ServiceNow and Foundry that serves the recorded responses in
+//! `tests/data/connectors/contoso` (built from the vendors' documented examples and field
+//! names), with paging across pages, a 429 with Retry-After, a 403 on one API and a malformed
+//! page; the same files read as an export directory; and AzureHound output.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use sv0_tests::TempDir;
+
+use crate::fake_http::{Received, Reply, fake_server_with};
+use crate::{repo_root, sv0_in};
+
+const TENANT_ID: &str = "6e1d1c5a-4b1f-4b5a-9d6c-2f4a8e7b9c10";
+const CLIENT_ID: &str = "sv0-test-client";
+const CLIENT_SECRET: &str = "s3cr3t-Value-0f-the-app~";
+const OBSERVED: &str = "2026-11-25T09:00:00Z";
+const ALL: [&str; 8] =
+    ["--connector", "entra", "--connector", "azure-rbac", "--connector", "servicenow", "--connector", "foundry"];
+
+fn fixtures() -> PathBuf {
+    repo_root().join("tests/data/connectors/contoso")
+}
+
+/// The fake: its URL and every request it answered (method and path).
+struct Fake {
+    url: String,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+/// Which recorded API a request asks for, and which of its items (by field and value).
+fn route(path: &str) -> Option<(&'static str, Option<(&'static str, String)>)> {
+    let (path, _) = path.split_once('?').unwrap_or((path, ""));
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    Some(match segments.as_slice() {
+        ["v1.0", "servicePrincipals"] => ("graph.servicePrincipals", None),
+        ["v1.0", "servicePrincipals", id, "appRoleAssignments"] => {
+            ("graph.appRoleAssignments", Some(("principalId", id.to_string())))
+        }
+        ["v1.0", "applications"] => ("graph.applications", None),
+        ["v1.0", "oauth2PermissionGrants"] => ("graph.oauth2PermissionGrants", None),
+        ["v1.0", "roleManagement", "directory", "roleDefinitions"] => ("graph.directoryRoleDefinitions", None),
+        ["v1.0", "roleManagement", "directory", "roleAssignments"] => ("graph.directoryRoleAssignments", None),
+        ["beta", "auditLogs", "signIns"] => ("graph.signIns", None),
+        ["subscriptions"] => ("arm.subscriptions", None),
+        ["subscriptions", _, "providers", "Microsoft.Authorization", "roleAssignments"] => {
+            ("arm.roleAssignments", None)
+        }
+        ["subscriptions", _, "providers", "Microsoft.Authorization", "roleDefinitions"] => {
+            ("arm.roleDefinitions", None)
+        }
+        ["subscriptions", _, "resources"] => ("arm.resources", None),
+        ["subscriptions", _, "resourcegroups"] => ("arm.resourceGroups", None),
+        ["v1", "workspaces", _, "query"] => ("arm.storageBlobLogs", None),
+        ["api", "now", "table", "sys_user"] => ("servicenow.users", None),
+        ["api", "now", "table", "sys_user_has_role"] => ("servicenow.userRoles", None),
+        ["api", "now", "table", "sys_security_acl"] => ("servicenow.acls", None),
+        ["api", "now", "table", "sys_security_acl_role"] => ("servicenow.aclRoles", None),
+        ["api", "now", "table", "oauth_entity"] => ("servicenow.oauthEntities", None),
+        ["api", "now", "table", "sys_rest_message"] => ("servicenow.restMessages", None),
+        ["assistants"] => ("foundry.agents", None),
+        ["connections"] => ("foundry.connections", None),
+        ["threads"] => ("foundry.threads", None),
+        ["threads", thread, "runs"] => ("foundry.runs", Some(("thread_id", thread.to_string()))),
+        ["threads", _, "runs", run, "steps"] => ("foundry.runSteps", Some(("run_id", run.to_string()))),
+        _ => return None,
+    })
+}
+
+/// Which page a request asks for: the second when it carries the next-page token the first
+/// page handed out (`$skiptoken`, `$skipToken`, `sysparm_offset=1000`, `after=`).
+fn page_of(path: &str) -> u32 {
+    let query = path.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let second = query.split('&').any(|p| {
+        p.starts_with("$skiptoken=")
+            || p.starts_with("$skipToken=")
+            || p == "sysparm_offset=1000"
+            || p.starts_with("after=")
+    });
+    if second { 2 } else { 1 }
+}
+
+/// The recorded page, with `{BASE}` replaced by the fake's URL and items filtered.
+fn recorded(api: &str, page: u32, base: &str, filter: &Option<(&'static str, String)>) -> Option<String> {
+    let name = if page == 1 { format!("{api}.json") } else { format!("{api}.{page}.json") };
+    let text = std::fs::read_to_string(fixtures().join(name)).ok()?.replace("{BASE}", base);
+    let Some((field, value)) = filter else { return Some(text) };
+    let mut page: Value = serde_json::from_str(&text).unwrap();
+    for key in ["value", "data"] {
+        if let Some(items) = page.get_mut(key).and_then(Value::as_array_mut) {
+            items.retain(|i| i[*field].as_str().is_some_and(|v| v.eq_ignore_ascii_case(value)));
+        }
+    }
+    Some(page.to_string())
+}
+
+fn form_has(body: &[u8], key: &str, value: &str) -> bool {
+    String::from_utf8_lossy(body).split('&').any(|pair| pair == format!("{key}={value}"))
+}
+
+/// Starts the fake. With `faults`, the first oauth2PermissionGrants request is throttled (429,
+/// Retry-After: 1), sign-ins answer 403, and the second page of REST messages is cut off.
+fn fake_tenant(faults: bool) -> Fake {
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let throttled = Arc::new(AtomicBool::new(false));
+    let base = Arc::new(Mutex::new(String::new()));
+    let (log, shared_base) = (requests.clone(), base.clone());
+    let url = fake_server_with(move |r: &Received| {
+        log.lock().unwrap().push(format!("{} {}", r.method, r.path));
+        let base = shared_base.lock().unwrap().clone();
+        let secret = crate::connectors::url_encoded(CLIENT_SECRET);
+        if r.path.ends_with("/oauth2/v2.0/token") || r.path == "/oauth_token.do" {
+            let valid = r.method == "POST"
+                && form_has(&r.body, "grant_type", "client_credentials")
+                && form_has(&r.body, "client_id", CLIENT_ID)
+                && form_has(&r.body, "client_secret", &secret)
+                && (r.path == "/oauth_token.do" || r.path == format!("/{TENANT_ID}/oauth2/v2.0/token"));
+            if !valid {
+                return Reply::json(
+                    "401 Unauthorized",
+                    r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#,
+                );
+            }
+            let token = if r.path == "/oauth_token.do" { "servicenow-token" } else { "azure-token" };
+            return Reply::json(
+                "200 OK",
+                format!(r#"{{"token_type":"Bearer","expires_in":3599,"access_token":"{token}"}}"#),
+            );
+        }
+        let expected = if r.path.starts_with("/api/now/") { "Bearer servicenow-token" } else { "Bearer azure-token" };
+        if r.authorization != expected {
+            return Reply::json(
+                "401 Unauthorized",
+                r#"{"error":{"code":"InvalidAuthenticationToken","message":"Access token is empty."}}"#,
+            );
+        }
+        let Some((api, filter)) = route(&r.path) else {
+            return Reply::json("404 Not Found", r#"{"error":{"code":"NotFound","message":"no such API"}}"#);
+        };
+        let page = page_of(&r.path);
+        if faults {
+            if api == "graph.oauth2PermissionGrants" && !throttled.swap(true, Ordering::SeqCst) {
+                return Reply::json(
+                    "429 Too Many Requests",
+                    r#"{"error":{"code":"TooManyRequests","message":"Too many requests"}}"#,
+                )
+                .header("Retry-After", "1");
+            }
+            if api == "graph.signIns" {
+                return Reply::json(
+                    "403 Forbidden",
+                    r#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation."}}"#,
+                );
+            }
+            if api == "servicenow.restMessages" && page == 2 {
+                return Reply::json("200 OK", r#"{"result":[{"sys_id":{"value":"c1d2"#);
+            }
+        }
+        let Some(body) = recorded(api, page, &base, &filter) else {
+            return Reply::json("404 Not Found", "{}");
+        };
+        let mut reply = Reply::json("200 OK", body);
+        if api.starts_with("servicenow.") {
+            let pages = if fixtures().join(format!("{api}.2.json")).exists() { 2 } else { 1 };
+            reply = reply.header("X-Total-Count", "3");
+            if page == 1 && pages == 2 {
+                let (path, _) = r.path.split_once('?').unwrap_or((&r.path, ""));
+                let query = r.path.split_once('?').map(|(_, q)| q).unwrap_or("");
+                reply = reply.header(
+                    "Link",
+                    format!(
+                        "<{base}{path}?{query}&sysparm_offset=0>;rel=\"first\",<{base}{path}?{query}&sysparm_offset=1000>;rel=\"next\",<{base}{path}?{query}&sysparm_offset=1000>;rel=\"last\""
+                    ),
+                );
+            }
+        }
+        reply
+    });
+    *base.lock().unwrap() = url.clone();
+    Fake { url, requests }
+}
+
+/// `application/x-www-form-urlencoded` form of a value.
+pub fn url_encoded(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => (b as char).to_string(),
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A data directory whose sv0.toml points the connectors at the fake's tenant.
+fn data_dir(fake: &Fake) -> TempDir {
+    let dir = TempDir::new();
+    std::fs::write(
+        dir.path().join("sv0.toml"),
+        format!(
+            r#"[connectors]
+azure_tenant_id = "{TENANT_ID}"
+authority_url = "{url}"
+foundry_project = "contoso-agents"
+foundry_principal_id = "8a9b0c1d-2e3f-4a5b-8c6d-7e8f9a0b1c2d"
+servicenow_host = "contoso.service-now.com"
+foundry_host = "contoso-ai.services.ai.azure.com"
+log_analytics_workspaces = ["4b5c6d7e-8f90-4a1b-8c2d-3e4f5a6b7c8d"]
+"#,
+            url = fake.url
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+/// Runs the sv0 binary (secrets go through its environment); returns exit code, stdout, stderr.
+fn sv0_process(dir: &Path, args: &[&str], secret_file: Option<&Path>) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sv0"));
+    command.arg("--data-dir").arg(dir).args(args);
+    for name in ["AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "SV0_AZURE_CLIENT_SECRET"] {
+        command.env_remove(name);
+    }
+    command.env("SV0_AZURE_CLIENT_ID", CLIENT_ID).env("SV0_SERVICENOW_CLIENT_ID", CLIENT_ID).env("SV0_LOG", "embedded");
+    match secret_file {
+        Some(file) => command.env("SV0_AZURE_CLIENT_SECRET_FILE", file).env("SV0_SERVICENOW_CLIENT_SECRET_FILE", file),
+        None => {
+            command.env("SV0_AZURE_CLIENT_SECRET", CLIENT_SECRET).env("SV0_SERVICENOW_CLIENT_SECRET", CLIENT_SECRET)
+        }
+    };
+    let output = command.output().expect("run sv0");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn live_run(fake: &Fake, dir: &Path, extra: &[&str], secret_file: Option<&Path>) -> (i32, String, String) {
+    let mut args = vec!["--tenant", "contoso", "scan", "run"];
+    args.extend(ALL);
+    args.extend(["--base-url", fake.url.as_str(), "--observed-at", OBSERVED, "--max-retries", "2"]);
+    args.extend(extra);
+    sv0_process(dir, &args, secret_file)
+}
+
+fn export_run(dir: &Path, extra: &[&str]) -> (u8, String) {
+    let fixtures = fixtures();
+    let mut args = vec!["scan", "run"];
+    args.extend(ALL);
+    args.extend(["--from-export", fixtures.to_str().unwrap()]);
+    args.extend(extra);
+    sv0_in(dir, &args)
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Every entity list of a snapshot (coverage and connector aside).
+fn entities(snapshot: &Value) -> Vec<(String, Value)> {
+    [
+        "domains",
+        "classification_rules",
+        "owners",
+        "workloads",
+        "identities",
+        "credentials",
+        "destinations",
+        "grants",
+        "bindings",
+        "evidence",
+    ]
+    .iter()
+    .map(|list| (list.to_string(), snapshot[list].clone()))
+    .collect()
+}
+
+fn api<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["apis"].as_array().unwrap().iter().find(|a| a["api"] == name).unwrap_or_else(|| panic!("{name} in {report}"))
+}
+
+#[test]
+fn a_live_scan_reads_every_page_and_equals_the_same_responses_read_as_an_export() {
+    let fake = fake_tenant(false);
+    let dir = data_dir(&fake);
+    let secret = dir.path().join("client-secret");
+    std::fs::write(&secret, format!("{CLIENT_SECRET}\n")).unwrap();
+    let live = dir.path().join("live.json");
+    let (code, stdout, stderr) =
+        live_run(&fake, dir.path(), &["--dry-run", "--json", "--out", live.to_str().unwrap()], Some(&secret));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(!stdout.contains(CLIENT_SECRET) && !stderr.contains(CLIENT_SECRET), "the secret leaked");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(report["apis"].as_array().unwrap().iter().all(|a| a["failed"] == 0), "{report:#}");
+    // Paging: every second page was asked for, through the link each first page gave.
+    let requests = fake.requests.lock().unwrap().clone();
+    for second in ["$skiptoken=", "$skipToken=", "sysparm_offset=1000", "after=asst_"] {
+        assert!(requests.iter().any(|r| r.contains(second)), "no request with {second}: {requests:#?}");
+    }
+    // App role assignments: one call per service principal read.
+    assert_eq!(requests.iter().filter(|r| r.ends_with("/appRoleAssignments?$top=999")).count(), 6, "{requests:#?}");
+    assert!(requests.iter().any(|r| r.starts_with("POST /v1/workspaces/")), "the storage logs were queried");
+    assert_eq!(api(&report, "graph.servicePrincipals")["pages"], 2);
+
+    let export = dir.path().join("export.json");
+    let (code, out) = export_run(dir.path(), &["--dry-run", "--out", export.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let (live, export) = (read_json(&live), read_json(&export));
+    for ((list, a), (_, b)) in entities(&live).iter().zip(entities(&export).iter()) {
+        assert_eq!(a, b, "{list} differs between the live scan and the export");
+        assert!(!a.as_array().unwrap().is_empty() || list == "classification_rules", "{list} is empty");
+    }
+    assert_eq!(live["scan"]["observed_at"], OBSERVED);
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".redb")),
+        "a dry run wrote a log"
+    );
+}
+
+#[test]
+fn a_partial_live_scan_records_the_failed_apis_and_keeps_what_they_would_have_shown() {
+    let fake = fake_tenant(true);
+    let dir = data_dir(&fake);
+    let (code, out) = export_run(dir.path(), &["--json"]);
+    assert_eq!(code, 0, "{out}");
+    let first: Value = serde_json::from_str(&out).unwrap();
+    let paths_before = first["paths_total"].as_u64().unwrap();
+
+    let (code, stdout, stderr) = live_run(&fake, dir.path(), &["--json"], None);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    let sign_ins = api(&report, "graph.signIns");
+    assert_eq!(sign_ins["failed"], 1);
+    assert!(sign_ins["error"].as_str().unwrap().contains("403"), "{sign_ins}");
+    let grants = api(&report, "graph.oauth2PermissionGrants");
+    assert_eq!(
+        (grants["failed"].as_u64(), grants["retries"].as_u64()),
+        (Some(0), Some(1)),
+        "429 then success: {grants}"
+    );
+    let rest = api(&report, "servicenow.restMessages");
+    assert!(rest["error"].as_str().unwrap().contains("malformed"), "{rest}");
+    assert_eq!(rest["items"], 1, "the first page's item is kept");
+    assert_eq!(report["status"], "applied", "{report:#}");
+    // What the failed APIs would have shown is kept, marked unobserved, not removed.
+    assert_eq!(report["paths_total"].as_u64(), Some(paths_before), "{report:#}");
+    let (code, out) = sv0_in(dir.path(), &["--tenant", "contoso", "scan", "unobserved", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("signin:66ea54eb-6301-4ee5-be62-ff5a759b0100"), "sign-in evidence kept: {out}");
+    assert!(out.contains("servicenow-rest:c1d2e3f4a5b60718293a4b5c6d7e8f92"), "the unread REST message kept: {out}");
+    let (_, list) = sv0_in(dir.path(), &["--tenant", "contoso", "scan", "list", "--json"]);
+    assert_eq!(serde_json::from_str::<Value>(&list).unwrap().as_array().map(Vec::len), Some(2), "{list}");
+}
+
+#[test]
+fn a_wrong_client_secret_imports_nothing_and_is_never_printed() {
+    let fake = fake_tenant(false);
+    let dir = data_dir(&fake);
+    let secret = dir.path().join("wrong-secret");
+    std::fs::write(&secret, "not-the-secret-42").unwrap();
+    let (code, stdout, stderr) = live_run(&fake, dir.path(), &[], Some(&secret));
+    assert_ne!(code, 0, "{stdout}");
+    assert!(stderr.contains("invalid_client") || stderr.contains("401"), "{stderr}");
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    assert!(!stderr.contains("not-the-secret-42") && !stdout.contains("not-the-secret-42"));
+    assert!(!dir.path().join("log.redb").exists(), "no log was written");
+    // No credentials at all: a clear error before any request.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sv0"));
+    for name in ["AZURE_CLIENT_ID", "SV0_AZURE_CLIENT_ID"] {
+        command.env_remove(name);
+    }
+    let output = command
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--tenant",
+            "contoso",
+            "scan",
+            "run",
+            "--connector",
+            "entra",
+        ])
+        .args(["--base-url", &fake.url])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("SV0_AZURE_CLIENT_ID"));
+}
+
+#[test]
+fn vendor_facts_survive_the_conversion() {
+    let dir = TempDir::new();
+    let out = dir.path().join("snapshot.json");
+    let (code, text) = export_run(dir.path(), &["--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    let snapshot = read_json(&out);
+    let find = |list: &str, id: &str| -> Value {
+        snapshot[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{list} {id}"))
+    };
+    // App role ids resolve to permission names through the resource's appRoles.
+    let mail = find("grants", "jtTcW5gAEkOBe0pnSLyK0AqKoNZ8sdBGuXxZ3BrzUoQ");
+    assert_eq!((mail["role"].as_str(), mail["destination"].as_str()), (Some("Mail.Read"), Some("graph/Mail")));
+    let escalation = find("grants", "a04NPnp8xE6J-7Yc3KqB9Wv6uR1kT0sLx4mPqZ2yH8c");
+    assert!(escalation["permissions"].as_array().unwrap().contains(&"admin".into()));
+    // Tenant-wide consent, one grant per delegated scope.
+    assert_eq!(
+        find("grants", "n45ePKGqq0yq1a2JeH4zqkx2DVu6NBdDnZQbgbp8nGk/Files.Read.All")["consent"],
+        "all_principals"
+    );
+    // Credentials of the application registration belong to its service principal.
+    let secret = find("credentials", "e5c2a1f0-7b3d-4c8e-9a6f-2d1b0c9e8f7a");
+    assert_eq!(
+        (secret["identity"].as_str(), secret["kind"].as_str()),
+        (Some("5b6c7d8e-9fa0-4b1c-8d2e-3f4a5b6c7d8e"), Some("password"))
+    );
+    assert_eq!(secret["expires_at"], "2028-01-10T00:00:00Z");
+    // A successful sign-in names the credential used; a failed one is no evidence.
+    assert_eq!(
+        find("evidence", "signin:66ea54eb-6301-4ee5-be62-ff5a759b0100")["credential"],
+        "e5c2a1f0-7b3d-4c8e-9a6f-2d1b0c9e8f7a"
+    );
+    assert!(
+        !text.is_empty()
+            && !snapshot["evidence"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["id"] == "signin:66ea54eb-6301-4ee5-be62-ff5a759b0101")
+    );
+    // Identity kinds, a disabled foreign app, a management-group scope.
+    assert_eq!(find("identities", "3e4f5a6b-7c8d-4e9f-8a0b-1c2d3e4f5a6b")["kind"], "agent_identity");
+    let acme = find("identities", "9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f");
+    assert_eq!(
+        (acme["enabled"].as_bool(), acme["home_tenant"].as_str()),
+        (Some(false), Some("a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"))
+    );
+    assert_eq!(
+        find("destinations", "/providers/microsoft.management/managementgroups/contoso-root")["name"],
+        "management group contoso-root"
+    );
+    // ServiceNow: record ACLs open tables to roles; field ACLs do not; tables are classified.
+    let hr = find("grants", "2d8f1e3a2c3b4d5e6f708192a3b4c5d6/sn_hr_core_case");
+    assert_eq!(hr["permissions"], serde_json::json!(["read", "write"]));
+    assert_eq!(find("identities", "servicenow-user:46d44a23a9fe19810012d100cca80666")["enabled"], false);
+
+    let paths = |filter: &[&str]| -> Vec<Value> {
+        let mut args = vec!["--tenant", "contoso", "paths", "--json"];
+        args.extend(filter);
+        let (code, out) = sv0_in(dir.path(), &args);
+        assert_eq!(code, 0, "{out}");
+        let value: Value = serde_json::from_str(&out).unwrap();
+        value.as_array().cloned().unwrap_or_default()
+    };
+    // Storage logs make the function app's path to the container grade A.
+    let func = paths(&[
+        "--workload",
+        "/subscriptions/0b1f6471-1bf0-4dda-aec3-111122223333/resourcegroups/rg-finance-ai/providers/microsoft.web/sites/func-invoice-sync",
+        "--grade",
+        "A",
+    ]);
+    assert_eq!(func.len(), 1, "{func:#?}");
+    assert_eq!(func[0]["domain"]["id"], "finance");
+    // An agent reaches its own tools and the project identity's RBAC grants, not another agent's tools.
+    let research = paths(&["--workload", "foundry:contoso-agents/asst_Qw3eR5tY7uI9oP1aS3dF5gH7"]);
+    let reached: Vec<&str> = research.iter().filter_map(|p| p["destination"]["id"].as_str()).collect();
+    assert!(reached.iter().any(|d| d.ends_with("/storageaccounts/stfinance01")), "{reached:?}");
+    assert!(reached.contains(&"foundry-target:https://api.bing.microsoft.com/"), "{reached:?}");
+    assert!(!reached.iter().any(|d| d.contains("invoice_api") || d.contains("ledger-in")), "{reached:?}");
+    let hr_paths = paths(&["--domain", "hr"]);
+    assert_eq!(hr_paths.len(), 1, "{hr_paths:#?}");
+}
+
+#[test]
+fn azurehound_output_imports_as_a_scan() {
+    let dir = TempDir::new();
+    let file = repo_root().join("tests/data/connectors/azurehound.json");
+    let out = dir.path().join("snapshot.json");
+    let (code, text) = sv0_in(
+        dir.path(),
+        &[
+            "--tenant",
+            "contoso",
+            "scan",
+            "run",
+            "--connector",
+            "azurehound",
+            "--from-export",
+            file.to_str().unwrap(),
+            "--observed-at",
+            OBSERVED,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    let snapshot = read_json(&out);
+    let ids = |list: &str| -> Vec<String> {
+        snapshot[list].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect()
+    };
+    // Upper-cased object ids are kept lower-case, so they join with Graph and ARM ids.
+    assert!(ids("identities").contains(&"5b6c7d8e-9fa0-4b1c-8d2e-3f4a5b6c7d8e".to_string()), "{:?}", ids("identities"));
+    let sp = snapshot["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "5b6c7d8e-9fa0-4b1c-8d2e-3f4a5b6c7d8e")
+        .unwrap();
+    assert_eq!(sp["owners"], serde_json::json!(["dana.reyes@contoso.com"]), "owners from AZServicePrincipalOwner");
+    let grants = snapshot["grants"].as_array().unwrap();
+    assert!(grants.iter().any(|g| g["role"] == "User.Read.All" && g["source"] == "app_role_assignment"), "{grants:#?}");
+    assert!(
+        grants.iter().any(|g| g["role"] == "Storage Blob Data Contributor" && g["source"] == "azure_role_assignment"),
+        "{grants:#?}"
+    );
+    assert!(grants.iter().any(|g| g["role"] == "Application Administrator"), "{grants:#?}");
+    assert!(
+        ids("workloads").iter().any(|w| w.ends_with("/microsoft.web/sites/func-invoice-sync")),
+        "{:?}",
+        ids("workloads")
+    );
+    assert!(text.contains("authority paths now"), "{text}");
+    // A file that is not AzureHound output is refused and imports nothing.
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "{\"meta\":{\"type\":\"azure\"},\"data\":").unwrap();
+    let (code, text) = sv0_in(
+        dir.path(),
+        &["--tenant", "contoso", "scan", "run", "--connector", "azurehound", "--from-export", bad.to_str().unwrap()],
+    );
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("malformed") && text.contains("nothing was imported"), "{text}");
+    let (_, list) = sv0_in(dir.path(), &["--tenant", "contoso", "scan", "list", "--json"]);
+    assert_eq!(serde_json::from_str::<Value>(&list).unwrap().as_array().map(Vec::len), Some(1), "{list}");
+}
