@@ -542,3 +542,36 @@ fn azurehound_output_imports_as_a_scan() {
     let (_, list) = sv0_in(dir.path(), &["--tenant", "contoso", "scan", "list", "--json"]);
     assert_eq!(serde_json::from_str::<Value>(&list).unwrap().as_array().map(Vec::len), Some(1), "{list}");
 }
+
+#[test]
+fn a_synthetic_vendor_export_is_deterministic_and_imports_completely() {
+    let dir = TempDir::new();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for target in [&a, &b] {
+        let (code, out) =
+            crate::sv0(&["synth", "--vendor-export", target.to_str().unwrap(), "--identities", "3000", "--seed", "7"]);
+        assert_eq!(code, 0, "{out}");
+    }
+    let mut names: Vec<String> =
+        std::fs::read_dir(&a).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert!(names.contains(&"graph.servicePrincipals.4.json".to_string()), "Graph pages of 999: {names:?}");
+    for name in &names {
+        assert_eq!(std::fs::read(a.join(name)).unwrap(), std::fs::read(b.join(name)).unwrap(), "{name} differs");
+    }
+    let data = dir.path().join("data");
+    let mut args = vec!["scan", "run"];
+    args.extend(ALL);
+    args.extend(["--from-export", a.to_str().unwrap(), "--json"]);
+    let (code, out) = sv0_in(&data, &args);
+    assert_eq!(code, 0, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(report["apis"].as_array().unwrap().iter().all(|a| a["failed"] == 0), "{report:#}");
+    assert_eq!(api(&report, "graph.servicePrincipals")["items"], 3000);
+    assert!(report["dropped"].as_object().unwrap().is_empty(), "every reference resolves: {report:#}");
+    assert!(report["paths_total"].as_u64().unwrap() > 1500, "{report:#}");
+    let (_, findings) = sv0_in(&data, &["findings", "--json"]);
+    for rule in ["SV0-E002", "SV0-E006", "SV0-E007", "SV0-E008"] {
+        assert!(findings.contains(rule), "the synthetic tenant triggers {rule}");
+    }
+}

@@ -20,6 +20,7 @@ pub mod signals;
 pub mod synthetic;
 pub mod tokens;
 pub mod transparency;
+pub mod vendor_export;
 mod verify;
 
 pub use any_log::{AnyLog, LogTarget};

@@ -31,14 +31,14 @@ pub const TENANT: &str = "synthetic";
 pub const OBSERVED_AT: &str = "2026-03-02T09:00:00Z";
 
 /// Deterministic pseudo-random numbers (splitmix64).
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64, stream: u64) -> Rng {
+    pub(crate) fn new(seed: u64, stream: u64) -> Rng {
         Rng(seed ^ stream.wrapping_mul(0xd6e8_feb8_6659_fd93))
     }
 
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -46,17 +46,17 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
 
     /// True with probability `percent` %.
-    fn chance(&mut self, percent: u64) -> bool {
+    pub(crate) fn chance(&mut self, percent: u64) -> bool {
         self.next() % 100 < percent
     }
 }
 
-const DOMAINS: [(&str, &str, bool); 7] = [
+pub(crate) const DOMAINS: [(&str, &str, bool); 7] = [
     ("finance", "Finance", true),
     ("hr", "HR", true),
     ("customer-pii", "Customer PII", true),

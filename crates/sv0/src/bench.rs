@@ -57,6 +57,89 @@ pub async fn run(paths: usize, skip_replay: bool, json_out: bool, out: &mut dyn 
     result
 }
 
+/// The connector pipeline on a synthetic tenant of `identities` identities: vendor JSON read
+/// and converted from an export directory, validated, then imported and folded into paths.
+pub async fn vendor(identities: usize, json_out: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
+    let dir = std::env::temp_dir().join(format!("sv0-bench-vendor-{}-{identities}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let result = measure_vendor(&dir, identities, json_out, out).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn measure_vendor(
+    dir: &std::path::Path,
+    identities: usize,
+    json_out: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    use sv0_connectors::{ConnectorKind, NoProgress, Settings, source::ExportDir, source::Source};
+    let export = dir.join("export");
+    let mut m = Vec::new();
+    let t = Instant::now();
+    let written = sv0_service::vendor_export::write(&export, identities, 42)?;
+    m.push(Measurement::since(
+        "write the vendor export (not part of the pipeline)",
+        t,
+        written.bytes as f64 / 1e6,
+        "MB/s",
+    ));
+
+    let started = Instant::now();
+    let settings = Settings {
+        tenant: TenantId::new(sv0_service::synthetic::TENANT)?,
+        azure_tenant_id: None,
+        observed_at: Timestamp::parse(sv0_service::synthetic::OBSERVED_AT)?,
+        trigger: ScanTrigger::Manual,
+        evidence_days: 30,
+        subscriptions: Vec::new(),
+        log_analytics_workspaces: Vec::new(),
+        servicenow_classification: Default::default(),
+        foundry_project: Some("contoso-agents".into()),
+        foundry_principal_id: None,
+        servicenow_host: Some("contoso.service-now.com".into()),
+        foundry_host: None,
+    };
+    let kinds = [ConnectorKind::Entra, ConnectorKind::AzureRbac, ConnectorKind::ServiceNow, ConnectorKind::Foundry];
+    let source = Source::Export(ExportDir::open(&export)?);
+    let scan = sv0_connectors::scan(&kinds, &source, &settings, std::sync::Arc::new(NoProgress)).await?;
+    m.push(Measurement::since("read + convert vendor JSON (4 connectors)", started, written.items as f64, "items/s"));
+    let t = Instant::now();
+    let snapshot = scan.snapshot.validate()?;
+    let entities = snapshot.entities.len();
+    m.push(Measurement::since("validate the snapshot", t, entities as f64, "entities/s"));
+    let t = Instant::now();
+    let mut service = Service::open(&dir.join("data")).await?;
+    let report = service.import_parsed(snapshot, None).await?;
+    let paths = report.scan.as_ref().map_or(0, |s| s.paths_total);
+    m.push(Measurement::since("import: encode, append, fold into paths", t, paths as f64, "paths/s"));
+    let total = started.elapsed().as_secs_f64();
+    if json_out {
+        let doc = json!({
+            "identities": written.identities,
+            "vendor_items": written.items,
+            "vendor_bytes": written.bytes,
+            "entities": entities,
+            "paths": paths,
+            "vendor_json_to_paths_seconds": total,
+            "stages": stages_json(&m),
+        });
+        crate::commands::print_json(out, &doc)?;
+    } else {
+        writeln!(
+            out,
+            "vendor-format tenant: {} identities, {} items in {} files ({:.1} MB) → {entities} entities, {paths} paths",
+            written.identities,
+            written.items,
+            written.files,
+            written.bytes as f64 / 1e6
+        )?;
+        writeln!(out, "{}", stages_table(&m))?;
+        writeln!(out, "vendor JSON to materialised paths: {total:.1} s")?;
+    }
+    Ok(crate::EXIT_OK)
+}
+
 async fn measure(
     dir: &std::path::Path,
     paths: usize,

@@ -53,6 +53,9 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         if let Some(url) = &args.http {
             return crate::load::run(args, url, out).await;
         }
+        if let Some(identities) = args.vendor_identities {
+            return crate::bench::vendor(identities, args.json, out).await;
+        }
         if let Some(file) = &args.snapshot_out {
             crate::bench::write_snapshot(args.paths, file)?;
             writeln!(out, "wrote a synthetic snapshot of about {} paths to {}", args.paths, file.display())?;

@@ -176,6 +176,10 @@ pub struct BenchArgs {
     /// Only write the synthetic snapshot to this file
     #[arg(long, value_name = "FILE")]
     pub snapshot_out: Option<PathBuf>,
+    /// Benchmark the whole connector pipeline instead: a synthetic tenant of this many
+    /// identities in vendor formats, read and converted from its export, then imported
+    #[arg(long, value_name = "N")]
+    pub vendor_identities: Option<usize>,
     /// Skip replaying the whole log into memory (minutes and gigabytes at a million paths)
     #[arg(long)]
     pub skip_replay: bool,
@@ -325,14 +329,21 @@ pub enum RegoModeArg {
 pub struct SynthArgs {
     /// About how many authority paths the tenant has (1M ≈ 10k workloads, 20k identities, 50k
     /// destinations)
-    #[arg(long, required_unless_present = "rescan_of")]
+    #[arg(long, required_unless_present_any = ["rescan_of", "vendor_export"], conflicts_with = "vendor_export")]
     pub paths: Option<usize>,
     /// Seed: the same size and seed give the same tenant
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Where to write the snapshot
-    #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "vendor_export")]
+    pub out: Option<PathBuf>,
+    /// Write the tenant in the vendors' formats instead: a directory of Microsoft Graph, ARM,
+    /// Log Analytics, ServiceNow and Foundry responses for `sv0 scan run --from-export DIR`
+    #[arg(long, value_name = "DIR", requires = "identities", conflicts_with = "rescan_of")]
+    pub vendor_export: Option<PathBuf>,
+    /// With --vendor-export: how many identities (service principals) the tenant has
+    #[arg(long, value_name = "N")]
+    pub identities: Option<usize>,
     /// Write a rescan of this snapshot instead, a day later
     #[arg(long, value_name = "FILE", conflicts_with = "paths")]
     pub rescan_of: Option<PathBuf>,

@@ -22,6 +22,29 @@ fn percent(text: &str) -> anyhow::Result<f64> {
 
 /// Writes the tenant or rescan `args` asks for.
 pub fn run(args: &SynthArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
+    if let (Some(dir), Some(identities)) = (&args.vendor_export, args.identities) {
+        anyhow::ensure!(identities > 0, "--identities must be at least 1");
+        let started = std::time::Instant::now();
+        let written = sv0_service::vendor_export::write(dir, identities, args.seed)
+            .with_context(|| format!("cannot write {}", dir.display()))?;
+        writeln!(
+            out,
+            "wrote a synthetic tenant of {} identities in vendor formats to {}: {} items in {} files, {:.1} MB, {:.1} s",
+            written.identities,
+            dir.display(),
+            written.items,
+            written.files,
+            written.bytes as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        )?;
+        writeln!(
+            out,
+            "read it with: sv0 scan run --connector entra --connector azure-rbac --connector servicenow --connector foundry --from-export {}",
+            dir.display()
+        )?;
+        return Ok(EXIT_OK);
+    }
+    let out_file = args.out.as_ref().context("--out is required")?;
     let snapshot = match &args.rescan_of {
         Some(base_file) => {
             let share = percent(&args.change)?;
@@ -67,10 +90,10 @@ pub fn run(args: &SynthArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             snapshot
         }
     };
-    let file = std::fs::File::create(&args.out).with_context(|| format!("cannot write {}", args.out.display()))?;
+    let file = std::fs::File::create(out_file).with_context(|| format!("cannot write {}", out_file.display()))?;
     let mut writer = BufWriter::with_capacity(1 << 20, file);
     serde_json::to_writer(&mut writer, &snapshot)?;
-    writer.flush().with_context(|| format!("cannot write {}", args.out.display()))?;
-    writeln!(out, "wrote {}; import it with `sv0 scan import {0}`", args.out.display())?;
+    writer.flush().with_context(|| format!("cannot write {}", out_file.display()))?;
+    writeln!(out, "wrote {}; import it with `sv0 scan import {0}`", out_file.display())?;
     Ok(EXIT_OK)
 }
