@@ -527,7 +527,9 @@ fn resource_identities(resource: &Value, out: &mut Collected) {
             tool: None,
         });
     }
-    out.workload(workload);
+    // ARM is the resource's source of record: its kind and tags replace what Entra inferred
+    // from a managed identity's alternative names.
+    out.workloads.insert(workload.id.clone(), workload);
 }
 
 /// `StorageBlobLogs` rows (summarised by SV0's query, or raw) as evidence of an identity acting

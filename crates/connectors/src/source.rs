@@ -14,8 +14,10 @@ use tokio::sync::Semaphore;
 use crate::auth::TokenSource;
 use crate::{ConnectorError, Progress};
 
-/// Largest response page read, live or from a file.
+/// Largest response page read live.
 pub const MAX_PAGE_BYTES: u64 = 256 * 1024 * 1024;
+/// Largest export file read (AzureHound writes a whole tenant into one file).
+pub const MAX_EXPORT_FILE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 /// The source systems' APIs, each with its own base URL, token audience and concurrency limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -648,8 +650,8 @@ impl ExportDir {
         let mut items = Vec::new();
         for (number, path) in pages {
             let size = std::fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.len();
-            if size > MAX_PAGE_BYTES {
-                return Err(format!("{} is larger than {MAX_PAGE_BYTES} bytes", path.display()));
+            if size > MAX_EXPORT_FILE_BYTES {
+                return Err(format!("{} is larger than {MAX_EXPORT_FILE_BYTES} bytes", path.display()));
             }
             let body = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let page = parse_page(&body, paging).map_err(|e| format!("page {number} of {api} is malformed: {e}"))?;
@@ -707,5 +709,12 @@ mod tests {
         assert!(!same_origin("https://graph.microsoft.com/v1.0/x", "https://evil.example/v1.0/x"));
         assert!(!same_origin("https://graph.microsoft.com/v1.0/x", "https://graph.microsoft.com.evil.example/"));
         assert!(backoff(0) <= Duration::from_millis(500) && backoff(10) <= Duration::from_secs(30));
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        headers.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO), "a date in the past means now");
+        headers.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
     }
 }
