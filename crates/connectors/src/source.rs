@@ -688,6 +688,38 @@ mod tests {
         assert!(parse_page(br#"{"data":[],"has_more":true}"#, Paging::Cursor).is_err());
     }
 
+    /// A server that accepts connections and never answers: the request times out, is retried
+    /// once, and the API is recorded as failed without hanging the scan.
+    #[test]
+    fn a_silent_server_times_out_and_the_call_fails_after_bounded_retries() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        let settings = HttpSettings {
+            base_urls: [(Service::Graph, url)].into_iter().collect(),
+            concurrency: 1,
+            max_retries: 1,
+            max_retry_wait: Duration::from_secs(1),
+            timeout: Duration::from_millis(300),
+        };
+        let source = Source::Live(Box::new(Live::new(settings, BTreeMap::new()).unwrap()));
+        let ledger = Ledger::new(Arc::new(crate::NoProgress));
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let started = Instant::now();
+        let listing = runtime
+            .block_on(source.list(Call::get("graph.signIns", Service::Graph, "/beta/x", Paging::OData), &ledger));
+        assert!(!listing.complete && listing.items.is_empty());
+        let outcome = ledger.outcomes()["graph.signIns"].clone();
+        assert_eq!((outcome.calls, outcome.failed, outcome.retries), (1, 1, 1));
+        assert!(outcome.first_error.unwrap().contains("timed out"));
+        assert!(started.elapsed() < Duration::from_secs(5), "bounded: {:?}", started.elapsed());
+    }
+
     #[test]
     fn link_headers_cursors_and_origins() {
         let mut headers = reqwest::header::HeaderMap::new();
