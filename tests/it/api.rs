@@ -1027,3 +1027,60 @@ fn admins_set_the_policy() {
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(server.get("/api/v1/policy", Some(viewer)).json()["evidence_window_days"], 45);
 }
+
+/// `sv0 serve --sync-connector ...`: each sync runs the connectors (here over the recorded
+/// export) and imports what they read as a deployment scan.
+#[test]
+fn a_sync_runs_the_connectors() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let export = crate::repo_root().join("tests/data/connectors/contoso");
+    let connectors = ["--connector", "entra", "--connector", "azure-rbac", "--connector", "foundry"];
+    let mut first = vec!["scan", "run"];
+    first.extend(connectors);
+    first.extend(["--from-export", export.to_str().unwrap()]);
+    let (code, out) = sv0_in(&data, &first);
+    assert_eq!(code, 0, "{out}");
+    let analyst = token(&data, "contoso", &["analyst"], "ci@contoso.example");
+    let server = Server::start(
+        &data,
+        &[
+            "--sync-connector",
+            "entra",
+            "--sync-connector",
+            "azure-rbac",
+            "--sync-connector",
+            "foundry",
+            "--sync-connector",
+            "servicenow",
+            "--sync-from-export",
+            export.to_str().unwrap(),
+        ],
+    );
+    let reply = server.post(
+        "/api/v1/syncs",
+        Some(&analyst),
+        "application/json",
+        br#"{"scope":"project:contoso-agents","environment":"production","run_id":"77"}"#,
+    );
+    assert_eq!(reply.status, 202, "{reply:?}");
+    let id = reply.json()["sync_id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let sync = loop {
+        let sync = server.get(&format!("/api/v1/syncs/{id}"), Some(&analyst)).json();
+        if !matches!(sync["status"].as_str(), Some("pending" | "running")) {
+            break sync;
+        }
+        assert!(std::time::Instant::now() < deadline, "the sync did not finish: {sync}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(sync["status"], "completed", "{sync}");
+    let scan = server.get(&format!("/api/v1/scans/{}", sync["scan_id"].as_str().unwrap()), Some(&analyst)).json();
+    assert_eq!(scan["trigger"], "deployment", "{scan}");
+    assert_eq!(scan["observed_at"], "2026-11-25T09:00:00Z", "read from the export: {scan}");
+    // The first scan read three connectors; the sync read four, ServiceNow's integrations too.
+    assert!(scan["entity_count"].as_u64().unwrap() > 130, "{scan}");
+    let paths = server.get("/api/v1/paths?domain=hr", Some(&analyst));
+    assert_eq!(paths.status, 200, "{paths:?}");
+    assert!(paths.json().to_string().contains("sn_hr_core_case"), "{paths:?}");
+}

@@ -575,3 +575,25 @@ fn a_synthetic_vendor_export_is_deterministic_and_imports_completely() {
         assert!(findings.contains(rule), "the synthetic tenant triggers {rule}");
     }
 }
+
+#[test]
+fn watch_runs_the_connectors_each_round() {
+    let dir = TempDir::new();
+    let fixtures = fixtures();
+    let mut args = vec!["watch", "--every", "1s", "--ticks", "2", "--json"];
+    args.extend(ALL);
+    args.extend(["--from-export", fixtures.to_str().unwrap()]);
+    let (code, out) = sv0_in(dir.path(), &args);
+    assert_eq!(code, 0, "{out}");
+    let rounds: Vec<Value> = out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let sources: Vec<&Value> =
+        rounds.iter().filter(|l| l["source"].as_str().is_some_and(|s| s.starts_with("connectors"))).collect();
+    assert_eq!(sources.len(), 2, "{out}");
+    assert_eq!(sources[0]["source"], "connectors entra+azure-rbac+servicenow+foundry");
+    assert_eq!(
+        (sources[0]["imported"].as_bool(), sources[1]["imported"].as_bool()),
+        (Some(true), Some(false)),
+        "the same export appends nothing twice: {out}"
+    );
+    assert_eq!(sources[0]["failed_apis"], serde_json::json!([]));
+}

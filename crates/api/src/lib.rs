@@ -55,8 +55,8 @@ pub struct ApiState<L: EventLog> {
     pub failures: auth::FailedAuth,
     /// The largest request body accepted.
     pub max_body: usize,
-    /// The snapshot a collector keeps current: what a sync imports.
-    pub sync_source: Option<std::path::PathBuf>,
+    /// What a sync reads: the snapshot a collector keeps current, or connectors.
+    pub sync_source: Option<syncs::SyncSource>,
     /// The syncs of this process.
     pub syncs: syncs::Syncs,
     /// Requests served.

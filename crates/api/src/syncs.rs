@@ -4,11 +4,13 @@
 //! scan, and for the requested scope its disposition and a summary of its delta.
 //!
 //! The source of a sync is the snapshot a collector keeps current (`sv0 serve --sync-snapshot
-//! FILE`); SV0's own connectors become sources when they exist. Syncs live in the serving
-//! process: a restart forgets them (their scans stay on the log).
+//! FILE`) or SV0's connectors, run for each sync (`sv0 serve --sync-connector ...`). Syncs live
+//! in the serving process: a restart forgets them (their scans stay on the log).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -182,7 +184,8 @@ pub(crate) fn start<L: EventLog + Clone + Send + Sync + 'static>(
 ) -> Result<SyncRecord, Problem> {
     let Some(source) = state.sync_source.clone() else {
         return Err(Problem::conflict(
-            "this server has no sync source; start it with --sync-snapshot FILE (the snapshot a collector keeps current)",
+            "this server has no sync source; start it with --sync-snapshot FILE (the snapshot a collector keeps \
+             current) or --sync-connector CONNECTOR",
         ));
     };
     if let Some(scope) = &request.scope {
@@ -228,19 +231,45 @@ pub(crate) fn start<L: EventLog + Clone + Send + Sync + 'static>(
     Ok(record)
 }
 
+/// Produces a snapshot (as JSON) for a sync: the binary runs its connectors behind this, so that
+/// this crate knows nothing of the source systems.
+pub trait SnapshotProducer: Send + Sync {
+    /// Reads the sources now. The error is shown in the sync's status, so it must name no secret.
+    fn produce(&self) -> Pin<Box<dyn Future<Output = Result<serde_json::Value, String>> + Send + '_>>;
+}
+
+/// What a sync reads.
+#[derive(Clone)]
+pub enum SyncSource {
+    /// The snapshot file a collector keeps current.
+    Snapshot(PathBuf),
+    /// Connectors run for each sync.
+    Connectors(Arc<dyn SnapshotProducer>),
+}
+
+impl SyncSource {
+    async fn read(&self, max_body: usize) -> Result<serde_json::Value, String> {
+        match self {
+            SyncSource::Snapshot(file) => {
+                let bytes = tokio::fs::read(file).await.map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+                if bytes.len() > max_body {
+                    return Err(format!("{} is larger than {max_body} bytes", file.display()));
+                }
+                serde_json::from_slice(&bytes).map_err(|e| format!("{} is not JSON: {e}", file.display()))
+            }
+            SyncSource::Connectors(producer) => producer.produce().await,
+        }
+    }
+}
+
 /// Reads the source, imports it as a deployment scan, judges the scope.
-async fn run<L: EventLog>(state: &ApiState<L>, tenant: &TenantId, id: &str, source: PathBuf) -> Result<(), String> {
+async fn run<L: EventLog>(state: &ApiState<L>, tenant: &TenantId, id: &str, source: SyncSource) -> Result<(), String> {
     let (deployment, scope, targets) = {
         let records = state.syncs.records.lock().unwrap_or_else(|e| e.into_inner());
         let r = records.get(id).ok_or("the sync was forgotten")?;
         (r.deployment.clone(), r.scope.clone(), r.targets.clone())
     };
-    let bytes = tokio::fs::read(&source).await.map_err(|e| format!("cannot read {}: {e}", source.display()))?;
-    if bytes.len() > state.max_body {
-        return Err(format!("{} is larger than {} bytes", source.display(), state.max_body));
-    }
-    let mut snapshot: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{} is not JSON: {e}", source.display()))?;
+    let mut snapshot = source.read(state.max_body).await?;
     if snapshot["tenant"].as_str() != Some(tenant.as_str()) {
         return Err(format!("the sync source is not a snapshot of tenant {tenant}"));
     }

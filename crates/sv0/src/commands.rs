@@ -227,8 +227,18 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let mut state = sv0_api::ApiState::new(&service);
             state.max_body = args.max_body;
-            state.sync_source = args.sync_snapshot.clone();
             let config = service.data_dir().config()?;
+            state.sync_source = match (&args.sync_snapshot, args.sync_connectors.is_empty()) {
+                (Some(file), _) => Some(sv0_api::syncs::SyncSource::Snapshot(file.clone())),
+                (None, false) => {
+                    Some(sv0_api::syncs::SyncSource::Connectors(Arc::new(crate::connect::SyncConnectors {
+                        args: crate::ConnectorArgs::new(args.sync_connectors.clone(), args.sync_from_export.clone()),
+                        tenant: tenant.map(str::to_string),
+                        config: config.connectors.clone().unwrap_or_default(),
+                    })))
+                }
+                (None, true) => None,
+            };
             if let Some(oidc) = &config.oidc {
                 let verifier = sv0_api::oidc::OidcVerifier::load(oidc, &state.http).await?;
                 writeln!(out, "OIDC sign-in: tokens of {} for tenant {}", oidc.issuer, oidc.tenant)?;
@@ -824,7 +834,14 @@ async fn scan_run(
     } else {
         Default::default()
     };
-    let result = crate::connect::run_connectors(args, tenant, &config).await?;
+    let trigger = match args.trigger {
+        crate::TriggerArg::Manual => ScanTrigger::Manual,
+        crate::TriggerArg::Scheduled => ScanTrigger::Scheduled,
+        crate::TriggerArg::Deployment => ScanTrigger::Deployment,
+        crate::TriggerArg::Remediation => ScanTrigger::Remediation,
+    };
+    let result =
+        crate::connect::run_connectors(&args.source, args.observed_at.as_deref(), trigger, tenant, &config).await?;
     if let Some(path) = &args.out {
         let bytes = serde_json::to_vec_pretty(&result.snapshot)?;
         std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;

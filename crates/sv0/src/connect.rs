@@ -17,7 +17,7 @@ use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{TenantId, Timestamp};
 use sv0_service::data_dir::ConnectorsConfig;
 
-use crate::{ConnectorArg, ScanRunArgs, TriggerArg};
+use crate::{ConnectorArg, ConnectorArgs};
 
 /// What an export directory may say about itself (`meta.json`; the synthetic generator writes one).
 #[derive(Debug, Default, serde::Deserialize)]
@@ -31,9 +31,12 @@ struct ExportMeta {
     foundry_host: Option<String>,
 }
 
-/// Runs the connectors and returns the scan (not yet imported).
+/// Runs the connectors and returns the scan (not yet imported). `observed_at` overrides the
+/// export's `meta.json` and the clock.
 pub async fn run_connectors(
-    args: &ScanRunArgs,
+    args: &ConnectorArgs,
+    observed_at: Option<&str>,
+    trigger: ScanTrigger,
     tenant: Option<&str>,
     config: &ConnectorsConfig,
 ) -> anyhow::Result<ScanResult> {
@@ -51,7 +54,7 @@ pub async fn run_connectors(
     let tenant = tenant.map(str::to_string).or(meta.tenant.clone()).or(azure_tenant_id.clone()).context(
         "name the SV0 tenant with --tenant (or SV0_TENANT); an export's meta.json or the Entra tenant id can also name it",
     )?;
-    let observed_at = match args.observed_at.as_deref().or(meta.observed_at.as_deref()) {
+    let observed_at = match observed_at.or(meta.observed_at.as_deref()) {
         Some(text) => Timestamp::parse(text)?,
         None => Timestamp::now(),
     };
@@ -59,12 +62,7 @@ pub async fn run_connectors(
         tenant: TenantId::new(tenant)?,
         azure_tenant_id: azure_tenant_id.clone(),
         observed_at,
-        trigger: match args.trigger {
-            TriggerArg::Manual => ScanTrigger::Manual,
-            TriggerArg::Scheduled => ScanTrigger::Scheduled,
-            TriggerArg::Deployment => ScanTrigger::Deployment,
-            TriggerArg::Remediation => ScanTrigger::Remediation,
-        },
+        trigger,
         evidence_days: config.evidence_days.unwrap_or(30).clamp(1, 365),
         subscriptions: config.subscriptions.clone(),
         log_analytics_workspaces: config.log_analytics_workspaces.clone(),
@@ -84,7 +82,7 @@ pub async fn run_connectors(
     Ok(result?)
 }
 
-fn kind(arg: ConnectorArg) -> ConnectorKind {
+pub(crate) fn kind(arg: ConnectorArg) -> ConnectorKind {
     match arg {
         ConnectorArg::Entra => ConnectorKind::Entra,
         ConnectorArg::AzureRbac => ConnectorKind::AzureRbac,
@@ -115,7 +113,7 @@ fn services(kind: ConnectorKind) -> &'static [Service] {
 
 /// Base URLs, tokens and limits for a live scan.
 fn live_source(
-    args: &ScanRunArgs,
+    args: &ConnectorArgs,
     kinds: &[ConnectorKind],
     config: &ConnectorsConfig,
     azure_tenant_id: Option<&str>,
@@ -217,6 +215,35 @@ fn origin(url: &str) -> &str {
     let start = url.find("://").map(|i| i + 3).unwrap_or(0);
     let end = url[start..].find('/').map(|i| start + i).unwrap_or(url.len());
     &url[..end]
+}
+
+/// Runs the connectors for each sync of `sv0 serve`: live with sv0.toml's settings, or over an
+/// export directory; the snapshot goes back to the API as JSON.
+pub struct SyncConnectors {
+    /// The connectors and their source.
+    pub args: ConnectorArgs,
+    /// The tenant named on the command line.
+    pub tenant: Option<String>,
+    /// `[connectors]` of sv0.toml.
+    pub config: ConnectorsConfig,
+}
+
+impl sv0_api::syncs::SnapshotProducer for SyncConnectors {
+    fn produce(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<serde_json::Value, String>> + Send + '_>> {
+        Box::pin(async move {
+            let result =
+                run_connectors(&self.args, None, ScanTrigger::Deployment, self.tenant.as_deref(), &self.config)
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+            let failed: Vec<&str> = result.outcomes.iter().filter(|(_, o)| o.failed > 0).map(|(api, _)| *api).collect();
+            if !failed.is_empty() {
+                tracing::warn!(apis = ?failed, "sync scan is partial");
+            }
+            serde_json::to_value(&result.snapshot).map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// Prints how every API call went, and what was left out.

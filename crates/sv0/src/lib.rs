@@ -138,8 +138,15 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
     pub max_body: usize,
     /// The snapshot a collector keeps current: what `POST /api/v1/syncs` imports
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "sync_connectors")]
     pub sync_snapshot: Option<PathBuf>,
+    /// Syncs run this connector (repeatable), live with sv0.toml's [connectors] settings and
+    /// secrets from the environment, or over --sync-from-export
+    #[arg(long = "sync-connector", value_enum, value_name = "CONNECTOR")]
+    pub sync_connectors: Vec<ConnectorArg>,
+    /// With --sync-connector: read this export directory instead of the live APIs
+    #[arg(long, value_name = "DIR", requires = "sync_connectors")]
+    pub sync_from_export: Option<PathBuf>,
 }
 
 /// `sv0 replay`.
@@ -393,11 +400,11 @@ pub enum ConnectorArg {
     Azurehound,
 }
 
-/// `sv0 scan run`.
-#[derive(Debug, Args)]
-pub struct ScanRunArgs {
+/// Which connectors read which source (`sv0 scan run`, `sv0 watch`).
+#[derive(Debug, Clone, Args)]
+pub struct ConnectorArgs {
     /// A connector to run; give several for one scan of them all
-    #[arg(long = "connector", value_enum, required = true, value_name = "CONNECTOR")]
+    #[arg(long = "connector", value_enum, value_name = "CONNECTOR")]
     pub connectors: Vec<ConnectorArg>,
     /// Live: the APIs' base URL, for every connector, or CONNECTOR=URL (entra, azure-rbac,
     /// log-analytics, servicenow, foundry); repeatable [default: public cloud for entra and
@@ -408,12 +415,6 @@ pub struct ScanRunArgs {
     /// docs/connectors.md for the file names
     #[arg(long, value_name = "DIR")]
     pub from_export: Option<PathBuf>,
-    /// When the sources were read [default: now, or the export's meta.json]
-    #[arg(long, value_name = "TIME")]
-    pub observed_at: Option<String>,
-    /// Why the scan ran
-    #[arg(long, value_enum, default_value = "manual")]
-    pub trigger: TriggerArg,
     /// Concurrent requests per API [default: 4]
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
@@ -426,6 +427,35 @@ pub struct ScanRunArgs {
     /// Longest Retry-After honoured, in seconds (longer waits are cut to this)
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub max_retry_wait: u64,
+}
+
+impl ConnectorArgs {
+    /// Connectors over an export directory, or live with sv0.toml's settings, with the
+    /// command line's defaults.
+    pub fn new(connectors: Vec<ConnectorArg>, from_export: Option<PathBuf>) -> ConnectorArgs {
+        ConnectorArgs {
+            connectors,
+            base_urls: Vec::new(),
+            from_export,
+            concurrency: None,
+            max_retries: 4,
+            timeout: 60,
+            max_retry_wait: 60,
+        }
+    }
+}
+
+/// `sv0 scan run`.
+#[derive(Debug, Args)]
+pub struct ScanRunArgs {
+    #[command(flatten)]
+    pub source: ConnectorArgs,
+    /// When the sources were read [default: now, or the export's meta.json]
+    #[arg(long, value_name = "TIME")]
+    pub observed_at: Option<String>,
+    /// Why the scan ran
+    #[arg(long, value_enum, default_value = "manual")]
+    pub trigger: TriggerArg,
     /// Write the snapshot the connectors assembled to this file as well
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -503,8 +533,11 @@ pub struct WatchArgs {
     pub every: std::time::Duration,
     /// A snapshot file a collector keeps up to date; repeatable. Each round imports it as a
     /// scheduled scan (an unchanged file appends nothing)
-    #[arg(long = "snapshot", value_name = "FILE", required = true)]
+    #[arg(long = "snapshot", value_name = "FILE", required_unless_present = "connectors")]
     pub snapshots: Vec<PathBuf>,
+    /// Each round also runs these connectors (as `sv0 scan run` does) as a scheduled scan
+    #[command(flatten)]
+    pub source: ConnectorArgs,
     /// Stop after this many rounds (the first runs at once)
     #[arg(long, value_name = "N")]
     pub ticks: Option<u64>,

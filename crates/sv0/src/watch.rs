@@ -22,9 +22,28 @@ pub async fn run(
     args: WatchArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
+    let config = service.data_dir().config()?.connectors.unwrap_or_default();
     let mut round = 0u64;
     loop {
         round += 1;
+        if !args.source.connectors.is_empty() {
+            let source = format!(
+                "connectors {}",
+                args.source.connectors.iter().map(|c| crate::connect::kind(*c).name()).collect::<Vec<_>>().join("+")
+            );
+            let line = match scan_connectors(service, tenant, &args, &config).await {
+                Ok((report, failed)) => json!({
+                    "round": round,
+                    "source": source,
+                    "scan": report.scan_id,
+                    "imported": !report.duplicate,
+                    "status": report.scan.map(|s| s.status),
+                    "failed_apis": failed,
+                }),
+                Err(error) => json!({ "round": round, "source": source, "error": format!("{error:#}") }),
+            };
+            report_source(&line, args.json, out)?;
+        }
         for file in &args.snapshots {
             let line = match import(service, file).await {
                 Ok(report) if report.duplicate => {
@@ -87,6 +106,20 @@ async fn import(
     let snapshot = sv0_service::import::parse_snapshot(&bytes)?;
     drop(bytes);
     Ok(service.import_parsed(snapshot, Some(ScanTrigger::Scheduled)).await?)
+}
+
+/// One round of the connectors: read, validate, import as a scheduled scan. Returns the import
+/// and the APIs that failed (the scan is then partial, and removes nothing they would have shown).
+async fn scan_connectors(
+    service: &mut Service<impl sv0_log::EventLog>,
+    tenant: Option<&str>,
+    args: &WatchArgs,
+    config: &sv0_service::data_dir::ConnectorsConfig,
+) -> anyhow::Result<(sv0_service::ImportReport, Vec<&'static str>)> {
+    let result = crate::connect::run_connectors(&args.source, None, ScanTrigger::Scheduled, tenant, config).await?;
+    let failed = result.outcomes.iter().filter(|(_, o)| o.failed > 0).map(|(api, _)| *api).collect();
+    let snapshot = result.snapshot.validate()?;
+    Ok((service.import_parsed(snapshot, Some(ScanTrigger::Scheduled)).await?, failed))
 }
 
 fn report_source(line: &serde_json::Value, as_json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
