@@ -103,10 +103,12 @@ fn form_has(body: &[u8], key: &str, value: &str) -> bool {
 }
 
 /// Starts the fake. With `faults`, the first oauth2PermissionGrants request is throttled (429,
-/// Retry-After: 1), sign-ins answer 403, and the second page of REST messages is cut off.
+/// Retry-After: 1), the first ARM resources request is busy (503, Retry-After: 1), sign-ins and
+/// Foundry connections answer 403, and the second page of REST messages is cut off.
 fn fake_tenant(faults: bool) -> Fake {
     let requests = Arc::new(Mutex::new(Vec::new()));
     let throttled = Arc::new(AtomicBool::new(false));
+    let resources_throttled = Arc::new(AtomicBool::new(false));
     let base = Arc::new(Mutex::new(String::new()));
     let (log, shared_base) = (requests.clone(), base.clone());
     let url = fake_server_with(move |r: &Received| {
@@ -154,6 +156,16 @@ fn fake_tenant(faults: bool) -> Fake {
                 return Reply::json(
                     "403 Forbidden",
                     r#"{"error":{"code":"Authorization_RequestDenied","message":"Insufficient privileges to complete the operation."}}"#,
+                );
+            }
+            if api == "arm.resources" && !resources_throttled.swap(true, Ordering::SeqCst) {
+                return Reply::json("503 Service Unavailable", r#"{"error":{"code":"ServerBusy","message":"busy"}}"#)
+                    .header("Retry-After", "1");
+            }
+            if api == "foundry.connections" {
+                return Reply::json(
+                    "403 Forbidden",
+                    r#"{"error":{"code":"PermissionDenied","message":"The principal lacks Microsoft.CognitiveServices/accounts/projects/connections/read"}}"#,
                 );
             }
             if api == "servicenow.restMessages" && page == 2 {
@@ -343,6 +355,14 @@ fn a_partial_live_scan_records_the_failed_apis_and_keeps_what_they_would_have_sh
         (Some(0), Some(1)),
         "429 then success: {grants}"
     );
+    let resources = api(&report, "arm.resources");
+    assert_eq!(
+        (resources["failed"].as_u64(), resources["retries"].as_u64()),
+        (Some(0), Some(1)),
+        "503 then success: {resources}"
+    );
+    let connections = api(&report, "foundry.connections");
+    assert!(connections["error"].as_str().unwrap().contains("403"), "{connections}");
     let rest = api(&report, "servicenow.restMessages");
     assert!(rest["error"].as_str().unwrap().contains("malformed"), "{rest}");
     assert_eq!(rest["items"], 1, "the first page's item is kept");
@@ -353,6 +373,7 @@ fn a_partial_live_scan_records_the_failed_apis_and_keeps_what_they_would_have_sh
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("signin:66ea54eb-6301-4ee5-be62-ff5a759b0100"), "sign-in evidence kept: {out}");
     assert!(out.contains("servicenow-rest:c1d2e3f4a5b60718293a4b5c6d7e8f92"), "the unread REST message kept: {out}");
+    assert!(out.contains("foundry-connection:contoso-agents/bing-grounding"), "the unread connection kept: {out}");
     let (_, list) = sv0_in(dir.path(), &["--tenant", "contoso", "scan", "list", "--json"]);
     assert_eq!(serde_json::from_str::<Value>(&list).unwrap().as_array().map(Vec::len), Some(2), "{list}");
 }

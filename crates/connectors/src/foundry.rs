@@ -140,7 +140,7 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
             let id = format!("foundry-connection:{project}/{name}");
             out.identity(Identity {
                 id: id.clone(),
-                name: format!("connection {name} ({credential_type})"),
+                name: format!("connection {name}"),
                 kind: if credential_type == "agenticidentity" {
                     IdentityKind::AgentIdentity
                 } else {
@@ -195,9 +195,15 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
         });
         connections.insert(name.to_ascii_lowercase(), (identity, destination));
     }
+    // A tool naming a connection the listing did not return (it failed, or the connection is
+    // gone) still runs as that connection: bind to its identity, known only by name.
+    let unknown: std::cell::RefCell<BTreeSet<String>> = Default::default();
     let connection = |reference: &str| -> Option<(String, String)> {
         let name = reference.rsplit_once("/connections/").map(|(_, n)| n).unwrap_or(reference);
-        connections.get(&name.to_ascii_lowercase()).cloned()
+        connections.get(&name.to_ascii_lowercase()).cloned().or_else(|| {
+            unknown.borrow_mut().insert(name.to_string());
+            Some((format!("foundry-connection:{project}/{name}"), String::new()))
+        })
     };
 
     let mut reach: BTreeMap<String, Vec<Reach>> = BTreeMap::new();
@@ -433,6 +439,13 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
         reach.insert(agent_id.to_string(), found);
     }
 
+    for name in unknown.into_inner() {
+        out.stub_identity(
+            &format!("foundry-connection:{project}/{name}"),
+            &format!("connection {name}"),
+            IdentityKind::ApiKey,
+        );
+    }
     for step in &data.run_steps {
         run_step(step, project, &reach, out);
     }
