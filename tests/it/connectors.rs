@@ -38,8 +38,8 @@ fn route(path: &str) -> Option<(&'static str, Option<(&'static str, String)>)> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     Some(match segments.as_slice() {
         ["v1.0", "servicePrincipals"] => ("graph.servicePrincipals", None),
-        ["v1.0", "servicePrincipals", id, "appRoleAssignments"] => {
-            ("graph.appRoleAssignments", Some(("principalId", id.to_string())))
+        ["v1.0", "servicePrincipals", id, "appRoleAssignedTo"] => {
+            ("graph.appRoleAssignments", Some(("resourceId", id.to_string())))
         }
         ["v1.0", "applications"] => ("graph.applications", None),
         ["v1.0", "oauth2PermissionGrants"] => ("graph.oauth2PermissionGrants", None),
@@ -314,8 +314,12 @@ fn a_live_scan_reads_every_page_and_equals_the_same_responses_read_as_an_export(
     for second in ["$skiptoken=", "$skipToken=", "sysparm_offset=1000", "after=asst_"] {
         assert!(requests.iter().any(|r| r.contains(second)), "no request with {second}: {requests:#?}");
     }
-    // App role assignments: one call per service principal read.
-    assert_eq!(requests.iter().filter(|r| r.ends_with("/appRoleAssignments?$top=999")).count(), 6, "{requests:#?}");
+    // App role assignments: one call per resource, a service principal that defines app roles.
+    let assigned: Vec<&String> = requests.iter().filter(|r| r.contains("/appRoleAssignedTo")).collect();
+    assert_eq!(
+        assigned,
+        [&"GET /v1.0/servicePrincipals/7e8b1c2d-3f4a-4b5c-8d6e-9f0a1b2c3d4e/appRoleAssignedTo?$top=999".to_string()]
+    );
     assert!(requests.iter().any(|r| r.starts_with("POST /v1/workspaces/")), "the storage logs were queried");
     assert_eq!(api(&report, "graph.servicePrincipals")["pages"], 2);
 

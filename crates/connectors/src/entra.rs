@@ -65,15 +65,18 @@ pub async fn collect(
     let apps = source
         .list(get("graph.applications", format!("/v1.0/applications?$top=999&$expand={OWNER_SELECT}")), ledger)
         .await;
-    // App role assignments are listed per service principal: every principal the listing saw.
+    // App role assignments are listed per resource: only a service principal that defines app
+    // roles can be the resource of one, so a tenant of 100k principals needs calls for the few
+    // hundred APIs among them, not for every principal.
     let calls = if source.is_export() {
         vec![get("graph.appRoleAssignments", String::new())]
     } else {
         sps.items
             .iter()
+            .filter(|sp| !array(sp, "appRoles").is_empty())
             .filter_map(|sp| str(sp, "id"))
             .map(|id| {
-                get("graph.appRoleAssignments", format!("/v1.0/servicePrincipals/{id}/appRoleAssignments?$top=999"))
+                get("graph.appRoleAssignments", format!("/v1.0/servicePrincipals/{id}/appRoleAssignedTo?$top=999"))
             })
             .collect()
     };
