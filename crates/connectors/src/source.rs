@@ -241,17 +241,9 @@ impl Source {
     pub async fn list_each(&self, api: &'static str, calls: Vec<Call>, ledger: &Ledger) -> Listing {
         match self {
             Source::Export(dir) => {
-                let outcome = dir.read(api, calls.first().map(|c| c.paging).unwrap_or(Paging::OData), ledger);
-                match outcome {
-                    Ok(items) => {
-                        ledger.finished(api, None);
-                        Listing { items, complete: true }
-                    }
-                    Err(error) => {
-                        ledger.finished(api, Some(&error));
-                        Listing { items: Vec::new(), complete: false }
-                    }
-                }
+                let (items, error) = dir.read(api, calls.first().map(|c| c.paging).unwrap_or(Paging::OData), ledger);
+                ledger.finished(api, error.as_deref());
+                Listing { items, complete: error.is_none() }
             }
             Source::Live(live) => {
                 if calls.is_empty() {
@@ -617,8 +609,23 @@ impl ExportDir {
         &self.root
     }
 
-    /// Every page of one API, in page order.
-    fn read(&self, api: &'static str, paging: Paging, ledger: &Ledger) -> Result<Vec<Value>, String> {
+    /// Every page of one API, in page order; on a failure, the items of the pages before it and
+    /// what went wrong.
+    fn read(&self, api: &'static str, paging: Paging, ledger: &Ledger) -> (Vec<Value>, Option<String>) {
+        let mut items = Vec::new();
+        match self.read_into(api, paging, ledger, &mut items) {
+            Ok(()) => (items, None),
+            Err(error) => (items, Some(error)),
+        }
+    }
+
+    fn read_into(
+        &self,
+        api: &'static str,
+        paging: Paging,
+        ledger: &Ledger,
+        items: &mut Vec<Value>,
+    ) -> Result<(), String> {
         let mut pages: Vec<(u32, PathBuf)> = Vec::new();
         if self.single {
             pages.push((1, self.root.clone()));
@@ -647,7 +654,6 @@ impl ExportDir {
             return Err(format!("no {api}.json in {}", self.root.display()));
         }
         pages.sort();
-        let mut items = Vec::new();
         for (number, path) in pages {
             let size = std::fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.len();
             if size > MAX_EXPORT_FILE_BYTES {
@@ -658,7 +664,7 @@ impl ExportDir {
             ledger.page(api, page.items.len());
             items.extend(page.items);
         }
-        Ok(items)
+        Ok(())
     }
 }
 
