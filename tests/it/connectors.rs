@@ -43,6 +43,9 @@ fn route(path: &str) -> Option<(&'static str, Option<(&'static str, String)>)> {
         }
         ["v1.0", "applications"] => ("graph.applications", None),
         ["v1.0", "oauth2PermissionGrants"] => ("graph.oauth2PermissionGrants", None),
+        ["v1.0", "groups", id, "transitiveMembers", "microsoft.graph.servicePrincipal"] => {
+            ("graph.groupMembers", Some(("groupId", id.to_string())))
+        }
         ["v1.0", "roleManagement", "directory", "roleDefinitions"] => ("graph.directoryRoleDefinitions", None),
         ["v1.0", "roleManagement", "directory", "roleAssignments"] => ("graph.directoryRoleAssignments", None),
         ["beta", "auditLogs", "signIns"] => ("graph.signIns", None),
@@ -93,6 +96,10 @@ fn recorded(api: &str, page: u32, base: &str, filter: &Option<(&'static str, Str
     for key in ["value", "data"] {
         if let Some(items) = page.get_mut(key).and_then(Value::as_array_mut) {
             items.retain(|i| i[*field].as_str().is_some_and(|v| v.eq_ignore_ascii_case(value)));
+            // Graph's members carry no groupId: the export's items name their group, the API's do not.
+            if *field == "groupId" {
+                items.iter_mut().for_each(|i| drop(i.as_object_mut().map(|m| m.remove("groupId"))));
+            }
         }
     }
     Some(page.to_string())
@@ -474,6 +481,13 @@ fn vendor_facts_survive_the_conversion() {
         find("destinations", "/providers/microsoft.management/managementgroups/contoso-root")["name"],
         "management group contoso-root"
     );
+    // A role assignment to a group reaches the service principals in it.
+    let through_group = find(
+        "grants",
+        "/subscriptions/0b1f6471-1bf0-4dda-aec3-111122223333/resourcegroups/rg-finance-ai/providers/microsoft.authorization/roleassignments/b9c0d1e2-f3a4-4b5c-8d6e-7f8a9b0c1d2e#member:2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f",
+    );
+    assert_eq!(through_group["role"], "Storage Blob Data Reader (through group c9d0e1f2-a3b4-4c5d-8e6f-7a8b9c0d1e2f)");
+    assert_eq!(through_group["identity"], "2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f");
     // ServiceNow: record ACLs open tables to roles; field ACLs do not; tables are classified.
     let hr = find("grants", "2d8f1e3a2c3b4d5e6f708192a3b4c5d6/sn_hr_core_case");
     assert_eq!(hr["permissions"], serde_json::json!(["read", "write"]));
@@ -549,6 +563,12 @@ fn azurehound_output_imports_as_a_scan() {
         "{grants:#?}"
     );
     assert!(grants.iter().any(|g| g["role"] == "Application Administrator"), "{grants:#?}");
+    // AZGroupMember records expand a group's role assignment to its service-principal members.
+    assert!(
+        grants.iter().any(|g| g["role"] == "Reader (through group c9d0e1f2-a3b4-4c5d-8e6f-7a8b9c0d1e2f)"
+            && g["identity"] == "2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f"),
+        "{grants:#?}"
+    );
     assert!(
         ids("workloads").iter().any(|w| w.ends_with("/microsoft.web/sites/func-invoice-sync")),
         "{:?}",

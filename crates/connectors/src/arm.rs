@@ -106,6 +106,7 @@ pub async fn collect(
                     path: format!("/v1/workspaces/{w}/query"),
                     paging: Paging::Table,
                     body: Some(json!({ "query": query })),
+                    tag: None,
                 })
                 .collect()
         };
@@ -285,7 +286,9 @@ fn role_assignment(
     else {
         return;
     };
-    if str(properties, "principalType").is_some_and(|t| !t.eq_ignore_ascii_case("ServicePrincipal")) {
+    let principal_type = str(properties, "principalType").unwrap_or("ServicePrincipal");
+    let is_group = principal_type.eq_ignore_ascii_case("Group");
+    if !is_group && !principal_type.eq_ignore_ascii_case("ServicePrincipal") {
         return;
     }
     let principal = object_id(principal);
@@ -306,21 +309,26 @@ fn role_assignment(
     if permissions.is_empty() {
         return;
     }
-    out.stub_identity(&principal, &principal, IdentityKind::ServicePrincipal);
     let destination = destination_for_scope(scope, tags, subscription_names);
     let destination_id = destination.id.clone();
     tag_domains(&destination.tags, out);
     out.destination(destination);
-    out.grant(Grant {
+    let grant = Grant {
         id: id.to_ascii_lowercase(),
-        identity: principal,
+        identity: principal.clone(),
         destination: destination_id,
         permissions,
         source: GrantSource::AzureRoleAssignment,
         role,
         scope: scope.to_string(),
         consent: None,
-    });
+    };
+    if is_group {
+        out.group_grant(grant);
+    } else {
+        out.stub_identity(&principal, &principal, IdentityKind::ServicePrincipal);
+        out.grant(grant);
+    }
 }
 
 /// The destination an ARM scope names: a management group, subscription, resource group or

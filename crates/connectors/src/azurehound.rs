@@ -30,18 +30,21 @@ pub async fn collect(
         &[Identities, Credentials, Owners, Workloads, Bindings, Grants, Destinations, Domains, ClassificationRules],
     );
     let listing = source.list(Call::get(API, Service::Graph, String::new(), Paging::Cursor), ledger).await;
-    let (graph, arm, tenant) = sort(&listing.items);
+    let (graph, arm, members, tenant) = sort(&listing.items);
     let mut settings = settings.clone();
     if settings.azure_tenant_id.is_none() {
         settings.azure_tenant_id = tenant;
     }
     crate::entra::convert(&graph, &settings, out);
     crate::arm::convert(&arm, out);
+    crate::groups::expand(&members, out);
     Ok(())
 }
 
-/// Sorts AzureHound records into Graph and ARM responses; also returns the tenant id.
-pub fn sort(records: &[Value]) -> (GraphData, ArmData, Option<String>) {
+/// Sorts AzureHound records into Graph and ARM responses and group members (items naming their
+/// `groupId`); also returns the tenant id.
+pub fn sort(records: &[Value]) -> (GraphData, ArmData, Vec<Value>, Option<String>) {
+    let mut members = Vec::new();
     let mut graph = GraphData::default();
     let mut arm = ArmData::default();
     let mut tenant = None;
@@ -76,6 +79,16 @@ pub fn sort(records: &[Value]) -> (GraphData, ArmData, Option<String>) {
                 None => graph.app_role_assignments.push(data.clone()),
             },
             "AZOAuth2PermissionGrant" => graph.oauth2_permission_grants.push(data.clone()),
+            "AZGroupMember" => {
+                for entry in array(data, "members") {
+                    let group = str(entry, "groupId").or(str(data, "groupId"));
+                    if let (Some(group), Some(Value::Object(member))) = (group, entry.get("member")) {
+                        let mut item = member.clone();
+                        item.insert("groupId".into(), Value::String(group.to_string()));
+                        members.push(Value::Object(item));
+                    }
+                }
+            }
             "AZRole" => graph.role_definitions.push(data.clone()),
             "AZRoleAssignment" => graph.role_assignments.extend(array(data, "roleAssignments").iter().cloned()),
             "AZSubscription" => arm.subscriptions.push(data.clone()),
@@ -121,5 +134,5 @@ pub fn sort(records: &[Value]) -> (GraphData, ArmData, Option<String>) {
             map.insert("owners".into(), Value::Array(owners));
         }
     }
-    (graph, arm, tenant)
+    (graph, arm, members, tenant)
 }

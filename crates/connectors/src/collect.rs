@@ -38,6 +38,11 @@ pub struct Collected {
     stubs: BTreeSet<String>,
     /// The lists each API fills, for the coverage record.
     pub apis: BTreeMap<&'static str, BTreeSet<EntityList>>,
+    /// Grants held by groups (the identity field names the group), expanded into the group's
+    /// service-principal members by `groups::expand`.
+    pub group_grants: Vec<Grant>,
+    /// Records left out before `finish`, by reason.
+    notes: BTreeMap<String, u64>,
 }
 
 impl Collected {
@@ -102,6 +107,16 @@ impl Collected {
         self.owners.entry(owner.id.clone()).or_insert(owner);
     }
 
+    /// Counts a record left out.
+    pub fn note(&mut self, reason: &str) {
+        *self.notes.entry(reason.to_string()).or_default() += 1;
+    }
+
+    /// A grant held by a group.
+    pub fn group_grant(&mut self, grant: Grant) {
+        self.group_grants.push(grant);
+    }
+
     /// A grant.
     pub fn grant(&mut self, grant: Grant) {
         self.grants.insert(grant.id.clone(), grant);
@@ -131,7 +146,12 @@ impl Collected {
     /// are left out (grants, bindings, credentials) or lose that reference (owners, evidence
     /// fields), and counted by reason.
     pub fn finish(self) -> (Entities, BTreeMap<String, u64>) {
-        let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
+        let mut dropped: BTreeMap<String, u64> = self.notes.clone();
+        if !self.group_grants.is_empty() {
+            *dropped
+                .entry("grants to groups whose service-principal members were not read".to_string())
+                .or_default() += self.group_grants.len() as u64;
+        }
         let mut count = |reason: &str| *dropped.entry(reason.to_string()).or_default() += 1;
         let Collected {
             domains,

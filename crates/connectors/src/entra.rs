@@ -400,7 +400,9 @@ pub fn permission_verbs(permission: &str) -> Vec<Permission> {
 }
 
 fn app_role_assignment(assignment: &Value, resources: &BTreeMap<String, Resource>, out: &mut Collected) {
-    if str(assignment, "principalType").is_some_and(|t| !t.eq_ignore_ascii_case("ServicePrincipal")) {
+    let principal_type = str(assignment, "principalType").unwrap_or("ServicePrincipal");
+    let is_group = principal_type.eq_ignore_ascii_case("Group");
+    if !is_group && !principal_type.eq_ignore_ascii_case("ServicePrincipal") {
         return;
     }
     let (Some(id), Some(principal), Some(resource_id)) =
@@ -419,7 +421,7 @@ fn app_role_assignment(assignment: &Value, resources: &BTreeMap<String, Resource
     let destination = permission_destination(&resource_id, resource, &role, out);
     let resource_name =
         str(assignment, "resourceDisplayName").or(resource.map(|r| r.name.as_str())).unwrap_or(&resource_id);
-    out.grant(Grant {
+    let grant = Grant {
         id: id.to_string(),
         identity: principal,
         destination,
@@ -428,7 +430,8 @@ fn app_role_assignment(assignment: &Value, resources: &BTreeMap<String, Resource
         role,
         scope: resource_name.to_string(),
         consent: None,
-    });
+    };
+    if is_group { out.group_grant(grant) } else { out.grant(grant) }
 }
 
 fn permission_grant(grant: &Value, resources: &BTreeMap<String, Resource>, out: &mut Collected) {

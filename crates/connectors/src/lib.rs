@@ -13,6 +13,7 @@ pub mod azurehound;
 pub mod collect;
 pub mod entra;
 pub mod foundry;
+pub mod groups;
 mod json;
 pub mod servicenow;
 pub mod source;
@@ -167,6 +168,8 @@ pub async fn scan(
             ConnectorKind::AzureHound => azurehound::collect(source, settings, &ledger, &mut collected).await?,
         }
     }
+    // Grants to groups reach the service principals in them.
+    groups::collect(source, &ledger, &mut collected).await;
     let outcomes = ledger.outcomes();
     if !outcomes.is_empty() && outcomes.values().all(|o| o.failed > 0 && o.items == 0) {
         let first = outcomes.iter().find_map(|(api, o)| o.first_error.as_ref().map(|e| format!("{api}: {e}")));

@@ -91,12 +91,15 @@ pub struct Call {
     pub paging: Paging,
     /// A JSON body to POST instead of a GET.
     pub body: Option<Value>,
+    /// A field set on every item read (e.g. `groupId` on a group's members), so that items of
+    /// a fan-out name the call they came from, as an export file's items must.
+    pub tag: Option<(&'static str, String)>,
 }
 
 impl Call {
     /// A GET.
     pub fn get(api: &'static str, service: Service, path: impl Into<String>, paging: Paging) -> Call {
-        Call { api, service, path: path.into(), paging, body: None }
+        Call { api, service, path: path.into(), paging, body: None, tag: None }
     }
 }
 
@@ -323,7 +326,15 @@ impl Live {
                 }
             };
             ledger.page(call.api, page.items.len());
-            items.extend(page.items);
+            match &call.tag {
+                Some((key, value)) => items.extend(page.items.into_iter().map(|mut item| {
+                    if let Some(map) = item.as_object_mut() {
+                        map.insert(key.to_string(), Value::String(value.clone()));
+                    }
+                    item
+                })),
+                None => items.extend(page.items),
+            }
             next = match call.paging {
                 Paging::OData | Paging::Arm => page.next,
                 Paging::LinkHeader => link,

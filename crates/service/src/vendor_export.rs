@@ -361,6 +361,22 @@ pub fn write(dir: &Path, identities: usize, seed: u64) -> std::io::Result<Vendor
             definition(READER, "Reader", json!(["*/read"]), json!([])),
         ],
     )?;
+    // Groups of managed identities holding a role on a resource group.
+    let mut members = Vec::new();
+    for g in 0..(n / 1000).max(1) {
+        let group = guid(15, g);
+        let (scope, _) = &groups[g % groups.len()];
+        rbac.push(json!({"id": format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{}", guid(16, g)),
+            "properties": {"roleDefinitionId": format!("/providers/Microsoft.Authorization/roleDefinitions/{READER}"),
+                "principalId": group, "principalType": "Group", "scope": scope}}));
+        for m in 0..5 {
+            let member = (g * 100 + m * 20) % (n - 2);
+            if member % 100 < 30 {
+                members.push(json!({"@odata.type": "#microsoft.graph.servicePrincipal", "id": guid(4, member), "groupId": group}));
+            }
+        }
+    }
+    w.graph("graph.groupMembers", members)?;
     w.arm("arm.roleAssignments", rbac)?;
     for (i, (account, name)) in accounts.iter().enumerate() {
         let mut tags = json!({});

@@ -104,7 +104,8 @@ fn read_meta(path: &Path) -> anyhow::Result<ExportMeta> {
 fn services(kind: ConnectorKind) -> &'static [Service] {
     match kind {
         ConnectorKind::Entra => &[Service::Graph],
-        ConnectorKind::AzureRbac => &[Service::Arm, Service::LogAnalytics],
+        // Graph too: the members of groups that hold role assignments.
+        ConnectorKind::AzureRbac => &[Service::Arm, Service::LogAnalytics, Service::Graph],
         ConnectorKind::ServiceNow => &[Service::ServiceNow],
         ConnectorKind::Foundry => &[Service::Foundry],
         ConnectorKind::AzureHound => &[],

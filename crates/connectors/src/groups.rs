@@ -1,0 +1,74 @@
+//! Grants held by groups reach the service principals in them: an Azure role assignment or an
+//! app role assignment to a group is expanded into one grant per service-principal member
+//! (transitive members: nested groups count), each naming the assignment and the group. The
+//! record to change is still the group's assignment, or the membership.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+use sv0_domain::model::{Grant, IdentityKind};
+use sv0_domain::snapshot::EntityList;
+
+use crate::collect::Collected;
+use crate::json::{object_id, str};
+use crate::source::{Call, Ledger, Paging, Service, Source};
+
+/// The API that lists group members. In an export directory, `graph.groupMembers.json` holds
+/// the members of every group, each item naming its group in `groupId`.
+pub const API: &str = "graph.groupMembers";
+
+/// Reads the service-principal members of every group that holds a grant (one call per group)
+/// and expands the group grants.
+pub async fn collect(source: &Source, ledger: &Ledger, out: &mut Collected) {
+    if out.group_grants.is_empty() {
+        return;
+    }
+    out.uses(API, &[EntityList::Grants, EntityList::Identities]);
+    let groups: BTreeSet<String> = out.group_grants.iter().map(|g| g.identity.clone()).collect();
+    let calls: Vec<Call> = if source.is_export() {
+        vec![Call::get(API, Service::Graph, String::new(), Paging::OData)]
+    } else if source.has(Service::Graph) {
+        groups
+            .into_iter()
+            .map(|group| {
+                let path =
+                    format!("/v1.0/groups/{group}/transitiveMembers/microsoft.graph.servicePrincipal?$select=id,displayName&$top=999");
+                Call { tag: Some(("groupId", group)), ..Call::get(API, Service::Graph, path, Paging::OData) }
+            })
+            .collect()
+    } else {
+        ledger.skipped(API, "no Microsoft Graph base URL to read the members of groups holding grants");
+        Vec::new()
+    };
+    let listing = source.list_each(API, calls, ledger).await;
+    expand(&listing.items, out);
+}
+
+/// Expands the group grants over `members` (items naming `groupId` and the member's `id`;
+/// members that are not service principals are skipped).
+pub fn expand(members: &[Value], out: &mut Collected) {
+    let mut by_group: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for member in members {
+        let (Some(group), Some(id)) = (str(member, "groupId"), str(member, "id")) else { continue };
+        if str(member, "@odata.type").is_some_and(|t| !t.ends_with("servicePrincipal")) {
+            continue;
+        }
+        let name = str(member, "displayName").unwrap_or(id).to_string();
+        by_group.entry(object_id(group)).or_default().insert(object_id(id), name);
+    }
+    for grant in std::mem::take(&mut out.group_grants) {
+        let Some(members) = by_group.get(&grant.identity) else {
+            out.note("grants to groups whose service-principal members were not read");
+            continue;
+        };
+        for (member, name) in members {
+            out.stub_identity(member, name, IdentityKind::ServicePrincipal);
+            out.grant(Grant {
+                id: format!("{}#member:{member}", grant.id),
+                identity: member.clone(),
+                role: format!("{} (through group {})", grant.role, grant.identity),
+                ..grant.clone()
+            });
+        }
+    }
+}
