@@ -500,15 +500,7 @@ fn a_sync_scans_the_deployment_and_judges_the_scope() {
     let reply = server.post("/api/v1/syncs", Some(&analyst), "application/json", request);
     assert_eq!(reply.status, 202, "{reply:?}");
     let id = reply.json()["sync_id"].as_str().unwrap().to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let sync = loop {
-        let sync = server.get(&format!("/api/v1/syncs/{id}"), Some(&analyst)).json();
-        if !matches!(sync["status"].as_str(), Some("pending" | "running")) {
-            break sync;
-        }
-        assert!(std::time::Instant::now() < deadline, "the sync did not finish: {sync}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let sync = finished_sync(&server, &id, &analyst);
     assert_eq!(sync["status"], "completed", "{sync}");
     assert_eq!(sync["disposition"]["decision"], "requires_review", "{sync}");
     assert_eq!(sync["delta"]["new_paths"], 5, "{sync}");
@@ -975,15 +967,7 @@ fn a_targeted_sync_changes_only_its_workloads() {
         let reply = server.post("/api/v1/syncs", Some(&analyst), "application/json", body.as_bytes());
         assert_eq!(reply.status, 202, "{reply:?}");
         let id = reply.json()["sync_id"].as_str().unwrap().to_string();
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let sync = server.get(&format!("/api/v1/syncs/{id}"), Some(&analyst)).json();
-            if !matches!(sync["status"].as_str(), Some("pending" | "running")) {
-                return sync;
-            }
-            assert!(std::time::Instant::now() < deadline, "{sync}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        finished_sync(&server, &id, &analyst)
     };
     let missing = run(r#"{"scope":"project:HR-Automation","targets":["no-such-workload"]}"#);
     assert_eq!(missing["status"], "failed", "{missing}");
@@ -1028,6 +1012,19 @@ fn admins_set_the_policy() {
     assert_eq!(server.get("/api/v1/policy", Some(viewer)).json()["evidence_window_days"], 45);
 }
 
+/// Polls a sync until it is neither pending nor running (at most a minute).
+fn finished_sync(server: &Server, id: &str, token: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let sync = server.get(&format!("/api/v1/syncs/{id}"), Some(token)).json();
+        if !matches!(sync["status"].as_str(), Some("pending" | "running")) {
+            return sync;
+        }
+        assert!(std::time::Instant::now() < deadline, "the sync did not finish: {sync}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// `sv0 serve --sync-connector ...`: each sync runs the connectors (here over the recorded
 /// export) and imports what they read as a deployment scan.
 #[test]
@@ -1065,15 +1062,7 @@ fn a_sync_runs_the_connectors() {
     );
     assert_eq!(reply.status, 202, "{reply:?}");
     let id = reply.json()["sync_id"].as_str().unwrap().to_string();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let sync = loop {
-        let sync = server.get(&format!("/api/v1/syncs/{id}"), Some(&analyst)).json();
-        if !matches!(sync["status"].as_str(), Some("pending" | "running")) {
-            break sync;
-        }
-        assert!(std::time::Instant::now() < deadline, "the sync did not finish: {sync}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let sync = finished_sync(&server, &id, &analyst);
     assert_eq!(sync["status"], "completed", "{sync}");
     let scan = server.get(&format!("/api/v1/scans/{}", sync["scan_id"].as_str().unwrap()), Some(&analyst)).json();
     assert_eq!(scan["trigger"], "deployment", "{scan}");

@@ -14,7 +14,7 @@ use sv0_domain::model::{
 };
 use sv0_domain::snapshot::EntityList;
 
-use crate::collect::Collected;
+use crate::collect::{Collected, bare_destination};
 use crate::json::{array, object_id, slug, str, time};
 use crate::source::{Call, Ledger, Paging, Service, Source};
 use crate::{ConnectorError, Settings};
@@ -344,16 +344,8 @@ pub fn destination_for_scope(
     let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
     let last = segments.last().copied().unwrap_or("/").to_string();
     let mut destination = Destination {
-        id: id.clone(),
-        name: last.clone(),
-        kind: DestinationKind::Other,
-        service: None,
-        host: None,
-        domain: None,
-        egress: None,
         tags: tags.get(&id).cloned().unwrap_or_default(),
-        execution_logs: None,
-        execution_log_source: None,
+        ..bare_destination(id.clone(), last.clone(), DestinationKind::Other)
     };
     let provider = lower.iter().position(|s| s == "providers");
     match (lower.as_slice(), provider) {

@@ -4,10 +4,31 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sv0_domain::model::{
-    Binding, ClassificationRule, Credential, DataDomain, Destination, Evidence, Grant, Identity, IdentityKind, Owner,
-    Workload,
+    Binding, ClassificationRule, Credential, DataDomain, Destination, DestinationKind, Evidence, Grant, Identity,
+    IdentityKind, Owner, Workload,
 };
 use sv0_domain::snapshot::{Entities, EntityList};
+
+/// A destination of which only the id, name and kind are known.
+pub fn bare_destination(id: impl Into<String>, name: impl Into<String>, kind: DestinationKind) -> Destination {
+    Destination {
+        id: id.into(),
+        name: name.into(),
+        kind,
+        service: None,
+        host: None,
+        domain: None,
+        egress: None,
+        tags: BTreeMap::new(),
+        execution_logs: None,
+        execution_log_source: None,
+    }
+}
+
+/// An enabled identity of this tenant without owners.
+pub fn bare_identity(id: impl Into<String>, name: impl Into<String>, kind: IdentityKind) -> Identity {
+    Identity { id: id.into(), name: name.into(), kind, enabled: true, home_tenant: None, owners: Vec::new() }
+}
 
 /// Entities by id (so that the snapshot is sorted and deterministic whatever order the pages
 /// came in), and the lists each API fills.

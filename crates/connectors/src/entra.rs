@@ -13,7 +13,7 @@ use sv0_domain::model::{
 };
 use sv0_domain::snapshot::EntityList;
 
-use crate::collect::Collected;
+use crate::collect::{Collected, bare_destination};
 use crate::json::{array, bool, object_id, str, time};
 use crate::source::{Call, Ledger, Paging, Service, Source, encode_query_value};
 use crate::{ConnectorError, Settings};
@@ -318,31 +318,22 @@ fn permission_destination(
         let area = graph_area(permission);
         let id = format!("graph/{area}");
         out.destination(Destination {
-            id: id.clone(),
-            name: format!("Microsoft Graph: {area}"),
-            kind: DestinationKind::GraphApi,
             service: Some("graph".into()),
             host: Some("graph.microsoft.com".into()),
-            domain: None,
-            egress: None,
-            tags: [("graph_resource".to_string(), area)].into_iter().collect(),
-            execution_logs: None,
+            tags: [("graph_resource".to_string(), area.clone())].into_iter().collect(),
             execution_log_source: Some("Microsoft Graph activity logs (MicrosoftGraphActivityLogs)".into()),
+            ..bare_destination(id.clone(), format!("Microsoft Graph: {area}"), DestinationKind::GraphApi)
         });
         id
     } else {
         let id = format!("entra-app:{resource_id}");
         out.destination(Destination {
-            id: id.clone(),
-            name: resource.map(|r| r.name.as_str()).unwrap_or(resource_id).to_string(),
-            kind: DestinationKind::Other,
             service: Some(id.clone()),
-            host: None,
-            domain: None,
-            egress: None,
-            tags: Default::default(),
-            execution_logs: None,
-            execution_log_source: None,
+            ..bare_destination(
+                id.clone(),
+                resource.map(|r| r.name.as_str()).unwrap_or(resource_id).to_string(),
+                DestinationKind::Other,
+            )
         });
         id
     }
@@ -505,16 +496,11 @@ fn directory_roles(data: &GraphData, out: &mut Collected) {
     }
     if used {
         out.destination(Destination {
-            id: "entra/directory".into(),
-            name: "Microsoft Entra directory".into(),
-            kind: DestinationKind::GraphApi,
             service: Some("graph".into()),
             host: Some("graph.microsoft.com".into()),
-            domain: None,
-            egress: None,
             tags: [("graph_resource".to_string(), "Directory".to_string())].into_iter().collect(),
-            execution_logs: None,
             execution_log_source: Some("Microsoft Entra audit logs".into()),
+            ..bare_destination("entra/directory", "Microsoft Entra directory", DestinationKind::GraphApi)
         });
     }
 }

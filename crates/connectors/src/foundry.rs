@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 use sv0_domain::model::{
     Binding, Credential, CredentialKind, Destination, DestinationKind, EgressClass, Evidence, Grant, GrantSource,
-    Identity, IdentityKind, Permission, Workload, WorkloadKind,
+    IdentityKind, Permission, Workload, WorkloadKind,
 };
 use sv0_domain::snapshot::EntityList;
 
-use crate::collect::Collected;
+use crate::collect::{Collected, bare_destination, bare_identity};
 use crate::json::{array, host_of, object_id, str, unix_seconds};
 use crate::source::{Call, Ledger, Paging, Service, Source};
 use crate::{ConnectorError, Settings};
@@ -138,18 +138,11 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
             project_identity.clone()
         } else {
             let id = format!("foundry-connection:{project}/{name}");
-            out.identity(Identity {
-                id: id.clone(),
-                name: format!("connection {name}"),
-                kind: if credential_type == "agenticidentity" {
-                    IdentityKind::AgentIdentity
-                } else {
-                    IdentityKind::ApiKey
-                },
-                enabled: true,
-                home_tenant: None,
-                owners: Vec::new(),
-            });
+            out.identity(bare_identity(
+                id.clone(),
+                format!("connection {name}"),
+                if credential_type == "agenticidentity" { IdentityKind::AgentIdentity } else { IdentityKind::ApiKey },
+            ));
             if matches!(credential_type.as_str(), "apikey" | "customkeys" | "sas" | "accountkey") {
                 out.credential(Credential {
                     id: format!("{id}/key"),
@@ -172,16 +165,12 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
         let destination =
             format!("foundry-target:{}", if target.is_empty() { name } else { target }).to_ascii_lowercase();
         out.destination(Destination {
-            id: destination.clone(),
-            name: if target.is_empty() { name.to_string() } else { target.to_string() },
-            kind: dest_kind,
-            service: None,
             host: host_of(target),
-            domain: None,
-            egress: None,
-            tags: Default::default(),
-            execution_logs: None,
-            execution_log_source: None,
+            ..bare_destination(
+                destination.clone(),
+                if target.is_empty() { name.to_string() } else { target.to_string() },
+                dest_kind,
+            )
         });
         out.grant(Grant {
             id: format!("foundry-connection:{project}/{name}"),
@@ -227,14 +216,11 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
         // identity, so that agents of one project do not share each other's tools.
         let agent_name = str(agent, "name").unwrap_or(agent_id);
         let agent_identity = format!("foundry-agent:{project}/{agent_id}");
-        out.identity(Identity {
-            id: agent_identity.clone(),
-            name: format!("{agent_name} tools (as the {project} project identity)"),
-            kind: IdentityKind::AgentIdentity,
-            enabled: true,
-            home_tenant: None,
-            owners: Vec::new(),
-        });
+        out.identity(bare_identity(
+            agent_identity.clone(),
+            format!("{agent_name} tools (as the {project} project identity)"),
+            IdentityKind::AgentIdentity,
+        ));
         out.binding(Binding {
             id: format!("{workload}|{project_identity}"),
             workload: workload.clone(),
@@ -246,16 +232,14 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
         if let Some(model) = str(agent, "model").or_else(|| agent.get("definition").and_then(|d| str(d, "model"))) {
             let destination = format!("foundry-model:{project}/{model}");
             tools.out.destination(Destination {
-                id: destination.clone(),
-                name: format!("model deployment {model}"),
-                kind: DestinationKind::LlmDeployment,
                 service: Some(format!("foundry:{project}")),
                 host: Some(host.clone()),
-                domain: None,
                 egress: Some(EgressClass::LlmApi),
-                tags: Default::default(),
-                execution_logs: None,
-                execution_log_source: None,
+                ..bare_destination(
+                    destination.clone(),
+                    format!("model deployment {model}"),
+                    DestinationKind::LlmDeployment,
+                )
             });
             tools.add("model", model, &agent_identity, &destination, vec![Permission::Execute], "model deployment");
         }
@@ -305,16 +289,12 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
                         .unwrap_or("");
                     let destination = format!("foundry-openapi:{project}/{name}");
                     tools.out.destination(Destination {
-                        id: destination.clone(),
-                        name: if url.is_empty() { name.to_string() } else { url.to_string() },
-                        kind: DestinationKind::HttpEndpoint,
-                        service: None,
                         host: host_of(url),
-                        domain: None,
-                        egress: None,
-                        tags: Default::default(),
-                        execution_logs: None,
-                        execution_log_source: None,
+                        ..bare_destination(
+                            destination.clone(),
+                            if url.is_empty() { name.to_string() } else { url.to_string() },
+                            DestinationKind::HttpEndpoint,
+                        )
                     });
                     let auth = body.get("auth");
                     let auth_type = auth.and_then(|a| str(a, "type")).unwrap_or("anonymous");
@@ -345,16 +325,13 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
                         let account =
                             queue_host.as_deref().and_then(|h| h.split('.').next()).map(|a| format!("storage:{a}"));
                         tools.out.destination(Destination {
-                            id: destination.clone(),
-                            name: format!("queue {queue_name}"),
-                            kind: DestinationKind::Queue,
                             service: account,
                             host: queue_host,
-                            domain: None,
-                            egress: None,
-                            tags: Default::default(),
-                            execution_logs: None,
-                            execution_log_source: None,
+                            ..bare_destination(
+                                destination.clone(),
+                                format!("queue {queue_name}"),
+                                DestinationKind::Queue,
+                            )
                         });
                         let tool = format!("{name}/{queue_name}");
                         tools.add(
@@ -374,16 +351,13 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
                     }
                     let destination = "foundry-bing:api.bing.microsoft.com".to_string();
                     tools.out.destination(Destination {
-                        id: destination.clone(),
-                        name: "Grounding with Bing Search".into(),
-                        kind: DestinationKind::HttpEndpoint,
-                        service: None,
                         host: Some("api.bing.microsoft.com".into()),
-                        domain: None,
                         egress: Some(EgressClass::ExternalHttp),
-                        tags: Default::default(),
-                        execution_logs: None,
-                        execution_log_source: None,
+                        ..bare_destination(
+                            destination.clone(),
+                            "Grounding with Bing Search",
+                            DestinationKind::HttpEndpoint,
+                        )
                     });
                     tools.add(
                         tool_type,
@@ -403,16 +377,12 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
                     let url = str(body, "server_url").unwrap_or("");
                     let destination = format!("foundry-mcp:{project}/{label}");
                     tools.out.destination(Destination {
-                        id: destination.clone(),
-                        name: format!("MCP server {label} {url}").trim().to_string(),
-                        kind: DestinationKind::HttpEndpoint,
-                        service: None,
                         host: host_of(url),
-                        domain: None,
-                        egress: None,
-                        tags: Default::default(),
-                        execution_logs: None,
-                        execution_log_source: None,
+                        ..bare_destination(
+                            destination.clone(),
+                            format!("MCP server {label} {url}").trim().to_string(),
+                            DestinationKind::HttpEndpoint,
+                        )
                     });
                     tools.add(tool_type, label, &agent_identity, &destination, vec![Permission::Execute], "mcp server");
                 }

@@ -13,7 +13,7 @@ use sv0_domain::model::{
 };
 use sv0_domain::snapshot::EntityList;
 
-use crate::collect::Collected;
+use crate::collect::{Collected, bare_destination, bare_identity};
 use crate::json::{bool, display, host_of, slug, str, time};
 use crate::source::{Call, Ledger, Paging, Service, Source};
 use crate::{ConnectorError, Settings};
@@ -239,16 +239,15 @@ pub fn convert(data: &ServiceNowData, settings: &Settings, instance: Option<&str
         if role == "admin" {
             let destination = format!("servicenow:{instance_host}");
             out.destination(Destination {
-                id: destination.clone(),
-                name: format!("ServiceNow instance {instance_host}"),
-                kind: DestinationKind::Other,
                 service: Some(format!("servicenow:{instance_host}")),
                 host: Some(instance_host.clone()),
-                domain: None,
                 egress: Some(EgressClass::Internal),
-                tags: Default::default(),
-                execution_logs: None,
                 execution_log_source: Some("ServiceNow transaction logs (syslog_transaction)".into()),
+                ..bare_destination(
+                    destination.clone(),
+                    format!("ServiceNow instance {instance_host}"),
+                    DestinationKind::Other,
+                )
             });
             out.grant(Grant {
                 id: sys_id.to_string(),
@@ -265,16 +264,16 @@ pub fn convert(data: &ServiceNowData, settings: &Settings, instance: Option<&str
         for (table, permissions) in role_tables.get(role).into_iter().flatten() {
             let destination = format!("servicenow-table:{instance_host}/{table}");
             out.destination(Destination {
-                id: destination.clone(),
-                name: format!("ServiceNow table {table}"),
-                kind: DestinationKind::ServicenowTable,
                 service: Some(format!("servicenow:{instance_host}")),
                 host: Some(instance_host.clone()),
-                domain: None,
                 egress: Some(EgressClass::Internal),
                 tags: [("servicenow_table".to_string(), table.clone())].into_iter().collect(),
-                execution_logs: None,
                 execution_log_source: Some("ServiceNow transaction logs (syslog_transaction)".into()),
+                ..bare_destination(
+                    destination.clone(),
+                    format!("ServiceNow table {table}"),
+                    DestinationKind::ServicenowTable,
+                )
             });
             out.grant(Grant {
                 id: format!("{sys_id}/{table}"),
@@ -347,26 +346,16 @@ pub fn convert(data: &ServiceNowData, settings: &Settings, instance: Option<&str
                 let id = format!("servicenow-auth:{profile}");
                 let label =
                     display(message, "oauth2_profile").or(display(message, "basic_auth_profile")).unwrap_or(profile);
-                out.identity(Identity {
-                    id: id.clone(),
-                    name: format!("{auth} profile {label}"),
-                    kind: IdentityKind::ApiKey,
-                    enabled: true,
-                    home_tenant: None,
-                    owners: Vec::new(),
-                });
+                out.identity(bare_identity(id.clone(), format!("{auth} profile {label}"), IdentityKind::ApiKey));
                 id
             }
             None => {
                 let id = format!("servicenow-instance:{instance_host}");
-                out.identity(Identity {
-                    id: id.clone(),
-                    name: format!("the instance {instance_host} (no credential)"),
-                    kind: IdentityKind::IntegrationUser,
-                    enabled: true,
-                    home_tenant: None,
-                    owners: Vec::new(),
-                });
+                out.identity(bare_identity(
+                    id.clone(),
+                    format!("the instance {instance_host} (no credential)"),
+                    IdentityKind::IntegrationUser,
+                ));
                 id
             }
         };
@@ -386,16 +375,13 @@ pub fn convert(data: &ServiceNowData, settings: &Settings, instance: Option<&str
             tool: None,
         });
         out.destination(Destination {
-            id: workload.clone(),
-            name: if endpoint.is_empty() { name.clone() } else { endpoint.to_string() },
-            kind: DestinationKind::HttpEndpoint,
-            service: None,
             host: host_of(endpoint),
-            domain: None,
-            egress: None,
-            tags: Default::default(),
-            execution_logs: None,
             execution_log_source: Some("ServiceNow outbound HTTP logs (sys_outbound_http_log)".into()),
+            ..bare_destination(
+                workload.clone(),
+                if endpoint.is_empty() { name.clone() } else { endpoint.to_string() },
+                DestinationKind::HttpEndpoint,
+            )
         });
         out.grant(Grant {
             id: workload.clone(),
