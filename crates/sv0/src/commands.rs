@@ -846,15 +846,16 @@ async fn scan_run(
         let bytes = serde_json::to_vec_pretty(&result.snapshot)?;
         std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    let entities = result.snapshot.clone().validate().map_err(|e| {
-        anyhow::anyhow!("the connectors assembled a snapshot that does not validate, so nothing was imported: {e}")
-    })?;
+    let outcomes = crate::connect::outcomes_json(&result);
     if !args.json {
         crate::connect::print_outcomes(out, &result)?;
     }
+    let entities = result.snapshot.validate().map_err(|e| {
+        anyhow::anyhow!("the connectors assembled a snapshot that does not validate, so nothing was imported: {e}")
+    })?;
     if args.dry_run {
         if args.json {
-            print_json(out, &crate::connect::outcomes_json(&result))?;
+            print_json(out, &outcomes)?;
         } else {
             writeln!(out, "dry run: {} entities read; nothing imported", entities.entities.len())?;
         }
@@ -869,5 +870,5 @@ async fn scan_run(
     service.sync().await.context("cannot bring the views and packs up to date")?;
     let report =
         service.import_parsed(entities, None).await.map_err(|e| explain(e, "the scan was not imported".to_string()))?;
-    print_import(out, &report, args.json, Some(crate::connect::outcomes_json(&result)))
+    print_import(out, &report, args.json, Some(outcomes))
 }
