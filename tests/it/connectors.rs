@@ -642,3 +642,34 @@ fn watch_runs_the_connectors_each_round() {
     );
     assert_eq!(sources[0]["failed_apis"], serde_json::json!([]));
 }
+
+#[test]
+fn a_connector_scan_lands_on_jetstream_as_on_the_embedded_log() {
+    let server = sv0_tests::nats::NatsServer::start();
+    let url = server.url();
+    let (embedded, jetstream) = (TempDir::new(), TempDir::new());
+    let (code, local) = export_run(embedded.path(), &["--json"]);
+    assert_eq!(code, 0, "{local}");
+    let fixtures = fixtures();
+    let mut args = vec!["--log", url.as_str(), "scan", "run"];
+    args.extend(ALL);
+    args.extend(["--from-export", fixtures.to_str().unwrap(), "--json"]);
+    let (code, remote) = sv0_in(jetstream.path(), &args);
+    assert_eq!(code, 0, "{remote}");
+    let (local, remote): (Value, Value) =
+        (serde_json::from_str(&local).unwrap(), serde_json::from_str(&remote).unwrap());
+    assert_eq!(
+        (remote["scan_id"].clone(), remote["paths_total"].clone()),
+        (local["scan_id"].clone(), local["paths_total"].clone())
+    );
+    let paths = |dir: &Path, log: &[&str]| {
+        let mut args = log.to_vec();
+        args.extend(["--tenant", "contoso", "paths", "--json"]);
+        sv0_in(dir, &args).1
+    };
+    assert_eq!(
+        paths(jetstream.path(), &["--log", url.as_str()]),
+        paths(embedded.path(), &[]),
+        "the same paths on both logs"
+    );
+}

@@ -76,7 +76,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         }
     }
     if let Command::Scan(ScanCommand::Run(args)) = &cli.command {
-        return scan_run(args, cli.tenant.as_deref(), &data_dir, &target, out).await;
+        return scan_run(args, cli.tenant.as_deref(), &data_dir, &target, cli.no_seal, out).await;
     }
     let mut service = Service::open_target(&data_dir, &target)
         .await
@@ -827,6 +827,7 @@ async fn scan_run(
     tenant: Option<&str>,
     data_dir: &std::path::Path,
     target: &LogTarget,
+    no_seal: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let config = if data_dir.exists() {
@@ -866,6 +867,9 @@ async fn scan_run(
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     if service.data_dir().replay().is_some() {
         bail!("{} is an audit replay: it is read-only", data_dir.display());
+    }
+    if no_seal {
+        service = service.without_sealing();
     }
     service.sync().await.context("cannot bring the views and packs up to date")?;
     let report =
