@@ -3,9 +3,9 @@
 //! a token of one tenant never sees another's data; bad input is refused with problem+json and
 //! changes nothing; the OpenAPI document lists every route.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -91,19 +91,7 @@ impl Drop for Server {
 
 impl Server {
     fn start(data: &std::path::Path, extra: &[&str]) -> Server {
-        let mut args = vec!["--data-dir", data.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"];
-        args.extend_from_slice(extra);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sv0"))
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().unwrap().unwrap();
-        let addr = first.strip_prefix("serving on http://").unwrap_or_else(|| panic!("{first}")).to_string();
-        // Drain the progress lines so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let (child, addr) = crate::spawn_serve(&["--data-dir", data.to_str().unwrap()], extra);
         Server { child, addr }
     }
 

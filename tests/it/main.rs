@@ -64,6 +64,26 @@ pub fn sv0_in(dir: &Path, args: &[&str]) -> (u8, String) {
     sv0(&all)
 }
 
+/// Starts `sv0 <global> serve --listen 127.0.0.1:0 <extra>` and returns the process and the
+/// address it serves on. The rest of its output is drained so that it never blocks on a full
+/// pipe.
+pub fn spawn_serve(global: &[&str], extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sv0"))
+        .args(global)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start sv0 serve");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let first = lines.next().expect("sv0 serve printed nothing").expect("read sv0 serve's output");
+    let addr = first.strip_prefix("serving on http://").unwrap_or_else(|| panic!("{first}")).to_string();
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
 /// Runs a future on a fresh multi-threaded runtime. Tests are plain `#[test]`s so that they can
 /// also run the CLI, which builds its own runtime.
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {

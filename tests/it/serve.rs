@@ -1,9 +1,9 @@
 //! `sv0 serve`: health, readiness and metrics over HTTP, with the projector and signer folding
 //! the shared JetStream log in the same process.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sv0_tests::TempDir;
@@ -27,15 +27,8 @@ fn serve_reports_health_readiness_and_metrics_while_it_folds_and_seals() {
     let server = NatsServer::start();
     let url = server.url();
     let dir = TempDir::new();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sv0"))
-        .args(["--data-dir", dir.join("serve").to_str().unwrap(), "--log", &url, "serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first.strip_prefix("serving on http://").unwrap_or_else(|| panic!("{first}")).to_string();
+    let (mut child, addr) =
+        crate::spawn_serve(&["--data-dir", dir.join("serve").to_str().unwrap(), "--log", &url], &[]);
     assert_eq!(get(&addr, "/healthz"), (200, "ok\n".to_string()));
 
     // A command appends a scan without sealing; the service folds it and seals its pack.

@@ -206,36 +206,15 @@ impl Collected {
             })
             .collect();
         let destination_ids: BTreeSet<&str> = destinations.iter().map(|d| d.id.as_str()).collect();
-        let grants: Vec<Grant> = grants
-            .into_values()
-            .filter(|g| {
-                let keep = identities.contains_key(&g.identity) && destination_ids.contains(g.destination.as_str());
-                if !keep {
-                    count("grants whose identity or destination was not read");
-                }
-                keep
-            })
-            .collect();
-        let bindings: Vec<Binding> = bindings
-            .into_values()
-            .filter(|b| {
-                let keep = workloads.contains_key(&b.workload) && identities.contains_key(&b.identity);
-                if !keep {
-                    count("bindings whose workload or identity was not read");
-                }
-                keep
-            })
-            .collect();
-        let credentials: Vec<Credential> = credentials
-            .into_values()
-            .filter(|c| {
-                let keep = identities.contains_key(&c.identity);
-                if !keep {
-                    count("credentials of identities that were not read");
-                }
-                keep
-            })
-            .collect();
+        let grants = resolved(grants, &mut count, "grants whose identity or destination was not read", |g| {
+            identities.contains_key(&g.identity) && destination_ids.contains(g.destination.as_str())
+        });
+        let bindings = resolved(bindings, &mut count, "bindings whose workload or identity was not read", |b| {
+            workloads.contains_key(&b.workload) && identities.contains_key(&b.identity)
+        });
+        let credentials = resolved(credentials, &mut count, "credentials of identities that were not read", |c| {
+            identities.contains_key(&c.identity)
+        });
         let credential_ids: BTreeSet<&str> = credentials.iter().map(|c| c.id.as_str()).collect();
         let evidence: Vec<Evidence> = evidence
             .into_values()
@@ -263,8 +242,8 @@ impl Collected {
             domains: domains.into_values().collect(),
             classification_rules: rules,
             owners: owners.into_values().collect(),
-            workloads: std::mem::take(&mut workloads).into_values().collect(),
-            identities: std::mem::take(&mut identities).into_values().collect(),
+            workloads: workloads.into_values().collect(),
+            identities: identities.into_values().collect(),
             credentials,
             destinations,
             grants,
@@ -273,4 +252,24 @@ impl Collected {
         };
         (entities, dropped)
     }
+}
+
+/// The records whose references `resolves` finds, in id order; the others are counted under
+/// `reason`.
+fn resolved<T>(
+    records: BTreeMap<String, T>,
+    count: &mut impl FnMut(&str),
+    reason: &str,
+    resolves: impl Fn(&T) -> bool,
+) -> Vec<T> {
+    records
+        .into_values()
+        .filter(|record| {
+            let keep = resolves(record);
+            if !keep {
+                count(reason);
+            }
+            keep
+        })
+        .collect()
 }
