@@ -68,6 +68,7 @@ fn entities() -> Entities {
             enabled: true,
             home_tenant: None,
             owners: vec![],
+            presence: Default::default(),
         }],
         credentials: vec![],
         destinations: vec![Destination {
@@ -190,6 +191,7 @@ fn fixtures() -> Vec<Event> {
                 // still decodes (`a_policy_with_the_newer_settings_round_trips` covers them).
                 drift_threshold: None,
                 rego: None,
+                classification: Default::default(),
             },
         }),
         EventPayload::ScanQuarantined(ScanQuarantined {
@@ -289,6 +291,8 @@ fn a_policy_with_the_newer_settings_round_trips_and_matches_the_cddl_schema() {
         mode: sv0_domain::policy::RegoMode::Extend,
         source: "package sv0\n\ndefault decision := \"approved\"\n".into(),
     });
+    set.policy.classification.tag_keys.push("cost-center".into());
+    set.policy.classification.values.insert("FIN".into(), "finance".into());
     let bytes = encode_event(&event).unwrap();
     assert_eq!(decode_event(&bytes).unwrap(), event);
     let cddl = std::fs::read_to_string(crate::repo_root().join("schemas/events.cddl")).unwrap();

@@ -1,28 +1,47 @@
 //! Azure RBAC through Azure Resource Manager: role assignments at every scope level
 //! (management group, subscription, resource group, resource) with their role definitions'
-//! actions and dataActions normalised to read/write/delete/execute/admin; resources and
-//! resource groups for their tags (data-domain hints) and managed identities (which resource
-//! runs as which identity); and `StorageBlobLogs` query results from Log Analytics as
+//! `actions` and `dataActions` (less `notActions` and `notDataActions`) normalised to
+//! read/write/delete/execute/admin; a data-plane role assigned above the data it opens is
+//! granted on each container, vault or model account below its scope; resources and resource
+//! groups for their tags and managed identities (which resource runs as which identity);
+//! blob containers with their metadata; diagnostic settings, which decide whether a data
+//! resource's access can ever be confirmed; and `StorageBlobLogs` from Log Analytics as
 //! execution evidence.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 use sv0_domain::model::{
-    Binding, ClassificationRule, Destination, DestinationKind, Evidence, Grant, GrantSource, IdentityKind, LogState,
-    Permission, Workload, WorkloadKind,
+    Binding, Destination, DestinationKind, Evidence, Grant, GrantSource, IdentityKind, LogState, Permission, Workload,
+    WorkloadKind,
 };
 use sv0_domain::snapshot::EntityList;
 
 use crate::collect::{Collected, bare_destination};
-use crate::json::{array, object_id, slug, str, time};
-use crate::source::{Call, Ledger, Paging, Service, Source};
+use crate::json::{array, object_id, str, time};
+use crate::source::{Call, Ledger, Listing, Paging, Service, Source};
 use crate::{ConnectorError, Settings};
 
 const ROLE_API: &str = "api-version=2022-04-01";
 const RESOURCE_API: &str = "api-version=2021-04-01";
+const STORAGE_API: &str = "api-version=2023-05-01";
+const DIAGNOSTICS_API: &str = "api-version=2021-05-01-preview";
+const WORKSPACE_API: &str = "api-version=2023-09-01";
+const MANAGEMENT_GROUP_API: &str = "api-version=2020-05-01";
 
-/// The ARM and Log Analytics responses the conversion reads.
+const SUBSCRIPTIONS: &str = "arm.subscriptions";
+const ROLE_ASSIGNMENTS: &str = "arm.roleAssignments";
+const ROLE_DEFINITIONS: &str = "arm.roleDefinitions";
+const RESOURCES: &str = "arm.resources";
+const RESOURCE_GROUPS: &str = "arm.resourceGroups";
+const CONTAINERS: &str = "arm.blobContainers";
+const DIAGNOSTICS: &str = "arm.diagnosticSettings";
+const WORKSPACES: &str = "arm.logAnalyticsWorkspaces";
+const DESCENDANTS: &str = "arm.managementGroupDescendants";
+const BLOB_LOGS: &str = "arm.storageBlobLogs";
+
+/// The ARM and Log Analytics responses the conversion reads. The lists that only a live or
+/// exported ARM read gives (AzureHound has none of them) are `None` when not read.
 #[derive(Debug, Default)]
 pub struct ArmData {
     /// `subscriptions`.
@@ -35,9 +54,31 @@ pub struct ArmData {
     pub resources: Vec<Value>,
     /// `resourcegroups`.
     pub resource_groups: Vec<Value>,
+    /// Blob containers of every storage account, and whether every account's were read.
+    pub containers: Option<(Vec<Value>, bool)>,
+    /// Diagnostic settings of the data resources, and whether every resource's were read.
+    pub diagnostic_settings: Option<(Vec<Value>, bool)>,
+    /// Log Analytics workspaces (to tell which ones SV0 reads), when they were read completely.
+    pub workspaces: Option<Vec<Value>>,
+    /// The workspaces SV0 queries (customer ids or ARM ids).
+    pub read_workspaces: Vec<String>,
+    /// Descendants of management groups, each naming its group in `managementGroup`.
+    pub management_group_descendants: Vec<Value>,
     /// `StorageBlobLogs` query rows; `None` when no workspace was queried.
     pub blob_logs: Option<Vec<Value>>,
 }
+
+/// The item fields of each ARM API's records (docs/connectors.md cites the pages).
+const SUBSCRIPTION_KEYS: &[&str] = &["subscriptionId"];
+const ASSIGNMENT_KEYS: &[&str] = &["id", "properties.principalId", "properties.scope", "properties.roleDefinitionId"];
+const DEFINITION_KEYS: &[&str] = &["id", "properties.roleName"];
+const RESOURCE_KEYS: &[&str] = &["id", "type"];
+const GROUP_KEYS: &[&str] = &["id"];
+const CONTAINER_KEYS: &[&str] = &["id", "name"];
+const DIAGNOSTIC_KEYS: &[&str] = &["id", "name"];
+const WORKSPACE_KEYS: &[&str] = &["id", "name", "properties.customerId"];
+const DESCENDANT_KEYS: &[&str] = &["id", "type", "managementGroup"];
+const BLOB_LOG_KEYS: &[&str] = &["AccountName", "TimeGenerated"];
 
 /// Reads Azure RBAC and adds what it saw to `out`.
 pub async fn collect(
@@ -50,81 +91,173 @@ pub async fn collect(
         return Err(ConnectorError::Setup("azure-rbac needs the Azure Resource Manager base URL".into()));
     }
     declare(out);
-    let get = |api, path: String| Call::get(api, Service::Arm, path, Paging::Arm);
-    let subscriptions =
-        source.list(get("arm.subscriptions", "/subscriptions?api-version=2022-12-01".into()), ledger).await;
-    let mut ids: Vec<String> = if settings.subscriptions.is_empty() {
-        subscriptions.items.iter().filter_map(|s| str(s, "subscriptionId").map(str::to_string)).collect()
-    } else {
-        settings.subscriptions.clone()
-    };
-    ids.sort();
-    ids.dedup();
-    let each = |api: &'static str, suffix: &str| -> Vec<Call> {
+    let subscriptions = subscriptions(source, ledger).await;
+    let ids = subscription_ids(&subscriptions.items, settings);
+    out.subscriptions = Some(ids.clone());
+    let each = |api: &'static str, suffix: &str, keys: &'static [&'static str]| -> Vec<Call> {
         if source.is_export() {
-            vec![get(api, String::new())]
+            vec![get(api, String::new(), keys)]
         } else {
-            ids.iter().map(|s| get(api, format!("/subscriptions/{s}{suffix}"))).collect()
+            ids.iter().map(|s| get(api, format!("/subscriptions/{s}{suffix}"), keys)).collect()
         }
     };
     if !subscriptions.complete && settings.subscriptions.is_empty() {
-        for api in ["arm.roleAssignments", "arm.roleDefinitions", "arm.resources", "arm.resourceGroups"] {
+        for api in [ROLE_ASSIGNMENTS, ROLE_DEFINITIONS, RESOURCES, RESOURCE_GROUPS, WORKSPACES] {
             ledger.skipped(api, "arm.subscriptions was not read completely");
         }
     }
-    let assignments = source
-        .list_each(
-            "arm.roleAssignments",
-            each("arm.roleAssignments", &format!("/providers/Microsoft.Authorization/roleAssignments?{ROLE_API}")),
-            ledger,
-        )
-        .await;
-    let definitions = source
-        .list_each(
-            "arm.roleDefinitions",
-            each("arm.roleDefinitions", &format!("/providers/Microsoft.Authorization/roleDefinitions?{ROLE_API}")),
-            ledger,
-        )
-        .await;
-    let resources =
-        source.list_each("arm.resources", each("arm.resources", &format!("/resources?{RESOURCE_API}")), ledger).await;
-    let groups = source
-        .list_each("arm.resourceGroups", each("arm.resourceGroups", &format!("/resourcegroups?{RESOURCE_API}")), ledger)
-        .await;
-    let blob_logs = if source.is_export() || !settings.log_analytics_workspaces.is_empty() {
-        out.uses("arm.storageBlobLogs", &[EntityList::Evidence]);
-        let query = blob_log_query(settings.evidence_days);
-        let calls = if source.is_export() {
-            vec![Call::get("arm.storageBlobLogs", Service::LogAnalytics, String::new(), Paging::Table)]
-        } else {
-            settings
-                .log_analytics_workspaces
-                .iter()
-                .map(|w| Call {
-                    api: "arm.storageBlobLogs",
-                    service: Service::LogAnalytics,
-                    path: format!("/v1/workspaces/{w}/query"),
-                    paging: Paging::Table,
-                    body: Some(json!({ "query": query })),
-                    tag: None,
-                })
-                .collect()
-        };
-        let listing = source.list_each("arm.storageBlobLogs", calls, ledger).await;
-        Some(listing.items)
-    } else {
-        None
+    let list = |api, suffix: String, keys| {
+        let calls = each(api, &suffix, keys);
+        async move { source.list_each(api, calls, ledger).await }
     };
+    let assignments = list(
+        ROLE_ASSIGNMENTS,
+        format!("/providers/Microsoft.Authorization/roleAssignments?{ROLE_API}"),
+        ASSIGNMENT_KEYS,
+    )
+    .await;
+    let definitions = list(
+        ROLE_DEFINITIONS,
+        format!("/providers/Microsoft.Authorization/roleDefinitions?{ROLE_API}"),
+        DEFINITION_KEYS,
+    )
+    .await;
+    let resources = list(RESOURCES, format!("/resources?{RESOURCE_API}"), RESOURCE_KEYS).await;
+    let groups = list(RESOURCE_GROUPS, format!("/resourcegroups?{RESOURCE_API}"), GROUP_KEYS).await;
+    let workspaces = list(
+        WORKSPACES,
+        format!("/providers/Microsoft.OperationalInsights/workspaces?{WORKSPACE_API}"),
+        WORKSPACE_KEYS,
+    )
+    .await;
+    let containers = fan_out(source, ledger, CONTAINERS, CONTAINER_KEYS, &resources, |r| {
+        is_type(r, "microsoft.storage/storageaccounts")
+            .then(|| format!("{}/blobServices/default/containers?{STORAGE_API}", str(r, "id").unwrap_or("")))
+    })
+    .await;
+    let diagnostics = fan_out(source, ledger, DIAGNOSTICS, DIAGNOSTIC_KEYS, &resources, |r| {
+        let id = str(r, "id")?;
+        let uri = match data_kind(r)? {
+            DataResource::Storage => format!("{id}/blobServices/default"),
+            DataResource::KeyVault | DataResource::CognitiveServices => id.to_string(),
+        };
+        Some(format!("{uri}/providers/Microsoft.Insights/diagnosticSettings?{DIAGNOSTICS_API}"))
+    })
+    .await;
+    let descendants = descendants(source, ledger, &assignments, &definitions).await;
+    let blob_logs = blob_logs(source, settings, ledger, out).await;
     let data = ArmData {
         subscriptions: subscriptions.items,
         role_assignments: assignments.items,
         role_definitions: definitions.items,
         resources: resources.items,
         resource_groups: groups.items,
+        containers: Some((containers.items, containers.complete)),
+        diagnostic_settings: Some((diagnostics.items, diagnostics.complete)),
+        workspaces: workspaces.complete.then_some(workspaces.items),
+        read_workspaces: settings.log_analytics_workspaces.clone(),
+        management_group_descendants: descendants,
         blob_logs,
     };
     convert(&data, out);
     Ok(())
+}
+
+fn get(api: &'static str, path: String, keys: &'static [&'static str]) -> Call {
+    Call::get(api, Service::Arm, path, Paging::Arm).keys(keys)
+}
+
+/// The subscriptions the credentials can see (also read by the foundry connector).
+pub async fn subscriptions(source: &Source, ledger: &Ledger) -> Listing {
+    source.list(get(SUBSCRIPTIONS, "/subscriptions?api-version=2022-12-01".into(), SUBSCRIPTION_KEYS), ledger).await
+}
+
+/// The subscriptions to read: the configured ones, else every one listed.
+pub fn subscription_ids(listed: &[Value], settings: &Settings) -> Vec<String> {
+    let mut ids: Vec<String> = if settings.subscriptions.is_empty() {
+        listed.iter().filter_map(|s| str(s, "subscriptionId").map(str::to_string)).collect()
+    } else {
+        settings.subscriptions.clone()
+    };
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// One call per resource `path_of` names (a storage account's containers, a data resource's
+/// diagnostic settings); an export directory holds them all in one file.
+async fn fan_out(
+    source: &Source,
+    ledger: &Ledger,
+    api: &'static str,
+    keys: &'static [&'static str],
+    resources: &Listing,
+    path_of: impl Fn(&Value) -> Option<String>,
+) -> Listing {
+    if source.is_export() {
+        return source.list_each(api, vec![get(api, String::new(), keys)], ledger).await;
+    }
+    if !resources.complete {
+        ledger.skipped(api, "arm.resources was not read completely");
+    }
+    let calls = resources.items.iter().filter_map(&path_of).map(|path| get(api, path, keys)).collect();
+    let mut listing = source.list_each(api, calls, ledger).await;
+    listing.complete &= resources.complete;
+    listing
+}
+
+/// The descendants of every management group a data-plane role is assigned at, so that the
+/// role reaches the data in the group's subscriptions.
+async fn descendants(source: &Source, ledger: &Ledger, assignments: &Listing, definitions: &Listing) -> Vec<Value> {
+    let roles = role_index(&definitions.items);
+    let groups: BTreeSet<String> = assignments
+        .items
+        .iter()
+        .filter_map(|a| {
+            let properties = a.get("properties")?;
+            let role = roles.get(&guid_tail(str(properties, "roleDefinitionId")?))?;
+            let scope = str(properties, "scope")?;
+            (!role_permissions_of(role).data.is_empty()).then(|| management_group(scope))?
+        })
+        .collect();
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let calls = if source.is_export() {
+        vec![get(DESCENDANTS, String::new(), DESCENDANT_KEYS)]
+    } else {
+        groups
+            .into_iter()
+            .map(|group| {
+                let path = format!("/providers/Microsoft.Management/managementGroups/{group}/descendants?{MANAGEMENT_GROUP_API}");
+                get(DESCENDANTS, path, DESCENDANT_KEYS).tagged("managementGroup", group)
+            })
+            .collect()
+    };
+    source.list_each(DESCENDANTS, calls, ledger).await.items
+}
+
+/// `StorageBlobLogs` from the configured workspaces (or the export).
+async fn blob_logs(source: &Source, settings: &Settings, ledger: &Ledger, out: &mut Collected) -> Option<Vec<Value>> {
+    if !source.is_export() && settings.log_analytics_workspaces.is_empty() {
+        return None;
+    }
+    out.uses(BLOB_LOGS, &[EntityList::Evidence]);
+    let query = blob_log_query(settings.evidence_days);
+    let calls = if source.is_export() {
+        vec![Call::get(BLOB_LOGS, Service::LogAnalytics, String::new(), Paging::Table).keys(BLOB_LOG_KEYS)]
+    } else {
+        settings
+            .log_analytics_workspaces
+            .iter()
+            .map(|w| Call {
+                body: Some(json!({ "query": query })),
+                ..Call::get(BLOB_LOGS, Service::LogAnalytics, format!("/v1/workspaces/{w}/query"), Paging::Table)
+                    .keys(BLOB_LOG_KEYS)
+            })
+            .collect()
+    };
+    Some(source.list_each(BLOB_LOGS, calls, ledger).await.items)
 }
 
 /// The Kusto query SV0 runs for storage evidence: one row per account, container, identity
@@ -140,40 +273,43 @@ pub fn blob_log_query(days: u32) -> String {
 /// The lists each ARM API fills.
 pub fn declare(out: &mut Collected) {
     use EntityList::*;
-    out.uses("arm.subscriptions", &[Grants, Destinations]);
-    out.uses("arm.roleAssignments", &[Grants, Destinations, Identities]);
-    out.uses("arm.roleDefinitions", &[Grants]);
-    out.uses("arm.resources", &[Workloads, Bindings, Destinations, Domains, ClassificationRules]);
-    out.uses("arm.resourceGroups", &[Destinations]);
+    out.uses(SUBSCRIPTIONS, &[Grants, Destinations]);
+    out.uses(ROLE_ASSIGNMENTS, &[Grants, Destinations, Identities]);
+    out.uses(ROLE_DEFINITIONS, &[Grants]);
+    out.uses(RESOURCES, &[Workloads, Bindings, Destinations, Grants]);
+    out.uses(RESOURCE_GROUPS, &[Destinations]);
+    out.uses(CONTAINERS, &[Grants, Destinations]);
+    out.uses(DIAGNOSTICS, &[Destinations]);
+    out.uses(WORKSPACES, &[Destinations]);
 }
 
 /// Converts ARM responses into entities.
 pub fn convert(data: &ArmData, out: &mut Collected) {
+    if !data.management_group_descendants.is_empty() {
+        out.uses(DESCENDANTS, &[EntityList::Grants, EntityList::Destinations]);
+    }
     let subscription_names: BTreeMap<String, String> = data
         .subscriptions
         .iter()
         .filter_map(|s| Some((str(s, "subscriptionId")?.to_ascii_lowercase(), str(s, "displayName")?.to_string())))
         .collect();
-    let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for resource in data.resources.iter().chain(&data.resource_groups) {
-        if let Some(id) = str(resource, "id") {
-            tags.insert(id.to_ascii_lowercase(), string_map(resource.get("tags")));
-        }
-    }
-    let definitions: BTreeMap<String, &Value> =
-        data.role_definitions.iter().filter_map(|d| Some((guid_tail(str(d, "id")?), d))).collect();
+    let inventory = Inventory::new(data);
+    let definitions = role_index(&data.role_definitions);
     for assignment in &data.role_assignments {
-        role_assignment(assignment, &definitions, &tags, &subscription_names, out);
+        role_assignment(assignment, &definitions, &inventory, &subscription_names, out);
     }
     for resource in &data.resources {
         resource_identities(resource, out);
+    }
+    if let Some((settings, complete)) = &data.diagnostic_settings {
+        log_states(data, settings, *complete, out);
     }
     if let Some(rows) = &data.blob_logs {
         blob_evidence(rows, &data.resources, out);
     }
 }
 
-/// A JSON object of strings as a map (ARM tags).
+/// A JSON object of strings as a map (ARM tags, container metadata).
 fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
     value
         .and_then(Value::as_object)
@@ -187,51 +323,331 @@ fn guid_tail(id: &str) -> String {
     id.rsplit('/').next().unwrap_or(id).to_ascii_lowercase()
 }
 
-/// Built-in roles AzureHound exports without definitions: name and normalised permissions.
-fn builtin_role(guid: &str) -> Option<(&'static str, &'static [Permission])> {
-    use Permission::*;
-    const ALL: &[Permission] = &[Read, Write, Delete, Execute, Admin];
-    const CONTRIBUTE: &[Permission] = &[Read, Write, Delete, Execute];
-    Some(match guid {
-        "8e3af657-a8ff-443c-a75c-2fe8c4bcb635" => ("Owner", ALL),
-        "b24988ac-6180-42a0-ab88-20f7382dd24c" => ("Contributor", CONTRIBUTE),
-        "acdd72a7-3385-48ef-bd42-f606fba81ae7" => ("Reader", &[Read]),
-        "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9" => ("User Access Administrator", &[Read, Admin]),
-        "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1" => ("Storage Blob Data Reader", &[Read]),
-        "ba92f5b4-2d11-453d-a403-e96b0029c9fe" => ("Storage Blob Data Contributor", &[Read, Write, Delete]),
-        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b" => ("Storage Blob Data Owner", &[Read, Write, Delete, Admin]),
-        "19e7f393-937e-4f77-808e-94535e297925" => ("Storage Queue Data Reader", &[Read]),
-        "974c5e8b-45b9-4653-ba55-5f855dd0fb88" => ("Storage Queue Data Contributor", &[Read, Write, Delete]),
-        "00482a5a-887f-4fb3-b363-3b7fe8e74483" => ("Key Vault Administrator", ALL),
-        "4633458b-17de-408a-b874-0445c86b69e6" => ("Key Vault Secrets User", &[Read]),
-        "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd" => ("Cognitive Services OpenAI User", &[Read, Execute]),
-        _ => return None,
-    })
+fn is_type(resource: &Value, kind: &str) -> bool {
+    str(resource, "type").is_some_and(|t| t.eq_ignore_ascii_case(kind))
 }
 
-/// Normalised permissions of a role definition's `permissions` blocks.
-///
-/// Each action's last segment gives its verb (`read`, `write`, `delete`, `action` → execute,
-/// `*` → all four); `listKeys/action` also reads and writes data (shared-key access). Admin
-/// means the role can write role assignments, which `notActions` can take away.
-pub fn role_permissions(blocks: &[Value]) -> Vec<Permission> {
-    let mut set = BTreeSet::new();
-    for block in blocks {
-        let not: Vec<&str> = array(block, "notActions").iter().filter_map(Value::as_str).collect();
-        let actions: Vec<&str> = array(block, "actions").iter().filter_map(Value::as_str).collect();
-        for action in actions
-            .iter()
-            .chain(array(block, "dataActions").iter().filter_map(Value::as_str).collect::<Vec<_>>().iter())
-        {
-            set.extend(action_verbs(action));
+/// Data resources whose access a diagnostic setting can log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DataResource {
+    Storage,
+    KeyVault,
+    CognitiveServices,
+}
+
+fn data_kind(resource: &Value) -> Option<DataResource> {
+    if is_type(resource, "microsoft.storage/storageaccounts") {
+        Some(DataResource::Storage)
+    } else if is_type(resource, "microsoft.keyvault/vaults") {
+        Some(DataResource::KeyVault)
+    } else if is_type(resource, "microsoft.cognitiveservices/accounts") {
+        Some(DataResource::CognitiveServices)
+    } else {
+        None
+    }
+}
+
+/// The management group a scope names, lower-case.
+fn management_group(scope: &str) -> Option<String> {
+    let lower = scope.trim_end_matches('/').to_ascii_lowercase();
+    lower.strip_prefix("/providers/microsoft.management/managementgroups/").filter(|g| !g.contains('/')).map(str::to_string)
+}
+
+/// The resources a data-plane role can open below a scope, and the tags each destination
+/// carries.
+struct Inventory {
+    /// Lower-case resource id → tags (containers: their account's, overlaid by their metadata).
+    tags: BTreeMap<String, BTreeMap<String, String>>,
+    /// Blob containers (lower-case ids), when read.
+    containers: Option<Vec<String>>,
+    /// Key vaults and model accounts (lower-case ids).
+    vaults: Vec<String>,
+    accounts: Vec<String>,
+    /// Management group → the subscriptions below it (lower-case ids).
+    groups: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Inventory {
+    fn new(data: &ArmData) -> Inventory {
+        let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for resource in data.resources.iter().chain(&data.resource_groups) {
+            if let Some(id) = str(resource, "id") {
+                tags.insert(id.trim_end_matches('/').to_ascii_lowercase(), string_map(resource.get("tags")));
+            }
         }
-        let probe = "Microsoft.Authorization/roleAssignments/write";
-        if actions.iter().any(|a| glob(a, probe)) && !not.iter().any(|n| glob(n, probe)) {
-            set.insert(Permission::Admin);
+        let containers = data.containers.as_ref().map(|(items, _)| {
+            let mut ids = Vec::new();
+            for container in items {
+                let Some(id) = str(container, "id").map(|i| i.trim_end_matches('/').to_ascii_lowercase()) else {
+                    continue;
+                };
+                // A container inherits its account's tags; its own metadata wins where it says
+                // the same thing.
+                let account = id.split("/blobservices/").next().unwrap_or(&id).to_string();
+                let mut merged = tags.get(&account).cloned().unwrap_or_default();
+                let metadata = string_map(container.get("properties").and_then(|p| p.get("metadata")));
+                for (key, value) in metadata {
+                    merged.retain(|k, _| !k.eq_ignore_ascii_case(&key));
+                    merged.insert(key, value);
+                }
+                tags.insert(id.clone(), merged);
+                ids.push(id);
+            }
+            ids
+        });
+        let of = |kind: &str| -> Vec<String> {
+            data.resources
+                .iter()
+                .filter(|r| is_type(r, kind))
+                .filter_map(|r| str(r, "id").map(|i| i.trim_end_matches('/').to_ascii_lowercase()))
+                .collect()
+        };
+        let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for item in &data.management_group_descendants {
+            let (Some(group), Some(id)) = (str(item, "managementGroup"), str(item, "id")) else { continue };
+            let id = id.to_ascii_lowercase();
+            if id.starts_with("/subscriptions/") {
+                groups.entry(group.to_ascii_lowercase()).or_default().insert(id);
+            }
+        }
+        Inventory {
+            tags,
+            containers,
+            vaults: of("microsoft.keyvault/vaults"),
+            accounts: of("microsoft.cognitiveservices/accounts"),
+            groups,
         }
     }
-    set.into_iter().collect()
+
+    /// The resources of a data plane below (or at) a scope, lower-case; `None` when they are
+    /// not known (the role stays on its scope).
+    fn below(&self, plane: DataPlane, scope: &str) -> Option<Vec<String>> {
+        let scope = scope.trim_end_matches('/').to_ascii_lowercase();
+        let candidates: &[String] = match plane {
+            DataPlane::Blob => self.containers.as_deref()?,
+            DataPlane::KeyVault => &self.vaults,
+            DataPlane::CognitiveServices => &self.accounts,
+            DataPlane::Other => return None,
+        };
+        let group = management_group(&scope).map(|g| self.groups.get(&g));
+        let under = |id: &str| -> bool {
+            match &group {
+                Some(Some(subscriptions)) => subscriptions.iter().any(|s| id.starts_with(&format!("{s}/"))),
+                Some(None) => false,
+                None => scope.is_empty() || id == scope || id.starts_with(&format!("{scope}/")),
+            }
+        };
+        // A scope inside a resource (a container's own scope, a vault's secret) is opened as itself.
+        if candidates.iter().any(|c| scope.starts_with(&format!("{c}/"))) {
+            return None;
+        }
+        if group.as_ref().is_some_and(Option::is_none) {
+            return None;
+        }
+        Some(candidates.iter().filter(|c| under(c)).cloned().collect())
+    }
 }
+
+/// Role definitions by GUID.
+fn role_index(definitions: &[Value]) -> BTreeMap<String, &Value> {
+    definitions.iter().filter_map(|d| Some((guid_tail(str(d, "id")?), d))).collect()
+}
+
+/// A data plane a role's data actions open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DataPlane {
+    /// Blob data in storage containers.
+    Blob,
+    /// Secrets, keys and certificates in key vaults.
+    KeyVault,
+    /// Model inference and data in Cognitive Services (Azure OpenAI, Foundry) accounts.
+    CognitiveServices,
+    /// Another data plane (queues, tables, files...): granted at the role's scope.
+    Other,
+}
+
+/// A role's normalised permissions: control-plane ones at its scope, data-plane ones on the
+/// data below it, by data plane.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RolePermissions {
+    /// From `actions` less `notActions`.
+    pub control: BTreeSet<Permission>,
+    /// From `dataActions` less `notDataActions`.
+    pub data: BTreeMap<DataPlane, BTreeSet<Permission>>,
+}
+
+fn role_permissions_of(definition: &Value) -> RolePermissions {
+    let properties = definition.get("properties").unwrap_or(definition);
+    role_permissions(array(properties, "permissions"))
+}
+
+/// The permissions of a role definition's `permissions` blocks.
+///
+/// Control plane: each action's verb (`read`, `write`, `delete`, `action` → execute, `*` → all
+/// four; `listKeys/action` reads and writes data with the account key); admin when the role can
+/// write role assignments and `notActions` do not take it away. Data plane: the known data
+/// actions (`DATA_ACTIONS`, from the built-in role definitions Azure publishes) that a
+/// `dataActions` pattern matches and no `notDataActions` pattern removes; a pattern that
+/// matches no known action is read by its verb.
+pub fn role_permissions(blocks: &[Value]) -> RolePermissions {
+    let mut out = RolePermissions::default();
+    for block in blocks {
+        let strings = |key: &str| -> Vec<&str> { array(block, key).iter().filter_map(Value::as_str).collect() };
+        let (actions, not_actions) = (strings("actions"), strings("notActions"));
+        let (data_actions, not_data_actions) = (strings("dataActions"), strings("notDataActions"));
+        for action in &actions {
+            if not_actions.iter().any(|n| glob(n, action)) {
+                continue;
+            }
+            out.control.extend(action_verbs(action));
+        }
+        let probe = "Microsoft.Authorization/roleAssignments/write";
+        if actions.iter().any(|a| glob(a, probe)) && !not_actions.iter().any(|n| glob(n, probe)) {
+            out.control.insert(Permission::Admin);
+        }
+        for pattern in &data_actions {
+            let mut matched = false;
+            for (action, plane, verbs) in DATA_ACTIONS {
+                if glob(pattern, action) {
+                    matched = true;
+                    if !not_data_actions.iter().any(|n| glob(n, action)) {
+                        out.data.entry(*plane).or_default().extend(verbs.iter().copied());
+                    }
+                }
+            }
+            if !matched && !not_data_actions.iter().any(|n| glob(n, pattern)) {
+                out.data.entry(plane_of(pattern)).or_default().extend(data_verbs(pattern));
+            }
+        }
+    }
+    out.data.retain(|_, verbs| !verbs.is_empty());
+    out
+}
+
+/// The data plane of a data action by its provider path.
+fn plane_of(action: &str) -> DataPlane {
+    let lower = action.to_ascii_lowercase();
+    if lower.starts_with("microsoft.storage/storageaccounts/blobservices") {
+        DataPlane::Blob
+    } else if lower.starts_with("microsoft.keyvault/") {
+        DataPlane::KeyVault
+    } else if lower.starts_with("microsoft.cognitiveservices/") {
+        DataPlane::CognitiveServices
+    } else {
+        DataPlane::Other
+    }
+}
+
+/// The verbs of a data action SV0's table does not list, from the words of its operation:
+/// read-like (`read`, `get`, `list`, `export`, `backup`, `release`), write-like (`write`, `set`,
+/// `add`, `create`, `update`, `import`, `move`, `restore`, `rotate`), delete-like (`delete`,
+/// `purge`), access control (`manageOwnership`, `modifyPermissions`, `runAsSuperUser`); any
+/// other `action` of a model account is an inference call (execute); anything else unknown
+/// reads nothing and is not guessed.
+fn data_verbs(action: &str) -> Vec<Permission> {
+    use Permission::*;
+    let lower = action.to_ascii_lowercase();
+    let segments: Vec<&str> = lower.split('/').collect();
+    let last = segments.last().copied().unwrap_or("");
+    let operation = if last == "action" { segments.iter().rev().nth(1).copied().unwrap_or("") } else { last };
+    if operation == "*" {
+        return match plane_of(action) {
+            DataPlane::Blob => vec![Read, Write, Delete, Admin],
+            DataPlane::CognitiveServices => vec![Read, Write, Delete, Execute],
+            _ => vec![Read, Write, Delete],
+        };
+    }
+    let has = |words: &[&str]| words.iter().any(|w| operation.starts_with(w));
+    if has(&["read", "get", "list", "export", "backup", "release", "filter"]) {
+        vec![Read]
+    } else if has(&["write", "set", "add", "create", "update", "import", "move", "restore", "rotate", "upload"]) {
+        vec![Write]
+    } else if has(&["delete", "purge", "permanentdelete", "deleteblobversion"]) {
+        vec![Delete]
+    } else if has(&["manageownership", "modifypermissions", "runassuperuser"]) {
+        vec![Admin]
+    } else if last == "action" && plane_of(action) == DataPlane::CognitiveServices {
+        vec![Execute]
+    } else {
+        vec![]
+    }
+}
+
+/// Known data actions: what each one lets its holder do to the data. From the built-in role
+/// definitions Azure publishes (Storage Blob Data Reader/Contributor/Owner, Storage Queue Data
+/// roles, Key Vault Secrets/Crypto/Certificates roles, Cognitive Services OpenAI
+/// User/Contributor, Cognitive Services User, Azure AI User), see docs/connectors.md.
+const DATA_ACTIONS: &[(&str, DataPlane, &[Permission])] = {
+    use DataPlane::*;
+    use Permission::*;
+    &[
+        ("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read", Blob, &[Read]),
+        ("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write", Blob, &[Write]),
+        ("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete", Blob, &[Delete]),
+        ("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action", Blob, &[Write]),
+        ("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/move/action", Blob, &[Write]),
+        ("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/filter/action", Blob, &[Read]),
+        ("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/read", Blob, &[Read]),
+        ("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags/write", Blob, &[Write]),
+        ("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/deleteBlobVersion/action", Blob, &[Delete]),
+        ("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/permanentDelete/action", Blob, &[Delete]),
+        ("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/manageOwnership/action", Blob, &[Admin]),
+        ("Microsoft.Storage/storageAccounts/blobServices/containers/blobs/modifyPermissions/action", Blob, &[Admin]),
+        (
+            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/immutableStorage/runAsSuperUser/action",
+            Blob,
+            &[Admin],
+        ),
+        ("Microsoft.Storage/storageAccounts/queueServices/queues/messages/read", Other, &[Read]),
+        ("Microsoft.Storage/storageAccounts/queueServices/queues/messages/write", Other, &[Write]),
+        ("Microsoft.Storage/storageAccounts/queueServices/queues/messages/delete", Other, &[Delete]),
+        ("Microsoft.Storage/storageAccounts/queueServices/queues/messages/add/action", Other, &[Write]),
+        ("Microsoft.Storage/storageAccounts/queueServices/queues/messages/process/action", Other, &[Read, Delete]),
+        ("Microsoft.KeyVault/vaults/secrets/getSecret/action", KeyVault, &[Read]),
+        ("Microsoft.KeyVault/vaults/secrets/readMetadata/action", KeyVault, &[Read]),
+        ("Microsoft.KeyVault/vaults/secrets/setSecret/action", KeyVault, &[Write]),
+        ("Microsoft.KeyVault/vaults/secrets/delete", KeyVault, &[Delete]),
+        ("Microsoft.KeyVault/vaults/secrets/backup/action", KeyVault, &[Read]),
+        ("Microsoft.KeyVault/vaults/secrets/restore/action", KeyVault, &[Write]),
+        ("Microsoft.KeyVault/vaults/secrets/purge/action", KeyVault, &[Delete]),
+        ("Microsoft.KeyVault/vaults/keys/read", KeyVault, &[Read]),
+        ("Microsoft.KeyVault/vaults/keys/create/action", KeyVault, &[Write]),
+        ("Microsoft.KeyVault/vaults/keys/delete", KeyVault, &[Delete]),
+        ("Microsoft.KeyVault/vaults/keys/encrypt/action", KeyVault, &[Execute]),
+        ("Microsoft.KeyVault/vaults/keys/decrypt/action", KeyVault, &[Execute]),
+        ("Microsoft.KeyVault/vaults/keys/wrap/action", KeyVault, &[Execute]),
+        ("Microsoft.KeyVault/vaults/keys/unwrap/action", KeyVault, &[Execute]),
+        ("Microsoft.KeyVault/vaults/keys/sign/action", KeyVault, &[Execute]),
+        ("Microsoft.KeyVault/vaults/keys/verify/action", KeyVault, &[Execute]),
+        ("Microsoft.KeyVault/vaults/certificates/read", KeyVault, &[Read]),
+        ("Microsoft.KeyVault/vaults/certificates/delete", KeyVault, &[Delete]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action", CognitiveServices, &[Execute]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/deployments/completions/action", CognitiveServices, &[Execute]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/deployments/embeddings/action", CognitiveServices, &[Execute]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/deployments/audio/action", CognitiveServices, &[Execute]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/deployments/search/action", CognitiveServices, &[Execute]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/deployments/realtime/action", CognitiveServices, &[Execute]),
+        (
+            "Microsoft.CognitiveServices/accounts/OpenAI/deployments/extensions/chat/completions/action",
+            CognitiveServices,
+            &[Execute],
+        ),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/engines/completions/action", CognitiveServices, &[Execute]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/images/generations/action", CognitiveServices, &[Execute]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/deployments/read", CognitiveServices, &[Read]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/files/read", CognitiveServices, &[Read]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/files/write", CognitiveServices, &[Write]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/files/delete", CognitiveServices, &[Delete]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/stored-completions/read", CognitiveServices, &[Read]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/assistants/read", CognitiveServices, &[Read]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/assistants/write", CognitiveServices, &[Write]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/assistants/delete", CognitiveServices, &[Delete]),
+        ("Microsoft.CognitiveServices/accounts/OpenAI/fine-tunes/write", CognitiveServices, &[Write]),
+        ("Microsoft.CognitiveServices/accounts/AIServices/agents/read", CognitiveServices, &[Read]),
+        ("Microsoft.CognitiveServices/accounts/AIServices/agents/write", CognitiveServices, &[Write]),
+        ("Microsoft.CognitiveServices/accounts/AIServices/agents/delete", CognitiveServices, &[Delete]),
+    ]
+};
 
 fn action_verbs(action: &str) -> Vec<Permission> {
     let lower = action.to_ascii_lowercase();
@@ -273,10 +689,47 @@ fn glob(pattern: &str, text: &str) -> bool {
     true
 }
 
+/// Built-in roles AzureHound exports without definitions: name and normalised permissions.
+fn builtin_role(guid: &str) -> Option<(&'static str, RolePermissions)> {
+    use Permission::*;
+    let control = |p: &[Permission]| RolePermissions { control: p.iter().copied().collect(), data: BTreeMap::new() };
+    let data = |plane: DataPlane, c: &[Permission], d: &[Permission]| RolePermissions {
+        control: c.iter().copied().collect(),
+        data: [(plane, d.iter().copied().collect())].into_iter().collect(),
+    };
+    Some(match guid {
+        "8e3af657-a8ff-443c-a75c-2fe8c4bcb635" => ("Owner", control(&[Read, Write, Delete, Execute, Admin])),
+        "b24988ac-6180-42a0-ab88-20f7382dd24c" => ("Contributor", control(&[Read, Write, Delete, Execute])),
+        "acdd72a7-3385-48ef-bd42-f606fba81ae7" => ("Reader", control(&[Read])),
+        "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9" => ("User Access Administrator", control(&[Read, Admin])),
+        "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1" => ("Storage Blob Data Reader", data(DataPlane::Blob, &[Read], &[Read])),
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe" => {
+            ("Storage Blob Data Contributor", data(DataPlane::Blob, &[Read, Write, Delete], &[Read, Write, Delete]))
+        }
+        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b" => (
+            "Storage Blob Data Owner",
+            data(DataPlane::Blob, &[Read, Write, Delete], &[Read, Write, Delete, Admin]),
+        ),
+        "19e7f393-937e-4f77-808e-94535e297925" => ("Storage Queue Data Reader", data(DataPlane::Other, &[Read], &[Read])),
+        "974c5e8b-45b9-4653-ba55-5f855dd0fb88" => (
+            "Storage Queue Data Contributor",
+            data(DataPlane::Other, &[Read, Write, Delete], &[Read, Write, Delete]),
+        ),
+        "00482a5a-887f-4fb3-b363-3b7fe8e74483" => {
+            ("Key Vault Administrator", data(DataPlane::KeyVault, &[Read, Write, Delete], &[Read, Write, Delete, Execute]))
+        }
+        "4633458b-17de-408a-b874-0445c86b69e6" => ("Key Vault Secrets User", data(DataPlane::KeyVault, &[], &[Read])),
+        "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd" => {
+            ("Cognitive Services OpenAI User", data(DataPlane::CognitiveServices, &[Read], &[Read, Write, Delete, Execute]))
+        }
+        _ => return None,
+    })
+}
+
 fn role_assignment(
     assignment: &Value,
     definitions: &BTreeMap<String, &Value>,
-    tags: &BTreeMap<String, BTreeMap<String, String>>,
+    inventory: &Inventory,
     subscription_names: &BTreeMap<String, String>,
     out: &mut Collected,
 ) {
@@ -286,9 +739,12 @@ fn role_assignment(
     else {
         return;
     };
+    // principalType is an open enum: User, Group, ServicePrincipal (managed identities too),
+    // ForeignGroup, Device.
     let principal_type = str(properties, "principalType").unwrap_or("ServicePrincipal");
     let is_group = principal_type.eq_ignore_ascii_case("Group");
     if !is_group && !principal_type.eq_ignore_ascii_case("ServicePrincipal") {
+        out.note("role assignments to users, foreign groups or devices (not workload identities)");
         return;
     }
     let principal = object_id(principal);
@@ -296,38 +752,60 @@ fn role_assignment(
     let (role, permissions) = match definitions.get(&definition_guid) {
         Some(definition) => {
             let props = definition.get("properties").unwrap_or(definition);
-            (
-                str(props, "roleName").unwrap_or(&definition_guid).to_string(),
-                role_permissions(array(props, "permissions")),
-            )
+            (str(props, "roleName").unwrap_or(&definition_guid).to_string(), role_permissions_of(definition))
         }
         None => match builtin_role(&definition_guid) {
-            Some((name, permissions)) => (name.to_string(), permissions.to_vec()),
-            None => (definition_guid.clone(), vec![Permission::Read]),
+            Some((name, permissions)) => (name.to_string(), permissions),
+            None => {
+                out.note("role assignments whose role definition was not read");
+                return;
+            }
         },
     };
-    if permissions.is_empty() {
-        return;
+    let assignment_id = id.to_ascii_lowercase();
+    let mut grants: Vec<(String, Destination, BTreeSet<Permission>)> = Vec::new();
+    let at_scope = destination_for_scope(scope, &inventory.tags, subscription_names);
+    let mut scope_permissions = permissions.control.clone();
+    for (plane, verbs) in &permissions.data {
+        match inventory.below(*plane, scope) {
+            // The data below the scope, each with its own path (the scope itself is one of them
+            // when the role is assigned on the data resource).
+            Some(targets) if !targets.is_empty() => {
+                for target in targets {
+                    if target == at_scope.id {
+                        scope_permissions.extend(verbs.iter().copied());
+                        continue;
+                    }
+                    let destination = destination_for_scope(&target, &inventory.tags, subscription_names);
+                    grants.push((format!("{assignment_id}#{target}"), destination, verbs.clone()));
+                }
+            }
+            // Nothing known below the scope (not listed, or the listing failed): the data
+            // permissions stay on the scope, so nothing is lost.
+            _ => scope_permissions.extend(verbs.iter().copied()),
+        }
     }
-    let destination = destination_for_scope(scope, tags, subscription_names);
-    let destination_id = destination.id.clone();
-    tag_domains(&destination.tags, out);
-    out.destination(destination);
-    let grant = Grant {
-        id: id.to_ascii_lowercase(),
-        identity: principal.clone(),
-        destination: destination_id,
-        permissions,
-        source: GrantSource::AzureRoleAssignment,
-        role,
-        scope: scope.to_string(),
-        consent: None,
-    };
-    if is_group {
-        out.group_grant(grant);
-    } else {
-        out.stub_identity(&principal, &principal, IdentityKind::ServicePrincipal);
-        out.grant(grant);
+    if !scope_permissions.is_empty() {
+        grants.insert(0, (assignment_id.clone(), at_scope, scope_permissions));
+    }
+    for (grant_id, destination, verbs) in grants {
+        let grant = Grant {
+            id: grant_id,
+            identity: principal.clone(),
+            destination: destination.id.clone(),
+            permissions: verbs.into_iter().collect(),
+            source: GrantSource::AzureRoleAssignment,
+            role: role.clone(),
+            scope: scope.to_string(),
+            consent: None,
+        };
+        out.destination(destination);
+        if is_group {
+            out.group_grant(grant);
+        } else {
+            out.stub_principal(&principal, &principal, IdentityKind::ServicePrincipal);
+            out.grant(grant);
+        }
     }
 }
 
@@ -430,40 +908,6 @@ fn resource_shape(destination: &mut Destination, path: &[&str], names: &[&str]) 
     }
 }
 
-/// Tags that name a data domain (`data-domain`, `datadomain`, `data_domain`) become domains and
-/// classification rules; a `data-sensitivity` (or `sensitivity`, `classification`) of
-/// confidential, restricted, secret or sensitive marks the domain sensitive.
-pub fn tag_domains(tags: &BTreeMap<String, String>, out: &mut Collected) {
-    const SENSITIVE_DOMAINS: [&str; 9] =
-        ["finance", "hr", "customer-pii", "pii", "phi", "health", "legal", "payroll", "source-code"];
-    let sensitivity = tags
-        .iter()
-        .find(|(k, _)| ["data-sensitivity", "sensitivity", "classification"].contains(&k.to_ascii_lowercase().as_str()))
-        .map(|(_, v)| v.to_ascii_lowercase());
-    for (key, value) in tags {
-        if !["data-domain", "datadomain", "data_domain"].contains(&key.to_ascii_lowercase().as_str()) {
-            continue;
-        }
-        let domain = slug(value);
-        if domain.is_empty() {
-            continue;
-        }
-        let sensitive = SENSITIVE_DOMAINS.contains(&domain.as_str())
-            || sensitivity.as_deref().is_some_and(|s| {
-                ["confidential", "highly-confidential", "highly confidential", "restricted", "secret", "sensitive"]
-                    .contains(&s)
-            });
-        out.domain(&domain, value.trim(), sensitive);
-        let rule = format!("tag:{key}={value}");
-        out.rules.entry(rule.clone()).or_insert(ClassificationRule {
-            id: rule,
-            tag: key.clone(),
-            value: value.clone(),
-            domain,
-        });
-    }
-}
-
 /// The workload an Azure resource with a managed identity is, when it acts on its own:
 /// function and web apps, Logic Apps, automation accounts, VMs and containers. Foundry
 /// (Cognitive Services) accounts are left to the foundry connector, whose agents they run.
@@ -519,7 +963,7 @@ fn resource_identities(resource: &Value, out: &mut Collected) {
         workload.kind = WorkloadKind::Other;
     }
     for principal in principals {
-        out.stub_identity(&principal, &principal, IdentityKind::ManagedIdentity);
+        out.stub_principal(&principal, &principal, IdentityKind::ManagedIdentity);
         out.binding(Binding {
             id: format!("{}|{principal}", workload.id),
             workload: workload.id.clone(),
@@ -530,6 +974,154 @@ fn resource_identities(resource: &Value, out: &mut Collected) {
     // ARM is the resource's source of record: its kind and tags replace what Entra inferred
     // from a managed identity's alternative names.
     out.workloads.insert(workload.id.clone(), workload);
+}
+
+/// What a data resource's diagnostic settings send, per the categories Azure Monitor documents
+/// for it: blob services `StorageRead`, `StorageWrite`, `StorageDelete`; key vaults
+/// `AuditEvent`; Cognitive Services `Audit` and `RequestResponse`. The category groups `audit`
+/// ("all resource logs that record customer interactions with data") and `allLogs` cover them.
+fn data_categories(kind: DataResource) -> &'static [&'static str] {
+    match kind {
+        DataResource::Storage => &["StorageRead", "StorageWrite", "StorageDelete"],
+        DataResource::KeyVault => &["AuditEvent"],
+        DataResource::CognitiveServices => &["Audit", "RequestResponse"],
+    }
+}
+
+/// Where a resource's data-access logs go, from its diagnostic settings.
+#[derive(Debug, Default)]
+struct Sinks {
+    /// Log Analytics workspaces (ARM ids, lower-case), with the setting's name.
+    workspaces: BTreeSet<(String, String)>,
+    /// Storage accounts and event hubs (ids).
+    elsewhere: BTreeSet<String>,
+}
+
+/// Decides each data resource's execution-log state from its diagnostic settings: `disabled`
+/// when no setting sends its data-access categories anywhere; `unread` when they go only where
+/// SV0 does not read (another workspace, a storage account, an event hub); `enabled` when they
+/// reach a workspace SV0 queries. Key vaults and model accounts are only ever `disabled`: SV0
+/// queries only `StorageBlobLogs`, so logs that do exist leave their state unknown.
+fn log_states(data: &ArmData, settings: &[Value], complete: bool, out: &mut Collected) {
+    let mut sinks: BTreeMap<String, Sinks> = BTreeMap::new();
+    for setting in settings {
+        let Some(id) = str(setting, "id") else { continue };
+        let lower = id.to_ascii_lowercase();
+        let resource = lower
+            .split_once("/providers/microsoft.insights/diagnosticsettings/")
+            .or_else(|| lower.split_once("/diagnosticsettings/"))
+            .map(|(r, _)| r.trim_end_matches("/blobservices/default").to_string());
+        let Some(resource) = resource else { continue };
+        let kind = data.resources.iter().find(|r| str(r, "id").is_some_and(|i| i.eq_ignore_ascii_case(&resource)));
+        let Some(kind) = kind.and_then(data_kind) else { continue };
+        let properties = setting.get("properties").unwrap_or(setting);
+        let categories = data_categories(kind);
+        let sends = array(properties, "logs").iter().any(|log| {
+            crate::json::bool(log, "enabled") == Some(true)
+                && (str(log, "category").is_some_and(|c| categories.iter().any(|k| k.eq_ignore_ascii_case(c)))
+                    || str(log, "categoryGroup").is_some_and(|g| g.eq_ignore_ascii_case("audit") || g.eq_ignore_ascii_case("allLogs")))
+        });
+        let entry = sinks.entry(resource).or_default();
+        if !sends {
+            continue;
+        }
+        if let Some(workspace) = str(properties, "workspaceId") {
+            entry.workspaces.insert((workspace.to_ascii_lowercase(), str(setting, "name").unwrap_or("").to_string()));
+        }
+        for key in ["storageAccountId", "eventHubAuthorizationRuleId", "marketplacePartnerId"] {
+            if let Some(sink) = str(properties, key) {
+                entry.elsewhere.insert(sink.to_string());
+            }
+        }
+    }
+    // Workspace ARM id → (name, customer id), to tell the ones SV0 queries.
+    let workspaces: Option<BTreeMap<String, (String, String)>> = data.workspaces.as_ref().map(|items| {
+        items
+            .iter()
+            .filter_map(|w| {
+                let id = str(w, "id")?.to_ascii_lowercase();
+                let customer = w.get("properties").and_then(|p| str(p, "customerId"))?.to_ascii_lowercase();
+                Some((id, (str(w, "name").unwrap_or("").to_string(), customer)))
+            })
+            .collect()
+    });
+    let read = |arm_id: &str| -> Option<bool> {
+        if data.read_workspaces.iter().any(|r| r.eq_ignore_ascii_case(arm_id)) {
+            return Some(true);
+        }
+        let (_, customer) = workspaces.as_ref()?.get(arm_id)?;
+        Some(data.read_workspaces.iter().any(|r| r.eq_ignore_ascii_case(customer)))
+    };
+    for resource in &data.resources {
+        let (Some(kind), Some(id)) = (data_kind(resource), str(resource, "id")) else { continue };
+        let lower = id.trim_end_matches('/').to_ascii_lowercase();
+        let name = str(resource, "name").unwrap_or(&lower).to_string();
+        let categories = data_categories(kind).join(", ");
+        let (what, service) = match kind {
+            DataResource::Storage => (format!("the blob service of storage account {name}"), format!("storage:{}", name.to_ascii_lowercase())),
+            DataResource::KeyVault => (format!("key vault {name}"), format!("keyvault:{}", name.to_ascii_lowercase())),
+            DataResource::CognitiveServices => {
+                (format!("Cognitive Services account {name}"), format!("cognitiveservices:{}", name.to_ascii_lowercase()))
+            }
+        };
+        let sink = sinks.get(&lower);
+        let sends = sink.is_some_and(|s| !s.workspaces.is_empty() || !s.elsewhere.is_empty());
+        let state = match sink {
+            // No setting of this resource was found although the listing was incomplete:
+            // unknown, not disabled.
+            None if !complete => None,
+            _ if !sends => Some((
+                LogState::Disabled,
+                format!(
+                    "a diagnostic setting on {what} sending {categories} (or the category group audit) to a Log Analytics workspace SV0 reads"
+                ),
+            )),
+            _ if kind != DataResource::Storage => None,
+            Some(s) => unread_or_enabled(s, &what, &categories, &read, workspaces.as_ref()),
+            None => None,
+        };
+        if let Some(state) = state {
+            out.log_states.insert(service, state);
+        }
+    }
+}
+
+/// The state of a storage account whose data-access logs are sent somewhere: `enabled` when a
+/// workspace SV0 queries gets them, unknown when a workspace cannot be told, else `unread`,
+/// naming where they go.
+fn unread_or_enabled(
+    sinks: &Sinks,
+    what: &str,
+    categories: &str,
+    read: &dyn Fn(&str) -> Option<bool>,
+    workspaces: Option<&BTreeMap<String, (String, String)>>,
+) -> Option<(LogState, String)> {
+    let reached: Vec<(&(String, String), Option<bool>)> = sinks.workspaces.iter().map(|w| (w, read(&w.0))).collect();
+    if reached.iter().any(|(_, r)| *r == Some(true)) {
+        return Some((LogState::Enabled, format!("the {categories} logs {what} sends to Log Analytics")));
+    }
+    if reached.iter().any(|(_, r)| r.is_none()) {
+        return None;
+    }
+    if let Some(((workspace, setting), _)) = reached.first() {
+        let (label, customer) = workspaces
+            .and_then(|w| w.get(workspace.as_str()))
+            .cloned()
+            .unwrap_or_else(|| (workspace.rsplit('/').next().unwrap_or("").to_string(), String::new()));
+        return Some((
+            LogState::Unread,
+            format!(
+                "the {categories} logs that diagnostic setting {setting} sends from {what} to Log Analytics workspace {label} (workspace id {customer}): add it to [connectors] log_analytics_workspaces"
+            ),
+        ));
+    }
+    let sink = sinks.elsewhere.iter().next().cloned().unwrap_or_default();
+    Some((
+        LogState::Unread,
+        format!(
+            "the {categories} logs {what} sends only to {sink}: send them to a Log Analytics workspace SV0 reads ([connectors] log_analytics_workspaces)"
+        ),
+    ))
 }
 
 /// `StorageBlobLogs` rows (summarised by SV0's query, or raw) as evidence of an identity acting
@@ -578,13 +1170,12 @@ fn blob_evidence(rows: &[Value], resources: &[Value], out: &mut Collected) {
             credential: None,
         });
     }
-    // Accounts whose logs answered have execution logs on.
-    for destination in out.destinations.values_mut() {
-        if let Some(account) = destination.service.as_deref().and_then(|s| s.strip_prefix("storage:"))
-            && seen_accounts.contains(account)
-        {
-            destination.execution_logs = Some(LogState::Enabled);
-        }
+    // Accounts whose logs answered have execution logs SV0 reads.
+    for account in seen_accounts {
+        out.log_states.insert(
+            format!("storage:{account}"),
+            (LogState::Enabled, format!("the blob logs (StorageBlobLogs) of storage account {account}")),
+        );
     }
 }
 
@@ -592,21 +1183,23 @@ fn blob_evidence(rows: &[Value], resources: &[Value], out: &mut Collected) {
 mod tests {
     use super::*;
 
+    fn permissions(blocks: Value) -> RolePermissions {
+        role_permissions(blocks.as_array().unwrap())
+    }
+
     #[test]
-    fn role_definitions_normalise_and_not_actions_remove_admin() {
+    fn control_actions_normalise_and_not_actions_remove_admin() {
         use Permission::*;
-        let owner = json!([{"actions": ["*"], "notActions": []}]);
-        assert_eq!(role_permissions(owner.as_array().unwrap()), vec![Read, Write, Delete, Execute, Admin]);
-        let contributor = json!([{"actions": ["*"], "notActions": ["Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write"]}]);
-        assert_eq!(role_permissions(contributor.as_array().unwrap()), vec![Read, Write, Delete, Execute]);
-        let reader = json!([{"actions": ["*/read"]}]);
-        assert_eq!(role_permissions(reader.as_array().unwrap()), vec![Read]);
-        let blob = json!([{"actions": ["Microsoft.Storage/storageAccounts/blobServices/containers/read"],
-            "dataActions": ["Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",
-                            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write"]}]);
-        assert_eq!(role_permissions(blob.as_array().unwrap()), vec![Read, Write]);
-        let keys = json!([{"actions": ["Microsoft.Storage/storageAccounts/listkeys/action"]}]);
-        assert_eq!(role_permissions(keys.as_array().unwrap()), vec![Read, Write]);
+        let owner = permissions(json!([{"actions": ["*"], "notActions": []}]));
+        assert_eq!(owner.control.into_iter().collect::<Vec<_>>(), vec![Read, Write, Delete, Execute, Admin]);
+        let contributor = permissions(
+            json!([{"actions": ["*"], "notActions": ["Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write"]}]),
+        );
+        assert_eq!(contributor.control.into_iter().collect::<Vec<_>>(), vec![Read, Write, Delete, Execute]);
+        let reader = permissions(json!([{"actions": ["*/read"]}]));
+        assert_eq!(reader.control.into_iter().collect::<Vec<_>>(), vec![Read]);
+        let keys = permissions(json!([{"actions": ["Microsoft.Storage/storageAccounts/listkeys/action"]}]));
+        assert_eq!(keys.control.into_iter().collect::<Vec<_>>(), vec![Read, Write]);
         assert!(glob("Microsoft.Authorization/*/Write", "Microsoft.Authorization/roleAssignments/write"));
         assert!(!glob("Microsoft.Storage/*", "Microsoft.Authorization/roleAssignments/write"));
     }

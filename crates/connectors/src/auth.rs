@@ -90,12 +90,27 @@ struct TokenResponse {
     expires_in: Option<serde_json::Value>,
 }
 
+/// An OAuth2 error response (RFC 6749 §5.2; the Microsoft identity platform adds
+/// `error_codes`, `trace_id` and `correlation_id`).
+#[derive(Deserialize)]
+struct TokenError {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
 impl TokenSource {
     /// Tokens from `token_url` (e.g. `https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`
     /// or `https://<instance>.service-now.com/oauth_token.do`) for `scope` (Entra:
     /// `<resource>/.default`; ServiceNow: none).
     pub fn new(token_url: String, scope: Option<String>, credentials: ClientCredentials) -> TokenSource {
         TokenSource { token_url, scope, credentials, cached: Mutex::new(None) }
+    }
+
+    /// The scope tokens are asked for.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
     }
 
     /// A valid token: the cached one, or a new one when it is about to expire or `renew` is set.
@@ -115,21 +130,31 @@ impl TokenSource {
         if let Some(scope) = &self.scope {
             form.push(("scope", scope));
         }
+        let authority = crate::json::host_of(&self.token_url).unwrap_or_default();
         let response = client
             .post(&self.token_url)
             .form(&form)
             .send()
             .await
-            .map_err(|e| ConnectorError::Token(format!("cannot reach {}: {}", self.token_url, kind(&e))))?;
+            .map_err(|e| ConnectorError::Token(format!("cannot reach {authority}: {}", kind(&e))))?;
         let status = response.status();
         let body =
             response.bytes().await.map_err(|e| ConnectorError::Token(format!("token response: {}", kind(&e))))?;
         if !status.is_success() {
-            let reason = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-                .unwrap_or_default();
-            return Err(ConnectorError::Token(format!("{} answered HTTP {status} {reason}", self.token_url)));
+            // The identity provider's own words: `invalid_resource: AADSTS500011: The resource
+            // principal named ... was not found ...`, without the trace lines that follow.
+            let reason = match serde_json::from_slice::<TokenError>(&body) {
+                Ok(e) => {
+                    let description = e.error_description.lines().next().unwrap_or("").trim().to_string();
+                    [e.error, description].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(": ")
+                }
+                Err(_) => String::new(),
+            };
+            let reason: String = reason.chars().take(400).collect();
+            return Err(ConnectorError::Token(format!(
+                "{authority} refused a token (HTTP {status}){}",
+                if reason.is_empty() { String::new() } else { format!(": {reason}") }
+            )));
         }
         let parsed: TokenResponse = serde_json::from_slice(&body)
             .map_err(|_| ConnectorError::Token(format!("{} answered without an access_token", self.token_url)))?;

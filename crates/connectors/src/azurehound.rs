@@ -30,14 +30,15 @@ pub async fn collect(
         &[Identities, Credentials, Owners, Workloads, Bindings, Grants, Destinations, Domains, ClassificationRules],
     );
     let listing = source.list(Call::get(API, Service::Graph, String::new(), Paging::Cursor), ledger).await;
-    let (graph, arm, members, tenant) = sort(&listing.items);
+    let (mut graph, arm, members, tenant) = sort(&listing.items);
+    graph.service_principals_complete = listing.complete;
     let mut settings = settings.clone();
     if settings.azure_tenant_id.is_none() {
         settings.azure_tenant_id = tenant;
     }
     crate::entra::convert(&graph, &settings, out);
     crate::arm::convert(&arm, out);
-    crate::groups::expand(&members, out);
+    crate::groups::expand(&members, listing.complete, out);
     Ok(())
 }
 
@@ -101,8 +102,8 @@ pub fn sort(records: &[Value]) -> (GraphData, ArmData, Vec<Value>, Option<String
                     }
                 }
             }
+            "AZStorageContainer" => arm.containers.get_or_insert_with(|| (Vec::new(), true)).0.push(data.clone()),
             "AZStorageAccount"
-            | "AZStorageContainer"
             | "AZFunctionApp"
             | "AZLogicApp"
             | "AZWebApp"

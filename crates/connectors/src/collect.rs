@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sv0_domain::model::{
     Binding, ClassificationRule, Credential, DataDomain, Destination, DestinationKind, Evidence, Grant, Identity,
-    IdentityKind, Owner, Workload,
+    IdentityKind, LogState, Owner, Presence, Workload,
 };
 use sv0_domain::snapshot::{Entities, EntityList};
 
@@ -25,9 +25,17 @@ pub fn bare_destination(id: impl Into<String>, name: impl Into<String>, kind: De
     }
 }
 
-/// An enabled identity of this tenant without owners.
+/// An enabled identity of this tenant without owners, read from its own record.
 pub fn bare_identity(id: impl Into<String>, name: impl Into<String>, kind: IdentityKind) -> Identity {
-    Identity { id: id.into(), name: name.into(), kind, enabled: true, home_tenant: None, owners: Vec::new() }
+    Identity {
+        id: id.into(),
+        name: name.into(),
+        kind,
+        enabled: true,
+        home_tenant: None,
+        owners: Vec::new(),
+        presence: Presence::Recorded,
+    }
 }
 
 /// Entities by id (so that the snapshot is sorted and deterministic whatever order the pages
@@ -64,6 +72,20 @@ pub struct Collected {
     pub group_grants: Vec<Grant>,
     /// Records left out before `finish`, by reason.
     notes: BTreeMap<String, u64>,
+    /// Entra application (client) ids → service principal object ids, for records that name
+    /// an application (a Foundry connection's `clientId`, a sign-in's `appId`).
+    pub app_ids: BTreeMap<String, String>,
+    /// Every service principal of the directory, when its listing was read completely: a
+    /// directory object referred to but not among them no longer exists.
+    pub directory: Option<BTreeSet<String>>,
+    /// Inferred identities that are directory objects (by object id), as opposed to keys or
+    /// connections known only by name.
+    directory_refs: BTreeSet<String>,
+    /// The Azure subscriptions read, when the azure-rbac connector listed them.
+    pub subscriptions: Option<Vec<String>>,
+    /// Execution-log state of every destination of a service (`storage:<account>`,
+    /// `keyvault:<vault>`), with the log source in words, from diagnostic settings and logs.
+    pub log_states: BTreeMap<String, (LogState, String)>,
 }
 
 impl Collected {
@@ -84,16 +106,24 @@ impl Collected {
             self.stubs.insert(id.to_string());
             self.identities.insert(
                 id.to_string(),
-                Identity {
-                    id: id.to_string(),
-                    name: name.to_string(),
-                    kind,
-                    enabled: true,
-                    home_tenant: None,
-                    owners: Vec::new(),
-                },
+                Identity { presence: Presence::Inferred, ..bare_identity(id, name, kind) },
             );
         }
+    }
+
+    /// A directory object (service principal or managed identity) known only by its object id,
+    /// unless a real record exists: when the directory's listing is complete and lacks it, it is
+    /// marked deleted.
+    pub fn stub_principal(&mut self, id: &str, name: &str, kind: IdentityKind) {
+        self.stub_identity(id, name, kind);
+        if self.stubs.contains(id) {
+            self.directory_refs.insert(id.to_string());
+        }
+    }
+
+    /// Whether an identity was read from its own record (not inferred).
+    pub fn recorded(&self, id: &str) -> bool {
+        self.identities.contains_key(id) && !self.stubs.contains(id)
     }
 
     /// A destination; the first record of an id wins, later ones add tags it lacks.
@@ -169,9 +199,8 @@ impl Collected {
     pub fn finish(self) -> (Entities, BTreeMap<String, u64>) {
         let mut dropped: BTreeMap<String, u64> = self.notes.clone();
         if !self.group_grants.is_empty() {
-            *dropped
-                .entry("grants to groups whose service-principal members were not read".to_string())
-                .or_default() += self.group_grants.len() as u64;
+            *dropped.entry("grants to groups whose members were never asked for".to_string()).or_default() +=
+                self.group_grants.len() as u64;
         }
         let mut count = |reason: &str| *dropped.entry(reason.to_string()).or_default() += 1;
         let Collected {
@@ -185,8 +214,21 @@ impl Collected {
             grants,
             bindings,
             evidence,
+            stubs,
+            directory,
+            directory_refs,
+            log_states,
             ..
         } = self;
+        // A directory object that a complete listing of the directory lacks is gone.
+        if let Some(directory) = &directory {
+            for id in directory_refs.iter().filter(|id| stubs.contains(*id) && !directory.contains(*id)) {
+                if let Some(identity) = identities.get_mut(id) {
+                    identity.presence = Presence::Deleted;
+                    identity.name = format!("deleted principal {id}");
+                }
+            }
+        }
         for w in workloads.values_mut() {
             w.owners.retain(|o| owners.contains_key(o));
         }
@@ -201,6 +243,10 @@ impl Collected {
             .map(|mut d| {
                 if d.domain.as_ref().is_some_and(|x| !domains.contains_key(x)) {
                     d.domain = None;
+                }
+                if let Some((state, source)) = d.service.as_ref().and_then(|s| log_states.get(s)) {
+                    d.execution_logs = Some(*state);
+                    d.execution_log_source = Some(source.clone());
                 }
                 d
             })

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 use sv0_domain::model::{
     Binding, ClassificationRule, Consent, Credential, CredentialKind, Destination, DestinationKind, Evidence, Grant,
-    GrantSource, Identity, IdentityKind, Owner, OwnerStatus, Permission, Workload, WorkloadKind,
+    GrantSource, Identity, IdentityKind, Owner, OwnerStatus, Permission, Presence, Workload, WorkloadKind,
 };
 use sv0_domain::snapshot::EntityList;
 
@@ -42,7 +42,26 @@ pub struct GraphData {
     pub role_assignments: Vec<Value>,
     /// `auditLogs/signIns` of service principals and managed identities.
     pub sign_ins: Vec<Value>,
+    /// Owners' user records (`accountEnabled`, `employeeLeaveDateTime`, `userPrincipalName`).
+    pub owner_accounts: Vec<Value>,
+    /// Owners' `signInActivity`.
+    pub owner_activity: Vec<Value>,
+    /// Whether every page of `servicePrincipals` was read: then a principal that is not among
+    /// them no longer exists in the directory.
+    pub service_principals_complete: bool,
 }
+
+/// The item fields each Graph API's records carry (docs/connectors.md cites the pages).
+const SP_KEYS: &[&str] = &["id", "appId"];
+const APP_KEYS: &[&str] = &["id", "appId"];
+const ASSIGNMENT_KEYS: &[&str] = &["id", "principalId", "resourceId", "appRoleId"];
+const GRANT_KEYS: &[&str] = &["id", "clientId", "resourceId", "consentType"];
+const ROLE_DEFINITION_KEYS: &[&str] = &["id", "displayName"];
+const ROLE_ASSIGNMENT_KEYS: &[&str] = &["id", "principalId", "roleDefinitionId"];
+const SIGN_IN_KEYS: &[&str] = &["id", "createdDateTime"];
+const USER_KEYS: &[&str] = &["id"];
+/// Graph's `$filter=id in (...)` takes at most 15 values.
+const IDS_PER_FILTER: usize = 15;
 
 /// Reads Entra ID and adds what it saw to `out`.
 pub async fn collect(
@@ -55,28 +74,32 @@ pub async fn collect(
         return Err(ConnectorError::Setup("entra needs the Microsoft Graph base URL".into()));
     }
     declare(out);
-    let get = |api, path: String| Call::get(api, Service::Graph, path, Paging::OData);
+    let get = |api, path: String, keys| Call::get(api, Service::Graph, path, Paging::OData).keys(keys);
     let sps = source
         .list(
-            get("graph.servicePrincipals", format!("/v1.0/servicePrincipals?$top=999&$expand={OWNER_SELECT}")),
+            get("graph.servicePrincipals", format!("/v1.0/servicePrincipals?$top=999&$expand={OWNER_SELECT}"), SP_KEYS),
             ledger,
         )
         .await;
     let apps = source
-        .list(get("graph.applications", format!("/v1.0/applications?$top=999&$expand={OWNER_SELECT}")), ledger)
+        .list(get("graph.applications", format!("/v1.0/applications?$top=999&$expand={OWNER_SELECT}"), APP_KEYS), ledger)
         .await;
     // App role assignments are listed per resource: only a service principal that defines app
     // roles can be the resource of one, so a tenant of 100k principals needs calls for the few
     // hundred APIs among them, not for every principal.
     let calls = if source.is_export() {
-        vec![get("graph.appRoleAssignments", String::new())]
+        vec![get("graph.appRoleAssignments", String::new(), ASSIGNMENT_KEYS)]
     } else {
         sps.items
             .iter()
             .filter(|sp| !array(sp, "appRoles").is_empty())
             .filter_map(|sp| str(sp, "id"))
             .map(|id| {
-                get("graph.appRoleAssignments", format!("/v1.0/servicePrincipals/{id}/appRoleAssignedTo?$top=999"))
+                get(
+                    "graph.appRoleAssignments",
+                    format!("/v1.0/servicePrincipals/{id}/appRoleAssignedTo?$top=999"),
+                    ASSIGNMENT_KEYS,
+                )
             })
             .collect()
     };
@@ -84,13 +107,28 @@ pub async fn collect(
         ledger.skipped("graph.appRoleAssignments", "graph.servicePrincipals was not read completely");
     }
     let assignments = source.list_each("graph.appRoleAssignments", calls, ledger).await;
-    let grants =
-        source.list(get("graph.oauth2PermissionGrants", "/v1.0/oauth2PermissionGrants?$top=999".into()), ledger).await;
+    let grants = source
+        .list(get("graph.oauth2PermissionGrants", "/v1.0/oauth2PermissionGrants?$top=999".into(), GRANT_KEYS), ledger)
+        .await;
     let definitions = source
-        .list(get("graph.directoryRoleDefinitions", "/v1.0/roleManagement/directory/roleDefinitions".into()), ledger)
+        .list(
+            get(
+                "graph.directoryRoleDefinitions",
+                "/v1.0/roleManagement/directory/roleDefinitions".into(),
+                ROLE_DEFINITION_KEYS,
+            ),
+            ledger,
+        )
         .await;
     let role_assignments = source
-        .list(get("graph.directoryRoleAssignments", "/v1.0/roleManagement/directory/roleAssignments".into()), ledger)
+        .list(
+            get(
+                "graph.directoryRoleAssignments",
+                "/v1.0/roleManagement/directory/roleAssignments".into(),
+                ROLE_ASSIGNMENT_KEYS,
+            ),
+            ledger,
+        )
         .await;
     let since = settings.observed_at.add_days(-i64::from(settings.evidence_days)).to_rfc3339();
     let filter = format!(
@@ -98,9 +136,39 @@ pub async fn collect(
     );
     let sign_ins = source
         .list(
-            get("graph.signIns", format!("/beta/auditLogs/signIns?$filter={}&$top=999", encode_query_value(&filter))),
+            get(
+                "graph.signIns",
+                format!("/beta/auditLogs/signIns?$filter={}&$top=999", encode_query_value(&filter)),
+                SIGN_IN_KEYS,
+            ),
             ledger,
         )
+        .await;
+    // Owners' accounts, read apart from their sign-in activity: signInActivity needs
+    // AuditLog.Read.All and a P1/P2 licence, and Graph refuses the whole request without them.
+    let owner_ids: Vec<String> = owner_user_ids(sps.items.iter().chain(&apps.items));
+    let users = |api: &'static str, select: &str| -> Vec<Call> {
+        if source.is_export() {
+            return vec![get(api, String::new(), USER_KEYS)];
+        }
+        owner_ids
+            .chunks(IDS_PER_FILTER)
+            .map(|ids| {
+                let list = ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(",");
+                let filter = encode_query_value(&format!("id in ({list})"));
+                get(api, format!("/v1.0/users?$filter={filter}&$select={select}"), USER_KEYS)
+            })
+            .collect()
+    };
+    let accounts = source
+        .list_each(
+            "graph.ownerAccounts",
+            users("graph.ownerAccounts", "id,userPrincipalName,accountEnabled,employeeLeaveDateTime"),
+            ledger,
+        )
+        .await;
+    let activity = source
+        .list_each("graph.ownerSignInActivity", users("graph.ownerSignInActivity", "id,signInActivity"), ledger)
         .await;
     let data = GraphData {
         service_principals: sps.items,
@@ -110,9 +178,26 @@ pub async fn collect(
         role_definitions: definitions.items,
         role_assignments: role_assignments.items,
         sign_ins: sign_ins.items,
+        owner_accounts: accounts.items,
+        owner_activity: activity.items,
+        service_principals_complete: sps.complete,
     };
     convert(&data, settings, out);
     Ok(())
+}
+
+/// The object ids of the users who own service principals or applications, sorted.
+fn owner_user_ids<'a>(holders: impl Iterator<Item = &'a Value>) -> Vec<String> {
+    let mut ids = BTreeSet::new();
+    for holder in holders {
+        for owner in array(holder, "owners") {
+            let is_user = str(owner, "@odata.type").is_none_or(|t| t.ends_with(".user"));
+            if let (true, Some(id)) = (is_user, str(owner, "id")) {
+                ids.insert(object_id(id));
+            }
+        }
+    }
+    ids.into_iter().collect()
 }
 
 /// The lists each Graph API fills.
@@ -128,6 +213,8 @@ pub fn declare(out: &mut Collected) {
     out.uses("graph.directoryRoleDefinitions", &[Grants]);
     out.uses("graph.directoryRoleAssignments", &[Grants, Destinations]);
     out.uses("graph.signIns", &[Evidence]);
+    out.uses("graph.ownerAccounts", &[Owners]);
+    out.uses("graph.ownerSignInActivity", &[Owners]);
 }
 
 /// What the conversion knows of each resource service principal.
@@ -143,21 +230,26 @@ pub fn convert(data: &GraphData, settings: &Settings, out: &mut Collected) {
     let apps: BTreeMap<String, &Value> =
         data.applications.iter().filter_map(|a| Some((str(a, "appId")?.to_ascii_lowercase(), a))).collect();
     let mut resources: BTreeMap<String, Resource> = BTreeMap::new();
-    let mut graph_ids: BTreeSet<String> = BTreeSet::new();
+    let mut directory = BTreeSet::new();
+    let activity = owner_activity(data, settings);
     for sp in &data.service_principals {
         let Some(id) = str(sp, "id").map(object_id) else { continue };
         let app_id = str(sp, "appId").unwrap_or("").to_ascii_lowercase();
         let is_graph = app_id == GRAPH_APP_ID;
-        if is_graph {
-            graph_ids.insert(id.clone());
+        if !app_id.is_empty() {
+            out.app_ids.insert(app_id.clone(), id.clone());
         }
+        directory.insert(id.clone());
         let roles = array(sp, "appRoles")
             .iter()
             .filter_map(|r| Some((object_id(str(r, "id")?), str(r, "value").or_else(|| str(r, "displayName"))?)))
             .collect();
         resources
             .insert(id.clone(), Resource { name: str(sp, "displayName").unwrap_or(&id).to_string(), is_graph, roles });
-        service_principal(sp, &id, apps.get(&app_id).copied(), settings, out);
+        service_principal(sp, &id, apps.get(&app_id).copied(), settings, &activity, out);
+    }
+    if data.service_principals_complete {
+        out.directory = Some(directory);
     }
     for assignment in &data.app_role_assignments {
         app_role_assignment(assignment, &resources, out);
@@ -167,8 +259,43 @@ pub fn convert(data: &GraphData, settings: &Settings, out: &mut Collected) {
     }
     directory_roles(data, out);
     for sign_in in &data.sign_ins {
-        evidence(sign_in, &resources, &graph_ids, out);
+        evidence(sign_in, &resources, out);
     }
+}
+
+/// What the owners' user records say, by object id: the account state, the departure and the
+/// last sign-in.
+#[derive(Debug, Default, Clone)]
+struct Activity {
+    enabled: Option<bool>,
+    departed: bool,
+    last_sign_in: Option<sv0_domain::Timestamp>,
+}
+
+fn owner_activity(data: &GraphData, settings: &Settings) -> BTreeMap<String, Activity> {
+    let mut out: BTreeMap<String, Activity> = BTreeMap::new();
+    for user in &data.owner_accounts {
+        let Some(id) = str(user, "id").map(object_id) else { continue };
+        let entry = out.entry(id).or_default();
+        entry.enabled = bool(user, "accountEnabled");
+        // A leave date in the past (at the scan's time) means the person has left.
+        entry.departed = graph_time(user, "employeeLeaveDateTime").is_some_and(|at| at <= settings.observed_at);
+    }
+    for user in &data.owner_activity {
+        let Some(id) = str(user, "id").map(object_id) else { continue };
+        let Some(activity) = user.get("signInActivity") else { continue };
+        let last = ["lastSuccessfulSignInDateTime", "lastSignInDateTime", "lastNonInteractiveSignInDateTime"]
+            .iter()
+            .filter_map(|key| graph_time(activity, key))
+            .max();
+        out.entry(id).or_default().last_sign_in = last;
+    }
+    out
+}
+
+/// A Graph time; Graph writes "never" as `""`, `null` or `0001-01-01T00:00:00Z`.
+fn graph_time(value: &Value, key: &str) -> Option<sv0_domain::Timestamp> {
+    time(value, key).filter(|at| at.0 > 0)
 }
 
 /// The data domains Graph permissions reach, by resource area.
@@ -198,7 +325,14 @@ fn graph_domains(out: &mut Collected) {
     }
 }
 
-fn service_principal(sp: &Value, id: &str, app: Option<&Value>, settings: &Settings, out: &mut Collected) {
+fn service_principal(
+    sp: &Value,
+    id: &str,
+    app: Option<&Value>,
+    settings: &Settings,
+    activity: &BTreeMap<String, Activity>,
+    out: &mut Collected,
+) {
     let odata_type = str(sp, "@odata.type").unwrap_or("");
     let kind = if odata_type.ends_with("agentIdentity") {
         IdentityKind::AgentIdentity
@@ -216,9 +350,18 @@ fn service_principal(sp: &Value, id: &str, app: Option<&Value>, settings: &Setti
     };
     let mut owners = Vec::new();
     for owner in array(sp, "owners").iter().chain(app.map(|a| array(a, "owners")).unwrap_or(&[])) {
-        if let Some(owner) = owner_of(owner) {
-            owners.push(owner.id.clone());
-            out.owner(owner);
+        if let Some(mut record) = owner_of(owner) {
+            if let Some(known) = str(owner, "id").map(object_id).and_then(|o| activity.get(&o)) {
+                if known.enabled == Some(false) {
+                    record.status = OwnerStatus::Disabled;
+                }
+                if known.departed {
+                    record.status = OwnerStatus::Departed;
+                }
+                record.last_active_at = known.last_sign_in.or(record.last_active_at);
+            }
+            owners.push(record.id.clone());
+            out.owner(record);
         }
     }
     let name = str(sp, "displayName").unwrap_or(id).to_string();
@@ -229,6 +372,7 @@ fn service_principal(sp: &Value, id: &str, app: Option<&Value>, settings: &Setti
         enabled: bool(sp, "accountEnabled").unwrap_or(true),
         home_tenant,
         owners,
+        presence: Presence::Recorded,
     });
     for holder in std::iter::once(sp).chain(app) {
         for (key, kind) in
@@ -505,36 +649,46 @@ fn directory_roles(data: &GraphData, out: &mut Collected) {
     }
 }
 
-fn evidence(
-    sign_in: &Value,
-    resources: &BTreeMap<String, Resource>,
-    graph_ids: &BTreeSet<String>,
-    out: &mut Collected,
-) {
+/// A successful service-principal or managed-identity sign-in as evidence, joined on the
+/// vendor's fields: `servicePrincipalId` (else the client's `appId`) is the identity;
+/// `azureResourceId`, when present, is the Azure resource the token was for, and names both a
+/// destination (grade A on paths to that very resource) and its service (grade B on the
+/// resource's other destinations); otherwise the resource application — `resourceId` is its
+/// appId, `resourceServicePrincipalId` its object id — is the service (grade B);
+/// `servicePrincipalCredentialKeyId` names the credential used.
+fn evidence(sign_in: &Value, resources: &BTreeMap<String, Resource>, out: &mut Collected) {
     let succeeded = sign_in.get("status").and_then(|s| s.get("errorCode")).and_then(Value::as_i64).unwrap_or(0) == 0;
-    let (Some(id), Some(principal), Some(at)) =
-        (str(sign_in, "id"), str(sign_in, "servicePrincipalId"), time(sign_in, "createdDateTime"))
-    else {
-        return;
-    };
+    let (Some(id), Some(at)) = (str(sign_in, "id"), time(sign_in, "createdDateTime")) else { return };
     if !succeeded {
         return;
     }
-    let resource_id = str(sign_in, "resourceId").map(object_id);
-    let to_graph = str(sign_in, "resourceAppId").or(str(sign_in, "resourceId")).is_some_and(|r| r == GRAPH_APP_ID)
-        || resource_id.as_ref().is_some_and(|r| graph_ids.contains(r));
-    let service = if to_graph {
-        Some("graph".to_string())
-    } else {
-        resource_id.filter(|r| resources.contains_key(r)).map(|r| format!("entra-app:{r}"))
+    let by_app = |key: &str| str(sign_in, key).and_then(|app| out.app_ids.get(&app.to_ascii_lowercase()).cloned());
+    let identity = str(sign_in, "servicePrincipalId")
+        .map(object_id)
+        .filter(|sp| out.identities.contains_key(sp) || out.app_ids.values().any(|v| v == sp))
+        .or_else(|| by_app("appId"))
+        .or_else(|| str(sign_in, "servicePrincipalId").map(object_id));
+    let Some(identity) = identity else { return };
+    let resource_app = str(sign_in, "resourceId").map(|r| r.to_ascii_lowercase());
+    let resource_sp = str(sign_in, "resourceServicePrincipalId").map(object_id).or_else(|| by_app("resourceId"));
+    let to_graph = resource_app.as_deref() == Some(GRAPH_APP_ID)
+        || resource_sp.as_ref().is_some_and(|r| resources.get(r).is_some_and(|r| r.is_graph));
+    let azure_resource = str(sign_in, "azureResourceId").map(|r| r.trim_end_matches('/').to_ascii_lowercase());
+    let (destination, service) = match azure_resource {
+        Some(resource) if resource.starts_with('/') => {
+            let service = crate::arm::destination_for_scope(&resource, &BTreeMap::new(), &BTreeMap::new()).service;
+            (Some(resource), service)
+        }
+        _ if to_graph => (None, Some("graph".to_string())),
+        _ => (None, resource_sp.filter(|r| resources.contains_key(r)).map(|r| format!("entra-app:{r}"))),
     };
     out.evidence(Evidence {
         id: format!("signin:{id}"),
         source: "entra_sign_in".into(),
         at,
-        identity: Some(object_id(principal)),
+        identity: Some(identity),
         workload: None,
-        destination: None,
+        destination,
         service,
         credential: str(sign_in, "servicePrincipalCredentialKeyId").map(object_id),
     });

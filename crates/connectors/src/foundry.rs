@@ -1,9 +1,16 @@
-//! Azure AI Foundry Agent Service: agents (the workloads) with their model and tools (OpenAPI,
-//! Azure Function, file search, code interpreter, Bing grounding, MCP, Azure AI Search and other
-//! connection-backed tools), the project's connections, which identity each tool runs as (the
-//! project's managed identity, or a connection's key or identity), and run steps as execution
-//! evidence of tool use. Function tools run in the caller's code and connected agents are other
-//! agents, so neither adds a path of its own.
+//! Azure AI Foundry: every project of every Foundry resource the credentials can see, read
+//! from Azure Resource Manager (accounts, projects with their managed identities, connections
+//! with their auth type and, for a service principal, its client id), and each project's
+//! agents (the workloads) with their model and tools (OpenAPI, Azure Function, file search,
+//! code interpreter, Bing grounding, MCP, Azure AI Search and other connection-backed tools)
+//! from the project's data-plane endpoint, with run steps as execution evidence of tool use.
+//!
+//! Which identity a tool runs as follows the connection's `authType`: `ServicePrincipal` runs
+//! as the service principal whose `appId` is `credentials.clientId`; `AAD` as the project's (or
+//! account's) managed identity; `ManagedIdentity` as the identity of `credentials.clientId`;
+//! key-style types (`ApiKey`, `AccountKey`, `CustomKeys`, `SAS`, `AccessKey`, `PAT`) as the
+//! key. Function tools run in the caller's code and connected agents are other agents, so
+//! neither adds a path of its own.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,95 +23,204 @@ use sv0_domain::snapshot::EntityList;
 
 use crate::collect::{Collected, bare_destination, bare_identity};
 use crate::json::{array, host_of, object_id, str, unix_seconds};
-use crate::source::{Call, Ledger, Paging, Service, Source};
+use crate::source::{Call, Ledger, Listing, Paging, Service, Source};
 use crate::{ConnectorError, Settings};
 
+const ARM_API: &str = "api-version=2025-06-01";
 const API_VERSION: &str = "api-version=2025-05-01";
-const AGENTS: &str = "foundry.agents";
+const ACCOUNTS: &str = "arm.cognitiveServicesAccounts";
+const PROJECTS: &str = "arm.foundryProjects";
 const CONNECTIONS: &str = "foundry.connections";
+const AGENTS: &str = "foundry.agents";
 const THREADS: &str = "foundry.threads";
 const RUNS: &str = "foundry.runs";
 const STEPS: &str = "foundry.runSteps";
+/// The field that names the project (its ARM id) on the data-plane items of an export
+/// directory holding several projects; live, SV0 sets it on each item it reads.
+pub const PROJECT_FIELD: &str = "projectId";
 
 /// The Foundry responses the conversion reads.
 #[derive(Debug, Default)]
 pub struct FoundryData {
-    /// Agents (`assistants`).
-    pub agents: Vec<Value>,
-    /// Project connections.
+    /// Cognitive Services accounts (`kind: AIServices` are Foundry resources).
+    pub accounts: Vec<Value>,
+    /// Projects of those accounts (ARM).
+    pub projects: Vec<Value>,
+    /// Connections of the projects and accounts (ARM, with `authType` and credentials' ids).
     pub connections: Vec<Value>,
-    /// Run steps.
+    /// Agents (`assistants`), each naming its project in `projectId` when there are several.
+    pub agents: Vec<Value>,
+    /// Run steps, each naming its project in `projectId` when there are several.
     pub run_steps: Vec<Value>,
 }
 
-/// Reads a Foundry project and adds what it saw to `out`.
+const ACCOUNT_KEYS: &[&str] = &["id", "name"];
+const PROJECT_KEYS: &[&str] = &["id", "name"];
+const CONNECTION_KEYS: &[&str] = &["id", "name", "properties.authType"];
+const AGENT_KEYS: &[&str] = &["id"];
+const STEP_KEYS: &[&str] = &["id"];
+
+/// Reads every Foundry project the credentials can see and adds what it saw to `out`.
 pub async fn collect(
     source: &Source,
     settings: &Settings,
     ledger: &Ledger,
     out: &mut Collected,
 ) -> Result<(), ConnectorError> {
-    if !source.has(Service::Foundry) {
+    if !source.has(Service::Arm) {
         return Err(ConnectorError::Setup(
-            "foundry needs the project endpoint: --base-url foundry=https://<resource>.services.ai.azure.com/api/projects/<project>"
-                .into(),
+            "foundry finds its projects through Azure Resource Manager: it needs the ARM base URL".into(),
         ));
     }
     declare(out);
-    let get = |api, path: String, paging| Call::get(api, Service::Foundry, path, paging);
+    let arm = |api, path: String, keys| Call::get(api, Service::Arm, path, Paging::Arm).keys(keys);
+    // The subscriptions the azure-rbac connector read, else listed here (an export directory
+    // holds every account in one file).
+    let (subscriptions, complete): (Vec<String>, bool) = match (&out.subscriptions, source.is_export()) {
+        (_, true) => (Vec::new(), true),
+        (Some(ids), false) => (ids.clone(), true),
+        (None, false) => {
+            let listing: Listing = crate::arm::subscriptions(source, ledger).await;
+            let complete = listing.complete || !settings.subscriptions.is_empty();
+            (crate::arm::subscription_ids(&listing.items, settings), complete)
+        }
+    };
+    let each = |api: &'static str, paths: Vec<String>, keys: &'static [&'static str]| -> Vec<Call> {
+        if source.is_export() { vec![arm(api, String::new(), keys)] } else { paths.into_iter().map(|p| arm(api, p, keys)).collect() }
+    };
+    let paths =
+        subscriptions.iter().map(|s| format!("/subscriptions/{s}/providers/Microsoft.CognitiveServices/accounts?{ARM_API}")).collect();
+    if !complete {
+        ledger.skipped(ACCOUNTS, "arm.subscriptions was not read completely");
+    }
+    let accounts = source.list_each(ACCOUNTS, each(ACCOUNTS, paths, ACCOUNT_KEYS), ledger).await;
+    let foundry_accounts: Vec<&Value> = accounts.items.iter().filter(|a| is_foundry(a)).collect();
+    let paths = foundry_accounts.iter().filter_map(|a| str(a, "id")).map(|id| format!("{id}/projects?{ARM_API}")).collect();
+    if !accounts.complete {
+        ledger.skipped(PROJECTS, "arm.cognitiveServicesAccounts was not read completely");
+    }
+    let projects = source.list_each(PROJECTS, each(PROJECTS, paths, PROJECT_KEYS), ledger).await;
+    let mut paths: Vec<String> =
+        projects.items.iter().filter_map(|p| str(p, "id")).map(|id| format!("{id}/connections?{ARM_API}")).collect();
+    paths.extend(foundry_accounts.iter().filter_map(|a| str(a, "id")).map(|id| format!("{id}/connections?{ARM_API}")));
+    if !projects.complete {
+        ledger.skipped(CONNECTIONS, "arm.foundryProjects was not read completely");
+    }
+    let connections = source.list_each(CONNECTIONS, each(CONNECTIONS, paths, CONNECTION_KEYS), ledger).await;
+    let endpoints: Vec<(String, String)> = projects
+        .items
+        .iter()
+        .filter_map(|p| Some((str(p, "id")?.to_ascii_lowercase(), project_endpoint(p, &accounts.items)?)))
+        .collect();
+    let data_plane = |api: &'static str, suffix: &str, keys: &'static [&'static str]| -> Vec<Call> {
+        if source.is_export() {
+            return vec![Call::get(api, Service::Foundry, String::new(), Paging::Cursor).keys(keys)];
+        }
+        endpoints
+            .iter()
+            .map(|(project, endpoint)| {
+                Call::get(api, Service::Foundry, format!("{endpoint}{suffix}"), Paging::Cursor)
+                    .keys(keys)
+                    .tagged(PROJECT_FIELD, project.clone())
+            })
+            .collect()
+    };
+    if !projects.complete {
+        ledger.skipped(AGENTS, "arm.foundryProjects was not read completely");
+    }
     let agents = source
-        .list(get(AGENTS, format!("/assistants?{API_VERSION}&limit=100&order=asc"), Paging::Cursor), ledger)
+        .list_each(AGENTS, data_plane(AGENTS, &format!("/assistants?{API_VERSION}&limit=100&order=asc"), AGENT_KEYS), ledger)
         .await;
-    let connections = source.list(get(CONNECTIONS, format!("/connections?{API_VERSION}"), Paging::Arm), ledger).await;
     let steps = if source.is_export() {
-        source.list(get(STEPS, String::new(), Paging::Cursor), ledger).await.items
+        source.list_each(STEPS, data_plane(STEPS, "", STEP_KEYS), ledger).await.items
     } else {
         out.uses(THREADS, &[EntityList::Evidence]);
         out.uses(RUNS, &[EntityList::Evidence]);
-        let threads =
-            source.list(get(THREADS, format!("/threads?{API_VERSION}&limit=100"), Paging::Cursor), ledger).await;
+        let threads = source
+            .list_each(THREADS, data_plane(THREADS, &format!("/threads?{API_VERSION}&limit=100"), &["id"]), ledger)
+            .await;
         let since = settings.observed_at.add_days(-i64::from(settings.evidence_days));
+        let endpoint_of = |item: &Value| -> Option<&str> {
+            let project = str(item, PROJECT_FIELD)?;
+            endpoints.iter().find(|(p, _)| p == project).map(|(_, e)| e.as_str())
+        };
         let calls = threads
             .items
             .iter()
-            .filter_map(|t| str(t, "id"))
-            .map(|t| get(RUNS, format!("/threads/{t}/runs?{API_VERSION}&limit=100"), Paging::Cursor))
+            .filter_map(|t| Some((endpoint_of(t)?, str(t, "id")?, str(t, PROJECT_FIELD)?)))
+            .map(|(endpoint, thread, project)| {
+                Call::get(RUNS, Service::Foundry, format!("{endpoint}/threads/{thread}/runs?{API_VERSION}&limit=100"), Paging::Cursor)
+                    .keys(&["id", "thread_id"])
+                    .tagged(PROJECT_FIELD, project.to_string())
+            })
             .collect();
         let runs = source.list_each(RUNS, calls, ledger).await;
         let calls = runs
             .items
             .iter()
             .filter(|r| unix_seconds(r, "created_at").is_none_or(|at| at >= since))
-            .filter_map(|r| Some((str(r, "thread_id")?, str(r, "id")?)))
-            .map(|(t, r)| get(STEPS, format!("/threads/{t}/runs/{r}/steps?{API_VERSION}&limit=100"), Paging::Cursor))
+            .filter_map(|r| Some((endpoint_of(r)?, str(r, "thread_id")?, str(r, "id")?, str(r, PROJECT_FIELD)?)))
+            .map(|(endpoint, thread, run, project)| {
+                Call::get(
+                    STEPS,
+                    Service::Foundry,
+                    format!("{endpoint}/threads/{thread}/runs/{run}/steps?{API_VERSION}&limit=100"),
+                    Paging::Cursor,
+                )
+                .keys(STEP_KEYS)
+                .tagged(PROJECT_FIELD, project.to_string())
+            })
             .collect();
         if !threads.complete || !runs.complete {
             ledger.skipped(STEPS, "the threads or runs were not read completely");
         }
         source.list_each(STEPS, calls, ledger).await.items
     };
-    let project = settings.foundry_project.clone().unwrap_or_else(|| match source {
-        Source::Live(live) => live
-            .base_url(Service::Foundry)
-            .and_then(|u| u.trim_end_matches('/').rsplit('/').next())
-            .unwrap_or("foundry")
-            .to_string(),
-        Source::Export(_) => "foundry".to_string(),
-    });
-    let host = settings.foundry_host.clone().or_else(|| match source {
-        Source::Live(live) => live.base_url(Service::Foundry).and_then(host_of),
-        Source::Export(_) => None,
-    });
-    let data = FoundryData { agents: agents.items, connections: connections.items, run_steps: steps };
-    convert(&data, &project, host.as_deref(), settings.foundry_principal_id.as_deref(), out);
+    let data = FoundryData {
+        accounts: accounts.items,
+        projects: projects.items,
+        connections: connections.items,
+        agents: agents.items,
+        run_steps: steps,
+    };
+    convert(&data, out);
     Ok(())
+}
+
+/// Whether a Cognitive Services account is a Foundry resource (it holds projects).
+fn is_foundry(account: &Value) -> bool {
+    str(account, "kind").is_some_and(|k| k.eq_ignore_ascii_case("AIServices"))
+        || account.get("properties").and_then(|p| crate::json::bool(p, "allowProjectManagement")) == Some(true)
+}
+
+/// A project's data-plane endpoint: the one ARM lists for it, else the documented form
+/// `https://<account subdomain>.services.ai.azure.com/api/projects/<project>`.
+fn project_endpoint(project: &Value, accounts: &[Value]) -> Option<String> {
+    let listed = project
+        .get("properties")
+        .and_then(|p| p.get("endpoints"))
+        .and_then(Value::as_object)
+        .and_then(|e| e.values().filter_map(Value::as_str).find(|u| u.contains("/api/projects/")));
+    if let Some(url) = listed {
+        return Some(url.trim_end_matches('/').to_string());
+    }
+    let id = str(project, "id")?.to_ascii_lowercase();
+    let account_id = id.split("/projects/").next()?;
+    let account = accounts.iter().find(|a| str(a, "id").is_some_and(|i| i.eq_ignore_ascii_case(account_id)))?;
+    let subdomain = account
+        .get("properties")
+        .and_then(|p| str(p, "customSubDomainName"))
+        .or_else(|| str(account, "name"))?;
+    Some(format!("https://{}.services.ai.azure.com/api/projects/{}", subdomain.to_ascii_lowercase(), str(project, "name")?))
 }
 
 /// The lists each Foundry API fills.
 pub fn declare(out: &mut Collected) {
     use EntityList::*;
-    out.uses(AGENTS, &[Workloads, Bindings, Grants, Destinations]);
-    out.uses(CONNECTIONS, &[Identities, Credentials, Grants, Destinations]);
+    out.uses(ACCOUNTS, &[Workloads, Bindings, Identities]);
+    out.uses(PROJECTS, &[Workloads, Bindings, Identities]);
+    out.uses(CONNECTIONS, &[Identities, Credentials, Grants, Destinations, Bindings]);
+    out.uses(AGENTS, &[Workloads, Bindings, Grants, Destinations, Identities]);
     out.uses(STEPS, &[Evidence]);
 }
 
@@ -115,95 +231,234 @@ struct Reach {
     destination: String,
 }
 
-/// Converts Foundry responses into entities.
-pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal: Option<&str>, out: &mut Collected) {
-    let project_identity = principal.map(object_id).unwrap_or_else(|| format!("foundry-project:{project}"));
-    out.stub_identity(&project_identity, &format!("{project} project managed identity"), IdentityKind::ManagedIdentity);
-    let host = host.map(str::to_string).unwrap_or_else(|| format!("{project}.services.ai.azure.com"));
+/// A project as the conversion sees it.
+struct Project {
+    /// Lower-case ARM id.
+    id: String,
+    name: String,
+    account: String,
+    /// The identity tools with Entra ID (`AAD`) connections and the project's own tools run as.
+    identity: String,
+    /// The account's managed identity, when it has one.
+    account_identity: Option<String>,
+    host: String,
+}
 
-    // Connections: who a connection-backed tool acts as, and what the connection reaches.
-    let mut connections: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for connection in &data.connections {
-        let Some(name) = str(connection, "name") else { continue };
-        let properties = connection.get("properties").unwrap_or(connection);
-        let kind = str(properties, "type").or(str(properties, "category")).unwrap_or("Custom").to_string();
-        let credential_type = properties
-            .get("credentials")
-            .and_then(|c| str(c, "type"))
-            .or(str(properties, "authType"))
-            .unwrap_or("None")
-            .to_ascii_lowercase();
-        let target = str(properties, "target").unwrap_or("");
-        let identity = if matches!(credential_type.as_str(), "aad" | "entraid" | "managedidentity") {
-            project_identity.clone()
-        } else {
-            let id = format!("foundry-connection:{project}/{name}");
-            out.identity(bare_identity(
-                id.clone(),
-                format!("connection {name}"),
-                if credential_type == "agenticidentity" { IdentityKind::AgentIdentity } else { IdentityKind::ApiKey },
-            ));
-            if matches!(credential_type.as_str(), "apikey" | "customkeys" | "sas" | "accountkey") {
-                out.credential(Credential {
-                    id: format!("{id}/key"),
-                    identity: id.clone(),
-                    kind: CredentialKind::ApiKey,
-                    created_at: None,
-                    expires_at: None,
-                });
-            }
-            id
+/// Who a connection's tool acts as: an identity (with the connection's own grant on its
+/// target when the credential itself is the authority), or the agent's own identity.
+#[derive(Debug, Clone)]
+enum RunsAs {
+    /// This identity, reaching this destination (empty when the connection was not read).
+    Identity(String, String),
+    /// The calling agent's own identity (agentic identity connections, and no authentication).
+    Agent(String),
+}
+
+/// Converts Foundry responses into entities.
+pub fn convert(data: &FoundryData, out: &mut Collected) {
+    let projects = projects(data, out);
+    let single = (projects.len() == 1).then(|| projects[0].id.clone());
+    for project in &projects {
+        let connections = connections(data, project, out);
+        let mine = |item: &&Value| match str(item, PROJECT_FIELD) {
+            Some(p) => p.eq_ignore_ascii_case(&project.id),
+            None => single.as_deref() == Some(project.id.as_str()),
         };
-        let (dest_kind, permissions) = match kind.to_ascii_lowercase().as_str() {
-            "azureopenai" | "aiservices" | "serverless" => (DestinationKind::LlmDeployment, vec![Permission::Execute]),
-            "azureblob" | "azurestorageaccount" => {
-                (DestinationKind::StorageAccount, vec![Permission::Read, Permission::Write])
-            }
-            "cognitivesearch" | "azureaisearch" => (DestinationKind::Database, vec![Permission::Read]),
-            _ => (DestinationKind::HttpEndpoint, vec![Permission::Execute]),
-        };
-        let destination =
-            format!("foundry-target:{}", if target.is_empty() { name } else { target }).to_ascii_lowercase();
-        out.destination(Destination {
-            host: host_of(target),
-            ..bare_destination(
-                destination.clone(),
-                if target.is_empty() { name.to_string() } else { target.to_string() },
-                dest_kind,
-            )
-        });
-        out.grant(Grant {
-            id: format!("foundry-connection:{project}/{name}"),
-            identity: identity.clone(),
-            destination: destination.clone(),
-            permissions,
-            source: GrantSource::Connection,
-            role: format!("{kind} connection"),
-            scope: name.to_string(),
-            consent: None,
-        });
-        connections.insert(name.to_ascii_lowercase(), (identity, destination));
+        let agents: Vec<&Value> = data.agents.iter().filter(mine).collect();
+        let steps: Vec<&Value> = data.run_steps.iter().filter(mine).collect();
+        agents_of(project, &agents, &steps, &connections, out);
     }
+    let orphans = data.agents.iter().filter(|a| str(a, PROJECT_FIELD).is_none()).count();
+    if single.is_none() && orphans > 0 {
+        for _ in 0..orphans {
+            out.note("Foundry agents naming no project (an export of several projects must set projectId)");
+        }
+    }
+}
+
+/// The projects, each with the identity its tools run as.
+fn projects(data: &FoundryData, out: &mut Collected) -> Vec<Project> {
+    let mut projects = Vec::new();
+    for project in &data.projects {
+        let (Some(id), Some(name)) = (str(project, "id"), str(project, "name")) else { continue };
+        let id = id.to_ascii_lowercase();
+        let account_id = id.split("/projects/").next().unwrap_or(&id).to_string();
+        let account = data.accounts.iter().find(|a| str(a, "id").is_some_and(|i| i.eq_ignore_ascii_case(&account_id)));
+        let account_name = account.and_then(|a| str(a, "name")).unwrap_or_else(|| account_id.rsplit('/').next().unwrap_or(""));
+        let principal = |v: Option<&Value>| v.and_then(|v| v.get("identity")).and_then(|i| str(i, "principalId")).map(object_id);
+        let account_identity = principal(account);
+        for (identity, label) in [(principal(Some(project)), format!("{name} project")), (account_identity.clone(), format!("{account_name} account"))] {
+            if let Some(identity) = identity {
+                out.stub_principal(&identity, &format!("{label} managed identity"), IdentityKind::ManagedIdentity);
+            }
+        }
+        let identity = match principal(Some(project)).or(account_identity.clone()) {
+            Some(identity) => identity,
+            None => {
+                // A project without a managed identity: its tools act as nothing Entra knows.
+                let stub = format!("foundry-project:{account_name}/{name}");
+                out.stub_identity(&stub, &format!("{name} project (no managed identity)"), IdentityKind::ManagedIdentity);
+                stub
+            }
+        };
+        let host = project_endpoint(project, &data.accounts)
+            .and_then(|e| host_of(&e))
+            .unwrap_or_else(|| format!("{account_name}.services.ai.azure.com"));
+        projects.push(Project { id, name: name.to_string(), account: account_name.to_string(), identity, account_identity, host });
+    }
+    projects
+}
+
+/// The connections a project's tools can use (its own, then its account's), by lower-case
+/// name, with whom each runs as.
+fn connections(data: &FoundryData, project: &Project, out: &mut Collected) -> BTreeMap<String, RunsAs> {
+    let account_id = project.id.split("/projects/").next().unwrap_or(&project.id).to_string();
+    let mut found = BTreeMap::new();
+    for connection in &data.connections {
+        let (Some(id), Some(name)) = (str(connection, "id"), str(connection, "name")) else { continue };
+        let id = id.to_ascii_lowercase();
+        let own = id.starts_with(&format!("{}/connections/", project.id));
+        let shared = id.starts_with(&format!("{account_id}/connections/"));
+        if !own && !shared {
+            continue;
+        }
+        let key = name.to_ascii_lowercase();
+        if shared && found.contains_key(&key) {
+            continue;
+        }
+        found.insert(key, connection_runs_as(connection, &id, name, project, out));
+    }
+    found
+}
+
+/// Whom one connection's tools act as, following its `authType`, and what it reaches.
+fn connection_runs_as(connection: &Value, id: &str, name: &str, project: &Project, out: &mut Collected) -> RunsAs {
+    let properties = connection.get("properties").unwrap_or(connection);
+    let category = str(properties, "category").unwrap_or("Custom").to_string();
+    let auth = str(properties, "authType").unwrap_or("None").to_string();
+    let target = str(properties, "target").unwrap_or("");
+    let client_id = properties.get("credentials").and_then(|c| str(c, "clientId")).map(|c| c.to_ascii_lowercase());
+    let by_app = |out: &mut Collected, client: &str, kind: IdentityKind| -> String {
+        match out.app_ids.get(client) {
+            Some(object) => object.clone(),
+            None => {
+                // Entra was not read, or holds no such application: the identity is known by
+                // its client id only.
+                let stub = format!("entra-app-id:{client}");
+                out.stub_identity(&stub, &format!("application {client}"), kind);
+                stub
+            }
+        }
+    };
+    let key_identity = |out: &mut Collected, kind: IdentityKind, credential: CredentialKind| -> String {
+        let identity = format!("foundry-connection:{}/{}/{name}", project.account, project.name);
+        out.identity(bare_identity(identity.clone(), format!("connection {name} ({auth})"), kind));
+        out.credential(Credential {
+            id: format!("{identity}/credential"),
+            identity: identity.clone(),
+            kind: credential,
+            created_at: None,
+            expires_at: crate::json::time(properties, "expiryTime"),
+        });
+        identity
+    };
+    let identity = match auth.to_ascii_lowercase().as_str() {
+        "serviceprincipal" => match &client_id {
+            Some(client) => by_app(out, client, IdentityKind::ServicePrincipal),
+            None => {
+                out.note("ServicePrincipal connections without credentials.clientId");
+                return RunsAs::Identity(format!("foundry-connection:{}/{}/{name}", project.account, project.name), String::new());
+            }
+        },
+        "managedidentity" => match &client_id {
+            Some(client) => by_app(out, client, IdentityKind::ManagedIdentity),
+            None => project.identity.clone(),
+        },
+        "aad" | "projectmanagedidentity" => project.identity.clone(),
+        "accountmanagedidentity" => project.account_identity.clone().unwrap_or_else(|| project.identity.clone()),
+        "agenticidentitytoken" | "agenticuser" | "agenticidentity" | "userentratoken" | "agentuserimpersonation"
+        | "none" => return RunsAs::Agent(target_of(id, target, &category, out)),
+        "apikey" | "accountkey" | "customkeys" | "sas" | "delegatedsas" | "accesskey" | "pat" => {
+            key_identity(out, IdentityKind::ApiKey, CredentialKind::ApiKey)
+        }
+        "usernamepassword" => key_identity(out, IdentityKind::IntegrationUser, CredentialKind::Password),
+        "oauth2" => key_identity(out, IdentityKind::ServicePrincipal, CredentialKind::Password),
+        _ => {
+            out.note("Foundry connections of an auth type SV0 does not know");
+            return RunsAs::Agent(target_of(id, target, &category, out));
+        }
+    };
+    let destination = target_of(id, target, &category, out);
+    out.grant(Grant {
+        id: id.to_string(),
+        identity: identity.clone(),
+        destination: destination.clone(),
+        permissions: category_permissions(&category),
+        source: GrantSource::Connection,
+        role: format!("{category} connection ({auth})"),
+        scope: name.to_string(),
+        consent: None,
+    });
+    RunsAs::Identity(identity, destination)
+}
+
+/// The destination a connection's target is.
+fn target_of(id: &str, target: &str, category: &str, out: &mut Collected) -> String {
+    let kind = match category.to_ascii_lowercase().as_str() {
+        "azureopenai" | "aiservices" | "serverless" | "openai" | "cognitiveservice" => DestinationKind::LlmDeployment,
+        "azureblob" | "azurestorageaccount" | "adlsgen2" | "azureonelake" => DestinationKind::StorageAccount,
+        "cognitivesearch" | "azureaisearch" | "azuresqldb" | "cosmosdb" | "azurepostgresdb" | "azuremysqldb" => {
+            DestinationKind::Database
+        }
+        _ => DestinationKind::HttpEndpoint,
+    };
+    let destination = if target.is_empty() { format!("foundry-target:{id}") } else { format!("foundry-target:{target}") }
+        .to_ascii_lowercase();
+    out.destination(Destination {
+        host: host_of(target),
+        ..bare_destination(destination.clone(), if target.is_empty() { id.rsplit('/').next().unwrap_or(id) } else { target }, kind)
+    });
+    destination
+}
+
+/// What a connection of a category lets its tools do to the target.
+fn category_permissions(category: &str) -> Vec<Permission> {
+    match category.to_ascii_lowercase().as_str() {
+        "azureblob" | "azurestorageaccount" | "adlsgen2" | "azureonelake" => vec![Permission::Read, Permission::Write],
+        "cognitivesearch" | "azureaisearch" => vec![Permission::Read],
+        _ => vec![Permission::Execute],
+    }
+}
+
+/// The agents of one project: their workloads, the project identity they run as, and what
+/// each tool reaches as whom; run steps as evidence.
+fn agents_of(
+    project: &Project,
+    agents: &[&Value],
+    steps: &[&Value],
+    connections: &BTreeMap<String, RunsAs>,
+    out: &mut Collected,
+) {
     // A tool naming a connection the listing did not return (it failed, or the connection is
     // gone) still runs as that connection: bind to its identity, known only by name.
     let unknown: std::cell::RefCell<BTreeSet<String>> = Default::default();
-    let connection = |reference: &str| -> Option<(String, String)> {
+    let connection = |reference: &str| -> RunsAs {
         let name = reference.rsplit_once("/connections/").map(|(_, n)| n).unwrap_or(reference);
-        connections.get(&name.to_ascii_lowercase()).cloned().or_else(|| {
+        connections.get(&name.to_ascii_lowercase()).cloned().unwrap_or_else(|| {
             unknown.borrow_mut().insert(name.to_string());
-            Some((format!("foundry-connection:{project}/{name}"), String::new()))
+            RunsAs::Identity(format!("foundry-connection:{}/{}/{name}", project.account, project.name), String::new())
         })
     };
 
     let mut reach: BTreeMap<String, Vec<Reach>> = BTreeMap::new();
-    for agent in &data.agents {
+    for agent in agents {
         let Some(agent_id) = str(agent, "id") else { continue };
-        let workload = format!("foundry:{project}/{agent_id}");
+        let workload = format!("foundry:{}/{}/{agent_id}", project.account, project.name);
         out.workload(Workload {
             id: workload.clone(),
             name: str(agent, "name").unwrap_or(agent_id).to_string(),
             kind: WorkloadKind::FoundryAgent,
-            project: Some(project.to_string()),
+            project: Some(project.name.clone()),
             tags: agent
                 .get("metadata")
                 .and_then(Value::as_object)
@@ -215,25 +470,25 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
         // standing authority. What each tool reaches is the agent's own, through an agent
         // identity, so that agents of one project do not share each other's tools.
         let agent_name = str(agent, "name").unwrap_or(agent_id);
-        let agent_identity = format!("foundry-agent:{project}/{agent_id}");
+        let agent_identity = format!("foundry-agent:{}/{}/{agent_id}", project.account, project.name);
         out.identity(bare_identity(
             agent_identity.clone(),
-            format!("{agent_name} tools (as the {project} project identity)"),
+            format!("{agent_name} tools (as the {} project identity)", project.name),
             IdentityKind::AgentIdentity,
         ));
         out.binding(Binding {
-            id: format!("{workload}|{project_identity}"),
+            id: format!("{workload}|{}", project.identity),
             workload: workload.clone(),
-            identity: project_identity.clone(),
+            identity: project.identity.clone(),
             tool: Some("project identity".into()),
         });
         let mut tools = Tools { out, workload: &workload, agent_id, reach: Vec::new() };
         // The model: prompts go to the deployment, as the project's identity.
         if let Some(model) = str(agent, "model").or_else(|| agent.get("definition").and_then(|d| str(d, "model"))) {
-            let destination = format!("foundry-model:{project}/{model}");
+            let destination = format!("foundry-model:{}/{}/{model}", project.account, project.name);
             tools.out.destination(Destination {
-                service: Some(format!("foundry:{project}")),
-                host: Some(host.clone()),
+                service: Some(format!("foundry:{}/{}", project.account, project.name)),
+                host: Some(project.host.clone()),
                 egress: Some(EgressClass::LlmApi),
                 ..bare_destination(
                     destination.clone(),
@@ -250,7 +505,7 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
             let body = tool.get(tool_type).unwrap_or(tool);
             match tool_type {
                 "code_interpreter" => {
-                    let destination = format!("foundry-tool:{project}/code_interpreter");
+                    let destination = format!("foundry-tool:{}/{}/code_interpreter", project.account, project.name);
                     tools.sandbox(&destination, "code interpreter sandbox", DestinationKind::Other);
                     tools.add(
                         tool_type,
@@ -267,7 +522,7 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
                         .map(|f| array(f, "vector_store_ids").iter().filter_map(Value::as_str).collect())
                         .unwrap_or_default();
                     for store in stores {
-                        let destination = format!("foundry-vector-store:{project}/{store}");
+                        let destination = format!("foundry-vector-store:{}/{}/{store}", project.account, project.name);
                         tools.sandbox(&destination, &format!("vector store {store}"), DestinationKind::Database);
                         tools.add(
                             tool_type,
@@ -287,7 +542,7 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
                         .and_then(|s| s.first())
                         .and_then(|s| str(s, "url"))
                         .unwrap_or("");
-                    let destination = format!("foundry-openapi:{project}/{name}");
+                    let destination = format!("foundry-openapi:{}/{}/{name}", project.account, project.name);
                     tools.out.destination(Destination {
                         host: host_of(url),
                         ..bare_destination(
@@ -300,7 +555,10 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
                     let auth_type = auth.and_then(|a| str(a, "type")).unwrap_or("anonymous");
                     let identity = match auth_type {
                         "connection" | "project_connection" => {
-                            find_connection(auth.unwrap_or(tool)).and_then(|c| connection(&c)).map(|c| c.0)
+                            find_connection(auth.unwrap_or(tool)).map(|c| connection(&c)).and_then(|c| match c {
+                                RunsAs::Identity(identity, _) => Some(identity),
+                                RunsAs::Agent(_) => None,
+                            })
                         }
                         _ => None,
                     }
@@ -345,8 +603,8 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
                     }
                 }
                 "bing_grounding" | "bing_custom_search" => {
-                    if let Some((identity, target)) = find_connection(body).and_then(|c| connection(&c)) {
-                        tools.bind(tool_type, tool_type, &identity, &target);
+                    if let Some(runs_as) = find_connection(body).map(|c| connection(&c)) {
+                        tools.through(tool_type, tool_type, &agent_identity, runs_as);
                         continue;
                     }
                     let destination = "foundry-bing:api.bing.microsoft.com".to_string();
@@ -370,12 +628,12 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
                 }
                 "mcp" => {
                     let label = str(body, "server_label").unwrap_or("mcp");
-                    if let Some((identity, target)) = find_connection(body).and_then(|c| connection(&c)) {
-                        tools.bind(tool_type, label, &identity, &target);
+                    if let Some(runs_as) = find_connection(body).map(|c| connection(&c)) {
+                        tools.through(tool_type, label, &agent_identity, runs_as);
                         continue;
                     }
                     let url = str(body, "server_url").unwrap_or("");
-                    let destination = format!("foundry-mcp:{project}/{label}");
+                    let destination = format!("foundry-mcp:{}/{}/{label}", project.account, project.name);
                     tools.out.destination(Destination {
                         host: host_of(url),
                         ..bare_destination(
@@ -398,9 +656,8 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
                         collect_connections(search, &mut references);
                     }
                     for reference in references {
-                        if let Some((identity, destination)) = connection(&reference) {
-                            tools.bind(tool_type, &reference, &identity, &destination);
-                        }
+                        let runs_as = connection(&reference);
+                        tools.through(tool_type, &reference, &agent_identity, runs_as);
                     }
                 }
             }
@@ -411,13 +668,13 @@ pub fn convert(data: &FoundryData, project: &str, host: Option<&str>, principal:
 
     for name in unknown.into_inner() {
         out.stub_identity(
-            &format!("foundry-connection:{project}/{name}"),
-            &format!("connection {name}"),
+            &format!("foundry-connection:{}/{}/{name}", project.account, project.name),
+            &format!("connection {name} (not read)"),
             IdentityKind::ApiKey,
         );
     }
-    for step in &data.run_steps {
-        run_step(step, project, &reach, out);
+    for step in steps {
+        run_step(step, &format!("{}/{}", project.account, project.name), &reach, out);
     }
 }
 
@@ -430,6 +687,17 @@ struct Tools<'a> {
 }
 
 impl Tools<'_> {
+    /// A connection-backed tool: bound to the connection's identity, or, when the connection
+    /// runs as the calling agent, the agent's identity reaching the connection's target.
+    fn through(&mut self, tool_type: &str, name: &str, agent_identity: &str, runs_as: RunsAs) {
+        match runs_as {
+            RunsAs::Identity(identity, target) => self.bind(tool_type, name, &identity, &target),
+            RunsAs::Agent(target) => {
+                self.add(tool_type, name, agent_identity, &target, vec![Permission::Execute], "connection as the agent")
+            }
+        }
+    }
+
     fn sandbox(&mut self, id: &str, name: &str, kind: DestinationKind) {
         self.out.destination(Destination {
             id: id.to_string(),

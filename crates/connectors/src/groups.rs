@@ -26,14 +26,20 @@ pub async fn collect(source: &Source, ledger: &Ledger, out: &mut Collected) {
     out.uses(API, &[EntityList::Grants, EntityList::Identities]);
     let groups: BTreeSet<String> = out.group_grants.iter().map(|g| g.identity.clone()).collect();
     let calls: Vec<Call> = if source.is_export() {
-        vec![Call::get(API, Service::Graph, String::new(), Paging::OData)]
+        vec![Call::get(API, Service::Graph, String::new(), Paging::OData).keys(&["id", "groupId"])]
     } else if source.has(Service::Graph) {
+        // An OData cast on transitiveMembers is an advanced query: Graph requires
+        // `ConsistencyLevel: eventual` and `$count=true` with it.
         groups
             .into_iter()
             .map(|group| {
-                let path =
-                    format!("/v1.0/groups/{group}/transitiveMembers/microsoft.graph.servicePrincipal?$select=id,displayName&$top=999");
-                Call { tag: Some(("groupId", group)), ..Call::get(API, Service::Graph, path, Paging::OData) }
+                let path = format!(
+                    "/v1.0/groups/{group}/transitiveMembers/microsoft.graph.servicePrincipal?$count=true&$select=id,displayName&$top=999"
+                );
+                Call::get(API, Service::Graph, path, Paging::OData)
+                    .header("ConsistencyLevel", "eventual")
+                    .tagged("groupId", group)
+                    .keys(&["id", "groupId"])
             })
             .collect()
     } else {
@@ -41,12 +47,13 @@ pub async fn collect(source: &Source, ledger: &Ledger, out: &mut Collected) {
         Vec::new()
     };
     let listing = source.list_each(API, calls, ledger).await;
-    expand(&listing.items, out);
+    expand(&listing.items, listing.complete, out);
 }
 
 /// Expands the group grants over `members` (items naming `groupId` and the member's `id`;
-/// members that are not service principals are skipped).
-pub fn expand(members: &[Value], out: &mut Collected) {
+/// members that are not service principals are skipped). With `complete`, a group without
+/// members in the listing has no service-principal member; otherwise its members were not read.
+pub fn expand(members: &[Value], complete: bool, out: &mut Collected) {
     let mut by_group: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for member in members {
         let (Some(group), Some(id)) = (str(member, "groupId"), str(member, "id")) else { continue };
@@ -58,11 +65,15 @@ pub fn expand(members: &[Value], out: &mut Collected) {
     }
     for grant in std::mem::take(&mut out.group_grants) {
         let Some(members) = by_group.get(&grant.identity) else {
-            out.note("grants to groups whose service-principal members were not read");
+            out.note(if complete {
+                "grants to groups with no service-principal member (users only)"
+            } else {
+                "grants to groups whose members could not be read (graph.groupMembers failed)"
+            });
             continue;
         };
         for (member, name) in members {
-            out.stub_identity(member, name, IdentityKind::ServicePrincipal);
+            out.stub_principal(member, name, IdentityKind::ServicePrincipal);
             out.grant(Grant {
                 id: format!("{}#member:{member}", grant.id),
                 identity: member.clone(),

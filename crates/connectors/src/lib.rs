@@ -10,6 +10,7 @@
 pub mod arm;
 pub mod auth;
 pub mod azurehound;
+pub mod cloud;
 pub mod collect;
 pub mod entra;
 pub mod foundry;
@@ -116,15 +117,8 @@ pub struct Settings {
     pub log_analytics_workspaces: Vec<String>,
     /// ServiceNow table → data domain, over the built-in table.
     pub servicenow_classification: BTreeMap<String, String>,
-    /// The Foundry project's name (defaults to the last segment of its endpoint).
-    pub foundry_project: Option<String>,
-    /// The object id of the Foundry project's managed identity, so that agents join the Azure
-    /// RBAC grants of the identity their tools run as.
-    pub foundry_principal_id: Option<String>,
     /// The ServiceNow instance's host name, recorded on its tables (default: the base URL's).
     pub servicenow_host: Option<String>,
-    /// The Foundry resource's host name, recorded on model deployments (default: the base URL's).
-    pub foundry_host: Option<String>,
 }
 
 /// A finished scan: the snapshot, and how every API call went.
@@ -156,6 +150,7 @@ pub async fn scan(
             "azurehound reads AzureHound's output file: use --from-export FILE|DIR".into(),
         ));
     }
+    source.authenticate().await?;
     let ledger = Ledger::new(progress);
     let mut collected = Collected::default();
     // Entra first, so that the identities it reads win over the names others infer.

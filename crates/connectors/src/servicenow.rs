@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 use sv0_domain::model::{
-    Binding, ClassificationRule, Credential, CredentialKind, Destination, DestinationKind, EgressClass, Grant,
+    Binding, ClassificationRule, Credential, CredentialKind, Destination, DestinationKind, EgressClass, Evidence, Grant,
     GrantSource, Identity, IdentityKind, Permission, Workload, WorkloadKind,
 };
 use sv0_domain::snapshot::EntityList;
@@ -42,6 +42,7 @@ const ACLS: &str = "servicenow.acls";
 const ACL_ROLES: &str = "servicenow.aclRoles";
 const OAUTH: &str = "servicenow.oauthEntities";
 const REST: &str = "servicenow.restMessages";
+const TRANSACTIONS: &str = "servicenow.transactions";
 
 /// The Table API responses the conversion reads.
 #[derive(Debug, Default)]
@@ -58,6 +59,8 @@ pub struct ServiceNowData {
     pub oauth_entities: Vec<Value>,
     /// `sys_rest_message` rows.
     pub rest_messages: Vec<Value>,
+    /// `syslog_transaction` rows of REST calls (`type=rest`) in the evidence window.
+    pub transactions: Vec<Value>,
 }
 
 fn table(api: &'static str, table: &str, query: &str, fields: &str) -> Call {
@@ -93,7 +96,8 @@ pub async fn collect(
                 "sys_user",
                 integration,
                 "sys_id,user_name,name,active,locked_out,web_service_access_only,internal_integration_user,last_login_time",
-            ),
+            )
+            .keys(&["sys_id", "user_name"]),
             ledger,
         )
         .await;
@@ -104,22 +108,29 @@ pub async fn collect(
                 "sys_user_has_role",
                 "user.web_service_access_only%3Dtrue%5EORuser.internal_integration_user%3Dtrue",
                 "sys_id,user,role,state,inherited",
-            ),
+            )
+            .keys(&["sys_id", "user", "role"]),
             ledger,
         )
         .await;
     let acls = source
         .list(
-            table(ACLS, "sys_security_acl", "active%3Dtrue%5Etype%3Drecord", "sys_id,name,operation,type,active"),
+            table(ACLS, "sys_security_acl", "active%3Dtrue%5Etype%3Drecord", "sys_id,name,operation,type,active")
+                .keys(&["sys_id", "name", "operation"]),
             ledger,
         )
         .await;
     let acl_roles = source
-        .list(table(ACL_ROLES, "sys_security_acl_role", "", "sys_id,sys_security_acl,sys_user_role"), ledger)
+        .list(
+            table(ACL_ROLES, "sys_security_acl_role", "", "sys_id,sys_security_acl,sys_user_role")
+                .keys(&["sys_id", "sys_security_acl", "sys_user_role"]),
+            ledger,
+        )
         .await;
     let oauth = source
         .list(
-            table(OAUTH, "oauth_entity", "active%3Dtrue", "sys_id,name,client_id,type,active,user,sys_created_on"),
+            table(OAUTH, "oauth_entity", "active%3Dtrue", "sys_id,name,client_id,type,active,user,sys_created_on")
+                .keys(&["sys_id"]),
             ledger,
         )
         .await;
@@ -130,7 +141,29 @@ pub async fn collect(
                 "sys_rest_message",
                 "",
                 "sys_id,name,rest_endpoint,authentication_type,basic_auth_profile,oauth2_profile",
-            ),
+            )
+            .keys(&["sys_id"]),
+            ledger,
+        )
+        .await;
+    // REST transactions of the integration users in the evidence window: who called which
+    // table. `sys_created_by` holds the caller's user name, `url` the API path.
+    let since = settings.observed_at.add_days(-i64::from(settings.evidence_days)).to_rfc3339();
+    let (date, clock) = since.trim_end_matches('Z').split_once('T').unwrap_or((&since, "00:00:00"));
+    let mut query = format!("type=rest^sys_created_on>=javascript:gs.dateGenerate('{date}','{clock}')");
+    let names: Vec<&str> = users.items.iter().filter_map(|u| str(u, "user_name")).collect();
+    if !names.is_empty() && names.len() <= 100 {
+        query.push_str(&format!("^sys_created_byIN{}", names.join(",")));
+    }
+    let transactions = source
+        .list(
+            table(
+                TRANSACTIONS,
+                "syslog_transaction",
+                &crate::source::encode_query_value(&query),
+                "sys_id,url,sys_created_by,sys_created_on,type",
+            )
+            .keys(TRANSACTION_KEYS),
             ledger,
         )
         .await;
@@ -141,6 +174,7 @@ pub async fn collect(
         acl_roles: acl_roles.items,
         oauth_entities: oauth.items,
         rest_messages: rest.items,
+        transactions: transactions.items,
     };
     let host = settings.servicenow_host.clone().or_else(|| source_host(source));
     convert(&data, settings, host.as_deref(), out);
@@ -163,7 +197,10 @@ pub fn declare(out: &mut Collected) {
     out.uses(ACL_ROLES, &[Grants]);
     out.uses(OAUTH, &[Workloads, Bindings, Credentials]);
     out.uses(REST, &[Workloads, Identities, Bindings, Destinations, Grants]);
+    out.uses(TRANSACTIONS, &[Evidence]);
 }
+
+const TRANSACTION_KEYS: &[&str] = &["sys_id", "url", "sys_created_by", "sys_created_on"];
 
 /// Converts Table API rows into entities.
 pub fn convert(data: &ServiceNowData, settings: &Settings, instance: Option<&str>, out: &mut Collected) {
@@ -196,6 +233,7 @@ pub fn convert(data: &ServiceNowData, settings: &Settings, instance: Option<&str
             enabled,
             home_tenant: None,
             owners: Vec::new(),
+            presence: sv0_domain::model::Presence::Recorded,
         });
         users.insert(id);
     }
@@ -287,6 +325,8 @@ pub fn convert(data: &ServiceNowData, settings: &Settings, instance: Option<&str
             });
         }
     }
+
+    transaction_evidence(data, &instance_host, out);
 
     // OAuth clients run as their user; integration users no client names are still used by
     // some external integration.
@@ -394,4 +434,56 @@ pub fn convert(data: &ServiceNowData, settings: &Settings, instance: Option<&str
             consent: None,
         });
     }
+}
+
+/// REST transactions as evidence: a call of an integration user to the Table API names the
+/// user and the table (grade A on that table); any other REST call names only the instance
+/// (grade B on the user's tables). One record per user and table: the latest call.
+fn transaction_evidence(data: &ServiceNowData, instance_host: &str, out: &mut Collected) {
+    let users: BTreeMap<&str, &str> =
+        data.users.iter().filter_map(|u| Some((str(u, "user_name")?, str(u, "sys_id")?))).collect();
+    let mut latest: BTreeMap<(String, Option<String>), (sv0_domain::Timestamp, String)> = BTreeMap::new();
+    for row in &data.transactions {
+        let (Some(sys_id), Some(url), Some(user), Some(at)) =
+            (str(row, "sys_id"), str(row, "url"), str(row, "sys_created_by"), time(row, "sys_created_on"))
+        else {
+            continue;
+        };
+        if display(row, "type").is_some_and(|t| !t.eq_ignore_ascii_case("rest")) {
+            continue;
+        }
+        let Some(user_id) = users.get(user) else { continue };
+        let key = (user_id.to_string(), table_of(url));
+        let entry = latest.entry(key).or_insert((at, sys_id.to_string()));
+        if (at, sys_id) > (entry.0, entry.1.as_str()) {
+            *entry = (at, sys_id.to_string());
+        }
+    }
+    for ((user, table), (at, sys_id)) in latest {
+        out.evidence(Evidence {
+            id: format!("servicenow-transaction:{sys_id}"),
+            source: "servicenow_transaction".into(),
+            at,
+            identity: Some(format!("servicenow-user:{user}")),
+            workload: None,
+            destination: table.map(|t| format!("servicenow-table:{instance_host}/{t}")),
+            service: Some(format!("servicenow:{instance_host}")),
+            credential: None,
+        });
+    }
+}
+
+/// The table a REST URL acts on: `/api/now/table/<table>`, `/api/now/v2/table/<table>/<sys_id>`
+/// or an import set `/api/now/import/<table>`.
+fn table_of(url: &str) -> Option<String> {
+    let path = url.split_once("://").map(|(_, r)| r.find('/').map(|i| &r[i..]).unwrap_or("")).unwrap_or(url);
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let table = match segments.as_slice() {
+        ["api", "now", "table" | "import", table, ..] => table,
+        ["api", "now", version, "table" | "import", table, ..] if version.starts_with('v') => table,
+        _ => return None,
+    };
+    let table = table.to_ascii_lowercase();
+    table.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_').then_some(table)
 }

@@ -50,15 +50,6 @@ impl Service {
         }
     }
 
-    /// The public-cloud base URL, for the services that have one.
-    pub fn default_base_url(&self) -> Option<&'static str> {
-        match self {
-            Service::Graph => Some("https://graph.microsoft.com"),
-            Service::Arm => Some("https://management.azure.com"),
-            Service::LogAnalytics => Some("https://api.loganalytics.io"),
-            Service::ServiceNow | Service::Foundry => None,
-        }
-    }
 }
 
 /// How an API pages its results.
@@ -94,12 +85,37 @@ pub struct Call {
     /// A field set on every item read (e.g. `groupId` on a group's members), so that items of
     /// a fan-out name the call they came from, as an export file's items must.
     pub tag: Option<(&'static str, String)>,
+    /// Request headers the API requires (e.g. Graph's `ConsistencyLevel: eventual` for OData
+    /// casts and `$count`).
+    pub headers: Vec<(&'static str, String)>,
+    /// The fields every item must carry as a non-empty string (dotted paths into nested
+    /// objects, e.g. `properties.principalId`): an item without them is not a record of this
+    /// API, and the page that holds it fails the API rather than silently shrinking the list.
+    pub keys: &'static [&'static str],
 }
 
 impl Call {
     /// A GET.
     pub fn get(api: &'static str, service: Service, path: impl Into<String>, paging: Paging) -> Call {
-        Call { api, service, path: path.into(), paging, body: None, tag: None }
+        Call { api, service, path: path.into(), paging, body: None, tag: None, headers: Vec::new(), keys: &[] }
+    }
+
+    /// The same call, requiring `keys` on every item.
+    pub fn keys(mut self, keys: &'static [&'static str]) -> Call {
+        self.keys = keys;
+        self
+    }
+
+    /// The same call, with a request header.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Call {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The same call, setting `key` to `value` on every item read.
+    pub fn tagged(mut self, key: &'static str, value: impl Into<String>) -> Call {
+        self.tag = Some((key, value.into()));
+        self
     }
 }
 
@@ -133,6 +149,10 @@ pub struct HttpSettings {
     pub max_retry_wait: Duration,
     /// Time allowed for one request, response body included.
     pub timeout: Duration,
+    /// Host suffixes a service's absolute endpoint URLs (Foundry project endpoints read from
+    /// Azure Resource Manager) must end with when the service has no base URL; with a base
+    /// URL (a proxy, a test server) they are sent there instead.
+    pub endpoint_suffixes: BTreeMap<Service, String>,
 }
 
 impl Default for HttpSettings {
@@ -143,6 +163,7 @@ impl Default for HttpSettings {
             max_retries: 4,
             max_retry_wait: Duration::from_secs(60),
             timeout: Duration::from_secs(60),
+            endpoint_suffixes: BTreeMap::new(),
         }
     }
 }
@@ -225,12 +246,36 @@ impl Source {
         matches!(self, Source::Export(_))
     }
 
-    /// Whether the service can be called (live: it has a base URL; export: always).
+    /// Whether the service can be called (live: it has a base URL or endpoints of its own;
+    /// export: always).
     pub fn has(&self, service: Service) -> bool {
         match self {
-            Source::Live(live) => live.settings.base_urls.contains_key(&service),
+            Source::Live(live) => {
+                live.settings.base_urls.contains_key(&service) || live.settings.endpoint_suffixes.contains_key(&service)
+            }
             Source::Export(_) => true,
         }
+    }
+
+    /// Acquires a token for every service before anything is read: a scan that cannot
+    /// authenticate to a service it needs reads nothing, rather than a partial tenant.
+    pub async fn authenticate(&self) -> Result<(), ConnectorError> {
+        let Source::Live(live) = self else { return Ok(()) };
+        for (service, tokens) in &live.tokens {
+            if let Err(error) = tokens.token(&live.client, false).await {
+                let reason = match error {
+                    ConnectorError::Token(reason) | ConnectorError::Setup(reason) | ConnectorError::NothingRead(reason) => {
+                        reason
+                    }
+                };
+                return Err(ConnectorError::Token(format!(
+                    "{} (scope {}): {reason}",
+                    service.name(),
+                    tokens.scope().unwrap_or("none")
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// One API's items.
@@ -244,7 +289,8 @@ impl Source {
     pub async fn list_each(&self, api: &'static str, calls: Vec<Call>, ledger: &Ledger) -> Listing {
         match self {
             Source::Export(dir) => {
-                let (items, error) = dir.read(api, calls.first().map(|c| c.paging).unwrap_or(Paging::OData), ledger);
+                let (paging, keys) = calls.first().map(|c| (c.paging, c.keys)).unwrap_or((Paging::OData, &[]));
+                let (items, error) = dir.read(api, paging, keys, ledger);
                 ledger.finished(api, error.as_deref());
                 Listing { items, complete: error.is_none() }
             }
@@ -300,10 +346,10 @@ impl Live {
 
     /// Reads every page of one call. Returns the items read and, when a page failed, why.
     async fn fetch_all(&self, call: Call, ledger: &Ledger) -> (Vec<Value>, Option<String>) {
-        let Some(base) = self.settings.base_urls.get(&call.service) else {
-            return (Vec::new(), Some(format!("no base URL for {}", call.service.name())));
+        let first = match self.first_url(&call) {
+            Ok(url) => url,
+            Err(error) => return (Vec::new(), Some(error)),
         };
-        let first = join_url(base, &call.path);
         let mut next = Some(first.clone());
         let mut items = Vec::new();
         let mut page_number = 0u32;
@@ -319,22 +365,24 @@ impl Live {
                 Ok(page) => page,
                 Err(error) => return (items, Some(error)),
             };
-            let page = match parse_page(&body, call.paging) {
+            let mut page = match parse_page(&body, call.paging) {
                 Ok(page) => page,
                 Err(error) => {
                     return (items, Some(format!("page {page_number} of {} is malformed: {error}", call.api)));
                 }
             };
-            ledger.page(call.api, page.items.len());
-            match &call.tag {
-                Some((key, value)) => items.extend(page.items.into_iter().map(|mut item| {
+            if let Some((key, value)) = &call.tag {
+                for item in &mut page.items {
                     if let Some(map) = item.as_object_mut() {
                         map.insert(key.to_string(), Value::String(value.clone()));
                     }
-                    item
-                })),
-                None => items.extend(page.items),
+                }
             }
+            if let Err(error) = check_records(&page.items, call.keys) {
+                return (items, Some(format!("page {page_number} of {} is malformed: {error}", call.api)));
+            }
+            ledger.page(call.api, page.items.len());
+            items.extend(page.items);
             next = match call.paging {
                 Paging::OData | Paging::Arm => page.next,
                 Paging::LinkHeader => link,
@@ -346,6 +394,36 @@ impl Live {
             }
         }
         (items, None)
+    }
+
+    /// The URL of a call's first page: its path under the service's base URL; an absolute
+    /// endpoint (a Foundry project's) rebased onto the base URL when there is one, else sent
+    /// only over https to a host of the service's own suffix, so a token never goes elsewhere.
+    fn first_url(&self, call: &Call) -> Result<String, String> {
+        let absolute = call.path.starts_with("https://") || call.path.starts_with("http://");
+        match (self.settings.base_urls.get(&call.service), absolute) {
+            (Some(base), false) => Ok(join_url(base, &call.path)),
+            (Some(base), true) => {
+                let rest = call.path.split_once("://").map(|(_, r)| r).unwrap_or(&call.path);
+                let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("/");
+                Ok(join_url(base, path))
+            }
+            (None, true) => {
+                let suffix = self.settings.endpoint_suffixes.get(&call.service);
+                let host = crate::json::host_of(&call.path).unwrap_or_default();
+                match suffix {
+                    Some(suffix) if call.path.starts_with("https://") && host.ends_with(suffix.as_str()) => {
+                        Ok(call.path.clone())
+                    }
+                    _ => Err(format!(
+                        "{} endpoint {host} is not a {} host; not called",
+                        call.service.name(),
+                        suffix.map(String::as_str).unwrap_or("known")
+                    )),
+                }
+            }
+            (None, false) => Err(format!("no base URL for {}", call.service.name())),
+        }
     }
 
     /// One request with retries: 429, 503 and 504 wait for `Retry-After` (cut to the limit) or
@@ -365,6 +443,9 @@ impl Live {
                 None => self.client.get(url),
             };
             request = request.header("accept", "application/json");
+            for (name, value) in &call.headers {
+                request = request.header(*name, value);
+            }
             if let Some(token) = &token {
                 request = request.bearer_auth(token.expose());
             }
@@ -569,6 +650,44 @@ fn parse_page(body: &[u8], paging: Paging) -> Result<Page, String> {
     Ok(Page { items, next })
 }
 
+/// Checks that every item is a record: an object carrying each of `keys` (dotted paths) as a
+/// non-empty string, or a ServiceNow `{"value": "..."}` reference.
+fn check_records(items: &[Value], keys: &[&str]) -> Result<(), String> {
+    for (index, item) in items.iter().enumerate() {
+        if !item.is_object() {
+            return Err(format!("item {} is {}, not a record", index + 1, kind_of(item)));
+        }
+        for key in keys {
+            let mut at = Some(item);
+            for part in key.split('.') {
+                at = at.and_then(|v| v.get(part));
+            }
+            let ok = match at {
+                Some(Value::String(s)) => !s.is_empty(),
+                Some(Value::Object(map)) => map.get("value").and_then(Value::as_str).is_some_and(|s| !s.is_empty()),
+                _ => false,
+            };
+            if !ok {
+                let found = at.map(kind_of).unwrap_or("missing");
+                return Err(format!("item {} has no {key} (a string is required; found {found})", index + 1));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(s) if s.is_empty() => "an empty string",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// A Log Analytics result's first table as objects keyed by column name.
 fn table_rows(map: &serde_json::Map<String, Value>) -> Result<Vec<Value>, String> {
     let table = map
@@ -622,9 +741,15 @@ impl ExportDir {
 
     /// Every page of one API, in page order; on a failure, the items of the pages before it and
     /// what went wrong.
-    fn read(&self, api: &'static str, paging: Paging, ledger: &Ledger) -> (Vec<Value>, Option<String>) {
+    fn read(
+        &self,
+        api: &'static str,
+        paging: Paging,
+        keys: &[&str],
+        ledger: &Ledger,
+    ) -> (Vec<Value>, Option<String>) {
         let mut items = Vec::new();
-        match self.read_into(api, paging, ledger, &mut items) {
+        match self.read_into(api, paging, keys, ledger, &mut items) {
             Ok(()) => (items, None),
             Err(error) => (items, Some(error)),
         }
@@ -634,6 +759,7 @@ impl ExportDir {
         &self,
         api: &'static str,
         paging: Paging,
+        keys: &[&str],
         ledger: &Ledger,
         items: &mut Vec<Value>,
     ) -> Result<(), String> {
@@ -665,6 +791,15 @@ impl ExportDir {
             return Err(format!("no {api}.json in {}", self.root.display()));
         }
         pages.sort();
+        // The pages must run 1, 2, 3...: a gap is a page that was never saved.
+        for (expected, (number, _)) in (1u32..).zip(&pages) {
+            if *number != expected {
+                return Err(format!("{api}: page {expected} is missing (found page {number})"));
+            }
+        }
+        let last = pages.len() as u32;
+        let mut total: Option<u64> = None;
+        let mut read = 0u64;
         for (number, path) in pages {
             let size = std::fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.len();
             if size > MAX_EXPORT_FILE_BYTES {
@@ -672,10 +807,50 @@ impl ExportDir {
             }
             let body = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let page = parse_page(&body, paging).map_err(|e| format!("page {number} of {api} is malformed: {e}"))?;
+            check_records(&page.items, keys).map_err(|e| format!("page {number} of {api} is malformed: {e}"))?;
+            // Saved headers (`curl -D`): a ServiceNow page names its next page in `Link` and
+            // the whole list's size in `X-Total-Count`.
+            let headers = self.headers_of(&path)?;
+            let link_next = headers.as_ref().and_then(next_link_header);
+            if let Some(count) = headers.as_ref().and_then(|h| h.get("x-total-count")).and_then(|v| v.to_str().ok()) {
+                total = count.trim().parse().ok().or(total);
+            }
+            if number == last && (page.next.is_some() || link_next.is_some()) {
+                return Err(format!(
+                    "page {number} of {api} announces a next page, but {api}.{}.json is not in the export: the list is incomplete",
+                    number + 1
+                ));
+            }
+            read += page.items.len() as u64;
             ledger.page(api, page.items.len());
             items.extend(page.items);
         }
+        if let Some(total) = total.filter(|t| *t != read) {
+            return Err(format!("{api}: X-Total-Count says {total} records, the pages hold {read}"));
+        }
         Ok(())
+    }
+
+    /// The headers saved beside a page (`<page>.headers`, as `curl -D` writes them), if any.
+    fn headers_of(&self, page: &Path) -> Result<Option<reqwest::header::HeaderMap>, String> {
+        let path = page.with_extension("headers");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        let mut headers = reqwest::header::HeaderMap::new();
+        for line in text.lines() {
+            let Some((name, value)) = line.split_once(':') else { continue };
+            let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()),
+                reqwest::header::HeaderValue::from_str(value.trim()),
+            ) else {
+                continue;
+            };
+            headers.append(name, value);
+        }
+        Ok(Some(headers))
     }
 }
 
@@ -723,6 +898,7 @@ mod tests {
             max_retries: 1,
             max_retry_wait: Duration::from_secs(1),
             timeout: Duration::from_millis(300),
+            endpoint_suffixes: BTreeMap::new(),
         };
         let source = Source::Live(Box::new(Live::new(settings, BTreeMap::new()).unwrap()));
         let ledger = Ledger::new(Arc::new(crate::NoProgress));

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{Timestamp, stable_hash};
 use crate::model::{
     Binding, Consent, Credential, CredentialKind, Destination, EgressClass, Grant, GrantSource, Identity, IdentityKind,
-    Permission,
+    Permission, Presence,
 };
 use crate::paths::{AuthorityPath, Grade, GrantRef, NodeRef, OwnerState};
 use crate::remediation::{self, RemediationAction};
@@ -255,29 +255,57 @@ pub const SECRET_SPRAWL: Rule = Rule {
 /// A person's account runs a workload.
 pub const USER_RUNS_WORKLOAD: Rule = Rule {
     id: "SV0-E011",
-    version: 1,
+    version: 2,
     kind: RuleKind::Entity,
     maturity: Maturity::Stable,
     title: "a person's user account runs a workload",
     severity: Severity::High,
     owasp: &["ASI03"],
     why: "The agent acts with everything the person can do, and its actions are logged as the person's.",
-    trigger: "an identity record of kind `user` bound to a workload by a run-as binding record",
+    trigger: "an identity read from its own record (not `presence: inferred`) of kind `user` bound to a workload by a run-as binding record",
     remediation: "run the workload as a managed or agent identity: replace the run-as binding record",
 };
 
 /// A workload runs as a static API key.
 pub const STATIC_KEY_IDENTITY: Rule = Rule {
     id: "SV0-E012",
-    version: 1,
+    version: 2,
     kind: RuleKind::Entity,
     maturity: Maturity::Experimental,
     title: "workload runs as a static API key",
     severity: Severity::Medium,
     owasp: &["ASI03"],
     why: "A static key cannot be bound to the workload, carries no sign-in logs and is copied wherever the workload is.",
-    trigger: "an identity record of kind `api_key` bound to a workload by a run-as binding record",
+    trigger: "an identity read from its own record (not `presence: inferred`) of kind `api_key` bound to a workload by a run-as binding record",
     remediation: "replace the run-as binding record with a managed identity or a federated credential",
+};
+
+/// A service principal nobody owns that holds standing authority.
+pub const ORPHANED_SERVICE_PRINCIPAL: Rule = Rule {
+    id: "SV0-E013",
+    version: 1,
+    kind: RuleKind::Entity,
+    maturity: Maturity::Stable,
+    title: "service principal with no owner holds grants",
+    severity: Severity::Medium,
+    owasp: &["ASI03"],
+    why: "Nobody is accountable for an application nobody owns: its secrets are not rotated, its grants are never reviewed, and no one notices when it is abused, whether or not a known workload runs as it.",
+    trigger: "a service principal record of this tenant, read from the directory, with no owner on it or its application registration, and at least one grant record that acts without a signed-in user (an application permission, an Azure or directory role assignment, a connection)",
+    remediation: "assign an owner to the application registration, or remove the grant records",
+};
+
+/// A role assignment whose principal no longer exists.
+pub const DANGLING_ASSIGNMENT: Rule = Rule {
+    id: "SV0-E014",
+    version: 1,
+    kind: RuleKind::Entity,
+    maturity: Maturity::Stable,
+    title: "role assignment to a principal that no longer exists",
+    severity: Severity::Low,
+    owasp: &["ASI03"],
+    why: "An assignment left behind by a deleted principal grants nothing today, but hides the real assignments in every review and is what an attacker restoring or re-creating the principal would inherit.",
+    trigger: "an identity record with `presence: deleted` (the directory was read completely and holds no such principal) and the grant records that still name it",
+    remediation: "delete each role assignment record that names the deleted principal",
 };
 
 /// Write, delete or admin reach into a sensitive domain.
@@ -423,15 +451,15 @@ pub const REDUNDANT_GRANT: Rule = Rule {
 /// Paths to a destination that can never reach grade A: its execution logs are disabled.
 pub const EVIDENCE_GAP: Rule = Rule {
     id: "SV0-G001",
-    version: 1,
+    version: 2,
     kind: RuleKind::Gap,
     maturity: Maturity::Stable,
     title: "execution logs disabled: paths can never be confirmed",
     severity: Severity::Low,
     owasp: &["ASI10"],
     why: "Below grade A, a path is only inferred or standing; with logs disabled no scan can ever confirm it.",
-    trigger: "a destination record with `execution_logs: disabled` and paths to it below grade A",
-    remediation: "enable the destination's execution log source",
+    trigger: "a destination record with `execution_logs: disabled` (no data-access log is collected) or `unread` (it is collected where SV0 does not read it) and paths to it below grade A",
+    remediation: "enable the destination's execution log source, or have SV0 read the workspace it goes to",
 };
 
 /// A delta rule: what a scope's delta entries of some kind mean for its disposition.
@@ -549,7 +577,7 @@ pub const VERIFICATION_MISMATCH: Rule = delta_rule(
 );
 
 /// Every rule: entity, gap, path, then delta and verification rules, each group in id order.
-pub const CATALOGUE: [Rule; 33] = [
+pub const CATALOGUE: [Rule; 35] = [
     UNOWNED_WORKLOAD,
     LONG_LIVED_SECRET,
     DISABLED_WITH_GRANTS,
@@ -562,6 +590,8 @@ pub const CATALOGUE: [Rule; 33] = [
     SECRET_SPRAWL,
     USER_RUNS_WORKLOAD,
     STATIC_KEY_IDENTITY,
+    ORPHANED_SERVICE_PRINCIPAL,
+    DANGLING_ASSIGNMENT,
     EVIDENCE_GAP,
     SENSITIVE_WRITE,
     SENSITIVE_EGRESS,
@@ -714,8 +744,10 @@ const PATH_RULES: [(&Rule, PathRule); 9] = [
 ];
 
 /// The rules decided on an identity and the records around it.
-const IDENTITY_RULES: [&Rule; 9] = [
+const IDENTITY_RULES: [&Rule; 11] = [
     &DISABLED_WITH_GRANTS,
+    &ORPHANED_SERVICE_PRINCIPAL,
+    &DANGLING_ASSIGNMENT,
     &UNUSED_IDENTITY,
     &PRIVILEGED_ROLE,
     &TENANT_WIDE_CONSENT,
@@ -923,6 +955,50 @@ pub fn identity_findings(facts: &IdentityFacts<'_>) -> Vec<Finding> {
     let identity = facts.identity;
     let name = &identity.name;
     let grants = facts.grants;
+    if identity.presence == Presence::Deleted && !grants.is_empty() {
+        let mut f = facts.finding(
+            &DANGLING_ASSIGNMENT,
+            format!("{} grant record(s) still name principal {}, which no longer exists", grants.len(), identity.id),
+        );
+        f.workloads.clear();
+        f.path_ids.clear();
+        for grant in grants {
+            let record = grant.record_id();
+            if !f.records.iter().any(|r| r == record) {
+                f.records.push(record.to_string());
+                f.remediation.push(remediation::action(
+                    "delete_grant",
+                    record,
+                    format!("delete {} {record} ({} on {}): its principal {} no longer exists", grant.source.record_name(), grant.role, grant.scope, identity.id),
+                ));
+            }
+        }
+        out.push(f);
+        return out;
+    }
+    let standing: Vec<&Grant> = grants.iter().filter(|g| g.source != GrantSource::Oauth2PermissionGrant).collect();
+    if identity.kind == IdentityKind::ServicePrincipal
+        && identity.presence == Presence::Recorded
+        && identity.home_tenant.is_none()
+        && identity.owners.is_empty()
+        && !standing.is_empty()
+    {
+        let mut f = facts.finding(
+            &ORPHANED_SERVICE_PRINCIPAL,
+            format!(
+                "service principal {name} has no owner on it or its application and holds {} grant(s)",
+                standing.len()
+            ),
+        );
+        f.records.push(identity.id.clone());
+        f.remediation.push(remediation::action(
+            "assign_owner",
+            &identity.id,
+            format!("assign an accountable owner to the application of service principal {name} ({})", identity.id),
+        ));
+        facts.remove_grants(&mut f, standing);
+        out.push(f);
+    }
     if !identity.enabled && !grants.is_empty() {
         let mut f = facts
             .finding(&DISABLED_WITH_GRANTS, format!("disabled identity {name} still holds {} grant(s)", grants.len()));
@@ -1031,7 +1107,9 @@ pub fn identity_findings(facts: &IdentityFacts<'_>) -> Vec<Finding> {
         out.push(f);
     }
     let runs_as = |kind: IdentityKind, rule: &Rule, what: &str, out: &mut Vec<Finding>| {
-        if identity.kind != kind || facts.bindings.is_empty() {
+        // An inferred identity's kind is a guess from a reference: only its own record says
+        // it is a person or a key.
+        if identity.kind != kind || facts.bindings.is_empty() || identity.presence == Presence::Inferred {
             return;
         }
         let mut f = facts.finding(
@@ -1087,15 +1165,18 @@ pub fn is_broad_scope(scope: &str) -> bool {
 /// The evidence-gap finding of a destination, if paths to it can never reach grade A.
 /// `gaps` are the paths to it that are evidence gaps.
 pub fn evidence_gap_finding(destination: &Destination, gaps: &[PathOf]) -> Option<Finding> {
-    if gaps.is_empty() || destination.execution_logs != Some(crate::model::LogState::Disabled) {
+    let state = destination.execution_logs.filter(|l| l.blind())?;
+    if gaps.is_empty() {
         return None;
     }
     let source =
         destination.execution_log_source.clone().unwrap_or_else(|| format!("execution logs on {}", destination.name));
+    // Disabled logs are switched on at the resource; logs collected elsewhere are read by SV0.
+    let verb = if state == crate::model::LogState::Unread { "have SV0 read" } else { "enable" };
     let mut f = finding(
         &EVIDENCE_GAP,
         format!("destination:{}", destination.id),
-        format!("enable {source} to close {} evidence gap(s)", gaps.len()),
+        format!("{verb} {source} to close {} evidence gap(s)", gaps.len()),
     );
     f.workloads = gaps.iter().map(|p| p.workload.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     f.path_ids = gaps.iter().map(|p| p.path_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
@@ -1103,7 +1184,7 @@ pub fn evidence_gap_finding(destination: &Destination, gaps: &[PathOf]) -> Optio
     f.remediation.push(remediation::action(
         "enable_logging",
         &destination.id,
-        format!("enable {source} so that the {} path(s) to {} can be confirmed", gaps.len(), destination.name),
+        format!("{verb} {source} so that the {} path(s) to {} can be confirmed", gaps.len(), destination.name),
     ));
     Some(f)
 }

@@ -68,6 +68,33 @@ pub struct Identity {
     /// Ids of the owners accountable for it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owners: Vec<String>,
+    /// How the scan knows the identity: from its own record (the default), only from a
+    /// reference to it, or as gone from a directory that was read completely.
+    #[serde(default, skip_serializing_if = "Presence::is_recorded")]
+    pub presence: Presence,
+}
+
+/// How a scan knows an identity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    /// Its own record was read (a directory object, an integration user, a connection): its
+    /// name, state and owners are as the source system keeps them.
+    #[default]
+    Recorded,
+    /// Only a reference to it was read (a role assignment's principal id, a configured project
+    /// identity): its state and owners are unknown.
+    Inferred,
+    /// The directory was read completely and holds no such principal: whatever still refers to
+    /// it (a role assignment) is dangling.
+    Deleted,
+}
+
+impl Presence {
+    /// Whether this is the default, `recorded`.
+    pub fn is_recorded(&self) -> bool {
+        *self == Presence::Recorded
+    }
 }
 
 fn yes() -> bool {
@@ -173,6 +200,16 @@ pub enum LogState {
     Enabled,
     /// No records are collected: no path to the destination can reach grade A.
     Disabled,
+    /// Records are collected where SV0 does not read them (another Log Analytics workspace, a
+    /// storage account or an event hub): no path can reach grade A until SV0 reads them.
+    Unread,
+}
+
+impl LogState {
+    /// Whether no record that could prove grade A reaches SV0.
+    pub fn blind(&self) -> bool {
+        matches!(self, LogState::Disabled | LogState::Unread)
+    }
 }
 
 /// Kinds of destination.
@@ -326,6 +363,35 @@ pub struct Grant {
     /// `consentType`): `all_principals` is an administrator's consent for the whole tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent: Option<Consent>,
+}
+
+impl Grant {
+    /// The source record to change to remove this grant: its id up to the first `#`. A grant
+    /// derived from a record that applies to several identities or destinations (a group's
+    /// role assignment, an assignment above the containers it covers) is
+    /// `<record id>#<what it was expanded to>`.
+    pub fn record_id(&self) -> &str {
+        record_of(&self.id)
+    }
+}
+
+/// The source record of a grant id (see `Grant::record_id`).
+pub fn record_of(grant_id: &str) -> &str {
+    grant_id.split('#').next().unwrap_or(grant_id)
+}
+
+impl GrantSource {
+    /// What the source system calls such a record, e.g. `role assignment`.
+    pub fn record_name(&self) -> &'static str {
+        match self {
+            GrantSource::AzureRoleAssignment => "role assignment",
+            GrantSource::AppRoleAssignment => "app role assignment",
+            GrantSource::Oauth2PermissionGrant => "OAuth2 permission grant",
+            GrantSource::ServicenowRole => "role record",
+            GrantSource::Connection => "connection",
+            GrantSource::DirectoryRoleAssignment => "directory role assignment",
+        }
+    }
 }
 
 /// Whom a delegated permission grant's consent covers.

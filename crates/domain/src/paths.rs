@@ -28,7 +28,7 @@ use crate::egress;
 use crate::ids::{Timestamp, stable_hash};
 use crate::model::{
     Binding, ClassificationRule, DataDomain, Destination, EgressClass, Evidence, Grant, GrantSource, Identity,
-    LogState, Owner, OwnerStatus, Permission, Workload,
+    Owner, OwnerStatus, Permission, Workload,
 };
 use crate::policy::Policy;
 use crate::snapshot::Entities;
@@ -357,7 +357,7 @@ pub fn compute_selected_paths(
             Some((state, since)) if state == owner_state => since,
             _ => observed_at,
         };
-        let evidence_gap = grade != Grade::A && destination.execution_logs == Some(LogState::Disabled);
+        let evidence_gap = grade != Grade::A && destination.execution_logs.is_some_and(|l| l.blind());
         paths.push(AuthorityPath {
             fingerprint: fingerprint(&permissions, egress, owner_state, grade),
             path_id: id,
@@ -390,15 +390,32 @@ fn domain_of(
     policy: &Policy,
     scan_rules: &[ClassificationRule],
 ) -> (DomainRef, Option<String>) {
-    let as_ref = |domain: DataDomain| DomainRef { id: domain.id, name: domain.name, sensitive: domain.sensitive };
-    if let Some(domain) = destination.domain.as_deref().and_then(|id| lookup.domain(id)) {
-        return (as_ref(domain), Some("label".to_string()));
+    // The policy's definition of a domain wins over the scan's: the organisation decides what
+    // is sensitive.
+    let known = |id: &str| -> Option<DomainRef> {
+        let domain = policy.classification.domain(id).cloned().or_else(|| lookup.domain(id))?;
+        Some(DomainRef { id: domain.id, name: domain.name, sensitive: domain.sensitive })
+    };
+    // A domain the policy's rules name is created when neither defines it.
+    let named = |id: &str, value: &str| {
+        known(id).unwrap_or_else(|| DomainRef { id: id.to_string(), name: value.trim().to_string(), sensitive: false })
+    };
+    if let Some(domain) = destination.domain.as_deref().and_then(known) {
+        return (domain, Some("label".to_string()));
     }
-    for rule in policy.classification_rules.iter().chain(scan_rules) {
+    for rule in &policy.classification_rules {
+        if destination.tags.iter().any(|(k, v)| k.eq_ignore_ascii_case(&rule.tag) && *v == rule.value) {
+            return (named(&rule.domain, &rule.value), Some(rule.id.clone()));
+        }
+    }
+    if let Some((domain, value, by)) = policy.classification.classify(&destination.tags) {
+        return (named(&domain, &value), Some(by));
+    }
+    for rule in scan_rules {
         if destination.tags.get(&rule.tag) == Some(&rule.value)
-            && let Some(domain) = lookup.domain(&rule.domain)
+            && let Some(domain) = known(&rule.domain)
         {
-            return (as_ref(domain), Some(rule.id.clone()));
+            return (domain, Some(rule.id.clone()));
         }
     }
     (DomainRef { id: UNCLASSIFIED.to_string(), name: "Unclassified".to_string(), sensitive: false }, None)

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::model::{DestinationKind, GrantSource, IdentityKind, WorkloadKind};
+use crate::model::{DestinationKind, GrantSource, IdentityKind, LogState, WorkloadKind};
 
 const NOW: &str = "2026-03-02T09:00:00Z";
 
@@ -47,6 +47,7 @@ fn tenant() -> Entities {
             enabled: true,
             home_tenant: None,
             owners: vec![],
+            presence: Default::default(),
         }],
         credentials: vec![],
         destinations: vec![Destination {

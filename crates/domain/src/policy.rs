@@ -4,8 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::error::InvalidInput;
-use crate::model::ClassificationRule;
+use crate::model::{ClassificationRule, DataDomain};
 
 /// Longest evidence window or owner silence limit a policy may set, in days (ten years).
 pub const MAX_DAYS: u32 = 3_650;
@@ -31,6 +33,150 @@ pub struct Policy {
     /// A Rego policy that replaces or extends the built-in disposition rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rego: Option<RegoPolicy>,
+    /// How resource tags classify data (`[classification]` of sv0.toml).
+    #[serde(default, skip_serializing_if = "Classification::is_default")]
+    pub classification: Classification,
+}
+
+/// How resource tags classify the data behind a destination: configuration, not code, so that
+/// each organisation's own tagging scheme decides, and recorded in the policy so that a replay
+/// classifies as the policy in force then did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Classification {
+    /// Tag keys whose value names a data domain, in order of precedence; matched without
+    /// regard to case (Azure tag names are case-insensitive).
+    pub tag_keys: Vec<String>,
+    /// Tag values mapped to a domain id, matched without regard to case; a value not listed
+    /// names the domain with its own slug (`Customer PII` → `customer-pii`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
+    /// The domains classification can name, with display name and sensitivity. A domain a tag
+    /// or rule names that is not listed here (nor in the scan) is created, named after the tag
+    /// value, not sensitive.
+    pub domains: Vec<DataDomain>,
+}
+
+/// The tag keys classified by default: SV0's own and the Cloud Adoption Framework's.
+pub const DEFAULT_TAG_KEYS: [&str; 3] = ["data-domain", "DataClassification", "Classification"];
+
+impl Default for Classification {
+    fn default() -> Classification {
+        let domain = |id: &str, name: &str, sensitive: bool| DataDomain {
+            id: id.to_string(),
+            name: name.to_string(),
+            sensitive,
+        };
+        Classification {
+            tag_keys: DEFAULT_TAG_KEYS.iter().map(|k| k.to_string()).collect(),
+            values: BTreeMap::new(),
+            domains: vec![
+                domain("finance", "Finance", true),
+                domain("hr", "HR", true),
+                domain("payroll", "Payroll", true),
+                domain("customer-pii", "Customer PII", true),
+                domain("pii", "PII", true),
+                domain("phi", "PHI", true),
+                domain("legal", "Legal", true),
+                domain("source-code", "Source Code", true),
+                // The Cloud Adoption Framework's DataClassification values.
+                domain("highly-confidential", "Highly Confidential", true),
+                domain("confidential", "Confidential", true),
+                domain("restricted", "Restricted", true),
+                domain("general", "General", false),
+                domain("public", "Public", false),
+                domain("non-business", "Non-business", false),
+            ],
+        }
+    }
+}
+
+impl Classification {
+    /// Whether this is the built-in classification (left out of encoded policies, so policies
+    /// recorded before classification was configurable decode to it).
+    pub fn is_default(&self) -> bool {
+        *self == Classification::default()
+    }
+
+    /// The domain a destination's tags name, and the tag (`tag:<key>=<value>`) that named it:
+    /// the first configured key the tags carry with a non-empty value.
+    pub fn classify(&self, tags: &BTreeMap<String, String>) -> Option<(String, String, String)> {
+        for key in &self.tag_keys {
+            let Some((tag, value)) = tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) else { continue };
+            let mapped = self.values.iter().find(|(v, _)| v.eq_ignore_ascii_case(value.trim())).map(|(_, d)| d.clone());
+            let domain = mapped.unwrap_or_else(|| slug(value));
+            if !domain.is_empty() {
+                return Some((domain, value.trim().to_string(), format!("tag:{tag}={value}")));
+            }
+        }
+        None
+    }
+
+    /// A domain this classification defines.
+    pub fn domain(&self, id: &str) -> Option<&DataDomain> {
+        self.domains.iter().find(|d| d.id == id)
+    }
+
+    fn validate(&self) -> Result<(), InvalidInput> {
+        let mut keys = std::collections::BTreeSet::new();
+        for key in &self.tag_keys {
+            if key.trim().is_empty() || key.trim() != key {
+                return Err(InvalidInput::new(format!("classification tag key {key:?} is empty or has spaces around it")));
+            }
+            if !keys.insert(key.to_ascii_lowercase()) {
+                return Err(InvalidInput::new(format!(
+                    "classification tag key {key:?} is listed twice (tag names are case-insensitive)"
+                )));
+            }
+        }
+        if !self.values.is_empty() && self.tag_keys.is_empty() {
+            return Err(InvalidInput::new(
+                "classification values are mapped but no tag key is classified, so no value could ever match",
+            ));
+        }
+        let mut values = std::collections::BTreeSet::new();
+        for (value, domain) in &self.values {
+            if value.trim().is_empty() {
+                return Err(InvalidInput::new("a classification value is empty"));
+            }
+            if !values.insert(value.trim().to_ascii_lowercase()) {
+                return Err(InvalidInput::new(format!(
+                    "classification value {value:?} is mapped twice (values match without regard to case), so one mapping would never apply"
+                )));
+            }
+            if domain.is_empty() || slug(domain) != *domain {
+                return Err(InvalidInput::new(format!(
+                    "classification value {value:?} maps to {domain:?}, which is not a domain id such as finance or customer-pii"
+                )));
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for domain in &self.domains {
+            if domain.id.is_empty() || slug(&domain.id) != domain.id || domain.name.trim().is_empty() {
+                return Err(InvalidInput::new(format!(
+                    "classification domain {:?} needs an id such as finance and a name",
+                    domain.id
+                )));
+            }
+            if !ids.insert(domain.id.as_str()) {
+                return Err(InvalidInput::new(format!("classification domain {:?} is defined twice", domain.id)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A lower-case id made of letters, digits and dashes (`Customer PII` → `customer-pii`).
+pub fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
 }
 
 /// Largest Rego policy source accepted, in bytes.
@@ -79,6 +225,7 @@ impl Default for Policy {
             breaker: BreakerPolicy::default(),
             drift_threshold: None,
             rego: None,
+            classification: Classification::default(),
         }
     }
 }
@@ -131,6 +278,7 @@ impl Policy {
             }
         }
         let mut ids = std::collections::BTreeSet::new();
+        let mut matches = std::collections::BTreeSet::new();
         for rule in &self.classification_rules {
             if rule.id.trim().is_empty() || rule.tag.trim().is_empty() || rule.domain.trim().is_empty() {
                 return Err(InvalidInput::new("a classification rule needs an id, a tag and a domain"));
@@ -138,8 +286,26 @@ impl Policy {
             if !ids.insert(rule.id.as_str()) {
                 return Err(InvalidInput::new(format!("classification rule id {:?} is used twice", rule.id)));
             }
+            if rule.value.is_empty() {
+                return Err(InvalidInput::new(format!(
+                    "classification rule {:?} matches an empty tag value, which no tag carries",
+                    rule.id
+                )));
+            }
+            if slug(&rule.domain) != rule.domain {
+                return Err(InvalidInput::new(format!(
+                    "classification rule {:?} names domain {:?}, which is not a domain id such as finance or customer-pii",
+                    rule.id, rule.domain
+                )));
+            }
+            if !matches.insert((rule.tag.as_str(), rule.value.as_str())) {
+                return Err(InvalidInput::new(format!(
+                    "classification rule {:?} matches tag {}={} like an earlier rule, so it would never apply",
+                    rule.id, rule.tag, rule.value
+                )));
+            }
         }
-        Ok(())
+        self.classification.validate()
     }
 }
 

@@ -24,7 +24,10 @@ pub fn action(kind: &str, record_id: &str, text: String) -> RemediationAction {
 
 /// The action that removes one grant from an identity.
 pub fn remove_grant(grant: &GrantRef, identity: &NodeRef) -> RemediationAction {
-    let GrantRef { id, role, scope, .. } = grant;
+    let GrantRef { role, scope, .. } = grant;
+    // An expanded grant (`<record>#member:...`, `<record>#container:...`) is removed by
+    // changing its record.
+    let id = crate::model::record_of(&grant.id);
     let who = &identity.name;
     let text = match grant.source {
         GrantSource::AzureRoleAssignment => {

@@ -108,6 +108,44 @@ pub struct Config {
     pub oidc: Option<OidcConfig>,
     /// The connectors of `sv0 scan run`.
     pub connectors: Option<ConnectorsConfig>,
+    /// How resource tags classify data; `sv0 policy set` records it in the policy.
+    pub classification: Option<ClassificationConfig>,
+}
+
+/// `[classification]` of `sv0.toml`: which tags classify data and how their values map to
+/// domains. It decides paths, so it takes effect as part of the policy: `sv0 policy set`
+/// records it (a `policy.set` event), and a replay classifies as the policy in force then did.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassificationConfig {
+    /// Tag keys whose value names a data domain, in order (default `data-domain`,
+    /// `DataClassification`, `Classification`).
+    pub tag_keys: Option<Vec<String>>,
+    /// Tag value → domain id (values not listed name the domain of their own slug).
+    #[serde(default)]
+    pub values: std::collections::BTreeMap<String, String>,
+    /// Domains defined or redefined over the built-in ones (`[[classification.domain]]` with
+    /// `id`, `name`, `sensitive`).
+    #[serde(default)]
+    pub domain: Vec<sv0_domain::model::DataDomain>,
+}
+
+impl ClassificationConfig {
+    /// The classification these settings give, over the built-in one.
+    pub fn classification(&self) -> sv0_domain::policy::Classification {
+        let mut out = sv0_domain::policy::Classification::default();
+        if let Some(keys) = &self.tag_keys {
+            out.tag_keys.clone_from(keys);
+        }
+        out.values.clone_from(&self.values);
+        for domain in &self.domain {
+            match out.domains.iter_mut().find(|d| d.id == domain.id) {
+                Some(known) => *known = domain.clone(),
+                None => out.domains.push(domain.clone()),
+            }
+        }
+        out
+    }
 }
 
 /// `[connectors]` of `sv0.toml`: where the source systems are and what to read. Secrets are
@@ -127,17 +165,28 @@ pub struct ConnectorsConfig {
     pub log_analytics_url: Option<String>,
     /// The ServiceNow instance, e.g. `https://contoso.service-now.com`.
     pub servicenow_url: Option<String>,
-    /// The Foundry project endpoint, `https://<resource>.services.ai.azure.com/api/projects/<project>`.
+    /// Where Foundry project endpoints are sent instead of their own hosts (a proxy); by
+    /// default each project's endpoint as Azure Resource Manager lists it.
     pub foundry_url: Option<String>,
-    /// The token scope for Foundry (default `https://ai.azure.com/.default`).
+    /// The national cloud: `public` (default), `usgov`, `usgov-dod` or `china`; it sets the
+    /// default base URLs, authority and token scopes.
+    pub cloud: Option<String>,
+    /// The token scope for Microsoft Graph (default: the cloud's, e.g. `https://graph.microsoft.com/.default`).
+    pub graph_scope: Option<String>,
+    /// The token scope for Azure Resource Manager (default: the cloud's).
+    pub arm_scope: Option<String>,
+    /// The token scope for Log Analytics (default: the cloud's, e.g. `https://api.loganalytics.io/.default`).
+    pub log_analytics_scope: Option<String>,
+    /// The token scope for Foundry (default: the cloud's, `https://ai.azure.com/.default` in public).
     pub foundry_scope: Option<String>,
-    /// The Foundry project's name (default: the endpoint's last segment).
+    /// No longer used: Foundry projects are read from Azure Resource Manager (kept so that
+    /// older files still load; `sv0 scan run` warns when it is set).
     pub foundry_project: Option<String>,
-    /// The object id of the Foundry project's managed identity.
+    /// No longer used: each project's managed identity is read from Azure Resource Manager.
     pub foundry_principal_id: Option<String>,
     /// The ServiceNow host name recorded on its tables (default: the base URL's host).
     pub servicenow_host: Option<String>,
-    /// The Foundry host name recorded on model deployments (default: the base URL's host).
+    /// No longer used: each project's endpoint is read from Azure Resource Manager.
     pub foundry_host: Option<String>,
     /// Subscriptions to read (default: every one the credentials see).
     #[serde(default)]

@@ -278,7 +278,7 @@ pub fn tenant(paths: usize, seed: u64, observed_at: Timestamp) -> Result<Snapsho
             kind: [WorkloadKind::FoundryAgent, WorkloadKind::FunctionApp, WorkloadKind::Workflow][w % 3],
             project: Some(format!("project-{:04}", w / WORKLOADS_PER_PROJECT)),
             tags: BTreeMap::from([("env".to_string(), if w % 4 == 0 { "dev" } else { "prod" }.to_string())]),
-            owners,
+            owners: owners.clone(),
         });
         let total = if heavy(w) { HEAVY_WORKLOAD_PATHS } else { ordinary.saturating_sub(9) + rng.below(19) };
         let first = total * (30 + rng.below(41)) / 100;
@@ -286,13 +286,16 @@ pub fn tenant(paths: usize, seed: u64, observed_at: Timestamp) -> Result<Snapsho
             [("mi", IdentityKind::ManagedIdentity, first), ("sp", IdentityKind::ServicePrincipal, total - first)]
         {
             let identity_id = format!("{suffix}-{w:07}");
+            // Applications have the workload's owners; managed identities have none of their own.
+            let identity_owners = if kind == IdentityKind::ServicePrincipal { owners.clone() } else { Vec::new() };
             snapshot.identities.push(Identity {
                 id: identity_id.clone(),
                 name: format!("{suffix}-agent-{w}"),
                 kind,
                 enabled: !rng.chance(1),
                 home_tenant: None,
-                owners: Vec::new(),
+                owners: identity_owners,
+                presence: Default::default(),
             });
             snapshot.bindings.push(Binding {
                 id: format!("binding-{w:07}-{suffix}"),

@@ -95,10 +95,7 @@ async fn measure_vendor(
         subscriptions: Vec::new(),
         log_analytics_workspaces: Vec::new(),
         servicenow_classification: Default::default(),
-        foundry_project: Some("contoso-agents".into()),
-        foundry_principal_id: None,
         servicenow_host: Some("contoso.service-now.com".into()),
-        foundry_host: None,
     };
     let kinds = [ConnectorKind::Entra, ConnectorKind::AzureRbac, ConnectorKind::ServiceNow, ConnectorKind::Foundry];
     let source = Source::Export(ExportDir::open(&export)?);

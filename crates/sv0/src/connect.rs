@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use sv0_connectors::auth::{ClientCredentials, TokenSource};
+use sv0_connectors::cloud::Cloud;
 use sv0_connectors::source::{ExportDir, HttpSettings, Live, Service, Source};
 use sv0_connectors::{ConnectorKind, Progress, ScanResult, Settings};
 use sv0_domain::snapshot::ScanTrigger;
@@ -25,10 +26,10 @@ struct ExportMeta {
     tenant: Option<String>,
     observed_at: Option<String>,
     azure_tenant_id: Option<String>,
-    foundry_project: Option<String>,
-    foundry_principal_id: Option<String>,
     servicenow_host: Option<String>,
-    foundry_host: Option<String>,
+    /// The Log Analytics workspaces the export's storage logs were read from.
+    #[serde(default)]
+    log_analytics_workspaces: Vec<String>,
 }
 
 /// Runs the connectors and returns the scan (not yet imported). `observed_at` overrides the
@@ -65,13 +66,20 @@ pub async fn run_connectors(
         trigger,
         evidence_days: config.evidence_days.unwrap_or(30).clamp(1, 365),
         subscriptions: config.subscriptions.clone(),
-        log_analytics_workspaces: config.log_analytics_workspaces.clone(),
+        log_analytics_workspaces: if config.log_analytics_workspaces.is_empty() {
+            meta.log_analytics_workspaces.clone()
+        } else {
+            config.log_analytics_workspaces.clone()
+        },
         servicenow_classification: config.servicenow_classification.clone(),
-        foundry_project: config.foundry_project.clone().or(meta.foundry_project),
-        foundry_principal_id: config.foundry_principal_id.clone().or(meta.foundry_principal_id),
         servicenow_host: config.servicenow_host.clone().or(meta.servicenow_host),
-        foundry_host: config.foundry_host.clone().or(meta.foundry_host),
     };
+    if config.foundry_project.is_some() || config.foundry_principal_id.is_some() || config.foundry_host.is_some() {
+        tracing::warn!(
+            "[connectors] foundry_project, foundry_principal_id and foundry_host are no longer used: every Foundry \
+             project, its managed identity and its endpoint are read from Azure Resource Manager"
+        );
+    }
     let source = match &args.from_export {
         Some(dir) => Source::Export(ExportDir::open(dir)?),
         None => Source::Live(Box::new(live_source(args, &kinds, config, azure_tenant_id.as_deref())?)),
@@ -107,7 +115,8 @@ fn services(kind: ConnectorKind) -> &'static [Service] {
         // Graph too: the members of groups that hold role assignments.
         ConnectorKind::AzureRbac => &[Service::Arm, Service::LogAnalytics, Service::Graph],
         ConnectorKind::ServiceNow => &[Service::ServiceNow],
-        ConnectorKind::Foundry => &[Service::Foundry],
+        // Azure Resource Manager lists the projects, their identities and connections.
+        ConnectorKind::Foundry => &[Service::Arm, Service::Foundry],
         ConnectorKind::AzureHound => &[],
     }
 }
@@ -119,6 +128,7 @@ fn live_source(
     config: &ConnectorsConfig,
     azure_tenant_id: Option<&str>,
 ) -> anyhow::Result<Live> {
+    let cloud = Cloud::parse(config.cloud.as_deref().unwrap_or("public"))?;
     let mut base_urls: BTreeMap<Service, String> = BTreeMap::new();
     let configured = [
         (Service::Graph, &config.graph_url),
@@ -130,9 +140,15 @@ fn live_source(
     let needed: Vec<Service> = kinds.iter().flat_map(|k| services(*k).iter().copied()).collect();
     for service in &needed {
         let url = configured.iter().find(|(s, _)| s == service).and_then(|(_, u)| (*u).clone());
-        if let Some(url) = url.or_else(|| service.default_base_url().map(str::to_string)) {
+        if let Some(url) = url.or_else(|| cloud.base_url(*service).map(str::to_string)) {
             base_urls.insert(*service, url);
         }
+    }
+    // Foundry projects are called at the endpoints ARM lists for them, only on the cloud's
+    // Foundry hosts (or a base URL given for Foundry).
+    let mut endpoint_suffixes = BTreeMap::new();
+    if let Some(suffix) = cloud.foundry_suffix() {
+        endpoint_suffixes.insert(Service::Foundry, suffix.to_string());
     }
     for given in &args.base_urls {
         let (targets, url): (Vec<Service>, &str) = match given.split_once('=') {
@@ -176,15 +192,24 @@ fn live_source(
             .authority_url
             .clone()
             .or_else(|| std::env::var("SV0_AZURE_AUTHORITY").ok())
-            .unwrap_or_else(|| "https://login.microsoftonline.com".into());
+            .unwrap_or_else(|| cloud.authority().into());
         let token_url = format!("{}/{tenant}/oauth2/v2.0/token", authority.trim_end_matches('/'));
         for service in azure {
-            let scope = match service {
-                Service::Foundry => {
-                    config.foundry_scope.clone().unwrap_or_else(|| "https://ai.azure.com/.default".into())
-                }
-                _ => format!("{}/.default", origin(base_urls.get(&service).map(String::as_str).unwrap_or_default())),
+            // The audience is the cloud's (or the configured one), never the base URL's: a
+            // proxy or a test server sees the tokens the real service would.
+            let configured = match service {
+                Service::Graph => &config.graph_scope,
+                Service::Arm => &config.arm_scope,
+                Service::LogAnalytics => &config.log_analytics_scope,
+                _ => &config.foundry_scope,
             };
+            let scope = configured.clone().or_else(|| cloud.scope(service).map(str::to_string)).with_context(|| {
+                format!(
+                    "no token scope for {} in this cloud: set [connectors] {}_scope",
+                    service.name(),
+                    service.name().replace('-', "_")
+                )
+            })?;
             tokens.insert(service, Arc::new(TokenSource::new(token_url.clone(), Some(scope), credentials.clone())));
         }
     }
@@ -207,15 +232,9 @@ fn live_source(
         max_retries: args.max_retries.min(10),
         max_retry_wait: Duration::from_secs(args.max_retry_wait.min(600)),
         timeout: Duration::from_secs(args.timeout.clamp(1, 600)),
+        endpoint_suffixes,
     };
     Ok(Live::new(settings, tokens)?)
-}
-
-/// `https://host[:port]` of a URL.
-fn origin(url: &str) -> &str {
-    let start = url.find("://").map(|i| i + 3).unwrap_or(0);
-    let end = url[start..].find('/').map(|i| start + i).unwrap_or(url.len());
-    &url[..end]
 }
 
 /// Runs the connectors for each sync of `sv0 serve`: live with sv0.toml's settings, or over an

@@ -204,8 +204,22 @@ pub async fn policy(
                 Some(file) => Some(read_policy(file)?),
                 None => None,
             };
+            // `[classification]` of sv0.toml is configuration a decision depends on: it takes
+            // effect by being recorded in the policy.
+            let classification = service.data_dir().config()?.classification.map(|c| c.classification());
             let report = service
-                .set_policy(&tenant, |current| edit(base.unwrap_or(current), &args), &actor, Timestamp::now())
+                .set_policy(
+                    &tenant,
+                    |current| {
+                        let mut policy = edit(base.unwrap_or(current), &args)?;
+                        if let Some(classification) = classification {
+                            policy.classification = classification;
+                        }
+                        Ok(policy)
+                    },
+                    &actor,
+                    Timestamp::now(),
+                )
                 .await
                 .map_err(|e| explain(e, "the policy was not changed".to_string()))?;
             if json_out {
@@ -304,6 +318,17 @@ fn print_policy(tenant: &sv0_domain::TenantId, p: &Policy, out: &mut dyn Write) 
         )?,
         None => writeln!(out, "  disposition policy:    the built-in rules (SV0-D001..D009, SV0-V001)")?,
     }
+    let c = &p.classification;
+    writeln!(
+        out,
+        "  classifying tags:      {}",
+        if c.tag_keys.is_empty() { "-".to_string() } else { c.tag_keys.join(", ") }
+    )?;
+    for (value, domain) in &c.values {
+        writeln!(out, "    value {value} → domain {domain}")?;
+    }
+    let sensitive: Vec<&str> = c.domains.iter().filter(|d| d.sensitive).map(|d| d.id.as_str()).collect();
+    writeln!(out, "  sensitive domains:     {}", if sensitive.is_empty() { "-".to_string() } else { sensitive.join(", ") })?;
     writeln!(out, "  classification rules:  {}", p.classification_rules.len())?;
     for rule in &p.classification_rules {
         writeln!(out, "    {}: tag {}={} → domain {}", rule.id, rule.tag, rule.value, rule.domain)?;

@@ -1,9 +1,10 @@
 //! `sv0`: prints errors and maps the result of `sv0::run` to the exit code.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = PipeTolerant { inner: std::io::stdout().lock(), closed: false };
     match sv0::run(std::env::args_os(), &mut stdout) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
@@ -16,6 +17,42 @@ fn main() -> ExitCode {
                 eprintln!("  caused by: {cause}");
             }
             ExitCode::from(sv0::EXIT_ERROR)
+        }
+    }
+}
+
+/// Standard output that a reader may close early (`sv0 findings | head`): what is written
+/// after the pipe closed is dropped, and the command finishes its work and exits as it would
+/// have, instead of failing half-way with "Broken pipe".
+struct PipeTolerant<W: Write> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> Write for PipeTolerant<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        match self.inner.write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(buf.len())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.inner.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other,
         }
     }
 }
