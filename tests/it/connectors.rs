@@ -15,9 +15,9 @@ use sv0_tests::TempDir;
 use crate::fake_http::{Received, Reply, fake_server_with};
 use crate::{repo_root, sv0_in};
 
-const TENANT_ID: &str = "6e1d1c5a-4b1f-4b5a-9d6c-2f4a8e7b9c10";
-const CLIENT_ID: &str = "sv0-test-client";
-const CLIENT_SECRET: &str = "s3cr3t-Value-0f-the-app~";
+pub(crate) const TENANT_ID: &str = "6e1d1c5a-4b1f-4b5a-9d6c-2f4a8e7b9c10";
+pub(crate) const CLIENT_ID: &str = "sv0-test-client";
+pub(crate) const CLIENT_SECRET: &str = "s3cr3t-Value-0f-the-app~";
 const OBSERVED: &str = "2026-11-25T09:00:00Z";
 const ALL: [&str; 8] =
     ["--connector", "entra", "--connector", "azure-rbac", "--connector", "servicenow", "--connector", "foundry"];
@@ -26,52 +26,143 @@ fn fixtures() -> PathBuf {
     repo_root().join("tests/data/connectors/contoso")
 }
 
-/// The fake: its URL and every request it answered (method and path).
-struct Fake {
-    url: String,
-    requests: Arc<Mutex<Vec<String>>>,
+/// The fake: its URL, every request it answered (method and path), every token scope asked
+/// for, the fixture directories it serves (the first holding a file wins), the APIs it answers
+/// 403 and the token scope its identity provider refuses.
+pub(crate) struct Fake {
+    pub(crate) url: String,
+    pub(crate) requests: Arc<Mutex<Vec<String>>>,
+    pub(crate) scopes: Arc<Mutex<Vec<String>>>,
+    pub(crate) dirs: Arc<Mutex<Vec<PathBuf>>>,
+    pub(crate) forbidden: Arc<Mutex<Vec<&'static str>>>,
+    pub(crate) refused_scope: Arc<Mutex<Option<String>>>,
 }
 
-/// Which recorded API a request asks for, and which of its items (by field and value).
-fn route(path: &str) -> Option<(&'static str, Option<(&'static str, String)>)> {
-    let (path, _) = path.split_once('?').unwrap_or((path, ""));
+/// Which items of a recorded API a request asks for.
+enum Filter {
+    All,
+    /// Items whose field has this value (`resourceId` of an app role assignment).
+    Field(&'static str, String),
+    /// Items whose `id` starts with this ARM path (a project's connections, an account's
+    /// containers), compared without regard to case as ARM does.
+    IdPrefix(String),
+    /// Items whose `id` is one of these (Graph's `$filter=id in (...)`).
+    Ids(Vec<String>),
+}
+
+/// Percent-decodes a query.
+fn decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Which recorded API a request asks for, and which of its items.
+fn route(path: &str) -> Option<(&'static str, Filter)> {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let query = decoded(query);
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    Some(match segments.as_slice() {
-        ["v1.0", "servicePrincipals"] => ("graph.servicePrincipals", None),
-        ["v1.0", "servicePrincipals", id, "appRoleAssignedTo"] => {
-            ("graph.appRoleAssignments", Some(("resourceId", id.to_string())))
+    // A Foundry project's data plane: /api/projects/<project>/...
+    if let ["api", "projects", _project, rest @ ..] = segments.as_slice() {
+        return Some(match rest {
+            ["assistants"] => ("foundry.agents", Filter::All),
+            ["threads"] => ("foundry.threads", Filter::All),
+            ["threads", thread, "runs"] => ("foundry.runs", Filter::Field("thread_id", thread.to_string())),
+            ["threads", _, "runs", run, "steps"] => ("foundry.runSteps", Filter::Field("run_id", run.to_string())),
+            _ => return None,
+        });
+    }
+    let lower: Vec<String> = segments.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let prefix = |n: usize| format!("/{}", segments[..segments.len() - n].join("/"));
+    Some(match lower.as_slice() {
+        ["v1.0", "serviceprincipals"] => ("graph.servicePrincipals", Filter::All),
+        ["v1.0", "serviceprincipals", id, "approleassignedto"] => {
+            ("graph.appRoleAssignments", Filter::Field("resourceId", id.to_string()))
         }
-        ["v1.0", "applications"] => ("graph.applications", None),
-        ["v1.0", "oauth2PermissionGrants"] => ("graph.oauth2PermissionGrants", None),
-        ["v1.0", "groups", id, "transitiveMembers", "microsoft.graph.servicePrincipal"] => {
-            ("graph.groupMembers", Some(("groupId", id.to_string())))
+        ["v1.0", "applications"] => ("graph.applications", Filter::All),
+        ["v1.0", "oauth2permissiongrants"] => ("graph.oauth2PermissionGrants", Filter::All),
+        ["v1.0", "groups", id, "transitivemembers", "microsoft.graph.serviceprincipal"] => {
+            ("graph.groupMembers", Filter::Field("groupId", id.to_string()))
         }
-        ["v1.0", "roleManagement", "directory", "roleDefinitions"] => ("graph.directoryRoleDefinitions", None),
-        ["v1.0", "roleManagement", "directory", "roleAssignments"] => ("graph.directoryRoleAssignments", None),
-        ["beta", "auditLogs", "signIns"] => ("graph.signIns", None),
-        ["subscriptions"] => ("arm.subscriptions", None),
-        ["subscriptions", _, "providers", "Microsoft.Authorization", "roleAssignments"] => {
-            ("arm.roleAssignments", None)
+        ["v1.0", "users"] => {
+            let ids = query
+                .split_once("id in (")
+                .and_then(|(_, rest)| rest.split_once(')'))
+                .map(|(list, _)| list.split(',').map(|i| i.trim().trim_matches('\'').to_string()).collect())
+                .unwrap_or_default();
+            let api =
+                if query.contains("signInActivity") { "graph.ownerSignInActivity" } else { "graph.ownerAccounts" };
+            (api, Filter::Ids(ids))
         }
-        ["subscriptions", _, "providers", "Microsoft.Authorization", "roleDefinitions"] => {
-            ("arm.roleDefinitions", None)
+        ["v1.0", "rolemanagement", "directory", "roledefinitions"] => ("graph.directoryRoleDefinitions", Filter::All),
+        ["v1.0", "rolemanagement", "directory", "roleassignments"] => ("graph.directoryRoleAssignments", Filter::All),
+        ["beta", "auditlogs", "signins"] => ("graph.signIns", Filter::All),
+        ["subscriptions"] => ("arm.subscriptions", Filter::All),
+        ["subscriptions", _, "providers", "microsoft.authorization", "roleassignments"] => {
+            ("arm.roleAssignments", Filter::All)
         }
-        ["subscriptions", _, "resources"] => ("arm.resources", None),
-        ["subscriptions", _, "resourcegroups"] => ("arm.resourceGroups", None),
-        ["v1", "workspaces", _, "query"] => ("arm.storageBlobLogs", None),
-        ["api", "now", "table", "sys_user"] => ("servicenow.users", None),
-        ["api", "now", "table", "sys_user_has_role"] => ("servicenow.userRoles", None),
-        ["api", "now", "table", "sys_security_acl"] => ("servicenow.acls", None),
-        ["api", "now", "table", "sys_security_acl_role"] => ("servicenow.aclRoles", None),
-        ["api", "now", "table", "oauth_entity"] => ("servicenow.oauthEntities", None),
-        ["api", "now", "table", "sys_rest_message"] => ("servicenow.restMessages", None),
-        ["assistants"] => ("foundry.agents", None),
-        ["connections"] => ("foundry.connections", None),
-        ["threads"] => ("foundry.threads", None),
-        ["threads", thread, "runs"] => ("foundry.runs", Some(("thread_id", thread.to_string()))),
-        ["threads", _, "runs", run, "steps"] => ("foundry.runSteps", Some(("run_id", run.to_string()))),
+        ["subscriptions", _, "providers", "microsoft.authorization", "roledefinitions"] => {
+            ("arm.roleDefinitions", Filter::All)
+        }
+        ["subscriptions", _, "providers", "microsoft.cognitiveservices", "accounts"] => {
+            ("arm.cognitiveServicesAccounts", Filter::All)
+        }
+        ["subscriptions", _, "providers", "microsoft.operationalinsights", "workspaces"] => {
+            ("arm.logAnalyticsWorkspaces", Filter::All)
+        }
+        ["subscriptions", _, "resources"] => ("arm.resources", Filter::All),
+        ["subscriptions", _, "resourcegroups"] => ("arm.resourceGroups", Filter::All),
+        [.., "microsoft.cognitiveservices", "accounts", _, "projects"] => {
+            ("arm.foundryProjects", Filter::IdPrefix(format!("{}/projects/", prefix(1))))
+        }
+        [.., "connections"] => ("foundry.connections", Filter::IdPrefix(format!("{}/connections/", prefix(1)))),
+        [.., "blobservices", "default", "containers"] => {
+            ("arm.blobContainers", Filter::IdPrefix(format!("{}/containers/", prefix(1))))
+        }
+        [.., "providers", "microsoft.insights", "diagnosticsettings"] => {
+            ("arm.diagnosticSettings", Filter::IdPrefix(format!("{}/providers/microsoft.insights/", prefix(2))))
+        }
+        ["providers", "microsoft.management", "managementgroups", group, "descendants"] => {
+            ("arm.managementGroupDescendants", Filter::Field("managementGroup", group.to_string()))
+        }
+        ["v1", "workspaces", _, "query"] => ("arm.storageBlobLogs", Filter::All),
+        ["api", "now", "table", "sys_user"] => ("servicenow.users", Filter::All),
+        ["api", "now", "table", "sys_user_has_role"] => ("servicenow.userRoles", Filter::All),
+        ["api", "now", "table", "sys_security_acl"] => ("servicenow.acls", Filter::All),
+        ["api", "now", "table", "sys_security_acl_role"] => ("servicenow.aclRoles", Filter::All),
+        ["api", "now", "table", "oauth_entity"] => ("servicenow.oauthEntities", Filter::All),
+        ["api", "now", "table", "sys_rest_message"] => ("servicenow.restMessages", Filter::All),
+        ["api", "now", "table", "syslog_transaction"] => ("servicenow.transactions", Filter::All),
         _ => return None,
     })
+}
+
+/// The token scope each service's requests must carry: the audience of the real service,
+/// whatever URL the scan was pointed at.
+fn scope_of(path: &str) -> &'static str {
+    if path.starts_with("/v1.0/") || path.starts_with("/beta/") {
+        "https://graph.microsoft.com/.default"
+    } else if path.starts_with("/v1/workspaces/") {
+        "https://api.loganalytics.io/.default"
+    } else if path.starts_with("/api/projects/") {
+        "https://ai.azure.com/.default"
+    } else {
+        "https://management.azure.com/.default"
+    }
 }
 
 /// Which page a request asks for: the second when it carries the next-page token the first
@@ -87,18 +178,29 @@ fn page_of(path: &str) -> u32 {
     if second { 2 } else { 1 }
 }
 
-/// The recorded page, with `{BASE}` replaced by the fake's URL and items filtered.
-fn recorded(api: &str, page: u32, base: &str, filter: &Option<(&'static str, String)>) -> Option<String> {
+/// The recorded page (from the first directory holding it), with `{BASE}` replaced by the
+/// fake's URL and items filtered.
+fn recorded(dirs: &[PathBuf], api: &str, page: u32, base: &str, filter: &Filter) -> Option<String> {
     let name = if page == 1 { format!("{api}.json") } else { format!("{api}.{page}.json") };
-    let text = std::fs::read_to_string(fixtures().join(name)).ok()?.replace("{BASE}", base);
-    let Some((field, value)) = filter else { return Some(text) };
+    let text = dirs.iter().find_map(|d| std::fs::read_to_string(d.join(&name)).ok())?.replace("{BASE}", base);
+    if matches!(filter, Filter::All) {
+        return Some(text);
+    }
     let mut page: Value = serde_json::from_str(&text).unwrap();
     for key in ["value", "data"] {
         if let Some(items) = page.get_mut(key).and_then(Value::as_array_mut) {
-            items.retain(|i| i[*field].as_str().is_some_and(|v| v.eq_ignore_ascii_case(value)));
-            // Graph's members carry no groupId: the export's items name their group, the API's do not.
-            if *field == "groupId" {
-                items.iter_mut().for_each(|i| drop(i.as_object_mut().map(|m| m.remove("groupId"))));
+            items.retain(|i| match filter {
+                Filter::All => true,
+                Filter::Field(field, value) => i[*field].as_str().is_some_and(|v| v.eq_ignore_ascii_case(value)),
+                Filter::IdPrefix(prefix) => {
+                    i["id"].as_str().is_some_and(|v| v.to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase()))
+                }
+                Filter::Ids(ids) => i["id"].as_str().is_some_and(|v| ids.iter().any(|x| x.eq_ignore_ascii_case(v))),
+            });
+            // Graph's members and ARM's descendants do not carry the field an export's items
+            // add to name their group.
+            if let Filter::Field(field @ ("groupId" | "managementGroup"), _) = filter {
+                items.iter_mut().for_each(|i| drop(i.as_object_mut().map(|m| m.remove(*field))));
             }
         }
     }
@@ -109,47 +211,99 @@ fn form_has(body: &[u8], key: &str, value: &str) -> bool {
     String::from_utf8_lossy(body).split('&').any(|pair| pair == format!("{key}={value}"))
 }
 
-/// Starts the fake. With `faults`, the first oauth2PermissionGrants request is throttled (429,
-/// Retry-After: 1), the first ARM resources request is busy (503, Retry-After: 1), sign-ins and
-/// Foundry connections answer 403, and the second page of REST messages is cut off.
+fn form_value(body: &[u8], key: &str) -> Option<String> {
+    String::from_utf8_lossy(body).split('&').find_map(|pair| pair.strip_prefix(&format!("{key}=")).map(decoded))
+}
+
+/// Starts the fake over the contoso fixtures. With `faults`, the first oauth2PermissionGrants
+/// request is throttled (429, Retry-After: 1), the first ARM resources request is busy (503,
+/// Retry-After: 1), sign-ins and Foundry connections answer 403, and the second page of REST
+/// messages is cut off.
 fn fake_tenant(faults: bool) -> Fake {
+    fake_over(vec![fixtures()], TENANT_ID, faults)
+}
+
+/// Starts the fake over fixture directories, for the Entra tenant `tenant`.
+pub(crate) fn fake_over(dirs: Vec<PathBuf>, tenant: &'static str, faults: bool) -> Fake {
     let requests = Arc::new(Mutex::new(Vec::new()));
+    let scopes = Arc::new(Mutex::new(Vec::new()));
+    let dirs = Arc::new(Mutex::new(dirs));
+    let forbidden: Arc<Mutex<Vec<&'static str>>> = Arc::new(Mutex::new(Vec::new()));
+    let refused_scope: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let (forbid, refuse) = (forbidden.clone(), refused_scope.clone());
     let throttled = Arc::new(AtomicBool::new(false));
     let resources_throttled = Arc::new(AtomicBool::new(false));
     let base = Arc::new(Mutex::new(String::new()));
-    let (log, shared_base) = (requests.clone(), base.clone());
+    let (log, asked, served, shared_base) = (requests.clone(), scopes.clone(), dirs.clone(), base.clone());
     let url = fake_server_with(move |r: &Received| {
         log.lock().unwrap().push(format!("{} {}", r.method, r.path));
         let base = shared_base.lock().unwrap().clone();
+        let dirs = served.lock().unwrap().clone();
         let secret = crate::connectors::url_encoded(CLIENT_SECRET);
         if r.path.ends_with("/oauth2/v2.0/token") || r.path == "/oauth_token.do" {
             let valid = r.method == "POST"
                 && form_has(&r.body, "grant_type", "client_credentials")
                 && form_has(&r.body, "client_id", CLIENT_ID)
                 && form_has(&r.body, "client_secret", &secret)
-                && (r.path == "/oauth_token.do" || r.path == format!("/{TENANT_ID}/oauth2/v2.0/token"));
+                && (r.path == "/oauth_token.do" || r.path == format!("/{tenant}/oauth2/v2.0/token"));
             if !valid {
                 return Reply::json(
                     "401 Unauthorized",
-                    r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#,
+                    r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.\r\nTrace ID: 03da4b8e-5ffe-48ca-9754-aff4276f0100\r\nCorrelation ID: 7b12f9bb-2eef-42e3-ad75-eee69ec9088d\r\nTimestamp: 2026-11-25 09:00:00Z","error_codes":[7000215],"timestamp":"2026-11-25 09:00:00Z","trace_id":"03da4b8e-5ffe-48ca-9754-aff4276f0100","correlation_id":"7b12f9bb-2eef-42e3-ad75-eee69ec9088d","error_uri":"https://login.microsoftonline.com/error?code=7000215"}"#,
                 );
             }
-            let token = if r.path == "/oauth_token.do" { "servicenow-token" } else { "azure-token" };
+            let token = match form_value(&r.body, "scope") {
+                Some(scope) => {
+                    asked.lock().unwrap().push(scope.clone());
+                    if refuse.lock().unwrap().as_deref() == Some(scope.as_str()) {
+                        // As Entra answers a scope whose resource has no service principal in the tenant.
+                        return Reply::json(
+                            "400 Bad Request",
+                            format!(
+                                r#"{{"error":"invalid_resource","error_description":"AADSTS500011: The resource principal named {} was not found in the tenant named Contoso. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.\r\nTrace ID: 0000aaaa-11bb-cccc-dd33-eeeeee333333\r\nCorrelation ID: aaaa0000-bb11-2222-33cc-444444dddddd\r\nTimestamp: 2026-11-25 09:00:00Z","error_codes":[500011],"timestamp":"2026-11-25 09:00:00Z","trace_id":"0000aaaa-11bb-cccc-dd33-eeeeee333333","correlation_id":"aaaa0000-bb11-2222-33cc-444444dddddd","error_uri":"https://login.microsoftonline.com/error?code=500011"}}"#,
+                                scope.trim_end_matches("/.default")
+                            ),
+                        );
+                    }
+                    format!("token:{scope}")
+                }
+                None => "servicenow-token".to_string(),
+            };
             return Reply::json(
                 "200 OK",
                 format!(r#"{{"token_type":"Bearer","expires_in":3599,"access_token":"{token}"}}"#),
             );
         }
-        let expected = if r.path.starts_with("/api/now/") { "Bearer servicenow-token" } else { "Bearer azure-token" };
+        let expected = if r.path.starts_with("/api/now/") {
+            "Bearer servicenow-token".to_string()
+        } else {
+            format!("Bearer token:{}", scope_of(&r.path))
+        };
         if r.authorization != expected {
             return Reply::json(
                 "401 Unauthorized",
-                r#"{"error":{"code":"InvalidAuthenticationToken","message":"Access token is empty."}}"#,
+                r#"{"error":{"code":"InvalidAuthenticationToken","message":"Access token validation failure. Invalid audience."}}"#,
             );
         }
         let Some((api, filter)) = route(&r.path) else {
             return Reply::json("404 Not Found", r#"{"error":{"code":"NotFound","message":"no such API"}}"#);
         };
+        // An OData cast on transitiveMembers is an advanced query (learn.microsoft.com/graph/aad-advanced-queries).
+        if api == "graph.groupMembers"
+            && (r.header("consistencylevel") != Some("eventual") || !r.path.contains("$count=true"))
+        {
+            return Reply::json(
+                "400 Bad Request",
+                r#"{"error":{"code":"Request_UnsupportedQuery","message":"The requested query is not supported: OData casts need $count=true and the ConsistencyLevel:eventual header."}}"#,
+            );
+        }
+        if forbid.lock().unwrap().contains(&api) {
+            // As Graph answers signInActivity without a P1/P2 licence.
+            return Reply::json(
+                "403 Forbidden",
+                r#"{"error":{"code":"Authentication_RequestFromNonPremiumTenantOrB2CTenant","message":"Neither tenant is B2C or tenant doesn't have premium license"}}"#,
+            );
+        }
         let page = page_of(&r.path);
         if faults {
             if api == "graph.oauth2PermissionGrants" && !throttled.swap(true, Ordering::SeqCst) {
@@ -172,19 +326,19 @@ fn fake_tenant(faults: bool) -> Fake {
             if api == "foundry.connections" {
                 return Reply::json(
                     "403 Forbidden",
-                    r#"{"error":{"code":"PermissionDenied","message":"The principal lacks Microsoft.CognitiveServices/accounts/projects/connections/read"}}"#,
+                    r#"{"error":{"code":"AuthorizationFailed","message":"The client does not have authorization to perform action 'Microsoft.CognitiveServices/accounts/projects/connections/read'"}}"#,
                 );
             }
             if api == "servicenow.restMessages" && page == 2 {
                 return Reply::json("200 OK", r#"{"result":[{"sys_id":{"value":"c1d2"#);
             }
         }
-        let Some(body) = recorded(api, page, &base, &filter) else {
+        let Some(body) = recorded(&dirs, api, page, &base, &filter) else {
             return Reply::json("404 Not Found", "{}");
         };
         let mut reply = Reply::json("200 OK", body);
         if api.starts_with("servicenow.") {
-            let pages = if fixtures().join(format!("{api}.2.json")).exists() { 2 } else { 1 };
+            let pages = if dirs.iter().any(|d| d.join(format!("{api}.2.json")).exists()) { 2 } else { 1 };
             reply = reply.header("X-Total-Count", "3");
             if page == 1 && pages == 2 {
                 let (path, _) = r.path.split_once('?').unwrap_or((&r.path, ""));
@@ -200,7 +354,7 @@ fn fake_tenant(faults: bool) -> Fake {
         reply
     });
     *base.lock().unwrap() = url.clone();
-    Fake { url, requests }
+    Fake { url, requests, scopes, dirs, forbidden, refused_scope }
 }
 
 /// `application/x-www-form-urlencoded` form of a value.
@@ -224,10 +378,7 @@ fn data_dir(fake: &Fake) -> TempDir {
             r#"[connectors]
 azure_tenant_id = "{TENANT_ID}"
 authority_url = "{url}"
-foundry_project = "contoso-agents"
-foundry_principal_id = "8a9b0c1d-2e3f-4a5b-8c6d-7e8f9a0b1c2d"
 servicenow_host = "contoso.service-now.com"
-foundry_host = "contoso-ai.services.ai.azure.com"
 log_analytics_workspaces = ["4b5c6d7e-8f90-4a1b-8c2d-3e4f5a6b7c8d"]
 "#,
             url = fake.url
@@ -238,7 +389,7 @@ log_analytics_workspaces = ["4b5c6d7e-8f90-4a1b-8c2d-3e4f5a6b7c8d"]
 }
 
 /// Runs the sv0 binary (secrets go through its environment); returns exit code, stdout, stderr.
-fn sv0_process(dir: &Path, args: &[&str], secret_file: Option<&Path>) -> (i32, String, String) {
+pub(crate) fn sv0_process(dir: &Path, args: &[&str], secret_file: Option<&Path>) -> (i32, String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sv0"));
     command.arg("--data-dir").arg(dir).args(args);
     for name in ["AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "SV0_AZURE_CLIENT_SECRET"] {
@@ -328,6 +479,19 @@ fn a_live_scan_reads_every_page_and_equals_the_same_responses_read_as_an_export(
         [&"GET /v1.0/servicePrincipals/7e8b1c2d-3f4a-4b5c-8d6e-9f0a1b2c3d4e/appRoleAssignedTo?$top=999".to_string()]
     );
     assert!(requests.iter().any(|r| r.starts_with("POST /v1/workspaces/")), "the storage logs were queried");
+    // Tokens are asked for each service's real audience, not for the URL the scan was pointed at.
+    let scopes = fake.scopes.lock().unwrap().clone();
+    for scope in [
+        "https://graph.microsoft.com/.default",
+        "https://management.azure.com/.default",
+        "https://api.loganalytics.io/.default",
+        "https://ai.azure.com/.default",
+    ] {
+        assert!(scopes.iter().any(|s| s == scope), "no token for {scope}: {scopes:?}");
+    }
+    assert!(scopes.iter().all(|s| !s.contains("127.0.0.1")), "{scopes:?}");
+    // Every project ARM lists is read at its own endpoint (here rebased on the fake).
+    assert!(requests.iter().any(|r| r.starts_with("GET /api/projects/contoso-agents/assistants?")), "{requests:#?}");
     assert_eq!(api(&report, "graph.servicePrincipals")["pages"], 2);
 
     let export = dir.path().join("export.json");
@@ -384,7 +548,10 @@ fn a_partial_live_scan_records_the_failed_apis_and_keeps_what_they_would_have_sh
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("signin:66ea54eb-6301-4ee5-be62-ff5a759b0100"), "sign-in evidence kept: {out}");
     assert!(out.contains("servicenow-rest:c1d2e3f4a5b60718293a4b5c6d7e8f92"), "the unread REST message kept: {out}");
-    assert!(out.contains("foundry-connection:contoso-agents/bing-grounding"), "the unread connection kept: {out}");
+    assert!(
+        out.contains("foundry-connection:contoso-ai/contoso-agents/bing-grounding"),
+        "the unread connection kept: {out}"
+    );
     let (_, list) = sv0_in(dir.path(), &["--tenant", "contoso", "scan", "list", "--json"]);
     assert_eq!(serde_json::from_str::<Value>(&list).unwrap().as_array().map(Vec::len), Some(2), "{list}");
 }
@@ -511,7 +678,7 @@ fn vendor_facts_survive_the_conversion() {
     assert_eq!(func.len(), 1, "{func:#?}");
     assert_eq!(func[0]["domain"]["id"], "finance");
     // An agent reaches its own tools and the project identity's RBAC grants, not another agent's tools.
-    let research = paths(&["--workload", "foundry:contoso-agents/asst_Qw3eR5tY7uI9oP1aS3dF5gH7"]);
+    let research = paths(&["--workload", "foundry:contoso-ai/contoso-agents/asst_Qw3eR5tY7uI9oP1aS3dF5gH7"]);
     let reached: Vec<&str> = research.iter().filter_map(|p| p["destination"]["id"].as_str()).collect();
     assert!(reached.iter().any(|d| d.ends_with("/storageaccounts/stfinance01")), "{reached:?}");
     assert!(reached.contains(&"foundry-target:https://api.bing.microsoft.com/"), "{reached:?}");

@@ -9,6 +9,15 @@ pub struct Received {
     pub path: String,
     pub authorization: String,
     pub body: Vec<u8>,
+    /// Every header line, name lower-cased.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Received {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
 }
 
 /// An answer: status line text (e.g. `200 OK`), extra headers, body.
@@ -72,6 +81,12 @@ pub fn fake_server_with(answer: impl Fn(&Received) -> Reply + Send + 'static) ->
                 path: words.next().unwrap_or_default().to_string(),
                 authorization: header("authorization").unwrap_or_default(),
                 body,
+                headers: head
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+                    .collect(),
             };
             let reply = answer(&received);
             let mut extra = String::new();

@@ -9,6 +9,7 @@ mod delta;
 mod disposition;
 mod fake_http;
 mod faults;
+mod fidelity;
 mod log;
 mod merkle;
 mod model;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use sv0_domain::Timestamp;
 use sv0_domain::findings::{self, CATALOGUE, Finding, RuleKind};
 use sv0_domain::model::{
-    Binding, Consent, Credential, CredentialKind, EgressClass, Grant, GrantSource, IdentityKind, Permission,
+    Binding, Consent, Credential, CredentialKind, EgressClass, Grant, GrantSource, IdentityKind, Permission, Presence,
 };
 use sv0_domain::paths::{AuthorityPath, DomainRef, Grade, GrantRef, NodeRef, OwnerState};
 use sv0_domain::snapshot::Snapshot;
@@ -67,6 +67,12 @@ fn trigger(s: &mut Snapshot, rule: &'static str) -> Trigger {
             let workload = s.workloads.iter_mut().find(|w| !w.owners.is_empty()).unwrap();
             workload.owners.clear();
             let id = workload.id.clone();
+            // Without the workload's owners, its identities' owners are its paths'.
+            let bound: Vec<String> =
+                s.bindings.iter().filter(|b| b.workload == id).map(|b| b.identity.clone()).collect();
+            for identity in s.identities.iter_mut().filter(|i| bound.contains(&i.id)) {
+                identity.owners.clear();
+            }
             on("workload", &id, &id)
         }
         "SV0-E002" | "SV0-E004" => {
@@ -139,6 +145,16 @@ fn trigger(s: &mut Snapshot, rule: &'static str) -> Trigger {
             let binding = s.bindings.iter().find(|b| b.identity == mi).unwrap().id.clone();
             on("identity", &mi, &binding)
         }
+        "SV0-E013" => {
+            s.identities.iter_mut().find(|i| i.id == sp).unwrap().owners.clear();
+            let grant = s.grants.iter().find(|g| g.identity == sp).unwrap().id.clone();
+            on("identity", &sp, &grant)
+        }
+        "SV0-E014" => {
+            s.identities.iter_mut().find(|i| i.id == sp).unwrap().presence = Presence::Deleted;
+            let grant = s.grants.iter().find(|g| g.identity == sp).unwrap().id.clone();
+            on("identity", &sp, &grant)
+        }
         other => panic!("no trigger written for {other}"),
     }
 }
@@ -150,7 +166,7 @@ fn finding<'a>(records: &'a [FindingRecord], rule: &str, subject: &str) -> Optio
 #[test]
 fn every_entity_rule_opens_on_its_trigger_names_the_record_and_resolves_when_it_is_gone() {
     let entity_rules: Vec<&str> = CATALOGUE.iter().filter(|r| r.kind == RuleKind::Entity).map(|r| r.id).collect();
-    assert_eq!(entity_rules.len(), 12);
+    assert_eq!(entity_rules.len(), 14);
     for rule in entity_rules {
         let dir = TempDir::new();
         crate::block_on(async {

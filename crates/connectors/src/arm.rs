@@ -68,18 +68,6 @@ pub struct ArmData {
     pub blob_logs: Option<Vec<Value>>,
 }
 
-/// The item fields of each ARM API's records (docs/connectors.md cites the pages).
-const SUBSCRIPTION_KEYS: &[&str] = &["subscriptionId"];
-const ASSIGNMENT_KEYS: &[&str] = &["id", "properties.principalId", "properties.scope", "properties.roleDefinitionId"];
-const DEFINITION_KEYS: &[&str] = &["id", "properties.roleName"];
-const RESOURCE_KEYS: &[&str] = &["id", "type"];
-const GROUP_KEYS: &[&str] = &["id"];
-const CONTAINER_KEYS: &[&str] = &["id", "name"];
-const DIAGNOSTIC_KEYS: &[&str] = &["id", "name"];
-const WORKSPACE_KEYS: &[&str] = &["id", "name", "properties.customerId"];
-const DESCENDANT_KEYS: &[&str] = &["id", "type", "managementGroup"];
-const BLOB_LOG_KEYS: &[&str] = &["AccountName", "TimeGenerated"];
-
 /// Reads Azure RBAC and adds what it saw to `out`.
 pub async fn collect(
     source: &Source,
@@ -94,11 +82,11 @@ pub async fn collect(
     let subscriptions = subscriptions(source, ledger).await;
     let ids = subscription_ids(&subscriptions.items, settings);
     out.subscriptions = Some(ids.clone());
-    let each = |api: &'static str, suffix: &str, keys: &'static [&'static str]| -> Vec<Call> {
+    let each = |api: &'static str, suffix: &str| -> Vec<Call> {
         if source.is_export() {
-            vec![get(api, String::new(), keys)]
+            vec![get(api, String::new())]
         } else {
-            ids.iter().map(|s| get(api, format!("/subscriptions/{s}{suffix}"), keys)).collect()
+            ids.iter().map(|s| get(api, format!("/subscriptions/{s}{suffix}"))).collect()
         }
     };
     if !subscriptions.complete && settings.subscriptions.is_empty() {
@@ -106,36 +94,24 @@ pub async fn collect(
             ledger.skipped(api, "arm.subscriptions was not read completely");
         }
     }
-    let list = |api, suffix: String, keys| {
-        let calls = each(api, &suffix, keys);
+    let list = |api, suffix: String| {
+        let calls = each(api, &suffix);
         async move { source.list_each(api, calls, ledger).await }
     };
-    let assignments = list(
-        ROLE_ASSIGNMENTS,
-        format!("/providers/Microsoft.Authorization/roleAssignments?{ROLE_API}"),
-        ASSIGNMENT_KEYS,
-    )
-    .await;
-    let definitions = list(
-        ROLE_DEFINITIONS,
-        format!("/providers/Microsoft.Authorization/roleDefinitions?{ROLE_API}"),
-        DEFINITION_KEYS,
-    )
-    .await;
-    let resources = list(RESOURCES, format!("/resources?{RESOURCE_API}"), RESOURCE_KEYS).await;
-    let groups = list(RESOURCE_GROUPS, format!("/resourcegroups?{RESOURCE_API}"), GROUP_KEYS).await;
-    let workspaces = list(
-        WORKSPACES,
-        format!("/providers/Microsoft.OperationalInsights/workspaces?{WORKSPACE_API}"),
-        WORKSPACE_KEYS,
-    )
-    .await;
-    let containers = fan_out(source, ledger, CONTAINERS, CONTAINER_KEYS, &resources, |r| {
+    let assignments =
+        list(ROLE_ASSIGNMENTS, format!("/providers/Microsoft.Authorization/roleAssignments?{ROLE_API}")).await;
+    let definitions =
+        list(ROLE_DEFINITIONS, format!("/providers/Microsoft.Authorization/roleDefinitions?{ROLE_API}")).await;
+    let resources = list(RESOURCES, format!("/resources?{RESOURCE_API}")).await;
+    let groups = list(RESOURCE_GROUPS, format!("/resourcegroups?{RESOURCE_API}")).await;
+    let workspaces =
+        list(WORKSPACES, format!("/providers/Microsoft.OperationalInsights/workspaces?{WORKSPACE_API}")).await;
+    let containers = fan_out(source, ledger, CONTAINERS, &resources, |r| {
         is_type(r, "microsoft.storage/storageaccounts")
             .then(|| format!("{}/blobServices/default/containers?{STORAGE_API}", str(r, "id").unwrap_or("")))
     })
     .await;
-    let diagnostics = fan_out(source, ledger, DIAGNOSTICS, DIAGNOSTIC_KEYS, &resources, |r| {
+    let diagnostics = fan_out(source, ledger, DIAGNOSTICS, &resources, |r| {
         let id = str(r, "id")?;
         let uri = match data_kind(r)? {
             DataResource::Storage => format!("{id}/blobServices/default"),
@@ -163,13 +139,13 @@ pub async fn collect(
     Ok(())
 }
 
-fn get(api: &'static str, path: String, keys: &'static [&'static str]) -> Call {
-    Call::get(api, Service::Arm, path, Paging::Arm).keys(keys)
+fn get(api: &'static str, path: String) -> Call {
+    Call::get(api, Service::Arm, path, Paging::Arm)
 }
 
 /// The subscriptions the credentials can see (also read by the foundry connector).
 pub async fn subscriptions(source: &Source, ledger: &Ledger) -> Listing {
-    source.list(get(SUBSCRIPTIONS, "/subscriptions?api-version=2022-12-01".into(), SUBSCRIPTION_KEYS), ledger).await
+    source.list(get(SUBSCRIPTIONS, "/subscriptions?api-version=2022-12-01".into()), ledger).await
 }
 
 /// The subscriptions to read: the configured ones, else every one listed.
@@ -190,17 +166,16 @@ async fn fan_out(
     source: &Source,
     ledger: &Ledger,
     api: &'static str,
-    keys: &'static [&'static str],
     resources: &Listing,
     path_of: impl Fn(&Value) -> Option<String>,
 ) -> Listing {
     if source.is_export() {
-        return source.list_each(api, vec![get(api, String::new(), keys)], ledger).await;
+        return source.list_each(api, vec![get(api, String::new())], ledger).await;
     }
     if !resources.complete {
         ledger.skipped(api, "arm.resources was not read completely");
     }
-    let calls = resources.items.iter().filter_map(&path_of).map(|path| get(api, path, keys)).collect();
+    let calls = resources.items.iter().filter_map(&path_of).map(|path| get(api, path)).collect();
     let mut listing = source.list_each(api, calls, ledger).await;
     listing.complete &= resources.complete;
     listing
@@ -224,13 +199,15 @@ async fn descendants(source: &Source, ledger: &Ledger, assignments: &Listing, de
         return Vec::new();
     }
     let calls = if source.is_export() {
-        vec![get(DESCENDANTS, String::new(), DESCENDANT_KEYS)]
+        vec![get(DESCENDANTS, String::new())]
     } else {
         groups
             .into_iter()
             .map(|group| {
-                let path = format!("/providers/Microsoft.Management/managementGroups/{group}/descendants?{MANAGEMENT_GROUP_API}");
-                get(DESCENDANTS, path, DESCENDANT_KEYS).tagged("managementGroup", group)
+                let path = format!(
+                    "/providers/Microsoft.Management/managementGroups/{group}/descendants?{MANAGEMENT_GROUP_API}"
+                );
+                get(DESCENDANTS, path).tagged("managementGroup", group)
             })
             .collect()
     };
@@ -245,7 +222,7 @@ async fn blob_logs(source: &Source, settings: &Settings, ledger: &Ledger, out: &
     out.uses(BLOB_LOGS, &[EntityList::Evidence]);
     let query = blob_log_query(settings.evidence_days);
     let calls = if source.is_export() {
-        vec![Call::get(BLOB_LOGS, Service::LogAnalytics, String::new(), Paging::Table).keys(BLOB_LOG_KEYS)]
+        vec![Call::get(BLOB_LOGS, Service::LogAnalytics, String::new(), Paging::Table)]
     } else {
         settings
             .log_analytics_workspaces
@@ -253,7 +230,6 @@ async fn blob_logs(source: &Source, settings: &Settings, ledger: &Ledger, out: &
             .map(|w| Call {
                 body: Some(json!({ "query": query })),
                 ..Call::get(BLOB_LOGS, Service::LogAnalytics, format!("/v1/workspaces/{w}/query"), Paging::Table)
-                    .keys(BLOB_LOG_KEYS)
             })
             .collect()
     };
@@ -350,7 +326,10 @@ fn data_kind(resource: &Value) -> Option<DataResource> {
 /// The management group a scope names, lower-case.
 fn management_group(scope: &str) -> Option<String> {
     let lower = scope.trim_end_matches('/').to_ascii_lowercase();
-    lower.strip_prefix("/providers/microsoft.management/managementgroups/").filter(|g| !g.contains('/')).map(str::to_string)
+    lower
+        .strip_prefix("/providers/microsoft.management/managementgroups/")
+        .filter(|g| !g.contains('/'))
+        .map(str::to_string)
 }
 
 /// The resources a data-plane role can open below a scope, and the tags each destination
@@ -621,7 +600,11 @@ const DATA_ACTIONS: &[(&str, DataPlane, &[Permission])] = {
         ("Microsoft.KeyVault/vaults/keys/verify/action", KeyVault, &[Execute]),
         ("Microsoft.KeyVault/vaults/certificates/read", KeyVault, &[Read]),
         ("Microsoft.KeyVault/vaults/certificates/delete", KeyVault, &[Delete]),
-        ("Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action", CognitiveServices, &[Execute]),
+        (
+            "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action",
+            CognitiveServices,
+            &[Execute],
+        ),
         ("Microsoft.CognitiveServices/accounts/OpenAI/deployments/completions/action", CognitiveServices, &[Execute]),
         ("Microsoft.CognitiveServices/accounts/OpenAI/deployments/embeddings/action", CognitiveServices, &[Execute]),
         ("Microsoft.CognitiveServices/accounts/OpenAI/deployments/audio/action", CognitiveServices, &[Execute]),
@@ -706,22 +689,24 @@ fn builtin_role(guid: &str) -> Option<(&'static str, RolePermissions)> {
         "ba92f5b4-2d11-453d-a403-e96b0029c9fe" => {
             ("Storage Blob Data Contributor", data(DataPlane::Blob, &[Read, Write, Delete], &[Read, Write, Delete]))
         }
-        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b" => (
-            "Storage Blob Data Owner",
-            data(DataPlane::Blob, &[Read, Write, Delete], &[Read, Write, Delete, Admin]),
-        ),
-        "19e7f393-937e-4f77-808e-94535e297925" => ("Storage Queue Data Reader", data(DataPlane::Other, &[Read], &[Read])),
-        "974c5e8b-45b9-4653-ba55-5f855dd0fb88" => (
-            "Storage Queue Data Contributor",
-            data(DataPlane::Other, &[Read, Write, Delete], &[Read, Write, Delete]),
-        ),
-        "00482a5a-887f-4fb3-b363-3b7fe8e74483" => {
-            ("Key Vault Administrator", data(DataPlane::KeyVault, &[Read, Write, Delete], &[Read, Write, Delete, Execute]))
+        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b" => {
+            ("Storage Blob Data Owner", data(DataPlane::Blob, &[Read, Write, Delete], &[Read, Write, Delete, Admin]))
         }
+        "19e7f393-937e-4f77-808e-94535e297925" => {
+            ("Storage Queue Data Reader", data(DataPlane::Other, &[Read], &[Read]))
+        }
+        "974c5e8b-45b9-4653-ba55-5f855dd0fb88" => {
+            ("Storage Queue Data Contributor", data(DataPlane::Other, &[Read, Write, Delete], &[Read, Write, Delete]))
+        }
+        "00482a5a-887f-4fb3-b363-3b7fe8e74483" => (
+            "Key Vault Administrator",
+            data(DataPlane::KeyVault, &[Read, Write, Delete], &[Read, Write, Delete, Execute]),
+        ),
         "4633458b-17de-408a-b874-0445c86b69e6" => ("Key Vault Secrets User", data(DataPlane::KeyVault, &[], &[Read])),
-        "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd" => {
-            ("Cognitive Services OpenAI User", data(DataPlane::CognitiveServices, &[Read], &[Read, Write, Delete, Execute]))
-        }
+        "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd" => (
+            "Cognitive Services OpenAI User",
+            data(DataPlane::CognitiveServices, &[Read], &[Read, Write, Delete, Execute]),
+        ),
         _ => return None,
     })
 }
@@ -1019,7 +1004,8 @@ fn log_states(data: &ArmData, settings: &[Value], complete: bool, out: &mut Coll
         let sends = array(properties, "logs").iter().any(|log| {
             crate::json::bool(log, "enabled") == Some(true)
                 && (str(log, "category").is_some_and(|c| categories.iter().any(|k| k.eq_ignore_ascii_case(c)))
-                    || str(log, "categoryGroup").is_some_and(|g| g.eq_ignore_ascii_case("audit") || g.eq_ignore_ascii_case("allLogs")))
+                    || str(log, "categoryGroup")
+                        .is_some_and(|g| g.eq_ignore_ascii_case("audit") || g.eq_ignore_ascii_case("allLogs")))
         });
         let entry = sinks.entry(resource).or_default();
         if !sends {
@@ -1058,11 +1044,15 @@ fn log_states(data: &ArmData, settings: &[Value], complete: bool, out: &mut Coll
         let name = str(resource, "name").unwrap_or(&lower).to_string();
         let categories = data_categories(kind).join(", ");
         let (what, service) = match kind {
-            DataResource::Storage => (format!("the blob service of storage account {name}"), format!("storage:{}", name.to_ascii_lowercase())),
+            DataResource::Storage => (
+                format!("the blob service of storage account {name}"),
+                format!("storage:{}", name.to_ascii_lowercase()),
+            ),
             DataResource::KeyVault => (format!("key vault {name}"), format!("keyvault:{}", name.to_ascii_lowercase())),
-            DataResource::CognitiveServices => {
-                (format!("Cognitive Services account {name}"), format!("cognitiveservices:{}", name.to_ascii_lowercase()))
-            }
+            DataResource::CognitiveServices => (
+                format!("Cognitive Services account {name}"),
+                format!("cognitiveservices:{}", name.to_ascii_lowercase()),
+            ),
         };
         let sink = sinks.get(&lower);
         let sends = sink.is_some_and(|s| !s.workspaces.is_empty() || !s.elsewhere.is_empty());
@@ -1202,6 +1192,157 @@ mod tests {
         assert_eq!(keys.control.into_iter().collect::<Vec<_>>(), vec![Read, Write]);
         assert!(glob("Microsoft.Authorization/*/Write", "Microsoft.Authorization/roleAssignments/write"));
         assert!(!glob("Microsoft.Storage/*", "Microsoft.Authorization/roleAssignments/write"));
+    }
+
+    /// The built-in roles as Azure publishes them (learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+    #[test]
+    fn built_in_data_roles_open_what_azure_says_they_open() {
+        use Permission::*;
+        let data = |p: &RolePermissions, plane: DataPlane| -> Vec<Permission> {
+            p.data.get(&plane).map(|v| v.iter().copied().collect()).unwrap_or_default()
+        };
+        let blob = "Microsoft.Storage/storageAccounts/blobServices";
+        let reader = permissions(
+            json!([{"actions": [format!("{blob}/containers/read"), format!("{blob}/generateUserDelegationKey/action")],
+            "notActions": [], "dataActions": [format!("{blob}/containers/blobs/read")], "notDataActions": []}]),
+        );
+        assert_eq!(
+            (reader.control.iter().copied().collect::<Vec<_>>(), data(&reader, DataPlane::Blob)),
+            (vec![Read], vec![Read])
+        );
+        let contributor = permissions(
+            json!([{"actions": [format!("{blob}/containers/delete"), format!("{blob}/containers/read"),
+            format!("{blob}/containers/write"), format!("{blob}/generateUserDelegationKey/action")], "notActions": [],
+            "dataActions": [format!("{blob}/containers/blobs/delete"), format!("{blob}/containers/blobs/read"),
+                format!("{blob}/containers/blobs/write"), format!("{blob}/containers/blobs/move/action"), format!("{blob}/containers/blobs/add/action")],
+            "notDataActions": []}]),
+        );
+        assert_eq!(data(&contributor, DataPlane::Blob), vec![Read, Write, Delete]);
+        let owner = permissions(json!([{"actions": [format!("{blob}/containers/*")],
+            "dataActions": [format!("{blob}/containers/blobs/*")], "notDataActions": []}]));
+        assert_eq!(data(&owner, DataPlane::Blob), vec![Read, Write, Delete, Admin], "POSIX ACLs are access control");
+        // notDataActions take away what they name, and only that.
+        let no_delete = permissions(json!([{"dataActions": [format!("{blob}/containers/blobs/*")],
+            "notDataActions": [format!("{blob}/containers/blobs/delete"), format!("{blob}/containers/blobs/deleteBlobVersion/action"),
+                format!("{blob}/containers/blobs/permanentDelete/action")]}]));
+        assert_eq!(data(&no_delete, DataPlane::Blob), vec![Read, Write, Admin]);
+        let openai_user = permissions(json!([{"actions": ["Microsoft.CognitiveServices/*/read"],
+            "dataActions": ["Microsoft.CognitiveServices/accounts/OpenAI/*/read",
+                "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action",
+                "Microsoft.CognitiveServices/accounts/OpenAI/deployments/embeddings/action"],
+            "notDataActions": ["Microsoft.CognitiveServices/accounts/OpenAI/stored-completions/read"]}]));
+        assert_eq!(data(&openai_user, DataPlane::CognitiveServices), vec![Read, Execute]);
+        let openai_contributor =
+            permissions(json!([{"dataActions": ["Microsoft.CognitiveServices/accounts/OpenAI/*"]}]));
+        assert_eq!(data(&openai_contributor, DataPlane::CognitiveServices), vec![Read, Write, Delete, Execute]);
+        let secrets_user =
+            permissions(json!([{"actions": [], "dataActions": ["Microsoft.KeyVault/vaults/secrets/getSecret/action",
+            "Microsoft.KeyVault/vaults/secrets/readMetadata/action"]}]));
+        assert_eq!((secrets_user.control.len(), data(&secrets_user, DataPlane::KeyVault)), (0, vec![Read]));
+        // An action SV0's table does not list is read by its words, never as a blanket execute.
+        let unknown = permissions(json!([{"dataActions": ["Microsoft.Contoso/widgets/frobnicate/action"]}]));
+        assert!(unknown.data.is_empty(), "{unknown:?}");
+        assert_eq!(data_verbs("Microsoft.Contoso/widgets/export/action"), vec![Read]);
+    }
+
+    /// A data role above the data is granted on each container below its scope, management
+    /// groups through their descendants; the record to change stays the assignment.
+    #[test]
+    fn data_roles_reach_every_container_below_their_scope() {
+        let sub = "/subscriptions/0001";
+        let account = format!("{sub}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/stfin");
+        let other = "/subscriptions/0002/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/stother";
+        let container = |a: &str, c: &str| json!({"id": format!("{a}/blobServices/default/containers/{c}"), "name": c});
+        let assignment = |id: &str, scope: &str| {
+            json!({"id": format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{id}"),
+            "properties": {"principalId": "sp", "principalType": "ServicePrincipal", "scope": scope,
+                "roleDefinitionId": "/providers/Microsoft.Authorization/roleDefinitions/2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"}})
+        };
+        let data = ArmData {
+            resources: vec![
+                json!({"id": account, "type": "Microsoft.Storage/storageAccounts", "tags": {"DataClassification": "Finance"}}),
+                json!({"id": other, "type": "Microsoft.Storage/storageAccounts"}),
+            ],
+            containers: Some((
+                vec![
+                    container(&account, "invoices"),
+                    json!({"id": format!("{account}/blobServices/default/containers/payroll"), "name": "payroll",
+                        "properties": {"metadata": {"dataclassification": "Payroll"}}}),
+                    container(other, "misc"),
+                ],
+                true,
+            )),
+            role_assignments: vec![
+                assignment("a1", &account),
+                assignment("g1", "/providers/Microsoft.Management/managementGroups/corp"),
+            ],
+            management_group_descendants: vec![
+                json!({"id": "/subscriptions/0002", "type": "/subscriptions", "managementGroup": "corp"}),
+            ],
+            ..ArmData::default()
+        };
+        let mut out = Collected::default();
+        convert(&data, &mut out);
+        let ids: Vec<&str> = out.grants.keys().map(String::as_str).collect();
+        let a1 = format!("{}/providers/microsoft.authorization/roleassignments/a1", account.to_ascii_lowercase());
+        assert!(ids.contains(&a1.as_str()), "the account keeps the control-plane part: {ids:?}");
+        for c in ["invoices", "payroll"] {
+            let expanded = format!("{a1}#{}/blobservices/default/containers/{c}", account.to_ascii_lowercase());
+            assert_eq!(out.grants[&expanded].permissions, vec![Permission::Read], "{c}");
+        }
+        let through_group = ids.iter().filter(|i| i.contains("/a1#") || i.contains("/g1#")).count();
+        assert_eq!(
+            through_group, 3,
+            "the management group's assignment reaches only its subscription's container: {ids:?}"
+        );
+        // A container inherits its account's tags; its own metadata wins where it says the same.
+        let payroll =
+            &out.destinations[&format!("{}/blobservices/default/containers/payroll", account.to_ascii_lowercase())];
+        assert_eq!(payroll.tags.get("dataclassification").map(String::as_str), Some("Payroll"));
+        assert!(!payroll.tags.contains_key("DataClassification"), "{:?}", payroll.tags);
+    }
+
+    /// Diagnostic settings decide whether a resource's data access can ever be confirmed.
+    #[test]
+    fn diagnostic_settings_say_disabled_unread_or_enabled() {
+        let rg = "/subscriptions/0001/resourceGroups/rg/providers";
+        let storage = |name: &str| {
+            json!({"id": format!("{rg}/Microsoft.Storage/storageAccounts/{name}"), "name": name,
+            "type": "Microsoft.Storage/storageAccounts"})
+        };
+        let setting = |account: &str, workspace: &str, log: Value| {
+            json!({
+            "id": format!("{rg}/microsoft.storage/storageaccounts/{account}/blobservices/default/providers/microsoft.insights/diagnosticSettings/s"),
+            "name": "s", "properties": {"workspaceId": workspace, "storageAccountId": null, "logs": [log]}})
+        };
+        let workspace = |name: &str| format!("{rg}/Microsoft.OperationalInsights/workspaces/{name}");
+        let data = ArmData {
+            resources: vec![storage("stnone"), storage("stread"), storage("stother"), storage("stmetrics")],
+            diagnostic_settings: Some((
+                vec![
+                    setting("stread", &workspace("law-read"), json!({"categoryGroup": "audit", "enabled": true})),
+                    setting("stother", &workspace("law-other"), json!({"category": "StorageWrite", "enabled": true})),
+                    setting("stmetrics", &workspace("law-read"), json!({"category": "StorageRead", "enabled": false})),
+                ],
+                true,
+            )),
+            workspaces: Some(vec![
+                json!({"id": workspace("law-read"), "name": "law-read", "properties": {"customerId": "11111111-1111-4111-8111-111111111111"}}),
+                json!({"id": workspace("law-other"), "name": "law-other", "properties": {"customerId": "22222222-2222-4222-8222-222222222222"}}),
+            ]),
+            read_workspaces: vec!["11111111-1111-4111-8111-111111111111".into()],
+            ..ArmData::default()
+        };
+        let mut out = Collected::default();
+        convert(&data, &mut out);
+        let state = |name: &str| out.log_states.get(&format!("storage:{name}")).cloned().unwrap();
+        assert_eq!(state("stnone").0, LogState::Disabled);
+        assert!(state("stnone").1.contains("StorageRead"), "{}", state("stnone").1);
+        assert_eq!(state("stmetrics").0, LogState::Disabled, "a setting that sends nothing is no setting");
+        assert_eq!(state("stread").0, LogState::Enabled);
+        let (other, text) = state("stother");
+        assert_eq!(other, LogState::Unread);
+        assert!(text.contains("law-other") && text.contains("22222222-2222-4222-8222-222222222222"), "{text}");
     }
 
     #[test]

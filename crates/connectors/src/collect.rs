@@ -104,10 +104,8 @@ impl Collected {
     pub fn stub_identity(&mut self, id: &str, name: &str, kind: IdentityKind) {
         if !self.identities.contains_key(id) {
             self.stubs.insert(id.to_string());
-            self.identities.insert(
-                id.to_string(),
-                Identity { presence: Presence::Inferred, ..bare_identity(id, name, kind) },
-            );
+            self.identities
+                .insert(id.to_string(), Identity { presence: Presence::Inferred, ..bare_identity(id, name, kind) });
         }
     }
 
@@ -196,7 +194,12 @@ impl Collected {
     /// The entities, with every reference resolved: records that refer to something no API read
     /// are left out (grants, bindings, credentials) or lose that reference (owners, evidence
     /// fields), and counted by reason.
-    pub fn finish(self) -> (Entities, BTreeMap<String, u64>) {
+    ///
+    /// Also returns, for each list, the other lists whose records were left out because they
+    /// refer into it: when that list was read partially, they are partial too (their records
+    /// are not gone, only unresolved), so that the scan removes none of them.
+    pub fn finish(self) -> (Entities, BTreeMap<String, u64>, BTreeMap<EntityList, BTreeSet<EntityList>>) {
+        let mut spread: BTreeMap<EntityList, BTreeSet<EntityList>> = BTreeMap::new();
         let mut dropped: BTreeMap<String, u64> = self.notes.clone();
         if !self.group_grants.is_empty() {
             *dropped.entry("grants to groups whose members were never asked for".to_string()).or_default() +=
@@ -237,7 +240,16 @@ impl Collected {
             i.owners.sort();
             i.owners.dedup();
         }
-        let rules: Vec<ClassificationRule> = rules.into_values().filter(|r| domains.contains_key(&r.domain)).collect();
+        let rules: Vec<ClassificationRule> = rules
+            .into_values()
+            .filter(|r| {
+                let keep = domains.contains_key(&r.domain);
+                if !keep {
+                    spread.entry(EntityList::Domains).or_default().insert(EntityList::ClassificationRules);
+                }
+                keep
+            })
+            .collect();
         let destinations: Vec<Destination> = destinations
             .into_values()
             .map(|mut d| {
@@ -252,14 +264,36 @@ impl Collected {
             })
             .collect();
         let destination_ids: BTreeSet<&str> = destinations.iter().map(|d| d.id.as_str()).collect();
+        let mut refers = |list: EntityList, missing: Vec<(bool, EntityList)>| -> bool {
+            let mut keep = true;
+            for (resolves, into) in missing {
+                if !resolves {
+                    spread.entry(into).or_default().insert(list);
+                    keep = false;
+                }
+            }
+            keep
+        };
         let grants = resolved(grants, &mut count, "grants whose identity or destination was not read", |g| {
-            identities.contains_key(&g.identity) && destination_ids.contains(g.destination.as_str())
+            refers(
+                EntityList::Grants,
+                vec![
+                    (identities.contains_key(&g.identity), EntityList::Identities),
+                    (destination_ids.contains(g.destination.as_str()), EntityList::Destinations),
+                ],
+            )
         });
         let bindings = resolved(bindings, &mut count, "bindings whose workload or identity was not read", |b| {
-            workloads.contains_key(&b.workload) && identities.contains_key(&b.identity)
+            refers(
+                EntityList::Bindings,
+                vec![
+                    (workloads.contains_key(&b.workload), EntityList::Workloads),
+                    (identities.contains_key(&b.identity), EntityList::Identities),
+                ],
+            )
         });
         let credentials = resolved(credentials, &mut count, "credentials of identities that were not read", |c| {
-            identities.contains_key(&c.identity)
+            refers(EntityList::Credentials, vec![(identities.contains_key(&c.identity), EntityList::Identities)])
         });
         let credential_ids: BTreeSet<&str> = credentials.iter().map(|c| c.id.as_str()).collect();
         let evidence: Vec<Evidence> = evidence
@@ -279,6 +313,9 @@ impl Collected {
                 }
                 if e.identity.is_none() && e.workload.is_none() {
                     count("evidence naming no identity or workload that was read");
+                    for into in [EntityList::Identities, EntityList::Workloads] {
+                        spread.entry(into).or_default().insert(EntityList::Evidence);
+                    }
                     return None;
                 }
                 Some(e)
@@ -296,7 +333,7 @@ impl Collected {
             bindings,
             evidence,
         };
-        (entities, dropped)
+        (entities, dropped, spread)
     }
 }
 
@@ -306,7 +343,7 @@ fn resolved<T>(
     records: BTreeMap<String, T>,
     count: &mut impl FnMut(&str),
     reason: &str,
-    resolves: impl Fn(&T) -> bool,
+    mut resolves: impl FnMut(&T) -> bool,
 ) -> Vec<T> {
     records
         .into_values()

@@ -51,15 +51,6 @@ pub struct GraphData {
     pub service_principals_complete: bool,
 }
 
-/// The item fields each Graph API's records carry (docs/connectors.md cites the pages).
-const SP_KEYS: &[&str] = &["id", "appId"];
-const APP_KEYS: &[&str] = &["id", "appId"];
-const ASSIGNMENT_KEYS: &[&str] = &["id", "principalId", "resourceId", "appRoleId"];
-const GRANT_KEYS: &[&str] = &["id", "clientId", "resourceId", "consentType"];
-const ROLE_DEFINITION_KEYS: &[&str] = &["id", "displayName"];
-const ROLE_ASSIGNMENT_KEYS: &[&str] = &["id", "principalId", "roleDefinitionId"];
-const SIGN_IN_KEYS: &[&str] = &["id", "createdDateTime"];
-const USER_KEYS: &[&str] = &["id"];
 /// Graph's `$filter=id in (...)` takes at most 15 values.
 const IDS_PER_FILTER: usize = 15;
 
@@ -74,32 +65,28 @@ pub async fn collect(
         return Err(ConnectorError::Setup("entra needs the Microsoft Graph base URL".into()));
     }
     declare(out);
-    let get = |api, path: String, keys| Call::get(api, Service::Graph, path, Paging::OData).keys(keys);
+    let get = |api, path: String| Call::get(api, Service::Graph, path, Paging::OData);
     let sps = source
         .list(
-            get("graph.servicePrincipals", format!("/v1.0/servicePrincipals?$top=999&$expand={OWNER_SELECT}"), SP_KEYS),
+            get("graph.servicePrincipals", format!("/v1.0/servicePrincipals?$top=999&$expand={OWNER_SELECT}")),
             ledger,
         )
         .await;
     let apps = source
-        .list(get("graph.applications", format!("/v1.0/applications?$top=999&$expand={OWNER_SELECT}"), APP_KEYS), ledger)
+        .list(get("graph.applications", format!("/v1.0/applications?$top=999&$expand={OWNER_SELECT}")), ledger)
         .await;
     // App role assignments are listed per resource: only a service principal that defines app
     // roles can be the resource of one, so a tenant of 100k principals needs calls for the few
     // hundred APIs among them, not for every principal.
     let calls = if source.is_export() {
-        vec![get("graph.appRoleAssignments", String::new(), ASSIGNMENT_KEYS)]
+        vec![get("graph.appRoleAssignments", String::new())]
     } else {
         sps.items
             .iter()
             .filter(|sp| !array(sp, "appRoles").is_empty())
             .filter_map(|sp| str(sp, "id"))
             .map(|id| {
-                get(
-                    "graph.appRoleAssignments",
-                    format!("/v1.0/servicePrincipals/{id}/appRoleAssignedTo?$top=999"),
-                    ASSIGNMENT_KEYS,
-                )
+                get("graph.appRoleAssignments", format!("/v1.0/servicePrincipals/{id}/appRoleAssignedTo?$top=999"))
             })
             .collect()
     };
@@ -107,28 +94,13 @@ pub async fn collect(
         ledger.skipped("graph.appRoleAssignments", "graph.servicePrincipals was not read completely");
     }
     let assignments = source.list_each("graph.appRoleAssignments", calls, ledger).await;
-    let grants = source
-        .list(get("graph.oauth2PermissionGrants", "/v1.0/oauth2PermissionGrants?$top=999".into(), GRANT_KEYS), ledger)
-        .await;
+    let grants =
+        source.list(get("graph.oauth2PermissionGrants", "/v1.0/oauth2PermissionGrants?$top=999".into()), ledger).await;
     let definitions = source
-        .list(
-            get(
-                "graph.directoryRoleDefinitions",
-                "/v1.0/roleManagement/directory/roleDefinitions".into(),
-                ROLE_DEFINITION_KEYS,
-            ),
-            ledger,
-        )
+        .list(get("graph.directoryRoleDefinitions", "/v1.0/roleManagement/directory/roleDefinitions".into()), ledger)
         .await;
     let role_assignments = source
-        .list(
-            get(
-                "graph.directoryRoleAssignments",
-                "/v1.0/roleManagement/directory/roleAssignments".into(),
-                ROLE_ASSIGNMENT_KEYS,
-            ),
-            ledger,
-        )
+        .list(get("graph.directoryRoleAssignments", "/v1.0/roleManagement/directory/roleAssignments".into()), ledger)
         .await;
     let since = settings.observed_at.add_days(-i64::from(settings.evidence_days)).to_rfc3339();
     let filter = format!(
@@ -136,11 +108,7 @@ pub async fn collect(
     );
     let sign_ins = source
         .list(
-            get(
-                "graph.signIns",
-                format!("/beta/auditLogs/signIns?$filter={}&$top=999", encode_query_value(&filter)),
-                SIGN_IN_KEYS,
-            ),
+            get("graph.signIns", format!("/beta/auditLogs/signIns?$filter={}&$top=999", encode_query_value(&filter))),
             ledger,
         )
         .await;
@@ -149,14 +117,14 @@ pub async fn collect(
     let owner_ids: Vec<String> = owner_user_ids(sps.items.iter().chain(&apps.items));
     let users = |api: &'static str, select: &str| -> Vec<Call> {
         if source.is_export() {
-            return vec![get(api, String::new(), USER_KEYS)];
+            return vec![get(api, String::new())];
         }
         owner_ids
             .chunks(IDS_PER_FILTER)
             .map(|ids| {
                 let list = ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(",");
                 let filter = encode_query_value(&format!("id in ({list})"));
-                get(api, format!("/v1.0/users?$filter={filter}&$select={select}"), USER_KEYS)
+                get(api, format!("/v1.0/users?$filter={filter}&$select={select}"))
             })
             .collect()
     };

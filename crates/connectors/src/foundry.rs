@@ -54,12 +54,6 @@ pub struct FoundryData {
     pub run_steps: Vec<Value>,
 }
 
-const ACCOUNT_KEYS: &[&str] = &["id", "name"];
-const PROJECT_KEYS: &[&str] = &["id", "name"];
-const CONNECTION_KEYS: &[&str] = &["id", "name", "properties.authType"];
-const AGENT_KEYS: &[&str] = &["id"];
-const STEP_KEYS: &[&str] = &["id"];
-
 /// Reads every Foundry project the credentials can see and adds what it saw to `out`.
 pub async fn collect(
     source: &Source,
@@ -73,7 +67,7 @@ pub async fn collect(
         ));
     }
     declare(out);
-    let arm = |api, path: String, keys| Call::get(api, Service::Arm, path, Paging::Arm).keys(keys);
+    let arm = |api, path: String| Call::get(api, Service::Arm, path, Paging::Arm);
     // The subscriptions the azure-rbac connector read, else listed here (an export directory
     // holds every account in one file).
     let (subscriptions, complete): (Vec<String>, bool) = match (&out.subscriptions, source.is_export()) {
@@ -85,42 +79,48 @@ pub async fn collect(
             (crate::arm::subscription_ids(&listing.items, settings), complete)
         }
     };
-    let each = |api: &'static str, paths: Vec<String>, keys: &'static [&'static str]| -> Vec<Call> {
-        if source.is_export() { vec![arm(api, String::new(), keys)] } else { paths.into_iter().map(|p| arm(api, p, keys)).collect() }
+    let each = |api: &'static str, paths: Vec<String>| -> Vec<Call> {
+        if source.is_export() {
+            vec![arm(api, String::new())]
+        } else {
+            paths.into_iter().map(|p| arm(api, p)).collect()
+        }
     };
-    let paths =
-        subscriptions.iter().map(|s| format!("/subscriptions/{s}/providers/Microsoft.CognitiveServices/accounts?{ARM_API}")).collect();
+    let paths = subscriptions
+        .iter()
+        .map(|s| format!("/subscriptions/{s}/providers/Microsoft.CognitiveServices/accounts?{ARM_API}"))
+        .collect();
     if !complete {
         ledger.skipped(ACCOUNTS, "arm.subscriptions was not read completely");
     }
-    let accounts = source.list_each(ACCOUNTS, each(ACCOUNTS, paths, ACCOUNT_KEYS), ledger).await;
+    let accounts = source.list_each(ACCOUNTS, each(ACCOUNTS, paths), ledger).await;
     let foundry_accounts: Vec<&Value> = accounts.items.iter().filter(|a| is_foundry(a)).collect();
-    let paths = foundry_accounts.iter().filter_map(|a| str(a, "id")).map(|id| format!("{id}/projects?{ARM_API}")).collect();
+    let paths =
+        foundry_accounts.iter().filter_map(|a| str(a, "id")).map(|id| format!("{id}/projects?{ARM_API}")).collect();
     if !accounts.complete {
         ledger.skipped(PROJECTS, "arm.cognitiveServicesAccounts was not read completely");
     }
-    let projects = source.list_each(PROJECTS, each(PROJECTS, paths, PROJECT_KEYS), ledger).await;
+    let projects = source.list_each(PROJECTS, each(PROJECTS, paths), ledger).await;
     let mut paths: Vec<String> =
         projects.items.iter().filter_map(|p| str(p, "id")).map(|id| format!("{id}/connections?{ARM_API}")).collect();
     paths.extend(foundry_accounts.iter().filter_map(|a| str(a, "id")).map(|id| format!("{id}/connections?{ARM_API}")));
     if !projects.complete {
         ledger.skipped(CONNECTIONS, "arm.foundryProjects was not read completely");
     }
-    let connections = source.list_each(CONNECTIONS, each(CONNECTIONS, paths, CONNECTION_KEYS), ledger).await;
+    let connections = source.list_each(CONNECTIONS, each(CONNECTIONS, paths), ledger).await;
     let endpoints: Vec<(String, String)> = projects
         .items
         .iter()
         .filter_map(|p| Some((str(p, "id")?.to_ascii_lowercase(), project_endpoint(p, &accounts.items)?)))
         .collect();
-    let data_plane = |api: &'static str, suffix: &str, keys: &'static [&'static str]| -> Vec<Call> {
+    let data_plane = |api: &'static str, suffix: &str| -> Vec<Call> {
         if source.is_export() {
-            return vec![Call::get(api, Service::Foundry, String::new(), Paging::Cursor).keys(keys)];
+            return vec![Call::get(api, Service::Foundry, String::new(), Paging::Cursor)];
         }
         endpoints
             .iter()
             .map(|(project, endpoint)| {
                 Call::get(api, Service::Foundry, format!("{endpoint}{suffix}"), Paging::Cursor)
-                    .keys(keys)
                     .tagged(PROJECT_FIELD, project.clone())
             })
             .collect()
@@ -129,16 +129,15 @@ pub async fn collect(
         ledger.skipped(AGENTS, "arm.foundryProjects was not read completely");
     }
     let agents = source
-        .list_each(AGENTS, data_plane(AGENTS, &format!("/assistants?{API_VERSION}&limit=100&order=asc"), AGENT_KEYS), ledger)
+        .list_each(AGENTS, data_plane(AGENTS, &format!("/assistants?{API_VERSION}&limit=100&order=asc")), ledger)
         .await;
     let steps = if source.is_export() {
-        source.list_each(STEPS, data_plane(STEPS, "", STEP_KEYS), ledger).await.items
+        source.list_each(STEPS, data_plane(STEPS, ""), ledger).await.items
     } else {
         out.uses(THREADS, &[EntityList::Evidence]);
         out.uses(RUNS, &[EntityList::Evidence]);
-        let threads = source
-            .list_each(THREADS, data_plane(THREADS, &format!("/threads?{API_VERSION}&limit=100"), &["id"]), ledger)
-            .await;
+        let threads =
+            source.list_each(THREADS, data_plane(THREADS, &format!("/threads?{API_VERSION}&limit=100")), ledger).await;
         let since = settings.observed_at.add_days(-i64::from(settings.evidence_days));
         let endpoint_of = |item: &Value| -> Option<&str> {
             let project = str(item, PROJECT_FIELD)?;
@@ -149,9 +148,13 @@ pub async fn collect(
             .iter()
             .filter_map(|t| Some((endpoint_of(t)?, str(t, "id")?, str(t, PROJECT_FIELD)?)))
             .map(|(endpoint, thread, project)| {
-                Call::get(RUNS, Service::Foundry, format!("{endpoint}/threads/{thread}/runs?{API_VERSION}&limit=100"), Paging::Cursor)
-                    .keys(&["id", "thread_id"])
-                    .tagged(PROJECT_FIELD, project.to_string())
+                Call::get(
+                    RUNS,
+                    Service::Foundry,
+                    format!("{endpoint}/threads/{thread}/runs?{API_VERSION}&limit=100"),
+                    Paging::Cursor,
+                )
+                .tagged(PROJECT_FIELD, project.to_string())
             })
             .collect();
         let runs = source.list_each(RUNS, calls, ledger).await;
@@ -167,7 +170,6 @@ pub async fn collect(
                     format!("{endpoint}/threads/{thread}/runs/{run}/steps?{API_VERSION}&limit=100"),
                     Paging::Cursor,
                 )
-                .keys(STEP_KEYS)
                 .tagged(PROJECT_FIELD, project.to_string())
             })
             .collect();
@@ -207,20 +209,24 @@ fn project_endpoint(project: &Value, accounts: &[Value]) -> Option<String> {
     let id = str(project, "id")?.to_ascii_lowercase();
     let account_id = id.split("/projects/").next()?;
     let account = accounts.iter().find(|a| str(a, "id").is_some_and(|i| i.eq_ignore_ascii_case(account_id)))?;
-    let subdomain = account
-        .get("properties")
-        .and_then(|p| str(p, "customSubDomainName"))
-        .or_else(|| str(account, "name"))?;
-    Some(format!("https://{}.services.ai.azure.com/api/projects/{}", subdomain.to_ascii_lowercase(), str(project, "name")?))
+    let subdomain =
+        account.get("properties").and_then(|p| str(p, "customSubDomainName")).or_else(|| str(account, "name"))?;
+    Some(format!(
+        "https://{}.services.ai.azure.com/api/projects/{}",
+        subdomain.to_ascii_lowercase(),
+        str(project, "name")?
+    ))
 }
 
 /// The lists each Foundry API fills.
 pub fn declare(out: &mut Collected) {
     use EntityList::*;
-    out.uses(ACCOUNTS, &[Workloads, Bindings, Identities]);
-    out.uses(PROJECTS, &[Workloads, Bindings, Identities]);
+    // Everything Foundry shows hangs off its accounts and projects, and run steps off agents.
+    let everything = [Workloads, Bindings, Identities, Credentials, Grants, Destinations, Evidence];
+    out.uses(ACCOUNTS, &everything);
+    out.uses(PROJECTS, &everything);
     out.uses(CONNECTIONS, &[Identities, Credentials, Grants, Destinations, Bindings]);
-    out.uses(AGENTS, &[Workloads, Bindings, Grants, Destinations, Identities]);
+    out.uses(AGENTS, &[Workloads, Bindings, Grants, Destinations, Identities, Credentials, Evidence]);
     out.uses(STEPS, &[Evidence]);
 }
 
@@ -284,10 +290,15 @@ fn projects(data: &FoundryData, out: &mut Collected) -> Vec<Project> {
         let id = id.to_ascii_lowercase();
         let account_id = id.split("/projects/").next().unwrap_or(&id).to_string();
         let account = data.accounts.iter().find(|a| str(a, "id").is_some_and(|i| i.eq_ignore_ascii_case(&account_id)));
-        let account_name = account.and_then(|a| str(a, "name")).unwrap_or_else(|| account_id.rsplit('/').next().unwrap_or(""));
-        let principal = |v: Option<&Value>| v.and_then(|v| v.get("identity")).and_then(|i| str(i, "principalId")).map(object_id);
+        let account_name =
+            account.and_then(|a| str(a, "name")).unwrap_or_else(|| account_id.rsplit('/').next().unwrap_or(""));
+        let principal =
+            |v: Option<&Value>| v.and_then(|v| v.get("identity")).and_then(|i| str(i, "principalId")).map(object_id);
         let account_identity = principal(account);
-        for (identity, label) in [(principal(Some(project)), format!("{name} project")), (account_identity.clone(), format!("{account_name} account"))] {
+        for (identity, label) in [
+            (principal(Some(project)), format!("{name} project")),
+            (account_identity.clone(), format!("{account_name} account")),
+        ] {
             if let Some(identity) = identity {
                 out.stub_principal(&identity, &format!("{label} managed identity"), IdentityKind::ManagedIdentity);
             }
@@ -297,14 +308,25 @@ fn projects(data: &FoundryData, out: &mut Collected) -> Vec<Project> {
             None => {
                 // A project without a managed identity: its tools act as nothing Entra knows.
                 let stub = format!("foundry-project:{account_name}/{name}");
-                out.stub_identity(&stub, &format!("{name} project (no managed identity)"), IdentityKind::ManagedIdentity);
+                out.stub_identity(
+                    &stub,
+                    &format!("{name} project (no managed identity)"),
+                    IdentityKind::ManagedIdentity,
+                );
                 stub
             }
         };
         let host = project_endpoint(project, &data.accounts)
             .and_then(|e| host_of(&e))
             .unwrap_or_else(|| format!("{account_name}.services.ai.azure.com"));
-        projects.push(Project { id, name: name.to_string(), account: account_name.to_string(), identity, account_identity, host });
+        projects.push(Project {
+            id,
+            name: name.to_string(),
+            account: account_name.to_string(),
+            identity,
+            account_identity,
+            host,
+        });
     }
     projects
 }
@@ -367,7 +389,10 @@ fn connection_runs_as(connection: &Value, id: &str, name: &str, project: &Projec
             Some(client) => by_app(out, client, IdentityKind::ServicePrincipal),
             None => {
                 out.note("ServicePrincipal connections without credentials.clientId");
-                return RunsAs::Identity(format!("foundry-connection:{}/{}/{name}", project.account, project.name), String::new());
+                return RunsAs::Identity(
+                    format!("foundry-connection:{}/{}/{name}", project.account, project.name),
+                    String::new(),
+                );
             }
         },
         "managedidentity" => match &client_id {
@@ -376,7 +401,11 @@ fn connection_runs_as(connection: &Value, id: &str, name: &str, project: &Projec
         },
         "aad" | "projectmanagedidentity" => project.identity.clone(),
         "accountmanagedidentity" => project.account_identity.clone().unwrap_or_else(|| project.identity.clone()),
-        "agenticidentitytoken" | "agenticuser" | "agenticidentity" | "userentratoken" | "agentuserimpersonation"
+        "agenticidentitytoken"
+        | "agenticuser"
+        | "agenticidentity"
+        | "userentratoken"
+        | "agentuserimpersonation"
         | "none" => return RunsAs::Agent(target_of(id, target, &category, out)),
         "apikey" | "accountkey" | "customkeys" | "sas" | "delegatedsas" | "accesskey" | "pat" => {
             key_identity(out, IdentityKind::ApiKey, CredentialKind::ApiKey)
@@ -388,12 +417,19 @@ fn connection_runs_as(connection: &Value, id: &str, name: &str, project: &Projec
             return RunsAs::Agent(target_of(id, target, &category, out));
         }
     };
+    // With a key, the connection is the authority over its target; with an Entra identity it
+    // only lets the tool call the target with that identity's token, and what the identity may
+    // do there is its own role assignments'.
+    let entra = matches!(
+        auth.to_ascii_lowercase().as_str(),
+        "serviceprincipal" | "managedidentity" | "aad" | "projectmanagedidentity" | "accountmanagedidentity"
+    );
     let destination = target_of(id, target, &category, out);
     out.grant(Grant {
         id: id.to_string(),
         identity: identity.clone(),
         destination: destination.clone(),
-        permissions: category_permissions(&category),
+        permissions: if entra { vec![Permission::Execute] } else { category_permissions(&category) },
         source: GrantSource::Connection,
         role: format!("{category} connection ({auth})"),
         scope: name.to_string(),
@@ -412,11 +448,16 @@ fn target_of(id: &str, target: &str, category: &str, out: &mut Collected) -> Str
         }
         _ => DestinationKind::HttpEndpoint,
     };
-    let destination = if target.is_empty() { format!("foundry-target:{id}") } else { format!("foundry-target:{target}") }
-        .to_ascii_lowercase();
+    let destination =
+        if target.is_empty() { format!("foundry-target:{id}") } else { format!("foundry-target:{target}") }
+            .to_ascii_lowercase();
     out.destination(Destination {
         host: host_of(target),
-        ..bare_destination(destination.clone(), if target.is_empty() { id.rsplit('/').next().unwrap_or(id) } else { target }, kind)
+        ..bare_destination(
+            destination.clone(),
+            if target.is_empty() { id.rsplit('/').next().unwrap_or(id) } else { target },
+            kind,
+        )
     });
     destination
 }
@@ -814,5 +855,97 @@ fn run_step(step: &Value, project: &str, reach: &BTreeMap<String, Vec<Reach>>, o
             service: None,
             credential: None,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ACCOUNT: &str = "/subscriptions/0001/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/fab-ai";
+
+    fn connection(project: &str, name: &str, auth: &str, client: Option<&str>) -> Value {
+        let mut properties =
+            json!({"category": "CustomKeys", "target": format!("https://{name}.example/"), "authType": auth});
+        if let Some(client) = client {
+            properties["credentials"] = json!({"clientId": client});
+        }
+        json!({"id": format!("{ACCOUNT}/projects/{project}/connections/{name}"), "name": name, "properties": properties})
+    }
+
+    fn agent(project: &str, id: &str, connections: &[&str]) -> Value {
+        let tools: Vec<Value> = connections
+            .iter()
+            .map(|c| json!({"type": "mcp", "mcp": {"server_label": c, "project_connection_id": c}}))
+            .collect();
+        json!({"id": id, "name": id, "model": "gpt-4o", "tools": tools, PROJECT_FIELD: format!("{ACCOUNT}/projects/{project}").to_ascii_lowercase()})
+    }
+
+    /// A connection runs as what its `authType` says: a service principal by its client id, the
+    /// project's managed identity, a managed identity by client id, the agent itself, or a key.
+    #[test]
+    fn connections_run_as_the_identity_their_auth_type_names() {
+        let data = FoundryData {
+            accounts: vec![json!({"id": ACCOUNT, "name": "fab-ai", "kind": "AIServices",
+                "identity": {"principalId": "a0000000-0000-4000-8000-00000000000a"}})],
+            projects: ["alpha", "beta"]
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    json!({"id": format!("{ACCOUNT}/projects/{p}"), "name": p,
+                    "identity": {"principalId": format!("b000000{i}-0000-4000-8000-00000000000b")}})
+                })
+                .collect(),
+            connections: vec![
+                connection("alpha", "sp", "ServicePrincipal", Some("C1000000-0000-4000-8000-00000000000C")),
+                connection("alpha", "aad", "AAD", None),
+                connection("alpha", "umi", "ManagedIdentity", Some("c2000000-0000-4000-8000-00000000000c")),
+                connection("alpha", "key", "ApiKey", None),
+                connection("alpha", "agentic", "AgenticIdentityToken", None),
+                connection("beta", "key", "PAT", None),
+            ],
+            agents: vec![
+                agent("alpha", "asst_a", &["sp", "aad", "umi", "key", "agentic"]),
+                agent("beta", "asst_b", &["key"]),
+            ],
+            run_steps: Vec::new(),
+        };
+        let mut out = Collected::default();
+        out.app_ids
+            .insert("c1000000-0000-4000-8000-00000000000c".into(), "5e000000-0000-4000-8000-00000000005e".into());
+        out.app_ids
+            .insert("c2000000-0000-4000-8000-00000000000c".into(), "6e000000-0000-4000-8000-00000000006e".into());
+        convert(&data, &mut out);
+        let bound = |workload: &str, tool: &str| -> String {
+            out.bindings
+                .values()
+                .find(|b| b.workload.ends_with(workload) && b.tool.as_deref() == Some(&format!("mcp:{tool}")))
+                .map(|b| b.identity.clone())
+                .unwrap_or_else(|| panic!("{workload} {tool}: {:#?}", out.bindings))
+        };
+        assert_eq!(
+            bound("alpha/asst_a", "sp"),
+            "5e000000-0000-4000-8000-00000000005e",
+            "the principal of the client id"
+        );
+        assert_eq!(bound("alpha/asst_a", "aad"), "b0000000-0000-4000-8000-00000000000b", "the project's identity");
+        assert_eq!(bound("alpha/asst_a", "umi"), "6e000000-0000-4000-8000-00000000006e");
+        assert_eq!(bound("alpha/asst_a", "agentic"), "foundry-agent:fab-ai/alpha/asst_a", "the agent itself");
+        let key = bound("alpha/asst_a", "key");
+        assert_eq!(out.identities[&key].kind, IdentityKind::ApiKey);
+        // Only key-style connections are key identities.
+        let keys: Vec<&String> =
+            out.identities.values().filter(|i| i.kind == IdentityKind::ApiKey).map(|i| &i.id).collect();
+        assert_eq!(
+            keys,
+            [&"foundry-connection:fab-ai/alpha/key".to_string(), &"foundry-connection:fab-ai/beta/key".to_string()]
+        );
+        // Every project is read, each agent in its own.
+        assert_eq!(bound("beta/asst_b", "key"), "foundry-connection:fab-ai/beta/key");
+        assert!(out.workloads.contains_key("foundry:fab-ai/beta/asst_b"));
+        // An Entra-authenticated connection confers no data permission of its own.
+        let sp_grant = &out.grants[&format!("{ACCOUNT}/projects/alpha/connections/sp").to_ascii_lowercase()];
+        assert_eq!(sp_grant.permissions, vec![Permission::Execute]);
     }
 }

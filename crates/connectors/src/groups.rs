@@ -26,7 +26,7 @@ pub async fn collect(source: &Source, ledger: &Ledger, out: &mut Collected) {
     out.uses(API, &[EntityList::Grants, EntityList::Identities]);
     let groups: BTreeSet<String> = out.group_grants.iter().map(|g| g.identity.clone()).collect();
     let calls: Vec<Call> = if source.is_export() {
-        vec![Call::get(API, Service::Graph, String::new(), Paging::OData).keys(&["id", "groupId"])]
+        vec![Call::get(API, Service::Graph, String::new(), Paging::OData)]
     } else if source.has(Service::Graph) {
         // An OData cast on transitiveMembers is an advanced query: Graph requires
         // `ConsistencyLevel: eventual` and `$count=true` with it.
@@ -39,7 +39,6 @@ pub async fn collect(source: &Source, ledger: &Ledger, out: &mut Collected) {
                 Call::get(API, Service::Graph, path, Paging::OData)
                     .header("ConsistencyLevel", "eventual")
                     .tagged("groupId", group)
-                    .keys(&["id", "groupId"])
             })
             .collect()
     } else {

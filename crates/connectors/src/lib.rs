@@ -16,13 +16,16 @@ pub mod entra;
 pub mod foundry;
 pub mod groups;
 mod json;
+pub mod schema;
 pub mod servicenow;
 pub mod source;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sv0_domain::snapshot::{ApiCoverage, ApiStatus, Coverage, CoverageMode, ScanInfo, ScanTrigger, Snapshot};
+use sv0_domain::snapshot::{
+    ApiCoverage, ApiStatus, Coverage, CoverageMode, EntityList, ScanInfo, ScanTrigger, Snapshot,
+};
 use sv0_domain::{TenantId, Timestamp};
 
 use crate::collect::Collected;
@@ -35,7 +38,7 @@ pub enum ConnectorError {
     #[error("{0}")]
     Setup(String),
     /// A token could not be acquired.
-    #[error("cannot acquire a token: {0}")]
+    #[error("cannot acquire a token, so nothing was imported: {0}")]
     Token(String),
     /// Nothing could be read at all.
     #[error("{0}")]
@@ -173,7 +176,7 @@ pub async fn scan(
             first.unwrap_or_default()
         )));
     }
-    let apis = collected
+    let mut apis: Vec<ApiCoverage> = collected
         .apis
         .iter()
         .map(|(api, lists)| {
@@ -190,7 +193,20 @@ pub async fn scan(
             }
         })
         .collect();
-    let (entities, dropped) = collected.finish();
+    let (entities, dropped, spread) = collected.finish();
+    // A failed API also leaves partial the lists whose records refer into what it fills.
+    for api in apis.iter_mut().filter(|a| a.status == ApiStatus::Failed) {
+        let mut lists: std::collections::BTreeSet<EntityList> = api.lists.iter().copied().collect();
+        loop {
+            let more: Vec<EntityList> =
+                lists.iter().filter_map(|l| spread.get(l)).flatten().copied().filter(|l| !lists.contains(l)).collect();
+            if more.is_empty() {
+                break;
+            }
+            lists.extend(more);
+        }
+        api.lists = lists.into_iter().collect();
+    }
     let connector = kinds.iter().map(ConnectorKind::name).collect::<Vec<_>>().join("+");
     let snapshot = Snapshot {
         schema_version: sv0_domain::snapshot::SNAPSHOT_SCHEMA_VERSION,

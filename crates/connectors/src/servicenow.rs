@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 use sv0_domain::model::{
-    Binding, ClassificationRule, Credential, CredentialKind, Destination, DestinationKind, EgressClass, Evidence, Grant,
-    GrantSource, Identity, IdentityKind, Permission, Workload, WorkloadKind,
+    Binding, ClassificationRule, Credential, CredentialKind, Destination, DestinationKind, EgressClass, Evidence,
+    Grant, GrantSource, Identity, IdentityKind, Permission, Workload, WorkloadKind,
 };
 use sv0_domain::snapshot::EntityList;
 
@@ -96,8 +96,7 @@ pub async fn collect(
                 "sys_user",
                 integration,
                 "sys_id,user_name,name,active,locked_out,web_service_access_only,internal_integration_user,last_login_time",
-            )
-            .keys(&["sys_id", "user_name"]),
+            ),
             ledger,
         )
         .await;
@@ -108,29 +107,22 @@ pub async fn collect(
                 "sys_user_has_role",
                 "user.web_service_access_only%3Dtrue%5EORuser.internal_integration_user%3Dtrue",
                 "sys_id,user,role,state,inherited",
-            )
-            .keys(&["sys_id", "user", "role"]),
+            ),
             ledger,
         )
         .await;
     let acls = source
         .list(
-            table(ACLS, "sys_security_acl", "active%3Dtrue%5Etype%3Drecord", "sys_id,name,operation,type,active")
-                .keys(&["sys_id", "name", "operation"]),
+            table(ACLS, "sys_security_acl", "active%3Dtrue%5Etype%3Drecord", "sys_id,name,operation,type,active"),
             ledger,
         )
         .await;
     let acl_roles = source
-        .list(
-            table(ACL_ROLES, "sys_security_acl_role", "", "sys_id,sys_security_acl,sys_user_role")
-                .keys(&["sys_id", "sys_security_acl", "sys_user_role"]),
-            ledger,
-        )
+        .list(table(ACL_ROLES, "sys_security_acl_role", "", "sys_id,sys_security_acl,sys_user_role"), ledger)
         .await;
     let oauth = source
         .list(
-            table(OAUTH, "oauth_entity", "active%3Dtrue", "sys_id,name,client_id,type,active,user,sys_created_on")
-                .keys(&["sys_id"]),
+            table(OAUTH, "oauth_entity", "active%3Dtrue", "sys_id,name,client_id,type,active,user,sys_created_on"),
             ledger,
         )
         .await;
@@ -141,8 +133,7 @@ pub async fn collect(
                 "sys_rest_message",
                 "",
                 "sys_id,name,rest_endpoint,authentication_type,basic_auth_profile,oauth2_profile",
-            )
-            .keys(&["sys_id"]),
+            ),
             ledger,
         )
         .await;
@@ -162,8 +153,7 @@ pub async fn collect(
                 "syslog_transaction",
                 &crate::source::encode_query_value(&query),
                 "sys_id,url,sys_created_by,sys_created_on,type",
-            )
-            .keys(TRANSACTION_KEYS),
+            ),
             ledger,
         )
         .await;
@@ -191,16 +181,15 @@ fn source_host(source: &Source) -> Option<String> {
 /// The lists each ServiceNow API fills.
 pub fn declare(out: &mut Collected) {
     use EntityList::*;
-    out.uses(USERS, &[Identities, Workloads, Bindings, Domains, ClassificationRules]);
+    // Transactions name their user by user name: without the users, they attach to nobody.
+    out.uses(USERS, &[Identities, Workloads, Bindings, Domains, ClassificationRules, Evidence]);
     out.uses(ROLES, &[Grants, Destinations]);
     out.uses(ACLS, &[Grants, Destinations]);
-    out.uses(ACL_ROLES, &[Grants]);
+    out.uses(ACL_ROLES, &[Grants, Destinations]);
     out.uses(OAUTH, &[Workloads, Bindings, Credentials]);
     out.uses(REST, &[Workloads, Identities, Bindings, Destinations, Grants]);
     out.uses(TRANSACTIONS, &[Evidence]);
 }
-
-const TRANSACTION_KEYS: &[&str] = &["sys_id", "url", "sys_created_by", "sys_created_on"];
 
 /// Converts Table API rows into entities.
 pub fn convert(data: &ServiceNowData, settings: &Settings, instance: Option<&str>, out: &mut Collected) {

@@ -49,7 +49,6 @@ impl Service {
             Service::Foundry => "foundry",
         }
     }
-
 }
 
 /// How an API pages its results.
@@ -88,22 +87,24 @@ pub struct Call {
     /// Request headers the API requires (e.g. Graph's `ConsistencyLevel: eventual` for OData
     /// casts and `$count`).
     pub headers: Vec<(&'static str, String)>,
-    /// The fields every item must carry as a non-empty string (dotted paths into nested
-    /// objects, e.g. `properties.principalId`): an item without them is not a record of this
-    /// API, and the page that holds it fails the API rather than silently shrinking the list.
-    pub keys: &'static [&'static str],
+    /// What every item must be (`schema::of(api)`): an item that is not such a record fails
+    /// its page's API rather than silently shrinking the list.
+    pub keys: &'static [crate::schema::Field],
 }
 
 impl Call {
     /// A GET.
     pub fn get(api: &'static str, service: Service, path: impl Into<String>, paging: Paging) -> Call {
-        Call { api, service, path: path.into(), paging, body: None, tag: None, headers: Vec::new(), keys: &[] }
-    }
-
-    /// The same call, requiring `keys` on every item.
-    pub fn keys(mut self, keys: &'static [&'static str]) -> Call {
-        self.keys = keys;
-        self
+        Call {
+            api,
+            service,
+            path: path.into(),
+            paging,
+            body: None,
+            tag: None,
+            headers: Vec::new(),
+            keys: crate::schema::of(api),
+        }
     }
 
     /// The same call, with a request header.
@@ -264,9 +265,9 @@ impl Source {
         for (service, tokens) in &live.tokens {
             if let Err(error) = tokens.token(&live.client, false).await {
                 let reason = match error {
-                    ConnectorError::Token(reason) | ConnectorError::Setup(reason) | ConnectorError::NothingRead(reason) => {
-                        reason
-                    }
+                    ConnectorError::Token(reason)
+                    | ConnectorError::Setup(reason)
+                    | ConnectorError::NothingRead(reason) => reason,
                 };
                 return Err(ConnectorError::Token(format!(
                     "{} (scope {}): {reason}",
@@ -378,7 +379,7 @@ impl Live {
                     }
                 }
             }
-            if let Err(error) = check_records(&page.items, call.keys) {
+            if let Err(error) = crate::schema::check(&page.items, call.keys) {
                 return (items, Some(format!("page {page_number} of {} is malformed: {error}", call.api)));
             }
             ledger.page(call.api, page.items.len());
@@ -650,44 +651,6 @@ fn parse_page(body: &[u8], paging: Paging) -> Result<Page, String> {
     Ok(Page { items, next })
 }
 
-/// Checks that every item is a record: an object carrying each of `keys` (dotted paths) as a
-/// non-empty string, or a ServiceNow `{"value": "..."}` reference.
-fn check_records(items: &[Value], keys: &[&str]) -> Result<(), String> {
-    for (index, item) in items.iter().enumerate() {
-        if !item.is_object() {
-            return Err(format!("item {} is {}, not a record", index + 1, kind_of(item)));
-        }
-        for key in keys {
-            let mut at = Some(item);
-            for part in key.split('.') {
-                at = at.and_then(|v| v.get(part));
-            }
-            let ok = match at {
-                Some(Value::String(s)) => !s.is_empty(),
-                Some(Value::Object(map)) => map.get("value").and_then(Value::as_str).is_some_and(|s| !s.is_empty()),
-                _ => false,
-            };
-            if !ok {
-                let found = at.map(kind_of).unwrap_or("missing");
-                return Err(format!("item {} has no {key} (a string is required; found {found})", index + 1));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(s) if s.is_empty() => "an empty string",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// A Log Analytics result's first table as objects keyed by column name.
 fn table_rows(map: &serde_json::Map<String, Value>) -> Result<Vec<Value>, String> {
     let table = map
@@ -745,7 +708,7 @@ impl ExportDir {
         &self,
         api: &'static str,
         paging: Paging,
-        keys: &[&str],
+        keys: &[crate::schema::Field],
         ledger: &Ledger,
     ) -> (Vec<Value>, Option<String>) {
         let mut items = Vec::new();
@@ -759,7 +722,7 @@ impl ExportDir {
         &self,
         api: &'static str,
         paging: Paging,
-        keys: &[&str],
+        keys: &[crate::schema::Field],
         ledger: &Ledger,
         items: &mut Vec<Value>,
     ) -> Result<(), String> {
@@ -807,7 +770,7 @@ impl ExportDir {
             }
             let body = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let page = parse_page(&body, paging).map_err(|e| format!("page {number} of {api} is malformed: {e}"))?;
-            check_records(&page.items, keys).map_err(|e| format!("page {number} of {api} is malformed: {e}"))?;
+            crate::schema::check(&page.items, keys).map_err(|e| format!("page {number} of {api} is malformed: {e}"))?;
             // Saved headers (`curl -D`): a ServiceNow page names its next page in `Link` and
             // the whole list's size in `X-Total-Count`.
             let headers = self.headers_of(&path)?;

@@ -830,8 +830,13 @@ fn on_path(rule: &Rule, path: &AuthorityPath, summary: String) -> Finding {
 /// Lists grants as records to remove.
 fn remove_grants<'a>(f: &mut Finding, grants: impl IntoIterator<Item = &'a GrantRef>, identity: &NodeRef) {
     for grant in grants {
-        f.records.push(grant.id.clone());
-        f.remediation.push(remediation::remove_grant(grant, identity));
+        // One record may confer several grants (a group's assignment, an assignment above the
+        // containers it opens): it is named once.
+        let action = remediation::remove_grant(grant, identity);
+        if !f.records.contains(&action.record_id) {
+            f.records.push(action.record_id.clone());
+            f.remediation.push(action);
+        }
     }
 }
 
@@ -956,9 +961,10 @@ pub fn identity_findings(facts: &IdentityFacts<'_>) -> Vec<Finding> {
     let name = &identity.name;
     let grants = facts.grants;
     if identity.presence == Presence::Deleted && !grants.is_empty() {
+        let records: BTreeSet<&str> = grants.iter().map(Grant::record_id).collect();
         let mut f = facts.finding(
             &DANGLING_ASSIGNMENT,
-            format!("{} grant record(s) still name principal {}, which no longer exists", grants.len(), identity.id),
+            format!("{} record(s) still name principal {}, which no longer exists", records.len(), identity.id),
         );
         f.workloads.clear();
         f.path_ids.clear();
@@ -969,7 +975,13 @@ pub fn identity_findings(facts: &IdentityFacts<'_>) -> Vec<Finding> {
                 f.remediation.push(remediation::action(
                     "delete_grant",
                     record,
-                    format!("delete {} {record} ({} on {}): its principal {} no longer exists", grant.source.record_name(), grant.role, grant.scope, identity.id),
+                    format!(
+                        "delete {} {record} ({} on {}): its principal {} no longer exists",
+                        grant.source.record_name(),
+                        grant.role,
+                        grant.scope,
+                        identity.id
+                    ),
                 ));
             }
         }
@@ -1176,7 +1188,7 @@ pub fn evidence_gap_finding(destination: &Destination, gaps: &[PathOf]) -> Optio
     let mut f = finding(
         &EVIDENCE_GAP,
         format!("destination:{}", destination.id),
-        format!("{verb} {source} to close {} evidence gap(s)", gaps.len()),
+        format!("{verb} {source} to close {} evidence gap(s) on {}", gaps.len(), destination.name),
     );
     f.workloads = gaps.iter().map(|p| p.workload.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     f.path_ids = gaps.iter().map(|p| p.path_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();

@@ -27,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use crate::egress;
 use crate::ids::{Timestamp, stable_hash};
 use crate::model::{
-    Binding, ClassificationRule, DataDomain, Destination, EgressClass, Evidence, Grant, GrantSource, Identity,
-    Owner, OwnerStatus, Permission, Workload,
+    Binding, ClassificationRule, DataDomain, Destination, EgressClass, Evidence, Grant, GrantSource, Identity, Owner,
+    OwnerStatus, Permission, Workload,
 };
 use crate::policy::Policy;
 use crate::snapshot::Entities;

@@ -121,7 +121,9 @@ impl Classification {
         let mut keys = std::collections::BTreeSet::new();
         for key in &self.tag_keys {
             if key.trim().is_empty() || key.trim() != key {
-                return Err(InvalidInput::new(format!("classification tag key {key:?} is empty or has spaces around it")));
+                return Err(InvalidInput::new(format!(
+                    "classification tag key {key:?} is empty or has spaces around it"
+                )));
             }
             if !keys.insert(key.to_ascii_lowercase()) {
                 return Err(InvalidInput::new(format!(

@@ -293,8 +293,10 @@ pub fn write(dir: &Path, identities: usize, seed: u64) -> std::io::Result<Vendor
         if rng.chance(25) {
             let key = if bucket >= 31 && bucket % 2 == 0 { Some(guid(8, i)) } else { None };
             sign_ins.push(json!({"id": guid(12, i), "createdDateTime": rfc3339(observed.add_days(-(rng.below(30) as i64))),
-                "servicePrincipalId": id, "servicePrincipalCredentialKeyId": key, "resourceId": "00000003-0000-0000-c000-000000000000",
-                "resourceDisplayName": "Microsoft Graph", "signInEventTypes": ["servicePrincipal"], "status": {"errorCode": 0}}));
+                "appId": app_id, "servicePrincipalId": id, "servicePrincipalCredentialKeyId": key,
+                "resourceId": "00000003-0000-0000-c000-000000000000", "resourceServicePrincipalId": GRAPH_SP,
+                "resourceDisplayName": "Microsoft Graph", "azureResourceId": "",
+                "signInEventTypes": [if bucket < 30 { "managedIdentity" } else { "servicePrincipal" }], "status": {"errorCode": 0}}));
         }
         sps.push(sp);
     }
@@ -319,6 +321,28 @@ pub fn write(dir: &Path, identities: usize, seed: u64) -> std::io::Result<Vendor
     )?;
     w.graph("graph.directoryRoleAssignments", role_assignments_dir)?;
     w.graph("graph.signIns", sign_ins)?;
+    // The owners' user records: a departure date for one in 25, sign-in activity for all.
+    w.graph(
+        "graph.ownerAccounts",
+        users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| json!({"id": u["id"], "userPrincipalName": u["userPrincipalName"], "accountEnabled": u["accountEnabled"],
+                "employeeLeaveDateTime": if i % 25 == 24 { json!(rfc3339(observed.add_days(-10))) } else { Value::Null }}))
+            .collect(),
+    )?;
+    w.graph(
+        "graph.ownerSignInActivity",
+        users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                json!({"id": u["id"], "signInActivity": {
+                "lastSignInDateTime": rfc3339(observed.add_days(-((i * 7 % 200) as i64))),
+                "lastNonInteractiveSignInDateTime": "0001-01-01T00:00:00Z", "lastSuccessfulSignInDateTime": ""}})
+            })
+            .collect(),
+    )?;
 
     // Azure Resource Manager and the storage logs.
     w.arm(
@@ -378,21 +402,58 @@ pub fn write(dir: &Path, identities: usize, seed: u64) -> std::io::Result<Vendor
     }
     w.graph("graph.groupMembers", members)?;
     w.arm("arm.roleAssignments", rbac)?;
+    let workspace = format!("{}/providers/Microsoft.OperationalInsights/workspaces/law-security", groups[0].0);
+    let workspace_id = guid(17, 0);
+    let mut containers = Vec::new();
+    let mut diagnostics = Vec::new();
     for (i, (account, name)) in accounts.iter().enumerate() {
         let mut tags = json!({});
         if i % 5 != 0 {
-            let (domain, _, sensitive) = DOMAINS[i % DOMAINS.len()];
-            tags = json!({"data-domain": domain});
-            if sensitive {
-                tags["data-sensitivity"] = json!("confidential");
-            }
+            let (domain, _, _) = DOMAINS[i % DOMAINS.len()];
+            // Half as the Cloud Adoption Framework spells it, half as SV0's own key.
+            tags = if i % 2 == 0 { json!({"data-domain": domain}) } else { json!({"DataClassification": domain}) };
         }
         resources.push(
             json!({"id": account, "name": name, "type": "Microsoft.Storage/storageAccounts", "kind": "StorageV2",
             "location": "westeurope", "tags": tags}),
         );
+        for c in 0..2 {
+            containers.push(
+                json!({"id": format!("{account}/blobServices/default/containers/c{c}"), "name": format!("c{c}"),
+                "type": "Microsoft.Storage/storageAccounts/blobServices/containers",
+                "properties": {"publicAccess": "None", "leaseState": "Available", "hasLegalHold": false}}),
+            );
+        }
+        // Three accounts in four send their blob logs to the workspace SV0 reads.
+        if i % 4 != 3 {
+            diagnostics.push(json!({"id": format!("{}/blobservices/default/providers/microsoft.insights/diagnosticSettings/to-law", account.to_ascii_lowercase()),
+                "type": "Microsoft.Insights/diagnosticSettings", "name": "to-law",
+                "properties": {"workspaceId": workspace, "logs": [{"categoryGroup": "audit", "enabled": true,
+                    "retentionPolicy": {"enabled": false, "days": 0}}], "metrics": []}}));
+        }
     }
+    let foundry_account = format!("{}/providers/Microsoft.CognitiveServices/accounts/contoso-ai", groups[0].0);
+    let project = format!("{foundry_account}/projects/contoso-agents");
     w.arm("arm.resources", resources)?;
+    w.arm("arm.blobContainers", containers)?;
+    w.arm("arm.diagnosticSettings", diagnostics)?;
+    w.arm(
+        "arm.logAnalyticsWorkspaces",
+        vec![json!({"id": workspace, "name": "law-security", "type": "Microsoft.OperationalInsights/workspaces",
+            "location": "westeurope", "properties": {"customerId": workspace_id, "retentionInDays": 90}})],
+    )?;
+    w.arm(
+        "arm.cognitiveServicesAccounts",
+        vec![json!({"id": foundry_account, "name": "contoso-ai", "type": "Microsoft.CognitiveServices/accounts",
+            "kind": "AIServices", "location": "swedencentral", "sku": {"name": "S0"},
+            "properties": {"customSubDomainName": "contoso-ai", "allowProjectManagement": true}})],
+    )?;
+    w.arm(
+        "arm.foundryProjects",
+        vec![json!({"id": project, "name": "contoso-agents", "type": "Microsoft.CognitiveServices/accounts/projects",
+            "identity": {"type": "SystemAssigned", "principalId": PROJECT_MI, "tenantId": TENANT_ID},
+            "properties": {"endpoints": {"AI Foundry API": "https://contoso-ai.services.ai.azure.com/api/projects/contoso-agents"}}})],
+    )?;
     w.arm(
         "arm.resourceGroups",
         groups
@@ -454,7 +515,17 @@ pub fn write(dir: &Path, identities: usize, seed: u64) -> std::io::Result<Vendor
         (0..(n / 1000).max(1))
             .map(|i| json!({"sys_id": value(format!("snm{i:08}")), "name": value(format!("Outbound {i}")),
                 "rest_endpoint": value(format!("https://api.vendor{}.example/v1/hook", i % 17)), "authentication_type": value("basic".into()),
-                "basic_auth_profile": value(format!("snp{:04}", i % 9))}))
+                "basic_auth_profile": value(format!("snp{:04}", i % 9)), "oauth2_profile": value(String::new())}))
+            .collect(),
+    )?;
+
+    w.servicenow(
+        "servicenow.transactions",
+        (0..sn_users)
+            .filter(|i| i % 3 == 0)
+            .map(|i| json!({"sys_id": value(format!("snt{i:08}")), "url": value(format!("/api/now/table/{}", tables[i % tables.len()])),
+                "sys_created_by": value(format!("svc_integration_{i}")), "type": value("rest".into()),
+                "sys_created_on": value(format!("{} 10:00:00", observed.add_days(-3).date()))}))
             .collect(),
     )?;
 
@@ -482,8 +553,10 @@ pub fn write(dir: &Path, identities: usize, seed: u64) -> std::io::Result<Vendor
     w.arm(
         "foundry.connections",
         vec![
-            json!({"name": "bing", "type": "GroundingWithBingSearch", "target": "https://api.bing.microsoft.com/", "credentials": {"type": "ApiKey"}}),
-            json!({"name": "aoai", "type": "AzureOpenAI", "target": "https://contoso-aoai.openai.azure.com/", "credentials": {"type": "AAD"}}),
+            json!({"id": format!("{project}/connections/bing"), "name": "bing", "type": "Microsoft.CognitiveServices/accounts/projects/connections",
+                "properties": {"category": "GroundingWithBingSearch", "target": "https://api.bing.microsoft.com/", "authType": "ApiKey"}}),
+            json!({"id": format!("{project}/connections/aoai"), "name": "aoai", "type": "Microsoft.CognitiveServices/accounts/projects/connections",
+                "properties": {"category": "AzureOpenAI", "target": "https://contoso-aoai.openai.azure.com/", "authType": "AAD"}}),
         ],
     )?;
     let at = (observed.0 / 1000) - 86_400;
@@ -502,10 +575,8 @@ pub fn write(dir: &Path, identities: usize, seed: u64) -> std::io::Result<Vendor
             "tenant": crate::synthetic::TENANT,
             "observed_at": crate::synthetic::OBSERVED_AT,
             "azure_tenant_id": TENANT_ID,
-            "foundry_project": "contoso-agents",
-            "foundry_principal_id": PROJECT_MI,
             "servicenow_host": "contoso.service-now.com",
-            "foundry_host": "contoso-ai.services.ai.azure.com",
+            "log_analytics_workspaces": [workspace_id],
         }))?,
     )?;
     Ok(w.stats)

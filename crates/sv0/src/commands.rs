@@ -653,9 +653,14 @@ fn delta(
     let flagged: Vec<_> = report.entries.iter().filter(|e| e.flagged).collect();
     if !flagged.is_empty() {
         writeln!(out, "Remediation for the {} flagged change(s):", flagged.len())?;
+        // One record can confer several paths (an assignment above the containers it opens):
+        // each change to make is listed once.
+        let mut listed = std::collections::BTreeSet::new();
         for entry in flagged {
             for action in &entry.remediation_actions {
-                writeln!(out, "  • {}", action.text)?;
+                if listed.insert((&action.record_id, &action.text)) {
+                    writeln!(out, "  • {}", action.text)?;
+                }
             }
         }
     }

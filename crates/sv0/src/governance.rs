@@ -328,7 +328,11 @@ fn print_policy(tenant: &sv0_domain::TenantId, p: &Policy, out: &mut dyn Write) 
         writeln!(out, "    value {value} → domain {domain}")?;
     }
     let sensitive: Vec<&str> = c.domains.iter().filter(|d| d.sensitive).map(|d| d.id.as_str()).collect();
-    writeln!(out, "  sensitive domains:     {}", if sensitive.is_empty() { "-".to_string() } else { sensitive.join(", ") })?;
+    writeln!(
+        out,
+        "  sensitive domains:     {}",
+        if sensitive.is_empty() { "-".to_string() } else { sensitive.join(", ") }
+    )?;
     writeln!(out, "  classification rules:  {}", p.classification_rules.len())?;
     for rule in &p.classification_rules {
         writeln!(out, "    {}: tag {}={} → domain {}", rule.id, rule.tag, rule.value, rule.domain)?;
