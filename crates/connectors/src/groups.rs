@@ -82,3 +82,43 @@ pub fn expand(members: &[Value], complete: bool, out: &mut Collected) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use sv0_domain::model::{GrantSource, Permission};
+
+    fn group_grant(group: &str) -> Grant {
+        Grant {
+            id: format!("assignment-{group}"),
+            identity: group.to_string(),
+            destination: "d".into(),
+            permissions: vec![Permission::Read],
+            source: GrantSource::AzureRoleAssignment,
+            role: "Reader".into(),
+            scope: "/".into(),
+            consent: None,
+        }
+    }
+
+    /// What the warning about a group's grants says depends on what was read: a group whose
+    /// members were read and hold no service principal is not a group whose members are unknown.
+    #[test]
+    fn the_groups_warning_says_what_was_not_read() {
+        let members =
+            [json!({"id": "sp-1", "groupId": "g-with-sp", "@odata.type": "#microsoft.graph.servicePrincipal"})];
+        for (complete, note) in [
+            (true, "grants to groups with no service-principal member (users only)"),
+            (false, "grants to groups whose members could not be read (graph.groupMembers failed)"),
+        ] {
+            let mut out = Collected::default();
+            out.group_grant(group_grant("g-with-sp"));
+            out.group_grant(group_grant("g-users-only"));
+            expand(&members, complete, &mut out);
+            assert!(out.grants.contains_key("assignment-g-with-sp#member:sp-1"));
+            let (_, dropped, _) = out.finish();
+            assert_eq!(dropped.get(note), Some(&1), "{dropped:?}");
+        }
+    }
+}

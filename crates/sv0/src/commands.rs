@@ -835,11 +835,8 @@ async fn scan_run(
     no_seal: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    let config = if data_dir.exists() {
-        sv0_service::DataDir::create(data_dir)?.config()?.connectors.unwrap_or_default()
-    } else {
-        Default::default()
-    };
+    let full = if data_dir.exists() { sv0_service::DataDir::create(data_dir)?.config()? } else { Default::default() };
+    let config = full.connectors.unwrap_or_default();
     let trigger = match args.trigger {
         crate::TriggerArg::Manual => ScanTrigger::Manual,
         crate::TriggerArg::Scheduled => ScanTrigger::Scheduled,
@@ -879,5 +876,13 @@ async fn scan_run(
     service.sync().await.context("cannot bring the views and packs up to date")?;
     let report =
         service.import_parsed(entities, None).await.map_err(|e| explain(e, "the scan was not imported".to_string()))?;
+    // Classification is a decision: it takes effect through the policy, not from the file.
+    if let Some(configured) = full.classification.as_ref().map(|c| c.classification())
+        && service.policy(&report.tenant)?.classification != configured
+    {
+        tracing::warn!(
+            "[classification] of sv0.toml is not the policy in force; paths are classified by the policy: record it with `sv0 policy set`"
+        );
+    }
     print_import(out, &report, args.json, Some(outcomes))
 }
