@@ -198,7 +198,17 @@ fn an_evidence_gap_is_a_path_below_a_whose_destination_logs_are_off() {
     )
     .expect("a gap finding");
     assert_eq!(finding.rule_id, "SV0-G001");
-    assert_eq!(finding.summary, "enable diagnostic logs on stfinance to close 1 evidence gap(s)");
+    assert_eq!(finding.summary, "enable diagnostic logs on stfinance to close 1 evidence gap(s) on invoices");
+    // Logs collected where SV0 does not read them: still a gap, closed by reading them.
+    t.destinations[0].execution_logs = Some(LogState::Unread);
+    let path = only_path(&t, now());
+    assert!(path.evidence_gap);
+    let finding = crate::findings::evidence_gap_finding(
+        &t.destinations[0],
+        &[crate::findings::PathOf { path_id: path.path_id.clone(), workload: "agent".into() }],
+    )
+    .expect("a gap finding");
+    assert!(finding.summary.starts_with("have SV0 read diagnostic logs on stfinance"), "{}", finding.summary);
     // Logs on, or unknown: no gap.
     t.destinations[0].execution_logs = None;
     assert!(!only_path(&t, now()).evidence_gap);
