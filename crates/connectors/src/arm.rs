@@ -192,7 +192,7 @@ async fn descendants(source: &Source, ledger: &Ledger, assignments: &Listing, de
             let properties = a.get("properties")?;
             let role = roles.get(&guid_tail(str(properties, "roleDefinitionId")?))?;
             let scope = str(properties, "scope")?;
-            (!role_permissions_of(role).data.is_empty()).then(|| management_group(scope))?
+            (!role.1.data.is_empty()).then(|| management_group(scope))?
         })
         .collect();
     if groups.is_empty() {
@@ -338,10 +338,10 @@ struct Inventory {
     /// Lower-case resource id → tags (containers: their account's, overlaid by their metadata).
     tags: BTreeMap<String, BTreeMap<String, String>>,
     /// Blob containers (lower-case ids), when read.
-    containers: Option<Vec<String>>,
+    containers: Option<BTreeSet<String>>,
     /// Key vaults and model accounts (lower-case ids).
-    vaults: Vec<String>,
-    accounts: Vec<String>,
+    vaults: BTreeSet<String>,
+    accounts: BTreeSet<String>,
     /// Management group → the subscriptions below it (lower-case ids).
     groups: BTreeMap<String, BTreeSet<String>>,
 }
@@ -355,7 +355,7 @@ impl Inventory {
             }
         }
         let containers = data.containers.as_ref().map(|(items, _)| {
-            let mut ids = Vec::new();
+            let mut ids = BTreeSet::new();
             for container in items {
                 let Some(id) = str(container, "id").map(|i| i.trim_end_matches('/').to_ascii_lowercase()) else {
                     continue;
@@ -370,11 +370,11 @@ impl Inventory {
                     merged.insert(key, value);
                 }
                 tags.insert(id.clone(), merged);
-                ids.push(id);
+                ids.insert(id);
             }
             ids
         });
-        let of = |kind: &str| -> Vec<String> {
+        let of = |kind: &str| -> BTreeSet<String> {
             data.resources
                 .iter()
                 .filter(|r| is_type(r, kind))
@@ -399,37 +399,54 @@ impl Inventory {
     }
 
     /// The resources of a data plane below (or at) a scope, lower-case; `None` when they are
-    /// not known (the role stays on its scope).
+    /// not known (the role stays on its scope). Range queries over sorted ids: the work grows
+    /// with what the scope holds, not with the tenant.
     fn below(&self, plane: DataPlane, scope: &str) -> Option<Vec<String>> {
         let scope = scope.trim_end_matches('/').to_ascii_lowercase();
-        let candidates: &[String] = match plane {
-            DataPlane::Blob => self.containers.as_deref()?,
+        let candidates: &BTreeSet<String> = match plane {
+            DataPlane::Blob => self.containers.as_ref()?,
             DataPlane::KeyVault => &self.vaults,
             DataPlane::CognitiveServices => &self.accounts,
             DataPlane::Other => return None,
         };
-        let group = management_group(&scope).map(|g| self.groups.get(&g));
-        let under = |id: &str| -> bool {
-            match &group {
-                Some(Some(subscriptions)) => subscriptions.iter().any(|s| id.starts_with(&format!("{s}/"))),
-                Some(None) => false,
-                None => scope.is_empty() || id == scope || id.starts_with(&format!("{scope}/")),
-            }
-        };
         // A scope inside a resource (a container's own scope, a vault's secret) is opened as itself.
-        if candidates.iter().any(|c| scope.starts_with(&format!("{c}/"))) {
-            return None;
+        let mut ancestor = scope.as_str();
+        while let Some((parent, _)) = ancestor.rsplit_once('/') {
+            if candidates.contains(parent) {
+                return None;
+            }
+            ancestor = parent;
         }
-        if group.as_ref().is_some_and(Option::is_none) {
-            return None;
+        let prefixes: Vec<String> = match management_group(&scope) {
+            Some(group) => self.groups.get(&group)?.iter().cloned().collect(),
+            None => vec![scope],
+        };
+        let mut found = Vec::new();
+        for prefix in &prefixes {
+            found.extend(
+                candidates
+                    .range(prefix.clone()..)
+                    .take_while(|id| id.starts_with(prefix.as_str()))
+                    .filter(|id| prefix.is_empty() || id.len() == prefix.len() || id.as_bytes()[prefix.len()] == b'/')
+                    .cloned(),
+            );
         }
-        Some(candidates.iter().filter(|c| under(c)).cloned().collect())
+        Some(found)
     }
 }
 
-/// Role definitions by GUID.
-fn role_index(definitions: &[Value]) -> BTreeMap<String, &Value> {
-    definitions.iter().filter_map(|d| Some((guid_tail(str(d, "id")?), d))).collect()
+/// Role definitions by GUID, with their name and normalised permissions (decided once per
+/// definition, not per assignment).
+fn role_index(definitions: &[Value]) -> BTreeMap<String, (String, RolePermissions)> {
+    definitions
+        .iter()
+        .filter_map(|d| {
+            let guid = guid_tail(str(d, "id")?);
+            let props = d.get("properties").unwrap_or(d);
+            let name = str(props, "roleName").unwrap_or(&guid).to_string();
+            Some((guid, (name, role_permissions_of(d))))
+        })
+        .collect()
 }
 
 /// A data plane a role's data actions open.
@@ -713,7 +730,7 @@ fn builtin_role(guid: &str) -> Option<(&'static str, RolePermissions)> {
 
 fn role_assignment(
     assignment: &Value,
-    definitions: &BTreeMap<String, &Value>,
+    definitions: &BTreeMap<String, (String, RolePermissions)>,
     inventory: &Inventory,
     subscription_names: &BTreeMap<String, String>,
     out: &mut Collected,
@@ -735,10 +752,7 @@ fn role_assignment(
     let principal = object_id(principal);
     let definition_guid = str(properties, "roleDefinitionId").map(guid_tail).unwrap_or_default();
     let (role, permissions) = match definitions.get(&definition_guid) {
-        Some(definition) => {
-            let props = definition.get("properties").unwrap_or(definition);
-            (str(props, "roleName").unwrap_or(&definition_guid).to_string(), role_permissions_of(definition))
-        }
+        Some((name, permissions)) => (name.clone(), permissions.clone()),
         None => match builtin_role(&definition_guid) {
             Some((name, permissions)) => (name.to_string(), permissions),
             None => {
@@ -988,6 +1002,11 @@ struct Sinks {
 /// reach a workspace SV0 queries. Key vaults and model accounts are only ever `disabled`: SV0
 /// queries only `StorageBlobLogs`, so logs that do exist leave their state unknown.
 fn log_states(data: &ArmData, settings: &[Value], complete: bool, out: &mut Collected) {
+    let kinds: BTreeMap<String, DataResource> = data
+        .resources
+        .iter()
+        .filter_map(|r| Some((str(r, "id")?.trim_end_matches('/').to_ascii_lowercase(), data_kind(r)?)))
+        .collect();
     let mut sinks: BTreeMap<String, Sinks> = BTreeMap::new();
     for setting in settings {
         let Some(id) = str(setting, "id") else { continue };
@@ -997,8 +1016,7 @@ fn log_states(data: &ArmData, settings: &[Value], complete: bool, out: &mut Coll
             .or_else(|| lower.split_once("/diagnosticsettings/"))
             .map(|(r, _)| r.trim_end_matches("/blobservices/default").to_string());
         let Some(resource) = resource else { continue };
-        let kind = data.resources.iter().find(|r| str(r, "id").is_some_and(|i| i.eq_ignore_ascii_case(&resource)));
-        let Some(kind) = kind.and_then(data_kind) else { continue };
+        let Some(kind) = kinds.get(&resource).copied() else { continue };
         let properties = setting.get("properties").unwrap_or(setting);
         let categories = data_categories(kind);
         let sends = array(properties, "logs").iter().any(|log| {

@@ -226,8 +226,9 @@ pub fn convert(data: &GraphData, settings: &Settings, out: &mut Collected) {
         permission_grant(grant, &resources, out);
     }
     directory_roles(data, out);
+    let principals: BTreeSet<String> = resources.keys().cloned().collect();
     for sign_in in &data.sign_ins {
-        evidence(sign_in, &resources, out);
+        evidence(sign_in, &resources, &principals, out);
     }
 }
 
@@ -624,7 +625,12 @@ fn directory_roles(data: &GraphData, out: &mut Collected) {
 /// resource's other destinations); otherwise the resource application — `resourceId` is its
 /// appId, `resourceServicePrincipalId` its object id — is the service (grade B);
 /// `servicePrincipalCredentialKeyId` names the credential used.
-fn evidence(sign_in: &Value, resources: &BTreeMap<String, Resource>, out: &mut Collected) {
+fn evidence(
+    sign_in: &Value,
+    resources: &BTreeMap<String, Resource>,
+    principals: &BTreeSet<String>,
+    out: &mut Collected,
+) {
     let succeeded = sign_in.get("status").and_then(|s| s.get("errorCode")).and_then(Value::as_i64).unwrap_or(0) == 0;
     let (Some(id), Some(at)) = (str(sign_in, "id"), time(sign_in, "createdDateTime")) else { return };
     if !succeeded {
@@ -633,7 +639,7 @@ fn evidence(sign_in: &Value, resources: &BTreeMap<String, Resource>, out: &mut C
     let by_app = |key: &str| str(sign_in, key).and_then(|app| out.app_ids.get(&app.to_ascii_lowercase()).cloned());
     let identity = str(sign_in, "servicePrincipalId")
         .map(object_id)
-        .filter(|sp| out.identities.contains_key(sp) || out.app_ids.values().any(|v| v == sp))
+        .filter(|sp| principals.contains(sp) || out.identities.contains_key(sp))
         .or_else(|| by_app("appId"))
         .or_else(|| str(sign_in, "servicePrincipalId").map(object_id));
     let Some(identity) = identity else { return };

@@ -82,19 +82,6 @@ pub fn host_of(url: &str) -> Option<String> {
     (!host.is_empty() && !host.contains(['$', '{', '}', ' '])).then_some(host)
 }
 
-/// A lower-case id made of letters, digits and dashes (`Customer PII` → `customer-pii`).
-pub fn slug(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.trim().chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +99,5 @@ mod tests {
         assert_eq!(object_id("6E5A2A5B-0000-4000-8000-00000000000A"), "6e5a2a5b-0000-4000-8000-00000000000a");
         assert_eq!(host_of("https://user@API.example.com:8443/v1?x"), Some("api.example.com".into()));
         assert_eq!(host_of("${endpoint}/x"), None);
-        assert_eq!(slug(" Customer PII "), "customer-pii");
     }
 }

@@ -14,9 +14,10 @@ use sv0_domain::model::{
 use sv0_domain::snapshot::EntityList;
 
 use crate::collect::{Collected, bare_destination, bare_identity};
-use crate::json::{bool, display, host_of, slug, str, time};
+use crate::json::{bool, display, host_of, str, time};
 use crate::source::{Call, Ledger, Paging, Service, Source};
 use crate::{ConnectorError, Settings};
+use sv0_domain::policy::slug;
 
 /// Built-in table → (domain id, domain name, sensitive).
 const TABLE_DOMAINS: [(&str, &str, &str, bool); 14] = [

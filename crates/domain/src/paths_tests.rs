@@ -189,25 +189,22 @@ fn grades_decay_when_the_evidence_leaves_the_window_by_scan_time_not_wall_clock(
 #[test]
 fn an_evidence_gap_is_a_path_below_a_whose_destination_logs_are_off() {
     let mut t = tenant();
-    t.destinations[0].execution_logs = Some(LogState::Disabled);
-    let path = only_path(&t, now());
-    assert!(path.evidence_gap);
-    let finding = crate::findings::evidence_gap_finding(
-        &t.destinations[0],
-        &[crate::findings::PathOf { path_id: path.path_id.clone(), workload: "agent".into() }],
-    )
-    .expect("a gap finding");
+    let gap = |t: &Entities, state: LogState| {
+        let mut t = t.clone();
+        t.destinations[0].execution_logs = Some(state);
+        let path = only_path(&t, now());
+        assert!(path.evidence_gap);
+        crate::findings::evidence_gap_finding(
+            &t.destinations[0],
+            &[crate::findings::PathOf { path_id: path.path_id.clone(), workload: "agent".into() }],
+        )
+        .expect("a gap finding")
+    };
+    let finding = gap(&t, LogState::Disabled);
     assert_eq!(finding.rule_id, "SV0-G001");
     assert_eq!(finding.summary, "enable diagnostic logs on stfinance to close 1 evidence gap(s) on invoices");
     // Logs collected where SV0 does not read them: still a gap, closed by reading them.
-    t.destinations[0].execution_logs = Some(LogState::Unread);
-    let path = only_path(&t, now());
-    assert!(path.evidence_gap);
-    let finding = crate::findings::evidence_gap_finding(
-        &t.destinations[0],
-        &[crate::findings::PathOf { path_id: path.path_id.clone(), workload: "agent".into() }],
-    )
-    .expect("a gap finding");
+    let finding = gap(&t, LogState::Unread);
     assert!(finding.summary.starts_with("have SV0 read diagnostic logs on stfinance"), "{}", finding.summary);
     // Logs on, or unknown: no gap.
     t.destinations[0].execution_logs = None;
