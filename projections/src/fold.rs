@@ -282,6 +282,8 @@ fn approval_recorded(
         posture_seq: approval.posture_seq,
         approval_seq: seq,
         event_id: event.meta.event_id,
+        posture_digest: approval.posture_digest.clone(),
+        intent: approval.intent.clone(),
     };
     let version_key = t_key(tenant, &[scope_key.as_bytes(), &approval.baseline_version.to_be_bytes()]);
     put(&mut t.baseline_versions, &version_key, &baseline)?;
@@ -306,6 +308,9 @@ fn approval_recorded(
         open_findings: approval.open_findings.clone(),
         posture: PostureSummary::of(&approval.paths),
         paths: approval.paths.clone(),
+        posture_digest: approval.posture_digest.clone(),
+        posture_seq: approval.posture_seq,
+        intent: approval.intent.clone(),
     };
     store_assessment(t, tenant, seq, event, AssessmentKind::Approval, None, Some(assessment))
 }

@@ -286,6 +286,12 @@ pub struct Baseline {
     pub approval_seq: u64,
     /// The approval event.
     pub event_id: EventId,
+    /// The posture digest the approver reviewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posture_digest: Option<String>,
+    /// The additions declared with the approval; `None`: no intent was declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Vec<sv0_domain::intent::IntentItem>>,
 }
 
 impl Baseline {
@@ -296,7 +302,7 @@ impl Baseline {
             self.open_findings.iter().cloned().chain(self.acknowledged.iter().map(|a| a.finding_id.clone())).collect();
         let open: Vec<Finding> =
             findings.iter().filter(|r| r.status == FindingStatus::Open).map(|r| r.finding.clone()).collect();
-        let mut entries = sv0_domain::delta::compute(&self.paths, current);
+        let mut entries = sv0_domain::delta::compute(&self.paths, current, self.intent.as_deref());
         entries.extend(sv0_domain::delta::credential_exposures(&open, &known, current));
         entries.sort_by(|a, b| (&a.path_id, a.kind).cmp(&(&b.path_id, b.kind)));
         entries

@@ -185,6 +185,7 @@ fn call(server: &Server, method: &str, route: &str, token: Option<&str>, ids: &I
         .replace("{id}", "1");
     let url = match path.as_str() {
         "/delta" => "/api/v1/delta?scope=project:HR-Automation".to_string(),
+        "/review" => "/api/v1/review?scope=project:HR-Automation".to_string(),
         "/proofs/consistency" => "/api/v1/proofs/consistency?old=1&new=2".to_string(),
         "/replay/paths" | "/replay/findings" => format!("/api/v1{path}?as_of=5"),
         other => format!("/api/v1{other}"),

@@ -43,8 +43,10 @@ fn approve_records_the_configured_principal_and_acknowledgements() {
     configure_approver(&data, "sam.reviewer@contoso.example");
     let (code, out) = sv0_in(&data, &["findings", "--scope", "project:HR-Automation", "--json"]);
     assert_eq!(code, 0, "{out}");
-    let findings: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let read: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let findings = read["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 7);
+    assert!(read["posture_digest"].as_str().unwrap().starts_with("sha256:"), "{read}");
     let first = findings[0]["finding"]["finding_id"].as_str().unwrap().to_string();
     let ack = format!("{first}=2026-03-15");
     let (code, out) = sv0_in(

@@ -40,6 +40,7 @@ fn meta(n: u8) -> EventMeta {
         actor: "connector:snapshot".to_string(),
         causation_id: None,
         correlation_id: Some(EventId([0xc0; 16])),
+        credential: None,
     }
 }
 
@@ -149,6 +150,9 @@ fn fixtures() -> Vec<Event> {
             posture_seq: 3,
             paths,
             open_findings: vec!["F-0123456789ab".into()],
+            // Left out, as before approvals had them: the golden vector still decodes.
+            posture_digest: None,
+            intent: None,
         }),
         EventPayload::KeyRegistered(KeyRegistered {
             key_id: "21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9".into(),

@@ -28,11 +28,21 @@ fn import(dir: &TempDir, n: usize) {
     assert_eq!(code, 0, "{out}");
 }
 
-/// The demo tenant approved, then the deployment scanned: 5 new paths, 2 of them into Finance.
+/// Writes the demo's declared intent (the three Graph reads) next to the data directory.
+fn intent_file(dir: &TempDir) -> String {
+    let file = dir.join("intent.json");
+    std::fs::write(&file, demo_snapshot("contoso-intent.json")).unwrap();
+    file.to_str().unwrap().to_string()
+}
+
+/// The demo tenant approved with the release's declared intent (the three Graph reads), then
+/// the deployment scanned: 5 new paths, the 2 into Finance unintended.
 fn deployed() -> TempDir {
     let dir = fresh();
     import(&dir, 0);
-    let (code, out) = sv0_in(&dir.join("data"), &["approve", "--scope", SCOPE, "--note", "baseline"]);
+    let intent = intent_file(&dir);
+    let (code, out) =
+        sv0_in(&dir.join("data"), &["approve", "--scope", SCOPE, "--note", "baseline", "--intent", &intent]);
     assert_eq!(code, 0, "{out}");
     import(&dir, 1);
     dir
@@ -75,7 +85,7 @@ fn a_deployment_into_finance_requires_review_and_the_opa_input_shows_why() {
     let data = dir.join("data");
     let doc = delta(&data);
     assert_eq!(doc["disposition"]["decision"], "requires_review");
-    assert_eq!(rules(&doc["disposition"]), ["SV0-D001"]);
+    assert_eq!(rules(&doc["disposition"]), ["SV0-D001", "SV0-D010"]);
 
     let (code, out) = sv0_in(&data, &["export", "opa-input", "--scope", SCOPE]);
     assert_eq!(code, 0, "{out}");
@@ -217,7 +227,8 @@ fn a_drift_under_the_threshold_leaves_the_baseline_approved() {
     let (code, out) = sv0_in(&data, &["policy", "set", "--drift-threshold", "3"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("on 3 path(s) or more"), "{out}");
-    let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "baseline"]);
+    let intent = intent_file(&dir);
+    let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "baseline", "--intent", &intent]);
     assert_eq!(code, 0, "{out}");
     import(&dir, 1);
     assert_eq!(baselines(&data)[0]["state"], "approved", "2 breaking paths are under a threshold of 3");
@@ -274,7 +285,9 @@ fn sv0_watch_imports_its_sources_each_round_and_reports_drift() {
         assert_eq!(scope.len(), 1);
         assert_eq!(scope[0]["state"], "drifted");
         assert_eq!(scope[0]["disposition"], "requires_review");
-        assert_eq!(scope[0]["drifted"]["paths"], 2);
+        // Approved without a declared intent: all five additions are unreviewed, not only the
+        // two Finance writes.
+        assert_eq!(scope[0]["drifted"]["paths"], 5);
     }
 
     // The scheduled scan raised a drift signal for SOC consumers.

@@ -207,10 +207,18 @@ fn a_deployment_through_a_service_principal_connection_is_seen_graded_and_remedi
     let found = findings(dir.path());
     assert_eq!(finding(&found, "SV0-P001", "stfinledger/invoices")["status"], "resolved");
     let delta = json(dir.path(), &["delta", "--scope", SCOPE, "--json"]);
+    let entries = delta["delta"].as_array().unwrap();
     assert!(
-        !delta["delta"].as_array().unwrap().iter().any(|e| e["flagged"] == true),
-        "nothing flagged is left: {delta:#}"
+        !entries.iter().any(|e| e["flagged"] == true && e["domain"]["id"] == "finance"),
+        "nothing flagged into Finance is left: {delta:#}"
     );
+    // What the deployment still adds (the connection's new service principal and its paths)
+    // was approved by nobody: the baseline declared no intent, so none of it is "expected".
+    let flagged: Vec<&str> =
+        entries.iter().filter(|e| e["flagged"] == true).map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(flagged, ["new_identity"], "{delta:#}");
+    assert!(entries.iter().all(|e| e["intent"] == "unreviewed"), "{delta:#}");
+    assert_eq!(delta["verification"]["matches_baseline"], false);
 }
 
 /// Token audiences come from the cloud, and a refused token is a failed scan that names the

@@ -2,6 +2,7 @@
 //! both deletion breakers with release, ownership and grades over time, the policy event.
 
 use std::collections::BTreeSet;
+use sv0_domain::events::Actor;
 
 use sv0_domain::paths::{AuthorityPath, Grade, OwnerState};
 use sv0_domain::snapshot::{ApiCoverage, ApiStatus, Coverage, CoverageMode, EntityList, Snapshot};
@@ -219,21 +220,21 @@ fn the_entity_breaker_holds_a_mass_removal_until_a_person_releases_it() {
         let views_then = service.views().dump().unwrap();
 
         // Refusals change nothing.
-        let e = service.release_scan(&tenant(), &held.scan_id, " ", "sam", at(1)).await.unwrap_err();
+        let e = service.release_scan(&tenant(), &held.scan_id, " ", &Actor::host("sam"), at(1)).await.unwrap_err();
         assert!(e.to_string().contains("--note"), "{e}");
-        let e = service.release_scan(&tenant(), "no-such-scan", "n", "sam", at(1)).await.unwrap_err();
+        let e = service.release_scan(&tenant(), "no-such-scan", "n", &Actor::host("sam"), at(1)).await.unwrap_err();
         assert!(e.to_string().contains("has no scan"), "{e}");
         assert_eq!(service.views().dump().unwrap(), views_then);
 
         let released = service
-            .release_scan(&tenant(), &held.scan_id, "the team retired 30% of its grants", "sam", at(1))
+            .release_scan(&tenant(), &held.scan_id, "the team retired 30% of its grants", &Actor::host("sam"), at(1))
             .await
             .unwrap();
         assert_eq!(released.status, ScanStatus::Applied);
         assert_eq!(released.released_by.as_deref(), Some("sam"));
         assert_eq!(released.removed_entities as usize, first.grants.len() - keep);
         assert!(paths(&service).len() < before.len() * 8 / 10);
-        let e = service.release_scan(&tenant(), &held.scan_id, "again", "sam", at(1)).await.unwrap_err();
+        let e = service.release_scan(&tenant(), &held.scan_id, "again", &Actor::host("sam"), at(1)).await.unwrap_err();
         assert!(e.to_string().contains("not quarantined"), "{e}");
         assert_rebuild_equals(&service).await;
     });
@@ -254,7 +255,8 @@ fn the_path_breaker_holds_a_scan_that_removes_few_entities_but_many_paths() {
         assert!(held.reason.as_deref().unwrap().contains("paths"), "{held:?}");
         assert!(held.removed_paths > 50);
         assert_eq!(paths(&service), before);
-        let released = service.release_scan(&tenant(), &held.scan_id, "decommissioned", "sam", at(1)).await.unwrap();
+        let released =
+            service.release_scan(&tenant(), &held.scan_id, "decommissioned", &Actor::host("sam"), at(1)).await.unwrap();
         assert_eq!(released.status, ScanStatus::Applied);
         assert_eq!(paths(&service).len(), before.len() - held.removed_paths as usize);
         assert_rebuild_equals(&service).await;
@@ -272,7 +274,8 @@ fn releasing_a_scan_after_a_newer_one_was_applied_changes_nothing() {
         assert_eq!(held.status, ScanStatus::Quarantined);
         import(&mut service, &later(&first, 2)).await;
         let views_then = paths(&service);
-        let released = service.release_scan(&tenant(), &held.scan_id, "late", "sam", at(3)).await.unwrap();
+        let released =
+            service.release_scan(&tenant(), &held.scan_id, "late", &Actor::host("sam"), at(3)).await.unwrap();
         assert_eq!(released.status, ScanStatus::Superseded);
         assert_eq!(paths(&service), views_then, "an old scan never undoes newer data");
         assert_rebuild_equals(&service).await;
@@ -291,7 +294,7 @@ fn the_breaker_threshold_is_the_recorded_policy() {
                     p.breaker.max_removed_percent = 50;
                     Ok(p)
                 },
-                "sam",
+                &Actor::host("sam"),
                 at(0),
             )
             .await
@@ -385,7 +388,7 @@ async fn set_window(
         p.evidence_window_days = days;
         Ok(p)
     };
-    service.set_policy(&tenant(), window, "sam", at(0)).await
+    service.set_policy(&tenant(), window, &Actor::host("sam"), at(0)).await
 }
 
 #[test]

@@ -150,6 +150,7 @@ fn verify_from_the_log_detects_a_forged_pack() {
                 actor: "system:forger".to_string(),
                 causation_id: None,
                 correlation_id: None,
+                credential: None,
             },
             payload: EventPayload::PackSealed(forged),
         };

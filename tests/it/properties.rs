@@ -98,7 +98,7 @@ fn sent(truth: &Snapshot, dropped: u8, coverage: u8) -> Snapshot {
 async fn incremental_equals_full<L: EventLog>(service: &mut Service<L>, tenant: &sv0_domain::TenantId, at: Timestamp) {
     let paths = service.views().query_paths(tenant, &PathFilter::default()).unwrap();
     let findings = service.findings(tenant, None).unwrap();
-    service.set_policy(tenant, Ok, "oracle@example.com", at).await.unwrap();
+    service.set_policy(tenant, Ok, &sv0_domain::events::Actor::host("oracle@example.com"), at).await.unwrap();
     let full = service.views().query_paths(tenant, &PathFilter::default()).unwrap();
     assert_eq!(paths.len(), full.len(), "incremental and full recomputation give different path counts");
     for (incremental, full) in paths.iter().zip(&full) {
@@ -164,7 +164,13 @@ fn check(ops: &[Op]) {
                         service.scans(&tenant).unwrap().into_iter().rev().find(|s| s.status == ScanStatus::Quarantined);
                     if let Some(held) = held {
                         service
-                            .release_scan(&tenant, &held.scan_id, "property", "prop@example.com", start)
+                            .release_scan(
+                                &tenant,
+                                &held.scan_id,
+                                "property",
+                                &sv0_domain::events::Actor::host("prop@example.com"),
+                                start,
+                            )
                             .await
                             .unwrap();
                         incremental_equals_full(&mut service, &tenant, start).await;
@@ -178,7 +184,7 @@ fn check(ops: &[Op]) {
                                 p.evidence_window_days = *window;
                                 Ok(p)
                             },
-                            "prop@example.com",
+                            &sv0_domain::events::Actor::host("prop@example.com"),
                             start,
                         )
                         .await

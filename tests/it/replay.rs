@@ -36,7 +36,9 @@ fn replay_story(dir: &TempDir, log: Option<&str>) {
     let baselines: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(baselines.len(), 1, "only baseline v1 existed then");
     let (_, out) = sv0_in(&replay, &["--tenant", &tenant, "paths", "--scope", "project:HR-Automation", "--json"]);
-    assert_eq!(serde_json::from_str::<Vec<Value>>(&out).unwrap().len(), 4, "before the deployment");
+    let read: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(read["paths"].as_array().unwrap().len(), 4, "before the deployment");
+    assert!(read["posture_digest"].as_str().unwrap().starts_with("sha256:"), "{read}");
     let (code, out) = sv0_in(&replay, &["--tenant", &tenant, "verify"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("chain intact: 1 pack(s)"), "the pack chain as it stood: {out}");

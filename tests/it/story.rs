@@ -47,9 +47,16 @@ fn the_deployment_delta_lists_five_new_paths_and_flags_the_two_finance_writes() 
             "{remediation}"
         );
     }
-    let expected: Vec<&Value> = delta.iter().filter(|e| e["flagged"] == false).collect();
-    assert_eq!(expected.len(), 3);
-    for entry in expected {
+    // The two Finance writes are what the release did not declare; the three Graph reads are
+    // what it did.
+    for entry in &flagged {
+        assert_eq!(entry["intent"], "unintended", "{entry}");
+        assert_eq!(entry["severity"], "high", "{entry}");
+    }
+    let intended: Vec<&Value> = delta.iter().filter(|e| e["intent"] == "intended").collect();
+    assert_eq!(intended.len(), 3);
+    for entry in intended {
+        assert_eq!(entry["flagged"], false);
         assert_eq!(entry["domain"]["name"], "Employee Directory");
         assert_eq!(entry["permissions"], serde_json::json!(["read"]));
         assert!(entry["destination"]["name"].as_str().unwrap().starts_with("Microsoft Graph"));
@@ -59,7 +66,7 @@ fn the_deployment_delta_lists_five_new_paths_and_flags_the_two_finance_writes() 
     assert_eq!(doc["disposition"]["decision"], "requires_review");
     let rules: Vec<&str> =
         doc["disposition"]["reasons"].as_array().unwrap().iter().map(|r| r["rule"].as_str().unwrap()).collect();
-    assert_eq!(rules, ["SV0-D001"]);
+    assert_eq!(rules, ["SV0-D001", "SV0-D010"]);
 }
 
 #[test]
@@ -70,7 +77,13 @@ fn the_remediation_rescan_verifies_and_two_baselines_and_five_packs_are_recorded
     assert_eq!(verification["matches_baseline"], true, "{verification}");
     assert_eq!(verification["exact_match"], false);
     assert_eq!(verification["baseline_version"], 1);
-    assert_eq!(verification["expected_additions"].as_array().unwrap().len(), 3);
+    assert_eq!(verification["intended_additions"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        verification["expected_additions"], verification["intended_additions"],
+        "the old name, kept one release"
+    );
+    assert!(verification["unintended"].as_array().unwrap().is_empty());
+    assert!(verification["unreviewed"].as_array().unwrap().is_empty());
     assert_eq!(verification["resolved"].as_array().unwrap().len(), 2);
     assert!(verification["unexpected"].as_array().unwrap().is_empty());
 

@@ -111,7 +111,9 @@ fn paths_as_of_a_position_or_time_show_the_posture_then() {
     let (code, out) =
         sv0(&["--data-dir", data, "paths", "--scope", "project:HR-Automation", "--as-of", &position, "--json"]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&out).unwrap().len(), 4);
+    let read: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(read["paths"].as_array().unwrap().len(), 4);
+    assert_eq!(read["log_position"], after_first);
 }
 
 #[test]
@@ -152,7 +154,7 @@ fn a_scan_with_a_missing_chunk_is_rejected_whole() {
 
         // The deployment scan, with its second chunk lost on the way.
         let snapshot = sv0_service::import::parse_snapshot(&demo_snapshot(DEMO_SNAPSHOTS[1])).unwrap();
-        let mut scan = sv0_service::import::scan_events(snapshot, None, 4 * 1024).unwrap();
+        let mut scan = sv0_service::import::scan_events(snapshot, None, 4 * 1024, None).unwrap();
         assert!(scan.chunk_count >= 3);
         scan.events.remove(2);
         service.log().append("contoso.scan", Expected::Any, scan.events).await.unwrap();
@@ -203,6 +205,7 @@ fn events_larger_than_a_record_travel_as_fragments_and_apply_only_when_whole() {
                 actor: "user:riley@contoso.example".into(),
                 causation_id: None,
                 correlation_id: None,
+                credential: None,
             },
             payload: EventPayload::ApprovalRecorded(sv0_domain::events::ApprovalRecorded {
                 scope: scope.clone(),
@@ -213,6 +216,8 @@ fn events_larger_than_a_record_travel_as_fragments_and_apply_only_when_whole() {
                 posture_seq: 1,
                 paths: report.baseline.paths.clone(),
                 open_findings: vec![],
+                posture_digest: None,
+                intent: None,
             }),
         };
         let mut pieces = sv0_service::import::log_records(&next, 4 * 1024).unwrap();

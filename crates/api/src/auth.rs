@@ -27,12 +27,22 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 pub struct Caller {
     /// The token's id.
     pub token_id: String,
+    /// What it authenticated with, as events record it: `token:<id>` or
+    /// `oidc:<issuer>#<subject>`.
+    pub credential: String,
     /// The one tenant it acts for.
     pub tenant: TenantId,
     /// Who it is: what approvals and scans record.
     pub principal: String,
     /// Its roles.
     pub roles: Vec<Role>,
+}
+
+impl Caller {
+    /// The caller as events record it: `api:<principal>` with its credential.
+    pub fn actor(&self) -> sv0_domain::events::Actor {
+        sv0_domain::events::Actor::api(&self.principal, self.credential.clone())
+    }
 }
 
 /// Failed authentications per client address.
@@ -112,6 +122,7 @@ pub fn authorize(
             })?;
             Caller {
                 token_id: format!("oidc:{}", identity.subject),
+                credential: format!("oidc:{}#{}", identity.issuer, identity.subject),
                 tenant: identity.tenant,
                 principal: identity.principal,
                 roles: identity.roles,
@@ -125,6 +136,7 @@ pub fn authorize(
                 })
             })?;
             Caller {
+                credential: format!("token:{}", record.token_id),
                 token_id: record.token_id,
                 tenant: record.tenant,
                 principal: record.principal,

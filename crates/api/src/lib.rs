@@ -143,6 +143,7 @@ fn handler<L: EventLog + Clone>(spec: &routes::RouteSpec) -> MethodRouter<Arc<Ap
         ("GET", "/approvals") => get(routes::approvals::<L>),
         ("POST", "/approvals") => post(routes::approve::<L>),
         ("GET", "/delta") => get(routes::delta::<L>),
+        ("GET", "/review") => get(routes::review::<L>),
         ("GET", "/signals") => get(routes::signals::<L>),
         ("GET", "/packs") => get(routes::packs::<L>),
         ("GET", "/packs/{id}") => get(routes::pack::<L>),

@@ -69,8 +69,10 @@ pub struct OidcIdentity {
     pub tenant: TenantId,
     /// Its roles.
     pub roles: Vec<Role>,
-    /// The token's `jti` or `sub`, for logs.
+    /// The token's `sub` (or `jti` when it has none).
     pub subject: String,
+    /// The issuer that signed it.
+    pub issuer: String,
 }
 
 impl OidcVerifier {
@@ -167,7 +169,7 @@ impl OidcVerifier {
             .collect();
         roles.sort();
         roles.dedup();
-        let subject = claims["jti"].as_str().or_else(|| claims["sub"].as_str()).unwrap_or_default().to_string();
-        Ok(OidcIdentity { principal, tenant: self.tenant.clone(), roles, subject })
+        let subject = claims["sub"].as_str().or_else(|| claims["jti"].as_str()).unwrap_or_default().to_string();
+        Ok(OidcIdentity { principal, tenant: self.tenant.clone(), roles, subject, issuer: self.issuer.clone() })
     }
 }

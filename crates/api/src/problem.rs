@@ -176,6 +176,7 @@ impl From<ServiceError> for Problem {
             }
             ServiceError::NoBaseline { .. }
             | ServiceError::Conflict(_)
+            | ServiceError::PostureChanged { .. }
             | ServiceError::KeyNotInChain { .. }
             | ServiceError::NoKey => Problem::conflict(e.to_string()),
             ServiceError::Tenant(_) => Problem::not_found(e.to_string()),

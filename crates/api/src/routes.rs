@@ -146,6 +146,14 @@ pub const ROUTES: &[RouteSpec] = &[
         success: 200,
     },
     RouteSpec {
+        method: "GET",
+        path: "/review",
+        permission: Permission::Read,
+        summary: "Everything to read before approving a scope: paths, counts by grade, egress and ownership, open findings, governance conditions, evidence gaps, the baseline in force and the posture_digest to approve",
+        query: &["scope"],
+        success: 200,
+    },
+    RouteSpec {
         method: "POST",
         path: "/approvals",
         permission: Permission::Approve,
@@ -355,6 +363,33 @@ struct Page<'a, T: Serialize> {
     next_cursor: Option<String>,
 }
 
+/// A page of a scope's paths or findings, with the scope's posture digest and the log
+/// position it stands at: what an approval's `posture_digest` names.
+#[derive(Serialize)]
+struct PosturePage<'a, T: Serialize> {
+    items: &'a [T],
+    next_cursor: Option<String>,
+    posture_digest: String,
+    log_position: u64,
+}
+
+/// `reply` (a page) with the posture of `scope` added, when a scope was asked for.
+async fn with_posture<L: EventLog>(
+    s: &ApiState<L>,
+    tenant: &TenantId,
+    scope: Option<&Scope>,
+    reply: Response,
+) -> Reply {
+    let Some(scope) = scope else { return Ok(reply) };
+    let posture = s.reader.posture(tenant, scope)?;
+    let mut reply = reply;
+    let bytes = axum::body::to_bytes(std::mem::take(reply.body_mut()), usize::MAX).await.map_err(Problem::internal)?;
+    let mut value: Value = serde_json::from_slice(&bytes).map_err(Problem::internal)?;
+    value["posture_digest"] = json!(posture.digest);
+    value["log_position"] = json!(posture.position);
+    ok(value)
+}
+
 /// A page size: 100 by default, at most 1,000.
 fn limit_of(limit: Option<usize>) -> Result<usize, Problem> {
     let limit = limit.unwrap_or(100);
@@ -419,7 +454,19 @@ pub(crate) async fn paths<L: EventLog>(ask: Ask<L>, q: Result<Query<PathsQuery>,
         sv0_projections::ProjectionError::Invalid(reason) => Problem::invalid_request(reason),
         other => Problem::from(other),
     })?;
-    ok(Page { items: &paths, next_cursor: next.map(hex::encode) })
+    let next_cursor = next.map(hex::encode);
+    match &filter.scope {
+        Some(scope) => {
+            let posture = s.reader.posture(&c.tenant, scope)?;
+            ok(PosturePage {
+                items: &paths,
+                next_cursor,
+                posture_digest: posture.digest,
+                log_position: posture.position,
+            })
+        }
+        None => ok(Page { items: &paths, next_cursor }),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -445,7 +492,8 @@ pub(crate) async fn findings<L: EventLog>(ask: Ask<L>, q: Result<Query<FindingsQ
     let mut records = s.views.findings(&c.tenant, scope.as_ref())?;
     records.retain(|r| status.is_none_or(|s| r.status == s));
     records.sort_by(|a, b| a.finding.finding_id.cmp(&b.finding.finding_id));
-    page(records, |r| r.finding.finding_id.clone(), q.limit, q.cursor.as_deref())
+    let reply = page(records, |r| r.finding.finding_id.clone(), q.limit, q.cursor.as_deref())?;
+    with_posture(s, &c.tenant, scope.as_ref(), reply).await
 }
 
 pub(crate) async fn scopes<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>, QueryRejection>) -> Reply {
@@ -532,7 +580,7 @@ pub(crate) async fn push_scan<L: EventLog>(
             named.tenant, c.tenant
         )));
     }
-    let report = s.commands.lock().await.import_snapshot(&bytes, trigger).await?;
+    let report = s.commands.lock().await.import_pushed(&bytes, trigger, &c.actor()).await?;
     let status = if report.duplicate { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(report)).into_response())
 }
@@ -622,6 +670,13 @@ struct ApprovalBody {
     acknowledge: Vec<AckBody>,
     /// When given, it must be the authenticated principal.
     approver: Option<String>,
+    /// The posture reviewed (`GET /review`'s `posture_digest`): refused with 409 when the
+    /// posture is no longer that.
+    posture_digest: Option<String>,
+    /// The log position the reviewed posture stood at, to name what changed since.
+    log_position: Option<u64>,
+    /// The additions the deployment declares (schemas/intent.schema.json).
+    intent: Option<Vec<sv0_domain::intent::IntentItem>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -649,8 +704,26 @@ pub(crate) async fn approve<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, Bytes
     }
     let scope = scope_of(&request.scope)?;
     let acks = acks(&request.acknowledge)?;
-    let report =
-        s.commands.lock().await.approve(&c.tenant, &scope, &request.note, acks, &c.principal, Timestamp::now()).await?;
+    let posture = request
+        .posture_digest
+        .as_deref()
+        .map(|d| {
+            sv0_service::Reviewed::parse(d)
+                .map(|r| sv0_service::Reviewed { position: request.log_position.or(r.position), ..r })
+        })
+        .transpose()
+        .map_err(|e| Problem::invalid_request(e.to_string()))?;
+    if posture.is_none() && request.log_position.is_some() {
+        return Err(Problem::invalid_request("log_position names the position of a posture_digest; give both"));
+    }
+    let approval = sv0_service::Approval {
+        note: request.note,
+        acknowledged: acks,
+        intent: request.intent,
+        posture,
+        by: c.actor(),
+    };
+    let report = s.commands.lock().await.approve_with(&c.tenant, &scope, approval, Timestamp::now()).await?;
     Ok((StatusCode::CREATED, Json(report)).into_response())
 }
 
@@ -658,6 +731,20 @@ pub(crate) async fn approve<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, Bytes
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeltaQuery {
     scope: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReviewQuery {
+    scope: String,
+}
+
+pub(crate) async fn review<L: EventLog>(ask: Ask<L>, q: Result<Query<ReviewQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller(Permission::Read)?;
+    let s = &ask.s;
+    let q = query(q)?;
+    let scope = scope_of(&q.scope)?;
+    ok(s.reader.review(&c.tenant, &scope)?)
 }
 
 pub(crate) async fn delta<L: EventLog>(ask: Ask<L>, q: Result<Query<DeltaQuery>, QueryRejection>) -> Reply {
@@ -929,7 +1016,7 @@ pub(crate) async fn acknowledge<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, B
         .commands
         .lock()
         .await
-        .acknowledge_findings(&c.tenant, acknowledged, &c.principal, &request.note, Timestamp::now())
+        .acknowledge_findings(&c.tenant, acknowledged, &c.actor(), &request.note, Timestamp::now())
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "acknowledged_by": c.principal, "log_position": seq }))).into_response())
 }
@@ -1002,7 +1089,7 @@ pub(crate) async fn issue_token<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, B
         .commands
         .lock()
         .await
-        .issue_token(&c.tenant, &request.name, &request.principal, request.roles, &format!("user:{}", c.principal))
+        .issue_token(&c.tenant, &request.name, &request.principal, request.roles, &c.actor())
         .await?;
     let record = sv0_service::tokens::TokenView::from(&issued.record);
     Ok((StatusCode::CREATED, Json(json!({ "token": issued.token, "record": record }))).into_response())
@@ -1015,12 +1102,7 @@ pub(crate) async fn revoke_token<L: EventLog>(ask: Ask<L>, Path(id): Path<String
     if !s.views.tokens(&c.tenant)?.iter().any(|t| t.token_id == id) {
         return Err(Problem::not_found(format!("no token {id}")));
     }
-    let record = s
-        .commands
-        .lock()
-        .await
-        .revoke_token(&c.tenant, id, "revoked through the API", &format!("user:{}", c.principal))
-        .await?;
+    let record = s.commands.lock().await.revoke_token(&c.tenant, id, "revoked through the API", &c.actor()).await?;
     ok(sv0_service::tokens::TokenView::from(&record))
 }
 
@@ -1037,6 +1119,6 @@ pub(crate) async fn set_policy<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, By
     let bytes = body(bytes, s.max_body)?;
     let policy: sv0_domain::policy::Policy =
         serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid policy: {e}")))?;
-    let report = s.commands.lock().await.set_policy(&c.tenant, |_| Ok(policy), &c.principal, Timestamp::now()).await?;
+    let report = s.commands.lock().await.set_policy(&c.tenant, |_| Ok(policy), &c.actor(), Timestamp::now()).await?;
     ok(json!({ "policy": report.policy, "log_position": report.seq }))
 }

@@ -11,6 +11,7 @@
 //!   actor: tstr,
 //!   causation_id: bstr .size 16 / null,
 //!   correlation_id: bstr .size 16 / null,
+//!   ? credential: tstr,        ; token:<id> or oidc:<issuer>#<subject> (API actors)
 //!   payload: { * tstr => any },
 //! }
 //! ```
@@ -88,6 +89,8 @@ struct Wire {
     actor: String,
     causation_id: Option<EventId>,
     correlation_id: Option<EventId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    credential: Option<String>,
     payload: Value,
 }
 
@@ -120,6 +123,7 @@ pub fn encode_event(event: &Event) -> Result<Vec<u8>, EventError> {
         actor: meta.actor.clone(),
         causation_id: meta.causation_id,
         correlation_id: meta.correlation_id,
+        credential: meta.credential.clone(),
         payload,
     };
     let value = Value::serialized(&wire).map_err(|e| EncodeError::Serialize(e.to_string()))?;
@@ -179,6 +183,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, EventError> {
             actor: wire.actor,
             causation_id: wire.causation_id,
             correlation_id: wire.correlation_id,
+            credential: wire.credential,
         },
         payload,
     })

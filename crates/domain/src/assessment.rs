@@ -289,6 +289,15 @@ pub struct ApprovalAssessment {
     pub posture: PostureSummary,
     /// Every path of the baseline.
     pub paths: Vec<AuthorityPath>,
+    /// The posture digest the approver reviewed, and its log position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posture_digest: Option<String>,
+    /// The log position of the posture approved.
+    #[serde(default)]
+    pub posture_seq: u64,
+    /// The additions the approval declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Vec<crate::intent::IntentItem>>,
 }
 
 /// The content of one evidence pack.

@@ -2,15 +2,21 @@
 //! verification of a posture against its baseline.
 //!
 //! A delta is a set comparison on path ids plus a comparison of each common path's
-//! properties. Entries are *flagged* when they need action before the deployment proceeds:
-//! new or expanded write/delete/admin reach into a sensitive domain, a new external egress, or
-//! a new ownership gap. Unflagged additions are the expected changes a deployment brings.
+//! properties. Every addition (a new path, expanded permissions, a new identity, a new egress
+//! boundary) is `intended`, `unintended` or `unreviewed` against the intent approved with the
+//! baseline (`intent`): nothing is guessed to be expected. Entries are also *flagged* for their
+//! risk, with a severity: any new reach into a sensitive domain (read medium, write or delete
+//! high, admin critical), expanded permissions, a new identity, new LLM or external egress, a
+//! new ownership gap, a new long-lived credential. A posture matches its baseline only when no
+//! addition is unintended or unreviewed and nothing approved was lost or changed.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::findings::Severity;
+use crate::intent::{self, IntentItem, IntentStatus};
 use crate::model::{EgressClass, Permission};
 use crate::paths::{AuthorityPath, DomainRef, Grade, NodeRef, OwnerState};
 use crate::remediation::{self, RemediationAction};
@@ -108,19 +114,32 @@ pub struct DeltaEntry {
     pub egress: EgressClass,
     /// Ownership state now.
     pub owner_state: OwnerState,
-    /// Whether the entry needs action before the deployment proceeds.
+    /// For an addition (new path, expanded permissions, new identity, new egress boundary):
+    /// whether the approved intent declared it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<IntentStatus>,
+    /// Whether the entry carries a risk that needs a person's attention.
     pub flagged: bool,
     /// Why it is flagged, one reason per item.
     pub flags: Vec<String>,
+    /// How serious the flags are: reach into a sensitive domain by its permission (read
+    /// medium, write or delete high, admin critical).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
     /// The remediation as one line, when there is something to change.
     pub remediation: Option<String>,
     /// The remediation as separate actions, each naming its record.
     pub remediation_actions: Vec<RemediationAction>,
 }
 
-/// Compares the current paths of a scope with its baseline paths. Both inputs may be in any
-/// order; entries come out sorted by path id, then kind.
-pub fn compute(baseline: &[AuthorityPath], current: &[AuthorityPath]) -> Vec<DeltaEntry> {
+/// Compares the current paths of a scope with its baseline paths, judging each addition
+/// against the intent approved with the baseline (`None`: none was declared). Both inputs may
+/// be in any order; entries come out sorted by path id, then kind.
+pub fn compute(
+    baseline: &[AuthorityPath],
+    current: &[AuthorityPath],
+    intent: Option<&[IntentItem]>,
+) -> Vec<DeltaEntry> {
     let mut base: Vec<&AuthorityPath> = baseline.iter().collect();
     let mut now: Vec<&AuthorityPath> = current.iter().collect();
     base.sort_by(|a, b| a.path_id.cmp(&b.path_id));
@@ -139,19 +158,19 @@ pub fn compute(baseline: &[AuthorityPath], current: &[AuthorityPath]) -> Vec<Del
                 i += 1;
             }
             std::cmp::Ordering::Greater => {
-                entries.push(added(now[j]));
+                entries.push(added(now[j], intent));
                 j += 1;
             }
             std::cmp::Ordering::Equal => {
                 if base[i].fingerprint != now[j].fingerprint {
-                    changed(base[i], now[j], &mut entries);
+                    changed(base[i], now[j], intent, &mut entries);
                 }
                 i += 1;
                 j += 1;
             }
         }
     }
-    boundaries(&base, &now, &mut entries);
+    boundaries(&base, &now, intent, &mut entries);
     entries.sort_by(|a, b| (&a.path_id, a.kind).cmp(&(&b.path_id, b.kind)));
     entries
 }
@@ -159,7 +178,12 @@ pub fn compute(baseline: &[AuthorityPath], current: &[AuthorityPath]) -> Vec<Del
 /// The delta entries about more than one path: new identities, new egress boundaries and
 /// ownership gaps of new workloads. `base` and `now` are sorted by path id, so "first" is
 /// deterministic.
-fn boundaries(base: &[&AuthorityPath], now: &[&AuthorityPath], out: &mut Vec<DeltaEntry>) {
+fn boundaries(
+    base: &[&AuthorityPath],
+    now: &[&AuthorityPath],
+    intent: Option<&[IntentItem]>,
+    out: &mut Vec<DeltaEntry>,
+) {
     let known_paths: BTreeSet<&str> = base.iter().map(|p| p.path_id.as_str()).collect();
     let known_identities: BTreeSet<&str> = base.iter().map(|p| p.identity.id.as_str()).collect();
     let known_workloads: BTreeSet<&str> = base.iter().map(|p| p.workload.id.as_str()).collect();
@@ -172,6 +196,9 @@ fn boundaries(base: &[&AuthorityPath], now: &[&AuthorityPath], out: &mut Vec<Del
         if new && !known_identities.contains(path.identity.id.as_str()) && identities.insert(path.identity.id.as_str())
         {
             let mut e = entry(DeltaKind::NewIdentity, path);
+            e.intent = Some(intent::status(intent, path, &path.permissions));
+            e.flags.push(format!("new identity {} ({})", path.identity.name, path.identity.id));
+            e.severity = Some(Severity::Medium);
             e.remediation_actions.push(remediation::action(
                 "disable_identity",
                 &path.identity.id,
@@ -186,12 +213,10 @@ fn boundaries(base: &[&AuthorityPath], now: &[&AuthorityPath], out: &mut Vec<Del
             && !known_egress.contains(&(path.workload.id.as_str(), path.egress));
         if boundary && egress.insert((path.workload.id.as_str(), path.egress)) {
             let mut e = entry(DeltaKind::NewEgressBoundary, path);
-            if path.egress == EgressClass::ExternalHttp {
-                e.flags.push(format!(
-                    "{} can now reach external endpoints ({})",
-                    path.workload.name, path.destination.name
-                ));
-            }
+            e.intent = Some(intent::status(intent, path, &path.permissions));
+            let what = if path.egress == EgressClass::ExternalHttp { "external endpoints" } else { "a model API" };
+            e.flags.push(format!("{} can now reach {what} ({})", path.workload.name, path.destination.name));
+            e.severity = Some(Severity::Medium);
             e.remediation_actions = path.grants.iter().map(|g| remediation::remove_grant(g, &path.identity)).collect();
             out.push(finish(e));
         }
@@ -201,6 +226,7 @@ fn boundaries(base: &[&AuthorityPath], now: &[&AuthorityPath], out: &mut Vec<Del
         {
             let mut e = entry(DeltaKind::OwnershipGap, path);
             e.flags.push(format!("new workload {} is {}", path.workload.name, path.owner_state));
+            e.severity = Some(Severity::Medium);
             e.remediation_actions.push(remediation::assign_owner(&path.workload));
             out.push(finish(e));
         }
@@ -228,6 +254,7 @@ pub fn credential_exposures(
         };
         let mut e = entry(DeltaKind::CredentialExposure, path);
         e.flags.push(finding.summary.clone());
+        e.severity = Some(finding.severity);
         e.remediation_actions.clone_from(&finding.remediation);
         out.push(finish(e));
     }
@@ -244,7 +271,7 @@ pub struct RollbackAdvice {
     pub path_ids: Vec<String>,
 }
 
-/// Unexpected paths must outnumber the expected ones by this factor, and be at least
+/// Paths breaking the match must outnumber the intended ones by this factor, and be at least
 /// `ROLLBACK_MIN_UNEXPECTED`, before surgical remediation counts as impractical.
 pub const ROLLBACK_RATIO: usize = 3;
 /// See `ROLLBACK_RATIO`.
@@ -253,7 +280,7 @@ pub const ROLLBACK_MIN_UNEXPECTED: usize = 10;
 /// Full rollback advice, when surgical remediation is impractical: a new or expanded path
 /// granted at a wildcard or subscription-wide scope (it cascades to every resource there); grade
 /// A evidence on a path the approver never saw (the authority has already been used); or
-/// unexpected paths far outnumbering the expected ones.
+/// paths breaking the match far outnumbering the intended ones.
 pub fn rollback(entries: &[DeltaEntry], current: &[AuthorityPath]) -> Option<RollbackAdvice> {
     let mut reasons = Vec::new();
     let mut path_ids = BTreeSet::new();
@@ -286,10 +313,10 @@ pub fn rollback(entries: &[DeltaEntry], current: &[AuthorityPath]) -> Option<Rol
     }
     let unexpected: BTreeSet<&str> = entries.iter().filter(|e| breaks_match(e)).map(|e| e.path_id.as_str()).collect();
     let expected: BTreeSet<&str> =
-        entries.iter().filter(|e| e.kind.is_new_path() && !e.flagged).map(|e| e.path_id.as_str()).collect();
+        entries.iter().filter(|e| e.intent == Some(IntentStatus::Intended)).map(|e| e.path_id.as_str()).collect();
     if unexpected.len() >= ROLLBACK_MIN_UNEXPECTED && unexpected.len() > ROLLBACK_RATIO * expected.len() {
         reasons.push(format!(
-            "{} unexpected path(s) against {} expected: more than {ROLLBACK_RATIO} times as many, too many to revoke one by one",
+            "{} path(s) not matching the baseline against {} intended: more than {ROLLBACK_RATIO} times as many, too many to revoke one by one",
             unexpected.len(),
             expected.len()
         ));
@@ -316,8 +343,10 @@ fn entry(kind: DeltaKind, path: &AuthorityPath) -> DeltaEntry {
         previous_grade: None,
         egress: path.egress,
         owner_state: path.owner_state,
+        intent: None,
         flagged: false,
         flags: Vec::new(),
+        severity: None,
         remediation: None,
         remediation_actions: Vec::new(),
     }
@@ -329,13 +358,15 @@ fn removed(path: &AuthorityPath) -> DeltaEntry {
     e
 }
 
-fn added(path: &AuthorityPath) -> DeltaEntry {
+fn added(path: &AuthorityPath, intent: Option<&[IntentItem]>) -> DeltaEntry {
     let kind = if path.domain.sensitive { DeltaKind::NewSensitivePath } else { DeltaKind::NewPath };
     let mut e = entry(kind, path);
     e.added_permissions = path.permissions.clone();
+    e.intent = Some(intent::status(intent, path, &path.permissions));
     flag_reach(&mut e, path, &path.permissions);
     if path.egress == EgressClass::ExternalHttp {
         e.flags.push(format!("new external egress to {}", path.destination.name));
+        raise(&mut e, Severity::Medium);
     }
     if path.owner_state != OwnerState::Assigned {
         e.flags.push(format!("new path is {}", path.owner_state));
@@ -344,13 +375,17 @@ fn added(path: &AuthorityPath) -> DeltaEntry {
     finish(e)
 }
 
-fn changed(before: &AuthorityPath, after: &AuthorityPath, out: &mut Vec<DeltaEntry>) {
+fn changed(before: &AuthorityPath, after: &AuthorityPath, intent: Option<&[IntentItem]>, out: &mut Vec<DeltaEntry>) {
     let old: BTreeSet<Permission> = before.permissions.iter().copied().collect();
     let new: BTreeSet<Permission> = after.permissions.iter().copied().collect();
     let gained: Vec<Permission> = new.difference(&old).copied().collect();
     let lost: Vec<Permission> = old.difference(&new).copied().collect();
     if !gained.is_empty() {
         let mut e = entry(DeltaKind::PermissionsExpanded, after);
+        e.intent = Some(intent::status(intent, after, &gained));
+        let names: Vec<&str> = gained.iter().map(Permission::as_str).collect();
+        e.flags.push(format!("permissions expanded: {} on {}", names.join("/"), after.destination.name));
+        raise(&mut e, if gained.contains(&Permission::Admin) { Severity::High } else { Severity::Low });
         flag_reach(&mut e, after, &gained);
         let known: BTreeSet<&str> = before.grants.iter().map(|g| g.id.as_str()).collect();
         e.remediation_actions = after
@@ -369,8 +404,9 @@ fn changed(before: &AuthorityPath, after: &AuthorityPath, out: &mut Vec<DeltaEnt
     }
     if before.egress != after.egress {
         let mut e = entry(DeltaKind::EgressChanged, after);
-        if after.egress == EgressClass::ExternalHttp {
-            e.flags.push(format!("egress became external_http (was {})", before.egress));
+        if matches!(after.egress, EgressClass::ExternalHttp | EgressClass::LlmApi) {
+            e.flags.push(format!("egress became {} (was {})", after.egress, before.egress));
+            raise(&mut e, Severity::Medium);
         }
         e.remediation_actions.push(remediation::action(
             "review_destination",
@@ -391,17 +427,34 @@ fn changed(before: &AuthorityPath, after: &AuthorityPath, out: &mut Vec<DeltaEnt
         let mut e = entry(DeltaKind::OwnershipChanged, after);
         if after.owner_state != OwnerState::Assigned {
             e.flags.push(format!("ownership became {} (was {})", after.owner_state, before.owner_state));
+            raise(&mut e, Severity::Medium);
             e.remediation_actions.push(remediation::assign_owner(&after.workload));
         }
         out.push(finish(e));
     }
 }
 
+/// Flags reach into a sensitive domain, whatever the permission: read (or execute) is medium,
+/// write or delete high, admin critical.
 fn flag_reach(e: &mut DeltaEntry, path: &AuthorityPath, permissions: &[Permission]) {
-    let modifying: Vec<&str> = permissions.iter().filter(|p| p.modifies()).map(Permission::as_str).collect();
-    if path.domain.sensitive && !modifying.is_empty() {
-        e.flags.push(format!("{} reach into sensitive domain {}", modifying.join("/"), path.domain.name));
+    if !path.domain.sensitive || permissions.is_empty() {
+        return;
     }
+    let names: Vec<&str> = permissions.iter().map(Permission::as_str).collect();
+    e.flags.push(format!("{} reach into sensitive domain {}", names.join("/"), path.domain.name));
+    let severity = if permissions.contains(&Permission::Admin) {
+        Severity::Critical
+    } else if permissions.iter().any(Permission::modifies) {
+        Severity::High
+    } else {
+        Severity::Medium
+    };
+    raise(e, severity);
+}
+
+/// Keeps the most serious severity (`Critical` orders first).
+fn raise(e: &mut DeltaEntry, severity: Severity) {
+    e.severity = Some(e.severity.map_or(severity, |s| s.min(severity)));
 }
 
 fn finish(mut e: DeltaEntry) -> DeltaEntry {
@@ -410,12 +463,23 @@ fn finish(mut e: DeltaEntry) -> DeltaEntry {
     e
 }
 
-/// Whether an entry keeps a posture from matching its baseline: flagged entries, removals and
-/// reductions do; unflagged additions (expected changes), grade changes and ownership becoming
-/// assigned do not.
+/// Whether an entry keeps a posture from matching its baseline: an addition nobody declared
+/// (`unintended` or `unreviewed`), a removal, a reduction, a changed egress, and any other
+/// flagged change (a new ownership gap, a new long-lived credential, ownership lost). An
+/// intended addition never does, flagged or not: the approver declared it. A grade change,
+/// or ownership becoming assigned, does not.
 pub fn breaks_match(entry: &DeltaEntry) -> bool {
-    entry.flagged
-        || matches!(entry.kind, DeltaKind::RemovedPath | DeltaKind::PermissionsReduced | DeltaKind::EgressChanged)
+    match entry.intent {
+        Some(IntentStatus::Intended) => false,
+        Some(IntentStatus::Unintended | IntentStatus::Unreviewed) => true,
+        None => {
+            entry.flagged
+                || matches!(
+                    entry.kind,
+                    DeltaKind::RemovedPath | DeltaKind::PermissionsReduced | DeltaKind::EgressChanged
+                )
+        }
+    }
 }
 
 /// The verdict of a rescan against the approved baseline of a scope.
@@ -423,13 +487,25 @@ pub fn breaks_match(entry: &DeltaEntry) -> bool {
 pub struct Verification {
     /// The baseline version compared against.
     pub baseline_version: u32,
-    /// True when the posture is the baseline plus only expected (unflagged) additions: nothing
-    /// flagged remains and nothing approved was lost or reduced.
+    /// True when the posture is the baseline plus only intended additions: no addition is
+    /// unintended or unreviewed and nothing approved was lost or changed.
     pub matches_baseline: bool,
     /// True when the posture is exactly the baseline.
     pub exact_match: bool,
-    /// Paths added without any flag: the expected changes, ready to approve into a new baseline.
+    /// Paths added as the approved intent declared: ready to approve into a new baseline.
+    #[serde(default)]
+    pub intended_additions: Vec<String>,
+    /// The same list under its former name, kept for one release for scripts that read it.
+    #[serde(default)]
     pub expected_additions: Vec<String>,
+    /// Paths added although the approved intent does not declare them: remove them, or approve
+    /// them with an intent that does.
+    #[serde(default)]
+    pub unintended: Vec<String>,
+    /// Paths added under a baseline approved without declared intent: approve them with an
+    /// intent, or remove them.
+    #[serde(default)]
+    pub unreviewed: Vec<String>,
     /// Paths whose entries still break the match.
     pub unexpected: Vec<String>,
     /// Paths flagged by the previous delta that no longer carry a flag.
@@ -442,12 +518,12 @@ pub struct Verification {
 /// delta this rescan is meant to remediate.
 pub fn verify(baseline_version: u32, delta: &[DeltaEntry], previously_flagged: &[String]) -> Verification {
     let unexpected: BTreeSet<String> = delta.iter().filter(|e| breaks_match(e)).map(|e| e.path_id.clone()).collect();
-    let expected_additions: BTreeSet<String> = delta
-        .iter()
-        .filter(|e| e.kind.is_new_path() && !e.flagged)
-        .map(|e| e.path_id.clone())
-        .filter(|id| !unexpected.contains(id))
-        .collect();
+    let with = |status: IntentStatus| -> BTreeSet<String> {
+        delta.iter().filter(|e| e.intent == Some(status)).map(|e| e.path_id.clone()).collect()
+    };
+    let intended: BTreeSet<String> =
+        with(IntentStatus::Intended).into_iter().filter(|id| !unexpected.contains(id)).collect();
+    let (unintended, unreviewed) = (with(IntentStatus::Unintended), with(IntentStatus::Unreviewed));
     let still_flagged: BTreeSet<&str> = delta.iter().filter(|e| e.flagged).map(|e| e.path_id.as_str()).collect();
     let resolved: Vec<String> = previously_flagged
         .iter()
@@ -462,18 +538,37 @@ pub fn verify(baseline_version: u32, delta: &[DeltaEntry], previously_flagged: &
         format!("posture matches baseline v{baseline_version} exactly")
     } else if matches_baseline {
         format!(
-            "posture matches baseline v{baseline_version} plus {} expected path(s); {} flagged path(s) resolved",
-            expected_additions.len(),
+            "posture matches baseline v{baseline_version} plus {} intended path(s); {} flagged path(s) resolved",
+            intended.len(),
             resolved.len()
         )
     } else {
-        format!("posture does not match baseline v{baseline_version}: {} path(s) still need action", unexpected.len())
+        let mut parts = Vec::new();
+        if !unintended.is_empty() {
+            parts.push(format!("{} unintended addition(s)", unintended.len()));
+        }
+        if !unreviewed.is_empty() {
+            parts.push(format!("{} addition(s) no approved intent declares", unreviewed.len()));
+        }
+        let rest = unexpected.len()
+            - unexpected.iter().filter(|id| unintended.contains(*id) || unreviewed.contains(*id)).count();
+        if rest > 0 {
+            parts.push(format!("{rest} other path(s) that need action"));
+        }
+        format!(
+            "posture does not match baseline v{baseline_version}: {}; approve the additions with a declared intent or remove them",
+            parts.join(", ")
+        )
     };
+    let intended: Vec<String> = intended.into_iter().collect();
     Verification {
         baseline_version,
         matches_baseline,
         exact_match,
-        expected_additions: expected_additions.into_iter().collect(),
+        expected_additions: intended.clone(),
+        intended_additions: intended,
+        unintended: unintended.into_iter().collect(),
+        unreviewed: unreviewed.into_iter().collect(),
         unexpected: unexpected.into_iter().collect(),
         resolved,
         summary,

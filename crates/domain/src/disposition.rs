@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::delta::{DeltaEntry, DeltaKind, RollbackAdvice, Verification};
 use crate::findings::{self, Rule};
+use crate::intent::IntentStatus;
 use crate::paths::{Grade, OwnerState};
 
 /// What a CI gate does with the scope.
@@ -91,7 +92,10 @@ pub fn decide(
     verification: Option<&Verification>,
 ) -> Disposition {
     use Decision::{Rejected, RequiresReview};
-    let of = |keep: &dyn Fn(&DeltaEntry) -> bool| -> Vec<&DeltaEntry> { entries.iter().filter(|e| keep(e)).collect() };
+    // An intended addition was declared and approved: the rules judge what nobody approved.
+    let of = |keep: &dyn Fn(&DeltaEntry) -> bool| -> Vec<&DeltaEntry> {
+        entries.iter().filter(|e| e.intent != Some(IntentStatus::Intended) && keep(e)).collect()
+    };
     let grown = |e: &DeltaEntry| e.kind.is_new_path() || e.kind == DeltaKind::PermissionsExpanded;
     let covered = |e: &DeltaEntry| {
         matches!(
@@ -168,6 +172,12 @@ pub fn decide(
         RequiresReview,
         &of(&|e| e.flagged && !covered(e)),
         "other flagged change(s)",
+    ));
+    reasons.extend(reason(
+        &findings::DELTA_UNDECLARED,
+        RequiresReview,
+        &of(&|e| matches!(e.intent, Some(IntentStatus::Unintended | IntentStatus::Unreviewed))),
+        "addition(s) the approved intent does not declare",
     ));
     if let Some(v) = verification.filter(|v| !v.matches_baseline) {
         reasons.push(Reason {

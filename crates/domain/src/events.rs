@@ -23,12 +23,41 @@ pub struct EventMeta {
     pub tenant_id: TenantId,
     /// When the fact happened in the world (scan time, approval time).
     pub occurred_at: Timestamp,
-    /// Who caused it: `user:<principal>`, `connector:<name>`, `system:signer`.
+    /// Who caused it: `host:<principal>` (a command on the SV0 host), `api:<principal>` (an
+    /// authenticated API caller), `user:<principal>` (before issue 14), `connector:<name>`,
+    /// `system:signer`.
     pub actor: String,
     /// The event that caused this one.
     pub causation_id: Option<EventId>,
     /// The event that started the chain this one belongs to.
     pub correlation_id: Option<EventId>,
+    /// How an API actor authenticated: `token:<token id>` or `oidc:<issuer>#<subject>`. `None`
+    /// for actions on the host and by the system.
+    pub credential: Option<String>,
+}
+
+/// Who records an event, as they authenticated: a person on the SV0 host (`host:<principal>`)
+/// or an API caller (`api:<principal>` with the token or OIDC identity it presented).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The principal: what approvals, acknowledgements and releases name.
+    pub principal: String,
+    /// The event's `actor`.
+    pub actor: String,
+    /// The event's `credential`.
+    pub credential: Option<String>,
+}
+
+impl Actor {
+    /// A person running a command on the SV0 host, as the data directory's principal.
+    pub fn host(principal: &str) -> Actor {
+        Actor { principal: principal.to_string(), actor: format!("host:{principal}"), credential: None }
+    }
+
+    /// An API caller: `credential` is `token:<id>` or `oidc:<issuer>#<subject>`.
+    pub fn api(principal: &str, credential: String) -> Actor {
+        Actor { principal: principal.to_string(), actor: format!("api:{principal}"), credential: Some(credential) }
+    }
 }
 
 /// A decoded event: metadata plus a typed payload.
@@ -57,9 +86,23 @@ impl Event {
                 actor: actor.to_string(),
                 causation_id: None,
                 correlation_id: None,
+                credential: None,
             },
             payload,
         }
+    }
+
+    /// An event recorded by `by`, with the credential it authenticated with.
+    pub fn by(
+        event_id: EventId,
+        tenant: &TenantId,
+        occurred_at: Timestamp,
+        by: &Actor,
+        payload: EventPayload,
+    ) -> Event {
+        let mut event = Event::of(event_id, tenant, occurred_at, &by.actor, payload);
+        event.meta.credential = by.credential.clone();
+        event
     }
 }
 
@@ -217,6 +260,14 @@ pub struct ApprovalRecorded {
     pub paths: Vec<AuthorityPath>,
     /// Ids of the findings open in the scope at that moment.
     pub open_findings: Vec<String>,
+    /// The posture digest of `paths` and `open_findings` (`paths::posture_digest`); absent in
+    /// approvals recorded before digests existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posture_digest: Option<String>,
+    /// The additions the deployment declared, approved with the baseline; absent when none
+    /// was declared (every later addition is then `unreviewed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Vec<crate::intent::IntentItem>>,
 }
 
 /// A public key registered for signing packs.

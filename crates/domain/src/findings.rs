@@ -21,6 +21,8 @@ use crate::remediation::{self, RemediationAction};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
+    /// Act now: the change can alter access control over sensitive data.
+    Critical,
     /// Act before deploying.
     High,
     /// Act soon.
@@ -33,6 +35,7 @@ impl Severity {
     /// The snake_case name.
     pub fn as_str(&self) -> &'static str {
         match self {
+            Severity::Critical => "critical",
             Severity::High => "high",
             Severity::Medium => "medium",
             Severity::Low => "low",
@@ -553,7 +556,7 @@ pub const DELTA_ROLLBACK: Rule = delta_rule(
     "SV0-D008",
     "full rollback advised (rejected)",
     Severity::High,
-    "A wildcard or subscription-wide grant, used unapproved authority, or far more unexpected than expected paths make path-by-path revocation impractical.",
+    "A wildcard or subscription-wide grant, used unapproved authority, or far more undeclared than intended paths make path-by-path revocation impractical.",
     "the delta's rollback advice (any of its three cases)",
     "roll the deployment back, then rescan and verify against the approved baseline",
 );
@@ -566,18 +569,27 @@ pub const DELTA_FLAGGED: Rule = delta_rule(
     "a flagged delta entry of any other kind",
     "apply the entry's remediation, or approve the posture as a new baseline",
 );
+/// An addition nobody declared.
+pub const DELTA_UNDECLARED: Rule = delta_rule(
+    "SV0-D010",
+    "addition not declared in the approved intent (requires review)",
+    Severity::Medium,
+    "The team, not the tool, tells intended changes from unintended ones: an addition the approval did not declare has been reviewed by nobody.",
+    "a new path, expanded permissions, a new identity or a new egress boundary whose delta entry is `unintended` (an intent was approved and does not cover it) or `unreviewed` (the approval declared no intent)",
+    "remove the addition's grant records, or approve the posture again with an intent that declares it",
+);
 /// A remediation rescan that does not match the baseline.
 pub const VERIFICATION_MISMATCH: Rule = delta_rule(
     "SV0-V001",
     "remediation rescan does not match the approved baseline (requires review)",
     Severity::High,
     "The fix did not return the posture to what was approved; the remaining differences are listed.",
-    "a remediation rescan whose verification finds unexpected paths",
+    "a remediation rescan whose verification finds paths that break the match (undeclared additions, removals, other flagged changes)",
     "apply the remaining remediation and rescan",
 );
 
 /// Every rule: entity, gap, path, then delta and verification rules, each group in id order.
-pub const CATALOGUE: [Rule; 35] = [
+pub const CATALOGUE: [Rule; 36] = [
     UNOWNED_WORKLOAD,
     LONG_LIVED_SECRET,
     DISABLED_WITH_GRANTS,
@@ -612,6 +624,7 @@ pub const CATALOGUE: [Rule; 35] = [
     DELTA_OWNERSHIP,
     DELTA_ROLLBACK,
     DELTA_FLAGGED,
+    DELTA_UNDECLARED,
     VERIFICATION_MISMATCH,
 ];
 

@@ -4,6 +4,7 @@
 //! - `paths`: `compute_paths` turns entities into `AuthorityPath`s with grade, egress, owners;
 //! - `findings`: the rule catalogue (`CATALOGUE`) and the rules over entities and paths;
 //! - `delta`: `compute` compares a scope with its baseline, `verify` judges a rescan;
+//! - `intent`: the additions an approval declares (`IntentItem`), and whether a change was meant;
 //! - `disposition`: `decide` turns a scope's delta into approved / requires review / rejected;
 //! - `assessment`: `Assessment`, the content an evidence pack seals;
 //! - `events`: `Event` and its `EventPayload`s, the facts on the log;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod events;
 pub mod findings;
 pub mod ids;
+pub mod intent;
 pub mod model;
 pub mod paths;
 pub mod policy;

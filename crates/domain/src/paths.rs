@@ -213,6 +213,32 @@ pub fn fingerprint(permissions: &[Permission], egress: EgressClass, owner_state:
     stable_hash("sv0.path-fingerprint.v1", &[&permissions, egress.as_str(), owner_state.as_str(), grade.as_str()], 16)
 }
 
+/// The digest of a scope's posture: its paths with what a reviewer approves about each (the
+/// fingerprint: permissions, egress, owner state, grade) and its open findings. An approval
+/// names the digest its approver reviewed, so that a posture that changed in between cannot be
+/// approved unseen. `sha256:` and 64 hex digits.
+pub fn posture_digest<'a>(
+    paths: impl IntoIterator<Item = &'a AuthorityPath>,
+    open_findings: impl IntoIterator<Item = &'a str>,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut lines: Vec<String> =
+        paths.into_iter().map(|p| format!("path\t{}\t{}\n", p.path_id, p.fingerprint)).collect();
+    lines.sort();
+    let mut findings: Vec<&str> = open_findings.into_iter().collect();
+    findings.sort();
+    findings.dedup();
+    let mut hasher = Sha256::new();
+    hasher.update(b"sv0.posture.v1\n");
+    for line in lines {
+        hasher.update(line.as_bytes());
+    }
+    for finding in findings {
+        hasher.update(format!("finding\t{finding}\n").as_bytes());
+    }
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
 /// What path computation needs to read: the tenant's current entities, wherever they live.
 pub trait GraphLookup {
     /// A workload by id.

@@ -86,6 +86,22 @@ pub enum ServiceError {
     /// Someone else changed the same thing first.
     #[error("{0}")]
     Conflict(String),
+    /// The posture changed since the approver reviewed it: nothing was approved.
+    #[error(
+        "the posture of scope {scope} is no longer {reviewed}, the one reviewed: it is {current} at log position {position}{changes}. Review it again (`sv0 review --scope {scope}`) and approve what you see"
+    )]
+    PostureChanged {
+        /// The scope.
+        scope: String,
+        /// The digest the approver reviewed.
+        reviewed: String,
+        /// The digest now.
+        current: String,
+        /// The log position the current posture stands at.
+        position: u64,
+        /// What happened since, in words (starting with `; `), when it is known.
+        changes: String,
+    },
     /// The log refused an append.
     #[error("cannot append to the log")]
     Append(#[from] AppendError),

@@ -2,7 +2,7 @@
 //! breakers' record (`scan.quarantined`) and release (`scan.released`). All of them are
 //! events, so a replay folds every scan under the policy and the releases of its time.
 
-use sv0_domain::events::{Event, EventMeta, EventPayload, PolicySet, ScanQuarantined, ScanReleased, derived_id};
+use sv0_domain::events::{Actor, Event, EventMeta, EventPayload, PolicySet, ScanQuarantined, ScanReleased, derived_id};
 use sv0_domain::policy::Policy;
 use sv0_domain::{InvalidInput, TenantId, Timestamp};
 use sv0_log::{AppendError, EventLog, Expected, Seq};
@@ -37,7 +37,7 @@ impl<L: EventLog> Service<L> {
         &mut self,
         tenant: &TenantId,
         edit: impl FnOnce(Policy) -> Result<Policy, InvalidInput>,
-        actor: &str,
+        by: &Actor,
         at: Timestamp,
     ) -> Result<PolicyReport, ServiceError> {
         let subject = format!("{tenant}.policy");
@@ -51,17 +51,13 @@ impl<L: EventLog> Service<L> {
                 .map_err(|e| InvalidInput::new(format!("the Rego policy does not compile: {e}")))?;
         }
         let body = serde_json::to_vec(&policy).map_err(|e| InvalidInput::new(e.to_string()))?;
-        let event = Event {
-            meta: EventMeta {
-                event_id: derived_id("sv0.policy.v1", tenant, &[&head.unwrap_or(0).to_be_bytes(), &body]),
-                tenant_id: tenant.clone(),
-                occurred_at: at,
-                actor: format!("user:{actor}"),
-                causation_id: None,
-                correlation_id: None,
-            },
-            payload: EventPayload::PolicySet(PolicySet { policy: policy.clone() }),
-        };
+        let event = Event::by(
+            derived_id("sv0.policy.v1", tenant, &[&head.unwrap_or(0).to_be_bytes(), &body]),
+            tenant,
+            at,
+            by,
+            EventPayload::PolicySet(PolicySet { policy: policy.clone() }),
+        );
         let expected = head.map_or(Expected::NoEvents, Expected::LastSeq);
         let appended = match self.log.append(&subject, expected, vec![new_event(&event)?]).await {
             Ok(appended) => appended,
@@ -73,7 +69,7 @@ impl<L: EventLog> Service<L> {
             Err(e) => return Err(e.into()),
         };
         self.sync_after(appended.last()).await?;
-        info!(%tenant, actor, seq = appended.last(), "policy set");
+        info!(%tenant, actor = %by.actor, seq = appended.last(), "policy set");
         Ok(PolicyReport { policy: self.views.policy(tenant)?, seq: appended.last() })
     }
 
@@ -109,6 +105,7 @@ impl<L: EventLog> Service<L> {
                 actor: SYSTEM_ACTOR.to_string(),
                 causation_id: None,
                 correlation_id: None,
+                credential: None,
             },
             payload: EventPayload::ScanQuarantined(ScanQuarantined {
                 scan_id: scan.scan_id.clone(),
@@ -130,9 +127,10 @@ impl<L: EventLog> Service<L> {
         tenant: &TenantId,
         scan_id: &str,
         note: &str,
-        releaser: &str,
+        by: &Actor,
         at: Timestamp,
     ) -> Result<ScanRecord, ServiceError> {
+        let releaser = by.principal.as_str();
         if note.trim().is_empty() {
             return Err(InvalidInput::new("a release needs a --note saying why the removals are real").into());
         }
@@ -148,21 +146,17 @@ impl<L: EventLog> Service<L> {
             )));
         }
         self.record_quarantine(tenant, &scan).await?;
-        let event = Event {
-            meta: EventMeta {
-                event_id: derived_id("sv0.scan.released.v1", tenant, &[scan_id.as_bytes()]),
-                tenant_id: tenant.clone(),
-                occurred_at: at,
-                actor: format!("user:{releaser}"),
-                causation_id: None,
-                correlation_id: None,
-            },
-            payload: EventPayload::ScanReleased(ScanReleased {
+        let event = Event::by(
+            derived_id("sv0.scan.released.v1", tenant, &[scan_id.as_bytes()]),
+            tenant,
+            at,
+            by,
+            EventPayload::ScanReleased(ScanReleased {
                 scan_id: scan_id.to_string(),
                 released_by: releaser.to_string(),
                 note: note.to_string(),
             }),
-        };
+        );
         let appended = self.log.append(&format!("{tenant}.scan"), Expected::Any, vec![new_event(&event)?]).await?;
         if appended.duplicates > 0 {
             return Err(ServiceError::Conflict(format!("scan {scan_id} was already released")));
@@ -180,7 +174,7 @@ impl<L: EventLog> Service<L> {
         &mut self,
         tenant: &TenantId,
         acknowledged: Vec<sv0_domain::events::Acknowledgement>,
-        by: &str,
+        actor: &Actor,
         note: &str,
         at: Timestamp,
     ) -> Result<Seq, ServiceError> {
@@ -202,6 +196,7 @@ impl<L: EventLog> Service<L> {
                 );
             }
         }
+        let by = actor.principal.as_str();
         let mut parts: Vec<Vec<u8>> = vec![by.as_bytes().to_vec(), at.0.to_be_bytes().to_vec()];
         for ack in &acknowledged {
             parts.push(ack.finding_id.as_bytes().to_vec());
@@ -213,7 +208,7 @@ impl<L: EventLog> Service<L> {
             by: by.to_string(),
             note: note.to_string(),
         });
-        let event = Event::of(derived_id("sv0.ack.v1", tenant, &refs), tenant, at, &format!("user:{by}"), payload);
+        let event = Event::by(derived_id("sv0.ack.v1", tenant, &refs), tenant, at, actor, payload);
         let seq = self
             .log
             .append(&format!("{tenant}.finding"), sv0_log::Expected::Any, vec![crate::import::new_event(&event)?])

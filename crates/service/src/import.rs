@@ -3,7 +3,7 @@
 //! snapshot twice appends nothing the second time.
 
 use sv0_domain::events::{
-    Bytes, Event, EventFragment, EventMeta, EventPayload, ScanChunk, ScanCompleted, ScanStarted, derived_id,
+    Actor, Bytes, Event, EventFragment, EventMeta, EventPayload, ScanChunk, ScanCompleted, ScanStarted, derived_id,
 };
 use sv0_domain::ids::stable_hash;
 use sv0_domain::snapshot::{Coverage, Entities, ScanTrigger, Snapshot, ValidSnapshot};
@@ -34,10 +34,13 @@ pub struct ScanEvents {
 }
 
 /// Builds a scan's events, splitting entities into chunks that each fit `max_event_size`.
+/// A scan pushed through the API names who pushed it (`pushed_by`); otherwise its actor is
+/// its connector.
 pub fn scan_events(
     snapshot: ValidSnapshot,
     trigger: Option<ScanTrigger>,
     max_event_size: usize,
+    pushed_by: Option<&Actor>,
 ) -> Result<ScanEvents, ServiceError> {
     let ValidSnapshot { tenant, mut scan, entities } = snapshot;
     if let Some(trigger) = trigger {
@@ -58,9 +61,10 @@ pub fn scan_events(
         event_id: derived_id("sv0.scan-event.v1", &tenant, &[scan_id.as_bytes(), label.as_bytes()]),
         tenant_id: tenant.clone(),
         occurred_at: scan.observed_at,
-        actor: format!("connector:{}", scan.connector),
+        actor: pushed_by.map_or_else(|| format!("connector:{}", scan.connector), |by| by.actor.clone()),
         causation_id: None,
         correlation_id: None,
+        credential: pushed_by.and_then(|by| by.credential.clone()),
     };
     let started = Event {
         meta: meta("started"),
@@ -139,6 +143,7 @@ pub fn log_records(event: &Event, max_event_size: usize) -> Result<Vec<NewEvent>
                         &[&event.meta.event_id.0, &index.to_be_bytes()],
                     ),
                     correlation_id: Some(event.meta.event_id),
+                    credential: None,
                     causation_id: None,
                     ..event.meta.clone()
                 },

@@ -15,6 +15,7 @@ mod governance;
 pub mod import;
 pub mod keys;
 pub mod opengraph;
+pub mod review;
 mod service;
 pub mod signals;
 pub mod synthetic;
@@ -27,5 +28,7 @@ pub use any_log::{AnyLog, LogTarget};
 pub use data_dir::{AzureDevOpsConfig, Config, DataDir, GitHubConfig, GitHubEnvironment, OidcConfig, PRINCIPAL_ENV};
 pub use error::ServiceError;
 pub use governance::PolicyReport;
-pub use service::{ApprovalReport, AsOf, DeltaReport, ImportReport, ReplayReport, Service, pack_event};
+pub use service::{
+    Approval, ApprovalReport, AsOf, DeltaReport, ImportReport, Posture, ReplayReport, Reviewed, Service, pack_event,
+};
 pub use verify::ChainVerdict;

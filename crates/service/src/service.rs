@@ -78,6 +78,84 @@ pub struct ApprovalReport {
     pub seq: Seq,
 }
 
+/// What an approver reviewed: a posture digest, and the log position it stood at when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reviewed {
+    /// `sha256:...` as a posture read gave it.
+    pub digest: String,
+    /// The log position of that read.
+    pub position: Option<u64>,
+}
+
+impl Reviewed {
+    /// Parses `sha256:<hex>` or `sha256:<hex>@<position>` (as `sv0 review` prints it).
+    pub fn parse(text: &str) -> Result<Reviewed, sv0_domain::InvalidInput> {
+        let (digest, position) = match text.trim().split_once('@') {
+            Some((d, p)) => (
+                d,
+                Some(p.parse::<u64>().map_err(|_| {
+                    sv0_domain::InvalidInput::new(format!("posture {text:?}: the part after @ is not a log position"))
+                })?),
+            ),
+            None => (text.trim(), None),
+        };
+        let hex = digest.strip_prefix("sha256:").unwrap_or("");
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+            return Err(sv0_domain::InvalidInput::new(format!(
+                "posture {text:?} is not a posture digest such as sha256:<64 hex digits> (see `sv0 review --scope ...`)"
+            )));
+        }
+        Ok(Reviewed { digest: digest.to_string(), position })
+    }
+}
+
+/// An approval as a person asks for it.
+#[derive(Debug, Clone)]
+pub struct Approval {
+    /// Their notes.
+    pub note: String,
+    /// Findings accepted with a due date.
+    pub acknowledged: Vec<Acknowledgement>,
+    /// The additions the deployment declares.
+    pub intent: Option<Vec<sv0_domain::intent::IntentItem>>,
+    /// The posture they reviewed; the approval is refused if the posture has changed since.
+    pub posture: Option<Reviewed>,
+    /// Who approves, as they authenticated: the baseline's approver is its principal.
+    pub by: sv0_domain::events::Actor,
+}
+
+/// A scope's posture now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posture {
+    /// The scope.
+    pub scope: Scope,
+    /// `paths::posture_digest` of the paths and open findings.
+    pub digest: String,
+    /// The log position the views stand at.
+    pub position: u64,
+    /// The scope's paths.
+    pub paths: Vec<AuthorityPath>,
+    /// Ids of its open findings, sorted.
+    pub open_findings: Vec<String>,
+}
+
+/// The posture of a scope in `views`: its paths, its open findings, their digest and the log
+/// position the views stand at.
+pub fn posture_of(views: &Views, tenant: &TenantId, scope: &Scope) -> Result<Posture, ServiceError> {
+    let position = views.checkpoint()?;
+    let paths = views.paths(tenant, Some(scope))?;
+    let open_findings: Vec<String> = views
+        .findings(tenant, Some(scope))?
+        .into_iter()
+        .filter(|r| r.status == FindingStatus::Open)
+        .map(|r| r.finding.finding_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let digest = sv0_domain::paths::posture_digest(&paths, open_findings.iter().map(String::as_str));
+    Ok(Posture { scope: scope.clone(), digest, position, paths, open_findings })
+}
+
 /// What `replay_to_dir` wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayReport {
@@ -239,7 +317,17 @@ impl<L: EventLog> Service<L> {
         json: &[u8],
         trigger: Option<ScanTrigger>,
     ) -> Result<ImportReport, ServiceError> {
-        self.import_parsed(parse_snapshot(json)?, trigger).await
+        self.import_parsed(parse_snapshot(json)?, trigger, None).await
+    }
+
+    /// `import_snapshot` of a snapshot pushed through the API by `by`: its events record who.
+    pub async fn import_pushed(
+        &mut self,
+        json: &[u8],
+        trigger: Option<ScanTrigger>,
+        by: &sv0_domain::events::Actor,
+    ) -> Result<ImportReport, ServiceError> {
+        self.import_parsed(parse_snapshot(json)?, trigger, Some(by)).await
     }
 
     /// `import_snapshot` of a snapshot already parsed and validated (so that a caller holding
@@ -248,9 +336,10 @@ impl<L: EventLog> Service<L> {
         &mut self,
         snapshot: ValidSnapshot,
         trigger: Option<ScanTrigger>,
+        pushed_by: Option<&sv0_domain::events::Actor>,
     ) -> Result<ImportReport, ServiceError> {
         let tenant = snapshot.tenant.clone();
-        let scan = scan_events(snapshot, trigger, self.log.max_event_size())?;
+        let scan = scan_events(snapshot, trigger, self.log.max_event_size(), pushed_by)?;
         // A scan already folded is not appended again, even after the log's deduplication
         // window (JetStream's) has passed.
         if let Some(known) = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == scan.scan_id) {
@@ -301,21 +390,57 @@ impl<L: EventLog> Service<L> {
         approver: &str,
         approved_at: Timestamp,
     ) -> Result<ApprovalReport, ServiceError> {
+        let request = Approval {
+            note: note.to_string(),
+            acknowledged,
+            intent: None,
+            posture: None,
+            by: sv0_domain::events::Actor::host(approver),
+        };
+        self.approve_with(tenant, scope, request, approved_at).await
+    }
+
+    /// The posture of a scope now: its paths, its open findings, their digest and the log
+    /// position they stand at.
+    pub fn posture(&self, tenant: &TenantId, scope: &Scope) -> Result<Posture, ServiceError> {
+        posture_of(&self.views, tenant, scope)
+    }
+
+    /// Records an approval of a scope's posture as a new baseline version: refused when the
+    /// posture is no longer the one the approver reviewed (`request.posture`), with the
+    /// additions the deployment declared (`request.intent`).
+    pub async fn approve_with(
+        &mut self,
+        tenant: &TenantId,
+        scope: &Scope,
+        request: Approval,
+        approved_at: Timestamp,
+    ) -> Result<ApprovalReport, ServiceError> {
+        let approver = request.by.principal.as_str();
         if self.sealing {
             self.signer()?;
         }
+        if let Some(intent) = &request.intent {
+            sv0_domain::intent::validate(intent)?;
+        }
         let posture_seq = self.sync().await?;
-        let paths = self.views.paths(tenant, Some(scope))?;
+        let Posture { paths, open_findings, digest, .. } = self.posture(tenant, scope)?;
         if paths.is_empty() {
             return Err(ServiceError::EmptyScope { tenant: tenant.to_string(), scope: scope.canonical() });
         }
-        let open: BTreeSet<String> = self
-            .views
-            .findings(tenant, Some(scope))?
-            .into_iter()
-            .filter(|r| r.status == FindingStatus::Open)
-            .map(|r| r.finding.finding_id)
-            .collect();
+        if let Some(reviewed) = &request.posture
+            && reviewed.digest != digest
+        {
+            return Err(ServiceError::PostureChanged {
+                scope: scope.canonical(),
+                reviewed: reviewed.digest.clone(),
+                current: digest,
+                position: posture_seq,
+                changes: self.changes_since(tenant, reviewed.position)?,
+            });
+        }
+        let open: BTreeSet<String> = open_findings.into_iter().collect();
+        let acknowledged = request.acknowledged;
         for ack in &acknowledged {
             if !open.contains(&ack.finding_id) {
                 return Err(ServiceError::UnknownFinding {
@@ -335,19 +460,22 @@ impl<L: EventLog> Service<L> {
                 event_id: derived_id("sv0.approval.v1", tenant, &[scope_key.as_bytes(), &version.to_be_bytes()]),
                 tenant_id: tenant.clone(),
                 occurred_at: approved_at,
-                actor: format!("user:{approver}"),
+                actor: request.by.actor.clone(),
                 causation_id: None,
                 correlation_id: None,
+                credential: request.by.credential.clone(),
             },
             payload: EventPayload::ApprovalRecorded(ApprovalRecorded {
                 scope: scope.clone(),
                 baseline_version: version,
                 approver: approver.to_string(),
-                note: note.to_string(),
+                note: request.note.clone(),
                 acknowledged,
                 posture_seq,
                 paths,
                 open_findings: open.into_iter().collect(),
+                posture_digest: Some(digest),
+                intent: request.intent.clone(),
             }),
         };
         let subject = format!("{tenant}.approval.{scope_key}");
@@ -375,6 +503,35 @@ impl<L: EventLog> Service<L> {
             .ok_or_else(|| ServiceError::Conflict("the approval was not applied".to_string()))?;
         info!(%tenant, scope = %scope, version, approver, "baseline approved");
         Ok(ApprovalReport { baseline, seq: appended.last() })
+    }
+
+    /// What changed the tenant's posture after log position `since` (when known), in words
+    /// for a refusal: the scans applied since, newest last; without a position, the latest.
+    fn changes_since(&self, tenant: &TenantId, since: Option<u64>) -> Result<String, ServiceError> {
+        let mut scans: Vec<ScanRecord> =
+            self.views.scans(tenant)?.into_iter().filter(|s| s.applied_seq.is_some()).collect();
+        scans.sort_by_key(|s| s.applied_seq);
+        let described = |s: &ScanRecord| {
+            format!(
+                "scan {} ({}{}) at log position {}",
+                s.scan_id,
+                s.trigger.map(|t| t.as_str()).unwrap_or("manual"),
+                s.observed_at.map(|t| format!(", observed {}", t.to_rfc3339())).unwrap_or_default(),
+                s.applied_seq.unwrap_or_default()
+            )
+        };
+        Ok(match since {
+            Some(position) => {
+                let after: Vec<String> =
+                    scans.iter().filter(|s| s.applied_seq.is_some_and(|a| a > position)).map(described).collect();
+                if after.is_empty() {
+                    format!("; since log position {position} the tenant's policy or findings changed")
+                } else {
+                    format!("; applied since log position {position}: {}", after.join(", "))
+                }
+            }
+            None => scans.last().map(|s| format!("; the latest change: {}", described(s))).unwrap_or_default(),
+        })
     }
 
     /// The delta of a scope against its latest baseline, with the verdict.
@@ -436,6 +593,27 @@ impl<L: EventLog> Service<L> {
             None => Ok(self.views.query_paths(tenant, filter)?),
             Some(as_of) => Ok(self.replay(as_of).await?.1.query_paths(tenant, filter)?),
         }
+    }
+
+    /// Paths as `query_paths` answers them, with the posture of the filter's scope (when it
+    /// names one) as of the same point: what `sv0 paths --scope` shows for `approve --posture`.
+    pub async fn query_paths_with_posture(
+        &self,
+        tenant: &TenantId,
+        filter: &PathFilter,
+        as_of: Option<AsOf>,
+    ) -> Result<(Vec<AuthorityPath>, Option<Posture>), ServiceError> {
+        let replayed;
+        let views = match as_of {
+            None => &self.views,
+            Some(as_of) => {
+                replayed = self.replay(as_of).await?.1;
+                &replayed
+            }
+        };
+        let paths = views.query_paths(tenant, filter)?;
+        let posture = filter.scope.as_ref().map(|scope| posture_of(views, tenant, scope)).transpose()?;
+        Ok((paths, posture))
     }
 
     /// Findings of a tenant (of a scope), open and resolved.
@@ -785,6 +963,7 @@ pub fn pack_event(tenant: &TenantId, pack: PackSealed, assessed_event: EventId, 
             actor: "system:signer".to_string(),
             causation_id: Some(assessed_event),
             correlation_id: None,
+            credential: None,
         },
         payload: EventPayload::PackSealed(pack),
     }

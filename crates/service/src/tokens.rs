@@ -9,7 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use sv0_domain::access::Role;
-use sv0_domain::events::{Event, EventPayload, TokenIssued, TokenRevoked, derived_id};
+use sv0_domain::events::{Actor, Event, EventPayload, TokenIssued, TokenRevoked, derived_id};
 use sv0_domain::{InvalidInput, TenantId, Timestamp};
 use sv0_log::{EventLog, Expected};
 use sv0_projections::TokenRecord;
@@ -86,7 +86,7 @@ impl<L: EventLog> Service<L> {
         name: &str,
         principal: &str,
         roles: Vec<Role>,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<IssuedToken, ServiceError> {
         if roles.is_empty() {
             return Err(InvalidInput::new("a token needs at least one role (--role)").into());
@@ -125,7 +125,7 @@ impl<L: EventLog> Service<L> {
         tenant: &TenantId,
         token: &str,
         reason: &str,
-        actor: &str,
+        actor: &Actor,
     ) -> Result<TokenRecord, ServiceError> {
         let tokens = self.views.tokens(tenant)?;
         let matching: Vec<&TokenRecord> =
@@ -177,8 +177,8 @@ fn parse(token: &str) -> Option<(&str, &str)> {
     (hex_of(id, 16) && hex_of(secret, 64)).then_some((id, secret))
 }
 
-fn token_event(tenant: &TenantId, actor: &str, payload: EventPayload, token_id: &str) -> Event {
+fn token_event(tenant: &TenantId, actor: &Actor, payload: EventPayload, token_id: &str) -> Event {
     let label = payload.event_type();
     let event_id = derived_id("sv0.token.v1", tenant, &[token_id.as_bytes(), label.as_bytes()]);
-    Event::of(event_id, tenant, Timestamp::now(), actor, payload)
+    Event::by(event_id, tenant, Timestamp::now(), actor, payload)
 }

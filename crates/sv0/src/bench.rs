@@ -107,7 +107,7 @@ async fn measure_vendor(
     m.push(Measurement::since("validate the snapshot", t, entities as f64, "entities/s"));
     let t = Instant::now();
     let mut service = Service::open(&dir.join("data")).await?;
-    let report = service.import_parsed(snapshot, None).await?;
+    let report = service.import_parsed(snapshot, None, None).await?;
     let paths = report.scan.as_ref().map_or(0, |s| s.paths_total);
     m.push(Measurement::since("import: encode, append, fold into paths", t, paths as f64, "paths/s"));
     let total = started.elapsed().as_secs_f64();
@@ -160,7 +160,7 @@ async fn measure(
     let entities = snapshot.entities.len();
     m.push(Measurement::since("parse + validate snapshot", t, entities as f64, "entities/s"));
     let t = Instant::now();
-    let scan = scan_events(snapshot, None, max)?;
+    let scan = scan_events(snapshot, None, max, None)?;
     let events = scan.events.len();
     let bytes: usize = scan.events.iter().map(|e| e.data.len()).sum();
     m.push(Measurement::since("encode scan events (canonical CBOR)", t, bytes as f64 / 1e6, "MB/s"));
@@ -216,7 +216,14 @@ async fn measure(
     // A policy event with the same policy: the fold recomputes every path and decides every
     // finding again (workload, path, identity, credential, destination rules).
     let t = Instant::now();
-    service.set_policy(&tenant, Ok, "bench@example.com", Timestamp::parse("2026-03-02T11:00:00Z")?).await?;
+    service
+        .set_policy(
+            &tenant,
+            Ok,
+            &sv0_domain::events::Actor::host("bench@example.com"),
+            Timestamp::parse("2026-03-02T11:00:00Z")?,
+        )
+        .await?;
     m.push(Measurement::since(
         "full re-evaluation: every path and finding (policy event)",
         t,
@@ -383,6 +390,7 @@ pub async fn run_jetstream(
                 actor: "system:bench".to_string(),
                 causation_id: None,
                 correlation_id: None,
+                credential: None,
             },
             payload: EventPayload::KeyRegistered(KeyRegistered {
                 key_id: format!("{n:064x}"),

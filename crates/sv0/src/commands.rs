@@ -1,6 +1,6 @@
 //! One function per command: parse what clap could not, call the service, print.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,12 +12,12 @@ use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{InvalidInput, Timestamp};
 use sv0_projections::{FindingStatus, PathFilter};
-use sv0_service::{AsOf, LogTarget, Service, ServiceError};
+use sv0_service::{Approval, AsOf, LogTarget, Reviewed, Service, ServiceError};
 use sv0_signer::{KeyRing, entries_from_dir, verify_chain};
 
 use crate::{
     ApproveArgs, BaselinesArgs, Cli, Command, DeltaArgs, EXIT_NO, EXIT_OK, ExportCommand, FindingsArgs, ImportArgs,
-    PathsArgs, PolicyCommand, ProofCommand, RulesArgs, ScanCommand, TriggerArg, render,
+    PathsArgs, PolicyCommand, ProofCommand, ReviewArgs, RulesArgs, ScanCommand, TriggerArg, render,
 };
 
 /// Largest snapshot file `scan import` reads.
@@ -116,6 +116,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Policy(command) => crate::governance::policy(&mut service, tenant, command, out).await,
         Command::Paths(args) => paths(&service, tenant, args, out).await,
         Command::Findings(args) => findings(&service, tenant, args, out),
+        Command::Review(args) => review(&service, tenant, args, out),
         Command::Approve(args) => approve(&mut service, tenant, args, out).await,
         Command::Delta(args) => delta(&service, tenant, args, out),
         Command::Baselines(args) => baselines(&service, tenant, args, out),
@@ -434,7 +435,7 @@ async fn import(
     let snapshot = sv0_service::import::parse_snapshot(&bytes).map_err(|e| explain(e, not_imported()))?;
     // The file's bytes are not needed while the scan is folded: free them first.
     drop(bytes);
-    let report = service.import_parsed(snapshot, trigger).await.map_err(|e| explain(e, not_imported()))?;
+    let report = service.import_parsed(snapshot, trigger, None).await.map_err(|e| explain(e, not_imported()))?;
     print_import(out, &report, args.json, None)
 }
 
@@ -500,22 +501,39 @@ async fn paths(
         owner_state: args.owner_state,
     };
     let as_of = args.as_of.as_deref().map(AsOf::parse).transpose()?;
-    let mut paths = service.query_paths(&tenant, &filter, as_of).await?;
+    let (mut paths, posture) = service.query_paths_with_posture(&tenant, &filter, as_of).await?;
     let total = paths.len();
     if let Some(limit) = args.limit {
         paths.truncate(limit);
     }
     if args.json {
-        print_json(out, &paths)?;
+        // A scope's paths come with its posture digest: what `approve --posture` names.
+        match &posture {
+            Some(p) => print_json(
+                out,
+                &json!({
+                    "tenant": tenant,
+                    "scope": p.scope,
+                    "posture_digest": p.digest,
+                    "log_position": p.position,
+                    "total": total,
+                    "paths": paths,
+                }),
+            )?,
+            None => print_json(out, &paths)?,
+        }
         return Ok(EXIT_OK);
     }
     let what =
         filter.scope.as_ref().map_or_else(|| format!("tenant {tenant}"), |s| format!("scope {s} of tenant {tenant}"));
-    let when = args.as_of.map_or_else(String::new, |a| format!(" as of {a}"));
+    let when = args.as_of.as_ref().map_or_else(String::new, |a| format!(" as of {a}"));
     let shown = if paths.len() < total { format!(" (first {} shown)", paths.len()) } else { String::new() };
     writeln!(out, "{total} authority path(s) in {what}{when}{shown}")?;
     if !paths.is_empty() {
         writeln!(out, "{}", render::paths(&paths))?;
+    }
+    if let Some(p) = posture {
+        writeln!(out, "{}", posture_line(&p, args.as_of.is_some()))?;
     }
     Ok(EXIT_OK)
 }
@@ -542,6 +560,7 @@ fn findings(
         write!(out, "{}", crate::report::junit(tenant.as_str(), &records, at))?;
         return Ok(EXIT_OK);
     }
+    let posture = scope.as_ref().map(|s| service.posture(&tenant, s)).transpose()?;
     if args.json {
         let listed: Vec<serde_json::Value> = records
             .iter()
@@ -551,12 +570,28 @@ fn findings(
                 Ok(value)
             })
             .collect::<Result<_, serde_json::Error>>()?;
-        print_json(out, &listed)?;
+        // A scope's findings come with its posture digest: what `approve --posture` names.
+        match &posture {
+            Some(p) => print_json(
+                out,
+                &json!({
+                    "tenant": tenant,
+                    "scope": p.scope,
+                    "posture_digest": p.digest,
+                    "log_position": p.position,
+                    "findings": listed,
+                }),
+            )?,
+            None => print_json(out, &listed)?,
+        }
         return Ok(EXIT_OK);
     }
     writeln!(out, "{} finding(s)", records.len())?;
     if !records.is_empty() {
         writeln!(out, "{}", render::findings(&records, at))?;
+    }
+    if let Some(p) = posture {
+        writeln!(out, "{}", posture_line(&p, false))?;
     }
     Ok(EXIT_OK)
 }
@@ -571,6 +606,36 @@ fn rules(args: &RulesArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         writeln!(out, "{} rules", CATALOGUE.len())?;
         writeln!(out, "{}", render::rules(&CATALOGUE))?;
     }
+    Ok(EXIT_OK)
+}
+
+/// The posture line under a scope's paths or findings; a historical one (`--as-of`) is for
+/// comparing with an approval's digest, not for approving.
+fn posture_line(p: &sv0_service::Posture, historical: bool) -> String {
+    if historical {
+        return format!("posture of scope {} at log position {}: {}", p.scope, p.position, p.digest);
+    }
+    format!(
+        "posture of scope {}: {}@{} (approve exactly this with `sv0 approve --scope {} --posture {}@{}`)",
+        p.scope, p.digest, p.position, p.scope, p.digest, p.position
+    )
+}
+
+fn review(
+    service: &Service<impl sv0_log::EventLog>,
+    tenant: Option<&str>,
+    args: ReviewArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let tenant = service.tenant(tenant)?;
+    let scope = scope_arg(&args.scope)?;
+    let review = service.review(&tenant, &scope)?;
+    if args.json {
+        print_json(out, &review)?;
+        return Ok(EXIT_OK);
+    }
+    let at = service.views().tenant_state(&tenant)?.map(|s| s.last_observed_at).unwrap_or_default();
+    write!(out, "{}", render::review(&review, at))?;
     Ok(EXIT_OK)
 }
 
@@ -592,11 +657,24 @@ async fn approve(
     let tenant = service.tenant(tenant)?;
     let scope = scope_arg(&args.scope)?;
     let acks = args.acks.iter().map(|a| parse_ack(a)).collect::<Result<Vec<_>, _>>()?;
+    let posture = args.posture.as_deref().map(Reviewed::parse).transpose()?;
+    let intent = args.intent.as_deref().map(read_intent).transpose()?;
     let approver = service.data_dir().principal()?;
-    let report = service
-        .approve(&tenant, &scope, &args.note, acks, &approver, Timestamp::now())
-        .await
-        .map_err(|e| explain(e, "nothing was approved".to_string()))?;
+    let request = Approval {
+        note: args.note,
+        acknowledged: acks,
+        intent,
+        posture: posture.clone(),
+        by: sv0_domain::events::Actor::host(&approver),
+    };
+    let report = match service.approve_with(&tenant, &scope, request, Timestamp::now()).await {
+        Ok(report) => report,
+        Err(e @ ServiceError::PostureChanged { .. }) => {
+            writeln!(out, "refused, nothing was approved: {e}")?;
+            return Ok(EXIT_NO);
+        }
+        Err(e) => return Err(explain(e, "nothing was approved".to_string())),
+    };
     let b = &report.baseline;
     if args.json {
         print_json(out, b)?;
@@ -604,16 +682,48 @@ async fn approve(
     }
     writeln!(
         out,
-        "baseline v{} of scope {} locked by {} at {}: {} path(s), {} finding(s) acknowledged (log position {})",
+        "baseline v{} of scope {} locked by {} at {}: {} path(s), {} finding(s) acknowledged, {} (log position {})",
         b.version,
         b.scope,
         b.approver,
         b.approved_at,
         b.paths.len(),
         b.acknowledged.len(),
+        match &b.intent {
+            Some(items) => format!("{} intended addition(s) declared", items.len()),
+            None => "no intent declared: every later addition is unreviewed".to_string(),
+        },
         report.seq
     )?;
+    let digest = b.posture_digest.as_deref().unwrap_or("-");
+    match posture {
+        Some(_) => writeln!(out, "posture approved: {digest}@{} (as reviewed)", b.posture_seq)?,
+        None => writeln!(
+            out,
+            "posture approved: {digest}@{} (no --posture given: compare it with the one you reviewed)",
+            b.posture_seq
+        )?,
+    }
     Ok(EXIT_OK)
+}
+
+/// Reads a declared intent file: a JSON list of intent items, at most 16 MiB.
+fn read_intent(path: &Path) -> anyhow::Result<Vec<sv0_domain::intent::IntentItem>> {
+    const MAX: u64 = 16 * 1024 * 1024;
+    let file = std::fs::File::open(path).with_context(|| format!("reading the intent {}", path.display()))?;
+    let mut text = String::new();
+    file.take(MAX + 1).read_to_string(&mut text).with_context(|| format!("reading the intent {}", path.display()))?;
+    if text.len() as u64 > MAX {
+        anyhow::bail!(InvalidInput::new(format!("the intent {} is larger than {MAX} bytes", path.display())));
+    }
+    let items: Vec<sv0_domain::intent::IntentItem> = serde_json::from_str(&text).map_err(|e| {
+        InvalidInput::new(format!(
+            "the intent {} is not a JSON list of intent items (schemas/intent.schema.json): {e}",
+            path.display()
+        ))
+    })?;
+    sv0_domain::intent::validate(&items)?;
+    Ok(items)
 }
 
 fn delta(
@@ -874,8 +984,10 @@ async fn scan_run(
         service = service.without_sealing();
     }
     service.sync().await.context("cannot bring the views and packs up to date")?;
-    let report =
-        service.import_parsed(entities, None).await.map_err(|e| explain(e, "the scan was not imported".to_string()))?;
+    let report = service
+        .import_parsed(entities, None, None)
+        .await
+        .map_err(|e| explain(e, "the scan was not imported".to_string()))?;
     // Classification is a decision: it takes effect through the policy, not from the file.
     if let Some(configured) = full.classification.as_ref().map(|c| c.classification())
         && service.policy(&report.tenant)?.classification != configured

@@ -15,7 +15,7 @@ use sv0_domain::events::Acknowledgement;
 use sv0_domain::scope::Scope;
 use sv0_domain::{TenantId, Timestamp};
 use sv0_projections::{Baseline, FindingRecord, FindingStatus};
-use sv0_service::{AnyLog, ImportReport, LogTarget, Service};
+use sv0_service::{AnyLog, Approval, ImportReport, LogTarget, Reviewed, Service};
 use sv0_signer::{KeyRing, entries_from_dir, verify_chain};
 
 use crate::{EXIT_NO, EXIT_OK, render};
@@ -23,6 +23,8 @@ use crate::{EXIT_NO, EXIT_OK, render};
 const INITIAL: &str = include_str!("../demo/contoso-1-initial.json");
 const DEPLOYMENT: &str = include_str!("../demo/contoso-2-deployment.json");
 const REMEDIATION: &str = include_str!("../demo/contoso-3-remediation.json");
+/// What the onboarding release declares it adds: the three Graph reads, nothing in Finance.
+pub const INTENT: &str = include_str!("../demo/contoso-intent.json");
 
 /// The scope the analyst reviews.
 pub const SCOPE: &str = "project:HR-Automation";
@@ -164,24 +166,33 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
     let scanned_at = service.views().tenant_state(&tenant)?.map(|s| s.last_observed_at).unwrap_or_default();
     say!("{}", render::findings(&review_findings, scanned_at));
     let acks = acknowledgements(&review_findings)?;
+    let reviewed = service.posture(&tenant, &scope)?;
+    let intent: Vec<sv0_domain::intent::IntentItem> =
+        serde_json::from_str(INTENT).context("the demo's declared intent")?;
+    let declared = intent.len();
     let v1 = service
-        .approve(
+        .approve_with(
             &tenant,
             &scope,
-            "Reviewed with the HR platform team before the onboarding release; hygiene findings accepted with owners and due dates.",
-            acks,
-            &approver,
+            Approval {
+                note: "Reviewed with the HR platform team before the onboarding release; hygiene findings accepted with owners and due dates. The release adds three Microsoft Graph reads, nothing else.".to_string(),
+                acknowledged: acks,
+                intent: Some(intent),
+                posture: Some(Reviewed { digest: reviewed.digest.clone(), position: Some(reviewed.position) }),
+                by: sv0_domain::events::Actor::host(&approver),
+            },
             at("2026-03-02T10:15:00Z")?,
         )
         .await?;
     say!(
-        "   Approved: baseline v{} locked by {} at {} ({} paths, {} findings acknowledged)",
+        "   Approved: baseline v{} locked by {} at {} ({} paths, {} findings acknowledged, {declared} intended additions declared)",
         v1.baseline.version,
         v1.baseline.approver,
         v1.baseline.approved_at,
         v1.baseline.paths.len(),
         v1.baseline.acknowledged.len()
     );
+    say!("   Posture approved: {}@{}", reviewed.digest, reviewed.position);
     say!("");
 
     // 3. The deployment's rescan and its delta.
@@ -219,13 +230,18 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
         verification.summary
     );
     say!("{}", render::delta(&remaining.entries));
+    let reviewed = service.posture(&tenant, &scope)?;
     let v2 = service
-        .approve(
+        .approve_with(
             &tenant,
             &scope,
-            "Graph profile read (User.Read.All, ProfilePhoto.Read.All, People.Read.All) is what the onboarding release needs; Finance access removed and verified.",
-            Vec::new(),
-            &approver,
+            Approval {
+                note: "Graph profile read (User.Read.All, ProfilePhoto.Read.All, People.Read.All) is what the onboarding release declared; Finance access removed and verified.".to_string(),
+                acknowledged: Vec::new(),
+                intent: None,
+                posture: Some(Reviewed { digest: reviewed.digest, position: Some(reviewed.position) }),
+                by: sv0_domain::events::Actor::host(&approver),
+            },
             at("2026-03-03T16:45:00Z")?,
         )
         .await?;

@@ -103,7 +103,13 @@ pub async fn scan(
         ScanCommand::Release(args) => {
             let releaser = service.data_dir().principal()?;
             let scan = service
-                .release_scan(&tenant, &args.id, &args.note, &releaser, Timestamp::now())
+                .release_scan(
+                    &tenant,
+                    &args.id,
+                    &args.note,
+                    &sv0_domain::events::Actor::host(&releaser),
+                    Timestamp::now(),
+                )
                 .await
                 .map_err(|e| explain(e, format!("scan {} was not released", args.id)))?;
             if args.json {
@@ -217,7 +223,7 @@ pub async fn policy(
                         }
                         Ok(policy)
                     },
-                    &actor,
+                    &sv0_domain::events::Actor::host(&actor),
                     Timestamp::now(),
                 )
                 .await

@@ -27,7 +27,7 @@ pub async fn run(
             }
         }
         KeysCommand::Rotate(args) => {
-            let actor = format!("user:{}", service.data_dir().principal()?);
+            let actor = format!("host:{}", service.data_dir().principal()?);
             let rotation = service.rotate_key(&args.reason, &actor).await?;
             if args.json {
                 print_json(out, &rotation)?;
@@ -90,7 +90,14 @@ pub async fn tokens(
         Some(name) => sv0_domain::TenantId::new(name)?,
         None => service.tenant(None)?,
     };
-    let actor = service.data_dir().principal().map_or_else(|_| "system:cli".to_string(), |p| format!("user:{p}"));
+    let actor = service.data_dir().principal().map_or_else(
+        |_| sv0_domain::events::Actor {
+            principal: "system:cli".to_string(),
+            actor: "system:cli".to_string(),
+            credential: None,
+        },
+        |p| sv0_domain::events::Actor::host(&p),
+    );
     match command {
         TokensCommand::Create(args) => {
             let roles = args.roles.iter().map(|r| r.parse()).collect::<Result<Vec<Role>, _>>()?;

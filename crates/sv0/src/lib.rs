@@ -81,6 +81,10 @@ pub enum Command {
     /// Continuous drift monitoring: import the snapshot sources on a schedule and report each
     /// baselined scope's drift and disposition (until stopped, or --ticks times)
     Watch(WatchArgs),
+    /// Everything to read before approving a scope: paths, counts by grade, egress and
+    /// ownership, open findings, governance conditions, evidence gaps, the baseline in force,
+    /// and the posture digest to approve
+    Review(ReviewArgs),
     /// Approve the current posture of a scope as its next baseline
     Approve(ApproveArgs),
     /// Show the path-level delta of a scope against its approved baseline
@@ -565,6 +569,17 @@ pub struct RulesArgs {
     pub markdown: bool,
 }
 
+/// `sv0 review`.
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// The scope to review
+    #[arg(long)]
+    pub scope: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `sv0 approve`.
 #[derive(Debug, Args)]
 pub struct ApproveArgs {
@@ -577,6 +592,16 @@ pub struct ApproveArgs {
     /// Acknowledge an open finding until a date: FINDING=YYYY-MM-DD (repeatable)
     #[arg(long = "ack", value_name = "FINDING=DUE")]
     pub acks: Vec<String>,
+    /// The posture reviewed, as `sv0 review`, `sv0 paths --scope` or `sv0 findings --scope`
+    /// print it (DIGEST or DIGEST@POSITION): the approval is refused (exit 1) when the posture
+    /// has changed since
+    #[arg(long, value_name = "DIGEST")]
+    pub posture: Option<String>,
+    /// The deployment's declared intent: a JSON list of the additions it is expected to bring
+    /// (schemas/intent.schema.json). After the deployment, additions it covers are `intended`,
+    /// every other addition `unintended`
+    #[arg(long, value_name = "FILE")]
+    pub intent: Option<PathBuf>,
     /// Print JSON
     #[arg(long)]
     pub json: bool,

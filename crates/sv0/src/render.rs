@@ -66,6 +66,56 @@ pub fn findings(records: &[FindingRecord], at: Timestamp) -> Table {
     t
 }
 
+/// The review document of a scope, as text: what the analyst reads, then the digest to approve.
+pub fn review(r: &sv0_service::review::Review, at: Timestamp) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let counts = |map: &std::collections::BTreeMap<String, usize>| {
+        map.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+    };
+    let _ = writeln!(out, "Review of scope {} of tenant {} (log position {})", r.scope, r.tenant, r.log_position);
+    let _ = match &r.baseline {
+        Some(b) => writeln!(
+            out,
+            "Baseline in force: v{} ({}), approved by {} at {}, {} path(s); {}",
+            b.version,
+            b.state.as_str(),
+            b.approver,
+            b.approved_at,
+            b.paths,
+            match b.intent_items {
+                Some(n) => format!("{n} intended addition(s) declared"),
+                None => "no intent declared".to_string(),
+            }
+        ),
+        None => writeln!(out, "Baseline in force: none (the scope was never approved)"),
+    };
+    let c = &r.counts;
+    let _ = writeln!(out, "\n{} path(s), {} into a sensitive domain", c.paths, c.sensitive);
+    let _ = writeln!(out, "  by grade:     {}", counts(&c.by_grade));
+    let _ = writeln!(out, "  by egress:    {}", counts(&c.by_egress));
+    let _ = writeln!(out, "  by ownership: {}", counts(&c.by_owner_state));
+    if !r.paths.is_empty() {
+        let _ = writeln!(out, "{}", paths(&r.paths));
+    }
+    let _ = writeln!(out, "\n{} open finding(s)", r.findings.len());
+    if !r.findings.is_empty() {
+        let _ = writeln!(out, "{}", findings(&r.findings, at));
+    }
+    let _ = writeln!(out, "\nGovernance conditions:{}", if r.governance.is_empty() { " none" } else { "" });
+    for g in &r.governance {
+        let _ = writeln!(out, "  • {} — {} ({}): {}", g.condition, g.title, g.rule, g.findings.join(", "));
+    }
+    let _ = writeln!(out, "\nEvidence gaps: {}", r.evidence_gaps.summary);
+    let _ = writeln!(out, "\nPosture: {}@{}", r.posture_digest, r.log_position);
+    let _ = writeln!(
+        out,
+        "Approve exactly this: sv0 approve --scope {} --posture {}@{} --note ... [--intent FILE]",
+        r.scope, r.posture_digest, r.log_position
+    );
+    out
+}
+
 /// The rule catalogue.
 pub fn rules(rules: &[Rule]) -> Table {
     let mut t = table(&["Rule", "Version", "Kind", "Maturity", "Severity", "Title", "OWASP"]);
@@ -85,7 +135,8 @@ pub fn rules(rules: &[Rule]) -> Table {
 
 /// A table of delta entries.
 pub fn delta(entries: &[DeltaEntry]) -> Table {
-    let mut t = table(&["Change", "Workload", "Identity", "Destination", "Domain", "Permissions", "Grade", "Flag"]);
+    let mut t =
+        table(&["Change", "Workload", "Identity", "Destination", "Domain", "Permissions", "Grade", "Intent", "Flag"]);
     // Flagged changes first, then by workload and destination: the order a reviewer reads in.
     let mut entries: Vec<&DeltaEntry> = entries.iter().collect();
     entries.sort_by(|a, b| {
@@ -115,6 +166,7 @@ pub fn delta(entries: &[DeltaEntry]) -> Table {
             e.domain.name.clone(),
             perms,
             grade,
+            e.intent.map_or("", |i| i.as_str()).to_string(),
             flag,
         ]);
     }

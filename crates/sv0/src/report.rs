@@ -12,7 +12,7 @@ use sv0_projections::{FindingRecord, Lifecycle};
 /// The SARIF level of a severity.
 fn level(severity: Severity) -> &'static str {
     match severity {
-        Severity::High => "error",
+        Severity::Critical | Severity::High => "error",
         Severity::Medium => "warning",
         Severity::Low => "note",
     }

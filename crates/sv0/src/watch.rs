@@ -105,7 +105,7 @@ async fn import(
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let snapshot = sv0_service::import::parse_snapshot(&bytes)?;
     drop(bytes);
-    Ok(service.import_parsed(snapshot, Some(ScanTrigger::Scheduled)).await?)
+    Ok(service.import_parsed(snapshot, Some(ScanTrigger::Scheduled), None).await?)
 }
 
 /// One round of the connectors: read, validate, import as a scheduled scan. Returns the import
@@ -119,7 +119,7 @@ async fn scan_connectors(
     let result = crate::connect::run_connectors(&args.source, None, ScanTrigger::Scheduled, tenant, config).await?;
     let failed = result.outcomes.iter().filter(|(_, o)| o.failed > 0).map(|(api, _)| *api).collect();
     let snapshot = result.snapshot.validate()?;
-    Ok((service.import_parsed(snapshot, Some(ScanTrigger::Scheduled)).await?, failed))
+    Ok((service.import_parsed(snapshot, Some(ScanTrigger::Scheduled), None).await?, failed))
 }
 
 fn report_source(line: &serde_json::Value, as_json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
