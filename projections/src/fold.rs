@@ -6,20 +6,24 @@ use std::collections::BTreeSet;
 
 use redb::{Table, WriteTransaction};
 use sv0_domain::assessment::{
-    ApprovalAssessment, Assessment, AssessmentKind, PostureSummary, ScanAssessment, ScopeAssessment,
+    ApprovalAssessment, Assessment, AssessmentKind, FindingMovement, PostureSummary, ScanAssessment, ScopeAssessment,
 };
 use sv0_domain::delta;
 use sv0_domain::events::{
     ApprovalRecorded, Event, EventFragment, EventPayload, KeyRegistered, KeyRotated, PackSealed, ScanChunk,
     ScanStarted, TokenIssued, TokenRevoked,
 };
+use sv0_domain::findings::Finding;
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{TenantId, Timestamp};
 use sv0_log::Record;
 use tracing::warn;
 
 use crate::error::ProjectionError;
-use crate::records::{Baseline, BaselineHead, Drift, FindingAck, FindingRecord, KeyRecord, PackHead, TokenRecord};
+use crate::records::{
+    Baseline, BaselineHead, Drift, FindingAck, FindingRecord, FindingStatus, KeyRecord, PackHead, TenantState,
+    TokenRecord,
+};
 use crate::scan;
 use crate::store::{self, get, key, prefix, put, scan, scan_raw};
 
@@ -44,6 +48,7 @@ pub(crate) struct Tables<'t> {
     pub baselines: Table<'t, &'static [u8], &'static [u8]>,
     pub baseline_versions: Table<'t, &'static [u8], &'static [u8]>,
     pub scope_flags: Table<'t, &'static [u8], &'static [u8]>,
+    pub delta_findings: Table<'t, &'static [u8], &'static [u8]>,
     pub assessments: Table<'t, &'static [u8], &'static [u8]>,
     pub assessment_cursor: Table<'t, &'static [u8], &'static [u8]>,
     pub packs: Table<'t, &'static [u8], &'static [u8]>,
@@ -75,6 +80,7 @@ impl<'t> Tables<'t> {
             baselines: txn.open_table(store::BASELINES)?,
             baseline_versions: txn.open_table(store::BASELINE_VERSIONS)?,
             scope_flags: txn.open_table(store::SCOPE_FLAGS)?,
+            delta_findings: txn.open_table(store::DELTA_FINDINGS)?,
             assessments: txn.open_table(store::ASSESSMENTS)?,
             assessment_cursor: txn.open_table(store::ASSESSMENT_CURSOR)?,
             packs: txn.open_table(store::PACKS)?,
@@ -173,6 +179,8 @@ pub(crate) fn assess_scopes(
     trigger: ScanTrigger,
     seq: u64,
     now: Timestamp,
+    state: &mut TenantState,
+    movement: &mut FindingMovement,
 ) -> Result<Vec<ScopeAssessment>, ProjectionError> {
     let heads: Vec<BaselineHead> = scan(&t.baselines, "baselines", &t_prefix(tenant, &[]))?;
     let policy = scan::policy(t, tenant)?;
@@ -191,8 +199,13 @@ pub(crate) fn assess_scopes(
             &t.findings,
             tenant,
             &head.scope,
-        )?;
+        )?
+        .into_iter()
+        .filter(|r| !sv0_domain::findings::from_delta(&r.finding))
+        .collect::<Vec<_>>();
         let entries = baseline.delta(&scope_paths, &findings);
+        let undeclared = sv0_domain::findings::undeclared_additions(&head.scope.canonical(), head.version, &entries);
+        settle_delta_findings(t, tenant, &scope_key, undeclared, seq, now, state, movement)?;
         let flags_key = t_key(tenant, &[scope_key.as_bytes()]);
         let flagged_now: Vec<String> = entries
             .iter()
@@ -207,7 +220,7 @@ pub(crate) fn assess_scopes(
                 put(&mut t.scope_flags, &flags_key, &flagged_now)?;
                 Some(delta::verify(head.version, &entries, &before))
             }
-            ScanTrigger::Deployment => {
+            ScanTrigger::PreDeployment | ScanTrigger::Deployment => {
                 put(&mut t.scope_flags, &flags_key, &flagged_now)?;
                 None
             }
@@ -295,6 +308,21 @@ fn approval_recorded(
     };
     put(&mut t.baselines, &head_key, &new_head)?;
     t.scope_flags.remove(head_key.as_slice())?;
+    // The approval takes the posture as it is: what nobody had declared is now approved.
+    if let Some(mut state) = get::<TenantState>(&t.tenants, "tenants", &t_key(tenant, &[]))? {
+        let mut movement = FindingMovement::default();
+        settle_delta_findings(
+            t,
+            tenant,
+            &scope_key,
+            Vec::new(),
+            seq,
+            event.meta.occurred_at,
+            &mut state,
+            &mut movement,
+        )?;
+        put(&mut t.tenants, &t_key(tenant, &[]), &state)?;
+    }
 
     acknowledge(t, tenant, &approval.acknowledged, &approval.approver, event.meta.occurred_at)?;
 
@@ -313,6 +341,67 @@ fn approval_recorded(
         intent: approval.intent.clone(),
     };
     store_assessment(t, tenant, seq, event, AssessmentKind::Approval, None, Some(assessment))
+}
+
+/// Moves a scope's undeclared-addition findings through their lifecycle: `current` are open
+/// now, the scope's others (from its last assessment) are resolved.
+#[allow(clippy::too_many_arguments)]
+fn settle_delta_findings(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    scope_key: &str,
+    current: Vec<Finding>,
+    seq: u64,
+    now: Timestamp,
+    state: &mut TenantState,
+    movement: &mut FindingMovement,
+) -> Result<(), ProjectionError> {
+    let list_key = t_key(tenant, &[scope_key.as_bytes()]);
+    let before: Vec<String> = get(&t.delta_findings, "delta_findings", &list_key)?.unwrap_or_default();
+    let now_open: BTreeSet<String> = current.iter().map(|f| f.finding_id.clone()).collect();
+    for finding in current {
+        let key = t_key(tenant, &[finding.finding_id.as_bytes()]);
+        let existing: Option<FindingRecord> = store::get_compact(&t.findings, "findings", &key)?;
+        let next = match existing {
+            Some(old) if old.status == FindingStatus::Open => FindingRecord { finding, ..old },
+            _ => {
+                movement.opened.push(finding.finding_id.clone());
+                state.open_findings += 1;
+                FindingRecord {
+                    finding,
+                    status: FindingStatus::Open,
+                    opened_seq: seq,
+                    opened_at: now,
+                    resolved_seq: None,
+                    resolved_at: None,
+                    acknowledgement: None,
+                }
+            }
+        };
+        for workload in &next.finding.workloads {
+            let index = t_key(tenant, &[workload.as_bytes(), next.finding.finding_id.as_bytes()]);
+            t.findings_by_workload.insert(index.as_slice(), [].as_slice())?;
+        }
+        store::put_compact(&mut t.findings, &key, &next)?;
+    }
+    for id in before.iter().filter(|id| !now_open.contains(*id)) {
+        let key = t_key(tenant, &[id.as_bytes()]);
+        let Some(old) = store::get_compact::<FindingRecord>(&t.findings, "findings", &key)? else { continue };
+        if old.status != FindingStatus::Open {
+            continue;
+        }
+        movement.resolved.push(id.clone());
+        state.open_findings = state.open_findings.saturating_sub(1);
+        let resolved =
+            FindingRecord { status: FindingStatus::Resolved, resolved_seq: Some(seq), resolved_at: Some(now), ..old };
+        store::put_compact(&mut t.findings, &key, &resolved)?;
+    }
+    if now_open.is_empty() {
+        t.delta_findings.remove(list_key.as_slice())?;
+    } else {
+        put(&mut t.delta_findings, &list_key, &now_open.into_iter().collect::<Vec<_>>())?;
+    }
+    Ok(())
 }
 
 pub(crate) fn store_assessment(

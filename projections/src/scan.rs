@@ -912,6 +912,9 @@ fn apply(
         &mut movement,
     )?;
     let digest = pathstore::refresh_digest(&t.path_fingerprints, &mut t.digest_buckets, tenant, &writer.dirty_buckets)?;
+    // Each baselined scope against its baseline; its undeclared additions open findings, so
+    // this comes before the tenant's finding count is stored.
+    let scopes = crate::fold::assess_scopes(t, tenant, started.trigger, seq, now, &mut state, &mut movement)?;
     for change in &changes {
         let count = state.entities.entry(change.list.name().to_string()).or_default();
         match change.kind {
@@ -949,7 +952,6 @@ fn apply(
     movement.resolved.sort();
     let mut posture = state.posture.clone();
     posture.path_set_digest = digest;
-    let scopes = crate::fold::assess_scopes(t, tenant, started.trigger, seq, now)?;
     let assessment = ScanAssessment {
         scan: ScanRef {
             scan_id: started.scan_id.clone(),

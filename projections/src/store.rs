@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::error::ProjectionError;
 
 /// The layout of the views: a views file of another layout is refolded from the log.
-pub const FORMAT: &[u8] = b"sv0-views-5";
+pub const FORMAT: &[u8] = b"sv0-views-6";
 
 /// One raw row: key bytes and value bytes.
 pub type Row = (Vec<u8>, Vec<u8>);
@@ -64,6 +64,8 @@ pub const BASELINES: Def = TableDefinition::new("baselines");
 pub const BASELINE_VERSIONS: Def = TableDefinition::new("baseline_versions");
 /// `(tenant, scope_key)` → flagged path ids of the scope's last post-deployment delta.
 pub const SCOPE_FLAGS: Def = TableDefinition::new("scope_flags");
+/// `(tenant, scope_key)` → ids of the scope's open undeclared-addition findings (SV0-D010).
+pub const DELTA_FINDINGS: Def = TableDefinition::new("delta_findings");
 /// `(tenant, seq)` → `Assessment` awaiting or bearing a seal.
 pub const ASSESSMENTS: Def = TableDefinition::new("assessments");
 /// `(tenant)` → position of the tenant's last assessment.
@@ -82,7 +84,7 @@ pub const FRAGMENTS: Def = TableDefinition::new("fragments");
 pub const META: Def = TableDefinition::new("meta");
 
 /// Every table, so that a new database has them all and a dump covers them all.
-pub const ALL_TABLES: [Def; 27] = [
+pub const ALL_TABLES: [Def; 28] = [
     CHECKPOINTS,
     SCANS_PENDING,
     SCAN_CHUNKS,
@@ -102,6 +104,7 @@ pub const ALL_TABLES: [Def; 27] = [
     BASELINES,
     BASELINE_VERSIONS,
     SCOPE_FLAGS,
+    DELTA_FINDINGS,
     ASSESSMENTS,
     ASSESSMENT_CURSOR,
     PACKS,

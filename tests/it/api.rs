@@ -465,6 +465,26 @@ fn paging_walks_every_path_once_and_the_openapi_document_lists_every_route() {
     assert_eq!(documented, ROUTES.len());
 }
 
+/// The kind of the pack sealing the assessment at log position `seq`, once the server's signer
+/// has sealed it.
+fn last_pack_kind(server: &Server, token: &str, seq: u64) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let packs = server.get("/api/v1/packs?limit=1000", Some(token)).json();
+        let sealed = packs["items"].as_array().unwrap().iter().find(|p| p["assessed_seq"] == seq).cloned();
+        if let Some(pack) = sealed {
+            let full = server.get(&format!("/api/v1/packs/{}", pack["pack_id"].as_str().unwrap()), Some(token)).json();
+            let body: Value = match &full["body"] {
+                Value::String(text) => serde_json::from_str(text).unwrap(),
+                other => other.clone(),
+            };
+            return body["kind"].as_str().unwrap_or_else(|| panic!("{full}")).to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no pack sealed the assessment at {seq}: {packs}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A CI pipeline asks for a sync of its deployment: `202` with a sync id at once, then the
 /// sync runs the collector's snapshot as a deployment scan and judges the scope: the demo's
 /// deployment adds five paths, two of them finance writes, so the scope needs review.
@@ -473,6 +493,7 @@ fn a_sync_scans_the_deployment_and_judges_the_scope() {
     let dir = TempDir::new();
     let data = approved_first_scan(&dir, "");
     let analyst = token(&data, "contoso", &["analyst"], "ci@contoso.example");
+    let auditor = token(&data, "contoso", &["auditor"], "audit@contoso.example");
 
     // Without a source, a sync is refused and nothing is appended.
     let server = Server::start(&data, &[]);
@@ -496,7 +517,10 @@ fn a_sync_scans_the_deployment_and_judges_the_scope() {
     assert_eq!(sync["delta"]["flagged"], 2, "{sync}");
     assert_eq!(sync["requested_by"], "ci@contoso.example");
     let scan = server.get(&format!("/api/v1/scans/{}", sync["scan_id"].as_str().unwrap()), Some(&analyst)).json();
-    assert_eq!(scan["trigger"], "deployment", "{scan}");
+    // A gate judges before the deployment job runs: never a post-deployment delta.
+    assert_eq!(scan["trigger"], "pre_deployment", "{scan}");
+    assert_eq!(sync["trigger"], "pre_deployment", "{sync}");
+    assert_eq!(last_pack_kind(&server, &auditor, scan["completed_seq"].as_u64().unwrap()), "pre_deployment_assessment");
     let unknown = server.get("/api/v1/syncs/sync-0000000000000000", Some(&analyst));
     assert_eq!((unknown.status, unknown.problem()), (404, "not-found".to_string()));
 
@@ -1054,11 +1078,86 @@ fn a_sync_runs_the_connectors() {
     let sync = finished_sync(&server, &id, &analyst);
     assert_eq!(sync["status"], "completed", "{sync}");
     let scan = server.get(&format!("/api/v1/scans/{}", sync["scan_id"].as_str().unwrap()), Some(&analyst)).json();
-    assert_eq!(scan["trigger"], "deployment", "{scan}");
+    assert_eq!(scan["trigger"], "pre_deployment", "{scan}");
     assert_eq!(scan["observed_at"], "2026-11-25T09:00:00Z", "read from the export: {scan}");
     // The first scan read three connectors; the sync read four, ServiceNow's integrations too.
     assert!(scan["entity_count"].as_u64().unwrap() > 130, "{scan}");
     let paths = server.get("/api/v1/paths?domain=hr", Some(&analyst));
     assert_eq!(paths.status, 200, "{paths:?}");
     assert!(paths.json().to_string().contains("sn_hr_core_case"), "{paths:?}");
+}
+
+/// Issue 14 through the API: the review document and the posture digest of every posture read,
+/// an approval refused with 409 once the posture changed, one with declared intent accepted,
+/// and events that record who authenticated with what.
+#[test]
+fn an_api_approval_names_the_posture_and_intent_and_events_record_the_credential() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let first = dir.join("first.json");
+    std::fs::write(&first, snapshot(0)).unwrap();
+    assert_eq!(sv0_in(&data, &["scan", "import", first.to_str().unwrap()]).0, 0);
+    let analyst = token(&data, "contoso", &["analyst"], "ci@contoso.example");
+    let approver = token(&data, "contoso", &["approver"], "riley@contoso.example");
+    let id_of = |token: &str| token.split('_').nth(1).unwrap().to_string();
+    let server = Server::start(&data, &[]);
+
+    let review = server.get("/api/v1/review?scope=project:HR-Automation", Some(&analyst));
+    assert_eq!(review.status, 200, "{review:?}");
+    let review = review.json();
+    let digest = review["posture_digest"].as_str().unwrap().to_string();
+    let position = review["log_position"].as_u64().unwrap();
+    assert_eq!(review["counts"]["paths"], 4);
+    for read in ["/api/v1/paths?scope=project:HR-Automation", "/api/v1/findings?scope=project:HR-Automation"] {
+        let page = server.get(read, Some(&analyst)).json();
+        assert_eq!(page["posture_digest"], digest.as_str(), "{read}: {page}");
+        assert_eq!(page["log_position"], position, "{read}");
+    }
+    assert!(server.get("/api/v1/paths", Some(&analyst)).json()["posture_digest"].is_null(), "no scope, no posture");
+
+    // A pushed scan records who pushed it.
+    let pushed = server.post("/api/v1/scans", Some(&analyst), "application/json", &snapshot(1));
+    assert_eq!(pushed.status, 201, "{pushed:?}");
+
+    let body = serde_json::json!({
+        "scope": "project:HR-Automation", "note": "as reviewed",
+        "posture_digest": digest, "log_position": position,
+    });
+    let refused = server.post("/api/v1/approvals", Some(&approver), "application/json", body.to_string().as_bytes());
+    assert_eq!((refused.status, refused.problem()), (409, "conflict".to_string()), "{refused:?}");
+    let detail = refused.json()["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains(&digest) && detail.contains("deployment, observed 2026-03-03T14:00:00Z"), "{detail}");
+    let baselines = server.get("/api/v1/baselines", Some(&analyst)).json();
+    assert!(baselines["items"].as_array().unwrap().is_empty(), "nothing was approved: {baselines}");
+
+    let now = server.get("/api/v1/review?scope=project:HR-Automation", Some(&analyst)).json();
+    let intent: Value = serde_json::from_slice(&crate::demo_snapshot("contoso-intent.json")).unwrap();
+    let body = serde_json::json!({
+        "scope": "project:HR-Automation", "note": "as reviewed",
+        "posture_digest": now["posture_digest"], "intent": intent,
+    });
+    let approved = server.post("/api/v1/approvals", Some(&approver), "application/json", body.to_string().as_bytes());
+    assert_eq!(approved.status, 201, "{approved:?}");
+    assert_eq!(approved.json()["baseline"]["intent"].as_array().unwrap().len(), 3);
+    let bad = serde_json::json!({"scope": "project:HR-Automation", "note": "x", "intent": [{"permissions": ["read"]}]});
+    let refused = server.post("/api/v1/approvals", Some(&approver), "application/json", bad.to_string().as_bytes());
+    assert_eq!(refused.status, 400, "{refused:?}");
+    drop(server);
+
+    let events: Vec<sv0_domain::events::Event> = crate::block_on(async {
+        use sv0_log::EventLog;
+        let service = sv0_service::Service::open(&data).await.unwrap();
+        let records = service.log().read(1, None, 100_000).await.unwrap();
+        records.iter().map(|r| sv0_codec::decode_event(&r.data).unwrap()).collect()
+    });
+    let approval =
+        events.iter().find(|e| matches!(e.payload, sv0_domain::events::EventPayload::ApprovalRecorded(_))).unwrap();
+    assert_eq!(approval.meta.actor, "api:riley@contoso.example");
+    assert_eq!(approval.meta.credential, Some(format!("token:{}", id_of(&approver))));
+    let scan = events
+        .iter()
+        .find(|e| matches!(&e.payload, sv0_domain::events::EventPayload::ScanStarted(s) if s.observed_at.to_rfc3339() == "2026-03-03T14:00:00Z"))
+        .unwrap();
+    assert_eq!(scan.meta.actor, "api:ci@contoso.example");
+    assert_eq!(scan.meta.credential, Some(format!("token:{}", id_of(&analyst))));
 }

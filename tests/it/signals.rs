@@ -48,7 +48,12 @@ fn signals_are_cloudevents_derived_from_the_story_and_stable_across_rebuilds() {
     // A signal carries only what the log up to its assessment fixes, never details that a
     // later scan changes (which would make it depend on when it was derived).
     assert!(opened.iter().all(|e| e["data"].get("summary").is_none() && e["data"].get("path_ids").is_none()));
-    assert_eq!(of_type("io.sv0.finding.resolved").len(), 4, "Finance write and standing-authority findings resolved");
+    assert_eq!(
+        of_type("io.sv0.finding.resolved").len(),
+        6,
+        "Finance write and standing-authority findings resolved, and the two undeclared additions (SV0-D010)"
+    );
+    assert_eq!(opened.iter().filter(|e| e["data"]["rule_id"] == "SV0-D010").count(), 2);
 
     // Regenerated from a rebuilt projection: the same events, the same ids.
     let (code, _) = sv0_in(&data, &["rebuild"]);

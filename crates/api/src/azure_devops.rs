@@ -156,6 +156,8 @@ pub(crate) async fn check<L: EventLog + Clone + Send + Sync + 'static>(
             run_id: request.run_id,
             commit: request.commit,
             targets: Vec::new(),
+            // An Azure DevOps check holds the stage before it runs.
+            trigger: Some(sv0_domain::snapshot::ScanTrigger::PreDeployment),
         },
     )?;
     let sync_id = sync.sync_id.clone();

@@ -260,6 +260,8 @@ pub(crate) async fn deployment_protection<L: EventLog + Clone + Send + Sync + 's
                 run_id: run_id(&payload.deployment_callback_url),
                 commit: payload.deployment.as_ref().and_then(|d| d.sha.clone()),
                 targets: Vec::new(),
+                // A deployment protection rule fires before the deployment job runs.
+                trigger: Some(sv0_domain::snapshot::ScanTrigger::PreDeployment),
             },
         )?),
         None => None,

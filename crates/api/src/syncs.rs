@@ -84,6 +84,8 @@ pub struct SyncRecord {
     pub scope: Option<String>,
     /// The workloads of a targeted sync (none: a full one).
     pub targets: Vec<String>,
+    /// When the scan is judged: `pre_deployment` or `deployment`.
+    pub trigger: ScanTrigger,
     /// The scan it ran.
     pub scan_id: Option<String>,
     /// Why it failed, or why the scan was held.
@@ -135,6 +137,11 @@ pub(crate) struct SyncRequest {
     /// and evidence) are read and may change; the rest of the tenant is left as it is.
     #[serde(default)]
     pub targets: Vec<String>,
+    /// When the scan is judged: `pre_deployment` (the default: a gate, before the deployment
+    /// job runs; seals a `pre_deployment_assessment`) or `deployment` (a rescan after the
+    /// deployment; seals a `post_deployment_delta`).
+    #[serde(default)]
+    pub trigger: Option<ScanTrigger>,
 }
 
 /// Restricts a snapshot to `targets` and declares it a targeted scan of them.
@@ -191,6 +198,13 @@ pub(crate) fn start<L: EventLog + Clone + Send + Sync + 'static>(
     if let Some(scope) = &request.scope {
         Scope::parse(scope).map_err(|e| Problem::invalid_request(e.to_string()))?;
     }
+    let trigger = request.trigger.unwrap_or(ScanTrigger::PreDeployment);
+    if !matches!(trigger, ScanTrigger::PreDeployment | ScanTrigger::Deployment) {
+        return Err(Problem::invalid_request(format!(
+            "a sync is judged before a deployment (pre_deployment) or after it (deployment), not as {}",
+            trigger.as_str()
+        )));
+    }
     let mut random = [0u8; 8];
     getrandom::fill(&mut random).map_err(Problem::internal)?;
     let record = SyncRecord {
@@ -206,6 +220,7 @@ pub(crate) fn start<L: EventLog + Clone + Send + Sync + 'static>(
         },
         scope: request.scope,
         targets: request.targets,
+        trigger,
         scan_id: None,
         error: None,
         disposition: None,
@@ -264,10 +279,10 @@ impl SyncSource {
 
 /// Reads the source, imports it as a deployment scan, judges the scope.
 async fn run<L: EventLog>(state: &ApiState<L>, tenant: &TenantId, id: &str, source: SyncSource) -> Result<(), String> {
-    let (deployment, scope, targets) = {
+    let (deployment, scope, targets, trigger) = {
         let records = state.syncs.records.lock().unwrap_or_else(|e| e.into_inner());
         let r = records.get(id).ok_or("the sync was forgotten")?;
-        (r.deployment.clone(), r.scope.clone(), r.targets.clone())
+        (r.deployment.clone(), r.scope.clone(), r.targets.clone(), r.trigger)
     };
     let mut snapshot = source.read(state.max_body).await?;
     if snapshot["tenant"].as_str() != Some(tenant.as_str()) {
@@ -276,11 +291,11 @@ async fn run<L: EventLog>(state: &ApiState<L>, tenant: &TenantId, id: &str, sour
     if !targets.is_empty() {
         target(&mut snapshot, &targets)?;
     }
-    snapshot["scan"]["trigger"] = serde_json::json!(ScanTrigger::Deployment);
+    snapshot["scan"]["trigger"] = serde_json::json!(trigger);
     snapshot["scan"]["deployment"] = serde_json::to_value(&deployment).map_err(|e| e.to_string())?;
     let bytes = serde_json::to_vec(&snapshot).map_err(|e| e.to_string())?;
     let mut commands = state.commands.lock().await;
-    let report = commands.import_snapshot(&bytes, Some(ScanTrigger::Deployment)).await.map_err(|e| e.to_string())?;
+    let report = commands.import_snapshot(&bytes, Some(trigger)).await.map_err(|e| e.to_string())?;
     let held = report.scan.as_ref().is_some_and(|s| s.status == ScanStatus::Quarantined);
     let judged = match scope.as_deref().map(Scope::parse) {
         Some(Ok(scope)) if !held => Some(commands.delta(tenant, &scope)),

@@ -25,6 +25,9 @@ pub enum AssessmentKind {
     ScanAssessment,
     /// An approval: a baseline locked.
     Approval,
+    /// A gate's scan before a deployment, compared with the baselines: what the deployment is
+    /// about to promote. Never a post-deployment delta.
+    PreDeploymentAssessment,
     /// A deployment's rescan compared with the baselines.
     PostDeploymentDelta,
     /// A remediation rescan verified against the baselines.
@@ -36,6 +39,7 @@ impl AssessmentKind {
     pub fn for_trigger(trigger: ScanTrigger) -> AssessmentKind {
         match trigger {
             ScanTrigger::Manual | ScanTrigger::Scheduled => AssessmentKind::ScanAssessment,
+            ScanTrigger::PreDeployment => AssessmentKind::PreDeploymentAssessment,
             ScanTrigger::Deployment => AssessmentKind::PostDeploymentDelta,
             ScanTrigger::Remediation => AssessmentKind::Verification,
         }
@@ -46,6 +50,7 @@ impl AssessmentKind {
         match self {
             AssessmentKind::ScanAssessment => "scan_assessment",
             AssessmentKind::Approval => "approval",
+            AssessmentKind::PreDeploymentAssessment => "pre_deployment_assessment",
             AssessmentKind::PostDeploymentDelta => "post_deployment_delta",
             AssessmentKind::Verification => "verification",
         }

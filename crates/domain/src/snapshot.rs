@@ -245,6 +245,10 @@ pub enum ScanTrigger {
     Manual,
     /// A schedule ran it.
     Scheduled,
+    /// A deployment gate ran it before the deployment happened (a CI gate, a GitHub deployment
+    /// protection rule, an Azure DevOps check): it judges what the deployment is about to
+    /// promote, e.g. what a staging deployment added, in the production scope.
+    PreDeployment,
     /// A deployment ran it, to see the authority the deployment created.
     Deployment,
     /// Remediation ran it, to verify the fix.
@@ -257,6 +261,7 @@ impl ScanTrigger {
         match self {
             ScanTrigger::Manual => "manual",
             ScanTrigger::Scheduled => "scheduled",
+            ScanTrigger::PreDeployment => "pre_deployment",
             ScanTrigger::Deployment => "deployment",
             ScanTrigger::Remediation => "remediation",
         }

@@ -565,7 +565,14 @@ impl<L: EventLog> Service<L> {
             .baseline(tenant, scope, None)?
             .ok_or_else(|| ServiceError::NoBaseline { tenant: tenant.to_string(), scope: scope.canonical() })?;
         let paths = self.views.paths(tenant, Some(scope))?;
-        let findings = self.views.findings(tenant, Some(scope))?;
+        // The delta's own findings (undeclared additions) are the entries themselves: the
+        // disposition decides from the entries, as the fold does.
+        let findings: Vec<FindingRecord> = self
+            .views
+            .findings(tenant, Some(scope))?
+            .into_iter()
+            .filter(|r| !sv0_domain::findings::from_delta(&r.finding))
+            .collect();
         let entries = baseline.delta(&paths, &findings);
         let builtin = sv0_projections::rego::builtin(&entries, &paths, None);
         Ok(ScopeNow { scope: scope.canonical(), baseline_version: baseline.version, paths, findings, entries, builtin })

@@ -17,7 +17,7 @@ use sv0_signer::{KeyRing, entries_from_dir, verify_chain};
 
 use crate::{
     ApproveArgs, BaselinesArgs, Cli, Command, DeltaArgs, EXIT_NO, EXIT_OK, ExportCommand, FindingsArgs, ImportArgs,
-    PathsArgs, PolicyCommand, ProofCommand, ReviewArgs, RulesArgs, ScanCommand, TriggerArg, render,
+    PathsArgs, PolicyCommand, ProofCommand, ReviewArgs, RulesArgs, ScanCommand, render,
 };
 
 /// Largest snapshot file `scan import` reads.
@@ -425,12 +425,7 @@ async fn import(
         bail!("{} is {size} bytes; snapshots are limited to {MAX_SNAPSHOT_BYTES} bytes", args.file.display());
     }
     let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
-    let trigger = args.trigger.map(|t| match t {
-        TriggerArg::Manual => ScanTrigger::Manual,
-        TriggerArg::Scheduled => ScanTrigger::Scheduled,
-        TriggerArg::Deployment => ScanTrigger::Deployment,
-        TriggerArg::Remediation => ScanTrigger::Remediation,
-    });
+    let trigger = args.trigger.map(ScanTrigger::from);
     let not_imported = || format!("{} was not imported", args.file.display());
     let snapshot = sv0_service::import::parse_snapshot(&bytes).map_err(|e| explain(e, not_imported()))?;
     // The file's bytes are not needed while the scan is folded: free them first.
@@ -760,9 +755,39 @@ fn delta(
     if !report.entries.is_empty() {
         writeln!(out, "{}", render::delta(&report.entries))?;
     }
-    let flagged: Vec<_> = report.entries.iter().filter(|e| e.flagged).collect();
+    let undeclared: Vec<_> = report
+        .entries
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.intent,
+                Some(sv0_domain::intent::IntentStatus::Unintended | sv0_domain::intent::IntentStatus::Unreviewed)
+            )
+        })
+        .collect();
+    if !undeclared.is_empty() {
+        writeln!(
+            out,
+            "{} addition(s) nobody declared: remove them, or approve them with a declared intent (sv0 approve --intent FILE):",
+            undeclared.len()
+        )?;
+        for e in &undeclared {
+            writeln!(
+                out,
+                "  • {} {} → {} as {} ({}: {})",
+                e.intent.map_or("", |i| i.as_str()),
+                e.workload.name,
+                e.destination.name,
+                e.identity.name,
+                e.kind,
+                render::permissions(if e.added_permissions.is_empty() { &e.permissions } else { &e.added_permissions })
+            )?;
+        }
+    }
+    let flagged: Vec<_> =
+        report.entries.iter().filter(|e| e.flagged || undeclared.iter().any(|u| std::ptr::eq(*u, *e))).collect();
     if !flagged.is_empty() {
-        writeln!(out, "Remediation for the {} flagged change(s):", flagged.len())?;
+        writeln!(out, "Remediation for the {} flagged or undeclared change(s):", flagged.len())?;
         // One record can confer several paths (an assignment above the containers it opens):
         // each change to make is listed once.
         let mut listed = std::collections::BTreeSet::new();
@@ -947,12 +972,7 @@ async fn scan_run(
 ) -> anyhow::Result<u8> {
     let full = if data_dir.exists() { sv0_service::DataDir::create(data_dir)?.config()? } else { Default::default() };
     let config = full.connectors.unwrap_or_default();
-    let trigger = match args.trigger {
-        crate::TriggerArg::Manual => ScanTrigger::Manual,
-        crate::TriggerArg::Scheduled => ScanTrigger::Scheduled,
-        crate::TriggerArg::Deployment => ScanTrigger::Deployment,
-        crate::TriggerArg::Remediation => ScanTrigger::Remediation,
-    };
+    let trigger = ScanTrigger::from(args.trigger);
     let result =
         crate::connect::run_connectors(&args.source, args.observed_at.as_deref(), trigger, tenant, &config).await?;
     if let Some(path) = &args.out {

@@ -210,6 +210,21 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
     for reason in &delta_report.disposition.reasons {
         say!("   • {} ({}): {}", reason.rule, reason.decision, reason.text);
     }
+    let undeclared: Vec<FindingRecord> = service
+        .findings(&tenant, Some(&scope))?
+        .into_iter()
+        .filter(|r| r.status == FindingStatus::Open && sv0_domain::findings::from_delta(&r.finding))
+        .collect();
+    say!("   Findings opened for what the release did not declare:");
+    for r in &undeclared {
+        say!(
+            "   • {} {} ({}): {}",
+            r.finding.finding_id,
+            r.finding.rule_id,
+            r.finding.severity.as_str(),
+            r.finding.summary
+        );
+    }
     say!("   Remediation (SV0 is read-only: make these changes in Azure, then rescan):");
     for entry in &flagged {
         for action in &entry.remediation_actions {

@@ -53,6 +53,7 @@ async fn gate(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         "run_id": args.run_id,
         "commit": args.commit,
         "targets": args.targets,
+        "trigger": if args.after_deployment { "deployment" } else { "pre_deployment" },
     });
     let (status, started) =
         call(&authority, &post_json(&authority, "/api/v1/syncs", &token, &serde_json::to_vec(&request)?)).await?;

@@ -370,10 +370,26 @@ pub enum TriggerArg {
     Manual,
     /// A schedule ran it.
     Scheduled,
-    /// A deployment ran it.
+    /// A deployment gate ran it before the deployment (seals a pre_deployment_assessment)
+    #[value(name = "pre_deployment", alias = "pre-deployment")]
+    PreDeployment,
+    /// A deployment ran it (seals a post_deployment_delta).
     Deployment,
     /// Remediation ran it.
     Remediation,
+}
+
+impl From<TriggerArg> for sv0_domain::snapshot::ScanTrigger {
+    fn from(arg: TriggerArg) -> Self {
+        use sv0_domain::snapshot::ScanTrigger;
+        match arg {
+            TriggerArg::Manual => ScanTrigger::Manual,
+            TriggerArg::Scheduled => ScanTrigger::Scheduled,
+            TriggerArg::PreDeployment => ScanTrigger::PreDeployment,
+            TriggerArg::Deployment => ScanTrigger::Deployment,
+            TriggerArg::Remediation => ScanTrigger::Remediation,
+        }
+    }
 }
 
 /// `sv0 scan import`.
@@ -715,6 +731,10 @@ pub struct GateArgs {
     /// Also write a JUnit report here
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// The gate runs after the deployment job (a post-deployment rescan, sealed as a
+    /// post_deployment_delta) [default: before it, sealed as a pre_deployment_assessment]
+    #[arg(long)]
+    pub after_deployment: bool,
 }
 
 /// `sv0 tokens ...`.
