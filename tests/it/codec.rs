@@ -275,6 +275,29 @@ fn a_key_registration_with_a_validity_start_round_trips_and_matches_the_cddl_sch
     cddl_cat::validate_cbor_bytes("envelope", &cddl, &bytes).expect("matches schemas/events.cddl");
 }
 
+/// Issue 14's additions: an approval naming the posture reviewed and the declared intent, by an
+/// API caller whose credential the envelope records. The golden vector (written before them)
+/// still decodes, with neither: an old approval reads as "no declared intent".
+#[test]
+fn an_approval_with_posture_intent_and_credential_round_trips_and_matches_the_cddl_schema() {
+    let mut event = fixtures().into_iter().find(|e| e.payload.event_type() == "approval.recorded").unwrap();
+    event.meta.actor = "api:alice@contoso.example".into();
+    event.meta.credential = Some("token:0123456789abcdef".into());
+    let EventPayload::ApprovalRecorded(approval) = &mut event.payload else { unreachable!() };
+    approval.posture_digest = Some(format!("sha256:{}", "ab".repeat(32)));
+    approval.intent = Some(vec![sv0_domain::intent::IntentItem {
+        workload: None,
+        identity: Some("5f0c2a7e-*".into()),
+        destination: Some("graph:/users".into()),
+        permissions: vec![sv0_domain::model::Permission::Read],
+        note: Some("profiles".into()),
+    }]);
+    let bytes = encode_event(&event).unwrap();
+    assert_eq!(decode_event(&bytes).unwrap(), event);
+    let cddl = std::fs::read_to_string(crate::repo_root().join("schemas/events.cddl")).unwrap();
+    cddl_cat::validate_cbor_bytes("envelope", &cddl, &bytes).expect("matches schemas/events.cddl");
+}
+
 #[test]
 fn evidence_naming_the_credential_used_round_trips_and_matches_the_cddl_schema() {
     let mut event = fixtures().into_iter().find(|e| e.payload.event_type() == "scan.chunk").unwrap();
