@@ -180,7 +180,15 @@ fn an_intent_file_that_is_not_one_is_refused_and_records_nothing() {
     let dir = scanned();
     let data = dir.join("data");
     let head = events(&data).len();
+    // Broad items are tried against every addition: their number is bounded.
+    let broad = serde_json::to_string(
+        &(0..101)
+            .map(|n| serde_json::json!({"identity": format!("id-{n}*"), "permissions": ["read"]}))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     for (body, says) in [
+        (broad.as_str(), "at most 100 are accepted"),
         (r#"{"identity": "x"}"#, "not a JSON list of intent items"),
         (r#"[{"permissions": ["read"]}]"#, "names neither an identity nor a destination"),
         (r#"[{"identity": "x", "permissions": []}]"#, "names no permission"),

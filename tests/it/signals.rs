@@ -41,6 +41,7 @@ fn signals_are_cloudevents_derived_from_the_story_and_stable_across_rebuilds() {
     let flagged = drift[0]["data"]["changes"].as_array().unwrap();
     assert_eq!(flagged.len(), 2, "the two Finance write paths");
     assert!(flagged.iter().all(|c| c["domain"] == "Finance"));
+    assert!(flagged.iter().all(|c| c["intent"] == "unintended" && c["severity"] == "high"), "{flagged:?}");
     assert_eq!(of_type("io.sv0.verification.passed").len(), 1);
     assert!(of_type("io.sv0.verification.failed").is_empty());
     let opened = of_type("io.sv0.finding.opened");

@@ -363,7 +363,7 @@ struct Page<'a, T: Serialize> {
     next_cursor: Option<String>,
 }
 
-/// A page of a scope's paths or findings, with the scope's posture digest and the log
+/// The first page of a scope's paths or findings, with the scope's posture digest and the log
 /// position it stands at: what an approval's `posture_digest` names.
 #[derive(Serialize)]
 struct PosturePage<'a, T: Serialize> {
@@ -455,7 +455,9 @@ pub(crate) async fn paths<L: EventLog>(ask: Ask<L>, q: Result<Query<PathsQuery>,
         other => Problem::from(other),
     })?;
     let next_cursor = next.map(hex::encode);
-    match &filter.scope {
+    // The posture digest covers the whole scope: it is computed for the first page only, so
+    // that paging through a large scope does not recompute it per page.
+    match filter.scope.as_ref().filter(|_| q.cursor.is_none()) {
         Some(scope) => {
             let posture = s.reader.posture(&c.tenant, scope)?;
             ok(PosturePage {
@@ -493,7 +495,8 @@ pub(crate) async fn findings<L: EventLog>(ask: Ask<L>, q: Result<Query<FindingsQ
     records.retain(|r| status.is_none_or(|s| r.status == s));
     records.sort_by(|a, b| a.finding.finding_id.cmp(&b.finding.finding_id));
     let reply = page(records, |r| r.finding.finding_id.clone(), q.limit, q.cursor.as_deref())?;
-    with_posture(s, &c.tenant, scope.as_ref(), reply).await
+    let first = q.cursor.is_none();
+    with_posture(s, &c.tenant, scope.as_ref().filter(|_| first), reply).await
 }
 
 pub(crate) async fn scopes<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>, QueryRejection>) -> Reply {

@@ -16,7 +16,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::findings::Severity;
-use crate::intent::{self, IntentItem, IntentStatus};
+use crate::intent::{self, IntentIndex, IntentItem, IntentStatus};
 use crate::model::{EgressClass, Permission};
 use crate::paths::{AuthorityPath, DomainRef, Grade, NodeRef, OwnerState};
 use crate::remediation::{self, RemediationAction};
@@ -140,6 +140,8 @@ pub fn compute(
     current: &[AuthorityPath],
     intent: Option<&[IntentItem]>,
 ) -> Vec<DeltaEntry> {
+    let index = intent.map(IntentIndex::new);
+    let intent = index.as_ref();
     let mut base: Vec<&AuthorityPath> = baseline.iter().collect();
     let mut now: Vec<&AuthorityPath> = current.iter().collect();
     base.sort_by(|a, b| a.path_id.cmp(&b.path_id));
@@ -181,7 +183,7 @@ pub fn compute(
 fn boundaries(
     base: &[&AuthorityPath],
     now: &[&AuthorityPath],
-    intent: Option<&[IntentItem]>,
+    intent: Option<&IntentIndex<'_>>,
     out: &mut Vec<DeltaEntry>,
 ) {
     let known_paths: BTreeSet<&str> = base.iter().map(|p| p.path_id.as_str()).collect();
@@ -358,7 +360,7 @@ fn removed(path: &AuthorityPath) -> DeltaEntry {
     e
 }
 
-fn added(path: &AuthorityPath, intent: Option<&[IntentItem]>) -> DeltaEntry {
+fn added(path: &AuthorityPath, intent: Option<&IntentIndex<'_>>) -> DeltaEntry {
     let kind = if path.domain.sensitive { DeltaKind::NewSensitivePath } else { DeltaKind::NewPath };
     let mut e = entry(kind, path);
     e.added_permissions = path.permissions.clone();
@@ -375,7 +377,7 @@ fn added(path: &AuthorityPath, intent: Option<&[IntentItem]>) -> DeltaEntry {
     finish(e)
 }
 
-fn changed(before: &AuthorityPath, after: &AuthorityPath, intent: Option<&[IntentItem]>, out: &mut Vec<DeltaEntry>) {
+fn changed(before: &AuthorityPath, after: &AuthorityPath, intent: Option<&IntentIndex<'_>>, out: &mut Vec<DeltaEntry>) {
     let old: BTreeSet<Permission> = before.permissions.iter().copied().collect();
     let new: BTreeSet<Permission> = after.permissions.iter().copied().collect();
     let gained: Vec<Permission> = new.difference(&old).copied().collect();

@@ -13,6 +13,8 @@
 //!   "note": "the onboarding agent reads employee profiles"}]
 //! ```
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -88,11 +90,54 @@ impl IntentItem {
     }
 }
 
-/// The status of an addition: `permissions` are what it adds to `path`.
-pub fn status(intent: Option<&[IntentItem]>, path: &AuthorityPath, permissions: &[Permission]) -> IntentStatus {
+/// Largest number of broad items (naming neither an exact identity nor an exact destination)
+/// an intent may hold: each is tried against every addition.
+pub const MAX_BROAD_ITEMS: usize = 100;
+
+fn exact(pattern: Option<&str>) -> Option<&str> {
+    pattern.filter(|p| !p.ends_with('*'))
+}
+
+/// An intent indexed for matching: the items that could cover a path are found by its
+/// identity and destination, so matching costs the items about that identity or destination
+/// plus the (at most `MAX_BROAD_ITEMS`) broad ones, not the whole intent, per addition.
+#[derive(Debug, Default)]
+pub struct IntentIndex<'a> {
+    by_identity: BTreeMap<&'a str, Vec<&'a IntentItem>>,
+    by_destination: BTreeMap<&'a str, Vec<&'a IntentItem>>,
+    broad: Vec<&'a IntentItem>,
+}
+
+impl<'a> IntentIndex<'a> {
+    /// Indexes `items`.
+    pub fn new(items: &'a [IntentItem]) -> IntentIndex<'a> {
+        let mut index = IntentIndex::default();
+        for item in items {
+            match (exact(item.identity.as_deref()), exact(item.destination.as_deref())) {
+                (Some(identity), _) => index.by_identity.entry(identity).or_default().push(item),
+                (None, Some(destination)) => index.by_destination.entry(destination).or_default().push(item),
+                (None, None) => index.broad.push(item),
+            }
+        }
+        index
+    }
+
+    fn covers(&self, path: &AuthorityPath, permissions: &[Permission]) -> bool {
+        let named = |map: &BTreeMap<&'a str, Vec<&'a IntentItem>>, key: &str| -> bool {
+            map.get(key).is_some_and(|items| items.iter().any(|i| i.covers(path, permissions)))
+        };
+        named(&self.by_identity, &path.identity.id)
+            || named(&self.by_destination, &path.destination.id)
+            || self.broad.iter().any(|i| i.covers(path, permissions))
+    }
+}
+
+/// The status of an addition: `permissions` are what it adds to `path`; `intent` is the
+/// baseline's declared intent, indexed (`None`: none was declared).
+pub fn status(intent: Option<&IntentIndex<'_>>, path: &AuthorityPath, permissions: &[Permission]) -> IntentStatus {
     match intent {
         None => IntentStatus::Unreviewed,
-        Some(items) if items.iter().any(|i| i.covers(path, permissions)) => IntentStatus::Intended,
+        Some(index) if index.covers(path, permissions) => IntentStatus::Intended,
         Some(_) => IntentStatus::Unintended,
     }
 }
@@ -104,6 +149,15 @@ pub fn validate(items: &[IntentItem]) -> Result<(), InvalidInput> {
         return Err(InvalidInput::new(format!(
             "the intent has {} items; at most {MAX_INTENT_ITEMS} are accepted",
             items.len()
+        )));
+    }
+    let broad = items
+        .iter()
+        .filter(|i| exact(i.identity.as_deref()).is_none() && exact(i.destination.as_deref()).is_none())
+        .count();
+    if broad > MAX_BROAD_ITEMS {
+        return Err(InvalidInput::new(format!(
+            "the intent has {broad} items naming neither an exact identity nor an exact destination; at most {MAX_BROAD_ITEMS} are accepted"
         )));
     }
     for (i, item) in items.iter().enumerate() {

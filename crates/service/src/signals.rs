@@ -152,6 +152,8 @@ pub fn signals_for(assessment: &Assessment, findings: &BTreeMap<String, FindingR
                         "destination": e.destination.name,
                         "domain": e.domain.name,
                         "flags": e.flags,
+                        "intent": e.intent,
+                        "severity": e.severity,
                         "remediation": e.remediation,
                     })
                 })

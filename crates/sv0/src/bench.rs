@@ -186,6 +186,18 @@ async fn measure(
         PathFilter { domain: Some("finance".to_string()), grade: Some("A".to_string()), ..PathFilter::default() };
     m.push(mean_query(service.views(), &tenant, "query: grade A into one domain (class index)", &domain)?);
     let t = Instant::now();
+    let review = service.review(&tenant, &scope)?;
+    m.push(Measurement::since("review document of one project (posture digest)", t, review.paths.len() as f64, "paths/s"));
+    let t = Instant::now();
+    let everything = service.posture(&tenant, &Scope::parse("all")?)?;
+    m.push(Measurement::since(
+        "posture digest of the whole tenant (scope all)",
+        t,
+        everything.paths.len() as f64,
+        "paths/s",
+    ));
+    drop(everything);
+    let t = Instant::now();
     let approval = service
         .approve(&tenant, &scope, "bench", Vec::new(), "bench@example.com", Timestamp::parse("2026-03-02T10:00:00Z")?)
         .await?;
