@@ -367,15 +367,7 @@ fn settle_delta_findings(
             _ => {
                 movement.opened.push(finding.finding_id.clone());
                 state.open_findings += 1;
-                FindingRecord {
-                    finding,
-                    status: FindingStatus::Open,
-                    opened_seq: seq,
-                    opened_at: now,
-                    resolved_seq: None,
-                    resolved_at: None,
-                    acknowledgement: None,
-                }
+                FindingRecord::opened(finding, seq, now)
             }
         };
         for workload in &next.finding.workloads {
@@ -392,9 +384,7 @@ fn settle_delta_findings(
         }
         movement.resolved.push(id.clone());
         state.open_findings = state.open_findings.saturating_sub(1);
-        let resolved =
-            FindingRecord { status: FindingStatus::Resolved, resolved_seq: Some(seq), resolved_at: Some(now), ..old };
-        store::put_compact(&mut t.findings, &key, &resolved)?;
+        store::put_compact(&mut t.findings, &key, &old.resolved(seq, now))?;
     }
     if now_open.is_empty() {
         t.delta_findings.remove(list_key.as_slice())?;

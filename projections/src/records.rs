@@ -187,6 +187,24 @@ pub struct FindingRecord {
 
 impl FindingRecord {
     /// Where the finding stands at `at` (the tenant's latest scan time, so that the answer
+    /// A finding opened at log position `seq`, time `at`.
+    pub fn opened(finding: Finding, seq: u64, at: Timestamp) -> FindingRecord {
+        FindingRecord {
+            finding,
+            status: FindingStatus::Open,
+            opened_seq: seq,
+            opened_at: at,
+            resolved_seq: None,
+            resolved_at: None,
+            acknowledgement: None,
+        }
+    }
+
+    /// This finding resolved at log position `seq`, time `at`.
+    pub fn resolved(self, seq: u64, at: Timestamp) -> FindingRecord {
+        FindingRecord { status: FindingStatus::Resolved, resolved_seq: Some(seq), resolved_at: Some(at), ..self }
+    }
+
     /// comes from the log, not the wall clock).
     pub fn lifecycle(&self, at: Timestamp) -> Lifecycle {
         match (&self.status, &self.acknowledgement) {

@@ -775,25 +775,12 @@ fn settle(
             (_, Some(finding)) => {
                 movement.opened.push(id.clone());
                 state.open_findings += 1;
-                FindingRecord {
-                    finding,
-                    status: FindingStatus::Open,
-                    opened_seq: seq,
-                    opened_at: now,
-                    resolved_seq: None,
-                    resolved_at: None,
-                    acknowledgement: None,
-                }
+                FindingRecord::opened(finding, seq, now)
             }
             (Some(old), None) if old.status == FindingStatus::Open => {
                 movement.resolved.push(id.clone());
                 state.open_findings = state.open_findings.saturating_sub(1);
-                FindingRecord {
-                    status: FindingStatus::Resolved,
-                    resolved_seq: Some(seq),
-                    resolved_at: Some(now),
-                    ..old
-                }
+                old.resolved(seq, now)
             }
             (Some(_), None) => continue,
         };

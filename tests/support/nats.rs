@@ -236,7 +236,31 @@ impl NatsCluster {
                     Err(e) => panic!("{e}"),
                 }
             }
-            return NatsCluster { servers };
+            let cluster = NatsCluster { servers };
+            cluster.wait_meta_leader();
+            return cluster;
+        }
+    }
+
+    /// Waits until every member names the JetStream meta leader: healthy members of a cluster
+    /// still time out stream requests until the meta group has elected one, which on a loaded
+    /// 2-core machine can take seconds after the last member reports healthy.
+    pub fn wait_meta_leader(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for server in &self.servers {
+            loop {
+                let body = http_body(server.monitor_port, "/jsz").unwrap_or_default();
+                if names_meta_leader(&body) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "nats-server {} names no JetStream meta leader after 60 s: {}",
+                    server.name,
+                    server.log_tail()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
     }
 
@@ -245,6 +269,24 @@ impl NatsCluster {
         let hosts: Vec<String> = self.servers.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
         format!("nats://{}", hosts.join(","))
     }
+}
+
+/// Whether a `/jsz` document's `meta_cluster` names a leader (`"leader": "n2"`).
+fn names_meta_leader(jsz: &str) -> bool {
+    let Some(meta) = jsz.find("\"meta_cluster\"").map(|i| &jsz[i..]) else { return false };
+    let Some(after) = meta.find("\"leader\"").map(|i| &meta[i + "\"leader\"".len()..]) else { return false };
+    let value = after.trim_start().trim_start_matches(':').trim_start();
+    value.starts_with('"') && !value[1..].starts_with('"')
+}
+
+/// The body of a GET on the loopback monitoring port, if it answers.
+fn http_body(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
 }
 
 /// The HTTP status of a GET on the loopback monitoring port, if it answers.

@@ -176,8 +176,14 @@ pub fn decide(
     reasons.extend(reason(
         &findings::DELTA_UNDECLARED,
         RequiresReview,
-        &of(&|e| matches!(e.intent, Some(IntentStatus::Unintended | IntentStatus::Unreviewed))),
+        &of(&|e| e.intent == Some(IntentStatus::Unintended)),
         "addition(s) the approved intent does not declare",
+    ));
+    reasons.extend(reason(
+        &findings::DELTA_UNDECLARED,
+        RequiresReview,
+        &of(&|e| e.intent == Some(IntentStatus::Unreviewed)),
+        "addition(s) nobody declared: the baseline was approved without an intent",
     ));
     if let Some(v) = verification.filter(|v| !v.matches_baseline) {
         reasons.push(Reason {

@@ -187,7 +187,12 @@ async fn measure(
     m.push(mean_query(service.views(), &tenant, "query: grade A into one domain (class index)", &domain)?);
     let t = Instant::now();
     let review = service.review(&tenant, &scope)?;
-    m.push(Measurement::since("review document of one project (posture digest)", t, review.paths.len() as f64, "paths/s"));
+    m.push(Measurement::since(
+        "review document of one project (posture digest)",
+        t,
+        review.paths.len() as f64,
+        "paths/s",
+    ));
     let t = Instant::now();
     let everything = service.posture(&tenant, &Scope::parse("all")?)?;
     m.push(Measurement::since(
