@@ -886,6 +886,14 @@ fn provider_jwts_sign_in_when_oidc_is_configured() {
     assert_eq!(reply.status, 403, "{reply:?}");
     // SV0 tokens still work.
     assert_eq!(server.get("/api/v1/paths?limit=1", Some(&f.roles[0].1)).status, 200);
+    drop(server);
+    // The approval records who signed in, as the provider named them.
+    let approval = crate::log_events(&f.data)
+        .into_iter()
+        .rfind(|e| matches!(e.payload, sv0_domain::events::EventPayload::ApprovalRecorded(_)))
+        .unwrap();
+    assert_eq!(approval.meta.actor, "api:riley.chen@contoso.example");
+    assert_eq!(approval.meta.credential.as_deref(), Some("oidc:https://login.example/contoso/v2.0#00000000-riley"));
 }
 
 /// An analyst triages: open findings are accepted until a date, recorded as the caller; a
@@ -1144,12 +1152,7 @@ fn an_api_approval_names_the_posture_and_intent_and_events_record_the_credential
     assert_eq!(refused.status, 400, "{refused:?}");
     drop(server);
 
-    let events: Vec<sv0_domain::events::Event> = crate::block_on(async {
-        use sv0_log::EventLog;
-        let service = sv0_service::Service::open(&data).await.unwrap();
-        let records = service.log().read(1, None, 100_000).await.unwrap();
-        records.iter().map(|r| sv0_codec::decode_event(&r.data).unwrap()).collect()
-    });
+    let events = crate::log_events(&data);
     let approval =
         events.iter().find(|e| matches!(e.payload, sv0_domain::events::EventPayload::ApprovalRecorded(_))).unwrap();
     assert_eq!(approval.meta.actor, "api:riley@contoso.example");

@@ -47,15 +47,7 @@ fn intent_file(dir: &TempDir) -> String {
     file.to_str().unwrap().to_string()
 }
 
-/// Every event on the data directory's log, decoded.
-fn events(data: &Path) -> Vec<sv0_domain::events::Event> {
-    crate::block_on(async {
-        use sv0_log::EventLog;
-        let service = sv0_service::Service::open(data).await.unwrap();
-        let records = service.log().read(1, None, 100_000).await.unwrap();
-        records.iter().map(|r| sv0_codec::decode_event(&r.data).unwrap()).collect()
-    })
-}
+use crate::log_events as events;
 
 #[test]
 fn the_intent_schema_is_generated_from_the_code_and_the_demo_intent_follows_it() {

@@ -38,6 +38,16 @@ pub fn demo_snapshot(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Every event on a data directory's (embedded) log, decoded.
+pub fn log_events(data: &Path) -> Vec<sv0_domain::events::Event> {
+    block_on(async {
+        use sv0_log::EventLog;
+        let service = sv0_service::Service::open(data).await.unwrap();
+        let records = service.log().read(1, None, 1_000_000).await.unwrap();
+        records.iter().map(|r| sv0_codec::decode_event(&r.data).unwrap()).collect()
+    })
+}
+
 /// The three demo snapshots in story order.
 pub const DEMO_SNAPSHOTS: [&str; 3] =
     ["contoso-1-initial.json", "contoso-2-deployment.json", "contoso-3-remediation.json"];
