@@ -1147,6 +1147,9 @@ fn an_api_approval_names_the_posture_and_intent_and_events_record_the_credential
     let approved = server.post("/api/v1/approvals", Some(&approver), "application/json", body.to_string().as_bytes());
     assert_eq!(approved.status, 201, "{approved:?}");
     assert_eq!(approved.json()["baseline"]["intent"].as_array().unwrap().len(), 3);
+    let listed = server.get("/api/v1/approvals", Some(&analyst)).json();
+    assert_eq!(listed["items"][0]["posture_digest"], now["posture_digest"], "{listed}");
+    assert_eq!(listed["items"][0]["intent"].as_array().unwrap().len(), 3);
     let bad = serde_json::json!({"scope": "project:HR-Automation", "note": "x", "intent": [{"permissions": ["read"]}]});
     let refused = server.post("/api/v1/approvals", Some(&approver), "application/json", bad.to_string().as_bytes());
     assert_eq!(refused.status, 400, "{refused:?}");

@@ -635,6 +635,11 @@ struct ApprovalView {
     note: String,
     acknowledged: Vec<Acknowledgement>,
     paths: usize,
+    /// The posture digest approved (none before issue 14) and the position it stood at.
+    posture_digest: Option<String>,
+    posture_seq: u64,
+    /// The declared intent; `null`: none was declared.
+    intent: Option<Vec<sv0_domain::intent::IntentItem>>,
 }
 
 pub(crate) async fn approvals<L: EventLog>(ask: Ask<L>, q: Result<Query<ScopedPage>, QueryRejection>) -> Reply {
@@ -656,6 +661,9 @@ pub(crate) async fn approvals<L: EventLog>(ask: Ask<L>, q: Result<Query<ScopedPa
                     note: b.note.clone(),
                     acknowledged: b.acknowledged.clone(),
                     paths: b.paths.len(),
+                    posture_digest: b.posture_digest.clone(),
+                    posture_seq: b.posture_seq,
+                    intent: b.intent.clone(),
                 },
             )
         })
