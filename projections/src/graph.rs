@@ -22,7 +22,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 
-use redb::{ReadableTable, Table};
+use redb::ReadableTable;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sv0_domain::TenantId;
@@ -35,8 +35,6 @@ use sv0_domain::snapshot::{Entities, EntityList};
 use crate::batch::{Batch, Target};
 use crate::error::ProjectionError;
 use crate::store::{self, key, prefix};
-
-type T<'t> = Table<'t, &'static [u8], &'static [u8]>;
 
 /// Any one entity, with the list it belongs to.
 #[derive(Debug, Clone, PartialEq)]
@@ -242,16 +240,16 @@ pub(crate) struct GraphCache {
     rules: RefCell<Option<Vec<ClassificationRule>>>,
 }
 
-/// A `GraphLookup` over the views' entity rows, inside a write transaction (it sees the
-/// transaction's own writes).
-pub(crate) struct StoredGraph<'a, 't> {
-    pub entities: &'a T<'t>,
-    pub index: &'a T<'t>,
+/// A `GraphLookup` over the views' entity rows: inside a write transaction (it sees the
+/// transaction's own writes) or a read transaction (a what-if).
+pub(crate) struct StoredGraph<'a, R> {
+    pub entities: &'a R,
+    pub index: &'a R,
     pub tenant: &'a TenantId,
     pub cache: &'a GraphCache,
 }
 
-impl StoredGraph<'_, '_> {
+impl<R: ReadableTable<&'static [u8], &'static [u8]>> StoredGraph<'_, R> {
     fn get<E: DeserializeOwned>(&self, list: EntityList, id: &str) -> Option<E> {
         let k = entity_key(self.tenant, list, id);
         // Rows this crate wrote always decode; a damaged one reads as absent here and is
@@ -282,7 +280,7 @@ impl StoredGraph<'_, '_> {
     }
 }
 
-impl GraphLookup for StoredGraph<'_, '_> {
+impl<R: ReadableTable<&'static [u8], &'static [u8]>> GraphLookup for StoredGraph<'_, R> {
     fn workload(&self, id: &str) -> Option<Workload> {
         self.get(EntityList::Workloads, id)
     }

@@ -32,4 +32,4 @@ pub use records::{
     Baseline, BaselineHead, BaselineState, Drift, EntityDiff, FindingAck, FindingRecord, FindingStatus, KeyRecord,
     Lifecycle, PackHead, ScanRecord, ScanStatus, TenantState, TokenRecord,
 };
-pub use views::{BATCH_EVENTS, PathFilter, Views};
+pub use views::{BATCH_EVENTS, PathFilter, Views, WhatIf};

@@ -24,6 +24,17 @@ use crate::store::{self, get, key, prefix, scan};
 use crate::{pathstore, scan};
 use sv0_domain::policy::Policy;
 
+/// The paths of a scope now and after a plan (`Views::whatif`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WhatIf {
+    /// The scope's paths now, by path id.
+    pub before: Vec<AuthorityPath>,
+    /// The scope's paths after the plan, by path id.
+    pub after: Vec<AuthorityPath>,
+    /// The workloads recomputed (the plan reaches them), in id order.
+    pub recomputed: Vec<String>,
+}
+
 /// What `Views::query_paths` selects: every part given must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PathFilter {
@@ -281,6 +292,61 @@ impl Views {
     }
 
     /// The paths of a tenant (of a scope, when given), sorted by path id.
+    /// A what-if: the paths of `scope` now and as they would stand after `overlay` (a plan),
+    /// computed in a read transaction, so that nothing is written anywhere. Only the
+    /// workloads the plan reaches are recomputed (those it creates, replaces or deletes, those
+    /// bound to an identity whose authority it changes, those with a path to a destination it
+    /// changes); the others keep their stored paths.
+    pub fn whatif(
+        &self,
+        tenant: &TenantId,
+        scope: &Scope,
+        overlay: &sv0_domain::overlay::Overlay,
+    ) -> Result<WhatIf, ProjectionError> {
+        use sv0_domain::paths::GraphLookup;
+        let policy = self.policy(tenant)?;
+        let now = self.tenant_state(tenant)?.map(|s| s.last_observed_at).unwrap_or_default();
+        let txn = self.db.begin_read()?;
+        let entities = txn.open_table(store::ENTITIES)?;
+        let index = txn.open_table(store::ENTITY_INDEX)?;
+        let stored_paths = txn.open_table(store::PATHS)?;
+        let mut workloads = scan::scope_workloads(&entities, &index, tenant, scope)?;
+        for planned in &overlay.upserts.workloads {
+            if scope.matches(planned) {
+                workloads.insert(planned.id.clone());
+            } else {
+                workloads.remove(&planned.id);
+            }
+        }
+        let cache = crate::graph::GraphCache::default();
+        let base = crate::graph::StoredGraph { entities: &entities, index: &index, tenant, cache: &cache };
+        let graph = sv0_domain::overlay::OverlayGraph::new(&base, overlay);
+        let mut out = WhatIf::default();
+        for workload in &workloads {
+            let stored = pathstore::of_workload(&stored_paths, tenant, workload, None)?;
+            let reached = overlay.workloads.contains(workload)
+                || base
+                    .bindings_of(workload)
+                    .iter()
+                    .chain(&graph.bindings_of(workload))
+                    .any(|b| overlay.identities.contains(&b.identity))
+                || stored.iter().any(|p| overlay.destinations.contains(&p.destination.id));
+            if reached {
+                let previous: BTreeMap<&str, _> =
+                    stored.iter().map(|p| (p.path_id.as_str(), (p.owner_state, p.owner_state_since))).collect();
+                let previous = |id: &str| previous.get(id).copied();
+                out.after.extend(sv0_domain::paths::compute_workload_paths(&graph, workload, now, &policy, &previous));
+                out.recomputed.push(workload.clone());
+            } else {
+                out.after.extend(stored.iter().cloned());
+            }
+            out.before.extend(stored);
+        }
+        out.before.sort_by(|a, b| a.path_id.cmp(&b.path_id));
+        out.after.sort_by(|a, b| a.path_id.cmp(&b.path_id));
+        Ok(out)
+    }
+
     pub fn paths(&self, tenant: &TenantId, scope: Option<&Scope>) -> Result<Vec<AuthorityPath>, ProjectionError> {
         self.query_paths(tenant, &PathFilter { scope: scope.cloned(), ..PathFilter::default() })
     }

@@ -24,6 +24,7 @@ mod snapshots;
 mod story;
 mod synthetic;
 mod views;
+mod whatif;
 
 use std::path::{Path, PathBuf};
 

@@ -22,6 +22,7 @@ pub mod findings;
 pub mod ids;
 pub mod intent;
 pub mod model;
+pub mod overlay;
 pub mod paths;
 pub mod policy;
 pub mod remediation;
