@@ -115,7 +115,14 @@ impl AnyEntity {
                 }
                 out.push(("evidence.time", time_key(e.at.0), String::new()));
             }
-            AnyEntity::Domain(_) | AnyEntity::Rule(_) | AnyEntity::Owner(_) | AnyEntity::Destination(_) => {}
+            AnyEntity::Destination(d) => {
+                // ARM ids are case-insensitive: a plan names a resource in whatever case its
+                // author wrote; this finds the destination whatever case the scan gave it.
+                if d.id.starts_with('/') {
+                    out.push(("destination.arm", d.id.to_ascii_lowercase(), String::new()));
+                }
+            }
+            AnyEntity::Domain(_) | AnyEntity::Rule(_) | AnyEntity::Owner(_) => {}
         }
         out
     }
@@ -214,6 +221,34 @@ pub(crate) fn index_range(
                 String::from_utf8_lossy(&rest[split + 1..]).into_owned(),
                 String::from_utf8_lossy(v.value()).into_owned(),
             ));
+        }
+    }
+    Ok(out)
+}
+
+/// `(lower-case value, entity id)` of the rows of `index` whose value is `prefix` or below it
+/// (`prefix/...`): the destinations at or below an ARM id.
+pub(crate) fn index_below(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    index: &str,
+    below: &str,
+) -> Result<Vec<(String, String)>, ProjectionError> {
+    let base = prefix(&[tenant.as_str().as_bytes(), index.as_bytes()]);
+    let mut start = base.clone();
+    start.extend_from_slice(below.as_bytes());
+    let mut out = Vec::new();
+    for entry in table.range(start.as_slice()..)? {
+        let (k, _) = entry?;
+        let key = k.value();
+        if !key.starts_with(&start) {
+            break;
+        }
+        let rest = &key[base.len()..];
+        let Some(split) = rest.iter().position(|b| *b == 0) else { continue };
+        let value = String::from_utf8_lossy(&rest[..split]).into_owned();
+        if value == below || value.as_bytes().get(below.len()) == Some(&b'/') {
+            out.push((value, String::from_utf8_lossy(&rest[split + 1..]).into_owned()));
         }
     }
     Ok(out)

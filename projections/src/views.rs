@@ -291,7 +291,6 @@ impl Views {
         scan(&table, "entities", &prefix(&[tenant.as_str().as_bytes(), b"workloads"]))
     }
 
-    /// The paths of a tenant (of a scope, when given), sorted by path id.
     /// A what-if: the paths of `scope` now and as they would stand after `overlay` (a plan),
     /// computed in a read transaction, so that nothing is written anywhere. Only the
     /// workloads the plan reaches are recomputed (those it creates, replaces or deletes, those
@@ -330,7 +329,7 @@ impl Views {
                     .iter()
                     .chain(&graph.bindings_of(workload))
                     .any(|b| overlay.identities.contains(&b.identity))
-                || stored.iter().any(|p| overlay.destinations.contains(&p.destination.id));
+                || stored.iter().any(|p| overlay.destinations.contains(&p.destination.id.to_ascii_lowercase()));
             if reached {
                 let previous: BTreeMap<&str, _> =
                     stored.iter().map(|p| (p.path_id.as_str(), (p.owner_state, p.owner_state_since))).collect();
@@ -347,6 +346,43 @@ impl Views {
         Ok(out)
     }
 
+    /// One entity of the tenant's latest scan, by list and id.
+    pub fn entity<E: serde::de::DeserializeOwned>(
+        &self,
+        tenant: &TenantId,
+        list: sv0_domain::snapshot::EntityList,
+        id: &str,
+    ) -> Result<Option<E>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let entities = txn.open_table(store::ENTITIES)?;
+        let key = crate::graph::entity_key(tenant, list, id);
+        match entities.get(key.as_slice())? {
+            Some(row) => Ok(Some(store::decode("entities", row.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The destinations whose ARM id, compared case-insensitively, is `arm_id` or below it.
+    pub fn destinations_below(
+        &self,
+        tenant: &TenantId,
+        arm_id: &str,
+    ) -> Result<Vec<sv0_domain::model::Destination>, ProjectionError> {
+        let lower = arm_id.trim_end_matches('/').to_ascii_lowercase();
+        let txn = self.db.begin_read()?;
+        let entities = txn.open_table(store::ENTITIES)?;
+        let index = txn.open_table(store::ENTITY_INDEX)?;
+        let mut out = Vec::new();
+        for (_, id) in crate::graph::index_below(&index, tenant, "destination.arm", &lower)? {
+            let key = crate::graph::entity_key(tenant, sv0_domain::snapshot::EntityList::Destinations, &id);
+            if let Some(row) = entities.get(key.as_slice())? {
+                out.push(store::decode("entities", row.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The paths of a tenant (of a scope, when given), sorted by path id.
     pub fn paths(&self, tenant: &TenantId, scope: Option<&Scope>) -> Result<Vec<AuthorityPath>, ProjectionError> {
         self.query_paths(tenant, &PathFilter { scope: scope.cloned(), ..PathFilter::default() })
     }

@@ -101,3 +101,162 @@ fn a_plan_laid_over_the_views_predicts_the_deployments_paths_and_writes_nothing(
         assert!(new.iter().all(|p| p.grade == sv0_domain::paths::Grade::C), "{new:#?}");
     });
 }
+
+fn plan_file(name: &str) -> std::path::PathBuf {
+    crate::repo_root().join("tests/data/plans").join(name)
+}
+
+/// A data directory with the demo's first scan, approved with the release's declared intent.
+fn approved() -> TempDir {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley@contoso.example\"\n").unwrap();
+    let first = dir.join("first.json");
+    std::fs::write(&first, demo_snapshot(DEMO_SNAPSHOTS[0])).unwrap();
+    assert_eq!(crate::sv0_in(&data, &["scan", "import", first.to_str().unwrap()]).0, 0);
+    let intent = dir.join("intent.json");
+    std::fs::write(&intent, demo_snapshot("contoso-intent.json")).unwrap();
+    let (code, out) = crate::sv0_in(
+        &data,
+        &["approve", "--scope", "project:HR-Automation", "--note", "v1", "--intent", intent.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{out}");
+    dir
+}
+
+#[test]
+fn a_terraform_plan_is_read_as_documented_and_what_is_not_modelled_is_listed() {
+    let plan = sv0_connectors::plan::read(&std::fs::read(plan_file("terraform-hr-release.json")).unwrap()).unwrap();
+    assert_eq!(plan.format, "terraform 1.2");
+    assert_eq!(plan.unchanged, 1, "the no-op resource group");
+    let addresses: Vec<(&str, sv0_connectors::plan::Action)> =
+        plan.changes.iter().map(|c| (c.address.as_str(), c.action)).collect();
+    use sv0_connectors::plan::{Action, Principal, Resource};
+    assert_eq!(
+        addresses,
+        [
+            ("module.hr_agent.azurerm_role_assignment.finance_ledgers", Action::Create),
+            ("module.hr_agent.azurerm_user_assigned_identity.reconciler", Action::Create),
+            ("module.hr_agent.azurerm_role_assignment.reconciler_invoices", Action::Create),
+            ("azurerm_role_assignment.old_reader", Action::Delete),
+        ]
+    );
+    // principal_id is unknown until apply: the configuration's reference (module-local) names
+    // the identity the plan creates.
+    let Resource::RoleAssignment { principal, role, .. } = &plan.changes[2].resource else { panic!() };
+    assert_eq!(*principal, Principal::Planned("module.hr_agent.azurerm_user_assigned_identity.reconciler".into()));
+    assert_eq!(role, "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1", "Storage Blob Data Reader by name");
+    let skipped: Vec<(&str, &str)> = plan.skipped.iter().map(|s| (s.address.as_str(), s.reason.as_str())).collect();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(skipped.iter().any(|(a, r)| *a == "aws_s3_bucket.logs" && r.contains("provider")), "{skipped:?}");
+    assert!(skipped.iter().any(|(a, r)| *a == "azurerm_key_vault.secrets" && r.contains("not a resource SV0 models")));
+
+    for (body, says) in [
+        (&b"not json"[..], "not JSON"),
+        (br#"{"format_version": "2.0", "resource_changes": []}"#, "format 1.x"),
+        (br#"{"hello": "world"}"#, "neither a Terraform JSON plan"),
+        (br#"{"status": "Failed", "error": {"message": "InvalidTemplate"}}"#, "InvalidTemplate"),
+    ] {
+        let e = sv0_connectors::plan::read(body).unwrap_err();
+        assert!(e.to_string().contains(says), "{e}");
+    }
+}
+
+#[test]
+fn an_arm_what_if_result_is_read_as_documented() {
+    let plan = sv0_connectors::plan::read(&std::fs::read(plan_file("arm-whatif-finance.json")).unwrap()).unwrap();
+    assert_eq!(plan.format, "arm what-if");
+    assert_eq!(plan.unchanged, 1);
+    use sv0_connectors::plan::Resource;
+    let kinds: Vec<&str> = plan
+        .changes
+        .iter()
+        .map(|c| match &c.resource {
+            Resource::RoleAssignment { .. } => "role",
+            Resource::Identity { .. } => "identity",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["role", "identity", "identity"]);
+    let Resource::RoleAssignment { scope, role, .. } = &plan.changes[0].resource else { panic!() };
+    assert!(scope.ends_with("/containers/ledgers"), "{scope}");
+    assert_eq!(role, "ba92f5b4-2d11-453d-a403-e96b0029c9fe");
+    assert_eq!(plan.skipped.len(), 1);
+    assert!(plan.skipped[0].reason.contains("microsoft.keyvault/vaults"), "{:?}", plan.skipped);
+}
+
+#[test]
+fn sv0_whatif_predicts_the_plans_paths_with_their_cause_and_the_deployment_confirms_them() {
+    let dir = approved();
+    let data = dir.join("data");
+    let plan = plan_file("terraform-hr-release.json");
+    let head = crate::log_events(&data).len();
+    let (code, out) = crate::sv0_in(
+        &data,
+        &["whatif", "--scope", "project:HR-Automation", "--plan", plan.to_str().unwrap(), "--json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(crate::log_events(&data).len(), head, "a what-if appends nothing");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["baseline_version"], 1);
+    assert!(report["plan_digest"].as_str().unwrap().starts_with("sha256:"));
+    let entries = report["entries"].as_array().unwrap();
+    let ledgers = entries
+        .iter()
+        .find(|e| e["destination"]["name"].as_str().unwrap().ends_with("ledgers"))
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(ledgers["kind"], "new_sensitive_path");
+    assert_eq!(ledgers["permissions"], serde_json::json!(["read", "write", "delete"]));
+    assert_eq!(ledgers["grade"], "C");
+    assert_eq!(ledgers["flagged"], true);
+    assert_eq!(ledgers["intent"], "unintended");
+    assert_eq!(ledgers["caused_by"], serde_json::json!(["module.hr_agent.azurerm_role_assignment.finance_ledgers"]));
+    assert_eq!(report["disposition"]["decision"], "requires_review");
+    assert!(
+        report["findings_opened"].as_array().unwrap().iter().any(|f| f["rule_id"] == "SV0-P001"),
+        "a sensitive write would open: {report:#}"
+    );
+    let (code, text) =
+        crate::sv0_in(&data, &["whatif", "--scope", "project:HR-Automation", "--plan", plan.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("module.hr_agent.azurerm_role_assignment.finance_ledgers"), "{text}");
+    assert!(text.contains("aws_s3_bucket.logs"), "skipped resources are listed: {text}");
+
+    // Removals are predicted too, with the resource that deletes them.
+    let finance: serde_json::Value = serde_json::from_str(
+        &crate::sv0_in(
+            &data,
+            &["whatif", "--scope", "project:Finance-Ops", "--plan", plan.to_str().unwrap(), "--json"],
+        )
+        .1,
+    )
+    .unwrap();
+    assert!(finance["baseline_version"].is_null(), "never approved: against its paths now");
+    let removed: Vec<&serde_json::Value> =
+        finance["entries"].as_array().unwrap().iter().filter(|e| e["kind"] == "removed_path").collect();
+    assert_eq!(removed.len(), 1, "{finance:#}");
+    assert_eq!(removed[0]["workload"]["name"], "Finance Reconciler");
+    assert_eq!(removed[0]["caused_by"], serde_json::json!(["azurerm_role_assignment.old_reader"]));
+
+    // The deployment happens (the demo's, which grants the same ledgers access): the predicted
+    // path is the real one, id for id.
+    let deployment = dir.join("deployment.json");
+    std::fs::write(&deployment, demo_snapshot(DEMO_SNAPSHOTS[1])).unwrap();
+    assert_eq!(crate::sv0_in(&data, &["scan", "import", deployment.to_str().unwrap()]).0, 0);
+    let delta: serde_json::Value =
+        serde_json::from_str(&crate::sv0_in(&data, &["delta", "--scope", "project:HR-Automation", "--json"]).1)
+            .unwrap();
+    assert!(
+        delta["delta"].as_array().unwrap().iter().any(|e| e["path_id"] == ledgers["path_id"]),
+        "the predicted path id is the deployed one: {delta:#}"
+    );
+
+    // A plan SV0 cannot read changes nothing and says why.
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, br#"{"format_version": "2.0"}"#).unwrap();
+    let (code, out) =
+        crate::sv0_in(&data, &["whatif", "--scope", "project:HR-Automation", "--plan", bad.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("format 1.x"), "{out}");
+}

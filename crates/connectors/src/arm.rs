@@ -689,6 +689,31 @@ fn glob(pattern: &str, text: &str) -> bool {
     true
 }
 
+/// The GUIDs of the built-in roles SV0 knows, for what names a role by name (a Terraform
+/// plan's `role_definition_name`).
+const BUILTIN_ROLE_GUIDS: [&str; 12] = [
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+    "b24988ac-6180-42a0-ab88-20f7382dd24c",
+    "acdd72a7-3385-48ef-bd42-f606fba81ae7",
+    "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
+    "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+    "19e7f393-937e-4f77-808e-94535e297925",
+    "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "00482a5a-887f-4fb3-b363-3b7fe8e74483",
+    "4633458b-17de-408a-b874-0445c86b69e6",
+    "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd",
+];
+
+/// The GUID of a built-in role by its name (case-insensitive).
+pub fn builtin_role_guid(name: &str) -> Option<&'static str> {
+    BUILTIN_ROLE_GUIDS
+        .iter()
+        .copied()
+        .find(|guid| builtin_role(guid).is_some_and(|(n, _)| n.eq_ignore_ascii_case(name.trim())))
+}
+
 /// Built-in roles AzureHound exports without definitions: name and normalised permissions.
 fn builtin_role(guid: &str) -> Option<(&'static str, RolePermissions)> {
     use Permission::*;

@@ -428,16 +428,7 @@ fn permission_destination(
     out: &mut Collected,
 ) -> String {
     if resource.is_some_and(|r| r.is_graph) {
-        let area = graph_area(permission);
-        let id = format!("graph/{area}");
-        out.destination(Destination {
-            service: Some("graph".into()),
-            host: Some("graph.microsoft.com".into()),
-            tags: [("graph_resource".to_string(), area.clone())].into_iter().collect(),
-            execution_log_source: Some("Microsoft Graph activity logs (MicrosoftGraphActivityLogs)".into()),
-            ..bare_destination(id.clone(), format!("Microsoft Graph: {area}"), DestinationKind::GraphApi)
-        });
-        id
+        graph_destination(permission, out)
     } else {
         let id = format!("entra-app:{resource_id}");
         out.destination(Destination {
@@ -450,6 +441,21 @@ fn permission_destination(
         });
         id
     }
+}
+
+/// The Microsoft Graph destination a Graph permission reaches (`User.Read.All` → `graph/User`),
+/// recorded in `out`; returns its id.
+pub fn graph_destination(permission: &str, out: &mut Collected) -> String {
+    let area = graph_area(permission);
+    let id = format!("graph/{area}");
+    out.destination(Destination {
+        service: Some("graph".into()),
+        host: Some("graph.microsoft.com".into()),
+        tags: [("graph_resource".to_string(), area.clone())].into_iter().collect(),
+        execution_log_source: Some("Microsoft Graph activity logs (MicrosoftGraphActivityLogs)".into()),
+        ..bare_destination(id.clone(), format!("Microsoft Graph: {area}"), DestinationKind::GraphApi)
+    });
+    id
 }
 
 /// The resource area of a Graph permission: `User.Read.All` → `User`; sign-in scopes → `User`.

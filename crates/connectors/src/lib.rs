@@ -16,6 +16,7 @@ pub mod entra;
 pub mod foundry;
 pub mod groups;
 mod json;
+pub mod plan;
 pub mod schema;
 pub mod servicenow;
 pub mod source;

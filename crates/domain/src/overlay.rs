@@ -24,19 +24,29 @@ pub struct Overlay {
     pub identities: BTreeSet<String>,
     /// Workloads the plan creates, replaces or deletes.
     pub workloads: BTreeSet<String>,
-    /// Destinations the plan creates, replaces or deletes (their classification may change).
+    /// Destinations the plan creates, replaces or deletes (their classification may change),
+    /// by lower-case id.
     pub destinations: BTreeSet<String>,
 }
 
 impl Overlay {
-    /// Records that the plan deletes `id` from `list`.
+    /// Records that the plan deletes `id` from `list` (an ARM id in any case).
     pub fn remove(&mut self, list: EntityList, id: &str) {
-        self.removed.entry(list).or_default().insert(id.to_string());
+        let id = if id.starts_with('/') { id.to_ascii_lowercase() } else { id.to_string() };
+        self.removed.entry(list).or_default().insert(id);
     }
 
-    /// Whether `id` of `list` is deleted (for grants, also an expansion of a deleted one).
+    /// Whether `id` of `list` is deleted (for grants, also an expansion of a deleted one). ARM
+    /// ids (`/subscriptions/...`) compare case-insensitively, as Azure compares them.
     pub fn is_removed(&self, list: EntityList, id: &str) -> bool {
         let Some(ids) = self.removed.get(&list) else { return false };
+        let lower;
+        let id = if id.starts_with('/') {
+            lower = id.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            id
+        };
         ids.contains(id)
             || (list == EntityList::Grants && id.split_once('#').is_some_and(|(base, _)| ids.contains(base)))
     }
@@ -50,7 +60,7 @@ impl Overlay {
         self.identities.extend(u.identities.iter().map(|i| i.id.clone()));
         self.workloads.extend(u.workloads.iter().map(|w| w.id.clone()));
         self.workloads.extend(u.bindings.iter().map(|b| b.workload.clone()));
-        self.destinations.extend(u.destinations.iter().map(|d| d.id.clone()));
+        self.destinations.extend(u.destinations.iter().map(|d| d.id.to_ascii_lowercase()));
     }
 
     /// Whether the plan changes nothing.

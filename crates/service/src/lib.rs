@@ -23,6 +23,7 @@ pub mod tokens;
 pub mod transparency;
 pub mod vendor_export;
 mod verify;
+pub mod whatif;
 
 pub use any_log::{AnyLog, LogTarget};
 pub use data_dir::{AzureDevOpsConfig, Config, DataDir, GitHubConfig, GitHubEnvironment, OidcConfig, PRINCIPAL_ENV};

@@ -17,7 +17,7 @@ use sv0_signer::{KeyRing, entries_from_dir, verify_chain};
 
 use crate::{
     ApproveArgs, BaselinesArgs, Cli, Command, DeltaArgs, EXIT_NO, EXIT_OK, ExportCommand, FindingsArgs, ImportArgs,
-    PathsArgs, PolicyCommand, ProofCommand, ReviewArgs, RulesArgs, ScanCommand, render,
+    PathsArgs, PolicyCommand, ProofCommand, ReviewArgs, RulesArgs, ScanCommand, WhatifArgs, render,
 };
 
 /// Largest snapshot file `scan import` reads.
@@ -117,6 +117,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Paths(args) => paths(&service, tenant, args, out).await,
         Command::Findings(args) => findings(&service, tenant, args, out),
         Command::Review(args) => review(&service, tenant, args, out),
+        Command::Whatif(args) => whatif(&service, tenant, args, out),
         Command::Approve(args) => approve(&mut service, tenant, args, out).await,
         Command::Delta(args) => delta(&service, tenant, args, out),
         Command::Baselines(args) => baselines(&service, tenant, args, out),
@@ -699,6 +700,36 @@ async fn approve(
             b.posture_seq
         )?,
     }
+    Ok(EXIT_OK)
+}
+
+/// Reads a plan file (at most `plan::MAX_PLAN_BYTES`).
+fn read_plan(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let max = sv0_connectors::plan::MAX_PLAN_BYTES as u64;
+    let file = std::fs::File::open(path).with_context(|| format!("reading the plan {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes).with_context(|| format!("reading the plan {}", path.display()))?;
+    if bytes.len() as u64 > max {
+        anyhow::bail!(InvalidInput::new(format!("the plan {} is larger than {max} bytes", path.display())));
+    }
+    Ok(bytes)
+}
+
+fn whatif(
+    service: &Service<impl sv0_log::EventLog>,
+    tenant: Option<&str>,
+    args: WhatifArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let tenant = service.tenant(tenant)?;
+    let scope = scope_arg(&args.scope)?;
+    let bytes = read_plan(&args.plan)?;
+    let report = service.whatif(&tenant, &scope, &bytes)?;
+    if args.json {
+        print_json(out, &report)?;
+        return Ok(EXIT_OK);
+    }
+    write!(out, "{}", render::whatif(&report))?;
     Ok(EXIT_OK)
 }
 

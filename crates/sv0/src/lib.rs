@@ -85,6 +85,10 @@ pub enum Command {
     /// ownership, open findings, governance conditions, evidence gaps, the baseline in force,
     /// and the posture digest to approve
     Review(ReviewArgs),
+    /// What-if: read a deployment's plan (Terraform JSON plan or ARM what-if) and show the
+    /// authority paths it will create or remove in a scope, against the approved baseline, with
+    /// the plan resource behind each; appends nothing
+    Whatif(WhatifArgs),
     /// Approve the current posture of a scope as its next baseline
     Approve(ApproveArgs),
     /// Show the path-level delta of a scope against its approved baseline
@@ -583,6 +587,21 @@ pub struct RulesArgs {
     /// Print the catalogue as Markdown (what docs/rules.md holds)
     #[arg(long, group = "format")]
     pub markdown: bool,
+}
+
+/// `sv0 whatif`.
+#[derive(Debug, Args)]
+pub struct WhatifArgs {
+    /// The scope judged
+    #[arg(long)]
+    pub scope: String,
+    /// The plan: `terraform show -json plan.out` output, or `az deployment ... what-if
+    /// --no-pretty-print` output
+    #[arg(long, value_name = "FILE")]
+    pub plan: PathBuf,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `sv0 review`.

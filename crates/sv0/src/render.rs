@@ -116,6 +116,64 @@ pub fn review(r: &sv0_service::review::Review, at: Timestamp) -> String {
     out
 }
 
+/// A what-if report as text: what the plan does, what SV0 left out, the predicted delta with
+/// the plan resource behind each change, the findings it would open and the gates' decision.
+pub fn whatif(r: &sv0_service::whatif::WhatIfReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let against =
+        r.baseline_version.map_or_else(|| "its paths now (no baseline)".to_string(), |v| format!("baseline v{v}"));
+    let _ = writeln!(
+        out,
+        "What-if of a {} plan ({}) on scope {} against {}: {} change(s) SV0 models, {} skipped, {} unchanged",
+        r.plan_format,
+        r.plan_digest,
+        r.scope,
+        against,
+        r.changes.len(),
+        r.skipped.len(),
+        r.unchanged
+    );
+    let _ = writeln!(
+        out,
+        "Paths: {} now → {} after the plan ({} workload(s) recomputed); nothing was recorded",
+        r.paths_before, r.paths_after, r.workloads_recomputed
+    );
+    if !r.skipped.is_empty() {
+        let _ = writeln!(out, "\nSkipped (not modelled, so not predicted):");
+        for s in &r.skipped {
+            let _ = writeln!(out, "  • {} ({}): {}", s.address, s.resource_type, s.reason);
+        }
+    }
+    let entries: Vec<DeltaEntry> = r.entries.iter().map(|e| e.entry.clone()).collect();
+    let _ = writeln!(out, "\n{} predicted change(s) against {against}", entries.len());
+    if !entries.is_empty() {
+        let _ = writeln!(out, "{}", delta(&entries));
+    }
+    for e in r.entries.iter().filter(|e| !e.caused_by.is_empty()) {
+        let _ = writeln!(
+            out,
+            "  • {} {} → {} as {}: {}",
+            e.entry.kind,
+            e.entry.workload.name,
+            e.entry.destination.name,
+            e.entry.identity.name,
+            e.caused_by.join(", ")
+        );
+    }
+    if !r.findings_opened.is_empty() {
+        let _ = writeln!(out, "\nFindings the plan would open:");
+        for f in &r.findings_opened {
+            let _ = writeln!(out, "  • {} ({}): {}", f.rule_id, f.severity.as_str(), f.summary);
+        }
+    }
+    let _ = writeln!(out, "\nDisposition after the plan: {}", r.disposition.decision);
+    for reason in &r.disposition.reasons {
+        let _ = writeln!(out, "  {} ({}): {}", reason.rule, reason.decision, reason.text);
+    }
+    out
+}
+
 /// The rule catalogue.
 pub fn rules(rules: &[Rule]) -> Table {
     let mut t = table(&["Rule", "Version", "Kind", "Maturity", "Severity", "Title", "OWASP"]);
