@@ -297,6 +297,7 @@ fn approval_recorded(
         event_id: event.meta.event_id,
         posture_digest: approval.posture_digest.clone(),
         intent: approval.intent.clone(),
+        plan_digest: approval.plan_digest.clone(),
     };
     let version_key = t_key(tenant, &[scope_key.as_bytes(), &approval.baseline_version.to_be_bytes()]);
     put(&mut t.baseline_versions, &version_key, &baseline)?;
@@ -339,6 +340,7 @@ fn approval_recorded(
         posture_digest: approval.posture_digest.clone(),
         posture_seq: approval.posture_seq,
         intent: approval.intent.clone(),
+        plan_digest: approval.plan_digest.clone(),
     };
     store_assessment(t, tenant, seq, event, AssessmentKind::Approval, None, Some(assessment))
 }

@@ -310,6 +310,9 @@ pub struct Baseline {
     /// The additions declared with the approval; `None`: no intent was declared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<Vec<sv0_domain::intent::IntentItem>>,
+    /// The digest of the plan the intent was predicted from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_digest: Option<String>,
 }
 
 impl Baseline {

@@ -186,6 +186,7 @@ fn call(server: &Server, method: &str, route: &str, token: Option<&str>, ids: &I
     let url = match path.as_str() {
         "/delta" => "/api/v1/delta?scope=project:HR-Automation".to_string(),
         "/review" => "/api/v1/review?scope=project:HR-Automation".to_string(),
+        "/whatif" => "/api/v1/whatif?scope=all".to_string(),
         "/proofs/consistency" => "/api/v1/proofs/consistency?old=1&new=2".to_string(),
         "/replay/paths" | "/replay/findings" => format!("/api/v1{path}?as_of=5"),
         other => format!("/api/v1{other}"),
@@ -196,6 +197,10 @@ fn call(server: &Server, method: &str, route: &str, token: Option<&str>, ids: &I
             server.post(&url, token, "application/json", br#"{"scope":"project:HR-Automation","note":"matrix"}"#)
         }
         ("POST", "/syncs") => server.post(&url, token, "application/json", br#"{"scope":"all","environment":"prod"}"#),
+        ("POST", "/whatif") => {
+            let plan = std::fs::read(crate::repo_root().join("tests/data/plans/terraform-hr-release.json")).unwrap();
+            server.post(&url, token, "application/json", &plan)
+        }
         ("POST", "/tokens") => server.post(
             &url,
             token,
@@ -1166,4 +1171,43 @@ fn an_api_approval_names_the_posture_and_intent_and_events_record_the_credential
         .unwrap();
     assert_eq!(scan.meta.actor, "api:ci@contoso.example");
     assert_eq!(scan.meta.credential, Some(format!("token:{}", id_of(&analyst))));
+}
+
+/// What-if through the API: a pipeline posts its plan and reads the predicted delta; an approver
+/// approves with the plan as the declared intent.
+#[test]
+fn a_plan_posted_to_the_api_is_judged_and_can_be_approved_as_intent() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let first = dir.join("first.json");
+    std::fs::write(&first, snapshot(0)).unwrap();
+    assert_eq!(sv0_in(&data, &["scan", "import", first.to_str().unwrap()]).0, 0);
+    let analyst = token(&data, "contoso", &["analyst"], "ci@contoso.example");
+    let approver = token(&data, "contoso", &["approver"], "riley@contoso.example");
+    let server = Server::start(&data, &[]);
+    let plan = std::fs::read(crate::repo_root().join("tests/data/plans/terraform-hr-release.json")).unwrap();
+    let head = server.log_head();
+    let reply = server.post("/api/v1/whatif?scope=project:HR-Automation", Some(&analyst), "application/json", &plan);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let report = reply.json();
+    assert!(
+        report["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["caused_by"] == serde_json::json!(["module.hr_agent.azurerm_role_assignment.finance_ledgers"]))
+    );
+    assert_eq!(report["skipped"].as_array().unwrap().len(), 2);
+    assert_eq!(server.log_head(), head, "a what-if records nothing");
+    let bad =
+        server.post("/api/v1/whatif?scope=project:HR-Automation", Some(&analyst), "application/json", b"{\"x\":1}");
+    assert_eq!((bad.status, bad.problem()), (400, "invalid-request".to_string()), "{bad:?}");
+
+    let plan_value: Value = serde_json::from_slice(&plan).unwrap();
+    let body = serde_json::json!({"scope": "project:HR-Automation", "note": "as planned", "plan": plan_value});
+    let approved = server.post("/api/v1/approvals", Some(&approver), "application/json", body.to_string().as_bytes());
+    assert_eq!(approved.status, 201, "{approved:?}");
+    let baseline = &approved.json()["baseline"];
+    assert_eq!(baseline["intent"].as_array().unwrap().len(), 1, "{baseline}");
+    assert!(baseline["plan_digest"].as_str().unwrap().starts_with("sha256:"));
 }

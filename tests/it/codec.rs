@@ -153,6 +153,7 @@ fn fixtures() -> Vec<Event> {
             // Left out, as before approvals had them: the golden vector still decodes.
             posture_digest: None,
             intent: None,
+            plan_digest: None,
         }),
         EventPayload::KeyRegistered(KeyRegistered {
             key_id: "21fe31dfa154a261626bf854046fd2271b7bed4b6abe45aa58877ef47f9721b9".into(),
@@ -291,6 +292,8 @@ fn an_approval_with_posture_intent_and_credential_round_trips_and_matches_the_cd
         destination: Some("graph:/users".into()),
         permissions: vec![sv0_domain::model::Permission::Read],
         note: Some("profiles".into()),
+        identity_name: Some("mi-hr-onboarding-prod".into()),
+        planned_by: Some("module.hr_agent.azuread_app_role_assignment.users".into()),
     }]);
     let bytes = encode_event(&event).unwrap();
     assert_eq!(decode_event(&bytes).unwrap(), event);

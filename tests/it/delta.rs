@@ -256,6 +256,8 @@ fn intent_for(destination: &str, permissions: &[Permission]) -> IntentItem {
         destination: Some(destination.to_string()),
         permissions: permissions.to_vec(),
         note: None,
+        identity_name: None,
+        planned_by: None,
     }
 }
 

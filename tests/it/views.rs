@@ -218,6 +218,7 @@ fn events_larger_than_a_record_travel_as_fragments_and_apply_only_when_whole() {
                 open_findings: vec![],
                 posture_digest: None,
                 intent: None,
+                plan_digest: None,
             }),
         };
         let mut pieces = sv0_service::import::log_records(&next, 4 * 1024).unwrap();

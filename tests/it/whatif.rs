@@ -260,3 +260,71 @@ fn sv0_whatif_predicts_the_plans_paths_with_their_cause_and_the_deployment_confi
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("format 1.x"), "{out}");
 }
+
+#[test]
+fn approving_with_the_plan_declares_what_it_predicts_and_the_delta_tells_planned_from_unplanned() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley@contoso.example\"\n").unwrap();
+    let import = |n: usize| {
+        let file = dir.join(&format!("scan-{n}.json"));
+        std::fs::write(&file, demo_snapshot(DEMO_SNAPSHOTS[n])).unwrap();
+        let (code, out) = crate::sv0_in(&data, &["scan", "import", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{out}");
+    };
+    import(0);
+    let plan = plan_file("terraform-hr-release.json");
+    let (code, out) = crate::sv0_in(
+        &data,
+        &[
+            "approve",
+            "--scope",
+            "project:HR-Automation",
+            "--note",
+            "release 42 as planned",
+            "--plan",
+            plan.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 planned addition(s) declared as intent") && out.contains("2 resource(s) skipped"), "{out}");
+    let approval = crate::log_events(&data)
+        .into_iter()
+        .rfind(|e| matches!(e.payload, sv0_domain::events::EventPayload::ApprovalRecorded(_)))
+        .unwrap();
+    let sv0_domain::events::EventPayload::ApprovalRecorded(recorded) = approval.payload else { unreachable!() };
+    let digest = sv0_service::whatif::plan_digest(&std::fs::read(&plan).unwrap());
+    assert_eq!(recorded.plan_digest.as_deref(), Some(digest.as_str()));
+    let intent = recorded.intent.unwrap();
+    assert_eq!(intent.len(), 1);
+    assert_eq!(intent[0].planned_by.as_deref(), Some("module.hr_agent.azurerm_role_assignment.finance_ledgers"));
+
+    // The demo's deployment: the planned ledgers write is intended; the invoices write and the
+    // Graph reads were not in the plan.
+    import(1);
+    let (_, out) = crate::sv0_in(&data, &["delta", "--scope", "project:HR-Automation", "--json"]);
+    let delta: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let status = |suffix: &str| -> String {
+        delta["delta"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["destination"]["name"].as_str().unwrap().ends_with(suffix))
+            .map(|e| e["intent"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("{delta:#}"))
+    };
+    assert_eq!(status("ledgers"), "intended");
+    assert_eq!(status("invoices"), "unintended");
+    assert_eq!(status("/people"), "unintended");
+    assert!(delta["planned_missing"].as_array().unwrap().is_empty());
+
+    // The remediation rescan removes both Finance writes: the planned one is now missing.
+    let file = dir.join("remediation.json");
+    std::fs::write(&file, demo_snapshot(DEMO_SNAPSHOTS[2])).unwrap();
+    let (code, out) = crate::sv0_in(&data, &["scan", "import", file.to_str().unwrap(), "--trigger", "remediation"]);
+    assert_eq!(code, 0, "{out}");
+    let (_, text) = crate::sv0_in(&data, &["delta", "--scope", "project:HR-Automation"]);
+    assert!(text.contains("1 planned addition(s) that did not appear"), "{text}");
+    assert!(text.contains("module.hr_agent.azurerm_role_assignment.finance_ledgers"), "{text}");
+}

@@ -144,6 +144,7 @@ fn handler<L: EventLog + Clone>(spec: &routes::RouteSpec) -> MethodRouter<Arc<Ap
         ("POST", "/approvals") => post(routes::approve::<L>),
         ("GET", "/delta") => get(routes::delta::<L>),
         ("GET", "/review") => get(routes::review::<L>),
+        ("POST", "/whatif") => post(routes::whatif::<L>),
         ("GET", "/signals") => get(routes::signals::<L>),
         ("GET", "/packs") => get(routes::packs::<L>),
         ("GET", "/packs/{id}") => get(routes::pack::<L>),

@@ -146,6 +146,14 @@ pub const ROUTES: &[RouteSpec] = &[
         success: 200,
     },
     RouteSpec {
+        method: "POST",
+        path: "/whatif",
+        permission: Permission::Read,
+        summary: "What-if: the body is a deployment's plan (Terraform JSON plan or ARM what-if result); the answer is the paths it would create or remove in the scope against its baseline, the plan resource behind each, the findings it would open and the disposition. Records nothing",
+        query: &["scope"],
+        success: 200,
+    },
+    RouteSpec {
         method: "GET",
         path: "/review",
         permission: Permission::Read,
@@ -688,6 +696,9 @@ struct ApprovalBody {
     log_position: Option<u64>,
     /// The additions the deployment declares (schemas/intent.schema.json).
     intent: Option<Vec<sv0_domain::intent::IntentItem>>,
+    /// The deployment's plan (a Terraform JSON plan or an ARM what-if result, as JSON): the
+    /// additions it predicts are declared as intent, with the digest of the plan as sent.
+    plan: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -727,13 +738,16 @@ pub(crate) async fn approve<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, Bytes
     if posture.is_none() && request.log_position.is_some() {
         return Err(Problem::invalid_request("log_position names the position of a posture_digest; give both"));
     }
-    let approval = sv0_service::Approval {
-        note: request.note,
-        acknowledged: acks,
-        intent: request.intent,
-        posture,
-        by: c.actor(),
-    };
+    let mut intent = request.intent;
+    let mut plan_digest = None;
+    if let Some(plan) = &request.plan {
+        let bytes = serde_json::to_vec(plan).map_err(Problem::internal)?;
+        let report = s.reader.whatif(&c.tenant, &scope, &bytes)?;
+        intent.get_or_insert_with(Vec::new).extend(sv0_service::whatif::planned_intent(&report));
+        plan_digest = Some(report.plan_digest);
+    }
+    let approval =
+        sv0_service::Approval { note: request.note, acknowledged: acks, intent, posture, by: c.actor(), plan_digest };
     let report = s.commands.lock().await.approve_with(&c.tenant, &scope, approval, Timestamp::now()).await?;
     Ok((StatusCode::CREATED, Json(report)).into_response())
 }
@@ -742,6 +756,26 @@ pub(crate) async fn approve<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, Bytes
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeltaQuery {
     scope: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WhatIfQuery {
+    scope: String,
+}
+
+pub(crate) async fn whatif<L: EventLog>(
+    ask: Ask<L>,
+    q: Result<Query<WhatIfQuery>, QueryRejection>,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Reply {
+    let c = ask.caller(Permission::Read)?;
+    let s = &ask.s;
+    let q = query(q)?;
+    json_body(&ask.headers)?;
+    let bytes = body(bytes, s.max_body)?;
+    let scope = scope_of(&q.scope)?;
+    ok(s.reader.whatif(&c.tenant, &scope, &bytes)?)
 }
 
 #[derive(Debug, Deserialize)]

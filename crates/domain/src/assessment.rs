@@ -303,6 +303,9 @@ pub struct ApprovalAssessment {
     /// The additions the approval declared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<Vec<crate::intent::IntentItem>>,
+    /// The digest of the plan the intent was predicted from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_digest: Option<String>,
 }
 
 /// The content of one evidence pack.

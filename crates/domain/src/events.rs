@@ -268,6 +268,9 @@ pub struct ApprovalRecorded {
     /// was declared (every later addition is then `unreviewed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<Vec<crate::intent::IntentItem>>,
+    /// `sha256:<hex>` of the plan the intent was predicted from (`sv0 approve --plan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_digest: Option<String>,
 }
 
 /// A public key registered for signing packs.

@@ -45,7 +45,18 @@ pub struct IntentItem {
     /// Why, in words, for the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// When `identity` is one a plan creates (`planned:<address>`, unknown until apply), its
+    /// name: the deployed identity is recognised by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_name: Option<String>,
+    /// The plan resource that declares the addition (`sv0 approve --plan`): a planned path
+    /// that does not appear after the deployment is reported as `planned_missing`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_by: Option<String>,
 }
+
+/// The prefix of an identity a plan creates, until apply gives it an object id.
+pub const PLANNED: &str = "planned:";
 
 /// Whether an addition was declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -70,23 +81,40 @@ impl IntentStatus {
     }
 }
 
+/// Whether `id` matches `pattern` (a trailing `*` matches a prefix). ARM ids (`/...`) compare
+/// case-insensitively, as Azure compares them.
 fn matches(pattern: Option<&str>, id: &str) -> bool {
-    match pattern {
-        None => true,
-        Some(p) => match p.strip_suffix('*') {
-            Some(prefix) => id.starts_with(prefix),
-            None => p == id,
-        },
+    let Some(p) = pattern else { return true };
+    let arm = p.starts_with('/');
+    let (p, id) = if arm { (p.to_ascii_lowercase(), id.to_ascii_lowercase()) } else { (p.to_string(), id.to_string()) };
+    match p.strip_suffix('*') {
+        Some(prefix) => id.starts_with(prefix),
+        None => p == id,
     }
 }
 
 impl IntentItem {
     /// Whether this item covers `permissions` (the new ones) on `path`.
     pub fn covers(&self, path: &AuthorityPath, permissions: &[Permission]) -> bool {
-        matches(self.workload.as_deref(), &path.workload.id)
-            && matches(self.identity.as_deref(), &path.identity.id)
+        self.names(path) && permissions.iter().all(|p| self.permissions.contains(p))
+    }
+
+    /// Whether the item names this path's workload, identity (or, for a planned identity, its
+    /// name) and destination.
+    fn names(&self, path: &AuthorityPath) -> bool {
+        let identity = match (self.identity.as_deref(), &self.identity_name) {
+            (Some(id), Some(name)) if id.starts_with(PLANNED) => path.identity.id == id || path.identity.name == *name,
+            (pattern, _) => matches(pattern, &path.identity.id),
+        };
+        identity
+            && matches(self.workload.as_deref(), &path.workload.id)
             && matches(self.destination.as_deref(), &path.destination.id)
-            && permissions.iter().all(|p| self.permissions.contains(p))
+    }
+
+    /// Whether `path` realises this item: it names it and holds every permission the item
+    /// declares (a planned path that appeared).
+    pub fn realized_by(&self, path: &AuthorityPath) -> bool {
+        self.names(path) && self.permissions.iter().all(|p| path.permissions.contains(p))
     }
 }
 
@@ -94,8 +122,16 @@ impl IntentItem {
 /// an intent may hold: each is tried against every addition.
 pub const MAX_BROAD_ITEMS: usize = 100;
 
-fn exact(pattern: Option<&str>) -> Option<&str> {
-    pattern.filter(|p| !p.ends_with('*'))
+/// The key an item is indexed by: an exact id (ARM ids lower-case); none for a pattern or a
+/// planned identity (whose deployed id is not known yet).
+fn exact(pattern: Option<&str>) -> Option<String> {
+    pattern
+        .filter(|p| !p.ends_with('*') && !p.starts_with(PLANNED))
+        .map(|p| if p.starts_with('/') { p.to_ascii_lowercase() } else { p.to_string() })
+}
+
+fn key(id: &str) -> String {
+    if id.starts_with('/') { id.to_ascii_lowercase() } else { id.to_string() }
 }
 
 /// An intent indexed for matching: the items that could cover a path are found by its
@@ -103,8 +139,8 @@ fn exact(pattern: Option<&str>) -> Option<&str> {
 /// plus the (at most `MAX_BROAD_ITEMS`) broad ones, not the whole intent, per addition.
 #[derive(Debug, Default)]
 pub struct IntentIndex<'a> {
-    by_identity: BTreeMap<&'a str, Vec<&'a IntentItem>>,
-    by_destination: BTreeMap<&'a str, Vec<&'a IntentItem>>,
+    by_identity: BTreeMap<String, Vec<&'a IntentItem>>,
+    by_destination: BTreeMap<String, Vec<&'a IntentItem>>,
     broad: Vec<&'a IntentItem>,
 }
 
@@ -123,8 +159,8 @@ impl<'a> IntentIndex<'a> {
     }
 
     fn covers(&self, path: &AuthorityPath, permissions: &[Permission]) -> bool {
-        let named = |map: &BTreeMap<&'a str, Vec<&'a IntentItem>>, key: &str| -> bool {
-            map.get(key).is_some_and(|items| items.iter().any(|i| i.covers(path, permissions)))
+        let named = |map: &BTreeMap<String, Vec<&'a IntentItem>>, id: &str| -> bool {
+            map.get(&key(id)).is_some_and(|items| items.iter().any(|i| i.covers(path, permissions)))
         };
         named(&self.by_identity, &path.identity.id)
             || named(&self.by_destination, &path.destination.id)

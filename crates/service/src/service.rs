@@ -122,6 +122,8 @@ pub struct Approval {
     pub posture: Option<Reviewed>,
     /// Who approves, as they authenticated: the baseline's approver is its principal.
     pub by: sv0_domain::events::Actor,
+    /// The digest of the plan the intent was predicted from.
+    pub plan_digest: Option<String>,
 }
 
 /// A scope's posture now.
@@ -182,6 +184,9 @@ pub struct DeltaReport {
     pub paths: Vec<AuthorityPath>,
     /// The scope's findings now.
     pub findings: Vec<FindingRecord>,
+    /// Additions the approved plan declared (`approve --plan`) that no path of the scope
+    /// realises: planned, and not (or not yet) there.
+    pub planned_missing: Vec<sv0_domain::intent::IntentItem>,
 }
 
 /// A scope now against its approved baseline: what its delta and disposition are decided from.
@@ -396,6 +401,7 @@ impl<L: EventLog> Service<L> {
             intent: None,
             posture: None,
             by: sv0_domain::events::Actor::host(approver),
+            plan_digest: None,
         };
         self.approve_with(tenant, scope, request, approved_at).await
     }
@@ -476,6 +482,7 @@ impl<L: EventLog> Service<L> {
                 open_findings: open.into_iter().collect(),
                 posture_digest: Some(digest),
                 intent: request.intent.clone(),
+                plan_digest: request.plan_digest.clone(),
             }),
         };
         let subject = format!("{tenant}.approval.{scope_key}");
@@ -540,6 +547,14 @@ impl<L: EventLog> Service<L> {
         let policy = self.views.policy(tenant)?;
         let disposition = sv0_projections::rego::disposition(policy.rego.as_ref(), &now.input(tenant));
         let verification = delta::verify(now.baseline_version, &now.entries, &[]);
+        let planned_missing = self
+            .views
+            .baseline(tenant, scope, None)?
+            .and_then(|b| b.intent)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|item| item.planned_by.is_some() && !now.paths.iter().any(|p| item.realized_by(p)))
+            .collect();
         Ok(DeltaReport {
             scope: scope.clone(),
             baseline_version: now.baseline_version,
@@ -548,6 +563,7 @@ impl<L: EventLog> Service<L> {
             disposition,
             paths: now.paths,
             findings: now.findings,
+            planned_missing,
         })
     }
 

@@ -10,6 +10,7 @@ use sv0_connectors::plan::{self, Change, PlanContext, Skipped};
 use sv0_domain::delta::{self, DeltaEntry};
 use sv0_domain::disposition::Disposition;
 use sv0_domain::findings::Finding;
+use sv0_domain::intent::IntentItem;
 use sv0_domain::model::Destination;
 use sv0_domain::scope::Scope;
 use sv0_domain::{InvalidInput, TenantId};
@@ -94,6 +95,53 @@ impl PlanContext for ViewsContext<'_> {
             .flatten()
             .is_some()
     }
+}
+
+/// The additions a plan causes, as the intent `sv0 approve --plan` declares: one item per
+/// predicted new or widened path the plan is behind (drift already in the scope is not the
+/// plan's, and is not declared), with the plan address and, for an identity the plan creates,
+/// its name (the deployed identity is recognised by it).
+pub fn planned_intent(report: &WhatIfReport) -> Vec<IntentItem> {
+    use sv0_domain::delta::DeltaKind;
+    let mut out: Vec<IntentItem> = Vec::new();
+    for predicted in &report.entries {
+        let e = &predicted.entry;
+        let addition = matches!(
+            e.kind,
+            DeltaKind::NewPath
+                | DeltaKind::NewSensitivePath
+                | DeltaKind::PermissionsExpanded
+                | DeltaKind::NewIdentity
+                | DeltaKind::NewEgressBoundary
+        );
+        if !addition || predicted.caused_by.is_empty() {
+            continue;
+        }
+        let permissions =
+            if e.added_permissions.is_empty() { e.permissions.clone() } else { e.added_permissions.clone() };
+        let planned = e.identity.id.starts_with(sv0_domain::intent::PLANNED);
+        let item = IntentItem {
+            workload: Some(e.workload.id.clone()),
+            identity: Some(e.identity.id.clone()),
+            destination: Some(e.destination.id.clone()),
+            permissions,
+            note: Some(format!("planned by {}", predicted.caused_by.join(", "))),
+            identity_name: planned.then(|| e.identity.name.clone()),
+            planned_by: predicted.caused_by.first().cloned(),
+        };
+        match out
+            .iter_mut()
+            .find(|i| i.workload == item.workload && i.identity == item.identity && i.destination == item.destination)
+        {
+            Some(known) => {
+                known.permissions.extend(item.permissions);
+                known.permissions.sort();
+                known.permissions.dedup();
+            }
+            None => out.push(item),
+        }
+    }
+    out
 }
 
 /// `sha256:<hex>` of bytes.

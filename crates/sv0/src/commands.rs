@@ -654,7 +654,26 @@ async fn approve(
     let scope = scope_arg(&args.scope)?;
     let acks = args.acks.iter().map(|a| parse_ack(a)).collect::<Result<Vec<_>, _>>()?;
     let posture = args.posture.as_deref().map(Reviewed::parse).transpose()?;
-    let intent = args.intent.as_deref().map(read_intent).transpose()?;
+    let mut intent = args.intent.as_deref().map(read_intent).transpose()?;
+    let mut plan_digest = None;
+    if let Some(path) = &args.plan {
+        let report = service.whatif(&tenant, &scope, &read_plan(path)?)?;
+        let planned = sv0_service::whatif::planned_intent(&report);
+        writeln!(
+            out,
+            "plan {} ({}): {} planned addition(s) declared as intent{}",
+            report.plan_digest,
+            report.plan_format,
+            planned.len(),
+            if report.skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; {} resource(s) skipped (see `sv0 whatif`)", report.skipped.len())
+            }
+        )?;
+        intent.get_or_insert_with(Vec::new).extend(planned);
+        plan_digest = Some(report.plan_digest);
+    }
     let approver = service.data_dir().principal()?;
     let request = Approval {
         note: args.note,
@@ -662,6 +681,7 @@ async fn approve(
         intent,
         posture: posture.clone(),
         by: sv0_domain::events::Actor::host(&approver),
+        plan_digest,
     };
     let report = match service.approve_with(&tenant, &scope, request, Timestamp::now()).await {
         Ok(report) => report,
@@ -771,6 +791,7 @@ fn delta(
                 "delta": report.entries,
                 "verification": report.verification,
                 "disposition": report.disposition,
+                "planned_missing": report.planned_missing,
             }),
         )?;
         return Ok(EXIT_OK);
@@ -828,6 +849,19 @@ fn delta(
                     writeln!(out, "  • {}", action.text)?;
                 }
             }
+        }
+    }
+    if !report.planned_missing.is_empty() {
+        writeln!(out, "{} planned addition(s) that did not appear:", report.planned_missing.len())?;
+        for item in &report.planned_missing {
+            writeln!(
+                out,
+                "  • {} → {} ({}): {}",
+                item.identity_name.as_deref().or(item.identity.as_deref()).unwrap_or("*"),
+                item.destination.as_deref().unwrap_or("*"),
+                render::permissions(&item.permissions),
+                item.planned_by.as_deref().unwrap_or("")
+            )?;
         }
     }
     let disposition = &report.disposition;

@@ -180,6 +180,7 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
                 intent: Some(intent),
                 posture: Some(Reviewed { digest: reviewed.digest.clone(), position: Some(reviewed.position) }),
                 by: sv0_domain::events::Actor::host(&approver),
+                plan_digest: None,
             },
             at("2026-03-02T10:15:00Z")?,
         )
@@ -256,6 +257,7 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
                 intent: None,
                 posture: Some(Reviewed { digest: reviewed.digest, position: Some(reviewed.position) }),
                 by: sv0_domain::events::Actor::host(&approver),
+                plan_digest: None,
             },
             at("2026-03-03T16:45:00Z")?,
         )

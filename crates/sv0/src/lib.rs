@@ -637,6 +637,10 @@ pub struct ApproveArgs {
     /// every other addition `unintended`
     #[arg(long, value_name = "FILE")]
     pub intent: Option<PathBuf>,
+    /// The deployment's plan (Terraform JSON plan or ARM what-if): the additions `sv0 whatif`
+    /// predicts from it are declared as the intent, with the plan's digest
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
