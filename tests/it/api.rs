@@ -1203,6 +1203,38 @@ fn a_plan_posted_to_the_api_is_judged_and_can_be_approved_as_intent() {
         server.post("/api/v1/whatif?scope=project:HR-Automation", Some(&analyst), "application/json", b"{\"x\":1}");
     assert_eq!((bad.status, bad.problem()), (400, "invalid-request".to_string()), "{bad:?}");
 
+    // `sv0 gate --plan` in a pipeline: the planned Finance write needs review (exit 1), with
+    // the plan address in the Markdown; a plan that grants nothing passes (exit 0).
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, &analyst).unwrap();
+    let url = format!("http://{}", server.addr);
+    let gate = |plan: &std::path::Path| {
+        crate::sv0(&[
+            "gate",
+            "--url",
+            &url,
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--scope",
+            "project:HR-Automation",
+            "--environment",
+            "production",
+            "--plan",
+            plan.to_str().unwrap(),
+        ])
+    };
+    let (code, out) = gate(&crate::repo_root().join("tests/data/plans/terraform-hr-release.json"));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("## SV0 deployment gate (plan): requires_review"), "{out}");
+    assert!(out.contains("module.hr_agent.azurerm_role_assignment.finance_ledgers"), "{out}");
+    assert!(out.contains("### Not modelled"), "{out}");
+    let empty = dir.join("empty-plan.json");
+    std::fs::write(&empty, br#"{"format_version": "1.2", "resource_changes": []}"#).unwrap();
+    let (code, out) = gate(&empty);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("## SV0 deployment gate (plan): approved"), "{out}");
+    assert_eq!(server.log_head(), head, "the gate recorded nothing");
+
     let plan_value: Value = serde_json::from_slice(&plan).unwrap();
     let body = serde_json::json!({"scope": "project:HR-Automation", "note": "as planned", "plan": plan_value});
     let approved = server.post("/api/v1/approvals", Some(&approver), "application/json", body.to_string().as_bytes());

@@ -55,6 +55,9 @@ async fn gate(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
         "targets": args.targets,
         "trigger": if args.after_deployment { "deployment" } else { "pre_deployment" },
     });
+    if let Some(plan) = &args.plan {
+        return whatif_gate(args, &authority, &token, plan, out).await;
+    }
     let (status, started) =
         call(&authority, &post_json(&authority, "/api/v1/syncs", &token, &serde_json::to_vec(&request)?)).await?;
     if status != 202 {
@@ -97,6 +100,105 @@ async fn gate(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             .with_context(|| format!("cannot write {}", file.display()))?;
     }
     Ok(code)
+}
+
+/// A query-string value, percent-encoded (scopes hold `:`, `=` and `,`).
+fn query_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// The gate over a plan: the server's what-if of it decides.
+async fn whatif_gate(
+    args: &GateArgs,
+    authority: &str,
+    token: &str,
+    plan: &std::path::Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let bytes = std::fs::read(plan).with_context(|| format!("cannot read the plan {}", plan.display()))?;
+    let path = format!("/api/v1/whatif?scope={}", query_value(&args.scope));
+    let (status, report) = call(authority, &post_json(authority, &path, token, &bytes)).await?;
+    if status != 200 {
+        bail!("POST /api/v1/whatif answered {status}: {}", report["detail"].as_str().unwrap_or_default());
+    }
+    let decision = report["disposition"]["decision"].as_str().context("the what-if has no disposition")?.to_string();
+    let code = if decision == "approved" { EXIT_OK } else { EXIT_NO };
+    let summary = whatif_markdown(args, &report, &decision);
+    write!(out, "{summary}")?;
+    if let Some(file) = &args.junit {
+        std::fs::write(file, junit(args, &decision, &summary))
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    Ok(code)
+}
+
+/// The Markdown of a plan's what-if.
+fn whatif_markdown(args: &GateArgs, report: &Value, decision: &str) -> String {
+    let mut text = format!("## SV0 deployment gate (plan): {decision}\n\n");
+    let against = match report["baseline_version"].as_u64() {
+        Some(v) => format!("baseline v{v}"),
+        None => "its paths now (no baseline)".to_string(),
+    };
+    text.push_str(&format!(
+        "Scope `{}` → environment `{}` · {} plan `{}` · against {against} · nothing recorded\n\n",
+        args.scope,
+        args.environment,
+        report["plan_format"].as_str().unwrap_or("-"),
+        report["plan_digest"].as_str().unwrap_or("-"),
+    ));
+    let entries = report["entries"].as_array().cloned().unwrap_or_default();
+    if !entries.is_empty() {
+        text.push_str(
+            "| change | workload | identity | destination | permissions | intent | caused by |\n|---|---|---|---|---|---|---|\n",
+        );
+        for e in &entries {
+            let permissions: Vec<&str> =
+                e["permissions"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let caused: Vec<&str> = e["caused_by"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            text.push_str(&format!(
+                "| {}{} | {} | {} | {} | {} | {} | {} |\n",
+                if e["flagged"] == true { "⚠ " } else { "" },
+                e["kind"].as_str().unwrap_or("-"),
+                e["workload"]["name"].as_str().unwrap_or("-"),
+                e["identity"]["name"].as_str().unwrap_or("-"),
+                e["destination"]["name"].as_str().unwrap_or("-"),
+                permissions.join("/"),
+                e["intent"].as_str().unwrap_or("-"),
+                caused.join(", ")
+            ));
+        }
+        text.push('\n');
+    }
+    if let Some(skipped) = report["skipped"].as_array().filter(|s| !s.is_empty()) {
+        text.push_str("### Not modelled (not predicted)\n\n");
+        for s in skipped {
+            text.push_str(&format!(
+                "- `{}` ({}): {}\n",
+                s["address"].as_str().unwrap_or("-"),
+                s["resource_type"].as_str().unwrap_or("-"),
+                s["reason"].as_str().unwrap_or("-")
+            ));
+        }
+        text.push('\n');
+    }
+    if let Some(reasons) = report["disposition"]["reasons"].as_array().filter(|r| !r.is_empty()) {
+        text.push_str("### Why\n\n");
+        for reason in reasons {
+            text.push_str(&format!(
+                "- **{}** ({}): {}\n",
+                reason["decision"].as_str().unwrap_or("-"),
+                reason["rule"].as_str().unwrap_or("-"),
+                reason["text"].as_str().unwrap_or("-")
+            ));
+        }
+        text.push('\n');
+    }
+    text
 }
 
 /// The Markdown a CI job log (or a merge request) shows.

@@ -756,8 +756,12 @@ pub struct GateArgs {
     pub junit: Option<PathBuf>,
     /// The gate runs after the deployment job (a post-deployment rescan, sealed as a
     /// post_deployment_delta) [default: before it, sealed as a pre_deployment_assessment]
-    #[arg(long)]
+    #[arg(long, conflicts_with = "plan")]
     pub after_deployment: bool,
+    /// Judge the deployment's plan instead (Terraform JSON plan or ARM what-if): a what-if on
+    /// the server, nothing scanned or recorded; exit 0 when the planned change needs no review
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
 }
 
 /// `sv0 tokens ...`.
