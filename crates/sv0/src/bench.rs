@@ -47,6 +47,48 @@ impl Measurement {
     }
 }
 
+/// A Terraform JSON plan of `n` role assignments (Reader) from the identities of `scope_paths`
+/// to destinations of `other_paths`: what a deployment of one project's agents would add.
+fn bench_plan(
+    scope_paths: &[sv0_domain::paths::AuthorityPath],
+    other_paths: &[sv0_domain::paths::AuthorityPath],
+    n: usize,
+) -> Vec<u8> {
+    let identities: Vec<&str> = scope_paths
+        .iter()
+        .map(|p| p.identity.id.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let destinations: Vec<&str> =
+        other_paths.iter().map(|p| p.destination.id.as_str()).filter(|d| d.starts_with('/')).collect();
+    let changes: Vec<serde_json::Value> = (0..n)
+        .filter(|_| !identities.is_empty() && !destinations.is_empty())
+        .map(|i| {
+            json!({
+                "address": format!("module.agents.azurerm_role_assignment.bench[{i}]"),
+                "module_address": "module.agents",
+                "mode": "managed",
+                "type": "azurerm_role_assignment",
+                "name": "bench",
+                "index": i,
+                "provider_name": "registry.terraform.io/hashicorp/azurerm",
+                "change": {
+                    "actions": ["create"],
+                    "before": null,
+                    "after": {
+                        "principal_id": identities[i % identities.len()],
+                        "role_definition_name": "Reader",
+                        "scope": destinations[(i * 7) % destinations.len()],
+                    },
+                    "after_unknown": {"id": true, "name": true, "role_definition_id": true},
+                },
+            })
+        })
+        .collect();
+    serde_json::to_vec(&json!({"format_version": "1.2", "resource_changes": changes})).unwrap_or_default()
+}
+
 /// Runs the benchmark for a tenant of about `paths` paths.
 pub async fn run(paths: usize, skip_replay: bool, json_out: bool, out: &mut dyn Write) -> anyhow::Result<u8> {
     let dir = std::env::temp_dir().join(format!("sv0-bench-{}-{paths}", std::process::id()));
@@ -262,6 +304,15 @@ async fn measure(
         t,
         heavy_delta.paths.len() as f64,
         "paths/s",
+    ));
+    let plan = bench_plan(&delta.paths, &heavy_delta.paths, 50);
+    let t = Instant::now();
+    let whatif = service.whatif(&tenant, &scope, &plan)?;
+    m.push(Measurement::since(
+        "what-if: a 50-resource Terraform plan on one project",
+        t,
+        whatif.changes.len() as f64,
+        "resources/s",
     ));
 
     if !skip_replay {
