@@ -73,6 +73,13 @@ fn the_deployment_delta_lists_five_new_paths_and_flags_the_two_finance_writes() 
 fn the_remediation_rescan_verifies_and_two_baselines_and_five_packs_are_recorded() {
     let dir = TempDir::new();
     let doc = demo(&dir);
+    // Baseline v1 declared the release plan's three Graph reads as its intent.
+    let v1 = &doc["baseline_versions"][0];
+    assert!(v1["plan_digest"].as_str().unwrap().starts_with("sha256:"), "{v1}");
+    let planned: Vec<&str> =
+        v1["intent"].as_array().unwrap().iter().map(|i| i["planned_by"].as_str().unwrap()).collect();
+    assert_eq!(planned.len(), 3);
+    assert!(planned.iter().all(|p| p.starts_with("module.hr_agent.azuread_app_role_assignment.")), "{planned:?}");
     let verification = &doc["verification"];
     assert_eq!(verification["matches_baseline"], true, "{verification}");
     assert_eq!(verification["exact_match"], false);

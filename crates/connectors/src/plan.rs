@@ -824,6 +824,8 @@ pub fn predict(plan: &Plan, ctx: &dyn PlanContext) -> Prediction {
             (Resource::AppRoleAssignment { id, principal, role, graph, resource }, _) => {
                 let grant_id = id.clone().unwrap_or_else(|| format!("planned:{}", change.address));
                 causes.insert(grant_id.clone(), change.address.clone());
+                // The holder, as the conversion needs it (the tenant's own record is kept).
+                collected.stub_principal(&principal.id(), &principal.id(), IdentityKind::ServicePrincipal);
                 let destination = if *graph {
                     crate::entra::graph_destination(role, &mut collected)
                 } else {

@@ -183,7 +183,7 @@ pub fn decide(
         &findings::DELTA_UNDECLARED,
         RequiresReview,
         &of(&|e| e.intent == Some(IntentStatus::Unreviewed)),
-        "addition(s) nobody declared: the baseline was approved without an intent",
+        "addition(s) nobody declared: no intent was approved for them",
     ));
     if let Some(v) = verification.filter(|v| !v.matches_baseline) {
         reasons.push(Reason {

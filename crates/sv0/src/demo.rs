@@ -23,8 +23,8 @@ use crate::{EXIT_NO, EXIT_OK, render};
 const INITIAL: &str = include_str!("../demo/contoso-1-initial.json");
 const DEPLOYMENT: &str = include_str!("../demo/contoso-2-deployment.json");
 const REMEDIATION: &str = include_str!("../demo/contoso-3-remediation.json");
-/// What the onboarding release declares it adds: the three Graph reads, nothing in Finance.
-pub const INTENT: &str = include_str!("../demo/contoso-intent.json");
+/// The onboarding release's Terraform plan: the three Graph reads, nothing in Finance.
+pub const PLAN: &str = include_str!("../demo/contoso-2-plan.json");
 
 /// The scope the analyst reviews.
 pub const SCOPE: &str = "project:HR-Automation";
@@ -167,8 +167,24 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
     say!("{}", render::findings(&review_findings, scanned_at));
     let acks = acknowledgements(&review_findings)?;
     let reviewed = service.posture(&tenant, &scope)?;
-    let intent: Vec<sv0_domain::intent::IntentItem> =
-        serde_json::from_str(INTENT).context("the demo's declared intent")?;
+    // The release's plan, judged before anything is deployed; its additions are the intent.
+    let whatif = service.whatif(&tenant, &scope, PLAN.as_bytes())?;
+    say!(
+        "   What-if of the release's plan ({}, {}): {} new path(s) predicted, nothing recorded",
+        whatif.plan_format,
+        whatif.plan_digest,
+        whatif.entries.iter().filter(|e| e.entry.kind.is_new_path()).count()
+    );
+    for e in &whatif.entries {
+        say!(
+            "   • {} → {} ({}): {}",
+            e.entry.workload.name,
+            e.entry.destination.name,
+            render::permissions(&e.entry.permissions),
+            e.caused_by.join(", ")
+        );
+    }
+    let intent = sv0_service::whatif::planned_intent(&whatif);
     let declared = intent.len();
     let v1 = service
         .approve_with(
@@ -180,13 +196,13 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
                 intent: Some(intent),
                 posture: Some(Reviewed { digest: reviewed.digest.clone(), position: Some(reviewed.position) }),
                 by: sv0_domain::events::Actor::host(&approver),
-                plan_digest: None,
+                plan_digest: Some(whatif.plan_digest.clone()),
             },
             at("2026-03-02T10:15:00Z")?,
         )
         .await?;
     say!(
-        "   Approved: baseline v{} locked by {} at {} ({} paths, {} findings acknowledged, {declared} intended additions declared)",
+        "   Approved: baseline v{} locked by {} at {} ({} paths, {} findings acknowledged, the plan's {declared} additions declared as intent)",
         v1.baseline.version,
         v1.baseline.approver,
         v1.baseline.approved_at,
@@ -360,6 +376,9 @@ fn print_json(story: &Story, out: &mut dyn Write) -> anyhow::Result<()> {
                 "paths": b.paths.len(),
                 "acknowledged": b.acknowledged,
                 "log_position": b.approval_seq,
+                "posture_digest": b.posture_digest,
+                "intent": b.intent,
+                "plan_digest": b.plan_digest,
             })
         })
         .collect();
