@@ -139,6 +139,7 @@ fn a_terraform_plan_is_read_as_documented_and_what_is_not_modelled_is_listed() {
             ("module.hr_agent.azurerm_role_assignment.finance_ledgers", Action::Create),
             ("module.hr_agent.azurerm_user_assigned_identity.reconciler", Action::Create),
             ("module.hr_agent.azurerm_role_assignment.reconciler_invoices", Action::Create),
+            ("module.hr_agent.azuread_service_principal_password.indexer", Action::Create),
             ("azurerm_role_assignment.old_reader", Action::Delete),
         ]
     );
@@ -147,6 +148,11 @@ fn a_terraform_plan_is_read_as_documented_and_what_is_not_modelled_is_listed() {
     let Resource::RoleAssignment { principal, role, .. } = &plan.changes[2].resource else { panic!() };
     assert_eq!(*principal, Principal::Planned("module.hr_agent.azurerm_user_assigned_identity.reconciler".into()));
     assert_eq!(role, "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1", "Storage Blob Data Reader by name");
+    // A password's end date relative to the plan's timestamp (17520h = 730 days).
+    let Resource::Credential { principal, expires_at, .. } = &plan.changes[3].resource else { panic!() };
+    assert_eq!(*principal, Principal::Known("a1c93e55-2f7b-4d06-8e4a-6b1f0c2d3e44".into()));
+    let planned_at = sv0_domain::Timestamp::parse("2026-03-02T16:00:00Z").unwrap();
+    assert_eq!(*expires_at, planned_at.add_days(730).0);
     let skipped: Vec<(&str, &str)> = plan.skipped.iter().map(|s| (s.address.as_str(), s.reason.as_str())).collect();
     assert_eq!(skipped.len(), 2, "{skipped:?}");
     assert!(skipped.iter().any(|(a, r)| *a == "aws_s3_bucket.logs" && r.contains("provider")), "{skipped:?}");
@@ -216,6 +222,14 @@ fn sv0_whatif_predicts_the_plans_paths_with_their_cause_and_the_deployment_confi
     assert!(
         report["findings_opened"].as_array().unwrap().iter().any(|f| f["rule_id"] == "SV0-P001"),
         "a sensitive write would open: {report:#}"
+    );
+    assert!(
+        report["findings_opened"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule_id"] == "SV0-E002" && f["summary"].as_str().unwrap().contains("sp-hr-doc-indexer")),
+        "a two-year secret would open a long-lived secret finding: {report:#}"
     );
     let (code, text) =
         crate::sv0_in(&data, &["whatif", "--scope", "project:HR-Automation", "--plan", plan.to_str().unwrap()]);

@@ -132,6 +132,17 @@ pub enum Resource {
         /// Metadata (classifies it too).
         metadata: BTreeMap<String, String>,
     },
+    /// A password or certificate of a service principal.
+    Credential {
+        /// Its key id when known.
+        id: Option<String>,
+        /// The service principal it authenticates.
+        principal: Principal,
+        /// `password` or `certificate`.
+        certificate: bool,
+        /// When it stops working (milliseconds since the epoch).
+        expires_at: i64,
+    },
     /// A Microsoft Graph (or other API) app role assigned to a service principal.
     AppRoleAssignment {
         /// Its id when known.
@@ -248,6 +259,8 @@ fn referenced_resource(reference: &str, module: &str) -> Option<String> {
 }
 
 struct Terraform<'a> {
+    /// The plan's `timestamp` (RFC 3339), the base of relative end dates.
+    timestamp: Option<String>,
     config: BTreeMap<String, Value>,
     /// Resource address (without keys) → its change.
     changes: BTreeMap<String, &'a Value>,
@@ -324,6 +337,7 @@ fn terraform(doc: &Value) -> Result<Plan, PlanError> {
     let mut prior = BTreeMap::new();
     collect_state(doc.pointer("/prior_state/values/root_module"), &mut prior);
     let tf = Terraform {
+        timestamp: str(doc, "timestamp").map(str::to_string),
         config,
         changes: changes_list.iter().filter_map(|rc| Some((without_keys(str(rc, "address")?), rc))).collect(),
         prior,
@@ -497,9 +511,57 @@ fn tf_resource(
             let graph = resource_is_graph(tf, rc, resource.as_deref());
             Resource::AppRoleAssignment { id: str(values, "id").map(str::to_string), principal, role, graph, resource }
         }
+        "azuread_service_principal_password" | "azuread_service_principal_certificate" => {
+            let principal = tf_principal(tf, rc, values, "service_principal_id", action)?;
+            // `service_principal_id` is the `/servicePrincipals/<object id>` form.
+            let principal = match principal {
+                Principal::Known(id) => Principal::Known(id.trim_start_matches("/servicePrincipals/").to_string()),
+                planned => planned,
+            };
+            let expires_at = credential_end(tf, values)
+                .ok_or("its end date is decided at apply (neither end_date nor end_date_relative is in the plan)")?;
+            Resource::Credential {
+                id: str(values, "key_id").map(str::to_string),
+                principal,
+                certificate: kind == "azuread_service_principal_certificate",
+                expires_at,
+            }
+        }
         "azuread_application" | "azurerm_resource_group" => return Ok(None),
         other => return Err(format!("{other} is not a resource SV0 models yet")),
     }))
+}
+
+/// When a planned credential expires: `end_date` (RFC 3339), or `end_date_relative` (a Go
+/// duration such as `8760h`) after the plan's `timestamp`.
+fn credential_end(tf: &Terraform<'_>, values: &Value) -> Option<i64> {
+    if let Some(end) = str(values, "end_date") {
+        return sv0_domain::Timestamp::parse(end).ok().map(|t| t.0);
+    }
+    let relative = str(values, "end_date_relative")?;
+    let base = sv0_domain::Timestamp::parse(tf.timestamp.as_deref()?).ok()?;
+    Some(base.0.saturating_add(go_duration_ms(relative)?))
+}
+
+/// A Go duration (`8760h`, `90h30m`, `1h0m0s`) in milliseconds.
+fn go_duration_ms(text: &str) -> Option<i64> {
+    let mut total: i64 = 0;
+    let mut number = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: i64 = number.parse().ok()?;
+        number.clear();
+        total = total.checked_add(n.checked_mul(match c {
+            'h' => 3_600_000,
+            'm' => 60_000,
+            's' => 1_000,
+            _ => return None,
+        })?)?;
+    }
+    number.is_empty().then_some(total)
 }
 
 /// The id a resource the plan creates will have, when its parts are known: a container is
@@ -814,6 +876,28 @@ pub fn predict(plan: &Plan, ctx: &dyn PlanContext) -> Prediction {
                     containers.push(json!({"id": lower, "properties": {"metadata": metadata}}));
                 }
             }
+            (Resource::Credential { id, principal, .. }, Action::Delete) => {
+                if let Some(id) = id {
+                    overlay.remove(EntityList::Credentials, id);
+                }
+                overlay.identities.insert(principal.id());
+            }
+            (Resource::Credential { id, principal, certificate, expires_at }, _) => {
+                let credential_id = id.clone().unwrap_or_else(|| format!("planned:{}", change.address));
+                causes.insert(credential_id.clone(), change.address.clone());
+                overlay.identities.insert(principal.id());
+                overlay.upserts.credentials.push(sv0_domain::model::Credential {
+                    id: credential_id,
+                    identity: principal.id(),
+                    kind: if *certificate {
+                        sv0_domain::model::CredentialKind::Certificate
+                    } else {
+                        sv0_domain::model::CredentialKind::Password
+                    },
+                    created_at: None,
+                    expires_at: Some(sv0_domain::Timestamp(*expires_at)),
+                });
+            }
             (Resource::AppRoleAssignment { id, principal, .. }, Action::Delete) => {
                 if let Some(id) = id {
                     overlay.remove(EntityList::Grants, id);
@@ -882,4 +966,32 @@ pub fn predict(plan: &Plan, ctx: &dyn PlanContext) -> Prediction {
     overlay.upserts.bindings.extend(entities.bindings);
     overlay.touch_upserts();
     Prediction { overlay, causes }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_read_as_terraform_writes_them() {
+        assert_eq!(go_duration_ms("8760h"), Some(8760 * 3_600_000));
+        assert_eq!(go_duration_ms("1h30m"), Some(5_400_000));
+        assert_eq!(go_duration_ms("1h0m0s"), Some(3_600_000));
+        assert_eq!(go_duration_ms("90d"), None, "days are not a Go duration unit");
+        assert_eq!(go_duration_ms("12"), None);
+    }
+
+    #[test]
+    fn addresses_lose_instance_keys_and_references_name_their_resource() {
+        assert_eq!(without_keys(r#"module.a["x"].azurerm_role_assignment.b[0]"#), "module.a.azurerm_role_assignment.b");
+        assert_eq!(
+            referenced_resource("azurerm_user_assigned_identity.agent.principal_id", "module.m."),
+            Some("module.m.azurerm_user_assigned_identity.agent".into())
+        );
+        assert_eq!(
+            referenced_resource("data.azuread_service_principal.msgraph.object_id", ""),
+            Some("data.azuread_service_principal.msgraph".into())
+        );
+        assert_eq!(referenced_resource("var.principal", ""), None);
+    }
 }

@@ -207,6 +207,29 @@ impl<L: EventLog> Service<L> {
                     .filter(|f| !open.contains(f.finding_id.as_str())),
             );
         }
+        // Credentials the plan creates are judged as a scan would judge them then.
+        let now = self.views.tenant_state(tenant)?.map(|s| s.last_observed_at).unwrap_or_default();
+        for credential in &prediction.overlay.upserts.credentials {
+            let name = self
+                .views
+                .entity::<sv0_domain::model::Identity>(
+                    tenant,
+                    sv0_domain::snapshot::EntityList::Identities,
+                    &credential.identity,
+                )?
+                .map_or_else(|| credential.identity.clone(), |i| i.name);
+            let paths: Vec<sv0_domain::findings::PathOf> = predicted
+                .after
+                .iter()
+                .filter(|p| p.identity.id == credential.identity)
+                .map(|p| sv0_domain::findings::PathOf { path_id: p.path_id.clone(), workload: p.workload.id.clone() })
+                .collect();
+            findings_opened.extend(
+                sv0_domain::findings::credential_findings(credential, &name, &paths, now)
+                    .into_iter()
+                    .filter(|f| !open.contains(f.finding_id.as_str())),
+            );
+        }
         findings_opened.sort_by(|a, b| a.finding_id.cmp(&b.finding_id));
         let plain: Vec<DeltaEntry> = entries.iter().map(|e| e.entry.clone()).collect();
         let builtin = sv0_projections::rego::builtin(&plain, &predicted.after, None);
