@@ -362,6 +362,29 @@ impl Views {
         }
     }
 
+    /// The ids of a list's entities that start with `prefix`, in id order, at most `limit`.
+    pub fn entity_ids_with_prefix(
+        &self,
+        tenant: &TenantId,
+        list: sv0_domain::snapshot::EntityList,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let entities = txn.open_table(store::ENTITIES)?;
+        let base = crate::graph::entity_key(tenant, list, "");
+        let start = crate::graph::entity_key(tenant, list, prefix);
+        let mut out = Vec::new();
+        for entry in entities.range(start.as_slice()..)? {
+            let (k, _) = entry?;
+            if !k.value().starts_with(&start) || out.len() >= limit {
+                break;
+            }
+            out.push(String::from_utf8_lossy(&k.value()[base.len()..]).into_owned());
+        }
+        Ok(out)
+    }
+
     /// The destinations whose ARM id, compared case-insensitively, is `arm_id` or below it.
     pub fn destinations_below(
         &self,

@@ -564,3 +564,108 @@ fn no_damaged_export_removes_what_it_could_not_read() {
         failures.join("\n")
     );
 }
+
+/// A Terraform plan that creates a Foundry connection an agent's tool already names (an
+/// `azapi_resource` of `Microsoft.CognitiveServices/accounts/projects/connections`, key
+/// authentication): the what-if predicts the agent's path through it, and the scan after the
+/// deployment finds that path, id for id. The plan's other Foundry resources (a project and an
+/// account with system identities, a role assignment to the planned project's identity, a model
+/// deployment) are modelled or listed, never dropped.
+#[test]
+fn a_planned_foundry_connection_is_the_path_the_scan_then_finds() {
+    let root = repo_root().join("tests/data/connectors/foundry-finance");
+    let staged = TempDir::new();
+    // Before the deployment: the agent's new tool names `payments-ledger-sync`, which does
+    // not exist yet (the agent's definition is not infrastructure; the connection is).
+    let before = staged.join("before");
+    std::fs::create_dir_all(&before).unwrap();
+    std::fs::copy(root.join("after/foundry.agents.json"), before.join("foundry.agents.json")).unwrap();
+    // The deployment creates it with a key, as the plan says.
+    let after = staged.join("after");
+    std::fs::create_dir_all(&after).unwrap();
+    let mut connections: Value =
+        serde_json::from_slice(&std::fs::read(root.join("after/foundry.connections.json")).unwrap()).unwrap();
+    for c in connections["value"].as_array_mut().unwrap() {
+        if c["name"] == "payments-ledger-sync" {
+            c["properties"]["authType"] = "ApiKey".into();
+            c["properties"].as_object_mut().unwrap().remove("credentials");
+        }
+    }
+    std::fs::write(after.join("foundry.connections.json"), connections.to_string()).unwrap();
+    std::fs::copy(root.join("after/foundry.agents.json"), after.join("foundry.agents.json")).unwrap();
+    // And replaces the project's Contributor on the scratch account with Reader.
+    let mut assignments: Value =
+        serde_json::from_slice(&std::fs::read(root.join("before/arm.roleAssignments.json")).unwrap()).unwrap();
+    for a in assignments["value"].as_array_mut().unwrap() {
+        if a["name"] == "2e1f3d4c-5b6a-4079-8887-b6c5d4e3f201" {
+            let new_id = a["id"].as_str().unwrap().replace("2e1f3d4c-5b6a-4079-8887-b6c5d4e3f201", SCRATCH_READER);
+            a["id"] = new_id.into();
+            a["name"] = SCRATCH_READER.into();
+            a["properties"]["roleDefinitionId"] =
+                "/subscriptions/9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d/providers/Microsoft.Authorization/roleDefinitions/2a2b9908-6ea1-4ae2-8e65-a410df84e7d1".into();
+        }
+    }
+    std::fs::write(after.join("arm.roleAssignments.json"), assignments.to_string()).unwrap();
+
+    let fake = fake_over(vec![before, root.join("before"), root.join("common")], FABRIKAM, false);
+    let dir = fabrikam_dir(&fake);
+    scan(&fake, dir.path(), "manual", "2026-12-02T09:00:00Z");
+    let plan = repo_root().join("tests/data/plans/terraform-foundry-connection.json");
+    let report = json(dir.path(), &["whatif", "--scope", SCOPE, "--plan", plan.to_str().unwrap(), "--json"]);
+    let connection = "foundry-connection:fab-payments-ai/payments-agents/payments-ledger-sync";
+    let predicted: Vec<&Value> =
+        report["entries"].as_array().unwrap().iter().filter(|e| e["identity"]["id"] == connection).collect();
+    assert_eq!(predicted.len(), 1, "{report:#}");
+    assert!(predicted[0]["kind"].as_str().unwrap().starts_with("new_"), "{report:#}");
+    assert_eq!(predicted[0]["permissions"], serde_json::json!(["read", "write"]));
+    assert_eq!(predicted[0]["caused_by"], serde_json::json!(["azapi_resource.ledger_sync"]));
+    // The replaced assignment narrows the project's path to the scratch account.
+    let scratch: Vec<&Value> = report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["destination"]["id"].as_str().unwrap().ends_with("/stagentscratch"))
+        .collect();
+    assert_eq!(scratch.len(), 1, "{report:#}");
+    assert_eq!(scratch[0]["permissions"], serde_json::json!(["read"]), "{report:#}");
+    assert_eq!(scratch[0]["caused_by"], serde_json::json!(["azurerm_role_assignment.scratch"]));
+    let changes: Vec<(&str, &str)> = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["address"].as_str().unwrap(), c["resource"]["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("azapi_resource.ledger_sync", "foundry"),
+            ("azapi_resource.review_project", "foundry"),
+            ("azurerm_role_assignment.review_invoices", "role_assignment"),
+            ("azurerm_role_assignment.scratch", "role_assignment"),
+            ("azurerm_cognitive_account.sandbox", "foundry"),
+        ],
+        "{report:#}"
+    );
+    // The role assignment's principal is the planned project's system identity.
+    assert_eq!(
+        report["changes"][2]["resource"]["principal"],
+        serde_json::json!({"planned": "azapi_resource.review_project"})
+    );
+    let skipped = report["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{report:#}");
+    assert_eq!(skipped[0]["address"], "azurerm_cognitive_deployment.gpt4o_mini");
+
+    *fake.dirs.lock().unwrap() = vec![after, root.join("before"), root.join("common")];
+    scan(&fake, dir.path(), "deployment", "2026-12-02T10:00:00Z");
+    let found = paths(dir.path());
+    let real = found.iter().find(|p| p["identity"]["id"] == connection).unwrap_or_else(|| panic!("{found:#?}"));
+    assert_eq!(real["path_id"], predicted[0]["path_id"], "the predicted path is the deployed one");
+    assert_eq!(real["permissions"], predicted[0]["permissions"]);
+    let real = found
+        .iter()
+        .find(|p| p["destination"]["id"].as_str().unwrap().ends_with("/stagentscratch"))
+        .unwrap_or_else(|| panic!("{found:#?}"));
+    assert_eq!((&real["path_id"], &real["permissions"]), (&scratch[0]["path_id"], &scratch[0]["permissions"]));
+}
+
+const SCRATCH_READER: &str = "7b6c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d90";

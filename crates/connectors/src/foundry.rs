@@ -348,13 +348,23 @@ fn connections(data: &FoundryData, project: &Project, out: &mut Collected) -> BT
         if shared && found.contains_key(&key) {
             continue;
         }
-        found.insert(key, connection_runs_as(connection, &id, name, project, out));
+        // An account's connection is each of its projects' (with that project's key identity):
+        // one grant per project, expanded from the connection's id as role assignments are.
+        let grant = if own { id.clone() } else { format!("{id}#projects/{}", project.name.to_ascii_lowercase()) };
+        found.insert(key, connection_runs_as(connection, &id, &grant, name, project, out));
     }
     found
 }
 
 /// Whom one connection's tools act as, following its `authType`, and what it reaches.
-fn connection_runs_as(connection: &Value, id: &str, name: &str, project: &Project, out: &mut Collected) -> RunsAs {
+fn connection_runs_as(
+    connection: &Value,
+    id: &str,
+    grant: &str,
+    name: &str,
+    project: &Project,
+    out: &mut Collected,
+) -> RunsAs {
     let properties = connection.get("properties").unwrap_or(connection);
     let category = str(properties, "category").unwrap_or("Custom").to_string();
     let auth = str(properties, "authType").unwrap_or("None").to_string();
@@ -426,7 +436,7 @@ fn connection_runs_as(connection: &Value, id: &str, name: &str, project: &Projec
     );
     let destination = target_of(id, target, &category, out);
     out.grant(Grant {
-        id: id.to_string(),
+        id: grant.to_string(),
         identity: identity.clone(),
         destination: destination.clone(),
         permissions: if entra { vec![Permission::Execute] } else { category_permissions(&category) },

@@ -156,6 +156,34 @@ pub enum Resource {
         /// The resource service principal's object id (when not Graph).
         resource: Option<String>,
     },
+    /// A Foundry resource (a Cognitive Services account), project or connection, in ARM's shape.
+    Foundry {
+        /// Which of the three.
+        level: FoundryLevel,
+        /// ARM id; `planned:<address>` for an account whose id only apply decides.
+        id: String,
+        /// Its name.
+        name: String,
+        /// Its system-assigned managed identity, when it has one.
+        identity: Option<Principal>,
+        /// ARM `kind` (of an account: `AIServices` is a Foundry resource).
+        arm_kind: Option<String>,
+        /// ARM `properties` (of a connection: `authType`, `category`, `target`,
+        /// `credentials.clientId`).
+        properties: Value,
+    },
+}
+
+/// Which Foundry resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FoundryLevel {
+    /// `Microsoft.CognitiveServices/accounts`.
+    Account,
+    /// `Microsoft.CognitiveServices/accounts/projects`.
+    Project,
+    /// `.../accounts/connections` or `.../accounts/projects/connections`.
+    Connection,
 }
 
 /// One change of the plan SV0 models.
@@ -287,12 +315,13 @@ impl Terraform<'_> {
         Some(Resolved::From { address: target, reference: first.to_string() })
     }
 
-    /// Whether the plan creates (or replaces) the resource at `address`.
-    fn creates(&self, address: &str) -> bool {
+    /// Whether the plan creates, replaces or updates the resource at `address` (so that a value
+    /// of it unknown until apply is one this apply decides).
+    fn will_set(&self, address: &str) -> bool {
         self.changes.get(address).is_some_and(|rc| {
             rc.pointer("/change/actions")
                 .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|x| x.as_str() == Some("create")))
+                .is_some_and(|a| a.iter().any(|x| matches!(x.as_str(), Some("create" | "update"))))
         })
     }
 
@@ -427,14 +456,14 @@ fn tf_principal(
     }
     match tf.value(rc, attribute) {
         Some(Resolved::Known(id)) => Ok(Principal::Known(id)),
-        Some(Resolved::From { address, reference }) if tf.creates(&address) => {
+        Some(Resolved::From { address, reference }) if tf.will_set(&address) => {
             // `azuread_service_principal.x.id` is `/servicePrincipals/<object id>`; either way
             // the principal is the one the plan creates.
             let _ = reference;
             Ok(Principal::Planned(address))
         }
         Some(Resolved::From { address, .. }) => {
-            Err(format!("{attribute} is unknown until apply and comes from {address}, which this plan does not create"))
+            Err(format!("{attribute} is unknown until apply and comes from {address}, which this plan does not change"))
         }
         None => Err(format!("{attribute} is neither known nor computed from a planned resource")),
     }
@@ -456,6 +485,9 @@ fn tf_resource(
                 _ => None,
             }
             .ok_or("the scope is unknown until apply and not a resource this plan creates")?;
+            if let Some(address) = scope.strip_prefix("planned:") {
+                return Err(format!("the scope is {address}, whose id only apply decides"));
+            }
             let role = match (str(values, "role_definition_id"), str(values, "role_definition_name")) {
                 (Some(id), _) => id.rsplit('/').next().unwrap_or(id).to_ascii_lowercase(),
                 (None, Some(name)) => arm::builtin_role_guid(name)
@@ -464,7 +496,12 @@ fn tf_resource(
                 (None, None) => return Err("names no role definition".into()),
             };
             let principal = tf_principal(tf, rc, values, "principal_id", action)?;
-            Resource::RoleAssignment { id: str(values, "id").map(str::to_string), scope, role, principal }
+            // A replaced assignment's new id is decided at apply; the one it replaces is `before`'s.
+            let id = str(values, "id").or_else(|| match action {
+                Action::Replace => rc.pointer("/change/before").and_then(|b| str(b, "id")),
+                _ => None,
+            });
+            Resource::RoleAssignment { id: id.map(str::to_string), scope, role, principal }
         }
         "azurerm_user_assigned_identity" => {
             let name = str(values, "name").unwrap_or("user-assigned identity").to_string();
@@ -527,9 +564,97 @@ fn tf_resource(
                 expires_at,
             }
         }
-        "azuread_application" | "azurerm_resource_group" => return Ok(None),
+        "azurerm_cognitive_account" => {
+            let address = without_keys(str(rc, "address").unwrap_or(""));
+            let id = match (str(values, "id"), action) {
+                (Some(id), _) => id.to_string(),
+                (None, Action::Delete) => return Err("the deleted account has no id".into()),
+                (None, _) => planned_id(tf, &address).unwrap_or_else(|| format!("planned:{address}")),
+            };
+            let mut properties = json!({});
+            if let Some(subdomain) = str(values, "custom_subdomain_name") {
+                properties["customSubDomainName"] = json!(subdomain);
+            }
+            if let Some(projects) = values.get("project_management_enabled").and_then(Value::as_bool) {
+                properties["allowProjectManagement"] = json!(projects);
+            }
+            // azurerm writes the identity block as a one-element list.
+            let identity = values.get("identity").and_then(Value::as_array).and_then(|a| a.first()).map(|i| {
+                json!({"type": i.get("type").cloned().unwrap_or(Value::Null), "principalId": i.get("principal_id").cloned().unwrap_or(Value::Null)})
+            });
+            Resource::Foundry {
+                level: FoundryLevel::Account,
+                name: str(values, "name").unwrap_or_else(|| id.rsplit('/').next().unwrap_or(&id)).to_string(),
+                identity: system_identity(identity.as_ref(), &address, action),
+                id,
+                arm_kind: str(values, "kind").map(str::to_string),
+                properties,
+            }
+        }
+        "azapi_resource" => return azapi(tf, rc, values, action),
+        "azuread_application" | "azurerm_resource_group" | "azurerm_cognitive_deployment" => return Ok(None),
         other => return Err(format!("{other} is not a resource SV0 models yet")),
     }))
+}
+
+/// A resource's system-assigned managed identity (ARM's `identity` object): its principal id
+/// when known, else the planned principal of the resource at `address` when the plan gives it
+/// one.
+fn system_identity(identity: Option<&Value>, address: &str, action: Action) -> Option<Principal> {
+    let identity = identity?;
+    if let Some(principal) = str(identity, "principalId") {
+        return Some(Principal::Known(principal.to_string()));
+    }
+    let kind = str(identity, "type")?.to_ascii_lowercase().replace(' ', "");
+    (kind.split(',').any(|k| k == "systemassigned") && action != Action::Delete)
+        .then(|| Principal::Planned(address.to_string()))
+}
+
+/// An `azapi_resource`: its `body` is the ARM request body, so it reads as ARM what-if reads
+/// the resource (its `type` without the `@api-version`, its id from `parent_id` and `name`
+/// when apply decides it, and azapi's `identity` block as ARM's `identity`).
+fn azapi(tf: &Terraform<'_>, rc: &Value, values: &Value, action: Action) -> Result<Option<Resource>, String> {
+    let full_type = str(values, "type").ok_or("names no type")?;
+    let kind = full_type.split('@').next().unwrap_or(full_type);
+    let address = without_keys(str(rc, "address").unwrap_or(""));
+    let id = match (str(values, "id"), action) {
+        (Some(id), _) => id.to_string(),
+        (None, Action::Delete) => return Err("the deleted resource has no id".into()),
+        (None, _) => planned_id(tf, &address)
+            .ok_or("its id is unknown until apply, and neither its parent_id nor a resource of this plan gives it")?,
+    };
+    // azapi 2.x writes `body` as an object; 1.x as a JSON string.
+    let mut arm = match values.get("body") {
+        Some(Value::String(text)) => serde_json::from_str(text).unwrap_or_else(|_| json!({})),
+        Some(body) => body.clone(),
+        None => json!({}),
+    };
+    if !arm.is_object() {
+        arm = json!({});
+    }
+    if let Some(identity) = values.get("identity").and_then(Value::as_array).and_then(|a| a.first()) {
+        arm["identity"] = json!({
+            "type": identity.get("type").cloned().unwrap_or(Value::Null),
+            "principalId": identity.get("principal_id").cloned().unwrap_or(Value::Null),
+        });
+    }
+    for key in ["name", "tags"] {
+        if let Some(v) = values.get(key) {
+            arm[key] = v.clone();
+        }
+    }
+    // A principal unknown until apply: the planned resource the body's expression refers to.
+    let module = str(rc, "module_address").map(|m| format!("{}.", without_keys(m))).unwrap_or_default();
+    let planned = |_: &str| -> Option<Principal> {
+        let refs = tf.config.get(&address)?.get("body")?.get("references")?.as_array()?;
+        let target = refs
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|r| r.to_ascii_lowercase().contains("principal"))
+            .find_map(|r| referenced_resource(r, &module))?;
+        tf.will_set(&target).then_some(Principal::Planned(target))
+    };
+    arm_resource(&id, kind, &arm, action, &planned, &address)
 }
 
 /// When a planned credential expires: `end_date` (RFC 3339), or `end_date_relative` (a Go
@@ -580,7 +705,31 @@ fn planned_id(tf: &Terraform<'_>, address: &str) -> Option<String> {
             };
             Some(format!("{account}/blobServices/default/containers/{}", str(after, "name")?))
         }
+        // Its resource group's id is rarely in a plan: the account is known by its address.
+        "azurerm_cognitive_account" => Some(format!("planned:{address}")),
+        "azapi_resource" => {
+            let kind = str(after, "type")?.split('@').next()?.to_string();
+            let parent = match tf.value(rc, "parent_id")? {
+                Resolved::Known(id) => id,
+                Resolved::From { address, .. } => planned_id(tf, &address)?,
+            };
+            let name = str(after, "name").map(str::to_string).unwrap_or_else(|| format!("planned:{address}"));
+            Some(child_id(&parent, &kind, &name))
+        }
         _ => None,
+    }
+}
+
+/// The ARM id of a resource of type `kind` named `name` in `parent`: a child type
+/// (`Microsoft.CognitiveServices/accounts/projects`) below its parent resource, a top-level one
+/// below the provider of its resource group, subscription or tenant.
+fn child_id(parent: &str, kind: &str, name: &str) -> String {
+    let parent = parent.trim_end_matches('/');
+    let segments: Vec<&str> = kind.split('/').collect();
+    match segments.as_slice() {
+        [namespace, top] => format!("{parent}/providers/{namespace}/{top}/{name}"),
+        [.., last] => format!("{parent}/{last}/{name}"),
+        [] => format!("{parent}/{name}"),
     }
 }
 
@@ -681,7 +830,8 @@ fn what_if(doc: &Value) -> Result<Plan, PlanError> {
         let values = if action == Action::Delete { change.get("before") } else { change.get("after") };
         let values = values.filter(|v| !v.is_null()).cloned().unwrap_or_else(|| json!({}));
         let kind = str(&values, "type").map(str::to_string).unwrap_or_else(|| arm_type(&id));
-        match arm_resource(&id, &kind, &values, action, changes) {
+        let planned = |expression: &str| created_identity(expression, changes);
+        match arm_resource(&id, &kind, &values, action, &planned, &id) {
             Ok(Some(resource)) => plan.changes.push(Change { address: id, action, resource }),
             Ok(None) => plan.skipped.push(Skipped {
                 address: id,
@@ -706,12 +856,41 @@ fn arm_type(id: &str) -> String {
     out.join("/")
 }
 
+/// The identity a what-if's unresolved template expression (`[reference(...).principalId]`;
+/// what-if cannot evaluate `reference()`) names: one this deployment creates (a user-assigned
+/// identity, or the system identity of a Foundry account or project), whose name the expression
+/// quotes (else merely contains).
+fn created_identity(expression: &str, all: &[Value]) -> Option<Principal> {
+    const HOLDERS: [&str; 3] =
+        ["/microsoft.managedidentity/userassignedidentities/", "/microsoft.cognitiveservices/accounts/", "/projects/"];
+    let created: Vec<&str> = all
+        .iter()
+        .filter(|c| str(c, "changeType") == Some("Create"))
+        .filter_map(|c| str(c, "resourceId"))
+        .filter(|r| {
+            let lower = r.to_ascii_lowercase();
+            HOLDERS.iter().any(|h| lower.contains(h))
+                && !lower.contains("/connections/")
+                && !lower.contains("/deployments/")
+        })
+        .collect();
+    let name = |r: &&str| r.rsplit('/').next().unwrap_or(r).to_string();
+    let quoted = created.iter().find(|r| expression.contains(&format!("'{}'", name(r))));
+    let found = quoted.or_else(|| created.iter().find(|r| expression.contains(&name(r))))?;
+    Some(Principal::Planned(found.to_string()))
+}
+
+/// One ARM resource (what-if's `after`/`before`, or an azapi body in ARM's shape) as a change
+/// SV0 models. `planned` names the principal behind a `principalId` that is unknown until
+/// deployment; `address` is what the resource is called in the plan (a planned system
+/// identity is known by it).
 fn arm_resource(
     id: &str,
     kind: &str,
     values: &Value,
     action: Action,
-    all: &[Value],
+    planned: &dyn Fn(&str) -> Option<Principal>,
+    address: &str,
 ) -> Result<Option<Resource>, String> {
     let props = values.get("properties").unwrap_or(&Value::Null);
     Ok(Some(match kind.to_ascii_lowercase().as_str() {
@@ -728,22 +907,13 @@ fn arm_resource(
                 .ok_or("names no roleDefinitionId")?;
             let principal = match str(props, "principalId") {
                 Some(p) if !p.starts_with('[') => Principal::Known(p.to_string()),
-                // An unresolved template expression (what-if cannot evaluate reference()):
-                // the principal of an identity this deployment creates, when there is one.
-                Some(expression) => {
-                    let created = all.iter().find(|c| {
-                        str(c, "changeType") == Some("Create")
-                            && str(c, "resourceId").is_some_and(|r| {
-                                r.to_ascii_lowercase().contains("/microsoft.managedidentity/userassignedidentities/")
-                                    && expression.contains(r.rsplit('/').next().unwrap_or(r))
-                            })
-                    });
-                    match created.and_then(|c| str(c, "resourceId")) {
-                        Some(identity) => Principal::Planned(identity.to_string()),
-                        None => return Err(format!("principalId {expression} is unknown until deployment")),
+                other => match (planned(other.unwrap_or("")), other) {
+                    (Some(principal), _) => principal,
+                    (None, Some(expression)) => {
+                        return Err(format!("principalId {expression} is unknown until deployment"));
                     }
-                }
-                None => return Err("names no principalId".into()),
+                    (None, None) => return Err("names no principalId, and no identity of the plan gives it".into()),
+                },
             };
             Resource::RoleAssignment { id: Some(id.to_string()), scope, role, principal }
         }
@@ -752,7 +922,7 @@ fn arm_resource(
             let principal = match str(props, "principalId") {
                 Some(p) => Principal::Known(p.to_string()),
                 None if action == Action::Delete => return Err("the deleted identity has no principalId".into()),
-                None => Principal::Planned(id.to_string()),
+                None => Principal::Planned(address.to_string()),
             };
             Resource::Identity { name, principal }
         }
@@ -762,7 +932,40 @@ fn arm_resource(
         "microsoft.storage/storageaccounts/blobservices/containers" => {
             Resource::StorageContainer { id: id.to_string(), metadata: string_map(props.get("metadata")) }
         }
-        "microsoft.resources/resourcegroups" | "microsoft.storage/storageaccounts/blobservices" => return Ok(None),
+        "microsoft.cognitiveservices/accounts"
+        | "microsoft.cognitiveservices/accounts/projects"
+        | "microsoft.cognitiveservices/accounts/connections"
+        | "microsoft.cognitiveservices/accounts/projects/connections" => {
+            let level = match kind.to_ascii_lowercase().matches('/').count() {
+                1 => FoundryLevel::Account,
+                2 if kind.to_ascii_lowercase().ends_with("/projects") => FoundryLevel::Project,
+                _ => FoundryLevel::Connection,
+            };
+            let identity = match level {
+                FoundryLevel::Connection => None,
+                _ => system_identity(values.get("identity"), address, action),
+            };
+            let leaf = id.rsplit('/').next().unwrap_or(id);
+            Resource::Foundry {
+                level,
+                id: id.to_string(),
+                // A child's ARM `name` may be `parent/child`; the id's last segment is the name.
+                name: match level {
+                    FoundryLevel::Account => str(values, "name").unwrap_or(leaf),
+                    _ => leaf,
+                }
+                .to_string(),
+                identity,
+                arm_kind: str(values, "kind").map(str::to_string),
+                properties: props.clone(),
+            }
+        }
+        // A model deployment is reached by name, as the project's identity, whether it exists
+        // or not; creating or deleting one grants no one anything.
+        "microsoft.resources/resourcegroups"
+        | "microsoft.storage/storageaccounts/blobservices"
+        | "microsoft.cognitiveservices/accounts/deployments"
+        | "microsoft.cognitiveservices/accounts/raipolicies" => return Ok(None),
         other => return Err(format!("{other} is not a resource type SV0 models yet")),
     }))
 }
@@ -777,6 +980,9 @@ pub trait PlanContext {
     fn destination(&self, id: &str) -> Option<Destination>;
     /// Whether the tenant has this identity.
     fn has_identity(&self, id: &str) -> bool;
+    /// The ids of the tenant's workloads that start with `prefix` (the agents of a Foundry
+    /// account or project: `foundry:<account>/<project>/`).
+    fn workloads_below(&self, prefix: &str) -> Vec<String>;
 }
 
 /// A plan as planned entities.
@@ -898,6 +1104,8 @@ pub fn predict(plan: &Plan, ctx: &dyn PlanContext) -> Prediction {
                     expires_at: Some(sv0_domain::Timestamp(*expires_at)),
                 });
             }
+            // Foundry resources are converted together below, as the Foundry connector would.
+            (Resource::Foundry { .. }, _) => {}
             (Resource::AppRoleAssignment { id, principal, .. }, Action::Delete) => {
                 if let Some(id) = id {
                     overlay.remove(EntityList::Grants, id);
@@ -936,7 +1144,12 @@ pub fn predict(plan: &Plan, ctx: &dyn PlanContext) -> Prediction {
         }
     }
     arm::convert(&data, &mut collected);
-    let (entities, _, _) = collected.finish();
+    let (mut entities, _, _) = collected.finish();
+    let foundry = foundry_entities(&plan.changes, ctx, &mut overlay, &mut causes);
+    entities.grants.extend(foundry.grants);
+    entities.identities.extend(foundry.identities);
+    entities.destinations.extend(foundry.destinations);
+    entities.credentials.extend(foundry.credentials);
     for mut grant in entities.grants {
         // The tenant's own record of a destination keeps its id, whatever case the plan used.
         if let Some(existing) = ctx.destination(&grant.destination) {
@@ -962,10 +1175,116 @@ pub fn predict(plan: &Plan, ctx: &dyn PlanContext) -> Prediction {
             overlay.upserts.destinations.push(destination);
         }
     }
+    overlay.upserts.credentials.extend(entities.credentials);
     overlay.upserts.workloads.extend(entities.workloads);
     overlay.upserts.bindings.extend(entities.bindings);
     overlay.touch_upserts();
     Prediction { overlay, causes }
+}
+
+/// A Foundry id's account id and, at or below a project, the project's name.
+fn foundry_parent(id: &str) -> (String, Option<String>) {
+    let lower = id.to_ascii_lowercase();
+    if let Some(at) = lower.find("/projects/") {
+        let rest = &id[at + "/projects/".len()..];
+        return (id[..at].to_string(), Some(rest.split('/').next().unwrap_or(rest).to_string()));
+    }
+    match lower.find("/connections/") {
+        Some(at) => (id[..at].to_string(), None),
+        None => (id.to_string(), None),
+    }
+}
+
+/// The planned Foundry accounts, projects and connections, converted as the Foundry connector
+/// converts what ARM lists: system identities, and each connection's identity with its grant on
+/// the target. The agents are not in a plan (they are data-plane objects): those the tenant has
+/// below a changed project or account are recomputed, so an agent whose tool names a connection
+/// the plan creates reaches its target. A project identity SV0 cannot name (a project this plan
+/// does not declare, known only by the agents bound to it) is not guessed: the grants of its
+/// Entra-authenticated connections are not predicted. Deleting an account or project deletes
+/// its agents; deleting a connection, its grant.
+fn foundry_entities(
+    changes: &[Change],
+    ctx: &dyn PlanContext,
+    overlay: &mut Overlay,
+    causes: &mut BTreeMap<String, String>,
+) -> sv0_domain::snapshot::Entities {
+    let mut accounts: BTreeMap<String, String> = BTreeMap::new();
+    for change in changes {
+        if let Resource::Foundry { level: FoundryLevel::Account, id, name, .. } = &change.resource {
+            accounts.insert(id.to_ascii_lowercase(), name.clone());
+        }
+    }
+    let account_name = |account_id: &str| {
+        accounts
+            .get(&account_id.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_else(|| account_id.rsplit('/').next().unwrap_or(account_id).to_string())
+    };
+    let mut data = crate::foundry::FoundryData::default();
+    let mut projects: BTreeMap<String, Value> = BTreeMap::new();
+    let mut stand_ins: BTreeMap<String, Value> = BTreeMap::new();
+    for change in changes {
+        let Resource::Foundry { level, id, name, identity, arm_kind, properties } = &change.resource else { continue };
+        let (account_id, project) = foundry_parent(id);
+        let account = account_name(&account_id);
+        let prefix = match &project {
+            Some(p) => format!("foundry:{account}/{p}/"),
+            None => format!("foundry:{account}/"),
+        };
+        let below = ctx.workloads_below(&prefix);
+        overlay.workloads.extend(below.iter().cloned());
+        causes.insert(id.to_ascii_lowercase(), change.address.clone());
+        if change.action == Action::Delete {
+            match level {
+                FoundryLevel::Connection => overlay.remove(EntityList::Grants, &id.to_ascii_lowercase()),
+                _ => below.iter().for_each(|w| overlay.remove(EntityList::Workloads, w)),
+            }
+            continue;
+        }
+        if let Some(principal) = identity {
+            causes.insert(principal.id(), change.address.clone());
+        }
+        let identity = identity.as_ref().map(|p| json!({"principalId": p.id()}));
+        match level {
+            FoundryLevel::Account => data.accounts.push(
+                json!({"id": id, "name": name, "kind": arm_kind, "identity": identity, "properties": properties}),
+            ),
+            FoundryLevel::Project => {
+                projects.insert(
+                    id.to_ascii_lowercase(),
+                    json!({"id": id, "name": name, "identity": identity, "properties": properties}),
+                );
+            }
+            FoundryLevel::Connection => {
+                data.connections.push(json!({"id": id, "name": name, "properties": properties}));
+                // The projects whose tools can use it: its own, or each of its account's that
+                // has agents (a project the plan declares is converted anyway).
+                let names: BTreeSet<String> = match project {
+                    Some(p) => BTreeSet::from([p]),
+                    None => below
+                        .iter()
+                        .filter_map(|w| w.strip_prefix(&prefix)?.split('/').next().map(str::to_string))
+                        .collect(),
+                };
+                for p in names {
+                    let project_id = format!("{account_id}/projects/{p}");
+                    stand_ins.insert(project_id.to_ascii_lowercase(), json!({"id": project_id, "name": p}));
+                }
+            }
+        }
+    }
+    for (id, stand_in) in stand_ins {
+        projects.entry(id).or_insert(stand_in);
+    }
+    data.projects = projects.into_values().collect();
+    let mut collected = Collected::default();
+    crate::foundry::convert(&data, &mut collected);
+    let (mut entities, _, _) = collected.finish();
+    let unnamed = |identity: &str| identity.starts_with("foundry-project:") && !ctx.has_identity(identity);
+    entities.grants.retain(|g| !unnamed(&g.identity));
+    entities.identities.retain(|i| !unnamed(&i.id));
+    entities
 }
 
 #[cfg(test)]
@@ -993,5 +1312,101 @@ mod tests {
             Some("data.azuread_service_principal.msgraph".into())
         );
         assert_eq!(referenced_resource("var.principal", ""), None);
+    }
+
+    const ACCOUNT: &str = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/fab-ai";
+
+    /// A tenant with two agents in project `alpha` of `fab-ai`, one in `beta`.
+    struct Tenant;
+    impl PlanContext for Tenant {
+        fn destinations_below(&self, _: &str) -> Vec<Destination> {
+            Vec::new()
+        }
+        fn destination(&self, _: &str) -> Option<Destination> {
+            None
+        }
+        fn has_identity(&self, _: &str) -> bool {
+            false
+        }
+        fn workloads_below(&self, prefix: &str) -> Vec<String> {
+            ["foundry:fab-ai/alpha/asst_1", "foundry:fab-ai/alpha/asst_2", "foundry:fab-ai/beta/asst_3"]
+                .into_iter()
+                .filter(|w| w.starts_with(prefix))
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    fn what_if(changes: Value) -> Plan {
+        read(json!({"status": "Succeeded", "changes": changes}).to_string().as_bytes()).unwrap()
+    }
+
+    /// ARM what-if of a new Foundry project: its system identity is planned, and a role
+    /// assignment whose principal is the unresolved `reference(...)` of it is that identity's.
+    #[test]
+    fn a_what_if_names_the_planned_project_identity_behind_a_role_assignment() {
+        let project = format!("{ACCOUNT}/projects/gamma");
+        let plan = what_if(json!([
+            {"resourceId": project, "changeType": "Create", "after": {
+                "type": "Microsoft.CognitiveServices/accounts/projects", "name": "fab-ai/gamma",
+                "identity": {"type": "SystemAssigned"}, "properties": {}}},
+            {"resourceId": format!("{ACCOUNT}/deployments/gpt-4o"), "changeType": "Create", "after": {
+                "type": "Microsoft.CognitiveServices/accounts/deployments"}},
+            {"resourceId": format!("{ACCOUNT}/providers/Microsoft.Authorization/roleAssignments/1"), "changeType": "Create", "after": {
+                "type": "Microsoft.Authorization/roleAssignments", "properties": {
+                    "principalId": "[reference(resourceId('Microsoft.CognitiveServices/accounts/projects', 'fab-ai', 'gamma'), '2025-06-01', 'full').identity.principalId]",
+                    "roleDefinitionId": "/providers/Microsoft.Authorization/roleDefinitions/5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"}}},
+        ]));
+        let Resource::Foundry { level, name, identity, .. } = &plan.changes[0].resource else { panic!("{plan:?}") };
+        assert_eq!((*level, name.as_str()), (FoundryLevel::Project, "gamma"), "the name is the id's last segment");
+        assert_eq!(*identity, Some(Principal::Planned(project.clone())));
+        let Resource::RoleAssignment { principal, .. } = &plan.changes[1].resource else { panic!("{plan:?}") };
+        assert_eq!(*principal, Principal::Planned(project.clone()));
+        assert_eq!(plan.skipped.len(), 1, "the model deployment grants nothing: {plan:?}");
+        let prediction = predict(&plan, &Tenant);
+        assert_eq!(prediction.causes.get(&format!("planned:{project}")), Some(&project));
+    }
+
+    /// An account-level connection with a key is the authority over its target for the tools
+    /// of every project of the account; its deletion takes that grant away; deleting a project
+    /// deletes its agents.
+    #[test]
+    fn foundry_connections_and_projects_change_what_the_agents_below_them_reach() {
+        let connection = format!("{ACCOUNT}/connections/search");
+        let plan = what_if(json!([
+            {"resourceId": connection, "changeType": "Create", "after": {
+                "type": "Microsoft.CognitiveServices/accounts/connections", "name": "search",
+                "properties": {"authType": "ApiKey", "category": "CognitiveSearch", "target": "https://fab-search.search.windows.net"}}},
+        ]));
+        let prediction = predict(&plan, &Tenant);
+        let holders: BTreeSet<&str> = prediction.overlay.upserts.grants.iter().map(|g| g.identity.as_str()).collect();
+        assert_eq!(
+            holders,
+            BTreeSet::from(["foundry-connection:fab-ai/alpha/search", "foundry-connection:fab-ai/beta/search"])
+        );
+        assert_eq!(prediction.overlay.workloads.len(), 3, "every agent of the account is recomputed");
+
+        // An Entra-authenticated connection of a project the plan does not declare runs as that
+        // project's identity, which SV0 cannot name from a plan: nothing is guessed.
+        let plan = what_if(json!([
+            {"resourceId": format!("{ACCOUNT}/projects/alpha/connections/aoai"), "changeType": "Create", "after": {
+                "type": "Microsoft.CognitiveServices/accounts/projects/connections",
+                "properties": {"authType": "AAD", "category": "AzureOpenAI", "target": "https://fab-ai.openai.azure.com"}}},
+        ]));
+        let prediction = predict(&plan, &Tenant);
+        assert!(prediction.overlay.upserts.grants.is_empty(), "{:?}", prediction.overlay.upserts.grants);
+        assert!(prediction.overlay.upserts.identities.is_empty());
+
+        let plan = what_if(json!([
+            {"resourceId": format!("{ACCOUNT}/projects/alpha/connections/key"), "changeType": "Delete", "before": {
+                "type": "Microsoft.CognitiveServices/accounts/projects/connections", "properties": {"authType": "ApiKey"}}},
+            {"resourceId": format!("{ACCOUNT}/projects/beta"), "changeType": "Delete", "before": {
+                "type": "Microsoft.CognitiveServices/accounts/projects"}},
+        ]));
+        let prediction = predict(&plan, &Tenant);
+        let lower = format!("{ACCOUNT}/projects/alpha/connections/key").to_ascii_lowercase();
+        assert!(prediction.overlay.is_removed(EntityList::Grants, &lower));
+        assert!(prediction.overlay.is_removed(EntityList::Workloads, "foundry:fab-ai/beta/asst_3"));
+        assert!(!prediction.overlay.is_removed(EntityList::Workloads, "foundry:fab-ai/alpha/asst_1"));
     }
 }

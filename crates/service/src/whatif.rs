@@ -88,6 +88,11 @@ impl PlanContext for ViewsContext<'_> {
         }
         self.views.entity(self.tenant, sv0_domain::snapshot::EntityList::Destinations, id).ok().flatten()
     }
+    fn workloads_below(&self, prefix: &str) -> Vec<String> {
+        self.views
+            .entity_ids_with_prefix(self.tenant, sv0_domain::snapshot::EntityList::Workloads, prefix, usize::MAX)
+            .unwrap_or_default()
+    }
     fn has_identity(&self, id: &str) -> bool {
         self.views
             .entity::<sv0_domain::model::Identity>(self.tenant, sv0_domain::snapshot::EntityList::Identities, id)
