@@ -102,7 +102,8 @@ pub(crate) fn apply(t: &mut Tables<'_>, record: &Record, event: &Event) -> Resul
         EventPayload::ScanCompleted(completed) => scan::scan_completed(t, tenant, seq, event, completed),
         EventPayload::ScanQuarantined(quarantined) => scan::scan_quarantined(t, tenant, seq, quarantined),
         EventPayload::ScanReleased(released) => scan::scan_released(t, tenant, seq, event, released),
-        EventPayload::PolicySet(set) => scan::policy_set(t, tenant, seq, &set.policy),
+        EventPayload::PolicySet(set) => scan::policy_set(t, tenant, seq, event, &set.policy),
+        EventPayload::PolicyApproved(approved) => scan::policy_approved(t, tenant, event, approved),
         EventPayload::ApprovalRecorded(approval) => approval_recorded(t, tenant, seq, event, approval),
         EventPayload::KeyRegistered(registered) => key_registered(t, tenant, seq, registered),
         EventPayload::KeyRotated(rotated) => key_rotated(t, tenant, seq, rotated),
@@ -184,6 +185,7 @@ pub(crate) fn assess_scopes(
 ) -> Result<Vec<ScopeAssessment>, ProjectionError> {
     let heads: Vec<BaselineHead> = scan(&t.baselines, "baselines", &t_prefix(tenant, &[]))?;
     let policy = scan::policy(t, tenant)?;
+    let rego = scan::rego_state(t, tenant)?;
     let mut out = Vec::new();
     for head in heads {
         let scope_key = head.scope.key();
@@ -227,7 +229,7 @@ pub(crate) fn assess_scopes(
             ScanTrigger::Manual | ScanTrigger::Scheduled => None,
         };
         let disposition = crate::rego::scope_disposition(
-            policy.rego.as_ref(),
+            rego.in_force.as_ref(),
             tenant,
             &head.scope.canonical(),
             head.version,

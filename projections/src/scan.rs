@@ -21,7 +21,7 @@ use sv0_domain::events::{Event, ScanCompleted, ScanQuarantined, ScanReleased, Sc
 use sv0_domain::findings::{self, Finding, PathOf};
 use sv0_domain::model::{Binding, Credential, Destination, Evidence, Grant, Identity, Owner, OwnerStatus};
 use sv0_domain::paths::{AuthorityPath, PathSelection, compute_selected_paths};
-use sv0_domain::policy::Policy;
+use sv0_domain::policy::{Policy, RegoState};
 use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::{CoverageMode, Entities, EntityList, ListCoverage};
 use sv0_domain::{TenantId, Timestamp};
@@ -58,6 +58,34 @@ enum ChangeKind {
 /// The tenant's policy (the default until a `policy.set`).
 pub(crate) fn policy(t: &Tables<'_>, tenant: &TenantId) -> Result<Policy, ProjectionError> {
     Ok(get(&t.policies, "policies", &t_key(tenant, &[]))?.unwrap_or_default())
+}
+
+/// The key (below the tenant's) of its `RegoState` in the policies table.
+pub(crate) const REGO_STATE: &[u8] = b"rego";
+
+/// Which Rego policy decides the tenant's dispositions, and which waits for an approval.
+pub(crate) fn rego_state(t: &Tables<'_>, tenant: &TenantId) -> Result<RegoState, ProjectionError> {
+    Ok(get(&t.policies, "policies", &t_key(tenant, &[REGO_STATE]))?.unwrap_or_default())
+}
+
+/// `policy.approved`: the policy waiting for a second person is in force, when the approver
+/// is not the person who set it and approved the policy that is set. Anything else (an event
+/// a log writer forged, a race with a newer `policy.set`) changes nothing.
+pub(crate) fn policy_approved(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    event: &Event,
+    approved: &sv0_domain::events::PolicyApproved,
+) -> Result<(), ProjectionError> {
+    let by = sv0_domain::events::Actor::principal_of(&event.meta.actor);
+    let current = policy(t, tenant)?;
+    match rego_state(t, tenant)?.after_approval(current.rego.as_ref(), &approved.digest, by) {
+        Ok(rego) => put(&mut t.policies, &t_key(tenant, &[REGO_STATE]), &rego),
+        Err(why) => {
+            tracing::warn!(%tenant, %why, "policy.approved changes nothing");
+            Ok(())
+        }
+    }
 }
 
 fn tenant_state(t: &Tables<'_>, tenant: &TenantId) -> Result<Option<TenantState>, ProjectionError> {
@@ -960,9 +988,13 @@ pub(crate) fn policy_set(
     t: &mut Tables<'_>,
     tenant: &TenantId,
     seq: u64,
+    event: &Event,
     policy: &Policy,
 ) -> Result<(), ProjectionError> {
     put(&mut t.policies, &t_key(tenant, &[]), policy)?;
+    let by = sv0_domain::events::Actor::principal_of(&event.meta.actor);
+    let rego = rego_state(t, tenant)?.after_set(policy.rego.as_ref(), by, seq);
+    put(&mut t.policies, &t_key(tenant, &[REGO_STATE]), &rego)?;
     let Some(mut state) = tenant_state(t, tenant)? else { return Ok(()) };
     let workloads: Selections =
         entity_ids(&t.entities, tenant, EntityList::Workloads)?.into_iter().map(|w| (w, None)).collect();

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::error::ProjectionError;
 
 /// The layout of the views: a views file of another layout is refolded from the log.
-pub const FORMAT: &[u8] = b"sv0-views-7";
+pub const FORMAT: &[u8] = b"sv0-views-8";
 
 /// One raw row: key bytes and value bytes.
 pub type Row = (Vec<u8>, Vec<u8>);

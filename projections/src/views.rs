@@ -562,6 +562,14 @@ impl Views {
         Ok(get(&table, "policies", &key(&[tenant.as_str().as_bytes()]))?.unwrap_or_default())
     }
 
+    /// Which Rego policy decides the tenant's dispositions, and which waits for a second
+    /// person's approval.
+    pub fn rego_state(&self, tenant: &TenantId) -> Result<sv0_domain::policy::RegoState, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::POLICIES)?;
+        Ok(get(&table, "policies", &key(&[tenant.as_str().as_bytes(), crate::scan::REGO_STATE]))?.unwrap_or_default())
+    }
+
     /// What a scan changed, entity by entity.
     pub fn scan_diff(&self, tenant: &TenantId, scan_id: &str) -> Result<Option<EntityDiff>, ProjectionError> {
         let txn = self.db.begin_read()?;

@@ -173,6 +173,26 @@ struct Ids {
     finding: String,
     throwaway: String,
     policy: String,
+    /// An admin of contoso, who sets the policies approvals are asked for.
+    admin: String,
+}
+
+/// Sets a fresh `replace` Rego policy as contoso's admin (waiting for a second person) and
+/// returns its digest.
+fn pending_policy(server: &Server, ids: &Ids) -> String {
+    static SET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SET.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut policy: Value = serde_json::from_str(&ids.policy).unwrap();
+    policy["rego"] = serde_json::json!({
+        "mode": "replace",
+        "source": format!("package sv0\n\n# matrix {n}\ndefault decision := \"requires_review\"\n"),
+    });
+    let headers = [("Authorization", format!("Bearer {}", ids.admin)), ("Content-Type", "application/json".into())];
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let set = request(&server.addr, "PUT", "/api/v1/policy", &headers, policy.to_string().as_bytes());
+    assert_eq!(set.status, 200, "{set:?}");
+    let state = server.get("/api/v1/policy/approvals", Some(&ids.admin)).json();
+    state["pending"]["digest"].as_str().unwrap_or_else(|| panic!("{state}")).to_string()
 }
 
 /// The request that succeeds on `route` for a role that may call it: real ids, a scope with
@@ -217,6 +237,11 @@ fn call(server: &Server, method: &str, route: &str, token: Option<&str>, ids: &I
             let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
             request(&server.addr, "PUT", &url, &headers, ids.policy.as_bytes())
         }
+        ("POST", "/policy/approvals") => {
+            let digest = pending_policy(server, ids);
+            let body = serde_json::json!({ "digest": digest, "note": "matrix" });
+            server.post(&url, token, "application/json", body.to_string().as_bytes())
+        }
         ("POST", "/findings/acknowledgements") => {
             let body = serde_json::json!({ "acknowledge": [{ "finding_id": ids.finding, "due": "2026-12-31" }], "note": "matrix" });
             server.post(&url, token, "application/json", body.to_string().as_bytes())
@@ -255,6 +280,7 @@ fn every_route_gives_the_documented_status_for_every_caller() {
         throwaway: throwaway.split('_').nth(1).unwrap().to_string(),
         // The default policy (another tenant's, which has none set), so no body names contoso.
         policy: server.get("/api/v1/policy", Some(&f.other)).body,
+        admin: admin.clone(),
     };
 
     for route in ROUTES {
@@ -1242,4 +1268,80 @@ fn a_plan_posted_to_the_api_is_judged_and_can_be_approved_as_intent() {
     let baseline = &approved.json()["baseline"];
     assert_eq!(baseline["intent"].as_array().unwrap().len(), 1, "{baseline}");
     assert!(baseline["plan_digest"].as_str().unwrap().starts_with("sha256:"));
+}
+
+/// Reads what the server sends on `stream` until it closes it or `within` passes: the bytes
+/// and whether it closed.
+fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (String, bool) {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+/// An anonymous client cannot make the server read a large body, hold a connection open by
+/// sending its headers slowly, or take every connection: it is answered from the headers,
+/// routes other than snapshots, plans and the policy take 64 KiB, slow headers are cut off,
+/// and connections beyond the cap are closed as they arrive.
+#[test]
+fn the_server_authenticates_before_reading_and_closes_slow_and_surplus_clients() {
+    let f = fixture();
+    let server = Server::start(&f.data, &["--max-connections", "4"]);
+    // 10 MB announced, none sent: the answer comes from the headers alone.
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    let head = format!(
+        "POST /api/v1/scans HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 10485760\r\n\r\n",
+        server.addr
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let started = std::time::Instant::now();
+    let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("missing-token"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(stream);
+    // The same for a forbidden role on a route that takes a body.
+    let viewer = &f.roles.iter().find(|(r, _)| *r == Role::Viewer).unwrap().1;
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    let head = format!(
+        "POST /api/v1/approvals HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {viewer}\r\nContent-Type: application/json\r\nContent-Length: 10485760\r\n\r\n",
+        server.addr
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(5));
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    drop(stream);
+
+    // 100 KiB to a small route, as an admin: refused as too large.
+    let admin = &f.roles.iter().find(|(r, _)| *r == Role::Admin).unwrap().1;
+    let big = format!(r#"{{"name":"{}","principal":"x@contoso.example","roles":["viewer"]}}"#, "n".repeat(100 * 1024));
+    let reply = server.post("/api/v1/tokens", Some(admin), "application/json", big.as_bytes());
+    assert_eq!((reply.status, reply.problem()), (413, "body-too-large".to_string()), "{reply:?}");
+    assert!(reply.body.contains("65536"), "{reply:?}");
+
+    // Slow headers: cut off after the header read timeout.
+    let mut slow = TcpStream::connect(&server.addr).unwrap();
+    slow.write_all(b"GET /api/v1/paths HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let (_, closed) = read_until_closed(&mut slow, sv0_api::HEADER_READ_TIMEOUT + Duration::from_secs(5));
+    assert!(closed, "a client that never finishes its headers is disconnected");
+    drop(slow);
+
+    // Four idle connections hold every slot; a fifth is closed at once, and a slot freed
+    // serves again.
+    let idle: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(&server.addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut surplus = TcpStream::connect(&server.addr).unwrap();
+    let _ = surplus.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (answer, closed) = read_until_closed(&mut surplus, Duration::from_secs(3));
+    assert!(closed && answer.is_empty(), "the connection over the cap is closed unanswered: {answer:?}");
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(300));
+    let reply = server.get("/healthz", None);
+    assert_eq!(reply.status, 200, "{reply:?}");
 }

@@ -234,6 +234,11 @@ fn fixtures() -> Vec<Event> {
             by: "sam.analyst@contoso.example".into(),
             note: "a fix is scheduled in sprint 14".into(),
         }),
+        EventPayload::PolicyApproved(sv0_domain::events::PolicyApproved {
+            digest: format!("sha256:{}", "5e".repeat(32)),
+            approved_by: "sam.approver@contoso.example".into(),
+            note: "reviewed with the CISO: it only approves the sandbox projects".into(),
+        }),
     ];
     payloads.into_iter().enumerate().map(|(n, payload)| Event { meta: meta(n as u8 + 1), payload }).collect()
 }

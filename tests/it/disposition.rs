@@ -60,6 +60,30 @@ fn set_rego(data: &Path, dir: &TempDir, source: &str, mode: &str) -> (u8, String
     sv0_in(data, &["policy", "set", "--rego", file.to_str().unwrap(), "--rego-mode", mode])
 }
 
+/// Runs `sv0` in the data directory as `principal` (the host operator's configured identity).
+fn as_person(data: &Path, principal: &str, args: &[&str]) -> (u8, String) {
+    std::fs::write(data.join("sv0.toml"), format!("[identity]\nprincipal = \"{principal}\"\n")).unwrap();
+    let result = sv0_in(data, args);
+    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"riley@contoso.example\"\n").unwrap();
+    result
+}
+
+/// The digest of the Rego policy waiting for a second person's approval.
+fn pending_digest(data: &Path) -> String {
+    let (code, out) = sv0_in(data, &["policy", "show"]);
+    assert_eq!(code, 0, "{out}");
+    let line = out.lines().find(|l| l.contains("waiting for approval")).unwrap_or_else(|| panic!("{out}"));
+    line.split_whitespace().find(|w| w.starts_with("sha256:")).unwrap().to_string()
+}
+
+/// A second approver approves the policy waiting.
+fn approve_policy(data: &Path) {
+    let digest = pending_digest(data);
+    let (code, out) =
+        as_person(data, "sam@contoso.example", &["policy", "approve", "--digest", &digest, "--note", "reviewed"]);
+    assert_eq!(code, 0, "{out}");
+}
+
 fn rules(disposition: &Value) -> Vec<String> {
     disposition["reasons"].as_array().unwrap().iter().map(|r| r["rule"].as_str().unwrap().to_string()).collect()
 }
@@ -106,6 +130,14 @@ fn a_rego_policy_replaces_or_extends_the_built_in_rules() {
     let (code, out) = set_rego(&data, &dir, FINANCE_IS_REJECTED, "replace");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("Rego (replaces the built-in rules"), "{out}");
+    assert!(out.contains("waiting for approval"), "{out}");
+    // A replacing policy decides nothing until a second person approves it.
+    assert_eq!(delta(&data)["disposition"]["decision"], "requires_review");
+    let digest = pending_digest(&data);
+    let (code, out) = sv0_in(&data, &["policy", "approve", "--digest", &digest, "--note", "mine"]);
+    assert_eq!(code, 2, "the person who set it cannot approve it: {out}");
+    assert!(out.contains("second person"), "{out}");
+    approve_policy(&data);
     let doc = delta(&data);
     assert_eq!(doc["disposition"]["decision"], "rejected");
     assert_eq!(rules(&doc["disposition"]), ["ORG-FIN-1", "ORG-FIN-1"]);
@@ -166,28 +198,96 @@ fn a_policy_that_does_not_compile_is_refused_and_changes_nothing() {
 }
 
 #[test]
-fn a_policy_that_fails_at_evaluation_rejects_instead_of_approving() {
+fn a_policy_that_fails_when_it_runs_is_refused_before_it_is_recorded() {
     let dir = deployed();
     let data = dir.join("data");
+    // `policy set` runs a policy on every baselined scope before recording it: one that fails
+    // is refused, and nothing changes.
+    let (_, before) = sv0_in(&data, &["policy", "show", "--json"]);
     for (source, says) in [
         ("package sv0\n\ndecision := 42\n", "not a string"),
         ("package sv0\n\ndecision := \"ship it\"\n", "none of approved"),
         ("package sv0\n\ndecision := \"approved\" if { false }\n", "decided nothing"),
         // No clock in the engine: time comes from events, so a policy cannot read the wall clock.
-        ("package sv0\n\ndecision := \"approved\" if { time.now_ns() > 0 }\n", "failed"),
+        ("package sv0\n\ndecision := \"approved\" if { time.now_ns() > 0 }\n", "fails when it runs"),
         (
             "package sv0\n\ndecision := \"approved\" if { count(input.delta) > 0 }\ndecision := \"rejected\" if { count(input.delta) > 0 }\n",
-            "failed",
+            "fails when it runs",
         ),
+        // A memory bomb costs one worker process, within its limits.
+        ("package sv0\n\ndefault decision := \"approved\"\nn := count(numbers.range(0, 100000000000))\n", "limits"),
     ] {
-        let (code, out) = set_rego(&data, &dir, source, "replace");
-        assert_eq!(code, 0, "{out}");
-        let doc = delta(&data);
-        assert_eq!(doc["disposition"]["decision"], "rejected", "{source}: {}", doc["disposition"]);
-        let text = doc["disposition"]["reasons"][0]["text"].as_str().unwrap();
-        assert!(text.contains(says), "{source}: {text}");
-        assert_eq!(doc["disposition"]["reasons"][0]["rule"], "policy");
+        for mode in ["replace", "extend"] {
+            let (code, out) = set_rego(&data, &dir, source, mode);
+            assert_eq!(code, 2, "{source}: {out}");
+            assert!(out.contains(says), "{source}: {out}");
+        }
     }
+    let (_, after) = sv0_in(&data, &["policy", "show", "--json"]);
+    assert_eq!(before, after);
+}
+
+/// A policy that passed `policy set`'s checks but fails on the log (a process that can write
+/// to the log appended it, or the data changed): a failed policy is `rejected` with the reason,
+/// never a crash of the reads, the fold or `sv0 rebuild`, and `policy set` replaces it.
+#[test]
+fn a_policy_bomb_on_the_log_rejects_and_stops_nothing() {
+    let dir = deployed();
+    let data = dir.join("data");
+    let bomb = "package sv0\n\ndefault decision := \"approved\"\nn := count(numbers.range(0, 100000000000))\ndecision := \"approved\" if { n > 0 }\n";
+    crate::block_on(async {
+        use sv0_log::EventLog;
+        let service = sv0_service::Service::open(&data).await.unwrap();
+        let tenant = service.tenant(None).unwrap();
+        let mut policy = service.policy(&tenant).unwrap();
+        policy.rego = Some(sv0_domain::policy::RegoPolicy {
+            mode: sv0_domain::policy::RegoMode::Extend,
+            source: bomb.to_string(),
+        });
+        let event = sv0_domain::events::Event::by(
+            sv0_domain::EventId([7; 16]),
+            &tenant,
+            sv0_domain::Timestamp::now(),
+            &sv0_domain::events::Actor::host("mallory@contoso.example"),
+            sv0_domain::events::EventPayload::PolicySet(sv0_domain::events::PolicySet { policy }),
+        );
+        let record = sv0_service::import::new_event(&event).unwrap();
+        service.log().append(&format!("{tenant}.policy"), sv0_log::Expected::Any, vec![record]).await.unwrap();
+    });
+    let doc = delta(&data);
+    assert_eq!(doc["disposition"]["decision"], "rejected", "{}", doc["disposition"]);
+    let text = doc["disposition"]["reasons"].as_array().unwrap().last().unwrap()["text"].as_str().unwrap();
+    assert!(text.contains("limits"), "{text}");
+    // The fold evaluates it too, for the next scan; a rebuild folds everything again.
+    import(&dir, 2);
+    let (code, out) = sv0_in(&data, &["rebuild"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(delta(&data)["disposition"]["decision"], "rejected");
+    // The way out works on the data directory as it is.
+    let (code, out) = sv0_in(&data, &["policy", "set", "--no-rego"]);
+    assert_eq!(code, 0, "{out}");
+    assert_ne!(delta(&data)["disposition"]["decision"], "rejected");
+}
+
+/// An admin's approve-everything policy changes no verdict on its own; approved by a second
+/// person it decides, but never approves flagged reach into sensitive data nobody declared.
+#[test]
+fn an_admins_approve_all_policy_needs_an_approver_and_never_approves_flagged_finance_writes() {
+    let dir = deployed();
+    let data = dir.join("data");
+    assert_eq!(delta(&data)["disposition"]["decision"], "requires_review");
+    let (code, out) = set_rego(&data, &dir, "package sv0\n\ndefault decision := \"approved\"\n", "replace");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(delta(&data)["disposition"]["decision"], "requires_review", "not in force yet");
+    approve_policy(&data);
+    let doc = delta(&data);
+    assert_eq!(doc["disposition"]["decision"], "requires_review", "{}", doc["disposition"]);
+    let last = doc["disposition"]["reasons"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["text"].as_str().unwrap().contains("cannot approve flagged reach"), "{last}");
+    // An approval of another policy than the one waiting, or with nothing waiting, is refused.
+    let (code, out) =
+        as_person(&data, "sam@contoso.example", &["policy", "approve", "--digest", "sha256:00", "--note", "x"]);
+    assert_eq!(code, 2, "{out}");
 }
 
 fn baselines(data: &Path) -> Vec<Value> {

@@ -28,8 +28,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post, put};
 use sv0_log::EventLog;
@@ -38,6 +39,22 @@ use sv0_service::Service;
 
 /// The largest request body (a pushed snapshot) by default.
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// The largest body of every route but those that take snapshots and plans (`POST /scans`,
+/// `/whatif`, `/approvals`) and the webhooks'.
+pub const SMALL_BODY: usize = 64 * 1024;
+
+/// The largest body of `PUT /policy` (a Rego policy is at most 256 KiB).
+pub const POLICY_BODY: usize = 1024 * 1024;
+
+/// Connections served at once; a connection beyond them is closed as it is accepted.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// How long a client may take to send a request's headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a request may take, its body included (a 64 MiB snapshot at 1 MB/s fits).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Views further behind the log head than this are not ready.
 pub const READY_LAG: u64 = 1_000;
@@ -53,8 +70,10 @@ pub struct ApiState<L: EventLog> {
     pub commands: tokio::sync::Mutex<Service<L>>,
     /// Failed authentications per client address.
     pub failures: auth::FailedAuth,
-    /// The largest request body accepted.
+    /// The largest request body accepted (snapshots and plans).
     pub max_body: usize,
+    /// Connections served at once.
+    pub max_connections: usize,
     /// What a sync reads: the snapshot a collector keeps current, or connectors.
     pub sync_source: Option<syncs::SyncSource>,
     /// The syncs of this process.
@@ -85,6 +104,7 @@ impl<L: EventLog + Clone> ApiState<L> {
             commands: tokio::sync::Mutex::new(commands),
             failures: auth::FailedAuth::default(),
             max_body: MAX_BODY,
+            max_connections: MAX_CONNECTIONS,
             sync_source: None,
             syncs: syncs::Syncs::default(),
             requests: Arc::default(),
@@ -107,15 +127,21 @@ pub fn router<L: EventLog + Clone>(state: Arc<ApiState<L>>) -> Router {
     let mut api: Router<Arc<ApiState<L>>> =
         Router::new().route("/openapi.json", get(|| async { axum::Json(routes::openapi()) }));
     let mut paths: std::collections::BTreeMap<&str, MethodRouter<Arc<ApiState<L>>>> = Default::default();
+    let max_body = state.max_body;
     for spec in routes::ROUTES {
-        let handler = handler::<L>(spec);
+        // The caller is authenticated from the headers before anything reads the body.
+        let guard = axum::middleware::from_fn_with_state((Arc::clone(&state), spec.permission), authenticate::<L>);
+        let mut handler = handler::<L>(spec).route_layer(guard);
+        let limit = body_limit(spec, max_body);
+        if limit != SMALL_BODY {
+            handler = handler.layer(DefaultBodyLimit::max(limit));
+        }
         let entry = paths.remove(spec.path).unwrap_or_default();
         paths.insert(spec.path, entry.merge(handler));
     }
     for (path, method_router) in paths {
         api = api.route(path, method_router);
     }
-    let max_body = state.max_body;
     let requests = Arc::clone(&state.requests);
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -124,9 +150,49 @@ pub fn router<L: EventLog + Clone>(state: Arc<ApiState<L>>) -> Router {
         .route("/integrations/github/deployment-protection", post(github::deployment_protection::<L>))
         .route("/integrations/azure-devops/check", post(azure_devops::check::<L>))
         .nest("/api/v1", api.fallback(|| async { problem::Problem::not_found("no such route") }))
-        .layer(DefaultBodyLimit::max(max_body))
+        .layer(DefaultBodyLimit::max(SMALL_BODY))
         .route_layer(axum::middleware::from_fn_with_state(requests, metrics::track))
+        .layer(axum::middleware::from_fn(bounded_in_time))
         .with_state(state)
+}
+
+/// The largest body a route takes: `max_body` for snapshots and plans, `POLICY_BODY` for a
+/// policy, `SMALL_BODY` for everything else.
+pub(crate) fn body_limit(spec: &routes::RouteSpec, max_body: usize) -> usize {
+    match (spec.method, spec.path) {
+        ("POST", "/scans" | "/whatif" | "/approvals") => max_body,
+        ("PUT", "/policy") => POLICY_BODY,
+        _ => SMALL_BODY,
+    }
+}
+
+/// Refuses a caller whose token does not permit the route's permission, from the headers
+/// alone: an anonymous or forbidden request is answered before its body is read.
+async fn authenticate<L: EventLog>(
+    State((state, permission)): State<(Arc<ApiState<L>>, sv0_domain::access::Permission)>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match auth::authorize(
+        &state.views,
+        state.oidc.as_deref(),
+        &state.failures,
+        request.headers(),
+        addr.ip(),
+        permission,
+    ) {
+        Ok(_) => next.run(request).await,
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// Answers 408 to a request not complete within `REQUEST_TIMEOUT` (a body sent slowly).
+async fn bounded_in_time(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => problem::Problem::request_timeout(REQUEST_TIMEOUT.as_secs()).into_response(),
+    }
 }
 
 /// The handler of one route of `routes::ROUTES`.
@@ -154,6 +220,8 @@ fn handler<L: EventLog + Clone>(spec: &routes::RouteSpec) -> MethodRouter<Arc<Ap
         ("GET", "/checkpoint") => get(routes::checkpoint::<L>),
         ("GET", "/policy") => get(routes::policy::<L>),
         ("PUT", "/policy") => put(routes::set_policy::<L>),
+        ("GET", "/policy/approvals") => get(routes::policy_approvals::<L>),
+        ("POST", "/policy/approvals") => post(routes::approve_policy::<L>),
         ("GET", "/replay/paths") => get(routes::replay_paths::<L>),
         ("GET", "/replay/findings") => get(routes::replay_findings::<L>),
         ("GET", "/tokens") => get(routes::tokens::<L>),
@@ -236,7 +304,57 @@ pub async fn serve<L: EventLog + Clone>(
     state: Arc<ApiState<L>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let connections = state.max_connections;
+    serve_router(listener, router(state), connections, shutdown).await
+}
+
+/// The accept loop: at most `connections` connections (one more is closed at once), each
+/// with `HEADER_READ_TIMEOUT` to send its headers; on `shutdown`, the connections in flight
+/// finish (at most 30 s).
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    connections: usize,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, and go on serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(%addr, limit = connections, "connection refused: too many connections");
+            drop(stream);
+            continue;
+        };
+        let service =
+            hyper_util::service::TowerToHyperService::new(app.clone().layer(axum::Extension(ConnectInfo(addr))));
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%addr, error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
+        tracing::warn!("connections still open 30 s after shutdown were dropped");
+    }
+    Ok(())
 }

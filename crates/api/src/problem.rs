@@ -116,6 +116,16 @@ impl Problem {
         )
     }
 
+    /// A request that took longer than the server allows (a slow client).
+    pub fn request_timeout(seconds: u64) -> Problem {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request-timeout",
+            "Request timeout",
+            format!("the request was not complete within {seconds} s"),
+        )
+    }
+
     /// A body of another content type than JSON.
     pub fn unsupported_media_type() -> Problem {
         Problem::new(

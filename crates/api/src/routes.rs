@@ -283,6 +283,22 @@ pub const ROUTES: &[RouteSpec] = &[
     },
     RouteSpec {
         method: "GET",
+        path: "/policy/approvals",
+        permission: Permission::Read,
+        summary: "Which Rego policy decides the tenant's dispositions, and which waits for a second person's approval",
+        query: &[],
+        success: 200,
+    },
+    RouteSpec {
+        method: "POST",
+        path: "/policy/approvals",
+        permission: Permission::Approve,
+        summary: "Approve the Rego policy waiting for approval ({\"digest\", \"note\"}); not by the person who set it",
+        query: &[],
+        success: 200,
+    },
+    RouteSpec {
+        method: "GET",
         path: "/checkpoint",
         permission: Permission::Evidence,
         summary: "The pack tree's checkpoint, a C2SP signed note (text/plain)",
@@ -1013,7 +1029,7 @@ pub(crate) async fn start_sync<L: EventLog + Clone + Send + Sync + 'static>(
     let c = ask.caller(Permission::Scan)?;
     let s = &ask.s;
     json_body(&ask.headers)?;
-    let bytes = body(bytes, s.max_body)?;
+    let bytes = body(bytes, crate::SMALL_BODY)?;
     let request: crate::syncs::SyncRequest =
         serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid sync request: {e}")))?;
     let record = crate::syncs::start(s, &c.tenant, &c.principal, request)?;
@@ -1053,7 +1069,7 @@ pub(crate) async fn acknowledge<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, B
     let c = ask.caller(Permission::Acknowledge)?;
     let s = &ask.s;
     json_body(&ask.headers)?;
-    let bytes = body(bytes, s.max_body)?;
+    let bytes = body(bytes, crate::SMALL_BODY)?;
     let request: AcknowledgeBody = serde_json::from_slice(&bytes)
         .map_err(|e| Problem::invalid_request(format!("invalid acknowledgement: {e}")))?;
     let acknowledged = acks(&request.acknowledge)?;
@@ -1122,7 +1138,7 @@ pub(crate) async fn issue_token<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, B
     let c = ask.caller(Permission::Administer)?;
     let s = &ask.s;
     json_body(&ask.headers)?;
-    let bytes = body(bytes, s.max_body)?;
+    let bytes = body(bytes, crate::SMALL_BODY)?;
     let request: IssueBody =
         serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid token request: {e}")))?;
     // An admin cannot approve, so an admin cannot mint an approver either: approver tokens are
@@ -1157,11 +1173,40 @@ pub(crate) async fn policy<L: EventLog>(ask: Ask<L>) -> Reply {
     ok(s.reader.policy(&c.tenant)?)
 }
 
+pub(crate) async fn policy_approvals<L: EventLog>(ask: Ask<L>) -> Reply {
+    let c = ask.caller(Permission::Read)?;
+    ok(ask.s.reader.rego_state(&c.tenant)?)
+}
+
+/// `POST /policy/approvals`: `{"digest": "sha256:...", "note": "..."}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyApprovalBody {
+    digest: String,
+    note: String,
+}
+
+pub(crate) async fn approve_policy<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, BytesRejection>) -> Reply {
+    let c = ask.caller(Permission::Approve)?;
+    let s = &ask.s;
+    json_body(&ask.headers)?;
+    let bytes = body(bytes, crate::SMALL_BODY)?;
+    let request: PolicyApprovalBody =
+        serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid approval: {e}")))?;
+    let (state, seq) = s
+        .commands
+        .lock()
+        .await
+        .approve_policy(&c.tenant, &request.digest, &request.note, &c.actor(), Timestamp::now())
+        .await?;
+    ok(json!({ "rego": state, "log_position": seq }))
+}
+
 pub(crate) async fn set_policy<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, BytesRejection>) -> Reply {
     let c = ask.caller(Permission::Administer)?;
     let s = &ask.s;
     json_body(&ask.headers)?;
-    let bytes = body(bytes, s.max_body)?;
+    let bytes = body(bytes, crate::POLICY_BODY)?;
     let policy: sv0_domain::policy::Policy =
         serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid policy: {e}")))?;
     let report = s.commands.lock().await.set_policy(&c.tenant, |_| Ok(policy), &c.actor(), Timestamp::now()).await?;

@@ -54,6 +54,11 @@ impl Actor {
         Actor { principal: principal.to_string(), actor: format!("host:{principal}"), credential: None }
     }
 
+    /// The principal behind an event's `actor` (`host:<p>` and `api:<p>` are the same person).
+    pub fn principal_of(actor: &str) -> &str {
+        actor.strip_prefix("host:").or_else(|| actor.strip_prefix("api:")).unwrap_or(actor)
+    }
+
     /// An API caller: `credential` is `token:<id>` or `oidc:<issuer>#<subject>`.
     pub fn api(principal: &str, credential: String) -> Actor {
         Actor { principal: principal.to_string(), actor: format!("api:{principal}"), credential: Some(credential) }
@@ -125,6 +130,8 @@ pub enum EventPayload {
     Fragment(EventFragment),
     /// A tenant's policy was set.
     PolicySet(PolicySet),
+    /// A second person approved a Rego policy that can loosen the built-in decision.
+    PolicyApproved(PolicyApproved),
     /// A scan tripped a deletion circuit breaker and is held.
     ScanQuarantined(ScanQuarantined),
     /// A person released a quarantined scan: it is applied now.
@@ -142,7 +149,7 @@ pub enum EventPayload {
 /// Name and current schema version of each payload type.
 impl EventPayload {
     /// Every event type name with the schema version this build writes.
-    pub const TYPES: [(&'static str, u32); 14] = [
+    pub const TYPES: [(&'static str, u32); 15] = [
         ("scan.started", 1),
         ("scan.chunk", 1),
         ("scan.completed", 1),
@@ -157,6 +164,7 @@ impl EventPayload {
         ("token.issued", 1),
         ("token.revoked", 1),
         ("findings.acknowledged", 1),
+        ("policy.approved", 1),
     ];
 
     /// The event type name.
@@ -170,6 +178,7 @@ impl EventPayload {
             EventPayload::PackSealed(_) => "pack.sealed",
             EventPayload::Fragment(_) => "event.fragment",
             EventPayload::PolicySet(_) => "policy.set",
+            EventPayload::PolicyApproved(_) => "policy.approved",
             EventPayload::ScanQuarantined(_) => "scan.quarantined",
             EventPayload::ScanReleased(_) => "scan.released",
             EventPayload::KeyRotated(_) => "key.rotated",
@@ -354,6 +363,20 @@ pub struct ScanQuarantined {
     pub removed_entities: u64,
     /// Paths it would have removed.
     pub removed_paths: u64,
+}
+
+/// An approver (not the admin who set it) approved the tenant's Rego policy of this digest: a
+/// `replace` policy, which can turn a built-in `requires_review` into `approved`, is in force
+/// only from such an approval on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyApproved {
+    /// `RegoPolicy::digest` of the policy approved.
+    pub digest: String,
+    /// Who approved it (also the event's actor).
+    pub approved_by: String,
+    /// Why.
+    pub note: String,
 }
 
 /// A person released a quarantined scan.

@@ -197,6 +197,94 @@ pub struct RegoPolicy {
     pub source: String,
 }
 
+impl RegoPolicy {
+    /// `sha256:<hex>` of the mode and the source: what an approver approves.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(self.mode.as_str().as_bytes());
+        hasher.update([0]);
+        hasher.update(self.source.as_bytes());
+        format!("sha256:{}", hex::encode(hasher.finalize()))
+    }
+
+    /// Whether the policy can turn a built-in `requires_review` or `rejected` into `approved`
+    /// (a `replace` policy can; an `extend` one only ever tightens).
+    pub fn can_loosen(&self) -> bool {
+        self.mode == RegoMode::Replace
+    }
+}
+
+/// Which Rego policy decides a tenant's dispositions. A policy that only tightens (`extend`)
+/// is in force as soon as it is set; one that can loosen (`replace`) only once a second person,
+/// an approver other than the one who set it, approved it (`policy.approved`). Until then the
+/// policy in force before stays in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegoState {
+    /// The policy deciding dispositions now.
+    pub in_force: Option<RegoPolicy>,
+    /// Who approved it, for a policy that needed an approval.
+    pub approved_by: Option<String>,
+    /// A policy set and waiting for a second person's approval.
+    pub pending: Option<PendingRego>,
+}
+
+/// A policy that can loosen the built-in decision, set and not yet approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRego {
+    /// Its digest (`RegoPolicy::digest`).
+    pub digest: String,
+    /// Who set it (the principal of the `policy.set` event).
+    pub set_by: String,
+    /// Log position of its `policy.set`.
+    pub set_seq: u64,
+}
+
+impl RegoState {
+    /// The state after `policy.set` of a policy with `rego`, by `by`, at log position `seq`.
+    pub fn after_set(&self, rego: Option<&RegoPolicy>, by: &str, seq: u64) -> RegoState {
+        match rego {
+            None => RegoState::default(),
+            Some(p) if !p.can_loosen() => RegoState { in_force: Some(p.clone()), approved_by: None, pending: None },
+            // Another setting of the policy changed; the Rego policy in force is the same one.
+            Some(p) if self.in_force.as_ref() == Some(p) => RegoState { pending: None, ..self.clone() },
+            Some(p) => RegoState {
+                pending: Some(PendingRego { digest: p.digest(), set_by: by.to_string(), set_seq: seq }),
+                ..self.clone()
+            },
+        }
+    }
+
+    /// The state after `by` approved the policy of digest `digest`, `current` being the one set.
+    /// Refused (with why) when nothing waits, the digest is another policy's, or the approver
+    /// is the person who set it.
+    pub fn after_approval(
+        &self,
+        current: Option<&RegoPolicy>,
+        digest: &str,
+        by: &str,
+    ) -> Result<RegoState, InvalidInput> {
+        let Some(pending) = &self.pending else {
+            return Err(InvalidInput::new("no Rego policy is waiting for an approval"));
+        };
+        let Some(current) = current.filter(|c| c.digest() == pending.digest) else {
+            return Err(InvalidInput::new("the policy waiting for approval is no longer the one set"));
+        };
+        if pending.digest != digest {
+            return Err(InvalidInput::new(format!(
+                "the policy waiting for approval is {}, not {digest}: review it again",
+                pending.digest
+            )));
+        }
+        if pending.set_by == by {
+            return Err(InvalidInput::new(format!(
+                "{by} set this policy: a policy that can approve needs a second person's approval"
+            )));
+        }
+        Ok(RegoState { in_force: Some(current.clone()), approved_by: Some(by.to_string()), pending: None })
+    }
+}
+
 /// How a Rego policy combines with the built-in disposition rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -49,6 +49,13 @@ impl<L: EventLog> Service<L> {
         if let Some(rego) = &policy.rego {
             sv0_projections::rego::check(&rego.source)
                 .map_err(|e| InvalidInput::new(format!("the Rego policy does not compile: {e}")))?;
+            // It runs, within its limits, on every scope it will decide, before it is recorded.
+            if let Err(why) = self.dry_run_policy(tenant, rego)? {
+                return Err(InvalidInput::new(format!(
+                    "the Rego policy fails when it runs, so it would reject everything: {why}"
+                ))
+                .into());
+            }
         }
         let body = serde_json::to_vec(&policy).map_err(|e| InvalidInput::new(e.to_string()))?;
         let event = Event::by(
@@ -71,6 +78,59 @@ impl<L: EventLog> Service<L> {
         self.sync_after(appended.last()).await?;
         info!(%tenant, actor = %by.actor, seq = appended.last(), "policy set");
         Ok(PolicyReport { policy: self.views.policy(tenant)?, seq: appended.last() })
+    }
+
+    /// Which Rego policy decides the tenant's dispositions, and which waits for an approval.
+    pub fn rego_state(&self, tenant: &TenantId) -> Result<sv0_domain::policy::RegoState, ServiceError> {
+        Ok(self.views.rego_state(tenant)?)
+    }
+
+    /// A second person approves the Rego policy waiting for approval (one that can loosen the
+    /// built-in decision): from this event on it decides the tenant's dispositions. `digest` is
+    /// the policy the approver reviewed (`sv0 policy show`); the approver must not be the person
+    /// who set it. Callers check that `by` may approve (the approver role).
+    pub async fn approve_policy(
+        &mut self,
+        tenant: &TenantId,
+        digest: &str,
+        note: &str,
+        by: &Actor,
+        at: Timestamp,
+    ) -> Result<(sv0_domain::policy::RegoState, Seq), ServiceError> {
+        if note.trim().is_empty() {
+            return Err(InvalidInput::new("an approval of a policy needs a --note saying why it may decide").into());
+        }
+        let subject = format!("{tenant}.policy");
+        let head = self.log.subject_head(&subject).await?;
+        self.sync().await?;
+        let state = self.views.rego_state(tenant)?;
+        let current = self.views.policy(tenant)?;
+        // The same checks the fold makes, so that a refusal is an error here, not a no-op there.
+        state.after_approval(current.rego.as_ref(), digest, &by.principal)?;
+        let event = Event::by(
+            derived_id("sv0.policy.approved.v1", tenant, &[&head.unwrap_or(0).to_be_bytes(), digest.as_bytes()]),
+            tenant,
+            at,
+            by,
+            EventPayload::PolicyApproved(sv0_domain::events::PolicyApproved {
+                digest: digest.to_string(),
+                approved_by: by.principal.clone(),
+                note: note.to_string(),
+            }),
+        );
+        let expected = head.map_or(Expected::NoEvents, Expected::LastSeq);
+        let appended = match self.log.append(&subject, expected, vec![new_event(&event)?]).await {
+            Ok(appended) => appended,
+            Err(AppendError::Conflict { .. }) => {
+                return Err(ServiceError::Conflict(format!(
+                    "the policy of tenant {tenant} changed while you approved it. Review it with `sv0 policy show` and approve again"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.sync_after(appended.last()).await?;
+        info!(%tenant, approver = %by.principal, digest, seq = appended.last(), "policy approved");
+        Ok((self.views.rego_state(tenant)?, appended.last()))
     }
 
     /// The tenant's scans, oldest first.

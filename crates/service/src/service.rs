@@ -544,8 +544,8 @@ impl<L: EventLog> Service<L> {
     /// The delta of a scope against its latest baseline, with the verdict.
     pub fn delta(&self, tenant: &TenantId, scope: &Scope) -> Result<DeltaReport, ServiceError> {
         let now = self.scope_now(tenant, scope)?;
-        let policy = self.views.policy(tenant)?;
-        let disposition = sv0_projections::rego::disposition(policy.rego.as_ref(), &now.input(tenant));
+        let rego = self.views.rego_state(tenant)?;
+        let disposition = sv0_projections::rego::disposition(rego.in_force.as_ref(), &now.input(tenant));
         let verification = delta::verify(now.baseline_version, &now.entries, &[]);
         let planned_missing = self
             .views
@@ -572,6 +572,44 @@ impl<L: EventLog> Service<L> {
     pub fn opa_input(&self, tenant: &TenantId, scope: &Scope) -> Result<serde_json::Value, ServiceError> {
         let now = self.scope_now(tenant, scope)?;
         Ok(sv0_projections::rego::input_document(&now.input(tenant)))
+    }
+
+    /// Evaluates `rego` against every baselined scope of the tenant as it stands (and an empty
+    /// document when none is baselined): the first failure (an error, a time or memory limit)
+    /// with the scope it failed on. `sv0 policy set` refuses a policy that fails here.
+    pub fn dry_run_policy(
+        &self,
+        tenant: &TenantId,
+        rego: &sv0_domain::policy::RegoPolicy,
+    ) -> Result<Result<usize, String>, ServiceError> {
+        let heads = self.views.baselines(tenant)?;
+        let mut tried = 0;
+        for head in &heads {
+            let now = self.scope_now(tenant, &head.scope)?;
+            let document = sv0_projections::rego::input_document(&now.input(tenant));
+            if let Err(why) = sv0_projections::rego::try_policy(rego, &document) {
+                return Ok(Err(format!("on scope {}: {why}", head.scope.canonical())));
+            }
+            tried += 1;
+        }
+        if heads.is_empty() {
+            let builtin = sv0_projections::rego::builtin(&[], &[], None);
+            let scope = "all";
+            let input = sv0_projections::rego::DispositionInput {
+                tenant,
+                scope,
+                baseline_version: 0,
+                paths: &[],
+                findings: &[],
+                delta: &[],
+                verification: None,
+                builtin: &builtin,
+            };
+            if let Err(why) = sv0_projections::rego::try_policy(rego, &sv0_projections::rego::input_document(&input)) {
+                return Ok(Err(format!("on an empty tenant: {why}")));
+            }
+        }
+        Ok(Ok(tried))
     }
 
     /// A scope now against its approved baseline.

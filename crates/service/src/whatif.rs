@@ -238,10 +238,10 @@ impl<L: EventLog> Service<L> {
         findings_opened.sort_by(|a, b| a.finding_id.cmp(&b.finding_id));
         let plain: Vec<DeltaEntry> = entries.iter().map(|e| e.entry.clone()).collect();
         let builtin = sv0_projections::rego::builtin(&plain, &predicted.after, None);
-        let policy = self.views.policy(tenant)?;
+        let rego = self.views.rego_state(tenant)?;
         let canonical = scope.canonical();
         let disposition = sv0_projections::rego::disposition(
-            policy.rego.as_ref(),
+            rego.in_force.as_ref(),
             &sv0_projections::rego::DispositionInput {
                 tenant,
                 scope: &canonical,

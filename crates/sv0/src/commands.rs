@@ -255,6 +255,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
                 state.github = Some(Arc::new(app));
             }
             state.failures = sv0_api::auth::FailedAuth::with_limit(args.auth_failures_per_minute);
+            state.max_connections = args.max_connections.max(1);
             let state = Arc::new(state);
             let mut api_stopped = stopped.clone();
             let api = tokio::spawn(sv0_api::serve(listener, state, async move {

@@ -200,6 +200,27 @@ pub async fn policy(
                 print_json(out, &policy)?;
             } else {
                 print_policy(&tenant, &policy, out)?;
+                print_rego_state(&service.rego_state(&tenant)?, out)?;
+            }
+            Ok(EXIT_OK)
+        }
+        PolicyCommand::Approve(args) => {
+            let approver = service.data_dir().principal()?;
+            let (state, seq) = service
+                .approve_policy(
+                    &tenant,
+                    &args.digest,
+                    &args.note,
+                    &sv0_domain::events::Actor::host(&approver),
+                    Timestamp::now(),
+                )
+                .await
+                .map_err(|e| explain(e, "the policy was not approved".to_string()))?;
+            if args.json {
+                print_json(out, &json!({ "rego": state, "log_position": seq }))?;
+            } else {
+                writeln!(out, "Rego policy of tenant {tenant} approved by {approver} (log position {seq})")?;
+                print_rego_state(&state, out)?;
             }
             Ok(EXIT_OK)
         }
@@ -233,6 +254,7 @@ pub async fn policy(
             } else {
                 writeln!(out, "policy of tenant {tenant} set by {actor} (log position {}):", report.seq)?;
                 print_policy(&tenant, &report.policy, out)?;
+                print_rego_state(&service.rego_state(&tenant)?, out)?;
             }
             Ok(EXIT_OK)
         }
@@ -293,6 +315,28 @@ fn edit(mut policy: Policy, args: &PolicySetArgs) -> Result<Policy, InvalidInput
         policy.rego = Some(sv0_domain::policy::RegoPolicy { mode, source });
     }
     Ok(policy)
+}
+
+/// Which Rego policy decides, and which waits for a second person.
+fn print_rego_state(state: &sv0_domain::policy::RegoState, out: &mut dyn Write) -> anyhow::Result<()> {
+    match &state.in_force {
+        Some(rego) => writeln!(
+            out,
+            "  deciding now:          Rego {} ({}{})",
+            rego.digest(),
+            rego.mode.as_str(),
+            state.approved_by.as_ref().map(|by| format!(", approved by {by}")).unwrap_or_default()
+        )?,
+        None => writeln!(out, "  deciding now:          the built-in rules")?,
+    }
+    if let Some(pending) = &state.pending {
+        writeln!(
+            out,
+            "  waiting for approval:  Rego {} set by {} (log position {}): it replaces the built-in rules, so it decides only once another approver runs `sv0 policy approve --digest {} --note \"...\"`",
+            pending.digest, pending.set_by, pending.set_seq, pending.digest
+        )?;
+    }
+    Ok(())
 }
 
 fn print_policy(tenant: &sv0_domain::TenantId, p: &Policy, out: &mut dyn Write) -> anyhow::Result<()> {

@@ -142,9 +142,13 @@ pub struct ServeArgs {
     /// Failed authentications a client address may make per minute before it gets 429
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub auth_failures_per_minute: u32,
-    /// The largest request body accepted, in bytes (a pushed snapshot)
+    /// The largest request body accepted, in bytes (a pushed snapshot or a plan; other routes
+    /// take 64 KiB, a policy 1 MiB)
     #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
     pub max_body: usize,
+    /// Connections served at once; one more is closed as it is accepted
+    #[arg(long, default_value_t = sv0_api::MAX_CONNECTIONS, value_name = "N")]
+    pub max_connections: usize,
     /// The snapshot a collector keeps current: what `POST /api/v1/syncs` imports
     #[arg(long, value_name = "FILE", conflicts_with = "sync_connectors")]
     pub sync_snapshot: Option<PathBuf>,
@@ -284,8 +288,29 @@ pub struct ScanReleaseArgs {
 pub enum PolicyCommand {
     /// Print the policy in force
     Show(JsonArgs),
-    /// Change the policy: the settings given replace those in force, the rest stay
+    /// Change the policy: the settings given replace those in force, the rest stay. A Rego
+    /// policy must run on every baselined scope first; a `replace` one decides only once a
+    /// second person approves it (`sv0 policy approve`)
     Set(PolicySetArgs),
+    /// Approve the Rego policy waiting for a second person (one that replaces the built-in
+    /// rules and so could approve): it decides the tenant's dispositions from now on. The
+    /// person who set it cannot approve it
+    Approve(PolicyApproveArgs),
+}
+
+/// `sv0 policy approve`.
+#[derive(Debug, Args)]
+pub struct PolicyApproveArgs {
+    /// The digest of the policy you reviewed (`sv0 policy show` prints it); refused if the
+    /// policy waiting is another
+    #[arg(long, value_name = "DIGEST")]
+    pub digest: String,
+    /// Why this policy may decide
+    #[arg(long)]
+    pub note: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `sv0 policy set`.

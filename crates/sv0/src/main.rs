@@ -4,6 +4,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // A Rego policy is evaluated in a bounded worker process of this executable.
+    if std::env::args_os().nth(1).is_some_and(|a| a == sv0_projections::rego::WORKER_ARG) {
+        let args: Vec<String> = std::env::args_os().skip(2).map(|a| a.to_string_lossy().into_owned()).collect();
+        return ExitCode::from(u8::try_from(sv0_projections::rego::worker_main(&args)).unwrap_or(2));
+    }
     let mut stdout = PipeTolerant { inner: std::io::stdout().lock(), closed: false };
     match sv0::run(std::env::args_os(), &mut stdout) {
         Ok(code) => ExitCode::from(code),
