@@ -92,10 +92,46 @@ impl<'t> Tables<'t> {
     }
 }
 
+/// Whether an event may stand on the subject it was appended on: its tenant's, and the one its
+/// type belongs to (scans on `<tenant>.scan`, tokens on `<tenant>.token`, packs and keys on
+/// `<tenant>.pack`, ...). The fold trusts the subject, which the log's permissions guard (see
+/// `ops/nats/`), not the payload, which whoever appends writes.
+pub(crate) fn subject_allows(subject: &str, tenant: &TenantId, payload: &EventPayload) -> bool {
+    let Some(rest) = subject.strip_prefix(tenant.as_str()).and_then(|r| r.strip_prefix('.')) else {
+        return false;
+    };
+    match payload {
+        EventPayload::ScanStarted(_)
+        | EventPayload::ScanChunk(_)
+        | EventPayload::ScanCompleted(_)
+        | EventPayload::ScanQuarantined(_)
+        | EventPayload::ScanReleased(_) => rest == "scan",
+        EventPayload::ApprovalRecorded(_) => rest.starts_with("approval."),
+        EventPayload::KeyRegistered(_) | EventPayload::KeyRotated(_) | EventPayload::PackSealed(_) => {
+            rest == "pack" || rest == "key"
+        }
+        EventPayload::PolicySet(_) | EventPayload::PolicyApproved(_) => rest == "policy",
+        EventPayload::TokenIssued(_) | EventPayload::TokenRevoked(_) => rest == "token",
+        EventPayload::FindingsAcknowledged(_) => rest == "finding",
+        // Checked when the pieces make the whole event.
+        EventPayload::Fragment(_) => true,
+    }
+}
+
 /// Applies one event.
 pub(crate) fn apply(t: &mut Tables<'_>, record: &Record, event: &Event) -> Result<(), ProjectionError> {
     let tenant = &event.meta.tenant_id;
     let seq = record.seq;
+    if !subject_allows(&record.subject, tenant, &event.payload) {
+        warn!(
+            seq,
+            subject = %record.subject,
+            %tenant,
+            event_type = event.payload.event_type(),
+            "an event on a subject it does not belong to is ignored"
+        );
+        return Ok(());
+    }
     match &event.payload {
         EventPayload::ScanStarted(started) => scan_started(t, tenant, started),
         EventPayload::ScanChunk(chunk) => scan_chunk(t, tenant, chunk),
@@ -548,6 +584,19 @@ fn pack_sealed(t: &mut Tables<'_>, tenant: &TenantId, seq: u64, sealed: &PackSea
         // Signers append with optimistic concurrency on the pack subject, so only a foreign
         // writer produces this; such a pack is not part of the chain.
         warn!(%tenant, seq, index = sealed.index, expected, "pack that does not extend the chain ignored");
+        return Ok(());
+    }
+    // Adopted only when a key registered for this chain, and valid at this index, signed it.
+    let key: Option<KeyRecord> = get(&t.keys, "keys", &t_key(tenant, &[sealed.key_id.as_bytes()]))?;
+    let refused = match &key {
+        None => Some("its key is not registered on this chain".to_string()),
+        Some(k) if sealed.index < k.valid_from || k.valid_to.is_some_and(|to| sealed.index > to) => {
+            Some(format!("its key is valid for packs {}..{:?}", k.valid_from, k.valid_to))
+        }
+        Some(k) => sv0_signer::verify::verify_sealed(sealed, &k.public_key).err(),
+    };
+    if let Some(why) = refused {
+        warn!(%tenant, seq, index = sealed.index, %why, "pack that does not verify ignored");
         return Ok(());
     }
     put(&mut t.packs, &t_key(tenant, &[&sealed.index.to_be_bytes()]), sealed)?;

@@ -80,6 +80,8 @@ fn dechunk(mut body: &str) -> String {
 struct Server {
     child: Child,
     addr: String,
+    /// Where `/metrics` is served.
+    metrics: String,
 }
 
 impl Drop for Server {
@@ -91,8 +93,13 @@ impl Drop for Server {
 
 impl Server {
     fn start(data: &std::path::Path, extra: &[&str]) -> Server {
-        let (child, addr) = crate::spawn_serve(&["--data-dir", data.to_str().unwrap()], extra);
-        Server { child, addr }
+        let (child, addr, metrics) = crate::spawn_serve_with_metrics(&["--data-dir", data.to_str().unwrap()], extra);
+        Server { child, addr, metrics }
+    }
+
+    /// `/metrics`, from its own listener.
+    fn metrics(&self) -> String {
+        request(&self.metrics, "GET", "/metrics", &[], b"").body
     }
 
     fn get(&self, path: &str, token: Option<&str>) -> Reply {
@@ -446,6 +453,11 @@ fn failed_authentications_are_rate_limited_per_address() {
     }
     let reply = server.get("/api/v1/paths", Some("nonsense"));
     assert_eq!((reply.status, reply.problem()), (429, "too-many-failed-authentications".to_string()), "{reply:?}");
+    let reply = server.get("/api/v1/paths", None);
+    assert_eq!(reply.status, 429, "a missing token is a failing attempt too: {reply:?}");
+    // Only failures are limited: a user's valid token still works from the blocked address.
+    let reply = server.get("/api/v1/paths", Some(&f.roles[0].1));
+    assert_eq!(reply.status, 200, "{reply:?}");
     // The operational routes need no token and stay up.
     assert_eq!(server.get("/healthz", None).status, 200);
 }
@@ -473,7 +485,7 @@ fn paging_walks_every_path_once_and_the_openapi_document_lists_every_route() {
     assert!(all > 2);
     // Requests are counted and timed per matched route (ids never make new series).
     let pages = all.div_ceil(2) as u64 + 1;
-    let metrics = server.get("/metrics", None).body;
+    let metrics = server.metrics();
     let line = metrics
         .lines()
         .find(|l| l.starts_with("sv0_http_requests_total{method=\"GET\",route=\"/api/v1/paths\",status=\"200\"}"))
@@ -1280,6 +1292,12 @@ fn read_until_closed(stream: &mut TcpStream, within: Duration) -> (String, bool)
         match stream.read(&mut buf) {
             Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
             Ok(n) => got.extend_from_slice(&buf[..n]),
+            // Closed with what we sent still unread on the server's side: a reset.
+            Err(e)
+                if matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted) =>
+            {
+                return (String::from_utf8_lossy(&got).into_owned(), true);
+            }
             Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
         }
     }
@@ -1344,4 +1362,79 @@ fn the_server_authenticates_before_reading_and_closes_slow_and_surplus_clients()
     std::thread::sleep(Duration::from_millis(300));
     let reply = server.get("/healthz", None);
     assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+/// The fold trusts the subject an event was appended on, not its payload: a `token.issued` for
+/// tenant B written on tenant A's subject grants nothing; the same event on B's own subject
+/// does (so the refusal is the subject's doing).
+#[test]
+fn an_event_on_another_tenants_subject_grants_nothing() {
+    use sv0_log::EventLog;
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    crate::block_on(async {
+        let mut service = sv0_service::Service::open(&data).await.unwrap();
+        let secret = "5e".repeat(32);
+        // SHA-256 of the secret, as `token.issued` records it.
+        let secret_sha256 = "8414cd6b08e92be7f34132d9f8fabaa0cf0f072bab807b434e7ff02efc918a1e";
+        let forged = |tenant: &str, id: &str| {
+            let tenant = sv0_domain::TenantId::new(tenant).unwrap();
+            let event = sv0_domain::events::Event::by(
+                sv0_domain::EventId([id.as_bytes()[15]; 16]),
+                &tenant,
+                sv0_domain::Timestamp::now(),
+                &sv0_domain::events::Actor::host("mallory@contoso.example"),
+                sv0_domain::events::EventPayload::TokenIssued(sv0_domain::events::TokenIssued {
+                    token_id: id.to_string(),
+                    name: "forged".into(),
+                    principal: "mallory@fabrikam.example".into(),
+                    roles: vec![Role::Admin],
+                    secret_sha256: secret_sha256.to_string(),
+                }),
+            );
+            sv0_service::import::new_event(&event).unwrap()
+        };
+        let log = service.log().clone();
+        log.append("contoso.token", sv0_log::Expected::Any, vec![forged("fabrikam", "00000000000000aa")])
+            .await
+            .unwrap();
+        log.append("fabrikam.scan", sv0_log::Expected::Any, vec![forged("fabrikam", "00000000000000bb")])
+            .await
+            .unwrap();
+        log.append("fabrikam.token", sv0_log::Expected::Any, vec![forged("fabrikam", "00000000000000cc")])
+            .await
+            .unwrap();
+        service.sync().await.unwrap();
+        let views = service.views();
+        for id in ["00000000000000aa", "00000000000000bb"] {
+            let token = format!("sv0_{id}_{secret}");
+            assert!(sv0_service::tokens::authenticate(views, &token).is_err(), "{id} on the wrong subject");
+        }
+        let token = format!("sv0_00000000000000cc_{secret}");
+        let record = sv0_service::tokens::authenticate(views, &token).expect("on its own subject");
+        assert_eq!(record.tenant.as_str(), "fabrikam");
+    });
+}
+
+/// `/metrics` is the operator's: not on the API's port, no tenant named unless asked for, and
+/// no series a client can multiply (made-up methods are `other`, unknown paths `unmatched`).
+#[test]
+fn metrics_are_served_apart_name_no_tenant_and_cannot_be_grown() {
+    let f = fixture();
+    let server = Server::start(&f.data, &[]);
+    let reply = server.get("/metrics", None);
+    assert_eq!(reply.status, 404, "{reply:?}");
+    for n in 0..5 {
+        let _ = request(&server.addr, &format!("BREW{n}"), "/api/v1/paths", &[], b"");
+        let _ = request(&server.addr, "GET", &format!("/api/v1/nothing-{n}"), &[], b"");
+    }
+    let metrics = server.metrics();
+    assert!(!metrics.contains("contoso") && !metrics.contains("fabrikam"), "{metrics}");
+    assert!(metrics.contains("sv0_findings_open "), "totals without labels: {metrics}");
+    assert!(!metrics.contains("BREW") && !metrics.contains("nothing-"), "{metrics}");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+    drop(server);
+    let labelled = Server::start(&f.data, &["--metrics-tenant-labels"]);
+    assert!(labelled.metrics().contains("sv0_findings_open{tenant=\"contoso\"}"));
 }

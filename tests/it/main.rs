@@ -97,6 +97,31 @@ pub fn spawn_serve(global: &[&str], extra: &[&str]) -> (std::process::Child, Str
     (child, addr)
 }
 
+/// `spawn_serve` with `/metrics` on a listener of its own: (child, API address, metrics address).
+pub fn spawn_serve_with_metrics(global: &[&str], extra: &[&str]) -> (std::process::Child, String, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sv0"))
+        .args(global)
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start sv0 serve");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut next = || lines.next().expect("sv0 serve printed too little").expect("read sv0 serve's output");
+    let first = next();
+    let addr = first.strip_prefix("serving on http://").unwrap_or_else(|| panic!("{first}")).to_string();
+    let second = next();
+    let metrics = second
+        .strip_prefix("metrics on http://")
+        .and_then(|m| m.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{second}"))
+        .to_string();
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr, metrics)
+}
+
 /// Runs a future on a fresh multi-threaded runtime. Tests are plain `#[test]`s so that they can
 /// also run the CLI, which builds its own runtime.
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {

@@ -589,3 +589,58 @@ fn verify_with_checkpoint(export: &Path, key: &Path, checkpoint: &Path, extra: &
     args.extend_from_slice(extra);
     sv0(&args)
 }
+
+/// A process that can write to the log cannot extend a chain: a pack is adopted only when a
+/// key registered on the chain, valid at its index, signed it. A pack with a bad signature
+/// under the registered key, and one well signed by a key the chain never registered, are
+/// both ignored; the chain stays as the signer sealed it.
+#[test]
+fn a_pack_not_signed_by_the_chains_key_is_not_adopted() {
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    use sv0_log::EventLog;
+    let (_dir, data, _) = exported();
+    crate::block_on(async {
+        let mut service = sv0_service::Service::open(&data).await.unwrap();
+        let tenant = service.tenant(None).unwrap();
+        let head = service.views().pack_head(&tenant).unwrap().unwrap();
+        let registered = service.views().packs(&tenant).unwrap().last().unwrap().key_id.clone();
+        let body = format!(r#"{{"decision":"approved","index":{}}}"#, head.index + 1);
+        let stranger = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let well_signed = base64::engine::general_purpose::STANDARD
+            .encode(stranger.sign(&sv0_signer::pack::pae(sv0_signer::pack::PAYLOAD_TYPE, body.as_bytes())).to_bytes());
+        let forged = |key_id: &str, signature: &str, n: u8| {
+            let event = sv0_domain::events::Event::by(
+                sv0_domain::EventId([n; 16]),
+                &tenant,
+                sv0_domain::Timestamp::now(),
+                &sv0_domain::events::Actor::host("mallory@contoso.example"),
+                sv0_domain::events::EventPayload::PackSealed(sv0_domain::events::PackSealed {
+                    pack_id: format!("forged-{n}"),
+                    index: head.index + 1,
+                    assessed_seq: head.assessed_seq,
+                    digest: sv0_signer::pack::digest(body.as_bytes()),
+                    previous_pack_id: Some(head.pack_id.clone()),
+                    previous_digest: Some(head.digest.clone()),
+                    key_id: key_id.to_string(),
+                    signature: signature.to_string(),
+                    body: body.clone(),
+                }),
+            );
+            sv0_service::import::new_event(&event).unwrap()
+        };
+        let stranger_id = hex::encode([0xab; 32]);
+        let subject = format!("{tenant}.pack");
+        let log = service.log().clone();
+        log.append(&subject, sv0_log::Expected::Any, vec![forged(&registered, &"A".repeat(88), 201)]).await.unwrap();
+        log.append(&subject, sv0_log::Expected::Any, vec![forged(&stranger_id, &well_signed, 202)]).await.unwrap();
+        service.sync().await.unwrap();
+        let after = service.views().pack_head(&tenant).unwrap().unwrap();
+        assert_eq!((after.index, &after.pack_id), (head.index, &head.pack_id), "no forged pack joined the chain");
+    });
+    // Verification says what the log holds: the chain is the signer's, and events no signer of
+    // it sealed stand on its subject.
+    let (code, out) = sv0_in(&data, &["verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not part of the chain") && out.contains("forged-201"), "{out}");
+}

@@ -27,9 +27,12 @@ fn serve_reports_health_readiness_and_metrics_while_it_folds_and_seals() {
     let server = NatsServer::start();
     let url = server.url();
     let dir = TempDir::new();
-    let (mut child, addr) =
-        crate::spawn_serve(&["--data-dir", dir.join("serve").to_str().unwrap(), "--log", &url], &[]);
+    let (mut child, addr, metrics) = crate::spawn_serve_with_metrics(
+        &["--data-dir", dir.join("serve").to_str().unwrap(), "--log", &url],
+        &["--metrics-tenant-labels"],
+    );
     assert_eq!(get(&addr, "/healthz"), (200, "ok\n".to_string()));
+    assert_eq!(get(&addr, "/metrics").0, 404, "the API's port does not serve metrics");
 
     // A command appends a scan without sealing; the service folds it and seals its pack.
     let file = dir.join("scan.json");
@@ -51,7 +54,7 @@ fn serve_reports_health_readiness_and_metrics_while_it_folds_and_seals() {
     let open = serde_json::from_str::<Vec<serde_json::Value>>(&findings).unwrap().len();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, body) = get(&addr, "/metrics");
+        let (status, body) = get(&metrics, "/metrics");
         assert_eq!(status, 200);
         // Sealed, and the service's own views have folded the pack it appended (right after
         // the append the lag is briefly 2: the key registration and the pack).

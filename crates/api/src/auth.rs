@@ -1,6 +1,8 @@
 //! Who is calling: the bearer token, checked against the views, and what its roles permit.
-//! Failed attempts are counted per client address; past the limit (`FAILURE_LIMIT` by default)
-//! in `FAILURE_WINDOW` the address gets 429 until the window ends, whatever it sends.
+//! Failed attempts are counted per client network (an IPv4 address, an IPv6 /64); past the
+//! limit (`FAILURE_LIMIT` by default) in `FAILURE_WINDOW` the network's failing attempts get 429
+//! until the window ends. Only failures are limited: a valid token works from a blocked network,
+//! so an attacker sharing a user's address (a NAT, a proxy) cannot lock the user out.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -68,14 +70,14 @@ impl FailedAuth {
     /// Seconds until `addr` may try again, when it is blocked.
     fn blocked(&self, addr: IpAddr, now: Instant) -> Option<u64> {
         let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let (start, count) = windows.get(&addr)?;
+        let (start, count) = windows.get(&network(addr))?;
         let ends = *start + FAILURE_WINDOW;
         (*count >= self.limit && now < ends).then(|| (ends - now).as_secs().max(1))
     }
 
     fn fail(&self, addr: IpAddr, now: Instant) {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = windows.entry(addr).or_insert((now, 0));
+        let entry = windows.entry(network(addr)).or_insert((now, 0));
         if now >= entry.0 + FAILURE_WINDOW {
             *entry = (now, 0);
         }
@@ -84,6 +86,18 @@ impl FailedAuth {
         if windows.len() > 10_000 {
             windows.retain(|_, (start, _)| now < *start + FAILURE_WINDOW);
         }
+    }
+}
+
+/// What failures are counted against: the address, or for IPv6 its /64 (one host's share of
+/// a network; an attacker rotating addresses inside it is one client).
+fn network(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
+        },
     }
 }
 
@@ -98,12 +112,15 @@ pub fn authorize(
     permission: Permission,
 ) -> Result<Caller, Problem> {
     let now = Instant::now();
-    if let Some(retry_after) = failures.blocked(addr, now) {
-        return Err(Problem::too_many_failures(retry_after));
-    }
-    let refuse = |problem: Problem| {
-        failures.fail(addr, now);
-        problem
+    // A failing attempt from a blocked network gets 429 (and does not extend the block); a
+    // valid token is served wherever it comes from.
+    let blocked = failures.blocked(addr, now);
+    let refuse = |problem: Problem| match blocked {
+        Some(retry_after) => Problem::too_many_failures(retry_after),
+        None => {
+            failures.fail(addr, now);
+            problem
+        }
     };
     let value = headers.get(header::AUTHORIZATION).ok_or_else(|| refuse(Problem::missing_token()))?;
     let token = value
@@ -152,4 +169,31 @@ pub fn authorize(
         )));
     }
     Ok(caller)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// IPv6 clients are counted per /64; IPv4 (and IPv4-mapped IPv6) per address.
+    #[test]
+    fn failures_count_per_ipv4_address_and_ipv6_64() {
+        let failures = FailedAuth::with_limit(2);
+        let now = Instant::now();
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        failures.fail(a, now);
+        failures.fail(b, now);
+        assert!(failures.blocked(a, now).is_some(), "two failures in one /64 block it");
+        assert!(failures.blocked(b, now).is_some());
+        assert!(failures.blocked(other, now).is_none(), "the next /64 is another client");
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        failures.fail(v4, now);
+        failures.fail(mapped, now);
+        assert!(failures.blocked(v4, now).is_some(), "an IPv4-mapped address is the IPv4 client");
+        assert!(failures.blocked("192.0.2.8".parse().unwrap(), now).is_none());
+        assert!(failures.blocked(a, now + FAILURE_WINDOW).is_none(), "the block ends with its window");
+    }
 }

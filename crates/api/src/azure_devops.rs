@@ -17,7 +17,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -106,10 +105,10 @@ fn plan(headers: &HeaderMap, allowed: &[String]) -> Result<Option<Plan>, Problem
 pub(crate) async fn check<L: EventLog + Clone + Send + Sync + 'static>(
     State(state): State<Arc<ApiState<L>>>,
     ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<Response, Problem> {
-    let headers = bearer_headers(&headers);
+    let headers = bearer_headers(request.headers());
+    // The caller first, from the headers; only then the body.
     let caller = crate::auth::authorize(
         &state.views,
         state.oidc.as_deref(),
@@ -118,12 +117,20 @@ pub(crate) async fn check<L: EventLog + Clone + Send + Sync + 'static>(
         addr.ip(),
         Permission::Read,
     )?;
+    let body = axum::body::to_bytes(request.into_body(), crate::SMALL_BODY)
+        .await
+        .map_err(|_| Problem::too_large(crate::SMALL_BODY))?;
     let request: CheckBody =
         serde_json::from_slice(&body).map_err(|e| Problem::invalid_request(format!("invalid check body: {e}")))?;
     let scope = Scope::parse(&request.scope).map_err(|e| Problem::invalid_request(e.to_string()))?;
     let Some(plan) = plan(&headers, &state.azure_devops)? else {
         // ApiResponse: the disposition now, from the views alone.
-        let answer = match state.reader.delta(&caller.tenant, &scope) {
+        let reader = Arc::clone(&state);
+        let (tenant, asked) = (caller.tenant.clone(), scope.clone());
+        let delta = tokio::task::spawn_blocking(move || reader.reader.delta(&tenant, &asked))
+            .await
+            .map_err(Problem::internal)?;
+        let answer = match delta {
             Ok(delta) => json!({
                 "status": delta.disposition.decision,
                 "scope": scope,

@@ -9,8 +9,11 @@
 //! - `GET /healthz`: the process is up (200);
 //! - `GET /readyz`: the log answers and the views are within `READY_LAG` events of its head
 //!   (200 with the positions as JSON; 503 otherwise);
-//! - `GET /metrics`: Prometheus text — log head, views position, lag, packs sealed and
-//!   findings open per tenant.
+//!
+//! `GET /metrics` (Prometheus text: log head, views position, lag, packs sealed and findings
+//! open, requests by method, route and status) is served only on a listener of its own
+//! (`metrics_router`, `sv0 serve --metrics-listen`), so that the API's port shows nothing
+//! without a token; tenants are labels only when the operator asks for them.
 //!
 //! `router` builds them over any `EventLog` and the views the process folds.
 
@@ -74,6 +77,8 @@ pub struct ApiState<L: EventLog> {
     pub max_body: usize,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Whether `/metrics` shows series per tenant (the tenants' names) or totals only.
+    pub metrics_tenant_labels: bool,
     /// What a sync reads: the snapshot a collector keeps current, or connectors.
     pub sync_source: Option<syncs::SyncSource>,
     /// The syncs of this process.
@@ -105,6 +110,7 @@ impl<L: EventLog + Clone> ApiState<L> {
             failures: auth::FailedAuth::default(),
             max_body: MAX_BODY,
             max_connections: MAX_CONNECTIONS,
+            metrics_tenant_labels: false,
             sync_source: None,
             syncs: syncs::Syncs::default(),
             requests: Arc::default(),
@@ -146,13 +152,21 @@ pub fn router<L: EventLog + Clone>(state: Arc<ApiState<L>>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz::<L>))
-        .route("/metrics", get(metrics::<L>))
         .route("/integrations/github/deployment-protection", post(github::deployment_protection::<L>))
         .route("/integrations/azure-devops/check", post(azure_devops::check::<L>))
         .nest("/api/v1", api.fallback(|| async { problem::Problem::not_found("no such route") }))
         .layer(DefaultBodyLimit::max(SMALL_BODY))
         .route_layer(axum::middleware::from_fn_with_state(requests, metrics::track))
         .layer(axum::middleware::from_fn(bounded_in_time))
+        .with_state(state)
+}
+
+/// `/metrics` (and `/healthz`), for a listener of their own: the operator's, not the API's.
+pub fn metrics_router<L: EventLog + Clone>(state: Arc<ApiState<L>>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics::<L>))
+        .layer(DefaultBodyLimit::max(SMALL_BODY))
         .with_state(state)
 }
 
@@ -291,6 +305,11 @@ async fn metrics<L: EventLog>(State(state): State<Arc<ApiState<L>>>) -> Response
             .map(|all| all.iter().filter(|r| r.status == FindingStatus::Open).count() as u64)
             .unwrap_or(0);
         findings.push((label, open));
+    }
+    if !state.metrics_tenant_labels {
+        // Totals only: the metrics name no tenant.
+        packs = vec![(String::new(), packs.iter().map(|(_, n)| n).sum())];
+        findings = vec![(String::new(), findings.iter().map(|(_, n)| n).sum())];
     }
     gauge("sv0_packs_sealed", "Evidence packs in the tenant's chain.", packs);
     gauge("sv0_findings_open", "Open findings of the tenant.", findings);

@@ -72,7 +72,13 @@ impl RequestMetrics {
 /// Middleware: times each request and records it under its matched route (never the raw
 /// path, so ids do not multiply the series).
 pub async fn track(State(metrics): State<std::sync::Arc<RequestMetrics>>, request: Request, next: Next) -> Response {
-    let method = request.method().as_str().to_string();
+    // Only the methods HTTP defines name a series: any other is `other`, so a client cannot
+    // grow the exposition with made-up methods.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "CONNECT" | "TRACE") => m,
+        _ => "other",
+    }
+    .to_string();
     let route =
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let started = Instant::now();

@@ -791,7 +791,12 @@ pub(crate) async fn whatif<L: EventLog>(
     json_body(&ask.headers)?;
     let bytes = body(bytes, s.max_body)?;
     let scope = scope_of(&q.scope)?;
-    ok(s.reader.whatif(&c.tenant, &scope, &bytes)?)
+    // The plan is folded over the views and the policy runs: off the async threads.
+    let state = Arc::clone(s);
+    let report = tokio::task::spawn_blocking(move || state.reader.whatif(&c.tenant, &scope, &bytes))
+        .await
+        .map_err(Problem::internal)??;
+    ok(report)
 }
 
 #[derive(Debug, Deserialize)]
@@ -813,7 +818,12 @@ pub(crate) async fn delta<L: EventLog>(ask: Ask<L>, q: Result<Query<DeltaQuery>,
     let s = &ask.s;
     let q = query(q)?;
     let scope = scope_of(&q.scope)?;
-    let report = s.reader.delta(&c.tenant, &scope)?;
+    // A tenant's Rego policy runs (in its worker) while the delta is decided: off the async
+    // threads.
+    let state = Arc::clone(s);
+    let tenant = c.tenant.clone();
+    let report =
+        tokio::task::spawn_blocking(move || state.reader.delta(&tenant, &scope)).await.map_err(Problem::internal)??;
     ok(report)
 }
 

@@ -947,6 +947,7 @@ impl<L: EventLog> Service<L> {
         let mut packs = Vec::new();
         let mut keys = KeyRing::new();
         let mut pieces = Reassembler::default();
+        let mut refused = Vec::new();
         let mut from = 1;
         loop {
             let records = self.log.read(from, None, 1024).await?;
@@ -955,16 +956,26 @@ impl<L: EventLog> Service<L> {
             for record in records.iter().filter(|r| subjects.contains(&r.subject)) {
                 let Some(event) = pieces.accept(decode_event(&record.data)?)? else { continue };
                 match event.payload {
-                    // The chain is what the views fold: each pack extends the one before it.
-                    // Anything else on the subject (a foreign writer's event) is not part of it.
+                    // The chain is what the views fold: each pack extends the one before it and
+                    // is signed by a key registered for the chain at its index. Anything else
+                    // on the subject (a foreign writer's event) is not part of it.
                     EventPayload::PackSealed(pack) => {
                         let head: Option<&PackSealed> = packs.last().map(|(_, p)| p);
                         let extends = pack.index == head.map_or(1, |h| h.index + 1)
                             && pack.previous_digest.as_deref() == head.map(|h| h.digest.as_str());
-                        if extends {
-                            packs.push((record.seq, pack));
-                        } else {
-                            warn!(%tenant, seq = record.seq, "pack event outside the chain");
+                        let signed = keys
+                            .key_for(&pack.key_id, tenant.as_str(), pack.index)
+                            .and_then(|key| sv0_signer::verify::verify_sealed_with(&pack, key));
+                        match (extends, signed) {
+                            (true, Ok(())) => packs.push((record.seq, pack)),
+                            (false, _) => {
+                                warn!(%tenant, seq = record.seq, "pack event outside the chain");
+                                refused.push((record.seq, pack.pack_id, "it does not extend the chain".to_string()));
+                            }
+                            (true, Err(why)) => {
+                                warn!(%tenant, seq = record.seq, %why, "pack event not signed by the chain's key");
+                                refused.push((record.seq, pack.pack_id, why));
+                            }
                         }
                     }
                     EventPayload::KeyRegistered(key) => keys.add_registered(tenant.as_str(), &key)?,
@@ -973,7 +984,7 @@ impl<L: EventLog> Service<L> {
                 }
             }
         }
-        Ok(RecordedChain { tenant: tenant.clone(), packs, keys })
+        Ok(RecordedChain { tenant: tenant.clone(), packs, keys, refused })
     }
 
     /// Verifies every tenant's chain as recorded on the log: digests, links, signatures (with

@@ -25,19 +25,36 @@ pub(crate) struct RecordedChain {
     pub packs: Vec<(Seq, PackSealed)>,
     /// Keys registered on the log.
     pub keys: KeyRing,
+    /// Pack events on the chain's subjects that are not part of it (they do not extend it, or
+    /// the chain's key did not sign them), with why: only a writer other than the signers
+    /// appends such events, so verification reports them.
+    pub refused: Vec<(Seq, String, String)>,
 }
 
 /// Verifies each chain cryptographically, then checks that every pack seals exactly the
 /// assessment a replay of the log produces for its position.
 pub(crate) fn verify_chains(views: &Views, chains: Vec<RecordedChain>) -> Result<Vec<ChainVerdict>, ServiceError> {
     let mut verdicts = Vec::new();
-    for RecordedChain { tenant, packs, keys } in chains {
+    for RecordedChain { tenant, packs, keys, refused } in chains {
         let entries = entries_from_sealed(&packs);
         let mut result = verify_chain(&entries, &keys);
         if result.is_ok()
             && let Some(broken) = content_mismatch(views, &tenant, &packs)?
         {
             result = Err(broken);
+        }
+        if result.is_ok()
+            && let Some((seq, pack_id, why)) = refused.first()
+        {
+            result = Err(BrokenLink {
+                position: packs.len() + 1,
+                source: format!("log position {seq}"),
+                pack_id: Some(pack_id.clone()),
+                reason: format!(
+                    "{} pack event(s) on the chain's subject are not part of the chain ({why}): the log holds packs no signer of this chain sealed",
+                    refused.len()
+                ),
+            });
         }
         verdicts.push(ChainVerdict { tenant, result });
     }

@@ -260,6 +260,27 @@ pub fn extends_checkpoint(entries: &[ChainEntry], checkpoint: &Checkpoint, sourc
     Ok(())
 }
 
+/// Checks a sealed pack on its own: its body hashes to its digest and its signature verifies
+/// under `public_key` (raw ed25519, hex) — what the fold checks before it adopts a pack.
+pub fn verify_sealed(sealed: &PackSealed, public_key: &str) -> Result<(), String> {
+    let raw: [u8; 32] = hex::decode(public_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| "the registered public key is not 32 bytes of hex".to_string())?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|_| "the registered public key is invalid")?;
+    verify_sealed_with(sealed, &key)
+}
+
+/// `verify_sealed` with the key itself.
+pub fn verify_sealed_with(sealed: &PackSealed, key: &ed25519_dalek::VerifyingKey) -> Result<(), String> {
+    let bytes = sealed.body.as_bytes();
+    if digest(bytes) != sealed.digest {
+        return Err("digest mismatch: the pack's body was changed".to_string());
+    }
+    key.verify_strict(&pae(PAYLOAD_TYPE, bytes), &decode_signature(&sealed.signature)?)
+        .map_err(|_| "signature does not verify".to_string())
+}
+
 fn decode_signature(text: &str) -> Result<Signature, String> {
     // DSSE verifiers accept standard and URL-safe base64.
     let bytes =

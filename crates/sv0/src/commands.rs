@@ -225,6 +225,16 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
                 .await
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
             writeln!(out, "serving on http://{}", listener.local_addr()?)?;
+            let metrics_listener = match &args.metrics_listen {
+                Some(addr) => {
+                    let l = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("cannot listen on {addr} for /metrics"))?;
+                    writeln!(out, "metrics on http://{}/metrics", l.local_addr()?)?;
+                    Some(l)
+                }
+                None => None,
+            };
             out.flush()?;
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let mut state = sv0_api::ApiState::new(&service);
@@ -256,7 +266,15 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             }
             state.failures = sv0_api::auth::FailedAuth::with_limit(args.auth_failures_per_minute);
             state.max_connections = args.max_connections.max(1);
+            state.metrics_tenant_labels = args.metrics_tenant_labels;
             let state = Arc::new(state);
+            if let Some(listener) = metrics_listener {
+                let mut metrics_stopped = stopped.clone();
+                let app = sv0_api::metrics_router(Arc::clone(&state));
+                tokio::spawn(sv0_api::serve_router(listener, app, 64, async move {
+                    let _ = metrics_stopped.wait_for(|stop| *stop).await;
+                }));
+            }
             let mut api_stopped = stopped.clone();
             let api = tokio::spawn(sv0_api::serve(listener, state, async move {
                 let _ = api_stopped.wait_for(|stop| *stop).await;

@@ -146,6 +146,13 @@ pub struct ServeArgs {
     /// take 64 KiB, a policy 1 MiB)
     #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
     pub max_body: usize,
+    /// Serve `/metrics` (Prometheus) on this address; off unless given (the API's port does not
+    /// serve it)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Label `/metrics` series with tenant names (totals only otherwise)
+    #[arg(long)]
+    pub metrics_tenant_labels: bool,
     /// Connections served at once; one more is closed as it is accepted
     #[arg(long, default_value_t = sv0_api::MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: usize,
