@@ -210,6 +210,11 @@ impl Views {
     /// new checkpoint: either all of them take effect or none does. Records at or before the
     /// checkpoint are skipped, so a redelivered batch changes nothing.
     pub fn apply(&self, records: &[Record]) -> Result<Seq, ProjectionError> {
+        self.apply_where(records, |_| true)
+    }
+
+    /// `apply` of the records `keep` selects; the checkpoint passes the others too.
+    pub fn apply_where(&self, records: &[Record], keep: impl Fn(&Record) -> bool) -> Result<Seq, ProjectionError> {
         let txn = self.db.begin_write()?;
         let mut checkpoint;
         {
@@ -217,6 +222,10 @@ impl Views {
             checkpoint = get::<u64>(&tables.checkpoints, "checkpoints", CHECKPOINT_KEY)?.unwrap_or(0);
             for record in records {
                 if record.seq <= checkpoint {
+                    continue;
+                }
+                if !keep(record) {
+                    checkpoint = record.seq;
                     continue;
                 }
                 let event = sv0_codec::decode_event(&record.data)
@@ -233,6 +242,17 @@ impl Views {
     /// Applies everything the log holds up to `until` (its head when `None`); returns the new
     /// checkpoint.
     pub async fn catch_up<L: EventLog>(&self, log: &L, until: Option<Seq>) -> Result<Seq, ProjectionError> {
+        self.catch_up_where(log, until, |_: &Record| true).await
+    }
+
+    /// `catch_up` folding only the records `keep` selects (an audit replay of one tenant folds
+    /// only that tenant's subjects).
+    pub async fn catch_up_where<L: EventLog>(
+        &self,
+        log: &L,
+        until: Option<Seq>,
+        keep: impl Fn(&Record) -> bool + Clone + Send + 'static,
+    ) -> Result<Seq, ProjectionError> {
         let head = log.head().await?;
         let target = until.map_or(head, |u| u.min(head));
         let mut checkpoint = self.checkpoint()?;
@@ -254,7 +274,8 @@ impl Views {
                 }
             }
             let views = self.clone();
-            checkpoint = tokio::task::spawn_blocking(move || views.apply(&batch))
+            let keep = keep.clone();
+            checkpoint = tokio::task::spawn_blocking(move || views.apply_where(&batch, keep))
                 .await
                 .map_err(|e| ProjectionError::Worker(e.to_string()))??;
             debug!(checkpoint, target, "views applied a batch");

@@ -1438,3 +1438,23 @@ fn metrics_are_served_apart_name_no_tenant_and_cannot_be_grown() {
     let labelled = Server::start(&f.data, &["--metrics-tenant-labels"]);
     assert!(labelled.metrics().contains("sv0_findings_open{tenant=\"contoso\"}"));
 }
+
+/// A pushed scan cannot claim to come from the future.
+#[test]
+fn a_pushed_scan_cannot_be_dated_in_the_future() {
+    let f = fixture();
+    let server = Server::start(&f.data, &[]);
+    let analyst = &f.roles.iter().find(|(r, _)| *r == Role::Analyst).unwrap().1;
+    let mut snapshot: Value = serde_json::from_slice(&snapshot(2)).unwrap();
+    snapshot["scan"]["observed_at"] = "2099-01-01T00:00:00Z".into();
+    let reply = server.post("/api/v1/scans", Some(analyst), "application/json", snapshot.to_string().as_bytes());
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert!(reply.body.contains("after this server's clock"), "{reply:?}");
+    drop(server);
+    // Nothing of it was appended. (Who pushed a scan is in its events' `actor` and
+    // `credential`: `an_api_approval_names_the_posture_and_intent_and_events_record_the_credential`.)
+    let pushed = crate::log_events(&f.data).into_iter().any(|e| {
+        matches!(&e.payload, sv0_domain::events::EventPayload::ScanStarted(s) if s.observed_at.to_rfc3339().starts_with("2099"))
+    });
+    assert!(!pushed);
+}

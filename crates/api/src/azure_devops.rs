@@ -149,8 +149,10 @@ pub(crate) async fn check<L: EventLog + Clone + Send + Sync + 'static>(
         };
         return Ok((StatusCode::OK, axum::Json(answer)).into_response());
     };
-    if !caller.roles.iter().any(|r| r.permits(Permission::Scan)) {
-        return Err(Problem::forbidden("a callback check runs a scan: the token needs the analyst or admin role"));
+    if !caller.roles.iter().any(|r| r.permits(Permission::Sync)) {
+        return Err(Problem::forbidden(
+            "a callback check runs a scan: the token needs the pipeline, analyst or admin role",
+        ));
     }
     let sync = crate::syncs::start(
         &state,

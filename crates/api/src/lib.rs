@@ -23,6 +23,7 @@ pub mod github;
 pub mod metrics;
 pub mod oidc;
 pub mod problem;
+pub mod replays;
 pub mod routes;
 pub mod syncs;
 
@@ -79,6 +80,8 @@ pub struct ApiState<L: EventLog> {
     pub max_connections: usize,
     /// Whether `/metrics` shows series per tenant (the tenants' names) or totals only.
     pub metrics_tenant_labels: bool,
+    /// Audit replays: one at a time per tenant, the last few kept.
+    pub replays: replays::Replays,
     /// What a sync reads: the snapshot a collector keeps current, or connectors.
     pub sync_source: Option<syncs::SyncSource>,
     /// The syncs of this process.
@@ -111,6 +114,7 @@ impl<L: EventLog + Clone> ApiState<L> {
             max_body: MAX_BODY,
             max_connections: MAX_CONNECTIONS,
             metrics_tenant_labels: false,
+            replays: replays::Replays::default(),
             sync_source: None,
             syncs: syncs::Syncs::default(),
             requests: Arc::default(),

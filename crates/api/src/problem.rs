@@ -116,6 +116,11 @@ impl Problem {
         )
     }
 
+    /// The same work for the same tenant is already running.
+    pub fn busy(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::TOO_MANY_REQUESTS, "busy", "Busy", detail)
+    }
+
     /// A request that took longer than the server allows (a slow client).
     pub fn request_timeout(seconds: u64) -> Problem {
         Problem::new(

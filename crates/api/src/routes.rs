@@ -100,7 +100,7 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec {
         method: "POST",
         path: "/syncs",
-        permission: Permission::Scan,
+        permission: Permission::Sync,
         summary: "Run a scan now for a deployment (scope, environment, repository, run_id, commit): 202 with a sync id",
         query: &[],
         success: 202,
@@ -1036,7 +1036,7 @@ pub(crate) async fn start_sync<L: EventLog + Clone + Send + Sync + 'static>(
     ask: Ask<L>,
     bytes: Result<Bytes, BytesRejection>,
 ) -> Reply {
-    let c = ask.caller(Permission::Scan)?;
+    let c = ask.caller(Permission::Sync)?;
     let s = &ask.s;
     json_body(&ask.headers)?;
     let bytes = body(bytes, crate::SMALL_BODY)?;
@@ -1102,9 +1102,26 @@ pub(crate) struct ReplayQuery {
 }
 
 /// Views folded afresh from the log up to `as_of`.
-async fn replayed<L: EventLog>(s: &ApiState<L>, as_of: &str) -> Result<sv0_projections::Views, Problem> {
+/// The caller's tenant as the log stood at `as_of`: folded from the tenant's own subjects, one
+/// replay at a time per tenant (429 while one runs), the last few kept by (tenant, position).
+async fn replayed<L: EventLog>(
+    s: &ApiState<L>,
+    tenant: &TenantId,
+    as_of: &str,
+) -> Result<std::sync::Arc<sv0_projections::Views>, Problem> {
     let as_of = sv0_service::AsOf::parse(as_of).map_err(|e| Problem::invalid_request(e.to_string()))?;
-    Ok(s.reader.replay(as_of).await?.1)
+    let until = s.reader.position_of(as_of).await?;
+    if let Some(views) = s.replays.cached(tenant, until) {
+        return Ok(views);
+    }
+    let Some(_running) = s.replays.start(tenant) else {
+        return Err(Problem::busy(format!(
+            "a replay of tenant {tenant} is running; ask again when it is done (answers are kept by position)"
+        )));
+    };
+    let views = std::sync::Arc::new(s.reader.replay_tenant(tenant, until).await?);
+    s.replays.keep(tenant, until, std::sync::Arc::clone(&views));
+    Ok(views)
 }
 
 pub(crate) async fn replay_paths<L: EventLog>(ask: Ask<L>, q: Result<Query<ReplayQuery>, QueryRejection>) -> Reply {
@@ -1112,7 +1129,7 @@ pub(crate) async fn replay_paths<L: EventLog>(ask: Ask<L>, q: Result<Query<Repla
     let s = &ask.s;
     let q = query(q)?;
     let filter = PathFilter { scope: q.scope.as_deref().map(scope_of).transpose()?, ..PathFilter::default() };
-    let views = replayed(s, &q.as_of).await?;
+    let views = replayed(s, &c.tenant, &q.as_of).await?;
     let paths = views.query_paths(&c.tenant, &filter)?;
     page(paths, |p| p.path_id.clone(), q.limit, q.cursor.as_deref())
 }
@@ -1122,7 +1139,7 @@ pub(crate) async fn replay_findings<L: EventLog>(ask: Ask<L>, q: Result<Query<Re
     let s = &ask.s;
     let q = query(q)?;
     let scope = q.scope.as_deref().map(scope_of).transpose()?;
-    let views = replayed(s, &q.as_of).await?;
+    let views = replayed(s, &c.tenant, &q.as_of).await?;
     let mut records = views.findings(&c.tenant, scope.as_ref())?;
     records.sort_by(|a, b| a.finding.finding_id.cmp(&b.finding.finding_id));
     page(records, |r| r.finding.finding_id.clone(), q.limit, q.cursor.as_deref())

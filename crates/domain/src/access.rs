@@ -25,6 +25,9 @@ pub enum Role {
     Auditor,
     /// Everything but approving: tokens, keys, configuration, scans, evidence.
     Admin,
+    /// A CI pipeline: reads the posture and triggers syncs (the deployment's scan), but cannot
+    /// push snapshots of its own.
+    Pipeline,
 }
 
 /// What a route needs.
@@ -33,8 +36,10 @@ pub enum Role {
 pub enum Permission {
     /// Read the posture: paths, findings, scopes, baselines, deltas, scans, signals.
     Read,
-    /// Push a scan or trigger a sync.
+    /// Push a scan (a snapshot the caller made).
     Scan,
+    /// Trigger a sync: SV0 reads the tenant itself.
+    Sync,
     /// Record an approval.
     Approve,
     /// Accept open findings until a date (triage).
@@ -47,7 +52,8 @@ pub enum Permission {
 
 impl Role {
     /// Every role, in order.
-    pub const ALL: [Role; 5] = [Role::Viewer, Role::Analyst, Role::Approver, Role::Auditor, Role::Admin];
+    pub const ALL: [Role; 6] =
+        [Role::Viewer, Role::Analyst, Role::Approver, Role::Auditor, Role::Admin, Role::Pipeline];
 
     /// The role's name.
     pub fn name(self) -> &'static str {
@@ -57,6 +63,7 @@ impl Role {
             Role::Approver => "approver",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Pipeline => "pipeline",
         }
     }
 
@@ -66,6 +73,7 @@ impl Role {
         match permission {
             Permission::Read => true,
             Permission::Scan => matches!(self, Role::Analyst | Role::Admin),
+            Permission::Sync => matches!(self, Role::Analyst | Role::Admin | Role::Pipeline),
             Permission::Approve => self == Role::Approver,
             Permission::Acknowledge => matches!(self, Role::Analyst | Role::Approver),
             Permission::Evidence => matches!(self, Role::Auditor | Role::Admin),

@@ -28,8 +28,24 @@ impl DataDir {
     /// Creates the directory if needed.
     pub fn create(root: impl AsRef<Path>) -> Result<DataDir, ServiceError> {
         let root = root.as_ref().to_path_buf();
+        let existed = root.exists();
         fs::create_dir_all(&root).map_err(|source| ServiceError::DataDir { path: root.clone(), source })?;
+        if !existed {
+            // Only the host's user reads the log, the views and the keys.
+            restrict(&root, 0o700).map_err(|source| ServiceError::DataDir { path: root.clone(), source })?;
+        }
         Ok(DataDir { root })
+    }
+
+    /// Makes the data directory's own files (the log, the views) readable by the host's user
+    /// only (0600), as they are created with the process's umask.
+    pub fn restrict_files(&self) -> Result<(), ServiceError> {
+        for path in [self.log_path(), self.views_path()] {
+            if path.is_file() {
+                restrict(&path, 0o600).map_err(|source| ServiceError::DataDir { path: path.clone(), source })?;
+            }
+        }
+        Ok(())
     }
 
     /// The directory.
@@ -272,4 +288,18 @@ pub struct GitHubEnvironment {
 pub struct IdentityConfig {
     /// The principal recorded as approver, e.g. `alice@contoso.example`.
     pub principal: Option<String>,
+}
+
+/// Sets a path's permission bits (Unix; elsewhere the platform's defaults stand).
+fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, mode);
+        Ok(())
+    }
 }

@@ -189,6 +189,9 @@ pub struct DeltaReport {
     pub planned_missing: Vec<sv0_domain::intent::IntentItem>,
 }
 
+/// How far past this server's clock a pushed scan's `observed_at` may be.
+const MAX_FUTURE_SKEW_MS: i64 = 5 * 60 * 1000;
+
 /// A scope now against its approved baseline: what its delta and disposition are decided from.
 struct ScopeNow {
     scope: String,
@@ -247,6 +250,7 @@ impl<L: EventLog> Service<L> {
     /// The views are as the last command left them: `catch_up` or `sync` brings them up to date.
     pub async fn open_with(data_dir: DataDir, log: L) -> Result<Service<L>, ServiceError> {
         let views = Views::open(data_dir.views_path())?;
+        data_dir.restrict_files()?;
         views.bind_log(&log.identity().await?)?;
         Ok(Service::with_parts(data_dir, log, views))
     }
@@ -344,6 +348,7 @@ impl<L: EventLog> Service<L> {
         pushed_by: Option<&sv0_domain::events::Actor>,
     ) -> Result<ImportReport, ServiceError> {
         let tenant = snapshot.tenant.clone();
+        let observed = snapshot.scan.observed_at;
         let scan = scan_events(snapshot, trigger, self.log.max_event_size(), pushed_by)?;
         // A scan already folded is not appended again, even after the log's deduplication
         // window (JetStream's) has passed.
@@ -358,6 +363,30 @@ impl<L: EventLog> Service<L> {
                 entity_count: scan.entity_count,
                 scan: Some(known),
             });
+        }
+        // Time only moves forward: a scan observed before the tenant's latest would rewrite
+        // what SV0 knew then, and one from the future (pushed from elsewhere) would age every
+        // grade and credential at once.
+        let latest = self.views.scans(&tenant)?.iter().filter_map(|s| s.observed_at).max();
+        if let Some(latest) = latest
+            && observed < latest
+        {
+            return Err(sv0_domain::InvalidInput::new(format!(
+                "scan {} was observed at {}, before the tenant's latest scan ({}): a scan of the past cannot be imported after a newer one",
+                scan.scan_id,
+                observed.to_rfc3339(),
+                latest.to_rfc3339()
+            ))
+            .into());
+        }
+        if pushed_by.is_some() && observed.0 > Timestamp::now().0 + MAX_FUTURE_SKEW_MS {
+            return Err(sv0_domain::InvalidInput::new(format!(
+                "scan {} says it was observed at {}, more than 5 minutes after this server's clock ({})",
+                scan.scan_id,
+                observed.to_rfc3339(),
+                Timestamp::now().to_rfc3339()
+            ))
+            .into());
         }
         // The scan will be sealed: make sure the key is usable before anything is appended.
         if self.sealing {
@@ -684,13 +713,27 @@ impl<L: EventLog> Service<L> {
 
     /// Views folded, in memory, from the log up to a point; returns the position reached.
     pub async fn replay(&self, as_of: AsOf) -> Result<(Seq, Views), ServiceError> {
-        let until = match as_of {
-            AsOf::Position(seq) => seq,
-            AsOf::Time(time) => self.log.seq_at(time.0).await?,
-        };
+        let until = self.position_of(as_of).await?;
         let views = Views::in_memory()?;
         let reached = views.catch_up(&self.log, Some(until)).await?;
         Ok((reached, views))
+    }
+
+    /// The log position an `as_of` names (the last event recorded at or before a time).
+    pub async fn position_of(&self, as_of: AsOf) -> Result<Seq, ServiceError> {
+        Ok(match as_of {
+            AsOf::Position(seq) => seq.min(self.log.head().await?),
+            AsOf::Time(time) => self.log.seq_at(time.0).await?,
+        })
+    }
+
+    /// An audit replay of one tenant up to log position `until`: in-memory views folded from
+    /// that tenant's subjects only (the work grows with the tenant's history, not the log's).
+    pub async fn replay_tenant(&self, tenant: &TenantId, until: Seq) -> Result<Views, ServiceError> {
+        let views = Views::in_memory()?;
+        let prefix = format!("{tenant}.");
+        views.catch_up_where(&self.log, Some(until), move |r: &sv0_log::Record| r.subject.starts_with(&prefix)).await?;
+        Ok(views)
     }
 
     /// Writes an audit replay into the new directory `out`: the log's prefix up to `as_of`

@@ -1,0 +1,88 @@
+//! Hardening (issue 16) that no other suite owns: the data directory's permissions and the
+//! workspace's refusal of `unsafe`. The threat model with the test behind each line is
+//! `docs/security.md`.
+
+use sv0_tests::TempDir;
+
+use crate::{DEMO_SNAPSHOTS, demo_snapshot, repo_root, sv0_in};
+
+/// A data directory SV0 creates is the host user's alone: the directory 0700, the log and the
+/// views 0600 (the keys are 0600 in a 0700 directory already).
+#[cfg(unix)]
+#[test]
+fn the_data_directory_is_readable_by_its_user_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new();
+    let data = dir.join("fresh");
+    let scan = dir.join("scan.json");
+    std::fs::write(&scan, demo_snapshot(DEMO_SNAPSHOTS[0])).unwrap();
+    let (code, out) = sv0_in(&data, &["scan", "import", scan.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    for file in ["log.redb", "views.redb"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+}
+
+/// No crate uses `unsafe`, and none can start to: the workspace forbids it and every member
+/// takes the workspace's lints.
+#[test]
+fn every_crate_forbids_unsafe_code() {
+    let root = repo_root();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("[workspace.lints.rust]\nunsafe_code = \"forbid\""), "the workspace forbids unsafe");
+    let list = manifest.split("\nmembers = [").nth(1).and_then(|rest| rest.split(']').next()).unwrap();
+    let members: Vec<&str> = list.split(',').map(|m| m.trim().trim_matches('"')).filter(|m| !m.is_empty()).collect();
+    assert!(members.len() >= 10, "{members:?}");
+    for member in members {
+        let own = std::fs::read_to_string(root.join(member).join("Cargo.toml")).unwrap();
+        assert!(own.contains("[lints]\nworkspace = true"), "{member} does not take the workspace's lints");
+    }
+}
+
+/// Time only moves forward: a scan observed before the tenant's latest one is refused and
+/// changes nothing.
+#[test]
+fn a_scan_of_the_past_cannot_follow_a_newer_one() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    for (n, expected) in [(1, 0), (0, 2)] {
+        let scan = dir.join(&format!("scan-{n}.json"));
+        std::fs::write(&scan, demo_snapshot(DEMO_SNAPSHOTS[n])).unwrap();
+        let (code, out) = sv0_in(&data, &["scan", "import", scan.to_str().unwrap()]);
+        assert_eq!(code, expected, "{out}");
+        if expected == 2 {
+            assert!(out.contains("before the tenant's latest scan"), "{out}");
+        }
+    }
+    let (_, scans) = sv0_in(&data, &["scan", "list", "--json"]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&scans).unwrap().as_array().unwrap().len(), 1);
+}
+
+/// An audit replay through the API folds only the caller's tenant's subjects: another
+/// tenant's history costs it nothing and is not in it.
+#[test]
+fn a_tenants_replay_folds_only_its_own_subjects() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let contoso = dir.join("contoso.json");
+    std::fs::write(&contoso, demo_snapshot(DEMO_SNAPSHOTS[0])).unwrap();
+    let mut other: serde_json::Value = serde_json::from_slice(&demo_snapshot(DEMO_SNAPSHOTS[0])).unwrap();
+    other["tenant"] = "fabrikam".into();
+    let fabrikam = dir.join("fabrikam.json");
+    std::fs::write(&fabrikam, other.to_string()).unwrap();
+    for file in [&contoso, &fabrikam] {
+        let (code, out) = sv0_in(&data, &["scan", "import", file.to_str().unwrap()]);
+        assert_eq!(code, 0, "{out}");
+    }
+    crate::block_on(async {
+        use sv0_log::EventLog;
+        let service = sv0_service::Service::open(&data).await.unwrap();
+        let head = service.log().head().await.unwrap();
+        let tenant = sv0_domain::TenantId::new("contoso").unwrap();
+        let replay = service.replay_tenant(&tenant, head).await.unwrap();
+        assert_eq!(replay.tenants().unwrap(), vec![tenant.clone()]);
+        assert_eq!(replay.paths(&tenant, None).unwrap(), service.views().paths(&tenant, None).unwrap());
+    });
+}
