@@ -11,11 +11,14 @@ use sv0_projections::Views;
 /// Replays kept at once (each is an in-memory fold of one tenant's history).
 pub const KEPT: usize = 4;
 
+/// A kept replay: (tenant, log position) and its views.
+type Kept = ((TenantId, u64), Arc<Views>);
+
 /// The replays running and the ones kept.
 #[derive(Default)]
 pub struct Replays {
     running: Mutex<BTreeSet<TenantId>>,
-    kept: Mutex<Vec<((TenantId, u64), Arc<Views>)>>,
+    kept: Mutex<Vec<Kept>>,
 }
 
 impl std::fmt::Debug for Replays {
