@@ -162,12 +162,19 @@ fn fragment_received(
     fragment: &EventFragment,
 ) -> Result<(), ProjectionError> {
     let of = fragment.of.to_hex();
-    let invalid = |reason: String| ProjectionError::Event {
-        seq: record.seq,
-        source: sv0_codec::EventError::InvalidPayload { event_type: "event.fragment".to_string(), reason },
+    // A piece no signer or importer writes (whoever else can append did) is left out, never a
+    // reason to stop folding every tenant.
+    let ignored = |reason: String| {
+        warn!(seq = record.seq, %tenant, %reason, "event.fragment ignored");
+        Ok(())
     };
-    if fragment.index >= fragment.count {
-        return Err(invalid(format!("piece {} of {} of event {of}", fragment.index, fragment.count)));
+    if fragment.index >= fragment.count || fragment.count > sv0_domain::events::MAX_FRAGMENTS {
+        return ignored(format!(
+            "piece {} of {} of event {of} (at most {} pieces)",
+            fragment.index,
+            fragment.count,
+            sv0_domain::events::MAX_FRAGMENTS
+        ));
     }
     let piece_prefix = t_prefix(tenant, &[of.as_bytes()]);
     let piece_key = t_key(tenant, &[of.as_bytes(), &fragment.index.to_be_bytes()]);
@@ -178,12 +185,15 @@ fn fragment_received(
     }
     store::remove_prefix(&mut t.fragments, &piece_prefix)?;
     let bytes: Vec<u8> = pieces.into_iter().flat_map(|(_, piece)| piece).collect();
-    let whole = sv0_codec::decode_event(&bytes).map_err(|source| ProjectionError::Event { seq: record.seq, source })?;
+    let whole = match sv0_codec::decode_event(&bytes) {
+        Ok(whole) => whole,
+        Err(e) => return ignored(format!("the pieces of {of} do not decode: {e}")),
+    };
     if whole.meta.event_id != fragment.of
         || &whole.meta.tenant_id != tenant
         || matches!(whole.payload, EventPayload::Fragment(_))
     {
-        return Err(invalid(format!("the pieces of {of} do not make that event")));
+        return ignored(format!("the pieces of {of} do not make that event"));
     }
     apply(t, record, &whole)
 }

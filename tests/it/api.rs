@@ -739,6 +739,9 @@ fn github_deployment_protection_rules_are_answered_as_the_app() {
     assert_eq!(accepted.status, 202, "{accepted:?}");
     let replayed = webhook(&server, secret, "d-1", &body, None);
     assert_eq!((replayed.status, replayed.problem()), (409, "replayed-delivery".to_string()), "{replayed:?}");
+    // The delivery header is not signed: a new one on the same signed payload is a replay too.
+    let renamed = webhook(&server, secret, "d-1-again", &body, None);
+    assert_eq!((renamed.status, renamed.problem()), (409, "replayed-delivery".to_string()), "{renamed:?}");
     let unmapped = webhook(&server, secret, "d-2", &payload("staging"), None);
     assert_eq!(unmapped.status, 202, "{unmapped:?}");
 
@@ -760,6 +763,12 @@ fn github_deployment_protection_rules_are_answered_as_the_app() {
     assert_eq!(staging.1["state"], "rejected");
     assert!(staging.1["comment"].as_str().unwrap().contains("No SV0 scope is configured"));
     assert_eq!(github.tokens.load(std::sync::atomic::Ordering::SeqCst), 2, "one installation token per callback");
+
+    // Replays are refused after a restart too.
+    drop(server);
+    let server = Server::start(&data, &["--sync-snapshot", source.to_str().unwrap()]);
+    let after_restart = webhook(&server, secret, "d-9", &body, None);
+    assert_eq!(after_restart.status, 409, "{after_restart:?}");
 }
 
 /// Azure DevOps "Invoke REST API" checks, authenticated with an SV0 token as the Generic
@@ -822,6 +831,11 @@ fn azure_devops_checks_answer_now_or_call_back() {
     let head = server.log_head();
     let elsewhere = check(&basic(&analyst), Some("https://attacker.example/contoso/"));
     assert_eq!((elsewhere.status, elsewhere.problem()), (403, "forbidden".to_string()), "{elsewhere:?}");
+    // Compared by origin and path segments: no way out of the collection through `..`.
+    for escape in [format!("{ado}/contoso/../fabrikam/"), format!("{ado}/contoso/%2e%2e/fabrikam/")] {
+        let escaped = check(&basic(&analyst), Some(&escape));
+        assert_eq!(escaped.status, 403, "{escape}: {escaped:?}");
+    }
     let viewing = check(&basic(&viewer), Some(&format!("{ado}/contoso/")));
     assert_eq!(viewing.status, 403, "{viewing:?}");
     assert_eq!(server.log_head(), head, "a refused check appended something");

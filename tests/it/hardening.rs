@@ -86,3 +86,53 @@ fn a_tenants_replay_folds_only_its_own_subjects() {
         assert_eq!(replay.paths(&tenant, None).unwrap(), service.views().paths(&tenant, None).unwrap());
     });
 }
+
+/// A process that can write to the log cannot stop the fold or exhaust memory with pieces of
+/// events: a piece claiming four billion siblings, or pieces that make no event, are left
+/// out; everything after them folds, and verification reads past them with an error, not an
+/// allocation.
+#[test]
+fn forged_event_pieces_neither_stop_the_fold_nor_allocate_their_claims() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let scan = dir.join("scan.json");
+    std::fs::write(&scan, demo_snapshot(DEMO_SNAPSHOTS[0])).unwrap();
+    assert_eq!(sv0_in(&data, &["scan", "import", scan.to_str().unwrap()]).0, 0);
+    crate::block_on(async {
+        use sv0_log::EventLog;
+        let mut service = sv0_service::Service::open(&data).await.unwrap();
+        let tenant = service.tenant(None).unwrap();
+        let piece = |n: u8, index: u32, count: u32| {
+            let event = sv0_domain::events::Event::by(
+                sv0_domain::EventId([n; 16]),
+                &tenant,
+                sv0_domain::Timestamp::now(),
+                &sv0_domain::events::Actor::host("mallory@contoso.example"),
+                sv0_domain::events::EventPayload::Fragment(sv0_domain::events::EventFragment {
+                    of: sv0_domain::EventId([n + 100; 16]),
+                    index,
+                    count,
+                    bytes: sv0_domain::events::Bytes(b"not an event".to_vec()),
+                }),
+            );
+            sv0_service::import::new_event(&event).unwrap()
+        };
+        let log = service.log().clone();
+        for (subject, record) in [
+            ("contoso.scan", piece(1, 0, u32::MAX)),
+            ("contoso.pack", piece(2, 0, u32::MAX)),
+            ("contoso.scan", piece(3, 0, 1)),
+        ] {
+            log.append(subject, sv0_log::Expected::Any, vec![record]).await.unwrap();
+        }
+        let head = log.head().await.unwrap();
+        assert_eq!(service.sync().await.unwrap(), head, "the fold reached the head");
+    });
+    let next = dir.join("next.json");
+    std::fs::write(&next, demo_snapshot(DEMO_SNAPSHOTS[1])).unwrap();
+    let (code, out) = sv0_in(&data, &["scan", "import", next.to_str().unwrap()]);
+    assert_eq!(code, 0, "a scan after the forged pieces folds: {out}");
+    let (code, out) = sv0_in(&data, &["verify"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("pieces"), "{out}");
+}

@@ -81,7 +81,7 @@ fn plan(headers: &HeaderMap, allowed: &[String]) -> Result<Option<Plan>, Problem
         );
     }
     let base = format!("{}/", plan_url.trim_end_matches('/'));
-    if !allowed.iter().any(|a| base.starts_with(&format!("{}/", a.trim_end_matches('/')))) {
+    if !allowed.iter().any(|a| crate::url_within(a, &base)) {
         return Err(Problem::forbidden(format!(
             "{plan_url} is not an Azure DevOps collection this server calls back ([azure_devops] collection_urls)"
         )));

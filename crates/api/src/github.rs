@@ -3,7 +3,9 @@
 //! GitHub calls it with the `deployment_protection_rule` webhook when a job deploys to a
 //! protected environment. The body's HMAC-SHA256 (`X-Hub-Signature-256`) is checked over the
 //! raw bytes in constant time before anything else; a bad or missing signature is `401` and
-//! nothing happens, and a delivery id seen before is `409`. The repository's environment is
+//! nothing happens, and a signed payload seen before is `409` — whatever its (unsigned)
+//! `X-GitHub-Delivery` header says, and across restarts (the payloads' SHA-256 are kept in the
+//! data directory's `github-deliveries`). The repository's environment is
 //! mapped to a scope (`[[github.environment]]` of `sv0.toml`; unmapped environments are
 //! rejected), a sync of the deployment runs, and its verdict goes back to the payload's
 //! `deployment_callback_url` as `{environment_name, state: approved|rejected, comment}` with
@@ -47,6 +49,8 @@ pub struct GitHubApp {
     report_url: Option<String>,
     environments: Vec<sv0_service::GitHubEnvironment>,
     deliveries: Mutex<(BTreeSet<String>, VecDeque<String>)>,
+    /// Where the payloads seen are kept across restarts.
+    deliveries_file: Option<std::path::PathBuf>,
     http: reqwest::Client,
 }
 
@@ -108,8 +112,37 @@ impl GitHubApp {
             report_url: config.report_url.clone(),
             environments: config.environments.clone(),
             deliveries: Mutex::new((BTreeSet::new(), VecDeque::new())),
+            deliveries_file: None,
             http,
         })
+    }
+
+    /// Keeps the payloads seen in `file` (one SHA-256 per line), and reads those a previous
+    /// run kept, so that a replay is refused after a restart too.
+    pub fn remember_in(mut self, file: std::path::PathBuf) -> Result<GitHubApp, GitHubSetupError> {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(GitHubSetupError::Read { path: file, source }),
+        };
+        let lines: Vec<&str> = text.lines().filter(|l| l.len() == 64).collect();
+        let kept = &lines[lines.len().saturating_sub(REMEMBERED_DELIVERIES)..];
+        {
+            let mut guard = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+            for digest in kept {
+                if guard.0.insert((*digest).to_string()) {
+                    guard.1.push_back((*digest).to_string());
+                }
+            }
+        }
+        if lines.len() > kept.len() {
+            // Compacted to what is remembered.
+            let mut body = kept.join("\n");
+            body.push('\n');
+            std::fs::write(&file, body).map_err(|source| GitHubSetupError::Read { path: file.clone(), source })?;
+        }
+        self.deliveries_file = Some(file);
+        Ok(self)
     }
 
     /// The App's JWT (RS256, valid ten minutes from a minute ago, as GitHub asks).
@@ -148,12 +181,20 @@ impl GitHubApp {
         }
     }
 
-    /// Remembers a delivery id; false when it was seen before.
+    /// Remembers a signed payload by its SHA-256; false when it was seen before.
     fn first_delivery(&self, id: &str) -> bool {
         let mut guard = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
         let (seen, order) = &mut *guard;
         if !seen.insert(id.to_string()) {
             return false;
+        }
+        if let Some(file) = &self.deliveries_file {
+            use std::io::Write as _;
+            let written =
+                std::fs::OpenOptions::new().create(true).append(true).open(file).and_then(|mut f| writeln!(f, "{id}"));
+            if let Err(e) = written {
+                warn!(path = %file.display(), error = %e, "a GitHub delivery could not be kept for after a restart");
+            }
         }
         order.push_back(id.to_string());
         if order.len() > REMEMBERED_DELIVERIES
@@ -231,15 +272,19 @@ pub(crate) async fn deployment_protection<L: EventLog + Clone + Send + Sync + 's
         other => return Err(Problem::invalid_request(format!("unexpected event {other:?}"))),
     }
     let delivery = header("x-github-delivery").ok_or_else(|| Problem::invalid_request("no X-GitHub-Delivery"))?;
-    if !app.first_delivery(delivery) {
-        return Err(Problem::replayed(format!("delivery {delivery} was already received")));
+    // The delivery header is not signed: a replay is recognised by the signed payload itself.
+    let digest = hex::encode(ring::digest::digest(&ring::digest::SHA256, &body));
+    if !app.first_delivery(&digest) {
+        return Err(Problem::replayed(format!(
+            "this payload (delivery {delivery}, sha256 {digest}) was already received"
+        )));
     }
     let payload: Payload = serde_json::from_slice(&body)
         .map_err(|e| Problem::invalid_request(format!("not a deployment_protection_rule payload: {e}")))?;
     if payload.action != "requested" {
         return Ok((StatusCode::OK, axum::Json(json!({ "ignored": payload.action }))).into_response());
     }
-    if !payload.deployment_callback_url.starts_with(&format!("{}/", app.api_url)) {
+    if !crate::url_within(&app.api_url, &payload.deployment_callback_url) {
         return Err(Problem::invalid_request("the callback URL is not on the configured GitHub API"));
     }
     let scope = app

@@ -122,7 +122,9 @@ impl<L: EventLog + Clone> ApiState<L> {
             azure_devops: Vec::new(),
             reader: Service::with_parts(service.data_dir().clone(), service.log().clone(), service.views().clone())
                 .without_sealing(),
+            // Callbacks go where the configuration says, never where a redirect points.
             http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(30))
                 .user_agent(concat!("sv0/", env!("CARGO_PKG_VERSION")))
                 .build()
@@ -163,6 +165,29 @@ pub fn router<L: EventLog + Clone>(state: Arc<ApiState<L>>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(requests, metrics::track))
         .layer(axum::middleware::from_fn(bounded_in_time))
         .with_state(state)
+}
+
+/// Whether `url` is at or below `base`: the same scheme, host and port, no user info, and
+/// `base`'s path segments leading `url`'s. Both are parsed as URLs (so `..` segments are
+/// resolved before comparing), and a path holding an encoded dot, slash or backslash
+/// (`%2e`, `%2f`, `%5c`), which a server may decode into one, is refused.
+pub fn url_within(base: &str, url: &str) -> bool {
+    let (Ok(base), Ok(url)) = (reqwest::Url::parse(base), reqwest::Url::parse(url)) else { return false };
+    let lower = url.path().to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c", "\\"].iter().any(|bad| lower.contains(bad)) {
+        return false;
+    }
+    let segments = |u: &reqwest::Url| -> Vec<String> {
+        u.path_segments().map(|s| s.filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+    };
+    let (base_path, path) = (segments(&base), segments(&url));
+    url.scheme() == base.scheme()
+        && url.host_str() == base.host_str()
+        && url.port_or_known_default() == base.port_or_known_default()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && path.len() >= base_path.len()
+        && path[..base_path.len()] == base_path[..]
 }
 
 /// `/metrics` (and `/healthz`), for a listener of their own: the operator's, not the API's.
@@ -380,4 +405,32 @@ pub async fn serve_router(
         tracing::warn!("connections still open 30 s after shutdown were dropped");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_within;
+
+    /// A callback URL is compared by origin and path segments, never as a string prefix.
+    #[test]
+    fn callback_urls_are_compared_by_origin_and_segments() {
+        let base = "https://dev.azure.com/contoso/";
+        assert!(url_within(base, "https://dev.azure.com/contoso/"));
+        assert!(url_within(base, "https://dev.azure.com/contoso/p-1/_apis/distributedtask"));
+        for refused in [
+            "https://dev.azure.com/contoso/../evil/",
+            "https://dev.azure.com/contoso/%2e%2e/evil/",
+            "https://dev.azure.com/contoso/%2E%2E%2Fevil/",
+            "https://dev.azure.com/contoso%2f..%2fevil/",
+            "https://dev.azure.com/contosoevil/",
+            "https://dev.azure.com.evil.example/contoso/",
+            "https://sv0@dev.azure.com/contoso/",
+            "http://dev.azure.com/contoso/",
+            "https://dev.azure.com:8443/contoso/",
+            "https://dev.azure.com/contoso\\..\\evil/",
+            "not a url",
+        ] {
+            assert!(!url_within(base, refused), "{refused}");
+        }
+    }
 }

@@ -379,6 +379,11 @@ pub struct PolicyApproved {
     pub note: String,
 }
 
+/// Most pieces an event may be cut into: a count read from the log beyond it is refused before
+/// anything is allocated for it (65,536 pieces of a record each are far more than any event
+/// SV0 writes).
+pub const MAX_FRAGMENTS: u32 = 1 << 16;
+
 /// A person released a quarantined scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -176,6 +176,17 @@ impl Reassembler {
         let EventPayload::Fragment(fragment) = event.payload else {
             return Ok(Some(event));
         };
+        if fragment.count > sv0_domain::events::MAX_FRAGMENTS {
+            return Err(ServiceError::Event(sv0_codec::EventError::InvalidPayload {
+                event_type: "event.fragment".to_string(),
+                reason: format!(
+                    "event {} claims {} pieces; at most {} are read",
+                    fragment.of,
+                    fragment.count,
+                    sv0_domain::events::MAX_FRAGMENTS
+                ),
+            }));
+        }
         let count = fragment.count as usize;
         let pieces = self.pending.entry(fragment.of).or_insert_with(|| vec![None; count]);
         if pieces.len() != count || fragment.index as usize >= count {

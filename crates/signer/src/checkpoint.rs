@@ -15,7 +15,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -111,10 +111,34 @@ impl Checkpoint {
                 continue;
             }
             let Ok(signature) = Signature::from_slice(&blob[4..]) else { continue };
-            if key.verify(text.as_bytes(), &signature).is_ok() {
+            // Strictly, as packs are: no small-order keys, no non-canonical signatures.
+            if key.verify_strict(text.as_bytes(), &signature).is_ok() {
                 return Ok(Checkpoint { origin: origin.to_string(), size, root });
             }
         }
         Err(CheckpointError::Unsigned(name.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::Verifier;
+
+    use super::*;
+
+    /// A checkpoint "signed" for the small-order identity key (R = identity, s = 0), which a
+    /// lax ed25519 verification accepts for any text, is refused.
+    #[test]
+    fn a_signature_for_a_small_order_key_is_refused() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let weak = VerifyingKey::from_bytes(&identity).expect("the identity point decodes");
+        let mut forged = [0u8; 64];
+        forged[0] = 1;
+        let signature = Signature::from_bytes(&forged);
+        let checkpoint = Checkpoint { origin: "sv0.example/contoso".into(), size: 3, root: [7; 32] };
+        assert!(weak.verify(checkpoint.text().as_bytes(), &signature).is_ok(), "the lax check accepts it");
+        let note = checkpoint.sign_with("sv0", &weak, |_| signature);
+        assert!(matches!(Checkpoint::verify(&note, "sv0", &weak), Err(CheckpointError::Unsigned(_))));
     }
 }

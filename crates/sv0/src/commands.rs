@@ -260,7 +260,8 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
                 state.azure_devops = ado.collection_urls;
             }
             if let Some(config) = config.github {
-                let app = sv0_api::github::GitHubApp::load(&config, state.http.clone())?;
+                let app = sv0_api::github::GitHubApp::load(&config, state.http.clone())?
+                    .remember_in(service.data_dir().root().join("github-deliveries"))?;
                 writeln!(out, "GitHub deployment protection rules: /integrations/github/deployment-protection")?;
                 state.github = Some(Arc::new(app));
             }
