@@ -883,7 +883,10 @@ fn provider_jwt(claims: &Value, kid: &str) -> String {
 fn provider_jwts_sign_in_when_oidc_is_configured() {
     let f = fixture();
     let config = std::fs::read_to_string(f.data.join("sv0.toml")).unwrap_or_default();
-    let jwks = crate::repo_root().join("tests/data/oidc-test-jwks.json");
+    // The provider's keys, in a file the provider rotates below.
+    let published = std::fs::read_to_string(crate::repo_root().join("tests/data/oidc-test-jwks.json")).unwrap();
+    let jwks = f._dir.join("jwks.json");
+    std::fs::write(&jwks, &published).unwrap();
     std::fs::write(
         f.data.join("sv0.toml"),
         format!(
@@ -915,7 +918,27 @@ fn provider_jwts_sign_in_when_oidc_is_configured() {
         br#"{"scope":"project:HR-Automation","note":"signed in with Entra ID"}"#,
     );
     assert_eq!(approval.status, 201, "{approval:?}");
-    assert_eq!(approval.json()["baseline"]["approver"], "riley.chen@contoso.example");
+    // The principal is the issuer and the immutable subject, not a name the user can change.
+    let riley = "https://login.example/contoso/v2.0#00000000-riley";
+    assert_eq!(approval.json()["baseline"]["approver"], riley);
+    let renamed = provider_jwt(&claims(&|c| c["preferred_username"] = "ciso@contoso.example".into()), "test-key-1");
+    let reply = server.get("/api/v1/approvals", Some(&renamed));
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    // The provider rotates its key: a JWT naming the new key id makes SV0 read the set again.
+    let mut rotated: Value = serde_json::from_str(&published).unwrap();
+    let mut next = rotated["keys"][0].clone();
+    next["kid"] = "rotated-key".into();
+    rotated["keys"].as_array_mut().unwrap().push(next.clone());
+    std::fs::write(&jwks, rotated.to_string()).unwrap();
+    let after_rotation = provider_jwt(&claims(&|_| {}), "rotated-key");
+    assert_eq!(server.get("/api/v1/paths?limit=1", Some(&after_rotation)).status, 200);
+    // Reading again is rate-limited: a key added within the interval is not seen yet.
+    next["kid"] = "late-key".into();
+    rotated["keys"].as_array_mut().unwrap().push(next);
+    std::fs::write(&jwks, rotated.to_string()).unwrap();
+    let late = provider_jwt(&claims(&|_| {}), "late-key");
+    assert_eq!(server.get("/api/v1/paths?limit=1", Some(&late)).status, 401);
 
     let refused: Vec<(&str, String)> = vec![
         ("another audience", provider_jwt(&claims(&|c| c["aud"] = "api://other".into()), "test-key-1")),
@@ -949,7 +972,7 @@ fn provider_jwts_sign_in_when_oidc_is_configured() {
         .into_iter()
         .rfind(|e| matches!(e.payload, sv0_domain::events::EventPayload::ApprovalRecorded(_)))
         .unwrap();
-    assert_eq!(approval.meta.actor, "api:riley.chen@contoso.example");
+    assert_eq!(approval.meta.actor, "api:https://login.example/contoso/v2.0#00000000-riley");
     assert_eq!(approval.meta.credential.as_deref(), Some("oidc:https://login.example/contoso/v2.0#00000000-riley"));
 }
 

@@ -136,3 +136,15 @@ fn forged_event_pieces_neither_stop_the_fold_nor_allocate_their_claims() {
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("pieces"), "{out}");
 }
+
+/// A snapshot holding more entities than SV0 folds is refused whole, before anything of it is
+/// checked or appended (the cap is `MAX_SNAPSHOT_ENTITIES`; here a smaller one, to keep the
+/// test small).
+#[test]
+fn a_snapshot_beyond_the_entity_cap_is_refused_whole() {
+    let snapshot: sv0_domain::snapshot::Snapshot = serde_json::from_slice(&demo_snapshot(DEMO_SNAPSHOTS[0])).unwrap();
+    let refused = snapshot.clone().validate_at_most(10).unwrap_err();
+    assert!(refused.to_string().contains("at most 10 are read"), "{refused}");
+    assert!(snapshot.validate_at_most(sv0_domain::snapshot::MAX_SNAPSHOT_ENTITIES).is_ok());
+    assert!(sv0_domain::snapshot::MAX_SNAPSHOT_ENTITIES >= 1_000_000);
+}

@@ -1,11 +1,19 @@
 //! OIDC sign-in: bearer tokens that are JWTs from an identity provider (Entra ID and others)
 //! instead of SV0 tokens. A JWT is accepted when its RS256 signature verifies with a key of
 //! the provider's JWKS (by `kid`), its `iss` and `aud` are the configured ones, and it is
-//! within `nbf`..`exp` (a minute of leeway). The principal is a configured claim
-//! (`preferred_username` by default); the roles are the values of the roles claim (Entra app
-//! roles `SV0.Viewer`, `SV0.Approver`, ... or bare role names); the tenant is the configured one.
+//! within `nbf`..`exp` (a minute of leeway). The principal is a configured claim, or by
+//! default the issuer and the immutable `oid` (else `sub`): `<issuer>#<oid>` — never a name a
+//! user can change (`preferred_username`); the roles are the values of the roles claim (Entra
+//! app roles `SV0.Viewer`, `SV0.Approver`, ... or bare role names); the tenant is the
+//! configured one.
+//!
+//! Keys come from a JWKS file or an `https` URL. A JWT naming a key the set does not hold makes
+//! the verifier read the set again — at most once per `REFRESH_INTERVAL`, so that a stream of
+//! made-up key ids costs nothing — which is how a provider's key rotation is followed.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,6 +26,58 @@ use sv0_service::OidcConfig;
 
 /// Leeway on `exp` and `nbf`, in seconds.
 const LEEWAY: i64 = 60;
+
+/// The shortest time between two reads of the key set for unknown key ids.
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Keys by id: RSA modulus and exponent, big-endian.
+type Keys = BTreeMap<String, (Vec<u8>, Vec<u8>)>;
+
+/// Where the keys come from.
+#[derive(Debug, Clone)]
+enum KeySource {
+    File(std::path::PathBuf),
+    Url(String, reqwest::Client),
+}
+
+impl KeySource {
+    fn name(&self) -> String {
+        match self {
+            KeySource::File(path) => path.display().to_string(),
+            KeySource::Url(url, _) => url.clone(),
+        }
+    }
+
+    async fn text(&self) -> Result<String, String> {
+        match self {
+            KeySource::File(path) => std::fs::read_to_string(path).map_err(|e| e.to_string()),
+            KeySource::Url(url, http) => {
+                let response = http.get(url).send().await.map_err(|e| e.to_string())?;
+                if !response.status().is_success() {
+                    return Err(format!("answered {}", response.status()));
+                }
+                response.text().await.map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// The RSA signing keys with a `kid` of a JWKS document.
+fn parse_keys(text: &str) -> Result<Keys, String> {
+    let jwks: Jwks = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut keys = BTreeMap::new();
+    for key in jwks.keys.into_iter().filter(|k| k.kty == "RSA") {
+        let (Some(kid), Some(n), Some(e)) = (key.kid, key.n, key.e) else { continue };
+        let decode = |v: &str| URL_SAFE_NO_PAD.decode(v.trim_end_matches('='));
+        if let (Ok(n), Ok(e)) = (decode(&n), decode(&e)) {
+            keys.insert(kid, (n, e));
+        }
+    }
+    if keys.is_empty() {
+        return Err("no RSA signing key with a kid".into());
+    }
+    Ok(keys)
+}
 
 /// Why the OIDC configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -54,10 +114,13 @@ pub struct OidcVerifier {
     issuer: String,
     audience: String,
     tenant: TenantId,
-    principal_claim: String,
+    /// The claim naming the principal, when configured (else `<issuer>#<oid or sub>`).
+    principal_claim: Option<String>,
     roles_claim: String,
-    // By key id; RSA modulus and exponent, big-endian.
-    keys: BTreeMap<String, (Vec<u8>, Vec<u8>)>,
+    keys: Arc<RwLock<Keys>>,
+    source: KeySource,
+    /// When the keys were last read again for an unknown key id.
+    refreshed: Arc<Mutex<Option<Instant>>>,
 }
 
 /// A verified caller's identity.
@@ -78,43 +141,61 @@ pub struct OidcIdentity {
 impl OidcVerifier {
     /// Loads the JWKS the configuration names (a file, or a URL fetched once at start).
     pub async fn load(config: &OidcConfig, http: &reqwest::Client) -> Result<OidcVerifier, OidcSetupError> {
-        let (from, text) = match (&config.jwks_file, &config.jwks_url) {
-            (Some(file), None) => (
-                file.display().to_string(),
-                std::fs::read_to_string(file)
-                    .map_err(|e| OidcSetupError::Keys { from: file.display().to_string(), reason: e.to_string() })?,
-            ),
+        let source = match (&config.jwks_file, &config.jwks_url) {
+            (Some(file), None) => KeySource::File(file.clone()),
             (None, Some(url)) => {
-                let keys = |reason: String| OidcSetupError::Keys { from: url.clone(), reason };
-                let response = http.get(url).send().await.map_err(|e| keys(e.to_string()))?;
-                if !response.status().is_success() {
-                    return Err(keys(format!("answered {}", response.status())));
+                // Keys that decide who may approve are not fetched over plain HTTP.
+                if !url.to_ascii_lowercase().starts_with("https://") {
+                    return Err(OidcSetupError::Invalid(format!("jwks_url {url} is not https")));
                 }
-                (url.clone(), response.text().await.map_err(|e| keys(e.to_string()))?)
+                KeySource::Url(url.clone(), http.clone())
             }
             _ => return Err(OidcSetupError::Invalid("give exactly one of jwks_file and jwks_url".into())),
         };
-        let jwks: Jwks = serde_json::from_str(&text)
-            .map_err(|e| OidcSetupError::Keys { from: from.clone(), reason: e.to_string() })?;
-        let mut keys = BTreeMap::new();
-        for key in jwks.keys.into_iter().filter(|k| k.kty == "RSA") {
-            let (Some(kid), Some(n), Some(e)) = (key.kid, key.n, key.e) else { continue };
-            let decode = |v: &str| URL_SAFE_NO_PAD.decode(v.trim_end_matches('='));
-            if let (Ok(n), Ok(e)) = (decode(&n), decode(&e)) {
-                keys.insert(kid, (n, e));
-            }
-        }
-        if keys.is_empty() {
-            return Err(OidcSetupError::Keys { from, reason: "no RSA signing key with a kid".into() });
-        }
+        let keys = |reason: String| OidcSetupError::Keys { from: source.name(), reason };
+        let keys = parse_keys(&source.text().await.map_err(keys)?).map_err(keys)?;
         Ok(OidcVerifier {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             tenant: TenantId::new(&config.tenant).map_err(|e| OidcSetupError::Invalid(e.to_string()))?,
-            principal_claim: config.principal_claim.clone().unwrap_or_else(|| "preferred_username".into()),
+            principal_claim: config.principal_claim.clone(),
             roles_claim: config.roles_claim.clone().unwrap_or_else(|| "roles".into()),
-            keys,
+            keys: Arc::new(RwLock::new(keys)),
+            source,
+            refreshed: Arc::default(),
         })
+    }
+
+    /// The key `kid`, reading the set again first when it does not hold it (at most once per
+    /// `REFRESH_INTERVAL`). A file is read at once; a URL is fetched in the background, so the
+    /// JWT that asked is refused and the next one finds the key.
+    fn key(&self, kid: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+        let known = |keys: &RwLock<Keys>| keys.read().unwrap_or_else(|e| e.into_inner()).get(kid).cloned();
+        if let Some(key) = known(&self.keys) {
+            return Some(key);
+        }
+        {
+            let mut refreshed = self.refreshed.lock().unwrap_or_else(|e| e.into_inner());
+            if refreshed.is_some_and(|at| at.elapsed() < REFRESH_INTERVAL) {
+                return None;
+            }
+            *refreshed = Some(Instant::now());
+        }
+        let (keys, source) = (Arc::clone(&self.keys), self.source.clone());
+        let install = move |text: Result<String, String>| match text.and_then(|t| parse_keys(&t)) {
+            Ok(fresh) => *keys.write().unwrap_or_else(|e| e.into_inner()) = fresh,
+            Err(reason) => tracing::warn!(from = %source.name(), %reason, "the OIDC keys could not be read again"),
+        };
+        match &self.source {
+            KeySource::File(path) => install(std::fs::read_to_string(path).map_err(|e| e.to_string())),
+            KeySource::Url(..) => {
+                let source = self.source.clone();
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move { install(source.text().await) });
+                }
+            }
+        }
+        known(&self.keys)
     }
 
     /// Verifies a JWT at time `now` (Unix seconds); the reason when it is refused.
@@ -127,7 +208,7 @@ impl OidcVerifier {
             return Err(format!("algorithm {} is not accepted", header["alg"]));
         }
         let kid = header["kid"].as_str().ok_or("the JWT names no key")?;
-        let (n, e) = self.keys.get(kid).ok_or_else(|| format!("unknown signing key {kid}"))?;
+        let (n, e) = self.key(kid).ok_or_else(|| format!("unknown signing key {kid}"))?;
         let signed = format!("{}.{}", parts[0], parts[1]);
         RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }
             .verify(&RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &decode(signature)?)
@@ -151,11 +232,13 @@ impl OidcVerifier {
         if claims["nbf"].as_i64().is_some_and(|nbf| now + LEEWAY < nbf) {
             return Err("not valid yet".into());
         }
-        let principal = claims[&self.principal_claim]
-            .as_str()
-            .or_else(|| claims["sub"].as_str())
-            .ok_or("no principal claim")?
-            .to_string();
+        let principal = match &self.principal_claim {
+            Some(claim) => claims[claim].as_str().ok_or_else(|| format!("no {claim} claim"))?.to_string(),
+            None => {
+                let id = claims["oid"].as_str().or_else(|| claims["sub"].as_str()).ok_or("neither oid nor sub")?;
+                format!("{}#{id}", self.issuer)
+            }
+        };
         let mut roles: Vec<Role> = claims[&self.roles_claim]
             .as_array()
             .map(Vec::as_slice)
@@ -171,5 +254,26 @@ impl OidcVerifier {
         roles.dedup();
         let subject = claims["sub"].as_str().or_else(|| claims["jti"].as_str()).unwrap_or_default().to_string();
         Ok(OidcIdentity { principal, tenant: self.tenant.clone(), roles, subject, issuer: self.issuer.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys that decide who may approve are never fetched over plain HTTP.
+    #[tokio::test]
+    async fn a_jwks_url_must_be_https() {
+        let config = OidcConfig {
+            issuer: "https://login.example/contoso/v2.0".into(),
+            audience: "api://sv0".into(),
+            tenant: "contoso".into(),
+            jwks_file: None,
+            jwks_url: Some("http://login.example/keys".into()),
+            principal_claim: None,
+            roles_claim: None,
+        };
+        let refused = OidcVerifier::load(&config, &reqwest::Client::new()).await.unwrap_err();
+        assert!(refused.to_string().contains("is not https"), "{refused}");
     }
 }

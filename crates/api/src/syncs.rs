@@ -98,13 +98,56 @@ pub struct SyncRecord {
     tenant: Option<TenantId>,
 }
 
-/// The syncs of this process.
-#[derive(Debug, Default)]
+/// Syncs of one tenant waiting or running at once, by default; one more is refused (429).
+pub const SYNC_QUEUE: usize = 8;
+
+/// How long the record of an ended sync is kept (from its request), and how long a sync may
+/// wait to start.
+pub const SYNC_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The syncs of this process: each tenant's run one at a time, at most `queue` of a tenant
+/// waiting or running, records of ended syncs forgotten `SYNC_TTL` after their request.
+#[derive(Debug)]
 pub struct Syncs {
     records: Mutex<BTreeMap<String, SyncRecord>>,
+    lanes: Mutex<BTreeMap<TenantId, Arc<tokio::sync::Semaphore>>>,
+    queue: usize,
+}
+
+impl Default for Syncs {
+    fn default() -> Syncs {
+        Syncs::with_queue(SYNC_QUEUE)
+    }
 }
 
 impl Syncs {
+    /// At most `queue` syncs of a tenant waiting or running.
+    pub fn with_queue(queue: usize) -> Syncs {
+        Syncs { records: Mutex::default(), lanes: Mutex::default(), queue: queue.max(1) }
+    }
+
+    /// Records a new sync unless its tenant already has `queue` waiting or running (then the
+    /// oldest of those, to name in the refusal); forgets records ended more than `SYNC_TTL` ago.
+    fn admit(&self, record: SyncRecord, now: Timestamp) -> Result<(), String> {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let ttl = SYNC_TTL.as_millis() as i64;
+        records.retain(|_, r| !r.status.finished() || now.0 - r.requested_at.0 < ttl);
+        let open: Vec<&SyncRecord> =
+            records.values().filter(|r| r.tenant == record.tenant && !r.status.finished()).collect();
+        if open.len() >= self.queue {
+            let oldest = open.iter().min_by_key(|r| r.requested_at.0).map(|r| r.sync_id.clone()).unwrap_or_default();
+            return Err(oldest);
+        }
+        records.insert(record.sync_id.clone(), record);
+        Ok(())
+    }
+
+    /// The tenant's lane: one sync runs at a time.
+    fn lane(&self, tenant: &TenantId) -> Arc<tokio::sync::Semaphore> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(lanes.entry(tenant.clone()).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(1))))
+    }
+
     /// A sync of `tenant`, if it has this id.
     pub fn get(&self, tenant: &TenantId, id: &str) -> Option<SyncRecord> {
         let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
@@ -227,11 +270,27 @@ pub(crate) fn start<L: EventLog + Clone + Send + Sync + 'static>(
         delta: None,
         tenant: Some(tenant.clone()),
     };
-    state.syncs.records.lock().unwrap_or_else(|e| e.into_inner()).insert(record.sync_id.clone(), record.clone());
+    if let Err(oldest) = state.syncs.admit(record.clone(), Timestamp::now()) {
+        return Err(Problem::busy(format!(
+            "tenant {tenant} has {} syncs waiting or running (the oldest: {oldest}); ask again when one is done",
+            state.syncs.queue
+        )));
+    }
     let state = Arc::clone(state);
     let id = record.sync_id.clone();
     let tenant = tenant.clone();
     tokio::spawn(async move {
+        // One sync of a tenant at a time; one that waited too long does not run.
+        let lane = state.syncs.lane(&tenant);
+        let Ok(_turn) = lane.acquire().await else { return };
+        let waited = state.syncs.get(&tenant, &id).map_or(0, |r| Timestamp::now().0 - r.requested_at.0);
+        if waited > SYNC_TTL.as_millis() as i64 {
+            state.syncs.update(&id, |r| {
+                r.status = SyncStatus::Failed;
+                r.error = Some("it waited longer than an hour to start; start a new sync".into());
+            });
+            return;
+        }
         state.syncs.update(&id, |r| r.status = SyncStatus::Running);
         let outcome = run(&state, &tenant, &id, source).await;
         state.syncs.update(&id, |r| match outcome {
@@ -342,4 +401,46 @@ async fn run<L: EventLog>(state: &ApiState<L>, tenant: &TenantId, id: &str, sour
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, tenant: &str, status: SyncStatus, at: i64) -> SyncRecord {
+        SyncRecord {
+            sync_id: id.into(),
+            status,
+            requested_by: "ci@contoso.example".into(),
+            requested_at: Timestamp(at),
+            deployment: DeploymentRef { repository: None, run_id: None, environment: None, commit: None },
+            scope: None,
+            targets: Vec::new(),
+            trigger: ScanTrigger::PreDeployment,
+            scan_id: None,
+            error: None,
+            disposition: None,
+            delta: None,
+            tenant: Some(TenantId::new(tenant).unwrap()),
+        }
+    }
+
+    /// A tenant has at most `queue` syncs waiting or running; another tenant is not held up;
+    /// ended records are forgotten after `SYNC_TTL`.
+    #[test]
+    fn syncs_are_queued_per_tenant_within_a_bound_and_forgotten_after_their_ttl() {
+        let syncs = Syncs::with_queue(2);
+        let now = Timestamp(10_000_000);
+        syncs.admit(record("a1", "contoso", SyncStatus::Pending, now.0), now).unwrap();
+        syncs.admit(record("a2", "contoso", SyncStatus::Running, now.0 + 1), now).unwrap();
+        assert_eq!(syncs.admit(record("a3", "contoso", SyncStatus::Pending, now.0 + 2), now), Err("a1".into()));
+        syncs.admit(record("b1", "fabrikam", SyncStatus::Pending, now.0), now).unwrap();
+        syncs.update("a1", |r| r.status = SyncStatus::Completed);
+        syncs.admit(record("a3", "contoso", SyncStatus::Pending, now.0 + 3), now).unwrap();
+        let later = Timestamp(now.0 + SYNC_TTL.as_millis() as i64 + 1);
+        syncs.admit(record("b2", "fabrikam", SyncStatus::Pending, later.0), later).unwrap();
+        let contoso = TenantId::new("contoso").unwrap();
+        assert!(syncs.get(&contoso, "a1").is_none(), "an ended sync is forgotten after its ttl");
+        assert!(syncs.get(&contoso, "a2").is_some(), "a running one is kept");
+    }
 }

@@ -345,7 +345,27 @@ pub struct Entities {
 impl Snapshot {
     /// Checks the snapshot and returns its parts, entities sorted by id.
     pub fn validate(self) -> Result<ValidSnapshot, SnapshotInvalid> {
+        self.validate_at_most(MAX_SNAPSHOT_ENTITIES)
+    }
+
+    /// `validate` with a cap of `limit` entities.
+    pub fn validate_at_most(self, limit: usize) -> Result<ValidSnapshot, SnapshotInvalid> {
         let mut problems = Problems::default();
+        let count = self.domains.len()
+            + self.classification_rules.len()
+            + self.owners.len()
+            + self.workloads.len()
+            + self.identities.len()
+            + self.credentials.len()
+            + self.destinations.len()
+            + self.grants.len()
+            + self.bindings.len()
+            + self.evidence.len();
+        if count > limit {
+            // Nothing else is checked: the fold would hold what it cannot bound.
+            problems.push(format!("the snapshot holds {count} entities; at most {limit} are read"));
+            return Err(problems.finish().expect_err("a problem was pushed"));
+        }
         if self.schema_version != SNAPSHOT_SCHEMA_VERSION {
             problems.push(format!(
                 "unsupported schema_version {}: this sv0 reads version {SNAPSHOT_SCHEMA_VERSION}",
@@ -392,6 +412,10 @@ pub struct ValidSnapshot {
     /// What it saw, sorted by id.
     pub entities: Entities,
 }
+
+/// Most entities one snapshot may hold (a million-path tenant holds a few hundred thousand):
+/// beyond it a snapshot is refused before anything of it is folded.
+pub const MAX_SNAPSHOT_ENTITIES: usize = 5_000_000;
 
 impl Entities {
     /// Total number of entities of every kind.

@@ -231,9 +231,10 @@ pub struct OidcConfig {
     pub tenant: String,
     /// The provider's signing keys (JWKS) in a file...
     pub jwks_file: Option<PathBuf>,
-    /// ... or at a URL, fetched when the server starts.
+    /// ... or at an `https` URL, fetched when the server starts and when a JWT names a key the
+    /// set does not hold.
     pub jwks_url: Option<String>,
-    /// The claim naming the principal [default: preferred_username, else sub].
+    /// The claim naming the principal [default: `<issuer>#<oid>`, else `<issuer>#<sub>`].
     pub principal_claim: Option<String>,
     /// The claim listing roles (`SV0.Approver` or `approver`) [default: roles].
     pub roles_claim: Option<String>,
