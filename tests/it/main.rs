@@ -10,6 +10,7 @@ mod disposition;
 mod fake_http;
 mod faults;
 mod fidelity;
+mod fuzz;
 mod hardening;
 mod intent;
 mod log;
