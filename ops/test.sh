@@ -18,4 +18,8 @@ if cargo clippy --version >/dev/null 2>&1; then
 else
   echo "warning: clippy is not installed; skipping the lint check" >&2
 fi
+# The supply chain: licences, duplicate versions (crypto above all) and sources, as deny.toml
+# says, with the pinned cargo-deny (installed on first use; a failed install fails the run).
+CARGO_DENY="$(./ops/install-cargo-deny.sh)"
+"$CARGO_DENY" --offline check bans licenses sources
 cargo test --workspace --locked "$@"

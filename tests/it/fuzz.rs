@@ -106,7 +106,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
         any::<usize>().prop_map(|at| Mutation::Cut { at }),
-        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16)).prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16))
+            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
         (any::<usize>(), 1usize..64, any::<usize>()).prop_map(|(from, len, to)| Mutation::Splice { from, len, to }),
     ]
 }
@@ -173,7 +174,10 @@ fn input(corpus: Vec<Vec<u8>>, json: bool) -> impl Strategy<Value = Vec<u8>> {
     (0..n, proptest::collection::vec(mutation(), 0..4), any::<usize>(), json_scalar(), any::<bool>()).prop_map(
         move |(pick, mutations, nth, with, by_value)| {
             let seed = corpus[pick].clone();
-            if json && by_value && let Ok(mut value) = serde_json::from_slice::<Value>(&seed) {
+            if json
+                && by_value
+                && let Ok(mut value) = serde_json::from_slice::<Value>(&seed)
+            {
                 let mut at = nth % 5_000;
                 replace_node(&mut value, &mut at, &with);
                 return serde_json::to_vec(&value).unwrap();
