@@ -47,6 +47,62 @@ mod jetstream {
         (log, server)
     });
 
+    /// `ops/nats/permissions.conf` on a real server: each process's NATS user appends only its
+    /// own subjects (a collector scans, a signer packs), every user reads the log, and none but
+    /// the admin can create or delete the stream.
+    #[tokio::test]
+    async fn nats_users_may_append_only_their_own_subjects() {
+        use std::time::Duration;
+        use sv0_log::{EventLog, Expected, NewEvent};
+        use sv0_tests::nats::test_password;
+        let server = tokio::task::spawn_blocking(NatsServer::start_with_permissions).await.expect("start nats-server");
+        let as_user = |user: &str| Credentials::UserPassword(user.to_string(), test_password(user));
+        let event = |n: u8| NewEvent { event_id: [n; 16], data: vec![n] };
+        let admin = JetStreamLog::connect(&server.url(), as_user("admin"), StreamSettings::default()).await.unwrap();
+        admin.append("contoso.policy", Expected::Any, vec![event(1)]).await.unwrap();
+
+        let connect = |user: &'static str| {
+            let url = server.url();
+            async move { JetStreamLog::connect(&url, as_user(user), StreamSettings::default()).await.unwrap() }
+        };
+        // A refused publish is never acknowledged: it fails or times out (3 s here; a permitted
+        // one is given 30 s, for a loaded machine).
+        let may = |log: &JetStreamLog, subject: &'static str, n: u8, expected: bool| {
+            let log = log.clone();
+            let wait = Duration::from_secs(if expected { 30 } else { 3 });
+            async move {
+                tokio::time::timeout(wait, log.append(subject, Expected::Any, vec![event(n)]))
+                    .await
+                    .is_ok_and(|r| r.is_ok())
+                    == expected
+            }
+        };
+        let collector = connect("collector").await;
+        assert!(may(&collector, "contoso.scan", 2, true).await, "a collector appends scans");
+        assert!(may(&collector, "contoso.token", 3, false).await, "a collector cannot issue tokens");
+        assert!(may(&collector, "contoso.pack", 4, false).await, "nor seal packs");
+        let signer = connect("signer").await;
+        assert!(may(&signer, "contoso.pack", 5, true).await, "a signer seals packs");
+        assert!(may(&signer, "contoso.scan", 6, false).await, "a signer cannot push scans");
+        let api = connect("api").await;
+        assert!(may(&api, "contoso.approval.project-hr", 7, true).await);
+        assert!(may(&api, "contoso.other", 8, false).await, "the API appends only its kinds");
+        // Every user reads the whole log (what each appended, nothing of the refused).
+        for log in [&collector, &signer, &api] {
+            let read = log.read(1, None, 100).await.unwrap();
+            let subjects: Vec<&str> = read.iter().map(|r| r.subject.as_str()).collect();
+            assert_eq!(subjects, ["contoso.policy", "contoso.scan", "contoso.pack", "contoso.approval.project-hr"]);
+        }
+        // A user other than the admin cannot create the stream (here: another one).
+        let other = StreamSettings { name: "SV0_OTHER".into(), ..StreamSettings::default() };
+        let refused = tokio::time::timeout(
+            Duration::from_secs(5),
+            JetStreamLog::connect(&server.url(), as_user("collector"), other),
+        )
+        .await;
+        assert!(!matches!(refused, Ok(Ok(_))), "a collector created a stream");
+    }
+
     /// The client blocks a publish past 5,000 unacknowledged ones until an ack is awaited: one
     /// call that pipelines more than that (a large bulk batch, a first scan's signals) must
     /// await acks as it goes instead of waiting on itself forever.

@@ -58,17 +58,36 @@ pub struct NatsServer {
     pub port: u16,
     monitor_port: u16,
     cluster: Option<(u16, Vec<u16>)>,
+    /// Runs `ops/nats/permissions.conf` (a user per process) instead of `single.conf`.
+    permissions: bool,
     dir: TempDir,
     child: Option<Child>,
+}
+
+/// The password of each user of `ops/nats/permissions.conf` in the tests: the user's name
+/// twice.
+pub fn test_password(user: &str) -> String {
+    format!("{user}-{user}")
 }
 
 impl NatsServer {
     /// Starts a single JetStream server and waits until it is healthy.
     pub fn start() -> NatsServer {
+        NatsServer::start_single(false)
+    }
+
+    /// Starts a single JetStream server with a user per SV0 process (`ops/nats/permissions.conf`,
+    /// passwords from `test_password`).
+    pub fn start_with_permissions() -> NatsServer {
+        NatsServer::start_single(true)
+    }
+
+    fn start_single(permissions: bool) -> NatsServer {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut server = NatsServer::new("n1", None);
+            server.permissions = permissions;
             server.launch();
             match server.healthy() {
                 Ok(()) => return server,
@@ -84,6 +103,7 @@ impl NatsServer {
             port: free_port(),
             monitor_port: free_port(),
             cluster,
+            permissions: false,
             dir: TempDir::new(),
             child: None,
         }
@@ -114,6 +134,19 @@ impl NatsServer {
                 vars.push(("SV0_NATS_ROUTE_A", format!("nats-route://127.0.0.1:{}", routes[0])));
                 vars.push(("SV0_NATS_ROUTE_B", format!("nats-route://127.0.0.1:{}", routes[1])));
                 ops.join("cluster.conf")
+            }
+            None if self.permissions => {
+                for (var, user) in [
+                    ("SV0_NATS_PASS_ADMIN", "admin"),
+                    ("SV0_NATS_PASS_COLLECTOR", "collector"),
+                    ("SV0_NATS_PASS_SIGNER", "signer"),
+                    ("SV0_NATS_PASS_PROJECTOR", "projector"),
+                    ("SV0_NATS_PASS_API", "api"),
+                    ("SV0_NATS_PASS_SOC", "soc"),
+                ] {
+                    vars.push((var, test_password(user)));
+                }
+                ops.join("permissions.conf")
             }
             None if server_is_2_9() => ops.join("single-2.9.conf"),
             None => ops.join("single.conf"),
