@@ -114,7 +114,7 @@ pub(crate) async fn check<L: EventLog + Clone + Send + Sync + 'static>(
         state.oidc.as_deref(),
         &state.failures,
         &headers,
-        addr.ip(),
+        crate::client_ip(&state.trusted_proxies, addr.ip(), &headers),
         Permission::Read,
     )?;
     let body = axum::body::to_bytes(request.into_body(), crate::SMALL_BODY)

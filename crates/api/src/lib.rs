@@ -82,6 +82,9 @@ pub struct ApiState<L: EventLog> {
     pub metrics_tenant_labels: bool,
     /// Audit replays: one at a time per tenant, the last few kept.
     pub replays: replays::Replays,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (none by default: the peer is
+    /// the client, and the header is ignored).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// What a sync reads: the snapshot a collector keeps current, or connectors.
     pub sync_source: Option<syncs::SyncSource>,
     /// The syncs of this process.
@@ -115,6 +118,7 @@ impl<L: EventLog + Clone> ApiState<L> {
             max_connections: MAX_CONNECTIONS,
             metrics_tenant_labels: false,
             replays: replays::Replays::default(),
+            trusted_proxies: Vec::new(),
             sync_source: None,
             syncs: syncs::Syncs::default(),
             requests: Arc::default(),
@@ -222,12 +226,34 @@ async fn authenticate<L: EventLog>(
         state.oidc.as_deref(),
         &state.failures,
         request.headers(),
-        addr.ip(),
+        client_ip(&state.trusted_proxies, addr.ip(), request.headers()),
         permission,
     ) {
         Ok(_) => next.run(request).await,
         Err(problem) => problem.into_response(),
     }
+}
+
+/// The client a request comes from: the peer, or — only when the peer is a trusted proxy —
+/// the address that proxy appended last to `X-Forwarded-For` (what the client wrote there
+/// itself comes before it and is never believed).
+pub fn client_ip(
+    trusted: &[std::net::IpAddr],
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+) -> std::net::IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .rfind(|v| !v.is_empty())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(peer)
 }
 
 /// Answers 408 to a request not complete within `REQUEST_TIMEOUT` (a body sent slowly).
@@ -432,5 +458,23 @@ mod tests {
         ] {
             assert!(!url_within(base, refused), "{refused}");
         }
+    }
+}
+
+#[cfg(test)]
+mod proxy_tests {
+    use super::client_ip;
+
+    /// `X-Forwarded-For` counts only from a trusted proxy, and only the entry it appended.
+    #[test]
+    fn forwarded_addresses_count_only_from_a_trusted_proxy() {
+        let proxy: std::net::IpAddr = "10.0.0.5".parse().unwrap();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-forwarded-for", "198.51.100.1, 203.0.113.9".parse().unwrap());
+        let stranger: std::net::IpAddr = "192.0.2.44".parse().unwrap();
+        assert_eq!(client_ip(&[], stranger, &headers), stranger, "no proxy trusted: the peer");
+        assert_eq!(client_ip(&[proxy], stranger, &headers), stranger, "not from the proxy: the peer");
+        assert_eq!(client_ip(&[proxy], proxy, &headers), "203.0.113.9".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(client_ip(&[proxy], proxy, &axum::http::HeaderMap::new()), proxy);
     }
 }

@@ -340,7 +340,8 @@ impl<L: EventLog> axum::extract::FromRequestParts<Arc<ApiState<L>>> for Ask<L> {
 impl<L: EventLog> Ask<L> {
     /// The caller, if the token permits `permission`.
     fn caller(&self, permission: Permission) -> Result<Caller, Problem> {
-        authorize(&self.s.views, self.s.oidc.as_deref(), &self.s.failures, &self.headers, self.addr.ip(), permission)
+        let client = crate::client_ip(&self.s.trusted_proxies, self.addr.ip(), &self.headers);
+        authorize(&self.s.views, self.s.oidc.as_deref(), &self.s.failures, &self.headers, client, permission)
     }
 }
 

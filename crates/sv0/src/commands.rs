@@ -268,6 +268,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             state.failures = sv0_api::auth::FailedAuth::with_limit(args.auth_failures_per_minute);
             state.max_connections = args.max_connections.max(1);
             state.metrics_tenant_labels = args.metrics_tenant_labels;
+            state.trusted_proxies = args.trusted_proxies.clone();
             let state = Arc::new(state);
             if let Some(listener) = metrics_listener {
                 let mut metrics_stopped = stopped.clone();

@@ -153,6 +153,10 @@ pub struct ServeArgs {
     /// Label `/metrics` series with tenant names (totals only otherwise)
     #[arg(long)]
     pub metrics_tenant_labels: bool,
+    /// A reverse proxy in front of the server (repeatable): from it, the client is the last
+    /// address of `X-Forwarded-For` (the header is ignored from anyone else)
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Connections served at once; one more is closed as it is accepted
     #[arg(long, default_value_t = sv0_api::MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: usize,
