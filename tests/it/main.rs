@@ -79,49 +79,43 @@ pub fn sv0_in(dir: &Path, args: &[&str]) -> (u8, String) {
     sv0(&all)
 }
 
-/// Starts `sv0 <global> serve --listen 127.0.0.1:0 <extra>` and returns the process and the
-/// address it serves on. The rest of its output is drained so that it never blocks on a full
-/// pipe.
-pub fn spawn_serve(global: &[&str], extra: &[&str]) -> (std::process::Child, String) {
+/// Starts `sv0 <global> serve --listen 127.0.0.1:0 <serve args>`, reads the first `n` lines
+/// it prints, and drains the rest so that it never blocks on a full pipe.
+fn spawn_serve_reading(global: &[&str], serve: &[&str], n: usize) -> (std::process::Child, Vec<String>) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sv0"))
         .args(global)
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
+        .args(serve)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start sv0 serve");
     let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let first = lines.next().expect("sv0 serve printed nothing").expect("read sv0 serve's output");
-    let addr = first.strip_prefix("serving on http://").unwrap_or_else(|| panic!("{first}")).to_string();
+    let first: Vec<String> =
+        (0..n).map(|_| lines.next().expect("sv0 serve printed too little").expect("read sv0 serve's output")).collect();
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    (child, first)
+}
+
+/// The address a `serving on http://...` (or `metrics on http://.../metrics`) line names.
+fn served_at(line: &str, lead: &str, tail: &str) -> String {
+    line.strip_prefix(lead).and_then(|l| l.strip_suffix(tail)).unwrap_or_else(|| panic!("{line}")).to_string()
+}
+
+/// Starts `sv0 <global> serve --listen 127.0.0.1:0 <extra>` and returns the process and the
+/// address it serves on.
+pub fn spawn_serve(global: &[&str], extra: &[&str]) -> (std::process::Child, String) {
+    let (child, lines) = spawn_serve_reading(global, extra, 1);
+    (child, served_at(&lines[0], "serving on http://", ""))
 }
 
 /// `spawn_serve` with `/metrics` on a listener of its own: (child, API address, metrics address).
 pub fn spawn_serve_with_metrics(global: &[&str], extra: &[&str]) -> (std::process::Child, String, String) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sv0"))
-        .args(global)
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start sv0 serve");
-    let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let mut next = || lines.next().expect("sv0 serve printed too little").expect("read sv0 serve's output");
-    let first = next();
-    let addr = first.strip_prefix("serving on http://").unwrap_or_else(|| panic!("{first}")).to_string();
-    let second = next();
-    let metrics = second
-        .strip_prefix("metrics on http://")
-        .and_then(|m| m.strip_suffix("/metrics"))
-        .unwrap_or_else(|| panic!("{second}"))
-        .to_string();
-    std::thread::spawn(move || for _ in lines {});
-    (child, addr, metrics)
+    let mut serve = vec!["--metrics-listen", "127.0.0.1:0"];
+    serve.extend_from_slice(extra);
+    let (child, lines) = spawn_serve_reading(global, &serve, 2);
+    (child, served_at(&lines[0], "serving on http://", ""), served_at(&lines[1], "metrics on http://", "/metrics"))
 }
 
 /// Runs a future on a fresh multi-threaded runtime. Tests are plain `#[test]`s so that they can
