@@ -905,11 +905,12 @@ fn on_path(rule: &Rule, path: &AuthorityPath, summary: String) -> Finding {
 
 /// Lists grants as records to remove.
 fn remove_grants<'a>(f: &mut Finding, grants: impl IntoIterator<Item = &'a GrantRef>, identity: &NodeRef) {
+    let mut named: BTreeSet<String> = f.records.iter().cloned().collect();
     for grant in grants {
         // One record may confer several grants (a group's assignment, an assignment above the
         // containers it opens): it is named once.
         let action = remediation::remove_grant(grant, identity);
-        if !f.records.contains(&action.record_id) {
+        if named.insert(action.record_id.clone()) {
             f.records.push(action.record_id.clone());
             f.remediation.push(action);
         }
@@ -1454,19 +1455,30 @@ fn sensitive_unauditable(path: &AuthorityPath) -> Option<Finding> {
 
 fn redundant_grant(path: &AuthorityPath) -> Option<Finding> {
     // From the last grant (in id order) back, a grant whose permissions the other remaining
-    // grants all confer is redundant; the first of identical grants is the one kept.
-    let mut grants: Vec<&GrantRef> = path.grants.iter().collect();
-    grants.sort_by(|a, b| a.id.cmp(&b.id));
+    // grants all confer is redundant; the first of identical grants is the one kept. How many
+    // remaining grants confer each permission is counted once and kept up to date, so the rule
+    // is linear in the grants (after the sort), whatever one pair holds.
+    let mut grants: Vec<(&GrantRef, BTreeSet<Permission>)> =
+        path.grants.iter().map(|g| (g, g.permissions.iter().copied().collect())).collect();
+    grants.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    let mut conferring: BTreeMap<Permission, usize> = BTreeMap::new();
+    for (_, permissions) in &grants {
+        for p in permissions {
+            *conferring.entry(*p).or_default() += 1;
+        }
+    }
     let mut redundant: Vec<&GrantRef> = Vec::new();
-    for n in (0..grants.len()).rev() {
-        let others: BTreeSet<Permission> = grants
-            .iter()
-            .enumerate()
-            .filter(|(m, g)| *m != n && !redundant.iter().any(|r| r.id == g.id))
-            .flat_map(|(_, g)| g.permissions.iter().copied())
-            .collect();
-        if !grants[n].permissions.is_empty() && grants[n].permissions.iter().all(|p| others.contains(p)) {
-            redundant.push(grants[n]);
+    for (grant, permissions) in grants.iter().rev() {
+        // Another remaining grant confers `p` when more than this one does.
+        let covered =
+            !permissions.is_empty() && permissions.iter().all(|p| conferring.get(p).copied().unwrap_or(0) > 1);
+        if covered {
+            for p in permissions {
+                if let Some(n) = conferring.get_mut(p) {
+                    *n -= 1;
+                }
+            }
+            redundant.push(grant);
         }
     }
     if redundant.is_empty() {
