@@ -189,3 +189,39 @@ fn ten_thousand_grants_on_one_pair_fold_quickly() {
     // Reported, not asserted beyond "it finished": the whole import, debug build.
     eprintln!("import of a scan with 10,000 grants on one pair: {fold:?}");
 }
+
+/// An export directory holding a link to a device (or a FIFO) where a page should be: the scan
+/// says the API failed, promptly, instead of reading forever.
+#[cfg(unix)]
+#[test]
+fn a_device_in_an_export_directory_fails_its_api_instead_of_hanging() {
+    let dir = TempDir::new();
+    let export = dir.join("export");
+    std::fs::create_dir_all(&export).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("tests/data/connectors/contoso")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, export.join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::remove_file(export.join("graph.servicePrincipals.json")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", export.join("graph.servicePrincipals.json")).unwrap();
+    let data = dir.join("data");
+    let started = std::time::Instant::now();
+    let (_, out) = sv0_in(
+        &data,
+        &[
+            "--tenant",
+            "contoso",
+            "scan",
+            "run",
+            "--connector",
+            "entra",
+            "--from-export",
+            export.to_str().unwrap(),
+            "--observed-at",
+            "2026-11-25T09:00:00Z",
+            "--json",
+        ],
+    );
+    assert!(out.contains("not a regular file"), "{out}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

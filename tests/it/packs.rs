@@ -644,3 +644,46 @@ fn a_pack_not_signed_by_the_chains_key_is_not_adopted() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("not part of the chain") && out.contains("forged-201"), "{out}");
 }
+
+/// Strict formats: a pack file naming a member twice (a reader keeping the first would see
+/// another document than the signature covers), a key file repeating a validity attribute, and
+/// a FIFO or a link to a device among the packs are refused — none passes, none hangs.
+#[test]
+fn duplicate_names_repeated_attributes_and_special_files_are_refused() {
+    let (_dir, _data, export) = exported();
+    let files = pack_files(&export);
+    let original = std::fs::read_to_string(&files[0]).unwrap();
+    let doubled = original.replacen('{', "{\"index\": 99,", 1);
+    std::fs::write(&files[0], &doubled).unwrap();
+    let (code, out) = verify_offline(&export);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("appears twice"), "{out}");
+    std::fs::write(&files[0], &original).unwrap();
+    assert_eq!(verify_offline(&export).0, 0);
+
+    let key = export.join("public-key.pem");
+    let pem = std::fs::read_to_string(&key).unwrap();
+    let line = pem.lines().find(|l| l.starts_with("sv0-valid:")).unwrap().to_string();
+    let repeated = dir_file(&export, "repeated-key.pem");
+    std::fs::write(&repeated, pem.replace(&line, &format!("{line} to=3 to=99"))).unwrap();
+    let (code, out) = verify_offline_with(&export, &repeated);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("appears twice"), "{out}");
+    std::fs::remove_file(&repeated).unwrap();
+
+    #[cfg(unix)]
+    {
+        let fifo = export.join("000098-fifo.json");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        std::os::unix::fs::symlink("/dev/zero", export.join("000099-zero.json")).unwrap();
+        let started = std::time::Instant::now();
+        let (code, out) = verify_offline(&export);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("not a regular file"), "{out}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "verification returned");
+    }
+}
+
+fn dir_file(dir: &Path, name: &str) -> PathBuf {
+    dir.parent().unwrap().join(name)
+}

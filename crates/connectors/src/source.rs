@@ -764,11 +764,23 @@ impl ExportDir {
         let mut total: Option<u64> = None;
         let mut read = 0u64;
         for (number, path) in pages {
-            let size = std::fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.len();
-            if size > MAX_EXPORT_FILE_BYTES {
+            let metadata = std::fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            // A FIFO or a link to a device (/dev/zero) would never end: only regular files.
+            if !metadata.is_file() {
+                return Err(format!("{} is not a regular file", path.display()));
+            }
+            if metadata.len() > MAX_EXPORT_FILE_BYTES {
                 return Err(format!("{} is larger than {MAX_EXPORT_FILE_BYTES} bytes", path.display()));
             }
-            let body = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let mut body = Vec::new();
+            std::fs::File::open(&path)
+                .and_then(|f| {
+                    std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_EXPORT_FILE_BYTES + 1), &mut body)
+                })
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            if body.len() as u64 > MAX_EXPORT_FILE_BYTES {
+                return Err(format!("{} grew past {MAX_EXPORT_FILE_BYTES} bytes while it was read", path.display()));
+            }
             let page = parse_page(&body, paging).map_err(|e| format!("page {number} of {api} is malformed: {e}"))?;
             crate::schema::check(&page.items, keys).map_err(|e| format!("page {number} of {api} is malformed: {e}"))?;
             // Saved headers (`curl -D`): a ServiceNow page names its next page in `Link` and

@@ -436,10 +436,14 @@ fn parse_validity(text: &str) -> Result<(String, u64, Option<u64>), KeyError> {
     let (mut tenant, mut from, mut to) = (None, None, None);
     for field in text.split_whitespace() {
         let (name, value) = field.split_once('=').ok_or_else(bad)?;
+        // An attribute given twice (`to=3 to=99`) is refused: which one counts is not for a
+        // reader to guess.
+        let twice = || KeyError::BadPublicKey(format!("{name} appears twice in {VALIDITY_PREFIX}{text}"));
         match name {
-            "tenant" => tenant = Some(value.to_string()),
-            "from" => from = Some(value.parse::<u64>().map_err(|_| bad())?),
-            "to" => to = Some(value.parse::<u64>().map_err(|_| bad())?),
+            "tenant" if tenant.is_none() => tenant = Some(value.to_string()),
+            "from" if from.is_none() => from = Some(value.parse::<u64>().map_err(|_| bad())?),
+            "to" if to.is_none() => to = Some(value.parse::<u64>().map_err(|_| bad())?),
+            "tenant" | "from" | "to" => return Err(twice()),
             _ => return Err(bad()),
         }
     }

@@ -273,6 +273,7 @@ pub fn verify_sealed(sealed: &PackSealed, public_key: &str) -> Result<(), String
 
 /// `verify_sealed` with the key itself.
 pub fn verify_sealed_with(sealed: &PackSealed, key: &ed25519_dalek::VerifyingKey) -> Result<(), String> {
+    crate::pack::check_unique_names(&sealed.body)?;
     let bytes = sealed.body.as_bytes();
     if digest(bytes) != sealed.digest {
         return Err("digest mismatch: the pack's body was changed".to_string());
@@ -295,7 +296,8 @@ pub fn entries_from_sealed(packs: &[(u64, PackSealed)]) -> Vec<ChainEntry> {
         .iter()
         .map(|(seq, sealed)| ChainEntry {
             source: format!("log position {seq}"),
-            pack: PackFile::from_sealed(sealed).map_err(|e| e.to_string()),
+            pack: crate::pack::check_unique_names(&sealed.body)
+                .and_then(|()| PackFile::from_sealed(sealed).map_err(|e| e.to_string())),
         })
         .collect()
 }
@@ -310,12 +312,33 @@ pub fn entries_from_dir(dir: &Path) -> std::io::Result<Vec<ChainEntry>> {
     names.sort();
     let mut entries = Vec::with_capacity(names.len());
     for name in names {
-        let pack = fs::read(dir.join(&name))
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| serde_json::from_slice::<PackFile>(&bytes).map_err(|e| e.to_string()));
+        let pack = read_pack_file(&dir.join(&name));
         entries.push(ChainEntry { source: name, pack });
     }
     Ok(entries)
+}
+
+/// Largest pack file read.
+pub const MAX_PACK_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// One pack file: a regular file (not a FIFO or a link to a device) of at most
+/// `MAX_PACK_FILE_BYTES`, strict JSON (no member name twice: I-JSON, as RFC 8785 requires).
+fn read_pack_file(path: &Path) -> Result<PackFile, String> {
+    use std::io::Read;
+    let metadata = fs::metadata(path).map_err(|e| e.to_string())?;
+    if !metadata.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(MAX_PACK_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_PACK_FILE_BYTES {
+        return Err(format!("larger than {MAX_PACK_FILE_BYTES} bytes"));
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| "not UTF-8".to_string())?;
+    crate::pack::check_unique_names(text)?;
+    serde_json::from_str::<PackFile>(text).map_err(|e| e.to_string())
 }
 
 fn is_pack_file_name(name: &str) -> bool {

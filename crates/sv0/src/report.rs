@@ -156,8 +156,9 @@ fn xml(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            // XML 1.0 has no way to write other control characters.
+            // XML 1.0 has no way to write other control characters, nor U+FFFE and U+FFFF.
             c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{fffd}'),
+            '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
             c => out.push(c),
         }
     }
@@ -232,4 +233,14 @@ pub fn junit(tenant: &str, records: &[FindingRecord], at: Timestamp) -> String {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">\n{suites}</testsuites>\n",
         xml(&format!("sv0 findings of {tenant}"))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    /// What XML 1.0 cannot hold (controls, U+FFFE, U+FFFF) is replaced, so reports stay
+    /// well-formed whatever a name holds.
+    #[test]
+    fn xml_text_holds_no_character_xml_forbids() {
+        assert_eq!(super::xml("a\u{fffe}b\u{ffff}c\u{1}d\te<"), "a\u{fffd}b\u{fffd}c\u{fffd}d\te&lt;");
+    }
 }
