@@ -253,9 +253,19 @@ impl Views {
         until: Option<Seq>,
         keep: impl Fn(&Record) -> bool + Clone + Send + 'static,
     ) -> Result<Seq, ProjectionError> {
-        let head = log.head().await?;
-        let target = until.map_or(head, |u| u.min(head));
         let mut checkpoint = self.checkpoint()?;
+        let mut head = log.head().await?;
+        // A server that just rejoined a cluster may report a head behind what its peers
+        // acknowledged: ask again for a few seconds before calling the views ahead of the log.
+        for wait_ms in [100, 300, 1_000, 2_000] {
+            if checkpoint <= head {
+                break;
+            }
+            debug!(checkpoint, head, "the log's head is behind the views; asking again");
+            tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+            head = log.head().await?;
+        }
+        let target = until.map_or(head, |u| u.min(head));
         if checkpoint > head {
             return Err(ProjectionError::AheadOfLog { views: checkpoint, log: head });
         }

@@ -192,6 +192,22 @@ impl ServiceError {
             ServiceError::Read(_)
                 | ServiceError::Append(AppendError::Backend(_))
                 | ServiceError::Views(ProjectionError::Log(_))
+                // A lagging server's head: a long-running process waits for it, never exits.
+                | ServiceError::Views(ProjectionError::AheadOfLog { .. })
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A log head behind the views (a server that just rejoined its cluster) is waited out by
+    /// the long-running processes, not a reason to exit.
+    #[test]
+    fn a_head_behind_the_views_is_transient() {
+        let lagging = ServiceError::Views(ProjectionError::AheadOfLog { views: 424, log: 423 });
+        assert!(lagging.is_transient());
+        assert!(!ServiceError::NoKey.is_transient());
     }
 }
