@@ -225,3 +225,16 @@ fn a_device_in_an_export_directory_fails_its_api_instead_of_hanging() {
     assert!(out.contains("not a regular file"), "{out}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// A snapshot that is not of the format says where: the JSON path of the first bad field.
+#[test]
+fn a_bad_snapshot_field_is_named_by_its_path() {
+    let mut snapshot: serde_json::Value = serde_json::from_slice(&demo_snapshot(DEMO_SNAPSHOTS[0])).unwrap();
+    snapshot["grants"][2]["permissions"][0] = 42.into();
+    let dir = TempDir::new();
+    let file = dir.join("bad.json");
+    std::fs::write(&file, snapshot.to_string()).unwrap();
+    let (code, out) = sv0_in(&dir.join("data"), &["scan", "import", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("grants[2].permissions[0]"), "{out}");
+}

@@ -17,7 +17,15 @@ const CHUNK_OVERHEAD: usize = 2048;
 
 /// Parses and validates snapshot JSON; nothing is appended when this fails.
 pub fn parse_snapshot(json: &[u8]) -> Result<ValidSnapshot, ServiceError> {
-    let snapshot: Snapshot = serde_json::from_slice(json).map_err(|e| ServiceError::SnapshotJson(e.to_string()))?;
+    // The error names the first bad field by its JSON path (`grants[3].permissions[0]`), not
+    // only its line and column.
+    let mut parser = serde_json::Deserializer::from_slice(json);
+    let snapshot: Snapshot = serde_path_to_error::deserialize(&mut parser).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ServiceError::SnapshotJson(if path == "." { inner.to_string() } else { format!("at {path}: {inner}") })
+    })?;
+    parser.end().map_err(|e| ServiceError::SnapshotJson(e.to_string()))?;
     Ok(snapshot.validate()?)
 }
 
