@@ -605,7 +605,8 @@ fn findings(
     }
     writeln!(out, "{} finding(s)", records.len())?;
     if !records.is_empty() {
-        writeln!(out, "{}", render::findings(&records, at))?;
+        render::findings_to(out, &records, at)?;
+        writeln!(out)?;
     }
     if let Some(p) = posture {
         writeln!(out, "{}", posture_line(&p, false))?;

@@ -47,23 +47,55 @@ pub fn paths(paths: &[AuthorityPath]) -> Table {
 }
 
 /// A table of findings.
-pub fn findings(records: &[FindingRecord], at: Timestamp) -> Table {
-    let mut t = table(&["Finding", "Rule", "Severity", "Status", "Summary", "Acknowledged"]);
-    for r in records {
+pub fn findings(records: &[FindingRecord], at: Timestamp) -> String {
+    let mut out = Vec::new();
+    // Writing into memory does not fail.
+    let _ = findings_to(&mut out, records, at);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The findings table written row by row as it is formatted: the memory it takes beyond the
+/// records is one row's (a table of 300,000 findings built whole took gigabytes), in the look
+/// of the other tables.
+pub fn findings_to(out: &mut dyn std::io::Write, records: &[FindingRecord], at: Timestamp) -> std::io::Result<()> {
+    const HEADER: [&str; 6] = ["Finding", "Rule", "Severity", "Status", "Summary", "Acknowledged"];
+    let row = |r: &FindingRecord| -> [String; 6] {
         let ack = r
             .acknowledgement
             .as_ref()
             .map_or_else(String::new, |a| format!("by {} until {}", a.by, date(&a.due.to_rfc3339())));
-        t.add_row(vec![
+        [
             r.finding.finding_id.clone(),
             r.finding.rule_id.clone(),
             r.finding.severity.as_str().to_string(),
             r.lifecycle(at).as_str().to_string(),
-            r.finding.summary.clone(),
+            r.finding.summary.replace(['\n', '\r'], " "),
             ack,
-        ]);
+        ]
+    };
+    // Column widths: a first pass that keeps only numbers.
+    let mut widths = HEADER.map(|h| h.chars().count());
+    for r in records {
+        for (w, cell) in widths.iter_mut().zip(row(r)) {
+            *w = (*w).max(cell.chars().count());
+        }
     }
-    t
+    let rule = |left: &str, fill: &str, mid: &str, right: &str| -> String {
+        let cells: Vec<String> = widths.iter().map(|w| fill.repeat(w + 2)).collect();
+        format!("{left}{}{right}", cells.join(mid))
+    };
+    let line = |cells: &[String]| -> String {
+        let padded: Vec<String> =
+            cells.iter().zip(widths).map(|(c, w)| format!(" {c}{} ", " ".repeat(w - c.chars().count()))).collect();
+        format!("│{}│", padded.join("┆"))
+    };
+    writeln!(out, "{}", rule("┌", "─", "┬", "┐"))?;
+    writeln!(out, "{}", line(&HEADER.map(str::to_string)))?;
+    writeln!(out, "{}", rule("╞", "═", "╪", "╡"))?;
+    for r in records {
+        writeln!(out, "{}", line(&row(r)))?;
+    }
+    write!(out, "{}", rule("└", "─", "┴", "┘"))
 }
 
 /// The review document of a scope, as text: what the analyst reads, then the digest to approve.
