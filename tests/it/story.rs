@@ -114,7 +114,7 @@ fn the_remediation_rescan_verifies_and_two_baselines_and_five_packs_are_recorded
     let data = dir.join("demo");
     let (code, out) = sv0_in(&data, &["verify"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("chain intact: 5 pack(s)"), "{out}");
+    assert!(out.contains("chain intact: 5 pack(s) of the 5 pack event(s) on the log"), "{out}");
     let (code, out) = sv0_in(&data, &["delta", "--scope", "project:HR-Automation", "--json"]);
     assert_eq!(code, 0, "{out}");
     let delta: Value = serde_json::from_str(&out).unwrap();

@@ -13,6 +13,8 @@ use crate::error::ServiceError;
 pub struct ChainVerdict {
     /// The tenant.
     pub tenant: TenantId,
+    /// `pack.sealed` events of the tenant on the log: those in the chain and those left out.
+    pub on_log: usize,
     /// Intact, or the first broken link.
     pub result: Result<ChainReport, BrokenLink>,
 }
@@ -36,6 +38,7 @@ pub(crate) struct RecordedChain {
 pub(crate) fn verify_chains(views: &Views, chains: Vec<RecordedChain>) -> Result<Vec<ChainVerdict>, ServiceError> {
     let mut verdicts = Vec::new();
     for RecordedChain { tenant, packs, keys, refused } in chains {
+        let on_log = packs.len() + refused.len();
         let entries = entries_from_sealed(&packs);
         let mut result = verify_chain(&entries, &keys);
         if result.is_ok()
@@ -56,7 +59,7 @@ pub(crate) fn verify_chains(views: &Views, chains: Vec<RecordedChain>) -> Result
                 ),
             });
         }
-        verdicts.push(ChainVerdict { tenant, result });
+        verdicts.push(ChainVerdict { tenant, on_log, result });
     }
     Ok(verdicts)
 }

@@ -965,6 +965,7 @@ async fn verify_log(
                     "tenant": v.tenant,
                     "intact": true,
                     "packs": report.packs,
+                    "pack_events_on_log": v.on_log,
                     "head_digest": report.head.as_ref().map(|h| h.digest.clone()),
                 }),
                 Err(broken) => json!({ "tenant": v.tenant, "intact": false, "broken": broken_json(broken) }),
@@ -978,9 +979,10 @@ async fn verify_log(
             match &verdict.result {
                 Ok(report) => writeln!(
                     out,
-                    "tenant {}: chain intact: {} pack(s), every digest, link and signature verified; head {}",
+                    "tenant {}: chain intact: {} pack(s) of the {} pack event(s) on the log, every digest, link and signature verified, each pack's content compared with the assessment folded from the log; head {}",
                     verdict.tenant,
                     report.packs,
+                    verdict.on_log,
                     report.head.as_ref().map_or("-", |h| h.digest.as_str())
                 )?,
                 Err(broken) => writeln!(out, "tenant {}: chain BROKEN at {broken}", verdict.tenant)?,
