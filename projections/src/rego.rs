@@ -204,6 +204,12 @@ fn worker_path() -> Result<PathBuf, String> {
     if let Some(path) = WORKER.get() {
         return Ok(path.clone());
     }
+    // Found once per process: every evaluation starts the same executable.
+    let found = find_worker()?;
+    Ok(WORKER.get_or_init(|| found).clone())
+}
+
+fn find_worker() -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find SV0's executable: {e}"))?;
     let name = format!("sv0{}", std::env::consts::EXE_SUFFIX);
     if exe.file_name().is_some_and(|n| n == name.as_str()) {

@@ -218,7 +218,7 @@ pub(crate) fn body_limit(spec: &routes::RouteSpec, max_body: usize) -> usize {
 async fn authenticate<L: EventLog>(
     State((state, permission)): State<(Arc<ApiState<L>>, sv0_domain::access::Permission)>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     match auth::authorize(
@@ -229,7 +229,11 @@ async fn authenticate<L: EventLog>(
         client_ip(&state.trusted_proxies, addr.ip(), request.headers()),
         permission,
     ) {
-        Ok(_) => next.run(request).await,
+        Ok(caller) => {
+            // The handler takes the caller from here: the token is checked once per request.
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
         Err(problem) => problem.into_response(),
     }
 }

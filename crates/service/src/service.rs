@@ -641,6 +641,14 @@ impl<L: EventLog> Service<L> {
         Ok(Ok(tried))
     }
 
+    /// A scope's findings a delta is judged with: all but the delta's own (undeclared
+    /// additions), which are the entries themselves, as the fold does.
+    pub(crate) fn judged_findings(&self, tenant: &TenantId, scope: &Scope) -> Result<Vec<FindingRecord>, ServiceError> {
+        let mut findings = self.views.findings(tenant, Some(scope))?;
+        findings.retain(|r| !sv0_domain::findings::from_delta(&r.finding));
+        Ok(findings)
+    }
+
     /// A scope now against its approved baseline.
     fn scope_now(&self, tenant: &TenantId, scope: &Scope) -> Result<ScopeNow, ServiceError> {
         let baseline = self
@@ -648,14 +656,7 @@ impl<L: EventLog> Service<L> {
             .baseline(tenant, scope, None)?
             .ok_or_else(|| ServiceError::NoBaseline { tenant: tenant.to_string(), scope: scope.canonical() })?;
         let paths = self.views.paths(tenant, Some(scope))?;
-        // The delta's own findings (undeclared additions) are the entries themselves: the
-        // disposition decides from the entries, as the fold does.
-        let findings: Vec<FindingRecord> = self
-            .views
-            .findings(tenant, Some(scope))?
-            .into_iter()
-            .filter(|r| !sv0_domain::findings::from_delta(&r.finding))
-            .collect();
+        let findings = self.judged_findings(tenant, scope)?;
         let entries = baseline.delta(&paths, &findings);
         let builtin = sv0_projections::rego::builtin(&entries, &paths, None);
         Ok(ScopeNow { scope: scope.canonical(), baseline_version: baseline.version, paths, findings, entries, builtin })

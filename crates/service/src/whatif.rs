@@ -15,7 +15,7 @@ use sv0_domain::model::Destination;
 use sv0_domain::scope::Scope;
 use sv0_domain::{InvalidInput, TenantId};
 use sv0_log::EventLog;
-use sv0_projections::{FindingRecord, FindingStatus, Views};
+use sv0_projections::{FindingStatus, Views};
 
 use crate::error::ServiceError;
 use crate::service::Service;
@@ -164,12 +164,7 @@ impl<L: EventLog> Service<L> {
         let log_position = self.views.checkpoint()?;
         let prediction = plan::predict(&plan, &ViewsContext { views: &self.views, tenant });
         let predicted = self.views.whatif(tenant, scope, &prediction.overlay)?;
-        let findings: Vec<FindingRecord> = self
-            .views
-            .findings(tenant, Some(scope))?
-            .into_iter()
-            .filter(|r| !sv0_domain::findings::from_delta(&r.finding))
-            .collect();
+        let findings = self.judged_findings(tenant, scope)?;
         let baseline = self.views.baseline(tenant, scope, None)?;
         let entries = match &baseline {
             Some(b) => b.delta(&predicted.after, &findings),

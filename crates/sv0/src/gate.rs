@@ -186,19 +186,23 @@ fn whatif_markdown(args: &GateArgs, report: &Value, decision: &str) -> String {
         }
         text.push('\n');
     }
-    if let Some(reasons) = report["disposition"]["reasons"].as_array().filter(|r| !r.is_empty()) {
-        text.push_str("### Why\n\n");
-        for reason in reasons {
-            text.push_str(&format!(
-                "- **{}** ({}): {}\n",
-                reason["decision"].as_str().unwrap_or("-"),
-                reason["rule"].as_str().unwrap_or("-"),
-                reason["text"].as_str().unwrap_or("-")
-            ));
-        }
-        text.push('\n');
-    }
+    why(&mut text, &report["disposition"]);
     text
+}
+
+/// The "Why" section of a disposition's reasons, when it gives any.
+fn why(text: &mut String, disposition: &Value) {
+    let Some(reasons) = disposition["reasons"].as_array().filter(|r| !r.is_empty()) else { return };
+    text.push_str("### Why\n\n");
+    for reason in reasons {
+        text.push_str(&format!(
+            "- **{}** ({}): {}\n",
+            reason["decision"].as_str().unwrap_or("-"),
+            reason["rule"].as_str().unwrap_or("-"),
+            reason["text"].as_str().unwrap_or("-")
+        ));
+    }
+    text.push('\n');
 }
 
 /// The Markdown a CI job log (or a merge request) shows.
@@ -225,18 +229,7 @@ fn markdown(args: &GateArgs, sync: &Value, verdict: &str) -> String {
             text.push_str(&format!("{summary}\n\n"));
         }
     }
-    if let Some(reasons) = sync["disposition"]["reasons"].as_array().filter(|r| !r.is_empty()) {
-        text.push_str("### Why\n\n");
-        for reason in reasons {
-            text.push_str(&format!(
-                "- **{}** ({}): {}\n",
-                reason["decision"].as_str().unwrap_or("-"),
-                reason["rule"].as_str().unwrap_or("-"),
-                reason["text"].as_str().unwrap_or("-")
-            ));
-        }
-        text.push('\n');
-    }
+    why(&mut text, &sync["disposition"]);
     if let Some(actions) = delta["remediation"].as_array().filter(|r| !r.is_empty()) {
         text.push_str("### Remediation\n\n");
         for action in actions {
