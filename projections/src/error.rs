@@ -39,6 +39,9 @@ pub enum ProjectionError {
     /// A query argument the views cannot use (a cursor of another query).
     #[error("{0}")]
     Invalid(String),
+    /// The views file is damaged (its pages do not match their checksums) or truncated.
+    #[error("{0}. The views are a cache of the log: run `sv0 rebuild` to refold them")]
+    Damaged(sv0_log::file::FileError),
     /// The views file is held by another process.
     #[error("the views {path} are in use by another process")]
     InUse {

@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use redb::backends::InMemoryBackend;
-use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use sv0_domain::TenantId;
 use sv0_domain::assessment::Assessment;
 use sv0_domain::events::PackSealed;
 use sv0_domain::model::Workload;
 use sv0_domain::paths::AuthorityPath;
 use sv0_domain::scope::Scope;
+use sv0_log::file::{self, CheckedDatabase, FileError, Rollback};
 use sv0_log::{EventLog, Record, Seq};
 use tracing::{debug, warn};
 
@@ -100,18 +101,21 @@ const CHECKPOINT_KEY: &[u8] = b"views";
 /// The projected views of the log.
 #[derive(Clone)]
 pub struct Views {
-    db: Arc<Database>,
+    db: Arc<CheckedDatabase>,
 }
 
 impl Views {
     /// Opens (or creates) the views file. Views of another layout (an older sv0) are a cache
-    /// of the log like any other: they are dropped and refolded by the next catch-up.
+    /// of the log like any other: they are dropped and refolded by the next catch-up. A file
+    /// not closed cleanly by SV0 is verified page by page first (`sv0_log::file`); a damaged
+    /// one is `ProjectionError::Damaged`.
     pub fn open(path: impl AsRef<Path>) -> Result<Views, ProjectionError> {
         let path: PathBuf = path.as_ref().to_path_buf();
-        let create = || match Database::create(&path) {
+        let create = || match file::open(&path, true, Rollback::Allowed) {
             Ok(db) => Ok(db),
-            Err(DatabaseError::DatabaseAlreadyOpen) => Err(ProjectionError::InUse { path: path.clone() }),
-            Err(e) => Err(ProjectionError::from(e)),
+            Err(FileError::InUse { .. }) => Err(ProjectionError::InUse { path: path.clone() }),
+            Err(FileError::Open { source, .. }) => Err(ProjectionError::from(source)),
+            Err(damaged) => Err(ProjectionError::Damaged(damaged)),
         };
         let db = create()?;
         if Views::layout(&db)?.is_some_and(|layout| layout != store::FORMAT) {
@@ -141,16 +145,21 @@ impl Views {
     /// Views in memory, for replays to a point in time.
     pub fn in_memory() -> Result<Views, ProjectionError> {
         let db = Database::builder().create_with_backend(InMemoryBackend::new())?;
-        Views::init(db)
+        Views::init(CheckedDatabase::in_memory(db))
+    }
+
+    /// The file was renamed (a rebuilt file swapped in for the old one).
+    pub fn renamed(&self, to: &Path) {
+        self.db.renamed(to);
     }
 
     /// The database, for this crate's tests.
     #[cfg(test)]
     pub(crate) fn database(&self) -> &Database {
-        &self.db
+        self.db.database()
     }
 
-    fn init(db: Database) -> Result<Views, ProjectionError> {
+    fn init(db: CheckedDatabase) -> Result<Views, ProjectionError> {
         let txn = db.begin_write()?;
         for table in store::ALL_TABLES {
             txn.open_table(table)?;
@@ -732,6 +741,33 @@ impl Views {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::SCANS)?;
         scan(&table, "scans", &prefix(&[tenant.as_str().as_bytes()]))
+    }
+
+    /// A SHA-256 of each table but `meta` (every key and value, length-prefixed, in key order):
+    /// two views folded from the same log to the same position have equal digests. Streams
+    /// the tables; memory does not grow with them.
+    pub fn table_digests(&self) -> Result<BTreeMap<String, [u8; 32]>, ProjectionError> {
+        use sha2::{Digest, Sha256};
+        let txn = self.db.begin_read()?;
+        let mut out = BTreeMap::new();
+        for handle in txn.list_tables()? {
+            let name = redb::TableHandle::name(&handle).to_string();
+            if name == redb::TableHandle::name(&store::META) {
+                continue;
+            }
+            let definition: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
+            let table = txn.open_table(definition)?;
+            let mut hasher = Sha256::new();
+            for entry in table.iter()? {
+                let (k, v) = entry?;
+                for part in [k.value(), v.value()] {
+                    hasher.update((part.len() as u64).to_be_bytes());
+                    hasher.update(part);
+                }
+            }
+            out.insert(name, hasher.finalize().into());
+        }
+        Ok(out)
     }
 
     /// Every row of every table but `meta`, for comparing two databases entry for entry.

@@ -192,7 +192,7 @@ fn two_signers_racing_never_fork_a_chain() {
             assert!(Instant::now() < deadline, "only {sealed} of {assessments} assessments sealed");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let verdicts = service.verify(Some(&tenant)).await.unwrap();
+        let verdicts = service.verify(Some(&tenant), sv0_service::VerifyMode::Replay).await.unwrap().chains;
         let report = verdicts[0].result.as_ref().expect("chain intact");
         assert_eq!(report.packs, assessments, "one pack per assessment, no fork");
         // Every pack event on the log is part of the chain: no signer appended a losing pack.

@@ -12,6 +12,7 @@ mod faults;
 mod fidelity;
 mod fuzz;
 mod hardening;
+mod integrity;
 mod intent;
 mod log;
 mod merkle;

@@ -9,7 +9,9 @@
 //! duplicate window, a maximum message size, direct gets allowed.
 //!
 //! Appends: `Nats-Msg-Id` is the event id (the server drops duplicates inside the duplicate
-//! window). A batch with an expectation publishes its events one after another, each carrying
+//! window); `Sv0-Record-Sha256` is `sv0_log::record_digest` of the subject, the id and the
+//! payload, checked on every read, so a message whose bytes changed (or that SV0 did not
+//! write) is `ReadError::Corrupt` at its position. A batch with an expectation publishes its events one after another, each carrying
 //! `Nats-Expected-Last-Subject-Sequence` — the caller's expectation for the first, the previous
 //! event's position for the rest — so no other writer can slip in between and two writers with
 //! the same expectation cannot both win. A batch without an expectation is pipelined: all
@@ -46,6 +48,8 @@ pub const SIGNALS_STREAM: &str = "SV0_SIGNALS";
 pub const SIGNALS_PREFIX: &str = "sv0.signals";
 /// Bytes kept free under the server's `max_payload` for headers.
 const HEADER_ROOM: usize = 1024;
+/// The header carrying a record's checksum.
+const DIGEST_HEADER: &str = "Sv0-Record-Sha256";
 
 /// Publishes awaiting their ack at most, on the pipelined paths. The client's own limit
 /// (`max_ack_inflight`, 5,000 by default) makes a publish past it wait for a permit that only
@@ -329,7 +333,8 @@ impl JetStreamLog {
     ) -> Result<jetstream::context::PublishAckFuture, AppendError> {
         let mut message = jetstream::message::PublishMessage::build()
             .payload(event.data.clone().into())
-            .message_id(hex::encode(event.event_id));
+            .message_id(hex::encode(event.event_id))
+            .header(DIGEST_HEADER, hex::encode(sv0_log::record_digest(subject, &event.event_id, &event.data)).as_str());
         if let Some(seq) = expected {
             message = message.expected_last_subject_sequence(seq);
         }
@@ -370,7 +375,7 @@ impl JetStreamLog {
                         let mut id = [0u8; 16];
                         hex::decode_to_slice(v.as_str(), &mut id).ok().map(|()| id)
                     })
-                    .ok_or(ReadError::Corrupt { seq: message.sequence })?;
+                    .ok_or(ReadError::Corrupt { seq: message.sequence, reason: "has no valid Nats-Msg-Id header" })?;
                 Ok(Some((message.sequence, id)))
             }
             Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
@@ -470,18 +475,24 @@ async fn open_stream(
 fn record_from(message: &jetstream::Message) -> Result<Record, ReadError> {
     let info = message.info().map_err(|e| ReadError::Backend(BackendError::msg(format!("message metadata: {e}"))))?;
     let seq = info.stream_sequence;
-    let corrupt = || ReadError::Corrupt { seq };
-    let subject = message.subject.as_str().strip_prefix(&format!("{SUBJECT_PREFIX}.")).ok_or_else(corrupt)?.to_string();
-    let id = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
-        .map(|v| v.as_str().to_string())
-        .ok_or_else(corrupt)?;
+    let corrupt = |reason: &'static str| move || ReadError::Corrupt { seq, reason };
+    let subject = message
+        .subject
+        .as_str()
+        .strip_prefix(&format!("{SUBJECT_PREFIX}."))
+        .ok_or_else(corrupt("is not on a log subject"))?
+        .to_string();
+    let header = |name: &str| message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_string());
     let mut event_id = [0u8; 16];
-    hex::decode_to_slice(&id, &mut event_id).map_err(|_| corrupt())?;
+    let id = header(async_nats::header::NATS_MESSAGE_ID.as_ref()).ok_or_else(corrupt("has no Nats-Msg-Id header"))?;
+    hex::decode_to_slice(&id, &mut event_id).map_err(|_| corrupt("has an invalid Nats-Msg-Id header")())?;
+    let stored = header(DIGEST_HEADER).ok_or_else(corrupt("has no Sv0-Record-Sha256 header"))?;
+    let data = message.payload.to_vec();
+    if stored != hex::encode(sv0_log::record_digest(&subject, &event_id, &data)) {
+        return Err(corrupt("does not match its Sv0-Record-Sha256 checksum")());
+    }
     let recorded_at = i64::try_from(info.published.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-    Ok(Record { seq, subject, event_id, recorded_at, data: message.payload.to_vec() })
+    Ok(Record { seq, subject, event_id, recorded_at, data })
 }
 
 impl EventLog for JetStreamLog {

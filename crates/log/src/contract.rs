@@ -138,11 +138,14 @@ pub enum ReadError {
     /// The backend failed.
     #[error("log backend failed")]
     Backend(#[source] BackendError),
-    /// A stored record is not in the layout the log writes.
-    #[error("corrupt record at position {seq}")]
+    /// A stored record is not in the layout the log writes, or its bytes do not match the
+    /// checksum stored with them: the log is damaged at this position.
+    #[error("the log is damaged: the record at position {seq} {reason}")]
     Corrupt {
         /// Position of the record.
         seq: Seq,
+        /// What is wrong with it.
+        reason: &'static str,
     },
 }
 
@@ -165,6 +168,22 @@ impl BackendError {
     pub fn msg(message: impl Into<String>) -> BackendError {
         BackendError { message: message.into(), source: None }
     }
+}
+
+/// The SHA-256 every backend stores with a record and checks when it reads it back:
+/// over the subject, the event id and the event's bytes, each length-prefixed, so that no
+/// two different records share the input. A backend may bind more (the embedded log adds the
+/// position and the recording time).
+pub fn record_digest(subject: &str, event_id: &[u8; 16], data: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(b"sv0-record-1\0");
+    hasher.update((subject.len() as u64).to_be_bytes());
+    hasher.update(subject.as_bytes());
+    hasher.update(event_id);
+    hasher.update((data.len() as u64).to_be_bytes());
+    hasher.update(data);
+    hasher.finalize().into()
 }
 
 /// Checks a subject: dot-separated tokens of ASCII letters, digits, `-` and `_`.

@@ -1,7 +1,10 @@
 //! The embedded backend: the log in one redb file, so that `sv0` runs with no server.
 //!
 //! Tables:
-//! - `events`: seq → record (`event_id[16] | recorded_at i64 BE | subject_len u16 BE | subject | data`);
+//! - `events`: seq → record (`checksum[32] | event_id[16] | recorded_at i64 BE | subject_len u16 BE
+//!   | subject | data`), the checksum a SHA-256 over the position, the recording time and
+//!   `record_digest` of the rest, verified on every read: a record that fails is
+//!   `ReadError::Corrupt` naming its position, never skipped;
 //! - `event_ids`: event id → seq (idempotency; kept forever);
 //! - `subjects`: subject → last seq on it (optimistic concurrency);
 //! - `times`: recorded_at → last seq recorded at that millisecond (reads up to a time).
@@ -9,7 +12,9 @@
 //! Each append is one redb write transaction with `Durability::Immediate`: when `append`
 //! returns, the batch is on disk (one fsync). redb allows one writer at a time, so the expected
 //! position check and the write cannot interleave with another append. redb also locks the file
-//! against other processes: one process owns an embedded log at a time.
+//! against other processes: one process owns an embedded log at a time. The file is opened
+//! through `file::open`: verified page by page unless SV0 closed it cleanly and nothing touched
+//! it since, and never silently rolled back past a commit SV0 acknowledged.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -18,19 +23,27 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use redb::{Database, DatabaseError, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 use tokio::sync::watch;
 
 use crate::contract::{
-    AppendError, Appended, BackendError, EventLog, Expected, NewEvent, ReadError, Record, Seq, validate_subject,
+    AppendError, Appended, BackendError, EventLog, Expected, NewEvent, ReadError, Record, Seq, record_digest,
+    validate_subject,
 };
+use crate::file::{self, CheckedDatabase, FileError, Rollback};
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const EVENT_IDS: TableDefinition<&[u8; 16], u64> = TableDefinition::new("event_ids");
 const SUBJECTS: TableDefinition<&str, u64> = TableDefinition::new("subjects");
 const TIMES: TableDefinition<i64, u64> = TableDefinition::new("times");
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+/// The `meta` entry naming the record layout; logs written before it are rewritten on open.
+const RECORDS_LAYOUT: (&str, &str) = ("records", "sha256-1");
+/// Bytes of a record's checksum.
+const CHECKSUM_LEN: usize = 32;
 
 /// Default largest event: 1 MiB, the same as a default NATS server's max payload.
 pub const DEFAULT_MAX_EVENT_SIZE: usize = 1024 * 1024;
@@ -49,6 +62,10 @@ pub enum OpenError {
         /// The file.
         path: PathBuf,
     },
+    /// The file is damaged or truncated. The log is the source of truth: views can be rebuilt
+    /// from it, not the other way round.
+    #[error("{0}. The log is the source of truth and cannot be rebuilt: restore log.redb from a backup")]
+    Damaged(FileError),
     /// redb could not open or create the file.
     #[error("cannot open the log {path}")]
     Database {
@@ -67,7 +84,7 @@ pub struct EmbeddedLog {
 }
 
 struct Inner {
-    db: Database,
+    db: CheckedDatabase,
     path: PathBuf,
     head: watch::Sender<Seq>,
     max_event_size: usize,
@@ -83,14 +100,15 @@ impl EmbeddedLog {
     pub fn open_with_limit(path: impl AsRef<Path>, max_event_size: usize) -> Result<EmbeddedLog, OpenError> {
         let path = path.as_ref().to_path_buf();
         let db_error = |source: BackendError| OpenError::Database { path: path.clone(), source };
-        let db = match Database::create(&path) {
+        let db = match file::open(&path, true, Rollback::RefusedAfterCleanClose) {
             Ok(db) => db,
-            Err(DatabaseError::DatabaseAlreadyOpen) => return Err(OpenError::InUse { path }),
-            Err(e) => return Err(db_error(BackendError::new("redb open failed", e))),
+            Err(FileError::InUse { .. }) => return Err(OpenError::InUse { path }),
+            Err(FileError::Open { source, .. }) => return Err(db_error(BackendError::new("redb open failed", source))),
+            Err(damaged) => return Err(OpenError::Damaged(damaged)),
         };
         let txn = db.begin_write().map_err(|e| db_error(BackendError::new("begin write", e)))?;
         let head = {
-            let events = txn.open_table(EVENTS).map_err(|e| db_error(BackendError::new("open events", e)))?;
+            let mut events = txn.open_table(EVENTS).map_err(|e| db_error(BackendError::new("open events", e)))?;
             txn.open_table(EVENT_IDS).map_err(|e| db_error(BackendError::new("open event_ids", e)))?;
             txn.open_table(SUBJECTS).map_err(|e| db_error(BackendError::new("open subjects", e)))?;
             txn.open_table(TIMES).map_err(|e| db_error(BackendError::new("open times", e)))?;
@@ -101,6 +119,12 @@ impl EmbeddedLog {
                 getrandom::fill(&mut random).map_err(|e| db_error(BackendError::msg(format!("no randomness: {e}"))))?;
                 let identity = format!("embedded:{}", hex_lower(&random));
                 meta.insert("identity", identity.as_str()).map_err(|e| db_error(BackendError::new("write meta", e)))?;
+            }
+            let layout = meta.get(RECORDS_LAYOUT.0).map_err(|e| db_error(BackendError::new("read meta", e)))?;
+            if layout.is_none_or(|v| v.value() != RECORDS_LAYOUT.1) {
+                add_checksums(&mut events).map_err(db_error)?;
+                meta.insert(RECORDS_LAYOUT.0, RECORDS_LAYOUT.1)
+                    .map_err(|e| db_error(BackendError::new("write meta", e)))?;
             }
             last_key(&events).map_err(db_error)?
         };
@@ -130,7 +154,8 @@ impl EmbeddedLog {
                         record.seq
                     ))));
                 }
-                let bytes = encode_record(&record.event_id, record.recorded_at, &record.subject, &record.data);
+                let bytes =
+                    encode_record(record.seq, &record.event_id, record.recorded_at, &record.subject, &record.data);
                 events.insert(record.seq, bytes.as_slice()).map_err(|e| fail("insert event")(e.into()))?;
                 ids.insert(&record.event_id, record.seq).map_err(|e| fail("insert event id")(e.into()))?;
                 subjects.insert(record.subject.as_str(), record.seq).map_err(|e| fail("update subject")(e.into()))?;
@@ -176,8 +201,19 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn encode_record(event_id: &[u8; 16], recorded_at: i64, subject: &str, data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(26 + subject.len() + data.len());
+/// The checksum stored with a record: it binds the record's bytes to its position and time.
+fn checksum(seq: Seq, recorded_at: i64, subject: &str, event_id: &[u8; 16], data: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"sv0-embedded-record-1\0");
+    hasher.update(seq.to_be_bytes());
+    hasher.update(recorded_at.to_be_bytes());
+    hasher.update(record_digest(subject, event_id, data));
+    hasher.finalize().into()
+}
+
+fn encode_record(seq: Seq, event_id: &[u8; 16], recorded_at: i64, subject: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(CHECKSUM_LEN + 26 + subject.len() + data.len());
+    out.extend_from_slice(&checksum(seq, recorded_at, subject, event_id, data));
     out.extend_from_slice(event_id);
     out.extend_from_slice(&recorded_at.to_be_bytes());
     // Subjects are at most MAX_SUBJECT_LEN (255) bytes, validated before any write.
@@ -188,7 +224,18 @@ fn encode_record(event_id: &[u8; 16], recorded_at: i64, subject: &str, data: &[u
 }
 
 fn decode_record(seq: Seq, bytes: &[u8]) -> Result<Record, ReadError> {
-    let corrupt = || ReadError::Corrupt { seq };
+    let (stored, rest) =
+        bytes.split_at_checked(CHECKSUM_LEN).ok_or(ReadError::Corrupt { seq, reason: "is cut short" })?;
+    let record = decode_unchecked(seq, rest)?;
+    if checksum(seq, record.recorded_at, &record.subject, &record.event_id, &record.data) != stored {
+        return Err(ReadError::Corrupt { seq, reason: "does not match its checksum" });
+    }
+    Ok(record)
+}
+
+/// A record of the first layout (no checksum).
+fn decode_unchecked(seq: Seq, bytes: &[u8]) -> Result<Record, ReadError> {
+    let corrupt = || ReadError::Corrupt { seq, reason: "is not in the log's record layout" };
     let event_id: [u8; 16] = bytes.get(..16).and_then(|b| b.try_into().ok()).ok_or_else(corrupt)?;
     let recorded_at = i64::from_be_bytes(bytes.get(16..24).and_then(|b| b.try_into().ok()).ok_or_else(corrupt)?);
     let subject_len =
@@ -197,6 +244,30 @@ fn decode_record(seq: Seq, bytes: &[u8]) -> Result<Record, ReadError> {
     let subject = bytes.get(26..subject_end).ok_or_else(corrupt)?;
     let subject = std::str::from_utf8(subject).map_err(|_| corrupt())?.to_string();
     Ok(Record { seq, subject, event_id, recorded_at, data: bytes[subject_end..].to_vec() })
+}
+
+/// Rewrites the records of a log written before records carried checksums, each with its
+/// checksum, in the open's write transaction. What they hold is taken as it stands: the file
+/// itself was verified page by page when it was opened without a stamp.
+fn add_checksums(events: &mut redb::Table<u64, &'static [u8]>) -> Result<(), BackendError> {
+    let fail = |what: &'static str| move |e: redb::StorageError| BackendError::new(what, e);
+    let mut upgraded = Vec::new();
+    for entry in events.iter().map_err(fail("read events"))? {
+        let (seq, bytes) = entry.map_err(fail("read event"))?;
+        let record = decode_unchecked(seq.value(), bytes.value())
+            .map_err(|e| BackendError::msg(format!("cannot add checksums to the log: {e}")))?;
+        upgraded.push((
+            record.seq,
+            encode_record(record.seq, &record.event_id, record.recorded_at, &record.subject, &record.data),
+        ));
+    }
+    if !upgraded.is_empty() {
+        tracing::info!(records = upgraded.len(), "adding a checksum to every record of the log");
+    }
+    for (seq, bytes) in upgraded {
+        events.insert(seq, bytes.as_slice()).map_err(fail("rewrite event"))?;
+    }
+    Ok(())
 }
 
 impl Inner {
@@ -253,7 +324,7 @@ impl Inner {
                     continue;
                 }
                 next += 1;
-                let record = encode_record(&event.event_id, recorded_at, subject, &event.data);
+                let record = encode_record(next, &event.event_id, recorded_at, subject, &event.data);
                 table_events.insert(next, record.as_slice()).map_err(|e| fail("insert event")(e.into()))?;
                 ids.insert(&event.event_id, next).map_err(|e| fail("insert event id")(e.into()))?;
                 positions.push(next);

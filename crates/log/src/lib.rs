@@ -6,11 +6,13 @@
 
 pub mod contract;
 pub mod embedded;
+pub mod file;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
 pub use contract::{
-    AppendError, Appended, BackendError, EventLog, Expected, NewEvent, ReadError, Record, Seq, validate_subject,
+    AppendError, Appended, BackendError, EventLog, Expected, NewEvent, ReadError, Record, Seq, record_digest,
+    validate_subject,
 };
 pub use embedded::{DEFAULT_MAX_EVENT_SIZE, EmbeddedLog, OpenError};

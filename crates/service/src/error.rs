@@ -189,12 +189,22 @@ impl ServiceError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            ServiceError::Read(_)
+            ServiceError::Read(ReadError::Backend(_))
                 | ServiceError::Append(AppendError::Backend(_))
-                | ServiceError::Views(ProjectionError::Log(_))
+                | ServiceError::Views(ProjectionError::Log(ReadError::Backend(_)))
                 // A lagging server's head: a long-running process waits for it, never exits.
                 | ServiceError::Views(ProjectionError::AheadOfLog { .. })
         )
+    }
+
+    /// The damaged log record this error reports, if it is one: its position and what is
+    /// wrong with it.
+    pub fn log_damage(&self) -> Option<(sv0_log::Seq, &'static str)> {
+        match self {
+            ServiceError::Read(ReadError::Corrupt { seq, reason })
+            | ServiceError::Views(ProjectionError::Log(ReadError::Corrupt { seq, reason })) => Some((*seq, *reason)),
+            _ => None,
+        }
     }
 }
 
@@ -209,5 +219,8 @@ mod tests {
         let lagging = ServiceError::Views(ProjectionError::AheadOfLog { views: 424, log: 423 });
         assert!(lagging.is_transient());
         assert!(!ServiceError::NoKey.is_transient());
+        let damaged = ServiceError::Read(ReadError::Corrupt { seq: 7, reason: "does not match its checksum" });
+        assert!(!damaged.is_transient(), "a damaged record is not retried forever");
+        assert_eq!(damaged.log_damage(), Some((7, "does not match its checksum")));
     }
 }

@@ -22,7 +22,7 @@ use crate::data_dir::DataDir;
 use crate::error::ServiceError;
 use crate::import::{Reassembler, log_records, parse_snapshot, scan_events};
 use crate::signals::{Signal, SignalSink, signals_for};
-use crate::verify::{ChainVerdict, RecordedChain, verify_chains};
+use crate::verify::{LogVerdict, RecordedChain, VerifyMode, verify_chains};
 
 /// Attempts at sealing when another signer keeps winning the race.
 pub(crate) const SEAL_ATTEMPTS: usize = 5;
@@ -786,6 +786,7 @@ impl<L: EventLog> Service<L> {
         let reached = fresh.catch_up(&self.log, None).await?;
         std::fs::rename(&fresh_path, self.data_dir.views_path())
             .map_err(|source| ServiceError::Write { path: self.data_dir.views_path(), source })?;
+        fresh.renamed(&self.data_dir.views_path());
         // The fresh handle keeps the renamed file open and locked; the old file is unlinked.
         self.views = fresh;
         info!(reached, "views rebuilt from the log");
@@ -1031,20 +1032,89 @@ impl<L: EventLog> Service<L> {
         Ok(RecordedChain { tenant: tenant.clone(), packs, keys, refused })
     }
 
-    /// Verifies every tenant's chain as recorded on the log: digests, links, signatures (with
-    /// the keys registered on the log), and that each pack's content is what a replay of the
-    /// log produces.
-    pub async fn verify(&mut self, tenant: Option<&TenantId>) -> Result<Vec<ChainVerdict>, ServiceError> {
-        self.views.catch_up(&self.log, None).await?;
+    /// Verifies every tenant's chain as recorded on the log: every record's checksum, digests,
+    /// links, signatures (with the keys registered on the log), that every pack event on a
+    /// chain's subject is part of the chain, and that each pack's content is the assessment the
+    /// log gives for its position: folded into scratch views from the first event
+    /// (`VerifyMode::Replay`), or read from the views as they stand (`VerifyMode::Quick`). A
+    /// record that cannot be read back as written is reported in the verdict, not as an error.
+    pub async fn verify(&mut self, tenant: Option<&TenantId>, mode: VerifyMode) -> Result<LogVerdict, ServiceError> {
+        let damaged = |e: &ServiceError| e.log_damage().map(|(seq, reason)| (seq, reason.to_string()));
+        let scratch_path = self.data_dir.root().join("views.verify.redb");
+        let replayed = match mode {
+            VerifyMode::Quick => self.views.catch_up(&self.log, None).await.map(|_| None).map_err(ServiceError::from),
+            VerifyMode::Replay => self.replay_into(&scratch_path).await.map(Some),
+        };
+        let views = match replayed {
+            Ok(scratch) => scratch,
+            Err(e) => match damaged(&e) {
+                Some((seq, reason)) => return Ok(LogVerdict::damaged(mode, seq, reason)),
+                None => return Err(e),
+            },
+        };
+        let outcome = match &views {
+            Some(scratch) => match self.views_differ_from(scratch).await {
+                Ok(differ) => {
+                    self.verify_with(scratch, tenant, mode).await.map(|v| LogVerdict { views_differ: differ, ..v })
+                }
+                Err(e) => Err(e),
+            },
+            None => self.verify_with(&self.views, tenant, mode).await,
+        };
+        if views.is_some() {
+            drop(views);
+            remove_scratch(&scratch_path);
+        }
+        match outcome {
+            Err(e) => match damaged(&e) {
+                Some((seq, reason)) => Ok(LogVerdict::damaged(mode, seq, reason)),
+                None => Err(e),
+            },
+            ok => ok,
+        }
+    }
+
+    /// The tables in which the views differ from `replayed` once caught up to its position;
+    /// `None` when the views are already past it (another process appended meanwhile).
+    async fn views_differ_from(&self, replayed: &Views) -> Result<Option<Vec<String>>, ServiceError> {
+        let position = replayed.checkpoint()?;
+        if self.views.checkpoint()? > position {
+            return Ok(None);
+        }
+        self.views.catch_up(&self.log, Some(position)).await?;
+        let (ours, theirs) = (self.views.table_digests()?, replayed.table_digests()?);
+        let names: std::collections::BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
+        Ok(Some(names.into_iter().filter(|n| ours.get(*n) != theirs.get(*n)).cloned().collect()))
+    }
+
+    async fn verify_with(
+        &self,
+        views: &Views,
+        tenant: Option<&TenantId>,
+        mode: VerifyMode,
+    ) -> Result<LogVerdict, ServiceError> {
         let tenants = match tenant {
             Some(t) => vec![t.clone()],
-            None => self.views.tenants()?,
+            None => views.tenants()?,
         };
         let mut chains = Vec::new();
         for tenant in tenants {
             chains.push(self.chain_from_log(&tenant).await?);
         }
-        verify_chains(&self.views, chains)
+        Ok(LogVerdict { mode, damaged: None, chains: verify_chains(views, chains)?, views_differ: None })
+    }
+
+    /// Folds the whole log into fresh views at `path` (replacing any left there).
+    async fn replay_into(&self, path: &Path) -> Result<Views, ServiceError> {
+        remove_scratch(path);
+        let scratch = Views::open(path)?;
+        scratch.bind_log(&self.log.identity().await?)?;
+        if let Err(e) = scratch.catch_up(&self.log, None).await {
+            drop(scratch);
+            remove_scratch(path);
+            return Err(e.into());
+        }
+        Ok(scratch)
     }
 
     /// Writes a tenant's packs (`NNNNNN-<pack id>.json`) and `public-key.pem` to `dir`.
@@ -1063,6 +1133,12 @@ impl<L: EventLog> Service<L> {
         write(dir.join("public-key.pem"), chain.keys.to_pem().as_bytes())?;
         Ok(chain.packs.len())
     }
+}
+
+/// Removes scratch views and their clean-close stamp.
+fn remove_scratch(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    sv0_log::file::distrust(path);
 }
 
 /// The `pack.sealed` event of a pack. Its id names the pack's content (its digest, which covers

@@ -8,6 +8,46 @@ use sv0_signer::{BrokenLink, ChainReport, KeyRing, entries_from_sealed, verify_c
 
 use crate::error::ServiceError;
 
+/// How `Service::verify` establishes what each pack should seal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyMode {
+    /// Fold the whole log into scratch views and compare every pack with the assessment that
+    /// replay gives (what `sv0 verify` does).
+    Replay,
+    /// Compare with the assessments in the views as they stand, caught up first
+    /// (`sv0 verify --quick`): as good as the views are.
+    Quick,
+}
+
+/// The verdict on the log: damage found while reading it, and each tenant's chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogVerdict {
+    /// How the packs' contents were checked.
+    pub mode: VerifyMode,
+    /// A log record that could not be read back as written: its position and what is wrong.
+    /// The chains are not verified past it.
+    pub damaged: Option<(Seq, String)>,
+    /// Each tenant's chain.
+    pub chains: Vec<ChainVerdict>,
+    /// With `VerifyMode::Replay`, the view tables whose content differs from the replay's at
+    /// the same log position (empty when every table matches): the views a query reads are
+    /// wrong and `sv0 rebuild` replaces them. `None` when not compared.
+    pub views_differ: Option<Vec<String>>,
+}
+
+impl LogVerdict {
+    /// Whether the log and every chain verified, and the views match the replay if compared.
+    pub fn intact(&self) -> bool {
+        self.damaged.is_none()
+            && self.chains.iter().all(|c| c.result.is_ok())
+            && self.views_differ.as_ref().is_none_or(Vec::is_empty)
+    }
+
+    pub(crate) fn damaged(mode: VerifyMode, seq: Seq, reason: String) -> LogVerdict {
+        LogVerdict { mode, damaged: Some((seq, reason)), chains: Vec::new(), views_differ: None }
+    }
+}
+
 /// The verdict on one tenant's chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainVerdict {

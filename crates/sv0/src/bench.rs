@@ -323,9 +323,9 @@ async fn measure(
         drop(replayed);
     }
     let t = Instant::now();
-    let verdicts = service.verify(Some(&tenant)).await?;
+    let verdicts = service.verify(Some(&tenant), sv0_service::VerifyMode::Quick).await?.chains;
     let packs = verdicts.first().and_then(|v| v.result.as_ref().ok()).map_or(0, |r| r.packs);
-    m.push(Measurement::since("verify chain on the log (with replay check)", t, packs as f64, "packs/s"));
+    m.push(Measurement::since("verify --quick: chain on the log against the views", t, packs as f64, "packs/s"));
 
     m.extend(signing_stages(dir)?);
 

@@ -12,7 +12,7 @@ use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{InvalidInput, Timestamp};
 use sv0_projections::{FindingStatus, PathFilter};
-use sv0_service::{Approval, AsOf, LogTarget, Reviewed, Service, ServiceError};
+use sv0_service::{Approval, AsOf, LogTarget, Reviewed, Service, ServiceError, VerifyMode};
 use sv0_signer::{KeyRing, entries_from_dir, verify_chain};
 
 use crate::{
@@ -68,6 +68,14 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             }
         };
     }
+    if let Command::Verify(args) = &cli.command
+        && !args.quick
+    {
+        // Verification trusts no clean-close stamp: both files are checked page by page.
+        let dir = sv0_service::DataDir::create(&data_dir)?;
+        sv0_log::file::distrust(&dir.log_path());
+        sv0_log::file::distrust(&dir.views_path());
+    }
     if matches!(cli.command, Command::Rebuild) {
         // Views folded from another log cannot be opened; rebuilding replaces them anyway.
         let views = sv0_service::DataDir::create(&data_dir)?.views_path();
@@ -97,7 +105,9 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     // Read-only commands only catch the views up; commands that write also seal pending packs;
     // the long-running processes do their own.
     match cli.command {
-        Command::Project | Command::Sign | Command::Serve(_) => {}
+        // Rebuilding folds the whole log into a fresh file anyway.
+        // Verification folds what it needs itself and reports a damaged log as its verdict.
+        Command::Project | Command::Sign | Command::Serve(_) | Command::Rebuild | Command::Verify(_) => {}
         ref command if writes(command) => {
             service.sync().await.context("cannot bring the views and packs up to date")?;
         }
@@ -121,7 +131,10 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Approve(args) => approve(&mut service, tenant, args, out).await,
         Command::Delta(args) => delta(&service, tenant, args, out),
         Command::Baselines(args) => baselines(&service, tenant, args, out),
-        Command::Verify(args) => verify_log(&mut service, tenant, args.json, out).await,
+        Command::Verify(args) => {
+            let mode = if args.quick { VerifyMode::Quick } else { VerifyMode::Replay };
+            verify_log(&mut service, tenant, mode, args.json, out).await
+        }
         Command::Keys(command) => crate::keys::run(&mut service, tenant, command, out).await,
         Command::Tokens(command) => crate::keys::tokens(&mut service, tenant, command, out).await,
         Command::Export(ExportCommand::Attestations(args)) => {
@@ -393,7 +406,7 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn default_data_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn default_data_dir() -> anyhow::Result<PathBuf> {
     dirs::data_dir().map(|d| d.join("sv0")).context("no user data directory is known on this system. Pass --data-dir")
 }
 
@@ -951,12 +964,22 @@ fn baselines(
 async fn verify_log(
     service: &mut Service<impl sv0_log::EventLog>,
     tenant: Option<&str>,
+    mode: VerifyMode,
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let tenant = tenant.map(sv0_domain::TenantId::new).transpose()?;
-    let verdicts = service.verify(tenant.as_ref()).await?;
-    let intact = verdicts.iter().all(|v| v.result.is_ok());
+    let verdict = service.verify(tenant.as_ref(), mode).await?;
+    let intact = verdict.intact();
+    let compared = match mode {
+        VerifyMode::Replay => {
+            "each pack's content compared with the assessment a replay of the whole log into scratch views gives"
+        }
+        VerifyMode::Quick => {
+            "each pack's content compared with the assessment in the views as they stand (--quick: no replay)"
+        }
+    };
+    let verdicts = &verdict.chains;
     if json {
         let chains: Vec<_> = verdicts
             .iter()
@@ -971,15 +994,35 @@ async fn verify_log(
                 Err(broken) => json!({ "tenant": v.tenant, "intact": false, "broken": broken_json(broken) }),
             })
             .collect();
-        print_json(out, &json!({ "intact": intact, "chains": chains }))?;
+        let damaged = verdict.damaged.as_ref().map(|(seq, reason)| json!({ "position": seq, "reason": reason }));
+        let mode = match mode {
+            VerifyMode::Replay => "replay",
+            VerifyMode::Quick => "quick",
+        };
+        print_json(
+            out,
+            &json!({
+                "intact": intact,
+                "mode": mode,
+                "log_damaged": damaged,
+                "views_match": verdict.views_differ.as_ref().map(Vec::is_empty),
+                "views_differ_in": verdict.views_differ,
+                "chains": chains,
+            }),
+        )?;
+    } else if let Some((seq, reason)) = &verdict.damaged {
+        writeln!(
+            out,
+            "log BROKEN: the record at position {seq} {reason}. The log is the source of truth: restore it from a backup (docs/security.md, integrity at rest)"
+        )?;
     } else if verdicts.is_empty() {
         writeln!(out, "no pack chains on the log yet")?;
     } else {
-        for verdict in &verdicts {
+        for verdict in verdicts {
             match &verdict.result {
                 Ok(report) => writeln!(
                     out,
-                    "tenant {}: chain intact: {} pack(s) of the {} pack event(s) on the log, every digest, link and signature verified, each pack's content compared with the assessment folded from the log; head {}",
+                    "tenant {}: chain intact: {} pack(s) of the {} pack event(s) on the log, every record checksum, digest, link and signature verified, {compared}; head {}",
                     verdict.tenant,
                     report.packs,
                     verdict.on_log,
@@ -987,6 +1030,17 @@ async fn verify_log(
                 )?,
                 Err(broken) => writeln!(out, "tenant {}: chain BROKEN at {broken}", verdict.tenant)?,
             }
+        }
+    }
+    if !json {
+        match verdict.views_differ.as_deref() {
+            Some([]) => writeln!(out, "views: every table equals the replay of the log")?,
+            Some(tables) => writeln!(
+                out,
+                "views DIFFER from the replay of the log in {}: queries read wrong rows. Run `sv0 rebuild`",
+                tables.join(", ")
+            )?,
+            None => {}
         }
     }
     Ok(if intact { EXIT_OK } else { EXIT_NO })

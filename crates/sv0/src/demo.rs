@@ -288,7 +288,7 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
     say!("");
 
     // 5. Evidence.
-    let verdicts = service.verify(Some(&tenant)).await?;
+    let verdicts = service.verify(Some(&tenant), sv0_service::VerifyMode::Replay).await?.chains;
     let report = verdicts.into_iter().next().context("no pack chain was recorded")?.result;
     let chain_intact = report.is_ok();
     let export_dir = dir.join("export");

@@ -717,6 +717,11 @@ pub struct VerifyArgs {
     /// and any pack replaced before the checkpoint's size
     #[arg(long, requires = "packs", value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
+    /// The faster check: compare packs with the views as they stand instead of replaying the
+    /// whole log into scratch views, and trust files SV0 closed cleanly instead of checking
+    /// every page
+    #[arg(long, conflicts_with = "packs")]
+    pub quick: bool,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
@@ -947,8 +952,27 @@ where
         Err(e) => return Err(e.into()),
     };
     init_logging(cli.verbose);
+    let data_dir = cli.data_dir.clone().or_else(|| commands::default_data_dir().ok());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(commands::dispatch(cli, out))
+    // A storage engine reading a damaged page may panic; the command then ends with an error
+    // (exit 2), never an abort, and the data directory's files are checked page by page by the
+    // next command, which names the damaged one.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(commands::dispatch(cli, out)))) {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = sv0_log::file::panic_message(&*panic);
+            let Some(dir) = data_dir else {
+                anyhow::bail!("sv0 stopped on an internal failure: {message}");
+            };
+            let files = sv0_service::DataDir::create(&dir)?;
+            sv0_log::file::distrust(&files.log_path());
+            sv0_log::file::distrust(&files.views_path());
+            anyhow::bail!(
+                "sv0 stopped on an internal failure ({message}). If a file of {} is damaged, the next command checks log.redb and views.redb page by page and names it; `sv0 verify` checks both now",
+                dir.display()
+            )
+        }
+    }
 }
 
 fn init_logging(verbose: u8) {

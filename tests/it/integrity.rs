@@ -1,0 +1,346 @@
+//! Integrity at rest: a damaged log or views file is never read as intact. Bytes are flipped at
+//! every record of a small log and across its views, and `verify`, `paths` and `rebuild` (the
+//! real binary, so that an abort would show as exit 101) give either the pristine answer or a
+//! clear error with exit 1 or 2. Records damaged through redb itself (valid page checksums)
+//! are caught by the log's own record checksums; views that differ from the log are caught by
+//! `verify`'s replay.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use redb::{ReadableTable, TableDefinition};
+use sv0_log::{EmbeddedLog, EventLog};
+use sv0_tests::TempDir;
+
+use crate::{block_on, sv0};
+
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+
+/// A data directory holding the whole demo story: scans, approvals, packs.
+fn demo() -> (TempDir, PathBuf) {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let (code, out) = sv0(&["--data-dir", data.to_str().unwrap(), "demo", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    (dir, data)
+}
+
+/// Runs the sv0 binary on a data directory: (exit code, stdout, stderr).
+fn run(data: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_sv0"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("SV0_TENANT")
+        .output()
+        .expect("run sv0");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+fn flip(file: &Path, offset: usize) {
+    let mut bytes = std::fs::read(file).unwrap();
+    bytes[offset] ^= 0x10;
+    std::fs::write(file, bytes).unwrap();
+}
+
+/// The commands of the campaign, in order, with the pristine directory's answers.
+const COMMANDS: [&[&str]; 4] = [&["verify"], &["paths", "--json"], &["rebuild"], &["paths", "--json"]];
+
+/// Runs the campaign's commands on a damaged copy; every answer is the pristine one or a
+/// clear error. Returns how many commands refused.
+fn check_outcomes(case: &str, data: &Path, pristine: &[(i32, String, String)]) -> usize {
+    let mut refused = 0;
+    for (args, (code0, out0, _)) in COMMANDS.iter().zip(pristine) {
+        let (code, out, err) = run(data, args);
+        assert!(!err.contains("panicked") && code != 101, "{case}: `{args:?}` panicked: {err}");
+        if code == *code0 {
+            assert_eq!(&out, out0, "{case}: `{args:?}` exited {code} with a different answer\n{err}");
+        } else {
+            assert!(code == 1 || code == 2, "{case}: `{args:?}` exited {code}: {err}");
+            assert!(
+                err.contains("damaged") || out.contains("BROKEN") || out.contains("DIFFER"),
+                "{case}: `{args:?}` exited {code} without saying what is damaged:\n{out}\n{err}"
+            );
+            refused += 1;
+        }
+    }
+    refused
+}
+
+fn pristine_answers(data: &Path) -> Vec<(i32, String, String)> {
+    let answers: Vec<_> = COMMANDS.iter().map(|args| run(data, args)).collect();
+    for ((code, out, err), args) in answers.iter().zip(COMMANDS) {
+        assert_eq!(*code, 0, "pristine `{args:?}`: {out}{err}");
+    }
+    answers
+}
+
+/// Where each record's event bytes lie in `log.redb`: the offset of a byte inside the event.
+fn record_offsets(data: &Path) -> Vec<(u64, usize)> {
+    let records = block_on(async {
+        let log = EmbeddedLog::open(data.join("log.redb")).unwrap();
+        log.read(1, None, usize::MAX).await.unwrap()
+    });
+    let file = std::fs::read(data.join("log.redb")).unwrap();
+    records
+        .iter()
+        .map(|record| {
+            // The record's layout: checksum, event id, recorded_at, subject length, subject, data.
+            let mut header = record.event_id.to_vec();
+            header.extend_from_slice(&record.recorded_at.to_be_bytes());
+            let at = file
+                .windows(header.len())
+                .position(|w| w == header.as_slice())
+                .unwrap_or_else(|| panic!("record {} not found in the file", record.seq));
+            (record.seq, at + header.len() + 2 + record.subject.len() + record.data.len() / 2)
+        })
+        .collect()
+}
+
+#[test]
+fn a_flipped_byte_in_any_record_or_in_the_views_never_gives_a_different_answer() {
+    let (dir, data) = demo();
+    let pristine = pristine_answers(&data);
+    let mut cases = 0;
+    let mut refused = 0;
+
+    for (seq, offset) in record_offsets(&data) {
+        let copy = dir.join(&format!("log-{seq}"));
+        copy_dir(&data, &copy);
+        flip(&copy.join("log.redb"), offset);
+        let case = format!("log record {seq}");
+        let n = check_outcomes(&case, &copy, &pristine);
+        assert!(n >= 2, "{case}: the damaged log was read as intact");
+        refused += n;
+        cases += 1;
+        std::fs::remove_dir_all(&copy).unwrap();
+    }
+
+    // Views: a byte flipped at evenly spaced offsets across the file (free pages included:
+    // their answers must simply be the pristine ones).
+    let size = std::fs::metadata(data.join("views.redb")).unwrap().len() as usize;
+    for n in 0..24 {
+        let offset = 4096 + n * (size - 4096) / 24 + 97;
+        let copy = dir.join(&format!("views-{n}"));
+        copy_dir(&data, &copy);
+        flip(&copy.join("views.redb"), offset);
+        refused += check_outcomes(&format!("views offset {offset}"), &copy, &pristine);
+        cases += 1;
+        std::fs::remove_dir_all(&copy).unwrap();
+    }
+    assert!(cases > 30 && refused > 0, "{cases} cases, {refused} refusals");
+}
+
+/// Opens `log.redb` with redb itself and rewrites one record's value with a byte changed:
+/// every page checksum stays valid, so only the record's own checksum can tell.
+fn damage_record_through_redb(log: &Path, seq: u64) {
+    let db = redb::Database::open(log).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut events = txn.open_table(EVENTS).unwrap();
+        let mut value = events.get(seq).unwrap().unwrap().value().to_vec();
+        let last = value.len() - 1;
+        value[last] ^= 0x01;
+        events.insert(seq, value.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+/// The log position of the last pack event.
+fn last_pack_position(data: &Path) -> u64 {
+    block_on(async {
+        let log = EmbeddedLog::open(data.join("log.redb")).unwrap();
+        let records = log.read(1, None, usize::MAX).await.unwrap();
+        records.iter().rev().find(|r| r.subject.ends_with(".pack")).unwrap().seq
+    })
+}
+
+#[test]
+fn a_record_whose_bytes_do_not_match_its_checksum_is_broken_by_position() {
+    let (_dir, data) = demo();
+    let seq = last_pack_position(&data);
+    damage_record_through_redb(&data.join("log.redb"), seq);
+
+    let (code, out, err) = run(&data, &["verify"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(&format!("log BROKEN: the record at position {seq} does not match its checksum")), "{out}");
+    let (code, out, _) = run(&data, &["verify", "--json"]);
+    assert_eq!(code, 1);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["log_damaged"]["position"], seq);
+    assert_eq!(json["intact"], false);
+
+    // Refolding reads the record and stops there, naming it; it is never skipped.
+    let (code, _, err) = run(&data, &["rebuild"]);
+    assert_eq!(code, 2);
+    assert!(err.contains(&format!("the record at position {seq} does not match its checksum")), "{err}");
+    // Exporting the packs reads the pack subjects and stops at it too.
+    let export = data.parent().unwrap().join("export");
+    let (code, _, err) = run(&data, &["export", "packs", "--out", export.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("position {seq}")), "{err}");
+}
+
+#[test]
+fn a_zero_byte_or_truncated_log_says_so() {
+    let (_dir, data) = demo();
+    let log = data.join("log.redb");
+    let bytes = std::fs::read(&log).unwrap();
+
+    std::fs::write(&log, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, out, err) = run(&data, &["paths"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("log.redb is damaged"), "{err}");
+    assert!(err.contains("restore log.redb from a backup"), "{err}");
+
+    std::fs::write(&log, b"").unwrap();
+    let (code, out, err) = run(&data, &["paths"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("log.redb is empty (0 bytes)"), "{err}");
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), 0, "nothing was written over it");
+}
+
+#[test]
+fn verify_replays_the_log_and_finds_views_that_differ_from_it() {
+    let (_dir, data) = demo();
+    // A path row changed through redb: the file is sound, its content is not the log's.
+    {
+        let db = redb::Database::open(data.join("views.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let definition: TableDefinition<&[u8], &[u8]> = TableDefinition::new("paths");
+            let mut paths = txn.open_table(definition).unwrap();
+            let (key, mut value) = {
+                let (k, v) = paths.first().unwrap().unwrap();
+                (k.value().to_vec(), v.value().to_vec())
+            };
+            let last = value.len() - 1;
+            value[last] ^= 0x01;
+            paths.insert(key.as_slice(), value.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    // The quick check compares packs with the views and does not look at path rows.
+    let (code, out, err) = run(&data, &["verify", "--quick"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("--quick: no replay"), "{out}");
+
+    let (code, out, err) = run(&data, &["verify"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("views DIFFER from the replay of the log in paths"), "{out}");
+    assert!(out.contains("chain intact"), "the evidence itself is intact: {out}");
+    assert!(!data.join("views.verify.redb").exists(), "the scratch views are removed");
+
+    let (code, _, err) = run(&data, &["rebuild"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = run(&data, &["verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("views: every table equals the replay of the log"), "{out}");
+}
+
+#[test]
+fn a_log_written_before_record_checksums_is_upgraded_in_place() {
+    let (_dir, data) = demo();
+    let (_, before, _) = run(&data, &["paths", "--json"]);
+    // Back to the first layout: no checksum in front of each record, no layout entry.
+    {
+        let db = redb::Database::open(data.join("log.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut events = txn.open_table(EVENTS).unwrap();
+            let rows: Vec<(u64, Vec<u8>)> = events
+                .iter()
+                .unwrap()
+                .map(|e| {
+                    let (k, v) = e.unwrap();
+                    (k.value(), v.value()[32..].to_vec())
+                })
+                .collect();
+            for (seq, value) in rows {
+                events.insert(seq, value.as_slice()).unwrap();
+            }
+            let meta_def: TableDefinition<&str, &str> = TableDefinition::new("meta");
+            txn.open_table(meta_def).unwrap().remove("records").unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let (code, out, err) = run(&data, &["verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, after, _) = run(&data, &["paths", "--json"]);
+    assert_eq!(after, before);
+    // Every record carries its checksum now: damaging one is found.
+    let seq = last_pack_position(&data);
+    damage_record_through_redb(&data.join("log.redb"), seq);
+    let (code, out, _) = run(&data, &["verify"]);
+    assert_eq!(code, 1, "{out}");
+}
+
+#[test]
+fn a_file_closed_cleanly_opens_without_a_full_check_and_any_change_revokes_that() {
+    let (_dir, data) = demo();
+    let stamp = data.join("views.redb.intact");
+    assert!(stamp.exists(), "a clean close leaves a stamp");
+    // Touching the file (even with the same bytes) changes its change time: the stamp no
+    // longer matches and the next open checks every page (and passes).
+    let bytes = std::fs::read(data.join("views.redb")).unwrap();
+    std::fs::write(data.join("views.redb"), &bytes).unwrap();
+    let (code, out, err) = run(&data, &["paths"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(stamp.exists(), "stamped again after the checked open");
+}
+
+#[test]
+fn a_jetstream_message_whose_bytes_do_not_match_its_checksum_is_broken_by_position() {
+    let server = sv0_tests::nats::NatsServer::start();
+    let url = server.url();
+    let (dir, _) = demo();
+    let data = dir.join("js");
+    let data_str = data.to_str().unwrap();
+    let (code, out) = sv0(&["--data-dir", data_str, "--log", &url, "demo", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let tenant = serde_json::from_str::<serde_json::Value>(&out).unwrap()["tenant"].as_str().unwrap().to_string();
+    let subject = format!("sv0.log.{tenant}.pack");
+    let (code, out) = sv0(&["--data-dir", data_str, "--log", &url, "verify"]);
+    assert_eq!(code, 0, "{out}");
+
+    // A message on a pack subject with a pack's bytes but a checksum that does not match them,
+    // then one with no checksum at all: neither is a record SV0 wrote.
+    let head = block_on(async {
+        let client = async_nats::connect(&url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let stream = js.get_stream("SV0_LOG").await.unwrap();
+        let last = stream.get_last_raw_message_by_subject(&subject).await.unwrap();
+        let mut payload = last.payload.to_vec();
+        payload.push(0);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", "00112233445566778899aabbccddeeff");
+        headers.insert("Sv0-Record-Sha256", hex::encode([7u8; 32]).as_str());
+        let ack = js.publish_with_headers(subject.clone(), headers, payload.into()).await.unwrap();
+        ack.await.unwrap().sequence
+    });
+    let (code, out) = sv0(&["--data-dir", data_str, "--log", &url, "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "log BROKEN: the record at position {head} does not match its Sv0-Record-Sha256 checksum"
+        )),
+        "{out}"
+    );
+    // A projector never skips it either.
+    let (code, out) = sv0(&["--data-dir", dir.join("js-2").to_str().unwrap(), "--log", &url, "paths"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains(&format!("the record at position {head}")), "{out}");
+}
