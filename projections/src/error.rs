@@ -83,6 +83,19 @@ pub enum ProjectionError {
     Worker(String),
 }
 
+impl ProjectionError {
+    /// Whether the views could not be written (a full disk, an I/O error, a spill file), as
+    /// opposed to damage, a bad event or an unreadable log: queries may still answer from the
+    /// views as they stand.
+    pub fn is_write_failure(&self) -> bool {
+        match self {
+            ProjectionError::Storage(e) => !matches!(e, redb::Error::Corrupted(_)),
+            ProjectionError::Spill(_) => true,
+            _ => false,
+        }
+    }
+}
+
 macro_rules! from_redb {
     ($($ty:ty),*) => {$(
         impl From<$ty> for ProjectionError {

@@ -110,8 +110,14 @@ impl Views {
     /// not closed cleanly by SV0 is verified page by page first (`sv0_log::file`); a damaged
     /// one is `ProjectionError::Damaged`.
     pub fn open(path: impl AsRef<Path>) -> Result<Views, ProjectionError> {
+        Views::open_with(path, false)
+    }
+
+    /// `open`, and with `read_only` (or for a file this process may not write) never writing
+    /// to the file: what folding writes stays in memory until the views are closed.
+    pub fn open_with(path: impl AsRef<Path>, read_only: bool) -> Result<Views, ProjectionError> {
         let path: PathBuf = path.as_ref().to_path_buf();
-        let create = || match file::open(&path, true, Rollback::Allowed) {
+        let create = || match file::open(&path, true, Rollback::Allowed, read_only) {
             Ok(db) => Ok(db),
             Err(FileError::InUse { .. }) => Err(ProjectionError::InUse { path: path.clone() }),
             Err(FileError::Open { source, .. }) => Err(ProjectionError::from(source)),
@@ -120,6 +126,10 @@ impl Views {
         let db = create()?;
         if Views::layout(&db)?.is_some_and(|layout| layout != store::FORMAT) {
             warn!(path = %path.display(), "the views have another layout; they are refolded from the log");
+            if db.is_read_only() {
+                // The file stays as it is; the fold goes to memory.
+                return Views::in_memory();
+            }
             drop(db);
             std::fs::remove_file(&path).map_err(|source| ProjectionError::Replace { path: path.clone(), source })?;
             return Views::init(create()?);
@@ -146,6 +156,11 @@ impl Views {
     pub fn in_memory() -> Result<Views, ProjectionError> {
         let db = Database::builder().create_with_backend(InMemoryBackend::new())?;
         Views::init(CheckedDatabase::in_memory(db))
+    }
+
+    /// Whether the views file is read-only here (folds stay in memory).
+    pub fn is_read_only(&self) -> bool {
+        self.db.is_read_only()
     }
 
     /// The file was renamed (a rebuilt file swapped in for the old one).

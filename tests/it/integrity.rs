@@ -344,3 +344,119 @@ fn a_jetstream_message_whose_bytes_do_not_match_its_checksum_is_broken_by_positi
     assert_eq!(code, 2, "{out}");
     assert!(out.contains(&format!("the record at position {head}")), "{out}");
 }
+
+/// SHA-256 of every file under `dir`, by relative path: to show nothing was written.
+fn tree_digest(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    use sha2::Digest;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().display().to_string();
+                out.insert(rel, hex::encode(sha2::Sha256::digest(std::fs::read(&path).unwrap())));
+            }
+        }
+    }
+    out
+}
+
+/// Runs sv0 as a user who may read but not write `data`: as root, the `nobody` user (uid
+/// 65534) through `setpriv`, with the files world-readable; otherwise this user, with the
+/// write bits removed.
+fn run_without_write_access(data: &Path, args: &[&str]) -> (i32, String, String) {
+    let root = running_as_root();
+    let mut command = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(env!("CARGO_BIN_EXE_sv0"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_sv0"))
+    };
+    let output = command
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env("HOME", std::env::temp_dir())
+        .env_remove("SV0_TENANT")
+        .output()
+        .expect("run sv0 (setpriv is util-linux's, installed with Debian)");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
+}
+
+/// Whether this process runs as root (`id -u`, no libc call needed).
+fn running_as_root() -> bool {
+    let out = Command::new("id").arg("-u").output().expect("id -u");
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+/// Makes `dir` and everything under it readable by all and writable by nobody but root.
+fn make_read_only(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+            }
+        }
+        std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o555)).unwrap();
+    }
+}
+
+#[test]
+fn a_read_only_copy_of_a_data_directory_answers_paths_and_verify() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, data) = demo();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The copy's views are behind its log: a later scan was appended after they were copied,
+    // so answering needs a fold, which happens in memory.
+    let copy = dir.join("copy");
+    copy_dir(&data, &copy);
+    let snapshot = String::from_utf8(crate::demo_snapshot("contoso-3-remediation.json")).unwrap().replacen(
+        "\"observed_at\": \"2026-03-0",
+        "\"observed_at\": \"2026-03-2",
+        1,
+    );
+    let rescan = dir.join("rescan.json");
+    std::fs::write(&rescan, snapshot).unwrap();
+    let (code, out, err) = run(&data, &["scan", "import", rescan.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::copy(data.join("log.redb"), copy.join("log.redb")).unwrap();
+    let _ = std::fs::remove_file(copy.join("log.redb.intact"));
+    let (_, expected, _) = run(&data, &["paths", "--json"]);
+
+    make_read_only(&copy);
+    let before = tree_digest(&copy);
+    let (code, out, err) = run_without_write_access(&copy, &["paths", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, expected, "the read-only copy folds the new scan in memory and answers as the original");
+    let (code, out, err) = run_without_write_access(&copy, &["verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("chain intact"), "{out}");
+    let (code, _, err) = run_without_write_access(&copy, &["scan", "import", rescan.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is read-only here"), "{err}");
+    assert_eq!(tree_digest(&copy), before, "nothing in the read-only copy was written");
+}
+
+#[test]
+fn an_audit_replay_directory_is_never_written() {
+    let (dir, data) = demo();
+    let replay = dir.join("replay");
+    let (code, out, err) = run(&data, &["replay", "--until", "9", "--out", replay.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let before = tree_digest(&replay);
+    for args in [&["paths", "--json"][..], &["findings"], &["verify"]] {
+        let (code, out, err) = run(&replay, args);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+    }
+    assert_eq!(tree_digest(&replay), before, "queries on a replay write nothing");
+}

@@ -48,6 +48,12 @@ pub const SIGNALS_STREAM: &str = "SV0_SIGNALS";
 pub const SIGNALS_PREFIX: &str = "sv0.signals";
 /// Bytes kept free under the server's `max_payload` for headers.
 const HEADER_ROOM: usize = 1024;
+/// How long a read waits for one message before it resumes with a new consumer.
+const MESSAGE_WAIT: Duration = Duration::from_secs(10);
+/// How long a read keeps resuming without any progress before it fails.
+const READ_PATIENCE: Duration = Duration::from_secs(60);
+/// Messages per pull request of the log's ordered consumers (see `ordered`).
+const PULL_BATCH: i64 = 24;
 /// The header carrying a record's checksum.
 const DIGEST_HEADER: &str = "Sv0-Record-Sha256";
 
@@ -394,6 +400,10 @@ impl JetStreamLog {
         let config = consumer::pull::OrderedConfig {
             filter_subject: format!("{SUBJECT_PREFIX}.>"),
             deliver_policy,
+            // Each pull asks for at most this many messages: with events up to 1 MiB, what the
+            // server has in flight to this client stays under its default per-connection
+            // pending limit (64 MiB), so it never cuts the connection as a slow consumer.
+            max_batch: PULL_BATCH,
             ..Default::default()
         };
         let mut attempt = 0;
@@ -443,15 +453,34 @@ async fn open_stream(
         stream: settings.name.clone(),
         source: BackendError::msg(e.to_string()),
     };
-    let mut stream = context.get_or_create_stream(config).await.map_err(|e| stream_error(&e))?;
+    // An existing stream is taken as it is configured: its replica count is the operator's
+    // (`--log-replicas` applies only when SV0 creates the stream).
+    let mut stream = match context.get_stream(&settings.name).await {
+        Ok(stream) => stream,
+        Err(e)
+            if matches!(
+                e.kind(),
+                jetstream::context::GetStreamErrorKind::JetStream(ref js)
+                    if js.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+            ) =>
+        {
+            context.get_or_create_stream(config).await.map_err(|e| stream_error(&e))?
+        }
+        Err(e) => return Err(stream_error(&e)),
+    };
     let info = stream.info().await.map_err(|e| stream_error(&e))?;
     let actual = &info.config;
+    if actual.num_replicas != settings.replicas {
+        info!(
+            stream = %settings.name,
+            replicas = actual.num_replicas,
+            asked = settings.replicas,
+            "the stream exists with its own replica count; --log-replicas applies only when SV0 creates it"
+        );
+    }
     let mut problems = Vec::new();
     if !actual.deny_delete || !actual.deny_purge {
         problems.push("deletes or purges are allowed".to_string());
-    }
-    if actual.num_replicas != settings.replicas {
-        problems.push(format!("it has {} replica(s), {} were asked for", actual.num_replicas, settings.replicas));
     }
     if actual.storage != stream::StorageType::File {
         problems.push("it is not stored on file".to_string());
@@ -570,19 +599,48 @@ impl EventLog for JetStreamLog {
             return Ok(Vec::new());
         }
         let count = usize::try_from(upto - from + 1).unwrap_or(usize::MAX).min(limit);
-        let mut messages = self.ordered_from(from).await?;
-        let mut out = Vec::with_capacity(count);
-        while out.len() < count {
-            let next = tokio::time::timeout(Duration::from_secs(30), messages.next()).await.map_err(|_| {
-                ReadError::Backend(BackendError::msg(format!(
-                    "no event at position {} after 30 s",
-                    from + out.len() as u64
-                )))
-            })?;
-            match next {
-                Some(Ok(message)) => out.push(record_from(&message)?),
-                Some(Err(e)) => return Err(ReadError::Backend(backend("consume", e))),
-                None => return Err(ReadError::Backend(BackendError::msg("the consumer ended early"))),
+        let mut out: Vec<Record> = Vec::with_capacity(count);
+        // A reconnect or a leader change can end or stall a consumer mid-read: the read goes on
+        // from the next position with a new consumer, until `READ_PATIENCE` has passed with no
+        // progress. A message delivered twice is taken once.
+        let mut patience = tokio::time::Instant::now() + READ_PATIENCE;
+        'consumers: while out.len() < count {
+            let mut messages = match self.ordered_from(from + out.len() as u64).await {
+                Ok(messages) => messages,
+                Err(e) if tokio::time::Instant::now() < patience => {
+                    debug!(error = %e, "cannot create a consumer to read the log; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            while out.len() < count {
+                let want = from + out.len() as u64;
+                let failure = match tokio::time::timeout(MESSAGE_WAIT, messages.next()).await {
+                    Ok(Some(Ok(message))) => {
+                        let record = record_from(&message)?;
+                        if record.seq < want {
+                            continue;
+                        }
+                        if record.seq > want {
+                            return Err(ReadError::Backend(BackendError::msg(format!(
+                                "the stream skipped from position {want} to {}",
+                                record.seq
+                            ))));
+                        }
+                        out.push(record);
+                        patience = tokio::time::Instant::now() + READ_PATIENCE;
+                        continue;
+                    }
+                    Ok(Some(Err(e))) => format!("consume: {e}"),
+                    Ok(None) => "the consumer ended early".to_string(),
+                    Err(_) => format!("no event at position {want} after {} s", MESSAGE_WAIT.as_secs()),
+                };
+                if tokio::time::Instant::now() >= patience {
+                    return Err(ReadError::Backend(BackendError::msg(failure)));
+                }
+                debug!(%failure, "reading the log: resuming with a new consumer");
+                continue 'consumers;
             }
         }
         Ok(out)

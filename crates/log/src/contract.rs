@@ -120,6 +120,9 @@ pub enum AppendError {
     /// The same event id appears twice in one batch.
     #[error("event id appears twice in one batch")]
     DuplicateInBatch,
+    /// The log is read-only here (a read-only mount or copy, an audit replay).
+    #[error("the log {} is read-only here (a read-only mount or copy, or an audit replay): nothing can be appended", .0.display())]
+    ReadOnly(std::path::PathBuf),
     /// The backend failed; whether the batch was written is unknown only if it says so.
     #[error("log backend failed")]
     Backend(#[source] BackendError),

@@ -98,9 +98,23 @@ impl EmbeddedLog {
 
     /// Opens (or creates) the log at `path`, accepting events up to `max_event_size` bytes.
     pub fn open_with_limit(path: impl AsRef<Path>, max_event_size: usize) -> Result<EmbeddedLog, OpenError> {
+        EmbeddedLog::open_with_options(path, max_event_size, false)
+    }
+
+    /// Opens an existing log without ever writing to its file: reads as usual, appends refused.
+    /// A file this process may not write opens this way too.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<EmbeddedLog, OpenError> {
+        EmbeddedLog::open_with_options(path, DEFAULT_MAX_EVENT_SIZE, true)
+    }
+
+    fn open_with_options(
+        path: impl AsRef<Path>,
+        max_event_size: usize,
+        read_only: bool,
+    ) -> Result<EmbeddedLog, OpenError> {
         let path = path.as_ref().to_path_buf();
         let db_error = |source: BackendError| OpenError::Database { path: path.clone(), source };
-        let db = match file::open(&path, true, Rollback::RefusedAfterCleanClose) {
+        let db = match file::open(&path, true, Rollback::RefusedAfterCleanClose, read_only) {
             Ok(db) => db,
             Err(FileError::InUse { .. }) => return Err(OpenError::InUse { path }),
             Err(FileError::Open { source, .. }) => return Err(db_error(BackendError::new("redb open failed", source))),
@@ -138,6 +152,9 @@ impl EmbeddedLog {
     /// record must follow this log's head and positions must be contiguous.
     pub fn import_records(&self, records: &[Record]) -> Result<(), AppendError> {
         let inner = &self.inner;
+        if inner.db.is_read_only() {
+            return Err(AppendError::ReadOnly(inner.path.clone()));
+        }
         let fail = |what: &'static str| move |e: redb::Error| AppendError::Backend(BackendError::new(what, e));
         let txn = inner.db.begin_write().map_err(|e| fail("begin write")(e.into()))?;
         let last = {
@@ -176,6 +193,11 @@ impl EmbeddedLog {
     /// The file the log lives in.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Whether the file is read-only here (appends are refused).
+    pub fn is_read_only(&self) -> bool {
+        self.inner.db.is_read_only()
     }
 
     async fn blocking<T: Send + 'static>(
@@ -273,6 +295,9 @@ fn add_checksums(events: &mut redb::Table<u64, &'static [u8]>) -> Result<(), Bac
 impl Inner {
     fn append(&self, subject: &str, expected: Expected, events: Vec<NewEvent>) -> Result<Appended, AppendError> {
         validate_subject(subject)?;
+        if self.db.is_read_only() {
+            return Err(AppendError::ReadOnly(self.path.clone()));
+        }
         if events.is_empty() {
             return Err(AppendError::EmptyBatch);
         }

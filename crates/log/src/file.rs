@@ -15,17 +15,24 @@
 //!   engine) removes the stamp with `distrust`, so the next open verifies;
 //! - `sv0 verify` removes the stamps first, so it always verifies both files in full.
 //!
+//! A file this process may not write (a read-only mount, a copy handed to an auditor, an audit
+//! replay) opens through `ReadOnlyOverlay`: reads come from the file, writes (the fold catching
+//! up, redb's own bookkeeping) stay in memory and vanish on close, so queries answer exactly
+//! and the file is never modified. It is always verified page by page.
+//!
 //! A stamp is a promise about this host's file system, not a security control: a process that
 //! can write the data directory can also write the stamp (and the files themselves). Damage
 //! that does not go through the file system (a disk's bit rot under an unchanged inode) is
 //! found by `sv0 verify` and by the log's record checksums, which are checked on every read.
 
+use std::collections::BTreeMap;
+use std::os::unix::fs::FileExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use redb::{Database, DatabaseError, StorageError};
+use redb::{Database, DatabaseError, StorageBackend, StorageError};
 use thiserror::Error;
 use tracing::warn;
 
@@ -80,12 +87,18 @@ pub enum Rollback {
 pub struct CheckedDatabase {
     db: Option<Database>,
     path: Mutex<Option<PathBuf>>,
+    read_only: bool,
 }
 
 impl CheckedDatabase {
     /// A database with no file (in memory): nothing to stamp.
     pub fn in_memory(db: Database) -> CheckedDatabase {
-        CheckedDatabase { db: Some(db), path: Mutex::new(None) }
+        CheckedDatabase { db: Some(db), path: Mutex::new(None), read_only: false }
+    }
+
+    /// Whether the file is read-only here: what is written stays in memory and is lost on close.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The file was renamed (a rebuilt file swapped in): stamp the new name on close.
@@ -125,18 +138,26 @@ impl Drop for CheckedDatabase {
 }
 
 /// Opens (or, with `create`, creates) the redb file at `path`: trusted if its stamp says SV0
-/// closed it cleanly and nothing changed it since, verified page by page otherwise.
-pub fn open(path: &Path, create: bool, rollback: Rollback) -> Result<CheckedDatabase, FileError> {
+/// closed it cleanly and nothing changed it since, verified page by page otherwise. A file
+/// this process may not write, or any file when `read_only` is asked for, opens read-only
+/// (`ReadOnlyOverlay`).
+pub fn open(path: &Path, create: bool, rollback: Rollback, read_only: bool) -> Result<CheckedDatabase, FileError> {
     let path_buf = path.to_path_buf();
     let existing = std::fs::metadata(path).ok();
     if existing.as_ref().is_some_and(|m| m.len() == 0) && rollback == Rollback::RefusedAfterCleanClose {
         return Err(FileError::Empty { path: path_buf });
     }
-    let stamp = read_stamp(path);
+    let overlay = match existing {
+        Some(_) if read_only || !writable(path) => Some(ReadOnlyOverlay::open(path)?),
+        _ => None,
+    };
+    let stamp = if overlay.is_some() { None } else { read_stamp(path) };
     let trusted = existing.is_some() && stamp.is_some() && stamp == current_stamp(path);
     let had_stamp = stamp.is_some();
-    // A stamp is good for one open: a crash from here on must not leave it standing.
-    remove_stamp(path);
+    if overlay.is_none() {
+        // A stamp is good for one open: a crash from here on must not leave it standing.
+        remove_stamp(path);
+    }
 
     let fell_back = Arc::new(AtomicBool::new(false));
     let mut builder = Database::builder();
@@ -155,7 +176,12 @@ pub fn open(path: &Path, create: bool, rollback: Rollback) -> Result<CheckedData
             }
         });
     }
-    let opened = catch_unwind(AssertUnwindSafe(|| if create { builder.create(path) } else { builder.open(path) }));
+    let read_only = overlay.is_some();
+    let opened = catch_unwind(AssertUnwindSafe(|| match overlay {
+        Some(overlay) => builder.create_with_backend(overlay),
+        None if create => builder.create(path),
+        None => builder.open(path),
+    }));
     let damaged = |detail: String| FileError::Damaged { path: path_buf.clone(), detail };
     let db = match opened {
         Err(panic) => {
@@ -177,7 +203,146 @@ pub fn open(path: &Path, create: bool, rollback: Rollback) -> Result<CheckedData
     if fell_back.load(Ordering::SeqCst) {
         warn!(path = %path.display(), "the file's last commit did not verify; it went back to the commit before");
     }
-    Ok(CheckedDatabase { db: Some(db), path: Mutex::new(Some(path_buf)) })
+    // A read-only file is never stamped: nothing here may write beside it.
+    let path = if read_only { None } else { Some(path_buf) };
+    Ok(CheckedDatabase { db: Some(db), path: Mutex::new(path), read_only })
+}
+
+/// Whether this process may write the file (not a read-only mount, not another user's file).
+fn writable(path: &Path) -> bool {
+    match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+        Ok(_) => true,
+        Err(e) => !matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem),
+    }
+}
+
+/// Bytes per page of the overlay.
+const OVERLAY_PAGE: u64 = 4096;
+
+/// A redb storage backend over a file this process does not write: reads come from the file
+/// (held with a shared lock, so a writer holding it exclusively is refused), writes are kept in
+/// memory page by page.
+#[derive(Debug)]
+pub struct ReadOnlyOverlay {
+    file: std::fs::File,
+    state: Mutex<OverlayState>,
+}
+
+#[derive(Debug)]
+struct OverlayState {
+    /// The storage's length as redb set it.
+    len: u64,
+    /// Bytes of the file below this offset are visible; past it (the file was shortened by
+    /// redb and grown again) storage reads as zeros unless written.
+    file_visible: u64,
+    /// Pages written, by page number.
+    pages: BTreeMap<u64, Box<[u8]>>,
+}
+
+impl ReadOnlyOverlay {
+    /// Opens `path` for reading.
+    pub fn open(path: &Path) -> Result<ReadOnlyOverlay, FileError> {
+        let fail = |source: std::io::Error| FileError::Open { path: path.to_path_buf(), source: source.into() };
+        let file = std::fs::File::open(path).map_err(fail)?;
+        match file.try_lock_shared() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(FileError::InUse { path: path.to_path_buf() }),
+            // A file system without locks (some network mounts): read it anyway.
+            Err(std::fs::TryLockError::Error(_)) => {}
+        }
+        let len = file.metadata().map_err(fail)?.len();
+        Ok(ReadOnlyOverlay { file, state: Mutex::new(OverlayState { len, file_visible: len, pages: BTreeMap::new() }) })
+    }
+
+    fn state(&self) -> std::io::Result<std::sync::MutexGuard<'_, OverlayState>> {
+        self.state.lock().map_err(|_| std::io::Error::other("overlay state poisoned"))
+    }
+
+    /// One page as it stands: written, or from the file (zeros past what is visible).
+    fn page(&self, state: &OverlayState, number: u64) -> std::io::Result<Box<[u8]>> {
+        if let Some(page) = state.pages.get(&number) {
+            return Ok(page.clone());
+        }
+        let mut page = vec![0u8; OVERLAY_PAGE as usize].into_boxed_slice();
+        let start = number * OVERLAY_PAGE;
+        let visible = state.file_visible.saturating_sub(start).min(OVERLAY_PAGE) as usize;
+        if visible > 0 {
+            self.file.read_exact_at(&mut page[..visible], start)?;
+        }
+        Ok(page)
+    }
+}
+
+impl StorageBackend for ReadOnlyOverlay {
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.state()?.len)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        let state = self.state()?;
+        let end = offset.checked_add(out.len() as u64).ok_or_else(|| std::io::Error::other("offset overflows"))?;
+        if end > state.len {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the end"));
+        }
+        let mut at = offset;
+        while at < end {
+            let number = at / OVERLAY_PAGE;
+            let within = (at % OVERLAY_PAGE) as usize;
+            let n = ((OVERLAY_PAGE as usize) - within).min((end - at) as usize);
+            let done = (at - offset) as usize;
+            match state.pages.get(&number) {
+                Some(page) => out[done..done + n].copy_from_slice(&page[within..within + n]),
+                None => {
+                    let visible = state.file_visible.saturating_sub(at).min(n as u64) as usize;
+                    if visible > 0 {
+                        self.file.read_exact_at(&mut out[done..done + visible], at)?;
+                    }
+                    out[done + visible..done + n].fill(0);
+                }
+            }
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        let mut state = self.state()?;
+        if len < state.len {
+            state.file_visible = state.file_visible.min(len);
+            let first_gone = len.div_ceil(OVERLAY_PAGE);
+            state.pages.retain(|number, _| *number < first_gone);
+            let within = (len % OVERLAY_PAGE) as usize;
+            if within > 0
+                && let Some(page) = state.pages.get_mut(&(len / OVERLAY_PAGE))
+            {
+                page[within..].fill(0);
+            }
+        }
+        state.len = len;
+        Ok(())
+    }
+
+    fn sync_data(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        let mut state = self.state()?;
+        let end = offset.checked_add(data.len() as u64).ok_or_else(|| std::io::Error::other("offset overflows"))?;
+        let mut at = offset;
+        while at < end {
+            let number = at / OVERLAY_PAGE;
+            let within = (at % OVERLAY_PAGE) as usize;
+            let n = ((OVERLAY_PAGE as usize) - within).min((end - at) as usize);
+            let mut page = self.page(&state, number)?;
+            let done = (at - offset) as usize;
+            page[within..within + n].copy_from_slice(&data[done..done + n]);
+            state.pages.insert(number, page);
+            at += n as u64;
+        }
+        state.len = state.len.max(end);
+        Ok(())
+    }
 }
 
 /// Forgets that `path` closed cleanly, so that its next open verifies every page: called when
@@ -204,7 +369,15 @@ fn stamp_path(path: &Path) -> PathBuf {
 fn remove_stamp(path: &Path) {
     match std::fs::remove_file(stamp_path(path)) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        // No stamp, or a directory this process may not write: its files open read-only, and
+        // a read-only open never trusts a stamp.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::ReadOnlyFilesystem
+            ) => {}
         Err(e) => warn!(path = %path.display(), error = %e, "cannot remove the file's clean-close stamp"),
     }
 }

@@ -18,10 +18,14 @@ use crate::error::ServiceError;
 /// Environment variable naming the approver for CLI approvals.
 pub const PRINCIPAL_ENV: &str = "SV0_PRINCIPAL";
 
+/// The file that marks a data directory as an audit replay.
+const REPLAY_MARKER: &str = "REPLAY.json";
+
 /// Paths inside a data directory.
 #[derive(Debug, Clone)]
 pub struct DataDir {
     root: PathBuf,
+    read_only: bool,
 }
 
 impl DataDir {
@@ -34,12 +38,23 @@ impl DataDir {
             // Only the host's user reads the log, the views and the keys.
             restrict(&root, 0o700).map_err(|source| ServiceError::DataDir { path: root.clone(), source })?;
         }
-        Ok(DataDir { root })
+        // An audit replay is read-only by definition: its files are opened so that nothing can
+        // write to them.
+        let read_only = root.join(REPLAY_MARKER).exists();
+        Ok(DataDir { root, read_only })
+    }
+
+    /// Whether the directory's files are opened read-only whatever the file system allows.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Makes the data directory's own files (the log, the views) readable by the host's user
     /// only (0600), as they are created with the process's umask.
     pub fn restrict_files(&self) -> Result<(), ServiceError> {
+        if self.read_only {
+            return Ok(());
+        }
         for path in [self.log_path(), self.views_path()] {
             if path.is_file() {
                 restrict(&path, 0o600).map_err(|source| ServiceError::DataDir { path: path.clone(), source })?;
@@ -75,7 +90,7 @@ impl DataDir {
 
     /// The marker of an audit replay directory (`sv0 replay`), which is read-only.
     pub fn replay_marker(&self) -> PathBuf {
-        self.root.join("REPLAY.json")
+        self.root.join(REPLAY_MARKER)
     }
 
     /// The audit replay this directory holds, if it is one.

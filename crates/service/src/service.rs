@@ -230,7 +230,11 @@ impl Service<EmbeddedLog> {
     /// Opens the embedded log and views in a data directory.
     pub async fn open(root: impl AsRef<Path>) -> Result<Service<EmbeddedLog>, ServiceError> {
         let data_dir = DataDir::create(root)?;
-        let log = EmbeddedLog::open(data_dir.log_path())?;
+        let log = if data_dir.is_read_only() {
+            EmbeddedLog::open_read_only(data_dir.log_path())?
+        } else {
+            EmbeddedLog::open(data_dir.log_path())?
+        };
         Service::open_with(data_dir, log).await
     }
 }
@@ -240,7 +244,7 @@ impl Service<AnyLog> {
     /// data directory's views.
     pub async fn open_target(root: impl AsRef<Path>, target: &LogTarget) -> Result<Service<AnyLog>, ServiceError> {
         let data_dir = DataDir::create(root)?;
-        let log = AnyLog::open(target, &data_dir.log_path()).await?;
+        let log = AnyLog::open(target, &data_dir.log_path(), data_dir.is_read_only()).await?;
         Service::open_with(data_dir, log).await
     }
 }
@@ -249,8 +253,10 @@ impl<L: EventLog> Service<L> {
     /// Opens the data directory's views over `log`, refusing views folded from another log.
     /// The views are as the last command left them: `catch_up` or `sync` brings them up to date.
     pub async fn open_with(data_dir: DataDir, log: L) -> Result<Service<L>, ServiceError> {
-        let views = Views::open(data_dir.views_path())?;
-        data_dir.restrict_files()?;
+        let views = Views::open_with(data_dir.views_path(), data_dir.is_read_only())?;
+        if !views.is_read_only() {
+            data_dir.restrict_files()?;
+        }
         views.bind_log(&log.identity().await?)?;
         Ok(Service::with_parts(data_dir, log, views))
     }
@@ -277,6 +283,12 @@ impl<L: EventLog> Service<L> {
         &self.log
     }
 
+    /// Whether the data directory's files are read-only here (an audit replay, a read-only
+    /// mount or copy): queries fold in memory, nothing is written.
+    pub fn is_read_only(&self) -> bool {
+        self.data_dir.is_read_only() || self.views.is_read_only()
+    }
+
     /// The views.
     pub fn views(&self) -> &Views {
         &self.views
@@ -300,6 +312,21 @@ impl<L: EventLog> Service<L> {
     /// Brings the views up to the log's head without sealing (for read-only commands).
     pub async fn catch_up(&self) -> Result<Seq, ServiceError> {
         Ok(self.views.catch_up(&self.log, None).await?)
+    }
+
+    /// Catches the views up for a query. When the views cannot be written (a full disk, an
+    /// I/O error) the query still answers, from the views as they stand: returns how many
+    /// events behind the log they are, with why, instead of failing. Damage and an unreadable
+    /// log are errors as ever.
+    pub async fn catch_up_for_query(&self) -> Result<Option<(Seq, ServiceError)>, ServiceError> {
+        match self.views.catch_up(&self.log, None).await {
+            Ok(_) => Ok(None),
+            Err(e) if e.is_write_failure() => {
+                let behind = self.log.head().await?.saturating_sub(self.views.checkpoint()?);
+                Ok(Some((behind, e.into())))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Resolves the tenant to act on: the named one, else the only one the views know.
@@ -848,11 +875,31 @@ impl<L: EventLog> Service<L> {
             self.publish_signals(sink).await?;
         }
         let mut records = self.log.subscribe(checkpoint + 1);
+        // A subscription can stall without an error (a server that dropped a slow consumer's
+        // messages, a consumer lost in a leader change): every `STALL_CHECK` without a record,
+        // the log's head is asked, and a head past the views means resubscribing from the
+        // checkpoint (a transient error, which `follow` retries).
+        let mut watchdog = tokio::time::interval(STALL_CHECK);
+        watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        watchdog.tick().await;
+        let mut quiet = true;
         loop {
             let first = tokio::select! {
                 () = shutdown.as_mut() => return Ok(()),
                 next = records.next() => next,
+                _ = watchdog.tick() => {
+                    if std::mem::replace(&mut quiet, true) {
+                        let head = self.log.head().await?;
+                        if head > checkpoint {
+                            return Err(ServiceError::Read(sv0_log::ReadError::Backend(sv0_log::BackendError::msg(
+                                format!("the subscription stalled at position {checkpoint} while the log holds {head}"),
+                            ))));
+                        }
+                    }
+                    continue;
+                }
             };
+            quiet = false;
             let mut batch = match first {
                 Some(record) => vec![record?],
                 None => {
@@ -866,6 +913,11 @@ impl<L: EventLog> Service<L> {
                     Some(Some(record)) => batch.push(record?),
                     _ => break,
                 }
+            }
+            // A record delivered again (a redelivery after a reconnect) was applied already.
+            batch.retain(|record| record.seq > checkpoint);
+            if batch.is_empty() {
+                continue;
             }
             let views = self.views.clone();
             checkpoint = tokio::task::spawn_blocking(move || views.apply(&batch))
@@ -1040,7 +1092,11 @@ impl<L: EventLog> Service<L> {
     /// record that cannot be read back as written is reported in the verdict, not as an error.
     pub async fn verify(&mut self, tenant: Option<&TenantId>, mode: VerifyMode) -> Result<LogVerdict, ServiceError> {
         let damaged = |e: &ServiceError| e.log_damage().map(|(seq, reason)| (seq, reason.to_string()));
-        let scratch_path = self.data_dir.root().join("views.verify.redb");
+        let scratch_path = if self.is_read_only() {
+            std::env::temp_dir().join(format!("sv0-verify-{}.redb", std::process::id()))
+        } else {
+            self.data_dir.root().join("views.verify.redb")
+        };
         let replayed = match mode {
             VerifyMode::Quick => self.views.catch_up(&self.log, None).await.map(|_| None).map_err(ServiceError::from),
             VerifyMode::Replay => self.replay_into(&scratch_path).await.map(Some),
@@ -1134,6 +1190,9 @@ impl<L: EventLog> Service<L> {
         Ok(chain.packs.len())
     }
 }
+
+/// How long a following process waits without a record before it asks whether the log moved on.
+const STALL_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Removes scratch views and their clean-close stamp.
 fn remove_scratch(path: &Path) {

@@ -71,10 +71,13 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     if let Command::Verify(args) = &cli.command
         && !args.quick
     {
-        // Verification trusts no clean-close stamp: both files are checked page by page.
+        // Verification trusts no clean-close stamp: both files are checked page by page (a
+        // read-only directory's files always are, and nothing there is removed).
         let dir = sv0_service::DataDir::create(&data_dir)?;
-        sv0_log::file::distrust(&dir.log_path());
-        sv0_log::file::distrust(&dir.views_path());
+        if !dir.is_read_only() {
+            sv0_log::file::distrust(&dir.log_path());
+            sv0_log::file::distrust(&dir.views_path());
+        }
     }
     if matches!(cli.command, Command::Rebuild) {
         // Views folded from another log cannot be opened; rebuilding replaces them anyway.
@@ -89,12 +92,21 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     let mut service = Service::open_target(&data_dir, &target)
         .await
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+    let writing = writes(&cli.command) || matches!(cli.command, Command::Project | Command::Sign | Command::Serve(_));
     if let Some(replay) = service.data_dir().replay() {
-        if writes(&cli.command) || matches!(cli.command, Command::Project | Command::Sign | Command::Serve(_)) {
+        if writing {
             bail!(
                 "{} is an audit replay (log up to position {}): it is read-only",
                 data_dir.display(),
                 replay["until_position"]
+            );
+        }
+        service = service.without_sealing();
+    } else if service.is_read_only() || service.log().is_read_only() {
+        if writing || matches!(cli.command, Command::Rebuild) {
+            bail!(
+                "{} is read-only here (a read-only mount, or files this user may not write): queries and `sv0 verify` answer from it, nothing can be written",
+                data_dir.display()
             );
         }
         service = service.without_sealing();
@@ -112,7 +124,11 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             service.sync().await.context("cannot bring the views and packs up to date")?;
         }
         _ => {
-            service.catch_up().await?;
+            if let Some((behind, why)) = service.catch_up_for_query().await? {
+                eprintln!(
+                    "warning: the views could not be brought up to date ({why}); answering from the views as they stand, {behind} event(s) behind the log"
+                );
+            }
         }
     }
     let tenant = cli.tenant.as_deref();
