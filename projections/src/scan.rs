@@ -577,6 +577,27 @@ fn unselected_paths(
     Ok(all.into_iter().filter(|p| !s.has(&p.identity.id, &p.destination.id)).collect())
 }
 
+/// How many paths recomputing the selections would compute, counting no further than past
+/// `budget`: the fold budget is checked before any path is built.
+fn paths_to_compute(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    selections: &Selections,
+    budget: u64,
+) -> Result<u64, ProjectionError> {
+    let cache = GraphCache::default();
+    let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant, cache: &cache };
+    let mut total = 0u64;
+    for (workload, selection) in selections {
+        total +=
+            sv0_domain::paths::count_selected_paths(&lookup, workload, selection.as_ref(), budget - total.min(budget));
+        if total > budget {
+            break;
+        }
+    }
+    Ok(total)
+}
+
 /// Paths the reached workloads would lose (for the path breaker), without writing anything.
 fn paths_lost(
     t: &Tables<'_>,
@@ -900,6 +921,17 @@ fn apply(
     write_changes(t, tenant, &changes, now, false)?;
     let reached = reach(t, tenant, &changes, previous, now, &policy)?;
     let selections = reached.selections(t, tenant)?;
+    if released.is_none() {
+        let budget = policy.fold_budget();
+        let planned = paths_to_compute(t, tenant, &selections, budget)?;
+        if planned > budget {
+            write_changes(t, tenant, &changes, now, true)?;
+            let reason = format!(
+                "its fold would compute more than {budget} paths (the policy's fold budget, `sv0 policy set --fold-budget-paths`); `sv0 scan release` applies it anyway"
+            );
+            return hold(t, reason, 0);
+        }
+    }
     if released.is_none() && state.paths_total > 0 {
         let lost = paths_lost(t, tenant, &selections, now, &policy)?;
         if policy.breaker.trips(lost, state.paths_total) {

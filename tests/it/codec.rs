@@ -197,6 +197,7 @@ fn fixtures() -> Vec<Event> {
                 drift_threshold: None,
                 rego: None,
                 classification: Default::default(),
+                fold_budget_paths: None,
             },
         }),
         EventPayload::ScanQuarantined(ScanQuarantined {

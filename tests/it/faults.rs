@@ -350,3 +350,49 @@ fn a_single_server_restarted_under_a_producer_loses_and_duplicates_nothing() {
         println!("single server restart: {failures} append attempts failed while it restarted");
     });
 }
+
+/// A scan of about 200,000 paths travels as some 80 events of nearly 1 MiB each: a projector
+/// killed while it folds them, and started again, catches up to the head with no new append
+/// (no slow-consumer disconnect at the server's default limits, no stalled subscription).
+#[test]
+fn a_projector_restarted_mid_fold_of_a_200k_path_scan_catches_up_without_a_new_append() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let dir = TempDir::new();
+    let (head, tenant) = block_on(async {
+        let log = jetstream(&url, 1).await;
+        let snapshot = sv0_service::synthetic::synthetic_snapshot(200_000, 0, "2026-03-01T00:00:00Z").unwrap();
+        let valid = sv0_service::import::parse_snapshot(&serde_json::to_vec(&snapshot).unwrap()).unwrap();
+        let tenant = valid.tenant.clone();
+        let scan = sv0_service::import::scan_events(valid, None, log.max_event_size(), None).unwrap();
+        let largest = scan.events.iter().map(|e| e.data.len()).max().unwrap();
+        assert!(largest > 512 * 1024, "MB-sized events ({largest} bytes)");
+        log.append(&format!("{tenant}.scan"), Expected::Any, scan.events).await.unwrap();
+        (log.head().await.unwrap(), tenant)
+    });
+    let views_dir = dir.join("projector");
+    let mut projector = Sv0Process::start(&views_dir, &url, "project");
+    while projector.position == 0 {
+        projector.next_position();
+    }
+    projector.kill();
+    assert!(projector.position < head, "the projector must still be folding when it is killed");
+
+    let mut projector = Sv0Process::start(&views_dir, &url, "project");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while projector.position < head {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = projector
+            .lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("the restarted projector stopped at {} of {head}", projector.position));
+        if let Some(n) = line.rsplit(' ').next().and_then(|n| n.parse().ok()) {
+            projector.position = n;
+        }
+    }
+    projector.terminate();
+    let views = Views::open(views_dir.join("views.redb")).unwrap();
+    assert_eq!(views.checkpoint().unwrap(), head);
+    let state = views.tenant_state(&tenant).unwrap().expect("the scan was applied");
+    assert!(state.paths_total > 190_000, "{} paths", state.paths_total);
+}

@@ -190,6 +190,65 @@ fn ten_thousand_grants_on_one_pair_fold_quickly() {
     eprintln!("import of a scan with 10,000 grants on one pair: {fold:?}");
 }
 
+/// An entity too large for any event is refused by name, before anything is appended.
+#[test]
+fn an_entity_larger_than_an_event_is_named() {
+    let mut snapshot: serde_json::Value = serde_json::from_slice(&demo_snapshot(DEMO_SNAPSHOTS[0])).unwrap();
+    let id = snapshot["grants"][0]["id"].as_str().unwrap().to_string();
+    snapshot["grants"][0]["scope"] = "x".repeat(2 * 1024 * 1024).into();
+    let dir = TempDir::new();
+    let file = dir.join("huge.json");
+    std::fs::write(&file, snapshot.to_string()).unwrap();
+    let (code, out) = sv0_in(&dir.join("data"), &["scan", "import", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains(&format!("grants entry {id:?} is ")), "{out}");
+    assert!(out.contains("no event can carry it"), "{out}");
+}
+
+/// A scan whose fold would compute more paths than the policy's fold budget is quarantined
+/// with the reason before any path is built, so no later command folds it again; a person's
+/// release applies it anyway.
+#[test]
+fn a_scan_past_the_fold_budget_is_quarantined_before_the_work() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let (code, out) = sv0_in(
+        &data,
+        &[
+            "scan",
+            "import",
+            "--json",
+            crate::repo_root().join("crates/sv0/demo").join(DEMO_SNAPSHOTS[0]).to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let (_, before) = sv0_in(&data, &["paths", "--json"]);
+    std::fs::write(data.join("sv0.toml"), "[identity]\nprincipal = \"sam@contoso.example\"\n").unwrap();
+    let (code, out) = sv0_in(&data, &["policy", "set", "--fold-budget-paths", "2"]);
+    assert_eq!(code, 0, "{out}");
+    let (_, shown) = sv0_in(&data, &["policy", "show"]);
+    assert!(shown.contains("more than 2 paths"), "{shown}");
+
+    let mut rescan: serde_json::Value = serde_json::from_slice(&demo_snapshot(DEMO_SNAPSHOTS[1])).unwrap();
+    rescan["scan"]["trigger"] = "scheduled".into();
+    let file = dir.join("rescan.json");
+    std::fs::write(&file, rescan.to_string()).unwrap();
+    let (code, out) = sv0_in(&data, &["scan", "import", file.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["status"], "quarantined", "{out}");
+    let held = report["scan_id"].as_str().unwrap().to_string();
+    let (_, list) = sv0_in(&data, &["scan", "list"]);
+    assert!(list.contains("fold budget"), "{list}");
+    let (_, after) = sv0_in(&data, &["paths", "--json"]);
+    assert_eq!(after, before, "nothing of the held scan was applied");
+
+    let (code, out) = sv0_in(&data, &["scan", "release", &held, "--note", "a large tenant, expected"]);
+    assert_eq!(code, 0, "{out}");
+    let (_, released) = sv0_in(&data, &["paths", "--json"]);
+    assert_ne!(released, before, "the release applied it");
+}
+
 /// An export directory holding a link to a device (or a FIFO) where a page should be: the scan
 /// says the API failed, promptly, instead of reading forever.
 #[cfg(unix)]

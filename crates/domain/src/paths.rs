@@ -309,6 +309,36 @@ pub fn compute_workload_paths(
     compute_selected_paths(lookup, workload_id, observed_at, policy, previous, None)
 }
 
+/// How many paths `compute_selected_paths` would give for the workload, counting no further
+/// than `limit + 1`: the distinct destinations of each bound identity's grants (within the
+/// selection). Reads what computing reads, but builds nothing, so a budget can be checked
+/// before the work.
+pub fn count_selected_paths(
+    lookup: &impl GraphLookup,
+    workload_id: &str,
+    only: Option<&PathSelection>,
+    limit: u64,
+) -> u64 {
+    let mut identities: BTreeSet<String> = BTreeSet::new();
+    let mut count = 0u64;
+    for binding in lookup.bindings_of(workload_id) {
+        if only.is_some_and(|s| !s.has_identity(&binding.identity)) || !identities.insert(binding.identity.clone()) {
+            continue;
+        }
+        let destinations: BTreeSet<String> = lookup
+            .grants_of(&binding.identity)
+            .into_iter()
+            .filter(|grant| only.is_none_or(|s| s.has(&binding.identity, &grant.destination)))
+            .map(|grant| grant.destination)
+            .collect();
+        count += destinations.len() as u64;
+        if count > limit {
+            break;
+        }
+    }
+    count
+}
+
 /// Computes the paths of one workload that `only` selects (all of them when `None`), sorted by
 /// path id: the same paths, field for field, as `compute_workload_paths` gives for them.
 pub fn compute_selected_paths(

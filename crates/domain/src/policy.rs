@@ -36,7 +36,15 @@ pub struct Policy {
     /// How resource tags classify data (`[classification]` of sv0.toml).
     #[serde(default, skip_serializing_if = "Classification::is_default")]
     pub classification: Classification,
+    /// The most authority paths one scan's fold may compute (`DEFAULT_FOLD_BUDGET_PATHS` when
+    /// unset): a scan past it is quarantined with the reason, before the work, instead of
+    /// stalling every later command; `sv0 scan release` applies it anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold_budget_paths: Option<u64>,
 }
+
+/// The fold budget when the policy sets none: five times the largest tenant SV0 is measured at.
+pub const DEFAULT_FOLD_BUDGET_PATHS: u64 = 5_000_000;
 
 /// How resource tags classify the data behind a destination: configuration, not code, so that
 /// each organisation's own tagging scheme decides, and recorded in the policy so that a replay
@@ -316,6 +324,7 @@ impl Default for Policy {
             drift_threshold: None,
             rego: None,
             classification: Classification::default(),
+            fold_budget_paths: None,
         }
     }
 }
@@ -324,6 +333,11 @@ impl Policy {
     /// Paths a delta must break the match on for the scope to count as drifted.
     pub fn drift_threshold_paths(&self) -> u32 {
         self.drift_threshold.unwrap_or(1).max(1)
+    }
+
+    /// The most paths one scan's fold may compute.
+    pub fn fold_budget(&self) -> u64 {
+        self.fold_budget_paths.unwrap_or(DEFAULT_FOLD_BUDGET_PATHS).max(1)
     }
 
     /// Checks the settings a person gave: windows of 1 to 3,650 days, a breaker share of 1 to

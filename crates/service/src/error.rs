@@ -47,8 +47,16 @@ pub enum ServiceError {
     #[error(transparent)]
     Input(#[from] InvalidInput),
     /// One entity alone is larger than an event may be.
-    #[error("an entity is larger than the log's event limit of {max} bytes")]
+    #[error(
+        "{list} entry {id:?} is {size} bytes encoded, more than the log's event limit of {max} bytes leaves for one entity: no event can carry it"
+    )]
     EntityTooLarge {
+        /// The entity's list (`grants`, `identities`, ...).
+        list: String,
+        /// Its id.
+        id: String,
+        /// Its encoded size.
+        size: usize,
         /// The limit.
         max: usize,
     },

@@ -41,6 +41,33 @@ pub struct ScanEvents {
     pub events: Vec<NewEvent>,
 }
 
+/// The list and id of the entity at `index` in `Entities::visit` order (the order of the sizes
+/// `entities_digest` gives), to name an entity in an error.
+fn nth_entity(entities: &sv0_domain::snapshot::Entities, index: usize) -> (String, String) {
+    struct Nth {
+        index: usize,
+        at: usize,
+        found: Option<(String, String)>,
+    }
+    impl sv0_domain::snapshot::EntityVisitor for Nth {
+        type Error = std::convert::Infallible;
+        fn visit<T: serde::Serialize>(&mut self, list: &'static str, item: &T) -> Result<(), Self::Error> {
+            if self.at == self.index {
+                let id = serde_json::to_value(item)
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(|id| id.as_str().map(str::to_string)))
+                    .unwrap_or_default();
+                self.found = Some((list.to_string(), id));
+            }
+            self.at += 1;
+            Ok(())
+        }
+    }
+    let mut nth = Nth { index, at: 0, found: None };
+    let Ok(()) = entities.visit(&mut nth);
+    nth.found.unwrap_or_else(|| ("an entity".to_string(), String::new()))
+}
+
 /// Builds a scan's events, splitting entities into chunks that each fit `max_event_size`.
 /// A scan pushed through the API names who pushed it (`pushed_by`); otherwise its actor is
 /// its connector.
@@ -95,15 +122,21 @@ pub fn scan_events(
     // Each chunk's entities fill at most the event limit less room for the envelope and the
     // chunk's own field names; an entity that alone exceeds the limit is refused.
     let budget = max_event_size.saturating_sub(CHUNK_OVERHEAD);
-    if hashed.sizes.iter().any(|&size| size > budget) {
-        return Err(ServiceError::EntityTooLarge { max: max_event_size });
+    if let Some((index, &size)) = hashed.sizes.iter().enumerate().find(|(_, size)| **size > budget) {
+        let (list, id) = nth_entity(&entities, index);
+        return Err(ServiceError::EntityTooLarge { list, id, size, max: max_event_size });
     }
     let chunks = entities.split_weighted(&hashed.sizes, budget);
     let chunk_count = chunks.len() as u32;
     for (index, part) in chunks.into_iter().enumerate() {
         let event = new_event(&chunk_event(index as u32, part))?;
         if event.data.len() > max_event_size {
-            return Err(ServiceError::EntityTooLarge { max: max_event_size });
+            return Err(ServiceError::EntityTooLarge {
+                list: "a chunk".to_string(),
+                id: format!("chunk-{index}"),
+                size: event.data.len(),
+                max: max_event_size,
+            });
         }
         encoded.push(event);
     }
@@ -164,7 +197,12 @@ pub fn log_records(event: &Event, max_event_size: usize) -> Result<Vec<NewEvent>
             };
             let record = new_event(&fragment)?;
             if record.data.len() > max_event_size {
-                return Err(ServiceError::EntityTooLarge { max: max_event_size });
+                return Err(ServiceError::EntityTooLarge {
+                    list: "a piece of an event".to_string(),
+                    id: format!("{}/{count}", index + 1),
+                    size: record.data.len(),
+                    max: max_event_size,
+                });
             }
             Ok(record)
         })

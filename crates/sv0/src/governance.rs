@@ -292,6 +292,9 @@ fn edit(mut policy: Policy, args: &PolicySetArgs) -> Result<Policy, InvalidInput
     if let Some(paths) = args.drift_threshold {
         policy.drift_threshold = Some(paths);
     }
+    if let Some(paths) = args.fold_budget_paths {
+        policy.fold_budget_paths = Some(paths);
+    }
     if args.no_rego {
         policy.rego = None;
     }
@@ -353,6 +356,11 @@ fn print_policy(tenant: &sv0_domain::TenantId, p: &Policy, out: &mut dyn Write) 
         out,
         "  deletion breakers:     quarantine a scan removing more than {} % of a list or of the paths, and at least {}",
         p.breaker.max_removed_percent, p.breaker.min_removed
+    )?;
+    writeln!(
+        out,
+        "  fold budget:           quarantine a scan whose fold would compute more than {} paths",
+        p.fold_budget()
     )?;
     writeln!(
         out,

@@ -350,6 +350,10 @@ pub struct PolicySetArgs {
     /// A scope drifts from its baseline when a scan breaks the match on at least this many paths
     #[arg(long, value_name = "PATHS")]
     pub drift_threshold: Option<u32>,
+    /// The most authority paths one scan's fold may compute; a scan past it is quarantined
+    /// before the work (default 5,000,000)
+    #[arg(long, value_name = "PATHS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub fold_budget_paths: Option<u64>,
     /// A Rego disposition policy (package sv0; defines `decision`, optionally `reasons`) over
     /// the input `sv0 export opa-input` prints
     #[arg(long, value_name = "FILE", conflicts_with = "no_rego")]
