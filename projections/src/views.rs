@@ -763,46 +763,42 @@ impl Views {
     /// the tables; memory does not grow with them.
     pub fn table_digests(&self) -> Result<BTreeMap<String, [u8; 32]>, ProjectionError> {
         use sha2::{Digest, Sha256};
-        let txn = self.db.begin_read()?;
-        let mut out = BTreeMap::new();
-        for handle in txn.list_tables()? {
-            let name = redb::TableHandle::name(&handle).to_string();
-            if name == redb::TableHandle::name(&store::META) {
-                continue;
+        self.fold_tables(Sha256::new, |hasher, key, value| {
+            for part in [key, value] {
+                hasher.update((part.len() as u64).to_be_bytes());
+                hasher.update(part);
             }
-            let definition: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
-            let table = txn.open_table(definition)?;
-            let mut hasher = Sha256::new();
-            for entry in table.iter()? {
-                let (k, v) = entry?;
-                for part in [k.value(), v.value()] {
-                    hasher.update((part.len() as u64).to_be_bytes());
-                    hasher.update(part);
-                }
-            }
-            out.insert(name, hasher.finalize().into());
-        }
-        Ok(out)
+        })
+        .map(|tables| tables.into_iter().map(|(name, hasher)| (name, hasher.finalize().into())).collect())
     }
 
     /// Every row of every table but `meta`, for comparing two databases entry for entry.
     pub fn dump(&self) -> Result<BTreeMap<String, Vec<store::Row>>, ProjectionError> {
+        self.fold_tables(Vec::new, |rows, key, value| rows.push((key.to_vec(), value.to_vec())))
+    }
+
+    /// Folds the rows of each table but `meta` (which log the views belong to is bookkeeping,
+    /// not something folded from events) in key order, one accumulator per table.
+    fn fold_tables<A>(
+        &self,
+        start: impl Fn() -> A,
+        mut add: impl FnMut(&mut A, &[u8], &[u8]),
+    ) -> Result<BTreeMap<String, A>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let mut out = BTreeMap::new();
         for handle in txn.list_tables()? {
             let name = redb::TableHandle::name(&handle).to_string();
-            // Which log the views belong to is bookkeeping, not something folded from events.
             if name == redb::TableHandle::name(&store::META) {
                 continue;
             }
             let definition: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
             let table = txn.open_table(definition)?;
-            let mut rows = Vec::new();
+            let mut acc = start();
             for entry in table.iter()? {
                 let (k, v) = entry?;
-                rows.push((k.value().to_vec(), v.value().to_vec()));
+                add(&mut acc, k.value(), v.value());
             }
-            out.insert(name, rows);
+            out.insert(name, acc);
         }
         Ok(out)
     }

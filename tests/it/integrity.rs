@@ -349,19 +349,28 @@ fn a_jetstream_message_whose_bytes_do_not_match_its_checksum_is_broken_by_positi
 fn tree_digest(dir: &Path) -> std::collections::BTreeMap<String, String> {
     use sha2::Digest;
     let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(at) = stack.pop() {
-        for entry in std::fs::read_dir(&at).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).unwrap().display().to_string();
-                out.insert(rel, hex::encode(sha2::Sha256::digest(std::fs::read(&path).unwrap())));
-            }
+    walk(dir, &mut |path| {
+        let rel = path.strip_prefix(dir).unwrap().display().to_string();
+        out.insert(rel, hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap())));
+    });
+    out
+}
+
+/// Calls `file` for every file under `dir`, then `dir` for each directory after its files.
+fn walk_with(dir: &Path, file: &mut dyn FnMut(&Path), directory: &mut dyn FnMut(&Path)) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            walk_with(&path, file, directory);
+        } else {
+            file(&path);
         }
     }
-    out
+    directory(dir);
+}
+
+fn walk(dir: &Path, file: &mut dyn FnMut(&Path)) {
+    walk_with(dir, file, &mut |_| {});
 }
 
 /// Runs sv0 as a user who may read but not write `data`: as root, the `nobody` user (uid
@@ -397,18 +406,9 @@ fn running_as_root() -> bool {
 /// Makes `dir` and everything under it readable by all and writable by nobody but root.
 fn make_read_only(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(at) = stack.pop() {
-        for entry in std::fs::read_dir(&at).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
-            }
-        }
-        std::fs::set_permissions(&at, std::fs::Permissions::from_mode(0o555)).unwrap();
-    }
+    let set =
+        |mode: u32| move |path: &Path| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    walk_with(dir, &mut set(0o444), &mut set(0o555));
 }
 
 #[test]
