@@ -12,7 +12,7 @@ use sv0_domain::events::PackSealed;
 use sv0_domain::model::Workload;
 use sv0_domain::paths::AuthorityPath;
 use sv0_domain::scope::Scope;
-use sv0_log::file::{self, CheckedDatabase, FileError, Rollback};
+use sv0_log::file::{self, CheckedDatabase, FileError, Role};
 use sv0_log::{EventLog, Record, Seq};
 use tracing::{debug, warn};
 
@@ -117,7 +117,7 @@ impl Views {
     /// to the file: what folding writes stays in memory until the views are closed.
     pub fn open_with(path: impl AsRef<Path>, read_only: bool) -> Result<Views, ProjectionError> {
         let path: PathBuf = path.as_ref().to_path_buf();
-        let create = || match file::open(&path, true, Rollback::Allowed, read_only) {
+        let create = || match file::open(&path, Role::Cache, read_only) {
             Ok(db) => Ok(db),
             Err(FileError::InUse { .. }) => Err(ProjectionError::InUse { path: path.clone() }),
             Err(FileError::Open { source, .. }) => Err(ProjectionError::from(source)),

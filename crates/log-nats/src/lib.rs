@@ -374,19 +374,48 @@ impl JetStreamLog {
     async fn next_on_subject(&self, subject: &str, after: Seq) -> Result<Option<(Seq, [u8; 16])>, ReadError> {
         match self.stream.direct_get_next_for_subject(Self::nats_subject(subject), Some(after + 1)).await {
             Ok(message) => {
-                let id = message
-                    .headers
-                    .get(async_nats::header::NATS_MESSAGE_ID)
-                    .and_then(|v| {
-                        let mut id = [0u8; 16];
-                        hex::decode_to_slice(v.as_str(), &mut id).ok().map(|()| id)
-                    })
+                let id = event_id_of(&message.headers)
                     .ok_or(ReadError::Corrupt { seq: message.sequence, reason: "has no valid Nats-Msg-Id header" })?;
                 Ok(Some((message.sequence, id)))
             }
             Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
             Err(e) => Err(ReadError::Backend(backend("next event of subject", e))),
         }
+    }
+
+    /// Appends to `out` the records from `from + out.len()` until it holds `count`, through one
+    /// new consumer; a message delivered twice is taken once. `Some(why)` when the consumer
+    /// could not be made, failed, ended or stalled first (the caller resumes with another).
+    async fn read_with_one_consumer(
+        &self,
+        from: Seq,
+        count: usize,
+        out: &mut Vec<Record>,
+    ) -> Result<Option<String>, ReadError> {
+        let mut messages = match self.ordered_from(from + out.len() as u64).await {
+            Ok(messages) => messages,
+            Err(e) => return Ok(Some(format!("cannot create a consumer: {e}"))),
+        };
+        while out.len() < count {
+            let want = from + out.len() as u64;
+            let message = match tokio::time::timeout(MESSAGE_WAIT, messages.next()).await {
+                Ok(Some(Ok(message))) => message,
+                Ok(Some(Err(e))) => return Ok(Some(format!("consume: {e}"))),
+                Ok(None) => return Ok(Some("the consumer ended early".to_string())),
+                Err(_) => return Ok(Some(format!("no event at position {want} after {} s", MESSAGE_WAIT.as_secs()))),
+            };
+            let record = record_from(&message)?;
+            if record.seq > want {
+                return Err(ReadError::Backend(BackendError::msg(format!(
+                    "the stream skipped from position {want} to {}",
+                    record.seq
+                ))));
+            }
+            if record.seq == want {
+                out.push(record);
+            }
+        }
+        Ok(None)
     }
 
     /// A consumer that delivers every log event from `from`, in order.
@@ -501,6 +530,13 @@ async fn open_stream(
     Ok(stream)
 }
 
+/// The event id a message's `Nats-Msg-Id` header carries.
+fn event_id_of(headers: &async_nats::HeaderMap) -> Option<[u8; 16]> {
+    let value = headers.get(async_nats::header::NATS_MESSAGE_ID)?;
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(value.as_str(), &mut id).ok().map(|()| id)
+}
+
 fn record_from(message: &jetstream::Message) -> Result<Record, ReadError> {
     let info = message.info().map_err(|e| ReadError::Backend(BackendError::msg(format!("message metadata: {e}"))))?;
     let seq = info.stream_sequence;
@@ -511,11 +547,12 @@ fn record_from(message: &jetstream::Message) -> Result<Record, ReadError> {
         .strip_prefix(&format!("{SUBJECT_PREFIX}."))
         .ok_or_else(corrupt("is not on a log subject"))?
         .to_string();
-    let header = |name: &str| message.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_string());
-    let mut event_id = [0u8; 16];
-    let id = header(async_nats::header::NATS_MESSAGE_ID.as_ref()).ok_or_else(corrupt("has no Nats-Msg-Id header"))?;
-    hex::decode_to_slice(&id, &mut event_id).map_err(|_| corrupt("has an invalid Nats-Msg-Id header")())?;
-    let stored = header(DIGEST_HEADER).ok_or_else(corrupt("has no Sv0-Record-Sha256 header"))?;
+    let headers = message.headers.as_ref();
+    let event_id = headers.and_then(event_id_of).ok_or_else(corrupt("has no valid Nats-Msg-Id header"))?;
+    let stored = headers
+        .and_then(|h| h.get(DIGEST_HEADER))
+        .map(|v| v.as_str().to_string())
+        .ok_or_else(corrupt("has no Sv0-Record-Sha256 header"))?;
     let data = message.payload.to_vec();
     if stored != hex::encode(sv0_log::record_digest(&subject, &event_id, &data)) {
         return Err(corrupt("does not match its Sv0-Record-Sha256 checksum")());
@@ -602,48 +639,25 @@ impl EventLog for JetStreamLog {
         let mut out: Vec<Record> = Vec::with_capacity(count);
         // A reconnect or a leader change can end or stall a consumer mid-read: the read goes on
         // from the next position with a new consumer, until `READ_PATIENCE` has passed with no
-        // progress. A message delivered twice is taken once.
+        // progress.
         let mut patience = tokio::time::Instant::now() + READ_PATIENCE;
-        'consumers: while out.len() < count {
-            let mut messages = match self.ordered_from(from + out.len() as u64).await {
-                Ok(messages) => messages,
-                Err(e) if tokio::time::Instant::now() < patience => {
-                    debug!(error = %e, "cannot create a consumer to read the log; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-                Err(e) => return Err(e),
+        loop {
+            let before = out.len();
+            let failure = match self.read_with_one_consumer(from, count, &mut out).await? {
+                None => return Ok(out),
+                Some(failure) => failure,
             };
-            while out.len() < count {
-                let want = from + out.len() as u64;
-                let failure = match tokio::time::timeout(MESSAGE_WAIT, messages.next()).await {
-                    Ok(Some(Ok(message))) => {
-                        let record = record_from(&message)?;
-                        if record.seq < want {
-                            continue;
-                        }
-                        if record.seq > want {
-                            return Err(ReadError::Backend(BackendError::msg(format!(
-                                "the stream skipped from position {want} to {}",
-                                record.seq
-                            ))));
-                        }
-                        out.push(record);
-                        patience = tokio::time::Instant::now() + READ_PATIENCE;
-                        continue;
-                    }
-                    Ok(Some(Err(e))) => format!("consume: {e}"),
-                    Ok(None) => "the consumer ended early".to_string(),
-                    Err(_) => format!("no event at position {want} after {} s", MESSAGE_WAIT.as_secs()),
-                };
-                if tokio::time::Instant::now() >= patience {
-                    return Err(ReadError::Backend(BackendError::msg(failure)));
-                }
-                debug!(%failure, "reading the log: resuming with a new consumer");
-                continue 'consumers;
+            if out.len() > before {
+                patience = tokio::time::Instant::now() + READ_PATIENCE;
+            }
+            if tokio::time::Instant::now() >= patience {
+                return Err(ReadError::Backend(BackendError::msg(failure)));
+            }
+            debug!(%failure, "reading the log: resuming with a new consumer");
+            if out.len() == before {
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
-        Ok(out)
     }
 
     async fn head(&self) -> Result<Seq, ReadError> {

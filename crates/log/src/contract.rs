@@ -242,6 +242,12 @@ pub trait EventLog: Send + Sync + 'static {
     /// Largest event, in bytes, the log accepts.
     fn max_event_size(&self) -> usize;
 
+    /// Whether appends are refused here (a log whose file this process may not write, or one
+    /// opened read-only on purpose).
+    fn is_read_only(&self) -> bool {
+        false
+    }
+
     /// A stable name of this log, different for every log ever created, so that views folded
     /// from one log are never mistaken for views of another.
     fn identity(&self) -> impl Future<Output = Result<String, ReadError>> + Send;

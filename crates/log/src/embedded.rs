@@ -32,7 +32,7 @@ use crate::contract::{
     AppendError, Appended, BackendError, EventLog, Expected, NewEvent, ReadError, Record, Seq, record_digest,
     validate_subject,
 };
-use crate::file::{self, CheckedDatabase, FileError, Rollback};
+use crate::file::{self, CheckedDatabase, FileError, Role};
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const EVENT_IDS: TableDefinition<&[u8; 16], u64> = TableDefinition::new("event_ids");
@@ -101,10 +101,11 @@ impl EmbeddedLog {
         EmbeddedLog::open_with_options(path, max_event_size, false)
     }
 
-    /// Opens an existing log without ever writing to its file: reads as usual, appends refused.
-    /// A file this process may not write opens this way too.
-    pub fn open_read_only(path: impl AsRef<Path>) -> Result<EmbeddedLog, OpenError> {
-        EmbeddedLog::open_with_options(path, DEFAULT_MAX_EVENT_SIZE, true)
+    /// `open`, and with `read_only` an existing log is opened without ever writing to its
+    /// file: reads as usual, appends refused. A file this process may not write opens this way
+    /// whatever `read_only` says.
+    pub fn open_in_mode(path: impl AsRef<Path>, read_only: bool) -> Result<EmbeddedLog, OpenError> {
+        EmbeddedLog::open_with_options(path, DEFAULT_MAX_EVENT_SIZE, read_only)
     }
 
     fn open_with_options(
@@ -114,7 +115,7 @@ impl EmbeddedLog {
     ) -> Result<EmbeddedLog, OpenError> {
         let path = path.as_ref().to_path_buf();
         let db_error = |source: BackendError| OpenError::Database { path: path.clone(), source };
-        let db = match file::open(&path, true, Rollback::RefusedAfterCleanClose, read_only) {
+        let db = match file::open(&path, Role::SourceOfTruth, read_only) {
             Ok(db) => db,
             Err(FileError::InUse { .. }) => return Err(OpenError::InUse { path }),
             Err(FileError::Open { source, .. }) => return Err(db_error(BackendError::new("redb open failed", source))),
@@ -152,11 +153,8 @@ impl EmbeddedLog {
     /// record must follow this log's head and positions must be contiguous.
     pub fn import_records(&self, records: &[Record]) -> Result<(), AppendError> {
         let inner = &self.inner;
-        if inner.db.is_read_only() {
-            return Err(AppendError::ReadOnly(inner.path.clone()));
-        }
         let fail = |what: &'static str| move |e: redb::Error| AppendError::Backend(BackendError::new(what, e));
-        let txn = inner.db.begin_write().map_err(|e| fail("begin write")(e.into()))?;
+        let txn = inner.begin_append()?;
         let last = {
             let mut events = txn.open_table(EVENTS).map_err(|e| fail("open events")(e.into()))?;
             let mut ids = txn.open_table(EVENT_IDS).map_err(|e| fail("open event_ids")(e.into()))?;
@@ -193,11 +191,6 @@ impl EmbeddedLog {
     /// The file the log lives in.
     pub fn path(&self) -> &Path {
         &self.inner.path
-    }
-
-    /// Whether the file is read-only here (appends are refused).
-    pub fn is_read_only(&self) -> bool {
-        self.inner.db.is_read_only()
     }
 
     async fn blocking<T: Send + 'static>(
@@ -269,35 +262,35 @@ fn decode_unchecked(seq: Seq, bytes: &[u8]) -> Result<Record, ReadError> {
 }
 
 /// Rewrites the records of a log written before records carried checksums, each with its
-/// checksum, in the open's write transaction. What they hold is taken as it stands: the file
-/// itself was verified page by page when it was opened without a stamp.
+/// checksum, one at a time, in the open's write transaction. What they hold is taken as it
+/// stands: the file itself was verified page by page when it was opened without a stamp.
 fn add_checksums(events: &mut redb::Table<u64, &'static [u8]>) -> Result<(), BackendError> {
     let fail = |what: &'static str| move |e: redb::StorageError| BackendError::new(what, e);
-    let mut upgraded = Vec::new();
-    for entry in events.iter().map_err(fail("read events"))? {
-        let (seq, bytes) = entry.map_err(fail("read event"))?;
-        let record = decode_unchecked(seq.value(), bytes.value())
+    let last = last_key(events)?;
+    if last > 0 {
+        tracing::info!(records = last, "adding a checksum to every record of the log");
+    }
+    for seq in 1..=last {
+        let Some(bytes) = events.get(seq).map_err(fail("read event"))?.map(|v| v.value().to_vec()) else { continue };
+        let record = decode_unchecked(seq, &bytes)
             .map_err(|e| BackendError::msg(format!("cannot add checksums to the log: {e}")))?;
-        upgraded.push((
-            record.seq,
-            encode_record(record.seq, &record.event_id, record.recorded_at, &record.subject, &record.data),
-        ));
-    }
-    if !upgraded.is_empty() {
-        tracing::info!(records = upgraded.len(), "adding a checksum to every record of the log");
-    }
-    for (seq, bytes) in upgraded {
-        events.insert(seq, bytes.as_slice()).map_err(fail("rewrite event"))?;
+        let upgraded = encode_record(seq, &record.event_id, record.recorded_at, &record.subject, &record.data);
+        events.insert(seq, upgraded.as_slice()).map_err(fail("rewrite event"))?;
     }
     Ok(())
 }
 
 impl Inner {
-    fn append(&self, subject: &str, expected: Expected, events: Vec<NewEvent>) -> Result<Appended, AppendError> {
-        validate_subject(subject)?;
+    /// The write transaction of an append; refused when the file is read-only here.
+    fn begin_append(&self) -> Result<redb::WriteTransaction, AppendError> {
         if self.db.is_read_only() {
             return Err(AppendError::ReadOnly(self.path.clone()));
         }
+        self.db.begin_write().map_err(|e| AppendError::Backend(BackendError::new("begin write", e)))
+    }
+
+    fn append(&self, subject: &str, expected: Expected, events: Vec<NewEvent>) -> Result<Appended, AppendError> {
+        validate_subject(subject)?;
         if events.is_empty() {
             return Err(AppendError::EmptyBatch);
         }
@@ -309,7 +302,7 @@ impl Inner {
             return Err(AppendError::DuplicateInBatch);
         }
         let fail = |what: &'static str| move |e: redb::Error| AppendError::Backend(BackendError::new(what, e));
-        let txn = self.db.begin_write().map_err(|e| fail("begin write")(e.into()))?;
+        let txn = self.begin_append()?;
         let appended = {
             let mut table_events = txn.open_table(EVENTS).map_err(|e| fail("open events")(e.into()))?;
             let mut ids = txn.open_table(EVENT_IDS).map_err(|e| fail("open event_ids")(e.into()))?;
@@ -481,6 +474,10 @@ impl EventLog for EmbeddedLog {
 
     fn max_event_size(&self) -> usize {
         self.inner.max_event_size
+    }
+
+    fn is_read_only(&self) -> bool {
+        self.inner.db.is_read_only()
     }
 
     async fn identity(&self) -> Result<String, ReadError> {

@@ -70,17 +70,18 @@ pub enum FileError {
     },
 }
 
-/// What a failed last commit means for a file.
+/// What a file is to SV0, which decides what damage to it means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rollback {
-    /// The file is a cache (the views): when its last commit does not verify, going back to
-    /// the commit before is safe; what it lost is refolded.
-    Allowed,
-    /// The file is the source of truth (the log): going back would silently drop events that
-    /// were acknowledged, so a last commit that does not verify on a file SV0 closed cleanly is
-    /// damage. After a crash (no stamp) the commit may be a torn write that was never
-    /// acknowledged, and redb's rollback is the recovery.
-    RefusedAfterCleanClose,
+pub enum Role {
+    /// A cache (the views): when its last commit does not verify, going back to the commit
+    /// before is safe, since what it lost is refolded.
+    Cache,
+    /// The source of truth (the log): an empty file is a truncated one, never a new log; and
+    /// going back past its last commit would silently drop acknowledged events, so a last
+    /// commit that does not verify on a file SV0 closed cleanly is damage. After a crash (no
+    /// stamp) the commit may be a torn write that was never acknowledged, and redb's rollback
+    /// is the recovery.
+    SourceOfTruth,
 }
 
 /// An open redb database that stamps its file when it is closed cleanly.
@@ -137,33 +138,62 @@ impl Drop for CheckedDatabase {
     }
 }
 
-/// Opens (or, with `create`, creates) the redb file at `path`: trusted if its stamp says SV0
-/// closed it cleanly and nothing changed it since, verified page by page otherwise. A file
-/// this process may not write, or any file when `read_only` is asked for, opens read-only
-/// (`ReadOnlyOverlay`).
-pub fn open(path: &Path, create: bool, rollback: Rollback, read_only: bool) -> Result<CheckedDatabase, FileError> {
-    let path_buf = path.to_path_buf();
+/// Opens (or creates) the redb file at `path`: trusted if its stamp says SV0 closed it
+/// cleanly and nothing changed it since, verified page by page otherwise. An existing file
+/// opens read-only (`ReadOnlyOverlay`) when `read_only` asks for it or when this process may
+/// not write it.
+pub fn open(path: &Path, role: Role, read_only: bool) -> Result<CheckedDatabase, FileError> {
     let existing = std::fs::metadata(path).ok();
-    if existing.as_ref().is_some_and(|m| m.len() == 0) && rollback == Rollback::RefusedAfterCleanClose {
-        return Err(FileError::Empty { path: path_buf });
+    if role == Role::SourceOfTruth && existing.as_ref().is_some_and(|m| m.len() == 0) {
+        return Err(FileError::Empty { path: path.to_path_buf() });
     }
-    let overlay = match existing {
-        Some(_) if read_only || !writable(path) => Some(ReadOnlyOverlay::open(path)?),
-        _ => None,
-    };
-    let stamp = if overlay.is_some() { None } else { read_stamp(path) };
-    let trusted = existing.is_some() && stamp.is_some() && stamp == current_stamp(path);
-    let had_stamp = stamp.is_some();
-    if overlay.is_none() {
-        // A stamp is good for one open: a crash from here on must not leave it standing.
-        remove_stamp(path);
+    if read_only && existing.is_some() {
+        return open_overlay(path, role);
     }
+    let stamp = read_stamp(path);
+    let trusted = existing.as_ref().zip(stamp.as_ref()).is_some_and(|(m, s)| *s == stamp_of(m));
+    // A stamp is good for one open: a crash from here on must not leave it standing.
+    remove_stamp(path);
+    let opened = open_checked(path, role, trusted, stamp.is_some(), |builder| builder.create(path));
+    match opened {
+        Err(FileError::Open { source: DatabaseError::Storage(StorageError::Io(e)), .. })
+            if existing.is_some()
+                && matches!(
+                    e.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+        {
+            open_overlay(path, role)
+        }
+        other => other.map(|db| CheckedDatabase {
+            db: Some(db),
+            path: Mutex::new(Some(path.to_path_buf())),
+            read_only: false,
+        }),
+    }
+}
 
+/// Opens an existing file through `ReadOnlyOverlay`, always verified, never stamped.
+fn open_overlay(path: &Path, role: Role) -> Result<CheckedDatabase, FileError> {
+    let overlay = ReadOnlyOverlay::open(path)?;
+    let db = open_checked(path, role, false, false, move |builder| builder.create_with_backend(overlay))?;
+    Ok(CheckedDatabase { db: Some(db), path: Mutex::new(None), read_only: true })
+}
+
+/// Runs redb's open (`open`) with the page check unless `trusted`, catching a panic, and turns
+/// what it reports into a `FileError`.
+fn open_checked(
+    path: &Path,
+    role: Role,
+    trusted: bool,
+    had_stamp: bool,
+    open: impl FnOnce(&mut redb::Builder) -> Result<Database, DatabaseError>,
+) -> Result<Database, FileError> {
     let fell_back = Arc::new(AtomicBool::new(false));
     let mut builder = Database::builder();
     if !trusted {
         builder.set_check_integrity_on_open(true);
-        let refuse = rollback == Rollback::RefusedAfterCleanClose && had_stamp;
+        let refuse = role == Role::SourceOfTruth && had_stamp;
         let flag = fell_back.clone();
         // redb reports the progress of a repair; 0.3 is announced only when the last commit
         // does not verify and the file is about to go back to the commit before it.
@@ -176,19 +206,13 @@ pub fn open(path: &Path, create: bool, rollback: Rollback, read_only: bool) -> R
             }
         });
     }
-    let read_only = overlay.is_some();
-    let opened = catch_unwind(AssertUnwindSafe(|| match overlay {
-        Some(overlay) => builder.create_with_backend(overlay),
-        None if create => builder.create(path),
-        None => builder.open(path),
-    }));
-    let damaged = |detail: String| FileError::Damaged { path: path_buf.clone(), detail };
-    let db = match opened {
+    let damaged = |detail: String| FileError::Damaged { path: path.to_path_buf(), detail };
+    let db = match catch_unwind(AssertUnwindSafe(|| open(&mut builder))) {
         Err(panic) => {
             return Err(damaged(format!("the storage engine failed reading it ({})", panic_message(&*panic))));
         }
         Ok(Ok(db)) => db,
-        Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => return Err(FileError::InUse { path: path_buf }),
+        Ok(Err(DatabaseError::DatabaseAlreadyOpen)) => return Err(FileError::InUse { path: path.to_path_buf() }),
         Ok(Err(DatabaseError::RepairAborted)) => {
             return Err(damaged("its last commit does not verify, and the file was closed cleanly".to_string()));
         }
@@ -198,22 +222,12 @@ pub fn open(path: &Path, create: bool, rollback: Rollback, read_only: bool) -> R
         Ok(Err(DatabaseError::Storage(StorageError::Io(e)))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             return Err(damaged("it is cut short (truncated)".to_string()));
         }
-        Ok(Err(source)) => return Err(FileError::Open { path: path_buf, source }),
+        Ok(Err(source)) => return Err(FileError::Open { path: path.to_path_buf(), source }),
     };
     if fell_back.load(Ordering::SeqCst) {
         warn!(path = %path.display(), "the file's last commit did not verify; it went back to the commit before");
     }
-    // A read-only file is never stamped: nothing here may write beside it.
-    let path = if read_only { None } else { Some(path_buf) };
-    Ok(CheckedDatabase { db: Some(db), path: Mutex::new(path), read_only })
-}
-
-/// Whether this process may write the file (not a read-only mount, not another user's file).
-fn writable(path: &Path) -> bool {
-    match std::fs::OpenOptions::new().read(true).write(true).open(path) {
-        Ok(_) => true,
-        Err(e) => !matches!(e.kind(), std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem),
-    }
+    Ok(db)
 }
 
 /// Bytes per page of the overlay.
@@ -258,18 +272,36 @@ impl ReadOnlyOverlay {
         self.state.lock().map_err(|_| std::io::Error::other("overlay state poisoned"))
     }
 
-    /// One page as it stands: written, or from the file (zeros past what is visible).
-    fn page(&self, state: &OverlayState, number: u64) -> std::io::Result<Box<[u8]>> {
+    /// Copies bytes `within..within + out.len()` of page `number` as it stands into `out`:
+    /// written, or from the file (zeros past what of the file is visible).
+    fn fill(&self, state: &OverlayState, number: u64, within: usize, out: &mut [u8]) -> std::io::Result<()> {
         if let Some(page) = state.pages.get(&number) {
-            return Ok(page.clone());
+            out.copy_from_slice(&page[within..within + out.len()]);
+            return Ok(());
         }
-        let mut page = vec![0u8; OVERLAY_PAGE as usize].into_boxed_slice();
-        let start = number * OVERLAY_PAGE;
-        let visible = state.file_visible.saturating_sub(start).min(OVERLAY_PAGE) as usize;
-        if visible > 0 {
-            self.file.read_exact_at(&mut page[..visible], start)?;
+        let at = number * OVERLAY_PAGE + within as u64;
+        let visible = state.file_visible.saturating_sub(at).min(out.len() as u64) as usize;
+        self.file.read_exact_at(&mut out[..visible], at)?;
+        out[visible..].fill(0);
+        Ok(())
+    }
+
+    /// Calls `each` with the page number, the offset within it and the range of `offset..end`
+    /// (relative to `offset`) that each page covers.
+    fn pages(
+        offset: u64,
+        end: u64,
+        mut each: impl FnMut(u64, usize, std::ops::Range<usize>) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let mut at = offset;
+        while at < end {
+            let within = (at % OVERLAY_PAGE) as usize;
+            let n = ((OVERLAY_PAGE as usize) - within).min((end - at) as usize);
+            let done = (at - offset) as usize;
+            each(at / OVERLAY_PAGE, within, done..done + n)?;
+            at += n as u64;
         }
-        Ok(page)
+        Ok(())
     }
 }
 
@@ -280,29 +312,11 @@ impl StorageBackend for ReadOnlyOverlay {
 
     fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
         let state = self.state()?;
-        let end = offset.checked_add(out.len() as u64).ok_or_else(|| std::io::Error::other("offset overflows"))?;
+        let end = end_of(offset, out.len())?;
         if end > state.len {
             return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the end"));
         }
-        let mut at = offset;
-        while at < end {
-            let number = at / OVERLAY_PAGE;
-            let within = (at % OVERLAY_PAGE) as usize;
-            let n = ((OVERLAY_PAGE as usize) - within).min((end - at) as usize);
-            let done = (at - offset) as usize;
-            match state.pages.get(&number) {
-                Some(page) => out[done..done + n].copy_from_slice(&page[within..within + n]),
-                None => {
-                    let visible = state.file_visible.saturating_sub(at).min(n as u64) as usize;
-                    if visible > 0 {
-                        self.file.read_exact_at(&mut out[done..done + visible], at)?;
-                    }
-                    out[done + visible..done + n].fill(0);
-                }
-            }
-            at += n as u64;
-        }
-        Ok(())
+        ReadOnlyOverlay::pages(offset, end, |number, within, range| self.fill(&state, number, within, &mut out[range]))
     }
 
     fn set_len(&self, len: u64) -> std::io::Result<()> {
@@ -328,21 +342,26 @@ impl StorageBackend for ReadOnlyOverlay {
 
     fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
         let mut state = self.state()?;
-        let end = offset.checked_add(data.len() as u64).ok_or_else(|| std::io::Error::other("offset overflows"))?;
-        let mut at = offset;
-        while at < end {
-            let number = at / OVERLAY_PAGE;
-            let within = (at % OVERLAY_PAGE) as usize;
-            let n = ((OVERLAY_PAGE as usize) - within).min((end - at) as usize);
-            let mut page = self.page(&state, number)?;
-            let done = (at - offset) as usize;
-            page[within..within + n].copy_from_slice(&data[done..done + n]);
-            state.pages.insert(number, page);
-            at += n as u64;
-        }
+        let end = end_of(offset, data.len())?;
+        ReadOnlyOverlay::pages(offset, end, |number, within, range| {
+            if !state.pages.contains_key(&number) {
+                let mut page = vec![0u8; OVERLAY_PAGE as usize].into_boxed_slice();
+                self.fill(&state, number, 0, &mut page)?;
+                state.pages.insert(number, page);
+            }
+            if let Some(page) = state.pages.get_mut(&number) {
+                page[within..within + range.len()].copy_from_slice(&data[range]);
+            }
+            Ok(())
+        })?;
         state.len = state.len.max(end);
         Ok(())
     }
+}
+
+/// The end of `len` bytes from `offset`.
+fn end_of(offset: u64, len: usize) -> std::io::Result<u64> {
+    offset.checked_add(len as u64).ok_or_else(|| std::io::Error::other("offset overflows"))
 }
 
 /// Forgets that `path` closed cleanly, so that its next open verifies every page: called when
@@ -386,11 +405,10 @@ fn read_stamp(path: &Path) -> Option<String> {
     std::fs::read_to_string(stamp_path(path)).ok()
 }
 
-#[cfg(unix)]
-fn current_stamp(path: &Path) -> Option<String> {
+/// What the stamp of a file with this metadata says.
+fn stamp_of(m: &std::fs::Metadata) -> String {
     use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some(format!(
+    format!(
         "sv0-intact-1 {} {} {} {}.{} {}.{}\n",
         m.dev(),
         m.ino(),
@@ -399,25 +417,13 @@ fn current_stamp(path: &Path) -> Option<String> {
         m.mtime_nsec(),
         m.ctime(),
         m.ctime_nsec()
-    ))
-}
-
-#[cfg(not(unix))]
-fn current_stamp(_path: &Path) -> Option<String> {
-    // No change time to rely on: every open verifies.
-    None
+    )
 }
 
 fn write_stamp(path: &Path) -> std::io::Result<()> {
-    let Some(stamp) = current_stamp(path) else { return Ok(()) };
-    let target = stamp_path(path);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(&target)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let stamp = stamp_of(&std::fs::metadata(path)?);
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(stamp_path(path))?;
     std::io::Write::write_all(&mut file, stamp.as_bytes())
 }

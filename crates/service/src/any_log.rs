@@ -48,20 +48,11 @@ pub enum AnyLog {
 }
 
 impl AnyLog {
-    /// Whether appends are refused because the log's file is read-only here.
-    pub fn is_read_only(&self) -> bool {
-        match self {
-            AnyLog::Embedded(log) => log.is_read_only(),
-            AnyLog::JetStream(_) => false,
-        }
-    }
-
     /// Opens the log a target names; the embedded one lives at `embedded_path`, opened without
     /// writing to it with `read_only`.
     pub async fn open(target: &LogTarget, embedded_path: &Path, read_only: bool) -> Result<AnyLog, ServiceError> {
         match target {
-            LogTarget::Embedded if read_only => Ok(AnyLog::Embedded(EmbeddedLog::open_read_only(embedded_path)?)),
-            LogTarget::Embedded => Ok(AnyLog::Embedded(EmbeddedLog::open(embedded_path)?)),
+            LogTarget::Embedded => Ok(AnyLog::Embedded(EmbeddedLog::open_in_mode(embedded_path, read_only)?)),
             LogTarget::JetStream { url, replicas } => {
                 let settings = StreamSettings { replicas: *replicas, ..StreamSettings::default() };
                 Ok(AnyLog::JetStream(Box::new(JetStreamLog::connect(url, Credentials::from_env(), settings).await?)))
@@ -124,6 +115,13 @@ impl EventLog for AnyLog {
         match self {
             AnyLog::Embedded(log) => log.identity().await,
             AnyLog::JetStream(log) => log.identity().await,
+        }
+    }
+
+    fn is_read_only(&self) -> bool {
+        match self {
+            AnyLog::Embedded(log) => log.is_read_only(),
+            AnyLog::JetStream(log) => log.is_read_only(),
         }
     }
 }

@@ -49,6 +49,16 @@ impl DataDir {
         self.read_only
     }
 
+    /// Forgets that the log and the views closed cleanly, so that their next open checks every
+    /// page (`sv0_log::file`). Nothing is removed in a read-only directory, whose files are
+    /// always checked.
+    pub fn distrust_files(&self) {
+        if !self.read_only {
+            sv0_log::file::distrust(&self.log_path());
+            sv0_log::file::distrust(&self.views_path());
+        }
+    }
+
     /// Makes the data directory's own files (the log, the views) readable by the host's user
     /// only (0600), as they are created with the process's umask.
     pub fn restrict_files(&self) -> Result<(), ServiceError> {

@@ -230,11 +230,7 @@ impl Service<EmbeddedLog> {
     /// Opens the embedded log and views in a data directory.
     pub async fn open(root: impl AsRef<Path>) -> Result<Service<EmbeddedLog>, ServiceError> {
         let data_dir = DataDir::create(root)?;
-        let log = if data_dir.is_read_only() {
-            EmbeddedLog::open_read_only(data_dir.log_path())?
-        } else {
-            EmbeddedLog::open(data_dir.log_path())?
-        };
+        let log = EmbeddedLog::open_in_mode(data_dir.log_path(), data_dir.is_read_only())?;
         Service::open_with(data_dir, log).await
     }
 }
@@ -286,7 +282,7 @@ impl<L: EventLog> Service<L> {
     /// Whether the data directory's files are read-only here (an audit replay, a read-only
     /// mount or copy): queries fold in memory, nothing is written.
     pub fn is_read_only(&self) -> bool {
-        self.data_dir.is_read_only() || self.views.is_read_only()
+        self.data_dir.is_read_only() || self.views.is_read_only() || self.log.is_read_only()
     }
 
     /// The views.
@@ -879,22 +875,23 @@ impl<L: EventLog> Service<L> {
         // messages, a consumer lost in a leader change): every `STALL_CHECK` without a record,
         // the log's head is asked, and a head past the views means resubscribing from the
         // checkpoint (a transient error, which `follow` retries).
-        let mut watchdog = tokio::time::interval(STALL_CHECK);
+        let mut watchdog = tokio::time::interval_at(tokio::time::Instant::now() + STALL_CHECK, STALL_CHECK);
         watchdog.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        watchdog.tick().await;
+        // Whether no record arrived since the last tick.
         let mut quiet = true;
         loop {
             let first = tokio::select! {
                 () = shutdown.as_mut() => return Ok(()),
                 next = records.next() => next,
                 _ = watchdog.tick() => {
-                    if std::mem::replace(&mut quiet, true) {
-                        let head = self.log.head().await?;
-                        if head > checkpoint {
-                            return Err(ServiceError::Read(sv0_log::ReadError::Backend(sv0_log::BackendError::msg(
-                                format!("the subscription stalled at position {checkpoint} while the log holds {head}"),
-                            ))));
-                        }
+                    if !std::mem::replace(&mut quiet, true) {
+                        continue;
+                    }
+                    let head = self.log.head().await?;
+                    if head > checkpoint {
+                        return Err(ServiceError::Read(sv0_log::ReadError::Backend(sv0_log::BackendError::msg(
+                            format!("the subscription stalled at position {checkpoint} while the log holds {head}"),
+                        ))));
                     }
                     continue;
                 }
@@ -1091,43 +1088,43 @@ impl<L: EventLog> Service<L> {
     /// (`VerifyMode::Replay`), or read from the views as they stand (`VerifyMode::Quick`). A
     /// record that cannot be read back as written is reported in the verdict, not as an error.
     pub async fn verify(&mut self, tenant: Option<&TenantId>, mode: VerifyMode) -> Result<LogVerdict, ServiceError> {
-        let damaged = |e: &ServiceError| e.log_damage().map(|(seq, reason)| (seq, reason.to_string()));
-        let scratch_path = if self.is_read_only() {
-            std::env::temp_dir().join(format!("sv0-verify-{}.redb", std::process::id()))
-        } else {
-            self.data_dir.root().join("views.verify.redb")
+        let outcome = match mode {
+            VerifyMode::Quick => self.verify_quick(tenant).await,
+            VerifyMode::Replay => {
+                let scratch = if self.is_read_only() {
+                    std::env::temp_dir().join(format!("sv0-verify-{}.redb", std::process::id()))
+                } else {
+                    self.data_dir.root().join("views.verify.redb")
+                };
+                let outcome = self.verify_replayed(tenant, &scratch).await;
+                remove_scratch(&scratch);
+                outcome
+            }
         };
-        let replayed = match mode {
-            VerifyMode::Quick => self.views.catch_up(&self.log, None).await.map(|_| None).map_err(ServiceError::from),
-            VerifyMode::Replay => self.replay_into(&scratch_path).await.map(Some),
-        };
-        let views = match replayed {
-            Ok(scratch) => scratch,
-            Err(e) => match damaged(&e) {
-                Some((seq, reason)) => return Ok(LogVerdict::damaged(mode, seq, reason)),
-                None => return Err(e),
-            },
-        };
-        let outcome = match &views {
-            Some(scratch) => match self.views_differ_from(scratch).await {
-                Ok(differ) => {
-                    self.verify_with(scratch, tenant, mode).await.map(|v| LogVerdict { views_differ: differ, ..v })
-                }
-                Err(e) => Err(e),
-            },
-            None => self.verify_with(&self.views, tenant, mode).await,
-        };
-        if views.is_some() {
-            drop(views);
-            remove_scratch(&scratch_path);
-        }
         match outcome {
-            Err(e) => match damaged(&e) {
-                Some((seq, reason)) => Ok(LogVerdict::damaged(mode, seq, reason)),
+            Err(e) => match e.log_damage() {
+                Some((seq, reason)) => Ok(LogVerdict::damaged(seq, reason.to_string())),
                 None => Err(e),
             },
-            ok => ok,
+            verdict => verdict,
         }
+    }
+
+    /// `verify` against the views as they stand, caught up.
+    async fn verify_quick(&self, tenant: Option<&TenantId>) -> Result<LogVerdict, ServiceError> {
+        self.views.catch_up(&self.log, None).await?;
+        self.verify_with(&self.views, tenant).await
+    }
+
+    /// `verify` against scratch views at `scratch` folded from the whole log, which are also
+    /// compared with the views table by table.
+    async fn verify_replayed(&self, tenant: Option<&TenantId>, scratch: &Path) -> Result<LogVerdict, ServiceError> {
+        remove_scratch(scratch);
+        let replayed = Views::open(scratch)?;
+        replayed.bind_log(&self.log.identity().await?)?;
+        replayed.catch_up(&self.log, None).await?;
+        let views_differ = self.views_differ_from(&replayed).await?;
+        Ok(LogVerdict { views_differ, ..self.verify_with(&replayed, tenant).await? })
     }
 
     /// The tables in which the views differ from `replayed` once caught up to its position;
@@ -1143,12 +1140,7 @@ impl<L: EventLog> Service<L> {
         Ok(Some(names.into_iter().filter(|n| ours.get(*n) != theirs.get(*n)).cloned().collect()))
     }
 
-    async fn verify_with(
-        &self,
-        views: &Views,
-        tenant: Option<&TenantId>,
-        mode: VerifyMode,
-    ) -> Result<LogVerdict, ServiceError> {
+    async fn verify_with(&self, views: &Views, tenant: Option<&TenantId>) -> Result<LogVerdict, ServiceError> {
         let tenants = match tenant {
             Some(t) => vec![t.clone()],
             None => views.tenants()?,
@@ -1157,20 +1149,7 @@ impl<L: EventLog> Service<L> {
         for tenant in tenants {
             chains.push(self.chain_from_log(&tenant).await?);
         }
-        Ok(LogVerdict { mode, damaged: None, chains: verify_chains(views, chains)?, views_differ: None })
-    }
-
-    /// Folds the whole log into fresh views at `path` (replacing any left there).
-    async fn replay_into(&self, path: &Path) -> Result<Views, ServiceError> {
-        remove_scratch(path);
-        let scratch = Views::open(path)?;
-        scratch.bind_log(&self.log.identity().await?)?;
-        if let Err(e) = scratch.catch_up(&self.log, None).await {
-            drop(scratch);
-            remove_scratch(path);
-            return Err(e.into());
-        }
-        Ok(scratch)
+        Ok(LogVerdict { damaged: None, chains: verify_chains(views, chains)?, views_differ: None })
     }
 
     /// Writes a tenant's packs (`NNNNNN-<pack id>.json`) and `public-key.pem` to `dir`.

@@ -22,8 +22,6 @@ pub enum VerifyMode {
 /// The verdict on the log: damage found while reading it, and each tenant's chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogVerdict {
-    /// How the packs' contents were checked.
-    pub mode: VerifyMode,
     /// A log record that could not be read back as written: its position and what is wrong.
     /// The chains are not verified past it.
     pub damaged: Option<(Seq, String)>,
@@ -43,8 +41,8 @@ impl LogVerdict {
             && self.views_differ.as_ref().is_none_or(Vec::is_empty)
     }
 
-    pub(crate) fn damaged(mode: VerifyMode, seq: Seq, reason: String) -> LogVerdict {
-        LogVerdict { mode, damaged: Some((seq, reason)), chains: Vec::new(), views_differ: None }
+    pub(crate) fn damaged(seq: Seq, reason: String) -> LogVerdict {
+        LogVerdict { damaged: Some((seq, reason)), chains: Vec::new(), views_differ: None }
     }
 }
 

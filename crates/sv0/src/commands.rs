@@ -71,13 +71,8 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     if let Command::Verify(args) = &cli.command
         && !args.quick
     {
-        // Verification trusts no clean-close stamp: both files are checked page by page (a
-        // read-only directory's files always are, and nothing there is removed).
-        let dir = sv0_service::DataDir::create(&data_dir)?;
-        if !dir.is_read_only() {
-            sv0_log::file::distrust(&dir.log_path());
-            sv0_log::file::distrust(&dir.views_path());
-        }
+        // Verification trusts no clean-close stamp: both files are checked page by page.
+        sv0_service::DataDir::create(&data_dir)?.distrust_files();
     }
     if matches!(cli.command, Command::Rebuild) {
         // Views folded from another log cannot be opened; rebuilding replaces them anyway.
@@ -102,7 +97,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             );
         }
         service = service.without_sealing();
-    } else if service.is_read_only() || service.log().is_read_only() {
+    } else if service.is_read_only() {
         if writing || matches!(cli.command, Command::Rebuild) {
             bail!(
                 "{} is read-only here (a read-only mount, or files this user may not write): queries and `sv0 verify` answer from it, nothing can be written",

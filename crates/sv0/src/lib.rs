@@ -968,9 +968,7 @@ where
             let Some(dir) = data_dir else {
                 anyhow::bail!("sv0 stopped on an internal failure: {message}");
             };
-            let files = sv0_service::DataDir::create(&dir)?;
-            sv0_log::file::distrust(&files.log_path());
-            sv0_log::file::distrust(&files.views_path());
+            sv0_service::DataDir::create(&dir)?.distrust_files();
             anyhow::bail!(
                 "sv0 stopped on an internal failure ({message}). If a file of {} is damaged, the next command checks log.redb and views.redb page by page and names it; `sv0 verify` checks both now",
                 dir.display()
