@@ -9,6 +9,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use sv0_domain::Timestamp;
+use sv0_domain::ids::TenantId;
 use sv0_domain::scope::Scope;
 use sv0_log::{AppendError, EventLog, Expected, NewEvent};
 use sv0_log_nats::{Credentials, JetStreamLog, StreamSettings};
@@ -78,6 +79,22 @@ impl Sv0Process {
         self.position
     }
 
+    /// Reads the progress lines printed so far, without waiting.
+    fn drain(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            if let Some(n) = line.rsplit(' ').next().and_then(|n| n.parse().ok()) {
+                self.position = n;
+            }
+        }
+    }
+
+    /// Fails the test when the process has exited.
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("poll sv0") {
+            panic!("sv0 exited with {status}");
+        }
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -134,11 +151,7 @@ fn a_projector_killed_mid_scan_restarts_to_views_identical_to_a_rebuild() {
     assert_eq!(projector.next_position(), 0);
     std::thread::sleep(Duration::from_millis(300));
     projector.kill();
-    while let Ok(line) = projector.lines.try_recv() {
-        if let Some(n) = line.rsplit(' ').next().and_then(|n| n.parse().ok()) {
-            projector.position = n;
-        }
-    }
+    projector.drain();
     assert!(projector.position < head, "the projector must still be folding when it is killed");
     let mut projector = Sv0Process::start(&views_dir, &url, "project");
     projector.wait_position(head);
@@ -395,4 +408,136 @@ fn a_projector_restarted_mid_fold_of_a_200k_path_scan_catches_up_without_a_new_a
     assert_eq!(views.checkpoint().unwrap(), head);
     let state = views.tenant_state(&tenant).unwrap().expect("the scan was applied");
     assert!(state.paths_total > 190_000, "{} paths", state.paths_total);
+}
+
+/// Imports a snapshot, retrying while the log cannot take it (a cluster electing a leader);
+/// returns the tenant.
+async fn import_with_retries(service: &mut Service<AnyLog>, snapshot: &[u8]) -> (TenantId, usize) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut failures = 0;
+    loop {
+        match service.import_snapshot(snapshot, None).await {
+            Ok(report) => return (report.tenant, failures),
+            Err(e) => {
+                failures += 1;
+                assert!(Instant::now() < deadline, "imports did not resume within 90 s: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+/// The fault campaign's liveness case: on a three-node cluster, with `serve` (not sealing),
+/// `project` and `sign` as separate processes, scans keep arriving while the stream's leader
+/// is killed (SIGKILL) and, later, restarted. Every process stays up through the election and
+/// the old leader's return (a stale head is transient, never an exit), and all of them
+/// converge on the head with no manual step: every assessment sealed once into one intact
+/// chain, the projector's views identical to a fresh fold, the server ready at the head.
+#[test]
+fn serve_project_and_sign_processes_stay_up_and_converge_when_the_stream_leader_is_killed() {
+    let mut cluster = NatsCluster::start();
+    let url = cluster.url();
+    let dir = TempDir::new();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    // The stream is created with three replicas; the processes read that from it.
+    let log = runtime.block_on(jetstream(&url, 3));
+    let serve_dir = dir.join("serve");
+    let (mut serve, addr) =
+        crate::spawn_serve(&["--data-dir", serve_dir.to_str().unwrap(), "--log", &url, "--no-seal"], &[]);
+    let mut projector = Sv0Process::start(&dir.join("projector"), &url, "project");
+    let mut signer = Sv0Process::start(&dir.join("signer"), &url, "sign");
+    projector.wait_position(0);
+    signer.wait_position(0);
+
+    let mut service = runtime.block_on(commands(&dir.join("commands"), &url));
+    let mut scans = 0u64;
+    let mut failures = 0;
+    let mut tenant = None;
+    let mut import_round = |service: &mut Service<AnyLog>, count: u64| {
+        for _ in 0..count {
+            let day = Timestamp::parse("2026-03-01T00:00:00Z").unwrap().add_days(scans as i64);
+            let snapshot = sv0_service::synthetic::synthetic_snapshot(400, scans, &day.to_string()).unwrap();
+            let (name, failed) =
+                runtime.block_on(import_with_retries(service, &serde_json::to_vec(&snapshot).unwrap()));
+            tenant = Some(name);
+            failures += failed;
+            scans += 1;
+        }
+    };
+    let all_running = |serve: &mut Child, processes: [&mut Sv0Process; 2]| {
+        if let Some(status) = serve.try_wait().unwrap() {
+            panic!("sv0 serve exited with {status}");
+        }
+        for process in processes {
+            process.assert_running();
+        }
+    };
+
+    import_round(&mut service, 3);
+    let leader = runtime.block_on(async {
+        let info = log.context().get_stream("SV0_LOG").await.unwrap().get_info().await.unwrap();
+        info.cluster.and_then(|c| c.leader).unwrap_or_default()
+    });
+    let victim = cluster.servers.iter().position(|s| leader.ends_with(s.name())).expect("a stream leader");
+    cluster.servers[victim].kill();
+    import_round(&mut service, 3);
+    all_running(&mut serve, [&mut projector, &mut signer]);
+    cluster.servers[victim].restart();
+    cluster.servers[victim].wait_healthy();
+    // The old leader rejoins behind: keep the load on well past the moment a signer once
+    // exited on its stale stream head (about 10 s after the rejoin).
+    let rejoined = Instant::now();
+    while rejoined.elapsed() < Duration::from_secs(15) {
+        import_round(&mut service, 1);
+        all_running(&mut serve, [&mut projector, &mut signer]);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    let tenant = tenant.expect("a scan was imported");
+    // Converge: every assessment sealed, the projector and the server at the head.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let (head, assessments) = runtime.block_on(async {
+        loop {
+            all_running(&mut serve, [&mut projector, &mut signer]);
+            let caught_up = service.catch_up().await;
+            let head = service.log().head().await;
+            if let (Ok(_), Ok(head)) = (caught_up, head) {
+                let assessments = service.views().assessments_after(&tenant, 0).unwrap().len();
+                let sealed = service.views().pack_head(&tenant).unwrap().map_or(0, |h| h.index) as usize;
+                projector.drain();
+                let ready = crate::serve::get(&addr, "/readyz");
+                let served = serde_json::from_str::<serde_json::Value>(&ready.1)
+                    .ok()
+                    .and_then(|v| v["views_position"].as_u64())
+                    .unwrap_or(0);
+                if sealed == assessments && projector.position == head && served == head {
+                    return (head, assessments);
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no convergence: {sealed} of {assessments} sealed, projector at {}, server at {served}, \
+                     head {head}",
+                    projector.position
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    });
+    runtime.block_on(async {
+        let verdicts = service.verify(Some(&tenant), sv0_service::VerifyMode::Replay).await.unwrap();
+        assert!(verdicts.damaged.is_none(), "{:?}", verdicts.damaged);
+        assert_eq!(verdicts.views_differ, Some(vec![]), "the commands' views differ from a replay");
+        let report = verdicts.chains[0].result.as_ref().expect("chain intact");
+        assert_eq!(report.packs, assessments, "one pack per assessment, no fork, none lost");
+    });
+    projector.terminate();
+    signer.terminate();
+    let _ = Command::new("kill").args(["-TERM", &serve.id().to_string()]).status();
+    assert!(serve.wait().unwrap().success(), "sv0 serve stops cleanly");
+    let views = Views::open(dir.join("projector").join("views.redb")).unwrap();
+    assert_eq!(views.checkpoint().unwrap(), head);
+    assert_eq!(views.dump().unwrap(), service.views().dump().unwrap(), "the projector's views differ from a fold");
+    println!(
+        "leader failover under serve/project/sign: {scans} scans, {assessments} packs, {failures} retried imports"
+    );
 }
