@@ -285,15 +285,105 @@ fn a_device_in_an_export_directory_fails_its_api_instead_of_hanging() {
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
 
-/// A snapshot that is not of the format says where: the JSON path of the first bad field.
+/// A change made to a JSON document, to break it.
+type Mutation = fn(&mut serde_json::Value);
+
+/// Words of Rust, not of JSON, that no parse error may show a user.
+const RUST_WORDS: [&str; 10] =
+    ["u32", "u64", "i64", "usize", "struct ", "enum ", "sequence", "a map", "ScanInfo", "Workload"];
+
+/// A snapshot that is not of the format says where: the JSON path of the first bad field, in
+/// JSON's words, and an integer field says what it accepts.
 #[test]
-fn a_bad_snapshot_field_is_named_by_its_path() {
-    let mut snapshot: serde_json::Value = serde_json::from_slice(&demo_snapshot(DEMO_SNAPSHOTS[0])).unwrap();
-    snapshot["grants"][2]["permissions"][0] = 42.into();
+fn a_bad_snapshot_field_is_named_by_its_path_in_json_words() {
     let dir = TempDir::new();
-    let file = dir.join("bad.json");
-    std::fs::write(&file, snapshot.to_string()).unwrap();
-    let (code, out) = sv0_in(&dir.join("data"), &["scan", "import", file.to_str().unwrap()]);
+    let cases: [(&str, Mutation, &str); 7] = [
+        ("grants[2].permissions[0]", |s| s["grants"][2]["permissions"][0] = 42.into(), "expected"),
+        ("schema_version", |s| s["schema_version"] = 1.5.into(), "an integer from 0 to 4294967295"),
+        ("schema_version", |s| s["schema_version"] = "1".into(), "an integer from 0 to 4294967295"),
+        ("scan", |s| s["scan"] = "x".into(), "expected an object"),
+        ("workloads[0].kind", |s| s["workloads"][0]["kind"] = 3.into(), "one of the documented names"),
+        ("workloads[0].tags", |s| s["workloads"][0]["tags"] = serde_json::json!(["a"]), "array, expected an object"),
+        ("scan.observed_at", |s| s["scan"]["observed_at"] = 12.into(), "an RFC 3339 time such as"),
+    ];
+    for (n, (path, mutate, words)) in cases.into_iter().enumerate() {
+        let mut snapshot: serde_json::Value = serde_json::from_slice(&demo_snapshot(DEMO_SNAPSHOTS[0])).unwrap();
+        mutate(&mut snapshot);
+        let file = dir.join(&format!("bad-{n}.json"));
+        std::fs::write(&file, snapshot.to_string()).unwrap();
+        let (code, out) = sv0_in(&dir.join("data"), &["scan", "import", file.to_str().unwrap()]);
+        assert_eq!(code, 2, "{out}");
+        assert!(out.contains(&format!("at {path}: ")) && out.contains(words), "{path}: {out}");
+        assert!(!RUST_WORDS.iter().any(|w| out.contains(w)), "{path}: {out}");
+    }
+    assert!(!dir.join("data").join("log.redb").exists() || crate::log_events(&dir.join("data")).is_empty());
+}
+
+/// A plan whose field SV0 reads has another type than the format documents is refused with
+/// the field's JSON path (not read as "no changes"); a plan that is not JSON says where it
+/// broke; an export page that is not JSON names its file and where.
+#[test]
+fn plans_and_export_pages_name_the_bad_field() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let snapshot = dir.join("scan.json");
+    std::fs::write(&snapshot, demo_snapshot(DEMO_SNAPSHOTS[0])).unwrap();
+    assert_eq!(sv0_in(&data, &["scan", "import", snapshot.to_str().unwrap()]).0, 0);
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo_root().join("crates/sv0/demo/contoso-2-plan.json")).unwrap())
+            .unwrap();
+    let cases: [(Mutation, &str); 4] = [
+        (
+            |p| p["resource_changes"][1]["change"]["actions"] = "create".into(),
+            "at resource_changes[1].change.actions: expected an array of strings",
+        ),
+        (|p| p["resource_changes"] = serde_json::json!({}), "at resource_changes: expected an array"),
+        (|p| p["resource_changes"][0]["address"] = 7.into(), "at resource_changes[0].address: expected a string"),
+        (|p| p["resource_changes"][2] = "x".into(), "at resource_changes[2]: expected an object"),
+    ];
+    for (n, (mutate, words)) in cases.into_iter().enumerate() {
+        let mut bad = plan.clone();
+        mutate(&mut bad);
+        let file = dir.join(&format!("plan-{n}.json"));
+        std::fs::write(&file, bad.to_string()).unwrap();
+        let (code, out) =
+            sv0_in(&data, &["whatif", "--scope", "project:HR-Automation", "--plan", file.to_str().unwrap()]);
+        assert_eq!(code, 2, "{out}");
+        assert!(out.contains(words), "{words}: {out}");
+    }
+    let file = dir.join("broken-plan.json");
+    let text = plan.to_string();
+    std::fs::write(&file, &text[..text.find("\"resource_changes\"").unwrap() + 40]).unwrap();
+    let (code, out) = sv0_in(&data, &["whatif", "--scope", "project:HR-Automation", "--plan", file.to_str().unwrap()]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("grants[2].permissions[0]"), "{out}");
+    assert!(out.contains("at resource_changes[0]") && out.contains("(line 1, column"), "{out}");
+
+    // An export page cut short names its API and page, and the path where it broke.
+    let export = dir.join("export");
+    std::fs::create_dir_all(&export).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("tests/data/connectors/contoso")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, export.join(path.file_name().unwrap())).unwrap();
+    }
+    let page = export.join("graph.servicePrincipals.json");
+    let text = std::fs::read_to_string(&page).unwrap();
+    std::fs::write(&page, &text[..text.find("\"appRoles\"").unwrap()]).unwrap();
+    let (_, out) = sv0_in(
+        &dir.join("data-2"),
+        &[
+            "--tenant",
+            "contoso",
+            "scan",
+            "run",
+            "--connector",
+            "entra",
+            "--from-export",
+            export.to_str().unwrap(),
+            "--observed-at",
+            "2026-11-25T09:00:00Z",
+            "--json",
+        ],
+    );
+    assert!(out.contains("page 1 of graph.servicePrincipals is malformed: not JSON (at value[0]: "), "{out}");
+    assert!(!RUST_WORDS.iter().any(|w| out.contains(w)), "{out}");
 }

@@ -121,7 +121,7 @@ pub(crate) async fn check<L: EventLog + Clone + Send + Sync + 'static>(
         .await
         .map_err(|_| Problem::too_large(crate::SMALL_BODY))?;
     let request: CheckBody =
-        serde_json::from_slice(&body).map_err(|e| Problem::invalid_request(format!("invalid check body: {e}")))?;
+        sv0_codec::json::from_slice(&body).map_err(|e| Problem::invalid_request(format!("invalid check body: {e}")))?;
     let scope = Scope::parse(&request.scope).map_err(|e| Problem::invalid_request(e.to_string()))?;
     let Some(plan) = plan(&headers, &state.azure_devops)? else {
         // ApiResponse: the disposition now, from the views alone.

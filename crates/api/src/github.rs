@@ -279,7 +279,7 @@ pub(crate) async fn deployment_protection<L: EventLog + Clone + Send + Sync + 's
             "this payload (delivery {delivery}, sha256 {digest}) was already received"
         )));
     }
-    let payload: Payload = serde_json::from_slice(&body)
+    let payload: Payload = sv0_codec::json::from_slice(&body)
         .map_err(|e| Problem::invalid_request(format!("not a deployment_protection_rule payload: {e}")))?;
     if payload.action != "requested" {
         return Ok((StatusCode::OK, axum::Json(json!({ "ignored": payload.action }))).into_response());

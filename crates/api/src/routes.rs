@@ -606,8 +606,8 @@ pub(crate) async fn push_scan<L: EventLog>(
         })
         .transpose()?;
     // The snapshot must be of the caller's tenant; nothing is appended otherwise.
-    let named: TenantOf =
-        serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_snapshot(format!("snapshot is not valid: {e}")))?;
+    let named: TenantOf = sv0_codec::json::from_slice(&bytes)
+        .map_err(|e| Problem::invalid_snapshot(format!("snapshot is not valid: {e}")))?;
     if named.tenant != c.tenant.as_str() {
         return Err(Problem::forbidden(format!(
             "the snapshot is of tenant {}, the token of tenant {}",
@@ -738,7 +738,7 @@ pub(crate) async fn approve<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, Bytes
     json_body(&ask.headers)?;
     let bytes = body(bytes, s.max_body)?;
     let request: ApprovalBody =
-        serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid approval: {e}")))?;
+        sv0_codec::json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid approval: {e}")))?;
     if let Some(claimed) = &request.approver
         && *claimed != c.principal
     {
@@ -1047,8 +1047,8 @@ pub(crate) async fn start_sync<L: EventLog + Clone + Send + Sync + 'static>(
     let s = &ask.s;
     json_body(&ask.headers)?;
     let bytes = body(bytes, crate::SMALL_BODY)?;
-    let request: crate::syncs::SyncRequest =
-        serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid sync request: {e}")))?;
+    let request: crate::syncs::SyncRequest = sv0_codec::json::from_slice(&bytes)
+        .map_err(|e| Problem::invalid_request(format!("invalid sync request: {e}")))?;
     let record = crate::syncs::start(s, &c.tenant, &c.principal, request)?;
     let location = format!("/api/v1/syncs/{}", record.sync_id);
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(record)).into_response())
@@ -1087,7 +1087,7 @@ pub(crate) async fn acknowledge<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, B
     let s = &ask.s;
     json_body(&ask.headers)?;
     let bytes = body(bytes, crate::SMALL_BODY)?;
-    let request: AcknowledgeBody = serde_json::from_slice(&bytes)
+    let request: AcknowledgeBody = sv0_codec::json::from_slice(&bytes)
         .map_err(|e| Problem::invalid_request(format!("invalid acknowledgement: {e}")))?;
     let acknowledged = acks(&request.acknowledge)?;
     let seq = s
@@ -1173,8 +1173,8 @@ pub(crate) async fn issue_token<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, B
     let s = &ask.s;
     json_body(&ask.headers)?;
     let bytes = body(bytes, crate::SMALL_BODY)?;
-    let request: IssueBody =
-        serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid token request: {e}")))?;
+    let request: IssueBody = sv0_codec::json::from_slice(&bytes)
+        .map_err(|e| Problem::invalid_request(format!("invalid token request: {e}")))?;
     // An admin cannot approve, so an admin cannot mint an approver either: approver tokens are
     // issued on the host (`sv0 tokens create`), where who holds them is decided.
     if request.roles.contains(&sv0_domain::access::Role::Approver) {
@@ -1226,7 +1226,7 @@ pub(crate) async fn approve_policy<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes
     json_body(&ask.headers)?;
     let bytes = body(bytes, crate::SMALL_BODY)?;
     let request: PolicyApprovalBody =
-        serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid approval: {e}")))?;
+        sv0_codec::json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid approval: {e}")))?;
     let (state, seq) = s
         .commands
         .lock()
@@ -1242,7 +1242,7 @@ pub(crate) async fn set_policy<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, By
     json_body(&ask.headers)?;
     let bytes = body(bytes, crate::POLICY_BODY)?;
     let policy: sv0_domain::policy::Policy =
-        serde_json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid policy: {e}")))?;
+        sv0_codec::json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid policy: {e}")))?;
     let report = s.commands.lock().await.set_policy(&c.tenant, |_| Ok(policy), &c.actor(), Timestamp::now()).await?;
     ok(json!({ "policy": report.policy, "log_position": report.seq }))
 }

@@ -329,7 +329,7 @@ impl SyncSource {
                 if bytes.len() > max_body {
                     return Err(format!("{} is larger than {max_body} bytes", file.display()));
                 }
-                serde_json::from_slice(&bytes).map_err(|e| format!("{} is not JSON: {e}", file.display()))
+                sv0_codec::json::from_slice(&bytes).map_err(|e| format!("{} is not JSON: {e}", file.display()))
             }
             SyncSource::Connectors(producer) => producer.produce().await,
         }

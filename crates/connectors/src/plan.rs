@@ -56,6 +56,14 @@ pub enum PlanError {
         /// `error.message`, or what there is.
         detail: String,
     },
+    /// A field SV0 reads is missing or of another JSON type than the format documents.
+    #[error("the plan is not well formed: at {path}: expected {expected}")]
+    Malformed {
+        /// The field's JSON path (`resource_changes[2].change.actions`).
+        path: String,
+        /// What the format documents there.
+        expected: &'static str,
+    },
     /// Larger than `MAX_PLAN_BYTES`.
     #[error("the plan is {0} bytes; at most {MAX_PLAN_BYTES} are read")]
     TooLarge(usize),
@@ -229,17 +237,114 @@ pub fn read(bytes: &[u8]) -> Result<Plan, PlanError> {
     if bytes.len() > MAX_PLAN_BYTES {
         return Err(PlanError::TooLarge(bytes.len()));
     }
-    let doc: Value = serde_json::from_slice(bytes).map_err(|e| PlanError::NotJson(e.to_string()))?;
+    let doc: Value = sv0_codec::json::from_slice(bytes).map_err(|e| PlanError::NotJson(e.to_string()))?;
     if doc.get("format_version").is_some() || doc.get("resource_changes").is_some() {
+        terraform_shape(&doc)?;
         terraform(&doc)
     } else if doc.get("changes").is_some()
         || doc.pointer("/properties/changes").is_some()
         || doc.get("status").is_some()
     {
+        what_if_shape(&doc)?;
         what_if(&doc)
     } else {
         Err(PlanError::UnknownFormat)
     }
+}
+
+// ---- Shapes -----------------------------------------------------------------------------------
+
+/// A JSON type a field must have.
+#[derive(Clone, Copy)]
+enum Shape {
+    String,
+    Array,
+    Object,
+    Strings,
+}
+
+impl Shape {
+    fn fits(self, value: &Value) -> bool {
+        match self {
+            Shape::String => value.is_string(),
+            Shape::Array => value.is_array(),
+            Shape::Object => value.is_object(),
+            Shape::Strings => value.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+        }
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            Shape::String => "a string",
+            Shape::Array => "an array",
+            Shape::Object => "an object",
+            Shape::Strings => "an array of strings",
+        }
+    }
+}
+
+/// Checks that `field` of `value` (at JSON path `at`) has `shape`; `required`: that it is there.
+fn field(value: &Value, at: &str, field: &str, shape: Shape, required: bool) -> Result<(), PlanError> {
+    let path = if at.is_empty() { field.to_string() } else { format!("{at}.{field}") };
+    match value.get(field) {
+        Some(v) if shape.fits(v) => Ok(()),
+        None if !required => Ok(()),
+        _ => Err(PlanError::Malformed { path, expected: shape.words() }),
+    }
+}
+
+/// The fields of a Terraform JSON plan SV0 reads have the types Terraform documents
+/// (developer.hashicorp.com/terraform/internals/json-format): a plan that breaks one is
+/// refused with the field's path instead of its resources being skipped in silence.
+fn terraform_shape(doc: &Value) -> Result<(), PlanError> {
+    field(doc, "", "format_version", Shape::String, false)?;
+    field(doc, "", "resource_changes", Shape::Array, false)?;
+    field(doc, "", "configuration", Shape::Object, false)?;
+    field(doc, "", "prior_state", Shape::Object, false)?;
+    for (n, rc) in doc.get("resource_changes").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let at = format!("resource_changes[{n}]");
+        if !rc.is_object() {
+            return Err(PlanError::Malformed { path: at, expected: "an object" });
+        }
+        field(rc, &at, "address", Shape::String, true)?;
+        field(rc, &at, "type", Shape::String, true)?;
+        field(rc, &at, "mode", Shape::String, false)?;
+        field(rc, &at, "provider_name", Shape::String, false)?;
+        field(rc, &at, "change", Shape::Object, true)?;
+        field(&rc["change"], &format!("{at}.change"), "actions", Shape::Strings, true)?;
+    }
+    Ok(())
+}
+
+/// The fields of an ARM what-if result SV0 reads have the types the REST reference documents
+/// (WhatIfOperationResult: `status`, `changes[].resourceId`, `changes[].changeType`).
+fn what_if_shape(doc: &Value) -> Result<(), PlanError> {
+    field(doc, "", "status", Shape::String, false)?;
+    let (at, changes) = match doc.get("properties") {
+        Some(properties) if doc.get("changes").is_none() => {
+            field(doc, "", "properties", Shape::Object, true)?;
+            ("properties.changes", properties.get("changes"))
+        }
+        _ => ("changes", doc.get("changes")),
+    };
+    let Some(changes) = changes else { return Ok(()) };
+    let changes = changes.as_array().ok_or(PlanError::Malformed { path: at.to_string(), expected: "an array" })?;
+    for (n, change) in changes.iter().enumerate() {
+        let at = format!("{at}[{n}]");
+        if !change.is_object() {
+            return Err(PlanError::Malformed { path: at, expected: "an object" });
+        }
+        field(change, &at, "resourceId", Shape::String, true)?;
+        field(change, &at, "changeType", Shape::String, true)?;
+        field(change, &at, "before", Shape::Object, false).or_else(|e| null_or(change, "before", e))?;
+        field(change, &at, "after", Shape::Object, false).or_else(|e| null_or(change, "after", e))?;
+    }
+    Ok(())
+}
+
+/// `before`/`after` may be null (a created or deleted resource).
+fn null_or(value: &Value, key: &str, error: PlanError) -> Result<(), PlanError> {
+    if value.get(key).is_some_and(Value::is_null) { Ok(()) } else { Err(error) }
 }
 
 // ---- Terraform ------------------------------------------------------------------------------

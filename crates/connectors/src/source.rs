@@ -624,7 +624,7 @@ struct Page {
 /// Parses one response page of the given paging style; a bare JSON array is also accepted (for
 /// hand-assembled exports).
 fn parse_page(body: &[u8], paging: Paging) -> Result<Page, String> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON ({e})"))?;
+    let value: Value = sv0_codec::json::from_slice(body).map_err(|e| format!("not JSON ({e})"))?;
     if let Value::Array(items) = value {
         return Ok(Page { items, next: None });
     }

@@ -241,11 +241,18 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TimeVisitor;
+        /// `readable`: JSON (an RFC 3339 string), else CBOR (integer milliseconds).
+        struct TimeVisitor {
+            readable: bool,
+        }
         impl Visitor<'_> for TimeVisitor {
             type Value = Timestamp;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an RFC 3339 time or integer milliseconds")
+                f.write_str(if self.readable {
+                    "an RFC 3339 time such as 2026-03-02T09:00:00Z"
+                } else {
+                    "integer milliseconds since 1970"
+                })
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timestamp, E> {
                 Ok(Timestamp(v))
@@ -258,9 +265,9 @@ impl<'de> Deserialize<'de> for Timestamp {
             }
         }
         if deserializer.is_human_readable() {
-            deserializer.deserialize_str(TimeVisitor)
+            deserializer.deserialize_str(TimeVisitor { readable: true })
         } else {
-            deserializer.deserialize_i64(TimeVisitor)
+            deserializer.deserialize_i64(TimeVisitor { readable: false })
         }
     }
 }

@@ -19,13 +19,8 @@ const CHUNK_OVERHEAD: usize = 2048;
 pub fn parse_snapshot(json: &[u8]) -> Result<ValidSnapshot, ServiceError> {
     // The error names the first bad field by its JSON path (`grants[3].permissions[0]`), not
     // only its line and column.
-    let mut parser = serde_json::Deserializer::from_slice(json);
-    let snapshot: Snapshot = serde_path_to_error::deserialize(&mut parser).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        ServiceError::SnapshotJson(if path == "." { inner.to_string() } else { format!("at {path}: {inner}") })
-    })?;
-    parser.end().map_err(|e| ServiceError::SnapshotJson(e.to_string()))?;
+    let snapshot: Snapshot =
+        sv0_codec::json::from_slice(json).map_err(|e| ServiceError::SnapshotJson(e.to_string()))?;
     Ok(snapshot.validate()?)
 }
 

@@ -808,7 +808,7 @@ fn read_intent(path: &Path) -> anyhow::Result<Vec<sv0_domain::intent::IntentItem
     if text.len() as u64 > MAX {
         anyhow::bail!(InvalidInput::new(format!("the intent {} is larger than {MAX} bytes", path.display())));
     }
-    let items: Vec<sv0_domain::intent::IntentItem> = serde_json::from_str(&text).map_err(|e| {
+    let items: Vec<sv0_domain::intent::IntentItem> = sv0_codec::json::from_slice(text.as_bytes()).map_err(|e| {
         InvalidInput::new(format!(
             "the intent {} is not a JSON list of intent items (schemas/intent.schema.json): {e}",
             path.display()

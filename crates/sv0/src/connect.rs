@@ -102,7 +102,7 @@ pub(crate) fn kind(arg: ConnectorArg) -> ConnectorKind {
 
 fn read_meta(path: &Path) -> anyhow::Result<ExportMeta> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid", path.display())),
+        Ok(bytes) => sv0_codec::json::from_slice(&bytes).with_context(|| format!("{} is not valid", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ExportMeta::default()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }

@@ -269,7 +269,7 @@ fn read_policy(file: &std::path::Path) -> anyhow::Result<Policy> {
         file.display()
     );
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    serde_json::from_slice(&bytes)
+    sv0_codec::json::from_slice(&bytes)
         .with_context(|| format!("{} is not a policy (see `sv0 policy show --json`)", file.display()))
 }
 
