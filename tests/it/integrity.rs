@@ -460,3 +460,91 @@ fn an_audit_replay_directory_is_never_written() {
     }
     assert_eq!(tree_digest(&replay), before, "queries on a replay write nothing");
 }
+
+/// The shell script that runs sv0 commands on a full disk, inside a private mount namespace
+/// (so the mount is gone when it ends, also when a test fails): a tmpfs just larger than the
+/// copied data directory, filled to the last block; each command's stdout, stderr and exit code
+/// go to `$out/N.{out,err,code}`.
+const ON_A_FULL_DISK: &str = r#"set -e
+full="$1"; copy="$2"; out="$3"; sv0="$4"; shift 4
+mount -t tmpfs -o size=$(( $(du -sk "$copy" | cut -f1) + 256 ))k sv0-full-disk "$full"
+cp -a "$copy/." "$full/"
+dd if=/dev/zero of="$full/filler" bs=4k 2>/dev/null || true
+df -k "$full" | tail -1 > "$out/df"
+set +e
+n=0
+for command in "$@"; do
+  n=$((n + 1))
+  "$sv0" --data-dir "$full" $command > "$out/$n.out" 2> "$out/$n.err"
+  echo $? > "$out/$n.code"
+done
+"#;
+
+/// A data directory whose disk is full, with views behind its log: queries and `verify` still
+/// answer, current (the fold runs in memory and says so), and a command that would write fails
+/// with the disk's error, damaging nothing.
+#[test]
+fn a_data_directory_on_a_full_disk_answers_current_and_refuses_writes() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let snapshot = |variant: u64, day: &str, name: &str| {
+        let s = sv0_service::synthetic::synthetic_snapshot(3_000, variant, day).unwrap();
+        let file = dir.join(name);
+        std::fs::write(&file, serde_json::to_vec(&s).unwrap()).unwrap();
+        file.display().to_string()
+    };
+    let (first, second, third) = (
+        snapshot(0, "2026-03-01T00:00:00Z", "s1.json"),
+        snapshot(1, "2026-03-02T00:00:00Z", "s2.json"),
+        snapshot(2, "2026-03-03T00:00:00Z", "s3.json"),
+    );
+    assert_eq!(run(&data, &["scan", "import", &first]).0, 0);
+    let copy = dir.join("copy");
+    copy_dir(&data, &copy);
+    assert_eq!(run(&data, &["scan", "import", &second]).0, 0);
+    std::fs::copy(data.join("log.redb"), copy.join("log.redb")).unwrap();
+    let _ = std::fs::remove_file(copy.join("log.redb.intact"));
+    let (_, expected, _) = run(&data, &["paths", "--json"]);
+
+    let (full, out) = (dir.join("full"), dir.join("out"));
+    std::fs::create_dir_all(&full).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let import_third = format!("scan import {third}");
+    let commands = ["paths --json", "findings --json", "verify", "verify --quick", &import_third, "verify"];
+    let mut unshare = Command::new("unshare");
+    if !running_as_root() {
+        unshare.arg("--map-root-user");
+    }
+    let status = unshare
+        .args(["--mount", "--propagation", "private", "sh", "-c", ON_A_FULL_DISK, "sh"])
+        .args([&full, &copy, &out, Path::new(env!("CARGO_BIN_EXE_sv0"))])
+        .args(commands)
+        .env_remove("SV0_TENANT")
+        .status()
+        .expect("run unshare (util-linux's, installed with Debian)");
+    assert!(status.success(), "mounting a small tmpfs in a private mount namespace failed ({status})");
+    let df = std::fs::read_to_string(out.join("df")).unwrap();
+    assert!(df.contains("100%"), "the disk was not full: {df}");
+    let result = |n: usize| {
+        let read = |ext: &str| std::fs::read_to_string(out.join(format!("{n}.{ext}"))).unwrap();
+        (read("code").trim().parse::<i32>().unwrap(), read("out"), read("err"))
+    };
+
+    let (code, paths, err) = result(1);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(paths, expected, "the answer is current: the new scan was folded in memory");
+    assert!(err.contains("cannot be saved here") && err.contains("No space left on device"), "{err}");
+    assert_eq!(result(2).0, 0, "{}", result(2).2);
+    for n in [3, 6] {
+        let (code, text, err) = result(n);
+        assert_eq!(code, 0, "{text}{err}");
+        assert!(text.contains("chain intact") && text.contains("every table equals the replay"), "{text}");
+    }
+    let (code, text, err) = result(4);
+    assert_eq!(code, 0, "{text}{err}");
+    assert!(text.contains("chain intact"), "{text}");
+    let (code, _, err) = result(5);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -121,7 +121,7 @@ pub enum AppendError {
     #[error("event id appears twice in one batch")]
     DuplicateInBatch,
     /// The log is read-only here (a read-only mount or copy, an audit replay).
-    #[error("the log {} is read-only here (a read-only mount or copy, or an audit replay): nothing can be appended", .0.display())]
+    #[error("the log {} is read-only here (a read-only mount or copy, a full disk, or an audit replay): nothing can be appended", .0.display())]
     ReadOnly(std::path::PathBuf),
     /// The backend failed; whether the batch was written is unknown only if it says so.
     #[error("log backend failed")]

@@ -132,6 +132,7 @@ impl Drop for CheckedDatabase {
         if let Some(path) = path
             && !std::thread::panicking()
             && let Err(e) = write_stamp(&path)
+            && !cannot_write(&e)
         {
             warn!(path = %path.display(), error = %e, "cannot record that the file closed cleanly; the next open verifies it");
         }
@@ -140,8 +141,9 @@ impl Drop for CheckedDatabase {
 
 /// Opens (or creates) the redb file at `path`: trusted if its stamp says SV0 closed it
 /// cleanly and nothing changed it since, verified page by page otherwise. An existing file
-/// opens read-only (`ReadOnlyOverlay`) when `read_only` asks for it or when this process may
-/// not write it.
+/// opens read-only (`ReadOnlyOverlay`) when `read_only` asks for it, when this process may
+/// not write it, or when its disk is full (so that queries still answer: a file left needing
+/// repair by a commit that failed for space cannot be repaired in place).
 pub fn open(path: &Path, role: Role, read_only: bool) -> Result<CheckedDatabase, FileError> {
     let existing = std::fs::metadata(path).ok();
     if role == Role::SourceOfTruth && existing.as_ref().is_some_and(|m| m.len() == 0) {
@@ -157,11 +159,7 @@ pub fn open(path: &Path, role: Role, read_only: bool) -> Result<CheckedDatabase,
     let opened = open_checked(path, role, trusted, stamp.is_some(), |builder| builder.create(path));
     match opened {
         Err(FileError::Open { source: DatabaseError::Storage(StorageError::Io(e)), .. })
-            if existing.is_some()
-                && matches!(
-                    e.kind(),
-                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
-                ) =>
+            if existing.is_some() && cannot_write(&e) =>
         {
             open_overlay(path, role)
         }
@@ -171,6 +169,19 @@ pub fn open(path: &Path, role: Role, read_only: bool) -> Result<CheckedDatabase,
             read_only: false,
         }),
     }
+}
+
+/// Whether an I/O error says this process cannot write here at all (as opposed to a fault).
+pub fn cannot_write(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::PermissionDenied
+            | ErrorKind::ReadOnlyFilesystem
+            | ErrorKind::StorageFull
+            | ErrorKind::QuotaExceeded
+            | ErrorKind::FileTooLarge
+    )
 }
 
 /// Opens an existing file through `ReadOnlyOverlay`, always verified, never stamped.
@@ -390,13 +401,7 @@ fn remove_stamp(path: &Path) {
         Ok(()) => {}
         // No stamp, or a directory this process may not write: its files open read-only, and
         // a read-only open never trusts a stamp.
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound
-                    | std::io::ErrorKind::PermissionDenied
-                    | std::io::ErrorKind::ReadOnlyFilesystem
-            ) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound || cannot_write(&e) => {}
         Err(e) => warn!(path = %path.display(), error = %e, "cannot remove the file's clean-close stamp"),
     }
 }

@@ -32,4 +32,4 @@ pub use governance::PolicyReport;
 pub use service::{
     Approval, ApprovalReport, AsOf, DeltaReport, ImportReport, Posture, ReplayReport, Reviewed, Service, pack_event,
 };
-pub use verify::{ChainVerdict, LogVerdict, VerifyMode};
+pub use verify::{ChainVerdict, Freshness, LogVerdict, VerifyMode};

@@ -22,6 +22,7 @@ use crate::data_dir::DataDir;
 use crate::error::ServiceError;
 use crate::import::{Reassembler, log_records, parse_snapshot, scan_events};
 use crate::signals::{Signal, SignalSink, signals_for};
+use crate::verify::Freshness;
 use crate::verify::{LogVerdict, RecordedChain, VerifyMode, verify_chains};
 
 /// Attempts at sealing when another signer keeps winning the race.
@@ -310,19 +311,40 @@ impl<L: EventLog> Service<L> {
         Ok(self.views.catch_up(&self.log, None).await?)
     }
 
-    /// Catches the views up for a query. When the views cannot be written (a full disk, an
-    /// I/O error) the query still answers, from the views as they stand: returns how many
-    /// events behind the log they are, with why, instead of failing. Damage and an unreadable
-    /// log are errors as ever.
-    pub async fn catch_up_for_query(&self) -> Result<Option<(Seq, ServiceError)>, ServiceError> {
-        match self.views.catch_up(&self.log, None).await {
-            Ok(_) => Ok(None),
+    /// Catches the views up for a query. When the views cannot be written here (a full disk,
+    /// an I/O error), they are reopened read-only and the fold runs in memory, so the answer is
+    /// still current (`Freshness::InMemory`); if even that fails, the query answers from the
+    /// views as they stand (`Freshness::Behind`). Damage and an unreadable log are errors as
+    /// ever.
+    pub async fn catch_up_for_query(&mut self) -> Result<Freshness, ServiceError> {
+        let why = match self.views.catch_up(&self.log, None).await {
+            Ok(_) => return Ok(Freshness::Current),
+            Err(e) if e.is_write_failure() && !self.views.is_read_only() => e,
             Err(e) if e.is_write_failure() => {
                 let behind = self.log.head().await?.saturating_sub(self.views.checkpoint()?);
-                Ok(Some((behind, e.into())))
+                return Ok(Freshness::Behind { behind, why: e.into() });
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
+        };
+        info!(error = %why, "the views cannot be written here; folding in memory");
+        self.reopen_views_read_only().await?;
+        match Box::pin(self.catch_up_for_query()).await? {
+            Freshness::Current => Ok(Freshness::InMemory(why.into())),
+            behind => Ok(behind),
         }
+    }
+
+    /// Swaps the views for a read-only open of their file (`sv0_log::file::ReadOnlyOverlay`:
+    /// what is folded stays in memory), and stops sealing: for when the views cannot be
+    /// written here.
+    async fn reopen_views_read_only(&mut self) -> Result<(), ServiceError> {
+        // The file is closed before it is opened again (its lock is this process's).
+        drop(std::mem::replace(&mut self.views, Views::in_memory()?));
+        let views = Views::open_with(self.data_dir.views_path(), true)?;
+        views.bind_log(&self.log.identity().await?)?;
+        self.views = views;
+        self.sealing = false;
+        Ok(())
     }
 
     /// Resolves the tenant to act on: the named one, else the only one the views know.
@@ -1088,18 +1110,20 @@ impl<L: EventLog> Service<L> {
     /// (`VerifyMode::Replay`), or read from the views as they stand (`VerifyMode::Quick`). A
     /// record that cannot be read back as written is reported in the verdict, not as an error.
     pub async fn verify(&mut self, tenant: Option<&TenantId>, mode: VerifyMode) -> Result<LogVerdict, ServiceError> {
-        let outcome = match mode {
-            VerifyMode::Quick => self.verify_quick(tenant).await,
-            VerifyMode::Replay => {
-                let scratch = if self.is_read_only() {
-                    std::env::temp_dir().join(format!("sv0-verify-{}.redb", std::process::id()))
-                } else {
-                    self.data_dir.root().join("views.verify.redb")
-                };
-                let outcome = self.verify_replayed(tenant, &scratch).await;
-                remove_scratch(&scratch);
-                outcome
+        // Views that cannot be written here (a full disk) are brought up to date in memory.
+        let caught_up = match self.catch_up_for_query().await {
+            Ok(Freshness::Behind { why, .. }) => Err(why),
+            Ok(Freshness::InMemory(why)) => {
+                warn!(error = %why, "the views cannot be saved here; verifying with views folded in memory");
+                Ok(())
             }
+            Ok(Freshness::Current) => Ok(()),
+            Err(e) => Err(e),
+        };
+        let outcome = match (caught_up, mode) {
+            (Err(e), _) => Err(e),
+            (Ok(()), VerifyMode::Quick) => self.verify_with(&self.views, tenant).await,
+            (Ok(()), VerifyMode::Replay) => self.verify_replay(tenant).await,
         };
         match outcome {
             Err(e) => match e.log_damage() {
@@ -1110,10 +1134,24 @@ impl<L: EventLog> Service<L> {
         }
     }
 
-    /// `verify` against the views as they stand, caught up.
-    async fn verify_quick(&self, tenant: Option<&TenantId>) -> Result<LogVerdict, ServiceError> {
-        self.views.catch_up(&self.log, None).await?;
-        self.verify_with(&self.views, tenant).await
+    /// `verify_replayed` in scratch views beside the views (they are as large), or in the
+    /// system's temporary directory when the data directory cannot take them: read-only here,
+    /// or its disk full.
+    async fn verify_replay(&self, tenant: Option<&TenantId>) -> Result<LogVerdict, ServiceError> {
+        let elsewhere = std::env::temp_dir().join(format!("sv0-verify-{}.redb", std::process::id()));
+        let beside = self.data_dir.root().join("views.verify.redb");
+        let mut places = if self.is_read_only() { vec![elsewhere] } else { vec![beside, elsewhere] };
+        loop {
+            let scratch = places.remove(0);
+            let outcome = self.verify_replayed(tenant, &scratch).await;
+            remove_scratch(&scratch);
+            match &outcome {
+                Err(ServiceError::Views(e)) if e.is_write_failure() && !places.is_empty() => {
+                    warn!(scratch = %scratch.display(), error = %e, "cannot write the scratch views here");
+                }
+                _ => break outcome,
+            }
+        }
     }
 
     /// `verify` against scratch views at `scratch` folded from the whole log, which are also
@@ -1122,22 +1160,18 @@ impl<L: EventLog> Service<L> {
         remove_scratch(scratch);
         let replayed = Views::open(scratch)?;
         replayed.bind_log(&self.log.identity().await?)?;
-        replayed.catch_up(&self.log, None).await?;
         let views_differ = self.views_differ_from(&replayed).await?;
-        Ok(LogVerdict { views_differ, ..self.verify_with(&replayed, tenant).await? })
+        replayed.catch_up(&self.log, None).await?;
+        Ok(LogVerdict { views_differ: Some(views_differ), ..self.verify_with(&replayed, tenant).await? })
     }
 
-    /// The tables in which the views differ from `replayed` once caught up to its position;
-    /// `None` when the views are already past it (another process appended meanwhile).
-    async fn views_differ_from(&self, replayed: &Views) -> Result<Option<Vec<String>>, ServiceError> {
-        let position = replayed.checkpoint()?;
-        if self.views.checkpoint()? > position {
-            return Ok(None);
-        }
-        self.views.catch_up(&self.log, Some(position)).await?;
+    /// Folds `replayed` to the views' position and names the tables in which the two differ.
+    async fn views_differ_from(&self, replayed: &Views) -> Result<Vec<String>, ServiceError> {
+        let position = self.views.checkpoint()?;
+        replayed.catch_up(&self.log, Some(position)).await?;
         let (ours, theirs) = (self.views.table_digests()?, replayed.table_digests()?);
         let names: std::collections::BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
-        Ok(Some(names.into_iter().filter(|n| ours.get(*n) != theirs.get(*n)).cloned().collect()))
+        Ok(names.into_iter().filter(|n| ours.get(*n) != theirs.get(*n)).cloned().collect())
     }
 
     async fn verify_with(&self, views: &Views, tenant: Option<&TenantId>) -> Result<LogVerdict, ServiceError> {

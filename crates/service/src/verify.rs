@@ -8,6 +8,23 @@ use sv0_signer::{BrokenLink, ChainReport, KeyRing, entries_from_sealed, verify_c
 
 use crate::error::ServiceError;
 
+/// How current the views a query reads are (`Service::catch_up_for_query`).
+#[derive(Debug)]
+pub enum Freshness {
+    /// Folded up to the log's head and saved.
+    Current,
+    /// Folded up to the log's head in memory only: the views cannot be written here (why).
+    InMemory(ServiceError),
+    /// As they stand, `behind` events behind the log: they could not be brought up to date
+    /// (why).
+    Behind {
+        /// Events on the log not in the views.
+        behind: Seq,
+        /// Why.
+        why: ServiceError,
+    },
+}
+
 /// How `Service::verify` establishes what each pack should seal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyMode {

@@ -12,7 +12,7 @@ use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{InvalidInput, Timestamp};
 use sv0_projections::{FindingStatus, PathFilter};
-use sv0_service::{Approval, AsOf, LogTarget, Reviewed, Service, ServiceError, VerifyMode};
+use sv0_service::{Approval, AsOf, Freshness, LogTarget, Reviewed, Service, ServiceError, VerifyMode};
 use sv0_signer::{KeyRing, entries_from_dir, verify_chain};
 
 use crate::{
@@ -100,7 +100,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     } else if service.is_read_only() {
         if writing || matches!(cli.command, Command::Rebuild) {
             bail!(
-                "{} is read-only here (a read-only mount, or files this user may not write): queries and `sv0 verify` answer from it, nothing can be written",
+                "{} is read-only here (a read-only mount, a full disk, or files this user may not write): queries and `sv0 verify` answer from it, nothing can be written",
                 data_dir.display()
             );
         }
@@ -118,13 +118,17 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         ref command if writes(command) => {
             service.sync().await.context("cannot bring the views and packs up to date")?;
         }
-        _ => {
-            if let Some((behind, why)) = service.catch_up_for_query().await? {
-                eprintln!(
-                    "warning: the views could not be brought up to date ({why}); answering from the views as they stand, {behind} event(s) behind the log"
-                );
-            }
-        }
+        _ => match service.catch_up_for_query().await? {
+            Freshness::Current => {}
+            Freshness::InMemory(why) => eprintln!(
+                "warning: the views cannot be saved here ({:#}); this answer was folded in memory",
+                anyhow::Error::new(why)
+            ),
+            Freshness::Behind { behind, why } => eprintln!(
+                "warning: the views could not be brought up to date ({:#}); answering from the views as they stand, {behind} event(s) behind the log",
+                anyhow::Error::new(why)
+            ),
+        },
     }
     let tenant = cli.tenant.as_deref();
     match cli.command {
