@@ -105,10 +105,38 @@ fn approve_refuses_unknown_findings_bad_acks_and_empty_scopes() {
     assert_eq!(log_head(&data), head);
 }
 
+/// `--tenant` (or SV0_TENANT) naming another tenant than the snapshot's refuses the import, as
+/// the API refuses a snapshot of another tenant than the token's.
+#[test]
+fn scan_import_refuses_a_snapshot_of_another_tenant_than_named() {
+    let dir = scanned();
+    let data = dir.join("data");
+    let head = log_head(&data);
+    let file = dir.join("scan-2.json");
+    std::fs::write(&file, demo_snapshot(DEMO_SNAPSHOTS[1])).unwrap();
+    let (code, out) = sv0_in(&data, &["--tenant", "fabrikam", "scan", "import", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("the snapshot is of tenant contoso, and --tenant (or SV0_TENANT) names fabrikam"), "{out}");
+    assert_eq!(log_head(&data), head, "nothing appended");
+    let (code, out) = sv0_in(&data, &["--tenant", "contoso", "scan", "import", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+}
+
 #[test]
 fn questions_without_data_get_hints() {
+    // A directory with no SV0 data (a mistyped --data-dir) is named, and not made a database.
     let dir = TempDir::new();
-    let (code, out) = sv0_in(dir.path(), &["paths"]);
+    let typo = dir.join("dta");
+    for command in [&["paths"][..], &["findings"], &["verify"], &["baselines"], &["tokens", "list"], &["rebuild"]] {
+        let (code, out) = sv0_in(&typo, command);
+        assert_eq!(code, 2, "{command:?}: {out}");
+        assert!(out.contains(&format!("{} holds no SV0 data", typo.display())), "{out}");
+        assert!(!typo.exists(), "{command:?} created {}", typo.display());
+    }
+    // Generating the signing key first starts the directory; questions then get hints.
+    let (code, out) = sv0_in(&typo, &["keys", "generate"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = sv0_in(&typo, &["paths"]);
     assert_eq!(code, 2);
     assert!(out.contains("no tenant has been scanned yet"), "{out}");
     let dir = scanned();

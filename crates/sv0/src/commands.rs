@@ -68,6 +68,14 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             }
         };
     }
+    if target == LogTarget::Embedded && !creates_data(&cli.command) && !data_dir.join("log.redb").exists() {
+        // A mistyped --data-dir must not become a new, empty database that answers "nothing".
+        bail!(
+            "{} holds no SV0 data (no log.redb): check --data-dir (or SV0_DATA_DIR), or start one with \
+             `sv0 demo` or `sv0 scan import FILE`",
+            data_dir.display()
+        );
+    }
     if let Command::Verify(args) = &cli.command
         && !args.quick
     {
@@ -136,7 +144,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Demo(_) | Command::Bench(_) | Command::Synth(_) | Command::Rules(_) | Command::Gate(_) => {
             unreachable!("handled above")
         }
-        Command::Scan(ScanCommand::Import(args)) => import(&mut service, args, out).await,
+        Command::Scan(ScanCommand::Import(args)) => import(&mut service, tenant, args, out).await,
         Command::Scan(command) => crate::governance::scan(&mut service, tenant, command, out).await,
         Command::Policy(command) => crate::governance::policy(&mut service, tenant, command, out).await,
         Command::Paths(args) => paths(&service, tenant, args, out).await,
@@ -372,6 +380,21 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
 }
 
 /// Whether a command appends to the log (and so seals, and is refused on an audit replay).
+/// Whether the command may start a data directory of the embedded log: the ones that bring
+/// data or set it up before the first scan (a policy, a key, a token, a server to push to).
+/// Every other command needs a directory that holds a log.
+fn creates_data(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Scan(ScanCommand::Import(_) | ScanCommand::Run(_))
+            | Command::Watch(_)
+            | Command::Policy(PolicyCommand::Set(_))
+            | Command::Keys(crate::KeysCommand::Generate(_))
+            | Command::Tokens(crate::TokensCommand::Create(_))
+            | Command::Serve(_)
+    )
+}
+
 fn writes(command: &Command) -> bool {
     matches!(
         command,
@@ -467,6 +490,7 @@ fn scope_arg(text: &str) -> anyhow::Result<Scope> {
 
 async fn import(
     service: &mut Service<impl sv0_log::EventLog>,
+    tenant: Option<&str>,
     args: ImportArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
@@ -478,6 +502,17 @@ async fn import(
     let trigger = args.trigger.map(ScanTrigger::from);
     let not_imported = || format!("{} was not imported", args.file.display());
     let snapshot = sv0_service::import::parse_snapshot(&bytes).map_err(|e| explain(e, not_imported()))?;
+    // A snapshot of another tenant than the one named is refused, as the API refuses one of
+    // another tenant than the token's.
+    if let Some(named) = tenant
+        && named != snapshot.tenant.as_str()
+    {
+        bail!(
+            "{}; nothing was appended: the snapshot is of tenant {}, and --tenant (or SV0_TENANT) names {named}",
+            not_imported(),
+            snapshot.tenant
+        );
+    }
     // The file's bytes are not needed while the scan is folded: free them first.
     drop(bytes);
     let report = service.import_parsed(snapshot, trigger, None).await.map_err(|e| explain(e, not_imported()))?;
