@@ -79,3 +79,52 @@ fn a_replay_by_time_keeps_the_recording_times() {
     let (_, none) = sv0_in(&replay, &["paths", "--as-of", "2000-01-01T00:00:00Z", "--json"]);
     assert_eq!(serde_json::from_str::<Vec<Value>>(&none).unwrap().len(), 0);
 }
+
+/// "As of" is the log's recording time (what SV0 knew then): a time before the log's first
+/// record or a position that is not on the log selects nothing and is refused, exit 2, with
+/// the log's recording-time and scan-time ranges; `--as-of` on `findings`, `delta`,
+/// `baselines` and `review` answers exactly as a replay directory up to that point does.
+#[test]
+fn as_of_refuses_points_off_the_log_and_answers_every_question_as_a_replay_does() {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let (code, out) = sv0(&["--data-dir", data.to_str().unwrap(), "demo", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    for (args, says) in [
+        (&["paths", "--as-of", "2026-03-03T15:00:00Z"][..], "2026-03-03T15:00:00Z is before the log's first record"),
+        (&["findings", "--as-of", "99999"], "log position 99999 is not on the log"),
+        (&["baselines", "--as-of", "0"], "log position 0 is not on the log"),
+        (&["replay", "--until", "2026-03-03T15:00:00Z", "--out", "/nonexistent/x"], "before the log's first record"),
+    ] {
+        let (code, out) = sv0_in(&data, args);
+        assert_eq!(code, 2, "{args:?}: {out}");
+        assert!(out.contains(says), "{args:?}: {out}");
+        assert!(out.contains("its scans were observed 2026-03-02T09:00:00Z to"), "{args:?}: {out}");
+    }
+    let replay = dir.join("replay");
+    let (code, out) = sv0_in(&data, &["replay", "--until", "12", "--out", replay.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("The log holds positions 1 to"), "{out}");
+    let scope = "project:HR-Automation";
+    for question in [
+        &["findings", "--all", "--json"][..],
+        &["delta", "--scope", scope, "--json"],
+        &["baselines", "--json"],
+        &["review", "--scope", scope, "--json"],
+        &["paths", "--json"],
+    ] {
+        let (code, expected) = sv0_in(&replay, question);
+        assert_eq!(code, 0, "{question:?}: {expected}");
+        let mut args = question.to_vec();
+        args.extend(["--as-of", "12"]);
+        let (code, answer) = sv0_in(&data, &args);
+        assert_eq!(code, 0, "{question:?}: {answer}");
+        assert_eq!(answer, expected, "{question:?} as of 12 differs from the replay's answer");
+        let (_, now) = sv0_in(&data, question);
+        if question[0] != "paths" {
+            assert_ne!(now, expected, "{question:?}: the demo changes after position 12");
+        }
+    }
+    let (_, table) = sv0_in(&data, &["findings", "--as-of", "12"]);
+    assert!(table.starts_with("as of 12: the log up to position 12. The log holds positions 1 to"), "{table}");
+}

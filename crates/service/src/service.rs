@@ -37,6 +37,30 @@ pub enum AsOf {
     Time(Timestamp),
 }
 
+/// What a log covers (`Service::coverage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    /// The log's head (positions 1 to head).
+    pub head: Seq,
+    /// Recording times of its first and last records.
+    pub recorded: Option<(Timestamp, Timestamp)>,
+    /// Observation times of the earliest and latest scans on it.
+    pub observed: Option<(Timestamp, Timestamp)>,
+}
+
+impl std::fmt::Display for Coverage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.recorded {
+            Some((first, last)) => write!(f, "The log holds positions 1 to {}, recorded {first} to {last}", self.head)?,
+            None => f.write_str("The log is empty")?,
+        }
+        if let Some((first, last)) = self.observed {
+            write!(f, "; its scans were observed {first} to {last}")?;
+        }
+        Ok(())
+    }
+}
+
 impl AsOf {
     /// Parses a log position (digits) or an RFC 3339 time.
     pub fn parse(text: &str) -> Result<AsOf, ServiceError> {
@@ -765,12 +789,62 @@ impl<L: EventLog> Service<L> {
         Ok((reached, views))
     }
 
-    /// The log position an `as_of` names (the last event recorded at or before a time).
+    /// The log position an `as_of` names (the last event recorded at or before a time). "As
+    /// of" is the log's recording time: what SV0 knew then, not when the scans were observed. A
+    /// time before the log's first record, or a position that is not on the log, selects
+    /// nothing and is refused, with what the log covers.
     pub async fn position_of(&self, as_of: AsOf) -> Result<Seq, ServiceError> {
-        Ok(match as_of {
-            AsOf::Position(seq) => seq.min(self.log.head().await?),
-            AsOf::Time(time) => self.log.seq_at(time.0).await?,
-        })
+        let head = self.log.head().await?;
+        let refuse = |what: String, coverage: Coverage| {
+            ServiceError::Input(sv0_domain::InvalidInput::new(format!(
+                "{what}. {coverage}. `--as-of` and `--until` take the log's recording time (what SV0 \
+                 knew when) or a log position, not the time a scan was observed"
+            )))
+        };
+        match as_of {
+            AsOf::Position(seq) if (1..=head).contains(&seq) => Ok(seq),
+            AsOf::Position(seq) => Err(refuse(
+                format!("log position {seq} is not on the log (positions 1 to {head})"),
+                self.coverage().await?,
+            )),
+            AsOf::Time(time) => match self.log.seq_at(time.0).await? {
+                0 => Err(refuse(
+                    format!("{time} is before the log's first record: SV0 knew nothing then"),
+                    self.coverage().await?,
+                )),
+                seq => Ok(seq),
+            },
+        }
+    }
+
+    /// What the log covers: its positions, their recording times, and the observation times
+    /// of the scans on it.
+    pub async fn coverage(&self) -> Result<Coverage, ServiceError> {
+        let head = self.log.head().await?;
+        let time_at = |seq: Seq| async move {
+            Ok::<_, ServiceError>(self.log.read(seq, Some(seq), 1).await?.first().map(|r| Timestamp(r.recorded_at)))
+        };
+        let recorded = match (time_at(1).await?, time_at(head).await?) {
+            (Some(first), Some(last)) if head > 0 => Some((first, last)),
+            _ => None,
+        };
+        let mut observed: Option<(Timestamp, Timestamp)> = None;
+        for tenant in self.views.tenants()? {
+            for at in self.views.scans(&tenant)?.iter().filter_map(|s| s.observed_at) {
+                observed = Some(observed.map_or((at, at), |(lo, hi)| (lo.min(at), hi.max(at))));
+            }
+        }
+        Ok(Coverage { head, recorded, observed })
+    }
+
+    /// Replaces the views with the log's prefix up to `as_of`, folded in memory, for the rest
+    /// of this service's life: every query then answers as of that point (and nothing is
+    /// sealed). Returns the position reached.
+    pub async fn travel_to(&mut self, as_of: AsOf) -> Result<Seq, ServiceError> {
+        let (reached, views) = self.replay(as_of).await?;
+        self.views = views;
+        self.sealing = false;
+        Ok(reached)
     }
 
     /// An audit replay of one tenant up to log position `until`: in-memory views folded from
@@ -787,10 +861,7 @@ impl<L: EventLog> Service<L> {
     /// from it. Every read command then answers as of that moment with `--data-dir out`; the
     /// directory is marked read-only (`REPLAY.json`).
     pub async fn replay_to_dir(&self, as_of: AsOf, out: &Path) -> Result<ReplayReport, ServiceError> {
-        let until = match as_of {
-            AsOf::Position(seq) => seq.min(self.log.head().await?),
-            AsOf::Time(time) => self.log.seq_at(time.0).await?,
-        };
+        let until = self.position_of(as_of).await?;
         if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
             return Err(ServiceError::Input(sv0_domain::InvalidInput::new(format!(
                 "{} is not empty: a replay needs a new directory",

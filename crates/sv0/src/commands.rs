@@ -138,6 +138,23 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             ),
         },
     }
+    // A question "as of" a point is answered from the log's prefix, folded in memory; the
+    // answer says what point that is and what the log covers.
+    if let Some((text, machine)) = as_of_arg(&cli.command) {
+        let as_of = AsOf::parse(text)?;
+        let coverage = service.coverage().await?;
+        let at = if let Command::Paths(_) = &cli.command {
+            service.position_of(as_of).await?
+        } else {
+            service.travel_to(as_of).await?
+        };
+        let note = format!("as of {text}: the log up to position {at}. {coverage}.");
+        if machine {
+            eprintln!("{note}");
+        } else {
+            writeln!(out, "{note}")?;
+        }
+    }
     let tenant = cli.tenant.as_deref();
     match cli.command {
         Command::Watch(args) => crate::watch::run(&mut service, tenant, args, out).await,
@@ -356,7 +373,9 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         }
         Command::Replay(args) => {
             let as_of = AsOf::parse(&args.until)?;
+            let coverage = service.coverage().await?;
             let report = service.replay_to_dir(as_of, &args.out).await?;
+            writeln!(out, "{coverage}.")?;
             writeln!(
                 out,
                 "replayed the log up to position {} ({} tenant(s)) into {}",
@@ -380,6 +399,19 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
 }
 
 /// Whether a command appends to the log (and so seals, and is refused on an audit replay).
+/// The `--as-of` of a query, and whether its output is for machines (JSON, SARIF, JUnit: the
+/// note about the point goes to standard error).
+fn as_of_arg(command: &Command) -> Option<(&str, bool)> {
+    match command {
+        Command::Paths(a) => Some((a.as_of.as_deref()?, a.json)),
+        Command::Findings(a) => Some((a.as_of.as_deref()?, a.json || a.sarif || a.junit)),
+        Command::Review(a) => Some((a.as_of.as_deref()?, a.json)),
+        Command::Delta(a) => Some((a.as_of.as_deref()?, a.json)),
+        Command::Baselines(a) => Some((a.as_of.as_deref()?, a.json)),
+        _ => None,
+    }
+}
+
 /// Whether the command may start a data directory of the embedded log: the ones that bring
 /// data or set it up before the first scan (a policy, a key, a token, a server to push to).
 /// Every other command needs a directory that holds a log.

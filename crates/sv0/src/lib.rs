@@ -561,7 +561,8 @@ pub struct PathsArgs {
     /// Print at most this many paths (the count covers all)
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Answer as the log stood at an RFC 3339 time or a log position
+    /// Answer as the log stood at an RFC 3339 time (the log's recording time: what SV0 knew
+    /// then) or a log position
     #[arg(long, value_name = "TIME|POSITION")]
     pub as_of: Option<String>,
     /// Print JSON
@@ -587,6 +588,10 @@ pub struct FindingsArgs {
     /// Print a JUnit XML report: a suite per rule, a failing case per open or overdue finding
     #[arg(long, group = "format")]
     pub junit: bool,
+    /// Answer as the log stood at an RFC 3339 time (the log's recording time: what SV0 knew
+    /// then) or a log position
+    #[arg(long, value_name = "TIME|POSITION")]
+    pub as_of: Option<String>,
 }
 
 /// `sv0 watch`.
@@ -653,6 +658,10 @@ pub struct ReviewArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+    /// Answer as the log stood at an RFC 3339 time (the log's recording time: what SV0 knew
+    /// then) or a log position
+    #[arg(long, value_name = "TIME|POSITION")]
+    pub as_of: Option<String>,
 }
 
 /// `sv0 approve`.
@@ -695,6 +704,10 @@ pub struct DeltaArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+    /// Answer as the log stood at an RFC 3339 time (the log's recording time: what SV0 knew
+    /// then) or a log position
+    #[arg(long, value_name = "TIME|POSITION")]
+    pub as_of: Option<String>,
 }
 
 /// `sv0 baselines`.
@@ -706,6 +719,10 @@ pub struct BaselinesArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+    /// Answer as the log stood at an RFC 3339 time (the log's recording time: what SV0 knew
+    /// then) or a log position
+    #[arg(long, value_name = "TIME|POSITION")]
+    pub as_of: Option<String>,
 }
 
 /// `sv0 verify`.
