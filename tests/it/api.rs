@@ -599,6 +599,14 @@ fn a_sync_scans_the_deployment_and_judges_the_scope() {
     let (code, out) = gate(&format!("http://{}", server.addr), "project:HR-Automation", &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("## SV0 deployment gate: approved"), "{out}");
+    // A mistyped scope is named as such, never "approve it first".
+    let (code, out) = gate(&format!("http://{}", server.addr), "project:HR-Automaton", &[]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("project:HR-Automaton selects no workload") && out.contains("project:HR-Automation?"),
+        "{out}"
+    );
+    assert!(!out.contains("approve"), "{out}");
     // A gate that cannot reach a server is an error (2), never a pass.
     let (code, out) = gate("http://127.0.0.1:9", "all", &[]);
     assert_eq!(code, 2, "{out}");

@@ -122,6 +122,43 @@ fn scan_import_refuses_a_snapshot_of_another_tenant_than_named() {
     assert_eq!(code, 0, "{out}");
 }
 
+/// A scope, tenant or workload that selects nothing is an error naming the closest existing
+/// names, never an empty answer; `sv0 scopes` lists what a scope can name.
+#[test]
+fn typos_are_errors_that_name_the_closest_names() {
+    let dir = scanned();
+    let data = dir.join("data");
+    let hr = "Did you mean project:HR-Automation?";
+    for (args, says) in [
+        (
+            &["paths", "--scope", "project:HR-Automaton"][..],
+            "project:HR-Automaton selects no workload of tenant contoso",
+        ),
+        (&["paths", "--scope", "project:HR-Automaton"], hr),
+        (&["review", "--scope", "project:hr-automation"], hr),
+        (&["findings", "--scope", "tag:env=prd"], "Did you mean tag:env=prod?"),
+        (&["paths", "--scope", "workload:asst_hr_onboardng"], "Did you mean workload:asst_hr_onboarding?"),
+        (&["delta", "--scope", "project:Marketing"], "project:Marketing selects no workload"),
+        (&["approve", "--scope", "project:HR-Automaton", "--note", "x"], hr),
+        (
+            &["--tenant", "contosa", "findings"],
+            "tenant contosa has no data here (the tenants here: contoso). Did you mean contoso?",
+        ),
+    ] {
+        let (code, out) = sv0_in(&data, args);
+        assert_eq!(code, 2, "{args:?}: {out}");
+        assert!(out.contains(says), "{args:?}: {out}");
+        assert!(!out.contains("sv0 approve"), "{args:?}: a scope that does not exist cannot be approved: {out}");
+    }
+    let (code, out) = sv0_in(&data, &["scopes", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let known: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(known["projects"]["project:HR-Automation"], 2, "{known}");
+    assert_eq!(known["tags"]["tag:env=prod"], 3, "{known}");
+    let (_, table) = sv0_in(&data, &["scopes"]);
+    assert!(table.contains("project:Finance-Ops") && table.contains("1 workload(s)"), "{table}");
+}
+
 #[test]
 fn questions_without_data_get_hints() {
     // A directory with no SV0 data (a mistyped --data-dir) is named, and not made a database.
@@ -144,8 +181,8 @@ fn questions_without_data_get_hints() {
     assert_eq!(code, 2);
     assert!(out.contains("has no approved baseline") && out.contains("sv0 approve"), "{out}");
     let (code, out) = sv0_in(&dir.join("data"), &["paths", "--tenant", "fabrikam"]);
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("0 authority path(s) in tenant fabrikam"), "{out}");
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("tenant fabrikam has no data here (the tenants here: contoso)"), "{out}");
 }
 
 #[test]

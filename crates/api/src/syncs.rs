@@ -356,8 +356,10 @@ async fn run<L: EventLog>(state: &ApiState<L>, tenant: &TenantId, id: &str, sour
     let mut commands = state.commands.lock().await;
     let report = commands.import_snapshot(&bytes, Some(trigger)).await.map_err(|e| e.to_string())?;
     let held = report.scan.as_ref().is_some_and(|s| s.status == ScanStatus::Quarantined);
-    let judged = match scope.as_deref().map(Scope::parse) {
-        Some(Ok(scope)) if !held => Some(commands.delta(tenant, &scope)),
+    // The scope is checked against the tenant as this scan left it: one that selects nothing
+    // (a typo) is named as such, never answered with "approve it first".
+    let judged = match scope.as_deref() {
+        Some(text) if !held => Some(commands.scope(tenant, text).and_then(|scope| commands.delta(tenant, &scope))),
         _ => None,
     };
     drop(commands);

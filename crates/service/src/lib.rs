@@ -16,6 +16,7 @@ pub mod import;
 pub mod keys;
 pub mod opengraph;
 pub mod review;
+pub mod scopes;
 mod service;
 pub mod signals;
 pub mod synthetic;

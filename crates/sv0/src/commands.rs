@@ -8,7 +8,6 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use serde_json::json;
 use sv0_domain::events::Acknowledgement;
-use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{InvalidInput, Timestamp};
 use sv0_projections::{FindingStatus, PathFilter};
@@ -171,6 +170,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Approve(args) => approve(&mut service, tenant, args, out).await,
         Command::Delta(args) => delta(&service, tenant, args, out),
         Command::Baselines(args) => baselines(&service, tenant, args, out),
+        Command::Scopes(args) => scopes(&service, tenant, args.json, out),
         Command::Verify(args) => {
             let mode = if args.quick { VerifyMode::Quick } else { VerifyMode::Replay };
             verify_log(&mut service, tenant, mode, args.json, out).await
@@ -178,7 +178,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Keys(command) => crate::keys::run(&mut service, tenant, command, out).await,
         Command::Tokens(command) => crate::keys::tokens(&mut service, tenant, command, out).await,
         Command::Export(ExportCommand::Attestations(args)) => {
-            let tenant = service.tenant(tenant)?;
+            let tenant = service.known_tenant(tenant)?;
             let envelopes = service.attestations(&tenant)?;
             let mut lines = String::new();
             for envelope in &envelopes {
@@ -190,12 +190,12 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Export(ExportCommand::Checkpoint(args)) => {
-            let tenant = service.tenant(tenant)?;
+            let tenant = service.known_tenant(tenant)?;
             let note = service.checkpoint(&tenant)?;
             emit(out, args.out.as_deref(), &note, &format!("the checkpoint of tenant {tenant}"))
         }
         Command::Proof(ProofCommand::Inclusion(args)) => {
-            let tenant = service.tenant(tenant)?;
+            let tenant = service.known_tenant(tenant)?;
             let proof = service.inclusion_proof(&tenant, &args.pack)?;
             if args.json {
                 print_json(out, &proof)?;
@@ -212,7 +212,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Proof(ProofCommand::Consistency(args)) => {
-            let tenant = service.tenant(tenant)?;
+            let tenant = service.known_tenant(tenant)?;
             let proof = service.consistency_proof(&tenant, args.old_size, args.new_size)?;
             if args.json {
                 print_json(out, &proof)?;
@@ -229,21 +229,21 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Export(ExportCommand::Opengraph(args)) => {
-            let tenant = service.tenant(tenant)?;
-            let scope = args.scope.as_deref().map(scope_arg).transpose()?;
+            let tenant = service.known_tenant(tenant)?;
+            let scope = args.scope.as_deref().map(|s| service.scope(&tenant, s)).transpose()?;
             let paths = service.paths(&tenant, scope.as_ref(), None).await?;
             let text = format!("{}\n", serde_json::to_string_pretty(&sv0_service::opengraph::document(&paths))?);
             emit(out, args.out.as_deref(), &text, &format!("{} path(s) of tenant {tenant} as OpenGraph", paths.len()))
         }
         Command::Export(ExportCommand::OpaInput(args)) => {
-            let tenant = service.tenant(tenant)?;
-            let scope = scope_arg(&args.scope)?;
+            let tenant = service.known_tenant(tenant)?;
+            let scope = service.scope(&tenant, &args.scope)?;
             let input = service.opa_input(&tenant, &scope)?;
             let text = format!("{}\n", serde_json::to_string_pretty(&input)?);
             emit(out, args.out.as_deref(), &text, &format!("the OPA input of scope {scope}"))
         }
         Command::Export(ExportCommand::Packs(args)) => {
-            let tenant = service.tenant(tenant)?;
+            let tenant = service.known_tenant(tenant)?;
             let count = service.export_packs(&tenant, &args.out).await?;
             writeln!(out, "wrote {count} pack(s) of tenant {tenant} and public-key.pem to {}", args.out.display())?;
             writeln!(
@@ -516,10 +516,6 @@ pub(crate) fn explain(error: ServiceError, what: String) -> anyhow::Error {
     }
 }
 
-fn scope_arg(text: &str) -> anyhow::Result<Scope> {
-    Ok(Scope::parse(text)?)
-}
-
 async fn import(
     service: &mut Service<impl sv0_log::EventLog>,
     tenant: Option<&str>,
@@ -601,9 +597,9 @@ async fn paths(
     args: PathsArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    let tenant = service.tenant(tenant)?;
+    let tenant = service.known_tenant(tenant)?;
     let filter = PathFilter {
-        scope: args.scope.as_deref().map(scope_arg).transpose()?,
+        scope: args.scope.as_deref().map(|s| service.scope(&tenant, s)).transpose()?,
         workload: args.workload,
         identity: args.identity,
         destination: args.destination,
@@ -656,8 +652,8 @@ fn findings(
     args: FindingsArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    let tenant = service.tenant(tenant)?;
-    let scope = args.scope.as_deref().map(scope_arg).transpose()?;
+    let tenant = service.known_tenant(tenant)?;
+    let scope = args.scope.as_deref().map(|s| service.scope(&tenant, s)).transpose()?;
     let mut records = service.findings(&tenant, scope.as_ref())?;
     if !args.all {
         records.retain(|r| r.status == FindingStatus::Open);
@@ -740,8 +736,8 @@ fn review(
     args: ReviewArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    let tenant = service.tenant(tenant)?;
-    let scope = scope_arg(&args.scope)?;
+    let tenant = service.known_tenant(tenant)?;
+    let scope = service.scope(&tenant, &args.scope)?;
     let review = service.review(&tenant, &scope)?;
     if args.json {
         print_json(out, &review)?;
@@ -767,8 +763,8 @@ async fn approve(
     args: ApproveArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    let tenant = service.tenant(tenant)?;
-    let scope = scope_arg(&args.scope)?;
+    let tenant = service.known_tenant(tenant)?;
+    let scope = service.scope(&tenant, &args.scope)?;
     let acks = args.acks.iter().map(|a| parse_ack(a)).collect::<Result<Vec<_>, _>>()?;
     let posture = args.posture.as_deref().map(Reviewed::parse).transpose()?;
     let mut intent = args.intent.as_deref().map(read_intent).transpose()?;
@@ -858,8 +854,8 @@ fn whatif(
     args: WhatifArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    let tenant = service.tenant(tenant)?;
-    let scope = scope_arg(&args.scope)?;
+    let tenant = service.known_tenant(tenant)?;
+    let scope = service.scope(&tenant, &args.scope)?;
     let bytes = read_plan(&args.plan)?;
     let report = service.whatif(&tenant, &scope, &bytes)?;
     if args.json {
@@ -895,8 +891,8 @@ fn delta(
     args: DeltaArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    let tenant = service.tenant(tenant)?;
-    let scope = scope_arg(&args.scope)?;
+    let tenant = service.known_tenant(tenant)?;
+    let scope = service.scope(&tenant, &args.scope)?;
     let report = service.delta(&tenant, &scope)?;
     if args.json {
         print_json(
@@ -992,15 +988,50 @@ fn delta(
     Ok(EXIT_OK)
 }
 
+fn scopes(
+    service: &Service<impl sv0_log::EventLog>,
+    tenant: Option<&str>,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let tenant = service.known_tenant(tenant)?;
+    let known = service.known_scopes(&tenant)?;
+    if json {
+        print_json(out, &known)?;
+        return Ok(EXIT_OK);
+    }
+    let mut table = render::table(&["Scope", "Kind", "Selects", "Baseline"]);
+    let baseline = |scope: &str| known.baselined.get(scope).map_or_else(|| "-".to_string(), |v| format!("v{v}"));
+    for (kind, list) in [("project", &known.projects), ("tag", &known.tags)] {
+        for (scope, workloads) in list {
+            table.add_row(vec![scope.clone(), kind.to_string(), format!("{workloads} workload(s)"), baseline(scope)]);
+        }
+    }
+    for (scope, version) in &known.baselined {
+        if !known.projects.contains_key(scope) && !known.tags.contains_key(scope) {
+            table.add_row(vec![scope.clone(), "baselined".to_string(), "-".to_string(), format!("v{version}")]);
+        }
+    }
+    writeln!(
+        out,
+        "{} project(s), {} tag(s), {} baselined scope(s) in tenant {tenant}; also workload:ID, all, and commas for unions",
+        known.projects.len(),
+        known.tags.len(),
+        known.baselined.len()
+    )?;
+    writeln!(out, "{table}")?;
+    Ok(EXIT_OK)
+}
+
 fn baselines(
     service: &Service<impl sv0_log::EventLog>,
     tenant: Option<&str>,
     args: BaselinesArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    let tenant = service.tenant(tenant)?;
+    let tenant = service.known_tenant(tenant)?;
     let scopes = match args.scope.as_deref() {
-        Some(text) => vec![scope_arg(text)?],
+        Some(text) => vec![service.scope(&tenant, text)?],
         None => service.views().baselines(&tenant)?.into_iter().map(|h| h.scope).collect(),
     };
     let heads = service.views().baselines(&tenant)?;

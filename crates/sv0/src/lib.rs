@@ -95,6 +95,9 @@ pub enum Command {
     Delta(DeltaArgs),
     /// List the baseline versions of a tenant
     Baselines(BaselinesArgs),
+    /// List what --scope can name: the tenant's projects and tags (with how many workloads each
+    /// selects) and its baselined scopes
+    Scopes(JsonArgs),
     /// Verify evidence pack chains: from the log, or offline from exported files
     Verify(VerifyArgs),
     /// Export evidence
