@@ -59,7 +59,41 @@ fn unknown_references_are_named() {
         doc["grants"][0]["identity"] = json!("no-such-identity");
         doc["bindings"][1]["workload"] = json!("ghost-workload");
     });
-    check(&bytes, &["invalid snapshot", "refers to unknown identity \"no-such-identity\"", "(and 1 more)"]);
+    check(
+        &bytes,
+        &["invalid snapshot: 2 problems:", "refers to unknown identity \"no-such-identity\"", "ghost-workload"],
+    );
+}
+
+/// Every problem of a bad snapshot is listed, in the error and, with `--json`, as a JSON list;
+/// nothing is appended.
+#[test]
+fn every_problem_of_a_bad_snapshot_is_listed() {
+    let bytes = with(|doc| {
+        for (n, grant) in doc["grants"].as_array_mut().unwrap().iter_mut().enumerate() {
+            grant["identity"] = json!(format!("no-such-identity-{n}"));
+        }
+    });
+    let grants = demo_json()["grants"].as_array().unwrap().len();
+    assert!(grants >= 3, "the demo has {grants} grants");
+    let dir = sv0_tests::TempDir::new();
+    let file = dir.join("bad.json");
+    std::fs::write(&file, &bytes).unwrap();
+    let data = dir.join("data");
+    let (code, out) = crate::sv0_in(&data, &["scan", "import", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    for n in 0..grants {
+        assert!(out.contains(&format!("no-such-identity-{n}\"")), "problem {n} is not listed: {out}");
+    }
+    assert!(!out.contains("more)"), "{out}");
+    let (code, out) = crate::sv0_in(&data, &["scan", "import", file.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 2, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["imported"], false);
+    assert_eq!(report["problems"].as_array().unwrap().len(), grants, "{report}");
+    let (code, out) = crate::sv0_in(&data, &["scan", "import", "--json", dir.join("missing.json").to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(crate::log_events(&data).is_empty(), "nothing appended");
 }
 
 #[test]

@@ -25,10 +25,27 @@ pub struct SnapshotInvalid {
     pub problems: Vec<String>,
 }
 
+/// Problems printed in full; past this many the rest are counted (`scan import --json` and the
+/// API's `problems` list every one).
+const PROBLEMS_SHOWN: usize = 100;
+
 fn summary(problems: &[String]) -> String {
     match problems {
         [] => "no problems recorded".to_string(),
         [one] => one.clone(),
-        [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
+        many => {
+            let mut text = format!("{} problems:", many.len());
+            for problem in many.iter().take(PROBLEMS_SHOWN) {
+                text.push_str("\n  - ");
+                text.push_str(problem);
+            }
+            if many.len() > PROBLEMS_SHOWN {
+                text.push_str(&format!(
+                    "\n  ... and {} more (`sv0 scan import --json` lists every one)",
+                    many.len() - PROBLEMS_SHOWN
+                ));
+            }
+            text
+        }
     }
 }

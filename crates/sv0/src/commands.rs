@@ -529,7 +529,19 @@ async fn import(
     let bytes = std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
     let trigger = args.trigger.map(ScanTrigger::from);
     let not_imported = || format!("{} was not imported", args.file.display());
-    let snapshot = sv0_service::import::parse_snapshot(&bytes).map_err(|e| explain(e, not_imported()))?;
+    let snapshot = match sv0_service::import::parse_snapshot(&bytes) {
+        Ok(snapshot) => snapshot,
+        Err(e @ (ServiceError::Snapshot(_) | ServiceError::SnapshotJson(_))) if args.json => {
+            // Every problem, for a machine: the snapshot's author fixes them in one go.
+            let problems = match &e {
+                ServiceError::Snapshot(invalid) => invalid.problems.clone(),
+                other => vec![other.to_string()],
+            };
+            print_json(out, &json!({ "imported": false, "file": args.file, "problems": problems }))?;
+            return Ok(crate::EXIT_ERROR);
+        }
+        Err(e) => return Err(explain(e, not_imported())),
+    };
     // A snapshot of another tenant than the one named is refused, as the API refuses one of
     // another tenant than the token's.
     if let Some(named) = tenant
