@@ -73,3 +73,57 @@ fn serve_reports_health_readiness_and_metrics_while_it_folds_and_seals() {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     assert!(child.wait().unwrap().success(), "sv0 serve stops cleanly on SIGTERM");
 }
+
+/// `sv0 serve` logs each request (method, route template, status, time; never a token or a
+/// query string) and says when it stops; `sv0 paths | head` ends quietly, exit 0.
+#[test]
+fn serve_logs_requests_without_secrets_and_says_when_it_stops_and_a_closed_pipe_is_quiet() {
+    use std::io::BufRead;
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let (code, out) = sv0(&["--data-dir", data.to_str().unwrap(), "demo", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let stderr = dir.join("serve.err");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sv0"))
+        .args(["--data-dir", data.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .env_remove("SV0_TRACE")
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.strip_prefix("serving on http://").unwrap().to_string();
+    assert_eq!(get(&addr, "/healthz").0, 200);
+    let secret = "sv0_not-a-real-token-but-secret";
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(stream, "GET /api/v1/paths?cursor=abc HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {secret}\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.0 401") || response.starts_with("HTTP/1.1 401"), "{response}");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().unwrap().success());
+    assert!(rest.last().is_some_and(|l| l.starts_with("stopped serving")), "{rest:?}");
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert!(log.contains("method=GET") && log.contains("route=/healthz") && log.contains("status=200"), "{log}");
+    assert!(log.contains("route=/api/v1/paths") && log.contains("status=401"), "{log}");
+    assert!(!log.contains(secret) && !log.contains("cursor=abc"), "a secret or a query string was logged: {log}");
+
+    // A reader that closes the pipe early: no "Broken pipe", exit 0.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sv0"))
+        .args(["--data-dir", data.to_str().unwrap(), "findings", "--all"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut one = [0u8; 1];
+    stdout.read_exact(&mut one).unwrap();
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("Broken pipe"), "{output:?}");
+}

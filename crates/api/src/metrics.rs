@@ -83,6 +83,17 @@ pub async fn track(State(metrics): State<std::sync::Arc<RequestMetrics>>, reques
         request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let started = Instant::now();
     let response = next.run(request).await;
-    metrics.record(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
+    // The route template, never the path or query (which may carry ids or a `cursor`), and no
+    // header: a token is never logged.
+    tracing::info!(
+        target: "sv0::requests",
+        %method,
+        %route,
+        status = response.status().as_u16(),
+        ms = (seconds * 1000.0).round() as u64,
+        "request"
+    );
+    metrics.record(&method, &route, response.status().as_u16(), seconds);
     response
 }

@@ -349,6 +349,11 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             };
             follow(&mut service, seal, &mut progress, shutdown).await?;
             api.await.context("the HTTP server task failed")??;
+            writeln!(
+                out,
+                "stopped serving: views at log position {}, open requests finished",
+                service.views().checkpoint()?
+            )?;
             Ok(EXIT_OK)
         }
         Command::Project | Command::Sign => {

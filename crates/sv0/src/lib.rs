@@ -998,13 +998,20 @@ where
 }
 
 fn init_logging(verbose: u8) {
+    // `sv0 serve` logs each request (method, route, status, time) at the default level.
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,sv0::requests=info",
         1 => "info",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SV0_TRACE")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // A second initialisation (tests run the CLI many times in one process) is harmless.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    // Colours only on a terminal: a log file or a pipe gets plain `key=value` text.
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
 }
