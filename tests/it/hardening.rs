@@ -256,33 +256,31 @@ fn a_scan_past_the_fold_budget_is_quarantined_before_the_work() {
 fn a_device_in_an_export_directory_fails_its_api_instead_of_hanging() {
     let dir = TempDir::new();
     let export = dir.join("export");
-    std::fs::create_dir_all(&export).unwrap();
-    for entry in std::fs::read_dir(repo_root().join("tests/data/connectors/contoso")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, export.join(path.file_name().unwrap())).unwrap();
-    }
+    copy_contoso_export(&export);
     std::fs::remove_file(export.join("graph.servicePrincipals.json")).unwrap();
     std::os::unix::fs::symlink("/dev/zero", export.join("graph.servicePrincipals.json")).unwrap();
     let data = dir.join("data");
     let started = std::time::Instant::now();
-    let (_, out) = sv0_in(
-        &data,
-        &[
-            "--tenant",
-            "contoso",
-            "scan",
-            "run",
-            "--connector",
-            "entra",
-            "--from-export",
-            export.to_str().unwrap(),
-            "--observed-at",
-            "2026-11-25T09:00:00Z",
-            "--json",
-        ],
-    );
+    let out = entra_scan_from_export(&data, &export);
     assert!(out.contains("not a regular file"), "{out}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+/// Copies the Contoso vendor export (`tests/data/connectors/contoso`) into `export`.
+fn copy_contoso_export(export: &std::path::Path) {
+    std::fs::create_dir_all(export).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("tests/data/connectors/contoso")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, export.join(path.file_name().unwrap())).unwrap();
+    }
+}
+
+/// `sv0 scan run --connector entra --from-export EXPORT --json` of tenant contoso; its output.
+fn entra_scan_from_export(data: &std::path::Path, export: &std::path::Path) -> String {
+    let export = export.to_str().unwrap();
+    let args = ["--tenant", "contoso", "scan", "run", "--connector", "entra", "--from-export", export];
+    let (_, out) = sv0_in(data, &[&args[..], &["--observed-at", "2026-11-25T09:00:00Z", "--json"]].concat());
+    out
 }
 
 /// A change made to a JSON document, to break it.
@@ -360,30 +358,11 @@ fn plans_and_export_pages_name_the_bad_field() {
 
     // An export page cut short names its API and page, and the path where it broke.
     let export = dir.join("export");
-    std::fs::create_dir_all(&export).unwrap();
-    for entry in std::fs::read_dir(repo_root().join("tests/data/connectors/contoso")).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, export.join(path.file_name().unwrap())).unwrap();
-    }
+    copy_contoso_export(&export);
     let page = export.join("graph.servicePrincipals.json");
     let text = std::fs::read_to_string(&page).unwrap();
     std::fs::write(&page, &text[..text.find("\"appRoles\"").unwrap()]).unwrap();
-    let (_, out) = sv0_in(
-        &dir.join("data-2"),
-        &[
-            "--tenant",
-            "contoso",
-            "scan",
-            "run",
-            "--connector",
-            "entra",
-            "--from-export",
-            export.to_str().unwrap(),
-            "--observed-at",
-            "2026-11-25T09:00:00Z",
-            "--json",
-        ],
-    );
+    let out = entra_scan_from_export(&dir.join("data-2"), &export);
     assert!(out.contains("page 1 of graph.servicePrincipals is malformed: not JSON (at value[0]: "), "{out}");
     assert!(!RUST_WORDS.iter().any(|w| out.contains(w)), "{out}");
 }
