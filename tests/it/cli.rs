@@ -31,8 +31,16 @@ fn log_head(data: &Path) -> u64 {
 fn help_lists_the_commands() {
     let (code, out) = sv0(&["--help"]);
     assert_eq!(code, 0);
-    for command in ["demo", "scan", "paths", "findings", "approve", "delta", "verify", "export", "rebuild"] {
+    for command in ["demo", "scan", "paths", "findings", "approve", "delta", "verify", "export", "rebuild", "scopes"] {
         assert!(out.contains(command), "help lacks {command}: {out}");
+    }
+    // A command's help lists its own options apart from the global ones.
+    let (code, out) = sv0(&["findings", "--help"]);
+    assert_eq!(code, 0);
+    let (own, global) = out.split_once("Global options:").unwrap_or_else(|| panic!("{out}"));
+    assert!(own.contains("--scope") && own.contains("--as-of") && !own.contains("--log "), "{out}");
+    for flag in ["--data-dir", "--tenant", "--log ", "--log-replicas", "--no-seal"] {
+        assert!(global.contains(flag), "{flag} is not under Global options: {out}");
     }
 }
 

@@ -35,23 +35,23 @@ pub const EXIT_ERROR: u8 = 2;
 #[command(name = "sv0", version, about, long_about = None)]
 pub struct Cli {
     /// Where the log, views and keys live [default: the user's data directory, e.g. ~/.local/share/sv0]
-    #[arg(long, global = true, env = "SV0_DATA_DIR", value_name = "DIR")]
+    #[arg(long, global = true, help_heading = "Global options", env = "SV0_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Tenant to act on; may be left out when the data holds one tenant
-    #[arg(long, global = true, env = "SV0_TENANT")]
+    #[arg(long, global = true, help_heading = "Global options", env = "SV0_TENANT")]
     pub tenant: Option<String>,
     /// The event log: `embedded` (in --data-dir) or nats://HOST:PORT[,HOST:PORT...] for JetStream
     /// (credentials from SV0_NATS_CREDS, SV0_NATS_USER/SV0_NATS_PASSWORD or SV0_NATS_TOKEN)
-    #[arg(long, global = true, env = "SV0_LOG", value_name = "LOG")]
+    #[arg(long, global = true, help_heading = "Global options", env = "SV0_LOG", value_name = "LOG")]
     pub log: Option<String>,
     /// Replicas of the JetStream stream when SV0 creates it (3 for a three-node cluster)
-    #[arg(long, global = true, env = "SV0_LOG_REPLICAS", default_value_t = 1)]
+    #[arg(long, global = true, help_heading = "Global options", env = "SV0_LOG_REPLICAS", default_value_t = 1)]
     pub log_replicas: usize,
     /// Leave sealing evidence packs to a separate `sv0 sign` process
-    #[arg(long, global = true, env = "SV0_NO_SEAL")]
+    #[arg(long, global = true, help_heading = "Global options", env = "SV0_NO_SEAL")]
     pub no_seal: bool,
     /// Log progress to standard error (-v info, -vv debug)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// What to do
     #[command(subcommand)]
