@@ -220,9 +220,12 @@ fn call(server: &Server, method: &str, route: &str, token: Option<&str>, ids: &I
     };
     match (method, route) {
         ("POST", "/scans") => server.post(&url, token, "application/json", &snapshot(0)),
-        ("POST", "/approvals") => {
-            server.post(&url, token, "application/json", br#"{"scope":"project:HR-Automation","note":"matrix"}"#)
-        }
+        ("POST", "/approvals") => server.post(
+            &url,
+            token,
+            "application/json",
+            br#"{"scope":"project:HR-Automation","note":"matrix","force":true}"#,
+        ),
         ("POST", "/syncs") => server.post(&url, token, "application/json", br#"{"scope":"all","environment":"prod"}"#),
         ("POST", "/whatif") => {
             let plan = std::fs::read(crate::repo_root().join("tests/data/plans/terraform-hr-release.json")).unwrap();
@@ -250,7 +253,7 @@ fn call(server: &Server, method: &str, route: &str, token: Option<&str>, ids: &I
             server.post(&url, token, "application/json", body.to_string().as_bytes())
         }
         ("POST", "/findings/acknowledgements") => {
-            let body = serde_json::json!({ "acknowledge": [{ "finding_id": ids.finding, "due": "2026-12-31" }], "note": "matrix" });
+            let body = serde_json::json!({ "acknowledge": [{ "finding_id": ids.finding, "due": "2099-12-31" }], "note": "matrix" });
             server.post(&url, token, "application/json", body.to_string().as_bytes())
         }
         ("GET", _) => server.get(&url, token),
@@ -359,7 +362,8 @@ fn approvals_record_the_caller_and_refuse_a_claimed_approver() {
     let reply = server.post("/api/v1/approvals", Some(approver), "application/json", claimed);
     assert_eq!((reply.status, reply.problem()), (403, "forbidden".to_string()), "{reply:?}");
     assert_eq!(server.log_head(), head, "a refused approval appended something");
-    let body = br#"{"scope":"project:HR-Automation","note":"via the API","approver":"approver@contoso.example"}"#;
+    let body =
+        br#"{"scope":"project:HR-Automation","note":"via the API","approver":"approver@contoso.example","force":true}"#;
     let reply = server.post("/api/v1/approvals", Some(approver), "application/json", body);
     assert_eq!(reply.status, 201, "{reply:?}");
     assert_eq!(reply.json()["baseline"]["approver"], "approver@contoso.example");
@@ -923,7 +927,7 @@ fn provider_jwts_sign_in_when_oidc_is_configured() {
         "/api/v1/approvals",
         Some(&good),
         "application/json",
-        br#"{"scope":"project:HR-Automation","note":"signed in with Entra ID"}"#,
+        br#"{"scope":"project:HR-Automation","note":"signed in with Entra ID","force":true}"#,
     );
     assert_eq!(approval.status, 201, "{approval:?}");
     // The principal is the issuer and the immutable subject, not a name the user can change.
@@ -995,7 +999,7 @@ fn analysts_acknowledge_open_findings_as_themselves() {
     let id = open["items"][0]["finding"]["finding_id"].as_str().unwrap().to_string();
     let head = server.log_head();
     let body =
-        serde_json::json!({ "acknowledge": [{ "finding_id": "F-000000000000", "due": "2026-12-31" }], "note": "x" });
+        serde_json::json!({ "acknowledge": [{ "finding_id": "F-000000000000", "due": "2099-12-31" }], "note": "x" });
     let refused = server.post(
         "/api/v1/findings/acknowledgements",
         Some(analyst),
@@ -1005,7 +1009,7 @@ fn analysts_acknowledge_open_findings_as_themselves() {
     assert_eq!((refused.status, refused.problem()), (400, "invalid-request".to_string()), "{refused:?}");
     assert_eq!(server.log_head(), head);
     let body =
-        serde_json::json!({ "acknowledge": [{ "finding_id": id, "due": "2026-12-31" }], "note": "fix scheduled" });
+        serde_json::json!({ "acknowledge": [{ "finding_id": id, "due": "2099-12-31" }], "note": "fix scheduled" });
     let reply = server.post(
         "/api/v1/findings/acknowledgements",
         Some(analyst),

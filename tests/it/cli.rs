@@ -44,6 +44,58 @@ fn help_lists_the_commands() {
     }
 }
 
+/// Approval guardrails: an empty note, an acknowledgement due in the past, and an approval that
+/// would lock exactly what the baseline in force locks are refused, recording nothing (the last
+/// unless --force); `--dry-run` shows what would be locked and records nothing.
+#[test]
+fn approval_guardrails_refuse_empty_notes_past_dues_and_repeats_and_dry_run_records_nothing() {
+    let dir = scanned();
+    let data = dir.join("data");
+    configure_approver(&data, "sam.reviewer@contoso.example");
+    let scope = "project:HR-Automation";
+    let (_, out) = sv0_in(&data, &["findings", "--scope", scope, "--json"]);
+    let read: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let first = read["findings"][0]["finding"]["finding_id"].as_str().unwrap().to_string();
+    let head = log_head(&data);
+    let past = format!("{first}=2020-01-01");
+    for (args, says) in [
+        (&["approve", "--scope", scope, "--note", "  "][..], "an approval needs a note"),
+        (&["approve", "--scope", scope, "--note", "ok", "--ack", &past], "is due 2020-01-01, which is before today"),
+    ] {
+        let (code, out) = sv0_in(&data, args);
+        assert_eq!(code, 2, "{args:?}: {out}");
+        assert!(out.contains(says), "{args:?}: {out}");
+    }
+    let ack = format!("{first}=2099-01-01");
+    let (code, out) = sv0_in(&data, &["approve", "--scope", scope, "--note", "ok", "--ack", &ack, "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("dry run, nothing recorded: approving would lock baseline v1 of scope project:HR-Automation"),
+        "{out}"
+    );
+    assert!(out.contains("4 path(s):") && out.contains(&format!("{first} until 2099-01-01")), "{out}");
+    assert!(out.contains("6 open finding(s) left unacknowledged:"), "{out}");
+    let (code, out) =
+        sv0_in(&data, &["approve", "--scope", scope, "--note", "ok", "--ack", &ack, "--dry-run", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let plan: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((plan["version"].as_u64(), plan["paths"].as_array().unwrap().len()), (Some(1), 4), "{plan}");
+    assert_eq!(plan["unacknowledged"].as_array().unwrap().len(), 6, "{plan}");
+    assert_eq!(log_head(&data), head, "refusals and dry runs record nothing");
+
+    let (code, out) = sv0_in(&data, &["approve", "--scope", scope, "--note", "v1", "--ack", &ack]);
+    assert_eq!(code, 0, "{out}");
+    let head = log_head(&data);
+    let (code, out) = sv0_in(&data, &["approve", "--scope", scope, "--note", "again", "--ack", &ack]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("is already approved exactly so: baseline v1"), "{out}");
+    assert_eq!(log_head(&data), head);
+    let (code, out) =
+        sv0_in(&data, &["approve", "--scope", scope, "--note", "again", "--ack", &ack, "--force", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["version"], 2);
+}
+
 #[test]
 fn approve_records_the_configured_principal_and_acknowledgements() {
     let dir = scanned();
@@ -56,7 +108,7 @@ fn approve_records_the_configured_principal_and_acknowledgements() {
     assert_eq!(findings.len(), 7);
     assert!(read["posture_digest"].as_str().unwrap().starts_with("sha256:"), "{read}");
     let first = findings[0]["finding"]["finding_id"].as_str().unwrap().to_string();
-    let ack = format!("{first}=2026-03-15");
+    let ack = format!("{first}=2099-03-15");
     let (code, out) = sv0_in(
         &data,
         &["approve", "--scope", "project:HR-Automation", "--note", "ok for release 1", "--ack", &ack, "--json"],
@@ -67,11 +119,11 @@ fn approve_records_the_configured_principal_and_acknowledgements() {
     assert_eq!(baseline["version"], 1);
     assert_eq!(baseline["note"], "ok for release 1");
     assert_eq!(baseline["acknowledged"][0]["finding_id"], first.as_str());
-    assert_eq!(baseline["acknowledged"][0]["due"], "2026-03-15T00:00:00Z");
+    assert_eq!(baseline["acknowledged"][0]["due"], "2099-03-15T00:00:00Z");
     assert_eq!(baseline["paths"].as_array().unwrap().len(), 4);
 
     let (_, out) = sv0_in(&data, &["findings", "--scope", "project:HR-Automation"]);
-    assert!(out.contains("by sam.reviewer@contoso.example until 2026-03-15"), "{out}");
+    assert!(out.contains("by sam.reviewer@contoso.example until 2099-03-15"), "{out}");
     let (code, out) = sv0_in(&data, &["delta", "--scope", "project:HR-Automation"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("0 change(s)") && out.contains("matches baseline v1 exactly"), "{out}");
@@ -96,7 +148,7 @@ fn approve_refuses_unknown_findings_bad_acks_and_empty_scopes() {
     let head = log_head(&data);
     let cases: [(&[&str], &str); 4] = [
         (
-            &["--scope", "project:HR-Automation", "--note", "n", "--ack", "F-000000000000=2026-03-15"],
+            &["--scope", "project:HR-Automation", "--note", "n", "--ack", "F-000000000000=2099-03-15"],
             "is not open in scope",
         ),
         (&["--scope", "project:HR-Automation", "--note", "n", "--ack", "F-1"], "use FINDING=YYYY-MM-DD"),

@@ -414,10 +414,31 @@ fn an_acknowledged_finding_becomes_overdue_when_a_later_scan_passes_its_due_date
     let open = secret(&data);
     assert_eq!(open["lifecycle"], "open");
     let id = open["finding"]["finding_id"].as_str().unwrap();
-    // Due the day after the first scan: the deployment scan, later, passes it.
-    let ack = format!("{id}=2026-03-03");
-    let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "baseline", "--ack", &ack]);
-    assert_eq!(code, 0, "{out}");
+    // Due the day after the first scan: the deployment scan, later, passes it. (Approved on
+    // the day of the first scan: an acknowledgement due before the approval is refused.)
+    crate::block_on(async {
+        let mut service = sv0_service::Service::open(&data).await.unwrap();
+        let tenant = service.tenant(None).unwrap();
+        let scope = sv0_domain::scope::Scope::parse(SCOPE).unwrap();
+        let at = |t: &str| sv0_domain::Timestamp::parse(t).unwrap();
+        let ack = sv0_domain::events::Acknowledgement { finding_id: id.to_string(), due: at("2026-03-03T00:00:00Z") };
+        let past = service
+            .approve(
+                &tenant,
+                &scope,
+                "baseline",
+                vec![ack.clone()],
+                "riley@contoso.example",
+                at("2026-03-04T10:00:00Z"),
+            )
+            .await
+            .unwrap_err();
+        assert!(past.to_string().contains("is due 2026-03-03, which is before today (2026-03-04)"), "{past}");
+        service
+            .approve(&tenant, &scope, "baseline", vec![ack], "riley@contoso.example", at("2026-03-02T10:00:00Z"))
+            .await
+            .unwrap();
+    });
     assert_eq!(secret(&data)["lifecycle"], "acknowledged");
     import(&dir, 1);
     let overdue = secret(&data);

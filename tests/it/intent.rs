@@ -117,7 +117,7 @@ fn an_approval_names_the_posture_reviewed_and_is_refused_once_it_changed() {
     assert_eq!(recorded.intent, None);
 
     // Without --posture the CLI shows the digest it approved.
-    let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "again"]);
+    let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "again", "--force"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("posture approved: sha256:") && out.contains("no --posture given"), "{out}");
 }

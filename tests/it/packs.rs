@@ -232,7 +232,8 @@ fn a_rotated_key_signs_only_inside_its_validity_range() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
         assert_ne!(text, std::fs::read_to_string(&stolen).unwrap(), "the retired private key is still on disk");
     }
-    let (code, out) = sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "after rotation"]);
+    let (code, out) =
+        sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "after rotation", "--force"]);
     assert_eq!(code, 0, "{out}");
     let (code, out) = sv0_in(&data, &["keys", "list", "--json"]);
     assert_eq!(code, 0, "{out}");
@@ -313,7 +314,8 @@ fn block_on_forged_append(data: &Path, tenant: &sv0_domain::TenantId, signer: &s
 fn a_rotation_cut_short_is_finished_before_the_next_seal() {
     let (_dir, data, _) = exported();
     let next = sv0_signer::PackSigner::create_next(&data.join("keys")).unwrap();
-    let (code, out) = sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "after a crash"]);
+    let (code, out) =
+        sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "after a crash", "--force"]);
     assert_eq!(code, 0, "{out}");
     assert!(!data.join("keys").join(sv0_signer::keys::NEXT_KEY_FILE).exists());
     let (code, out) = sv0_in(&data, &["keys", "list", "--json"]);

@@ -722,6 +722,9 @@ struct ApprovalBody {
     /// The deployment's plan (a Terraform JSON plan or an ARM what-if result, as JSON): the
     /// additions it predicts are declared as intent, with the digest of the plan as sent.
     plan: Option<Value>,
+    /// Record a new version even when it would lock exactly what the baseline in force does.
+    #[serde(default)]
+    force: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -769,8 +772,15 @@ pub(crate) async fn approve<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, Bytes
         intent.get_or_insert_with(Vec::new).extend(sv0_service::whatif::planned_intent(&report));
         plan_digest = Some(report.plan_digest);
     }
-    let approval =
-        sv0_service::Approval { note: request.note, acknowledged: acks, intent, posture, by: c.actor(), plan_digest };
+    let approval = sv0_service::Approval {
+        note: request.note,
+        acknowledged: acks,
+        intent,
+        posture,
+        by: c.actor(),
+        plan_digest,
+        force: request.force,
+    };
     let report = s.commands.lock().await.approve_with(&c.tenant, &scope, approval, Timestamp::now()).await?;
     Ok((StatusCode::CREATED, Json(report)).into_response())
 }

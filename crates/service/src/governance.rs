@@ -241,6 +241,7 @@ impl<L: EventLog> Service<L> {
         if acknowledged.is_empty() {
             return Err(InvalidInput::new("name at least one finding to acknowledge").into());
         }
+        crate::service::refuse_past_dues(&acknowledged, at)?;
         self.views.catch_up(&self.log, None).await?;
         let open: std::collections::BTreeSet<String> = self
             .views

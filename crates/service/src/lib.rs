@@ -31,7 +31,7 @@ pub use data_dir::{AzureDevOpsConfig, Config, DataDir, GitHubConfig, GitHubEnvir
 pub use error::ServiceError;
 pub use governance::PolicyReport;
 pub use service::{
-    Approval, ApprovalReport, AsOf, Coverage, DeltaReport, ImportReport, Posture, ReplayReport, Reviewed, Service,
-    pack_event,
+    Approval, ApprovalPlan, ApprovalReport, AsOf, Coverage, DeltaReport, ImportReport, Posture, ReplayReport, Reviewed,
+    Service, pack_event,
 };
 pub use verify::{ChainVerdict, Freshness, LogVerdict, VerifyMode};

@@ -149,6 +149,47 @@ pub struct Approval {
     pub by: sv0_domain::events::Actor,
     /// The digest of the plan the intent was predicted from.
     pub plan_digest: Option<String>,
+    /// Record a new version even when it would lock exactly what the baseline in force locks.
+    pub force: bool,
+}
+
+/// What an approval would lock (`Service::plan_approval`), checked as the approval itself is.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApprovalPlan {
+    /// The scope (canonical).
+    pub scope: String,
+    /// The baseline version it would record.
+    pub version: u32,
+    /// The posture it would lock and the log position it stands at.
+    pub posture_digest: String,
+    /// The log position.
+    pub posture_seq: Seq,
+    /// The paths it would lock.
+    pub paths: Vec<AuthorityPath>,
+    /// Findings acknowledged, with their due dates.
+    pub acknowledged: Vec<Acknowledgement>,
+    /// Open findings of the scope it would leave unacknowledged.
+    pub unacknowledged: Vec<sv0_projections::FindingRecord>,
+    /// Additions declared as intended (`None`: no intent).
+    pub intent: Option<Vec<sv0_domain::intent::IntentItem>>,
+    /// Ids of every open finding of the scope (what the baseline records as open).
+    #[serde(skip)]
+    pub open_findings: Vec<String>,
+}
+
+/// Refuses acknowledgements whose due date is before `at` (the day of the approval).
+pub(crate) fn refuse_past_dues(acknowledged: &[Acknowledgement], at: Timestamp) -> Result<(), ServiceError> {
+    let today = at.to_rfc3339()[..10].to_string();
+    for ack in acknowledged {
+        let due = ack.due.to_rfc3339()[..10].to_string();
+        if due < today {
+            return Err(ServiceError::Input(sv0_domain::InvalidInput::new(format!(
+                "the acknowledgement of {} is due {due}, which is before today ({today}): give a date to come",
+                ack.finding_id
+            ))));
+        }
+    }
+    Ok(())
 }
 
 /// A scope's posture now.
@@ -500,6 +541,7 @@ impl<L: EventLog> Service<L> {
             posture: None,
             by: sv0_domain::events::Actor::host(approver),
             plan_digest: None,
+            force: false,
         };
         self.approve_with(tenant, scope, request, approved_at).await
     }
@@ -524,41 +566,12 @@ impl<L: EventLog> Service<L> {
         if self.sealing {
             self.signer()?;
         }
-        if let Some(intent) = &request.intent {
-            sv0_domain::intent::validate(intent)?;
-        }
-        let posture_seq = self.sync().await?;
-        let Posture { paths, open_findings, digest, .. } = self.posture(tenant, scope)?;
-        if paths.is_empty() {
-            return Err(ServiceError::EmptyScope { tenant: tenant.to_string(), scope: scope.canonical() });
-        }
-        if let Some(reviewed) = &request.posture
-            && reviewed.digest != digest
-        {
-            return Err(ServiceError::PostureChanged {
-                scope: scope.canonical(),
-                reviewed: reviewed.digest.clone(),
-                current: digest,
-                position: posture_seq,
-                changes: self.changes_since(tenant, reviewed.position)?,
-            });
-        }
-        let open: BTreeSet<String> = open_findings.into_iter().collect();
-        let acknowledged = request.acknowledged;
-        for ack in &acknowledged {
-            if !open.contains(&ack.finding_id) {
-                return Err(ServiceError::UnknownFinding {
-                    finding_id: ack.finding_id.clone(),
-                    scope: scope.canonical(),
-                });
-            }
-        }
+        let plan = self.plan_approval(tenant, scope, &request, approved_at).await?;
         let head = self.views.baseline(tenant, scope, None)?;
-        let version = head.as_ref().map_or(1, |b| b.version + 1);
         let expected = head.as_ref().map_or(Expected::NoEvents, |b| Expected::LastSeq(b.approval_seq));
+        let ApprovalPlan { version, posture_digest: digest, posture_seq, paths, acknowledged, open_findings, .. } =
+            plan;
         let scope_key = scope.key();
-        let mut acknowledged = acknowledged;
-        acknowledged.sort();
         let event = Event {
             meta: EventMeta {
                 event_id: derived_id("sv0.approval.v1", tenant, &[scope_key.as_bytes(), &version.to_be_bytes()]),
@@ -577,7 +590,7 @@ impl<L: EventLog> Service<L> {
                 acknowledged,
                 posture_seq,
                 paths,
-                open_findings: open.into_iter().collect(),
+                open_findings,
                 posture_digest: Some(digest),
                 intent: request.intent.clone(),
                 plan_digest: request.plan_digest.clone(),
@@ -608,6 +621,88 @@ impl<L: EventLog> Service<L> {
             .ok_or_else(|| ServiceError::Conflict("the approval was not applied".to_string()))?;
         info!(%tenant, scope = %scope, version, approver, "baseline approved");
         Ok(ApprovalReport { baseline, seq: appended.last() })
+    }
+
+    /// What approving `request` would lock, with every check the approval makes: a note, a
+    /// scope with paths, the posture reviewed (when given), acknowledgements of open findings
+    /// due no earlier than the day of the approval, and something new to lock (unless
+    /// `request.force`). Appends nothing (`approve --dry-run`).
+    pub async fn plan_approval(
+        &mut self,
+        tenant: &TenantId,
+        scope: &Scope,
+        request: &Approval,
+        approved_at: Timestamp,
+    ) -> Result<ApprovalPlan, ServiceError> {
+        if request.note.trim().is_empty() {
+            return Err(ServiceError::Input(sv0_domain::InvalidInput::new(
+                "an approval needs a note: what was reviewed, and why it is acceptable",
+            )));
+        }
+        refuse_past_dues(&request.acknowledged, approved_at)?;
+        if let Some(intent) = &request.intent {
+            sv0_domain::intent::validate(intent)?;
+        }
+        let posture_seq = self.sync().await?;
+        let Posture { paths, open_findings, digest, .. } = self.posture(tenant, scope)?;
+        if paths.is_empty() {
+            return Err(ServiceError::EmptyScope { tenant: tenant.to_string(), scope: scope.canonical() });
+        }
+        if let Some(reviewed) = &request.posture
+            && reviewed.digest != digest
+        {
+            return Err(ServiceError::PostureChanged {
+                scope: scope.canonical(),
+                reviewed: reviewed.digest.clone(),
+                current: digest,
+                position: posture_seq,
+                changes: self.changes_since(tenant, reviewed.position)?,
+            });
+        }
+        let open: BTreeSet<String> = open_findings.into_iter().collect();
+        for ack in &request.acknowledged {
+            if !open.contains(&ack.finding_id) {
+                return Err(ServiceError::UnknownFinding {
+                    finding_id: ack.finding_id.clone(),
+                    scope: scope.canonical(),
+                });
+            }
+        }
+        let mut acknowledged = request.acknowledged.clone();
+        acknowledged.sort();
+        let head = self.views.baseline(tenant, scope, None)?;
+        if let Some(head) = &head
+            && !request.force
+            && head.posture_digest.as_deref() == Some(digest.as_str())
+            && head.acknowledged == acknowledged
+            && head.intent == request.intent
+        {
+            return Err(ServiceError::Conflict(format!(
+                "scope {} is already approved exactly so: baseline v{} locks this posture ({digest}) with the same \
+                 acknowledgements and intent. Nothing was recorded; approve with --force (API: \"force\": true) to \
+                 record a new version anyway",
+                scope.canonical(),
+                head.version
+            )));
+        }
+        let acked: BTreeSet<&str> = acknowledged.iter().map(|a| a.finding_id.as_str()).collect();
+        let unacknowledged = self
+            .views
+            .findings(tenant, Some(scope))?
+            .into_iter()
+            .filter(|r| open.contains(&r.finding.finding_id) && !acked.contains(r.finding.finding_id.as_str()))
+            .collect();
+        Ok(ApprovalPlan {
+            scope: scope.canonical(),
+            version: head.as_ref().map_or(1, |b| b.version + 1),
+            posture_digest: digest,
+            posture_seq,
+            paths,
+            acknowledged,
+            unacknowledged,
+            intent: request.intent.clone(),
+            open_findings: open.into_iter().collect(),
+        })
     }
 
     /// What changed the tenant's posture after log position `since` (when known), in words

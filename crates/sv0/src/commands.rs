@@ -774,6 +774,42 @@ pub fn parse_ack(text: &str) -> Result<Acknowledgement, InvalidInput> {
     Ok(Acknowledgement { finding_id: finding_id.trim().to_string(), due })
 }
 
+/// `approve --dry-run`: what the approval would lock.
+fn print_approval_plan(out: &mut dyn Write, plan: &sv0_service::ApprovalPlan) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "dry run, nothing recorded: approving would lock baseline v{} of scope {}, posture {}@{}",
+        plan.version, plan.scope, plan.posture_digest, plan.posture_seq
+    )?;
+    writeln!(out, "{} path(s):", plan.paths.len())?;
+    for p in &plan.paths {
+        writeln!(
+            out,
+            "  {} -> {} -> {} ({}): {} [{}]",
+            p.workload.name,
+            p.identity.name,
+            p.destination.name,
+            p.domain.name,
+            render::permissions(&p.permissions),
+            p.grade.as_str()
+        )?;
+    }
+    writeln!(out, "{} finding(s) acknowledged:", plan.acknowledged.len())?;
+    for ack in &plan.acknowledged {
+        writeln!(out, "  {} until {}", ack.finding_id, &ack.due.to_rfc3339()[..10])?;
+    }
+    writeln!(out, "{} open finding(s) left unacknowledged:", plan.unacknowledged.len())?;
+    for record in &plan.unacknowledged {
+        let f = &record.finding;
+        writeln!(out, "  {} {} {}: {}", f.finding_id, f.severity.as_str(), f.rule_id, f.summary)?;
+    }
+    match &plan.intent {
+        Some(items) => writeln!(out, "{} intended addition(s) declared", items.len())?,
+        None => writeln!(out, "no intent declared: every later addition is unreviewed")?,
+    }
+    Ok(())
+}
+
 async fn approve(
     service: &mut Service<impl sv0_log::EventLog>,
     tenant: Option<&str>,
@@ -812,8 +848,55 @@ async fn approve(
         posture: posture.clone(),
         by: sv0_domain::events::Actor::host(&approver),
         plan_digest,
+        force: args.force,
     };
-    let report = match service.approve_with(&tenant, &scope, request, Timestamp::now()).await {
+    let now = Timestamp::now();
+    let plan = match service.plan_approval(&tenant, &scope, &request, now).await {
+        Ok(plan) => plan,
+        Err(e @ ServiceError::PostureChanged { .. }) => {
+            writeln!(out, "refused, nothing was approved: {e}")?;
+            return Ok(EXIT_NO);
+        }
+        Err(e) => return Err(explain(e, "nothing was approved".to_string())),
+    };
+    let high: Vec<&sv0_projections::FindingRecord> = plan
+        .unacknowledged
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.finding.severity,
+                sv0_domain::findings::Severity::High | sv0_domain::findings::Severity::Critical
+            )
+        })
+        .collect();
+    if args.dry_run {
+        if args.json {
+            print_json(out, &plan)?;
+        } else {
+            print_approval_plan(out, &plan)?;
+        }
+        return Ok(EXIT_OK);
+    }
+    use std::io::IsTerminal;
+    if !high.is_empty() && !args.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        eprintln!("{} high or critical finding(s) of scope {} stay open, unacknowledged:", high.len(), plan.scope);
+        for record in &high {
+            eprintln!(
+                "  {} {} {}",
+                record.finding.finding_id,
+                record.finding.severity.as_str(),
+                record.finding.summary
+            );
+        }
+        eprint!("lock baseline v{} with them open? [y/N] ", plan.version);
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            writeln!(out, "nothing was approved")?;
+            return Ok(EXIT_NO);
+        }
+    }
+    let report = match service.approve_with(&tenant, &scope, request, now).await {
         Ok(report) => report,
         Err(e @ ServiceError::PostureChanged { .. }) => {
             writeln!(out, "refused, nothing was approved: {e}")?;

@@ -197,6 +197,7 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
                 posture: Some(Reviewed { digest: reviewed.digest.clone(), position: Some(reviewed.position) }),
                 by: sv0_domain::events::Actor::host(&approver),
                 plan_digest: Some(whatif.plan_digest.clone()),
+                force: false,
             },
             at("2026-03-02T10:15:00Z")?,
         )
@@ -274,6 +275,7 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
                 posture: Some(Reviewed { digest: reviewed.digest, position: Some(reviewed.position) }),
                 by: sv0_domain::events::Actor::host(&approver),
                 plan_digest: None,
+                force: false,
             },
             at("2026-03-03T16:45:00Z")?,
         )

@@ -693,6 +693,16 @@ pub struct ApproveArgs {
     /// predicts from it are declared as the intent, with the plan's digest
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
+    /// Show exactly what would be locked (paths, open findings left unacknowledged,
+    /// acknowledgements) and record nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Record a new version even when it would lock exactly what the baseline in force locks
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask for confirmation on a terminal when high or critical findings stay open
+    #[arg(long)]
+    pub yes: bool,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
