@@ -96,6 +96,42 @@ fn approval_guardrails_refuse_empty_notes_past_dues_and_repeats_and_dry_run_reco
     assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["version"], 2);
 }
 
+/// `sv0 findings` lists the most urgent first, with the remediation to apply; `sv0 findings
+/// show ID` gives one finding in full, and a mistyped id is an error naming the closest.
+#[test]
+fn findings_come_most_urgent_first_with_remediation_and_one_shows_in_full() {
+    let dir = scanned();
+    let data = dir.join("data");
+    let (code, out) = sv0_in(&data, &["findings", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let all: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let rank = |f: &serde_json::Value| match f["finding"]["severity"].as_str() {
+        Some("critical") => 0,
+        Some("high") => 1,
+        Some("medium") => 2,
+        _ => 3,
+    };
+    let ranks: Vec<u8> = all.iter().map(rank).collect();
+    assert!(ranks.windows(2).all(|w| w[0] <= w[1]) && ranks[0] < ranks[ranks.len() - 1], "{ranks:?}");
+    let first = &all[0]["finding"];
+    let id = first["finding_id"].as_str().unwrap();
+    let remedy = first["remediation"][0]["text"].as_str().unwrap();
+    let (_, table) = sv0_in(&data, &["findings"]);
+    assert!(table.contains("Remediation") && table.contains(remedy), "{table}");
+    let (code, shown) = sv0_in(&data, &["findings", "show", id]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.starts_with(id) && shown.contains(first["title"].as_str().unwrap()), "{shown}");
+    assert!(shown.contains("remediation:") && shown.contains(remedy) && shown.contains("paths:"), "{shown}");
+    let (code, shown) = sv0_in(&data, &["findings", "show", id, "--json"]);
+    assert_eq!(code, 0, "{shown}");
+    let one: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!((one["finding"]["finding_id"].as_str(), one["lifecycle"].as_str()), (Some(id), Some("open")));
+    let typo = format!("{}{}", &id[..id.len() - 1], if id.ends_with('0') { '1' } else { '0' });
+    let (code, out) = sv0_in(&data, &["findings", "show", &typo]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains(&format!("no finding {typo} in tenant contoso")) && out.contains(id), "{out}");
+}
+
 #[test]
 fn approve_records_the_configured_principal_and_acknowledgements() {
     let dir = scanned();

@@ -670,13 +670,24 @@ fn findings(
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let tenant = service.known_tenant(tenant)?;
+    // Acknowledgements fall due against the tenant's latest scan time: the log's clock.
+    let at = service.views().tenant_state(&tenant)?.map(|s| s.last_observed_at).unwrap_or_default();
+    if let Some(crate::FindingsCommand::Show(show)) = &args.command {
+        return finding_show(service, &tenant, show, at, out);
+    }
     let scope = args.scope.as_deref().map(|s| service.scope(&tenant, s)).transpose()?;
     let mut records = service.findings(&tenant, scope.as_ref())?;
     if !args.all {
         records.retain(|r| r.status == FindingStatus::Open);
     }
-    // Acknowledgements fall due against the tenant's latest scan time: the log's clock.
-    let at = service.views().tenant_state(&tenant)?.map(|s| s.last_observed_at).unwrap_or_default();
+    // Most urgent first.
+    records.sort_by(|a, b| {
+        (a.finding.severity, &a.finding.rule_id, &a.finding.finding_id).cmp(&(
+            b.finding.severity,
+            &b.finding.rule_id,
+            &b.finding.finding_id,
+        ))
+    });
     if args.sarif {
         print_json(out, &crate::report::sarif(tenant.as_str(), &records, at))?;
         return Ok(EXIT_OK);
@@ -718,6 +729,51 @@ fn findings(
     }
     if let Some(p) = posture {
         writeln!(out, "{}", posture_line(&p, false))?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// `sv0 findings show ID`: one finding in full.
+fn finding_show(
+    service: &Service<impl sv0_log::EventLog>,
+    tenant: &sv0_domain::TenantId,
+    show: &crate::FindingShowArgs,
+    at: Timestamp,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
+    let records = service.findings(tenant, None)?;
+    let Some(r) = records.iter().find(|r| r.finding.finding_id == show.id) else {
+        let ids = records.iter().map(|r| r.finding.finding_id.as_str());
+        bail!(
+            "no finding {} in tenant {tenant}{} (`sv0 findings --all` lists them)",
+            show.id,
+            sv0_service::scopes::did_you_mean(&show.id, ids)
+        );
+    };
+    if show.json {
+        let mut value = serde_json::to_value(r)?;
+        value["lifecycle"] = json!(r.lifecycle(at));
+        print_json(out, &value)?;
+        return Ok(EXIT_OK);
+    }
+    let f = &r.finding;
+    writeln!(out, "{} {} ({}): {}", f.finding_id, f.rule_id, f.severity.as_str(), f.title)?;
+    writeln!(out, "status:    {}", r.lifecycle(at).as_str())?;
+    writeln!(out, "subject:   {}", f.subject)?;
+    writeln!(out, "summary:   {}", f.summary)?;
+    writeln!(out, "opened:    {} (log position {})", r.opened_at, r.opened_seq)?;
+    if let (Some(at), Some(seq)) = (r.resolved_at, r.resolved_seq) {
+        writeln!(out, "resolved:  {at} (log position {seq})")?;
+    }
+    if let Some(a) = &r.acknowledgement {
+        writeln!(out, "acknowledged by {} on {}, until {}", a.by, a.at, &a.due.to_rfc3339()[..10])?;
+    }
+    writeln!(out, "workloads: {}", f.workloads.join(", "))?;
+    writeln!(out, "paths:     {}", f.path_ids.join(", "))?;
+    writeln!(out, "records:   {}", f.records.join(", "))?;
+    writeln!(out, "remediation:")?;
+    for action in &f.remediation {
+        writeln!(out, "  - {} ({} {})", action.text, action.action, action.record_id)?;
     }
     Ok(EXIT_OK)
 }

@@ -573,9 +573,30 @@ pub struct PathsArgs {
     pub json: bool,
 }
 
+/// `sv0 findings show`.
+#[derive(Debug, Subcommand)]
+pub enum FindingsCommand {
+    /// Everything about one finding: its paths, records, remediation and acknowledgement
+    Show(FindingShowArgs),
+}
+
+/// `sv0 findings show ID`.
+#[derive(Debug, Args)]
+pub struct FindingShowArgs {
+    /// The finding's id (F-...), as `sv0 findings` lists it
+    pub id: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `sv0 findings`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct FindingsArgs {
+    /// One finding in full
+    #[command(subcommand)]
+    pub command: Option<FindingsCommand>,
     /// Restrict to a scope's workloads (all scopes when none is named)
     #[arg(long)]
     pub scope: Option<String>,

@@ -58,8 +58,15 @@ pub fn findings(records: &[FindingRecord], at: Timestamp) -> String {
 /// records is one row's (a table of 300,000 findings built whole took gigabytes), in the look
 /// of the other tables.
 pub fn findings_to(out: &mut dyn std::io::Write, records: &[FindingRecord], at: Timestamp) -> std::io::Result<()> {
-    const HEADER: [&str; 6] = ["Finding", "Rule", "Severity", "Status", "Summary", "Acknowledged"];
-    let row = |r: &FindingRecord| -> [String; 6] {
+    const HEADER: [&str; 7] = ["Finding", "Rule", "Severity", "Status", "Summary", "Remediation", "Acknowledged"];
+    let row = |r: &FindingRecord| -> [String; 7] {
+        let remediation = match r.finding.remediation.as_slice() {
+            [] => String::new(),
+            [one] => one.text.clone(),
+            [first, rest @ ..] => {
+                format!("{} (+{} more: `sv0 findings show {}`)", first.text, rest.len(), r.finding.finding_id)
+            }
+        };
         let ack = r
             .acknowledgement
             .as_ref()
@@ -70,6 +77,7 @@ pub fn findings_to(out: &mut dyn std::io::Write, records: &[FindingRecord], at: 
             r.finding.severity.as_str().to_string(),
             r.lifecycle(at).as_str().to_string(),
             r.finding.summary.replace(['\n', '\r'], " "),
+            remediation.replace(['\n', '\r'], " "),
             ack,
         ]
     };
