@@ -302,20 +302,41 @@ pub fn entries_from_sealed(packs: &[(u64, PackSealed)]) -> Vec<ChainEntry> {
         .collect()
 }
 
-/// Reads the pack files of a directory (`NNNNNN-*.json`) in file-name order.
+/// Reads the pack files of a directory in chain order: every file named as `export packs` names
+/// them (`NNNNNN-*.json`, a pack even when it cannot be read), and every other `*.json` file
+/// that is a pack file (`"format": "sv0.pack-file.v1"`; a pack saved from the API under any
+/// name). Files named as exported are ordered by their names, and one whose name's number is
+/// not the index of the pack it holds is unreadable as such (the directory was reordered);
+/// other pack files are ordered by their chain index.
 pub fn entries_from_dir(dir: &Path) -> std::io::Result<Vec<ChainEntry>> {
     let mut names: Vec<String> = fs::read_dir(dir)?
         .filter_map(|entry| entry.ok())
         .filter_map(|entry| entry.file_name().into_string().ok())
-        .filter(|name| is_pack_file_name(name))
+        .filter(|name| name.ends_with(".json"))
         .collect();
     names.sort();
     let mut entries = Vec::with_capacity(names.len());
     for name in names {
-        let pack = read_pack_file(&dir.join(&name));
-        entries.push(ChainEntry { source: name, pack });
+        let mut pack = read_pack_file(&dir.join(&name));
+        let index = if is_pack_file_name(&name) {
+            let number: u64 = name[..6].parse().unwrap_or(u64::MAX);
+            if let Ok(p) = &pack
+                && p.index != number
+            {
+                pack = Err(format!("named as pack {number}, it holds pack {}", p.index));
+            }
+            number
+        } else {
+            match &pack {
+                Ok(p) if p.format == crate::pack::PACK_FILE_FORMAT => p.index,
+                _ => continue,
+            }
+        };
+        entries.push((index, ChainEntry { source: name, pack }));
     }
-    Ok(entries)
+    // Stable: two files claiming one index stay in name order, and the chain check names them.
+    entries.sort_by_key(|(index, _)| *index);
+    Ok(entries.into_iter().map(|(_, entry)| entry).collect())
 }
 
 /// Largest pack file read.

@@ -245,11 +245,41 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         Command::Export(ExportCommand::Packs(args)) => {
             let tenant = service.known_tenant(tenant)?;
             let count = service.export_packs(&tenant, &args.out).await?;
-            writeln!(out, "wrote {count} pack(s) of tenant {tenant} and public-key.pem to {}", args.out.display())?;
+            let key_file = args.out.join("public-key.pem");
+            // The checkpoint fixes the chain's length and root: a verifier given it notices
+            // packs left out of the directory, not only altered ones.
+            let checkpoint_file = args.out.join("checkpoint.txt");
+            let checkpoint = match service.checkpoint(&tenant) {
+                Ok(note) => {
+                    std::fs::write(&checkpoint_file, note)
+                        .with_context(|| format!("cannot write {}", checkpoint_file.display()))?;
+                    true
+                }
+                Err(e) => {
+                    writeln!(out, "no checkpoint written: {e}")?;
+                    false
+                }
+            };
             writeln!(
                 out,
-                "verify offline: sv0 verify --packs {0} --public-key {0}/public-key.pem",
+                "wrote {count} pack(s) of tenant {tenant}, public-key.pem{} to {}",
+                if checkpoint { " and checkpoint.txt" } else { "" },
                 args.out.display()
+            )?;
+            let ring = sv0_signer::KeyRing::from_pem_file(&key_file)?;
+            for key in ring.keys() {
+                writeln!(
+                    out,
+                    "public key fingerprint: sha256:{} (compare it with the one your organisation published, out of band)",
+                    sv0_signer::keys::key_id(key)
+                )?;
+            }
+            writeln!(
+                out,
+                "verify offline: sv0 verify --packs {} --public-key {}{}",
+                args.out.display(),
+                key_file.display(),
+                if checkpoint { format!(" --checkpoint {}", checkpoint_file.display()) } else { String::new() }
             )?;
             Ok(EXIT_OK)
         }
