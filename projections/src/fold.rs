@@ -538,6 +538,7 @@ fn token_issued(
         issued_seq: seq,
         revoked_at: None,
         revoked_by: None,
+        expires_at: issued.expires_at,
     };
     put(&mut t.tokens, key, &record)
 }

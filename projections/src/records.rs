@@ -385,6 +385,9 @@ pub struct TokenRecord {
     pub revoked_at: Option<Timestamp>,
     /// By whom.
     pub revoked_by: Option<String>,
+    /// When it stops authenticating (`None`: until revoked).
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
 }
 
 /// The head of a tenant's pack chain.

@@ -1440,6 +1440,7 @@ fn an_event_on_another_tenants_subject_grants_nothing() {
                     principal: "mallory@fabrikam.example".into(),
                     roles: vec![Role::Admin],
                     secret_sha256: secret_sha256.to_string(),
+                    expires_at: None,
                 }),
             );
             sv0_service::import::new_event(&event).unwrap()
@@ -1506,4 +1507,41 @@ fn a_pushed_scan_cannot_be_dated_in_the_future() {
         matches!(&e.payload, sv0_domain::events::EventPayload::ScanStarted(s) if s.observed_at.to_rfc3339().starts_with("2099"))
     });
     assert!(!pushed);
+}
+
+/// A token may carry an expiry (`tokens create --expires-in`, or `expires_at` over the API):
+/// it authenticates until then and is refused after, like a revoked one; `tokens list` says
+/// which; an expiry that is not in the future is refused.
+#[test]
+fn a_token_with_an_expiry_stops_authenticating_when_it_expires() {
+    let f = fixture();
+    let args = ["--tenant", "contoso", "tokens", "create", "--role", "viewer", "--name", "short", "--expires-in", "3s"];
+    let (code, out) = sv0_in(&f.data, &args);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("it stops authenticating at "), "{out}");
+    let short = out.lines().last().unwrap().to_string();
+    let (code, out) = sv0_in(&f.data, &["--tenant", "contoso", "tokens", "list"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("active until "), "{out}");
+    let (code, out) =
+        sv0_in(&f.data, &["--tenant", "contoso", "tokens", "create", "--role", "viewer", "--expires-in", "0s"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("expiry must be in the future"), "{out}");
+    let server = Server::start(&f.data, &["--auth-failures-per-minute", "100000"]);
+    assert_eq!(server.get("/api/v1/paths?limit=1", Some(&short)).status, 200);
+    let admin = &f.roles.iter().find(|(r, _)| *r == Role::Admin).unwrap().1;
+    let past =
+        br#"{"name":"old","principal":"old@contoso.example","roles":["viewer"],"expires_at":"2020-01-01T00:00:00Z"}"#;
+    let reply = server.post("/api/v1/tokens", Some(admin), "application/json", past);
+    assert_eq!(reply.status, 400, "{reply:?}");
+    let later = br#"{"name":"later","principal":"later@contoso.example","roles":["viewer"],"expires_at":"2099-01-01T00:00:00Z"}"#;
+    let reply = server.post("/api/v1/tokens", Some(admin), "application/json", later);
+    assert_eq!(reply.status, 201, "{reply:?}");
+    assert_eq!(reply.json()["record"]["expires_at"], "2099-01-01T00:00:00Z");
+    std::thread::sleep(std::time::Duration::from_millis(3_500));
+    let refused = server.get("/api/v1/paths?limit=1", Some(&short));
+    assert_eq!((refused.status, refused.problem()), (401, "invalid-token".to_string()), "{refused:?}");
+    drop(server);
+    let (_, out) = sv0_in(&f.data, &["--tenant", "contoso", "tokens", "list"]);
+    assert!(out.contains("expired "), "{out}");
 }

@@ -225,6 +225,7 @@ fn fixtures() -> Vec<Event> {
             principal: "github-actions@contoso.example".into(),
             roles: vec![sv0_domain::access::Role::Analyst, sv0_domain::access::Role::Viewer],
             secret_sha256: "9f".repeat(32),
+            expires_at: None,
         }),
         EventPayload::TokenRevoked(TokenRevoked {
             token_id: "0f1e2d3c4b5a6978".into(),

@@ -1176,6 +1176,8 @@ struct IssueBody {
     name: String,
     principal: String,
     roles: Vec<sv0_domain::access::Role>,
+    /// When the token stops authenticating (RFC 3339); none: until revoked.
+    expires_at: Option<Timestamp>,
 }
 
 pub(crate) async fn issue_token<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, BytesRejection>) -> Reply {
@@ -1194,7 +1196,7 @@ pub(crate) async fn issue_token<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, B
         .commands
         .lock()
         .await
-        .issue_token(&c.tenant, &request.name, &request.principal, request.roles, &c.actor())
+        .issue_token(&c.tenant, &request.name, &request.principal, request.roles, request.expires_at, &c.actor())
         .await?;
     let record = sv0_service::tokens::TokenView::from(&issued.record);
     Ok((StatusCode::CREATED, Json(json!({ "token": issued.token, "record": record }))).into_response())

@@ -480,6 +480,9 @@ pub struct TokenIssued {
     pub roles: Vec<Role>,
     /// Hex SHA-256 of the token's secret part.
     pub secret_sha256: String,
+    /// When it stops authenticating (`None`: until revoked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
 }
 
 /// An API token was revoked: from this event on it authenticates nothing.

@@ -51,6 +51,8 @@ pub struct TokenView {
     pub revoked_at: Option<Timestamp>,
     /// By whom.
     pub revoked_by: Option<String>,
+    /// When it stops authenticating (`None`: until revoked).
+    pub expires_at: Option<Timestamp>,
 }
 
 impl From<&TokenRecord> for TokenView {
@@ -65,6 +67,7 @@ impl From<&TokenRecord> for TokenView {
             issued_at: r.issued_at,
             revoked_at: r.revoked_at,
             revoked_by: r.revoked_by.clone(),
+            expires_at: r.expires_at,
         }
     }
 }
@@ -86,8 +89,12 @@ impl<L: EventLog> Service<L> {
         name: &str,
         principal: &str,
         roles: Vec<Role>,
+        expires_at: Option<Timestamp>,
         actor: &Actor,
     ) -> Result<IssuedToken, ServiceError> {
+        if expires_at.is_some_and(|at| at <= Timestamp::now()) {
+            return Err(InvalidInput::new("a token's expiry must be in the future").into());
+        }
         if roles.is_empty() {
             return Err(InvalidInput::new("a token needs at least one role (--role)").into());
         }
@@ -108,6 +115,7 @@ impl<L: EventLog> Service<L> {
             principal: principal.to_string(),
             roles,
             secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())),
+            expires_at,
         };
         let event = token_event(tenant, actor, EventPayload::TokenIssued(issued), &token_id);
         let seq = self.log.append(&format!("{tenant}.token"), Expected::Any, vec![new_event(&event)?]).await?.last();
@@ -159,11 +167,14 @@ pub fn authenticate(views: &sv0_projections::Views, token: &str) -> Result<Token
     let (token_id, secret) = parse(token).ok_or(Refusal::Malformed)?;
     let record = views.token(token_id).ok().flatten();
     let presented = Sha256::digest(secret.as_bytes());
+    let now = Timestamp::now();
     // The hash is compared even when the id is unknown, so both refusals cost the same.
     let stored = record.as_ref().and_then(|r| hex::decode(&r.secret_sha256).ok()).unwrap_or_else(|| vec![0; 32]);
     let matches: bool = stored.ct_eq(presented.as_slice()).into();
     match record {
-        Some(record) if matches && record.revoked_at.is_none() => Ok(record),
+        Some(record) if matches && record.revoked_at.is_none() && record.expires_at.is_none_or(|at| now < at) => {
+            Ok(record)
+        }
         _ => Err(Refusal::Invalid),
     }
 }

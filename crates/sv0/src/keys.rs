@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use sv0_domain::Timestamp;
 use sv0_domain::access::Role;
 use sv0_log::EventLog;
 use sv0_service::Service;
@@ -103,7 +104,10 @@ pub async fn tokens(
             let roles = args.roles.iter().map(|r| r.parse()).collect::<Result<Vec<Role>, _>>()?;
             let name = args.name.unwrap_or_else(|| args.roles.join("+"));
             let principal = args.principal.unwrap_or_else(|| name.clone());
-            let issued = service.issue_token(&tenant, &name, &principal, roles, &actor).await?;
+            let expires_at = args.expires_in.map(|d| {
+                Timestamp(Timestamp::now().0.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+            });
+            let issued = service.issue_token(&tenant, &name, &principal, roles, expires_at, &actor).await?;
             let r = &issued.record;
             let roles: Vec<&str> = r.roles.iter().map(|r| r.name()).collect();
             writeln!(
@@ -115,6 +119,9 @@ pub async fn tokens(
                 r.principal,
                 roles.join(", ")
             )?;
+            if let Some(at) = r.expires_at {
+                writeln!(out, "it stops authenticating at {at}")?;
+            }
             writeln!(out, "it is shown once; store it as a secret (an Authorization: Bearer header):")?;
             writeln!(out, "{}", issued.token)?;
         }
@@ -132,9 +139,11 @@ pub async fn tokens(
             let mut t = render::table(&["Token", "Name", "Principal", "Roles", "Issued", "State"]);
             for token in &tokens {
                 let roles: Vec<&str> = token.roles.iter().map(|r| r.name()).collect();
-                let state = match &token.revoked_at {
-                    Some(at) => format!("revoked {}", at.date()),
-                    None => "active".to_string(),
+                let state = match (&token.revoked_at, token.expires_at) {
+                    (Some(at), _) => format!("revoked {}", at.date()),
+                    (None, Some(at)) if at <= Timestamp::now() => format!("expired {}", at.date()),
+                    (None, Some(at)) => format!("active until {}", at.date()),
+                    (None, None) => "active".to_string(),
                 };
                 t.add_row(vec![
                     token.token_id.clone(),

@@ -883,6 +883,9 @@ pub struct TokenCreateArgs {
     /// Who acts with the token: what approvals and scans record [default: the name]
     #[arg(long)]
     pub principal: Option<String>,
+    /// The token stops authenticating after this long (e.g. 90d, 12h); none: until revoked
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub expires_in: Option<std::time::Duration>,
 }
 
 /// `sv0 tokens revoke`.
