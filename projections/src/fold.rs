@@ -263,9 +263,11 @@ pub(crate) fn assess_scopes(
             .into_iter()
             .collect();
         let verification = match trigger {
+            // The flags of the deployment stay what remediation is measured against (until the
+            // next deployment or approval), so a second remediation rescan, and `sv0 delta`
+            // after it, still count what was resolved since the deployment.
             ScanTrigger::Remediation => {
                 let before: Vec<String> = get(&t.scope_flags, "scope_flags", &flags_key)?.unwrap_or_default();
-                put(&mut t.scope_flags, &flags_key, &flagged_now)?;
                 Some(delta::verify(head.version, &entries, &before))
             }
             ScanTrigger::PreDeployment | ScanTrigger::Deployment => {

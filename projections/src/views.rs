@@ -625,6 +625,14 @@ impl Views {
         Ok(get(&table, "policies", &key(&[tenant.as_str().as_bytes(), crate::scan::REGO_STATE]))?.unwrap_or_default())
     }
 
+    /// The paths the scope's latest deployment scan flagged (until the next deployment or
+    /// approval): what remediation is measured against.
+    pub fn deployment_flags(&self, tenant: &TenantId, scope: &Scope) -> Result<Vec<String>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::SCOPE_FLAGS)?;
+        Ok(get(&table, "scope_flags", &key(&[tenant.as_str().as_bytes(), scope.key().as_bytes()]))?.unwrap_or_default())
+    }
+
     /// What a scan changed, entity by entity.
     pub fn scan_diff(&self, tenant: &TenantId, scan_id: &str) -> Result<Option<EntityDiff>, ProjectionError> {
         let txn = self.db.begin_read()?;

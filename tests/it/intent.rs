@@ -342,3 +342,27 @@ fn a_gate_scan_before_the_deployment_seals_a_pre_deployment_assessment() {
         assert_eq!(body["kind"], "pre_deployment_assessment");
     });
 }
+
+/// One vocabulary for the delta: the CLI's JSON names the changes `entries`, as the API does.
+/// After the remediation rescan, `sv0 delta` counts the flagged paths resolved since the
+/// deployment (it said "0 flagged path(s) resolved" right after two were), and a summary never
+/// speaks of 0 resolved.
+#[test]
+fn after_remediation_the_delta_counts_what_was_resolved_and_names_entries_as_the_api_does() {
+    let dir = scanned();
+    let data = dir.join("data");
+    let intent = intent_file(&dir);
+    let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "v1", "--intent", &intent]);
+    assert_eq!(code, 0, "{out}");
+    import(&dir, &demo_snapshot(DEMO_SNAPSHOTS[1]), Some("deployment"));
+    let delta = json(&data, &["delta", "--scope", SCOPE, "--json"]);
+    assert_eq!(delta["entries"], delta["delta"], "{delta}");
+    let summary = delta["verification"]["summary"].as_str().unwrap();
+    assert!(!summary.contains("resolved"), "nothing is resolved yet: {summary}");
+    import(&dir, &demo_snapshot(DEMO_SNAPSHOTS[2]), Some("remediation"));
+    let delta = json(&data, &["delta", "--scope", SCOPE, "--json"]);
+    let verification = &delta["verification"];
+    assert_eq!(verification["matches_baseline"], true, "{verification}");
+    assert_eq!(verification["resolved"].as_array().unwrap().len(), 2, "{verification}");
+    assert!(verification["summary"].as_str().unwrap().ends_with("; 2 flagged path(s) resolved"), "{verification}");
+}

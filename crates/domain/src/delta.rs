@@ -539,11 +539,11 @@ pub fn verify(baseline_version: u32, delta: &[DeltaEntry], previously_flagged: &
     let summary = if exact_match {
         format!("posture matches baseline v{baseline_version} exactly")
     } else if matches_baseline {
-        format!(
-            "posture matches baseline v{baseline_version} plus {} intended path(s); {} flagged path(s) resolved",
-            intended.len(),
-            resolved.len()
-        )
+        let resolved_words = match resolved.len() {
+            0 => String::new(),
+            n => format!("; {n} flagged path(s) resolved"),
+        };
+        format!("posture matches baseline v{baseline_version} plus {} intended path(s){resolved_words}", intended.len())
     } else {
         let mut parts = Vec::new();
         if !unintended.is_empty() {

@@ -739,7 +739,8 @@ impl<L: EventLog> Service<L> {
         let now = self.scope_now(tenant, scope)?;
         let rego = self.views.rego_state(tenant)?;
         let disposition = sv0_projections::rego::disposition(rego.in_force.as_ref(), &now.input(tenant));
-        let verification = delta::verify(now.baseline_version, &now.entries, &[]);
+        let flagged_at_deployment = self.views.deployment_flags(tenant, scope)?;
+        let verification = delta::verify(now.baseline_version, &now.entries, &flagged_at_deployment);
         let planned_missing = self
             .views
             .baseline(tenant, scope, None)?

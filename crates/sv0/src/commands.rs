@@ -1087,6 +1087,9 @@ fn delta(
                 "tenant": tenant,
                 "scope": report.scope,
                 "baseline_version": report.baseline_version,
+                // `entries`, as the API names them; `delta` is the former name, kept for one
+                // release for scripts that read it.
+                "entries": report.entries,
                 "delta": report.entries,
                 "verification": report.verification,
                 "disposition": report.disposition,
