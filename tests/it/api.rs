@@ -1534,6 +1534,12 @@ fn a_token_with_an_expiry_stops_authenticating_when_it_expires() {
         br#"{"name":"old","principal":"old@contoso.example","roles":["viewer"],"expires_at":"2020-01-01T00:00:00Z"}"#;
     let reply = server.post("/api/v1/tokens", Some(admin), "application/json", past);
     assert_eq!(reply.status, 400, "{reply:?}");
+    // A date that is not one gets the message the CLI gives.
+    let analyst = &f.roles.iter().find(|(r, _)| *r == Role::Analyst).unwrap().1;
+    let bad = br#"{"acknowledge":[{"finding_id":"F-000000000000","due":"31/12/2099"}],"note":"x"}"#;
+    let reply = server.post("/api/v1/findings/acknowledgements", Some(analyst), "application/json", bad);
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert!(format!("{reply:?}").contains(crate::cli::DATE_WORDS), "{reply:?}");
     let later = br#"{"name":"later","principal":"later@contoso.example","roles":["viewer"],"expires_at":"2099-01-01T00:00:00Z"}"#;
     let reply = server.post("/api/v1/tokens", Some(admin), "application/json", later);
     assert_eq!(reply.status, 201, "{reply:?}");

@@ -44,6 +44,9 @@ fn help_lists_the_commands() {
     }
 }
 
+/// The one message for a date that is not one, wherever a date is taken.
+pub const DATE_WORDS: &str = "use YYYY-MM-DD (e.g. 2026-03-15) or an RFC 3339 time";
+
 /// Approval guardrails: an empty note, an acknowledgement due in the past, and an approval that
 /// would lock exactly what the baseline in force locks are refused, recording nothing (the last
 /// unless --force); `--dry-run` shows what would be locked and records nothing.
@@ -61,6 +64,7 @@ fn approval_guardrails_refuse_empty_notes_past_dues_and_repeats_and_dry_run_reco
     for (args, says) in [
         (&["approve", "--scope", scope, "--note", "  "][..], "an approval needs a note"),
         (&["approve", "--scope", scope, "--note", "ok", "--ack", &past], "is due 2020-01-01, which is before today"),
+        (&["approve", "--scope", scope, "--note", "ok", "--ack", &format!("{first}=15/03/2099")], DATE_WORDS),
     ] {
         let (code, out) = sv0_in(&data, args);
         assert_eq!(code, 2, "{args:?}: {out}");

@@ -1084,9 +1084,7 @@ struct AcknowledgeBody {
 fn acks(list: &[AckBody]) -> Result<Vec<Acknowledgement>, Problem> {
     let mut out = Vec::new();
     for ack in list {
-        let due = Timestamp::parse(&ack.due)
-            .or_else(|_| Timestamp::parse_date(&ack.due))
-            .map_err(|e| Problem::invalid_request(format!("due {:?}: {e}", ack.due)))?;
+        let due = Timestamp::parse_due(&ack.due).map_err(|e| Problem::invalid_request(e.to_string()))?;
         out.push(Acknowledgement { finding_id: ack.finding_id.clone(), due });
     }
     Ok(out)

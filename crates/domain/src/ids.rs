@@ -181,6 +181,16 @@ impl Timestamp {
         Ok(Timestamp((start.unix_timestamp_nanos() / 1_000_000) as i64))
     }
 
+    /// Parses a due date as every command and route takes one: `YYYY-MM-DD` (its first
+    /// millisecond, UTC) or an RFC 3339 time, with one error message for both.
+    pub fn parse_due(text: &str) -> Result<Timestamp, InvalidInput> {
+        Timestamp::parse_date(text).or_else(|_| Timestamp::parse(text)).map_err(|_| {
+            InvalidInput::new(format!(
+                "invalid date {text:?}: use YYYY-MM-DD (e.g. 2026-03-15) or an RFC 3339 time (e.g. 2026-03-15T17:00:00Z)"
+            ))
+        })
+    }
+
     /// The current wall-clock time. Only command handlers call this, never folds.
     pub fn now() -> Timestamp {
         Timestamp((OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64)

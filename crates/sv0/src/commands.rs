@@ -856,7 +856,7 @@ pub fn parse_ack(text: &str) -> Result<Acknowledgement, InvalidInput> {
     let (finding_id, due) = text
         .split_once('=')
         .ok_or_else(|| InvalidInput::new(format!("invalid --ack {text:?}: use FINDING=YYYY-MM-DD")))?;
-    let due = Timestamp::parse_date(due).or_else(|_| Timestamp::parse(due))?;
+    let due = Timestamp::parse_due(due)?;
     Ok(Acknowledgement { finding_id: finding_id.trim().to_string(), due })
 }
 
