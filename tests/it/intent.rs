@@ -215,13 +215,19 @@ fn read_only_finance_deployment() -> Vec<u8> {
     serde_json::to_vec(&snapshot).unwrap()
 }
 
-#[test]
-fn a_new_read_into_finance_is_flagged_drifts_the_baseline_and_opens_findings() {
+/// The first scan, approved as v1 with the demo's intent: (the directory, its data directory).
+fn approved_with_intent() -> (TempDir, std::path::PathBuf) {
     let dir = scanned();
     let data = dir.join("data");
     let intent = intent_file(&dir);
     let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "v1", "--intent", &intent]);
     assert_eq!(code, 0, "{out}");
+    (dir, data)
+}
+
+#[test]
+fn a_new_read_into_finance_is_flagged_drifts_the_baseline_and_opens_findings() {
+    let (dir, data) = approved_with_intent();
     import(&dir, &read_only_finance_deployment(), None);
 
     let delta = json(&data, &["delta", "--scope", SCOPE, "--json"]);
@@ -318,11 +324,7 @@ fn a_gate_scan_before_the_deployment_seals_a_pre_deployment_assessment() {
     // the production gate, before the production job, judges the production scope against its
     // baseline with the staging run's commit. Its pack is a pre-deployment assessment, never a
     // post-deployment delta.
-    let dir = scanned();
-    let data = dir.join("data");
-    let intent = intent_file(&dir);
-    let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "v1", "--intent", &intent]);
-    assert_eq!(code, 0, "{out}");
+    let (dir, data) = approved_with_intent();
     let report = import(&dir, &demo_snapshot(DEMO_SNAPSHOTS[1]), Some("pre_deployment"));
     let scans = json(&data, &["scan", "list", "--json"]);
     let scan = scans.as_array().unwrap().iter().find(|s| s["scan_id"] == report["scan_id"]).unwrap();
@@ -349,11 +351,7 @@ fn a_gate_scan_before_the_deployment_seals_a_pre_deployment_assessment() {
 /// speaks of 0 resolved.
 #[test]
 fn after_remediation_the_delta_counts_what_was_resolved_and_names_entries_as_the_api_does() {
-    let dir = scanned();
-    let data = dir.join("data");
-    let intent = intent_file(&dir);
-    let (code, out) = sv0_in(&data, &["approve", "--scope", SCOPE, "--note", "v1", "--intent", &intent]);
-    assert_eq!(code, 0, "{out}");
+    let (dir, data) = approved_with_intent();
     import(&dir, &demo_snapshot(DEMO_SNAPSHOTS[1]), Some("deployment"));
     let delta = json(&data, &["delta", "--scope", SCOPE, "--json"]);
     assert_eq!(delta["entries"], delta["delta"], "{delta}");
