@@ -56,7 +56,12 @@ impl Sv0Process {
 
     /// Waits until the process reports its views at `at_least` or beyond.
     fn wait_position(&mut self, at_least: u64) -> u64 {
-        let deadline = Instant::now() + Duration::from_secs(120);
+        self.wait_position_within(at_least, Duration::from_secs(120))
+    }
+
+    /// `wait_position` with a deadline of `within`.
+    fn wait_position_within(&mut self, at_least: u64, within: Duration) -> u64 {
+        let deadline = Instant::now() + within;
         while self.position < at_least {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = self
@@ -392,17 +397,7 @@ fn a_projector_restarted_mid_fold_of_a_200k_path_scan_catches_up_without_a_new_a
     assert!(projector.position < head, "the projector must still be folding when it is killed");
 
     let mut projector = Sv0Process::start(&views_dir, &url, "project");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while projector.position < head {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = projector
-            .lines
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("the restarted projector stopped at {} of {head}", projector.position));
-        if let Some(n) = line.rsplit(' ').next().and_then(|n| n.parse().ok()) {
-            projector.position = n;
-        }
-    }
+    projector.wait_position_within(head, Duration::from_secs(600));
     projector.terminate();
     let views = Views::open(views_dir.join("views.redb")).unwrap();
     assert_eq!(views.checkpoint().unwrap(), head);

@@ -175,13 +175,17 @@ pub struct ApprovalPlan {
     /// Ids of every open finding of the scope (what the baseline records as open).
     #[serde(skip)]
     pub open_findings: Vec<String>,
+    /// The log position of the approval of the baseline in force, if any: the append expects
+    /// it to be the scope's last approval.
+    #[serde(skip)]
+    pub head_approval_seq: Option<u64>,
 }
 
 /// Refuses acknowledgements whose due date is before `at` (the day of the approval).
 pub(crate) fn refuse_past_dues(acknowledged: &[Acknowledgement], at: Timestamp) -> Result<(), ServiceError> {
-    let today = at.to_rfc3339()[..10].to_string();
+    let today = at.date();
     for ack in acknowledged {
-        let due = ack.due.to_rfc3339()[..10].to_string();
+        let due = ack.due.date();
         if due < today {
             return Err(ServiceError::Input(sv0_domain::InvalidInput::new(format!(
                 "the acknowledgement of {} is due {due}, which is before today ({today}): give a date to come",
@@ -382,20 +386,21 @@ impl<L: EventLog> Service<L> {
     /// views as they stand (`Freshness::Behind`). Damage and an unreadable log are errors as
     /// ever.
     pub async fn catch_up_for_query(&mut self) -> Result<Freshness, ServiceError> {
-        let why = match self.views.catch_up(&self.log, None).await {
-            Ok(_) => return Ok(Freshness::Current),
-            Err(e) if e.is_write_failure() && !self.views.is_read_only() => e,
-            Err(e) if e.is_write_failure() => {
-                let behind = self.log.head().await?.saturating_sub(self.views.checkpoint()?);
-                return Ok(Freshness::Behind { behind, why: e.into() });
+        let mut saved_why = None;
+        loop {
+            match self.views.catch_up(&self.log, None).await {
+                Ok(_) => return Ok(saved_why.map_or(Freshness::Current, Freshness::InMemory)),
+                Err(e) if e.is_write_failure() && !self.views.is_read_only() => {
+                    info!(error = %e, "the views cannot be written here; folding in memory");
+                    self.reopen_views_read_only().await?;
+                    saved_why = Some(e.into());
+                }
+                Err(e) if e.is_write_failure() => {
+                    let behind = self.log.head().await?.saturating_sub(self.views.checkpoint()?);
+                    return Ok(Freshness::Behind { behind, why: e.into() });
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
-        };
-        info!(error = %why, "the views cannot be written here; folding in memory");
-        self.reopen_views_read_only().await?;
-        match Box::pin(self.catch_up_for_query()).await? {
-            Freshness::Current => Ok(Freshness::InMemory(why.into())),
-            behind => Ok(behind),
         }
     }
 
@@ -567,8 +572,7 @@ impl<L: EventLog> Service<L> {
             self.signer()?;
         }
         let plan = self.plan_approval(tenant, scope, &request, approved_at).await?;
-        let head = self.views.baseline(tenant, scope, None)?;
-        let expected = head.as_ref().map_or(Expected::NoEvents, |b| Expected::LastSeq(b.approval_seq));
+        let expected = plan.head_approval_seq.map_or(Expected::NoEvents, Expected::LastSeq);
         let ApprovalPlan { version, posture_digest: digest, posture_seq, paths, acknowledged, open_findings, .. } =
             plan;
         let scope_key = scope.key();
@@ -702,6 +706,7 @@ impl<L: EventLog> Service<L> {
             unacknowledged,
             intent: request.intent.clone(),
             open_findings: open.into_iter().collect(),
+            head_approval_seq: head.as_ref().map(|b| b.approval_seq),
         })
     }
 

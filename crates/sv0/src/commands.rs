@@ -796,7 +796,7 @@ fn finding_show(
         writeln!(out, "resolved:  {at} (log position {seq})")?;
     }
     if let Some(a) = &r.acknowledgement {
-        writeln!(out, "acknowledged by {} on {}, until {}", a.by, a.at, &a.due.to_rfc3339()[..10])?;
+        writeln!(out, "acknowledged by {} on {}, until {}", a.by, a.at, a.due.date())?;
     }
     writeln!(out, "workloads: {}", f.workloads.join(", "))?;
     writeln!(out, "paths:     {}", f.path_ids.join(", "))?;
@@ -882,7 +882,7 @@ fn print_approval_plan(out: &mut dyn Write, plan: &sv0_service::ApprovalPlan) ->
     }
     writeln!(out, "{} finding(s) acknowledged:", plan.acknowledged.len())?;
     for ack in &plan.acknowledged {
-        writeln!(out, "  {} until {}", ack.finding_id, &ack.due.to_rfc3339()[..10])?;
+        writeln!(out, "  {} until {}", ack.finding_id, ack.due.date())?;
     }
     writeln!(out, "{} open finding(s) left unacknowledged:", plan.unacknowledged.len())?;
     for record in &plan.unacknowledged {
