@@ -1551,3 +1551,76 @@ fn a_token_with_an_expiry_stops_authenticating_when_it_expires() {
     let (_, out) = sv0_in(&f.data, &["--tenant", "contoso", "tokens", "list"]);
     assert!(out.contains("expired "), "{out}");
 }
+
+/// While `sv0 serve` holds an embedded data directory, the CLI's commands on it run through the
+/// server (its socket in the directory, 0600): queries answer as they did before it started,
+/// a token created beside it authenticates, a scan and an approval are appended, relative paths
+/// are the caller's, errors and exit codes are the command's, and what cannot run beside a
+/// server says so. A socket left by a killed server is ignored, and replaced by the next one.
+#[test]
+fn the_cli_runs_through_serve_while_it_holds_the_data_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new();
+    let data = approved_first_scan(&dir, "");
+    let (code, paths_before) = sv0_in(&data, &["paths", "--json"]);
+    assert_eq!(code, 0, "{paths_before}");
+    let server = Server::start(&data, &[]);
+    let socket = data.join("sv0.sock");
+    assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let (code, paths) = sv0_in(&data, &["paths", "--json"]);
+    assert_eq!((code, &paths), (0, &paths_before), "the same answer through the server");
+    let (code, out) = sv0_in(&data, &["--tenant", "contoso", "findings", "--scope", "project:HR-Automaton"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("Did you mean project:HR-Automation?"), "the command's own error: {out}");
+
+    let viewer = token(&data, "contoso", &["viewer"], "beside@contoso.example");
+    assert_eq!(server.get("/api/v1/paths?limit=1", Some(&viewer)).status, 200, "a token created beside the server");
+
+    let head = server.log_head();
+    let second = dir.join("second.json");
+    std::fs::write(&second, snapshot(1)).unwrap();
+    let (code, out) = sv0_in(&data, &["scan", "import", second.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = sv0_in(&data, &["approve", "--scope", "project:HR-Automation", "--note", "v2", "--yes"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("v2"), "{out}");
+    assert!(server.log_head() > head);
+    let (code, out) = sv0_in(&data, &["baselines", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"version\": 2"), "{out}");
+
+    // Relative paths are the caller's: a process in another directory exports there.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sv0"))
+        .current_dir(dir.path())
+        .args(["--data-dir", data.to_str().unwrap(), "export", "packs", "--out", "exported"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(dir.join("exported/checkpoint.txt").exists(), "{output:?}");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sv0"))
+        .current_dir(dir.path())
+        .args(["verify", "--packs", "exported", "--public-key", "exported/public-key.pem"])
+        .args(["--checkpoint", "exported/checkpoint.txt"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+
+    for refused in [&["rebuild"][..], &["keys", "rotate"], &["serve"]] {
+        let (code, out) = sv0_in(&data, refused);
+        assert_eq!(code, 2, "{out}");
+        assert!(out.contains("is held by `sv0 serve`"), "{refused:?}: {out}");
+    }
+
+    // Killed: its socket stays and answers nothing; commands open the directory themselves.
+    drop(server);
+    assert!(socket.exists());
+    let (code, out) = sv0_in(&data, &["baselines", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let mut server = Server::start(&data, &[]);
+    let (code, out) = sv0_in(&data, &["scopes"]);
+    assert_eq!(code, 0, "{out}");
+    let _ = std::process::Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
+    assert!(server.child.wait().unwrap().success());
+    assert!(!socket.exists(), "a server that stops removes its socket");
+}

@@ -22,6 +22,40 @@ use crate::{
 /// Largest snapshot file `scan import` reads.
 pub(crate) const MAX_SNAPSHOT_BYTES: u64 = 512 * 1024 * 1024;
 
+/// Where a command's notes (standard error) and questions go: the user's terminal, or the
+/// client of `sv0 serve`'s local socket (`crate::local`).
+pub(crate) trait Console {
+    /// Writes a note for standard error (one or more lines, without the last newline).
+    fn note(&mut self, text: &str) -> std::io::Result<()>;
+    /// Whether a person can answer questions.
+    fn interactive(&self) -> bool;
+    /// Asks a yes/no question; no answer (end of input) is "no".
+    fn confirm(&mut self, question: &str) -> std::io::Result<bool>;
+}
+
+/// This process's own standard error and input.
+pub(crate) struct Terminal;
+
+impl Console for Terminal {
+    fn note(&mut self, text: &str) -> std::io::Result<()> {
+        writeln!(std::io::stderr(), "{text}")
+    }
+
+    fn interactive(&self) -> bool {
+        use std::io::IsTerminal;
+        std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+    }
+
+    fn confirm(&mut self, question: &str) -> std::io::Result<bool> {
+        let mut stderr = std::io::stderr();
+        write!(stderr, "{question} [y/N] ")?;
+        stderr.flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+    }
+}
+
 /// Runs one parsed command.
 pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     if let Command::Verify(args) = &cli.command
@@ -116,27 +150,49 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     if cli.no_seal {
         service = service.without_sealing();
     }
-    // Read-only commands only catch the views up; commands that write also seal pending packs;
-    // the long-running processes do their own.
-    match cli.command {
+    let console = &mut Terminal;
+    prepare(&cli.command, &mut service, console).await?;
+    execute(cli, &mut service, console, out).await
+}
+
+/// Brings the views up to date for a command: read-only commands only catch them up; commands
+/// that write also seal pending packs (when the service seals); the long-running processes do
+/// their own.
+pub(crate) async fn prepare(
+    command: &Command,
+    service: &mut Service<sv0_service::AnyLog>,
+    console: &mut dyn Console,
+) -> anyhow::Result<()> {
+    match command {
         // Rebuilding folds the whole log into a fresh file anyway.
         // Verification folds what it needs itself and reports a damaged log as its verdict.
         Command::Project | Command::Sign | Command::Serve(_) | Command::Rebuild | Command::Verify(_) => {}
-        ref command if writes(command) => {
+        command if writes(command) => {
             service.sync().await.context("cannot bring the views and packs up to date")?;
         }
         _ => match service.catch_up_for_query().await? {
             Freshness::Current => {}
-            Freshness::InMemory(why) => eprintln!(
+            Freshness::InMemory(why) => console.note(&format!(
                 "warning: the views cannot be saved here ({:#}); this answer was folded in memory",
                 anyhow::Error::new(why)
-            ),
-            Freshness::Behind { behind, why } => eprintln!(
+            ))?,
+            Freshness::Behind { behind, why } => console.note(&format!(
                 "warning: the views could not be brought up to date ({:#}); answering from the views as they stand, {behind} event(s) behind the log",
                 anyhow::Error::new(why)
-            ),
+            ))?,
         },
     }
+    Ok(())
+}
+
+/// Runs a command on an open, prepared service: in this process, or in `sv0 serve` for a
+/// client of its local socket.
+pub(crate) async fn execute(
+    cli: Cli,
+    service: &mut Service<sv0_service::AnyLog>,
+    console: &mut dyn Console,
+    out: &mut dyn Write,
+) -> anyhow::Result<u8> {
     // A question "as of" a point is answered from the log's prefix, folded in memory; the
     // answer says what point that is and what the log covers.
     if let Some((text, machine)) = as_of_arg(&cli.command) {
@@ -149,34 +205,34 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         };
         let note = format!("as of {text}: the log up to position {at}. {coverage}.");
         if machine {
-            eprintln!("{note}");
+            console.note(&note)?;
         } else {
             writeln!(out, "{note}")?;
         }
     }
     let tenant = cli.tenant.as_deref();
     match cli.command {
-        Command::Watch(args) => crate::watch::run(&mut service, tenant, args, out).await,
+        Command::Watch(args) => crate::watch::run(service, tenant, args, out).await,
         Command::Demo(_) | Command::Bench(_) | Command::Synth(_) | Command::Rules(_) | Command::Gate(_) => {
             unreachable!("handled above")
         }
-        Command::Scan(ScanCommand::Import(args)) => import(&mut service, tenant, args, out).await,
-        Command::Scan(command) => crate::governance::scan(&mut service, tenant, command, out).await,
-        Command::Policy(command) => crate::governance::policy(&mut service, tenant, command, out).await,
-        Command::Paths(args) => paths(&service, tenant, args, out).await,
-        Command::Findings(args) => findings(&service, tenant, args, out),
-        Command::Review(args) => review(&service, tenant, args, out),
-        Command::Whatif(args) => whatif(&service, tenant, args, out),
-        Command::Approve(args) => approve(&mut service, tenant, args, out).await,
-        Command::Delta(args) => delta(&service, tenant, args, out),
-        Command::Baselines(args) => baselines(&service, tenant, args, out),
-        Command::Scopes(args) => scopes(&service, tenant, args.json, out),
+        Command::Scan(ScanCommand::Import(args)) => import(service, tenant, args, out).await,
+        Command::Scan(command) => crate::governance::scan(service, tenant, command, out).await,
+        Command::Policy(command) => crate::governance::policy(service, tenant, command, out).await,
+        Command::Paths(args) => paths(service, tenant, args, out).await,
+        Command::Findings(args) => findings(service, tenant, args, out),
+        Command::Review(args) => review(service, tenant, args, out),
+        Command::Whatif(args) => whatif(service, tenant, args, out),
+        Command::Approve(args) => approve(service, tenant, args, console, out).await,
+        Command::Delta(args) => delta(service, tenant, args, out),
+        Command::Baselines(args) => baselines(service, tenant, args, out),
+        Command::Scopes(args) => scopes(service, tenant, args.json, out),
         Command::Verify(args) => {
             let mode = if args.quick { VerifyMode::Quick } else { VerifyMode::Replay };
-            verify_log(&mut service, tenant, mode, args.json, out).await
+            verify_log(service, tenant, mode, args.json, out).await
         }
-        Command::Keys(command) => crate::keys::run(&mut service, tenant, command, out).await,
-        Command::Tokens(command) => crate::keys::tokens(&mut service, tenant, command, out).await,
+        Command::Keys(command) => crate::keys::run(service, tenant, command, out).await,
+        Command::Tokens(command) => crate::keys::tokens(service, tenant, command, out).await,
         Command::Export(ExportCommand::Attestations(args)) => {
             let tenant = service.known_tenant(tenant)?;
             let envelopes = service.attestations(&tenant)?;
@@ -307,20 +363,17 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             let listener = tokio::net::TcpListener::bind(&args.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", args.listen))?;
-            writeln!(out, "serving on http://{}", listener.local_addr()?)?;
             let metrics_listener = match &args.metrics_listen {
-                Some(addr) => {
-                    let l = tokio::net::TcpListener::bind(addr)
+                Some(addr) => Some(
+                    tokio::net::TcpListener::bind(addr)
                         .await
-                        .with_context(|| format!("cannot listen on {addr} for /metrics"))?;
-                    writeln!(out, "metrics on http://{}/metrics", l.local_addr()?)?;
-                    Some(l)
-                }
+                        .with_context(|| format!("cannot listen on {addr} for /metrics"))?,
+                ),
                 None => None,
             };
-            out.flush()?;
             let (stop, stopped) = tokio::sync::watch::channel(false);
-            let mut state = sv0_api::ApiState::new(&service);
+            let mut notices: Vec<String> = Vec::new();
+            let mut state = sv0_api::ApiState::new(service);
             state.max_body = args.max_body;
             let config = service.data_dir().config()?;
             state.sync_source = match (&args.sync_snapshot, args.sync_connectors.is_empty()) {
@@ -336,7 +389,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             };
             if let Some(oidc) = &config.oidc {
                 let verifier = sv0_api::oidc::OidcVerifier::load(oidc, &state.http).await?;
-                writeln!(out, "OIDC sign-in: tokens of {} for tenant {}", oidc.issuer, oidc.tenant)?;
+                notices.push(format!("OIDC sign-in: tokens of {} for tenant {}", oidc.issuer, oidc.tenant));
                 state.oidc = Some(Arc::new(verifier));
             }
             if let Some(ado) = config.azure_devops {
@@ -345,7 +398,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             if let Some(config) = config.github {
                 let app = sv0_api::github::GitHubApp::load(&config, state.http.clone())?
                     .remember_in(service.data_dir().root().join("github-deliveries"))?;
-                writeln!(out, "GitHub deployment protection rules: /integrations/github/deployment-protection")?;
+                notices.push("GitHub deployment protection rules: /integrations/github/deployment-protection".into());
                 state.github = Some(Arc::new(app));
             }
             state.failures = sv0_api::auth::FailedAuth::with_limit(args.auth_failures_per_minute);
@@ -353,6 +406,31 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
             state.metrics_tenant_labels = args.metrics_tenant_labels;
             state.trusted_proxies = args.trusted_proxies.clone();
             let state = Arc::new(state);
+            // With the embedded log this process holds the directory's files: the CLI's
+            // commands on it run here, through the directory's socket.
+            let socket = match service.log() {
+                sv0_service::AnyLog::Embedded(_) => {
+                    Some(crate::local::listen(service.data_dir().root(), Arc::clone(&state), stopped.clone())?)
+                }
+                sv0_service::AnyLog::JetStream(_) => None,
+            };
+            // Supervisors and tests read the addresses from the first lines, once all listen.
+            writeln!(out, "serving on http://{}", listener.local_addr()?)?;
+            if let Some(l) = &metrics_listener {
+                writeln!(out, "metrics on http://{}/metrics", l.local_addr()?)?;
+            }
+            if let Some(socket) = &socket {
+                writeln!(
+                    out,
+                    "CLI commands on {} run through this server ({})",
+                    service.data_dir().root().display(),
+                    socket.path().display()
+                )?;
+            }
+            for notice in notices {
+                writeln!(out, "{notice}")?;
+            }
+            out.flush()?;
             if let Some(listener) = metrics_listener {
                 let mut metrics_stopped = stopped.clone();
                 let app = sv0_api::metrics_router(Arc::clone(&state));
@@ -377,7 +455,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
                 let _ = writeln!(out, "service: views at log position {seq}");
                 let _ = out.flush();
             };
-            follow(&mut service, seal, &mut progress, shutdown).await?;
+            follow(service, seal, &mut progress, shutdown).await?;
             api.await.context("the HTTP server task failed")??;
             writeln!(
                 out,
@@ -402,7 +480,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
                 let none: Option<&sv0_service::signals::NoSignals> = None;
                 service.follow(true, none, &mut progress, shutdown_signal()).await?;
             } else {
-                follow(&mut service, false, &mut progress, shutdown_signal()).await?;
+                follow(service, false, &mut progress, shutdown_signal()).await?;
             }
             Ok(EXIT_OK)
         }
@@ -462,7 +540,7 @@ fn creates_data(command: &Command) -> bool {
     )
 }
 
-fn writes(command: &Command) -> bool {
+pub(crate) fn writes(command: &Command) -> bool {
     matches!(
         command,
         Command::Scan(ScanCommand::Import(_) | ScanCommand::Run(_) | ScanCommand::Release(_))
@@ -900,6 +978,7 @@ async fn approve(
     service: &mut Service<impl sv0_log::EventLog>,
     tenant: Option<&str>,
     args: ApproveArgs,
+    console: &mut dyn Console,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let tenant = service.known_tenant(tenant)?;
@@ -963,21 +1042,19 @@ async fn approve(
         }
         return Ok(EXIT_OK);
     }
-    use std::io::IsTerminal;
-    if !high.is_empty() && !args.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        eprintln!("{} high or critical finding(s) of scope {} stay open, unacknowledged:", high.len(), plan.scope);
+    if !high.is_empty() && !args.yes && console.interactive() {
+        let mut list =
+            format!("{} high or critical finding(s) of scope {} stay open, unacknowledged:", high.len(), plan.scope);
         for record in &high {
-            eprintln!(
-                "  {} {} {}",
+            list.push_str(&format!(
+                "\n  {} {} {}",
                 record.finding.finding_id,
                 record.finding.severity.as_str(),
                 record.finding.summary
-            );
+            ));
         }
-        eprint!("lock baseline v{} with them open? [y/N] ", plan.version);
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        console.note(&list)?;
+        if !console.confirm(&format!("lock baseline v{} with them open?", plan.version))? {
             writeln!(out, "nothing was approved")?;
             return Ok(EXIT_NO);
         }

@@ -12,6 +12,7 @@ mod gate;
 mod governance;
 mod keys;
 mod load;
+mod local;
 mod render;
 mod report;
 mod synth;
@@ -35,7 +36,7 @@ pub const EXIT_ERROR: u8 = 2;
 #[command(name = "sv0", version, about, long_about = None)]
 pub struct Cli {
     /// Where the log, views and keys live [default: the user's data directory, e.g. ~/.local/share/sv0]
-    #[arg(long, global = true, help_heading = "Global options", env = "SV0_DATA_DIR", value_name = "DIR")]
+    #[arg(value_parser = PathArg, long, global = true, help_heading = "Global options", env = "SV0_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Tenant to act on; may be left out when the data holds one tenant
     #[arg(long, global = true, help_heading = "Global options", env = "SV0_TENANT")]
@@ -164,14 +165,14 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = sv0_api::MAX_CONNECTIONS, value_name = "N")]
     pub max_connections: usize,
     /// The snapshot a collector keeps current: what `POST /api/v1/syncs` imports
-    #[arg(long, value_name = "FILE", conflicts_with = "sync_connectors")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE", conflicts_with = "sync_connectors")]
     pub sync_snapshot: Option<PathBuf>,
     /// Syncs run this connector (repeatable), live with sv0.toml's [connectors] settings and
     /// secrets from the environment, or over --sync-from-export
     #[arg(long = "sync-connector", value_enum, value_name = "CONNECTOR")]
     pub sync_connectors: Vec<ConnectorArg>,
     /// With --sync-connector: read this export directory instead of the live APIs
-    #[arg(long, value_name = "DIR", requires = "sync_connectors")]
+    #[arg(value_parser = PathArg, long, value_name = "DIR", requires = "sync_connectors")]
     pub sync_from_export: Option<PathBuf>,
 }
 
@@ -182,7 +183,7 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "TIME|POSITION")]
     pub until: String,
     /// The new directory to write
-    #[arg(long, value_name = "DIR")]
+    #[arg(value_parser = PathArg, long, value_name = "DIR")]
     pub out: PathBuf,
 }
 
@@ -207,7 +208,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 200_000)]
     pub events: usize,
     /// Only write the synthetic snapshot to this file
-    #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE")]
     pub snapshot_out: Option<PathBuf>,
     /// Benchmark the whole connector pipeline instead: a synthetic tenant of this many
     /// identities in vendor formats, read and converted from its export, then imported
@@ -221,7 +222,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "URL")]
     pub http: Option<String>,
     /// With --http: a file holding a token of the tenant
-    #[arg(long, value_name = "FILE", requires = "http")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE", requires = "http")]
     pub token_file: Option<PathBuf>,
     /// With --http: the scope whose paths are paged
     #[arg(long, default_value = "workload:workload-0000000", requires = "http")]
@@ -332,7 +333,7 @@ pub struct PolicyApproveArgs {
 pub struct PolicySetArgs {
     /// Start from this policy file (JSON, as `sv0 policy show --json` prints) instead of the
     /// policy in force
-    #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Evidence older than this many days no longer counts: grades decay
     #[arg(long, value_name = "DAYS")]
@@ -359,7 +360,7 @@ pub struct PolicySetArgs {
     pub fold_budget_paths: Option<u64>,
     /// A Rego disposition policy (package sv0; defines `decision`, optionally `reasons`) over
     /// the input `sv0 export opa-input` prints
-    #[arg(long, value_name = "FILE", conflicts_with = "no_rego")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE", conflicts_with = "no_rego")]
     pub rego: Option<PathBuf>,
     /// Whether the Rego policy extends the built-in disposition rules (the stricter decision
     /// wins) or replaces them
@@ -393,17 +394,17 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Where to write the snapshot
-    #[arg(long, value_name = "FILE", required_unless_present = "vendor_export")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE", required_unless_present = "vendor_export")]
     pub out: Option<PathBuf>,
     /// Write the tenant in the vendors' formats instead: a directory of Microsoft Graph, ARM,
     /// Log Analytics, ServiceNow and Foundry responses for `sv0 scan run --from-export DIR`
-    #[arg(long, value_name = "DIR", requires = "identities", conflicts_with = "rescan_of")]
+    #[arg(value_parser = PathArg, long, value_name = "DIR", requires = "identities", conflicts_with = "rescan_of")]
     pub vendor_export: Option<PathBuf>,
     /// With --vendor-export: how many identities (service principals) the tenant has
     #[arg(long, value_name = "N")]
     pub identities: Option<usize>,
     /// Write a rescan of this snapshot instead, a day later
-    #[arg(long, value_name = "FILE", conflicts_with = "paths")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE", conflicts_with = "paths")]
     pub rescan_of: Option<PathBuf>,
     /// With --rescan-of: the share of grants changed, e.g. 1%
     #[arg(long, default_value = "1%", requires = "rescan_of")]
@@ -443,6 +444,7 @@ impl From<TriggerArg> for sv0_domain::snapshot::ScanTrigger {
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The snapshot (JSON; see schemas/snapshot.schema.json)
+    #[arg(value_parser = PathArg)]
     pub file: PathBuf,
     /// Override the snapshot's `scan.trigger`
     #[arg(long, value_enum)]
@@ -480,7 +482,7 @@ pub struct ConnectorArgs {
     pub base_urls: Vec<String>,
     /// Read saved API responses (or AzureHound's output file) instead of calling the APIs; see
     /// docs/connectors.md for the file names
-    #[arg(long, value_name = "DIR")]
+    #[arg(value_parser = PathArg, long, value_name = "DIR")]
     pub from_export: Option<PathBuf>,
     /// Concurrent requests per API [default: 4]
     #[arg(long, value_name = "N")]
@@ -524,7 +526,7 @@ pub struct ScanRunArgs {
     #[arg(long, value_enum, default_value = "manual")]
     pub trigger: TriggerArg,
     /// Write the snapshot the connectors assembled to this file as well
-    #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Read and assemble, but import nothing (with --out: write the snapshot only)
     #[arg(long)]
@@ -626,7 +628,7 @@ pub struct WatchArgs {
     pub every: std::time::Duration,
     /// A snapshot file a collector keeps up to date; repeatable. Each round imports it as a
     /// scheduled scan (an unchanged file appends nothing)
-    #[arg(long = "snapshot", value_name = "FILE", required_unless_present = "connectors")]
+    #[arg(value_parser = PathArg, long = "snapshot", value_name = "FILE", required_unless_present = "connectors")]
     pub snapshots: Vec<PathBuf>,
     /// Each round also runs these connectors (as `sv0 scan run` does) as a scheduled scan
     #[command(flatten)]
@@ -666,7 +668,7 @@ pub struct WhatifArgs {
     pub scope: String,
     /// The plan: `terraform show -json plan.out` output, or `az deployment ... what-if
     /// --no-pretty-print` output
-    #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE")]
     pub plan: PathBuf,
     /// Print JSON
     #[arg(long)]
@@ -708,11 +710,11 @@ pub struct ApproveArgs {
     /// The deployment's declared intent: a JSON list of the additions it is expected to bring
     /// (schemas/intent.schema.json). After the deployment, additions it covers are `intended`,
     /// every other addition `unintended`
-    #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE")]
     pub intent: Option<PathBuf>,
     /// The deployment's plan (Terraform JSON plan or ARM what-if): the additions `sv0 whatif`
     /// predicts from it are declared as the intent, with the plan's digest
-    #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
     /// Show exactly what would be locked (paths, open findings left unacknowledged,
     /// acknowledgements) and record nothing
@@ -763,14 +765,14 @@ pub struct BaselinesArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Verify exported pack files in this directory instead of the log (needs --public-key)
-    #[arg(long, requires = "public_key", value_name = "DIR")]
+    #[arg(value_parser = PathArg, long, requires = "public_key", value_name = "DIR")]
     pub packs: Option<PathBuf>,
     /// PEM public key(s) to verify exported packs with
-    #[arg(long, requires = "packs", value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, requires = "packs", value_name = "FILE")]
     pub public_key: Option<PathBuf>,
     /// A checkpoint (`sv0 export checkpoint`) the packs must extend: detects a truncated chain
     /// and any pack replaced before the checkpoint's size
-    #[arg(long, requires = "packs", value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, requires = "packs", value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
     /// The faster check: compare packs with the views as they stand instead of replaying the
     /// whole log into scratch views, and trust files SV0 closed cleanly instead of checking
@@ -821,7 +823,7 @@ pub struct GateArgs {
     #[arg(long, env = "SV0_URL", value_name = "URL")]
     pub url: String,
     /// A file holding an analyst token (else the SV0_TOKEN environment variable)
-    #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// The scope the deployment is judged for
     #[arg(long)]
@@ -848,7 +850,7 @@ pub struct GateArgs {
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub poll: std::time::Duration,
     /// Also write a JUnit report here
-    #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
     /// The gate runs after the deployment job (a post-deployment rescan, sealed as a
     /// post_deployment_delta) [default: before it, sealed as a pre_deployment_assessment]
@@ -856,7 +858,7 @@ pub struct GateArgs {
     pub after_deployment: bool,
     /// Judge the deployment's plan instead (Terraform JSON plan or ARM what-if): a what-if on
     /// the server, nothing scanned or recorded; exit 0 when the planned change needs no review
-    #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
 }
 
@@ -913,7 +915,7 @@ pub struct KeyRotateArgs {
 #[derive(Debug, Args)]
 pub struct KeyExportArgs {
     /// Write to this file instead of standard output
-    #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
 
@@ -924,7 +926,7 @@ pub struct ExportOpengraphArgs {
     #[arg(long)]
     pub scope: Option<String>,
     /// Write to this file instead of standard output
-    #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
 
@@ -932,7 +934,7 @@ pub struct ExportOpengraphArgs {
 #[derive(Debug, Args)]
 pub struct ExportAttestationsArgs {
     /// The file to write (by convention FILE.intoto.jsonl)
-    #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE")]
     pub out: PathBuf,
 }
 
@@ -940,7 +942,7 @@ pub struct ExportAttestationsArgs {
 #[derive(Debug, Args)]
 pub struct ExportCheckpointArgs {
     /// Write to this file instead of standard output
-    #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
 
@@ -982,7 +984,7 @@ pub struct ExportOpaInputArgs {
     #[arg(long)]
     pub scope: String,
     /// Write to this file instead of standard output
-    #[arg(long, value_name = "FILE")]
+    #[arg(value_parser = PathArg, long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
 
@@ -990,8 +992,49 @@ pub struct ExportOpaInputArgs {
 #[derive(Debug, Args)]
 pub struct ExportPacksArgs {
     /// Directory to write to
-    #[arg(long)]
+    #[arg(value_parser = PathArg, long)]
     pub out: PathBuf,
+}
+
+std::thread_local! {
+    /// The directory relative paths on a command line are taken from when it is not this
+    /// process's own: the client's, for a command `sv0 serve` runs for its local socket.
+    static PATH_BASE: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The value parser of every path argument: a path, taken relative to `PATH_BASE` when that is
+/// set, so that a command run by `sv0 serve` for a client reads and writes the files the
+/// client named.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PathArg;
+
+impl clap::builder::TypedValueParser for PathArg {
+    type Value = PathBuf;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<PathBuf, clap::Error> {
+        let path = clap::builder::PathBufValueParser::new().parse_ref(cmd, arg, value)?;
+        Ok(PATH_BASE.with(|base| match &*base.borrow() {
+            Some(base) if path.is_relative() => base.join(&path),
+            _ => path,
+        }))
+    }
+}
+
+/// Parses a command line whose relative paths are relative to `base`.
+pub(crate) fn parse_relative_to<I, T>(base: &std::path::Path, args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    PATH_BASE.with(|b| *b.borrow_mut() = Some(base.to_path_buf()));
+    let parsed = Cli::try_parse_from(args);
+    PATH_BASE.with(|b| *b.borrow_mut() = None);
+    parsed
 }
 
 /// Runs the program with these arguments, writing results to `out`. Returns the exit code;
@@ -1001,7 +1044,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
             write!(out, "{e}")?;
@@ -1011,6 +1055,10 @@ where
     };
     init_logging(cli.verbose);
     let data_dir = cli.data_dir.clone().or_else(|| commands::default_data_dir().ok());
+    // While `sv0 serve` holds the data directory, the command runs in it.
+    if let Some(server) = data_dir.as_deref().and_then(|dir| local::server_for(&cli, dir)) {
+        return local::forward(server, args, &cli, &mut commands::Terminal, out);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     // A storage engine reading a damaged page may panic; the command then ends with an error
     // (exit 2), never an abort, and the data directory's files are checked page by page by the
@@ -1048,4 +1096,52 @@ fn init_logging(verbose: u8) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every path argument of every command is parsed by `PathArg`, so a command that
+    /// `sv0 serve` runs for a client reads and writes the client's files.
+    #[test]
+    fn every_path_argument_is_relative_to_the_callers_directory() {
+        fn walk(cmd: &clap::Command, checked: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_value_parser().type_id() != std::any::TypeId::of::<PathBuf>() {
+                    continue;
+                }
+                let mut lenient = cmd.clone().ignore_errors(true).subcommand_required(false);
+                for other in cmd.get_arguments() {
+                    lenient = lenient.mut_arg(other.get_id(), |a| a.required(false));
+                }
+                let mut argv = vec!["x".to_string()];
+                if let Some(long) = arg.get_long() {
+                    argv.push(format!("--{long}"));
+                }
+                argv.push("rel/file".to_string());
+                PATH_BASE.with(|b| *b.borrow_mut() = Some(PathBuf::from("/client")));
+                let matches = lenient.try_get_matches_from(&argv);
+                PATH_BASE.with(|b| *b.borrow_mut() = None);
+                let matches = matches.unwrap_or_else(|e| panic!("{} {}: {e}", cmd.get_name(), arg.get_id()));
+                let parsed = matches.get_many::<PathBuf>(arg.get_id().as_str()).and_then(|mut v| v.next().cloned());
+                assert_eq!(
+                    parsed.as_deref(),
+                    Some(std::path::Path::new("/client/rel/file")),
+                    "`{} --{}` is not parsed by PathArg",
+                    cmd.get_name(),
+                    arg.get_id()
+                );
+                checked.push(format!("{} {}", cmd.get_name(), arg.get_id()));
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, checked);
+            }
+        }
+        let mut root = <Cli as clap::CommandFactory>::command();
+        root.build();
+        let mut checked = Vec::new();
+        walk(&root, &mut checked);
+        assert!(checked.len() >= 30, "{checked:?}");
+    }
 }
