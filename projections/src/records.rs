@@ -12,7 +12,7 @@ use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{EventId, TenantId, Timestamp};
 
 /// What happened to a scan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ScanStatus {
     /// Folded into the views.
@@ -38,7 +38,7 @@ impl ScanStatus {
 }
 
 /// A scan as the views saw it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScanRecord {
     /// Scan id.
     pub scan_id: String,
@@ -69,7 +69,7 @@ pub struct ScanRecord {
 }
 
 /// What a scan changed, entity by entity (ids per list name).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EntityDiff {
     /// Entities new in this scan.
     pub added: BTreeMap<String, Vec<String>>,
@@ -90,7 +90,7 @@ impl EntityDiff {
 }
 
 /// What the views know of a tenant.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TenantState {
     /// Last applied scan.
     pub last_scan_id: String,
@@ -109,7 +109,7 @@ pub struct TenantState {
 }
 
 /// Where a finding is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingStatus {
     /// The rule still matches.
@@ -130,7 +130,7 @@ impl FindingStatus {
 
 /// Where a finding stands at a time: the lifecycle open → acknowledged → resolved, where an
 /// acknowledgement past its due date makes the finding overdue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Lifecycle {
     /// The rule matches and nobody has accepted it.
@@ -156,7 +156,7 @@ impl Lifecycle {
 }
 
 /// An approver's acceptance of an open finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FindingAck {
     /// Who accepted it.
     pub by: String,
@@ -167,7 +167,7 @@ pub struct FindingAck {
 }
 
 /// A finding with its lifecycle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FindingRecord {
     /// The rule's latest result on the subject.
     pub finding: Finding,
@@ -217,7 +217,7 @@ impl FindingRecord {
 }
 
 /// The current baseline version of a scope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BaselineHead {
     /// The scope.
     pub scope: Scope,
@@ -232,7 +232,7 @@ pub struct BaselineHead {
 }
 
 /// A scope's drift from its approved baseline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Drift {
     /// Position of the scan that first showed the drift.
     pub since_seq: u64,
@@ -246,7 +246,7 @@ pub struct Drift {
 
 /// Where a baseline version stands: the latest version is `approved` or `drifted`, older ones
 /// `superseded` (re-assessed by a newer approval).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BaselineState {
     /// The scope's posture matches it.
@@ -280,7 +280,7 @@ impl BaselineHead {
 }
 
 /// One locked baseline version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Baseline {
     /// The scope.
     pub scope: Scope,
@@ -331,7 +331,7 @@ impl Baseline {
 }
 
 /// A key registered to sign a tenant's packs, with where in the chain it may sign.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KeyRecord {
     /// Hex SHA-256 of the raw public key.
     pub key_id: String,
@@ -361,7 +361,7 @@ impl KeyRecord {
 }
 
 /// An API token as the views hold it: never the token, only its secret's hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokenRecord {
     /// Public id.
     pub token_id: String,
@@ -391,7 +391,7 @@ pub struct TokenRecord {
 }
 
 /// The head of a tenant's pack chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PackHead {
     /// Index of the last pack, from 1.
     pub index: u64,

@@ -293,8 +293,12 @@ fn every_route_gives_the_documented_status_for_every_caller() {
         admin: admin.clone(),
     };
 
+    // Every reply is checked against the OpenAPI document the server publishes.
+    let doc = server.get("/api/v1/openapi.json", None).json();
+    let problem = schema_at(&doc, "#/components/responses/Problem/content/application~1problem+json/schema");
     for route in ROUTES {
         let name = format!("{} {}", route.method, route.path);
+        let documented = response_schema(&doc, route);
         for (role, token) in &f.roles {
             let reply = call(&server, route.method, route.path, Some(token), &ids);
             if role.permits(route.permission) {
@@ -302,8 +306,12 @@ fn every_route_gives_the_documented_status_for_every_caller() {
                 if route.method == "GET" && route.path != "/checkpoint" && route.path != "/keys" {
                     assert!(reply.content_type.starts_with("application/json"), "{name}: {reply:?}");
                 }
+                if reply.content_type.starts_with("application/json") {
+                    conforms(&documented, &reply.json(), &format!("{name} as {role}"));
+                }
             } else {
                 assert_eq!((reply.status, reply.problem()), (403, "forbidden".to_string()), "{name} as {role}");
+                conforms(&problem, &reply.json(), &format!("{name} as {role}"));
             }
         }
         let reply = call(&server, route.method, route.path, None, &ids);
@@ -439,6 +447,17 @@ fn bad_input_is_refused_with_problem_json_and_changes_nothing() {
     for (what, reply, status, kind) in cases {
         assert_eq!((reply.status, reply.problem()), (status, kind.to_string()), "{what}: {reply:?}");
     }
+    // A snapshot with several problems lists every one in the problem's `problems` member.
+    let mut bad: Value = serde_json::from_slice(&snapshot(1)).unwrap();
+    let grants = bad["grants"].as_array().unwrap().len();
+    for (n, grant) in bad["grants"].as_array_mut().unwrap().iter_mut().enumerate() {
+        grant["identity"] = Value::from(format!("no-such-identity-{n}"));
+    }
+    let reply = server.post("/api/v1/scans", Some(analyst), "application/json", &serde_json::to_vec(&bad).unwrap());
+    assert_eq!((reply.status, reply.problem()), (422, "invalid-snapshot".to_string()), "{reply:?}");
+    let problems = reply.json()["problems"].as_array().cloned().unwrap_or_default();
+    assert_eq!(problems.len(), grants, "{reply:?}");
+    assert!(problems.iter().all(|p| p.as_str().is_some_and(|p| p.contains("no-such-identity-"))), "{problems:?}");
     assert_eq!(server.log_head(), head, "bad input appended something");
     // Good input from the same caller works: a new scan is accepted.
     let mut later: Value = serde_json::from_slice(&snapshot(2)).unwrap();
@@ -510,6 +529,82 @@ fn paging_walks_every_path_once_and_the_openapi_document_lists_every_route() {
     let documented: usize =
         doc["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
     assert_eq!(documented, ROUTES.len());
+}
+
+/// A validator of the schema at `pointer` (a `#/...` JSON pointer) of the OpenAPI document:
+/// the document itself is the schema resource, so that its `#/components/schemas/...`
+/// references resolve as a client generator would resolve them.
+fn schema_at(doc: &Value, pointer: &str) -> jsonschema::Validator {
+    let mut schema = doc.clone();
+    schema["$schema"] = serde_json::json!("https://json-schema.org/draft/2020-12/schema");
+    schema["$ref"] = serde_json::json!(pointer.replace('{', "%7B").replace('}', "%7D"));
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("the schema at {pointer} does not compile: {e}"))
+}
+
+/// The documented schema of a route's success body.
+fn response_schema(doc: &Value, route: &sv0_api::routes::RouteSpec) -> jsonschema::Validator {
+    let escape = |s: &str| s.replace('~', "~0").replace('/', "~1");
+    let pointer = format!(
+        "#/paths/{}/{}/responses/{}/content/{}/schema",
+        escape(route.path),
+        route.method.to_ascii_lowercase(),
+        route.success,
+        escape(route.response.content_type)
+    );
+    schema_at(doc, &pointer)
+}
+
+/// Fails with every violation when `value` does not conform.
+fn conforms(validator: &jsonschema::Validator, value: &Value, what: &str) {
+    let errors: Vec<String> =
+        validator.iter_errors(value).map(|e| format!("{} at {}", e, e.instance_path())).take(10).collect();
+    assert!(errors.is_empty(), "{what}: the reply does not conform to the OpenAPI document: {errors:#?}\n{value}");
+}
+
+/// The OpenAPI document describes every body: each request body has a schema and an example
+/// that conforms to it, each JSON response a schema of its own type (never a bare object), and
+/// every reference resolves.
+#[test]
+fn the_openapi_document_describes_every_request_and_response() {
+    let doc = sv0_api::openapi::document();
+    let escape = |s: &str| s.replace('~', "~0").replace('/', "~1");
+    for route in ROUTES {
+        let name = format!("{} {}", route.method, route.path);
+        let operation = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
+        let schema =
+            &operation["responses"][route.success.to_string()]["content"][route.response.content_type]["schema"];
+        assert!(schema.get("$ref").is_some() || schema.get("type").is_some(), "{name}: {schema}");
+        let _ = response_schema(&doc, route);
+        match route.request {
+            Some(request) => {
+                let media = &operation["requestBody"]["content"][request.content_type];
+                let pointer = format!(
+                    "#/paths/{}/{}/requestBody/content/{}/schema",
+                    escape(route.path),
+                    route.method.to_ascii_lowercase(),
+                    escape(request.content_type)
+                );
+                let example = &media["example"];
+                assert!(example.is_object(), "{name} has no example: {media}");
+                conforms(&schema_at(&doc, &pointer), example, &format!("the example of {name}"));
+            }
+            None => assert!(operation.get("requestBody").is_none(), "{name}"),
+        }
+    }
+    // The schemas are not vacuous: a page without items, or with an item of the wrong shape,
+    // does not conform.
+    let paths = ROUTES.iter().find(|r| r.method == "GET" && r.path == "/paths").unwrap();
+    let paths = response_schema(&doc, paths);
+    assert!(!paths.is_valid(&serde_json::json!({ "next_cursor": null })));
+    assert!(!paths.is_valid(&serde_json::json!({ "items": [{ "path_id": 7 }], "next_cursor": null })));
+    assert!(paths.is_valid(&serde_json::json!({ "items": [], "next_cursor": null })));
+    // What a caller got wrong is told apart from what is missing: unknown fields are refused.
+    let approval = &doc["components"]["schemas"]["ApprovalBody"];
+    assert_eq!(approval["additionalProperties"], false, "{approval}");
+    assert!(approval["required"].as_array().unwrap().contains(&serde_json::json!("note")), "{approval}");
 }
 
 /// The kind of the pack sealing the assessment at log position `seq`, once the server's signer

@@ -33,7 +33,7 @@ use crate::problem::Problem;
 use crate::syncs::{SyncRequest, SyncStatus};
 
 /// What the check sends in its body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CheckBody {
     scope: String,

@@ -227,7 +227,7 @@ pub fn signature_valid(key: &ring::hmac::Key, header: Option<&str>, body: &[u8])
     ring::hmac::verify(key, body, &tag).is_ok()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 struct Payload {
     action: String,
     environment: String,
@@ -237,17 +237,17 @@ struct Payload {
     deployment: Option<Deployment>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 struct Repository {
     full_name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 struct Installation {
     id: u64,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 struct Deployment {
     sha: Option<String>,
 }

@@ -22,6 +22,7 @@ pub mod azure_devops;
 pub mod github;
 pub mod metrics;
 pub mod oidc;
+pub mod openapi;
 pub mod problem;
 pub mod replays;
 pub mod routes;
@@ -141,7 +142,7 @@ impl<L: EventLog + Clone> ApiState<L> {
 /// The operational routes and `/api/v1`.
 pub fn router<L: EventLog + Clone>(state: Arc<ApiState<L>>) -> Router {
     let mut api: Router<Arc<ApiState<L>>> =
-        Router::new().route("/openapi.json", get(|| async { axum::Json(routes::openapi()) }));
+        Router::new().route("/openapi.json", get(|| async { axum::Json(openapi::document()) }));
     let mut paths: std::collections::BTreeMap<&str, MethodRouter<Arc<ApiState<L>>>> = Default::default();
     let max_body = state.max_body;
     for spec in routes::ROUTES {

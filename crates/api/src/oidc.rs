@@ -95,12 +95,12 @@ pub enum OidcSetupError {
     Invalid(String),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 struct Jwks {
     keys: Vec<Jwk>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 struct Jwk {
     kty: String,
     kid: Option<String>,

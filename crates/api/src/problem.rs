@@ -2,7 +2,6 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use sv0_service::ServiceError;
 use tracing::error;
 
@@ -22,11 +21,13 @@ pub struct Problem {
     pub detail: String,
     /// Seconds to wait, for 429.
     pub retry_after: Option<u64>,
+    /// Every problem found, when there were several (a snapshot's, each naming its field).
+    pub problems: Vec<String>,
 }
 
 impl Problem {
     fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Problem {
-        Problem { status, kind, title, detail: detail.into(), retry_after: None }
+        Problem { status, kind, title, detail: detail.into(), retry_after: None, problems: Vec::new() }
     }
 
     /// No bearer token.
@@ -103,7 +104,9 @@ impl Problem {
 
     /// A snapshot that cannot be imported.
     pub fn invalid_snapshot(detail: impl Into<String>) -> Problem {
-        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-snapshot", "Invalid snapshot", detail)
+        let detail = detail.into();
+        let problem = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-snapshot", "Invalid snapshot", &detail);
+        Problem { problems: vec![detail], ..problem }
     }
 
     /// A body larger than the route takes.
@@ -160,13 +163,15 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = json!({
-            "type": format!("{PROBLEM_BASE}{}", self.kind),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
-        let mut response = (self.status, body.to_string()).into_response();
+        let body = crate::openapi::ProblemDetails {
+            kind: format!("{PROBLEM_BASE}{}", self.kind),
+            title: self.title.to_string(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+            problems: self.problems,
+        };
+        let body = serde_json::to_string(&body).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::UNAUTHORIZED {
@@ -183,7 +188,11 @@ impl From<ServiceError> for Problem {
     fn from(e: ServiceError) -> Problem {
         match e {
             ServiceError::Input(e) => Problem::invalid_request(e.to_string()),
-            ServiceError::SnapshotJson(_) | ServiceError::Snapshot(_) | ServiceError::EntityTooLarge { .. } => {
+            ServiceError::Snapshot(invalid) => {
+                let detail = invalid.to_string();
+                Problem { problems: invalid.problems, ..Problem::invalid_snapshot(detail) }
+            }
+            ServiceError::SnapshotJson(_) | ServiceError::EntityTooLarge { .. } => {
                 Problem::invalid_snapshot(e.to_string())
             }
             ServiceError::EmptyScope { .. } | ServiceError::UnknownFinding { .. } => {

@@ -12,17 +12,21 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sv0_domain::access::Permission;
 use sv0_domain::events::Acknowledgement;
+use sv0_domain::paths::AuthorityPath;
 use sv0_domain::scope::Scope;
 use sv0_domain::{TenantId, Timestamp};
 use sv0_log::EventLog;
-use sv0_projections::{FindingStatus, PathFilter};
+use sv0_projections::{Baseline, BaselineHead, FindingRecord, FindingStatus, PathFilter, ScanRecord};
+use sv0_service::signals::CloudEvent;
 
 use crate::ApiState;
 use crate::auth::{Caller, authorize};
+use crate::openapi::{replies, replies_text, takes};
 use crate::problem::Problem;
 
 /// One route: what the router serves, the OpenAPI document describes and the matrix tests.
@@ -38,11 +42,61 @@ pub struct RouteSpec {
     pub summary: &'static str,
     /// Query parameters it takes.
     pub query: &'static [&'static str],
+    /// The request body, when it takes one: the type that reads it, and an example.
+    pub request: Option<crate::openapi::Body>,
+    /// The body of success: the type that writes it.
+    pub response: crate::openapi::Body,
     /// The status of success.
     pub success: u16,
 }
 
 const PAGE: &[&str] = &["limit", "cursor"];
+
+// Examples of request bodies, in the OpenAPI document; the tests check each against its schema
+// and send it.
+fn ack_example() -> Value {
+    json!({ "acknowledge": [{ "finding_id": "F-3f9a1c2b7d4e", "due": "2027-03-31" }], "note": "accepted until the Q1 rotation" })
+}
+
+fn sync_example() -> Value {
+    json!({
+        "scope": "project:HR-Automation",
+        "environment": "production",
+        "repository": "contoso/hr-onboarding",
+        "run_id": "8812345",
+        "commit": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+        "trigger": "pre_deployment",
+    })
+}
+
+fn snapshot_example() -> Value {
+    serde_json::from_str(include_str!("../../sv0/demo/contoso-1-initial.json")).unwrap_or(Value::Null)
+}
+
+fn plan_example() -> Value {
+    json!({ "format_version": "1.2", "terraform_version": "1.9.5", "resource_changes": [] })
+}
+
+fn approval_example() -> Value {
+    json!({
+        "scope": "project:HR-Automation",
+        "note": "reviewed with the HR platform team",
+        "acknowledge": [{ "finding_id": "F-3f9a1c2b7d4e", "due": "2027-03-31" }],
+        "posture_digest": "sha256:5d41402abc4b2a76b9719d911017c592ae4a1b6e1e7a2c9f0b3d8e6f1a2b3c4d@118",
+    })
+}
+
+fn token_example() -> Value {
+    json!({ "name": "soc-reader", "principal": "soc@contoso.example", "roles": ["viewer"], "expires_at": "2027-06-30T00:00:00Z" })
+}
+
+fn policy_example() -> Value {
+    serde_json::to_value(sv0_domain::policy::Policy::default()).unwrap_or(Value::Null)
+}
+
+fn policy_approval_example() -> Value {
+    json!({ "digest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "note": "the stricter Finance rules, reviewed" })
+}
 
 /// Every `/api/v1` route.
 pub const ROUTES: &[RouteSpec] = &[
@@ -63,6 +117,8 @@ pub const ROUTES: &[RouteSpec] = &[
             "limit",
             "cursor",
         ],
+        request: None,
+        response: replies::<Page<AuthorityPath>>(),
         success: 200,
     },
     RouteSpec {
@@ -71,6 +127,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Read,
         summary: "Findings (of a scope, of a status), by finding id",
         query: &["scope", "status", "limit", "cursor"],
+        request: None,
+        response: replies::<Page<FindingRecord>>(),
         success: 200,
     },
     RouteSpec {
@@ -79,6 +137,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Acknowledge,
         summary: "Accept open findings until a date, as the authenticated caller",
         query: &[],
+        request: Some(takes::<AcknowledgeBody>(ack_example)),
+        response: replies::<Acknowledged>(),
         success: 201,
     },
     RouteSpec {
@@ -87,6 +147,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Read,
         summary: "Scopes with an approved baseline: version, state, drift",
         query: PAGE,
+        request: None,
+        response: replies::<Page<BaselineHead>>(),
         success: 200,
     },
     RouteSpec {
@@ -95,6 +157,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Read,
         summary: "Scans, by scan id",
         query: PAGE,
+        request: None,
+        response: replies::<Page<ScanRecord>>(),
         success: 200,
     },
     RouteSpec {
@@ -103,6 +167,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Sync,
         summary: "Run a scan now for a deployment (scope, environment, repository, run_id, commit): 202 with a sync id",
         query: &[],
+        request: Some(takes::<crate::syncs::SyncRequest>(sync_example)),
+        response: replies::<crate::syncs::SyncRecord>(),
         success: 202,
     },
     RouteSpec {
@@ -111,6 +177,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Read,
         summary: "A sync: pending, running, completed, quarantined or failed; when completed, the scope's disposition and delta summary",
         query: &[],
+        request: None,
+        response: replies::<crate::syncs::SyncRecord>(),
         success: 200,
     },
     RouteSpec {
@@ -119,6 +187,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Read,
         summary: "One scan: status, coverage, counts",
         query: &[],
+        request: None,
+        response: replies::<ScanRecord>(),
         success: 200,
     },
     RouteSpec {
@@ -127,6 +197,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Scan,
         summary: "Push a snapshot (JSON, schemas/snapshot.schema.json) of the caller's tenant",
         query: &["trigger"],
+        request: Some(takes::<sv0_domain::snapshot::Snapshot>(snapshot_example)),
+        response: replies::<sv0_service::ImportReport>(),
         success: 201,
     },
     RouteSpec {
@@ -135,6 +207,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Read,
         summary: "Every version of every scope's baseline, by scope then version",
         query: &["scope", "limit", "cursor"],
+        request: None,
+        response: replies::<Page<Baseline>>(),
         success: 200,
     },
     RouteSpec {
@@ -143,6 +217,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Read,
         summary: "Approvals recorded (one per baseline version), with approver and time",
         query: &["scope", "limit", "cursor"],
+        request: None,
+        response: replies::<Page<ApprovalView>>(),
         success: 200,
     },
     RouteSpec {
@@ -151,6 +227,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Read,
         summary: "What-if: the body is a deployment's plan (Terraform JSON plan or ARM what-if result); the answer is the paths it would create or remove in the scope against its baseline, the plan resource behind each, the findings it would open and the disposition. Records nothing",
         query: &["scope"],
+        request: Some(takes::<PlanBody>(plan_example)),
+        response: replies::<sv0_service::whatif::WhatIfReport>(),
         success: 200,
     },
     RouteSpec {
@@ -159,6 +237,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Read,
         summary: "Everything to read before approving a scope: paths, counts by grade, egress and ownership, open findings, governance conditions, evidence gaps, the baseline in force and the posture_digest to approve",
         query: &["scope"],
+        request: None,
+        response: replies::<sv0_service::review::Review>(),
         success: 200,
     },
     RouteSpec {
@@ -167,6 +247,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Approve,
         summary: "Approve a scope's posture as the authenticated caller: a new baseline version",
         query: &[],
+        request: Some(takes::<ApprovalBody>(approval_example)),
+        response: replies::<sv0_service::ApprovalReport>(),
         success: 201,
     },
     RouteSpec {
@@ -175,6 +257,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Read,
         summary: "A scope's path-level delta against its baseline, with verification and disposition",
         query: &["scope"],
+        request: None,
+        response: replies::<sv0_service::DeltaReport>(),
         success: 200,
     },
     RouteSpec {
@@ -183,6 +267,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Read,
         summary: "SOC signals (CloudEvents) after a log position",
         query: &["limit", "cursor"],
+        request: None,
+        response: replies::<Page<CloudEvent>>(),
         success: 200,
     },
     RouteSpec {
@@ -191,6 +277,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Evidence,
         summary: "Evidence packs, in chain order",
         query: PAGE,
+        request: None,
+        response: replies::<Page<PackSummary>>(),
         success: 200,
     },
     RouteSpec {
@@ -199,6 +287,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Evidence,
         summary: "One pack as exported (id or chain index)",
         query: &[],
+        request: None,
+        response: replies::<sv0_signer::PackFile>(),
         success: 200,
     },
     RouteSpec {
@@ -207,6 +297,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Evidence,
         summary: "One pack as a DSSE envelope (its own signature over the PAE of its body)",
         query: &[],
+        request: None,
+        response: replies::<DsseEnvelope>(),
         success: 200,
     },
     RouteSpec {
@@ -215,6 +307,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Evidence,
         summary: "RFC 9162 inclusion proof of a pack in the tenant's pack tree",
         query: &[],
+        request: None,
+        response: replies::<sv0_service::transparency::InclusionProof>(),
         success: 200,
     },
     RouteSpec {
@@ -223,6 +317,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Evidence,
         summary: "RFC 9162 consistency proof between two tree sizes",
         query: &["old", "new"],
+        request: None,
+        response: replies::<sv0_service::transparency::ConsistencyProof>(),
         success: 200,
     },
     RouteSpec {
@@ -231,6 +327,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Evidence,
         summary: "Paths as the log stood at a position or time (as_of), folded afresh from the log",
         query: &["as_of", "scope", "limit", "cursor"],
+        request: None,
+        response: replies::<Page<AuthorityPath>>(),
         success: 200,
     },
     RouteSpec {
@@ -239,6 +337,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Evidence,
         summary: "Findings as the log stood at a position or time (as_of), folded afresh from the log",
         query: &["as_of", "scope", "limit", "cursor"],
+        request: None,
+        response: replies::<Page<FindingRecord>>(),
         success: 200,
     },
     RouteSpec {
@@ -247,6 +347,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Administer,
         summary: "The tenant's API tokens (never their secrets)",
         query: PAGE,
+        request: None,
+        response: replies::<Page<sv0_service::tokens::TokenView>>(),
         success: 200,
     },
     RouteSpec {
@@ -255,6 +357,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Administer,
         summary: "Issue a token (shown once); approver tokens are issued on the host only",
         query: &[],
+        request: Some(takes::<IssueBody>(token_example)),
+        response: replies::<IssuedToken>(),
         success: 201,
     },
     RouteSpec {
@@ -263,6 +367,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Administer,
         summary: "Revoke a token of the tenant",
         query: &[],
+        request: None,
+        response: replies::<sv0_service::tokens::TokenView>(),
         success: 200,
     },
     RouteSpec {
@@ -271,6 +377,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Read,
         summary: "The tenant's policy in force (evidence window, owner silence, breakers, Rego)",
         query: &[],
+        request: None,
+        response: replies::<sv0_domain::policy::Policy>(),
         success: 200,
     },
     RouteSpec {
@@ -279,6 +387,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Administer,
         summary: "Replace the tenant's policy (recorded as an event; every path and finding is re-decided)",
         query: &[],
+        request: Some(takes::<sv0_domain::policy::Policy>(policy_example)),
+        response: replies::<PolicySet>(),
         success: 200,
     },
     RouteSpec {
@@ -287,6 +397,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Read,
         summary: "Which Rego policy decides the tenant's dispositions, and which waits for a second person's approval",
         query: &[],
+        request: None,
+        response: replies::<sv0_domain::policy::RegoState>(),
         success: 200,
     },
     RouteSpec {
@@ -295,6 +407,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Approve,
         summary: "Approve the Rego policy waiting for approval ({\"digest\", \"note\"}); not by the person who set it",
         query: &[],
+        request: Some(takes::<PolicyApprovalBody>(policy_approval_example)),
+        response: replies::<PolicyApproved>(),
         success: 200,
     },
     RouteSpec {
@@ -303,6 +417,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Evidence,
         summary: "The pack tree's checkpoint, a C2SP signed note (text/plain)",
         query: &[],
+        request: None,
+        response: replies_text(),
         success: 200,
     },
     RouteSpec {
@@ -311,6 +427,8 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::Evidence,
         summary: "Public keys with their validity ranges (JSON, or the key file with format=pem)",
         query: &["format"],
+        request: None,
+        response: replies::<Vec<sv0_projections::KeyRecord>>(),
         success: 200,
     },
 ];
@@ -382,26 +500,25 @@ fn page<T: Serialize>(items: Vec<T>, key: impl Fn(&T) -> String, limit: Option<u
         None => 0,
     };
     let rest = items.len().saturating_sub(start);
-    let taken: Vec<&T> = items.iter().skip(start).take(limit).collect();
-    let next = (rest > limit).then(|| hex::encode(key(taken[taken.len() - 1])));
-    ok(Page { items: &taken, next_cursor: next })
+    let taken: Vec<T> = items.into_iter().skip(start).take(limit).collect();
+    let next = (rest > limit).then(|| hex::encode(key(&taken[taken.len() - 1])));
+    ok(Page { items: taken, next_cursor: next, posture_digest: None, log_position: None })
 }
 
-/// A page as served: serialised straight from the items, with no intermediate JSON tree.
-#[derive(Serialize)]
-struct Page<'a, T: Serialize> {
-    items: &'a [T],
-    next_cursor: Option<String>,
-}
-
-/// The first page of a scope's paths or findings, with the scope's posture digest and the log
-/// position it stands at: what an approval's `posture_digest` names.
-#[derive(Serialize)]
-struct PosturePage<'a, T: Serialize> {
-    items: &'a [T],
-    next_cursor: Option<String>,
-    posture_digest: String,
-    log_position: u64,
+/// A page of a list: serialised straight from the items, with no intermediate JSON tree.
+#[derive(Serialize, JsonSchema)]
+pub struct Page<T> {
+    /// The items of this page, in the list's order.
+    pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+    /// On the first page of a scope's paths or findings: the scope's posture digest, what an
+    /// approval's `posture_digest` names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub posture_digest: Option<String>,
+    /// With `posture_digest`: the log position the posture stands at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_position: Option<u64>,
 }
 
 /// `reply` (a page) with the posture of `scope` added, when a scope was asked for.
@@ -443,14 +560,14 @@ fn cursor_of(cursor: Option<&str>) -> Result<Option<String>, Problem> {
         .transpose()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PageQuery {
     limit: Option<usize>,
     cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PathsQuery {
     scope: Option<String>,
@@ -491,18 +608,18 @@ pub(crate) async fn paths<L: EventLog>(ask: Ask<L>, q: Result<Query<PathsQuery>,
     match filter.scope.as_ref().filter(|_| q.cursor.is_none()) {
         Some(scope) => {
             let posture = s.reader.posture(&c.tenant, scope)?;
-            ok(PosturePage {
-                items: &paths,
+            ok(Page {
+                items: paths,
                 next_cursor,
-                posture_digest: posture.digest,
-                log_position: posture.position,
+                posture_digest: Some(posture.digest),
+                log_position: Some(posture.position),
             })
         }
-        None => ok(Page { items: &paths, next_cursor }),
+        None => ok(Page { items: paths, next_cursor, posture_digest: None, log_position: None }),
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FindingsQuery {
     scope: Option<String>,
@@ -558,13 +675,13 @@ pub(crate) async fn scan<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) -> Re
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PushQuery {
     trigger: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct TenantOf {
     tenant: String,
 }
@@ -619,7 +736,7 @@ pub(crate) async fn push_scan<L: EventLog>(
     Ok((status, Json(report)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ScopedPage {
     scope: Option<String>,
@@ -657,8 +774,9 @@ pub(crate) async fn baselines<L: EventLog>(ask: Ask<L>, q: Result<Query<ScopedPa
     page(all, version_key, q.limit, q.cursor.as_deref())
 }
 
-#[derive(Serialize)]
-struct ApprovalView {
+/// One approval: a baseline version of a scope, who locked it and what with.
+#[derive(Serialize, JsonSchema)]
+pub struct ApprovalView {
     scope: String,
     baseline_version: u32,
     approver: String,
@@ -703,9 +821,10 @@ pub(crate) async fn approvals<L: EventLog>(ask: Ask<L>, q: Result<Query<ScopedPa
     strip_keys(reply).await
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /approvals`: lock the scope's current posture as its next baseline version.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ApprovalBody {
+pub struct ApprovalBody {
     scope: String,
     note: String,
     #[serde(default)]
@@ -727,9 +846,10 @@ struct ApprovalBody {
     force: bool,
 }
 
-#[derive(Debug, Deserialize)]
+/// An open finding accepted until a date.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct AckBody {
+pub struct AckBody {
     finding_id: String,
     /// `YYYY-MM-DD` or RFC 3339.
     due: String,
@@ -785,13 +905,13 @@ pub(crate) async fn approve<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, Bytes
     Ok((StatusCode::CREATED, Json(report)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeltaQuery {
     scope: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WhatIfQuery {
     scope: String,
@@ -816,7 +936,7 @@ pub(crate) async fn whatif<L: EventLog>(
     ok(report)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReviewQuery {
     scope: String,
@@ -850,7 +970,7 @@ pub(crate) async fn signals<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>
     let q = query(q)?;
     let signals = s.reader.signals_after(Some(&c.tenant), 0)?;
     // Keyed by log position, zero-padded so that keys sort as numbers.
-    let keyed: Vec<(String, Value)> =
+    let keyed: Vec<(String, CloudEvent)> =
         signals.iter().map(|sig| (format!("{:020}", sig.assessed_seq), sig.cloudevent())).collect();
     let reply = page(keyed, |(k, _)| k.clone(), q.limit, q.cursor.as_deref())?;
     strip_keys(reply).await
@@ -882,8 +1002,9 @@ fn pack_of<L: EventLog>(
     found.ok_or_else(|| Problem::not_found(format!("no pack {id}")))
 }
 
-#[derive(Serialize)]
-struct PackSummary {
+/// One sealed pack of the tenant's chain.
+#[derive(Serialize, JsonSchema)]
+pub struct PackSummary {
     index: u64,
     pack_id: String,
     digest: String,
@@ -922,11 +1043,32 @@ pub(crate) async fn pack_dsse<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) 
     let c = ask.caller(Permission::Evidence)?;
     let s = &ask.s;
     let sealed = pack_of(s, &c.tenant, &id)?;
-    ok(json!({
-        "payloadType": sv0_signer::PAYLOAD_TYPE,
-        "payload": base64::engine::general_purpose::STANDARD.encode(sealed.body.as_bytes()),
-        "signatures": [{ "keyid": sealed.key_id, "sig": sealed.signature }],
-    }))
+    ok(DsseEnvelope {
+        payload_type: sv0_signer::PAYLOAD_TYPE.to_string(),
+        payload: base64::engine::general_purpose::STANDARD.encode(sealed.body.as_bytes()),
+        signatures: vec![DsseSignature { keyid: sealed.key_id, sig: sealed.signature }],
+    })
+}
+
+/// A pack as a DSSE envelope (https://github.com/secure-systems-lab/dsse).
+#[derive(Serialize, JsonSchema)]
+pub struct DsseEnvelope {
+    /// The pack's media type.
+    #[serde(rename = "payloadType")]
+    pub payload_type: String,
+    /// The pack body, base64.
+    pub payload: String,
+    /// The signer's signature over the DSSE pre-authentication encoding.
+    pub signatures: Vec<DsseSignature>,
+}
+
+/// One DSSE signature.
+#[derive(Serialize, JsonSchema)]
+pub struct DsseSignature {
+    /// The signing key's id (`sv0 keys list`).
+    pub keyid: String,
+    /// The signature, base64.
+    pub sig: String,
 }
 
 pub(crate) async fn inclusion<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) -> Reply {
@@ -937,7 +1079,7 @@ pub(crate) async fn inclusion<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) 
     ok(proof)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConsistencyQuery {
     old: u64,
@@ -959,7 +1101,7 @@ pub(crate) async fn checkpoint<L: EventLog>(ask: Ask<L>) -> Reply {
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct KeysQuery {
     format: Option<String>,
@@ -977,76 +1119,6 @@ pub(crate) async fn keys<L: EventLog>(ask: Ask<L>, q: Result<Query<KeysQuery>, Q
         }
         Some(other) => Err(Problem::invalid_request(format!("unknown format {other:?}: json or pem"))),
     }
-}
-
-/// The OpenAPI 3.1 document of `ROUTES`, with each route's permission and the roles that hold
-/// it (`x-sv0-permission`, `x-sv0-roles`).
-pub fn openapi() -> Value {
-    use sv0_domain::access::Role;
-    let problem = json!({ "$ref": "#/components/responses/Problem" });
-    let mut paths = serde_json::Map::new();
-    for route in ROUTES {
-        let roles: Vec<&str> = Role::ALL.into_iter().filter(|r| r.permits(route.permission)).map(Role::name).collect();
-        let mut parameters: Vec<Value> = route
-            .query
-            .iter()
-            .map(|name| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } }))
-            .collect();
-        for part in route.path.split('/').filter(|p| p.starts_with('{')) {
-            let name = part.trim_matches(['{', '}']);
-            parameters.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
-        }
-        let mut responses = json!({
-            route.success.to_string(): { "description": "success" },
-            "400": problem, "401": problem, "403": problem, "404": problem, "429": problem,
-        });
-        if route.method != "GET" {
-            responses["413"] = problem.clone();
-            responses["415"] = problem.clone();
-            responses["422"] = problem.clone();
-        }
-        let mut operation = json!({
-            "summary": route.summary,
-            "operationId": format!("{} {}", route.method, route.path),
-            "security": [{ "bearer": [] }],
-            "parameters": parameters,
-            "responses": responses,
-            "x-sv0-permission": route.permission,
-            "x-sv0-roles": roles,
-        });
-        if route.method != "GET" {
-            operation["requestBody"] =
-                json!({ "required": true, "content": { "application/json": { "schema": { "type": "object" } } } });
-        }
-        let item = paths.entry(route.path.to_string()).or_insert_with(|| json!({}));
-        item[route.method.to_ascii_lowercase()] = operation;
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "SV0 API",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Is it safe to deploy this? Authority paths, findings, baselines, deltas and signed evidence of the caller's tenant. Every route takes a bearer token (`sv0 tokens create`); errors are RFC 9457 problem+json.",
-        },
-        "servers": [{ "url": "/api/v1" }],
-        "paths": paths,
-        "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "responses": {
-                "Problem": {
-                    "description": "RFC 9457 problem details; `type` is stable per error",
-                    "content": { "application/problem+json": { "schema": {
-                        "type": "object",
-                        "properties": {
-                            "type": { "type": "string" }, "title": { "type": "string" },
-                            "status": { "type": "integer" }, "detail": { "type": "string" },
-                        },
-                        "required": ["type", "title", "status"],
-                    } } },
-                },
-            },
-        },
-    })
 }
 
 pub(crate) async fn start_sync<L: EventLog + Clone + Send + Sync + 'static>(
@@ -1074,9 +1146,10 @@ pub(crate) async fn sync<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) -> Re
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /findings/acknowledgements`: accept open findings until a date.
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct AcknowledgeBody {
+pub struct AcknowledgeBody {
     acknowledge: Vec<AckBody>,
     note: String,
 }
@@ -1104,10 +1177,19 @@ pub(crate) async fn acknowledge<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, B
         .await
         .acknowledge_findings(&c.tenant, acknowledged, &c.actor(), &request.note, Timestamp::now())
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "acknowledged_by": c.principal, "log_position": seq }))).into_response())
+    Ok((StatusCode::CREATED, Json(Acknowledged { acknowledged_by: c.principal, log_position: seq })).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// What an acknowledgement recorded.
+#[derive(Serialize, JsonSchema)]
+pub struct Acknowledged {
+    /// The authenticated caller, recorded as who accepted the findings.
+    pub acknowledged_by: String,
+    /// Where the acknowledgement is on the log.
+    pub log_position: u64,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReplayQuery {
     as_of: String,
@@ -1168,9 +1250,10 @@ pub(crate) async fn tokens<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>,
     page(tokens, |t| t.token_id.clone(), q.limit, q.cursor.as_deref())
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /tokens`: a token of the caller's tenant (never an approver's).
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct IssueBody {
+pub struct IssueBody {
     name: String,
     principal: String,
     roles: Vec<sv0_domain::access::Role>,
@@ -1197,7 +1280,16 @@ pub(crate) async fn issue_token<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, B
         .issue_token(&c.tenant, &request.name, &request.principal, request.roles, request.expires_at, &c.actor())
         .await?;
     let record = sv0_service::tokens::TokenView::from(&issued.record);
-    Ok((StatusCode::CREATED, Json(json!({ "token": issued.token, "record": record }))).into_response())
+    Ok((StatusCode::CREATED, Json(IssuedToken { token: issued.token, record })).into_response())
+}
+
+/// A token just issued: its secret, shown this once, and its record.
+#[derive(Serialize, JsonSchema)]
+pub struct IssuedToken {
+    /// The bearer secret; SV0 keeps only its hash.
+    pub token: String,
+    /// The token as `GET /tokens` lists it.
+    pub record: sv0_service::tokens::TokenView,
 }
 
 pub(crate) async fn revoke_token<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) -> Reply {
@@ -1223,9 +1315,9 @@ pub(crate) async fn policy_approvals<L: EventLog>(ask: Ask<L>) -> Reply {
 }
 
 /// `POST /policy/approvals`: `{"digest": "sha256:...", "note": "..."}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PolicyApprovalBody {
+pub struct PolicyApprovalBody {
     digest: String,
     note: String,
 }
@@ -1243,7 +1335,16 @@ pub(crate) async fn approve_policy<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes
         .await
         .approve_policy(&c.tenant, &request.digest, &request.note, &c.actor(), Timestamp::now())
         .await?;
-    ok(json!({ "rego": state, "log_position": seq }))
+    ok(PolicyApproved { rego: state, log_position: seq })
+}
+
+/// The tenant's Rego policy state after an approval.
+#[derive(Serialize, JsonSchema)]
+pub struct PolicyApproved {
+    /// The policy in force and the one awaiting approval.
+    pub rego: sv0_domain::policy::RegoState,
+    /// Where the approval is on the log.
+    pub log_position: u64,
 }
 
 pub(crate) async fn set_policy<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, BytesRejection>) -> Reply {
@@ -1254,5 +1355,20 @@ pub(crate) async fn set_policy<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, By
     let policy: sv0_domain::policy::Policy =
         sv0_codec::json::from_slice(&bytes).map_err(|e| Problem::invalid_request(format!("invalid policy: {e}")))?;
     let report = s.commands.lock().await.set_policy(&c.tenant, |_| Ok(policy), &c.actor(), Timestamp::now()).await?;
-    ok(json!({ "policy": report.policy, "log_position": report.seq }))
+    ok(PolicySet { policy: report.policy, log_position: report.seq })
 }
+
+/// The tenant's policy as recorded.
+#[derive(Serialize, JsonSchema)]
+pub struct PolicySet {
+    /// The policy now in force (a `replace` Rego policy waits for an approver).
+    pub policy: sv0_domain::policy::Policy,
+    /// Where it is on the log.
+    pub log_position: u64,
+}
+
+/// `POST /whatif`: a deployment plan, as JSON: a Terraform plan (`terraform show -json`) or an
+/// ARM what-if result (`WhatIfOperationResult`).
+#[derive(JsonSchema)]
+#[schemars(transparent)]
+pub struct PlanBody(pub serde_json::Map<String, Value>);

@@ -26,7 +26,7 @@ use crate::ApiState;
 use crate::problem::Problem;
 
 /// Where a sync stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncStatus {
     /// Accepted, not started.
@@ -49,7 +49,7 @@ impl SyncStatus {
 }
 
 /// The delta of the requested scope, in counts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct DeltaSummary {
     /// The baseline version compared against.
     pub baseline_version: u32,
@@ -68,7 +68,7 @@ pub struct DeltaSummary {
 }
 
 /// One sync.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SyncRecord {
     /// Its id.
     pub sync_id: String,
@@ -163,9 +163,9 @@ impl Syncs {
 }
 
 /// What `POST /syncs` takes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct SyncRequest {
+pub struct SyncRequest {
     /// The scope the deployment is judged for.
     pub scope: Option<String>,
     /// Target environment.

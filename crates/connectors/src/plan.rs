@@ -70,7 +70,7 @@ pub enum PlanError {
 }
 
 /// What a plan does to one resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Created.
@@ -85,7 +85,7 @@ pub enum Action {
 
 /// A principal a plan names: known now, or created by the plan (named by its address until
 /// apply gives it an object id).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Principal {
     /// An object id.
@@ -105,7 +105,7 @@ impl Principal {
 }
 
 /// A resource SV0 models, as the plan will leave it (or as it was, for a deletion).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Resource {
     /// An Azure role assignment.
@@ -183,7 +183,7 @@ pub enum Resource {
 }
 
 /// Which Foundry resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FoundryLevel {
     /// `Microsoft.CognitiveServices/accounts`.
@@ -195,7 +195,7 @@ pub enum FoundryLevel {
 }
 
 /// One change of the plan SV0 models.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Change {
     /// Terraform address (`module.agent.azurerm_role_assignment.finance_writer`) or ARM id.
     pub address: String,
@@ -206,7 +206,7 @@ pub struct Change {
 }
 
 /// A resource of the plan SV0 does not model, and why.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 pub struct Skipped {
     /// Address or ARM id.
     pub address: String,
@@ -217,7 +217,7 @@ pub struct Skipped {
 }
 
 /// A plan as SV0 understands it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     /// `terraform <format_version>` or `arm what-if`.
     pub format: String,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::InvalidInput;
 
 /// A role a token carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Reads paths, findings, scopes, baselines, deltas, scans and signals.
@@ -31,7 +31,7 @@ pub enum Role {
 }
 
 /// What a route needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     /// Read the posture: paths, findings, scopes, baselines, deltas, scans, signals.

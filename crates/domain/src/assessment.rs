@@ -18,7 +18,7 @@ use crate::paths::{AuthorityPath, Grade, OwnerState};
 use crate::snapshot::{DeploymentRef, ScanTrigger};
 
 /// What an assessment is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AssessmentKind {
     /// A manual or scheduled scan.
@@ -64,7 +64,7 @@ impl fmt::Display for AssessmentKind {
 }
 
 /// Path counts by grade.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GradeCounts {
     /// Grade A paths.
     #[serde(rename = "A")]
@@ -78,7 +78,7 @@ pub struct GradeCounts {
 }
 
 /// Path counts by egress class.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EgressCounts {
     /// `llm_api` paths.
     pub llm_api: u64,
@@ -91,7 +91,7 @@ pub struct EgressCounts {
 }
 
 /// Path counts by ownership state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OwnerCounts {
     /// `assigned` paths.
     pub assigned: u64,
@@ -102,7 +102,7 @@ pub struct OwnerCounts {
 }
 
 /// The shape of a set of paths, with a digest that pins the exact set.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PostureSummary {
     /// Number of paths.
     pub paths_total: u64,
@@ -217,7 +217,7 @@ pub fn path_set_digest<'a>(lines: impl IntoIterator<Item = (&'a str, &'a str)>) 
 }
 
 /// The scan an assessment covers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScanRef {
     /// Scan id.
     pub scan_id: String,
@@ -232,7 +232,7 @@ pub struct ScanRef {
 }
 
 /// How the tenant's findings moved with this scan.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FindingMovement {
     /// Findings open after the scan.
     pub open: u64,
@@ -243,7 +243,7 @@ pub struct FindingMovement {
 }
 
 /// A baselined scope as this scan sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScopeAssessment {
     /// Canonical scope text.
     pub scope: String,
@@ -261,7 +261,7 @@ pub struct ScopeAssessment {
 }
 
 /// What a scan-based pack seals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScanAssessment {
     /// The scan.
     pub scan: ScanRef,
@@ -274,7 +274,7 @@ pub struct ScanAssessment {
 }
 
 /// What an approval pack seals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApprovalAssessment {
     /// Canonical scope text.
     pub scope: String,
@@ -309,7 +309,7 @@ pub struct ApprovalAssessment {
 }
 
 /// The content of one evidence pack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Assessment {
     /// What it is about.
     pub kind: AssessmentKind,

@@ -22,7 +22,7 @@ use crate::paths::{AuthorityPath, DomainRef, Grade, NodeRef, OwnerState};
 use crate::remediation::{self, RemediationAction};
 
 /// What changed on a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeltaKind {
     /// The path did not exist in the baseline.
@@ -86,7 +86,7 @@ impl fmt::Display for DeltaKind {
 }
 
 /// One change of one path against the baseline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeltaEntry {
     /// What changed.
     pub kind: DeltaKind,
@@ -265,7 +265,7 @@ pub fn credential_exposures(
 
 /// Why a scope's delta is better answered by rolling the deployment back than by revoking
 /// paths one by one (the source document's three cases).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RollbackAdvice {
     /// One reason per case that applies.
     pub reasons: Vec<String>,
@@ -485,7 +485,7 @@ pub fn breaks_match(entry: &DeltaEntry) -> bool {
 }
 
 /// The verdict of a rescan against the approved baseline of a scope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Verification {
     /// The baseline version compared against.
     pub baseline_version: u32,

@@ -15,7 +15,7 @@ use crate::intent::IntentStatus;
 use crate::paths::{Grade, OwnerState};
 
 /// What a CI gate does with the scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// Nothing needs a person: proceed.
@@ -44,7 +44,7 @@ impl fmt::Display for Decision {
 }
 
 /// One rule's contribution to a disposition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Reason {
     /// The rule (`SV0-D001`...), or the id a customer policy gave.
     pub rule: String,
@@ -57,7 +57,7 @@ pub struct Reason {
 }
 
 /// A scope's disposition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Disposition {
     /// The strictest decision of the reasons; `approved` when there are none.
     pub decision: Decision,

@@ -196,7 +196,7 @@ impl EventPayload {
 }
 
 /// A scan began.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScanStarted {
     /// Stable id of the scan.
@@ -214,7 +214,7 @@ pub struct ScanStarted {
 }
 
 /// Part of what a scan saw.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScanChunk {
     /// The scan.
@@ -226,7 +226,7 @@ pub struct ScanChunk {
 }
 
 /// A scan's chunks are complete.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScanCompleted {
     /// The scan.
@@ -240,7 +240,7 @@ pub struct ScanCompleted {
 }
 
 /// A finding the approver accepted, with the date it must be dealt with by.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Acknowledgement {
     /// The finding.
@@ -250,7 +250,7 @@ pub struct Acknowledgement {
 }
 
 /// A person approved a scope's posture; the paths they saw become the baseline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRecorded {
     /// The scope approved.
@@ -283,7 +283,7 @@ pub struct ApprovalRecorded {
 }
 
 /// A public key registered for signing packs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRegistered {
     /// Hex SHA-256 of the raw public key.
@@ -301,7 +301,7 @@ pub struct KeyRegistered {
 /// A signing key replaced another for a tenant's pack chain: the retired key signs packs below
 /// `valid_from`, the new key packs from `valid_from` on. Appended on the pack subject with the
 /// chain's head as the expectation, so no pack lands between the decision and the record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRotated {
     /// The key retired.
@@ -320,7 +320,7 @@ pub struct KeyRotated {
 
 /// An evidence pack sealed by the signer. The body is carried as the exact canonical bytes
 /// that were hashed and signed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PackSealed {
     /// Pack id.
@@ -344,7 +344,7 @@ pub struct PackSealed {
 }
 
 /// The policy a tenant's rules follow from now on (it replaces the previous one whole).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySet {
     /// The policy.
@@ -352,7 +352,7 @@ pub struct PolicySet {
 }
 
 /// A scan would have removed more than the breaker allows; it is held, not applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScanQuarantined {
     /// The scan.
@@ -368,7 +368,7 @@ pub struct ScanQuarantined {
 /// An approver (not the admin who set it) approved the tenant's Rego policy of this digest: a
 /// `replace` policy, which can turn a built-in `requires_review` into `approved`, is in force
 /// only from such an approval on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyApproved {
     /// `RegoPolicy::digest` of the policy approved.
@@ -385,7 +385,7 @@ pub struct PolicyApproved {
 pub const MAX_FRAGMENTS: u32 = 1 << 16;
 
 /// A person released a quarantined scan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScanReleased {
     /// The scan.
@@ -399,7 +399,7 @@ pub struct ScanReleased {
 /// One piece of an encoded event that is larger than a log record may be. All pieces of an
 /// event are appended in one batch to the event's subject; readers apply the event only when
 /// every piece is present, at the position of the last one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventFragment {
     /// The id of the whole event.
@@ -419,6 +419,15 @@ pub struct Bytes(pub Vec<u8>);
 impl std::fmt::Debug for Bytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Bytes({} bytes)", self.0.len())
+    }
+}
+
+impl schemars::JsonSchema for Bytes {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Bytes".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "pattern": "^([0-9a-f]{2})*$", "description": "bytes, lowercase hex" })
     }
 }
 
@@ -467,7 +476,7 @@ pub fn derived_id(label: &str, tenant: &TenantId, parts: &[&[u8]]) -> EventId {
 
 /// An API bearer token was issued for the event's tenant. Only the SHA-256 of its secret is
 /// recorded; the token itself is shown once, to whoever issued it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenIssued {
     /// Public id of the token (16 hex digits), the part of the token used to find it.
@@ -486,7 +495,7 @@ pub struct TokenIssued {
 }
 
 /// An API token was revoked: from this event on it authenticates nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRevoked {
     /// The token.
@@ -497,7 +506,7 @@ pub struct TokenRevoked {
 
 /// A person accepted open findings until a date (an analyst triaging, outside an approval):
 /// each stays open, shown as acknowledged, and becomes overdue past its date.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FindingsAcknowledged {
     /// The findings and their dates.

@@ -18,7 +18,7 @@ use crate::paths::{AuthorityPath, Grade, GrantRef, NodeRef, OwnerState};
 use crate::remediation::{self, RemediationAction};
 
 /// How urgent a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Act now: the change can alter access control over sensitive data.
@@ -44,7 +44,7 @@ impl Severity {
 }
 
 /// What a rule looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKind {
     /// One entity (workload, identity, credential) and the records around it.
@@ -71,7 +71,7 @@ impl RuleKind {
 }
 
 /// How settled a rule is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Maturity {
     /// Its matching may still change; its findings deserve a second look.
@@ -91,7 +91,7 @@ impl Maturity {
 }
 
 /// A rule of the catalogue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Rule {
     /// Stable id, e.g. `SV0-P001`.
     pub id: &'static str,
@@ -687,7 +687,7 @@ pub fn credential_instants(credential: &Credential) -> Vec<Timestamp> {
 }
 
 /// One rule's result on one subject.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Finding {
     /// Stable id: the same rule on the same subject always gives the same id.
     pub finding_id: String,

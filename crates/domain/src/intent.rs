@@ -59,7 +59,7 @@ pub struct IntentItem {
 pub const PLANNED: &str = "planned:";
 
 /// Whether an addition was declared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IntentStatus {
     /// An item of the approved intent covers it.

@@ -37,7 +37,7 @@ use crate::snapshot::Entities;
 pub const UNCLASSIFIED: &str = "unclassified";
 
 /// Evidence grade of a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Grade {
     /// Execution confirmed: a record names this identity acting on this destination.
     A,
@@ -68,7 +68,7 @@ impl fmt::Display for Grade {
 }
 
 /// Whether someone can be held accountable for a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OwnerState {
     /// An active owner is assigned.
@@ -100,7 +100,7 @@ impl fmt::Display for OwnerState {
 }
 
 /// A node of a path, with its display name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NodeRef {
     /// Stable id in the source system.
     pub id: String,
@@ -109,7 +109,7 @@ pub struct NodeRef {
 }
 
 /// The data domain at the end of a path.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DomainRef {
     /// Domain id (`unclassified` when nothing classifies the destination).
     pub id: String,
@@ -120,7 +120,7 @@ pub struct DomainRef {
 }
 
 /// A record that grants part of a path's authority: the thing to change to remove it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GrantRef {
     /// Source record id (role assignment id, app role assignment id, ...).
     pub id: String,
@@ -151,7 +151,7 @@ impl GrantRef {
 }
 
 /// One authority path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuthorityPath {
     /// Stable hash of the four node ids.
     pub path_id: String,

@@ -13,7 +13,7 @@ use crate::model::{ClassificationRule, DataDomain};
 pub const MAX_DAYS: u32 = 3_650;
 
 /// The settings SV0's rules depend on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Evidence older than this many days before a scan does not count (grades decay).
@@ -49,7 +49,7 @@ pub const DEFAULT_FOLD_BUDGET_PATHS: u64 = 5_000_000;
 /// How resource tags classify the data behind a destination: configuration, not code, so that
 /// each organisation's own tagging scheme decides, and recorded in the policy so that a replay
 /// classifies as the policy in force then did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Classification {
     /// Tag keys whose value names a data domain, in order of precedence; matched without
@@ -196,7 +196,7 @@ pub const MAX_REGO_BYTES: usize = 256 * 1024;
 /// (`"approved"`, `"requires_review"` or `"rejected"`) and optionally `reasons` (strings or
 /// objects with `rule`, `text` and `path_ids`), over the input document `sv0 export opa-input`
 /// prints.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegoPolicy {
     /// Whether the policy replaces the built-in rules or adds to them.
@@ -227,7 +227,7 @@ impl RegoPolicy {
 /// is in force as soon as it is set; one that can loosen (`replace`) only once a second person,
 /// an approver other than the one who set it, approved it (`policy.approved`). Until then the
 /// policy in force before stays in force.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RegoState {
     /// The policy deciding dispositions now.
     pub in_force: Option<RegoPolicy>,
@@ -238,7 +238,7 @@ pub struct RegoState {
 }
 
 /// A policy that can loosen the built-in decision, set and not yet approved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PendingRego {
     /// Its digest (`RegoPolicy::digest`).
     pub digest: String,
@@ -294,7 +294,7 @@ impl RegoState {
 }
 
 /// How a Rego policy combines with the built-in disposition rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RegoMode {
     /// The stricter of the built-in decision and the policy's wins; reasons of both are listed.
@@ -414,7 +414,7 @@ impl Policy {
 }
 
 /// When a scan removes so much that it is held for a person to release.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BreakerPolicy {
     /// A scan that would remove more than this share (percent) of a list's entities, or of the

@@ -7,7 +7,7 @@ use crate::model::GrantSource;
 use crate::paths::{GrantRef, NodeRef};
 
 /// One concrete change to make in a source system.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RemediationAction {
     /// What to do: `remove_grant`, `assign_owner`, `rotate_credential`, `review_destination`.
     pub action: String,

@@ -307,7 +307,7 @@ macro_rules! entity_lists {
 
 /// Every entity a scan observed. After `validate`, each list is sorted by id and every
 /// reference resolves. Scan chunk events carry parts of it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Entities {
     /// Data domains.

@@ -136,7 +136,7 @@ impl DataDir {
 }
 
 /// `sv0.toml`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Who the CLI acts as.
@@ -156,7 +156,7 @@ pub struct Config {
 /// `[classification]` of `sv0.toml`: which tags classify data and how their values map to
 /// domains. It decides paths, so it takes effect as part of the policy: `sv0 policy set`
 /// records it (a `policy.set` event), and a replay classifies as the policy in force then did.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClassificationConfig {
     /// Tag keys whose value names a data domain, in order (default `data-domain`,
@@ -191,7 +191,7 @@ impl ClassificationConfig {
 
 /// `[connectors]` of `sv0.toml`: where the source systems are and what to read. Secrets are
 /// never here: they come from the environment or a file (see docs/connectors.md).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorsConfig {
     /// The Entra tenant id (also `SV0_AZURE_TENANT_ID` or `AZURE_TENANT_ID`).
@@ -245,7 +245,7 @@ pub struct ConnectorsConfig {
 }
 
 /// `[oidc]` of `sv0.toml`: JWTs of an identity provider accepted as bearer tokens.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OidcConfig {
     /// The `iss` the tokens must carry, e.g. `https://login.microsoftonline.com/<tenant id>/v2.0`.
@@ -266,7 +266,7 @@ pub struct OidcConfig {
 }
 
 /// `[azure_devops]` of `sv0.toml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AzureDevOpsConfig {
     /// The organisation URLs (`$(system.CollectionUri)`, e.g. `https://dev.azure.com/contoso/`)
@@ -276,7 +276,7 @@ pub struct AzureDevOpsConfig {
 }
 
 /// `[github]` of `sv0.toml`: a GitHub App whose deployment protection rule calls SV0.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GitHubConfig {
     /// The tenant the App's deployments belong to.
@@ -297,7 +297,7 @@ pub struct GitHubConfig {
 }
 
 /// `[[github.environment]]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GitHubEnvironment {
     /// `owner/name`.
@@ -309,7 +309,7 @@ pub struct GitHubEnvironment {
 }
 
 /// `[identity]` of `sv0.toml`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityConfig {
     /// The principal recorded as approver, e.g. `alice@contoso.example`.

@@ -20,7 +20,7 @@ use crate::service::SEAL_ATTEMPTS;
 use crate::{Service, ServiceError};
 
 /// A finished rotation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Rotation {
     /// The key retired.
     pub retired_key_id: String,
@@ -31,7 +31,7 @@ pub struct Rotation {
 }
 
 /// Where a rotation takes effect in one tenant's chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RotatedChain {
     /// The tenant.
     pub tenant: TenantId,
@@ -40,7 +40,7 @@ pub struct RotatedChain {
 }
 
 /// A generated key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct GeneratedKey {
     /// Its id.
     pub key_id: String,

@@ -17,7 +17,7 @@ use crate::error::ServiceError;
 use crate::service::{Posture, Service};
 
 /// One scope, ready to review.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Review {
     /// The tenant.
     pub tenant: TenantId,
@@ -42,7 +42,7 @@ pub struct Review {
 }
 
 /// The scope's latest baseline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct BaselineInForce {
     /// Its version.
     pub version: u32,
@@ -62,7 +62,7 @@ pub struct BaselineInForce {
 }
 
 /// Paths counted by grade, egress class and ownership state. Every class is present, zero or not.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Counts {
     /// All paths.
     pub paths: usize,
@@ -77,7 +77,7 @@ pub struct Counts {
 }
 
 /// One governance condition: the open findings of one rule.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Condition {
     /// `orphaned_credential`, `long_lived_secret` or `identity_hygiene`.
     pub condition: &'static str,
@@ -90,7 +90,7 @@ pub struct Condition {
 }
 
 /// The paths without execution evidence, and what would give them some.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct EvidenceGaps {
     /// Paths below grade A: nothing confirms they were exercised.
     pub without_execution_evidence: usize,

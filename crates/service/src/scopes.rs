@@ -13,7 +13,7 @@ use crate::error::ServiceError;
 use crate::service::Service;
 
 /// What a tenant's scopes can select (`sv0 scopes`).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct KnownScopes {
     /// `project:NAME` → how many workloads it selects.
     pub projects: BTreeMap<String, usize>,

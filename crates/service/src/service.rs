@@ -74,7 +74,7 @@ impl AsOf {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct ImportReport {
     /// The tenant.
     pub tenant: TenantId,
@@ -95,7 +95,7 @@ pub struct ImportReport {
 }
 
 /// What an approval recorded.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct ApprovalReport {
     /// The new baseline.
     pub baseline: Baseline,
@@ -154,7 +154,7 @@ pub struct Approval {
 }
 
 /// What an approval would lock (`Service::plan_approval`), checked as the approval itself is.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct ApprovalPlan {
     /// The scope (canonical).
     pub scope: String,
@@ -238,7 +238,7 @@ pub struct ReplayReport {
 }
 
 /// A scope's delta against its latest baseline.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct DeltaReport {
     /// The scope.
     pub scope: Scope,

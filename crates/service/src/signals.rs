@@ -75,24 +75,48 @@ pub struct Signal {
 
 impl Signal {
     /// The CloudEvents 1.0 structured-mode JSON of the signal.
-    pub fn cloudevent(&self) -> Value {
-        json!({
-            "specversion": "1.0",
-            "id": self.id,
-            "source": format!("urn:sv0:tenant:{}", self.tenant),
-            "type": format!("io.sv0.{}", self.signal_type.name()),
-            "subject": self.subject,
-            "time": self.time.to_rfc3339(),
-            "datacontenttype": "application/json",
-            "sv0logposition": self.assessed_seq,
-            "data": self.data,
-        })
+    pub fn cloudevent(&self) -> CloudEvent {
+        CloudEvent {
+            specversion: "1.0".to_string(),
+            id: self.id.clone(),
+            source: format!("urn:sv0:tenant:{}", self.tenant),
+            kind: format!("io.sv0.{}", self.signal_type.name()),
+            subject: self.subject.clone(),
+            time: self.time.to_rfc3339(),
+            datacontenttype: "application/json".to_string(),
+            sv0logposition: self.assessed_seq,
+            data: self.data.clone(),
+        }
     }
 
     /// The NATS subject the signal is published on.
     pub fn nats_subject(&self) -> String {
         format!("sv0.signals.{}.{}", self.tenant, self.signal_type.name())
     }
+}
+
+/// A signal as a CloudEvents 1.0 event (JSON format), as SOC tools receive it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct CloudEvent {
+    /// Always `1.0`.
+    pub specversion: String,
+    /// Stable per (assessment, type, subject): a redelivery has the same id.
+    pub id: String,
+    /// `urn:sv0:tenant:<tenant>`.
+    pub source: String,
+    /// `io.sv0.<signal type>`, e.g. `io.sv0.drift.detected`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What the signal is about: a scope, a path, a finding.
+    pub subject: String,
+    /// When the assessment was made (RFC 3339).
+    pub time: String,
+    /// Always `application/json`.
+    pub datacontenttype: String,
+    /// The log position of the assessment that raised it.
+    pub sv0logposition: u64,
+    /// The signal's details, by type.
+    pub data: Value,
 }
 
 fn signal(assessment: &Assessment, signal_type: SignalType, subject: &str, data: Value) -> Signal {

@@ -21,7 +21,7 @@ use crate::{Service, ServiceError};
 pub const TOKEN_PREFIX: &str = "sv0_";
 
 /// A token just issued: the only time its text exists outside the caller's hands.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct IssuedToken {
     /// The record the views keep (no secret).
     pub record: TokenRecord,
@@ -31,7 +31,7 @@ pub struct IssuedToken {
 }
 
 /// A token as shown to people and over the API: everything but its secret's hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct TokenView {
     /// Public id.
     pub token_id: String,

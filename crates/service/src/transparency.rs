@@ -15,7 +15,7 @@ use sv0_signer::merkle::{Hash, Tree};
 use crate::{Service, ServiceError};
 
 /// An inclusion proof of one pack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct InclusionProof {
     /// The pack.
     pub pack_id: String,
@@ -34,7 +34,7 @@ pub struct InclusionProof {
 }
 
 /// A consistency proof between two tree sizes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ConsistencyProof {
     /// The older size.
     pub old_size: u64,

@@ -21,7 +21,7 @@ use crate::error::ServiceError;
 use crate::service::Service;
 
 /// One predicted change, with the plan resources that cause it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PredictedEntry {
     /// The delta entry.
     #[serde(flatten)]
@@ -31,7 +31,7 @@ pub struct PredictedEntry {
 }
 
 /// A what-if of one plan on one scope.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct WhatIfReport {
     /// The tenant.
     pub tenant: TenantId,

@@ -27,7 +27,7 @@ pub const VSA_PREDICATE_TYPE: &str = "https://slsa.dev/verification_summary/v1";
 pub const VERIFIER_ID: &str = "https://sv0.dev/sv0";
 
 /// One DSSE signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnvelopeSignature {
     /// Hex SHA-256 of the raw public key (a hint, never trusted for security).
     pub keyid: String,
@@ -36,7 +36,7 @@ pub struct EnvelopeSignature {
 }
 
 /// A DSSE envelope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
     /// Base64 of the exact payload bytes.

@@ -225,7 +225,7 @@ pub fn public_key_pem(key: &VerifyingKey) -> String {
 
 /// Where a key may sign in one tenant's chain: pack indexes `from..=to` (`to` absent while the
 /// key is current).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Validity {
     /// The tenant whose chain this range is of.
     pub tenant: String,

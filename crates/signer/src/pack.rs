@@ -33,7 +33,7 @@ pub enum SealError {
 }
 
 /// The log positions a pack accounts for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LogRange {
     /// First position.
     pub from: u64,
@@ -42,7 +42,7 @@ pub struct LogRange {
 }
 
 /// What a pack seals; the signed bytes are this value's canonical JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PackBody {
     /// `sv0.pack.v1`.
     pub format: String,
@@ -136,7 +136,7 @@ pub fn seal(
 }
 
 /// A pack as exported to a file: readable JSON, verifiable with no database.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PackFile {
     /// `sv0.pack-file.v1`.

@@ -64,7 +64,7 @@ impl fmt::Display for BrokenLink {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct BodyHeader {
     format: String,
     pack_id: String,
