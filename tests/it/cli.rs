@@ -395,3 +395,30 @@ fn synth_scan_list_diff_release_policy_and_path_filters_from_the_command_line() 
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("not quarantined"), "{out}");
 }
+
+/// The paths table shows, under each name, the id its filter takes: an identity id read off the
+/// table selects that identity's paths.
+#[test]
+fn the_ids_that_filters_take_are_in_the_paths_table() {
+    let dir = scanned();
+    let data = dir.join("data");
+    let (code, json) = sv0_in(&data, &["paths", "--json"]);
+    assert_eq!(code, 0, "{json}");
+    let paths: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let (code, table) = sv0_in(&data, &["paths"]);
+    assert_eq!(code, 0, "{table}");
+    let named = paths.iter().find(|p| p["identity"]["name"] != p["identity"]["id"]).expect("a named identity");
+    let (name, id) = (named["identity"]["name"].as_str().unwrap(), named["identity"]["id"].as_str().unwrap());
+    assert!(table.contains(name) && table.contains(id), "{table}");
+    for (filter, node) in [("--workload", "workload"), ("--identity", "identity"), ("--destination", "destination")] {
+        let id = named[node]["id"].as_str().unwrap();
+        assert!(table.contains(id), "{node} id {id} is not in the table: {table}");
+        let (code, out) = sv0_in(&data, &["paths", filter, id]);
+        assert_eq!(code, 0, "{out}");
+        assert!(!out.starts_with("0 authority path(s)"), "{filter} {id}: {out}");
+    }
+    let domain = named["domain"]["id"].as_str().unwrap();
+    let (code, out) = sv0_in(&data, &["paths", "--domain", domain]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.starts_with("0 authority path(s)"), "--domain {domain}: {out}");
+}

@@ -19,6 +19,14 @@ pub fn table(header: &[&str]) -> Table {
     table
 }
 
+/// A table whose node cells hold a name and, under it, an id (`named`): rows are ruled apart so
+/// that a row's two lines read as one path.
+fn ruled(header: &[&str]) -> Table {
+    let mut table = table(header);
+    table.load_style(comfy_table::presets::UTF8_FULL);
+    table
+}
+
 /// `read/write` style permission text.
 pub fn permissions(list: &[Permission]) -> String {
     list.iter().map(Permission::as_str).collect::<Vec<_>>().join("/")
@@ -26,14 +34,23 @@ pub fn permissions(list: &[Permission]) -> String {
 
 /// A table of paths.
 pub fn paths(paths: &[AuthorityPath]) -> Table {
-    let mut t = table(&["Workload", "Identity", "Destination", "Domain", "Permissions", "Grade", "Egress", "Owner"]);
+    let mut t = ruled(&[
+        "Workload\nid",
+        "Identity\nid",
+        "Destination\nid",
+        "Domain\nid",
+        "Permissions",
+        "Grade",
+        "Egress",
+        "Owner",
+    ]);
     for p in paths {
         let domain = if p.domain.sensitive { format!("{} (sensitive)", p.domain.name) } else { p.domain.name.clone() };
         t.add_row(vec![
-            p.workload.name.clone(),
-            p.identity.name.clone(),
-            p.destination.name.clone(),
-            domain,
+            named(&p.workload.name, &p.workload.id),
+            named(&p.identity.name, &p.identity.id),
+            named(&p.destination.name, &p.destination.id),
+            named(&domain, &p.domain.id),
             permissions(&p.permissions),
             p.grade.to_string(),
             p.egress.to_string(),
@@ -44,6 +61,12 @@ pub fn paths(paths: &[AuthorityPath]) -> Table {
         column.set_cell_alignment(CellAlignment::Center);
     }
     t
+}
+
+/// A cell naming a node: its name, and under it the id that the filters (`--workload`,
+/// `--identity`, `--destination`, `--domain`) and declared intents take, when that differs.
+fn named(name: &str, id: &str) -> String {
+    if name == id || name.is_empty() { id.to_string() } else { format!("{name}\n{id}") }
 }
 
 /// A table of findings.
@@ -233,8 +256,17 @@ pub fn rules(rules: &[Rule]) -> Table {
 
 /// A table of delta entries.
 pub fn delta(entries: &[DeltaEntry]) -> Table {
-    let mut t =
-        table(&["Change", "Workload", "Identity", "Destination", "Domain", "Permissions", "Grade", "Intent", "Flag"]);
+    let mut t = ruled(&[
+        "Change",
+        "Workload\nid",
+        "Identity\nid",
+        "Destination\nid",
+        "Domain\nid",
+        "Permissions",
+        "Grade",
+        "Intent",
+        "Flag",
+    ]);
     // Flagged changes first, then by workload and destination: the order a reviewer reads in.
     let mut entries: Vec<&DeltaEntry> = entries.iter().collect();
     entries.sort_by(|a, b| {
@@ -258,10 +290,10 @@ pub fn delta(entries: &[DeltaEntry]) -> Table {
         let flag = if e.flagged { format!("⚠ {}", e.flags.join("; ")) } else { String::new() };
         t.add_row(vec![
             e.kind.to_string(),
-            e.workload.name.clone(),
-            e.identity.name.clone(),
-            e.destination.name.clone(),
-            e.domain.name.clone(),
+            named(&e.workload.name, &e.workload.id),
+            named(&e.identity.name, &e.identity.id),
+            named(&e.destination.name, &e.destination.id),
+            named(&e.domain.name, &e.domain.id),
             perms,
             grade,
             e.intent.map_or("", |i| i.as_str()).to_string(),
