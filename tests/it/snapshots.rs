@@ -96,6 +96,34 @@ fn every_problem_of_a_bad_snapshot_is_listed() {
     assert!(crate::log_events(&data).is_empty(), "nothing appended");
 }
 
+/// Fields of the wrong type are all listed too, each at its JSON path, the first with its line
+/// and column (the reader stops at the first; the snapshot's JSON Schema finds the rest).
+#[test]
+fn every_wrongly_typed_field_of_a_snapshot_is_listed() {
+    let bytes = with(|doc| {
+        doc["scan"]["observed_at"] = json!(42);
+        doc["grants"][0]["permissions"] = json!("read");
+        doc["grants"][1]["identity"] = json!(7);
+        doc["surprise"] = json!(true);
+    });
+    let dir = sv0_tests::TempDir::new();
+    let file = dir.join("bad.json");
+    std::fs::write(&file, &bytes).unwrap();
+    let data = dir.join("data");
+    let (code, out) = crate::sv0_in(&data, &["scan", "import", file.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 2, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let problems: Vec<&str> = report["problems"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+    assert!(problems[0].contains("(line "), "the first keeps its position: {problems:#?}");
+    for path in ["at scan.observed_at:", "at grants[0].permissions:", "at grants[1].identity:", "surprise"] {
+        assert!(problems.iter().any(|p| p.contains(path)), "{path} is not listed: {problems:#?}");
+    }
+    // One bad field: the reader's message alone, as before.
+    let one = with(|doc| doc["grants"][1]["identity"] = json!(7));
+    check(&one, &["at grants[1].identity:", "(line "]);
+}
+
 #[test]
 fn duplicate_ids_are_named() {
     let bytes = with(|doc| {

@@ -19,9 +19,70 @@ const CHUNK_OVERHEAD: usize = 2048;
 pub fn parse_snapshot(json: &[u8]) -> Result<ValidSnapshot, ServiceError> {
     // The error names the first bad field by its JSON path (`grants[3].permissions[0]`), not
     // only its line and column.
-    let snapshot: Snapshot =
-        sv0_codec::json::from_slice(json).map_err(|e| ServiceError::SnapshotJson(e.to_string()))?;
+    let snapshot: Snapshot = sv0_codec::json::from_slice(json).map_err(|first| {
+        let problems = type_problems(json, &first);
+        if problems.len() > 1 {
+            ServiceError::Snapshot(sv0_domain::SnapshotInvalid { problems })
+        } else {
+            ServiceError::SnapshotJson(first.to_string())
+        }
+    })?;
     Ok(snapshot.validate()?)
+}
+
+/// Snapshots up to this size have every field of the wrong type listed; a larger one names the
+/// first (listing them all would hold the whole document as a JSON tree).
+const LIST_TYPE_PROBLEMS_UP_TO: usize = 64 * 1024 * 1024;
+/// At most this many type problems are listed.
+const MAX_TYPE_PROBLEMS: usize = 1000;
+
+/// Every field of a snapshot that the reader refused (`first`: the reader stops at the first)
+/// that breaks the snapshot's JSON Schema: `first` itself (with its line and column), then the
+/// others, each at its JSON path. The schema is the one `schemas/snapshot.schema.json` holds,
+/// generated from the same types, and a JSON Schema validator (`jsonschema`) checks it, so a
+/// snapshot's author fixes every wrong type in one go. Syntax errors have only the first.
+fn type_problems(json: &[u8], first: &sv0_codec::json::JsonError) -> Vec<String> {
+    let mut problems = vec![first.to_string()];
+    if json.len() > LIST_TYPE_PROBLEMS_UP_TO {
+        return problems;
+    }
+    // Syntax errors, and a document that is not an object at all, have only the first.
+    let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_slice::<serde_json::Value>(json) else {
+        return problems;
+    };
+    let schema = serde_json::to_value(schemars::schema_for!(Snapshot)).unwrap_or_default();
+    let Ok(validator) = jsonschema::options().with_draft(jsonschema::Draft::Draft202012).build(&schema) else {
+        return problems;
+    };
+    for error in validator.iter_errors(&value) {
+        let path = dotted(&error.instance_path().to_string());
+        if path == first.path {
+            continue;
+        }
+        let message = sv0_codec::json::plain_words(&error.to_string());
+        problems.push(if path.is_empty() { message } else { format!("at {path}: {message}") });
+        if problems.len() >= MAX_TYPE_PROBLEMS {
+            break;
+        }
+    }
+    problems
+}
+
+/// A JSON pointer (`/grants/3/identity`) as the reader's JSON path (`grants[3].identity`).
+fn dotted(pointer: &str) -> String {
+    let mut path = String::new();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            path.push_str(&format!("[{segment}]"));
+        } else {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(&segment);
+        }
+    }
+    path
 }
 
 /// The events of one scan, ready to append.
