@@ -1,6 +1,9 @@
 //! SV0's one integration test binary. Each module covers one area end to end with real parts:
 //! the redb-backed log, redb views, real ed25519 keys, the CLI run in-process.
 
+// Tests state what must hold with `unwrap` and `expect`: a failure is the test's report.
+#![allow(clippy::unwrap_used)]
+
 mod api;
 mod cli;
 mod codec;

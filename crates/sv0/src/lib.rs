@@ -517,6 +517,7 @@ impl ConnectorArgs {
 /// `sv0 scan run`.
 #[derive(Debug, Args)]
 pub struct ScanRunArgs {
+    /// Which sources to read (connectors or an export).
     #[command(flatten)]
     pub source: ConnectorArgs,
     /// When the sources were read [default: now, or the export's meta.json]
