@@ -163,7 +163,7 @@ async fn measure_vendor(
             "vendor_json_to_paths_seconds": total,
             "stages": stages_json(&m),
         });
-        crate::commands::print_json(out, &doc)?;
+        crate::output::print_json(out, &doc)?;
     } else {
         writeln!(
             out,
@@ -376,7 +376,7 @@ async fn measure(
             "views_bytes": views_size,
             "stages": stages,
         });
-        crate::commands::print_json(out, &doc)?;
+        crate::output::print_json(out, &doc)?;
     } else {
         writeln!(
             out,
@@ -505,7 +505,7 @@ pub async fn run_jetstream(
             "append_to_raw_ratio": ratio,
             "stages": stages,
         });
-        crate::commands::print_json(out, &doc)?;
+        crate::output::print_json(out, &doc)?;
     } else {
         writeln!(
             out,

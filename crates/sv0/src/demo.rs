@@ -407,5 +407,5 @@ fn print_json(story: &Story, out: &mut dyn Write) -> anyhow::Result<()> {
             "export_dir": story.export_dir,
         },
     });
-    crate::commands::print_json(out, &document)
+    crate::output::print_json(out, &document)
 }

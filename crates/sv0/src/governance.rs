@@ -10,7 +10,7 @@ use sv0_log::EventLog;
 use sv0_projections::EntityDiff;
 use sv0_service::Service;
 
-use crate::commands::{explain, print_json};
+use crate::output::{explain, print_json};
 use crate::{EXIT_OK, PolicyCommand, PolicySetArgs, ScanCommand, render};
 
 /// Largest policy file `policy set --file` reads.
@@ -23,10 +23,12 @@ pub async fn scan(
     command: ScanCommand,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    let tenant = service.tenant(tenant)?;
+    // An import or a run may start a tenant; the other commands need one with data.
     match command {
-        ScanCommand::Import(_) | ScanCommand::Run(_) => unreachable!("handled in commands"),
+        ScanCommand::Import(args) => crate::commands::import(service, tenant, args, out).await,
+        ScanCommand::Run(args) => crate::commands::scan_run_on(service, &args, tenant, out).await,
         ScanCommand::List(args) => {
+            let tenant = service.tenant(tenant)?;
             let scans = service.scans(&tenant)?;
             if args.json {
                 print_json(out, &scans)?;
@@ -74,6 +76,7 @@ pub async fn scan(
             Ok(EXIT_OK)
         }
         ScanCommand::Diff(args) => {
+            let tenant = service.tenant(tenant)?;
             let scan = service.scan(&tenant, &args.id)?;
             let diff = service.views().scan_diff(&tenant, &args.id)?;
             if args.json {
@@ -101,6 +104,7 @@ pub async fn scan(
             Ok(EXIT_OK)
         }
         ScanCommand::Release(args) => {
+            let tenant = service.tenant(tenant)?;
             let releaser = service.data_dir().principal()?;
             let scan = service
                 .release_scan(
@@ -132,6 +136,7 @@ pub async fn scan(
             Ok(EXIT_OK)
         }
         ScanCommand::Unobserved(args) => {
+            let tenant = service.tenant(tenant)?;
             let entities = service.views().unobserved(&tenant)?;
             if args.json {
                 let rows: Vec<_> = entities

@@ -8,7 +8,7 @@ use sv0_domain::access::Role;
 use sv0_log::EventLog;
 use sv0_service::Service;
 
-use crate::commands::{emit, print_json};
+use crate::output::{emit, print_json};
 use crate::{EXIT_OK, KeysCommand, TokensCommand, render};
 
 /// Runs one `sv0 keys` command.

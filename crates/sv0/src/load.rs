@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::commands::print_json;
+use crate::output::print_json;
 use crate::{BenchArgs, EXIT_OK};
 
 /// Host and port of an `http://HOST:PORT` base URL.

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sv0_api::ApiState;
 use sv0_service::{AnyLog, Service};
 
-use crate::commands::Console;
+use crate::output::Console;
 use crate::{Cli, Command, KeysCommand, ScanCommand};
 
 /// The socket's name in the data directory.
