@@ -146,7 +146,7 @@ fn a_projector_killed_mid_scan_restarts_to_views_identical_to_a_rebuild() {
     let head = block_on(async {
         let mut service = commands(&dir.join("commands"), &url).await;
         for (variant, day) in [(0, "2026-03-01T00:00:00Z"), (1, "2026-03-02T00:00:00Z"), (2, "2026-03-03T00:00:00Z")] {
-            let snapshot = sv0_service::synthetic::synthetic_snapshot(6_000, variant, day).unwrap();
+            let snapshot = sv0_synth::synthetic::synthetic_snapshot(6_000, variant, day).unwrap();
             service.import_snapshot(&serde_json::to_vec(&snapshot).unwrap(), None).await.unwrap();
         }
         service.log().head().await.unwrap()
@@ -379,7 +379,7 @@ fn a_projector_restarted_mid_fold_of_a_200k_path_scan_catches_up_without_a_new_a
     let dir = TempDir::new();
     let (head, tenant) = block_on(async {
         let log = jetstream(&url, 1).await;
-        let snapshot = sv0_service::synthetic::synthetic_snapshot(200_000, 0, "2026-03-01T00:00:00Z").unwrap();
+        let snapshot = sv0_synth::synthetic::synthetic_snapshot(200_000, 0, "2026-03-01T00:00:00Z").unwrap();
         let valid = sv0_service::import::parse_snapshot(&serde_json::to_vec(&snapshot).unwrap()).unwrap();
         let tenant = valid.tenant.clone();
         let scan = sv0_service::import::scan_events(valid, None, log.max_event_size(), None).unwrap();
@@ -451,7 +451,7 @@ fn serve_project_and_sign_processes_stay_up_and_converge_when_the_stream_leader_
     let mut import_round = |service: &mut Service<AnyLog>, count: u64| {
         for _ in 0..count {
             let day = Timestamp::parse("2026-03-01T00:00:00Z").unwrap().add_days(scans as i64);
-            let snapshot = sv0_service::synthetic::synthetic_snapshot(400, scans, &day.to_string()).unwrap();
+            let snapshot = sv0_synth::synthetic::synthetic_snapshot(400, scans, &day.to_string()).unwrap();
             let (name, failed) =
                 runtime.block_on(import_with_retries(service, &serde_json::to_vec(&snapshot).unwrap()));
             tenant = Some(name);

@@ -488,7 +488,7 @@ fn a_data_directory_on_a_full_disk_answers_current_and_refuses_writes() {
     let dir = TempDir::new();
     let data = dir.join("data");
     let snapshot = |variant: u64, day: &str, name: &str| {
-        let s = sv0_service::synthetic::synthetic_snapshot(3_000, variant, day).unwrap();
+        let s = sv0_synth::synthetic::synthetic_snapshot(3_000, variant, day).unwrap();
         let file = dir.join(name);
         std::fs::write(&file, serde_json::to_vec(&s).unwrap()).unwrap();
         file.display().to_string()

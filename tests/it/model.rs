@@ -10,7 +10,7 @@ use sv0_domain::{TenantId, Timestamp};
 use sv0_log::EventLog;
 use sv0_projections::{PathFilter, ScanRecord, ScanStatus, Views};
 use sv0_service::Service;
-use sv0_service::synthetic;
+use sv0_synth::synthetic;
 
 type EmbeddedLogService = Service<sv0_log::EmbeddedLog>;
 use sv0_tests::TempDir;

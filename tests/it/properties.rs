@@ -12,8 +12,8 @@ use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::{ApiCoverage, ApiStatus, Coverage, CoverageMode, EntityList, ScanTrigger, Snapshot};
 use sv0_log::EventLog;
 use sv0_projections::{PathFilter, ScanStatus, Views};
-use sv0_service::synthetic;
 use sv0_service::{AsOf, Service};
+use sv0_synth::synthetic;
 use sv0_tests::TempDir;
 
 #[derive(Debug, Clone)]

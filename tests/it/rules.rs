@@ -15,7 +15,8 @@ use sv0_domain::model::{
 use sv0_domain::paths::{AuthorityPath, DomainRef, Grade, GrantRef, NodeRef, OwnerState};
 use sv0_domain::snapshot::Snapshot;
 use sv0_projections::{FindingRecord, FindingStatus, Lifecycle};
-use sv0_service::{Service, synthetic};
+use sv0_service::Service;
+use sv0_synth::synthetic;
 use sv0_tests::TempDir;
 
 use crate::sv0;

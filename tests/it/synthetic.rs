@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use sv0_domain::Timestamp;
 use sv0_domain::model::Grant;
-use sv0_service::synthetic::{HEAVY_WORKLOAD_PATHS, OBSERVED_AT, rescan, tenant};
+use sv0_synth::synthetic::{HEAVY_WORKLOAD_PATHS, OBSERVED_AT, rescan, tenant};
 use sv0_tests::TempDir;
 
 use crate::sv0;

@@ -234,7 +234,7 @@ fn events_larger_than_a_record_travel_as_fragments_and_apply_only_when_whole() {
 #[test]
 fn writes_spilled_to_sorted_runs_give_the_same_views() {
     use sv0_domain::Timestamp;
-    use sv0_service::synthetic;
+    use sv0_synth::synthetic;
     let dir = TempDir::new();
     crate::block_on(async {
         let mut service = Service::open(dir.path()).await.unwrap();

@@ -19,10 +19,8 @@ pub mod review;
 pub mod scopes;
 mod service;
 pub mod signals;
-pub mod synthetic;
 pub mod tokens;
 pub mod transparency;
-pub mod vendor_export;
 mod verify;
 pub mod whatif;
 

@@ -14,7 +14,7 @@ use sv0_log::{EventLog, Expected};
 use sv0_projections::PathFilter;
 use sv0_service::Service;
 use sv0_service::import::{parse_snapshot, scan_events};
-use sv0_service::synthetic::synthetic_snapshot;
+use sv0_synth::synthetic::synthetic_snapshot;
 
 use crate::render;
 
@@ -119,7 +119,7 @@ async fn measure_vendor(
     let export = dir.join("export");
     let mut m = Vec::new();
     let t = Instant::now();
-    let written = sv0_service::vendor_export::write(&export, identities, 42)?;
+    let written = sv0_synth::vendor_export::write(&export, identities, 42)?;
     m.push(Measurement::since(
         "write the vendor export (not part of the pipeline)",
         t,
@@ -129,9 +129,9 @@ async fn measure_vendor(
 
     let started = Instant::now();
     let settings = Settings {
-        tenant: TenantId::new(sv0_service::synthetic::TENANT)?,
+        tenant: TenantId::new(sv0_synth::synthetic::TENANT)?,
         azure_tenant_id: None,
-        observed_at: Timestamp::parse(sv0_service::synthetic::OBSERVED_AT)?,
+        observed_at: Timestamp::parse(sv0_synth::synthetic::OBSERVED_AT)?,
         trigger: ScanTrigger::Manual,
         evidence_days: 30,
         subscriptions: Vec::new(),
@@ -189,9 +189,9 @@ async fn measure(
     let mut m = Vec::new();
     // The rescan is the same tenant a day later with 1 % of its grants changed (what
     // `sv0 synth --rescan-of FILE --change 1%` writes).
-    let at = Timestamp::parse(sv0_service::synthetic::OBSERVED_AT)?;
-    let base = sv0_service::synthetic::tenant(paths, 42, at)?;
-    let second = serde_json::to_vec(&sv0_service::synthetic::rescan(&base, 1.0, 1, at.add_days(1))?)?;
+    let at = Timestamp::parse(sv0_synth::synthetic::OBSERVED_AT)?;
+    let base = sv0_synth::synthetic::tenant(paths, 42, at)?;
+    let second = serde_json::to_vec(&sv0_synth::synthetic::rescan(&base, 1.0, 1, at.add_days(1))?)?;
     let first = serde_json::to_vec(&base)?;
     drop(base);
     let mut service = Service::open(dir).await?;
@@ -211,7 +211,7 @@ async fn measure(
     m.push(Measurement::since("append to embedded log (1 txn, fsync)", t, bytes as f64 / 1e6, "MB/s"));
     let t = Instant::now();
     service.catch_up().await?;
-    let tenant = TenantId::new(sv0_service::synthetic::TENANT)?;
+    let tenant = TenantId::new(sv0_synth::synthetic::TENANT)?;
     let total_paths = service.views().tenant_state(&tenant)?.map_or(0, |s| s.paths_total);
     m.push(Measurement::since("fold first scan into views", t, total_paths as f64, "paths/s"));
     let t = Instant::now();

@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write};
 use anyhow::Context;
 use sv0_domain::Timestamp;
 use sv0_domain::snapshot::Snapshot;
-use sv0_service::synthetic;
+use sv0_synth::synthetic;
 
 use crate::{EXIT_OK, SynthArgs};
 
@@ -25,7 +25,7 @@ pub fn run(args: &SynthArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
     if let (Some(dir), Some(identities)) = (&args.vendor_export, args.identities) {
         anyhow::ensure!(identities > 0, "--identities must be at least 1");
         let started = std::time::Instant::now();
-        let written = sv0_service::vendor_export::write(dir, identities, args.seed)
+        let written = sv0_synth::vendor_export::write(dir, identities, args.seed)
             .with_context(|| format!("cannot write {}", dir.display()))?;
         writeln!(
             out,
