@@ -37,7 +37,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post, put};
+use axum::routing::{MethodRouter, get, post};
 use sv0_log::EventLog;
 use sv0_projections::{FindingStatus, Views};
 use sv0_service::Service;
@@ -145,10 +145,11 @@ pub fn router<L: EventLog + Clone>(state: Arc<ApiState<L>>) -> Router {
         Router::new().route("/openapi.json", get(|| async { axum::Json(openapi::document()) }));
     let mut paths: std::collections::BTreeMap<&str, MethodRouter<Arc<ApiState<L>>>> = Default::default();
     let max_body = state.max_body;
-    for spec in routes::ROUTES {
-        // The caller is authenticated from the headers before anything reads the body.
+    for (spec, handler) in routes::method_routers::<L>() {
+        // The caller is authenticated from the headers before anything reads the body, and
+        // must hold the route's permission.
         let guard = axum::middleware::from_fn_with_state((Arc::clone(&state), spec.permission), authenticate::<L>);
-        let mut handler = handler::<L>(spec).route_layer(guard);
+        let mut handler = handler.route_layer(guard);
         let limit = body_limit(spec, max_body);
         if limit != SMALL_BODY {
             handler = handler.layer(DefaultBodyLimit::max(limit));
@@ -204,13 +205,12 @@ pub fn metrics_router<L: EventLog + Clone>(state: Arc<ApiState<L>>) -> Router {
         .with_state(state)
 }
 
-/// The largest body a route takes: `max_body` for snapshots and plans, `POLICY_BODY` for a
-/// policy, `SMALL_BODY` for everything else.
+/// The largest body a route takes.
 pub(crate) fn body_limit(spec: &routes::RouteSpec, max_body: usize) -> usize {
-    match (spec.method, spec.path) {
-        ("POST", "/scans" | "/whatif" | "/approvals") => max_body,
-        ("PUT", "/policy") => POLICY_BODY,
-        _ => SMALL_BODY,
+    match spec.body_limit {
+        routes::BodyLimit::Snapshot => max_body,
+        routes::BodyLimit::Policy => POLICY_BODY,
+        routes::BodyLimit::Small => SMALL_BODY,
     }
 }
 
@@ -266,45 +266,6 @@ async fn bounded_in_time(request: Request, next: Next) -> Response {
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
         Err(_) => problem::Problem::request_timeout(REQUEST_TIMEOUT.as_secs()).into_response(),
-    }
-}
-
-/// The handler of one route of `routes::ROUTES`.
-fn handler<L: EventLog + Clone>(spec: &routes::RouteSpec) -> MethodRouter<Arc<ApiState<L>>> {
-    match (spec.method, spec.path) {
-        ("GET", "/paths") => get(routes::paths::<L>),
-        ("GET", "/findings") => get(routes::findings::<L>),
-        ("POST", "/findings/acknowledgements") => post(routes::acknowledge::<L>),
-        ("GET", "/scopes") => get(routes::scopes::<L>),
-        ("GET", "/scans") => get(routes::scans::<L>),
-        ("GET", "/scans/{id}") => get(routes::scan::<L>),
-        ("POST", "/scans") => post(routes::push_scan::<L>),
-        ("GET", "/baselines") => get(routes::baselines::<L>),
-        ("GET", "/approvals") => get(routes::approvals::<L>),
-        ("POST", "/approvals") => post(routes::approve::<L>),
-        ("GET", "/delta") => get(routes::delta::<L>),
-        ("GET", "/review") => get(routes::review::<L>),
-        ("POST", "/whatif") => post(routes::whatif::<L>),
-        ("GET", "/signals") => get(routes::signals::<L>),
-        ("GET", "/packs") => get(routes::packs::<L>),
-        ("GET", "/packs/{id}") => get(routes::pack::<L>),
-        ("GET", "/packs/{id}/dsse") => get(routes::pack_dsse::<L>),
-        ("GET", "/proofs/inclusion/{id}") => get(routes::inclusion::<L>),
-        ("GET", "/proofs/consistency") => get(routes::consistency::<L>),
-        ("GET", "/checkpoint") => get(routes::checkpoint::<L>),
-        ("GET", "/policy") => get(routes::policy::<L>),
-        ("PUT", "/policy") => put(routes::set_policy::<L>),
-        ("GET", "/policy/approvals") => get(routes::policy_approvals::<L>),
-        ("POST", "/policy/approvals") => post(routes::approve_policy::<L>),
-        ("GET", "/replay/paths") => get(routes::replay_paths::<L>),
-        ("GET", "/replay/findings") => get(routes::replay_findings::<L>),
-        ("GET", "/tokens") => get(routes::tokens::<L>),
-        ("POST", "/tokens") => post(routes::issue_token::<L>),
-        ("POST", "/tokens/{id}/revoke") => post(routes::revoke_token::<L>),
-        ("GET", "/keys") => get(routes::keys::<L>),
-        ("POST", "/syncs") => post(routes::start_sync::<L>),
-        ("GET", "/syncs/{id}") => get(routes::sync::<L>),
-        (method, path) => unreachable!("route {method} {path} has no handler"),
     }
 }
 

@@ -1,0 +1,165 @@
+//! The posture of the caller's tenant: paths, findings, scopes, baselines, the review before an
+//! approval, the delta after a deployment, and SOC signals.
+
+use super::*;
+
+/// `reply` (a page) with the posture of `scope` added, when a scope was asked for.
+async fn with_posture<L: EventLog>(
+    s: &ApiState<L>,
+    tenant: &TenantId,
+    scope: Option<&Scope>,
+    reply: Response,
+) -> Reply {
+    let Some(scope) = scope else { return Ok(reply) };
+    let posture = s.reader.posture(tenant, scope)?;
+    let mut reply = reply;
+    let bytes = axum::body::to_bytes(std::mem::take(reply.body_mut()), usize::MAX).await.map_err(Problem::internal)?;
+    let mut value: Value = serde_json::from_slice(&bytes).map_err(Problem::internal)?;
+    value["posture_digest"] = json!(posture.digest);
+    value["log_position"] = json!(posture.position);
+    ok(value)
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PathsQuery {
+    scope: Option<String>,
+    workload: Option<String>,
+    identity: Option<String>,
+    destination: Option<String>,
+    domain: Option<String>,
+    grade: Option<String>,
+    egress: Option<String>,
+    owner_state: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub(crate) async fn paths<L: EventLog>(ask: Ask<L>, q: Result<Query<PathsQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller.clone();
+    let s = &ask.s;
+    let q = query(q)?;
+    let filter = PathFilter {
+        scope: q.scope.as_deref().map(scope_of).transpose()?,
+        workload: q.workload,
+        identity: q.identity,
+        destination: q.destination,
+        domain: q.domain,
+        grade: q.grade,
+        egress: q.egress,
+        owner_state: q.owner_state,
+    };
+    let limit = limit_of(q.limit)?;
+    let after = cursor_of(q.cursor.as_deref())?;
+    let (paths, next) = s.views.query_paths_page(&c.tenant, &filter, after.as_deref(), limit).map_err(|e| match e {
+        sv0_projections::ProjectionError::Invalid(reason) => Problem::invalid_request(reason),
+        other => Problem::from(other),
+    })?;
+    let next_cursor = next.map(hex::encode);
+    // The posture digest covers the whole scope: it is computed for the first page only, so
+    // that paging through a large scope does not recompute it per page.
+    match filter.scope.as_ref().filter(|_| q.cursor.is_none()) {
+        Some(scope) => {
+            let posture = s.reader.posture(&c.tenant, scope)?;
+            ok(Page {
+                items: paths,
+                next_cursor,
+                posture_digest: Some(posture.digest),
+                log_position: Some(posture.position),
+            })
+        }
+        None => ok(Page { items: paths, next_cursor, posture_digest: None, log_position: None }),
+    }
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FindingsQuery {
+    scope: Option<String>,
+    status: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub(crate) async fn findings<L: EventLog>(ask: Ask<L>, q: Result<Query<FindingsQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller.clone();
+    let s = &ask.s;
+    let q = query(q)?;
+    let scope = q.scope.as_deref().map(scope_of).transpose()?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some("open") => Some(FindingStatus::Open),
+        Some("resolved") => Some(FindingStatus::Resolved),
+        Some(other) => return Err(Problem::invalid_request(format!("unknown status {other:?}: open or resolved"))),
+    };
+    let mut records = s.views.findings(&c.tenant, scope.as_ref())?;
+    records.retain(|r| status.is_none_or(|s| r.status == s));
+    records.sort_by(|a, b| a.finding.finding_id.cmp(&b.finding.finding_id));
+    let reply = page(records, |r| r.finding.finding_id.clone(), q.limit, q.cursor.as_deref())?;
+    let first = q.cursor.is_none();
+    with_posture(s, &c.tenant, scope.as_ref().filter(|_| first), reply).await
+}
+
+pub(crate) async fn scopes<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller.clone();
+    let s = &ask.s;
+    let q = query(q)?;
+    let mut heads = s.views.baselines(&c.tenant)?;
+    heads.sort_by_key(|h| h.scope.to_string());
+    page(heads, |h| h.scope.to_string(), q.limit, q.cursor.as_deref())
+}
+
+pub(crate) async fn baselines<L: EventLog>(ask: Ask<L>, q: Result<Query<ScopedPage>, QueryRejection>) -> Reply {
+    let c = ask.caller.clone();
+    let s = &ask.s;
+    let q = query(q)?;
+    let mut all = versions(s, &c.tenant, q.scope.as_deref())?;
+    all.sort_by_key(version_key);
+    page(all, version_key, q.limit, q.cursor.as_deref())
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeltaQuery {
+    scope: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReviewQuery {
+    scope: String,
+}
+
+pub(crate) async fn review<L: EventLog>(ask: Ask<L>, q: Result<Query<ReviewQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller.clone();
+    let s = &ask.s;
+    let q = query(q)?;
+    let scope = scope_of(&q.scope)?;
+    ok(s.reader.review(&c.tenant, &scope)?)
+}
+
+pub(crate) async fn delta<L: EventLog>(ask: Ask<L>, q: Result<Query<DeltaQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller.clone();
+    let s = &ask.s;
+    let q = query(q)?;
+    let scope = scope_of(&q.scope)?;
+    // A tenant's Rego policy runs (in its worker) while the delta is decided: off the async
+    // threads.
+    let state = Arc::clone(s);
+    let tenant = c.tenant.clone();
+    let report =
+        tokio::task::spawn_blocking(move || state.reader.delta(&tenant, &scope)).await.map_err(Problem::internal)??;
+    ok(report)
+}
+
+pub(crate) async fn signals<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>, QueryRejection>) -> Reply {
+    let c = ask.caller.clone();
+    let s = &ask.s;
+    let q = query(q)?;
+    let signals = s.reader.signals_after(Some(&c.tenant), 0)?;
+    // Keyed by log position, zero-padded so that keys sort as numbers.
+    let keyed: Vec<(String, CloudEvent)> =
+        signals.iter().map(|sig| (format!("{:020}", sig.assessed_seq), sig.cloudevent())).collect();
+    let reply = page(keyed, |(k, _)| k.clone(), q.limit, q.cursor.as_deref())?;
+    strip_keys(reply).await
+}
