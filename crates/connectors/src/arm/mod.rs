@@ -24,7 +24,7 @@ use crate::{ConnectorError, Settings};
 mod logs;
 mod roles;
 
-use logs::*;
+pub use logs::*;
 pub use roles::*;
 
 const ROLE_API: &str = "api-version=2022-04-01";
@@ -253,16 +253,6 @@ async fn blob_logs(source: &Source, settings: &Settings, ledger: &Ledger, out: &
             .collect()
     };
     Some(source.list_each(BLOB_LOGS, calls, ledger).await.items)
-}
-
-/// The Kusto query SV0 runs for storage evidence: one row per account, container, identity
-/// and operation, with the last time it happened.
-pub fn blob_log_query(days: u32) -> String {
-    format!(
-        "StorageBlobLogs | where TimeGenerated > ago({days}d) and isnotempty(RequesterObjectId) and StatusCode < 400 \
-         | extend Container = tostring(split(trim_start('/', tostring(parse_url(Uri).Path)), '/')[0]) \
-         | summarize TimeGenerated = max(TimeGenerated), Operations = count() by AccountName, Container, RequesterObjectId, OperationName"
-    )
 }
 
 /// The lists each ARM API fills.
@@ -699,4 +689,205 @@ fn resource_identities(resource: &Value, out: &mut Collected) {
     // ARM is the resource's source of record: its kind and tags replace what Entra inferred
     // from a managed identity's alternative names.
     out.workloads.insert(workload.id.clone(), workload);
+}
+
+#[cfg(test)]
+mod tests {
+    use sv0_domain::model::LogState;
+
+    use super::*;
+
+    fn permissions(blocks: Value) -> RolePermissions {
+        role_permissions(blocks.as_array().unwrap())
+    }
+
+    #[test]
+    fn control_actions_normalise_and_not_actions_remove_admin() {
+        use Permission::*;
+        let owner = permissions(json!([{"actions": ["*"], "notActions": []}]));
+        assert_eq!(owner.control.into_iter().collect::<Vec<_>>(), vec![Read, Write, Delete, Execute, Admin]);
+        let contributor = permissions(
+            json!([{"actions": ["*"], "notActions": ["Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write"]}]),
+        );
+        assert_eq!(contributor.control.into_iter().collect::<Vec<_>>(), vec![Read, Write, Delete, Execute]);
+        let reader = permissions(json!([{"actions": ["*/read"]}]));
+        assert_eq!(reader.control.into_iter().collect::<Vec<_>>(), vec![Read]);
+        let keys = permissions(json!([{"actions": ["Microsoft.Storage/storageAccounts/listkeys/action"]}]));
+        assert_eq!(keys.control.into_iter().collect::<Vec<_>>(), vec![Read, Write]);
+        assert!(glob("Microsoft.Authorization/*/Write", "Microsoft.Authorization/roleAssignments/write"));
+        assert!(!glob("Microsoft.Storage/*", "Microsoft.Authorization/roleAssignments/write"));
+    }
+
+    /// The built-in roles as Azure publishes them (learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+    #[test]
+    fn built_in_data_roles_open_what_azure_says_they_open() {
+        use Permission::*;
+        let data = |p: &RolePermissions, plane: DataPlane| -> Vec<Permission> {
+            p.data.get(&plane).map(|v| v.iter().copied().collect()).unwrap_or_default()
+        };
+        let blob = "Microsoft.Storage/storageAccounts/blobServices";
+        let reader = permissions(
+            json!([{"actions": [format!("{blob}/containers/read"), format!("{blob}/generateUserDelegationKey/action")],
+            "notActions": [], "dataActions": [format!("{blob}/containers/blobs/read")], "notDataActions": []}]),
+        );
+        assert_eq!(
+            (reader.control.iter().copied().collect::<Vec<_>>(), data(&reader, DataPlane::Blob)),
+            (vec![Read], vec![Read])
+        );
+        let contributor = permissions(
+            json!([{"actions": [format!("{blob}/containers/delete"), format!("{blob}/containers/read"),
+            format!("{blob}/containers/write"), format!("{blob}/generateUserDelegationKey/action")], "notActions": [],
+            "dataActions": [format!("{blob}/containers/blobs/delete"), format!("{blob}/containers/blobs/read"),
+                format!("{blob}/containers/blobs/write"), format!("{blob}/containers/blobs/move/action"), format!("{blob}/containers/blobs/add/action")],
+            "notDataActions": []}]),
+        );
+        assert_eq!(data(&contributor, DataPlane::Blob), vec![Read, Write, Delete]);
+        let owner = permissions(json!([{"actions": [format!("{blob}/containers/*")],
+            "dataActions": [format!("{blob}/containers/blobs/*")], "notDataActions": []}]));
+        assert_eq!(data(&owner, DataPlane::Blob), vec![Read, Write, Delete, Admin], "POSIX ACLs are access control");
+        // notDataActions take away what they name, and only that.
+        let no_delete = permissions(json!([{"dataActions": [format!("{blob}/containers/blobs/*")],
+            "notDataActions": [format!("{blob}/containers/blobs/delete"), format!("{blob}/containers/blobs/deleteBlobVersion/action"),
+                format!("{blob}/containers/blobs/permanentDelete/action")]}]));
+        assert_eq!(data(&no_delete, DataPlane::Blob), vec![Read, Write, Admin]);
+        let openai_user = permissions(json!([{"actions": ["Microsoft.CognitiveServices/*/read"],
+            "dataActions": ["Microsoft.CognitiveServices/accounts/OpenAI/*/read",
+                "Microsoft.CognitiveServices/accounts/OpenAI/deployments/chat/completions/action",
+                "Microsoft.CognitiveServices/accounts/OpenAI/deployments/embeddings/action"],
+            "notDataActions": ["Microsoft.CognitiveServices/accounts/OpenAI/stored-completions/read"]}]));
+        assert_eq!(data(&openai_user, DataPlane::CognitiveServices), vec![Read, Execute]);
+        let openai_contributor =
+            permissions(json!([{"dataActions": ["Microsoft.CognitiveServices/accounts/OpenAI/*"]}]));
+        assert_eq!(data(&openai_contributor, DataPlane::CognitiveServices), vec![Read, Write, Delete, Execute]);
+        let secrets_user =
+            permissions(json!([{"actions": [], "dataActions": ["Microsoft.KeyVault/vaults/secrets/getSecret/action",
+            "Microsoft.KeyVault/vaults/secrets/readMetadata/action"]}]));
+        assert_eq!((secrets_user.control.len(), data(&secrets_user, DataPlane::KeyVault)), (0, vec![Read]));
+        // An action SV0's table does not list is read by its words, never as a blanket execute.
+        let unknown = permissions(json!([{"dataActions": ["Microsoft.Contoso/widgets/frobnicate/action"]}]));
+        assert!(unknown.data.is_empty(), "{unknown:?}");
+        assert_eq!(data_verbs("Microsoft.Contoso/widgets/export/action"), vec![Read]);
+    }
+
+    /// A data role above the data is granted on each container below its scope, management
+    /// groups through their descendants; the record to change stays the assignment.
+    #[test]
+    fn data_roles_reach_every_container_below_their_scope() {
+        let sub = "/subscriptions/0001";
+        let account = format!("{sub}/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/stfin");
+        let other = "/subscriptions/0002/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/stother";
+        let container = |a: &str, c: &str| json!({"id": format!("{a}/blobServices/default/containers/{c}"), "name": c});
+        let assignment = |id: &str, scope: &str| {
+            json!({"id": format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{id}"),
+            "properties": {"principalId": "sp", "principalType": "ServicePrincipal", "scope": scope,
+                "roleDefinitionId": "/providers/Microsoft.Authorization/roleDefinitions/2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"}})
+        };
+        let data = ArmData {
+            resources: vec![
+                json!({"id": account, "type": "Microsoft.Storage/storageAccounts", "tags": {"DataClassification": "Finance"}}),
+                json!({"id": other, "type": "Microsoft.Storage/storageAccounts"}),
+            ],
+            containers: Some((
+                vec![
+                    container(&account, "invoices"),
+                    json!({"id": format!("{account}/blobServices/default/containers/payroll"), "name": "payroll",
+                        "properties": {"metadata": {"dataclassification": "Payroll"}}}),
+                    container(other, "misc"),
+                ],
+                true,
+            )),
+            role_assignments: vec![
+                assignment("a1", &account),
+                assignment("g1", "/providers/Microsoft.Management/managementGroups/corp"),
+            ],
+            management_group_descendants: vec![
+                json!({"id": "/subscriptions/0002", "type": "/subscriptions", "managementGroup": "corp"}),
+            ],
+            ..ArmData::default()
+        };
+        let mut out = Collected::default();
+        convert(&data, &mut out);
+        let ids: Vec<&str> = out.grants.keys().map(String::as_str).collect();
+        let a1 = format!("{}/providers/microsoft.authorization/roleassignments/a1", account.to_ascii_lowercase());
+        assert!(ids.contains(&a1.as_str()), "the account keeps the control-plane part: {ids:?}");
+        for c in ["invoices", "payroll"] {
+            let expanded = format!("{a1}#{}/blobservices/default/containers/{c}", account.to_ascii_lowercase());
+            assert_eq!(out.grants[&expanded].permissions, vec![Permission::Read], "{c}");
+        }
+        let through_group = ids.iter().filter(|i| i.contains("/a1#") || i.contains("/g1#")).count();
+        assert_eq!(
+            through_group, 3,
+            "the management group's assignment reaches only its subscription's container: {ids:?}"
+        );
+        // A container inherits its account's tags; its own metadata wins where it says the same.
+        let payroll =
+            &out.destinations[&format!("{}/blobservices/default/containers/payroll", account.to_ascii_lowercase())];
+        assert_eq!(payroll.tags.get("dataclassification").map(String::as_str), Some("Payroll"));
+        assert!(!payroll.tags.contains_key("DataClassification"), "{:?}", payroll.tags);
+    }
+
+    /// Diagnostic settings decide whether a resource's data access can ever be confirmed.
+    #[test]
+    fn diagnostic_settings_say_disabled_unread_or_enabled() {
+        let rg = "/subscriptions/0001/resourceGroups/rg/providers";
+        let storage = |name: &str| {
+            json!({"id": format!("{rg}/Microsoft.Storage/storageAccounts/{name}"), "name": name,
+            "type": "Microsoft.Storage/storageAccounts"})
+        };
+        let setting = |account: &str, workspace: &str, log: Value| {
+            json!({
+            "id": format!("{rg}/microsoft.storage/storageaccounts/{account}/blobservices/default/providers/microsoft.insights/diagnosticSettings/s"),
+            "name": "s", "properties": {"workspaceId": workspace, "storageAccountId": null, "logs": [log]}})
+        };
+        let workspace = |name: &str| format!("{rg}/Microsoft.OperationalInsights/workspaces/{name}");
+        let data = ArmData {
+            resources: vec![storage("stnone"), storage("stread"), storage("stother"), storage("stmetrics")],
+            diagnostic_settings: Some((
+                vec![
+                    setting("stread", &workspace("law-read"), json!({"categoryGroup": "audit", "enabled": true})),
+                    setting("stother", &workspace("law-other"), json!({"category": "StorageWrite", "enabled": true})),
+                    setting("stmetrics", &workspace("law-read"), json!({"category": "StorageRead", "enabled": false})),
+                ],
+                true,
+            )),
+            workspaces: Some(vec![
+                json!({"id": workspace("law-read"), "name": "law-read", "properties": {"customerId": "11111111-1111-4111-8111-111111111111"}}),
+                json!({"id": workspace("law-other"), "name": "law-other", "properties": {"customerId": "22222222-2222-4222-8222-222222222222"}}),
+            ]),
+            read_workspaces: vec!["11111111-1111-4111-8111-111111111111".into()],
+            ..ArmData::default()
+        };
+        let mut out = Collected::default();
+        convert(&data, &mut out);
+        let state = |name: &str| out.log_states.get(&format!("storage:{name}")).cloned().unwrap();
+        assert_eq!(state("stnone").0, LogState::Disabled);
+        assert!(state("stnone").1.contains("StorageRead"), "{}", state("stnone").1);
+        assert_eq!(state("stmetrics").0, LogState::Disabled, "a setting that sends nothing is no setting");
+        assert_eq!(state("stread").0, LogState::Enabled);
+        let (other, text) = state("stother");
+        assert_eq!(other, LogState::Unread);
+        assert!(text.contains("law-other") && text.contains("22222222-2222-4222-8222-222222222222"), "{text}");
+    }
+
+    #[test]
+    fn scopes_at_every_level_become_destinations() {
+        let none = BTreeMap::new();
+        let subs = BTreeMap::from([("0001".to_string(), "Production".to_string())]);
+        let d = destination_for_scope("/providers/Microsoft.Management/managementGroups/corp", &none, &subs);
+        assert_eq!(d.name, "management group corp");
+        let d = destination_for_scope("/subscriptions/0001", &none, &subs);
+        assert_eq!(d.name, "subscription Production");
+        let d = destination_for_scope("/subscriptions/0001/resourceGroups/rg-fin", &none, &subs);
+        assert_eq!(d.name, "resource group rg-fin");
+        let d = destination_for_scope(
+            "/subscriptions/0001/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/StFin/blobServices/default/containers/ledger",
+            &none,
+            &subs,
+        );
+        assert_eq!(
+            (d.kind, d.host.as_deref(), d.service.as_deref()),
+            (DestinationKind::StorageContainer, Some("stfin.blob.core.windows.net"), Some("storage:stfin"))
+        );
+        assert_eq!(d.name, "StFin/ledger");
+    }
 }
