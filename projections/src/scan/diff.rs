@@ -1,0 +1,211 @@
+//! A scan's entities against the stored rows: what was added, changed and removed (`diff`),
+//! written back as rows and counted for the scan record.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sv0_domain::events::ScanStarted;
+use sv0_domain::snapshot::{CoverageMode, Entities, EntityList, ListCoverage};
+use sv0_domain::{TenantId, Timestamp};
+
+use crate::batch::Batch;
+use crate::error::ProjectionError;
+use crate::fold::{Tables, t_prefix};
+use crate::graph::{self, AnyEntity, entity_key};
+use crate::records::EntityDiff;
+use crate::store::{self, scan_raw};
+
+/// One entity the scan changes.
+pub(super) struct Change {
+    pub(super) list: EntityList,
+    pub(super) id: String,
+    pub(super) old: Option<Vec<u8>>,
+    pub(super) new: Option<Vec<u8>>,
+    pub(super) kind: ChangeKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum ChangeKind {
+    Added,
+    Changed,
+    Removed,
+    /// Kept, marked unobserved.
+    Unobserved,
+    /// Seen again after being unobserved.
+    Reobserved,
+}
+
+/// The scan's entity changes under its coverage.
+pub(super) fn diff(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    entities: Entities,
+    started: &ScanStarted,
+) -> Result<Vec<Change>, ProjectionError> {
+    let coverage = &started.coverage;
+    // The scan's entities are held once, as encoded rows grouped by list, which move into the
+    // changes: never the whole tenant twice.
+    let seen_identities: BTreeSet<String> = entities.identities.iter().map(|i| i.id.clone()).collect();
+    let mut rows: BTreeMap<EntityList, Vec<(String, Vec<u8>)>> = BTreeMap::new();
+    for (list, id, bytes) in graph::scan_rows(&entities)? {
+        rows.entry(list).or_default().push((id, bytes));
+    }
+    drop(entities);
+    let targeted = coverage.mode == CoverageMode::Targeted;
+    let targets: BTreeSet<&str> = coverage.targets.iter().map(String::as_str).collect();
+    let unobserved: BTreeSet<Vec<u8>> =
+        scan_raw(&t.unobserved, &t_prefix(tenant, &[]))?.into_iter().map(|(k, _)| k).collect();
+    let mut changes = Vec::new();
+    for list in EntityList::ALL {
+        let mut scanned = rows.remove(&list).unwrap_or_default();
+        let p = t_prefix(tenant, &[list.name().as_bytes()]);
+        let stored: Vec<(String, Vec<u8>)> = scan_raw(&t.entities, &p)?
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8_lossy(&k[p.len()..]).into_owned(), v))
+            .collect();
+        let list_coverage = coverage.of(list);
+        // In a targeted scan, which unseen stored entities the scan was responsible for.
+        let in_scope = |bytes: &[u8]| -> Result<bool, ProjectionError> {
+            if !targeted {
+                return Ok(true);
+            }
+            Ok(match AnyEntity::decode(list, bytes)? {
+                AnyEntity::Workload(w) => targets.contains(w.id.as_str()),
+                AnyEntity::Binding(b) => targets.contains(b.workload.as_str()),
+                AnyEntity::Grant(g) => seen_identities.contains(&g.identity),
+                AnyEntity::Credential(c) => seen_identities.contains(&c.identity),
+                AnyEntity::Evidence(e) => {
+                    e.workload.as_deref().is_some_and(|w| targets.contains(w))
+                        || e.identity.as_ref().is_some_and(|i| seen_identities.contains(i))
+                }
+                _ => false,
+            })
+        };
+        let (mut i, mut j) = (0, 0);
+        while i < scanned.len() || j < stored.len() {
+            let order = match (scanned.get(i), stored.get(j)) {
+                (Some(a), Some(b)) => a.0.cmp(&b.0),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, _) => std::cmp::Ordering::Greater,
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    let (id, bytes) = std::mem::take(&mut scanned[i]);
+                    changes.push(Change { list, id, old: None, new: Some(bytes), kind: ChangeKind::Added });
+                    i += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    let (id, bytes) = std::mem::take(&mut scanned[i]);
+                    let old = &stored[j].1;
+                    let was_unobserved = unobserved.contains(&entity_key(tenant, list, &id));
+                    if *old != bytes {
+                        changes.push(Change {
+                            list,
+                            id,
+                            old: Some(old.clone()),
+                            new: Some(bytes),
+                            kind: ChangeKind::Changed,
+                        });
+                    } else if was_unobserved {
+                        changes.push(Change {
+                            list,
+                            id,
+                            old: Some(old.clone()),
+                            new: Some(bytes),
+                            kind: ChangeKind::Reobserved,
+                        });
+                    }
+                    i += 1;
+                    j += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    let (id, bytes) = &stored[j];
+                    j += 1;
+                    if list_coverage == ListCoverage::NotRead || !in_scope(bytes)? {
+                        continue;
+                    }
+                    if list_coverage == ListCoverage::Complete {
+                        changes.push(Change {
+                            list,
+                            id: id.clone(),
+                            old: Some(bytes.clone()),
+                            new: None,
+                            kind: ChangeKind::Removed,
+                        });
+                    } else if !unobserved.contains(&entity_key(tenant, list, id)) {
+                        changes.push(Change {
+                            list,
+                            id: id.clone(),
+                            old: Some(bytes.clone()),
+                            new: Some(bytes.clone()),
+                            kind: ChangeKind::Unobserved,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// Writes (or, with `undo`, reverts) entity changes with their index rows.
+pub(super) fn write_changes(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    changes: &[Change],
+    at: Timestamp,
+    undo: bool,
+) -> Result<(), ProjectionError> {
+    let mut batch = Batch::default();
+    for change in changes {
+        let key = entity_key(tenant, change.list, &change.id);
+        let (from, to) = if undo { (&change.new, &change.old) } else { (&change.old, &change.new) };
+        if from != to {
+            if let Some(bytes) = from {
+                graph::write_index(&mut batch, tenant, &change.id, &AnyEntity::decode(change.list, bytes)?, true);
+            }
+            match to {
+                Some(bytes) => {
+                    t.entities.insert(key.as_slice(), bytes.as_slice())?;
+                    graph::write_index(&mut batch, tenant, &change.id, &AnyEntity::decode(change.list, bytes)?, false);
+                }
+                None => {
+                    t.entities.remove(key.as_slice())?;
+                }
+            }
+        }
+        let marked = match (change.kind, undo) {
+            (ChangeKind::Unobserved, false) => Some(true),
+            (ChangeKind::Unobserved, true) => Some(false),
+            (ChangeKind::Reobserved, false) => Some(false),
+            (ChangeKind::Reobserved, true) => Some(true),
+            (ChangeKind::Removed | ChangeKind::Changed, false) => Some(false),
+            _ => None,
+        };
+        match marked {
+            Some(true) => {
+                t.unobserved.insert(key.as_slice(), store::encode(&at)?.as_slice())?;
+            }
+            Some(false) => {
+                t.unobserved.remove(key.as_slice())?;
+            }
+            None => {}
+        }
+        batch.relieve()?;
+    }
+    batch.flush(t)
+}
+
+pub(super) fn entity_diff(changes: &[Change]) -> EntityDiff {
+    let mut diff = EntityDiff::default();
+    for change in changes {
+        let bucket = match change.kind {
+            ChangeKind::Added => &mut diff.added,
+            ChangeKind::Changed => &mut diff.changed,
+            ChangeKind::Removed => &mut diff.removed,
+            ChangeKind::Unobserved => &mut diff.unobserved,
+            ChangeKind::Reobserved => continue,
+        };
+        bucket.entry(change.list.name().to_string()).or_default().push(change.id.clone());
+    }
+    diff
+}

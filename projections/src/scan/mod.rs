@@ -1,0 +1,459 @@
+//! Applying a scan to the views:
+//!
+//! 1. reassemble it from its chunks (or reject it whole);
+//! 2. diff its entities against the stored ones under its coverage: what it read completely and
+//!    did not see is removed; what it read with failures and did not see is kept, unobserved;
+//!    what it did not read, or what lies outside a targeted scan's scope, is left alone;
+//! 3. trip the entity breaker if it removes too much of a list;
+//! 4. write the entity changes and find the workloads they reach (plus those whose evidence
+//!    left the window or whose owners went silent since the last scan);
+//! 5. trip the path breaker if those workloads would lose too many paths (the entity changes
+//!    are undone and the scan is held);
+//! 6. recompute the paths and findings of those workloads only, and the credential, identity
+//!    and destination findings their changes touch;
+//! 7. record the scan, its entity diff and its assessment.
+
+use std::collections::BTreeSet;
+
+use redb::ReadableTable;
+use sv0_domain::TenantId;
+use sv0_domain::assessment::{AssessmentKind, FindingMovement, ScanAssessment, ScanRef};
+use sv0_domain::events::{Event, ScanCompleted, ScanQuarantined, ScanReleased, ScanStarted};
+use sv0_domain::paths::AuthorityPath;
+use sv0_domain::policy::{Policy, RegoState};
+use sv0_domain::scope::Scope;
+use sv0_domain::snapshot::{Entities, EntityList};
+use tracing::{info, warn};
+
+use crate::error::ProjectionError;
+use crate::fold::{Tables, store_assessment, t_key, t_prefix};
+use crate::graph::{entity_key, index_lookup};
+use crate::pathstore::{self};
+use crate::records::{FindingRecord, ScanRecord, ScanStatus, TenantState};
+use crate::store::{self, get, put, scan_raw};
+
+mod diff;
+mod reach;
+mod recompute;
+
+use diff::*;
+use reach::*;
+pub(crate) use recompute::*;
+
+/// The tenant's policy (the default until a `policy.set`).
+pub(crate) fn policy(t: &Tables<'_>, tenant: &TenantId) -> Result<Policy, ProjectionError> {
+    Ok(get(&t.policies, "policies", &t_key(tenant, &[]))?.unwrap_or_default())
+}
+
+/// The key (below the tenant's) of its `RegoState` in the policies table.
+pub(crate) const REGO_STATE: &[u8] = b"rego";
+
+/// Which Rego policy decides the tenant's dispositions, and which waits for an approval.
+pub(crate) fn rego_state(t: &Tables<'_>, tenant: &TenantId) -> Result<RegoState, ProjectionError> {
+    Ok(get(&t.policies, "policies", &t_key(tenant, &[REGO_STATE]))?.unwrap_or_default())
+}
+
+/// `policy.approved`: the policy waiting for a second person is in force, when the approver
+/// is not the person who set it and approved the policy that is set. Anything else (an event
+/// a log writer forged, a race with a newer `policy.set`) changes nothing.
+pub(crate) fn policy_approved(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    event: &Event,
+    approved: &sv0_domain::events::PolicyApproved,
+) -> Result<(), ProjectionError> {
+    let by = sv0_domain::events::Actor::principal_of(&event.meta.actor);
+    let current = policy(t, tenant)?;
+    match rego_state(t, tenant)?.after_approval(current.rego.as_ref(), &approved.digest, by) {
+        Ok(rego) => put(&mut t.policies, &t_key(tenant, &[REGO_STATE]), &rego),
+        Err(why) => {
+            tracing::warn!(%tenant, %why, "policy.approved changes nothing");
+            Ok(())
+        }
+    }
+}
+
+fn tenant_state(t: &Tables<'_>, tenant: &TenantId) -> Result<Option<TenantState>, ProjectionError> {
+    get(&t.tenants, "tenants", &t_key(tenant, &[]))
+}
+
+/// Reassembles a scan from its pending rows; `Err` says why it cannot be applied.
+fn reassemble(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    completed: &ScanCompleted,
+) -> Result<Result<(ScanStarted, Entities), String>, ProjectionError> {
+    let started: Option<ScanStarted> =
+        get(&t.scans_pending, "scans_pending", &t_key(tenant, &[completed.scan_id.as_bytes()]))?;
+    let chunks: Vec<Entities> =
+        store::scan(&t.scan_chunks, "scan_chunks", &t_prefix(tenant, &[completed.scan_id.as_bytes()]))?;
+    let Some(started) = started else {
+        return Ok(Err("no scan.started event precedes scan.completed".to_string()));
+    };
+    if chunks.len() != completed.chunk_count as usize {
+        return Ok(Err(format!("expected {} chunk(s), found {}", completed.chunk_count, chunks.len())));
+    }
+    let entities = Entities::merge(chunks);
+    if entities.len() as u64 != completed.entity_count {
+        return Ok(Err(format!("expected {} entities, found {}", completed.entity_count, entities.len())));
+    }
+    let digest = sv0_codec::entities_digest(&entities).map_err(ProjectionError::Encode)?.digest;
+    if digest != completed.snapshot_digest {
+        return Ok(Err("snapshot digest does not match the chunks".to_string()));
+    }
+    Ok(Ok((started, entities)))
+}
+
+fn drop_pending(t: &mut Tables<'_>, tenant: &TenantId, scan_id: &str) -> Result<(), ProjectionError> {
+    t.scans_pending.remove(t_key(tenant, &[scan_id.as_bytes()]).as_slice())?;
+    store::remove_prefix(&mut t.scan_chunks, &t_prefix(tenant, &[scan_id.as_bytes()]))
+}
+
+/// `scan.completed`: apply the scan, or reject it, or hold it.
+pub(crate) fn scan_completed(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    event: &Event,
+    completed: &ScanCompleted,
+) -> Result<(), ProjectionError> {
+    match reassemble(t, tenant, completed)? {
+        Err(reason) => {
+            warn!(%tenant, seq, scan_id = %completed.scan_id, %reason, "scan rejected");
+            drop_pending(t, tenant, &completed.scan_id)?;
+            let record = ScanRecord {
+                scan_id: completed.scan_id.clone(),
+                status: ScanStatus::Rejected,
+                reason: Some(reason),
+                completed_seq: seq,
+                applied_seq: None,
+                quarantine_seq: None,
+                released_by: None,
+                trigger: None,
+                observed_at: None,
+                entity_count: completed.entity_count,
+                removed_entities: 0,
+                removed_paths: 0,
+                paths_total: 0,
+            };
+            put(&mut t.scans, &t_key(tenant, &[completed.scan_id.as_bytes()]), &record)
+        }
+        Ok((started, entities)) => apply(t, tenant, seq, event, completed, &started, entities, None),
+    }
+}
+
+/// `scan.quarantined`: the record that the breaker's decision was written down.
+pub(crate) fn scan_quarantined(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    quarantined: &ScanQuarantined,
+) -> Result<(), ProjectionError> {
+    let key = t_key(tenant, &[quarantined.scan_id.as_bytes()]);
+    if let Some(mut record) = get::<ScanRecord>(&t.scans, "scans", &key)? {
+        record.quarantine_seq.get_or_insert(seq);
+        put(&mut t.scans, &key, &record)?;
+    }
+    Ok(())
+}
+
+/// `scan.released`: a person applies a held scan, unless a newer scan was applied since.
+pub(crate) fn scan_released(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    event: &Event,
+    released: &ScanReleased,
+) -> Result<(), ProjectionError> {
+    let key = t_key(tenant, &[released.scan_id.as_bytes()]);
+    let Some(record) = get::<ScanRecord>(&t.scans, "scans", &key)? else {
+        warn!(%tenant, seq, scan_id = %released.scan_id, "release of an unknown scan ignored");
+        return Ok(());
+    };
+    if record.status != ScanStatus::Quarantined {
+        warn!(%tenant, seq, scan_id = %released.scan_id, "release of a scan that is not quarantined ignored");
+        return Ok(());
+    }
+    let newer = tenant_state(t, tenant)?.is_some_and(|s| s.last_scan_seq > record.completed_seq);
+    let completed: Option<ScanCompleted> =
+        get(&t.scans_pending, "scans_pending", &held_key(tenant, &released.scan_id))?;
+    let held = match completed {
+        Some(completed) if !newer => match reassemble(t, tenant, &completed)? {
+            Ok((started, entities)) => Some((completed, started, entities)),
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    let Some((completed, started, entities)) = held else {
+        drop_pending(t, tenant, &released.scan_id)?;
+        t.scans_pending.remove(held_key(tenant, &released.scan_id).as_slice())?;
+        let record =
+            ScanRecord { status: ScanStatus::Superseded, released_by: Some(released.released_by.clone()), ..record };
+        return put(&mut t.scans, &key, &record);
+    };
+    t.scans_pending.remove(held_key(tenant, &released.scan_id).as_slice())?;
+    apply(t, tenant, seq, event, &completed, &started, entities, Some(released))
+}
+
+fn held_key(tenant: &TenantId, scan_id: &str) -> Vec<u8> {
+    t_key(tenant, &[scan_id.as_bytes(), b"completed"])
+}
+
+/// Applies a scan (`released` says who released it, which skips the breakers).
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    event: &Event,
+    completed: &ScanCompleted,
+    started: &ScanStarted,
+    entities: Entities,
+    released: Option<&ScanReleased>,
+) -> Result<(), ProjectionError> {
+    let policy = policy(t, tenant)?;
+    let mut state = tenant_state(t, tenant)?.unwrap_or_default();
+    let now = started.observed_at;
+    let previous = (!state.last_scan_id.is_empty()).then_some(state.last_observed_at);
+    let changes = diff(t, tenant, entities, started)?;
+    let diff_record = entity_diff(&changes);
+    let removed_entities = diff_record.counts().2;
+    let record_key = t_key(tenant, &[started.scan_id.as_bytes()]);
+    let hold = |t: &mut Tables<'_>, reason: String, removed_paths: u64| -> Result<(), ProjectionError> {
+        info!(%tenant, seq, scan_id = %started.scan_id, %reason, "scan quarantined by a deletion circuit breaker");
+        put(&mut t.scans_pending, &held_key(tenant, &started.scan_id), completed)?;
+        let record = ScanRecord {
+            scan_id: started.scan_id.clone(),
+            status: ScanStatus::Quarantined,
+            reason: Some(reason),
+            completed_seq: seq,
+            applied_seq: None,
+            quarantine_seq: None,
+            released_by: None,
+            trigger: Some(started.trigger),
+            observed_at: Some(now),
+            entity_count: completed.entity_count,
+            removed_entities,
+            removed_paths,
+            paths_total: state.paths_total,
+        };
+        put(&mut t.scans, &record_key, &record)
+    };
+    if released.is_none() {
+        for list in EntityList::ALL {
+            let removed = diff_record.removed.get(list.name()).map_or(0, |v| v.len() as u64);
+            let existing = state.entities.get(list.name()).copied().unwrap_or(0);
+            if policy.breaker.trips(removed, existing) {
+                let reason = format!(
+                    "it would remove {removed} of {existing} {} (the breaker allows {} %)",
+                    list.name(),
+                    policy.breaker.max_removed_percent
+                );
+                return hold(t, reason, 0);
+            }
+        }
+    }
+    write_changes(t, tenant, &changes, now, false)?;
+    let reached = reach(t, tenant, &changes, previous, now, &policy)?;
+    let selections = reached.selections(t, tenant)?;
+    if released.is_none() {
+        let budget = policy.fold_budget();
+        let planned = paths_to_compute(t, tenant, &selections, budget)?;
+        if planned > budget {
+            write_changes(t, tenant, &changes, now, true)?;
+            let reason = format!(
+                "its fold would compute more than {budget} paths (the policy's fold budget, `sv0 policy set --fold-budget-paths`); `sv0 scan release` applies it anyway"
+            );
+            return hold(t, reason, 0);
+        }
+    }
+    if released.is_none() && state.paths_total > 0 {
+        let lost = paths_lost(t, tenant, &selections, now, &policy)?;
+        if policy.breaker.trips(lost, state.paths_total) {
+            write_changes(t, tenant, &changes, now, true)?;
+            let reason = format!(
+                "it would remove {lost} of {} paths (the breaker allows {} %)",
+                state.paths_total, policy.breaker.max_removed_percent
+            );
+            return hold(t, reason, lost);
+        }
+    }
+
+    let mut movement = FindingMovement::default();
+    let writer = recompute(
+        t,
+        tenant,
+        seq,
+        now,
+        &policy,
+        &selections,
+        reached.identities,
+        reached.credentials,
+        reached.destinations,
+        &mut state,
+        &mut movement,
+    )?;
+    let digest = pathstore::refresh_digest(&t.path_fingerprints, &mut t.digest_buckets, tenant, &writer.dirty_buckets)?;
+    // Each baselined scope against its baseline; its undeclared additions open findings, so
+    // this comes before the tenant's finding count is stored.
+    let scopes = crate::fold::assess_scopes(t, tenant, started.trigger, seq, now, &mut state, &mut movement)?;
+    for change in &changes {
+        let count = state.entities.entry(change.list.name().to_string()).or_default();
+        match change.kind {
+            ChangeKind::Added => *count += 1,
+            ChangeKind::Removed => *count = count.saturating_sub(1),
+            _ => {}
+        }
+    }
+    state.last_scan_id = started.scan_id.clone();
+    state.last_scan_seq = seq;
+    state.last_observed_at = now;
+    put(&mut t.tenants, &t_key(tenant, &[]), &state)?;
+    put(&mut t.scan_diffs, &record_key, &diff_record)?;
+    drop_pending(t, tenant, &started.scan_id)?;
+    let existing: Option<ScanRecord> = get(&t.scans, "scans", &record_key)?;
+    let record = ScanRecord {
+        scan_id: started.scan_id.clone(),
+        status: ScanStatus::Applied,
+        reason: None,
+        completed_seq: existing.as_ref().map_or(seq, |r| r.completed_seq),
+        applied_seq: Some(seq),
+        quarantine_seq: existing.as_ref().and_then(|r| r.quarantine_seq),
+        released_by: released.map(|r| r.released_by.clone()),
+        trigger: Some(started.trigger),
+        observed_at: Some(now),
+        entity_count: completed.entity_count,
+        removed_entities,
+        removed_paths: writer.removed,
+        paths_total: state.paths_total,
+    };
+    put(&mut t.scans, &record_key, &record)?;
+
+    movement.open = state.open_findings;
+    movement.opened.sort();
+    movement.resolved.sort();
+    let mut posture = state.posture.clone();
+    posture.path_set_digest = digest;
+    let assessment = ScanAssessment {
+        scan: ScanRef {
+            scan_id: started.scan_id.clone(),
+            connector: started.connector.clone(),
+            trigger: started.trigger,
+            observed_at: now,
+            deployment: started.deployment.clone(),
+        },
+        posture,
+        findings: movement,
+        scopes,
+    };
+    store_assessment(t, tenant, seq, event, AssessmentKind::for_trigger(started.trigger), Some(assessment), None)
+}
+
+/// `policy.set`: keep the policy and, for a tenant already scanned, recompute every workload
+/// under it at the tenant's current time.
+pub(crate) fn policy_set(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    event: &Event,
+    policy: &Policy,
+) -> Result<(), ProjectionError> {
+    put(&mut t.policies, &t_key(tenant, &[]), policy)?;
+    let by = sv0_domain::events::Actor::principal_of(&event.meta.actor);
+    let rego = rego_state(t, tenant)?.after_set(policy.rego.as_ref(), by, seq);
+    put(&mut t.policies, &t_key(tenant, &[REGO_STATE]), &rego)?;
+    let Some(mut state) = tenant_state(t, tenant)? else { return Ok(()) };
+    let workloads: Selections =
+        entity_ids(&t.entities, tenant, EntityList::Workloads)?.into_iter().map(|w| (w, None)).collect();
+    // Every entity finding is decided again too: a policy change is a full recomputation, and
+    // the property tests use it as the oracle for the incremental one.
+    let identities = entity_ids(&t.entities, tenant, EntityList::Identities)?;
+    let credentials = entity_ids(&t.entities, tenant, EntityList::Credentials)?;
+    let destinations = entity_ids(&t.entities, tenant, EntityList::Destinations)?;
+    let mut movement = FindingMovement::default();
+    let now = state.last_observed_at;
+    let writer = recompute(
+        t,
+        tenant,
+        seq,
+        now,
+        policy,
+        &workloads,
+        identities,
+        credentials,
+        destinations,
+        &mut state,
+        &mut movement,
+    )?;
+    pathstore::refresh_digest(&t.path_fingerprints, &mut t.digest_buckets, tenant, &writer.dirty_buckets)?;
+    put(&mut t.tenants, &t_key(tenant, &[]), &state)
+}
+
+/// The workloads a scope selects, from the entity indexes.
+pub(crate) fn scope_workloads(
+    entities: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+    index: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    scope: &Scope,
+) -> Result<BTreeSet<String>, ProjectionError> {
+    use sv0_domain::scope::Selector;
+    let mut out = BTreeSet::new();
+    for selector in scope.selectors() {
+        match selector {
+            Selector::All => out.extend(entity_ids(entities, tenant, EntityList::Workloads)?),
+            Selector::Workload(id) => {
+                if entities.get(entity_key(tenant, EntityList::Workloads, id).as_slice())?.is_some() {
+                    out.insert(id.clone());
+                }
+            }
+            Selector::Project(name) => {
+                out.extend(index_lookup(index, tenant, "workload.project", name)?.into_iter().map(|(id, _)| id));
+            }
+            Selector::Tag(k, v) => {
+                out.extend(
+                    index_lookup(index, tenant, "workload.tag", &format!("{k}={v}"))?.into_iter().map(|(id, _)| id),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The findings of a scope's workloads, by finding id.
+pub(crate) fn scope_findings(
+    entities: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    entity_index: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    by_workload: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    findings: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    scope: &Scope,
+) -> Result<Vec<FindingRecord>, ProjectionError> {
+    let mut ids = BTreeSet::new();
+    for workload in scope_workloads(entities, entity_index, tenant, scope)? {
+        let p = t_prefix(tenant, &[workload.as_bytes()]);
+        for (k, _) in scan_raw(by_workload, &p)? {
+            ids.insert(k[p.len()..].to_vec());
+        }
+    }
+    let mut out = Vec::new();
+    for id in ids {
+        out.extend(store::get_compact::<FindingRecord>(findings, "findings", &t_key(tenant, &[&id]))?);
+    }
+    Ok(out)
+}
+
+/// The paths of a scope's workloads, sorted by path id.
+pub(crate) fn scope_paths(
+    entities: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+    entity_index: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+    paths: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    scope: &Scope,
+) -> Result<Vec<AuthorityPath>, ProjectionError> {
+    let mut out = Vec::new();
+    for workload in scope_workloads(entities, entity_index, tenant, scope)? {
+        out.extend(pathstore::of_workload(paths, tenant, &workload, None)?);
+    }
+    out.sort_by(|a, b| a.path_id.cmp(&b.path_id));
+    Ok(out)
+}

@@ -1,0 +1,264 @@
+//! Which paths a scan's changes can reach (`reach`): the workloads, identities and
+//! destinations whose paths must be recomputed, and the paths lost with removed entities.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use redb::ReadableTable;
+use sv0_domain::findings::{self};
+use sv0_domain::model::{Credential, Evidence, Owner};
+use sv0_domain::paths::{AuthorityPath, PathSelection, compute_selected_paths};
+use sv0_domain::policy::Policy;
+use sv0_domain::snapshot::EntityList;
+use sv0_domain::{TenantId, Timestamp};
+
+use crate::error::ProjectionError;
+use crate::fold::{Tables, t_prefix};
+use crate::graph::{self, AnyEntity, GraphCache, StoredGraph, entity_key, index_lookup, index_range, time_key};
+use crate::pathstore::{self};
+use crate::store::{self, scan_raw};
+
+use super::*;
+
+/// What the changes and the passing of time reach: the paths to recompute (whole workloads,
+/// every path through some identities, or the paths of some identity-destination pairs), and
+/// the credentials, identities and destinations whose findings must be re-evaluated.
+#[derive(Default)]
+pub(super) struct Reach {
+    pub(super) all: bool,
+    /// Workloads whose every path is recomputed.
+    pub(super) workloads: BTreeSet<String>,
+    /// Identities whose every path is recomputed, in every workload bound to them.
+    pub(super) path_identities: BTreeSet<String>,
+    /// (identity, destination) pairs whose paths are recomputed, in every workload bound to the
+    /// identity.
+    pub(super) pairs: BTreeSet<(String, String)>,
+    pub(super) identities: BTreeSet<String>,
+    pub(super) credentials: BTreeSet<String>,
+    pub(super) destinations: BTreeSet<String>,
+}
+
+/// The paths to recompute, by workload: all of them (`None`) or a selection.
+pub(super) type Selections = BTreeMap<String, Option<PathSelection>>;
+
+impl Reach {
+    /// Resolves identities and pairs to the workloads bound to them.
+    pub(super) fn selections(&self, t: &Tables<'_>, tenant: &TenantId) -> Result<Selections, ProjectionError> {
+        let mut out: Selections = self.workloads.iter().map(|w| (w.clone(), None)).collect();
+        let mut bound: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        let identities = self.path_identities.iter().chain(self.pairs.iter().map(|(i, _)| i));
+        for identity in identities {
+            if !bound.contains_key(identity.as_str()) {
+                bound.insert(identity, graph::workloads_of_identity(&t.entity_index, tenant, identity)?);
+            }
+        }
+        let mut select = |identity: &str, add: &dyn Fn(&mut PathSelection)| {
+            for workload in &bound[identity] {
+                if let Some(selection) = out.entry(workload.clone()).or_insert_with(|| Some(PathSelection::default())) {
+                    add(selection);
+                }
+            }
+        };
+        for identity in &self.path_identities {
+            select(identity, &|s| {
+                s.identities.insert(identity.clone());
+            });
+        }
+        for (identity, destination) in &self.pairs {
+            select(identity, &|s| s.add_pair(identity, destination));
+        }
+        Ok(out)
+    }
+}
+
+pub(super) fn reach(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    changes: &[Change],
+    previous: Option<Timestamp>,
+    now: Timestamp,
+    policy: &Policy,
+) -> Result<Reach, ProjectionError> {
+    let mut r = Reach::default();
+    let touch = |r: &mut Reach, entity: AnyEntity| -> Result<(), ProjectionError> {
+        match entity {
+            AnyEntity::Workload(w) => {
+                r.workloads.insert(w.id);
+            }
+            AnyEntity::Binding(b) => {
+                // Which workloads an identity runs is an identity finding (shared, user, key).
+                r.identities.insert(b.identity);
+                r.workloads.insert(b.workload);
+            }
+            AnyEntity::Identity(i) => {
+                r.path_identities.insert(i.id.clone());
+                r.identities.insert(i.id);
+            }
+            AnyEntity::Grant(g) => {
+                r.pairs.insert((g.identity.clone(), g.destination));
+                r.identities.insert(g.identity);
+            }
+            AnyEntity::Destination(d) => {
+                for (_, identity) in index_lookup(&t.entity_index, tenant, "grant.destination", &d.id)? {
+                    r.pairs.insert((identity, d.id.clone()));
+                }
+                r.destinations.insert(d.id);
+            }
+            AnyEntity::Domain(_) | AnyEntity::Rule(_) => r.all = true,
+            AnyEntity::Owner(o) => {
+                r.workloads.extend(
+                    index_lookup(&t.entity_index, tenant, "workload.owner", &o.id)?.into_iter().map(|(id, _)| id),
+                );
+                for (identity, _) in index_lookup(&t.entity_index, tenant, "identity.owner", &o.id)? {
+                    r.path_identities.insert(identity.clone());
+                    r.identities.insert(identity);
+                }
+            }
+            AnyEntity::Evidence(e) => {
+                // Evidence toward a service grades every destination of it: the identity's
+                // paths, not one pair.
+                r.path_identities.extend(e.identity.iter().cloned());
+                r.identities.extend(e.identity);
+                r.workloads.extend(e.workload);
+            }
+            AnyEntity::Credential(c) => {
+                // An identity's secrets together are an identity finding (several active).
+                r.identities.insert(c.identity);
+                r.credentials.insert(c.id);
+            }
+        }
+        Ok(())
+    };
+    for change in changes {
+        if matches!(change.kind, ChangeKind::Unobserved | ChangeKind::Reobserved) {
+            continue;
+        }
+        for bytes in [&change.old, &change.new].into_iter().flatten() {
+            touch(&mut r, AnyEntity::decode(change.list, bytes)?)?;
+        }
+    }
+    if let Some(previous) = previous.filter(|p| *p < now) {
+        // Time-driven conditions compare with `<` or `<=`, so an instant equal to either scan's
+        // time may flip one: every range below runs from one millisecond before the previous
+        // scan (the range's start is exclusive) to the current one, both ends included.
+        let since = |at: Timestamp| time_key(at.0 - 1);
+        // Grades whose evidence left the window.
+        r.workloads.extend(pathstore::expiring(&t.path_index, tenant, Timestamp(now.0 - 1))?);
+        // Evidence dated after the previous scan's time that now falls inside the window.
+        for (_, evidence_id, _) in
+            index_range(&t.entity_index, tenant, "evidence.time", &since(previous), &time_key(now.0))?
+        {
+            if let Some(bytes) = t.entities.get(entity_key(tenant, EntityList::Evidence, &evidence_id).as_slice())? {
+                touch(&mut r, AnyEntity::decode(EntityList::Evidence, bytes.value())?)?;
+            }
+        }
+        // Owners who went silent.
+        let p = t_prefix(tenant, &[EntityList::Owners.name().as_bytes()]);
+        for (_, bytes) in scan_raw(&t.entities, &p)? {
+            let owner: Owner = store::decode("entities", &bytes)?;
+            if accountable(&owner, previous, policy) != accountable(&owner, now, policy) {
+                touch(&mut r, AnyEntity::Owner(owner))?;
+            }
+        }
+        // Credentials whose expiry, or the point past which they count as long-lived, passed:
+        // their findings and their identity's (several active secrets).
+        for (_, credential_id, _) in
+            index_range(&t.entity_index, tenant, "credential.time", &since(previous), &time_key(now.0))?
+        {
+            if let Some(credential) = get_entity::<Credential>(t, tenant, EntityList::Credentials, &credential_id)? {
+                r.identities.insert(credential.identity);
+            }
+            r.credentials.insert(credential_id);
+        }
+        // Identities whose latest evidence may have aged past the unused limit.
+        let unused = |at: Timestamp| at.add_days(-findings::UNUSED_DAYS);
+        for (_, evidence_id, _) in
+            index_range(&t.entity_index, tenant, "evidence.time", &since(unused(previous)), &time_key(unused(now).0))?
+        {
+            if let Some(evidence) = get_entity::<Evidence>(t, tenant, EntityList::Evidence, &evidence_id)? {
+                r.identities.extend(evidence.identity);
+            }
+        }
+    }
+    if r.all {
+        r.workloads.extend(entity_ids(&t.entities, tenant, EntityList::Workloads)?);
+    }
+    Ok(r)
+}
+
+/// The stored paths of a workload that `selection` selects (all of them for `None`), reading
+/// only the rows of the selected identities.
+pub(super) fn selected_paths(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    workload: &str,
+    selection: Option<&PathSelection>,
+) -> Result<Vec<AuthorityPath>, ProjectionError> {
+    let Some(s) = selection else { return pathstore::of_workload(&t.paths, tenant, workload, None) };
+    let identities: BTreeSet<&str> = s.identities.iter().chain(s.pairs.keys()).map(String::as_str).collect();
+    let mut out = Vec::new();
+    for identity in identities {
+        let rows = pathstore::of_workload(&t.paths, tenant, workload, Some(identity))?;
+        out.extend(rows.into_iter().filter(|p| s.has(&p.identity.id, &p.destination.id)));
+    }
+    Ok(out)
+}
+
+/// The stored paths of a workload that `selection` leaves alone.
+pub(super) fn unselected_paths(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    workload: &str,
+    selection: Option<&PathSelection>,
+) -> Result<Vec<AuthorityPath>, ProjectionError> {
+    let Some(s) = selection else { return Ok(Vec::new()) };
+    let all = pathstore::of_workload(&t.paths, tenant, workload, None)?;
+    Ok(all.into_iter().filter(|p| !s.has(&p.identity.id, &p.destination.id)).collect())
+}
+
+/// How many paths recomputing the selections would compute, counting no further than past
+/// `budget`: the fold budget is checked before any path is built.
+pub(super) fn paths_to_compute(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    selections: &Selections,
+    budget: u64,
+) -> Result<u64, ProjectionError> {
+    let cache = GraphCache::default();
+    let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant, cache: &cache };
+    let mut total = 0u64;
+    for (workload, selection) in selections {
+        total +=
+            sv0_domain::paths::count_selected_paths(&lookup, workload, selection.as_ref(), budget - total.min(budget));
+        if total > budget {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Paths the reached workloads would lose (for the path breaker), without writing anything.
+pub(super) fn paths_lost(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    selections: &Selections,
+    now: Timestamp,
+    policy: &Policy,
+) -> Result<u64, ProjectionError> {
+    let cache = GraphCache::default();
+    let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant, cache: &cache };
+    let mut lost = 0;
+    for (workload, selection) in selections {
+        let selected = selected_paths(t, tenant, workload, selection.as_ref())?;
+        if selected.is_empty() {
+            continue;
+        }
+        let old: BTreeSet<String> = selected.into_iter().map(|p| p.path_id).collect();
+        let new: BTreeSet<String> =
+            compute_selected_paths(&lookup, workload, now, policy, &|_| None, selection.as_ref())
+                .into_iter()
+                .map(|p| p.path_id)
+                .collect();
+        lost += old.difference(&new).count() as u64;
+    }
+    Ok(lost)
+}

@@ -1,0 +1,257 @@
+//! Recomputing the reached paths and the findings of the entities around them (`recompute`,
+//! `settle`), then storing them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use redb::ReadableTable;
+use sv0_domain::assessment::FindingMovement;
+use sv0_domain::findings::{self, Finding, PathOf};
+use sv0_domain::model::{Binding, Credential, Destination, Evidence, Grant, Identity, Owner, OwnerStatus};
+use sv0_domain::paths::compute_selected_paths;
+use sv0_domain::policy::Policy;
+use sv0_domain::snapshot::EntityList;
+use sv0_domain::{TenantId, Timestamp};
+
+use crate::batch::{Batch, Target};
+use crate::error::ProjectionError;
+use crate::fold::{Tables, t_key, t_prefix};
+use crate::graph::{self, GraphCache, StoredGraph, entity_key, index_lookup};
+use crate::pathstore::{self, PathWriter};
+use crate::records::{FindingRecord, FindingStatus, TenantState};
+use crate::store::{self, get};
+
+use super::*;
+
+/// Whether an owner can be held accountable at a time.
+pub(super) fn accountable(owner: &Owner, at: Timestamp, policy: &Policy) -> bool {
+    owner.status == OwnerStatus::Active
+        && owner.last_active_at.is_none_or(|last| last >= at.add_days(-i64::from(policy.owner_silence_days)))
+}
+
+/// Recomputes the selected paths of each workload and, where they changed, the workload's
+/// findings; then the findings of the identities, credentials and destinations reached.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn recompute(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    now: Timestamp,
+    policy: &Policy,
+    selections: &Selections,
+    mut identities: BTreeSet<String>,
+    mut credentials: BTreeSet<String>,
+    mut destinations: BTreeSet<String>,
+    state: &mut TenantState,
+    movement: &mut FindingMovement,
+) -> Result<PathWriter, ProjectionError> {
+    let mut writer = PathWriter::new();
+    let mut batch = Batch::default();
+    let cache = GraphCache::default();
+    for (workload, selection) in selections {
+        // Each workload is read and rewritten once, so its rows are never in the batch yet.
+        let old = selected_paths(t, tenant, workload, selection.as_ref())?;
+        let previous: BTreeMap<&str, _> =
+            old.iter().map(|p| (p.path_id.as_str(), (p.owner_state, p.owner_state_since))).collect();
+        let new = {
+            let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant, cache: &cache };
+            let previous = |id: &str| previous.get(id).copied();
+            compute_selected_paths(&lookup, workload, now, policy, &previous, selection.as_ref())
+        };
+        let writes = writer.writes;
+        writer.replace(&mut batch, &mut state.posture, tenant, &old, &new)?;
+        // A workload's findings follow from its paths alone: when a selection of them was
+        // recomputed and none changed, neither did the findings. Those about one path are
+        // settled for the recomputed paths only; those about the whole workload from all of
+        // its paths. A whole workload recomputed is settled whole.
+        if selection.is_none() || writer.writes != writes {
+            let candidates = findings::workload_subjects(workload, old.iter().chain(&new).map(|p| p.path_id.as_str()));
+            let mut all = unselected_paths(t, tenant, workload, selection.as_ref())?;
+            let untouched: BTreeSet<String> = all.iter().flat_map(|p| findings::path_subjects(&p.path_id)).collect();
+            all.extend(new);
+            all.sort_by(|a, b| a.path_id.cmp(&b.path_id));
+            let current: Vec<_> =
+                findings::workload_findings(&all).into_iter().filter(|f| !untouched.contains(&f.finding_id)).collect();
+            settle(t, &mut batch, tenant, seq, now, candidates, current, state, movement)?;
+        }
+        batch.relieve()?;
+    }
+    batch.flush(t)?;
+    identities.extend(writer.identities.iter().cloned());
+    destinations.extend(writer.destinations.iter().cloned());
+    for identity in &identities {
+        for (credential, _) in index_lookup(&t.entity_index, tenant, "credential.identity", identity)? {
+            credentials.insert(credential);
+        }
+    }
+    entity_findings(t, &mut batch, tenant, seq, now, &identities, &credentials, &destinations, state, movement)?;
+    batch.flush(t)?;
+    state.paths_total = state.posture.paths_total;
+    Ok(writer)
+}
+
+pub(super) fn get_entity<E: serde::de::DeserializeOwned>(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    list: EntityList,
+    id: &str,
+) -> Result<Option<E>, ProjectionError> {
+    get(&t.entities, "entities", &entity_key(tenant, list, id))
+}
+
+/// The ids of a tenant's stored entities of one list, in order.
+pub(super) fn entity_ids(
+    entities: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    list: EntityList,
+) -> Result<BTreeSet<String>, ProjectionError> {
+    let p = t_prefix(tenant, &[list.name().as_bytes()]);
+    let mut out = BTreeSet::new();
+    for entry in entities.range(p.as_slice()..store::prefix_end(&p).as_slice())? {
+        let (k, _) = entry?;
+        out.insert(String::from_utf8_lossy(&k.value()[p.len()..]).into_owned());
+    }
+    Ok(out)
+}
+
+/// The stored entities of `list` that an entity index names for `value`.
+pub(super) fn related<E: serde::de::DeserializeOwned>(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    index: &str,
+    value: &str,
+    list: EntityList,
+) -> Result<Vec<E>, ProjectionError> {
+    let mut out = Vec::new();
+    for (id, _) in index_lookup(&t.entity_index, tenant, index, value)? {
+        out.extend(get_entity::<E>(t, tenant, list, &id)?);
+    }
+    Ok(out)
+}
+
+/// The paths through an identity: the rows of each workload bound to it.
+pub(super) fn paths_of_identity(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    identity: &str,
+) -> Result<Vec<PathOf>, ProjectionError> {
+    let mut out = Vec::new();
+    for workload in graph::workloads_of_identity(&t.entity_index, tenant, identity)? {
+        for path_id in pathstore::ids_of(&t.paths, tenant, &workload, identity)? {
+            out.push(PathOf { path_id, workload: workload.clone() });
+        }
+    }
+    Ok(out)
+}
+
+/// The evidence gaps of a destination.
+pub(super) fn gaps_of(t: &Tables<'_>, tenant: &TenantId, destination: &str) -> Result<Vec<PathOf>, ProjectionError> {
+    Ok(pathstore::by_destination(&t.path_index, tenant, destination)?
+        .iter()
+        .filter(|l| l.gap)
+        .map(pathstore::Located::path_of)
+        .collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn entity_findings(
+    t: &Tables<'_>,
+    batch: &mut Batch,
+    tenant: &TenantId,
+    seq: u64,
+    now: Timestamp,
+    identities: &BTreeSet<String>,
+    credentials: &BTreeSet<String>,
+    destinations: &BTreeSet<String>,
+    state: &mut TenantState,
+    movement: &mut FindingMovement,
+) -> Result<(), ProjectionError> {
+    let mut candidates = BTreeSet::new();
+    let mut current = Vec::new();
+    for id in credentials {
+        candidates.extend(findings::credential_subjects(id));
+        if let Some(credential) = get_entity::<Credential>(t, tenant, EntityList::Credentials, id)? {
+            let name = get_entity::<Identity>(t, tenant, EntityList::Identities, &credential.identity)?
+                .map_or_else(|| credential.identity.clone(), |i| i.name);
+            let paths = paths_of_identity(t, tenant, &credential.identity)?;
+            current.extend(findings::credential_findings(&credential, &name, &paths, now));
+        }
+    }
+    for id in identities {
+        candidates.extend(findings::identity_subjects(id));
+        if let Some(identity) = get_entity::<Identity>(t, tenant, EntityList::Identities, id)? {
+            let grants: Vec<Grant> = related(t, tenant, "grant.identity", id, EntityList::Grants)?;
+            let bindings: Vec<Binding> = related(t, tenant, "binding.identity", id, EntityList::Bindings)?;
+            let credentials: Vec<Credential> = related(t, tenant, "credential.identity", id, EntityList::Credentials)?;
+            let evidence: Vec<Evidence> = related(t, tenant, "evidence.identity", id, EntityList::Evidence)?;
+            let paths = paths_of_identity(t, tenant, id)?;
+            let facts = findings::IdentityFacts {
+                identity: &identity,
+                grants: &grants,
+                bindings: &bindings,
+                credentials: &credentials,
+                last_activity: evidence.iter().map(|e| e.at).max(),
+                paths: &paths,
+                now,
+            };
+            current.extend(findings::identity_findings(&facts));
+        }
+    }
+    for id in destinations {
+        candidates.insert(findings::finding_id(findings::EVIDENCE_GAP.id, &format!("destination:{id}")));
+        if let Some(destination) = get_entity::<Destination>(t, tenant, EntityList::Destinations, id)? {
+            let gaps = gaps_of(t, tenant, id)?;
+            current.extend(findings::evidence_gap_finding(&destination, &gaps));
+        }
+    }
+    settle(t, batch, tenant, seq, now, candidates, current, state, movement)
+}
+
+/// Moves findings through their lifecycle: each candidate id is open when `current` has it and
+/// resolved otherwise.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn settle(
+    t: &Tables<'_>,
+    batch: &mut Batch,
+    tenant: &TenantId,
+    seq: u64,
+    now: Timestamp,
+    candidates: impl IntoIterator<Item = String>,
+    current: Vec<Finding>,
+    state: &mut TenantState,
+    movement: &mut FindingMovement,
+) -> Result<(), ProjectionError> {
+    let mut current: BTreeMap<String, Finding> = current.into_iter().map(|f| (f.finding_id.clone(), f)).collect();
+    let ids: BTreeSet<String> = candidates.into_iter().chain(current.keys().cloned()).collect();
+    for id in ids {
+        let key = t_key(tenant, &[id.as_bytes()]);
+        let existing: Option<FindingRecord> = store::get_compact(&t.findings, "findings", &key)?;
+        let next = match (existing.clone(), current.remove(&id)) {
+            (None, None) => continue,
+            (Some(old), Some(finding)) if old.status == FindingStatus::Open => FindingRecord { finding, ..old },
+            (_, Some(finding)) => {
+                movement.opened.push(id.clone());
+                state.open_findings += 1;
+                FindingRecord::opened(finding, seq, now)
+            }
+            (Some(old), None) if old.status == FindingStatus::Open => {
+                movement.resolved.push(id.clone());
+                state.open_findings = state.open_findings.saturating_sub(1);
+                old.resolved(seq, now)
+            }
+            (Some(_), None) => continue,
+        };
+        if existing.as_ref() == Some(&next) {
+            continue;
+        }
+        if let Some(old) = &existing {
+            for workload in &old.finding.workloads {
+                batch.remove(Target::FindingsByWorkload, t_key(tenant, &[workload.as_bytes(), id.as_bytes()]));
+            }
+        }
+        for workload in &next.finding.workloads {
+            batch.put(Target::FindingsByWorkload, t_key(tenant, &[workload.as_bytes(), id.as_bytes()]), Vec::new());
+        }
+        batch.put(Target::Findings, key, store::encode_compact(&next)?);
+    }
+    Ok(())
+}
