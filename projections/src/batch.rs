@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use redb::Table;
 
 use crate::error::ProjectionError;
-use crate::fold::Tables;
+use crate::store::Tables;
 
 /// Bytes of keys and values a batch holds in memory before it spills them to a sorted run,
 /// unless `set_spill_bytes` says otherwise.
@@ -261,7 +261,7 @@ mod tests {
     use redb::{ReadableDatabase, ReadableTable};
 
     use super::{Batch, Target};
-    use crate::fold::Tables;
+    use crate::store::Tables;
     use crate::views::Views;
 
     fn paths(views: &Views) -> Vec<(Vec<u8>, Vec<u8>)> {

@@ -2,95 +2,22 @@
 //! in the same order give the same rows, byte for byte; no clock, no randomness, no IO but the
 //! views' own write transaction.
 
-use std::collections::BTreeSet;
-
-use redb::{Table, WriteTransaction};
-use sv0_domain::assessment::{
-    ApprovalAssessment, Assessment, AssessmentKind, FindingMovement, PostureSummary, ScanAssessment, ScopeAssessment,
-};
-use sv0_domain::delta;
+use sv0_domain::TenantId;
+use sv0_domain::assessment::{ApprovalAssessment, AssessmentKind, FindingMovement, PostureSummary};
 use sv0_domain::events::{
     ApprovalRecorded, Event, EventFragment, EventPayload, KeyRegistered, KeyRotated, PackSealed, ScanChunk,
     ScanStarted, TokenIssued, TokenRevoked,
 };
-use sv0_domain::findings::Finding;
-use sv0_domain::snapshot::ScanTrigger;
-use sv0_domain::{TenantId, Timestamp};
 use sv0_log::Record;
 use tracing::warn;
 
+use crate::assess::{settle_delta_findings, store_assessment};
 use crate::error::ProjectionError;
 use crate::records::{
-    Baseline, BaselineHead, Drift, FindingAck, FindingRecord, FindingStatus, KeyRecord, PackHead, TenantState,
-    TokenRecord,
+    Baseline, BaselineHead, FindingAck, FindingRecord, KeyRecord, PackHead, TenantState, TokenRecord,
 };
 use crate::scan;
-use crate::store::{self, get, key, prefix, put, scan, scan_raw};
-
-/// Every view table, open in one write transaction.
-pub(crate) struct Tables<'t> {
-    pub checkpoints: Table<'t, &'static [u8], &'static [u8]>,
-    pub scans_pending: Table<'t, &'static [u8], &'static [u8]>,
-    pub scan_chunks: Table<'t, &'static [u8], &'static [u8]>,
-    pub scans: Table<'t, &'static [u8], &'static [u8]>,
-    pub entities: Table<'t, &'static [u8], &'static [u8]>,
-    pub entity_index: Table<'t, &'static [u8], &'static [u8]>,
-    pub unobserved: Table<'t, &'static [u8], &'static [u8]>,
-    pub paths: Table<'t, &'static [u8], &'static [u8]>,
-    pub path_index: Table<'t, &'static [u8], &'static [u8]>,
-    pub path_fingerprints: Table<'t, &'static [u8], &'static [u8]>,
-    pub digest_buckets: Table<'t, &'static [u8], &'static [u8]>,
-    pub tenants: Table<'t, &'static [u8], &'static [u8]>,
-    pub policies: Table<'t, &'static [u8], &'static [u8]>,
-    pub scan_diffs: Table<'t, &'static [u8], &'static [u8]>,
-    pub findings: Table<'t, &'static [u8], &'static [u8]>,
-    pub findings_by_workload: Table<'t, &'static [u8], &'static [u8]>,
-    pub baselines: Table<'t, &'static [u8], &'static [u8]>,
-    pub baseline_versions: Table<'t, &'static [u8], &'static [u8]>,
-    pub scope_flags: Table<'t, &'static [u8], &'static [u8]>,
-    pub delta_findings: Table<'t, &'static [u8], &'static [u8]>,
-    pub assessments: Table<'t, &'static [u8], &'static [u8]>,
-    pub assessment_cursor: Table<'t, &'static [u8], &'static [u8]>,
-    pub packs: Table<'t, &'static [u8], &'static [u8]>,
-    pub pack_heads: Table<'t, &'static [u8], &'static [u8]>,
-    pub keys: Table<'t, &'static [u8], &'static [u8]>,
-    pub tokens: Table<'t, &'static [u8], &'static [u8]>,
-    pub fragments: Table<'t, &'static [u8], &'static [u8]>,
-}
-
-impl<'t> Tables<'t> {
-    pub(crate) fn open(txn: &'t WriteTransaction) -> Result<Tables<'t>, ProjectionError> {
-        Ok(Tables {
-            checkpoints: txn.open_table(store::CHECKPOINTS)?,
-            scans_pending: txn.open_table(store::SCANS_PENDING)?,
-            scan_chunks: txn.open_table(store::SCAN_CHUNKS)?,
-            scans: txn.open_table(store::SCANS)?,
-            entities: txn.open_table(store::ENTITIES)?,
-            entity_index: txn.open_table(store::ENTITY_INDEX)?,
-            unobserved: txn.open_table(store::UNOBSERVED)?,
-            paths: txn.open_table(store::PATHS)?,
-            path_index: txn.open_table(store::PATH_INDEX)?,
-            path_fingerprints: txn.open_table(store::PATH_FINGERPRINTS)?,
-            digest_buckets: txn.open_table(store::DIGEST_BUCKETS)?,
-            tenants: txn.open_table(store::TENANTS)?,
-            policies: txn.open_table(store::POLICIES)?,
-            scan_diffs: txn.open_table(store::SCAN_DIFFS)?,
-            findings: txn.open_table(store::FINDINGS)?,
-            findings_by_workload: txn.open_table(store::FINDINGS_BY_WORKLOAD)?,
-            baselines: txn.open_table(store::BASELINES)?,
-            baseline_versions: txn.open_table(store::BASELINE_VERSIONS)?,
-            scope_flags: txn.open_table(store::SCOPE_FLAGS)?,
-            delta_findings: txn.open_table(store::DELTA_FINDINGS)?,
-            assessments: txn.open_table(store::ASSESSMENTS)?,
-            assessment_cursor: txn.open_table(store::ASSESSMENT_CURSOR)?,
-            packs: txn.open_table(store::PACKS)?,
-            pack_heads: txn.open_table(store::PACK_HEADS)?,
-            keys: txn.open_table(store::KEYS)?,
-            tokens: txn.open_table(store::TOKENS)?,
-            fragments: txn.open_table(store::FRAGMENTS)?,
-        })
-    }
-}
+use crate::store::{self, Tables, get, put, scan_raw, t_key, t_prefix};
 
 /// Whether an event may stand on the subject it was appended on: its tenant's, and the one its
 /// type belongs to (scans on `<tenant>.scan`, tokens on `<tenant>.token`, packs and keys on
@@ -198,18 +125,6 @@ fn fragment_received(
     apply(t, record, &whole)
 }
 
-pub(crate) fn t_key(tenant: &TenantId, rest: &[&[u8]]) -> Vec<u8> {
-    let mut parts: Vec<&[u8]> = vec![tenant.as_str().as_bytes()];
-    parts.extend_from_slice(rest);
-    key(&parts)
-}
-
-pub(crate) fn t_prefix(tenant: &TenantId, rest: &[&[u8]]) -> Vec<u8> {
-    let mut parts: Vec<&[u8]> = vec![tenant.as_str().as_bytes()];
-    parts.extend_from_slice(rest);
-    prefix(&parts)
-}
-
 fn scan_started(t: &mut Tables<'_>, tenant: &TenantId, started: &ScanStarted) -> Result<(), ProjectionError> {
     put(&mut t.scans_pending, &t_key(tenant, &[started.scan_id.as_bytes()]), started)
 }
@@ -217,103 +132,6 @@ fn scan_started(t: &mut Tables<'_>, tenant: &TenantId, started: &ScanStarted) ->
 fn scan_chunk(t: &mut Tables<'_>, tenant: &TenantId, chunk: &ScanChunk) -> Result<(), ProjectionError> {
     let index = chunk.index.to_be_bytes();
     put(&mut t.scan_chunks, &t_key(tenant, &[chunk.scan_id.as_bytes(), &index]), &chunk.entities)
-}
-
-/// Compares every baselined scope of the tenant with its baseline.
-pub(crate) fn assess_scopes(
-    t: &mut Tables<'_>,
-    tenant: &TenantId,
-    trigger: ScanTrigger,
-    seq: u64,
-    now: Timestamp,
-    state: &mut TenantState,
-    movement: &mut FindingMovement,
-) -> Result<Vec<ScopeAssessment>, ProjectionError> {
-    let heads: Vec<BaselineHead> = scan(&t.baselines, "baselines", &t_prefix(tenant, &[]))?;
-    let policy = scan::policy(t, tenant)?;
-    let rego = scan::rego_state(t, tenant)?;
-    let mut out = Vec::new();
-    for head in heads {
-        let scope_key = head.scope.key();
-        let version_key = t_key(tenant, &[scope_key.as_bytes(), &head.version.to_be_bytes()]);
-        let Some(baseline) = get::<Baseline>(&t.baseline_versions, "baseline_versions", &version_key)? else {
-            continue;
-        };
-        let scope_paths = scan::scope_paths(&t.entities, &t.entity_index, &t.paths, tenant, &head.scope)?;
-        let findings = scan::scope_findings(
-            &t.entities,
-            &t.entity_index,
-            &t.findings_by_workload,
-            &t.findings,
-            tenant,
-            &head.scope,
-        )?
-        .into_iter()
-        .filter(|r| !sv0_domain::findings::from_delta(&r.finding))
-        .collect::<Vec<_>>();
-        let entries = baseline.delta(&scope_paths, &findings);
-        let undeclared = sv0_domain::findings::undeclared_additions(&head.scope.canonical(), head.version, &entries);
-        settle_delta_findings(t, tenant, &scope_key, undeclared, seq, now, state, movement)?;
-        let flags_key = t_key(tenant, &[scope_key.as_bytes()]);
-        let flagged_now: Vec<String> = entries
-            .iter()
-            .filter(|e| e.flagged)
-            .map(|e| e.path_id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let verification = match trigger {
-            // The flags of the deployment stay what remediation is measured against (until the
-            // next deployment or approval), so a second remediation rescan, and `sv0 delta`
-            // after it, still count what was resolved since the deployment.
-            ScanTrigger::Remediation => {
-                let before: Vec<String> = get(&t.scope_flags, "scope_flags", &flags_key)?.unwrap_or_default();
-                Some(delta::verify(head.version, &entries, &before))
-            }
-            ScanTrigger::PreDeployment | ScanTrigger::Deployment => {
-                put(&mut t.scope_flags, &flags_key, &flagged_now)?;
-                None
-            }
-            ScanTrigger::Manual | ScanTrigger::Scheduled => None,
-        };
-        let disposition = crate::rego::scope_disposition(
-            rego.in_force.as_ref(),
-            tenant,
-            &head.scope.canonical(),
-            head.version,
-            &scope_paths,
-            &findings,
-            &entries,
-            verification.as_ref(),
-        );
-        // Approved → drifted when the delta breaks the match on at least the policy's number of
-        // paths; back to approved when a later scan (a verified remediation) matches again.
-        let breaking = entries
-            .iter()
-            .filter(|e| delta::breaks_match(e))
-            .map(|e| e.path_id.as_str())
-            .collect::<BTreeSet<_>>()
-            .len() as u64;
-        let drifted = (breaking > 0 && breaking >= u64::from(policy.drift_threshold_paths())).then(|| Drift {
-            since_seq: head.drifted.as_ref().map_or(seq, |d| d.since_seq),
-            since: head.drifted.as_ref().map_or(now, |d| d.since),
-            paths: breaking,
-            decision: disposition.decision,
-        });
-        if drifted != head.drifted {
-            let head_key = t_key(tenant, &[scope_key.as_bytes()]);
-            put(&mut t.baselines, &head_key, &BaselineHead { drifted, ..head.clone() })?;
-        }
-        out.push(ScopeAssessment {
-            scope: head.scope.canonical(),
-            baseline_version: head.version,
-            posture: PostureSummary::of(&scope_paths),
-            delta: entries,
-            verification,
-            disposition: Some(disposition),
-        });
-    }
-    Ok(out)
 }
 
 fn approval_recorded(
@@ -393,82 +211,6 @@ fn approval_recorded(
         plan_digest: approval.plan_digest.clone(),
     };
     store_assessment(t, tenant, seq, event, AssessmentKind::Approval, None, Some(assessment))
-}
-
-/// Moves a scope's undeclared-addition findings through their lifecycle: `current` are open
-/// now, the scope's others (from its last assessment) are resolved.
-#[allow(clippy::too_many_arguments)]
-fn settle_delta_findings(
-    t: &mut Tables<'_>,
-    tenant: &TenantId,
-    scope_key: &str,
-    current: Vec<Finding>,
-    seq: u64,
-    now: Timestamp,
-    state: &mut TenantState,
-    movement: &mut FindingMovement,
-) -> Result<(), ProjectionError> {
-    let list_key = t_key(tenant, &[scope_key.as_bytes()]);
-    let before: Vec<String> = get(&t.delta_findings, "delta_findings", &list_key)?.unwrap_or_default();
-    let now_open: BTreeSet<String> = current.iter().map(|f| f.finding_id.clone()).collect();
-    for finding in current {
-        let key = t_key(tenant, &[finding.finding_id.as_bytes()]);
-        let existing: Option<FindingRecord> = store::get_compact(&t.findings, "findings", &key)?;
-        let next = match existing {
-            Some(old) if old.status == FindingStatus::Open => FindingRecord { finding, ..old },
-            _ => {
-                movement.opened.push(finding.finding_id.clone());
-                state.open_findings += 1;
-                FindingRecord::opened(finding, seq, now)
-            }
-        };
-        for workload in &next.finding.workloads {
-            let index = t_key(tenant, &[workload.as_bytes(), next.finding.finding_id.as_bytes()]);
-            t.findings_by_workload.insert(index.as_slice(), [].as_slice())?;
-        }
-        store::put_compact(&mut t.findings, &key, &next)?;
-    }
-    for id in before.iter().filter(|id| !now_open.contains(*id)) {
-        let key = t_key(tenant, &[id.as_bytes()]);
-        let Some(old) = store::get_compact::<FindingRecord>(&t.findings, "findings", &key)? else { continue };
-        if old.status != FindingStatus::Open {
-            continue;
-        }
-        movement.resolved.push(id.clone());
-        state.open_findings = state.open_findings.saturating_sub(1);
-        store::put_compact(&mut t.findings, &key, &old.resolved(seq, now))?;
-    }
-    if now_open.is_empty() {
-        t.delta_findings.remove(list_key.as_slice())?;
-    } else {
-        put(&mut t.delta_findings, &list_key, &now_open.into_iter().collect::<Vec<_>>())?;
-    }
-    Ok(())
-}
-
-pub(crate) fn store_assessment(
-    t: &mut Tables<'_>,
-    tenant: &TenantId,
-    seq: u64,
-    event: &Event,
-    kind: AssessmentKind,
-    scan: Option<ScanAssessment>,
-    approval: Option<ApprovalAssessment>,
-) -> Result<(), ProjectionError> {
-    let cursor_key = t_key(tenant, &[]);
-    let previous: u64 = get(&t.assessment_cursor, "assessment_cursor", &cursor_key)?.unwrap_or(0);
-    let assessment = Assessment {
-        kind,
-        tenant: tenant.clone(),
-        assessed_event: event.meta.event_id,
-        assessed_seq: seq,
-        log_from: previous + 1,
-        occurred_at: event.meta.occurred_at,
-        scan,
-        approval,
-    };
-    put(&mut t.assessments, &t_key(tenant, &[&seq.to_be_bytes()]), &assessment)?;
-    put(&mut t.assessment_cursor, &cursor_key, &seq)
 }
 
 fn key_registered(

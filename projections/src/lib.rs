@@ -15,6 +15,7 @@
 //! Views change only through events: nothing writes them directly, and rebuilding from an
 //! empty database gives identical tables.
 
+mod assess;
 mod batch;
 pub mod error;
 mod fold;

@@ -10,11 +10,17 @@
 //!
 //! `FORMAT` names the layout; views of another layout are refolded from the log on open.
 
-use redb::{ReadableTable, Table, TableDefinition};
+use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sv0_domain::TenantId;
+use sv0_domain::policy::{Policy, RegoState};
+use sv0_domain::snapshot::EntityList;
 
 use crate::error::ProjectionError;
+use crate::records::TenantState;
 
 /// The layout of the views: a views file of another layout is refolded from the log.
 pub const FORMAT: &[u8] = b"sv0-views-8";
@@ -240,4 +246,113 @@ pub fn remove_prefix(table: &mut Table<&'static [u8], &'static [u8]>, prefix: &[
     let end = prefix_end(prefix);
     table.retain_in(prefix..end.as_slice(), |_, _| false)?;
     Ok(())
+}
+
+/// Every view table, open in one write transaction.
+pub(crate) struct Tables<'t> {
+    pub checkpoints: Table<'t, &'static [u8], &'static [u8]>,
+    pub scans_pending: Table<'t, &'static [u8], &'static [u8]>,
+    pub scan_chunks: Table<'t, &'static [u8], &'static [u8]>,
+    pub scans: Table<'t, &'static [u8], &'static [u8]>,
+    pub entities: Table<'t, &'static [u8], &'static [u8]>,
+    pub entity_index: Table<'t, &'static [u8], &'static [u8]>,
+    pub unobserved: Table<'t, &'static [u8], &'static [u8]>,
+    pub paths: Table<'t, &'static [u8], &'static [u8]>,
+    pub path_index: Table<'t, &'static [u8], &'static [u8]>,
+    pub path_fingerprints: Table<'t, &'static [u8], &'static [u8]>,
+    pub digest_buckets: Table<'t, &'static [u8], &'static [u8]>,
+    pub tenants: Table<'t, &'static [u8], &'static [u8]>,
+    pub policies: Table<'t, &'static [u8], &'static [u8]>,
+    pub scan_diffs: Table<'t, &'static [u8], &'static [u8]>,
+    pub findings: Table<'t, &'static [u8], &'static [u8]>,
+    pub findings_by_workload: Table<'t, &'static [u8], &'static [u8]>,
+    pub baselines: Table<'t, &'static [u8], &'static [u8]>,
+    pub baseline_versions: Table<'t, &'static [u8], &'static [u8]>,
+    pub scope_flags: Table<'t, &'static [u8], &'static [u8]>,
+    pub delta_findings: Table<'t, &'static [u8], &'static [u8]>,
+    pub assessments: Table<'t, &'static [u8], &'static [u8]>,
+    pub assessment_cursor: Table<'t, &'static [u8], &'static [u8]>,
+    pub packs: Table<'t, &'static [u8], &'static [u8]>,
+    pub pack_heads: Table<'t, &'static [u8], &'static [u8]>,
+    pub keys: Table<'t, &'static [u8], &'static [u8]>,
+    pub tokens: Table<'t, &'static [u8], &'static [u8]>,
+    pub fragments: Table<'t, &'static [u8], &'static [u8]>,
+}
+
+impl<'t> Tables<'t> {
+    pub(crate) fn open(txn: &'t WriteTransaction) -> Result<Tables<'t>, ProjectionError> {
+        Ok(Tables {
+            checkpoints: txn.open_table(CHECKPOINTS)?,
+            scans_pending: txn.open_table(SCANS_PENDING)?,
+            scan_chunks: txn.open_table(SCAN_CHUNKS)?,
+            scans: txn.open_table(SCANS)?,
+            entities: txn.open_table(ENTITIES)?,
+            entity_index: txn.open_table(ENTITY_INDEX)?,
+            unobserved: txn.open_table(UNOBSERVED)?,
+            paths: txn.open_table(PATHS)?,
+            path_index: txn.open_table(PATH_INDEX)?,
+            path_fingerprints: txn.open_table(PATH_FINGERPRINTS)?,
+            digest_buckets: txn.open_table(DIGEST_BUCKETS)?,
+            tenants: txn.open_table(TENANTS)?,
+            policies: txn.open_table(POLICIES)?,
+            scan_diffs: txn.open_table(SCAN_DIFFS)?,
+            findings: txn.open_table(FINDINGS)?,
+            findings_by_workload: txn.open_table(FINDINGS_BY_WORKLOAD)?,
+            baselines: txn.open_table(BASELINES)?,
+            baseline_versions: txn.open_table(BASELINE_VERSIONS)?,
+            scope_flags: txn.open_table(SCOPE_FLAGS)?,
+            delta_findings: txn.open_table(DELTA_FINDINGS)?,
+            assessments: txn.open_table(ASSESSMENTS)?,
+            assessment_cursor: txn.open_table(ASSESSMENT_CURSOR)?,
+            packs: txn.open_table(PACKS)?,
+            pack_heads: txn.open_table(PACK_HEADS)?,
+            keys: txn.open_table(KEYS)?,
+            tokens: txn.open_table(TOKENS)?,
+            fragments: txn.open_table(FRAGMENTS)?,
+        })
+    }
+}
+
+pub(crate) fn t_key(tenant: &TenantId, rest: &[&[u8]]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = vec![tenant.as_str().as_bytes()];
+    parts.extend_from_slice(rest);
+    key(&parts)
+}
+
+pub(crate) fn t_prefix(tenant: &TenantId, rest: &[&[u8]]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = vec![tenant.as_str().as_bytes()];
+    parts.extend_from_slice(rest);
+    prefix(&parts)
+}
+
+/// The tenant's policy (the default until a `policy.set`).
+pub(crate) fn policy(t: &Tables<'_>, tenant: &TenantId) -> Result<Policy, ProjectionError> {
+    Ok(get(&t.policies, "policies", &t_key(tenant, &[]))?.unwrap_or_default())
+}
+
+/// The key (below the tenant's) of its `RegoState` in the policies table.
+pub(crate) const REGO_STATE: &[u8] = b"rego";
+
+/// Which Rego policy decides the tenant's dispositions, and which waits for an approval.
+pub(crate) fn rego_state(t: &Tables<'_>, tenant: &TenantId) -> Result<RegoState, ProjectionError> {
+    Ok(get(&t.policies, "policies", &t_key(tenant, &[REGO_STATE]))?.unwrap_or_default())
+}
+
+pub(crate) fn tenant_state(t: &Tables<'_>, tenant: &TenantId) -> Result<Option<TenantState>, ProjectionError> {
+    get(&t.tenants, "tenants", &t_key(tenant, &[]))
+}
+
+/// The ids of a tenant's stored entities of one list, in order.
+pub(crate) fn entity_ids(
+    entities: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    list: EntityList,
+) -> Result<BTreeSet<String>, ProjectionError> {
+    let p = t_prefix(tenant, &[list.name().as_bytes()]);
+    let mut out = BTreeSet::new();
+    for entry in entities.range(p.as_slice()..prefix_end(&p).as_slice())? {
+        let (k, _) = entry?;
+        out.insert(String::from_utf8_lossy(&k.value()[p.len()..]).into_owned());
+    }
+    Ok(out)
 }

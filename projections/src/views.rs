@@ -17,12 +17,13 @@ use sv0_log::{EventLog, Record, Seq};
 use tracing::{debug, warn};
 
 use crate::error::ProjectionError;
-use crate::fold::{self, Tables};
+use crate::fold;
+use crate::pathstore;
 use crate::records::{
     Baseline, BaselineHead, EntityDiff, FindingRecord, KeyRecord, PackHead, ScanRecord, TenantState, TokenRecord,
 };
+use crate::store::Tables;
 use crate::store::{self, get, key, prefix, scan};
-use crate::{pathstore, scan};
 use sv0_domain::policy::Policy;
 
 /// The paths of a scope now and after a plan (`Views::whatif`).
@@ -67,7 +68,7 @@ fn filter_workloads(
         Some(scope) => {
             let entities = txn.open_table(store::ENTITIES)?;
             let entity_index = txn.open_table(store::ENTITY_INDEX)?;
-            scan::scope_workloads(&entities, &entity_index, tenant, scope)?
+            crate::assess::scope_workloads(&entities, &entity_index, tenant, scope)?
         }
         None => filter.workload.iter().cloned().collect(),
     };
@@ -364,7 +365,7 @@ impl Views {
         let entities = txn.open_table(store::ENTITIES)?;
         let index = txn.open_table(store::ENTITY_INDEX)?;
         let stored_paths = txn.open_table(store::PATHS)?;
-        let mut workloads = scan::scope_workloads(&entities, &index, tenant, scope)?;
+        let mut workloads = crate::assess::scope_workloads(&entities, &index, tenant, scope)?;
         for planned in &overlay.upserts.workloads {
             if scope.matches(planned) {
                 workloads.insert(planned.id.clone());
@@ -607,7 +608,7 @@ impl Views {
         let entities = txn.open_table(store::ENTITIES)?;
         let entity_index = txn.open_table(store::ENTITY_INDEX)?;
         let by_workload = txn.open_table(store::FINDINGS_BY_WORKLOAD)?;
-        scan::scope_findings(&entities, &entity_index, &by_workload, &table, tenant, scope)
+        crate::assess::scope_findings(&entities, &entity_index, &by_workload, &table, tenant, scope)
     }
 
     /// The tenant's policy (the default until one is set).
@@ -622,7 +623,7 @@ impl Views {
     pub fn rego_state(&self, tenant: &TenantId) -> Result<sv0_domain::policy::RegoState, ProjectionError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::POLICIES)?;
-        Ok(get(&table, "policies", &key(&[tenant.as_str().as_bytes(), crate::scan::REGO_STATE]))?.unwrap_or_default())
+        Ok(get(&table, "policies", &key(&[tenant.as_str().as_bytes(), crate::store::REGO_STATE]))?.unwrap_or_default())
     }
 
     /// The paths the scope's latest deployment scan flagged (until the next deployment or

@@ -9,10 +9,10 @@ use sv0_domain::{TenantId, Timestamp};
 
 use crate::batch::Batch;
 use crate::error::ProjectionError;
-use crate::fold::{Tables, t_prefix};
 use crate::graph::{self, AnyEntity, entity_key};
 use crate::records::EntityDiff;
 use crate::store::{self, scan_raw};
+use crate::store::{Tables, t_prefix};
 
 /// One entity the scan changes.
 pub(super) struct Change {

@@ -13,24 +13,19 @@
 //!    and destination findings their changes touch;
 //! 7. record the scan, its entity diff and its assessment.
 
-use std::collections::BTreeSet;
-
-use redb::ReadableTable;
 use sv0_domain::TenantId;
 use sv0_domain::assessment::{AssessmentKind, FindingMovement, ScanAssessment, ScanRef};
 use sv0_domain::events::{Event, ScanCompleted, ScanQuarantined, ScanReleased, ScanStarted};
-use sv0_domain::paths::AuthorityPath;
-use sv0_domain::policy::{Policy, RegoState};
-use sv0_domain::scope::Scope;
+use sv0_domain::policy::Policy;
 use sv0_domain::snapshot::{Entities, EntityList};
 use tracing::{info, warn};
 
+use crate::assess::store_assessment;
 use crate::error::ProjectionError;
-use crate::fold::{Tables, store_assessment, t_key, t_prefix};
-use crate::graph::{entity_key, index_lookup};
 use crate::pathstore::{self};
-use crate::records::{FindingRecord, ScanRecord, ScanStatus, TenantState};
-use crate::store::{self, get, put, scan_raw};
+use crate::records::{ScanRecord, ScanStatus};
+use crate::store::{self, get, put};
+use crate::store::{REGO_STATE, Tables, entity_ids, policy, rego_state, t_key, t_prefix, tenant_state};
 
 mod diff;
 mod reach;
@@ -39,19 +34,6 @@ mod recompute;
 use diff::*;
 use reach::*;
 pub(crate) use recompute::*;
-
-/// The tenant's policy (the default until a `policy.set`).
-pub(crate) fn policy(t: &Tables<'_>, tenant: &TenantId) -> Result<Policy, ProjectionError> {
-    Ok(get(&t.policies, "policies", &t_key(tenant, &[]))?.unwrap_or_default())
-}
-
-/// The key (below the tenant's) of its `RegoState` in the policies table.
-pub(crate) const REGO_STATE: &[u8] = b"rego";
-
-/// Which Rego policy decides the tenant's dispositions, and which waits for an approval.
-pub(crate) fn rego_state(t: &Tables<'_>, tenant: &TenantId) -> Result<RegoState, ProjectionError> {
-    Ok(get(&t.policies, "policies", &t_key(tenant, &[REGO_STATE]))?.unwrap_or_default())
-}
 
 /// `policy.approved`: the policy waiting for a second person is in force, when the approver
 /// is not the person who set it and approved the policy that is set. Anything else (an event
@@ -71,10 +53,6 @@ pub(crate) fn policy_approved(
             Ok(())
         }
     }
-}
-
-fn tenant_state(t: &Tables<'_>, tenant: &TenantId) -> Result<Option<TenantState>, ProjectionError> {
-    get(&t.tenants, "tenants", &t_key(tenant, &[]))
 }
 
 /// Reassembles a scan from its pending rows; `Err` says why it cannot be applied.
@@ -296,7 +274,7 @@ fn apply(
     let digest = pathstore::refresh_digest(&t.path_fingerprints, &mut t.digest_buckets, tenant, &writer.dirty_buckets)?;
     // Each baselined scope against its baseline; its undeclared additions open findings, so
     // this comes before the tenant's finding count is stored.
-    let scopes = crate::fold::assess_scopes(t, tenant, started.trigger, seq, now, &mut state, &mut movement)?;
+    let scopes = crate::assess::assess_scopes(t, tenant, started.trigger, seq, now, &mut state, &mut movement)?;
     for change in &changes {
         let count = state.entities.entry(change.list.name().to_string()).or_default();
         match change.kind {
@@ -387,73 +365,4 @@ pub(crate) fn policy_set(
     )?;
     pathstore::refresh_digest(&t.path_fingerprints, &mut t.digest_buckets, tenant, &writer.dirty_buckets)?;
     put(&mut t.tenants, &t_key(tenant, &[]), &state)
-}
-
-/// The workloads a scope selects, from the entity indexes.
-pub(crate) fn scope_workloads(
-    entities: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
-    index: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
-    tenant: &TenantId,
-    scope: &Scope,
-) -> Result<BTreeSet<String>, ProjectionError> {
-    use sv0_domain::scope::Selector;
-    let mut out = BTreeSet::new();
-    for selector in scope.selectors() {
-        match selector {
-            Selector::All => out.extend(entity_ids(entities, tenant, EntityList::Workloads)?),
-            Selector::Workload(id) => {
-                if entities.get(entity_key(tenant, EntityList::Workloads, id).as_slice())?.is_some() {
-                    out.insert(id.clone());
-                }
-            }
-            Selector::Project(name) => {
-                out.extend(index_lookup(index, tenant, "workload.project", name)?.into_iter().map(|(id, _)| id));
-            }
-            Selector::Tag(k, v) => {
-                out.extend(
-                    index_lookup(index, tenant, "workload.tag", &format!("{k}={v}"))?.into_iter().map(|(id, _)| id),
-                );
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The findings of a scope's workloads, by finding id.
-pub(crate) fn scope_findings(
-    entities: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    entity_index: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    by_workload: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    findings: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    tenant: &TenantId,
-    scope: &Scope,
-) -> Result<Vec<FindingRecord>, ProjectionError> {
-    let mut ids = BTreeSet::new();
-    for workload in scope_workloads(entities, entity_index, tenant, scope)? {
-        let p = t_prefix(tenant, &[workload.as_bytes()]);
-        for (k, _) in scan_raw(by_workload, &p)? {
-            ids.insert(k[p.len()..].to_vec());
-        }
-    }
-    let mut out = Vec::new();
-    for id in ids {
-        out.extend(store::get_compact::<FindingRecord>(findings, "findings", &t_key(tenant, &[&id]))?);
-    }
-    Ok(out)
-}
-
-/// The paths of a scope's workloads, sorted by path id.
-pub(crate) fn scope_paths(
-    entities: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
-    entity_index: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
-    paths: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
-    tenant: &TenantId,
-    scope: &Scope,
-) -> Result<Vec<AuthorityPath>, ProjectionError> {
-    let mut out = Vec::new();
-    for workload in scope_workloads(entities, entity_index, tenant, scope)? {
-        out.extend(pathstore::of_workload(paths, tenant, &workload, None)?);
-    }
-    out.sort_by(|a, b| a.path_id.cmp(&b.path_id));
-    Ok(out)
 }

@@ -12,10 +12,10 @@ use sv0_domain::snapshot::EntityList;
 use sv0_domain::{TenantId, Timestamp};
 
 use crate::error::ProjectionError;
-use crate::fold::{Tables, t_prefix};
 use crate::graph::{self, AnyEntity, GraphCache, StoredGraph, entity_key, index_lookup, index_range, time_key};
 use crate::pathstore::{self};
 use crate::store::{self, scan_raw};
+use crate::store::{Tables, t_prefix};
 
 use super::*;
 

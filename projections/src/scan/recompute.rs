@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use redb::ReadableTable;
 use sv0_domain::assessment::FindingMovement;
 use sv0_domain::findings::{self, Finding, PathOf};
 use sv0_domain::model::{Binding, Credential, Destination, Evidence, Grant, Identity, Owner, OwnerStatus};
@@ -14,11 +13,11 @@ use sv0_domain::{TenantId, Timestamp};
 
 use crate::batch::{Batch, Target};
 use crate::error::ProjectionError;
-use crate::fold::{Tables, t_key, t_prefix};
 use crate::graph::{self, GraphCache, StoredGraph, entity_key, index_lookup};
 use crate::pathstore::{self, PathWriter};
 use crate::records::{FindingRecord, FindingStatus, TenantState};
 use crate::store::{self, get};
+use crate::store::{Tables, t_key};
 
 use super::*;
 
@@ -96,21 +95,6 @@ pub(super) fn get_entity<E: serde::de::DeserializeOwned>(
     id: &str,
 ) -> Result<Option<E>, ProjectionError> {
     get(&t.entities, "entities", &entity_key(tenant, list, id))
-}
-
-/// The ids of a tenant's stored entities of one list, in order.
-pub(super) fn entity_ids(
-    entities: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    tenant: &TenantId,
-    list: EntityList,
-) -> Result<BTreeSet<String>, ProjectionError> {
-    let p = t_prefix(tenant, &[list.name().as_bytes()]);
-    let mut out = BTreeSet::new();
-    for entry in entities.range(p.as_slice()..store::prefix_end(&p).as_slice())? {
-        let (k, _) = entry?;
-        out.insert(String::from_utf8_lossy(&k.value()[p.len()..]).into_owned());
-    }
-    Ok(out)
 }
 
 /// The stored entities of `list` that an entity index names for `value`.
