@@ -49,7 +49,7 @@ pub(crate) fn assess_scopes(
                 .filter(|r| !sv0_domain::findings::from_delta(&r.finding))
                 .collect::<Vec<_>>();
         let entries = baseline.delta(&scope_paths, &findings);
-        let undeclared = sv0_domain::findings::undeclared_additions(&head.scope.canonical(), head.version, &entries);
+        let undeclared = sv0_domain::delta::undeclared_additions(&head.scope.canonical(), head.version, &entries);
         settle_delta_findings(t, tenant, &scope_key, undeclared, seq, now, state, movement)?;
         let flags_key = t_key(tenant, &[scope_key.as_bytes()]);
         let flagged_now: Vec<String> = entries

@@ -3,59 +3,10 @@
 //! bodies (`schemars`, JSON Schema 2020-12 as OpenAPI 3.1 uses it), request bodies carry an
 //! example, and each route names its permission and the roles that hold it.
 
-use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Value, json};
 
+use crate::problem::ProblemDetails;
 use crate::routes::ROUTES;
-
-/// A body of a route: its media type, the schema of the type that reads or writes it, and an
-/// example (JSON text, for request bodies).
-#[derive(Debug, Clone, Copy)]
-pub struct Body {
-    /// `application/json`, or `text/plain` for the signed checkpoint.
-    pub content_type: &'static str,
-    /// The schema, from the Rust type.
-    pub schema: fn(&mut SchemaGenerator) -> Schema,
-    /// An example (request bodies).
-    pub example: Option<fn() -> Value>,
-}
-
-fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
-    generator.subschema_for::<T>()
-}
-
-/// A JSON request body read as `T`, with an example.
-pub const fn takes<T: JsonSchema>(example: fn() -> Value) -> Body {
-    Body { content_type: "application/json", schema: schema_of::<T>, example: Some(example) }
-}
-
-/// A JSON response written from `T`.
-pub const fn replies<T: JsonSchema>() -> Body {
-    Body { content_type: "application/json", schema: schema_of::<T>, example: None }
-}
-
-/// A plain-text response.
-pub const fn replies_text() -> Body {
-    Body { content_type: "text/plain", schema: schema_of::<String>, example: None }
-}
-
-/// The error body of every route: RFC 9457 problem details.
-#[derive(Debug, serde::Serialize, JsonSchema)]
-pub struct ProblemDetails {
-    /// Stable per error: `https://sv0.dev/problems/<kind>`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The title of the type.
-    pub title: String,
-    /// The HTTP status.
-    pub status: u16,
-    /// What happened this time.
-    pub detail: String,
-    /// Every problem found, when the request had several (a snapshot's problems, each naming
-    /// the field at fault).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub problems: Vec<String>,
-}
 
 /// Where the document puts the schemas it generates.
 const DEFINITIONS: &str = "/components/schemas";

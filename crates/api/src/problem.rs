@@ -163,7 +163,7 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = crate::openapi::ProblemDetails {
+        let body = ProblemDetails {
             kind: format!("{PROBLEM_BASE}{}", self.kind),
             title: self.title.to_string(),
             status: self.status.as_u16(),
@@ -213,4 +213,22 @@ impl From<sv0_projections::ProjectionError> for Problem {
     fn from(e: sv0_projections::ProjectionError) -> Problem {
         Problem::internal(e)
     }
+}
+
+/// The error body of every route: RFC 9457 problem details.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct ProblemDetails {
+    /// Stable per error: `https://sv0.dev/problems/<kind>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The title of the type.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What happened this time.
+    pub detail: String,
+    /// Every problem found, when the request had several (a snapshot's problems, each naming
+    /// the field at fault).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }

@@ -10,12 +10,12 @@
 //! new ownership gap, a new long-lived credential. A posture matches its baseline only when no
 //! addition is unintended or unreviewed and nothing approved was lost or changed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::findings::Severity;
+use crate::findings::{DELTA_UNDECLARED, Finding, Severity, finding};
 use crate::intent::{self, IntentIndex, IntentItem, IntentStatus};
 use crate::model::{EgressClass, Permission};
 use crate::paths::{AuthorityPath, DomainRef, Grade, NodeRef, OwnerState};
@@ -575,4 +575,61 @@ pub fn verify(baseline_version: u32, delta: &[DeltaEntry], previously_flagged: &
         resolved,
         summary,
     }
+}
+
+/// The findings of a scope's delta after a deployment: one per path that an undeclared
+/// addition (`unintended` or `unreviewed` entries: a new path, expanded permissions, a new
+/// identity, a new egress boundary) reaches, of rule `SV0-D010`. Its subject names the scope,
+/// so the same path in two scopes under two baselines gives two findings. Each lists the path,
+/// the records to change and, as the last resort, approving it with a declared intent.
+pub fn undeclared_additions(scope: &str, baseline_version: u32, entries: &[DeltaEntry]) -> Vec<Finding> {
+    use crate::intent::IntentStatus;
+    let mut by_path: BTreeMap<&str, Vec<&DeltaEntry>> = BTreeMap::new();
+    for e in entries {
+        if matches!(e.intent, Some(IntentStatus::Unintended | IntentStatus::Unreviewed)) {
+            by_path.entry(e.path_id.as_str()).or_default().push(e);
+        }
+    }
+    let mut out = Vec::new();
+    for (path_id, group) in by_path {
+        let first = group[0];
+        let unintended = group.iter().any(|e| e.intent == Some(IntentStatus::Unintended));
+        let added: BTreeSet<Permission> = group.iter().flat_map(|e| e.added_permissions.iter().copied()).collect();
+        let added: Vec<&str> = added.iter().map(Permission::as_str).collect();
+        let why = if unintended {
+            format!("the intent approved with baseline v{baseline_version} does not declare it")
+        } else {
+            format!("baseline v{baseline_version} was approved without a declared intent")
+        };
+        let gained = if added.is_empty() { "authority".to_string() } else { added.join("/") };
+        let mut f = finding(
+            &DELTA_UNDECLARED,
+            format!("scope:{scope}|path:{path_id}"),
+            format!(
+                "{} gained {gained} on {} ({}) as {} after baseline v{baseline_version} of {scope}, and {why}",
+                first.workload.name, first.destination.name, first.domain.name, first.identity.name
+            ),
+        );
+        f.severity = group.iter().filter_map(|e| e.severity).min().unwrap_or(Severity::Low);
+        f.workloads.push(first.workload.id.clone());
+        f.path_ids.push(path_id.to_string());
+        for action in group.iter().flat_map(|e| &e.remediation_actions) {
+            if !f.remediation.iter().any(|a| a.record_id == action.record_id && a.text == action.text) {
+                if !f.records.contains(&action.record_id) {
+                    f.records.push(action.record_id.clone());
+                }
+                f.remediation.push(action.clone());
+            }
+        }
+        f.remediation.push(remediation::action(
+            "declare_intent",
+            path_id,
+            format!(
+                "or, if {} is meant to hold it, approve scope {scope} again with an intent that declares it (sv0 approve --intent)",
+                first.workload.name
+            ),
+        ));
+        out.push(f);
+    }
+    out
 }

@@ -782,6 +782,22 @@ where
     parsed
 }
 
+impl Command {
+    /// Whether the command appends to the log (and so seals, and is refused on an audit
+    /// replay).
+    pub(crate) fn writes(&self) -> bool {
+        matches!(
+            self,
+            Command::Scan(ScanCommand::Import(_) | ScanCommand::Run(_) | ScanCommand::Release(_))
+                | Command::Policy(PolicyCommand::Set(_))
+                | Command::Approve(_)
+                | Command::Watch(_)
+                | Command::Keys(KeysCommand::Rotate(_))
+                | Command::Tokens(TokensCommand::Create(_) | TokensCommand::Revoke(_))
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,8 +25,8 @@ pub async fn scan(
 ) -> anyhow::Result<u8> {
     // An import or a run may start a tenant; the other commands need one with data.
     match command {
-        ScanCommand::Import(args) => crate::commands::import(service, tenant, args, out).await,
-        ScanCommand::Run(args) => crate::commands::scan_run_on(service, &args, tenant, out).await,
+        ScanCommand::Import(args) => crate::scan::import(service, tenant, args, out).await,
+        ScanCommand::Run(args) => crate::scan::scan_run_on(service, &args, tenant, out).await,
         ScanCommand::List(args) => {
             let tenant = service.tenant(tenant)?;
             let scans = service.scans(&tenant)?;

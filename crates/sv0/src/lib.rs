@@ -19,6 +19,7 @@ mod output;
 mod queries;
 mod render;
 mod report;
+mod scan;
 mod serve;
 mod synth;
 mod verify;

@@ -158,6 +158,15 @@ pub(crate) fn forward(
     }
 }
 
+/// Runs a parsed command on an open service (`commands::prepare_and_execute`): handed in by
+/// `sv0 serve`, so that this module does not depend on the commands it runs.
+pub(crate) type Execute = for<'a> fn(
+    Cli,
+    &'a mut Service<AnyLog>,
+    &'a mut dyn Console,
+    &'a mut dyn Write,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<u8>> + 'a>>;
+
 /// The socket of a serving data directory; removed when dropped (the server stops).
 pub(crate) struct Listening {
     path: PathBuf,
@@ -181,6 +190,7 @@ pub(crate) fn listen(
     data_dir: &Path,
     state: Arc<ApiState<AnyLog>>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
+    execute: Execute,
 ) -> anyhow::Result<Listening> {
     let path = data_dir.join(SOCKET);
     match std::fs::symlink_metadata(&path) {
@@ -220,14 +230,20 @@ pub(crate) fn listen(
             let state = Arc::clone(&state);
             let sessions = Arc::clone(&sessions);
             let runtime = runtime.clone();
-            std::thread::spawn(move || session(stream, &state, &sessions, &runtime));
+            std::thread::spawn(move || session(stream, &state, &sessions, &runtime, execute));
         }
     });
     Ok(listening)
 }
 
 /// Serves one client: reads its request, runs the command, sends the end.
-fn session(mut stream: UnixStream, state: &ApiState<AnyLog>, sessions: &AtomicUsize, runtime: &tokio::runtime::Handle) {
+fn session(
+    mut stream: UnixStream,
+    state: &ApiState<AnyLog>,
+    sessions: &AtomicUsize,
+    runtime: &tokio::runtime::Handle,
+    execute: Execute,
+) {
     let result = (|| -> anyhow::Result<u8> {
         stream.set_nonblocking(false)?;
         if sessions.fetch_add(1, Ordering::SeqCst) >= MAX_SESSIONS {
@@ -243,7 +259,7 @@ fn session(mut stream: UnixStream, state: &ApiState<AnyLog>, sessions: &AtomicUs
         let mut console = Remote { stream: stream.try_clone()?, interactive: request.interactive };
         let mut out = std::io::BufWriter::with_capacity(64 * 1024, Output(stream.try_clone()?));
         let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            runtime.block_on(run_for_client(request, state, &mut console, &mut out))
+            runtime.block_on(run_for_client(request, state, &mut console, &mut out, execute))
         }))
         .unwrap_or_else(|panic| {
             Err(anyhow::anyhow!("sv0 serve stopped this command on an internal failure: {}", {
@@ -270,6 +286,7 @@ async fn run_for_client(
     state: &ApiState<AnyLog>,
     console: &mut Remote,
     out: &mut dyn Write,
+    execute: Execute,
 ) -> anyhow::Result<u8> {
     let ours = env!("CARGO_PKG_VERSION");
     if request.version != ours {
@@ -284,15 +301,13 @@ async fn run_for_client(
         bail!("{} is held by `sv0 serve`: {why}", state.reader.data_dir().root().display());
     }
     tracing::info!(target: "sv0::requests", command = %request.args.get(1).map_or("", String::as_str), "local socket");
-    if crate::commands::writes(&cli.command) {
+    if cli.command.writes() {
         let mut commands = state.commands.lock().await;
-        crate::commands::prepare(&cli.command, &mut commands, console).await?;
-        crate::commands::execute(cli, &mut commands, console, out).await
+        execute(cli, &mut commands, console, out).await
     } else {
         let mut reader = Service::with_parts(state.reader.data_dir().clone(), state.log.clone(), state.views.clone())
             .without_sealing();
-        crate::commands::prepare(&cli.command, &mut reader, console).await?;
-        crate::commands::execute(cli, &mut reader, console, out).await
+        execute(cli, &mut reader, console, out).await
     }
 }
 

@@ -16,6 +16,7 @@ pub(crate) async fn serve(
     args: crate::ServeArgs,
     tenant: Option<&str>,
     no_seal: bool,
+    execute: crate::local::Execute,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -66,7 +67,7 @@ pub(crate) async fn serve(
     // commands on it run here, through the directory's socket.
     let socket = match service.log() {
         sv0_service::AnyLog::Embedded(_) => {
-            Some(crate::local::listen(service.data_dir().root(), Arc::clone(&state), stopped.clone())?)
+            Some(crate::local::listen(service.data_dir().root(), Arc::clone(&state), stopped.clone(), execute)?)
         }
         sv0_service::AnyLog::JetStream(_) => None,
     };

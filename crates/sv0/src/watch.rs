@@ -12,7 +12,7 @@ use serde_json::json;
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_service::Service;
 
-use crate::commands::MAX_SNAPSHOT_BYTES;
+use crate::scan::MAX_SNAPSHOT_BYTES;
 use crate::{EXIT_OK, WatchArgs};
 
 /// Runs rounds until stopped (Ctrl-C, SIGTERM) or `--ticks` rounds have run.

@@ -33,12 +33,14 @@ mod replay;
 mod scans;
 
 use crate::auth::Caller;
-use crate::openapi::{replies, replies_text, takes};
+mod body;
+
 use crate::problem::Problem;
 pub use admin::{IssueBody, IssuedToken, PolicySet};
 pub use approvals::{
     AckBody, AcknowledgeBody, Acknowledged, ApprovalBody, ApprovalView, PolicyApprovalBody, PolicyApproved,
 };
+pub use body::{Body, replies, replies_text, takes};
 pub use evidence::{DsseEnvelope, DsseSignature, PackSummary};
 pub use scans::PlanBody;
 
@@ -56,9 +58,9 @@ pub struct RouteSpec {
     /// Query parameters it takes.
     pub query: &'static [&'static str],
     /// The request body, when it takes one: the type that reads it, and an example.
-    pub request: Option<crate::openapi::Body>,
+    pub request: Option<Body>,
     /// The body of success: the type that writes it.
-    pub response: crate::openapi::Body,
+    pub response: Body,
     /// The largest body it reads.
     pub body_limit: BodyLimit,
     /// The status of success.

@@ -13,13 +13,10 @@ pub use catalogue::*;
 pub use entity::*;
 pub use path::*;
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use serde::{Deserialize, Serialize};
 
 use crate::ids::stable_hash;
-use crate::model::Permission;
-use crate::remediation::{self, RemediationAction};
+use crate::remediation::RemediationAction;
 
 /// How urgent a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
@@ -172,7 +169,7 @@ pub fn finding_id(rule_id: &str, subject: &str) -> String {
     format!("F-{}", stable_hash("sv0.finding.v1", &[rule_id, subject], 12))
 }
 
-fn finding(rule: &Rule, subject: String, summary: String) -> Finding {
+pub(crate) fn finding(rule: &Rule, subject: String, summary: String) -> Finding {
     Finding {
         finding_id: finding_id(rule.id, &subject),
         rule_id: rule.id.to_string(),
@@ -191,61 +188,4 @@ fn finding(rule: &Rule, subject: String, summary: String) -> Finding {
 /// tenant's entities and paths.
 pub fn from_delta(finding: &Finding) -> bool {
     finding.rule_id == DELTA_UNDECLARED.id
-}
-
-/// The findings of a scope's delta after a deployment: one per path that an undeclared
-/// addition (`unintended` or `unreviewed` entries: a new path, expanded permissions, a new
-/// identity, a new egress boundary) reaches, of rule `SV0-D010`. Its subject names the scope,
-/// so the same path in two scopes under two baselines gives two findings. Each lists the path,
-/// the records to change and, as the last resort, approving it with a declared intent.
-pub fn undeclared_additions(scope: &str, baseline_version: u32, entries: &[crate::delta::DeltaEntry]) -> Vec<Finding> {
-    use crate::intent::IntentStatus;
-    let mut by_path: BTreeMap<&str, Vec<&crate::delta::DeltaEntry>> = BTreeMap::new();
-    for e in entries {
-        if matches!(e.intent, Some(IntentStatus::Unintended | IntentStatus::Unreviewed)) {
-            by_path.entry(e.path_id.as_str()).or_default().push(e);
-        }
-    }
-    let mut out = Vec::new();
-    for (path_id, group) in by_path {
-        let first = group[0];
-        let unintended = group.iter().any(|e| e.intent == Some(IntentStatus::Unintended));
-        let added: BTreeSet<Permission> = group.iter().flat_map(|e| e.added_permissions.iter().copied()).collect();
-        let added: Vec<&str> = added.iter().map(Permission::as_str).collect();
-        let why = if unintended {
-            format!("the intent approved with baseline v{baseline_version} does not declare it")
-        } else {
-            format!("baseline v{baseline_version} was approved without a declared intent")
-        };
-        let gained = if added.is_empty() { "authority".to_string() } else { added.join("/") };
-        let mut f = finding(
-            &DELTA_UNDECLARED,
-            format!("scope:{scope}|path:{path_id}"),
-            format!(
-                "{} gained {gained} on {} ({}) as {} after baseline v{baseline_version} of {scope}, and {why}",
-                first.workload.name, first.destination.name, first.domain.name, first.identity.name
-            ),
-        );
-        f.severity = group.iter().filter_map(|e| e.severity).min().unwrap_or(Severity::Low);
-        f.workloads.push(first.workload.id.clone());
-        f.path_ids.push(path_id.to_string());
-        for action in group.iter().flat_map(|e| &e.remediation_actions) {
-            if !f.remediation.iter().any(|a| a.record_id == action.record_id && a.text == action.text) {
-                if !f.records.contains(&action.record_id) {
-                    f.records.push(action.record_id.clone());
-                }
-                f.remediation.push(action.clone());
-            }
-        }
-        f.remediation.push(remediation::action(
-            "declare_intent",
-            path_id,
-            format!(
-                "or, if {} is meant to hold it, approve scope {scope} again with an intent that declares it (sv0 approve --intent)",
-                first.workload.name
-            ),
-        ));
-        out.push(f);
-    }
-    out
 }
