@@ -126,8 +126,13 @@ mod jetstream {
         assert_eq!(appended.positions.len(), 6_000);
         assert_eq!(log.head().await.unwrap(), 6_000);
 
-        let signals: Vec<(String, String, Vec<u8>)> = (0..6_000)
-            .map(|n| (format!("sig-{n}"), "sv0.signals.t.finding_opened".to_string(), b"{}".to_vec()))
+        let signals: Vec<sv0_log_nats::SignalMessage> = (0..6_000)
+            .map(|n| sv0_log_nats::SignalMessage {
+                id: format!("sig-{n}"),
+                tenant: "t".to_string(),
+                kind: "finding_opened".to_string(),
+                payload: b"{}".to_vec(),
+            })
             .collect();
         tokio::time::timeout(std::time::Duration::from_secs(60), log.publish_signals(&signals))
             .await

@@ -46,6 +46,35 @@ pub const DEFAULT_STREAM: &str = "SV0_LOG";
 pub const SIGNALS_STREAM: &str = "SV0_SIGNALS";
 /// The NATS subject prefix of signals: `sv0.signals.<tenant>.<type>`.
 pub const SIGNALS_PREFIX: &str = "sv0.signals";
+
+/// One SOC signal to publish: this crate alone turns it into a subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalMessage {
+    /// Stable per signal: the `Nats-Msg-Id`, so a regenerated signal is a duplicate.
+    pub id: String,
+    /// The tenant it is about.
+    pub tenant: String,
+    /// Its type (`drift.detected`, `finding.opened`, ...).
+    pub kind: String,
+    /// The CloudEvent, as JSON.
+    pub payload: Vec<u8>,
+}
+
+impl SignalMessage {
+    /// `sv0.signals.<tenant>.<type>`; a tenant or type that would add or empty a token of the
+    /// subject (a space, `*`, `>`, an empty part) is refused.
+    pub fn subject(&self) -> Result<String, AppendError> {
+        let subject = format!("{SIGNALS_PREFIX}.{}.{}", self.tenant, self.kind);
+        let fine = |part: &str| {
+            !part.is_empty() && part.split('.').all(|t| !t.is_empty()) && !part.contains([' ', '*', '>', '\t', '\n'])
+        };
+        if fine(&self.tenant) && !self.tenant.contains('.') && fine(&self.kind) {
+            Ok(subject)
+        } else {
+            Err(AppendError::InvalidSubject(subject))
+        }
+    }
+}
 /// Bytes kept free under the server's `max_payload` for headers.
 const HEADER_ROOM: usize = 1024;
 /// How long a read waits for one message before it resumes with a new consumer.
@@ -271,9 +300,9 @@ impl JetStreamLog {
     }
 
     /// Publishes derived events (SOC signals) to the `SV0_SIGNALS` stream, creating it on first
-    /// use: `(id, subject, payload)` each, the id as `Nats-Msg-Id` so a regenerated signal is a
-    /// duplicate. Every acknowledgement is awaited.
-    pub async fn publish_signals(&self, signals: &[(String, String, Vec<u8>)]) -> Result<(), AppendError> {
+    /// use, each on `sv0.signals.<tenant>.<type>` with its id as `Nats-Msg-Id` so a regenerated
+    /// signal is a duplicate. Every acknowledgement is awaited.
+    pub async fn publish_signals(&self, signals: &[SignalMessage]) -> Result<(), AppendError> {
         if signals.is_empty() {
             return Ok(());
         }
@@ -296,22 +325,20 @@ impl JetStreamLog {
             .map_err(|e| AppendError::Backend(backend("signals stream", e)))?;
         let mut acks: std::collections::VecDeque<jetstream::context::PublishAckFuture> =
             std::collections::VecDeque::with_capacity(ACKS_IN_FLIGHT);
-        for (id, subject, payload) in signals {
+        for signal in signals {
             if acks.len() == ACKS_IN_FLIGHT
                 && let Some(ack) = acks.pop_front()
             {
                 ack.await.map_err(|e| AppendError::Backend(backend("signal acknowledgement", e)))?;
             }
-            if !subject.starts_with(&format!("{SIGNALS_PREFIX}.")) {
-                return Err(AppendError::InvalidSubject(subject.clone()));
-            }
+            let subject = signal.subject()?;
             let message = jetstream::message::PublishMessage::build()
-                .payload(payload.clone().into())
-                .message_id(id)
+                .payload(signal.payload.clone().into())
+                .message_id(&signal.id)
                 .header("Content-Type", "application/cloudevents+json");
             acks.push_back(
                 self.context
-                    .send_publish(subject.clone(), message)
+                    .send_publish(subject, message)
                     .await
                     .map_err(|e| AppendError::Backend(backend("publish signal", e)))?,
             );
@@ -711,5 +738,24 @@ impl EventLog for JetStreamLog {
         // A stream's creation time tells a recreated stream of the same name from the original.
         let created = self.stream.cached_info().created.unix_timestamp_nanos();
         Ok(format!("jetstream:{}:{created}", self.settings.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal(tenant: &str, kind: &str) -> SignalMessage {
+        SignalMessage { id: "sig-1".into(), tenant: tenant.into(), kind: kind.into(), payload: b"{}".to_vec() }
+    }
+
+    #[test]
+    fn a_signal_subject_is_built_here_and_cannot_be_widened() {
+        assert_eq!(signal("contoso", "drift.detected").subject().unwrap(), "sv0.signals.contoso.drift.detected");
+        for (tenant, kind) in
+            [("con.toso", "drift"), ("contoso", "*"), ("contoso", ">"), ("", "drift"), ("contoso", "a..b")]
+        {
+            assert!(signal(tenant, kind).subject().is_err(), "{tenant:?} {kind:?}");
+        }
     }
 }

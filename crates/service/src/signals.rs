@@ -10,7 +10,7 @@
 //!  "time":"2026-03-03T14:00:00Z","datacontenttype":"application/json","data":{…}}
 //! ```
 //!
-//! On JetStream they are published to the subject `sv0.signals.<tenant>.<type>` (e.g.
+//! On JetStream `sv0-log-nats` publishes them to the subject `sv0.signals.<tenant>.<type>` (e.g.
 //! `sv0.signals.contoso.drift.detected`) of the `SV0_SIGNALS` stream, with the signal id as
 //! `Nats-Msg-Id`. `sv0 signals` prints the same events as JSON lines on any backend.
 
@@ -87,11 +87,6 @@ impl Signal {
             sv0logposition: self.assessed_seq,
             data: self.data.clone(),
         }
-    }
-
-    /// The NATS subject the signal is published on.
-    pub fn nats_subject(&self) -> String {
-        format!("sv0.signals.{}.{}", self.tenant, self.signal_type.name())
     }
 }
 
@@ -229,9 +224,16 @@ pub struct NatsSignals(pub sv0_log_nats::JetStreamLog);
 
 impl SignalSink for NatsSignals {
     async fn publish(&self, signals: &[Signal]) -> Result<(), crate::ServiceError> {
-        let items: Vec<(String, String, Vec<u8>)> = signals
+        let items: Vec<sv0_log_nats::SignalMessage> = signals
             .iter()
-            .map(|s| Ok((s.id.clone(), s.nats_subject(), serde_json::to_vec(&s.cloudevent())?)))
+            .map(|s| {
+                Ok(sv0_log_nats::SignalMessage {
+                    id: s.id.clone(),
+                    tenant: s.tenant.to_string(),
+                    kind: s.signal_type.name().to_string(),
+                    payload: serde_json::to_vec(&s.cloudevent())?,
+                })
+            })
             .collect::<Result<_, serde_json::Error>>()?;
         Ok(self.0.publish_signals(&items).await?)
     }
