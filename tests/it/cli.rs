@@ -422,3 +422,16 @@ fn the_ids_that_filters_take_are_in_the_paths_table() {
     assert_eq!(code, 0, "{out}");
     assert!(!out.starts_with("0 authority path(s)"), "--domain {domain}: {out}");
 }
+
+/// `sv0 bench` folds its synthetic tenant and measures every stage (a small one here; the
+/// figures themselves are in docs/performance.md): it once appended on a subject the fold
+/// ignores and failed with "selects no workload".
+#[test]
+fn bench_folds_its_synthetic_tenant_and_reports_each_stage() {
+    let (code, out) = sv0(&["bench", "--paths", "2000", "--skip-replay", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let text = report.to_string();
+    assert!(text.contains("fold"), "{report}");
+    assert!(text.contains("paths"), "{report}");
+}
