@@ -544,9 +544,13 @@ fn schema_at(doc: &Value, pointer: &str) -> jsonschema::Validator {
         .unwrap_or_else(|e| panic!("the schema at {pointer} does not compile: {e}"))
 }
 
+/// A JSON pointer token (RFC 6901): `~` and `/` escaped.
+fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
 /// The documented schema of a route's success body.
 fn response_schema(doc: &Value, route: &sv0_api::routes::RouteSpec) -> jsonschema::Validator {
-    let escape = |s: &str| s.replace('~', "~0").replace('/', "~1");
     let pointer = format!(
         "#/paths/{}/{}/responses/{}/content/{}/schema",
         escape(route.path),
@@ -570,7 +574,6 @@ fn conforms(validator: &jsonschema::Validator, value: &Value, what: &str) {
 #[test]
 fn the_openapi_document_describes_every_request_and_response() {
     let doc = sv0_api::openapi::document();
-    let escape = |s: &str| s.replace('~', "~0").replace('/', "~1");
     for route in ROUTES {
         let name = format!("{} {}", route.method, route.path);
         let operation = &doc["paths"][route.path][route.method.to_ascii_lowercase()];

@@ -783,6 +783,17 @@ where
 }
 
 impl Command {
+    /// Whether the command works on a data directory it opens here (so that, beside a server,
+    /// it runs in the server): offline verification and the gate touch none, the demo makes
+    /// its own, and `synth`, `rules` and `bench` need none.
+    pub(crate) fn opens_data_dir(&self) -> bool {
+        match self {
+            Command::Verify(args) => args.packs.is_none() || args.public_key.is_none(),
+            Command::Gate(_) | Command::Demo(_) | Command::Synth(_) | Command::Rules(_) | Command::Bench(_) => false,
+            _ => true,
+        }
+    }
+
     /// Whether the command appends to the log (and so seals, and is refused on an audit
     /// replay).
     pub(crate) fn writes(&self) -> bool {

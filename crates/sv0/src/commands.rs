@@ -14,10 +14,12 @@ use crate::{Cli, Command, EXIT_OK, ExportCommand, PolicyCommand, ProofCommand, S
 
 use crate::scan::scan_run;
 
-/// The commands that open no data directory here: offline verification and the gate touch
-/// none, the demo makes its own, and `synth`, `rules` and `bench` need none. `None` for every
-/// other command.
+/// Runs the commands that open no data directory here (`Command::opens_data_dir`); `None` for
+/// every other command.
 async fn standalone(cli: &Cli, out: &mut dyn Write) -> Option<anyhow::Result<u8>> {
+    if cli.command.opens_data_dir() {
+        return None;
+    }
     let target = || LogTarget::parse(cli.log.as_deref(), cli.log_replicas);
     Some(match &cli.command {
         Command::Verify(args) => {

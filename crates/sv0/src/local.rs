@@ -87,21 +87,12 @@ fn read_frame(r: &mut impl Read) -> std::io::Result<(u8, Vec<u8>)> {
     Ok((head[0], payload))
 }
 
-/// Whether a command works on the data directory (and so, beside a server, runs in it).
-fn uses_data_dir(cli: &Cli) -> bool {
-    match &cli.command {
-        Command::Verify(args) => args.packs.is_none(),
-        Command::Gate(_) | Command::Demo(_) | Command::Synth(_) | Command::Rules(_) | Command::Bench(_) => false,
-        _ => true,
-    }
-}
-
 /// The server holding `data_dir`, when the command would use it with the embedded log and a
 /// server answers on the directory's socket. A socket left by a server that is gone answers
 /// nothing: the command then runs here, as ever.
 pub(crate) fn server_for(cli: &Cli, data_dir: &Path) -> Option<UnixStream> {
     let embedded = cli.log.as_deref().is_none_or(|log| log == "embedded");
-    if !embedded || !uses_data_dir(cli) {
+    if !embedded || !cli.command.opens_data_dir() {
         return None;
     }
     let path = data_dir.join(SOCKET);

@@ -65,8 +65,7 @@ pub(crate) async fn approvals<L: EventLog>(ask: Ask<L>, q: Result<Query<ScopedPa
             )
         })
         .collect();
-    let reply = page(keyed, |(k, _)| k.clone(), q.limit, q.cursor.as_deref())?;
-    strip_keys(reply).await
+    ok(paged(keyed, |(k, _)| k.clone(), q.limit, q.cursor.as_deref())?.map(|(_, view)| view))
 }
 
 /// `POST /approvals`: lock the scope's current posture as its next baseline version.

@@ -463,9 +463,19 @@ fn safe_id(id: &str) -> Result<&str, Problem> {
     if fine { Ok(id) } else { Err(Problem::invalid_request(format!("{id:?} is not a valid id"))) }
 }
 
+/// A page of `items` (sorted by `key`) after `cursor`, served as it is.
+fn page<T: Serialize>(items: Vec<T>, key: impl Fn(&T) -> String, limit: Option<usize>, cursor: Option<&str>) -> Reply {
+    ok(paged(items, key, limit, cursor)?)
+}
+
 /// A page of `items` (sorted by `key`) after `cursor`: `{items, next_cursor}`. The cursor is
 /// the hex of the last key served.
-fn page<T: Serialize>(items: Vec<T>, key: impl Fn(&T) -> String, limit: Option<usize>, cursor: Option<&str>) -> Reply {
+fn paged<T>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    limit: Option<usize>,
+    cursor: Option<&str>,
+) -> Result<Page<T>, Problem> {
     let limit = limit_of(limit)?;
     let after = cursor_of(cursor)?;
     let start = match &after {
@@ -475,7 +485,7 @@ fn page<T: Serialize>(items: Vec<T>, key: impl Fn(&T) -> String, limit: Option<u
     let rest = items.len().saturating_sub(start);
     let taken: Vec<T> = items.into_iter().skip(start).take(limit).collect();
     let next = (rest > limit).then(|| hex::encode(key(&taken[taken.len() - 1])));
-    ok(Page { items: taken, next_cursor: next, posture_digest: None, log_position: None })
+    Ok(Page::new(taken, next))
 }
 
 /// A page of a list: serialised straight from the items, with no intermediate JSON tree.
@@ -492,6 +502,28 @@ pub struct Page<T> {
     /// With `posture_digest`: the log position the posture stands at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_position: Option<u64>,
+}
+
+impl<T> Page<T> {
+    /// A page without a posture.
+    fn new(items: Vec<T>, next_cursor: Option<String>) -> Page<T> {
+        Page { items, next_cursor, posture_digest: None, log_position: None }
+    }
+
+    /// The page with the posture of its scope (the first page of a scope's paths or findings).
+    fn with_posture(self, posture: sv0_service::Posture) -> Page<T> {
+        Page { posture_digest: Some(posture.digest), log_position: Some(posture.position), ..self }
+    }
+
+    /// The page with each item mapped (keyed items to the items served).
+    fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+            posture_digest: self.posture_digest,
+            log_position: self.log_position,
+        }
+    }
 }
 
 /// A page size: 100 by default, at most 1,000.
@@ -569,16 +601,4 @@ fn versions<L: EventLog>(
 
 fn version_key(b: &sv0_projections::Baseline) -> String {
     format!("{}\u{0}{:010}", b.scope, b.version)
-}
-
-/// Turns a page of `(key, value)` pairs into a page of values.
-async fn strip_keys(mut reply: Response) -> Reply {
-    let bytes = axum::body::to_bytes(std::mem::take(reply.body_mut()), usize::MAX).await.map_err(Problem::internal)?;
-    let mut value: Value = serde_json::from_slice(&bytes).map_err(Problem::internal)?;
-    if let Some(items) = value.get_mut("items").and_then(Value::as_array_mut) {
-        for item in items.iter_mut() {
-            *item = item.get(1).cloned().unwrap_or(Value::Null);
-        }
-    }
-    ok(value)
 }

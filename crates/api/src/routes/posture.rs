@@ -3,23 +3,6 @@
 
 use super::*;
 
-/// `reply` (a page) with the posture of `scope` added, when a scope was asked for.
-async fn with_posture<L: EventLog>(
-    s: &ApiState<L>,
-    tenant: &TenantId,
-    scope: Option<&Scope>,
-    reply: Response,
-) -> Reply {
-    let Some(scope) = scope else { return Ok(reply) };
-    let posture = s.reader.posture(tenant, scope)?;
-    let mut reply = reply;
-    let bytes = axum::body::to_bytes(std::mem::take(reply.body_mut()), usize::MAX).await.map_err(Problem::internal)?;
-    let mut value: Value = serde_json::from_slice(&bytes).map_err(Problem::internal)?;
-    value["posture_digest"] = json!(posture.digest);
-    value["log_position"] = json!(posture.position);
-    ok(value)
-}
-
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PathsQuery {
@@ -58,17 +41,10 @@ pub(crate) async fn paths<L: EventLog>(ask: Ask<L>, q: Result<Query<PathsQuery>,
     let next_cursor = next.map(hex::encode);
     // The posture digest covers the whole scope: it is computed for the first page only, so
     // that paging through a large scope does not recompute it per page.
+    let page = Page::new(paths, next_cursor);
     match filter.scope.as_ref().filter(|_| q.cursor.is_none()) {
-        Some(scope) => {
-            let posture = s.reader.posture(&c.tenant, scope)?;
-            ok(Page {
-                items: paths,
-                next_cursor,
-                posture_digest: Some(posture.digest),
-                log_position: Some(posture.position),
-            })
-        }
-        None => ok(Page { items: paths, next_cursor, posture_digest: None, log_position: None }),
+        Some(scope) => ok(page.with_posture(s.reader.posture(&c.tenant, scope)?)),
+        None => ok(page),
     }
 }
 
@@ -95,9 +71,12 @@ pub(crate) async fn findings<L: EventLog>(ask: Ask<L>, q: Result<Query<FindingsQ
     let mut records = s.views.findings(&c.tenant, scope.as_ref())?;
     records.retain(|r| status.is_none_or(|s| r.status == s));
     records.sort_by(|a, b| a.finding.finding_id.cmp(&b.finding.finding_id));
-    let reply = page(records, |r| r.finding.finding_id.clone(), q.limit, q.cursor.as_deref())?;
-    let first = q.cursor.is_none();
-    with_posture(s, &c.tenant, scope.as_ref().filter(|_| first), reply).await
+    let page = paged(records, |r| r.finding.finding_id.clone(), q.limit, q.cursor.as_deref())?;
+    // The posture digest covers the whole scope: the first page only carries it.
+    match scope.as_ref().filter(|_| q.cursor.is_none()) {
+        Some(scope) => ok(page.with_posture(s.reader.posture(&c.tenant, scope)?)),
+        None => ok(page),
+    }
 }
 
 pub(crate) async fn scopes<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>, QueryRejection>) -> Reply {
@@ -160,6 +139,5 @@ pub(crate) async fn signals<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>
     // Keyed by log position, zero-padded so that keys sort as numbers.
     let keyed: Vec<(String, CloudEvent)> =
         signals.iter().map(|sig| (format!("{:020}", sig.assessed_seq), sig.cloudevent())).collect();
-    let reply = page(keyed, |(k, _)| k.clone(), q.limit, q.cursor.as_deref())?;
-    strip_keys(reply).await
+    ok(paged(keyed, |(k, _)| k.clone(), q.limit, q.cursor.as_deref())?.map(|(_, event)| event))
 }
