@@ -110,7 +110,7 @@ pub(crate) async fn check<L: EventLog + Clone + Send + Sync + 'static>(
     let headers = bearer_headers(request.headers());
     // The caller first, from the headers; only then the body.
     let caller = crate::auth::authorize(
-        &state.views,
+        state.queries.views(),
         state.oidc.as_deref(),
         &state.failures,
         &headers,
@@ -127,7 +127,7 @@ pub(crate) async fn check<L: EventLog + Clone + Send + Sync + 'static>(
         // ApiResponse: the disposition now, from the views alone.
         let reader = Arc::clone(&state);
         let (tenant, asked) = (caller.tenant.clone(), scope.clone());
-        let delta = tokio::task::spawn_blocking(move || reader.reader.delta(&tenant, &asked))
+        let delta = tokio::task::spawn_blocking(move || reader.queries.delta(&tenant, &asked))
             .await
             .map_err(Problem::internal)?;
         let answer = match delta {

@@ -39,8 +39,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use sv0_log::EventLog;
-use sv0_projections::{FindingStatus, Views};
-use sv0_service::Service;
+use sv0_projections::FindingStatus;
+use sv0_service::{Queries, Service};
 
 /// The largest request body (a pushed snapshot) by default.
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -66,10 +66,9 @@ pub const READY_LAG: u64 = 1_000;
 
 /// What the handlers read and act through.
 pub struct ApiState<L: EventLog> {
-    /// The log.
-    pub log: L,
-    /// The views this process folds.
-    pub views: Views,
+    /// Every read (paths, delta, proofs, signals, readiness) goes through these queries over
+    /// the process's log and views, so that it never waits for a command in progress.
+    pub queries: Queries<L>,
     /// Commands (imports, approvals) go through one service sharing the log and the views; it
     /// does not seal (the process's signer does).
     pub commands: tokio::sync::Mutex<Service<L>>,
@@ -96,9 +95,6 @@ pub struct ApiState<L: EventLog> {
     pub github: Option<Arc<github::GitHubApp>>,
     /// Azure DevOps collection URLs a callback check may name.
     pub azure_devops: Vec<String>,
-    /// Reads (`delta`, proofs, signals) through a service of its own, so that they never wait
-    /// for a command in progress.
-    pub reader: Service<L>,
     /// Outbound HTTP (callbacks).
     pub http: reqwest::Client,
     /// Provider JWTs accepted as bearer tokens, when configured.
@@ -108,11 +104,9 @@ pub struct ApiState<L: EventLog> {
 impl<L: EventLog + Clone> ApiState<L> {
     /// State over a service's log and views; commands use a second, non-sealing service.
     pub fn new(service: &Service<L>) -> ApiState<L> {
-        let commands = Service::with_parts(service.data_dir().clone(), service.log().clone(), service.views().clone())
-            .without_sealing();
+        let commands = Service::from(Queries::clone(service)).without_sealing();
         ApiState {
-            log: service.log().clone(),
-            views: service.views().clone(),
+            queries: Queries::clone(service),
             commands: tokio::sync::Mutex::new(commands),
             failures: auth::FailedAuth::default(),
             max_body: MAX_BODY,
@@ -125,8 +119,6 @@ impl<L: EventLog + Clone> ApiState<L> {
             requests: Arc::default(),
             github: None,
             azure_devops: Vec::new(),
-            reader: Service::with_parts(service.data_dir().clone(), service.log().clone(), service.views().clone())
-                .without_sealing(),
             // Callbacks go where the configuration says, never where a redirect points.
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -223,7 +215,7 @@ async fn authenticate<L: EventLog>(
     next: Next,
 ) -> Response {
     match auth::authorize(
-        &state.views,
+        state.queries.views(),
         state.oidc.as_deref(),
         &state.failures,
         request.headers(),
@@ -270,11 +262,11 @@ async fn bounded_in_time(request: Request, next: Next) -> Response {
 }
 
 async fn positions<L: EventLog>(state: &ApiState<L>) -> Result<(u64, u64), String> {
-    let head = tokio::time::timeout(Duration::from_secs(2), state.log.head())
+    let head = tokio::time::timeout(Duration::from_secs(2), state.queries.log().head())
         .await
         .map_err(|_| "the log did not answer within 2 s".to_string())?
         .map_err(|e| format!("the log is unreachable: {e}"))?;
-    let views = state.views.checkpoint().map_err(|e| format!("the views are unreadable: {e}"))?;
+    let views = state.queries.views().checkpoint().map_err(|e| format!("the views are unreadable: {e}"))?;
     Ok((head, views))
 }
 
@@ -313,15 +305,16 @@ async fn metrics<L: EventLog>(State(state): State<Arc<ApiState<L>>>) -> Response
             vec![(String::new(), head.saturating_sub(views))],
         );
     }
-    let tenants = state.views.tenants().unwrap_or_default();
+    let tenants = state.queries.views().tenants().unwrap_or_default();
     let mut packs = Vec::new();
     let mut findings = Vec::new();
     for tenant in &tenants {
         let label = format!("{{tenant=\"{tenant}\"}}");
-        let sealed = state.views.pack_head(tenant).ok().flatten().map_or(0, |h| h.index);
+        let sealed = state.queries.views().pack_head(tenant).ok().flatten().map_or(0, |h| h.index);
         packs.push((label.clone(), sealed));
         let open = state
-            .views
+            .queries
+            .views()
             .findings(tenant, None)
             .map(|all| all.iter().filter(|r| r.status == FindingStatus::Open).count() as u64)
             .unwrap_or(0);

@@ -11,7 +11,7 @@ use tracing::info;
 
 use crate::error::ServiceError;
 use crate::import::new_event;
-use crate::service::Service;
+use crate::service::{Queries, Service};
 
 /// Actor of the events SV0 records on its own.
 const SYSTEM_ACTOR: &str = "sv0:breaker";
@@ -25,12 +25,35 @@ pub struct PolicyReport {
     pub seq: Seq,
 }
 
-impl<L: EventLog> Service<L> {
+impl<L: EventLog> Queries<L> {
     /// The tenant's policy in force (the default until one is set).
     pub fn policy(&self, tenant: &TenantId) -> Result<Policy, ServiceError> {
         Ok(self.views.policy(tenant)?)
     }
 
+    /// Which Rego policy decides the tenant's dispositions, and which waits for an approval.
+    pub fn rego_state(&self, tenant: &TenantId) -> Result<sv0_domain::policy::RegoState, ServiceError> {
+        Ok(self.views.rego_state(tenant)?)
+    }
+
+    /// The tenant's scans, oldest first.
+    pub fn scans(&self, tenant: &TenantId) -> Result<Vec<ScanRecord>, ServiceError> {
+        let mut scans = self.views.scans(tenant)?;
+        scans.sort_by_key(|s| (s.completed_seq, s.scan_id.clone()));
+        Ok(scans)
+    }
+
+    /// One scan, or a clear error naming the known ones.
+    pub fn scan(&self, tenant: &TenantId, scan_id: &str) -> Result<ScanRecord, ServiceError> {
+        self.views.scans(tenant)?.into_iter().find(|s| s.scan_id == scan_id).ok_or_else(|| {
+            ServiceError::Input(InvalidInput::new(format!(
+                "tenant {tenant} has no scan {scan_id:?}. List its scans with `sv0 scan list`"
+            )))
+        })
+    }
+}
+
+impl<L: EventLog> Service<L> {
     /// Replaces the tenant's policy with `edit` applied to the one in force. Two people editing
     /// at once cannot silently overwrite each other: the second append fails with a conflict.
     pub async fn set_policy(
@@ -80,11 +103,6 @@ impl<L: EventLog> Service<L> {
         Ok(PolicyReport { policy: self.views.policy(tenant)?, seq: appended.last() })
     }
 
-    /// Which Rego policy decides the tenant's dispositions, and which waits for an approval.
-    pub fn rego_state(&self, tenant: &TenantId) -> Result<sv0_domain::policy::RegoState, ServiceError> {
-        Ok(self.views.rego_state(tenant)?)
-    }
-
     /// A second person approves the Rego policy waiting for approval (one that can loosen the
     /// built-in decision): from this event on it decides the tenant's dispositions. `digest` is
     /// the policy the approver reviewed (`sv0 policy show`); the approver must not be the person
@@ -131,22 +149,6 @@ impl<L: EventLog> Service<L> {
         self.sync_after(appended.last()).await?;
         info!(%tenant, approver = %by.principal, digest, seq = appended.last(), "policy approved");
         Ok((self.views.rego_state(tenant)?, appended.last()))
-    }
-
-    /// The tenant's scans, oldest first.
-    pub fn scans(&self, tenant: &TenantId) -> Result<Vec<ScanRecord>, ServiceError> {
-        let mut scans = self.views.scans(tenant)?;
-        scans.sort_by_key(|s| (s.completed_seq, s.scan_id.clone()));
-        Ok(scans)
-    }
-
-    /// One scan, or a clear error naming the known ones.
-    pub fn scan(&self, tenant: &TenantId, scan_id: &str) -> Result<ScanRecord, ServiceError> {
-        self.views.scans(tenant)?.into_iter().find(|s| s.scan_id == scan_id).ok_or_else(|| {
-            ServiceError::Input(InvalidInput::new(format!(
-                "tenant {tenant} has no scan {scan_id:?}. List its scans with `sv0 scan list`"
-            )))
-        })
     }
 
     /// Writes down a breaker's decision on the log (`scan.quarantined`) for a scan the views

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::import::log_records;
 use crate::service::SEAL_ATTEMPTS;
-use crate::{Service, ServiceError};
+use crate::{Queries, Service, ServiceError};
 
 /// A finished rotation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -46,6 +46,47 @@ pub struct GeneratedKey {
     pub key_id: String,
     /// Its public key, SPKI PEM.
     pub public_key_pem: String,
+}
+
+impl<L: EventLog> Queries<L> {
+    /// The keys of a tenant's chain with their validity, as the views hold them.
+    pub fn keys(&self, tenant: &TenantId) -> Result<Vec<KeyRecord>, ServiceError> {
+        Ok(self.views.keys(tenant)?)
+    }
+
+    /// A key file for offline verification of a tenant's chain: every key registered on its log,
+    /// each with its validity lines.
+    pub async fn export_keys(&self, tenant: &TenantId) -> Result<String, ServiceError> {
+        Ok(self.key_ring(tenant).await?.to_pem())
+    }
+
+    /// The tenant's keys and their ranges, folded from the log itself.
+    pub(crate) async fn key_ring(&self, tenant: &TenantId) -> Result<KeyRing, ServiceError> {
+        Ok(self.chain_from_log(tenant).await?.keys)
+    }
+
+    /// The pack subject's last position as an expectation.
+    pub(crate) async fn expectation(&self, subject: &str) -> Result<Expected, ServiceError> {
+        Ok(match self.log.subject_head(subject).await? {
+            Some(seq) => Expected::LastSeq(seq),
+            None => Expected::NoEvents,
+        })
+    }
+
+    /// Appends one event on `subject` if nothing landed there since `expected`.
+    pub(crate) async fn append_expecting(
+        &self,
+        subject: &str,
+        expected: Expected,
+        event: &Event,
+    ) -> Result<u64, ServiceError> {
+        let records = log_records(event, self.log.max_event_size())?;
+        match self.log.append(subject, expected, records).await {
+            Ok(appended) => Ok(appended.last()),
+            Err(AppendError::Conflict { .. }) => Err(ServiceError::Conflict(format!("the chain on {subject} moved"))),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 impl<L: EventLog> Service<L> {
@@ -185,45 +226,6 @@ impl<L: EventLog> Service<L> {
             return Err(ServiceError::KeyNotInChain { tenant: tenant.to_string(), key_id });
         }
         self.signer()
-    }
-
-    /// The keys of a tenant's chain with their validity, as the views hold them.
-    pub fn keys(&self, tenant: &TenantId) -> Result<Vec<KeyRecord>, ServiceError> {
-        Ok(self.views.keys(tenant)?)
-    }
-
-    /// A key file for offline verification of a tenant's chain: every key registered on its log,
-    /// each with its validity lines.
-    pub async fn export_keys(&self, tenant: &TenantId) -> Result<String, ServiceError> {
-        Ok(self.key_ring(tenant).await?.to_pem())
-    }
-
-    /// The tenant's keys and their ranges, folded from the log itself.
-    pub(crate) async fn key_ring(&self, tenant: &TenantId) -> Result<KeyRing, ServiceError> {
-        Ok(self.chain_from_log(tenant).await?.keys)
-    }
-
-    /// The pack subject's last position as an expectation.
-    pub(crate) async fn expectation(&self, subject: &str) -> Result<Expected, ServiceError> {
-        Ok(match self.log.subject_head(subject).await? {
-            Some(seq) => Expected::LastSeq(seq),
-            None => Expected::NoEvents,
-        })
-    }
-
-    /// Appends one event on `subject` if nothing landed there since `expected`.
-    pub(crate) async fn append_expecting(
-        &self,
-        subject: &str,
-        expected: Expected,
-        event: &Event,
-    ) -> Result<u64, ServiceError> {
-        let records = log_records(event, self.log.max_event_size())?;
-        match self.log.append(subject, expected, records).await {
-            Ok(appended) => Ok(appended.last()),
-            Err(AppendError::Conflict { .. }) => Err(ServiceError::Conflict(format!("the chain on {subject} moved"))),
-            Err(e) => Err(e.into()),
-        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The command side and the queries of SV0, shared by the CLI and the API.
 //!
-//! `Service` is the entry point: `import_snapshot` validates a snapshot and appends its scan
-//! events; `approve` records an approval with the posture it locks; `sync` catches the views up
+//! `Queries` answers every read over a log and its views (cheap to clone, never waits for a
+//! command); `Service` holds one and is the command side: `import_snapshot` validates a
+//! snapshot and appends its scan events; `approve` records an approval with the posture it locks; `sync` catches the views up
 //! and has the signer seal every new assessment into the tenant's pack chain; `delta`, `paths`,
 //! `findings` answer from the views; `replay` folds the log up to a position or time in memory;
 //! `verify` checks the recorded chains; `export_packs` writes them for offline verification.
@@ -29,7 +30,7 @@ pub use data_dir::{AzureDevOpsConfig, Config, DataDir, GitHubConfig, GitHubEnvir
 pub use error::ServiceError;
 pub use governance::PolicyReport;
 pub use service::{
-    Approval, ApprovalPlan, ApprovalReport, AsOf, Coverage, DeltaReport, ImportReport, Posture, ReplayReport, Reviewed,
-    Service, pack_event,
+    Approval, ApprovalPlan, ApprovalReport, AsOf, Coverage, DeltaReport, ImportReport, Posture, Queries, ReplayReport,
+    Reviewed, Service, pack_event,
 };
 pub use verify::{ChainVerdict, Freshness, LogVerdict, VerifyMode};

@@ -14,7 +14,7 @@ use sv0_log::EventLog;
 use sv0_projections::{BaselineState, FindingRecord, FindingStatus};
 
 use crate::error::ServiceError;
-use crate::service::{Posture, Service};
+use crate::service::{Posture, Queries};
 
 /// One scope, ready to review.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -134,7 +134,7 @@ fn counted<'a>(
     out
 }
 
-impl<L: EventLog> Service<L> {
+impl<L: EventLog> Queries<L> {
     /// The review document of a scope now; a scope with no paths and no baseline is an error
     /// (there is nothing to review), as approving it would be.
     pub fn review(&self, tenant: &TenantId, scope: &Scope) -> Result<Review, ServiceError> {

@@ -10,7 +10,7 @@ use sv0_domain::{InvalidInput, TenantId};
 use sv0_log::EventLog;
 
 use crate::error::ServiceError;
-use crate::service::Service;
+use crate::service::Queries;
 
 /// What a tenant's scopes can select (`sv0 scopes`).
 #[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
@@ -26,7 +26,7 @@ pub struct KnownScopes {
     pub workloads: Vec<String>,
 }
 
-impl<L: EventLog> Service<L> {
+impl<L: EventLog> Queries<L> {
     /// The tenant a query is about: the named one, which must have data here (a typo would
     /// answer nothing), else the only one the views know.
     pub fn known_tenant(&self, named: Option<&str>) -> Result<TenantId, ServiceError> {

@@ -12,7 +12,7 @@ use sv0_log::EventLog;
 use sv0_signer::checkpoint::Checkpoint;
 use sv0_signer::merkle::{Hash, Tree};
 
-use crate::{Service, ServiceError};
+use crate::{Queries, Service, ServiceError};
 
 /// An inclusion proof of one pack.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -68,7 +68,7 @@ pub fn tree_of(packs: &[PackSealed]) -> Result<Tree, InvalidInput> {
     Ok(tree)
 }
 
-impl<L: EventLog> Service<L> {
+impl<L: EventLog> Queries<L> {
     fn pack_tree(&self, tenant: &TenantId) -> Result<(Vec<PackSealed>, Tree), ServiceError> {
         let packs = self.views.packs(tenant)?;
         let tree = tree_of(&packs)?;
@@ -110,7 +110,9 @@ impl<L: EventLog> Service<L> {
             proof: proof.iter().map(hex::encode).collect(),
         })
     }
+}
 
+impl<L: EventLog> Service<L> {
     /// The tenant's checkpoint now, signed with this data directory's pack signing key under
     /// the key name of the origin.
     pub fn checkpoint(&mut self, tenant: &TenantId) -> Result<String, ServiceError> {

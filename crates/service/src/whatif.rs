@@ -18,7 +18,7 @@ use sv0_log::EventLog;
 use sv0_projections::{FindingStatus, Views};
 
 use crate::error::ServiceError;
-use crate::service::Service;
+use crate::service::Queries;
 
 /// One predicted change, with the plan resources that cause it.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -154,7 +154,7 @@ pub fn plan_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-impl<L: EventLog> Service<L> {
+impl<L: EventLog> Queries<L> {
     /// Predicts what `plan_bytes` (a Terraform JSON plan or an ARM what-if result) would do to
     /// `scope`: the paths it creates or removes, against the scope's baseline, with the plan
     /// resource behind each, the findings it would open and the disposition the gates would

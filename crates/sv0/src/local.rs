@@ -289,15 +289,14 @@ async fn run_for_client(
     let mut cli = crate::parse_relative_to(&request.cwd, &request.args)?;
     cli.tenant = request.tenant;
     if let Some(why) = not_beside_a_server(&cli.command) {
-        bail!("{} is held by `sv0 serve`: {why}", state.reader.data_dir().root().display());
+        bail!("{} is held by `sv0 serve`: {why}", state.queries.data_dir().root().display());
     }
     tracing::info!(target: "sv0::requests", command = %request.args.get(1).map_or("", String::as_str), "local socket");
     if cli.command.writes() {
         let mut commands = state.commands.lock().await;
         execute(cli, &mut commands, console, out).await
     } else {
-        let mut reader = Service::with_parts(state.reader.data_dir().clone(), state.log.clone(), state.views.clone())
-            .without_sealing();
+        let mut reader = Service::from(state.queries.clone()).without_sealing();
         execute(cli, &mut reader, console, out).await
     }
 }

@@ -14,7 +14,8 @@ pub(crate) async fn tokens<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>,
     let c = ask.caller.clone();
     let s = &ask.s;
     let q = query(q)?;
-    let tokens: Vec<sv0_service::tokens::TokenView> = s.views.tokens(&c.tenant)?.iter().map(Into::into).collect();
+    let tokens: Vec<sv0_service::tokens::TokenView> =
+        s.queries.views().tokens(&c.tenant)?.iter().map(Into::into).collect();
     page(tokens, |t| t.token_id.clone(), q.limit, q.cursor.as_deref())
 }
 
@@ -64,7 +65,7 @@ pub(crate) async fn revoke_token<L: EventLog>(ask: Ask<L>, Path(id): Path<String
     let c = ask.caller.clone();
     let s = &ask.s;
     let id = safe_id(&id)?;
-    if !s.views.tokens(&c.tenant)?.iter().any(|t| t.token_id == id) {
+    if !s.queries.views().tokens(&c.tenant)?.iter().any(|t| t.token_id == id) {
         return Err(Problem::not_found(format!("no token {id}")));
     }
     let record = s.commands.lock().await.revoke_token(&c.tenant, id, "revoked through the API", &c.actor()).await?;
@@ -74,7 +75,7 @@ pub(crate) async fn revoke_token<L: EventLog>(ask: Ask<L>, Path(id): Path<String
 pub(crate) async fn policy<L: EventLog>(ask: Ask<L>) -> Reply {
     let c = ask.caller.clone();
     let s = &ask.s;
-    ok(s.reader.policy(&c.tenant)?)
+    ok(s.queries.policy(&c.tenant)?)
 }
 
 pub(crate) async fn set_policy<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, BytesRejection>) -> Reply {

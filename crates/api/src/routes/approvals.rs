@@ -135,7 +135,7 @@ pub(crate) async fn approve<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, Bytes
     let mut plan_digest = None;
     if let Some(plan) = &request.plan {
         let bytes = serde_json::to_vec(plan).map_err(Problem::internal)?;
-        let report = s.reader.whatif(&c.tenant, &scope, &bytes)?;
+        let report = s.queries.whatif(&c.tenant, &scope, &bytes)?;
         intent.get_or_insert_with(Vec::new).extend(sv0_service::whatif::planned_intent(&report));
         plan_digest = Some(report.plan_digest);
     }
@@ -197,7 +197,7 @@ pub struct Acknowledged {
 
 pub(crate) async fn policy_approvals<L: EventLog>(ask: Ask<L>) -> Reply {
     let c = ask.caller.clone();
-    ok(ask.s.reader.rego_state(&c.tenant)?)
+    ok(ask.s.queries.rego_state(&c.tenant)?)
 }
 
 /// `POST /policy/approvals`: `{"digest": "sha256:...", "note": "..."}`.

@@ -8,7 +8,7 @@ fn pack_of<L: EventLog>(
     id: &str,
 ) -> Result<sv0_domain::events::PackSealed, Problem> {
     let id = safe_id(id)?;
-    let packs = s.views.packs(tenant)?;
+    let packs = s.queries.views().packs(tenant)?;
     let found = match id.parse::<u64>() {
         Ok(index) => packs.into_iter().find(|p| p.index == index),
         Err(_) => packs.into_iter().find(|p| p.pack_id == id),
@@ -31,7 +31,8 @@ pub(crate) async fn packs<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>, 
     let s = &ask.s;
     let q = query(q)?;
     let packs: Vec<PackSummary> = s
-        .views
+        .queries
+        .views()
         .packs(&c.tenant)?
         .into_iter()
         .map(|p| PackSummary {
@@ -89,7 +90,7 @@ pub(crate) async fn inclusion<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) 
     let c = ask.caller.clone();
     let s = &ask.s;
     let sealed = pack_of(s, &c.tenant, &id)?;
-    let proof = s.reader.inclusion_proof(&c.tenant, &sealed.pack_id)?;
+    let proof = s.queries.inclusion_proof(&c.tenant, &sealed.pack_id)?;
     ok(proof)
 }
 
@@ -104,7 +105,7 @@ pub(crate) async fn consistency<L: EventLog>(ask: Ask<L>, q: Result<Query<Consis
     let c = ask.caller.clone();
     let s = &ask.s;
     let q = query(q)?;
-    let proof = s.reader.consistency_proof(&c.tenant, q.old, q.new)?;
+    let proof = s.queries.consistency_proof(&c.tenant, q.old, q.new)?;
     ok(proof)
 }
 
@@ -126,9 +127,9 @@ pub(crate) async fn keys<L: EventLog>(ask: Ask<L>, q: Result<Query<KeysQuery>, Q
     let s = &ask.s;
     let q = query(q)?;
     match q.format.as_deref() {
-        None | Some("json") => ok(s.views.keys(&c.tenant)?),
+        None | Some("json") => ok(s.queries.views().keys(&c.tenant)?),
         Some("pem") => {
-            let pem = s.reader.export_keys(&c.tenant).await?;
+            let pem = s.queries.export_keys(&c.tenant).await?;
             Ok(([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response())
         }
         Some(other) => Err(Problem::invalid_request(format!("unknown format {other:?}: json or pem"))),

@@ -590,11 +590,11 @@ fn versions<L: EventLog>(
 ) -> Result<Vec<sv0_projections::Baseline>, Problem> {
     let scopes: Vec<Scope> = match scope {
         Some(text) => vec![scope_of(text)?],
-        None => s.views.baselines(tenant)?.into_iter().map(|h| h.scope).collect(),
+        None => s.queries.views().baselines(tenant)?.into_iter().map(|h| h.scope).collect(),
     };
     let mut out = Vec::new();
     for scope in scopes {
-        out.extend(s.views.baseline_history(tenant, &scope)?);
+        out.extend(s.queries.views().baseline_history(tenant, &scope)?);
     }
     Ok(out)
 }

@@ -34,16 +34,17 @@ pub(crate) async fn paths<L: EventLog>(ask: Ask<L>, q: Result<Query<PathsQuery>,
     };
     let limit = limit_of(q.limit)?;
     let after = cursor_of(q.cursor.as_deref())?;
-    let (paths, next) = s.views.query_paths_page(&c.tenant, &filter, after.as_deref(), limit).map_err(|e| match e {
-        sv0_projections::ProjectionError::Invalid(reason) => Problem::invalid_request(reason),
-        other => Problem::from(other),
-    })?;
+    let (paths, next) =
+        s.queries.views().query_paths_page(&c.tenant, &filter, after.as_deref(), limit).map_err(|e| match e {
+            sv0_projections::ProjectionError::Invalid(reason) => Problem::invalid_request(reason),
+            other => Problem::from(other),
+        })?;
     let next_cursor = next.map(hex::encode);
     // The posture digest covers the whole scope: it is computed for the first page only, so
     // that paging through a large scope does not recompute it per page.
     let page = Page::new(paths, next_cursor);
     match filter.scope.as_ref().filter(|_| q.cursor.is_none()) {
-        Some(scope) => ok(page.with_posture(s.reader.posture(&c.tenant, scope)?)),
+        Some(scope) => ok(page.with_posture(s.queries.posture(&c.tenant, scope)?)),
         None => ok(page),
     }
 }
@@ -68,13 +69,13 @@ pub(crate) async fn findings<L: EventLog>(ask: Ask<L>, q: Result<Query<FindingsQ
         Some("resolved") => Some(FindingStatus::Resolved),
         Some(other) => return Err(Problem::invalid_request(format!("unknown status {other:?}: open or resolved"))),
     };
-    let mut records = s.views.findings(&c.tenant, scope.as_ref())?;
+    let mut records = s.queries.views().findings(&c.tenant, scope.as_ref())?;
     records.retain(|r| status.is_none_or(|s| r.status == s));
     records.sort_by(|a, b| a.finding.finding_id.cmp(&b.finding.finding_id));
     let page = paged(records, |r| r.finding.finding_id.clone(), q.limit, q.cursor.as_deref())?;
     // The posture digest covers the whole scope: the first page only carries it.
     match scope.as_ref().filter(|_| q.cursor.is_none()) {
-        Some(scope) => ok(page.with_posture(s.reader.posture(&c.tenant, scope)?)),
+        Some(scope) => ok(page.with_posture(s.queries.posture(&c.tenant, scope)?)),
         None => ok(page),
     }
 }
@@ -83,7 +84,7 @@ pub(crate) async fn scopes<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>,
     let c = ask.caller.clone();
     let s = &ask.s;
     let q = query(q)?;
-    let mut heads = s.views.baselines(&c.tenant)?;
+    let mut heads = s.queries.views().baselines(&c.tenant)?;
     heads.sort_by_key(|h| h.scope.to_string());
     page(heads, |h| h.scope.to_string(), q.limit, q.cursor.as_deref())
 }
@@ -114,7 +115,7 @@ pub(crate) async fn review<L: EventLog>(ask: Ask<L>, q: Result<Query<ReviewQuery
     let s = &ask.s;
     let q = query(q)?;
     let scope = scope_of(&q.scope)?;
-    ok(s.reader.review(&c.tenant, &scope)?)
+    ok(s.queries.review(&c.tenant, &scope)?)
 }
 
 pub(crate) async fn delta<L: EventLog>(ask: Ask<L>, q: Result<Query<DeltaQuery>, QueryRejection>) -> Reply {
@@ -126,8 +127,9 @@ pub(crate) async fn delta<L: EventLog>(ask: Ask<L>, q: Result<Query<DeltaQuery>,
     // threads.
     let state = Arc::clone(s);
     let tenant = c.tenant.clone();
-    let report =
-        tokio::task::spawn_blocking(move || state.reader.delta(&tenant, &scope)).await.map_err(Problem::internal)??;
+    let report = tokio::task::spawn_blocking(move || state.queries.delta(&tenant, &scope))
+        .await
+        .map_err(Problem::internal)??;
     ok(report)
 }
 
@@ -135,7 +137,7 @@ pub(crate) async fn signals<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>
     let c = ask.caller.clone();
     let s = &ask.s;
     let q = query(q)?;
-    let signals = s.reader.signals_after(Some(&c.tenant), 0)?;
+    let signals = s.queries.signals_after(Some(&c.tenant), 0)?;
     // Keyed by log position, zero-padded so that keys sort as numbers.
     let keyed: Vec<(String, CloudEvent)> =
         signals.iter().map(|sig| (format!("{:020}", sig.assessed_seq), sig.cloudevent())).collect();

@@ -20,7 +20,7 @@ async fn replayed<L: EventLog>(
     as_of: &str,
 ) -> Result<std::sync::Arc<sv0_projections::Views>, Problem> {
     let as_of = sv0_service::AsOf::parse(as_of).map_err(|e| Problem::invalid_request(e.to_string()))?;
-    let until = s.reader.position_of(as_of).await?;
+    let until = s.queries.position_of(as_of).await?;
     if let Some(views) = s.replays.cached(tenant, until) {
         return Ok(views);
     }
@@ -29,7 +29,7 @@ async fn replayed<L: EventLog>(
             "a replay of tenant {tenant} is running; ask again when it is done (answers are kept by position)"
         )));
     };
-    let views = std::sync::Arc::new(s.reader.replay_tenant(tenant, until).await?);
+    let views = std::sync::Arc::new(s.queries.replay_tenant(tenant, until).await?);
     s.replays.keep(tenant, until, std::sync::Arc::clone(&views));
     Ok(views)
 }

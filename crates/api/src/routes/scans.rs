@@ -25,7 +25,7 @@ pub(crate) async fn scans<L: EventLog>(ask: Ask<L>, q: Result<Query<PageQuery>, 
     let c = ask.caller.clone();
     let s = &ask.s;
     let q = query(q)?;
-    let scans = s.views.scans(&c.tenant)?;
+    let scans = s.queries.views().scans(&c.tenant)?;
     page(scans, |r| r.scan_id.clone(), q.limit, q.cursor.as_deref())
 }
 
@@ -33,7 +33,7 @@ pub(crate) async fn scan<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) -> Re
     let c = ask.caller.clone();
     let s = &ask.s;
     let id = safe_id(&id)?;
-    let scan = s.views.scans(&c.tenant)?.into_iter().find(|r| r.scan_id == id);
+    let scan = s.queries.views().scans(&c.tenant)?.into_iter().find(|r| r.scan_id == id);
     match scan {
         Some(scan) => ok(scan),
         None => Err(Problem::not_found(format!("no scan {id}"))),
@@ -101,7 +101,7 @@ pub(crate) async fn whatif<L: EventLog>(
     let scope = scope_of(&q.scope)?;
     // The plan is folded over the views and the policy runs: off the async threads.
     let state = Arc::clone(s);
-    let report = tokio::task::spawn_blocking(move || state.reader.whatif(&c.tenant, &scope, &bytes))
+    let report = tokio::task::spawn_blocking(move || state.queries.whatif(&c.tenant, &scope, &bytes))
         .await
         .map_err(Problem::internal)??;
     ok(report)

@@ -135,6 +135,43 @@ pub fn posture_of(views: &Views, tenant: &TenantId, scope: &Scope) -> Result<Pos
     Ok(Posture { scope: scope.clone(), digest, position, paths, open_findings })
 }
 
+impl<L: EventLog> Queries<L> {
+    /// The posture of a scope now: its paths, its open findings, their digest and the log
+    /// position they stand at.
+    pub fn posture(&self, tenant: &TenantId, scope: &Scope) -> Result<Posture, ServiceError> {
+        posture_of(&self.views, tenant, scope)
+    }
+
+    /// What changed the tenant's posture after log position `since` (when known), in words
+    /// for a refusal: the scans applied since, newest last; without a position, the latest.
+    fn changes_since(&self, tenant: &TenantId, since: Option<u64>) -> Result<String, ServiceError> {
+        let mut scans: Vec<ScanRecord> =
+            self.views.scans(tenant)?.into_iter().filter(|s| s.applied_seq.is_some()).collect();
+        scans.sort_by_key(|s| s.applied_seq);
+        let described = |s: &ScanRecord| {
+            format!(
+                "scan {} ({}{}) at log position {}",
+                s.scan_id,
+                s.trigger.map(|t| t.as_str()).unwrap_or("manual"),
+                s.observed_at.map(|t| format!(", observed {}", t.to_rfc3339())).unwrap_or_default(),
+                s.applied_seq.unwrap_or_default()
+            )
+        };
+        Ok(match since {
+            Some(position) => {
+                let after: Vec<String> =
+                    scans.iter().filter(|s| s.applied_seq.is_some_and(|a| a > position)).map(described).collect();
+                if after.is_empty() {
+                    format!("; since log position {position} the tenant's policy or findings changed")
+                } else {
+                    format!("; applied since log position {position}: {}", after.join(", "))
+                }
+            }
+            None => scans.last().map(|s| format!("; the latest change: {}", described(s))).unwrap_or_default(),
+        })
+    }
+}
+
 impl<L: EventLog> Service<L> {
     /// Records an approval of a scope's current posture by `approver` at `approved_at`.
     pub async fn approve(
@@ -156,12 +193,6 @@ impl<L: EventLog> Service<L> {
             force: false,
         };
         self.approve_with(tenant, scope, request, approved_at).await
-    }
-
-    /// The posture of a scope now: its paths, its open findings, their digest and the log
-    /// position they stand at.
-    pub fn posture(&self, tenant: &TenantId, scope: &Scope) -> Result<Posture, ServiceError> {
-        posture_of(&self.views, tenant, scope)
     }
 
     /// Records an approval of a scope's posture as a new baseline version: refused when the
@@ -314,35 +345,6 @@ impl<L: EventLog> Service<L> {
             intent: request.intent.clone(),
             open_findings: open.into_iter().collect(),
             head_approval_seq: head.as_ref().map(|b| b.approval_seq),
-        })
-    }
-
-    /// What changed the tenant's posture after log position `since` (when known), in words
-    /// for a refusal: the scans applied since, newest last; without a position, the latest.
-    fn changes_since(&self, tenant: &TenantId, since: Option<u64>) -> Result<String, ServiceError> {
-        let mut scans: Vec<ScanRecord> =
-            self.views.scans(tenant)?.into_iter().filter(|s| s.applied_seq.is_some()).collect();
-        scans.sort_by_key(|s| s.applied_seq);
-        let described = |s: &ScanRecord| {
-            format!(
-                "scan {} ({}{}) at log position {}",
-                s.scan_id,
-                s.trigger.map(|t| t.as_str()).unwrap_or("manual"),
-                s.observed_at.map(|t| format!(", observed {}", t.to_rfc3339())).unwrap_or_default(),
-                s.applied_seq.unwrap_or_default()
-            )
-        };
-        Ok(match since {
-            Some(position) => {
-                let after: Vec<String> =
-                    scans.iter().filter(|s| s.applied_seq.is_some_and(|a| a > position)).map(described).collect();
-                if after.is_empty() {
-                    format!("; since log position {position} the tenant's policy or findings changed")
-                } else {
-                    format!("; applied since log position {position}: {}", after.join(", "))
-                }
-            }
-            None => scans.last().map(|s| format!("; the latest change: {}", described(s))).unwrap_or_default(),
         })
     }
 }

@@ -44,6 +44,107 @@ pub fn pack_event(tenant: &TenantId, pack: PackSealed, assessed_event: EventId, 
     }
 }
 
+impl<L: EventLog> Queries<L> {
+    /// Every `pack.sealed`, `key.registered` and `key.rotated` event of a tenant, read from the
+    /// log itself: the chain and its keys with their validity ranges.
+    pub(crate) async fn chain_from_log(&self, tenant: &TenantId) -> Result<RecordedChain, ServiceError> {
+        let subjects = [format!("{tenant}.pack"), format!("{tenant}.key")];
+        let mut packs = Vec::new();
+        let mut keys = KeyRing::new();
+        let mut pieces = Reassembler::default();
+        let mut refused = Vec::new();
+        let mut from = 1;
+        loop {
+            let records = self.log.read(from, None, 1024).await?;
+            let Some(last) = records.last() else { break };
+            from = last.seq + 1;
+            for record in records.iter().filter(|r| subjects.contains(&r.subject)) {
+                let Some(event) = pieces.accept(decode_event(&record.data)?)? else { continue };
+                match event.payload {
+                    // The chain is what the views fold: each pack extends the one before it and
+                    // is signed by a key registered for the chain at its index. Anything else
+                    // on the subject (a foreign writer's event) is not part of it.
+                    EventPayload::PackSealed(pack) => {
+                        let head: Option<&PackSealed> = packs.last().map(|(_, p)| p);
+                        let extends = pack.index == head.map_or(1, |h| h.index + 1)
+                            && pack.previous_digest.as_deref() == head.map(|h| h.digest.as_str());
+                        let signed = keys
+                            .key_for(&pack.key_id, tenant.as_str(), pack.index)
+                            .and_then(|key| sv0_signer::verify::verify_sealed_with(&pack, key));
+                        match (extends, signed) {
+                            (true, Ok(())) => packs.push((record.seq, pack)),
+                            (false, _) => {
+                                warn!(%tenant, seq = record.seq, "pack event outside the chain");
+                                refused.push((record.seq, pack.pack_id, "it does not extend the chain".to_string()));
+                            }
+                            (true, Err(why)) => {
+                                warn!(%tenant, seq = record.seq, %why, "pack event not signed by the chain's key");
+                                refused.push((record.seq, pack.pack_id, why));
+                            }
+                        }
+                    }
+                    EventPayload::KeyRegistered(key) => keys.add_registered(tenant.as_str(), &key)?,
+                    EventPayload::KeyRotated(rotated) => keys.add_rotated(tenant.as_str(), &rotated)?,
+                    _ => {}
+                }
+            }
+        }
+        Ok(RecordedChain { tenant: tenant.clone(), packs, keys, refused })
+    }
+
+    /// `verify_replayed` in scratch views beside the views (they are as large), or in the
+    /// system's temporary directory when the data directory cannot take them: read-only here,
+    /// or its disk full.
+    async fn verify_replay(&self, tenant: Option<&TenantId>) -> Result<LogVerdict, ServiceError> {
+        let elsewhere = std::env::temp_dir().join(format!("sv0-verify-{}.redb", std::process::id()));
+        let beside = self.data_dir.root().join("views.verify.redb");
+        let mut places = if self.is_read_only() { vec![elsewhere] } else { vec![beside, elsewhere] };
+        loop {
+            let scratch = places.remove(0);
+            let outcome = self.verify_replayed(tenant, &scratch).await;
+            remove_scratch(&scratch);
+            match &outcome {
+                Err(ServiceError::Views(e)) if e.is_write_failure() && !places.is_empty() => {
+                    warn!(scratch = %scratch.display(), error = %e, "cannot write the scratch views here");
+                }
+                _ => break outcome,
+            }
+        }
+    }
+
+    /// `verify` against scratch views at `scratch` folded from the whole log, which are also
+    /// compared with the views table by table.
+    async fn verify_replayed(&self, tenant: Option<&TenantId>, scratch: &Path) -> Result<LogVerdict, ServiceError> {
+        remove_scratch(scratch);
+        let replayed = Views::open(scratch)?;
+        replayed.bind_log(&self.log.identity().await?)?;
+        let views_differ = self.views_differ_from(&replayed).await?;
+        replayed.catch_up(&self.log, None).await?;
+        Ok(LogVerdict { views_differ: Some(views_differ), ..self.verify_with(&replayed, tenant).await? })
+    }
+
+    /// Folds `replayed` to the views' position and names the tables in which the two differ.
+    async fn views_differ_from(&self, replayed: &Views) -> Result<Vec<String>, ServiceError> {
+        let position = self.views.checkpoint()?;
+        replayed.catch_up(&self.log, Some(position)).await?;
+        let (ours, theirs) = (self.views.table_digests()?, replayed.table_digests()?);
+        let names: std::collections::BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
+        Ok(names.into_iter().filter(|n| ours.get(*n) != theirs.get(*n)).cloned().collect())
+    }
+
+    async fn verify_with(&self, views: &Views, tenant: Option<&TenantId>) -> Result<LogVerdict, ServiceError> {
+        let tenants = match tenant {
+            Some(t) => vec![t.clone()],
+            None => views.tenants()?,
+        };
+        let mut chains = Vec::new();
+        for tenant in tenants {
+            chains.push(self.chain_from_log(&tenant).await?);
+        }
+        Ok(LogVerdict { damaged: None, chains: verify_chains(views, chains)?, views_differ: None })
+    }
+}
+
 impl<L: EventLog> Service<L> {
     pub(crate) fn signer(&mut self) -> Result<&PackSigner, ServiceError> {
         let signer = match self.signer.take() {
@@ -121,53 +222,6 @@ impl<L: EventLog> Service<L> {
         Ok(count)
     }
 
-    /// Every `pack.sealed`, `key.registered` and `key.rotated` event of a tenant, read from the
-    /// log itself: the chain and its keys with their validity ranges.
-    pub(crate) async fn chain_from_log(&self, tenant: &TenantId) -> Result<RecordedChain, ServiceError> {
-        let subjects = [format!("{tenant}.pack"), format!("{tenant}.key")];
-        let mut packs = Vec::new();
-        let mut keys = KeyRing::new();
-        let mut pieces = Reassembler::default();
-        let mut refused = Vec::new();
-        let mut from = 1;
-        loop {
-            let records = self.log.read(from, None, 1024).await?;
-            let Some(last) = records.last() else { break };
-            from = last.seq + 1;
-            for record in records.iter().filter(|r| subjects.contains(&r.subject)) {
-                let Some(event) = pieces.accept(decode_event(&record.data)?)? else { continue };
-                match event.payload {
-                    // The chain is what the views fold: each pack extends the one before it and
-                    // is signed by a key registered for the chain at its index. Anything else
-                    // on the subject (a foreign writer's event) is not part of it.
-                    EventPayload::PackSealed(pack) => {
-                        let head: Option<&PackSealed> = packs.last().map(|(_, p)| p);
-                        let extends = pack.index == head.map_or(1, |h| h.index + 1)
-                            && pack.previous_digest.as_deref() == head.map(|h| h.digest.as_str());
-                        let signed = keys
-                            .key_for(&pack.key_id, tenant.as_str(), pack.index)
-                            .and_then(|key| sv0_signer::verify::verify_sealed_with(&pack, key));
-                        match (extends, signed) {
-                            (true, Ok(())) => packs.push((record.seq, pack)),
-                            (false, _) => {
-                                warn!(%tenant, seq = record.seq, "pack event outside the chain");
-                                refused.push((record.seq, pack.pack_id, "it does not extend the chain".to_string()));
-                            }
-                            (true, Err(why)) => {
-                                warn!(%tenant, seq = record.seq, %why, "pack event not signed by the chain's key");
-                                refused.push((record.seq, pack.pack_id, why));
-                            }
-                        }
-                    }
-                    EventPayload::KeyRegistered(key) => keys.add_registered(tenant.as_str(), &key)?,
-                    EventPayload::KeyRotated(rotated) => keys.add_rotated(tenant.as_str(), &rotated)?,
-                    _ => {}
-                }
-            }
-        }
-        Ok(RecordedChain { tenant: tenant.clone(), packs, keys, refused })
-    }
-
     /// Verifies every tenant's chain as recorded on the log: every record's checksum, digests,
     /// links, signatures (with the keys registered on the log), that every pack event on a
     /// chain's subject is part of the chain, and that each pack's content is the assessment the
@@ -197,58 +251,6 @@ impl<L: EventLog> Service<L> {
             },
             verdict => verdict,
         }
-    }
-
-    /// `verify_replayed` in scratch views beside the views (they are as large), or in the
-    /// system's temporary directory when the data directory cannot take them: read-only here,
-    /// or its disk full.
-    async fn verify_replay(&self, tenant: Option<&TenantId>) -> Result<LogVerdict, ServiceError> {
-        let elsewhere = std::env::temp_dir().join(format!("sv0-verify-{}.redb", std::process::id()));
-        let beside = self.data_dir.root().join("views.verify.redb");
-        let mut places = if self.is_read_only() { vec![elsewhere] } else { vec![beside, elsewhere] };
-        loop {
-            let scratch = places.remove(0);
-            let outcome = self.verify_replayed(tenant, &scratch).await;
-            remove_scratch(&scratch);
-            match &outcome {
-                Err(ServiceError::Views(e)) if e.is_write_failure() && !places.is_empty() => {
-                    warn!(scratch = %scratch.display(), error = %e, "cannot write the scratch views here");
-                }
-                _ => break outcome,
-            }
-        }
-    }
-
-    /// `verify` against scratch views at `scratch` folded from the whole log, which are also
-    /// compared with the views table by table.
-    async fn verify_replayed(&self, tenant: Option<&TenantId>, scratch: &Path) -> Result<LogVerdict, ServiceError> {
-        remove_scratch(scratch);
-        let replayed = Views::open(scratch)?;
-        replayed.bind_log(&self.log.identity().await?)?;
-        let views_differ = self.views_differ_from(&replayed).await?;
-        replayed.catch_up(&self.log, None).await?;
-        Ok(LogVerdict { views_differ: Some(views_differ), ..self.verify_with(&replayed, tenant).await? })
-    }
-
-    /// Folds `replayed` to the views' position and names the tables in which the two differ.
-    async fn views_differ_from(&self, replayed: &Views) -> Result<Vec<String>, ServiceError> {
-        let position = self.views.checkpoint()?;
-        replayed.catch_up(&self.log, Some(position)).await?;
-        let (ours, theirs) = (self.views.table_digests()?, replayed.table_digests()?);
-        let names: std::collections::BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
-        Ok(names.into_iter().filter(|n| ours.get(*n) != theirs.get(*n)).cloned().collect())
-    }
-
-    async fn verify_with(&self, views: &Views, tenant: Option<&TenantId>) -> Result<LogVerdict, ServiceError> {
-        let tenants = match tenant {
-            Some(t) => vec![t.clone()],
-            None => views.tenants()?,
-        };
-        let mut chains = Vec::new();
-        for tenant in tenants {
-            chains.push(self.chain_from_log(&tenant).await?);
-        }
-        Ok(LogVerdict { damaged: None, chains: verify_chains(views, chains)?, views_differ: None })
     }
 
     /// Writes a tenant's packs (`NNNNNN-<pack id>.json`) and `public-key.pem` to `dir`.

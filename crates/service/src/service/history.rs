@@ -67,7 +67,7 @@ pub struct ReplayReport {
     pub tenants: usize,
 }
 
-impl<L: EventLog> Service<L> {
+impl<L: EventLog> Queries<L> {
     /// Views folded, in memory, from the log up to a point; returns the position reached.
     pub async fn replay(&self, as_of: AsOf) -> Result<(Seq, Views), ServiceError> {
         let until = self.position_of(as_of).await?;
@@ -124,16 +124,6 @@ impl<L: EventLog> Service<L> {
         Ok(Coverage { head, recorded, observed })
     }
 
-    /// Replaces the views with the log's prefix up to `as_of`, folded in memory, for the rest
-    /// of this service's life: every query then answers as of that point (and nothing is
-    /// sealed). Returns the position reached.
-    pub async fn travel_to(&mut self, as_of: AsOf) -> Result<Seq, ServiceError> {
-        let (reached, views) = self.replay(as_of).await?;
-        self.views = views;
-        self.sealing = false;
-        Ok(reached)
-    }
-
     /// An audit replay of one tenant up to log position `until`: in-memory views folded from
     /// that tenant's subjects only (the work grows with the tenant's history, not the log's).
     pub async fn replay_tenant(&self, tenant: &TenantId, until: Seq) -> Result<Views, ServiceError> {
@@ -179,6 +169,18 @@ impl<L: EventLog> Service<L> {
             .map_err(|source| ServiceError::Write { path, source })?;
         Ok(ReplayReport { until: reached, tenants: replay.views.tenants()?.len() })
     }
+}
+
+impl<L: EventLog> Service<L> {
+    /// Replaces the views with the log's prefix up to `as_of`, folded in memory, for the rest
+    /// of this service's life: every query then answers as of that point (and nothing is
+    /// sealed). Returns the position reached.
+    pub async fn travel_to(&mut self, as_of: AsOf) -> Result<Seq, ServiceError> {
+        let (reached, views) = self.replay(as_of).await?;
+        self.queries.views = views;
+        self.sealing = false;
+        Ok(reached)
+    }
 
     /// Refolds the views from an empty database and swaps them in.
     pub async fn rebuild(&mut self) -> Result<Seq, ServiceError> {
@@ -191,7 +193,7 @@ impl<L: EventLog> Service<L> {
             .map_err(|source| ServiceError::Write { path: self.data_dir.views_path(), source })?;
         fresh.renamed(&self.data_dir.views_path());
         // The fresh handle keeps the renamed file open and locked; the old file is unlinked.
-        self.views = fresh;
+        self.queries.views = fresh;
         info!(reached, "views rebuilt from the log");
         Ok(reached)
     }

@@ -119,13 +119,39 @@ impl ScopeNow {
     }
 }
 
-/// The SV0 service over one log and one set of views.
-pub struct Service<L: EventLog> {
+/// The read side of SV0 over one log and one set of views: every query, cheap to clone
+/// (the log and the views are shared handles), never behind a command in progress. The API
+/// answers reads through one of these while commands wait for their lock.
+#[derive(Clone)]
+pub struct Queries<L: EventLog> {
     pub(crate) data_dir: DataDir,
     pub(crate) log: L,
     pub(crate) views: Views,
+}
+
+/// The command side of SV0: appends commands' events, keeps the views caught up, seals
+/// assessments and rotates keys (`&mut self`). It dereferences to its [`Queries`], so a
+/// command can read what it decides from, and the CLI can ask one value everything.
+pub struct Service<L: EventLog> {
+    pub(crate) queries: Queries<L>,
     pub(crate) signer: Option<PackSigner>,
     pub(crate) sealing: bool,
+}
+
+impl<L: EventLog> From<Queries<L>> for Service<L> {
+    /// A service over the same log and views as `queries` (which needs a signing key to seal,
+    /// unless `without_sealing`).
+    fn from(queries: Queries<L>) -> Service<L> {
+        Service { queries, signer: None, sealing: true }
+    }
+}
+
+impl<L: EventLog> std::ops::Deref for Service<L> {
+    type Target = Queries<L>;
+
+    fn deref(&self) -> &Queries<L> {
+        &self.queries
+    }
 }
 
 impl Service<EmbeddedLog> {
@@ -147,30 +173,7 @@ impl Service<AnyLog> {
     }
 }
 
-impl<L: EventLog> Service<L> {
-    /// Opens the data directory's views over `log`, refusing views folded from another log.
-    /// The views are as the last command left them: `catch_up` or `sync` brings them up to date.
-    pub async fn open_with(data_dir: DataDir, log: L) -> Result<Service<L>, ServiceError> {
-        let views = Views::open_with(data_dir.views_path(), data_dir.is_read_only())?;
-        if !views.is_read_only() {
-            data_dir.restrict_files()?;
-        }
-        views.bind_log(&log.identity().await?)?;
-        Ok(Service::with_parts(data_dir, log, views))
-    }
-
-    /// Assembles a service from an open log and views.
-    pub fn with_parts(data_dir: DataDir, log: L, views: Views) -> Service<L> {
-        Service { data_dir, log, views, signer: None, sealing: true }
-    }
-
-    /// Leaves sealing to a separate signer process (`sv0 sign`): commands append and fold but
-    /// never seal, and need no signing key.
-    pub fn without_sealing(mut self) -> Service<L> {
-        self.sealing = false;
-        self
-    }
-
+impl<L: EventLog> Queries<L> {
     /// The data directory.
     pub fn data_dir(&self) -> &DataDir {
         &self.data_dir
@@ -192,61 +195,9 @@ impl<L: EventLog> Service<L> {
         &self.views
     }
 
-    /// Brings the views up to the log's head, seals every pending assessment, and brings the
-    /// views up to the new head (which now holds the packs).
-    pub async fn sync(&mut self) -> Result<Seq, ServiceError> {
-        self.views.catch_up(&self.log, None).await?;
-        if self.sealing {
-            self.seal_pending().await?;
-        }
-        Ok(self.views.catch_up(&self.log, None).await?)
-    }
-
-    /// `sync` after a command appended up to `last_seq`: a failure says the events are on the log.
-    pub(crate) async fn sync_after(&mut self, last_seq: Seq) -> Result<Seq, ServiceError> {
-        self.sync().await.map_err(|source| ServiceError::NotApplied { last_seq, source: Box::new(source) })
-    }
-
     /// Brings the views up to the log's head without sealing (for read-only commands).
     pub async fn catch_up(&self) -> Result<Seq, ServiceError> {
         Ok(self.views.catch_up(&self.log, None).await?)
-    }
-
-    /// Catches the views up for a query. When the views cannot be written here (a full disk,
-    /// an I/O error), they are reopened read-only and the fold runs in memory, so the answer is
-    /// still current (`Freshness::InMemory`); if even that fails, the query answers from the
-    /// views as they stand (`Freshness::Behind`). Damage and an unreadable log are errors as
-    /// ever.
-    pub async fn catch_up_for_query(&mut self) -> Result<Freshness, ServiceError> {
-        let mut saved_why = None;
-        loop {
-            match self.views.catch_up(&self.log, None).await {
-                Ok(_) => return Ok(saved_why.map_or(Freshness::Current, Freshness::InMemory)),
-                Err(e) if e.is_write_failure() && !self.views.is_read_only() => {
-                    info!(error = %e, "the views cannot be written here; folding in memory");
-                    self.reopen_views_read_only().await?;
-                    saved_why = Some(e.into());
-                }
-                Err(e) if e.is_write_failure() => {
-                    let behind = self.log.head().await?.saturating_sub(self.views.checkpoint()?);
-                    return Ok(Freshness::Behind { behind, why: e.into() });
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-
-    /// Swaps the views for a read-only open of their file (`sv0_log::file::ReadOnlyOverlay`:
-    /// what is folded stays in memory), and stops sealing: for when the views cannot be
-    /// written here.
-    async fn reopen_views_read_only(&mut self) -> Result<(), ServiceError> {
-        // The file is closed before it is opened again (its lock is this process's).
-        drop(std::mem::replace(&mut self.views, Views::in_memory()?));
-        let views = Views::open_with(self.data_dir.views_path(), true)?;
-        views.bind_log(&self.log.identity().await?)?;
-        self.views = views;
-        self.sealing = false;
-        Ok(())
     }
 
     /// Resolves the tenant to act on: the named one, else the only one the views know.
@@ -265,100 +216,6 @@ impl<L: EventLog> Service<L> {
                 many.iter().map(TenantId::as_str).collect::<Vec<_>>().join(", ")
             ))),
         }
-    }
-
-    /// Validates a snapshot and appends its scan; nothing is appended if anything is wrong.
-    pub async fn import_snapshot(
-        &mut self,
-        json: &[u8],
-        trigger: Option<ScanTrigger>,
-    ) -> Result<ImportReport, ServiceError> {
-        self.import_parsed(parse_snapshot(json)?, trigger, None).await
-    }
-
-    /// `import_snapshot` of a snapshot pushed through the API by `by`: its events record who.
-    pub async fn import_pushed(
-        &mut self,
-        json: &[u8],
-        trigger: Option<ScanTrigger>,
-        by: &sv0_domain::events::Actor,
-    ) -> Result<ImportReport, ServiceError> {
-        self.import_parsed(parse_snapshot(json)?, trigger, Some(by)).await
-    }
-
-    /// `import_snapshot` of a snapshot already parsed and validated (so that a caller holding
-    /// a large file can free its bytes before the scan is folded).
-    pub async fn import_parsed(
-        &mut self,
-        snapshot: ValidSnapshot,
-        trigger: Option<ScanTrigger>,
-        pushed_by: Option<&sv0_domain::events::Actor>,
-    ) -> Result<ImportReport, ServiceError> {
-        let tenant = snapshot.tenant.clone();
-        let observed = snapshot.scan.observed_at;
-        let scan = scan_events(snapshot, trigger, self.log.max_event_size(), pushed_by)?;
-        // A scan already folded is not appended again, even after the log's deduplication
-        // window (JetStream's) has passed.
-        if let Some(known) = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == scan.scan_id) {
-            return Ok(ImportReport {
-                tenant,
-                scan_id: scan.scan_id,
-                duplicate: true,
-                first_seq: known.completed_seq,
-                last_seq: known.completed_seq,
-                chunk_count: scan.chunk_count,
-                entity_count: scan.entity_count,
-                scan: Some(known),
-            });
-        }
-        // Time only moves forward: a scan observed before the tenant's latest would rewrite
-        // what SV0 knew then, and one from the future (pushed from elsewhere) would age every
-        // grade and credential at once.
-        let latest = self.views.scans(&tenant)?.iter().filter_map(|s| s.observed_at).max();
-        if let Some(latest) = latest
-            && observed < latest
-        {
-            return Err(sv0_domain::InvalidInput::new(format!(
-                "scan {} was observed at {}, before the tenant's latest scan ({}): a scan of the past cannot be imported after a newer one",
-                scan.scan_id,
-                observed.to_rfc3339(),
-                latest.to_rfc3339()
-            ))
-            .into());
-        }
-        if pushed_by.is_some() && observed.0 > Timestamp::now().0 + MAX_FUTURE_SKEW_MS {
-            return Err(sv0_domain::InvalidInput::new(format!(
-                "scan {} says it was observed at {}, more than 5 minutes after this server's clock ({})",
-                scan.scan_id,
-                observed.to_rfc3339(),
-                Timestamp::now().to_rfc3339()
-            ))
-            .into());
-        }
-        // The scan will be sealed: make sure the key is usable before anything is appended.
-        if self.sealing {
-            self.signer()?;
-        }
-        let subject = format!("{tenant}.scan");
-        let appended = self.log.append(&subject, Expected::Any, scan.events).await?;
-        let duplicate = appended.duplicates == appended.positions.len();
-        info!(%tenant, scan_id = %scan.scan_id, duplicate, last_seq = appended.last(), "scan appended");
-        self.sync_after(appended.last()).await?;
-        let mut record = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == scan.scan_id);
-        if let Some(held) = record.as_ref().filter(|r| r.status == sv0_projections::ScanStatus::Quarantined) {
-            self.record_quarantine(&tenant, held).await?;
-            record = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == scan.scan_id);
-        }
-        Ok(ImportReport {
-            tenant,
-            scan_id: scan.scan_id,
-            duplicate,
-            first_seq: appended.positions.iter().copied().min().unwrap_or(0),
-            last_seq: appended.last(),
-            chunk_count: scan.chunk_count,
-            entity_count: scan.entity_count,
-            scan: record,
-        })
     }
 
     /// The delta of a scope against its latest baseline, with the verdict.
@@ -504,6 +361,199 @@ impl<L: EventLog> Service<L> {
         Ok(self.views.findings(tenant, scope)?)
     }
 
+    /// The signals of every assessment after log position `after`, in log order.
+    pub fn signals_after(&self, tenant: Option<&TenantId>, after: Seq) -> Result<Vec<Signal>, ServiceError> {
+        let tenants = match tenant {
+            Some(t) => vec![t.clone()],
+            None => self.views.tenants()?,
+        };
+        let mut out = Vec::new();
+        for tenant in tenants {
+            let assessments = self.views.assessments_after(&tenant, after)?;
+            if assessments.is_empty() {
+                continue;
+            }
+            let findings =
+                self.views.findings(&tenant, None)?.into_iter().map(|r| (r.finding.finding_id.clone(), r)).collect();
+            for assessment in &assessments {
+                out.extend(signals_for(assessment, &findings));
+            }
+        }
+        out.sort_by_key(|s| s.assessed_seq);
+        Ok(out)
+    }
+}
+
+impl<L: EventLog> Service<L> {
+    /// Opens the data directory's views over `log`, refusing views folded from another log.
+    /// The views are as the last command left them: `catch_up` or `sync` brings them up to date.
+    pub async fn open_with(data_dir: DataDir, log: L) -> Result<Service<L>, ServiceError> {
+        let views = Views::open_with(data_dir.views_path(), data_dir.is_read_only())?;
+        if !views.is_read_only() {
+            data_dir.restrict_files()?;
+        }
+        views.bind_log(&log.identity().await?)?;
+        Ok(Service::with_parts(data_dir, log, views))
+    }
+
+    /// Assembles a service from an open log and views.
+    pub fn with_parts(data_dir: DataDir, log: L, views: Views) -> Service<L> {
+        Service::from(Queries { data_dir, log, views })
+    }
+
+    /// Leaves sealing to a separate signer process (`sv0 sign`): commands append and fold but
+    /// never seal, and need no signing key.
+    pub fn without_sealing(mut self) -> Service<L> {
+        self.sealing = false;
+        self
+    }
+
+    /// Brings the views up to the log's head, seals every pending assessment, and brings the
+    /// views up to the new head (which now holds the packs).
+    pub async fn sync(&mut self) -> Result<Seq, ServiceError> {
+        self.views.catch_up(&self.log, None).await?;
+        if self.sealing {
+            self.seal_pending().await?;
+        }
+        Ok(self.views.catch_up(&self.log, None).await?)
+    }
+
+    /// `sync` after a command appended up to `last_seq`: a failure says the events are on the log.
+    pub(crate) async fn sync_after(&mut self, last_seq: Seq) -> Result<Seq, ServiceError> {
+        self.sync().await.map_err(|source| ServiceError::NotApplied { last_seq, source: Box::new(source) })
+    }
+
+    /// Catches the views up for a query. When the views cannot be written here (a full disk,
+    /// an I/O error), they are reopened read-only and the fold runs in memory, so the answer is
+    /// still current (`Freshness::InMemory`); if even that fails, the query answers from the
+    /// views as they stand (`Freshness::Behind`). Damage and an unreadable log are errors as
+    /// ever.
+    pub async fn catch_up_for_query(&mut self) -> Result<Freshness, ServiceError> {
+        let mut saved_why = None;
+        loop {
+            match self.views.catch_up(&self.log, None).await {
+                Ok(_) => return Ok(saved_why.map_or(Freshness::Current, Freshness::InMemory)),
+                Err(e) if e.is_write_failure() && !self.views.is_read_only() => {
+                    info!(error = %e, "the views cannot be written here; folding in memory");
+                    self.reopen_views_read_only().await?;
+                    saved_why = Some(e.into());
+                }
+                Err(e) if e.is_write_failure() => {
+                    let behind = self.log.head().await?.saturating_sub(self.views.checkpoint()?);
+                    return Ok(Freshness::Behind { behind, why: e.into() });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Swaps the views for a read-only open of their file (`sv0_log::file::ReadOnlyOverlay`:
+    /// what is folded stays in memory), and stops sealing: for when the views cannot be
+    /// written here.
+    async fn reopen_views_read_only(&mut self) -> Result<(), ServiceError> {
+        // The file is closed before it is opened again (its lock is this process's).
+        drop(std::mem::replace(&mut self.queries.views, Views::in_memory()?));
+        let views = Views::open_with(self.data_dir.views_path(), true)?;
+        views.bind_log(&self.log.identity().await?)?;
+        self.queries.views = views;
+        self.sealing = false;
+        Ok(())
+    }
+
+    /// Validates a snapshot and appends its scan; nothing is appended if anything is wrong.
+    pub async fn import_snapshot(
+        &mut self,
+        json: &[u8],
+        trigger: Option<ScanTrigger>,
+    ) -> Result<ImportReport, ServiceError> {
+        self.import_parsed(parse_snapshot(json)?, trigger, None).await
+    }
+
+    /// `import_snapshot` of a snapshot pushed through the API by `by`: its events record who.
+    pub async fn import_pushed(
+        &mut self,
+        json: &[u8],
+        trigger: Option<ScanTrigger>,
+        by: &sv0_domain::events::Actor,
+    ) -> Result<ImportReport, ServiceError> {
+        self.import_parsed(parse_snapshot(json)?, trigger, Some(by)).await
+    }
+
+    /// `import_snapshot` of a snapshot already parsed and validated (so that a caller holding
+    /// a large file can free its bytes before the scan is folded).
+    pub async fn import_parsed(
+        &mut self,
+        snapshot: ValidSnapshot,
+        trigger: Option<ScanTrigger>,
+        pushed_by: Option<&sv0_domain::events::Actor>,
+    ) -> Result<ImportReport, ServiceError> {
+        let tenant = snapshot.tenant.clone();
+        let observed = snapshot.scan.observed_at;
+        let scan = scan_events(snapshot, trigger, self.log.max_event_size(), pushed_by)?;
+        // A scan already folded is not appended again, even after the log's deduplication
+        // window (JetStream's) has passed.
+        if let Some(known) = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == scan.scan_id) {
+            return Ok(ImportReport {
+                tenant,
+                scan_id: scan.scan_id,
+                duplicate: true,
+                first_seq: known.completed_seq,
+                last_seq: known.completed_seq,
+                chunk_count: scan.chunk_count,
+                entity_count: scan.entity_count,
+                scan: Some(known),
+            });
+        }
+        // Time only moves forward: a scan observed before the tenant's latest would rewrite
+        // what SV0 knew then, and one from the future (pushed from elsewhere) would age every
+        // grade and credential at once.
+        let latest = self.views.scans(&tenant)?.iter().filter_map(|s| s.observed_at).max();
+        if let Some(latest) = latest
+            && observed < latest
+        {
+            return Err(sv0_domain::InvalidInput::new(format!(
+                "scan {} was observed at {}, before the tenant's latest scan ({}): a scan of the past cannot be imported after a newer one",
+                scan.scan_id,
+                observed.to_rfc3339(),
+                latest.to_rfc3339()
+            ))
+            .into());
+        }
+        if pushed_by.is_some() && observed.0 > Timestamp::now().0 + MAX_FUTURE_SKEW_MS {
+            return Err(sv0_domain::InvalidInput::new(format!(
+                "scan {} says it was observed at {}, more than 5 minutes after this server's clock ({})",
+                scan.scan_id,
+                observed.to_rfc3339(),
+                Timestamp::now().to_rfc3339()
+            ))
+            .into());
+        }
+        // The scan will be sealed: make sure the key is usable before anything is appended.
+        if self.sealing {
+            self.signer()?;
+        }
+        let subject = format!("{tenant}.scan");
+        let appended = self.log.append(&subject, Expected::Any, scan.events).await?;
+        let duplicate = appended.duplicates == appended.positions.len();
+        info!(%tenant, scan_id = %scan.scan_id, duplicate, last_seq = appended.last(), "scan appended");
+        self.sync_after(appended.last()).await?;
+        let mut record = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == scan.scan_id);
+        if let Some(held) = record.as_ref().filter(|r| r.status == sv0_projections::ScanStatus::Quarantined) {
+            self.record_quarantine(&tenant, held).await?;
+            record = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == scan.scan_id);
+        }
+        Ok(ImportReport {
+            tenant,
+            scan_id: scan.scan_id,
+            duplicate,
+            first_seq: appended.positions.iter().copied().min().unwrap_or(0),
+            last_seq: appended.last(),
+            chunk_count: scan.chunk_count,
+            entity_count: scan.entity_count,
+            scan: record,
+        })
+    }
+
     /// Follows the log until `shutdown` completes: folds new events into the views as they are
     /// appended (in batches of what is ready) and, with `seal`, seals every new assessment.
     /// Calls `progress` with the views' position after each step. A lost connection to the log
@@ -608,28 +658,6 @@ impl<L: EventLog> Service<L> {
             }
             progress(checkpoint);
         }
-    }
-
-    /// The signals of every assessment after log position `after`, in log order.
-    pub fn signals_after(&self, tenant: Option<&TenantId>, after: Seq) -> Result<Vec<Signal>, ServiceError> {
-        let tenants = match tenant {
-            Some(t) => vec![t.clone()],
-            None => self.views.tenants()?,
-        };
-        let mut out = Vec::new();
-        for tenant in tenants {
-            let assessments = self.views.assessments_after(&tenant, after)?;
-            if assessments.is_empty() {
-                continue;
-            }
-            let findings =
-                self.views.findings(&tenant, None)?.into_iter().map(|r| (r.finding.finding_id.clone(), r)).collect();
-            for assessment in &assessments {
-                out.extend(signals_for(assessment, &findings));
-            }
-        }
-        out.sort_by_key(|s| s.assessed_seq);
-        Ok(out)
     }
 
     /// Publishes the signals of assessments not yet published, then moves the cursor: a crash
