@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
+use sv0::backend::{AnyLog, LogTarget};
 use sv0_domain::Timestamp;
 use sv0_domain::ids::TenantId;
 use sv0_domain::scope::Scope;
@@ -15,7 +16,7 @@ use sv0_log::{AppendError, EventLog, Expected, NewEvent};
 use sv0_log_nats::{Credentials, JetStreamLog, StreamSettings};
 use sv0_projections::Views;
 use sv0_service::import::new_event;
-use sv0_service::{AnyLog, LogTarget, Service, pack_event};
+use sv0_service::{Service, pack_event};
 use sv0_signer::PackSigner;
 use sv0_tests::TempDir;
 use sv0_tests::nats::{NatsCluster, NatsServer};
@@ -134,7 +135,7 @@ async fn jetstream(url: &str, replicas: usize) -> JetStreamLog {
 /// A command-side service on JetStream that leaves sealing to `sv0 sign`.
 async fn commands(dir: &Path, url: &str) -> Service<AnyLog> {
     let target = LogTarget::JetStream { url: url.to_string(), replicas: 1 };
-    Service::open_target(dir, &target).await.expect("open service").without_sealing()
+    sv0::backend::open(dir, &target).await.expect("open service").without_sealing()
 }
 
 #[test]

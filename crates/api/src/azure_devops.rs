@@ -209,3 +209,13 @@ async fn task_completed(http: &reqwest::Client, plan: &Plan, approved: bool) -> 
     info!(result, "answered an Azure DevOps check");
     Ok(())
 }
+
+/// `[azure_devops]` of `sv0.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureDevOpsConfig {
+    /// The organisation URLs (`$(system.CollectionUri)`, e.g. `https://dev.azure.com/contoso/`)
+    /// a check may ask to be called back at; any other is refused, so that a token holder
+    /// cannot make SV0 send requests elsewhere.
+    pub collection_urls: Vec<String>,
+}

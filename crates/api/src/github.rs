@@ -27,7 +27,6 @@ use serde::Deserialize;
 use serde_json::json;
 use sv0_domain::TenantId;
 use sv0_log::EventLog;
-use sv0_service::GitHubConfig;
 use tracing::{info, warn};
 
 use crate::ApiState;
@@ -47,7 +46,7 @@ pub struct GitHubApp {
     key: RsaKeyPair,
     api_url: String,
     report_url: Option<String>,
-    environments: Vec<sv0_service::GitHubEnvironment>,
+    environments: Vec<GitHubEnvironment>,
     deliveries: Mutex<(BTreeSet<String>, VecDeque<String>)>,
     /// Where the payloads seen are kept across restarts.
     deliveries_file: Option<std::path::PathBuf>,
@@ -418,4 +417,37 @@ async fn callback(app: &GitHubApp, payload: &Payload, verdict: &str, comment: &s
     }
     info!(environment = %payload.environment, verdict, "answered GitHub's deployment protection rule");
     Ok(())
+}
+
+/// `[github]` of `sv0.toml`: a GitHub App whose deployment protection rule calls SV0.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubConfig {
+    /// The tenant the App's deployments belong to.
+    pub tenant: String,
+    /// A file holding the webhook secret (never the secret itself in this file).
+    pub webhook_secret_file: std::path::PathBuf,
+    /// The App's id (the JWT's issuer).
+    pub app_id: String,
+    /// The App's private key (PEM, as GitHub gives it).
+    pub private_key_file: std::path::PathBuf,
+    /// The REST API's base URL (GitHub Enterprise Server, tests) [default: https://api.github.com].
+    pub api_url: Option<String>,
+    /// A link to the full report, put in the review comment.
+    pub report_url: Option<String>,
+    /// Which scope each repository's environment is judged by; others are rejected.
+    #[serde(default, rename = "environment")]
+    pub environments: Vec<GitHubEnvironment>,
+}
+
+/// `[[github.environment]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubEnvironment {
+    /// `owner/name`.
+    pub repository: String,
+    /// The environment's name.
+    pub environment: String,
+    /// The scope judged.
+    pub scope: String,
 }

@@ -22,7 +22,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use sv0_domain::TenantId;
 use sv0_domain::access::Role;
-use sv0_service::OidcConfig;
 
 /// Leeway on `exp` and `nbf`, in seconds.
 const LEEWAY: i64 = 60;
@@ -255,6 +254,27 @@ impl OidcVerifier {
         let subject = claims["sub"].as_str().or_else(|| claims["jti"].as_str()).unwrap_or_default().to_string();
         Ok(OidcIdentity { principal, tenant: self.tenant.clone(), roles, subject, issuer: self.issuer.clone() })
     }
+}
+
+/// `[oidc]` of `sv0.toml`: JWTs of an identity provider accepted as bearer tokens.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The `iss` the tokens must carry, e.g. `https://login.microsoftonline.com/<tenant id>/v2.0`.
+    pub issuer: String,
+    /// The `aud` they must carry, e.g. `api://sv0`.
+    pub audience: String,
+    /// The SV0 tenant its users act for.
+    pub tenant: String,
+    /// The provider's signing keys (JWKS) in a file...
+    pub jwks_file: Option<std::path::PathBuf>,
+    /// ... or at an `https` URL, fetched when the server starts and when a JWT names a key the
+    /// set does not hold.
+    pub jwks_url: Option<String>,
+    /// The claim naming the principal [default: `<issuer>#<oid>`, else `<issuer>#<sub>`].
+    pub principal_claim: Option<String>,
+    /// The claim listing roles (`SV0.Approver` or `approver`) [default: roles].
+    pub roles_claim: Option<String>,
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod azurehound;
 pub mod cloud;
 pub mod collect;
+mod config;
 pub mod entra;
 pub mod foundry;
 pub mod groups;
@@ -20,6 +21,8 @@ pub mod plan;
 pub mod schema;
 pub mod servicenow;
 pub mod source;
+
+pub use config::ConnectorsConfig;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -21,22 +21,6 @@ pub enum ServiceError {
         #[source]
         source: std::io::Error,
     },
-    /// The configuration file is not valid.
-    #[error("invalid configuration {path}: {message}")]
-    Config {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// An approval or a key rotation needs to know who acts.
-    #[error(
-        "no approver identity is configured (approvals and key rotations record who acted). Set SV0_PRINCIPAL or `principal` under [identity] in {path}"
-    )]
-    NoPrincipal {
-        /// The configuration file.
-        path: PathBuf,
-    },
     /// The snapshot is not JSON of the snapshot format.
     #[error("snapshot is not valid: {0}")]
     SnapshotJson(String),
@@ -119,9 +103,6 @@ pub enum ServiceError {
     /// The log could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
-    /// The JetStream log could not be opened.
-    #[error(transparent)]
-    Nats(#[from] sv0_log_nats::ConnectError),
     /// An event could not be encoded or decoded.
     #[error("event codec failed")]
     Event(#[from] EventError),

@@ -9,7 +9,6 @@
 //! `set_policy` and `release_scan` record a tenant's policy and the release of a scan a deletion
 //! breaker held. `DataDir` knows where an installation keeps its files.
 
-mod any_log;
 pub mod data_dir;
 pub mod error;
 mod governance;
@@ -25,8 +24,7 @@ pub mod transparency;
 mod verify;
 pub mod whatif;
 
-pub use any_log::{AnyLog, LogTarget};
-pub use data_dir::{AzureDevOpsConfig, Config, DataDir, GitHubConfig, GitHubEnvironment, OidcConfig, PRINCIPAL_ENV};
+pub use data_dir::DataDir;
 pub use error::ServiceError;
 pub use governance::PolicyReport;
 pub use service::{

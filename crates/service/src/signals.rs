@@ -219,26 +219,6 @@ pub trait SignalSink {
     fn publish(&self, signals: &[Signal]) -> impl std::future::Future<Output = Result<(), crate::ServiceError>> + Send;
 }
 
-/// The `SV0_SIGNALS` stream of a JetStream log.
-pub struct NatsSignals(pub sv0_log_nats::JetStreamLog);
-
-impl SignalSink for NatsSignals {
-    async fn publish(&self, signals: &[Signal]) -> Result<(), crate::ServiceError> {
-        let items: Vec<sv0_log_nats::SignalMessage> = signals
-            .iter()
-            .map(|s| {
-                Ok(sv0_log_nats::SignalMessage {
-                    id: s.id.clone(),
-                    tenant: s.tenant.to_string(),
-                    kind: s.signal_type.name().to_string(),
-                    payload: serde_json::to_vec(&s.cloudevent())?,
-                })
-            })
-            .collect::<Result<_, serde_json::Error>>()?;
-        Ok(self.0.publish_signals(&items).await?)
-    }
-}
-
 /// No sink: signals are only derived on demand (`sv0 signals`).
 pub struct NoSignals;
 

@@ -87,7 +87,7 @@ pub(crate) async fn approve(
         intent.get_or_insert_with(Vec::new).extend(planned);
         plan_digest = Some(report.plan_digest);
     }
-    let approver = service.data_dir().principal()?;
+    let approver = crate::config::principal(service.data_dir())?;
     let request = Approval {
         note: args.note,
         acknowledged: acks,

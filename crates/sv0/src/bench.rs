@@ -490,8 +490,8 @@ pub async fn run_jetstream(
 
     // The same views, already at the log's head, fold the scan: only the scan is timed.
     drop(views);
-    let target = sv0_service::LogTarget::JetStream { url: url.to_string(), replicas };
-    let mut service = Service::open_target(&dir, &target).await?.without_sealing();
+    let target = crate::backend::LogTarget::JetStream { url: url.to_string(), replicas };
+    let mut service = crate::backend::open(&dir, &target).await?.without_sealing();
     let snapshot = serde_json::to_vec(&synthetic_snapshot(10_000, 0, "2026-03-02T09:00:00Z")?)?;
     let t = Instant::now();
     let report = service.import_snapshot(&snapshot, None).await?;

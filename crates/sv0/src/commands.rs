@@ -4,7 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use sv0_service::{AsOf, Freshness, LogTarget, Service, VerifyMode};
+use sv0_service::{AsOf, Freshness, Service, VerifyMode};
+
+use crate::backend::LogTarget;
 
 use crate::approve::*;
 use crate::output::*;
@@ -29,13 +31,13 @@ async fn standalone(cli: &Cli, out: &mut dyn Write) -> Option<anyhow::Result<u8>
         Command::Gate(args) => crate::gate::run(args, out).await,
         Command::Demo(args) => match target() {
             Ok(target) => crate::demo::run(cli.data_dir.clone(), &target, args.json, out).await,
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         },
         Command::Synth(args) => crate::synth::run(args, out),
         Command::Rules(args) => rules(args, out),
         Command::Bench(args) => match target() {
             Ok(target) => bench(args, &target, out).await,
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         },
         _ => return None,
     })
@@ -97,7 +99,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     if let Command::Scan(ScanCommand::Run(args)) = &cli.command {
         return scan_run(args, cli.tenant.as_deref(), &data_dir, &target, cli.no_seal, out).await;
     }
-    let mut service = Service::open_target(&data_dir, &target)
+    let mut service = crate::backend::open(&data_dir, &target)
         .await
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     let writing = cli.command.writes() || matches!(cli.command, Command::Project | Command::Sign | Command::Serve(_));
@@ -132,7 +134,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
 /// their own.
 pub(crate) async fn prepare(
     command: &Command,
-    service: &mut Service<sv0_service::AnyLog>,
+    service: &mut Service<crate::backend::AnyLog>,
     console: &mut dyn Console,
 ) -> anyhow::Result<()> {
     match command {
@@ -161,7 +163,7 @@ pub(crate) async fn prepare(
 /// (`crate::local::Execute`), so that the socket does not depend on the commands it runs.
 pub(crate) fn prepare_and_execute<'a>(
     cli: Cli,
-    service: &'a mut Service<sv0_service::AnyLog>,
+    service: &'a mut Service<crate::backend::AnyLog>,
     console: &'a mut dyn Console,
     out: &'a mut dyn Write,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<u8>> + 'a>> {
@@ -175,7 +177,7 @@ pub(crate) fn prepare_and_execute<'a>(
 /// client of its local socket.
 pub(crate) async fn execute(
     cli: Cli,
-    service: &mut Service<sv0_service::AnyLog>,
+    service: &mut Service<crate::backend::AnyLog>,
     console: &mut dyn Console,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {

@@ -10,13 +10,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
+use sv0_connectors::ConnectorsConfig;
 use sv0_connectors::auth::{ClientCredentials, TokenSource};
 use sv0_connectors::cloud::Cloud;
 use sv0_connectors::source::{ExportDir, HttpSettings, Live, Service, Source};
 use sv0_connectors::{ConnectorKind, Progress, ScanResult, Settings};
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{TenantId, Timestamp};
-use sv0_service::data_dir::ConnectorsConfig;
 
 use crate::{ConnectorArg, ConnectorArgs};
 

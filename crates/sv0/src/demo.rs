@@ -15,7 +15,9 @@ use sv0_domain::events::Acknowledgement;
 use sv0_domain::scope::Scope;
 use sv0_domain::{TenantId, Timestamp};
 use sv0_projections::{Baseline, FindingRecord, FindingStatus};
-use sv0_service::{AnyLog, Approval, ImportReport, LogTarget, Reviewed, Service};
+use sv0_service::{Approval, ImportReport, Reviewed, Service};
+
+use crate::backend::{AnyLog, LogTarget};
 use sv0_signer::{KeyRing, entries_from_dir, verify_chain};
 
 use crate::{EXIT_NO, EXIT_OK, render};
@@ -139,10 +141,10 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
             }
         };
     }
-    let mut service = Service::open_target(dir, target).await?;
+    let mut service = crate::backend::open(dir, target).await?;
     let tenant_name = story_tenant(target);
     let scope = Scope::parse(SCOPE)?;
-    let approver = service.data_dir().principal()?;
+    let approver = crate::config::principal(service.data_dir())?;
 
     // 1. The scan.
     let scan1 = service.import_snapshot(&snapshot(INITIAL, &tenant_name)?, None).await?;

@@ -105,7 +105,7 @@ pub async fn scan(
         }
         ScanCommand::Release(args) => {
             let tenant = service.tenant(tenant)?;
-            let releaser = service.data_dir().principal()?;
+            let releaser = crate::config::principal(service.data_dir())?;
             let scan = service
                 .release_scan(
                     &tenant,
@@ -210,7 +210,7 @@ pub async fn policy(
             Ok(EXIT_OK)
         }
         PolicyCommand::Approve(args) => {
-            let approver = service.data_dir().principal()?;
+            let approver = crate::config::principal(service.data_dir())?;
             let (state, seq) = service
                 .approve_policy(
                     &tenant,
@@ -230,7 +230,7 @@ pub async fn policy(
             Ok(EXIT_OK)
         }
         PolicyCommand::Set(args) => {
-            let actor = service.data_dir().principal()?;
+            let actor = crate::config::principal(service.data_dir())?;
             let json_out = args.json;
             let base = match &args.file {
                 Some(file) => Some(read_policy(file)?),
@@ -238,7 +238,7 @@ pub async fn policy(
             };
             // `[classification]` of sv0.toml is configuration a decision depends on: it takes
             // effect by being recorded in the policy.
-            let classification = service.data_dir().config()?.classification.map(|c| c.classification());
+            let classification = crate::config::read(service.data_dir())?.classification.map(|c| c.classification());
             let report = service
                 .set_policy(
                     &tenant,

@@ -28,7 +28,7 @@ pub async fn run(
             }
         }
         KeysCommand::Rotate(args) => {
-            let actor = format!("host:{}", service.data_dir().principal()?);
+            let actor = format!("host:{}", crate::config::principal(service.data_dir())?);
             let rotation = service.rotate_key(&args.reason, &actor).await?;
             if args.json {
                 print_json(out, &rotation)?;
@@ -91,7 +91,7 @@ pub async fn tokens(
         Some(name) => sv0_domain::TenantId::new(name)?,
         None => service.tenant(None)?,
     };
-    let actor = service.data_dir().principal().map_or_else(
+    let actor = crate::config::principal(service.data_dir()).map_or_else(
         |_| sv0_domain::events::Actor {
             principal: "system:cli".to_string(),
             actor: "system:cli".to_string(),

@@ -5,9 +5,11 @@
 //! Exit codes: 0 success; 1 the answer is "no" (a broken pack chain); 2 an error.
 
 mod approve;
+pub mod backend;
 mod bench;
 mod cli;
 mod commands;
+mod config;
 mod connect;
 mod demo;
 mod gate;

@@ -19,7 +19,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use sv0_api::ApiState;
-use sv0_service::{AnyLog, Service};
+use sv0_service::Service;
+
+use crate::backend::AnyLog;
 
 use crate::output::Console;
 use crate::{Cli, Command, KeysCommand, ScanCommand};

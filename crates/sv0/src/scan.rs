@@ -5,7 +5,9 @@ use std::io::Write;
 use anyhow::{Context, bail};
 use serde_json::json;
 use sv0_domain::snapshot::ScanTrigger;
-use sv0_service::{LogTarget, Service, ServiceError};
+use sv0_service::{Service, ServiceError};
+
+use crate::backend::LogTarget;
 
 use crate::output::*;
 use crate::{EXIT_OK, ImportArgs};
@@ -111,7 +113,7 @@ pub(crate) struct SourcesRead {
 pub(crate) async fn read_sources(
     args: &crate::ScanRunArgs,
     tenant: Option<&str>,
-    config: &sv0_service::Config,
+    config: &crate::config::Config,
     out: &mut dyn Write,
 ) -> anyhow::Result<Option<SourcesRead>> {
     let connectors = config.connectors.clone().unwrap_or_default();
@@ -144,7 +146,7 @@ pub(crate) async fn read_sources(
 pub(crate) async fn import_read(
     service: &mut Service<impl sv0_log::EventLog>,
     read: SourcesRead,
-    config: &sv0_service::Config,
+    config: &crate::config::Config,
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
@@ -173,9 +175,13 @@ pub(crate) async fn scan_run(
     no_seal: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    let config = if data_dir.exists() { sv0_service::DataDir::create(data_dir)?.config()? } else { Default::default() };
+    let config = if data_dir.exists() {
+        crate::config::read(&sv0_service::DataDir::create(data_dir)?)?
+    } else {
+        Default::default()
+    };
     let Some(read) = read_sources(args, tenant, &config, out).await? else { return Ok(EXIT_OK) };
-    let mut service = Service::open_target(data_dir, target)
+    let mut service = crate::backend::open(data_dir, target)
         .await
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     if service.data_dir().replay().is_some() {
@@ -195,7 +201,7 @@ pub(crate) async fn scan_run_on(
     tenant: Option<&str>,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    let config = service.data_dir().config()?;
+    let config = crate::config::read(service.data_dir())?;
     let Some(read) = read_sources(args, tenant, &config, out).await? else { return Ok(EXIT_OK) };
     import_read(service, read, &config, args.json, out).await
 }

@@ -5,7 +5,9 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::Context;
-use sv0_service::{AnyLog, Service};
+use sv0_service::Service;
+
+use crate::backend::AnyLog;
 
 use crate::EXIT_OK;
 
@@ -34,7 +36,7 @@ pub(crate) async fn serve(
     let mut notices: Vec<String> = Vec::new();
     let mut state = sv0_api::ApiState::new(service);
     state.max_body = args.max_body;
-    let config = service.data_dir().config()?;
+    let config = crate::config::read(service.data_dir())?;
     state.sync_source = match (&args.sync_snapshot, args.sync_connectors.is_empty()) {
         (Some(file), _) => Some(sv0_api::syncs::SyncSource::Snapshot(file.clone())),
         (None, false) => Some(sv0_api::syncs::SyncSource::Connectors(Arc::new(crate::connect::SyncConnectors {
@@ -66,10 +68,10 @@ pub(crate) async fn serve(
     // With the embedded log this process holds the directory's files: the CLI's
     // commands on it run here, through the directory's socket.
     let socket = match service.log() {
-        sv0_service::AnyLog::Embedded(_) => {
+        crate::backend::AnyLog::Embedded(_) => {
             Some(crate::local::listen(service.data_dir().root(), Arc::clone(&state), stopped.clone(), execute)?)
         }
-        sv0_service::AnyLog::JetStream(_) => None,
+        crate::backend::AnyLog::JetStream(_) => None,
     };
     // Supervisors and tests read the addresses from the first lines, once all listen.
     writeln!(out, "serving on http://{}", listener.local_addr()?)?;
@@ -147,17 +149,17 @@ pub(crate) async fn project_or_sign(
 /// Folds the log as it grows (and seals, with `seal`); a projector on JetStream also
 /// publishes SOC signals.
 pub(crate) async fn follow(
-    service: &mut Service<sv0_service::AnyLog>,
+    service: &mut Service<crate::backend::AnyLog>,
     seal: bool,
     progress: &mut impl FnMut(u64),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     match service.log() {
-        sv0_service::AnyLog::JetStream(log) => {
-            let sink = sv0_service::signals::NatsSignals((**log).clone());
+        crate::backend::AnyLog::JetStream(log) => {
+            let sink = crate::backend::NatsSignals((**log).clone());
             service.follow(seal, Some(&sink), progress, shutdown).await?;
         }
-        sv0_service::AnyLog::Embedded(_) => {
+        crate::backend::AnyLog::Embedded(_) => {
             let none: Option<&sv0_service::signals::NoSignals> = None;
             service.follow(seal, none, progress, shutdown).await?;
         }

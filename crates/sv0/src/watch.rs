@@ -22,7 +22,7 @@ pub async fn run(
     args: WatchArgs,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
-    let config = service.data_dir().config()?.connectors.unwrap_or_default();
+    let config = crate::config::read(service.data_dir())?.connectors.unwrap_or_default();
     let mut round = 0u64;
     loop {
         round += 1;
@@ -114,7 +114,7 @@ async fn scan_connectors(
     service: &mut Service<impl sv0_log::EventLog>,
     tenant: Option<&str>,
     args: &WatchArgs,
-    config: &sv0_service::data_dir::ConnectorsConfig,
+    config: &sv0_connectors::ConnectorsConfig,
 ) -> anyhow::Result<(sv0_service::ImportReport, Vec<&'static str>)> {
     let result = crate::connect::run_connectors(&args.source, None, ScanTrigger::Scheduled, tenant, config).await?;
     let failed = result.outcomes.iter().filter(|(_, o)| o.failed > 0).map(|(api, _)| *api).collect();

@@ -23,7 +23,6 @@ use sv0_projections::{FindingRecord, PathFilter, ScanRecord, Views};
 use sv0_signer::PackSigner;
 use tracing::{info, warn};
 
-use crate::any_log::{AnyLog, LogTarget};
 use crate::data_dir::DataDir;
 use crate::error::ServiceError;
 use crate::import::{parse_snapshot, scan_events};
@@ -159,16 +158,6 @@ impl Service<EmbeddedLog> {
     pub async fn open(root: impl AsRef<Path>) -> Result<Service<EmbeddedLog>, ServiceError> {
         let data_dir = DataDir::create(root)?;
         let log = EmbeddedLog::open_in_mode(data_dir.log_path(), data_dir.is_read_only())?;
-        Service::open_with(data_dir, log).await
-    }
-}
-
-impl Service<AnyLog> {
-    /// Opens the log `target` names (the embedded one lives in the data directory) and the
-    /// data directory's views.
-    pub async fn open_target(root: impl AsRef<Path>, target: &LogTarget) -> Result<Service<AnyLog>, ServiceError> {
-        let data_dir = DataDir::create(root)?;
-        let log = AnyLog::open(target, &data_dir.log_path(), data_dir.is_read_only()).await?;
         Service::open_with(data_dir, log).await
     }
 }

@@ -1,4 +1,7 @@
-//! `AnyLog`: the backend chosen at run time by `--log`, as one `EventLog`.
+//! The log backend chosen at run time by `--log`: `LogTarget` parses the choice, `AnyLog` is
+//! either backend as one `EventLog`, `open` opens a service over it, and `NatsSignals`
+//! publishes signals on a JetStream log's `SV0_SIGNALS` stream. Only the binary knows which
+//! backends exist; `sv0-service` works over any `EventLog`.
 
 use std::path::Path;
 
@@ -6,7 +9,8 @@ use futures::stream::BoxStream;
 use sv0_log::{AppendError, Appended, EmbeddedLog, EventLog, Expected, NewEvent, ReadError, Record, Seq};
 use sv0_log_nats::{Credentials, JetStreamLog, StreamSettings};
 
-use crate::error::ServiceError;
+use sv0_service::signals::{Signal, SignalSink};
+use sv0_service::{DataDir, Service, ServiceError};
 
 /// Where the log lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,17 +28,46 @@ pub enum LogTarget {
 
 impl LogTarget {
     /// Parses `--log`: absent or `embedded`, or a `nats://` URL list.
-    pub fn parse(text: Option<&str>, replicas: usize) -> Result<LogTarget, ServiceError> {
+    pub fn parse(text: Option<&str>, replicas: usize) -> anyhow::Result<LogTarget> {
         match text.map(str::trim) {
             None | Some("") | Some("embedded") => Ok(LogTarget::Embedded),
             Some(url) if url.starts_with("nats://") => {
                 sv0_log_nats::parse_urls(url)?;
                 Ok(LogTarget::JetStream { url: url.to_string(), replicas })
             }
-            Some(other) => Err(ServiceError::Input(sv0_domain::InvalidInput::new(format!(
+            Some(other) => Err(sv0_domain::InvalidInput::new(format!(
                 "invalid --log {other:?}: use embedded or nats://HOST:PORT[,HOST:PORT...]"
-            )))),
+            ))
+            .into()),
         }
+    }
+}
+
+/// Opens the log `target` names (the embedded one lives in the data directory) and the data
+/// directory's views, as a service.
+pub async fn open(root: impl AsRef<Path>, target: &LogTarget) -> anyhow::Result<Service<AnyLog>> {
+    let data_dir = DataDir::create(root)?;
+    let log = AnyLog::open(target, &data_dir.log_path(), data_dir.is_read_only()).await?;
+    Ok(Service::open_with(data_dir, log).await?)
+}
+
+/// The `SV0_SIGNALS` stream of a JetStream log.
+pub struct NatsSignals(pub JetStreamLog);
+
+impl SignalSink for NatsSignals {
+    async fn publish(&self, signals: &[Signal]) -> Result<(), ServiceError> {
+        let items: Vec<sv0_log_nats::SignalMessage> = signals
+            .iter()
+            .map(|s| {
+                Ok(sv0_log_nats::SignalMessage {
+                    id: s.id.clone(),
+                    tenant: s.tenant.to_string(),
+                    kind: s.signal_type.name().to_string(),
+                    payload: serde_json::to_vec(&s.cloudevent())?,
+                })
+            })
+            .collect::<Result<_, serde_json::Error>>()?;
+        Ok(self.0.publish_signals(&items).await?)
     }
 }
 
@@ -50,7 +83,7 @@ pub enum AnyLog {
 impl AnyLog {
     /// Opens the log a target names; the embedded one lives at `embedded_path`, opened without
     /// writing to it with `read_only`.
-    pub async fn open(target: &LogTarget, embedded_path: &Path, read_only: bool) -> Result<AnyLog, ServiceError> {
+    pub async fn open(target: &LogTarget, embedded_path: &Path, read_only: bool) -> anyhow::Result<AnyLog> {
         match target {
             LogTarget::Embedded => Ok(AnyLog::Embedded(EmbeddedLog::open_in_mode(embedded_path, read_only)?)),
             LogTarget::JetStream { url, replicas } => {
