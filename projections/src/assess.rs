@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 
 use redb::ReadableTable;
+use sv0_domain::TenantId;
 use sv0_domain::assessment::{
-    ApprovalAssessment, Assessment, AssessmentKind, FindingMovement, PostureSummary, ScanAssessment, ScopeAssessment,
+    ApprovalAssessment, Assessment, AssessmentKind, PostureSummary, ScanAssessment, ScopeAssessment,
 };
 use sv0_domain::delta;
 use sv0_domain::events::Event;
@@ -14,24 +15,20 @@ use sv0_domain::findings::Finding;
 use sv0_domain::paths::AuthorityPath;
 use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::{EntityList, ScanTrigger};
-use sv0_domain::{TenantId, Timestamp};
 
 use crate::error::ProjectionError;
 use crate::graph::{entity_key, index_lookup};
 use crate::pathstore;
-use crate::records::{Baseline, BaselineHead, Drift, FindingRecord, FindingStatus, TenantState};
-use crate::store::{self, Tables, entity_ids, get, put, scan, scan_raw, t_key, t_prefix};
+use crate::records::{Baseline, BaselineHead, Drift, FindingRecord, FindingStatus};
+use crate::store::{self, ScanFold, Tables, entity_ids, get, put, scan, scan_raw, t_key, t_prefix};
 
 /// Compares every baselined scope of the tenant with its baseline.
 pub(crate) fn assess_scopes(
     t: &mut Tables<'_>,
-    tenant: &TenantId,
+    fold: &mut ScanFold<'_>,
     trigger: ScanTrigger,
-    seq: u64,
-    now: Timestamp,
-    state: &mut TenantState,
-    movement: &mut FindingMovement,
 ) -> Result<Vec<ScopeAssessment>, ProjectionError> {
+    let (tenant, seq, now) = (fold.tenant, fold.seq, fold.now);
     let heads: Vec<BaselineHead> = scan(&t.baselines, "baselines", &t_prefix(tenant, &[]))?;
     let policy = store::policy(t, tenant)?;
     let rego = store::rego_state(t, tenant)?;
@@ -50,7 +47,7 @@ pub(crate) fn assess_scopes(
                 .collect::<Vec<_>>();
         let entries = baseline.delta(&scope_paths, &findings);
         let undeclared = sv0_domain::delta::undeclared_additions(&head.scope.canonical(), head.version, &entries);
-        settle_delta_findings(t, tenant, &scope_key, undeclared, seq, now, state, movement)?;
+        settle_delta_findings(t, fold, &scope_key, undeclared)?;
         let flags_key = t_key(tenant, &[scope_key.as_bytes()]);
         let flagged_now: Vec<String> = entries
             .iter()
@@ -73,16 +70,18 @@ pub(crate) fn assess_scopes(
             }
             ScanTrigger::Manual | ScanTrigger::Scheduled => None,
         };
-        let disposition = crate::rego::scope_disposition(
-            rego.in_force.as_ref(),
+        let builtin = crate::rego::builtin(&entries, &scope_paths, verification.as_ref());
+        let input = crate::rego::DispositionInput {
             tenant,
-            &head.scope.canonical(),
-            head.version,
-            &scope_paths,
-            &findings,
-            &entries,
-            verification.as_ref(),
-        );
+            scope: &head.scope.canonical(),
+            baseline_version: head.version,
+            paths: &scope_paths,
+            findings: &findings,
+            delta: &entries,
+            verification: verification.as_ref(),
+            builtin: &builtin,
+        };
+        let disposition = crate::rego::disposition(rego.in_force.as_ref(), &input);
         // Approved → drifted when the delta breaks the match on at least the policy's number of
         // paths; back to approved when a later scan (a verified remediation) matches again.
         let breaking = entries
@@ -115,17 +114,13 @@ pub(crate) fn assess_scopes(
 
 /// Moves a scope's undeclared-addition findings through their lifecycle: `current` are open
 /// now, the scope's others (from its last assessment) are resolved.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn settle_delta_findings(
     t: &mut Tables<'_>,
-    tenant: &TenantId,
+    fold: &mut ScanFold<'_>,
     scope_key: &str,
     current: Vec<Finding>,
-    seq: u64,
-    now: Timestamp,
-    state: &mut TenantState,
-    movement: &mut FindingMovement,
 ) -> Result<(), ProjectionError> {
+    let (tenant, seq, now) = (fold.tenant, fold.seq, fold.now);
     let list_key = t_key(tenant, &[scope_key.as_bytes()]);
     let before: Vec<String> = get(&t.delta_findings, "delta_findings", &list_key)?.unwrap_or_default();
     let now_open: BTreeSet<String> = current.iter().map(|f| f.finding_id.clone()).collect();
@@ -135,8 +130,8 @@ pub(crate) fn settle_delta_findings(
         let next = match existing {
             Some(old) if old.status == FindingStatus::Open => FindingRecord { finding, ..old },
             _ => {
-                movement.opened.push(finding.finding_id.clone());
-                state.open_findings += 1;
+                fold.movement.opened.push(finding.finding_id.clone());
+                fold.state.open_findings += 1;
                 FindingRecord::opened(finding, seq, now)
             }
         };
@@ -152,8 +147,8 @@ pub(crate) fn settle_delta_findings(
         if old.status != FindingStatus::Open {
             continue;
         }
-        movement.resolved.push(id.clone());
-        state.open_findings = state.open_findings.saturating_sub(1);
+        fold.movement.resolved.push(id.clone());
+        fold.state.open_findings = fold.state.open_findings.saturating_sub(1);
         store::put_compact(&mut t.findings, &key, &old.resolved(seq, now))?;
     }
     if now_open.is_empty() {

@@ -17,7 +17,7 @@ use crate::records::{
     Baseline, BaselineHead, FindingAck, FindingRecord, KeyRecord, PackHead, TenantState, TokenRecord,
 };
 use crate::scan;
-use crate::store::{self, Tables, get, put, scan_raw, t_key, t_prefix};
+use crate::store::{self, ScanFold, Tables, get, put, scan_raw, t_key, t_prefix};
 
 /// Whether an event may stand on the subject it was appended on: its tenant's, and the one its
 /// type belongs to (scans on `<tenant>.scan`, tokens on `<tenant>.token`, packs and keys on
@@ -178,19 +178,11 @@ fn approval_recorded(
     put(&mut t.baselines, &head_key, &new_head)?;
     t.scope_flags.remove(head_key.as_slice())?;
     // The approval takes the posture as it is: what nobody had declared is now approved.
-    if let Some(mut state) = get::<TenantState>(&t.tenants, "tenants", &t_key(tenant, &[]))? {
-        let mut movement = FindingMovement::default();
-        settle_delta_findings(
-            t,
-            tenant,
-            &scope_key,
-            Vec::new(),
-            seq,
-            event.meta.occurred_at,
-            &mut state,
-            &mut movement,
-        )?;
-        put(&mut t.tenants, &t_key(tenant, &[]), &state)?;
+    if let Some(state) = get::<TenantState>(&t.tenants, "tenants", &t_key(tenant, &[]))? {
+        let now = event.meta.occurred_at;
+        let mut fold = ScanFold { tenant, seq, now, state, movement: FindingMovement::default() };
+        settle_delta_findings(t, &mut fold, &scope_key, Vec::new())?;
+        fold.store_state(t)?;
     }
 
     acknowledge(t, tenant, &approval.acknowledged, &approval.approver, event.meta.occurred_at)?;

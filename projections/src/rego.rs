@@ -79,25 +79,6 @@ pub fn check(source: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A scope's disposition: the built-in rules over its delta (with the rollback advice), then
-/// the tenant's Rego policy, if it has one.
-#[allow(clippy::too_many_arguments)]
-pub fn scope_disposition(
-    policy: Option<&RegoPolicy>,
-    tenant: &TenantId,
-    scope: &str,
-    baseline_version: u32,
-    paths: &[AuthorityPath],
-    findings: &[FindingRecord],
-    delta: &[DeltaEntry],
-    verification: Option<&Verification>,
-) -> Disposition {
-    let builtin = builtin(delta, paths, verification);
-    let input =
-        DispositionInput { tenant, scope, baseline_version, paths, findings, delta, verification, builtin: &builtin };
-    disposition(policy, &input)
-}
-
 /// The built-in rules' disposition of a delta, with the rollback advice.
 pub fn builtin(delta: &[DeltaEntry], paths: &[AuthorityPath], verification: Option<&Verification>) -> Disposition {
     sv0_domain::disposition::decide(delta, sv0_domain::delta::rollback(delta, paths), verification)

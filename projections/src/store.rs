@@ -15,9 +15,10 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sv0_domain::TenantId;
+use sv0_domain::assessment::FindingMovement;
 use sv0_domain::policy::{Policy, RegoState};
 use sv0_domain::snapshot::EntityList;
+use sv0_domain::{TenantId, Timestamp};
 
 use crate::error::ProjectionError;
 use crate::records::TenantState;
@@ -246,6 +247,35 @@ pub fn remove_prefix(table: &mut Table<&'static [u8], &'static [u8]>, prefix: &[
     let end = prefix_end(prefix);
     table.retain_in(prefix..end.as_slice(), |_, _| false)?;
     Ok(())
+}
+
+/// One fold step of a tenant (a scan applied, a policy set, an approval): whose it is, at
+/// which log position and observation time, and what it accumulates — the tenant's state and
+/// the findings it opens and resolves. Passed down a scan's calls instead of five arguments.
+pub(crate) struct ScanFold<'a> {
+    pub tenant: &'a TenantId,
+    pub seq: u64,
+    pub now: Timestamp,
+    pub state: TenantState,
+    pub movement: FindingMovement,
+}
+
+impl<'a> ScanFold<'a> {
+    /// A step at `seq` and `now` over the tenant's stored state (or a new tenant's).
+    pub fn new(
+        t: &Tables<'_>,
+        tenant: &'a TenantId,
+        seq: u64,
+        now: Timestamp,
+    ) -> Result<ScanFold<'a>, ProjectionError> {
+        let state = tenant_state(t, tenant)?.unwrap_or_default();
+        Ok(ScanFold { tenant, seq, now, state, movement: FindingMovement::default() })
+    }
+
+    /// Stores the tenant's state.
+    pub fn store_state(&self, t: &mut Tables<'_>) -> Result<(), ProjectionError> {
+        put(&mut t.tenants, &t_key(self.tenant, &[]), &self.state)
+    }
 }
 
 /// Every view table, open in one write transaction.

@@ -25,7 +25,7 @@ use crate::error::ProjectionError;
 use crate::pathstore::{self};
 use crate::records::{ScanRecord, ScanStatus};
 use crate::store::{self, get, put};
-use crate::store::{REGO_STATE, Tables, entity_ids, policy, rego_state, t_key, t_prefix, tenant_state};
+use crate::store::{REGO_STATE, ScanFold, Tables, entity_ids, policy, rego_state, t_key, t_prefix, tenant_state};
 
 mod diff;
 mod reach;
@@ -116,7 +116,9 @@ pub(crate) fn scan_completed(
             };
             put(&mut t.scans, &t_key(tenant, &[completed.scan_id.as_bytes()]), &record)
         }
-        Ok((started, entities)) => apply(t, tenant, seq, event, completed, &started, entities, None),
+        Ok((started, entities)) => {
+            apply(t, tenant, (seq, event), Arrived { completed, started: &started, entities }, None)
+        }
     }
 }
 
@@ -170,33 +172,39 @@ pub(crate) fn scan_released(
         return put(&mut t.scans, &key, &record);
     };
     t.scans_pending.remove(held_key(tenant, &released.scan_id).as_slice())?;
-    apply(t, tenant, seq, event, &completed, &started, entities, Some(released))
+    apply(t, tenant, (seq, event), Arrived { completed: &completed, started: &started, entities }, Some(released))
 }
 
 fn held_key(tenant: &TenantId, scan_id: &str) -> Vec<u8> {
     t_key(tenant, &[scan_id.as_bytes(), b"completed"])
 }
 
-/// Applies a scan (`released` says who released it, which skips the breakers).
-#[allow(clippy::too_many_arguments)]
+/// A scan whose chunks have all arrived: its first and last events and its entities.
+struct Arrived<'a> {
+    completed: &'a ScanCompleted,
+    started: &'a ScanStarted,
+    entities: Entities,
+}
+
+/// Applies a scan completed by the event at `seq` (`released` says who released it, which
+/// skips the breakers).
 fn apply(
     t: &mut Tables<'_>,
     tenant: &TenantId,
-    seq: u64,
-    event: &Event,
-    completed: &ScanCompleted,
-    started: &ScanStarted,
-    entities: Entities,
+    (seq, event): (u64, &Event),
+    scan: Arrived<'_>,
     released: Option<&ScanReleased>,
 ) -> Result<(), ProjectionError> {
+    let Arrived { completed, started, entities } = scan;
     let policy = policy(t, tenant)?;
-    let mut state = tenant_state(t, tenant)?.unwrap_or_default();
     let now = started.observed_at;
-    let previous = (!state.last_scan_id.is_empty()).then_some(state.last_observed_at);
+    let mut fold = ScanFold::new(t, tenant, seq, now)?;
+    let previous = (!fold.state.last_scan_id.is_empty()).then_some(fold.state.last_observed_at);
     let changes = diff(t, tenant, entities, started)?;
     let diff_record = entity_diff(&changes);
     let removed_entities = diff_record.counts().2;
     let record_key = t_key(tenant, &[started.scan_id.as_bytes()]);
+    let paths_total_before = fold.state.paths_total;
     let hold = |t: &mut Tables<'_>, reason: String, removed_paths: u64| -> Result<(), ProjectionError> {
         info!(%tenant, seq, scan_id = %started.scan_id, %reason, "scan quarantined by a deletion circuit breaker");
         put(&mut t.scans_pending, &held_key(tenant, &started.scan_id), completed)?;
@@ -213,14 +221,14 @@ fn apply(
             entity_count: completed.entity_count,
             removed_entities,
             removed_paths,
-            paths_total: state.paths_total,
+            paths_total: paths_total_before,
         };
         put(&mut t.scans, &record_key, &record)
     };
     if released.is_none() {
         for list in EntityList::ALL {
             let removed = diff_record.removed.get(list.name()).map_or(0, |v| v.len() as u64);
-            let existing = state.entities.get(list.name()).copied().unwrap_or(0);
+            let existing = fold.state.entities.get(list.name()).copied().unwrap_or(0);
             if policy.breaker.trips(removed, existing) {
                 let reason = format!(
                     "it would remove {removed} of {existing} {} (the breaker allows {} %)",
@@ -245,36 +253,24 @@ fn apply(
             return hold(t, reason, 0);
         }
     }
-    if released.is_none() && state.paths_total > 0 {
+    if released.is_none() && paths_total_before > 0 {
         let lost = paths_lost(t, tenant, &selections, now, &policy)?;
-        if policy.breaker.trips(lost, state.paths_total) {
+        if policy.breaker.trips(lost, paths_total_before) {
             write_changes(t, tenant, &changes, now, true)?;
             let reason = format!(
-                "it would remove {lost} of {} paths (the breaker allows {} %)",
-                state.paths_total, policy.breaker.max_removed_percent
+                "it would remove {lost} of {paths_total_before} paths (the breaker allows {} %)",
+                policy.breaker.max_removed_percent
             );
             return hold(t, reason, lost);
         }
     }
 
-    let mut movement = FindingMovement::default();
-    let writer = recompute(
-        t,
-        tenant,
-        seq,
-        now,
-        &policy,
-        &selections,
-        reached.identities,
-        reached.credentials,
-        reached.destinations,
-        &mut state,
-        &mut movement,
-    )?;
+    let writer = recompute(t, &mut fold, &policy, &selections, reached.around)?;
     let digest = pathstore::refresh_digest(&t.path_fingerprints, &mut t.digest_buckets, tenant, &writer.dirty_buckets)?;
     // Each baselined scope against its baseline; its undeclared additions open findings, so
     // this comes before the tenant's finding count is stored.
-    let scopes = crate::assess::assess_scopes(t, tenant, started.trigger, seq, now, &mut state, &mut movement)?;
+    let scopes = crate::assess::assess_scopes(t, &mut fold, started.trigger)?;
+    let ScanFold { mut state, mut movement, .. } = fold;
     for change in &changes {
         let count = state.entities.entry(change.list.name().to_string()).or_default();
         match change.kind {
@@ -340,29 +336,19 @@ pub(crate) fn policy_set(
     let by = sv0_domain::events::Actor::principal_of(&event.meta.actor);
     let rego = rego_state(t, tenant)?.after_set(policy.rego.as_ref(), by, seq);
     put(&mut t.policies, &t_key(tenant, &[REGO_STATE]), &rego)?;
-    let Some(mut state) = tenant_state(t, tenant)? else { return Ok(()) };
+    let Some(state) = tenant_state(t, tenant)? else { return Ok(()) };
     let workloads: Selections =
         entity_ids(&t.entities, tenant, EntityList::Workloads)?.into_iter().map(|w| (w, None)).collect();
     // Every entity finding is decided again too: a policy change is a full recomputation, and
     // the property tests use it as the oracle for the incremental one.
-    let identities = entity_ids(&t.entities, tenant, EntityList::Identities)?;
-    let credentials = entity_ids(&t.entities, tenant, EntityList::Credentials)?;
-    let destinations = entity_ids(&t.entities, tenant, EntityList::Destinations)?;
-    let mut movement = FindingMovement::default();
+    let around = Around {
+        identities: entity_ids(&t.entities, tenant, EntityList::Identities)?,
+        credentials: entity_ids(&t.entities, tenant, EntityList::Credentials)?,
+        destinations: entity_ids(&t.entities, tenant, EntityList::Destinations)?,
+    };
     let now = state.last_observed_at;
-    let writer = recompute(
-        t,
-        tenant,
-        seq,
-        now,
-        policy,
-        &workloads,
-        identities,
-        credentials,
-        destinations,
-        &mut state,
-        &mut movement,
-    )?;
+    let mut fold = ScanFold { tenant, seq, now, state, movement: FindingMovement::default() };
+    let writer = recompute(t, &mut fold, policy, &workloads, around)?;
     pathstore::refresh_digest(&t.path_fingerprints, &mut t.digest_buckets, tenant, &writer.dirty_buckets)?;
-    put(&mut t.tenants, &t_key(tenant, &[]), &state)
+    fold.store_state(t)
 }

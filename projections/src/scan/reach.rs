@@ -32,9 +32,8 @@ pub(super) struct Reach {
     /// (identity, destination) pairs whose paths are recomputed, in every workload bound to the
     /// identity.
     pub(super) pairs: BTreeSet<(String, String)>,
-    pub(super) identities: BTreeSet<String>,
-    pub(super) credentials: BTreeSet<String>,
-    pub(super) destinations: BTreeSet<String>,
+    /// Whose findings are decided again.
+    pub(super) around: Around,
 }
 
 /// The paths to recompute, by workload: all of them (`None`) or a selection.
@@ -86,22 +85,22 @@ pub(super) fn reach(
             }
             AnyEntity::Binding(b) => {
                 // Which workloads an identity runs is an identity finding (shared, user, key).
-                r.identities.insert(b.identity);
+                r.around.identities.insert(b.identity);
                 r.workloads.insert(b.workload);
             }
             AnyEntity::Identity(i) => {
                 r.path_identities.insert(i.id.clone());
-                r.identities.insert(i.id);
+                r.around.identities.insert(i.id);
             }
             AnyEntity::Grant(g) => {
                 r.pairs.insert((g.identity.clone(), g.destination));
-                r.identities.insert(g.identity);
+                r.around.identities.insert(g.identity);
             }
             AnyEntity::Destination(d) => {
                 for (_, identity) in index_lookup(&t.entity_index, tenant, "grant.destination", &d.id)? {
                     r.pairs.insert((identity, d.id.clone()));
                 }
-                r.destinations.insert(d.id);
+                r.around.destinations.insert(d.id);
             }
             AnyEntity::Domain(_) | AnyEntity::Rule(_) => r.all = true,
             AnyEntity::Owner(o) => {
@@ -110,20 +109,20 @@ pub(super) fn reach(
                 );
                 for (identity, _) in index_lookup(&t.entity_index, tenant, "identity.owner", &o.id)? {
                     r.path_identities.insert(identity.clone());
-                    r.identities.insert(identity);
+                    r.around.identities.insert(identity);
                 }
             }
             AnyEntity::Evidence(e) => {
                 // Evidence toward a service grades every destination of it: the identity's
                 // paths, not one pair.
                 r.path_identities.extend(e.identity.iter().cloned());
-                r.identities.extend(e.identity);
+                r.around.identities.extend(e.identity);
                 r.workloads.extend(e.workload);
             }
             AnyEntity::Credential(c) => {
                 // An identity's secrets together are an identity finding (several active).
-                r.identities.insert(c.identity);
-                r.credentials.insert(c.id);
+                r.around.identities.insert(c.identity);
+                r.around.credentials.insert(c.id);
             }
         }
         Ok(())
@@ -165,9 +164,9 @@ pub(super) fn reach(
             index_range(&t.entity_index, tenant, "credential.time", &since(previous), &time_key(now.0))?
         {
             if let Some(credential) = get_entity::<Credential>(t, tenant, EntityList::Credentials, &credential_id)? {
-                r.identities.insert(credential.identity);
+                r.around.identities.insert(credential.identity);
             }
-            r.credentials.insert(credential_id);
+            r.around.credentials.insert(credential_id);
         }
         // Identities whose latest evidence may have aged past the unused limit.
         let unused = |at: Timestamp| at.add_days(-findings::UNUSED_DAYS);
@@ -175,7 +174,7 @@ pub(super) fn reach(
             index_range(&t.entity_index, tenant, "evidence.time", &since(unused(previous)), &time_key(unused(now).0))?
         {
             if let Some(evidence) = get_entity::<Evidence>(t, tenant, EntityList::Evidence, &evidence_id)? {
-                r.identities.extend(evidence.identity);
+                r.around.identities.extend(evidence.identity);
             }
         }
     }

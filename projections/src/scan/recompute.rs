@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sv0_domain::assessment::FindingMovement;
 use sv0_domain::findings::{self, Finding, PathOf};
 use sv0_domain::model::{Binding, Credential, Destination, Evidence, Grant, Identity, Owner, OwnerStatus};
 use sv0_domain::paths::compute_selected_paths;
@@ -15,9 +14,9 @@ use crate::batch::{Batch, Target};
 use crate::error::ProjectionError;
 use crate::graph::{self, GraphCache, StoredGraph, entity_key, index_lookup};
 use crate::pathstore::{self, PathWriter};
-use crate::records::{FindingRecord, FindingStatus, TenantState};
+use crate::records::{FindingRecord, FindingStatus};
 use crate::store::{self, get};
-use crate::store::{Tables, t_key};
+use crate::store::{ScanFold, Tables, t_key};
 
 use super::*;
 
@@ -27,22 +26,24 @@ pub(super) fn accountable(owner: &Owner, at: Timestamp, policy: &Policy) -> bool
         && owner.last_active_at.is_none_or(|last| last >= at.add_days(-i64::from(policy.owner_silence_days)))
 }
 
+/// The identities, credentials and destinations whose findings are decided again.
+#[derive(Default)]
+pub(crate) struct Around {
+    pub(crate) identities: BTreeSet<String>,
+    pub(crate) credentials: BTreeSet<String>,
+    pub(crate) destinations: BTreeSet<String>,
+}
+
 /// Recomputes the selected paths of each workload and, where they changed, the workload's
-/// findings; then the findings of the identities, credentials and destinations reached.
-#[allow(clippy::too_many_arguments)]
+/// findings; then the findings of the identities, credentials and destinations around them.
 pub(crate) fn recompute(
     t: &mut Tables<'_>,
-    tenant: &TenantId,
-    seq: u64,
-    now: Timestamp,
+    fold: &mut ScanFold<'_>,
     policy: &Policy,
     selections: &Selections,
-    mut identities: BTreeSet<String>,
-    mut credentials: BTreeSet<String>,
-    mut destinations: BTreeSet<String>,
-    state: &mut TenantState,
-    movement: &mut FindingMovement,
+    mut around: Around,
 ) -> Result<PathWriter, ProjectionError> {
+    let (tenant, now) = (fold.tenant, fold.now);
     let mut writer = PathWriter::new();
     let mut batch = Batch::default();
     let cache = GraphCache::default();
@@ -57,7 +58,7 @@ pub(crate) fn recompute(
             compute_selected_paths(&lookup, workload, now, policy, &previous, selection.as_ref())
         };
         let writes = writer.writes;
-        writer.replace(&mut batch, &mut state.posture, tenant, &old, &new)?;
+        writer.replace(&mut batch, &mut fold.state.posture, tenant, &old, &new)?;
         // A workload's findings follow from its paths alone: when a selection of them was
         // recomputed and none changed, neither did the findings. Those about one path are
         // settled for the recomputed paths only; those about the whole workload from all of
@@ -70,21 +71,21 @@ pub(crate) fn recompute(
             all.sort_by(|a, b| a.path_id.cmp(&b.path_id));
             let current: Vec<_> =
                 findings::workload_findings(&all).into_iter().filter(|f| !untouched.contains(&f.finding_id)).collect();
-            settle(t, &mut batch, tenant, seq, now, candidates, current, state, movement)?;
+            settle(t, &mut batch, fold, candidates, current)?;
         }
         batch.relieve()?;
     }
     batch.flush(t)?;
-    identities.extend(writer.identities.iter().cloned());
-    destinations.extend(writer.destinations.iter().cloned());
-    for identity in &identities {
+    around.identities.extend(writer.identities.iter().cloned());
+    around.destinations.extend(writer.destinations.iter().cloned());
+    for identity in &around.identities {
         for (credential, _) in index_lookup(&t.entity_index, tenant, "credential.identity", identity)? {
-            credentials.insert(credential);
+            around.credentials.insert(credential);
         }
     }
-    entity_findings(t, &mut batch, tenant, seq, now, &identities, &credentials, &destinations, state, movement)?;
+    entity_findings(t, &mut batch, fold, &around)?;
     batch.flush(t)?;
-    state.paths_total = state.posture.paths_total;
+    fold.state.paths_total = fold.state.posture.paths_total;
     Ok(writer)
 }
 
@@ -136,22 +137,17 @@ pub(super) fn gaps_of(t: &Tables<'_>, tenant: &TenantId, destination: &str) -> R
         .collect())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Decides the findings of the credentials, identities and destinations `around` names.
 pub(super) fn entity_findings(
     t: &Tables<'_>,
     batch: &mut Batch,
-    tenant: &TenantId,
-    seq: u64,
-    now: Timestamp,
-    identities: &BTreeSet<String>,
-    credentials: &BTreeSet<String>,
-    destinations: &BTreeSet<String>,
-    state: &mut TenantState,
-    movement: &mut FindingMovement,
+    fold: &mut ScanFold<'_>,
+    around: &Around,
 ) -> Result<(), ProjectionError> {
+    let (tenant, now) = (fold.tenant, fold.now);
     let mut candidates = BTreeSet::new();
     let mut current = Vec::new();
-    for id in credentials {
+    for id in &around.credentials {
         candidates.extend(findings::credential_subjects(id));
         if let Some(credential) = get_entity::<Credential>(t, tenant, EntityList::Credentials, id)? {
             let name = get_entity::<Identity>(t, tenant, EntityList::Identities, &credential.identity)?
@@ -160,7 +156,7 @@ pub(super) fn entity_findings(
             current.extend(findings::credential_findings(&credential, &name, &paths, now));
         }
     }
-    for id in identities {
+    for id in &around.identities {
         candidates.extend(findings::identity_subjects(id));
         if let Some(identity) = get_entity::<Identity>(t, tenant, EntityList::Identities, id)? {
             let grants: Vec<Grant> = related(t, tenant, "grant.identity", id, EntityList::Grants)?;
@@ -180,30 +176,26 @@ pub(super) fn entity_findings(
             current.extend(findings::identity_findings(&facts));
         }
     }
-    for id in destinations {
+    for id in &around.destinations {
         candidates.insert(findings::finding_id(findings::EVIDENCE_GAP.id, &format!("destination:{id}")));
         if let Some(destination) = get_entity::<Destination>(t, tenant, EntityList::Destinations, id)? {
             let gaps = gaps_of(t, tenant, id)?;
             current.extend(findings::evidence_gap_finding(&destination, &gaps));
         }
     }
-    settle(t, batch, tenant, seq, now, candidates, current, state, movement)
+    settle(t, batch, fold, candidates, current)
 }
 
 /// Moves findings through their lifecycle: each candidate id is open when `current` has it and
 /// resolved otherwise.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn settle(
     t: &Tables<'_>,
     batch: &mut Batch,
-    tenant: &TenantId,
-    seq: u64,
-    now: Timestamp,
+    fold: &mut ScanFold<'_>,
     candidates: impl IntoIterator<Item = String>,
     current: Vec<Finding>,
-    state: &mut TenantState,
-    movement: &mut FindingMovement,
 ) -> Result<(), ProjectionError> {
+    let (tenant, seq, now) = (fold.tenant, fold.seq, fold.now);
     let mut current: BTreeMap<String, Finding> = current.into_iter().map(|f| (f.finding_id.clone(), f)).collect();
     let ids: BTreeSet<String> = candidates.into_iter().chain(current.keys().cloned()).collect();
     for id in ids {
@@ -213,13 +205,13 @@ pub(super) fn settle(
             (None, None) => continue,
             (Some(old), Some(finding)) if old.status == FindingStatus::Open => FindingRecord { finding, ..old },
             (_, Some(finding)) => {
-                movement.opened.push(id.clone());
-                state.open_findings += 1;
+                fold.movement.opened.push(id.clone());
+                fold.state.open_findings += 1;
                 FindingRecord::opened(finding, seq, now)
             }
             (Some(old), None) if old.status == FindingStatus::Open => {
-                movement.resolved.push(id.clone());
-                state.open_findings = state.open_findings.saturating_sub(1);
+                fold.movement.resolved.push(id.clone());
+                fold.state.open_findings = fold.state.open_findings.saturating_sub(1);
                 old.resolved(seq, now)
             }
             (Some(_), None) => continue,
