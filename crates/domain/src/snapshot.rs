@@ -287,7 +287,10 @@ pub struct DeploymentRef {
 }
 
 /// Invokes the macro `$m` with every list of `Entities`, in field order: the one place that
-/// order is written down (`visit`, `split_weighted` and the digest all follow it).
+/// order is written down (`visit`, `split_weighted` and the digest all follow it). `Snapshot`
+/// and `Entities` declare the lists as serde fields, and `Snapshot::validate_at_most` moves
+/// one into the other through this macro, so the compiler holds all three to one list;
+/// `EntityList` is held to it by a unit test.
 macro_rules! entity_lists {
     ($m:ident) => {
         $m!(
@@ -350,47 +353,34 @@ impl Snapshot {
 
     /// `validate` with a cap of `limit` entities.
     pub fn validate_at_most(self, limit: usize) -> Result<ValidSnapshot, SnapshotInvalid> {
+        // Destructured without `..` and rebuilt from `entity_lists!`: a list added to
+        // `Snapshot` or `Entities` and not to the macro does not compile.
+        macro_rules! split {
+            ($($field:ident),*) => {{
+                let Snapshot { schema_version, tenant, scan, $($field),* } = self;
+                (schema_version, tenant, scan, Entities { $($field),* })
+            }};
+        }
+        let (schema_version, tenant, scan, entities) = entity_lists!(split);
         let mut problems = Problems::default();
-        let count = self.domains.len()
-            + self.classification_rules.len()
-            + self.owners.len()
-            + self.workloads.len()
-            + self.identities.len()
-            + self.credentials.len()
-            + self.destinations.len()
-            + self.grants.len()
-            + self.bindings.len()
-            + self.evidence.len();
+        let count = entities.len();
         if count > limit {
             // Nothing else is checked: the fold would hold what it cannot bound.
             problems.push(format!("the snapshot holds {count} entities; at most {limit} are read"));
             return Err(problems.finish().expect_err("a problem was pushed"));
         }
-        if self.schema_version != SNAPSHOT_SCHEMA_VERSION {
+        if schema_version != SNAPSHOT_SCHEMA_VERSION {
             problems.push(format!(
-                "unsupported schema_version {}: this sv0 reads version {SNAPSHOT_SCHEMA_VERSION}",
-                self.schema_version
+                "unsupported schema_version {schema_version}: this sv0 reads version {SNAPSHOT_SCHEMA_VERSION}"
             ));
         }
-        if self.scan.connector.trim().is_empty() {
+        if scan.connector.trim().is_empty() {
             problems.push("scan.connector is empty".to_string());
         }
-        let entities = Entities {
-            domains: self.domains,
-            classification_rules: self.classification_rules,
-            owners: self.owners,
-            workloads: self.workloads,
-            identities: self.identities,
-            credentials: self.credentials,
-            destinations: self.destinations,
-            grants: self.grants,
-            bindings: self.bindings,
-            evidence: self.evidence,
-        }
-        .sorted();
+        let entities = entities.sorted();
         entities.check(&mut problems);
         problems.finish()?;
-        Ok(ValidSnapshot { tenant: self.tenant, scan: self.scan, entities })
+        Ok(ValidSnapshot { tenant, scan, entities })
     }
 }
 
@@ -611,5 +601,20 @@ impl Problems {
             self.list.push(format!("{} further problems not shown", self.overflow));
         }
         if self.list.is_empty() { Ok(()) } else { Err(SnapshotInvalid { problems: self.list }) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_list_names_every_list_of_entities_in_field_order() {
+        macro_rules! names {
+            ($($field:ident),*) => { vec![$(stringify!($field)),*] };
+        }
+        let fields: Vec<&str> = entity_lists!(names);
+        let lists: Vec<&str> = EntityList::ALL.iter().map(EntityList::name).collect();
+        assert_eq!(lists, fields);
     }
 }
