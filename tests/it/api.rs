@@ -16,16 +16,22 @@ use sv0_tests::TempDir;
 use crate::fake_http::fake_server;
 use crate::{DEMO_SNAPSHOTS, sv0_in};
 
-/// A response: status, content type, body.
+/// A response: status, content type, headers (names lower-case), body.
 #[derive(Debug)]
-struct Reply {
-    status: u16,
-    content_type: String,
-    body: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    /// Every value of a header.
+    pub(crate) fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
 
@@ -38,7 +44,7 @@ impl Reply {
 }
 
 /// One HTTP/1.1 request on a fresh connection.
-fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+pub(crate) fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     let mut stream = TcpStream::connect(addr).expect("connect to sv0 serve");
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -60,7 +66,13 @@ fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body:
         .unwrap_or_default();
     let body =
         if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
-    Reply { status, content_type, body }
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Reply { status, content_type, headers, body }
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -77,9 +89,9 @@ fn dechunk(mut body: &str) -> String {
 }
 
 /// `sv0 serve` over a data directory, stopped when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     /// Where `/metrics` is served.
     metrics: String,
 }
@@ -92,7 +104,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(data: &std::path::Path, extra: &[&str]) -> Server {
+    pub(crate) fn start(data: &std::path::Path, extra: &[&str]) -> Server {
         let (child, addr, metrics) = crate::spawn_serve_with_metrics(&["--data-dir", data.to_str().unwrap()], extra);
         Server { child, addr, metrics }
     }
@@ -102,7 +114,7 @@ impl Server {
         request(&self.metrics, "GET", "/metrics", &[], b"").body
     }
 
-    fn get(&self, path: &str, token: Option<&str>) -> Reply {
+    pub(crate) fn get(&self, path: &str, token: Option<&str>) -> Reply {
         let auth = token.map(|t| format!("Bearer {t}"));
         let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
         request(&self.addr, "GET", path, &headers, b"")
@@ -116,13 +128,13 @@ impl Server {
     }
 
     /// The log head, from `/readyz`.
-    fn log_head(&self) -> u64 {
+    pub(crate) fn log_head(&self) -> u64 {
         self.get("/readyz", None).json()["log_head"].as_u64().unwrap()
     }
 }
 
 /// Issues a token and returns it (the last line of `sv0 tokens create`).
-fn token(data: &std::path::Path, tenant: &str, roles: &[&str], principal: &str) -> String {
+pub(crate) fn token(data: &std::path::Path, tenant: &str, roles: &[&str], principal: &str) -> String {
     let mut args = vec!["--tenant", tenant, "tokens", "create", "--principal", principal, "--name", principal];
     for role in roles {
         args.extend_from_slice(&["--role", role]);
@@ -134,14 +146,21 @@ fn token(data: &std::path::Path, tenant: &str, roles: &[&str], principal: &str) 
 
 /// The demo's data (tenant contoso, five packs), a token per role, and one of another tenant
 /// with every role.
-struct Fixture {
+pub(crate) struct Fixture {
     _dir: TempDir,
-    data: std::path::PathBuf,
-    roles: Vec<(Role, String)>,
-    other: String,
+    pub(crate) data: std::path::PathBuf,
+    pub(crate) roles: Vec<(Role, String)>,
+    pub(crate) other: String,
 }
 
-fn fixture() -> Fixture {
+impl Fixture {
+    /// The token of a role.
+    pub(crate) fn token(&self, role: Role) -> &str {
+        &self.roles.iter().find(|(r, _)| *r == role).expect("a token per role").1
+    }
+}
+
+pub(crate) fn fixture() -> Fixture {
     let dir = TempDir::new();
     let data = dir.join("data");
     let (code, out) = sv0_in(&data, &["demo"]);

@@ -30,6 +30,7 @@ mod snapshots;
 mod story;
 mod synthetic;
 mod views;
+mod web;
 mod whatif;
 
 use std::path::{Path, PathBuf};

@@ -68,14 +68,14 @@ impl FailedAuth {
     }
 
     /// Seconds until `addr` may try again, when it is blocked.
-    fn blocked(&self, addr: IpAddr, now: Instant) -> Option<u64> {
+    pub(crate) fn blocked(&self, addr: IpAddr, now: Instant) -> Option<u64> {
         let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let (start, count) = windows.get(&network(addr))?;
         let ends = *start + FAILURE_WINDOW;
         (*count >= self.limit && now < ends).then(|| (ends - now).as_secs().max(1))
     }
 
-    fn fail(&self, addr: IpAddr, now: Instant) {
+    pub(crate) fn fail(&self, addr: IpAddr, now: Instant) {
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let entry = windows.entry(network(addr)).or_insert((now, 0));
         if now >= entry.0 + FAILURE_WINDOW {
@@ -129,13 +129,21 @@ pub fn authorize(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(|| refuse(Problem::malformed_token()))?;
+    let caller = authenticate_token(views, oidc, token).map_err(refuse)?;
+    permit(caller, permission)
+}
+
+/// The caller a token (an SV0 token, or with OIDC configured a provider's JWT) authenticates,
+/// whatever it may do. Failures are not counted here: `authorize` and the sign-in of the
+/// review screens count them per client.
+pub fn authenticate_token(views: &Views, oidc: Option<&OidcVerifier>, token: &str) -> Result<Caller, Problem> {
     let caller = match oidc {
         Some(oidc) if !token.starts_with(TOKEN_PREFIX) && token.matches('.').count() == 2 => {
             let now =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
             let identity = oidc.verify(token, now).map_err(|reason| {
                 tracing::debug!(%reason, "a provider JWT was refused");
-                refuse(Problem::invalid_token())
+                Problem::invalid_token()
             })?;
             Caller {
                 token_id: format!("oidc:{}", identity.subject),
@@ -146,11 +154,9 @@ pub fn authorize(
             }
         }
         _ => {
-            let record = authenticate(views, token).map_err(|refusal| {
-                refuse(match refusal {
-                    Refusal::Malformed => Problem::malformed_token(),
-                    Refusal::Invalid => Problem::invalid_token(),
-                })
+            let record = authenticate(views, token).map_err(|refusal| match refusal {
+                Refusal::Malformed => Problem::malformed_token(),
+                Refusal::Invalid => Problem::invalid_token(),
             })?;
             Caller {
                 credential: format!("token:{}", record.token_id),
@@ -161,7 +167,7 @@ pub fn authorize(
             }
         }
     };
-    permit(caller, permission)
+    Ok(caller)
 }
 
 /// The caller, if one of its roles permits `permission`.

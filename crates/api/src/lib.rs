@@ -27,6 +27,7 @@ pub mod problem;
 pub mod replays;
 pub mod routes;
 pub mod syncs;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -99,6 +100,8 @@ pub struct ApiState<L: EventLog> {
     pub http: reqwest::Client,
     /// Provider JWTs accepted as bearer tokens, when configured.
     pub oidc: Option<Arc<oidc::OidcVerifier>>,
+    /// Signed-in browsers of the review screens.
+    pub sessions: web::session::Sessions,
 }
 
 impl<L: EventLog + Clone> ApiState<L> {
@@ -127,6 +130,7 @@ impl<L: EventLog + Clone> ApiState<L> {
                 .build()
                 .unwrap_or_default(),
             oidc: None,
+            sessions: web::session::Sessions::default(),
         }
     }
 }
@@ -159,6 +163,7 @@ pub fn router<L: EventLog + Clone>(state: Arc<ApiState<L>>) -> Router {
         .route("/integrations/github/deployment-protection", post(github::deployment_protection::<L>))
         .route("/integrations/azure-devops/check", post(azure_devops::check::<L>))
         .nest("/api/v1", api.fallback(|| async { problem::Problem::not_found("no such route") }))
+        .merge(web::router::<L>())
         .layer(DefaultBodyLimit::max(SMALL_BODY))
         .route_layer(axum::middleware::from_fn_with_state(requests, metrics::track))
         .layer(axum::middleware::from_fn(bounded_in_time))

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn pack_of<L: EventLog>(
+pub(crate) fn pack_of<L: EventLog>(
     s: &ApiState<L>,
     tenant: &TenantId,
     id: &str,

@@ -41,7 +41,9 @@ pub use approvals::{
     AckBody, AcknowledgeBody, Acknowledged, ApprovalBody, ApprovalView, PolicyApprovalBody, PolicyApproved,
 };
 pub use body::{Body, replies, replies_text, takes};
+pub(crate) use evidence::pack_of;
 pub use evidence::{DsseEnvelope, DsseSignature, PackSummary};
+pub(crate) use replay::replayed;
 pub use scans::PlanBody;
 
 /// One route: what the router serves, the OpenAPI document describes and the matrix tests.

@@ -14,7 +14,7 @@ pub(crate) struct ReplayQuery {
 /// Views folded afresh from the log up to `as_of`.
 /// The caller's tenant as the log stood at `as_of`: folded from the tenant's own subjects, one
 /// replay at a time per tenant (429 while one runs), the last few kept by (tenant, position).
-async fn replayed<L: EventLog>(
+pub(crate) async fn replayed<L: EventLog>(
     s: &ApiState<L>,
     tenant: &TenantId,
     as_of: &str,

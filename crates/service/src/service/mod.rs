@@ -137,6 +137,13 @@ pub struct Service<L: EventLog> {
     pub(crate) sealing: bool,
 }
 
+impl<L: EventLog + Clone> Queries<L> {
+    /// The same queries over other views (a replay's): what a page "as of" a point reads.
+    pub fn over(&self, views: Views) -> Queries<L> {
+        Queries { data_dir: self.data_dir.clone(), log: self.log.clone(), views }
+    }
+}
+
 impl<L: EventLog> From<Queries<L>> for Service<L> {
     /// A service over the same log and views as `queries` (which needs a signing key to seal,
     /// unless `without_sealing`).

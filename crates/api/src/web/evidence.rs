@@ -1,0 +1,98 @@
+//! Evidence (`/evidence`): the tenant's pack chain with each pack's kind, digest and signer
+//! key, whether its links hold, and downloads of a pack, its DSSE envelope, the public keys
+//! and an inclusion proof — what an auditor takes away to verify offline. Needs the evidence
+//! permission (auditors, admins).
+
+use axum::extract::Path;
+use axum::http::header;
+use axum::response::IntoResponse;
+use maud::html;
+use sv0_domain::access::Permission;
+use sv0_log::EventLog;
+
+use super::layout::{self, Nav};
+use super::{Page, Viewer};
+use crate::problem::Problem;
+
+pub(crate) async fn evidence<L: EventLog + Clone>(viewer: Viewer<L>) -> Page {
+    viewer.must(Permission::Evidence)?;
+    let tenant = viewer.tenant();
+    let packs = viewer.s.queries.views().packs(tenant)?;
+    let keys = viewer.s.queries.views().keys(tenant)?;
+    // The links of the chain as the views hold them (each pack names its predecessor's id and
+    // digest); `sv0 verify --packs` checks signatures and content offline.
+    let mut broken = Vec::new();
+    for pair in packs.windows(2) {
+        if pair[1].previous_pack_id.as_deref() != Some(pair[0].pack_id.as_str())
+            || pair[1].previous_digest.as_deref() != Some(pair[0].digest.as_str())
+        {
+            broken.push(pair[1].index);
+        }
+    }
+    let kind = |body: &str| -> String {
+        serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("kind").and_then(|k| k.as_str().map(str::to_string)))
+            .unwrap_or_default()
+    };
+    let body = html! {
+        p {
+            (packs.len()) " packs sealed. "
+            @if broken.is_empty() {
+                span.state-approved { "Every link holds" } " (each pack names its predecessor's id and digest)."
+            } @else {
+                span.state-drifted { "Broken links at packs " (broken.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")) }
+            }
+        }
+        p { "To verify offline: download the public keys and the packs, then run " code { "sv0 verify --packs DIR --public-key keys.pem" } "." }
+        p { a href="/evidence/keys.pem" download="sv0-keys.pem" { "Public keys (PEM)" } " · " (keys.len()) " keys" }
+        table {
+            caption { "The pack chain, newest first" }
+            thead { tr { th scope="col" { "#" } th scope="col" { "Kind" } th scope="col" { "Digest" } th scope="col" { "Signer key" } th scope="col" { "Assessed" } th scope="col" { "Download" } } }
+            tbody {
+                @for p in packs.iter().rev() {
+                    tr {
+                        td { (p.index) }
+                        td { (kind(&p.body)) }
+                        td { code { (p.digest) } }
+                        td { code { (p.key_id) } }
+                        td { "log position " (p.assessed_seq) }
+                        td {
+                            a href=(format!("/evidence/packs/{}", p.index)) download=(format!("pack-{:06}.json", p.index)) { "pack" }
+                            " · "
+                            a href=(format!("/evidence/proofs/{}", p.index)) download=(format!("inclusion-{:06}.json", p.index)) { "inclusion proof" }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    super::html(layout::page(&viewer.frame("Evidence", Nav::Evidence, None), body))
+}
+
+fn attachment(content_type: &'static str, body: String) -> Page {
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// `GET /evidence/packs/{index or id}`: the pack file, as `sv0 export packs` writes it.
+pub(crate) async fn pack<L: EventLog + Clone>(viewer: Viewer<L>, Path(id): Path<String>) -> Page {
+    viewer.must(Permission::Evidence)?;
+    let sealed = crate::routes::pack_of(&viewer.s, viewer.tenant(), &id)?;
+    let file = sv0_signer::PackFile::from_sealed(&sealed).map_err(Problem::internal)?;
+    attachment("application/json", serde_json::to_string_pretty(&file).map_err(Problem::internal)?)
+}
+
+/// `GET /evidence/proofs/{index or id}`: the RFC 9162 inclusion proof of a pack.
+pub(crate) async fn proof<L: EventLog + Clone>(viewer: Viewer<L>, Path(id): Path<String>) -> Page {
+    viewer.must(Permission::Evidence)?;
+    let sealed = crate::routes::pack_of(&viewer.s, viewer.tenant(), &id)?;
+    let proof = viewer.s.queries.inclusion_proof(viewer.tenant(), &sealed.pack_id)?;
+    attachment("application/json", serde_json::to_string_pretty(&proof).map_err(Problem::internal)?)
+}
+
+/// `GET /evidence/keys.pem`: every public key that signed the tenant's chain.
+pub(crate) async fn keys<L: EventLog + Clone>(viewer: Viewer<L>) -> Page {
+    viewer.must(Permission::Evidence)?;
+    let pem = viewer.s.queries.export_keys(viewer.tenant()).await?;
+    attachment("application/x-pem-file", pem)
+}

@@ -1,0 +1,209 @@
+//! The review screens over HTTP (the browser tests drive the same pages in Chromium): sign-in
+//! with a token into a strict session cookie, CSRF on every form, the roles of the API's
+//! permission table, tenant isolation, the posture digest that binds an approval to the page,
+//! and history pages marked as such.
+
+use std::collections::BTreeMap;
+
+use sv0_domain::access::Role;
+
+use crate::api::{Reply, Server, fixture, request};
+
+/// A browser's session: the cookies the server set.
+pub(crate) struct Session<'a> {
+    server: &'a Server,
+    cookies: BTreeMap<String, String>,
+}
+
+impl<'a> Session<'a> {
+    pub(crate) fn new(server: &'a Server) -> Session<'a> {
+        Session { server, cookies: BTreeMap::new() }
+    }
+
+    fn keep_cookies(&mut self, reply: &Reply) {
+        for set in reply.header_values("set-cookie") {
+            let pair = set.split(';').next().unwrap_or("");
+            if let Some((name, value)) = pair.split_once('=') {
+                if value.is_empty() {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_string(), value.to_string());
+                }
+            }
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    pub(crate) fn get(&mut self, path: &str) -> Reply {
+        let cookie = self.cookie_header();
+        let reply = request(&self.server.addr, "GET", path, &[("Cookie", cookie.as_str())], b"");
+        self.keep_cookies(&reply);
+        reply
+    }
+
+    pub(crate) fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let cookie = self.cookie_header();
+        let body = fields.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&");
+        let headers = [("Cookie", cookie.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+        let reply = request(&self.server.addr, "POST", path, &headers, body.as_bytes());
+        self.keep_cookies(&reply);
+        reply
+    }
+
+    /// Signs in with `token` through the sign-in form; the reply to the form's POST.
+    pub(crate) fn sign_in(&mut self, token: &str) -> Reply {
+        let form = self.get("/login");
+        assert_eq!(form.status, 200, "{form:?}");
+        let csrf = input_value(&form.body, "csrf");
+        self.post("/login", &[("csrf", &csrf), ("token", token)])
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The `value` of the (first) input named `name` in a page.
+pub(crate) fn input_value(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).unwrap_or_else(|| panic!("no input {name} in the page: {page}")) + marker.len();
+    page[start..].split('"').next().unwrap_or("").to_string()
+}
+
+fn location(reply: &Reply) -> &str {
+    reply.header_values("location").first().copied().unwrap_or("")
+}
+
+const HR: &str = "/scopes/project:HR-Automation";
+
+#[test]
+fn the_review_screens_sign_in_with_a_token_and_show_only_what_the_role_and_tenant_may_see() {
+    let fixture = fixture();
+    let server = Server::start(&fixture.data, &[]);
+    let mut anonymous = Session::new(&server);
+    let page = anonymous.get("/");
+    assert_eq!((page.status, location(&page)), (303, "/login"), "no session, no page");
+    assert!(page.header_values("content-security-policy")[0].contains("default-src 'none'"));
+
+    // A wrong token: 401, the form again, no session.
+    let refused = anonymous.sign_in("sv0_nothing-of-the-kind");
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert!(refused.body.contains("Not signed in"), "{}", refused.body);
+    assert!(!anonymous.cookies.contains_key("sv0_session"));
+    // A sign-in form posted without its CSRF cookie is refused.
+    let mut forged = Session::new(&server);
+    let no_csrf = forged.post("/login", &[("csrf", "0123"), ("token", fixture.token(Role::Viewer))]);
+    assert_eq!(no_csrf.status, 403, "{no_csrf:?}");
+
+    let mut viewer = Session::new(&server);
+    let signed = viewer.sign_in(fixture.token(Role::Viewer));
+    assert_eq!((signed.status, location(&signed)), (303, "/"));
+    let cookie = signed.header_values("set-cookie").into_iter().find(|c| c.starts_with("sv0_session=")).unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let overview = viewer.get("/");
+    assert_eq!(overview.status, 200, "{overview:?}");
+    assert!(overview.body.contains("project:HR-Automation") && overview.body.contains("authority paths"));
+    let brief = viewer.get(HR);
+    assert_eq!(brief.status, 200);
+    assert!(brief.body.contains("Sensitive data reachable") && brief.body.contains("Posture digest"));
+    assert!(brief.body.contains("Only approvers can approve"), "a viewer sees no approve form");
+    assert!(!brief.body.contains("Approve this posture"));
+    // ... and cannot approve by posting the form anyway.
+    let csrf = input_value(&overview.body, "csrf");
+    let digest = input_value(&approver_brief(&fixture, &server), "posture_digest");
+    let posted = viewer.post(&format!("{HR}/approve"), &[("csrf", &csrf), ("posture_digest", &digest), ("note", "x")]);
+    assert_eq!(posted.status, 403, "{posted:?}");
+    assert_eq!(viewer.get("/evidence").status, 403, "evidence is for auditors and admins");
+    assert_eq!(viewer.get("/scopes/project:No-Such-Project").status, 404);
+
+    // Another tenant's caller finds none of contoso's scopes.
+    let mut other = Session::new(&server);
+    assert_eq!(other.sign_in(&fixture.other).status, 303);
+    assert_eq!(other.get(HR).status, 404);
+    assert!(!other.get("/").body.contains("HR-Automation"));
+
+    // Sign-out ends the session; the cookie no longer opens a page.
+    let stolen = viewer.cookie_header();
+    assert_eq!(viewer.post("/logout", &[("csrf", &csrf)]).status, 303);
+    let after = request(&server.addr, "GET", "/", &[("Cookie", stolen.as_str())], b"");
+    assert_eq!((after.status, location(&after)), (303, "/login"));
+
+    // A revoked token ends its sessions at once.
+    let mut auditor = Session::new(&server);
+    assert_eq!(auditor.sign_in(fixture.token(Role::Auditor)).status, 303);
+    assert_eq!(auditor.get("/evidence").status, 200);
+    let (code, out) = crate::sv0_in(&fixture.data, &["tokens", "revoke", "auditor@contoso.example"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(auditor.get("/evidence").status, 303, "a revoked token's session is over");
+}
+
+/// The brief as an approver sees it.
+fn approver_brief(fixture: &crate::api::Fixture, server: &Server) -> String {
+    let mut approver = Session::new(server);
+    assert_eq!(approver.sign_in(fixture.token(Role::Approver)).status, 303);
+    approver.get(HR).body
+}
+
+#[test]
+fn approving_from_the_brief_needs_the_csrf_token_and_the_posture_on_the_page() {
+    let fixture = fixture();
+    let server = Server::start(&fixture.data, &[]);
+    let mut approver = Session::new(&server);
+    assert_eq!(approver.sign_in(fixture.token(Role::Approver)).status, 303);
+    let brief = approver.get(HR);
+    assert!(brief.body.contains("Approve this posture"), "an approver sees the form");
+    let csrf = input_value(&brief.body, "csrf");
+    let digest = input_value(&brief.body, "posture_digest");
+    let position = input_value(&brief.body, "log_position");
+    let finding = input_value(&brief.body, "ack");
+    let head = server.log_head();
+    let approve = |session: &mut Session<'_>, fields: &[(&str, &str)]| session.post(&format!("{HR}/approve"), fields);
+
+    let no_csrf = approve(&mut approver, &[("posture_digest", &digest), ("note", "reviewed"), ("force", "true")]);
+    assert_eq!(no_csrf.status, 403, "{no_csrf:?}");
+    let wrong_csrf = approve(
+        &mut approver,
+        &[("csrf", "beef"), ("posture_digest", &digest), ("note", "reviewed"), ("force", "true")],
+    );
+    assert_eq!(wrong_csrf.status, 403);
+    // The posture of the past (the page as of position 6) is not the posture now.
+    let old = approver.get(&format!("{HR}?as_of=6"));
+    assert!(old.body.contains("Historical view") && old.body.contains("cannot be approved"), "{}", old.body);
+    let stale = old.body.split("Posture digest: <code>").nth(1).and_then(|s| s.split("</code>").next()).unwrap();
+    assert_ne!(stale, digest);
+    let refused =
+        approve(&mut approver, &[("csrf", &csrf), ("posture_digest", stale), ("note", "reviewed"), ("force", "true")]);
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert_eq!(server.log_head(), head, "refused approvals append nothing");
+
+    let done = approve(
+        &mut approver,
+        &[
+            ("csrf", &csrf),
+            ("posture_digest", &digest),
+            ("log_position", &position),
+            ("note", "reviewed with the HR platform team"),
+            ("ack", &finding),
+            (&format!("due:{finding}"), "2099-01-31"),
+            ("force", "true"),
+        ],
+    );
+    assert_eq!((done.status, location(&done)), (303, "/scopes/project:HR-Automation?approved=3"), "{done:?}");
+    assert!(approver.get(location(&done)).body.contains("baseline version 3 is locked"));
+    let approvals =
+        server.get("/api/v1/approvals?scope=project:HR-Automation", Some(fixture.token(Role::Auditor))).json();
+    let last = approvals["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["approver"], "approver@contoso.example", "{last}");
+    assert_eq!(last["acknowledged"][0]["finding_id"], finding.as_str());
+}
