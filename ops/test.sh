@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 # The JetStream tests run a real nats-server: the pinned one, installed on first use.
 SV0_NATS_SERVER="$(./ops/install-nats-server.sh)"
 export SV0_NATS_SERVER
+# The review screens' browser tests drive headless Chromium through WebDriver.
+browsers="$(./ops/install-chromium.sh)"
+read -r SV0_CHROMIUM SV0_CHROMEDRIVER <<< "$browsers"
+export SV0_CHROMIUM SV0_CHROMEDRIVER
 
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all -- --check

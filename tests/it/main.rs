@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod browser;
 mod cli;
 mod codec;
 mod connectors;
@@ -31,6 +32,7 @@ mod story;
 mod synthetic;
 mod views;
 mod web;
+mod webdriver;
 mod whatif;
 
 use std::path::{Path, PathBuf};

@@ -207,3 +207,63 @@ fn approving_from_the_brief_needs_the_csrf_token_and_the_posture_on_the_page() {
     assert_eq!(last["approver"], "approver@contoso.example", "{last}");
     assert_eq!(last["acknowledged"][0]["finding_id"], finding.as_str());
 }
+
+/// Every control a person fills in has a label: a `<label for>` naming its id, or a `<label>`
+/// around it. Hidden inputs and buttons (labelled by their text) are left out.
+fn unlabelled_controls(page: &str) -> Vec<String> {
+    let mut missing = Vec::new();
+    let mut inside_label = 0usize;
+    let mut rest = page;
+    while let Some(start) = rest.find('<') {
+        let tag_end = rest[start..].find('>').map_or(rest.len(), |e| start + e + 1);
+        let tag = &rest[start..tag_end];
+        let name = tag.trim_start_matches('<').split(|c: char| c.is_whitespace() || c == '>').next().unwrap_or("");
+        match name {
+            "label" => inside_label += 1,
+            "/label" => inside_label = inside_label.saturating_sub(1),
+            "input" | "select" | "textarea" if !tag.contains("type=\"hidden\"") && !tag.contains("type=\"submit\"") => {
+                let id = tag.split("id=\"").nth(1).and_then(|s| s.split('"').next());
+                let labelled = inside_label > 0 || id.is_some_and(|id| page.contains(&format!("for=\"{id}\"")));
+                if !labelled {
+                    missing.push(tag.to_string());
+                }
+            }
+            _ => {}
+        }
+        rest = &rest[tag_end..];
+    }
+    missing
+}
+
+#[test]
+fn every_screen_labels_its_controls_and_declares_its_language() {
+    assert_eq!(unlabelled_controls("<p><input id=\"x\" name=\"y\"></p>").len(), 1, "the check finds a bare input");
+    assert!(unlabelled_controls("<label for=\"x\">X</label><input id=\"x\">").is_empty());
+    let fixture = fixture();
+    let server = Server::start(&fixture.data, &[]);
+    let mut login = Session::new(&server);
+    let form = login.get("/login");
+    assert_eq!(unlabelled_controls(&form.body), Vec::<String>::new(), "the sign-in form");
+    let mut approver = Session::new(&server);
+    assert_eq!(approver.sign_in(fixture.token(Role::Approver)).status, 303);
+    let mut auditor = Session::new(&server);
+    assert_eq!(auditor.sign_in(fixture.token(Role::Auditor)).status, 303);
+    let brief = approver.get(HR);
+    let path =
+        brief.body.split("href=\"/paths/").nth(1).and_then(|s| s.split('"').next()).unwrap().replace("&amp;", "&");
+    let pages = [
+        approver.get("/"),
+        brief,
+        approver.get(&format!("{HR}/delta")),
+        approver.get(&format!("/paths/{path}")),
+        approver.get(&format!("{HR}?as_of=6")),
+        auditor.get("/evidence"),
+    ];
+    for page in &pages {
+        assert_eq!(page.status, 200, "{page:?}");
+        assert!(page.body.starts_with("<!DOCTYPE html><html lang=\"en\">"), "{}", &page.body[..80]);
+        assert!(page.body.contains("<main id=\"main\""), "a main landmark the skip link reaches");
+        assert_eq!(unlabelled_controls(&page.body), Vec::<String>::new());
+        assert!(!page.body.contains("style=") && !page.body.contains("<script"), "nothing the CSP would block");
+    }
+}

@@ -331,6 +331,18 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
     say!("  sv0 {on} paths --scope {SCOPE} --as-of {}", v1.seq);
     say!("  sv0 {on} verify");
     say!("  sv0 verify --packs {0} --public-key {0}/public-key.pem", export_dir.display());
+    if out.is_some() {
+        // The review screens: a token to sign in with, as the approver (who may also read the
+        // evidence), for 30 days.
+        let roles = vec![sv0_domain::access::Role::Approver, sv0_domain::access::Role::Auditor];
+        let expires = Timestamp(Timestamp::now().0.saturating_add(30 * 24 * 3600 * 1000));
+        let host = sv0_domain::events::Actor::host(&approver);
+        let issued = service.issue_token(&tenant, "demo-reviewer", &approver, roles, Some(expires), &host).await?;
+        say!("");
+        say!("Review screens: run `sv0 {on} serve`, open http://127.0.0.1:8080/ and sign in with this token");
+        say!("(approver and auditor, for 30 days; `sv0 {on} tokens revoke demo-reviewer` ends it):");
+        say!("  {}", issued.token);
+    }
 
     Ok(Story {
         data_dir: dir.to_path_buf(),

@@ -193,6 +193,9 @@ pub fn sparkline(caption: &str, points: &[(Timestamp, u64)]) -> Markup {
         ),
         _ => format!("{caption}: nothing yet"),
     };
+    if points.len() < 2 {
+        return html! { p { (caption) ": " (described) " (a line needs two scans)." } };
+    }
     html! {
         figure.spark {
             figcaption { (caption) }

@@ -1,0 +1,212 @@
+//! A headless Chromium driven through chromedriver, over the W3C WebDriver protocol
+//! (https://www.w3.org/TR/webdriver2/): a session, navigation, elements found by CSS selector,
+//! clicks, typing, text, cookies and screenshots — the nine endpoints the browser tests use.
+//!
+//! Written here rather than taken from a crate: fantoccini (the well-kept client) pulls a second
+//! `http` (0.2), `cookie` and `icu` 1.x next to the versions the workspace already uses, which
+//! `deny.toml` forbids. The protocol itself is plain JSON over HTTP.
+//!
+//! `SV0_CHROMIUM` and `SV0_CHROMEDRIVER` name the binaries (`ops/install-chromium.sh` sets them
+//! for the test command); without them the test fails, it never skips.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sv0_tests::TempDir;
+
+/// One request to chromedriver, reading the reply by its `Content-Length` (chromedriver keeps
+/// connections open whatever `Connection: close` says). Returns the status and body.
+fn exchange(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to chromedriver");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("read timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body.as_bytes())).expect("send to chromedriver");
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("status line");
+    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("header line");
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut bytes = vec![0u8; length];
+    reader.read_exact(&mut bytes).expect("reply body");
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The key of an element reference in WebDriver's JSON.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A browser session, ended (and chromedriver stopped) when dropped.
+pub(crate) struct Browser {
+    driver: Child,
+    addr: String,
+    session: String,
+    _profile: TempDir,
+}
+
+/// An element of the current page.
+pub(crate) struct Element<'a> {
+    browser: &'a Browser,
+    id: String,
+}
+
+fn binary(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the suite with ./ops/test.sh, which installs chromium and chromium-driver")
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium with a fresh profile.
+    pub(crate) fn start() -> Browser {
+        let (chromium, chromedriver) = (binary("SV0_CHROMIUM"), binary("SV0_CHROMEDRIVER"));
+        let port = free_port();
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {chromedriver}: {e}"));
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen on {addr} within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = TempDir::new();
+        let mut browser = Browser { driver, addr, session: String::new(), _profile: profile };
+        let args = [
+            "--headless=new".to_string(),
+            // The tests run as root in CI, where Chromium's sandbox cannot start.
+            "--no-sandbox".to_string(),
+            "--disable-gpu".to_string(),
+            "--disable-dev-shm-usage".to_string(),
+            "--window-size=1280,1600".to_string(),
+            format!("--user-data-dir={}", browser._profile.path().display()),
+        ];
+        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": chromium, "args": args },
+        } } });
+        let created = browser.call("POST", "/session", Some(capabilities));
+        browser.session = created["sessionId"].as_str().expect("a session id").to_string();
+        browser
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let (status, reply) = exchange(&self.addr, method, path, &body);
+        let value: Value = serde_json::from_str(&reply)
+            .unwrap_or_else(|e| panic!("chromedriver answered {method} {path} with non-JSON ({e}): {reply}"));
+        assert_eq!(status, 200, "chromedriver refused {method} {path}: {value}");
+        value["value"].clone()
+    }
+
+    fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.call(method, &format!("/session/{}{path}", self.session), body)
+    }
+
+    /// Opens a URL.
+    pub(crate) fn goto(&self, url: &str) {
+        self.session_call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    /// The current URL.
+    pub(crate) fn url(&self) -> String {
+        self.session_call("GET", "/url", None).as_str().unwrap_or_default().to_string()
+    }
+
+    /// The page's text as a person sees it.
+    pub(crate) fn text(&self) -> String {
+        self.find("body").text()
+    }
+
+    /// The first element a CSS selector matches (the test fails when none does).
+    pub(crate) fn find(&self, css: &str) -> Element<'_> {
+        let found = self.session_call("POST", "/element", Some(json!({ "using": "css selector", "value": css })));
+        let id = found[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css} on {}", self.url())).to_string();
+        Element { browser: self, id }
+    }
+
+    /// How many elements a CSS selector matches.
+    pub(crate) fn count(&self, css: &str) -> usize {
+        let found = self.session_call("POST", "/elements", Some(json!({ "using": "css selector", "value": css })));
+        found.as_array().map_or(0, Vec::len)
+    }
+
+    /// The value of a cookie of the current site (HttpOnly ones included: WebDriver sees them).
+    pub(crate) fn cookie(&self, name: &str) -> Option<String> {
+        let cookies = self.session_call("GET", "/cookie", None);
+        cookies.as_array()?.iter().find(|c| c["name"] == name).and_then(|c| c["value"].as_str()).map(str::to_string)
+    }
+
+    /// Writes a PNG of the viewport to `path`.
+    pub(crate) fn screenshot(&self, path: &std::path::Path) {
+        use base64::Engine as _;
+        let png = self.session_call("GET", "/screenshot", None);
+        let bytes =
+            base64::engine::general_purpose::STANDARD.decode(png.as_str().unwrap_or_default()).expect("base64 PNG");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("screenshot directory");
+        }
+        std::fs::write(path, bytes).expect("write screenshot");
+    }
+}
+
+impl Element<'_> {
+    fn call(&self, method: &str, what: &str, body: Option<Value>) -> Value {
+        self.browser.session_call(method, &format!("/element/{}{what}", self.id), body)
+    }
+
+    /// Clicks it.
+    pub(crate) fn click(&self) {
+        self.call("POST", "/click", Some(json!({})));
+    }
+
+    /// Types `text` into it.
+    pub(crate) fn type_text(&self, text: &str) {
+        self.call("POST", "/value", Some(json!({ "text": text })));
+    }
+
+    /// Its visible text.
+    pub(crate) fn text(&self) -> String {
+        self.call("GET", "/text", None).as_str().unwrap_or_default().to_string()
+    }
+
+    /// A property (e.g. `value` of an input).
+    pub(crate) fn property(&self, name: &str) -> Value {
+        self.call("GET", &format!("/property/{name}"), None)
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let path = format!("/session/{}", self.session);
+            let _ = std::panic::catch_unwind(|| exchange(&self.addr, "DELETE", &path, ""));
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
