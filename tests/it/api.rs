@@ -989,7 +989,7 @@ fn azure_devops_checks_answer_now_or_call_back() {
 }
 
 /// Signs a JWT with the test key (RS256), as an identity provider would.
-fn provider_jwt(claims: &Value, kid: &str) -> String {
+pub(crate) fn provider_jwt(claims: &Value, kid: &str) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let pem = std::fs::read_to_string(crate::repo_root().join("tests/data/github-app-test-key.pem")).unwrap();

@@ -22,13 +22,13 @@ fn screenshots() -> PathBuf {
 fn sign_in(browser: &Browser, base: &str, token: &str) {
     browser.goto(&format!("{base}/login"));
     browser.find("#token").type_text(token);
-    browser.find("main form button[type=submit]").click();
-    assert_eq!(browser.url(), format!("{base}/"), "signed in, the overview opens: {}", browser.text());
+    let at = browser.find("main form button[type=submit]").click_to_navigate();
+    assert_eq!(at, format!("{base}/"), "signed in, the overview opens: {}", browser.text());
 }
 
 fn sign_out(browser: &Browser, base: &str) {
-    browser.find("form.signout button").click();
-    assert_eq!(browser.url(), format!("{base}/login"));
+    let at = browser.find("form.signout button").click_to_navigate();
+    assert_eq!(at, format!("{base}/login"));
 }
 
 fn import(data: &Path, dir: &TempDir, n: usize) {
@@ -56,7 +56,7 @@ fn a_reviewer_approves_sees_the_unintended_finance_writes_resolved_and_an_audito
     let overview = browser.text();
     assert!(overview.contains("project:HR-Automation") && overview.contains("not approved yet"), "{overview}");
     browser.screenshot(&shots.join("1-overview.png"));
-    browser.find(&format!("a[href='{HR}']")).click();
+    browser.find(&format!("a[href='{HR}']")).click_to_navigate();
     let brief = browser.text();
     assert!(brief.contains("Exposure Brief: project:HR-Automation"), "{brief}");
     assert!(brief.contains("Sensitive data reachable") && brief.contains("Only approvers can approve"), "{brief}");
@@ -77,8 +77,8 @@ fn a_reviewer_approves_sees_the_unintended_finance_writes_resolved_and_an_audito
     let plan = std::fs::read_to_string(repo_root().join("crates/sv0/demo/contoso-2-plan.json")).unwrap();
     browser.find("#plan").type_text(&plan);
     browser.screenshot(&shots.join("3-approve-form.png"));
-    browser.find("form.approve button[type=submit]").click();
-    assert!(browser.url().ends_with(&format!("{HR}?approved=1")), "{}", browser.url());
+    let at = browser.find("form.approve button[type=submit]").click_to_navigate();
+    assert!(at.ends_with(&format!("{HR}?approved=1")), "{at}");
     assert!(browser.text().contains("baseline version 1 is locked"));
 
     // The deployment scan: two unintended Finance writes, each with its remediation.
@@ -106,7 +106,7 @@ fn a_reviewer_approves_sees_the_unintended_finance_writes_resolved_and_an_audito
 
     // A path, hop by hop; and the brief as it stood before the deployment, marked historical.
     browser.goto(&format!("{base}{HR}"));
-    browser.find("section[aria-labelledby=paths] tbody a").click();
+    browser.find("section[aria-labelledby=paths] tbody a").click_to_navigate();
     let path = browser.text();
     assert!(path.contains("Grants (the source records)") && path.contains("Egress"), "{path}");
     browser.screenshot(&shots.join("6-path.png"));

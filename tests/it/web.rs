@@ -267,3 +267,89 @@ fn every_screen_labels_its_controls_and_declares_its_language() {
         assert!(!page.body.contains("style=") && !page.body.contains("<script"), "nothing the CSP would block");
     }
 }
+
+/// With `[oidc]` naming the provider's endpoints, the sign-in page offers the provider: the
+/// authorization code flow with PKCE (S256), bound to the browser that started it, each
+/// sign-in used once, the token verified as a bearer JWT is.
+#[test]
+fn the_screens_sign_in_through_the_identity_provider_with_pkce() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    use std::sync::{Arc, Mutex};
+    let f = fixture();
+    let jwks = f.data.join("jwks.json");
+    std::fs::copy(crate::repo_root().join("tests/data/oidc-test-jwks.json"), &jwks).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let jwt = crate::api::provider_jwt(
+        &serde_json::json!({
+            "iss": "https://login.example/contoso/v2.0", "aud": "api://sv0", "sub": "00000000-riley",
+            "roles": ["SV0.Approver"], "nbf": now - 10, "exp": now + 600,
+        }),
+        "test-key-1",
+    );
+    // The provider's token endpoint: it redeems `good-code` only with the verifier whose S256
+    // challenge the authorization request carried.
+    let challenge = Arc::new(Mutex::new(String::new()));
+    let redeemed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (expected, seen) = (Arc::clone(&challenge), Arc::clone(&redeemed));
+    let idp = crate::fake_http::fake_server(move |r| {
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        let field = |name: &str| {
+            body.split('&').find_map(|p| p.strip_prefix(&format!("{name}="))).unwrap_or_default().to_string()
+        };
+        seen.lock().unwrap().push(body.clone());
+        let verifier = field("code_verifier");
+        let s256 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+        let fine = r.path == "/token"
+            && field("grant_type") == "authorization_code"
+            && field("code") == "good-code"
+            && field("client_id") == "sv0-app"
+            && s256 == *expected.lock().unwrap();
+        if fine {
+            ("200 OK", serde_json::json!({ "access_token": jwt, "token_type": "Bearer" }).to_string())
+        } else {
+            ("400 Bad Request", r#"{"error":"invalid_grant"}"#.to_string())
+        }
+    });
+    let config = std::fs::read_to_string(f.data.join("sv0.toml")).unwrap_or_default();
+    std::fs::write(
+        f.data.join("sv0.toml"),
+        format!(
+            "{config}\n[oidc]\nissuer = \"https://login.example/contoso/v2.0\"\naudience = \"api://sv0\"\ntenant = \"contoso\"\njwks_file = {jwks:?}\nauthorization_endpoint = \"{idp}/authorize\"\ntoken_endpoint = \"{idp}/token\"\nclient_id = \"sv0-app\"\nredirect_url = \"http://127.0.0.1/login/oidc/callback\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&f.data, &[]);
+    let mut browser = Session::new(&server);
+    assert!(browser.get("/login").body.contains("Sign in with your identity provider"));
+    let go = browser.get("/login/oidc");
+    assert_eq!(go.status, 303, "{go:?}");
+    let to = location(&go).to_string();
+    assert!(to.starts_with(&format!("{idp}/authorize?")), "{to}");
+    let param = |name: &str| {
+        to.split(['?', '&']).find_map(|p| p.strip_prefix(&format!("{name}="))).unwrap_or_default().to_string()
+    };
+    assert_eq!(param("code_challenge_method"), "S256");
+    assert_eq!(param("response_type"), "code");
+    assert_eq!(param("client_id"), "sv0-app");
+    *challenge.lock().unwrap() = param("code_challenge");
+    let state = param("state");
+    let bind = go.header_values("set-cookie").into_iter().find(|c| c.starts_with("sv0_oidc=")).unwrap().to_string();
+    assert!(bind.contains("HttpOnly") && bind.contains("SameSite=Lax"), "{bind}");
+    let callback = format!("/login/oidc/callback?code=good-code&state={state}");
+
+    // Another browser holding the link (a login CSRF) is refused, and redeems nothing.
+    assert_eq!(Session::new(&server).get(&callback).status, 403);
+    assert!(redeemed.lock().unwrap().is_empty());
+    let back = browser.get(&callback);
+    assert_eq!(back.status, 200, "{back:?}");
+    assert!(back.body.contains("Signed in as https://login.example/contoso/v2.0#00000000-riley"), "{}", back.body);
+    assert!(back.body.contains("http-equiv=\"refresh\""));
+    let overview = browser.get("/");
+    assert_eq!(overview.status, 200);
+    assert!(overview.body.contains("00000000-riley"));
+    assert!(browser.get(HR).body.contains("Approve this posture"), "the provider's roles claim makes an approver");
+    // A sign-in is used once.
+    assert_eq!(browser.get(&callback).status, 403);
+    assert_eq!(redeemed.lock().unwrap().len(), 1);
+}

@@ -184,6 +184,22 @@ impl Element<'_> {
         self.call("POST", "/click", Some(json!({})));
     }
 
+    /// Clicks a link or a submit button and waits (at most 20 s) until the browser is on
+    /// another page; returns its URL.
+    pub(crate) fn click_to_navigate(&self) -> String {
+        let before = self.browser.url();
+        self.click();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = self.browser.url();
+            if now != before {
+                return now;
+            }
+            assert!(Instant::now() < deadline, "the click left the browser on {before}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Types `text` into it.
     pub(crate) fn type_text(&self, text: &str) {
         self.call("POST", "/value", Some(json!({ "text": text })));

@@ -102,6 +102,9 @@ pub struct ApiState<L: EventLog> {
     pub oidc: Option<Arc<oidc::OidcVerifier>>,
     /// Signed-in browsers of the review screens.
     pub sessions: web::session::Sessions,
+    /// Sign-in to the review screens through the identity provider, when `[oidc]` names its
+    /// endpoints.
+    pub sso: Option<Arc<web::sso::Sso>>,
 }
 
 impl<L: EventLog + Clone> ApiState<L> {
@@ -131,6 +134,7 @@ impl<L: EventLog + Clone> ApiState<L> {
                 .unwrap_or_default(),
             oidc: None,
             sessions: web::session::Sessions::default(),
+            sso: None,
         }
     }
 }

@@ -275,6 +275,21 @@ pub struct OidcConfig {
     pub principal_claim: Option<String>,
     /// The claim listing roles (`SV0.Approver` or `approver`) [default: roles].
     pub roles_claim: Option<String>,
+    /// The provider's authorization endpoint: with it, the review screens offer "sign in with
+    /// your identity provider" (authorization code with PKCE), e.g.
+    /// `https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/authorize`.
+    pub authorization_endpoint: Option<String>,
+    /// The provider's token endpoint, e.g. `https://login.microsoftonline.com/<tenant id>/oauth2/v2.0/token`.
+    pub token_endpoint: Option<String>,
+    /// The client (application) id SV0 signs in as [default: `audience`].
+    pub client_id: Option<String>,
+    /// A file holding the client secret, for a confidential client (PKCE alone otherwise).
+    pub client_secret_file: Option<std::path::PathBuf>,
+    /// This server's `/login/oidc/callback` as browsers reach it, e.g.
+    /// `https://sv0.contoso.example/login/oidc/callback` (registered with the provider).
+    pub redirect_url: Option<String>,
+    /// The scopes asked for [default: `openid profile <audience>/.default`].
+    pub scope: Option<String>,
 }
 
 #[cfg(test)]
@@ -292,6 +307,12 @@ mod tests {
             jwks_url: Some("http://login.example/keys".into()),
             principal_claim: None,
             roles_claim: None,
+            authorization_endpoint: None,
+            token_endpoint: None,
+            client_id: None,
+            client_secret_file: None,
+            redirect_url: None,
+            scope: None,
         };
         let refused = OidcVerifier::load(&config, &reqwest::Client::new()).await.unwrap_err();
         assert!(refused.to_string().contains("is not https"), "{refused}");

@@ -308,6 +308,7 @@ async fn measure(
         heavy_delta.paths.len() as f64,
         "paths/s",
     ));
+    m.extend(page_stages(&mut service, &tenant, &heavy).await?);
     let plan = bench_plan(&delta.paths, &heavy_delta.paths, 50);
     let t = Instant::now();
     let whatif = service.whatif(&tenant, &scope, &plan)?;
@@ -394,6 +395,49 @@ async fn measure(
     let intact = verdicts.iter().all(|v| v.result.is_ok());
     anyhow::ensure!(intact, "the chain did not verify");
     Ok(crate::EXIT_OK)
+}
+
+/// The review screens as a browser asks for them, through the server's router and a signed-in
+/// session: the Overview and the Exposure Brief of the 1,000-path scope, each the 95th
+/// percentile of 20 requests after a warm-up.
+async fn page_stages(
+    service: &mut Service<sv0_log::EmbeddedLog>,
+    tenant: &TenantId,
+    heavy: &Scope,
+) -> anyhow::Result<Vec<Measurement>> {
+    use tower::ServiceExt as _;
+    const RUNS: usize = 20;
+    let actor = sv0_domain::events::Actor::host("bench@example.com");
+    let roles = vec![sv0_domain::access::Role::Approver];
+    let issued = service.issue_token(tenant, "bench-reviewer", "bench@example.com", roles, None, &actor).await?;
+    let state = std::sync::Arc::new(sv0_api::ApiState::new(service));
+    let (session, _) = state.sessions.open(issued.token).map_err(|p| anyhow::anyhow!(p.detail))?;
+    let router = sv0_api::router(std::sync::Arc::clone(&state));
+    let brief = format!("/scopes/{}", heavy.canonical());
+    let mut out = Vec::new();
+    for (stage, uri) in [
+        ("screen: Overview, p95 of 20 (HTML)", "/"),
+        ("screen: Exposure Brief of the 1,000-path scope, p95 of 20", brief.as_str()),
+    ] {
+        let mut times = Vec::new();
+        for run in 0..=RUNS {
+            let request = axum::http::Request::get(uri)
+                .header("cookie", format!("sv0_session={session}"))
+                .body(axum::body::Body::empty())?;
+            let t = Instant::now();
+            let response = router.clone().oneshot(request).await?;
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
+            anyhow::ensure!(status == 200, "{uri} answered {status}: {}", String::from_utf8_lossy(&body));
+            if run > 0 {
+                times.push(t.elapsed().as_secs_f64());
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let p95 = times[(times.len() * 95).div_ceil(100) - 1];
+        out.push(Measurement { stage, seconds: p95, count: 1.0, unit: "pages/s" });
+    }
+    Ok(out)
 }
 
 /// Times a path query (the mean of several runs, after one warm-up run).

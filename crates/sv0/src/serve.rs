@@ -50,6 +50,10 @@ pub(crate) async fn serve(
         let verifier = sv0_api::oidc::OidcVerifier::load(oidc, &state.http).await?;
         notices.push(format!("OIDC sign-in: tokens of {} for tenant {}", oidc.issuer, oidc.tenant));
         state.oidc = Some(Arc::new(verifier));
+        if let Some(sso) = sv0_api::web::sso::Sso::from_config(oidc).map_err(anyhow::Error::msg)? {
+            notices.push("the review screens sign in through the identity provider (/login/oidc)".to_string());
+            state.sso = Some(Arc::new(sso));
+        }
     }
     if let Some(ado) = config.azure_devops {
         state.azure_devops = ado.collection_urls;

@@ -25,6 +25,9 @@ use crate::problem::Problem;
 /// Paths per page of the brief.
 const PAGE_PATHS: usize = 100;
 
+/// Paths shown per sensitive domain in the blast radius (the rest through the domain filter).
+const RADIUS_PATHS: usize = 20;
+
 /// The brief's query: history point, filters, page.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct BriefQuery {
@@ -139,8 +142,11 @@ pub(crate) async fn brief<L: EventLog + Clone>(
                 @let writes = paths.iter().filter(|p| p.modifies()).count();
                 @let who: BTreeSet<&str> = paths.iter().map(|p| p.identity.name.as_str()).collect();
                 h3 { (name) " " span.muted { "(" (id) ")" } }
-                p { (paths.len()) " paths, " (writes) " that can change data, through " (who.into_iter().collect::<Vec<_>>().join(", ")) "." }
-                (path_table(paths.iter().copied(), h))
+                p { (paths.len()) " paths, " (writes) " that can change data, through " (who.iter().take(10).copied().collect::<Vec<_>>().join(", ")) @if who.len() > 10 { " and " (who.len() - 10) " more identities" } "." }
+                (path_table(paths.iter().take(RADIUS_PATHS).copied(), h))
+                @if paths.len() > RADIUS_PATHS {
+                    p { a href=(with_as_of(&format!("{here}?domain={}#paths", encode(id)), h)) { "All " (paths.len()) " paths into " (name) } }
+                }
             }
         }
         section aria-labelledby="paths" {

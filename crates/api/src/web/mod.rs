@@ -24,6 +24,7 @@ pub mod layout;
 mod overview;
 mod path;
 pub mod session;
+pub mod sso;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -65,7 +66,9 @@ pub fn router<L: EventLog + Clone>() -> Router<Arc<ApiState<L>>> {
         .route("/evidence/packs/{id}", get(evidence::pack::<L>))
         .route("/evidence/keys.pem", get(evidence::keys::<L>))
         .route("/evidence/proofs/{id}", get(evidence::proof::<L>))
-        .route("/login", get(login_form).post(login::<L>))
+        .route("/login", get(login_form::<L>).post(login::<L>))
+        .route("/login/oidc", get(sso::begin::<L>))
+        .route("/login/oidc/callback", get(sso::callback::<L>))
         .route("/logout", post(logout::<L>))
         .route("/static/sv0.css", get(css))
         .layer(axum::middleware::from_fn(secure_headers))
@@ -242,20 +245,24 @@ fn https<L: EventLog>(state: &ApiState<L>, peer: SocketAddr, headers: &HeaderMap
 }
 
 /// `GET /login`: the sign-in form, with a CSRF token in a cookie of its own.
-async fn login_form(ConnectInfo(_peer): ConnectInfo<SocketAddr>) -> Page {
+async fn login_form<L: EventLog>(State(state): State<Arc<ApiState<L>>>) -> Page {
     let token = session::random_hex()?;
-    let body = login_page(&token, None);
+    let body = login_page(&token, None, state.sso.is_some());
     let mut response = html(body)?;
     let value = set_cookie(LOGIN_COOKIE, &token, false, Some(std::time::Duration::from_secs(600)));
     response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&value).map_err(Problem::internal)?);
     Ok(response)
 }
 
-fn login_page(csrf: &str, error: Option<&str>) -> Markup {
+fn login_page(csrf: &str, error: Option<&str>, sso: bool) -> Markup {
     layout::bare(
         "Sign in",
         html! {
             @if let Some(error) = error { div.error role="alert" { (error) } }
+            @if sso {
+                p { a.button href="/login/oidc" { "Sign in with your identity provider" } }
+                p { "Or:" }
+            }
             p { "Sign in with an SV0 token (" code { "sv0 token issue" } " prints one), or your identity provider's token when OIDC is configured." }
             form.approve method="post" action="/login" {
                 input type="hidden" name="csrf" value=(csrf);
@@ -292,7 +299,7 @@ async fn login<L: EventLog>(
         Ok(caller) => caller,
         Err(problem) => {
             state.failures.fail(addr, now);
-            let page = login_page(&expected, Some(&format!("Not signed in: {}", problem.detail)));
+            let page = login_page(&expected, Some(&format!("Not signed in: {}", problem.detail)), state.sso.is_some());
             return Ok((StatusCode::UNAUTHORIZED, html_headers(), page.into_string()).into_response());
         }
     };
