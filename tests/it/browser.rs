@@ -77,7 +77,15 @@ fn a_reviewer_approves_sees_the_unintended_finance_writes_resolved_and_an_audito
     let plan = std::fs::read_to_string(repo_root().join("crates/sv0/demo/contoso-2-plan.json")).unwrap();
     browser.find("#plan").type_text(&plan);
     browser.screenshot(&shots.join("3-approve-form.png"));
-    let at = browser.find("form.approve button[type=submit]").click_to_navigate();
+    // The plan's what-if first: the three Graph reads it adds, nothing recorded yet; the form
+    // comes back filled in as it was sent.
+    let at = browser.find("form.approve button.secondary").click_to_navigate();
+    assert!(at.ends_with(&format!("{HR}/whatif")), "{at}");
+    let whatif = browser.text();
+    assert!(whatif.contains("Nothing is recorded until you approve") && whatif.contains("Microsoft Graph"), "{whatif}");
+    assert_eq!(browser.find(&format!("input[id='due-{finding}']")).property("value"), "2099-01-31");
+    browser.screenshot(&shots.join("3b-whatif.png"));
+    let at = browser.find("form.approve button:not(.secondary)").click_to_navigate();
     assert!(at.ends_with(&format!("{HR}?approved=1")), "{at}");
     assert!(browser.text().contains("baseline version 1 is locked"));
 
@@ -140,7 +148,21 @@ fn a_reviewer_approves_sees_the_unintended_finance_writes_resolved_and_an_audito
         let name = format!("{index:06}-{}.json", pack["pack_id"].as_str().unwrap());
         std::fs::write(out.join(name), body).unwrap();
     }
+    let envelope: serde_json::Value = serde_json::from_str(&download("/evidence/packs/1/dsse")).unwrap();
+    assert_eq!(envelope["payloadType"], sv0_signer::PAYLOAD_TYPE);
+    let attestations: serde_json::Value = serde_json::from_str(&download("/evidence/attestations")).unwrap();
+    assert!(attestations.as_array().is_some_and(|a| !a.is_empty()), "{attestations}");
+    let checkpoint = dir.join("checkpoint.txt");
+    std::fs::write(&checkpoint, download("/evidence/checkpoint")).unwrap();
     let keys = out.join("keys.pem");
-    let (code, report) = sv0(&["verify", "--packs", out.to_str().unwrap(), "--public-key", keys.to_str().unwrap()]);
+    let (code, report) = sv0(&[
+        "verify",
+        "--packs",
+        out.to_str().unwrap(),
+        "--public-key",
+        keys.to_str().unwrap(),
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "the downloaded chain verifies offline: {report}");
 }

@@ -212,7 +212,7 @@ pub(crate) async fn brief<L: EventLog + Clone>(
             @if h.is_some() {
                 p.muted { "A historical view cannot be approved." }
             } @else if viewer.may(Permission::Approve) {
-                (approve_form(&here, &review, &viewer.session.csrf))
+                (approve_form(&here, &review, &viewer.session.csrf, &Prefill::default()))
             } @else {
                 p.muted { "Only approvers can approve a scope; your roles do not include it." }
             }
@@ -247,38 +247,50 @@ fn path_table<'a>(paths: impl Iterator<Item = &'a AuthorityPath>, h: Option<&lay
     }
 }
 
-fn approve_form(here: &str, review: &sv0_service::review::Review, csrf: &str) -> Markup {
+/// What an approve form shows filled in again (after a what-if preview).
+#[derive(Default)]
+struct Prefill {
+    note: String,
+    intent: String,
+    plan: String,
+    acks: BTreeMap<String, String>,
+}
+
+fn approve_form(here: &str, review: &sv0_service::review::Review, csrf: &str, prefill: &Prefill) -> Markup {
     html! {
         form.approve method="post" action=(format!("{here}/approve")) {
             input type="hidden" name="csrf" value=(csrf);
             input type="hidden" name="posture_digest" value=(review.posture_digest);
             input type="hidden" name="log_position" value=(review.log_position);
             label for="note" { "Note (what was reviewed, with whom)" }
-            textarea id="note" name="note" required {}
+            textarea id="note" name="note" required { (prefill.note) }
             @if !review.findings.is_empty() {
                 fieldset {
                     legend { "Acknowledge open findings until a date" }
                     @for r in &review.findings {
                         @let id = &r.finding.finding_id;
                         p {
-                            input type="checkbox" id=(format!("ack-{id}")) name="ack" value=(id);
+                            input type="checkbox" id=(format!("ack-{id}")) name="ack" value=(id) checked[prefill.acks.contains_key(id)];
                             label for=(format!("ack-{id}")) { " " (r.finding.title) " " code { (id) } }
                             " "
                             label for=(format!("due-{id}")) { "due" }
-                            input type="date" id=(format!("due-{id}")) name=(format!("due:{id}"));
+                            input type="date" id=(format!("due-{id}")) name=(format!("due:{id}")) value=[prefill.acks.get(id).filter(|d| !d.is_empty())];
                         }
                     }
                 }
             }
             label for="intent" { "Declared intent (optional, JSON: the additions this deployment intends)" }
-            textarea id="intent" name="intent" {}
+            textarea id="intent" name="intent" { (prefill.intent) }
             label for="plan" { "IaC plan (optional, a Terraform JSON plan or an ARM what-if result)" }
-            textarea id="plan" name="plan" {}
+            textarea id="plan" name="plan" { (prefill.plan) }
             p {
                 input type="checkbox" id="force" name="force" value="true";
                 label for="force" { " Record a new version even if the posture is what the baseline already holds" }
             }
-            p { button type="submit" { "Approve this posture" } }
+            p {
+                button type="submit" { "Approve this posture" } " "
+                button.secondary type="submit" formaction=(format!("{here}/whatif")) formnovalidate { "Preview the plan (what-if)" }
+            }
         }
     }
 }
@@ -339,6 +351,68 @@ pub(crate) async fn approve<L: EventLog + Clone>(
     let report = viewer.s.commands.lock().await.approve_with(&tenant, &scope, approval, Timestamp::now()).await?;
     let to = format!("/scopes/{}?approved={}", encode(&scope.canonical()), report.baseline.version);
     Ok(Redirect::to(&to).into_response())
+}
+
+/// `POST /scopes/{scope}/whatif`: the plan's what-if, shown before approving, with the approve
+/// form filled in again as it was sent.
+pub(crate) async fn whatif<L: EventLog + Clone>(
+    viewer: Viewer<L>,
+    Path(scope): Path<String>,
+    f: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Page {
+    let fields = form(f)?;
+    viewer.check_csrf(field(&fields, "csrf"))?;
+    viewer.must(Permission::Approve)?;
+    let scope = scope_of(&scope)?;
+    let tenant = viewer.tenant();
+    let plan = field(&fields, "plan").map(str::trim).unwrap_or("");
+    if plan.is_empty() {
+        return Err(WebError(Problem::invalid_request(
+            "paste a Terraform JSON plan or an ARM what-if result to preview",
+        )));
+    }
+    let report = viewer.s.queries.whatif(tenant, &scope, plan.as_bytes())?;
+    let review = viewer.s.queries.review(tenant, &scope)?;
+    let canonical = scope.canonical();
+    let here = format!("/scopes/{}", encode(&canonical));
+    let acks = fields
+        .iter()
+        .filter(|(k, _)| k == "ack")
+        .map(|(_, id)| (id.clone(), field(&fields, &format!("due:{id}")).unwrap_or("").to_string()))
+        .collect();
+    let prefill = Prefill {
+        note: field(&fields, "note").unwrap_or("").to_string(),
+        intent: field(&fields, "intent").unwrap_or("").to_string(),
+        plan: plan.to_string(),
+        acks,
+    };
+    let body = html! {
+        p { "Plan " code { (report.plan_digest) } " (" (report.plan_format) "): " (report.entries.len()) " predicted change(s), "
+            (report.findings_opened.len()) " finding(s) it would open. Nothing is recorded until you approve." }
+        table {
+            caption { "What the plan would change in this scope" }
+            thead { tr { th scope="col" { "Change" } th scope="col" { "Path" } th scope="col" { "Permissions" } th scope="col" { "Caused by" } } }
+            tbody {
+                @for e in &report.entries {
+                    tr {
+                        td { (e.entry.kind.as_str()) }
+                        td { (e.entry.workload.name) " → " (e.entry.identity.name) " → " (e.entry.destination.name) " → " (e.entry.domain.name) }
+                        td { (e.entry.permissions.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")) }
+                        td { @for c in &e.caused_by { code { (c) } " " } }
+                    }
+                }
+            }
+        }
+        @if !report.findings_opened.is_empty() {
+            h2 { "Findings it would open" }
+            ul { @for f in &report.findings_opened { li { (layout::severity(f.severity.as_str())) " " (f.title) ": " (f.summary) } } }
+        }
+        h2 id="approve" { "Approve with this plan as the declared intent" }
+        p { "Posture digest: " code { (review.posture_digest) } " at log position " (review.log_position) "." }
+        (approve_form(&here, &review, &viewer.session.csrf, &prefill))
+    };
+    let title = format!("What-if: {canonical}");
+    super::html(layout::page(&viewer.frame(&title, Nav::Scope, None), body))
 }
 
 /// `GET /scopes/{scope}/delta`.

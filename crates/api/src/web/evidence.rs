@@ -45,7 +45,11 @@ pub(crate) async fn evidence<L: EventLog + Clone>(viewer: Viewer<L>) -> Page {
             }
         }
         p { "To verify offline: download the public keys and the packs, then run " code { "sv0 verify --packs DIR --public-key keys.pem" } "." }
-        p { a href="/evidence/keys.pem" download="sv0-keys.pem" { "Public keys (PEM)" } " · " (keys.len()) " keys" }
+        p {
+            a href="/evidence/keys.pem" download="sv0-keys.pem" { "Public keys (PEM)" } " (" (keys.len()) ") · "
+            a href="/evidence/checkpoint" download="checkpoint.txt" { "Signed checkpoint" } " (the chain's size and Merkle root, signed now) · "
+            a href="/evidence/attestations" download="attestations.json" { "in-toto attestations" } " (DSSE envelopes)"
+        }
         table {
             caption { "The pack chain, newest first" }
             thead { tr { th scope="col" { "#" } th scope="col" { "Kind" } th scope="col" { "Digest" } th scope="col" { "Signer key" } th scope="col" { "Assessed" } th scope="col" { "Download" } } }
@@ -61,6 +65,8 @@ pub(crate) async fn evidence<L: EventLog + Clone>(viewer: Viewer<L>) -> Page {
                             a href=(format!("/evidence/packs/{}", p.index)) download=(format!("pack-{:06}.json", p.index)) { "pack" }
                             " · "
                             a href=(format!("/evidence/proofs/{}", p.index)) download=(format!("inclusion-{:06}.json", p.index)) { "inclusion proof" }
+                            " · "
+                            a href=(format!("/evidence/packs/{}/dsse", p.index)) download=(format!("pack-{:06}.dsse.json", p.index)) { "DSSE" }
                         }
                     }
                 }
@@ -80,6 +86,33 @@ pub(crate) async fn pack<L: EventLog + Clone>(viewer: Viewer<L>, Path(id): Path<
     let sealed = crate::routes::pack_of(&viewer.s, viewer.tenant(), &id)?;
     let file = sv0_signer::PackFile::from_sealed(&sealed).map_err(Problem::internal)?;
     attachment("application/json", serde_json::to_string_pretty(&file).map_err(Problem::internal)?)
+}
+
+/// `GET /evidence/packs/{index or id}/dsse`: the pack as a DSSE envelope.
+pub(crate) async fn dsse<L: EventLog + Clone>(viewer: Viewer<L>, Path(id): Path<String>) -> Page {
+    use base64::Engine as _;
+    viewer.must(Permission::Evidence)?;
+    let sealed = crate::routes::pack_of(&viewer.s, viewer.tenant(), &id)?;
+    let envelope = crate::routes::DsseEnvelope {
+        payload_type: sv0_signer::PAYLOAD_TYPE.to_string(),
+        payload: base64::engine::general_purpose::STANDARD.encode(sealed.body.as_bytes()),
+        signatures: vec![crate::routes::DsseSignature { keyid: sealed.key_id, sig: sealed.signature }],
+    };
+    attachment("application/json", serde_json::to_string_pretty(&envelope).map_err(Problem::internal)?)
+}
+
+/// `GET /evidence/checkpoint`: a C2SP signed note of the chain as it stands.
+pub(crate) async fn checkpoint<L: EventLog + Clone>(viewer: Viewer<L>) -> Page {
+    viewer.must(Permission::Evidence)?;
+    let note = viewer.s.commands.lock().await.checkpoint(viewer.tenant())?;
+    attachment("text/plain; charset=utf-8", note)
+}
+
+/// `GET /evidence/attestations`: every pack's in-toto statement, in DSSE envelopes.
+pub(crate) async fn attestations<L: EventLog + Clone>(viewer: Viewer<L>) -> Page {
+    viewer.must(Permission::Evidence)?;
+    let envelopes = viewer.s.commands.lock().await.attestations(viewer.tenant())?;
+    attachment("application/json", serde_json::to_string_pretty(&envelopes).map_err(Problem::internal)?)
 }
 
 /// `GET /evidence/proofs/{index or id}`: the RFC 9162 inclusion proof of a pack.

@@ -6,9 +6,10 @@
 //! | `GET /` | Overview: every scope's baseline state, the tenant's posture, scans, signals |
 //! | `GET /scopes/{scope}` | Exposure Brief, and the approve form for approvers |
 //! | `POST /scopes/{scope}/approve` | records the approval (CSRF token, posture digest) |
+//! | `POST /scopes/{scope}/whatif` | the plan's what-if before approving, the form filled in again |
 //! | `GET /scopes/{scope}/delta` | the delta after a deployment, remediation, verification |
 //! | `GET /paths/{id}` | Path Detail: the four hops and their provenance |
-//! | `GET /evidence` | the pack chain, downloads of packs, keys, proofs, a checkpoint |
+//! | `GET /evidence` | the pack chain; downloads of packs (JSON, DSSE), inclusion proofs, keys, a signed checkpoint, in-toto attestations |
 //! | `GET /login`, `POST /login`, `POST /logout` | sign-in with an SV0 token (or a provider JWT) |
 //!
 //! Every screen but the evidence takes `?as_of=` (a log position or an RFC 3339 time) and shows the
@@ -60,11 +61,15 @@ pub fn router<L: EventLog + Clone>() -> Router<Arc<ApiState<L>>> {
         .route("/", get(overview::overview::<L>))
         .route("/scopes/{scope}", get(brief::brief::<L>))
         .route("/scopes/{scope}/approve", post(brief::approve::<L>))
+        .route("/scopes/{scope}/whatif", post(brief::whatif::<L>))
         .route("/scopes/{scope}/delta", get(brief::delta::<L>))
         .route("/paths/{id}", get(path::path::<L>))
         .route("/evidence", get(evidence::evidence::<L>))
         .route("/evidence/packs/{id}", get(evidence::pack::<L>))
+        .route("/evidence/packs/{id}/dsse", get(evidence::dsse::<L>))
         .route("/evidence/keys.pem", get(evidence::keys::<L>))
+        .route("/evidence/checkpoint", get(evidence::checkpoint::<L>))
+        .route("/evidence/attestations", get(evidence::attestations::<L>))
         .route("/evidence/proofs/{id}", get(evidence::proof::<L>))
         .route("/login", get(login_form::<L>).post(login::<L>))
         .route("/login/oidc", get(sso::begin::<L>))
