@@ -710,6 +710,27 @@ impl Views {
         Ok(all.into_iter().filter(|a| a.assessed_seq > after).collect())
     }
 
+    /// The tenant's latest `n` assessments, newest first: a reverse range read of `n` rows.
+    pub fn latest_assessments(&self, tenant: &TenantId, n: usize) -> Result<Vec<Assessment>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::ASSESSMENTS)?;
+        let start = prefix(&[tenant.as_str().as_bytes()]);
+        let end = store::prefix_end(&start);
+        let mut out = Vec::new();
+        for entry in table.range(start.as_slice()..end.as_slice())?.rev().take(n) {
+            let (_, value) = entry?;
+            out.push(store::decode("assessments", value.value())?);
+        }
+        Ok(out)
+    }
+
+    /// One finding of a tenant, by id.
+    pub fn finding(&self, tenant: &TenantId, finding_id: &str) -> Result<Option<FindingRecord>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(store::FINDINGS)?;
+        store::get_compact(&table, "findings", &key(&[tenant.as_str().as_bytes(), finding_id.as_bytes()]))
+    }
+
     /// The assessment of one log position.
     pub fn assessment(&self, tenant: &TenantId, seq: Seq) -> Result<Option<Assessment>, ProjectionError> {
         let txn = self.db.begin_read()?;

@@ -120,3 +120,23 @@ fn the_projector_publishes_signals_to_jetstream_once() {
     let second = published("projector-2");
     assert_eq!(second.len(), expected.len());
 }
+
+/// The Overview's latest signals are the tail of the whole history's, read from the latest
+/// assessments only.
+#[test]
+fn the_latest_signals_are_the_tail_of_every_signal() {
+    let dir = TempDir::new();
+    let data = dir.join("demo");
+    let (code, out) = sv0(&["--data-dir", data.to_str().unwrap(), "demo", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    block_on(async {
+        let service = sv0_service::Service::open(&data).await.unwrap();
+        let tenant = sv0_domain::TenantId::new("contoso").unwrap();
+        let all = service.signals_after(Some(&tenant), 0).unwrap();
+        for n in [1, 3, 5, 10] {
+            let latest = service.latest_signals(&tenant, n).unwrap();
+            let ids = |s: &[sv0_service::signals::Signal]| s.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+            assert_eq!(ids(&latest), ids(&all[all.len() - n..]), "the latest {n}");
+        }
+    });
+}

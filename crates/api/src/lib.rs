@@ -105,6 +105,8 @@ pub struct ApiState<L: EventLog> {
     /// Sign-in to the review screens through the identity provider, when `[oidc]` names its
     /// endpoints.
     pub sso: Option<Arc<web::sso::Sso>>,
+    /// The Overview's tenant-wide facts, kept while the views stand still.
+    pub overview_facts: web::overview::FactsCache,
 }
 
 impl<L: EventLog + Clone> ApiState<L> {
@@ -135,6 +137,7 @@ impl<L: EventLog + Clone> ApiState<L> {
             oidc: None,
             sessions: web::session::Sessions::default(),
             sso: None,
+            overview_facts: web::overview::FactsCache::default(),
         }
     }
 }

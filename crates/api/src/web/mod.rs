@@ -22,7 +22,7 @@
 mod brief;
 mod evidence;
 pub mod layout;
-mod overview;
+pub mod overview;
 mod path;
 pub mod session;
 pub mod sso;

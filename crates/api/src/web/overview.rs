@@ -9,13 +9,74 @@ use sv0_log::EventLog;
 use sv0_projections::FindingStatus;
 
 use super::layout::{self, Nav, Part, bar, encode, with_as_of};
-use super::{AsOfQuery, Page, Viewer, query};
+use super::{AsOfQuery, Page, Viewer, WebError, query};
 
 /// Signals shown.
 const RECENT_SIGNALS: usize = 10;
 
 /// Scans shown.
 const RECENT_SCANS: usize = 10;
+
+/// What the Overview reads across the whole tenant: open findings by severity, evidence gaps,
+/// the scopes never approved and the latest signals. It changes only when the views move, so
+/// it is kept per tenant with the views' position and read again only after the log moved.
+#[derive(Clone)]
+pub(crate) struct Facts {
+    by_severity: Vec<(Severity, usize)>,
+    open: usize,
+    gaps: usize,
+    unbaselined: Vec<String>,
+    signals: Vec<sv0_service::signals::Signal>,
+}
+
+/// The `Facts` of each tenant, with the views' position they were read at.
+#[derive(Default)]
+pub struct FactsCache(std::sync::Mutex<std::collections::BTreeMap<sv0_domain::TenantId, (u64, Facts)>>);
+
+fn facts<L: EventLog>(queries: &sv0_service::Queries<L>, tenant: &sv0_domain::TenantId) -> Result<Facts, WebError> {
+    let views = queries.views();
+    let known = queries.known_scopes(tenant)?;
+    let unbaselined = known
+        .projects
+        .keys()
+        .chain(known.tags.keys())
+        .filter(|s| !known.baselined.contains_key(s.as_str()))
+        .cloned()
+        .collect();
+    let findings = views.findings(tenant, None)?;
+    let open: Vec<_> = findings.iter().filter(|r| r.status == FindingStatus::Open).collect();
+    let by_severity = [Severity::Critical, Severity::High, Severity::Medium, Severity::Low]
+        .into_iter()
+        .map(|s| (s, open.iter().filter(|r| r.finding.severity == s).count()))
+        .collect();
+    let gaps = open.iter().filter(|r| r.finding.rule_id == sv0_domain::findings::EVIDENCE_GAP.id).count();
+    let mut signals = queries.latest_signals(tenant, RECENT_SIGNALS)?;
+    // Newest first.
+    signals.reverse();
+    Ok(Facts { by_severity, open: open.len(), gaps, unbaselined, signals })
+}
+
+/// The tenant's facts now (from the cache while the views stand still), or as of a replay.
+fn current_facts<L: EventLog>(
+    viewer: &Viewer<L>,
+    queries: &sv0_service::Queries<L>,
+    historical: bool,
+) -> Result<Facts, WebError> {
+    let tenant = viewer.tenant();
+    if historical {
+        return facts(queries, tenant);
+    }
+    let position = queries.views().checkpoint()?;
+    let cache = &viewer.s.overview_facts.0;
+    if let Some((at, kept)) = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(tenant)
+        && *at == position
+    {
+        return Ok(kept.clone());
+    }
+    let fresh = facts(queries, tenant)?;
+    cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(tenant.clone(), (position, fresh.clone()));
+    Ok(fresh)
+}
 
 pub(crate) async fn overview<L: EventLog + Clone>(
     viewer: Viewer<L>,
@@ -28,27 +89,17 @@ pub(crate) async fn overview<L: EventLog + Clone>(
     let state = views.tenant_state(tenant)?;
     let posture = state.as_ref().map(|s| s.posture.clone()).unwrap_or_default();
     let heads = views.baselines(tenant)?;
-    let known = queries.known_scopes(tenant)?;
     let mut baselined = Vec::new();
     for head in &heads {
-        let approved = views.baseline(tenant, &head.scope, None)?;
+        let approved = views.baseline(tenant, &head.scope, Some(head.version))?;
         baselined.push((head, approved));
     }
-    let unbaselined: Vec<&String> =
-        known.projects.keys().chain(known.tags.keys()).filter(|s| !known.baselined.contains_key(s.as_str())).collect();
-    let findings = views.findings(tenant, None)?;
-    let open: Vec<_> = findings.iter().filter(|r| r.status == FindingStatus::Open).collect();
-    let by_severity: Vec<(Severity, usize)> = [Severity::Critical, Severity::High, Severity::Medium, Severity::Low]
-        .into_iter()
-        .map(|s| (s, open.iter().filter(|r| r.finding.severity == s).count()))
-        .collect();
-    let gaps = open.iter().filter(|r| r.finding.rule_id == sv0_domain::findings::EVIDENCE_GAP.id).count();
+    let Facts { by_severity, open, gaps, unbaselined, signals } = current_facts(&viewer, &queries, history.is_some())?;
     let mut scans = views.scans(tenant)?;
     scans.sort_by_key(|s| s.completed_seq);
     let mut applied: Vec<_> = scans.iter().filter(|s| s.applied_seq.is_some()).collect();
     applied.sort_by_key(|s| s.applied_seq);
     let series: Vec<_> = applied.iter().filter_map(|s| s.observed_at.map(|at| (at, s.paths_total))).collect();
-    let signals = queries.signals_after(Some(tenant), 0)?;
     let h = history.as_ref();
     let g = &posture.by_grade;
     let e = &posture.by_egress;
@@ -59,7 +110,7 @@ pub(crate) async fn overview<L: EventLog + Clone>(
             div.cards {
                 div.card { div.big { (posture.paths_total) } "authority paths" }
                 div.card { div.big { (posture.sensitive_paths) } "into sensitive data" }
-                div.card { div.big { (open.len()) } "open findings" }
+                div.card { div.big { (open) } "open findings" }
                 div.card { div.big { (posture.evidence_gaps) } "paths that can never be confirmed (execution logs off)" }
             }
             (bar("By evidence grade", &[
@@ -146,7 +197,7 @@ pub(crate) async fn overview<L: EventLog + Clone>(
             h2 id="signals" { "Latest signals" }
             @if signals.is_empty() { p.muted { "No signal yet." } }
             ul {
-                @for signal in signals.iter().rev().take(RECENT_SIGNALS) {
+                @for signal in &signals {
                     li { code { (signal.signal_type.name()) } " " (signal.subject) " · " (layout::time(signal.time)) }
                 }
             }

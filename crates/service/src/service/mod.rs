@@ -357,6 +357,36 @@ impl<L: EventLog> Queries<L> {
         Ok(self.views.findings(tenant, scope)?)
     }
 
+    /// About the `n` latest signals of the tenant, in log order: the latest assessments, newest
+    /// first, until `n` signals are found, each with the last `n` of the findings it opened and
+    /// resolved — never the tenant's whole history (a first scan opens thousands).
+    pub fn latest_signals(&self, tenant: &TenantId, n: usize) -> Result<Vec<Signal>, ServiceError> {
+        let mut out: Vec<Signal> = Vec::new();
+        for assessment in self.views.latest_assessments(tenant, n)? {
+            let mut findings = std::collections::BTreeMap::new();
+            if let Some(scan) = &assessment.scan {
+                // The tail of an assessment's signals holds at most the last `n` of each list.
+                for id in scan.findings.opened.iter().rev().take(n).chain(scan.findings.resolved.iter().rev().take(n)) {
+                    if let Some(record) = self.views.finding(tenant, id)? {
+                        findings.insert(id.clone(), record);
+                    }
+                }
+            }
+            let signals = signals_for(&assessment, &findings);
+            out.extend(
+                signals
+                    .into_iter()
+                    .filter(|s| !s.signal_type.name().starts_with("finding.") || findings.contains_key(&s.subject)),
+            );
+            if out.len() >= n {
+                break;
+            }
+        }
+        out.sort_by_key(|s| s.assessed_seq);
+        let skip = out.len().saturating_sub(n);
+        Ok(out.split_off(skip))
+    }
+
     /// The signals of every assessment after log position `after`, in log order.
     pub fn signals_after(&self, tenant: Option<&TenantId>, after: Seq) -> Result<Vec<Signal>, ServiceError> {
         let tenants = match tenant {
