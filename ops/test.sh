@@ -11,6 +11,9 @@ export SV0_NATS_SERVER
 browsers="$(./ops/install-chromium.sh)"
 read -r SV0_CHROMIUM SV0_CHROMEDRIVER <<< "$browsers"
 export SV0_CHROMIUM SV0_CHROMEDRIVER
+# ... and check every screen with axe-core (the pinned release, downloaded on first use).
+SV0_AXE="$(./ops/install-axe.sh)"
+export SV0_AXE
 
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all -- --check

@@ -19,8 +19,15 @@ fn screenshots() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
 }
 
+/// No serious or critical accessibility violation on the page (axe-core, WCAG 2.1 A and AA).
+fn accessible(browser: &Browser, screen: &str) {
+    let violations = browser.serious_accessibility_violations();
+    assert!(violations.is_empty(), "{screen}: {violations:#?}");
+}
+
 fn sign_in(browser: &Browser, base: &str, token: &str) {
     browser.goto(&format!("{base}/login"));
+    accessible(browser, "sign-in");
     browser.find("#token").type_text(token);
     let at = browser.find("main form button[type=submit]").click_to_navigate();
     assert_eq!(at, format!("{base}/"), "signed in, the overview opens: {}", browser.text());
@@ -56,12 +63,14 @@ fn a_reviewer_approves_sees_the_unintended_finance_writes_resolved_and_an_audito
     let overview = browser.text();
     assert!(overview.contains("project:HR-Automation") && overview.contains("not approved yet"), "{overview}");
     browser.screenshot(&shots.join("1-overview.png"));
+    accessible(&browser, "1-overview.png");
     browser.find(&format!("a[href='{HR}']")).click_to_navigate();
     let brief = browser.text();
     assert!(brief.contains("Exposure Brief: project:HR-Automation"), "{brief}");
     assert!(brief.contains("Sensitive data reachable") && brief.contains("Only approvers can approve"), "{brief}");
     assert_eq!(browser.count("form.approve"), 0);
     browser.screenshot(&shots.join("2-brief-analyst.png"));
+    accessible(&browser, "2-brief-analyst.png");
     sign_out(&browser, &base);
 
     // The approver approves with a note, one acknowledgement and the release's plan.
@@ -77,6 +86,7 @@ fn a_reviewer_approves_sees_the_unintended_finance_writes_resolved_and_an_audito
     let plan = std::fs::read_to_string(repo_root().join("crates/sv0/demo/contoso-2-plan.json")).unwrap();
     browser.find("#plan").type_text(&plan);
     browser.screenshot(&shots.join("3-approve-form.png"));
+    accessible(&browser, "3-approve-form.png");
     // The plan's what-if first: the three Graph reads it adds, nothing recorded yet; the form
     // comes back filled in as it was sent.
     let at = browser.find("form.approve button.secondary").click_to_navigate();
@@ -85,6 +95,7 @@ fn a_reviewer_approves_sees_the_unintended_finance_writes_resolved_and_an_audito
     assert!(whatif.contains("Nothing is recorded until you approve") && whatif.contains("Microsoft Graph"), "{whatif}");
     assert_eq!(browser.find(&format!("input[id='due-{finding}']")).property("value"), "2099-01-31");
     browser.screenshot(&shots.join("3b-whatif.png"));
+    accessible(&browser, "3b-whatif.png");
     let at = browser.find("form.approve button:not(.secondary)").click_to_navigate();
     assert!(at.ends_with(&format!("{HR}?approved=1")), "{at}");
     assert!(browser.text().contains("baseline version 1 is locked"));
@@ -100,6 +111,7 @@ fn a_reviewer_approves_sees_the_unintended_finance_writes_resolved_and_an_audito
     }
     assert!(delta.contains("remove role assignment"), "the exact remediation is on the page: {delta}");
     browser.screenshot(&shots.join("4-delta.png"));
+    accessible(&browser, "4-delta.png");
 
     // The remediation rescan verifies: the flagged paths are gone.
     import(&data, &dir, 2);
@@ -111,6 +123,7 @@ fn a_reviewer_approves_sees_the_unintended_finance_writes_resolved_and_an_audito
     );
     assert!(verified.contains("Nothing flagged"), "{verified}");
     browser.screenshot(&shots.join("5-verification.png"));
+    accessible(&browser, "5-verification.png");
 
     // A path, hop by hop; and the brief as it stood before the deployment, marked historical.
     browser.goto(&format!("{base}{HR}"));
@@ -118,10 +131,12 @@ fn a_reviewer_approves_sees_the_unintended_finance_writes_resolved_and_an_audito
     let path = browser.text();
     assert!(path.contains("Grants (the source records)") && path.contains("Egress"), "{path}");
     browser.screenshot(&shots.join("6-path.png"));
+    accessible(&browser, "6-path.png");
     browser.goto(&format!("{base}{HR}?as_of=3"));
     assert!(browser.text().contains("Historical view"));
     assert_eq!(browser.count("form.approve"), 0, "history cannot be approved");
     browser.screenshot(&shots.join("7-history.png"));
+    accessible(&browser, "7-history.png");
     sign_out(&browser, &base);
 
     // The auditor takes the packs and the keys away and verifies them offline.
@@ -130,6 +145,7 @@ fn a_reviewer_approves_sees_the_unintended_finance_writes_resolved_and_an_audito
     let evidence = browser.text();
     assert!(evidence.contains("Every link holds"), "{evidence}");
     browser.screenshot(&shots.join("8-evidence.png"));
+    accessible(&browser, "8-evidence.png");
     let session = browser.cookie("sv0_session").expect("the session cookie");
     let cookie = format!("sv0_session={session}");
     let download = |path: &str| {
@@ -165,4 +181,9 @@ fn a_reviewer_approves_sees_the_unintended_finance_writes_resolved_and_an_audito
         checkpoint.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "the downloaded chain verifies offline: {report}");
+    // The accessibility check finds what it should: an image without a text alternative and an
+    // unlabelled input are serious or critical.
+    browser.goto("data:text/html,<html><body><img src='x.png'><input type='text'></body></html>");
+    let found = browser.serious_accessibility_violations();
+    assert!(found.iter().any(|v| v.contains("image-alt")) && found.iter().any(|v| v.contains("label")), "{found:#?}");
 }

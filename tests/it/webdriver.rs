@@ -161,6 +161,29 @@ impl Browser {
         cookies.as_array()?.iter().find(|c| c["name"] == name).and_then(|c| c["value"].as_str()).map(str::to_string)
     }
 
+    /// The accessibility violations axe-core finds on the current page at `serious` or
+    /// `critical` impact (WCAG 2 A and AA rules): each as `rule: help (n elements)`.
+    /// `SV0_AXE` names axe.min.js (`ops/install-axe.sh`). The script runs through WebDriver,
+    /// which the page's Content-Security-Policy does not govern; the page itself runs none.
+    pub(crate) fn serious_accessibility_violations(&self) -> Vec<String> {
+        let path = binary("SV0_AXE");
+        let axe = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+        let script = format!(
+            "const done = arguments[arguments.length - 1];\n{axe}\n\
+             axe.run(document, {{ runOnly: {{ type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }} }})\
+             .then(r => done(r.violations.map(v => ({{ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length }}))))\
+             .catch(e => done([{{ id: 'axe-failed', impact: 'critical', help: String(e), nodes: 0 }}]));"
+        );
+        let found = self.session_call("POST", "/execute/async", Some(json!({ "script": script, "args": [] })));
+        found
+            .as_array()
+            .expect("axe's violations")
+            .iter()
+            .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+            .map(|v| format!("{}: {} ({} elements)", v["id"], v["help"], v["nodes"]))
+            .collect()
+    }
+
     /// Writes a PNG of the viewport to `path`.
     pub(crate) fn screenshot(&self, path: &std::path::Path) {
         use base64::Engine as _;
