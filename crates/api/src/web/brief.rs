@@ -295,16 +295,26 @@ fn approve_form(here: &str, review: &sv0_service::review::Review, csrf: &str, pr
     }
 }
 
+/// The fields and the scope of an approver's form, after its CSRF token and the approver's
+/// permission are checked.
+fn approver_form<L: EventLog>(
+    viewer: &Viewer<L>,
+    scope: &str,
+    f: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<(Vec<(String, String)>, Scope), WebError> {
+    let fields = form(f)?;
+    viewer.check_csrf(field(&fields, "csrf"))?;
+    viewer.must(Permission::Approve)?;
+    Ok((fields, scope_of(scope)?))
+}
+
 /// `POST /scopes/{scope}/approve`: the approve form.
 pub(crate) async fn approve<L: EventLog + Clone>(
     viewer: Viewer<L>,
     Path(scope): Path<String>,
     f: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Page {
-    let fields = form(f)?;
-    viewer.check_csrf(field(&fields, "csrf"))?;
-    viewer.must(Permission::Approve)?;
-    let scope = scope_of(&scope)?;
+    let (fields, scope) = approver_form(&viewer, &scope, f)?;
     let tenant = viewer.tenant().clone();
     let invalid = |text: String| WebError(Problem::invalid_request(text));
     let mut acknowledged = Vec::new();
@@ -360,10 +370,7 @@ pub(crate) async fn whatif<L: EventLog + Clone>(
     Path(scope): Path<String>,
     f: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Page {
-    let fields = form(f)?;
-    viewer.check_csrf(field(&fields, "csrf"))?;
-    viewer.must(Permission::Approve)?;
-    let scope = scope_of(&scope)?;
+    let (fields, scope) = approver_form(&viewer, &scope, f)?;
     let tenant = viewer.tenant();
     let plan = field(&fields, "plan").map(str::trim).unwrap_or("");
     if plan.is_empty() {

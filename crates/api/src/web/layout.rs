@@ -45,18 +45,25 @@ pub enum Nav {
     None,
 }
 
+/// Every page's `<head>`.
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · SV0" }
+            link rel="stylesheet" href="/static/sv0.css";
+        }
+    }
+}
+
 /// A whole page.
 pub fn page(frame: &Frame<'_>, body: Markup) -> Markup {
     let current = |nav: Nav| if frame.current == nav { Some("page") } else { None };
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (frame.title) " · SV0" }
-                link rel="stylesheet" href="/static/sv0.css";
-            }
+            (head(frame.title))
             body {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
@@ -93,12 +100,7 @@ pub fn bare(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · SV0" }
-                link rel="stylesheet" href="/static/sv0.css";
-            }
+            (head(title))
             body {
                 header.top { span.brand { "SV0" } }
                 main id="main" { h1 { (title) } (body) }
