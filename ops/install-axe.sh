@@ -19,7 +19,12 @@ fi
 echo "installing axe-core $version from the npm registry into $dir" >&2
 mkdir -p "$dir"
 tarball="$dir/axe-core.tgz"
-curl -sSfL --retry 3 -o "$tarball" "https://registry.npmjs.org/axe-core/-/axe-core-$version.tgz"
+url="https://registry.npmjs.org/axe-core/-/axe-core-$version.tgz"
+if command -v curl >/dev/null 2>&1; then
+  curl -sSfL --retry 3 -o "$tarball" "$url"
+else
+  python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' "$url" "$tarball"
+fi
 echo "$sha256  $tarball" | sha256sum -c - >&2
 tar -xzf "$tarball" -C "$dir" --strip-components=1 package/axe.min.js package/LICENSE
 rm -f "$tarball"
