@@ -3,7 +3,7 @@
 //! a token of one tenant never sees another's data; bad input is refused with problem+json and
 //! changes nothing; the OpenAPI document lists every route.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::process::Child;
 use std::time::Duration;
@@ -43,7 +43,9 @@ impl Reply {
     }
 }
 
-/// One HTTP/1.1 request on a fresh connection.
+/// One HTTP/1.1 request on a fresh connection. The body is read by its `Content-Length` when
+/// the reply has one (a server may keep the connection open whatever `Connection: close` says,
+/// as chromedriver does), else to the end of the connection.
 pub(crate) fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     let mut stream = TcpStream::connect(addr).expect("connect to sv0 serve");
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -55,10 +57,33 @@ pub(crate) fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &s
     stream.write_all(head.as_bytes()).unwrap();
     // The server may answer (413) before reading a large body; a write error then is fine.
     let _ = stream.write_all(body);
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no response to {method} {path}: {text}"));
+    let mut reader = std::io::BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            panic!("no response to {method} {path}: {head}");
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let length = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>()));
+    let mut bytes = Vec::new();
+    match length {
+        Some(Ok(n)) => {
+            bytes.resize(n, 0);
+            reader.read_exact(&mut bytes).unwrap_or_else(|e| panic!("the reply to {method} {path} broke off: {e}"));
+        }
+        _ => {
+            let _ = reader.read_to_end(&mut bytes);
+        }
+    }
+    let body = String::from_utf8_lossy(&bytes);
+    let body = body.as_ref();
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let content_type = head
         .lines()

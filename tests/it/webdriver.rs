@@ -16,39 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sv0_tests::TempDir;
 
-/// One request to chromedriver, reading the reply by its `Content-Length` (chromedriver keeps
-/// connections open whatever `Connection: close` says). Returns the status and body.
-fn exchange(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to chromedriver");
-    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("read timeout");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body.as_bytes())).expect("send to chromedriver");
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).expect("status line");
-    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let mut length = 0usize;
-    loop {
-        line.clear();
-        reader.read_line(&mut line).expect("header line");
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut bytes = vec![0u8; length];
-    reader.read_exact(&mut bytes).expect("reply body");
-    (status, String::from_utf8_lossy(&bytes).into_owned())
-}
+use crate::api::request;
 
 /// The key of an element reference in WebDriver's JSON.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
@@ -116,10 +84,10 @@ impl Browser {
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let (status, reply) = exchange(&self.addr, method, path, &body);
-        let value: Value = serde_json::from_str(&reply)
-            .unwrap_or_else(|e| panic!("chromedriver answered {method} {path} with non-JSON ({e}): {reply}"));
-        assert_eq!(status, 200, "chromedriver refused {method} {path}: {value}");
+        let reply = request(&self.addr, method, path, &[("Content-Type", "application/json")], body.as_bytes());
+        let value: Value = serde_json::from_str(&reply.body)
+            .unwrap_or_else(|e| panic!("chromedriver answered {method} {path} with non-JSON ({e}): {}", reply.body));
+        assert_eq!(reply.status, 200, "chromedriver refused {method} {path}: {value}");
         value["value"].clone()
     }
 
@@ -243,7 +211,7 @@ impl Drop for Browser {
     fn drop(&mut self) {
         if !self.session.is_empty() {
             let path = format!("/session/{}", self.session);
-            let _ = std::panic::catch_unwind(|| exchange(&self.addr, "DELETE", &path, ""));
+            let _ = std::panic::catch_unwind(|| request(&self.addr, "DELETE", &path, &[], b""));
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();

@@ -67,36 +67,31 @@ pub(crate) async fn approve(
     let scope = service.scope(&tenant, &args.scope)?;
     let acks = args.acks.iter().map(|a| parse_ack(a)).collect::<Result<Vec<_>, _>>()?;
     let posture = args.posture.as_deref().map(Reviewed::parse).transpose()?;
-    let mut intent = args.intent.as_deref().map(read_intent).transpose()?;
-    let mut plan_digest = None;
+    let approver = crate::config::principal(service.data_dir())?;
+    let mut request = Approval {
+        note: args.note,
+        acknowledged: acks,
+        intent: args.intent.as_deref().map(read_intent).transpose()?,
+        posture: posture.clone(),
+        by: sv0_domain::events::Actor::host(&approver),
+        plan_digest: None,
+        force: args.force,
+    };
     if let Some(path) = &args.plan {
         let report = service.whatif(&tenant, &scope, &read_plan(path)?)?;
-        let planned = sv0_service::whatif::planned_intent(&report);
+        let declared = request.declare_plan(&report);
         writeln!(
             out,
-            "plan {} ({}): {} planned addition(s) declared as intent{}",
+            "plan {} ({}): {declared} planned addition(s) declared as intent{}",
             report.plan_digest,
             report.plan_format,
-            planned.len(),
             if report.skipped.is_empty() {
                 String::new()
             } else {
                 format!("; {} resource(s) skipped (see `sv0 whatif`)", report.skipped.len())
             }
         )?;
-        intent.get_or_insert_with(Vec::new).extend(planned);
-        plan_digest = Some(report.plan_digest);
     }
-    let approver = crate::config::principal(service.data_dir())?;
-    let request = Approval {
-        note: args.note,
-        acknowledged: acks,
-        intent,
-        posture: posture.clone(),
-        by: sv0_domain::events::Actor::host(&approver),
-        plan_digest,
-        force: args.force,
-    };
     let now = Timestamp::now();
     let plan = match service.plan_approval(&tenant, &scope, &request, now).await {
         Ok(plan) => plan,

@@ -335,7 +335,7 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
         // The review screens: a token to sign in with, as the approver (who may also read the
         // evidence), for 30 days.
         let roles = vec![sv0_domain::access::Role::Approver, sv0_domain::access::Role::Auditor];
-        let expires = Timestamp(Timestamp::now().0.saturating_add(30 * 24 * 3600 * 1000));
+        let expires = Timestamp::now().add_days(30);
         let host = sv0_domain::events::Actor::host(&approver);
         let issued = service.issue_token(&tenant, "demo-reviewer", &approver, roles, Some(expires), &host).await?;
         say!("");

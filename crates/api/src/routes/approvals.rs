@@ -122,32 +122,25 @@ pub(crate) async fn approve<L: EventLog>(ask: Ask<L>, bytes: Result<Bytes, Bytes
     let posture = request
         .posture_digest
         .as_deref()
-        .map(|d| {
-            sv0_service::Reviewed::parse(d)
-                .map(|r| sv0_service::Reviewed { position: request.log_position.or(r.position), ..r })
-        })
+        .map(|d| sv0_service::Reviewed::parse_at(d, request.log_position))
         .transpose()
         .map_err(|e| Problem::invalid_request(e.to_string()))?;
     if posture.is_none() && request.log_position.is_some() {
         return Err(Problem::invalid_request("log_position names the position of a posture_digest; give both"));
     }
-    let mut intent = request.intent;
-    let mut plan_digest = None;
-    if let Some(plan) = &request.plan {
-        let bytes = serde_json::to_vec(plan).map_err(Problem::internal)?;
-        let report = s.queries.whatif(&c.tenant, &scope, &bytes)?;
-        intent.get_or_insert_with(Vec::new).extend(sv0_service::whatif::planned_intent(&report));
-        plan_digest = Some(report.plan_digest);
-    }
-    let approval = sv0_service::Approval {
+    let mut approval = sv0_service::Approval {
         note: request.note,
         acknowledged: acks,
-        intent,
+        intent: request.intent,
         posture,
         by: c.actor(),
-        plan_digest,
+        plan_digest: None,
         force: request.force,
     };
+    if let Some(plan) = &request.plan {
+        let bytes = serde_json::to_vec(plan).map_err(Problem::internal)?;
+        approval.declare_plan(&s.queries.whatif(&c.tenant, &scope, &bytes)?);
+    }
     let report = s.commands.lock().await.approve_with(&c.tenant, &scope, approval, Timestamp::now()).await?;
     Ok((StatusCode::CREATED, Json(report)).into_response())
 }

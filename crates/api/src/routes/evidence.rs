@@ -54,15 +54,9 @@ pub(crate) async fn pack<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) -> Re
 }
 
 pub(crate) async fn pack_dsse<L: EventLog>(ask: Ask<L>, Path(id): Path<String>) -> Reply {
-    use base64::Engine as _;
     let c = ask.caller.clone();
-    let s = &ask.s;
-    let sealed = pack_of(s, &c.tenant, &id)?;
-    ok(DsseEnvelope {
-        payload_type: sv0_signer::PAYLOAD_TYPE.to_string(),
-        payload: base64::engine::general_purpose::STANDARD.encode(sealed.body.as_bytes()),
-        signatures: vec![DsseSignature { keyid: sealed.key_id, sig: sealed.signature }],
-    })
+    let sealed = pack_of(&ask.s, &c.tenant, &id)?;
+    ok(DsseEnvelope::of(sealed))
 }
 
 /// A pack as a DSSE envelope (https://github.com/secure-systems-lab/dsse).
@@ -75,6 +69,18 @@ pub struct DsseEnvelope {
     pub payload: String,
     /// The signer's signature over the DSSE pre-authentication encoding.
     pub signatures: Vec<DsseSignature>,
+}
+
+impl DsseEnvelope {
+    /// A sealed pack as its envelope.
+    pub fn of(sealed: sv0_domain::events::PackSealed) -> DsseEnvelope {
+        use base64::Engine as _;
+        DsseEnvelope {
+            payload_type: sv0_signer::PAYLOAD_TYPE.to_string(),
+            payload: base64::engine::general_purpose::STANDARD.encode(sealed.body.as_bytes()),
+            signatures: vec![DsseSignature { keyid: sealed.key_id, sig: sealed.signature }],
+        }
+    }
 }
 
 /// One DSSE signature.

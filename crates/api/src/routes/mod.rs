@@ -444,7 +444,7 @@ impl<L: EventLog> axum::extract::FromRequestParts<Arc<ApiState<L>>> for Ask<L> {
     }
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
     q.map(|Query(t)| t).map_err(|e| Problem::invalid_request(e.body_text()))
 }
 
@@ -452,7 +452,7 @@ fn ok(value: impl Serialize) -> Reply {
     Ok(Json(value).into_response())
 }
 
-fn scope_of(text: &str) -> Result<Scope, Problem> {
+pub(crate) fn scope_of(text: &str) -> Result<Scope, Problem> {
     Scope::parse(text).map_err(|e| Problem::invalid_request(e.to_string()))
 }
 

@@ -18,8 +18,8 @@ use sv0_domain::paths::AuthorityPath;
 use sv0_domain::scope::Scope;
 use sv0_log::EventLog;
 
-use super::layout::{self, Nav, Part, bar, encode, with_as_of};
-use super::{Page, Viewer, WebError, field, form, query};
+use super::layout::{self, Nav, encode, with_as_of};
+use super::{Page, Viewer, WebError, field, form, query, scope_of};
 use crate::problem::Problem;
 
 /// Paths per page of the brief.
@@ -38,10 +38,6 @@ pub(crate) struct BriefQuery {
     identity: Option<String>,
     page: Option<usize>,
     approved: Option<u32>,
-}
-
-fn scope_of(text: &str) -> Result<Scope, WebError> {
-    Scope::parse(text).map_err(|e| WebError(Problem::invalid_request(e.to_string())))
 }
 
 fn matches(path: &AuthorityPath, q: &BriefQuery) -> bool {
@@ -73,8 +69,9 @@ pub(crate) async fn brief<L: EventLog + Clone>(
     }
     let review = queries.review(tenant, &scope)?;
     let h = history.as_ref();
-    let c = &review.counts;
-    let count = |map: &BTreeMap<String, usize>, key: &str| map.get(key).copied().unwrap_or(0) as u64;
+    // The scope's paths counted as the tenant's posture is, for the same bars as the Overview.
+    let summary = sv0_domain::assessment::PostureSummary::of(&review.paths);
+    let g = &summary.by_grade;
     // The blast radius: each sensitive domain reached, with what reaches it.
     let mut radius: BTreeMap<(&str, &str), Vec<&AuthorityPath>> = BTreeMap::new();
     for path in review.paths.iter().filter(|p| p.domain.sensitive) {
@@ -115,25 +112,10 @@ pub(crate) async fn brief<L: EventLog + Clone>(
         section aria-labelledby="mix" {
             h2 id="mix" { "Grade mix" }
             p {
-                strong { (count(&c.by_grade, "A")) " confirmed" } ", " strong { (count(&c.by_grade, "B")) " inferred" } ", "
-                strong { (count(&c.by_grade, "C")) " standing" } " of " (c.paths) " paths; " (c.sensitive) " reach sensitive data."
+                strong { (g.a) " confirmed" } ", " strong { (g.b) " inferred" } ", "
+                strong { (g.c) " standing" } " of " (summary.paths_total) " paths; " (summary.sensitive_paths) " reach sensitive data."
             }
-            (bar("By evidence grade", &[
-                Part { label: "A confirmed", count: count(&c.by_grade, "A"), class: "a" },
-                Part { label: "B inferred", count: count(&c.by_grade, "B"), class: "b" },
-                Part { label: "C standing", count: count(&c.by_grade, "C"), class: "c" },
-            ]))
-            (bar("Egress boundaries", &[
-                Part { label: "LLM API", count: count(&c.by_egress, "llm_api"), class: "llm_api" },
-                Part { label: "external HTTP", count: count(&c.by_egress, "external_http"), class: "external_http" },
-                Part { label: "cloud storage", count: count(&c.by_egress, "cloud_storage"), class: "cloud_storage" },
-                Part { label: "internal", count: count(&c.by_egress, "internal"), class: "internal" },
-            ]))
-            (bar("Ownership", &[
-                Part { label: "assigned", count: count(&c.by_owner_state, "assigned"), class: "assigned" },
-                Part { label: "decayed", count: count(&c.by_owner_state, "decayed"), class: "decayed" },
-                Part { label: "orphaned", count: count(&c.by_owner_state, "orphaned"), class: "orphaned" },
-            ]))
+            (layout::posture_bars(&summary, ["By evidence grade", "Egress boundaries", "Ownership"]))
         }
         section aria-labelledby="radius" {
             h2 id="radius" { "Sensitive data reachable (blast radius)" }
@@ -327,37 +309,25 @@ pub(crate) async fn approve<L: EventLog + Clone>(
     }
     let digest = field(&fields, "posture_digest").ok_or_else(|| invalid("the form names no posture digest".into()))?;
     let position = field(&fields, "log_position").and_then(|p| p.parse::<u64>().ok());
-    let posture = sv0_service::Reviewed::parse(digest)
-        .map(|r| sv0_service::Reviewed { position: position.or(r.position), ..r })
-        .map_err(|e| invalid(e.to_string()))?;
-    let json = |name: &str| -> Result<Option<serde_json::Value>, WebError> {
-        match field(&fields, name).map(str::trim).filter(|t| !t.is_empty()) {
-            None => Ok(None),
-            Some(text) => {
-                serde_json::from_str(text).map(Some).map_err(|e| invalid(format!("the {name} is not JSON: {e}")))
-            }
-        }
-    };
-    let mut intent: Option<Vec<sv0_domain::intent::IntentItem>> = match json("intent")? {
-        None => None,
-        Some(value) => Some(serde_json::from_value(value).map_err(|e| invalid(format!("the intent is invalid: {e}")))?),
-    };
-    let mut plan_digest = None;
-    if let Some(plan) = json("plan")? {
-        let bytes = serde_json::to_vec(&plan).map_err(Problem::internal)?;
-        let report = viewer.s.queries.whatif(&tenant, &scope, &bytes)?;
-        intent.get_or_insert_with(Vec::new).extend(sv0_service::whatif::planned_intent(&report));
-        plan_digest = Some(report.plan_digest);
-    }
-    let approval = sv0_service::Approval {
+    let posture = sv0_service::Reviewed::parse_at(digest, position).map_err(|e| invalid(e.to_string()))?;
+    let filled = |name: &str| field(&fields, name).map(str::trim).filter(|t| !t.is_empty());
+    let intent = filled("intent")
+        .map(|text| sv0_codec::json::from_slice(text.as_bytes()))
+        .transpose()
+        .map_err(|e| invalid(format!("the intent is invalid: {e}")))?;
+    let mut approval = sv0_service::Approval {
         note: field(&fields, "note").unwrap_or("").to_string(),
         acknowledged,
         intent,
         posture: Some(posture),
         by: viewer.caller.actor(),
-        plan_digest,
+        plan_digest: None,
         force: field(&fields, "force") == Some("true"),
     };
+    // The plan as sent, as the preview read it: the digest recorded is the one it showed.
+    if let Some(plan) = filled("plan") {
+        approval.declare_plan(&viewer.s.queries.whatif(&tenant, &scope, plan.as_bytes())?);
+    }
     let report = viewer.s.commands.lock().await.approve_with(&tenant, &scope, approval, Timestamp::now()).await?;
     let to = format!("/scopes/{}?approved={}", encode(&scope.canonical()), report.baseline.version);
     Ok(Redirect::to(&to).into_response())

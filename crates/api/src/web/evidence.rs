@@ -11,7 +11,7 @@ use sv0_domain::access::Permission;
 use sv0_log::EventLog;
 
 use super::layout::{self, Nav};
-use super::{Page, Viewer};
+use super::{Page, Viewer, WebError};
 use crate::problem::Problem;
 
 pub(crate) async fn evidence<L: EventLog + Clone>(viewer: Viewer<L>) -> Page {
@@ -80,25 +80,27 @@ fn attachment(content_type: &'static str, body: String) -> Page {
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
+fn json_file(value: &impl serde::Serialize) -> Page {
+    attachment("application/json", serde_json::to_string_pretty(value).map_err(Problem::internal)?)
+}
+
+/// The pack a download names, for a caller who may read evidence.
+fn sealed_pack<L: EventLog>(viewer: &Viewer<L>, id: &str) -> Result<sv0_domain::events::PackSealed, WebError> {
+    viewer.must(Permission::Evidence)?;
+    Ok(crate::routes::pack_of(&viewer.s, viewer.tenant(), id)?)
+}
+
 /// `GET /evidence/packs/{index or id}`: the pack file, as `sv0 export packs` writes it.
 pub(crate) async fn pack<L: EventLog + Clone>(viewer: Viewer<L>, Path(id): Path<String>) -> Page {
-    viewer.must(Permission::Evidence)?;
-    let sealed = crate::routes::pack_of(&viewer.s, viewer.tenant(), &id)?;
+    let sealed = sealed_pack(&viewer, &id)?;
     let file = sv0_signer::PackFile::from_sealed(&sealed).map_err(Problem::internal)?;
-    attachment("application/json", serde_json::to_string_pretty(&file).map_err(Problem::internal)?)
+    json_file(&file)
 }
 
 /// `GET /evidence/packs/{index or id}/dsse`: the pack as a DSSE envelope.
 pub(crate) async fn dsse<L: EventLog + Clone>(viewer: Viewer<L>, Path(id): Path<String>) -> Page {
-    use base64::Engine as _;
-    viewer.must(Permission::Evidence)?;
-    let sealed = crate::routes::pack_of(&viewer.s, viewer.tenant(), &id)?;
-    let envelope = crate::routes::DsseEnvelope {
-        payload_type: sv0_signer::PAYLOAD_TYPE.to_string(),
-        payload: base64::engine::general_purpose::STANDARD.encode(sealed.body.as_bytes()),
-        signatures: vec![crate::routes::DsseSignature { keyid: sealed.key_id, sig: sealed.signature }],
-    };
-    attachment("application/json", serde_json::to_string_pretty(&envelope).map_err(Problem::internal)?)
+    let sealed = sealed_pack(&viewer, &id)?;
+    json_file(&crate::routes::DsseEnvelope::of(sealed))
 }
 
 /// `GET /evidence/checkpoint`: a C2SP signed note of the chain as it stands.
@@ -112,15 +114,14 @@ pub(crate) async fn checkpoint<L: EventLog + Clone>(viewer: Viewer<L>) -> Page {
 pub(crate) async fn attestations<L: EventLog + Clone>(viewer: Viewer<L>) -> Page {
     viewer.must(Permission::Evidence)?;
     let envelopes = viewer.s.commands.lock().await.attestations(viewer.tenant())?;
-    attachment("application/json", serde_json::to_string_pretty(&envelopes).map_err(Problem::internal)?)
+    json_file(&envelopes)
 }
 
 /// `GET /evidence/proofs/{index or id}`: the RFC 9162 inclusion proof of a pack.
 pub(crate) async fn proof<L: EventLog + Clone>(viewer: Viewer<L>, Path(id): Path<String>) -> Page {
-    viewer.must(Permission::Evidence)?;
-    let sealed = crate::routes::pack_of(&viewer.s, viewer.tenant(), &id)?;
+    let sealed = sealed_pack(&viewer, &id)?;
     let proof = viewer.s.queries.inclusion_proof(viewer.tenant(), &sealed.pack_id)?;
-    attachment("application/json", serde_json::to_string_pretty(&proof).map_err(Problem::internal)?)
+    json_file(&proof)
 }
 
 /// `GET /evidence/keys.pem`: every public key that signed the tenant's chain.

@@ -120,17 +120,14 @@ pub fn with_as_of(path: &str, as_of: Option<&History>) -> String {
     }
 }
 
+/// What `encode` escapes: everything but letters, digits and `-._~` (unreserved) and `:`, which
+/// scope names (`project:HR-Automation`) keep readable in paths.
+const ESCAPED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b':');
+
 /// Percent-encodes a query or path value.
 pub fn encode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(text, ESCAPED).to_string()
 }
 
 /// One part of a bar: a label, a count and its CSS class.
@@ -172,6 +169,30 @@ pub fn bar(caption: &str, parts: &[Part<'_>]) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// A posture's paths drawn by evidence grade, egress class and ownership: three bars with the
+/// given captions.
+pub fn posture_bars(posture: &sv0_domain::assessment::PostureSummary, captions: [&str; 3]) -> Markup {
+    let (g, e, o) = (&posture.by_grade, &posture.by_egress, &posture.by_owner_state);
+    html! {
+        (bar(captions[0], &[
+            Part { label: "A confirmed", count: g.a, class: "a" },
+            Part { label: "B inferred", count: g.b, class: "b" },
+            Part { label: "C standing", count: g.c, class: "c" },
+        ]))
+        (bar(captions[1], &[
+            Part { label: "LLM API", count: e.llm_api, class: "llm_api" },
+            Part { label: "external HTTP", count: e.external_http, class: "external_http" },
+            Part { label: "cloud storage", count: e.cloud_storage, class: "cloud_storage" },
+            Part { label: "internal", count: e.internal, class: "internal" },
+        ]))
+        (bar(captions[2], &[
+            Part { label: "assigned", count: o.assigned, class: "assigned" },
+            Part { label: "decayed", count: o.decayed, class: "decayed" },
+            Part { label: "orphaned", count: o.orphaned, class: "orphaned" },
+        ]))
     }
 }
 
@@ -231,4 +252,13 @@ pub fn grade(grade: &str) -> Markup {
 /// A badge for a severity.
 pub fn severity(severity: &str) -> Markup {
     html! { span class=(format!("badge sev-{severity}")) { (severity) } }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn links_escape_all_but_unreserved_characters_and_the_scope_colon() {
+        assert_eq!(super::encode("project:HR Automation/x&y=é"), "project:HR%20Automation%2Fx%26y%3D%C3%A9");
+        assert_eq!(super::encode("a-b.c_d~e"), "a-b.c_d~e");
+    }
 }

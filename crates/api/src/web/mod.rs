@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -47,8 +47,10 @@ use sv0_service::Queries;
 use crate::ApiState;
 use crate::auth::{Caller, authenticate_token, permit};
 use crate::problem::Problem;
+// A query string or a scope that does not parse is a 400 page, as it is a 400 of the API.
+pub(crate) use crate::routes::{query, scope_of};
 use layout::{Frame, History, Nav};
-use session::{LOGIN_COOKIE, SESSION_COOKIE, Session, cookie, csrf_matches, set_cookie};
+use session::{LOGIN_COOKIE, SESSION_COOKIE, Session, SetCookie, cookie, csrf_matches};
 
 /// The Content-Security-Policy of every screen: nothing but this origin's style sheet, no
 /// script, no frames, forms only to this origin.
@@ -227,11 +229,6 @@ pub(crate) struct AsOfQuery {
     pub as_of: Option<String>,
 }
 
-/// A query string that does not parse is a 400 page.
-pub(crate) fn query<T: Default>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, WebError> {
-    q.map(|Query(t)| t).map_err(|e| WebError(Problem::invalid_request(e.body_text())))
-}
-
 /// A form body as its fields, in order (repeated names kept).
 pub(crate) fn form(f: Result<Form<Vec<(String, String)>>, FormRejection>) -> Result<Vec<(String, String)>, WebError> {
     f.map(|Form(fields)| fields).map_err(|e| WebError(Problem::invalid_request(e.body_text())))
@@ -254,8 +251,7 @@ async fn login_form<L: EventLog>(State(state): State<Arc<ApiState<L>>>) -> Page 
     let token = session::random_hex()?;
     let body = login_page(&token, None, state.sso.is_some());
     let mut response = html(body)?;
-    let value = set_cookie(LOGIN_COOKIE, &token, false, Some(std::time::Duration::from_secs(600)));
-    response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&value).map_err(Problem::internal)?);
+    SetCookie::new(LOGIN_COOKIE, &token).max_age(std::time::Duration::from_secs(600)).add_to(&mut response)?;
     Ok(response)
 }
 
@@ -268,7 +264,7 @@ fn login_page(csrf: &str, error: Option<&str>, sso: bool) -> Markup {
                 p { a.button href="/login/oidc" { "Sign in with your identity provider" } }
                 p { "Or:" }
             }
-            p { "Sign in with an SV0 token (" code { "sv0 token issue" } " prints one), or your identity provider's token when OIDC is configured." }
+            p { "Sign in with an SV0 token (" code { "sv0 tokens create" } " prints one), or your identity provider's token when OIDC is configured." }
             form.approve method="post" action="/login" {
                 input type="hidden" name="csrf" value=(csrf);
                 label for="token" { "Token" }
@@ -312,16 +308,8 @@ async fn login<L: EventLog>(
     let (value, _) = state.sessions.open(token)?;
     let secure = https(&state, peer, &headers);
     let mut response = Redirect::to("/").into_response();
-    let cookies = response.headers_mut();
-    cookies.append(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&set_cookie(SESSION_COOKIE, &value, secure, None)).map_err(Problem::internal)?,
-    );
-    cookies.append(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&set_cookie(LOGIN_COOKIE, "", secure, Some(std::time::Duration::ZERO)))
-            .map_err(Problem::internal)?,
-    );
+    SetCookie::new(SESSION_COOKIE, &value).secure(secure).add_to(&mut response)?;
+    SetCookie::removal(LOGIN_COOKIE).secure(secure).add_to(&mut response)?;
     Ok(response)
 }
 
@@ -337,10 +325,6 @@ async fn logout<L: EventLog>(
         viewer.s.sessions.close(&value);
     }
     let mut response = Redirect::to("/login").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", false, Some(std::time::Duration::ZERO)))
-            .map_err(Problem::internal)?,
-    );
+    SetCookie::removal(SESSION_COOKIE).add_to(&mut response)?;
     Ok(response)
 }

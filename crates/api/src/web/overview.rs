@@ -8,7 +8,7 @@ use sv0_domain::findings::Severity;
 use sv0_log::EventLog;
 use sv0_projections::FindingStatus;
 
-use super::layout::{self, Nav, Part, bar, encode, with_as_of};
+use super::layout::{self, Nav, encode, with_as_of};
 use super::{AsOfQuery, Page, Viewer, WebError, query};
 
 /// Signals shown.
@@ -101,9 +101,6 @@ pub(crate) async fn overview<L: EventLog + Clone>(
     applied.sort_by_key(|s| s.applied_seq);
     let series: Vec<_> = applied.iter().filter_map(|s| s.observed_at.map(|at| (at, s.paths_total))).collect();
     let h = history.as_ref();
-    let g = &posture.by_grade;
-    let e = &posture.by_egress;
-    let o = &posture.by_owner_state;
     let body = html! {
         section aria-labelledby="posture" {
             h2 id="posture" { "Posture" }
@@ -113,22 +110,7 @@ pub(crate) async fn overview<L: EventLog + Clone>(
                 div.card { div.big { (open) } "open findings" }
                 div.card { div.big { (posture.evidence_gaps) } "paths that can never be confirmed (execution logs off)" }
             }
-            (bar("By evidence grade", &[
-                Part { label: "A confirmed", count: g.a, class: "a" },
-                Part { label: "B inferred", count: g.b, class: "b" },
-                Part { label: "C standing", count: g.c, class: "c" },
-            ]))
-            (bar("By egress class", &[
-                Part { label: "LLM API", count: e.llm_api, class: "llm_api" },
-                Part { label: "external HTTP", count: e.external_http, class: "external_http" },
-                Part { label: "cloud storage", count: e.cloud_storage, class: "cloud_storage" },
-                Part { label: "internal", count: e.internal, class: "internal" },
-            ]))
-            (bar("By ownership", &[
-                Part { label: "assigned", count: o.assigned, class: "assigned" },
-                Part { label: "decayed", count: o.decayed, class: "decayed" },
-                Part { label: "orphaned", count: o.orphaned, class: "orphaned" },
-            ]))
+            (layout::posture_bars(&posture, ["By evidence grade", "By egress class", "By ownership"]))
         }
         section aria-labelledby="scopes" {
             h2 id="scopes" { "Scopes" }

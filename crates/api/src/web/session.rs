@@ -120,17 +120,66 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, value)| value.trim().to_string())
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, for the whole site; `Secure` when the
-/// request came over HTTPS; `max_age` 0 removes the cookie.
-pub fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<Duration>) -> String {
-    let mut out = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
-    if let Some(age) = max_age {
-        out.push_str(&format!("; Max-Age={}", age.as_secs()));
+/// A `Set-Cookie` header of the screens: always HttpOnly; SameSite=Strict for the whole site
+/// unless `lax_under` says otherwise; `Secure` when the request came over HTTPS.
+pub struct SetCookie<'a> {
+    name: &'a str,
+    value: &'a str,
+    path: &'a str,
+    same_site: &'static str,
+    max_age: Option<Duration>,
+    secure: bool,
+}
+
+impl<'a> SetCookie<'a> {
+    /// `name=value`, HttpOnly, SameSite=Strict, `Path=/`, for the session.
+    pub fn new(name: &'a str, value: &'a str) -> SetCookie<'a> {
+        SetCookie { name, value, path: "/", same_site: "Strict", max_age: None, secure: false }
     }
-    if secure {
-        out.push_str("; Secure");
+
+    /// Removes the cookie `name` (an empty value, `Max-Age=0`).
+    pub fn removal(name: &'a str) -> SetCookie<'a> {
+        SetCookie::new(name, "").max_age(Duration::ZERO)
     }
-    out
+
+    /// Kept at most this long.
+    pub fn max_age(mut self, age: Duration) -> SetCookie<'a> {
+        self.max_age = Some(age);
+        self
+    }
+
+    /// `Secure` when `secure`.
+    pub fn secure(mut self, secure: bool) -> SetCookie<'a> {
+        self.secure = secure;
+        self
+    }
+
+    /// SameSite=Lax, sent only below `path`: for a cookie a cross-site navigation must carry.
+    pub fn lax_under(mut self, path: &'a str) -> SetCookie<'a> {
+        self.same_site = "Lax";
+        self.path = path;
+        self
+    }
+
+    /// Appends the header to a response.
+    pub fn add_to(&self, response: &mut axum::response::Response) -> Result<(), Problem> {
+        let value = axum::http::HeaderValue::from_str(&self.to_string()).map_err(Problem::internal)?;
+        response.headers_mut().append(header::SET_COOKIE, value);
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for SetCookie<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}; Path={}; HttpOnly; SameSite={}", self.name, self.value, self.path, self.same_site)?;
+        if let Some(age) = self.max_age {
+            write!(f, "; Max-Age={}", age.as_secs())?;
+        }
+        if self.secure {
+            write!(f, "; Secure")?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -165,7 +214,7 @@ mod tests {
         assert_eq!(cookie(&headers, "sv0_session").as_deref(), Some("xyz"));
         assert_eq!(cookie(&headers, "b").as_deref(), Some("2"));
         assert_eq!(cookie(&headers, "c"), None);
-        let set = set_cookie(SESSION_COOKIE, "v", true, None);
+        let set = SetCookie::new(SESSION_COOKIE, "v").secure(true).to_string();
         assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.ends_with("; Secure"));
     }
 }

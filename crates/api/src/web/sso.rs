@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect};
 use base64::Engine as _;
 use maud::html;
@@ -23,7 +23,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sv0_log::EventLog;
 
-use super::session::{SESSION_COOKIE, cookie, csrf_matches, random_hex, set_cookie};
+use super::session::{SESSION_COOKIE, SetCookie, cookie, csrf_matches, random_hex};
 use super::{Page, WebError, html_headers, layout};
 use crate::ApiState;
 use crate::auth::authenticate_token;
@@ -32,6 +32,9 @@ use crate::problem::Problem;
 
 /// The cookie binding a browser to the sign-in it started.
 pub const OIDC_COOKIE: &str = "sv0_oidc";
+
+/// Where that cookie is sent: the sign-in's routes only.
+const OIDC_PATH: &str = "/login/oidc";
 
 /// How long a started sign-in waits for the provider.
 const PENDING_FOR: Duration = Duration::from_secs(600);
@@ -139,8 +142,7 @@ pub(crate) async fn begin<L: EventLog>(State(state): State<std::sync::Arc<ApiSta
     sso.remember(&login, verifier);
     let mut response = Redirect::to(url.as_str()).into_response();
     // Lax: the provider's redirect back is a cross-site navigation, which a Strict cookie misses.
-    let bind = format!("{OIDC_COOKIE}={login}; Path=/login/oidc; HttpOnly; SameSite=Lax; Max-Age=600");
-    response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&bind).map_err(Problem::internal)?);
+    SetCookie::new(OIDC_COOKIE, &login).lax_under(OIDC_PATH).max_age(PENDING_FOR).add_to(&mut response)?;
     Ok(response)
 }
 
@@ -168,7 +170,7 @@ pub(crate) async fn callback<L: EventLog>(
     q: Result<Query<Callback>, QueryRejection>,
 ) -> Page {
     let sso = sso(&state)?;
-    let q = super::query(q)?;
+    let q = crate::routes::query(q)?;
     let refuse = |why: String| WebError(Problem::forbidden(format!("not signed in: {why}")));
     if let Some(error) = &q.error {
         return Err(refuse(format!(
@@ -232,14 +234,8 @@ pub(crate) async fn callback<L: EventLog>(
         },
     );
     let mut response = (StatusCode::OK, html_headers(), page.into_string()).into_response();
-    let cookies = response.headers_mut();
-    cookies.append(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&set_cookie(SESSION_COOKIE, &session, super::https(&state, peer, &headers), None))
-            .map_err(Problem::internal)?,
-    );
-    let clear = format!("{OIDC_COOKIE}=; Path=/login/oidc; HttpOnly; SameSite=Lax; Max-Age=0");
-    cookies.append(header::SET_COOKIE, HeaderValue::from_str(&clear).map_err(Problem::internal)?);
+    SetCookie::new(SESSION_COOKIE, &session).secure(super::https(&state, peer, &headers)).add_to(&mut response)?;
+    SetCookie::removal(OIDC_COOKIE).lax_under(OIDC_PATH).add_to(&mut response)?;
     Ok(response)
 }
 

@@ -54,6 +54,13 @@ impl Reviewed {
         }
         Ok(Reviewed { digest: digest.to_string(), position })
     }
+
+    /// `parse`, with the log position given apart (a form's or a request's field) taking the
+    /// place of one after `@`.
+    pub fn parse_at(text: &str, position: Option<u64>) -> Result<Reviewed, sv0_domain::InvalidInput> {
+        let reviewed = Reviewed::parse(text)?;
+        Ok(Reviewed { position: position.or(reviewed.position), ..reviewed })
+    }
 }
 
 /// An approval as a person asks for it.
@@ -73,6 +80,18 @@ pub struct Approval {
     pub plan_digest: Option<String>,
     /// Record a new version even when it would lock exactly what the baseline in force locks.
     pub force: bool,
+}
+
+impl Approval {
+    /// Declares the additions a plan's what-if predicts as intent (next to any declared
+    /// already) and records the plan's digest; returns how many were declared.
+    pub fn declare_plan(&mut self, report: &crate::whatif::WhatIfReport) -> usize {
+        let planned = crate::whatif::planned_intent(report);
+        let declared = planned.len();
+        self.intent.get_or_insert_with(Vec::new).extend(planned);
+        self.plan_digest = Some(report.plan_digest.clone());
+        declared
+    }
 }
 
 /// What an approval would lock (`Service::plan_approval`), checked as the approval itself is.
