@@ -128,10 +128,14 @@ pub(crate) fn settle_delta_findings(
         let key = t_key(tenant, &[finding.finding_id.as_bytes()]);
         let existing: Option<FindingRecord> = store::get_compact(&t.findings, "findings", &key)?;
         let next = match existing {
-            Some(old) if old.status == FindingStatus::Open => FindingRecord { finding, ..old },
+            Some(old) if old.status == FindingStatus::Open => {
+                fold.state.open.close(&old.finding);
+                fold.state.open.open(&finding);
+                FindingRecord { finding, ..old }
+            }
             _ => {
                 fold.movement.opened.push(finding.finding_id.clone());
-                fold.state.open_findings += 1;
+                fold.state.open.open(&finding);
                 FindingRecord::opened(finding, seq, now)
             }
         };
@@ -148,7 +152,7 @@ pub(crate) fn settle_delta_findings(
             continue;
         }
         fold.movement.resolved.push(id.clone());
-        fold.state.open_findings = fold.state.open_findings.saturating_sub(1);
+        fold.state.open.close(&old.finding);
         store::put_compact(&mut t.findings, &key, &old.resolved(seq, now))?;
     }
     if now_open.is_empty() {

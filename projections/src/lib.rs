@@ -31,6 +31,6 @@ pub use batch::{SPILL_BYTES, set_spill_bytes};
 pub use error::ProjectionError;
 pub use records::{
     Baseline, BaselineHead, BaselineState, Drift, EntityDiff, FindingAck, FindingRecord, FindingStatus, KeyRecord,
-    Lifecycle, PackHead, ScanRecord, ScanStatus, TenantState, TokenRecord,
+    Lifecycle, OpenFindings, PackHead, ScanRecord, ScanStatus, TenantState, TokenRecord,
 };
 pub use views::{BATCH_EVENTS, PathFilter, Views, WhatIf};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sv0_domain::assessment::PostureSummary;
 use sv0_domain::events::Acknowledgement;
-use sv0_domain::findings::Finding;
+use sv0_domain::findings::{Finding, Severity};
 use sv0_domain::paths::AuthorityPath;
 use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::ScanTrigger;
@@ -104,8 +104,63 @@ pub struct TenantState {
     pub posture: PostureSummary,
     /// Entities per list name.
     pub entities: BTreeMap<String, u64>,
-    /// Open findings.
-    pub open_findings: u64,
+    /// Open findings, by severity.
+    pub open: OpenFindings,
+}
+
+/// How many findings are open, by severity, and how many of them are evidence gaps: kept by
+/// the fold as findings open and resolve, so that no screen counts them by reading them all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OpenFindings {
+    /// Critical.
+    pub critical: u64,
+    /// High.
+    pub high: u64,
+    /// Medium.
+    pub medium: u64,
+    /// Low.
+    pub low: u64,
+    /// Of all of them, the evidence gaps.
+    pub evidence_gaps: u64,
+}
+
+impl OpenFindings {
+    /// All open findings.
+    pub fn total(&self) -> u64 {
+        self.critical + self.high + self.medium + self.low
+    }
+
+    /// The count of one severity.
+    pub fn of(&self, severity: Severity) -> u64 {
+        match severity {
+            Severity::Critical => self.critical,
+            Severity::High => self.high,
+            Severity::Medium => self.medium,
+            Severity::Low => self.low,
+        }
+    }
+
+    /// `finding` opened.
+    pub fn open(&mut self, finding: &Finding) {
+        self.step(finding, |n| *n += 1);
+    }
+
+    /// `finding` resolved (or is replaced by its next version).
+    pub fn close(&mut self, finding: &Finding) {
+        self.step(finding, |n| *n = n.saturating_sub(1));
+    }
+
+    fn step(&mut self, finding: &Finding, f: impl Fn(&mut u64)) {
+        f(match finding.severity {
+            Severity::Critical => &mut self.critical,
+            Severity::High => &mut self.high,
+            Severity::Medium => &mut self.medium,
+            Severity::Low => &mut self.low,
+        });
+        if finding.rule_id == sv0_domain::findings::EVIDENCE_GAP.id {
+            f(&mut self.evidence_gaps);
+        }
+    }
 }
 
 /// Where a finding is in its lifecycle.
@@ -186,7 +241,6 @@ pub struct FindingRecord {
 }
 
 impl FindingRecord {
-    /// Where the finding stands at `at` (the tenant's latest scan time, so that the answer
     /// A finding opened at log position `seq`, time `at`.
     pub fn opened(finding: Finding, seq: u64, at: Timestamp) -> FindingRecord {
         FindingRecord {
@@ -205,6 +259,7 @@ impl FindingRecord {
         FindingRecord { status: FindingStatus::Resolved, resolved_seq: Some(seq), resolved_at: Some(at), ..self }
     }
 
+    /// Where the finding stands at `at` (the tenant's latest scan time, so that the answer
     /// comes from the log, not the wall clock).
     pub fn lifecycle(&self, at: Timestamp) -> Lifecycle {
         match (&self.status, &self.acknowledgement) {

@@ -118,6 +118,21 @@ async fn incremental_equals_full<L: EventLog>(service: &mut Service<L>, tenant: 
             .collect();
         panic!("findings differ from a full recomputation:\n{}", differing.join("\n"));
     }
+    open_counts_match_the_findings(service.views(), tenant, &recomputed);
+}
+
+/// The open findings the fold counts by severity are those the findings table holds open.
+fn open_counts_match_the_findings(
+    views: &Views,
+    tenant: &sv0_domain::TenantId,
+    findings: &[sv0_projections::FindingRecord],
+) {
+    let mut counted = sv0_projections::OpenFindings::default();
+    for record in findings.iter().filter(|r| r.status == sv0_projections::FindingStatus::Open) {
+        counted.open(&record.finding);
+    }
+    let kept = views.tenant_state(tenant).unwrap().unwrap_or_default().open;
+    assert_eq!(kept, counted, "the fold's open-finding counts differ from the findings it holds open");
 }
 
 proptest! {

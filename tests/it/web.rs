@@ -114,6 +114,12 @@ fn the_review_screens_sign_in_with_a_token_and_show_only_what_the_role_and_tenan
     let overview = viewer.get("/");
     assert_eq!(overview.status, 200, "{overview:?}");
     assert!(overview.body.contains("project:HR-Automation") && overview.body.contains("authority paths"));
+    // The open findings the Overview counts are those the API lists open.
+    let open = server.get("/api/v1/findings?status=open&limit=1000", Some(fixture.token(Role::Viewer))).json();
+    let listed = open["items"].as_array().unwrap().len();
+    assert!(listed > 0);
+    let card = format!("<div class=\"big\">{listed}</div>open findings");
+    assert!(overview.body.contains(&card), "the Overview does not show {listed} open findings");
     let brief = viewer.get(HR);
     assert_eq!(brief.status, 200);
     assert!(brief.body.contains("Sensitive data reachable") && brief.body.contains("Posture digest"));

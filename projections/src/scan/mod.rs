@@ -303,7 +303,7 @@ fn apply(
     };
     put(&mut t.scans, &record_key, &record)?;
 
-    movement.open = state.open_findings;
+    movement.open = state.open.total();
     movement.opened.sort();
     movement.resolved.sort();
     let mut posture = state.posture.clone();

@@ -203,15 +203,19 @@ pub(super) fn settle(
         let existing: Option<FindingRecord> = store::get_compact(&t.findings, "findings", &key)?;
         let next = match (existing.clone(), current.remove(&id)) {
             (None, None) => continue,
-            (Some(old), Some(finding)) if old.status == FindingStatus::Open => FindingRecord { finding, ..old },
+            (Some(old), Some(finding)) if old.status == FindingStatus::Open => {
+                fold.state.open.close(&old.finding);
+                fold.state.open.open(&finding);
+                FindingRecord { finding, ..old }
+            }
             (_, Some(finding)) => {
                 fold.movement.opened.push(id.clone());
-                fold.state.open_findings += 1;
+                fold.state.open.open(&finding);
                 FindingRecord::opened(finding, seq, now)
             }
             (Some(old), None) if old.status == FindingStatus::Open => {
                 fold.movement.resolved.push(id.clone());
-                fold.state.open_findings = fold.state.open_findings.saturating_sub(1);
+                fold.state.open.close(&old.finding);
                 old.resolved(seq, now)
             }
             (Some(_), None) => continue,

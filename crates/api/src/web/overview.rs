@@ -6,7 +6,6 @@ use axum::extract::rejection::QueryRejection;
 use maud::html;
 use sv0_domain::findings::Severity;
 use sv0_log::EventLog;
-use sv0_projections::FindingStatus;
 
 use super::layout::{self, Nav, encode, with_as_of};
 use super::{AsOfQuery, Page, Viewer, WebError, query};
@@ -17,14 +16,11 @@ const RECENT_SIGNALS: usize = 10;
 /// Scans shown.
 const RECENT_SCANS: usize = 10;
 
-/// What the Overview reads across the whole tenant: open findings by severity, evidence gaps,
-/// the scopes never approved and the latest signals. It changes only when the views move, so
-/// it is kept per tenant with the views' position and read again only after the log moved.
+/// What the Overview reads across the whole tenant: the scopes never approved and the latest
+/// signals. It changes only when the views move, so it is kept per tenant with the views'
+/// position and read again only after the log moved.
 #[derive(Clone)]
 pub(crate) struct Facts {
-    by_severity: Vec<(Severity, usize)>,
-    open: usize,
-    gaps: usize,
     unbaselined: Vec<String>,
     signals: Vec<sv0_service::signals::Signal>,
 }
@@ -34,7 +30,6 @@ pub(crate) struct Facts {
 pub struct FactsCache(std::sync::Mutex<std::collections::BTreeMap<sv0_domain::TenantId, (u64, Facts)>>);
 
 fn facts<L: EventLog>(queries: &sv0_service::Queries<L>, tenant: &sv0_domain::TenantId) -> Result<Facts, WebError> {
-    let views = queries.views();
     let known = queries.known_scopes(tenant)?;
     let unbaselined = known
         .projects
@@ -43,17 +38,10 @@ fn facts<L: EventLog>(queries: &sv0_service::Queries<L>, tenant: &sv0_domain::Te
         .filter(|s| !known.baselined.contains_key(s.as_str()))
         .cloned()
         .collect();
-    let findings = views.findings(tenant, None)?;
-    let open: Vec<_> = findings.iter().filter(|r| r.status == FindingStatus::Open).collect();
-    let by_severity = [Severity::Critical, Severity::High, Severity::Medium, Severity::Low]
-        .into_iter()
-        .map(|s| (s, open.iter().filter(|r| r.finding.severity == s).count()))
-        .collect();
-    let gaps = open.iter().filter(|r| r.finding.rule_id == sv0_domain::findings::EVIDENCE_GAP.id).count();
     let mut signals = queries.latest_signals(tenant, RECENT_SIGNALS)?;
     // Newest first.
     signals.reverse();
-    Ok(Facts { by_severity, open: open.len(), gaps, unbaselined, signals })
+    Ok(Facts { unbaselined, signals })
 }
 
 /// The tenant's facts now (from the cache while the views stand still), or as of a replay.
@@ -87,14 +75,14 @@ pub(crate) async fn overview<L: EventLog + Clone>(
     let tenant = viewer.tenant();
     let views = queries.views();
     let state = views.tenant_state(tenant)?;
-    let posture = state.as_ref().map(|s| s.posture.clone()).unwrap_or_default();
+    let (posture, open) = state.map(|s| (s.posture, s.open)).unwrap_or_default();
     let heads = views.baselines(tenant)?;
     let mut baselined = Vec::new();
     for head in &heads {
         let approved = views.baseline(tenant, &head.scope, Some(head.version))?;
         baselined.push((head, approved));
     }
-    let Facts { by_severity, open, gaps, unbaselined, signals } = current_facts(&viewer, &queries, history.is_some())?;
+    let Facts { unbaselined, signals } = current_facts(&viewer, &queries, history.is_some())?;
     let mut scans = views.scans(tenant)?;
     scans.sort_by_key(|s| s.completed_seq);
     let mut applied: Vec<_> = scans.iter().filter(|s| s.applied_seq.is_some()).collect();
@@ -107,7 +95,7 @@ pub(crate) async fn overview<L: EventLog + Clone>(
             div.cards {
                 div.card { div.big { (posture.paths_total) } "authority paths" }
                 div.card { div.big { (posture.sensitive_paths) } "into sensitive data" }
-                div.card { div.big { (open) } "open findings" }
+                div.card { div.big { (open.total()) } "open findings" }
                 div.card { div.big { (posture.evidence_gaps) } "paths that can never be confirmed (execution logs off)" }
             }
             (layout::posture_bars(&posture, ["By evidence grade", "By egress class", "By ownership"]))
@@ -149,10 +137,10 @@ pub(crate) async fn overview<L: EventLog + Clone>(
         section aria-labelledby="findings" {
             h2 id="findings" { "Open findings" }
             ul.legend {
-                @for (severity, count) in &by_severity {
-                    li { (layout::severity(severity.as_str())) " " strong { (count) } }
+                @for severity in [Severity::Critical, Severity::High, Severity::Medium, Severity::Low] {
+                    li { (layout::severity(severity.as_str())) " " strong { (open.of(severity)) } }
                 }
-                li { "evidence gaps " strong { (gaps) } }
+                li { "evidence gaps " strong { (open.evidence_gaps) } }
             }
         }
         section aria-labelledby="scans" {
