@@ -28,5 +28,8 @@ fi
 # The supply chain: licences, duplicate versions (crypto above all) and sources, as deny.toml
 # says, with the pinned cargo-deny (installed on first use; a failed install fails the run).
 CARGO_DENY="$(./ops/install-cargo-deny.sh)"
+# cargo-deny reads the metadata of every platform's crates offline: fetch them all first (a
+# build downloads only this platform's).
+cargo fetch --locked
 "$CARGO_DENY" --offline check bans licenses sources
 cargo test --workspace --locked "$@"
