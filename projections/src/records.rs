@@ -8,7 +8,7 @@ use sv0_domain::events::Acknowledgement;
 use sv0_domain::findings::{Finding, Severity};
 use sv0_domain::paths::AuthorityPath;
 use sv0_domain::scope::Scope;
-use sv0_domain::snapshot::ScanTrigger;
+use sv0_domain::snapshot::{CoverageMode, ScanTrigger};
 use sv0_domain::{EventId, TenantId, Timestamp};
 
 /// What happened to a scan.
@@ -56,6 +56,9 @@ pub struct ScanRecord {
     pub released_by: Option<String>,
     /// Why it ran.
     pub trigger: Option<ScanTrigger>,
+    /// Full, targeted or a delta of the previous scan (absent for a rejected scan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<CoverageMode>,
     /// When the sources were read.
     pub observed_at: Option<Timestamp>,
     /// Entities in it.

@@ -418,6 +418,18 @@ impl Views {
         }
     }
 
+    /// Whether the tenant's views hold an entity.
+    pub fn has_entity(
+        &self,
+        tenant: &TenantId,
+        list: sv0_domain::snapshot::EntityList,
+        id: &str,
+    ) -> Result<bool, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let entities = txn.open_table(store::ENTITIES)?;
+        Ok(entities.get(crate::graph::entity_key(tenant, list, id).as_slice())?.is_some())
+    }
+
     /// The ids of a list's entities that start with `prefix`, in id order, at most `limit`.
     pub fn entity_ids_with_prefix(
         &self,

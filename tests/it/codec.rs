@@ -105,6 +105,7 @@ fn entities() -> Entities {
             service: None,
             credential: None,
         }],
+        deleted: vec![],
     }
 }
 
@@ -126,6 +127,7 @@ fn fixtures() -> Vec<Event> {
             coverage: sv0_domain::snapshot::Coverage {
                 mode: sv0_domain::snapshot::CoverageMode::Targeted,
                 targets: vec!["agent-hr".into()],
+                base_scan: None,
                 apis: vec![sv0_domain::snapshot::ApiCoverage {
                     name: "arm.roleAssignments".into(),
                     lists: vec![sv0_domain::snapshot::EntityList::Grants],

@@ -10,6 +10,7 @@ mod cli;
 mod codec;
 mod connectors;
 mod delta;
+mod delta_scans;
 mod disposition;
 mod fake_http;
 mod faults;

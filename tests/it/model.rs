@@ -45,7 +45,7 @@ fn coverage(failed: &[EntityList]) -> Coverage {
             error: Some("429 Too Many Requests".into()),
         });
     }
-    Coverage { mode: CoverageMode::Full, targets: vec![], apis }
+    Coverage { mode: CoverageMode::Full, targets: vec![], base_scan: None, apis }
 }
 
 async fn import(service: &mut EmbeddedLogService, snapshot: &Snapshot) -> ScanRecord {

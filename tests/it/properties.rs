@@ -62,6 +62,7 @@ fn sent(truth: &Snapshot, dropped: u8, coverage: u8) -> Snapshot {
         1 => Some(Coverage {
             mode: CoverageMode::Full,
             targets: vec![],
+            base_scan: None,
             apis: vec![
                 api(rest(&[EntityList::Grants]), ApiStatus::Succeeded),
                 api(vec![EntityList::Grants], ApiStatus::Failed),
@@ -70,6 +71,7 @@ fn sent(truth: &Snapshot, dropped: u8, coverage: u8) -> Snapshot {
         2 => Some(Coverage {
             mode: CoverageMode::Full,
             targets: vec![],
+            base_scan: None,
             apis: vec![api(rest(&[EntityList::Evidence]), ApiStatus::Succeeded)],
         }),
         3 => {
@@ -84,6 +86,7 @@ fn sent(truth: &Snapshot, dropped: u8, coverage: u8) -> Snapshot {
             Some(Coverage {
                 mode: CoverageMode::Targeted,
                 targets: vec![target],
+                base_scan: None,
                 apis: vec![api(rest(&[]), ApiStatus::Succeeded)],
             })
         }

@@ -48,6 +48,26 @@ fn a_rescan_changes_the_requested_share_of_grants() {
     assert!(rescan(&base, 101.0, 9, at()).is_err());
 }
 
+/// Continuous-monitoring soak runs chain `--rescan-of` for thousands of generations: ids and
+/// role names stay as short as after the first rescan, and every generation is a valid scan.
+#[test]
+fn rescans_chain_for_thousands_of_generations() {
+    let first = tenant(60, 5, at()).unwrap();
+    let longest =
+        |s: &sv0_domain::snapshot::Snapshot| s.grants.iter().map(|g| g.id.len().max(g.role.len())).max().unwrap_or(0);
+    let mut current = rescan(&first, 20.0, 1, at().add_days(1)).unwrap();
+    let bound = longest(&current) + 4;
+    for generation in 2..3_000u64 {
+        current = rescan(&current, 20.0, generation, at().add_days(generation as i64)).unwrap();
+        assert!(longest(&current) <= bound, "generation {generation}: an id or role grew past {bound} bytes");
+    }
+    let ids: std::collections::BTreeSet<&str> = current.grants.iter().map(|g| g.id.as_str()).collect();
+    assert_eq!(ids.len(), current.grants.len(), "grant ids stay unique");
+    let generation = |id: &str| id.rsplit_once("-r").and_then(|(_, g)| g.parse::<u64>().ok()).unwrap_or(0);
+    assert!(current.grants.iter().any(|g| generation(&g.id) > 10), "grants were replaced again and again");
+    current.validate().expect("the 3,000th generation is a valid snapshot");
+}
+
 #[test]
 fn synth_change_shares_parse_with_or_without_a_percent_sign() {
     let dir = TempDir::new();

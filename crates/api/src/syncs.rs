@@ -214,6 +214,7 @@ fn target(snapshot: &mut serde_json::Value, targets: &[String]) -> Result<(), St
     let coverage = Coverage {
         mode: CoverageMode::Targeted,
         targets: targets.to_vec(),
+        base_scan: None,
         apis: vec![ApiCoverage {
             name: "sync".to_string(),
             lists: EntityList::ALL.to_vec(),

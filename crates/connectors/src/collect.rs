@@ -332,6 +332,7 @@ impl Collected {
             grants,
             bindings,
             evidence,
+            deleted: Vec::new(),
         };
         (entities, dropped, spread)
     }

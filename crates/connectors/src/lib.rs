@@ -220,7 +220,7 @@ pub async fn scan(
             observed_at: settings.observed_at,
             trigger: settings.trigger,
             deployment: None,
-            coverage: Some(Coverage { mode: CoverageMode::Full, targets: Vec::new(), apis }),
+            coverage: Some(Coverage { mode: CoverageMode::Full, targets: Vec::new(), base_scan: None, apis }),
         },
         domains: entities.domains,
         classification_rules: entities.classification_rules,
@@ -232,6 +232,7 @@ pub async fn scan(
         grants: entities.grants,
         bindings: entities.bindings,
         evidence: entities.evidence,
+        deleted: entities.deleted,
     };
     Ok(ScanResult { snapshot, outcomes, dropped })
 }

@@ -61,6 +61,19 @@ pub struct Snapshot {
     /// Execution evidence records.
     #[serde(default)]
     pub evidence: Vec<Evidence>,
+    /// In a delta scan, the entities gone since its base scan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<Deletion>,
+}
+
+/// An entity a delta scan says is gone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deletion {
+    /// Its list.
+    pub list: EntityList,
+    /// Its id.
+    pub id: String,
 }
 
 /// How and when a scan ran.
@@ -98,7 +111,13 @@ pub struct Coverage {
     /// evidence of the workloads; it never removes anything else.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
-    /// The calls the connector made and how each ended.
+    /// For a delta scan: the scan it is a delta of, which must be the tenant's latest applied
+    /// scan (otherwise the delta would be applied to a state its connector never saw).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_scan: Option<String>,
+    /// The calls the connector made and how each ended. In a delta scan, a list whose APIs all
+    /// succeeded is complete: its deletions are applied; one with a failed API is partial: the
+    /// entities it names as deleted are kept and marked unobserved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apis: Vec<ApiCoverage>,
 }
@@ -111,6 +130,9 @@ pub enum CoverageMode {
     Full,
     /// Only `targets`.
     Targeted,
+    /// What changed since `base_scan`: the entities added or changed, and the entities
+    /// `deleted`. What it does not name is left as it is.
+    Delta,
 }
 
 /// One API a connector called.
@@ -213,6 +235,7 @@ impl Coverage {
         Coverage {
             mode: CoverageMode::Full,
             targets: Vec::new(),
+            base_scan: None,
             apis: vec![ApiCoverage {
                 name: "snapshot".to_string(),
                 lists: EntityList::ALL.to_vec(),
@@ -220,6 +243,11 @@ impl Coverage {
                 error: None,
             }],
         }
+    }
+
+    /// The coverage of a delta of `base_scan` complete for every list.
+    pub fn delta(base_scan: &str) -> Coverage {
+        Coverage { mode: CoverageMode::Delta, base_scan: Some(base_scan.to_string()), ..Coverage::complete() }
     }
 
     /// How the scan covered one list.
@@ -343,6 +371,9 @@ pub struct Entities {
     /// Execution evidence records.
     #[serde(default)]
     pub evidence: Vec<Evidence>,
+    /// In a delta scan, the entities gone since its base scan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<Deletion>,
 }
 
 impl Snapshot {
@@ -357,8 +388,8 @@ impl Snapshot {
         // `Snapshot` or `Entities` and not to the macro does not compile.
         macro_rules! split {
             ($($field:ident),*) => {{
-                let Snapshot { schema_version, tenant, scan, $($field),* } = self;
-                (schema_version, tenant, scan, Entities { $($field),* })
+                let Snapshot { schema_version, tenant, scan, deleted, $($field),* } = self;
+                (schema_version, tenant, scan, Entities { deleted, $($field),* })
             }};
         }
         let (schema_version, tenant, scan, entities) = entity_lists!(split);
@@ -378,9 +409,58 @@ impl Snapshot {
             problems.push("scan.connector is empty".to_string());
         }
         let entities = entities.sorted();
-        entities.check(&mut problems);
+        let coverage = scan.coverage.as_ref();
+        let delta = coverage.is_some_and(|c| c.mode == CoverageMode::Delta);
+        match (delta, coverage.and_then(|c| c.base_scan.as_deref())) {
+            (true, None) => problems.push("scan.coverage: a delta scan names its base_scan".to_string()),
+            (false, Some(_)) => problems.push("scan.coverage: base_scan is only for a delta scan".to_string()),
+            _ => {}
+        }
+        if !delta && !entities.deleted.is_empty() {
+            problems.push("deleted: only a delta scan names deleted entities".to_string());
+        }
+        // A delta names only what changed: its references may point at entities of its base,
+        // which the caller resolves against the views.
+        let mut outside = delta.then(Vec::new);
+        entities.check(&mut problems, outside.as_mut());
         problems.finish()?;
-        Ok(ValidSnapshot { tenant, scan, entities })
+        Ok(ValidSnapshot { tenant, scan, entities, outside: outside.unwrap_or_default() })
+    }
+}
+
+impl Snapshot {
+    /// The delta scan that takes the tenant from `base`, applied as scan `base_scan`, to this
+    /// snapshot: the entities added or changed, and those gone as deletions; complete for
+    /// every list. Applied, it gives the views this snapshot as a full scan gives.
+    pub fn delta_since(&self, base: &Snapshot, base_scan: &str) -> Snapshot {
+        let mut deleted = Vec::new();
+        let mut lists = EntityList::ALL.into_iter();
+        macro_rules! changed {
+            ($($field:ident),*) => {{
+                $(
+                    let before: BTreeMap<&str, _> = base.$field.iter().map(|e| (e.id.as_str(), e)).collect();
+                    let now: BTreeSet<&str> = self.$field.iter().map(|e| e.id.as_str()).collect();
+                    let $field: Vec<_> =
+                        self.$field.iter().filter(|e| before.get(e.id.as_str()) != Some(e)).cloned().collect();
+                    if let Some(list) = lists.next() {
+                        deleted.extend(
+                            base.$field
+                                .iter()
+                                .filter(|e| !now.contains(e.id.as_str()))
+                                .map(|e| Deletion { list, id: e.id.clone() }),
+                        );
+                    }
+                )*
+                Snapshot {
+                    schema_version: self.schema_version,
+                    tenant: self.tenant.clone(),
+                    scan: ScanInfo { coverage: Some(Coverage::delta(base_scan)), ..self.scan.clone() },
+                    deleted,
+                    $($field),*
+                }
+            }};
+        }
+        entity_lists!(changed)
     }
 }
 
@@ -401,6 +481,19 @@ pub struct ValidSnapshot {
     pub scan: ScanInfo,
     /// What it saw, sorted by id.
     pub entities: Entities,
+    /// A delta scan's references to entities it does not hold (those of its base).
+    pub outside: Vec<Reference>,
+}
+
+/// A reference from an entity to another, by id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Reference {
+    /// The list of the entity referred to.
+    pub list: EntityList,
+    /// Its id.
+    pub id: String,
+    /// Who refers to it, for messages: `grants "g-1": identity`.
+    pub from: String,
 }
 
 /// Most entities one snapshot may hold (a million-path tenant holds a few hundred thousand):
@@ -415,7 +508,7 @@ impl Entities {
             ($($field:ident),*) => {$( total += self.$field.len(); )*};
         }
         entity_lists!(count);
-        total
+        total + self.deleted.len()
     }
 
     /// Whether no entity of any kind is present.
@@ -429,6 +522,7 @@ impl Entities {
             ($($field:ident),*) => {$( self.$field.sort_by(|a, b| a.id.cmp(&b.id)); )*};
         }
         entity_lists!(sort);
+        self.deleted.sort();
         self
     }
 
@@ -443,6 +537,9 @@ impl Entities {
             )*};
         }
         entity_lists!(each);
+        for deletion in &self.deleted {
+            visitor.visit("deleted", deletion)?;
+        }
         Ok(())
     }
 
@@ -470,6 +567,7 @@ impl Entities {
             )*};
         }
         entity_lists!(spread);
+        spread!(deleted);
         parts
     }
 
@@ -481,11 +579,14 @@ impl Entities {
                 ($($field:ident),*) => {$( all.$field.extend(part.$field); )*};
             }
             entity_lists!(extend);
+            extend!(deleted);
         }
         all
     }
 
-    fn check(&self, problems: &mut Problems) {
+    /// Checks ids and references. References to entities the snapshot does not hold are
+    /// problems, unless `outside` collects them (a delta scan's, to its base's entities).
+    fn check(&self, problems: &mut Problems, mut outside: Option<&mut Vec<Reference>>) {
         let domains = ids(problems, "domains", self.domains.iter().map(|d| d.id.as_str()));
         let owners = ids(problems, "owners", self.owners.iter().map(|o| o.id.as_str()));
         let workloads = ids(problems, "workloads", self.workloads.iter().map(|w| w.id.as_str()));
@@ -496,10 +597,30 @@ impl Entities {
         ids(problems, "grants", self.grants.iter().map(|g| g.id.as_str()));
         ids(problems, "bindings", self.bindings.iter().map(|b| b.id.as_str()));
         ids(problems, "evidence", self.evidence.iter().map(|e| e.id.as_str()));
+        let deleted = self.check_deleted(problems);
 
         let mut refer = |list: &str, id: &str, field: &str, target: &str, known: &BTreeSet<&str>, value: &str| {
-            if !known.contains(value) {
-                problems.push(format!("{list} {id:?}: {field} refers to unknown {target} {value:?}"));
+            if known.contains(value) {
+                return;
+            }
+            let target_list = match target {
+                "owner" => EntityList::Owners,
+                "domain" => EntityList::Domains,
+                "workload" => EntityList::Workloads,
+                "identity" => EntityList::Identities,
+                "destination" => EntityList::Destinations,
+                _ => EntityList::Credentials,
+            };
+            match outside.as_deref_mut() {
+                Some(outside) if !deleted.contains(&(target_list, value)) => outside.push(Reference {
+                    list: target_list,
+                    id: value.to_string(),
+                    from: format!("{list} {id:?}: {field}"),
+                }),
+                Some(_) => {
+                    problems.push(format!("{list} {id:?}: {field} refers to {target} {value:?}, which it deletes"))
+                }
+                None => problems.push(format!("{list} {id:?}: {field} refers to unknown {target} {value:?}")),
             }
         };
         for w in &self.workloads {
@@ -555,6 +676,36 @@ impl Entities {
                 problems.push(format!("evidence {:?}: names neither an identity nor a workload", e.id));
             }
         }
+    }
+}
+
+impl Entities {
+    /// Checks a delta's deletions: valid ids, each named once, none of an entity it also
+    /// holds. Returns them.
+    fn check_deleted(&self, problems: &mut Problems) -> BTreeSet<(EntityList, &str)> {
+        let mut deleted = BTreeSet::new();
+        for list in EntityList::ALL {
+            let named = ids(problems, "deleted", self.deleted.iter().filter(|d| d.list == list).map(|d| d.id.as_str()));
+            deleted.extend(named.into_iter().map(|id| (list, id)));
+        }
+        let mut held = |list: EntityList, id: &str| {
+            if deleted.contains(&(list, id)) {
+                problems.push(format!("deleted: {} {id:?} is both deleted and present", list.name()));
+            }
+        };
+        // `EntityList::ALL` is in field order (a unit test holds it there).
+        let mut lists = EntityList::ALL.into_iter();
+        macro_rules! both {
+            ($($field:ident),*) => {$(
+                if let Some(list) = lists.next() {
+                    for item in &self.$field {
+                        held(list, &item.id);
+                    }
+                }
+            )*};
+        }
+        entity_lists!(both);
+        deleted
     }
 }
 

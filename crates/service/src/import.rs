@@ -133,7 +133,7 @@ pub fn scan_events(
     max_event_size: usize,
     pushed_by: Option<&Actor>,
 ) -> Result<ScanEvents, ServiceError> {
-    let ValidSnapshot { tenant, mut scan, entities } = snapshot;
+    let ValidSnapshot { tenant, mut scan, entities, .. } = snapshot;
     if let Some(trigger) = trigger {
         scan.trigger = trigger;
     }

@@ -388,6 +388,13 @@ pub struct SynthArgs {
     /// With --rescan-of: the share of grants changed, e.g. 1%
     #[arg(long, default_value = "1%", requires = "rescan_of")]
     pub change: String,
+    /// With --rescan-of: also write the rescan as a delta scan of SCAN_ID, the id `sv0 scan
+    /// import` gave the base snapshot (the changed and new entities, and the deleted ones)
+    #[arg(long, value_name = "SCAN_ID", requires_all = ["rescan_of", "delta_out"])]
+    pub delta_of: Option<String>,
+    /// With --delta-of: where to write the delta scan
+    #[arg(value_parser = PathArg, long, value_name = "FILE", requires = "delta_of")]
+    pub delta_out: Option<PathBuf>,
 }
 
 /// Scan triggers on the command line.

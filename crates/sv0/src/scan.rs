@@ -76,6 +76,8 @@ pub(crate) fn print_import(
                 "entities": report.entity_count,
                 "status": report.scan.as_ref().map(|s| format!("{:?}", s.status).to_lowercase()),
                 "paths_total": report.scan.as_ref().map(|s| s.paths_total),
+                "removed_paths": report.scan.as_ref().map(|s| s.removed_paths),
+                "mode": report.scan.as_ref().and_then(|s| s.mode),
         });
         if let (Some(serde_json::Value::Object(extra)), Some(map)) = (extra, value.as_object_mut()) {
             map.extend(extra);
@@ -88,8 +90,18 @@ pub(crate) fn print_import(
     } else {
         writeln!(
             out,
-            "imported scan {} of tenant {}: {} entities in {} chunk(s), log positions {}..{}",
-            report.scan_id, report.tenant, report.entity_count, report.chunk_count, report.first_seq, report.last_seq
+            "imported {}scan {} of tenant {}: {} entities in {} chunk(s), log positions {}..{}",
+            if report.scan.as_ref().and_then(|s| s.mode) == Some(sv0_domain::snapshot::CoverageMode::Delta) {
+                "delta "
+            } else {
+                ""
+            },
+            report.scan_id,
+            report.tenant,
+            report.entity_count,
+            report.chunk_count,
+            report.first_seq,
+            report.last_seq
         )?;
     }
     match &report.scan {

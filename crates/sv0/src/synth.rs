@@ -69,6 +69,17 @@ pub fn run(args: &SynthArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
                 at.to_rfc3339(),
                 base.grants.len()
             )?;
+            if let (Some(base_scan), Some(delta_out)) = (&args.delta_of, &args.delta_out) {
+                let delta = next.delta_since(&base, base_scan);
+                write_snapshot(delta_out, &delta)?;
+                writeln!(
+                    out,
+                    "wrote {}: a delta scan of {base_scan} with {} changed or new grants and {} deletions; import it after the base with `sv0 scan import {0}`",
+                    delta_out.display(),
+                    delta.grants.len(),
+                    delta.deleted.len(),
+                )?;
+            }
             next
         }
         None => {
@@ -90,10 +101,14 @@ pub fn run(args: &SynthArgs, out: &mut dyn Write) -> anyhow::Result<u8> {
             snapshot
         }
     };
-    let file = std::fs::File::create(out_file).with_context(|| format!("cannot write {}", out_file.display()))?;
-    let mut writer = BufWriter::with_capacity(1 << 20, file);
-    serde_json::to_writer(&mut writer, &snapshot)?;
-    writer.flush().with_context(|| format!("cannot write {}", out_file.display()))?;
+    write_snapshot(out_file, &snapshot)?;
     writeln!(out, "wrote {}; import it with `sv0 scan import {0}`", out_file.display())?;
     Ok(EXIT_OK)
+}
+
+fn write_snapshot(path: &std::path::Path, snapshot: &Snapshot) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut writer = BufWriter::with_capacity(1 << 20, file);
+    serde_json::to_writer(&mut writer, snapshot)?;
+    writer.flush().with_context(|| format!("cannot write {}", path.display()))
 }

@@ -259,6 +259,7 @@ pub fn tenant(paths: usize, seed: u64, observed_at: Timestamp) -> Result<Snapsho
         grants: Vec::with_capacity(paths + paths / 10),
         bindings: Vec::with_capacity(workloads * 2),
         evidence: Vec::new(),
+        deleted: Vec::new(),
     };
     let owner_count = snapshot.owners.len();
     for w in 0..workloads {
@@ -392,7 +393,7 @@ pub fn rescan(base: &Snapshot, percent: f64, seed: u64, observed_at: Timestamp) 
         if n % 2 == 0 {
             let d = rng.below(destinations);
             let destination = base.destinations[d].id.clone();
-            grant.id = format!("{}-r{seed}-{n}", grant.id);
+            grant.id = next_generation(&grant.id);
             grant.destination = destination.clone();
             grant.scope = destination;
             let shape = &base.destinations[d];
@@ -401,15 +402,32 @@ pub fn rescan(base: &Snapshot, percent: f64, seed: u64, observed_at: Timestamp) 
             grant.role = role.to_string();
             grant.source = source;
             grant.permissions = permissions.to_vec();
-        } else if grant.permissions.contains(&Permission::Write) {
-            grant.permissions = READ.to_vec();
-            grant.role = format!("{} (reduced)", grant.role);
         } else {
-            grant.permissions = OWN.to_vec();
-            grant.role = format!("{} (elevated)", grant.role);
+            let role = role_of(&grant.role);
+            let (permissions, change) =
+                if grant.permissions.contains(&Permission::Write) { (READ, "reduced") } else { (OWN, "elevated") };
+            grant.permissions = permissions.to_vec();
+            grant.role = format!("{role} ({change})");
         }
     }
     Ok(next)
+}
+
+/// The id of the grant that replaces `id`: the original id with a generation counter
+/// (`…-r1`, `…-r2`), so that ids stay unique and short over any number of chained rescans.
+fn next_generation(id: &str) -> String {
+    match id.rsplit_once("-r") {
+        Some((root, generation)) if !generation.is_empty() && generation.bytes().all(|b| b.is_ascii_digit()) => {
+            let next = generation.parse::<u64>().map_or(1, |g| g.saturating_add(1));
+            format!("{root}-r{next}")
+        }
+        _ => format!("{id}-r1"),
+    }
+}
+
+/// A role name without the change an earlier rescan marked on it.
+fn role_of(role: &str) -> &str {
+    role.strip_suffix(" (reduced)").or_else(|| role.strip_suffix(" (elevated)")).unwrap_or(role)
 }
 
 /// The synthetic tenant of the tests: `tenant(paths, 42, observed_at)`, and for `variant` > 0

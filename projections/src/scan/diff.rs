@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sv0_domain::events::ScanStarted;
-use sv0_domain::snapshot::{CoverageMode, Entities, EntityList, ListCoverage};
+use sv0_domain::snapshot::{Coverage, CoverageMode, Deletion, Entities, EntityList, ListCoverage};
 use sv0_domain::{TenantId, Timestamp};
 
 use crate::batch::Batch;
@@ -13,6 +13,7 @@ use crate::graph::{self, AnyEntity, entity_key};
 use crate::records::EntityDiff;
 use crate::store::{self, scan_raw};
 use crate::store::{Tables, t_prefix};
+use redb::ReadableTable;
 
 /// One entity the scan changes.
 pub(super) struct Change {
@@ -42,6 +43,9 @@ pub(super) fn diff(
     started: &ScanStarted,
 ) -> Result<Vec<Change>, ProjectionError> {
     let coverage = &started.coverage;
+    if coverage.mode == CoverageMode::Delta {
+        return delta_diff(t, tenant, entities, coverage);
+    }
     // The scan's entities are held once, as encoded rows grouped by list, which move into the
     // changes: never the whole tenant twice.
     let seen_identities: BTreeSet<String> = entities.identities.iter().map(|i| i.id.clone()).collect();
@@ -144,6 +148,50 @@ pub(super) fn diff(
             }
         }
     }
+    Ok(changes)
+}
+
+/// A delta scan's changes: each entity it holds against its stored row, each deletion it
+/// names against the stored entity; point reads only, so the work grows with the delta, not
+/// with the tenant. The changes come in the order `diff` gives a full scan's.
+fn delta_diff(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    mut entities: Entities,
+    coverage: &Coverage,
+) -> Result<Vec<Change>, ProjectionError> {
+    let deleted = std::mem::take(&mut entities.deleted);
+    let stored = |list: EntityList, id: &str| -> Result<(Option<Vec<u8>>, bool), ProjectionError> {
+        let key = entity_key(tenant, list, id);
+        let row = t.entities.get(key.as_slice())?.map(|v| v.value().to_vec());
+        Ok((row, t.unobserved.get(key.as_slice())?.is_some()))
+    };
+    let mut changes = Vec::new();
+    for (list, id, bytes) in graph::scan_rows(&entities)? {
+        let (old, unobserved) = stored(list, &id)?;
+        let kind = match &old {
+            None => ChangeKind::Added,
+            Some(old) if *old != bytes => ChangeKind::Changed,
+            Some(_) if unobserved => ChangeKind::Reobserved,
+            Some(_) => continue,
+        };
+        changes.push(Change { list, id, old, new: Some(bytes), kind });
+    }
+    drop(entities);
+    for Deletion { list, id } in deleted {
+        let (Some(old), unobserved) = stored(list, &id)? else { continue };
+        match coverage.of(list) {
+            ListCoverage::NotRead => {}
+            ListCoverage::Complete => {
+                changes.push(Change { list, id, old: Some(old), new: None, kind: ChangeKind::Removed })
+            }
+            ListCoverage::Partial if !unobserved => {
+                changes.push(Change { list, id, old: Some(old.clone()), new: Some(old), kind: ChangeKind::Unobserved })
+            }
+            ListCoverage::Partial => {}
+        }
+    }
+    changes.sort_by(|a, b| (a.list, &a.id).cmp(&(b.list, &b.id)));
     Ok(changes)
 }
 

@@ -79,6 +79,15 @@ fn reassemble(
     if digest != completed.snapshot_digest {
         return Ok(Err("snapshot digest does not match the chunks".to_string()));
     }
+    if let Some(base) = &started.coverage.base_scan {
+        let latest = tenant_state(t, tenant)?.map(|s| s.last_scan_id).unwrap_or_default();
+        if *base != latest {
+            return Ok(Err(format!(
+                "it is a delta of scan {base}, but the tenant's latest applied scan is {}",
+                if latest.is_empty() { "none" } else { latest.as_str() }
+            )));
+        }
+    }
     Ok(Ok((started, entities)))
 }
 
@@ -108,6 +117,7 @@ pub(crate) fn scan_completed(
                 quarantine_seq: None,
                 released_by: None,
                 trigger: None,
+                mode: None,
                 observed_at: None,
                 entity_count: completed.entity_count,
                 removed_entities: 0,
@@ -217,6 +227,7 @@ fn apply(
             quarantine_seq: None,
             released_by: None,
             trigger: Some(started.trigger),
+            mode: Some(started.coverage.mode),
             observed_at: Some(now),
             entity_count: completed.entity_count,
             removed_entities,
@@ -295,6 +306,7 @@ fn apply(
         quarantine_seq: existing.as_ref().and_then(|r| r.quarantine_seq),
         released_by: released.map(|r| r.released_by.clone()),
         trigger: Some(started.trigger),
+        mode: Some(started.coverage.mode),
         observed_at: Some(now),
         entity_count: completed.entity_count,
         removed_entities,

@@ -154,7 +154,10 @@ pub(crate) async fn overview<L: EventLog + Clone>(
                         tr {
                             td.mono { (scan.scan_id) }
                             td { @if let Some(at) = scan.observed_at { (layout::time(at)) } }
-                            td { @if let Some(t) = scan.trigger { (t.as_str()) } }
+                            td {
+                                @if let Some(t) = scan.trigger { (t.as_str()) }
+                                @if scan.mode == Some(sv0_domain::snapshot::CoverageMode::Delta) { " · delta" }
+                            }
                             td { (format!("{:?}", scan.status).to_lowercase()) @if let Some(reason) = &scan.reason { br; span.muted { (reason) } } }
                             td { (scan.entity_count) }
                             td { (scan.paths_total) }

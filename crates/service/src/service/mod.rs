@@ -509,12 +509,14 @@ impl<L: EventLog> Service<L> {
     /// a large file can free its bytes before the scan is folded).
     pub async fn import_parsed(
         &mut self,
-        snapshot: ValidSnapshot,
+        mut snapshot: ValidSnapshot,
         trigger: Option<ScanTrigger>,
         pushed_by: Option<&sv0_domain::events::Actor>,
     ) -> Result<ImportReport, ServiceError> {
         let tenant = snapshot.tenant.clone();
         let observed = snapshot.scan.observed_at;
+        let delta = snapshot.scan.coverage.as_ref().and_then(|c| c.base_scan.clone());
+        let outside = std::mem::take(&mut snapshot.outside);
         let scan = scan_events(snapshot, trigger, self.log.max_event_size(), pushed_by)?;
         // A scan already folded is not appended again, even after the log's deduplication
         // window (JetStream's) has passed.
@@ -554,6 +556,9 @@ impl<L: EventLog> Service<L> {
             ))
             .into());
         }
+        if let Some(base) = &delta {
+            self.check_delta(&tenant, &scan.scan_id, base, outside)?;
+        }
         // The scan will be sealed: make sure the key is usable before anything is appended.
         if self.sealing {
             self.signer()?;
@@ -578,6 +583,53 @@ impl<L: EventLog> Service<L> {
             entity_count: scan.entity_count,
             scan: record,
         })
+    }
+
+    /// A delta scan applies to its base only: that base must be the tenant's latest applied
+    /// scan, and every entity the delta refers to and does not hold must be in the views.
+    fn check_delta(
+        &self,
+        tenant: &TenantId,
+        scan_id: &str,
+        base: &str,
+        outside: Vec<sv0_domain::snapshot::Reference>,
+    ) -> Result<(), ServiceError> {
+        let latest = self.views.tenant_state(tenant)?.map(|s| s.last_scan_id).filter(|id| !id.is_empty());
+        if latest.as_deref() != Some(base) {
+            let why = match latest {
+                Some(latest) => format!(
+                    "scan {scan_id} is a delta of scan {base}, but the tenant's latest applied scan is {latest}: send a full scan, or a delta of {latest}"
+                ),
+                None => format!(
+                    "scan {scan_id} is a delta of scan {base}, but no scan of tenant {tenant} has been applied: the first scan is a full one"
+                ),
+            };
+            return Err(sv0_domain::InvalidInput::new(why).into());
+        }
+        let mut unknown = Vec::new();
+        let mut checked = std::collections::BTreeSet::new();
+        for reference in outside {
+            if checked.insert((reference.list, reference.id.clone()))
+                && !self.views.has_entity(tenant, reference.list, &reference.id)?
+            {
+                unknown.push(format!(
+                    "{} refers to {:?}, which is in neither the delta nor the tenant's {}",
+                    reference.from,
+                    reference.id,
+                    reference.list.name()
+                ));
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let shown = unknown.len().min(20);
+        let more = unknown.len() - shown;
+        let mut text = unknown[..shown].join("; ");
+        if more > 0 {
+            text.push_str(&format!("; and {more} more"));
+        }
+        Err(sv0_domain::InvalidInput::new(format!("scan {scan_id} is not a valid delta: {text}")).into())
     }
 
     /// Follows the log until `shutdown` completes: folds new events into the views as they are
