@@ -74,6 +74,7 @@ fn tenant() -> Entities {
         }],
         bindings: vec![Binding { id: "run-as-1".into(), workload: "agent".into(), identity: "mi".into(), tool: None }],
         evidence: vec![],
+        deleted: vec![],
     }
 }
 
