@@ -808,6 +808,7 @@ fn watch_runs_the_connectors_each_round() {
         "the same export appends nothing twice: {out}"
     );
     assert_eq!(sources[0]["failed_apis"], serde_json::json!([]));
+    assert_eq!(sources[0]["mode"], "full", "the first round sends the scan whole: {out}");
 }
 
 #[test]

@@ -59,10 +59,20 @@ struct Step {
     seed: u64,
     change: u8,
     days: i64,
+    /// What the connector sends of the truth (`properties::sent`): entities dropped, and
+    /// partial, unread or targeted coverage.
+    drop: u8,
+    coverage: u8,
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    (0u64..1000, 0u8..8, 0i64..40).prop_map(|(seed, change, days)| Step { seed, change, days })
+    (0u64..1000, 0u8..8, 0i64..40, 0u8..6, 0u8..5).prop_map(|(seed, change, days, drop, coverage)| Step {
+        seed,
+        change,
+        days,
+        drop,
+        coverage,
+    })
 }
 
 proptest! {
@@ -75,6 +85,44 @@ proptest! {
     fn a_delta_scan_gives_the_views_the_equivalent_full_scan_gives(steps in proptest::collection::vec(step(), 1..6)) {
         equivalent(&steps);
     }
+
+    #[test]
+    fn a_full_scan_sent_as_a_delta_gives_the_views_the_full_scan_gives(steps in proptest::collection::vec(step(), 1..6)) {
+        sent_as_delta(&steps);
+    }
+}
+
+/// One service takes what the connector sends whole, the other converted by `as_delta` (what
+/// `sv0 scan import --delta` and `sv0 watch` do), through dropped entities, failed and unread
+/// APIs, targeted scans and the breakers they trip: after each step their views agree.
+fn sent_as_delta(steps: &[Step]) {
+    let (full_dir, delta_dir) = (TempDir::new(), TempDir::new());
+    crate::block_on(async {
+        let mut full = Service::open(full_dir.path()).await.unwrap();
+        let mut delta = Service::open(delta_dir.path()).await.unwrap();
+        let mut truth = synthetic::tenant(300, 42, at(0)).unwrap();
+        import(&mut full, &truth).await;
+        import(&mut delta, &truth).await;
+        let tenant = TenantId::new(synthetic::TENANT).unwrap();
+        for Step { seed, change, days, drop, coverage } in steps {
+            truth =
+                synthetic::rescan(&truth, f64::from(*change), *seed, truth.scan.observed_at.add_days(*days)).unwrap();
+            let sent = crate::properties::sent(&truth, *drop, *coverage);
+            let whole = full.import_snapshot(&serde_json::to_vec(&sent).unwrap(), None).await.unwrap();
+            let converted = delta.as_delta(sent.validate().unwrap()).unwrap();
+            let targeted = *coverage == 3;
+            assert_eq!(converted.is_err(), targeted, "only a targeted scan stays whole");
+            let converted = converted.unwrap_or_else(|whole| whole);
+            let applied = delta.import_parsed(converted, None, None).await.unwrap();
+            let status = |r: &sv0_service::ImportReport| r.scan.as_ref().map(|s| s.status);
+            assert_eq!(status(&applied), status(&whole), "the delta and the full scan fare alike");
+            assert_eq!(
+                tenant_views(full.views(), &tenant),
+                tenant_views(delta.views(), &tenant),
+                "the full scan sent as a delta gives different views"
+            );
+        }
+    });
 }
 
 /// One service takes every rescan whole, the other as a delta of its previous scan: after each
@@ -89,7 +137,7 @@ fn equivalent(steps: &[Step]) {
         let mut base_scan = import(&mut delta, &truth).await;
         let tenant = TenantId::new(synthetic::TENANT).unwrap();
         let mut live = vec![(delta.log().head().await.unwrap(), delta.views().dump().unwrap())];
-        for Step { seed, change, days } in steps {
+        for Step { seed, change, days, .. } in steps {
             let next =
                 synthetic::rescan(&truth, f64::from(*change), *seed, truth.scan.observed_at.add_days(*days)).unwrap();
             import(&mut full, &next).await;
@@ -309,4 +357,39 @@ fn synth_writes_a_delta_that_sv0_imports() {
     let full: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(full["paths_total"], imported["paths_total"], "{out}");
     assert_eq!(full["removed_paths"], 0, "{out}");
+}
+
+#[test]
+fn scan_import_delta_sends_a_full_snapshot_as_its_change() {
+    let dir = TempDir::new();
+    let (base, next) = (dir.join("base.json"), dir.join("next.json"));
+    let (code, out) = crate::sv0(&["synth", "--paths", "400", "--out", base.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let args = ["synth", "--rescan-of", base.to_str().unwrap(), "--change", "5%", "--out", next.to_str().unwrap()];
+    let (code, out) = crate::sv0(&args);
+    assert_eq!(code, 0, "{out}");
+    let (whole, delta) = (dir.join("whole"), dir.join("delta"));
+    let import = |data: &std::path::Path, file: &std::path::Path, more: &[&str]| -> serde_json::Value {
+        let mut args = vec!["scan", "import", file.to_str().unwrap(), "--json"];
+        args.extend(more);
+        let (code, out) = crate::sv0_in(data, &args);
+        assert_eq!(code, 0, "{out}");
+        serde_json::from_str(&out).unwrap()
+    };
+    // A first scan has nothing to be a delta of: it goes whole.
+    assert_eq!(import(&delta, &base, &["--delta"])["mode"], "full");
+    import(&whole, &base, &[]);
+    let full = import(&whole, &next, &[]);
+    let sent = import(&delta, &next, &["--delta"]);
+    assert_eq!((&sent["mode"], &sent["status"]), (&"delta".into(), &"applied".into()), "{sent}");
+    assert!(
+        sent["entities"].as_u64().unwrap() * 10 < full["entities"].as_u64().unwrap(),
+        "the delta carries the change, not the tenant: {sent} against {full}"
+    );
+    assert_eq!(sent["paths_total"], full["paths_total"]);
+    let paths = |data: &std::path::Path| crate::sv0_in(data, &["paths", "--json"]).1;
+    assert_eq!(paths(&delta), paths(&whole), "the same paths either way");
+    // Sent again, the same snapshot is nothing new.
+    let again = import(&delta, &next, &["--delta"]);
+    assert_eq!(again["duplicate"], true, "{again}");
 }

@@ -48,7 +48,7 @@ fn api(lists: Vec<EntityList>, status: ApiStatus) -> ApiCoverage {
 }
 
 /// What the connector sends for the tenant's true state `truth`.
-fn sent(truth: &Snapshot, dropped: u8, coverage: u8) -> Snapshot {
+pub(crate) fn sent(truth: &Snapshot, dropped: u8, coverage: u8) -> Snapshot {
     let mut s = truth.clone();
     match dropped {
         1 => drop(s.grants.drain(..3.min(s.grants.len()))),

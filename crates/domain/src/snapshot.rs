@@ -571,6 +571,20 @@ impl Entities {
         parts
     }
 
+    /// Keeps the entities for which `keep(list, id)` holds (deletions stay).
+    pub fn retain(&mut self, mut keep: impl FnMut(EntityList, &str) -> bool) {
+        // `EntityList::ALL` is in field order (a unit test holds it there).
+        let mut lists = EntityList::ALL.into_iter();
+        macro_rules! filter {
+            ($($field:ident),*) => {$(
+                if let Some(list) = lists.next() {
+                    self.$field.retain(|e| keep(list, &e.id));
+                }
+            )*};
+        }
+        entity_lists!(filter);
+    }
+
     /// Concatenates parts made by `split_weighted` (in order) back into one value.
     pub fn merge(parts: impl IntoIterator<Item = Entities>) -> Entities {
         let mut all = Entities::default();

@@ -435,6 +435,11 @@ pub struct ImportArgs {
     /// Override the snapshot's `scan.trigger`
     #[arg(long, value_enum)]
     pub trigger: Option<TriggerArg>,
+    /// Send a full snapshot as a delta of the tenant's latest applied scan: only the entities
+    /// that changed and the deletions reach the log and the fold (a first scan, or a targeted
+    /// one, is sent as it is)
+    #[arg(long)]
+    pub delta: bool,
     /// Print JSON
     #[arg(long)]
     pub json: bool,
@@ -623,6 +628,11 @@ pub struct WatchArgs {
     /// Stop after this many rounds (the first runs at once)
     #[arg(long, value_name = "N")]
     pub ticks: Option<u64>,
+    /// The connectors' scan of every Nth round (the first, the N+1th, ...) is sent whole; the
+    /// others as delta scans of the latest applied scan, so that the log and the fold carry
+    /// only what changed. 1 sends every scan whole
+    #[arg(long, value_name = "N", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..))]
+    pub full_every: u64,
     /// Print one JSON object per scope per round
     #[arg(long)]
     pub json: bool,

@@ -31,12 +31,15 @@ pub async fn run(
                 "connectors {}",
                 args.source.connectors.iter().map(|c| crate::connect::kind(*c).name()).collect::<Vec<_>>().join("+")
             );
-            let line = match scan_connectors(service, tenant, &args, &config).await {
+            // Every `--full-every`th round sends the scan whole, the others as deltas.
+            let whole = (round - 1).is_multiple_of(args.full_every);
+            let line = match scan_connectors(service, tenant, &args, &config, whole).await {
                 Ok((report, failed)) => json!({
                     "round": round,
                     "source": source,
                     "scan": report.scan_id,
                     "imported": !report.duplicate,
+                    "mode": report.scan.as_ref().and_then(|s| s.mode),
                     "status": report.scan.map(|s| s.status),
                     "failed_apis": failed,
                 }),
@@ -108,17 +111,25 @@ async fn import(
     Ok(service.import_parsed(snapshot, Some(ScanTrigger::Scheduled), None).await?)
 }
 
-/// One round of the connectors: read, validate, import as a scheduled scan. Returns the import
-/// and the APIs that failed (the scan is then partial, and removes nothing they would have shown).
+/// One round of the connectors: read, validate, import as a scheduled scan, `whole` or as a
+/// delta of the latest applied scan. Returns the import and the APIs that failed (the scan is
+/// then partial, and removes nothing they would have shown).
+///
+/// A delta that is overtaken before it is folded (another scan applied in between) is
+/// rejected by the fold and changes nothing; the next full round catches up.
 async fn scan_connectors(
     service: &mut Service<impl sv0_log::EventLog>,
     tenant: Option<&str>,
     args: &WatchArgs,
     config: &sv0_connectors::ConnectorsConfig,
+    whole: bool,
 ) -> anyhow::Result<(sv0_service::ImportReport, Vec<&'static str>)> {
     let result = crate::connect::run_connectors(&args.source, None, ScanTrigger::Scheduled, tenant, config).await?;
     let failed = result.outcomes.iter().filter(|(_, o)| o.failed > 0).map(|(api, _)| *api).collect();
-    let snapshot = result.snapshot.validate()?;
+    let mut snapshot = result.snapshot.validate()?;
+    if !whole {
+        snapshot = service.as_delta(snapshot)?.unwrap_or_else(|whole| whole);
+    }
     Ok((service.import_parsed(snapshot, Some(ScanTrigger::Scheduled), None).await?, failed))
 }
 

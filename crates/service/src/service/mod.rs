@@ -170,6 +170,15 @@ impl Service<EmbeddedLog> {
 }
 
 impl<L: EventLog> Queries<L> {
+    /// A full scan as a delta of the tenant's latest applied scan (`Views::as_delta`): `Err`
+    /// gives the snapshot back unchanged when it cannot be one (no applied scan yet, or a
+    /// targeted scan).
+    pub fn as_delta(&self, snapshot: ValidSnapshot) -> Result<Result<ValidSnapshot, ValidSnapshot>, ServiceError> {
+        Ok(self.views.as_delta(snapshot)?)
+    }
+}
+
+impl<L: EventLog> Queries<L> {
     /// The data directory.
     pub fn data_dir(&self) -> &DataDir {
         &self.data_dir
@@ -517,6 +526,25 @@ impl<L: EventLog> Service<L> {
         let observed = snapshot.scan.observed_at;
         let delta = snapshot.scan.coverage.as_ref().and_then(|c| c.base_scan.clone());
         let outside = std::mem::take(&mut snapshot.outside);
+        // An empty delta at its base's time says nothing new: like a duplicate, it appends nothing.
+        if let Some(base) = delta.as_deref().filter(|_| snapshot.entities.is_empty())
+            && let Some(state) = self.views.tenant_state(&tenant)?
+            && state.last_scan_id == base
+            && state.last_observed_at == observed
+        {
+            let known = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == base);
+            let at = known.as_ref().map_or(state.last_scan_seq, |r| r.completed_seq);
+            return Ok(ImportReport {
+                tenant,
+                scan_id: base.to_string(),
+                duplicate: true,
+                first_seq: at,
+                last_seq: at,
+                chunk_count: 0,
+                entity_count: 0,
+                scan: known,
+            });
+        }
         let scan = scan_events(snapshot, trigger, self.log.max_event_size(), pushed_by)?;
         // A scan already folded is not appended again, even after the log's deduplication
         // window (JetStream's) has passed.
