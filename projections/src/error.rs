@@ -66,6 +66,16 @@ pub enum ProjectionError {
         /// The log now opened.
         log: String,
     },
+    /// The views fold other tenants than asked.
+    #[error(
+        "these views fold {views}, not {asked}. Use another --data-dir for this shard, or the same --tenants/--shard"
+    )]
+    OtherShard {
+        /// What the views fold.
+        views: String,
+        /// What was asked.
+        asked: String,
+    },
     /// Views of an older layout could not be removed to be refolded.
     #[error("cannot replace the views {path} of an older layout")]
     Replace {
@@ -81,6 +91,9 @@ pub enum ProjectionError {
     /// A background task failed.
     #[error("projection worker failed: {0}")]
     Worker(String),
+    /// The views record which tenants they fold in a form this build cannot read.
+    #[error("the views record an unreadable shard {0:?}; rebuild them with `sv0 rebuild`")]
+    UnreadableShard(String),
 }
 
 impl ProjectionError {

@@ -24,6 +24,7 @@ mod pathstore;
 pub mod records;
 pub mod rego;
 mod scan;
+pub mod shard;
 pub mod store;
 mod views;
 
@@ -33,4 +34,5 @@ pub use records::{
     Baseline, BaselineHead, BaselineState, Drift, EntityDiff, FindingAck, FindingRecord, FindingStatus, KeyRecord,
     Lifecycle, OpenFindings, PackHead, ScanRecord, ScanStatus, TenantState, TokenRecord,
 };
+pub use shard::Shard;
 pub use views::{BATCH_EVENTS, PathFilter, Views, WhatIf};

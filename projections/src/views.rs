@@ -22,6 +22,7 @@ use crate::pathstore;
 use crate::records::{
     Baseline, BaselineHead, EntityDiff, FindingRecord, KeyRecord, PackHead, ScanRecord, TenantState, TokenRecord,
 };
+use crate::shard::Shard;
 use crate::store::Tables;
 use crate::store::{self, get, key, prefix, scan};
 use sv0_domain::policy::Policy;
@@ -131,11 +132,46 @@ impl Views {
                 // The file stays as it is; the fold goes to memory.
                 return Views::in_memory();
             }
-            drop(db);
+            // The tenants the views fold stay those recorded.
+            let shard = Views { db: Arc::new(db) }.shard()?;
             std::fs::remove_file(&path).map_err(|source| ProjectionError::Replace { path: path.clone(), source })?;
-            return Views::init(create()?);
+            let views = Views::init(create()?)?;
+            views.bind_shard(shard.as_ref())?;
+            return Ok(views);
         }
         Views::init(db)
+    }
+
+    /// The tenants these views fold, when they fold only some (`None`: every tenant).
+    pub fn shard(&self) -> Result<Option<Shard>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(store::META)?;
+        let recorded = meta.get(b"shard".as_slice())?.map(|v| String::from_utf8_lossy(v.value()).into_owned());
+        match recorded {
+            None => Ok(None),
+            Some(text) => Shard::parse_recorded(&text).map(Some).ok_or(ProjectionError::UnreadableShard(text)),
+        }
+    }
+
+    /// Makes the views fold only `shard`'s tenants from now on, as recorded in them: views
+    /// that already fold other tenants (every tenant, or another shard) are refused. `None`
+    /// keeps what is recorded.
+    pub fn bind_shard(&self, shard: Option<&Shard>) -> Result<(), ProjectionError> {
+        let Some(shard) = shard else { return Ok(()) };
+        let recorded = self.shard()?;
+        if recorded.as_ref() == Some(shard) {
+            return Ok(());
+        }
+        if recorded.is_some() || self.checkpoint()? > 0 {
+            return Err(ProjectionError::OtherShard {
+                views: recorded.map_or_else(|| "every tenant".to_string(), |r| r.to_string()),
+                asked: shard.to_string(),
+            });
+        }
+        let txn = self.db.begin_write()?;
+        txn.open_table(store::META)?.insert(b"shard".as_slice(), shard.to_string().as_bytes())?;
+        txn.commit()?;
+        Ok(())
     }
 
     /// The layout a views file was written with: `None` for a new file.
@@ -238,8 +274,11 @@ impl Views {
         self.apply_where(records, |_| true)
     }
 
-    /// `apply` of the records `keep` selects; the checkpoint passes the others too.
+    /// `apply` of the records `keep` selects (and the views' shard folds); the checkpoint
+    /// passes the others too.
     pub fn apply_where(&self, records: &[Record], keep: impl Fn(&Record) -> bool) -> Result<Seq, ProjectionError> {
+        let shard = self.shard()?;
+        let keep = |record: &Record| keep(record) && shard.as_ref().is_none_or(|s| s.keeps_subject(&record.subject));
         let txn = self.db.begin_write()?;
         let mut checkpoint;
         {

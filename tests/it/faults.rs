@@ -24,7 +24,7 @@ use sv0_tests::nats::{NatsCluster, NatsServer};
 use crate::{DEMO_SNAPSHOTS, block_on, demo_snapshot};
 
 /// A running `sv0 project` or `sv0 sign`, whose progress lines are read as they come.
-struct Sv0Process {
+pub(crate) struct Sv0Process {
     child: Child,
     /// Where the process writes its log (shown when a test fails).
     log_file: PathBuf,
@@ -34,10 +34,16 @@ struct Sv0Process {
 
 impl Sv0Process {
     fn start(data_dir: &Path, url: &str, command: &str) -> Sv0Process {
+        Sv0Process::start_with(data_dir, url, &[command])
+    }
+
+    /// `sv0 --data-dir DATA_DIR --log URL ARGS...`, its progress lines read as they come.
+    pub(crate) fn start_with(data_dir: &Path, url: &str, args: &[&str]) -> Sv0Process {
         let log_file = data_dir.with_extension("log");
         let stderr = std::fs::File::create(&log_file).expect("create the process log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_sv0"))
-            .args(["--data-dir", data_dir.to_str().unwrap(), "--log", url, command])
+            .args(["--data-dir", data_dir.to_str().unwrap(), "--log", url])
+            .args(args)
             .env("SV0_TRACE", "info")
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -56,7 +62,7 @@ impl Sv0Process {
     }
 
     /// Waits until the process reports its views at `at_least` or beyond.
-    fn wait_position(&mut self, at_least: u64) -> u64 {
+    pub(crate) fn wait_position(&mut self, at_least: u64) -> u64 {
         self.wait_position_within(at_least, Duration::from_secs(120))
     }
 
@@ -106,7 +112,7 @@ impl Sv0Process {
         let _ = self.child.wait();
     }
 
-    fn terminate(&mut self) {
+    pub(crate) fn terminate(&mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let status = self.child.wait().expect("wait for sv0");
         assert!(status.success(), "sv0 ended with {status}");

@@ -27,6 +27,7 @@ mod properties;
 mod replay;
 mod rules;
 mod serve;
+mod shards;
 mod signals;
 mod snapshots;
 mod story;

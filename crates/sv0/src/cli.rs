@@ -108,17 +108,48 @@ pub enum Command {
     Signals(SignalsArgs),
     /// Run the projector: follow the log and fold it into the views of --data-dir (until stopped);
     /// on JetStream it also publishes signals to sv0.signals.<tenant>.<type>
-    Project,
+    Project(ShardArgs),
     /// Run the signer: follow the log and seal every new assessment into its tenant's pack chain
-    Sign,
+    Sign(ShardArgs),
     /// Run the service: health, readiness and metrics over HTTP, with the projector and (unless
     /// --no-seal) the signer in the same process — the whole of SV0 on a laptop
     Serve(ServeArgs),
 }
 
+/// Which tenants `sv0 serve`, `project` and `sign` fold: on JetStream several of them, each
+/// with its own --data-dir, split an installation's tenants between them. The choice is
+/// recorded in the views; views that fold other tenants are refused.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ShardArgs {
+    /// Fold only these tenants (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "T1,T2", conflicts_with = "shard")]
+    pub tenants: Vec<String>,
+    /// Fold only the tenants of shard K of N (1 ≤ K ≤ N), by a stable hash of the tenant id
+    #[arg(long, value_name = "K/N", value_parser = sv0_projections::Shard::parse_hash)]
+    pub shard: Option<sv0_projections::Shard>,
+}
+
+impl ShardArgs {
+    /// The shard named, if any.
+    pub fn shard(&self) -> anyhow::Result<Option<sv0_projections::Shard>> {
+        if !self.tenants.is_empty() {
+            let tenants = self
+                .tenants
+                .iter()
+                .map(|t| sv0_domain::TenantId::new(t.trim()).map_err(|e| anyhow::anyhow!("--tenants {t}: {e}")))
+                .collect::<anyhow::Result<_>>()?;
+            return Ok(Some(sv0_projections::Shard::Tenants(tenants)));
+        }
+        Ok(self.shard.clone())
+    }
+}
+
 /// `sv0 serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// The tenants this server folds and answers for
+    #[command(flatten)]
+    pub shard: ShardArgs,
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1:8080", env = "SV0_LISTEN")]
     pub listen: String,

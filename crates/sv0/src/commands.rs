@@ -102,7 +102,8 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     let mut service = crate::backend::open(&data_dir, &target)
         .await
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
-    let writing = cli.command.writes() || matches!(cli.command, Command::Project | Command::Sign | Command::Serve(_));
+    let writing =
+        cli.command.writes() || matches!(cli.command, Command::Project(_) | Command::Sign(_) | Command::Serve(_));
     if let Some(replay) = service.data_dir().replay() {
         if writing {
             bail!(
@@ -124,6 +125,14 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     if cli.no_seal {
         service = service.without_sealing();
     }
+    let shard = match &cli.command {
+        Command::Project(shard) | Command::Sign(shard) => shard.shard()?,
+        Command::Serve(args) => args.shard.shard()?,
+        _ => None,
+    };
+    if let Some(shard) = shard {
+        service.bind_shard(&shard)?;
+    }
     let console = &mut Terminal;
     prepare(&cli.command, &mut service, console).await?;
     execute(cli, &mut service, console, out).await
@@ -140,7 +149,7 @@ pub(crate) async fn prepare(
     match command {
         // Rebuilding folds the whole log into a fresh file anyway.
         // Verification folds what it needs itself and reports a damaged log as its verdict.
-        Command::Project | Command::Sign | Command::Serve(_) | Command::Rebuild | Command::Verify(_) => {}
+        Command::Project(_) | Command::Sign(_) | Command::Serve(_) | Command::Rebuild | Command::Verify(_) => {}
         command if command.writes() => {
             service.sync().await.context("cannot bring the views and packs up to date")?;
         }
@@ -352,8 +361,8 @@ pub(crate) async fn execute(
             }
         }
         Command::Serve(args) => crate::serve::serve(service, args, tenant, cli.no_seal, prepare_and_execute, out).await,
-        Command::Project => crate::serve::project_or_sign(service, false, out).await,
-        Command::Sign => crate::serve::project_or_sign(service, true, out).await,
+        Command::Project(_) => crate::serve::project_or_sign(service, false, out).await,
+        Command::Sign(_) => crate::serve::project_or_sign(service, true, out).await,
         Command::Replay(args) => {
             let as_of = AsOf::parse(&args.until)?;
             let coverage = service.coverage().await?;

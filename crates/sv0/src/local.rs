@@ -306,7 +306,7 @@ async fn run_for_client(
 /// Why a command cannot run inside a server, if it cannot.
 fn not_beside_a_server(command: &Command) -> Option<&'static str> {
     Some(match command {
-        Command::Serve(_) | Command::Project | Command::Sign | Command::Watch(_) => {
+        Command::Serve(_) | Command::Project(_) | Command::Sign(_) | Command::Watch(_) => {
             "it folds, seals and serves this directory already; stop it first to run another long-running process here"
         }
         Command::Rebuild => "stop it before rebuilding the views",

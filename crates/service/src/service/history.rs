@@ -188,6 +188,7 @@ impl<L: EventLog> Service<L> {
         let _ = std::fs::remove_file(&fresh_path);
         let fresh = Views::open(&fresh_path)?;
         fresh.bind_log(&self.log.identity().await?)?;
+        fresh.bind_shard(self.views.shard()?.as_ref())?;
         let reached = fresh.catch_up(&self.log, None).await?;
         std::fs::rename(&fresh_path, self.data_dir.views_path())
             .map_err(|source| ServiceError::Write { path: self.data_dir.views_path(), source })?;

@@ -436,6 +436,12 @@ impl<L: EventLog> Service<L> {
         Service::from(Queries { data_dir, log, views })
     }
 
+    /// Folds only `shard`'s tenants from now on (recorded in the views; views that fold other
+    /// tenants are refused).
+    pub fn bind_shard(&self, shard: &sv0_projections::Shard) -> Result<(), ServiceError> {
+        Ok(self.views.bind_shard(Some(shard))?)
+    }
+
     /// Leaves sealing to a separate signer process (`sv0 sign`): commands append and fold but
     /// never seal, and need no signing key.
     pub fn without_sealing(mut self) -> Service<L> {
