@@ -74,8 +74,12 @@ pub struct ScanRecord {
 /// What a scan changed, entity by entity (ids per list name).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EntityDiff {
-    /// Entities new in this scan.
+    /// Entities new in this scan (empty for a tenant's first scan: see `first_scan`).
     pub added: BTreeMap<String, Vec<String>>,
+    /// For a tenant's first scan, where every entity is new: how many per list, instead of
+    /// their ids (which are the tenant's whole inventory, a million rows for a large tenant).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub first_scan: BTreeMap<String, u64>,
     /// Entities that changed.
     pub changed: BTreeMap<String, Vec<String>>,
     /// Entities removed: the scan read their list completely and did not see them.
@@ -87,8 +91,9 @@ pub struct EntityDiff {
 impl EntityDiff {
     /// Number of entities in each category: (added, changed, removed, unobserved).
     pub fn counts(&self) -> (u64, u64, u64, u64) {
-        let n = |m: &BTreeMap<String, Vec<String>>| m.values().map(|v| v.len() as u64).sum();
-        (n(&self.added), n(&self.changed), n(&self.removed), n(&self.unobserved))
+        let n = |m: &BTreeMap<String, Vec<String>>| m.values().map(|v| v.len() as u64).sum::<u64>();
+        let first: u64 = self.first_scan.values().sum();
+        (n(&self.added) + first, n(&self.changed), n(&self.removed), n(&self.unobserved))
     }
 }
 

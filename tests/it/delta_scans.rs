@@ -191,6 +191,12 @@ fn a_delta_scan_whose_base_is_not_the_latest_scan_is_refused_and_changes_nothing
         let (mut service, one, two, delta) = two_scans(&dir).await;
         let head = service.log().head().await.unwrap();
         let before = service.views().dump().unwrap();
+        // (The first scan's diff counts what it added; later diffs name it.)
+        let tenant = TenantId::new(synthetic::TENANT).unwrap();
+        let first = service.views().scan_diff(&tenant, &one).unwrap().unwrap();
+        assert!(first.added.is_empty() && first.first_scan["grants"] > 100, "{:?}", first.first_scan);
+        let second = service.views().scan_diff(&tenant, &two).unwrap().unwrap();
+        assert!(second.first_scan.is_empty() && !second.added["grants"].is_empty());
 
         // Through the service: a clear error, nothing appended.
         let stale = serde_json::to_vec(&based_on(delta.clone(), &one)).unwrap();
@@ -210,7 +216,6 @@ fn a_delta_scan_whose_base_is_not_the_latest_scan_is_refused_and_changes_nothing
         let subject = format!("{}.scan", synthetic::TENANT);
         service.log().append(&subject, Expected::Any, events.events).await.unwrap();
         service.catch_up().await.unwrap();
-        let tenant = TenantId::new(synthetic::TENANT).unwrap();
         let record = service.scans(&tenant).unwrap().into_iter().find(|s| s.scan_id == events.scan_id).unwrap();
         assert_eq!(record.status, ScanStatus::Rejected);
         let reason = record.reason.unwrap();

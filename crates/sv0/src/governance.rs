@@ -164,6 +164,9 @@ pub async fn scan(
 }
 
 fn print_diff(diff: &EntityDiff, out: &mut dyn Write) -> anyhow::Result<()> {
+    for (list, count) in &diff.first_scan {
+        writeln!(out, "added {list} ({count}): the tenant's first scan (`sv0 paths` and the API list them)")?;
+    }
     for (label, lists) in [
         ("added", &diff.added),
         ("changed", &diff.changed),

@@ -10,7 +10,7 @@
 //! grants (some outside the window), service-level activity for a fifth of identities. So 1M
 //! paths ≈ 10k workloads, 20k identities, 50k destinations.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sv0_domain::model::{
     Binding, ClassificationRule, Credential, CredentialKind, DataDomain, Destination, DestinationKind, Evidence, Grant,
@@ -411,6 +411,40 @@ pub fn rescan(base: &Snapshot, percent: f64, seed: u64, observed_at: Timestamp) 
         }
     }
     Ok(next)
+}
+
+/// What a targeted rescan of one workload reads: the workload, its run-as bindings, its
+/// identities with their credentials, grants and evidence, and the destinations, owners,
+/// domains and rules they refer to; with coverage `targeted` at that workload.
+pub fn targeted(snapshot: &Snapshot, workload: &str) -> Snapshot {
+    use sv0_domain::snapshot::{Coverage, CoverageMode};
+    let mut s = snapshot.clone();
+    s.workloads.retain(|w| w.id == workload);
+    s.bindings.retain(|b| b.workload == workload);
+    let identities: BTreeSet<String> = s.bindings.iter().map(|b| b.identity.clone()).collect();
+    s.identities.retain(|i| identities.contains(&i.id));
+    s.credentials.retain(|c| identities.contains(&c.identity));
+    s.grants.retain(|g| identities.contains(&g.identity));
+    s.evidence.retain(|e| {
+        e.identity.as_ref().is_some_and(|i| identities.contains(i)) || e.workload.as_deref() == Some(workload)
+    });
+    let destinations: BTreeSet<&str> = s
+        .grants
+        .iter()
+        .map(|g| g.destination.as_str())
+        .chain(s.evidence.iter().filter_map(|e| e.destination.as_deref()))
+        .collect();
+    s.destinations.retain(|d| destinations.contains(d.id.as_str()));
+    let owners: BTreeSet<String> = s
+        .workloads
+        .iter()
+        .flat_map(|w| w.owners.clone())
+        .chain(s.identities.iter().flat_map(|i| i.owners.clone()))
+        .collect();
+    s.owners.retain(|o| owners.contains(&o.id));
+    s.scan.coverage =
+        Some(Coverage { mode: CoverageMode::Targeted, targets: vec![workload.to_string()], ..Coverage::complete() });
+    s
 }
 
 /// The id of the grant that replaces `id`: the original id with a generation counter

@@ -243,9 +243,14 @@ pub(super) fn write_changes(
     batch.flush(t)
 }
 
-pub(super) fn entity_diff(changes: &[Change]) -> EntityDiff {
+/// The scan's entity diff; for a tenant's `first` scan, the additions as counts per list.
+pub(super) fn entity_diff(changes: &[Change], first: bool) -> EntityDiff {
     let mut diff = EntityDiff::default();
     for change in changes {
+        if first && change.kind == ChangeKind::Added {
+            *diff.first_scan.entry(change.list.name().to_string()).or_default() += 1;
+            continue;
+        }
         let bucket = match change.kind {
             ChangeKind::Added => &mut diff.added,
             ChangeKind::Changed => &mut diff.changed,

@@ -211,7 +211,7 @@ fn apply(
     let mut fold = ScanFold::new(t, tenant, seq, now)?;
     let previous = (!fold.state.last_scan_id.is_empty()).then_some(fold.state.last_observed_at);
     let changes = diff(t, tenant, entities, started)?;
-    let diff_record = entity_diff(&changes);
+    let diff_record = entity_diff(&changes, previous.is_none());
     let removed_entities = diff_record.counts().2;
     let record_key = t_key(tenant, &[started.scan_id.as_bytes()]);
     let paths_total_before = fold.state.paths_total;
