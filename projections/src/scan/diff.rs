@@ -61,11 +61,15 @@ pub(super) fn diff(
     let mut changes = Vec::new();
     for list in EntityList::ALL {
         let mut scanned = rows.remove(&list).unwrap_or_default();
-        let p = t_prefix(tenant, &[list.name().as_bytes()]);
-        let stored: Vec<(String, Vec<u8>)> = scan_raw(&t.entities, &p)?
-            .into_iter()
-            .map(|(k, v)| (String::from_utf8_lossy(&k[p.len()..]).into_owned(), v))
-            .collect();
+        let stored = if targeted {
+            stored_in_scope(t, tenant, list, &scanned, &targets, &seen_identities)?
+        } else {
+            let p = t_prefix(tenant, &[list.name().as_bytes()]);
+            scan_raw(&t.entities, &p)?
+                .into_iter()
+                .map(|(k, v)| (String::from_utf8_lossy(&k[p.len()..]).into_owned(), v))
+                .collect()
+        };
         let list_coverage = coverage.of(list);
         // In a targeted scan, which unseen stored entities the scan was responsible for.
         let in_scope = |bytes: &[u8]| -> Result<bool, ProjectionError> {
@@ -149,6 +153,46 @@ pub(super) fn diff(
         }
     }
     Ok(changes)
+}
+
+/// The stored rows a targeted scan's diff needs, in id order: those of the entities it holds,
+/// and those of the stored entities in its scope (its targets, their bindings, and the grants,
+/// credentials and evidence of the identities it saw or of its targets), found through the
+/// entity indexes. The merge in `diff` skips every other unseen row, so reading only these
+/// gives the same changes as reading the whole list, at the cost of the scope, not the tenant.
+fn stored_in_scope(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    list: EntityList,
+    scanned: &[(String, Vec<u8>)],
+    targets: &BTreeSet<&str>,
+    seen_identities: &BTreeSet<String>,
+) -> Result<Vec<(String, Vec<u8>)>, ProjectionError> {
+    let mut ids: BTreeSet<String> = scanned.iter().map(|(id, _)| id.clone()).collect();
+    let mut by_index = |index: &str, values: &mut dyn Iterator<Item = &str>| -> Result<(), ProjectionError> {
+        for value in values {
+            ids.extend(graph::index_lookup(&t.entity_index, tenant, index, value)?.into_iter().map(|(id, _)| id));
+        }
+        Ok(())
+    };
+    match list {
+        EntityList::Workloads => ids.extend(targets.iter().map(|w| (*w).to_string())),
+        EntityList::Bindings => by_index("binding.workload", &mut targets.iter().copied())?,
+        EntityList::Grants => by_index("grant.identity", &mut seen_identities.iter().map(String::as_str))?,
+        EntityList::Credentials => by_index("credential.identity", &mut seen_identities.iter().map(String::as_str))?,
+        EntityList::Evidence => {
+            by_index("evidence.identity", &mut seen_identities.iter().map(String::as_str))?;
+            by_index("evidence.workload", &mut targets.iter().copied())?;
+        }
+        _ => {}
+    }
+    let mut stored = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(row) = t.entities.get(entity_key(tenant, list, &id).as_slice())? {
+            stored.push((id, row.value().to_vec()));
+        }
+    }
+    Ok(stored)
 }
 
 /// A delta scan's changes: each entity it holds against its stored row, each deletion it

@@ -216,8 +216,11 @@ pub fn sparkline(caption: &str, points: &[(Timestamp, u64)]) -> Markup {
         ),
         _ => format!("{caption}: nothing yet"),
     };
-    if points.len() < 2 {
-        return html! { p { (caption) ": " (described) " (a line needs two scans)." } };
+    if let [(at, value)] = points {
+        return html! { p { (caption) ": one so far, " (value) " on " (day(*at)) " (a line needs two)." } };
+    }
+    if points.is_empty() {
+        return html! { p { (described) "." } };
     }
     html! {
         figure.spark {
