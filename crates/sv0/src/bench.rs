@@ -332,29 +332,12 @@ async fn measure(
     if let Some(coverage) = delta_scan.scan.coverage.as_mut() {
         coverage.base_scan = Some(report.scan_id.clone());
     }
-    let sent = delta_scan.grants.len() + delta_scan.deleted.len();
-    let t = Instant::now();
-    let applied = service.import_parsed(delta_scan.validate()?, Some(ScanTrigger::Scheduled), None).await?;
-    anyhow::ensure!(
-        applied.scan.as_ref().is_some_and(|s| s.status == sv0_projections::ScanStatus::Applied),
-        "the delta scan was not applied: {:?}",
-        applied.scan
-    );
-    m.push(Measurement::since("delta scan, 1% of grants moved (import + fold + seal)", t, sent as f64, "changes/s"));
-    let grants = targeted.grants.len();
-    let t = Instant::now();
-    let applied = service.import_parsed(targeted.validate()?, Some(ScanTrigger::Deployment), None).await?;
-    anyhow::ensure!(
-        applied.scan.as_ref().is_some_and(|s| s.status == sv0_projections::ScanStatus::Applied),
-        "the targeted scan was not applied: {:?}",
-        applied.scan
-    );
-    m.push(Measurement::since(
-        "targeted rescan of the 1,000-path workload (import + fold + seal)",
-        t,
-        grants as f64,
-        "grants/s",
-    ));
+    let sent = (delta_scan.grants.len() + delta_scan.deleted.len(), "changes/s");
+    let stage = "delta scan, 1% of grants moved (import + fold + seal)";
+    m.push(applied_scan(&mut service, delta_scan, ScanTrigger::Scheduled, stage, sent).await?);
+    let grants = (targeted.grants.len(), "grants/s");
+    let stage = "targeted rescan of the 1,000-path workload (import + fold + seal)";
+    m.push(applied_scan(&mut service, targeted, ScanTrigger::Deployment, stage, grants).await?);
 
     if !skip_replay {
         let head = service.log().head().await?;
@@ -436,6 +419,24 @@ async fn measure(
     let intact = verdicts.iter().all(|v| v.result.is_ok());
     anyhow::ensure!(intact, "the chain did not verify");
     Ok(crate::EXIT_OK)
+}
+
+/// Imports `snapshot` as a scan that must be applied, timed as `stage` (`count` of `unit`).
+async fn applied_scan(
+    service: &mut Service<sv0_log::EmbeddedLog>,
+    snapshot: sv0_domain::snapshot::Snapshot,
+    trigger: ScanTrigger,
+    stage: &'static str,
+    (count, unit): (usize, &'static str),
+) -> anyhow::Result<Measurement> {
+    let t = Instant::now();
+    let applied = service.import_parsed(snapshot.validate()?, Some(trigger), None).await?;
+    anyhow::ensure!(
+        applied.scan.as_ref().is_some_and(|s| s.status == sv0_projections::ScanStatus::Applied),
+        "{stage}: the scan was not applied: {:?}",
+        applied.scan
+    );
+    Ok(Measurement::since(stage, t, count as f64, unit))
 }
 
 /// This process's peak resident set size (Linux `VmHWM`), in bytes.
