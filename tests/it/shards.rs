@@ -14,6 +14,16 @@ use crate::faults::Sv0Process;
 
 const TENANTS: usize = 9;
 
+/// The JetStream log's head.
+fn log_head(url: &str) -> u64 {
+    crate::block_on(async {
+        use sv0_log::EventLog;
+        let settings = sv0_log_nats::StreamSettings::default();
+        let log = sv0_log_nats::JetStreamLog::connect(url, sv0_log_nats::Credentials::None, settings).await.unwrap();
+        log.head().await.unwrap()
+    })
+}
+
 #[test]
 fn three_projectors_fold_each_tenant_exactly_once_and_each_shard_serves_only_its_tenants() {
     let cluster = NatsCluster::start();
@@ -32,12 +42,7 @@ fn three_projectors_fold_each_tenant_exactly_once_and_each_shard_serves_only_its
             crate::sv0_in(&writer, &["--log", url.as_str(), "--no-seal", "scan", "import", file.to_str().unwrap()]);
         assert_eq!(code, 0, "{out}");
     }
-    let head = crate::block_on(async {
-        use sv0_log::EventLog;
-        let settings = sv0_log_nats::StreamSettings::default();
-        let log = sv0_log_nats::JetStreamLog::connect(&url, sv0_log_nats::Credentials::None, settings).await.unwrap();
-        log.head().await.unwrap()
-    });
+    let head = log_head(&url);
 
     let shards: Vec<String> = (1..=3).map(|k| format!("{k}/3")).collect();
     let mut folded: Vec<BTreeSet<String>> = Vec::new();
@@ -70,6 +75,16 @@ fn three_projectors_fold_each_tenant_exactly_once_and_each_shard_serves_only_its
     let (code, out) = crate::sv0_in(&first, &["--log", url.as_str(), "project", "--shard", "2/3"]);
     assert_ne!(code, 0);
     assert!(out.contains("these views fold shard 1/3, not shard 2/3"), "{out}");
+    // Nor does shard 1's directory take a scan of a tenant it does not fold.
+    let stranger = folded[1].iter().next().unwrap().clone();
+    let file = dir.join(&format!("{stranger}.json"));
+    let args = ["--log", url.as_str(), "--no-seal", "scan", "import", file.to_str().unwrap()];
+    let head_before = log_head(&url);
+    let (code, out) = crate::sv0_in(&first, &args);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains(&format!("fold shard 1/3, which does not hold tenant {stranger}")), "{out}");
+    let head_after = log_head(&url);
+    assert_eq!(head_after, head_before, "nothing was appended");
 
     // A server of shard 1 answers its tenants' tokens and knows nothing of the others'.
     let inside = folded[0].iter().next().unwrap().clone();

@@ -530,6 +530,13 @@ impl<L: EventLog> Service<L> {
     ) -> Result<ImportReport, ServiceError> {
         let tenant = snapshot.tenant.clone();
         let observed = snapshot.scan.observed_at;
+        // Views that fold a shard would append a scan they then never fold.
+        if let Some(shard) = self.views.shard()?.filter(|s| !s.keeps(tenant.as_str())) {
+            return Err(sv0_domain::InvalidInput::new(format!(
+                "this data directory's views fold {shard}, which does not hold tenant {tenant}: import it where that tenant is folded"
+            ))
+            .into());
+        }
         let delta = snapshot.scan.coverage.as_ref().and_then(|c| c.base_scan.clone());
         let outside = std::mem::take(&mut snapshot.outside);
         // An empty delta at its base's time says nothing new: like a duplicate, it appends nothing.
