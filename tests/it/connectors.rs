@@ -841,3 +841,69 @@ fn a_connector_scan_lands_on_jetstream_as_on_the_embedded_log() {
         "the same paths on both logs"
     );
 }
+
+/// Between full rounds, `sv0 watch` sends what changed at the vendors as a delta scan: a role
+/// assignment deleted in Azure after the first round is the one grant the second round removes.
+#[test]
+fn watch_sends_what_changed_between_full_rounds_as_a_delta_scan() {
+    use std::io::BufRead;
+    let fake = fake_tenant(false);
+    let dir = data_dir(&fake);
+    // The tenant after the first round: one role assignment of the first page deleted.
+    let changed = TempDir::new();
+    let mut page = read_json(&fixtures().join("arm.roleAssignments.json"));
+    let deleted = page["value"].as_array_mut().unwrap().remove(0);
+    let deleted_id = deleted["id"].as_str().unwrap().to_string();
+    std::fs::write(changed.path().join("arm.roleAssignments.json"), serde_json::to_vec(&page).unwrap()).unwrap();
+
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sv0"));
+    command.arg("--data-dir").arg(dir.path()).args(["--tenant", "contoso", "watch", "--every", "3s", "--ticks", "2"]);
+    command.args(["--full-every", "5", "--json"]).args(ALL).args([
+        "--base-url",
+        fake.url.as_str(),
+        "--max-retries",
+        "2",
+    ]);
+    for name in ["AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "SV0_AZURE_CLIENT_SECRET"] {
+        command.env_remove(name);
+    }
+    command.env("SV0_AZURE_CLIENT_ID", CLIENT_ID).env("SV0_SERVICENOW_CLIENT_ID", CLIENT_ID).env("SV0_LOG", "embedded");
+    command.env("SV0_AZURE_CLIENT_SECRET", CLIENT_SECRET).env("SV0_SERVICENOW_CLIENT_SECRET", CLIENT_SECRET);
+    let mut child = command.stdout(std::process::Stdio::piped()).spawn().expect("start sv0 watch");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut round = |n: u64| -> Value {
+        loop {
+            let line = lines.next().expect("sv0 watch ended early").unwrap();
+            let value: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if value["round"] == n && value["source"].as_str().is_some_and(|s| s.starts_with("connectors")) {
+                return value;
+            }
+        }
+    };
+    let first = round(1);
+    assert_eq!((&first["mode"], &first["status"]), (&"full".into(), &"applied".into()), "{first}");
+    fake.dirs.lock().unwrap().insert(0, changed.path().to_path_buf());
+    let second = round(2);
+    assert!(child.wait().unwrap().success());
+    assert_eq!((&second["mode"], &second["status"]), (&"delta".into(), &"applied".into()), "{second}");
+    assert_eq!(second["imported"], true);
+
+    let scan = second["scan"].as_str().unwrap();
+    let (code, out) = sv0_in(dir.path(), &["--tenant", "contoso", "scan", "diff", scan, "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let diff: Value = serde_json::from_str(&out).unwrap();
+    let removed: Vec<String> = diff["diff"]["removed"]["grants"]
+        .as_array()
+        .map(|ids| ids.iter().filter_map(|id| id.as_str().map(str::to_lowercase)).collect())
+        .unwrap_or_default();
+    assert!(
+        removed.iter().any(|id| id.starts_with(&deleted_id.to_lowercase())),
+        "the deleted role assignment {deleted_id} is the grant the delta removes: {diff:#}"
+    );
+    assert!(
+        diff["diff"]["added"].as_object().is_none_or(|a| a.values().all(|v| v.as_array().is_none_or(Vec::is_empty))),
+        "{diff:#}"
+    );
+    let (_, scans) = sv0_in(dir.path(), &["--tenant", "contoso", "scan", "list", "--json"]);
+    assert!(scans.contains("\"delta\""), "{scans}");
+}
