@@ -109,6 +109,22 @@ pub(crate) fn of_workload(
     decode_rows(store::scan_raw(paths, &prefix(&parts))?)
 }
 
+/// How many paths a workload has, counted from the keys alone.
+pub(crate) fn count_of_workload(
+    paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    workload: &str,
+) -> Result<u64, ProjectionError> {
+    let p = prefix(&[tenant.as_str().as_bytes(), workload.as_bytes()]);
+    let end = store::prefix_end(&p);
+    let mut count = 0;
+    for entry in paths.range(p.as_slice()..end.as_slice())? {
+        entry?;
+        count += 1;
+    }
+    Ok(count)
+}
+
 /// The ids of a workload's paths through an identity, read from the keys alone.
 pub(crate) fn ids_of(
     paths: &impl ReadableTable<&'static [u8], &'static [u8]>,

@@ -264,7 +264,10 @@ fn apply(
             return hold(t, reason, 0);
         }
     }
-    if released.is_none() && paths_total_before > 0 {
+    if released.is_none()
+        && paths_total_before > 0
+        && policy.breaker.trips(paths_at_stake(t, tenant, &selections)?, paths_total_before)
+    {
         let lost = paths_lost(t, tenant, &selections, now, &policy)?;
         if policy.breaker.trips(lost, paths_total_before) {
             write_changes(t, tenant, &changes, now, true)?;
