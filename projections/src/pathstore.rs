@@ -109,13 +109,16 @@ pub(crate) fn of_workload(
     decode_rows(store::scan_raw(paths, &prefix(&parts))?)
 }
 
-/// How many paths a workload has, counted from the keys alone.
+/// How many paths a workload has (through `identity` when given), counted from the keys alone.
 pub(crate) fn count_of_workload(
     paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
     tenant: &TenantId,
     workload: &str,
+    identity: Option<&str>,
 ) -> Result<u64, ProjectionError> {
-    let p = prefix(&[tenant.as_str().as_bytes(), workload.as_bytes()]);
+    let mut parts = vec![tenant.as_str().as_bytes(), workload.as_bytes()];
+    parts.extend(identity.map(str::as_bytes));
+    let p = prefix(&parts);
     let end = store::prefix_end(&p);
     let mut count = 0;
     for entry in paths.range(p.as_slice()..end.as_slice())? {

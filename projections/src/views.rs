@@ -145,7 +145,12 @@ impl Views {
     /// The tenants these views fold, when they fold only some (`None`: every tenant).
     pub fn shard(&self) -> Result<Option<Shard>, ProjectionError> {
         let txn = self.db.begin_read()?;
-        let meta = txn.open_table(store::META)?;
+        Views::recorded_shard(&txn.open_table(store::META)?)
+    }
+
+    fn recorded_shard(
+        meta: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    ) -> Result<Option<Shard>, ProjectionError> {
         let recorded = meta.get(b"shard".as_slice())?.map(|v| String::from_utf8_lossy(v.value()).into_owned());
         match recorded {
             None => Ok(None),
@@ -277,9 +282,9 @@ impl Views {
     /// `apply` of the records `keep` selects (and the views' shard folds); the checkpoint
     /// passes the others too.
     pub fn apply_where(&self, records: &[Record], keep: impl Fn(&Record) -> bool) -> Result<Seq, ProjectionError> {
-        let shard = self.shard()?;
-        let keep = |record: &Record| keep(record) && shard.as_ref().is_none_or(|s| s.keeps_subject(&record.subject));
         let txn = self.db.begin_write()?;
+        let shard = Views::recorded_shard(&txn.open_table(store::META)?)?;
+        let keep = |record: &Record| keep(record) && shard.as_ref().is_none_or(|s| s.keeps_subject(&record.subject));
         let mut checkpoint;
         {
             let mut tables = Tables::open(&txn)?;
@@ -457,69 +462,50 @@ impl Views {
         }
     }
 
-    /// A full scan as a delta of the tenant's latest applied scan: the entities that differ
-    /// from their stored rows or are stored unobserved, and as deletions the stored entities
-    /// it did not see in the lists it read. Applied, it gives the views the full scan gives,
-    /// but the log holds and the fold reads only the change. `None` when the tenant has no
-    /// applied scan or the scan is not a full one (a targeted scan is already small).
+    /// A full scan as a delta of the tenant's latest applied scan: the entities the scan's
+    /// diff would add, change or see again, and as deletions those it would remove or mark
+    /// unobserved, found by the same merge (`scan::Merge`) the fold runs. Applied, it gives the
+    /// views the full scan gives, but the log holds and the fold reads only the change. The
+    /// snapshot comes back as it is when it cannot be a delta: the tenant has no applied scan,
+    /// or the scan is not a full one (a targeted scan is already small).
     pub fn as_delta(
         &self,
         mut snapshot: sv0_domain::snapshot::ValidSnapshot,
-    ) -> Result<Result<sv0_domain::snapshot::ValidSnapshot, sv0_domain::snapshot::ValidSnapshot>, ProjectionError> {
-        use sv0_domain::snapshot::{Coverage, CoverageMode, Deletion, EntityList, ListCoverage};
+    ) -> Result<sv0_domain::snapshot::ValidSnapshot, ProjectionError> {
+        use crate::scan::{ChangeKind, Merge, stored_all};
+        use sv0_domain::snapshot::{Coverage, CoverageMode, Deletion, EntityList};
         let tenant = snapshot.tenant.clone();
         let base = self.tenant_state(&tenant)?.map(|s| s.last_scan_id).filter(|id| !id.is_empty());
         let coverage = snapshot.scan.coverage.clone().unwrap_or_else(Coverage::complete);
-        let Some(base) = base.filter(|_| coverage.mode == CoverageMode::Full) else { return Ok(Err(snapshot)) };
+        let Some(base) = base.filter(|_| coverage.mode == CoverageMode::Full) else { return Ok(snapshot) };
         let txn = self.db.begin_read()?;
         let entities = txn.open_table(store::ENTITIES)?;
         let unobserved = txn.open_table(store::UNOBSERVED)?;
-        let mut scanned = crate::graph::scan_rows(&snapshot.entities)?.into_iter().peekable();
+        let marked: BTreeSet<Vec<u8>> =
+            store::scan_raw(&unobserved, &prefix(&[tenant.as_str().as_bytes()]))?.into_iter().map(|(k, _)| k).collect();
+        let was_unobserved = |key: &[u8]| Ok(marked.contains(key));
+        let mut rows: BTreeMap<EntityList, Vec<(String, Vec<u8>)>> = BTreeMap::new();
+        for (list, id, bytes) in crate::graph::scan_rows(&snapshot.entities)? {
+            rows.entry(list).or_default().push((id, bytes));
+        }
         let mut keep: BTreeSet<(EntityList, String)> = BTreeSet::new();
         let mut deleted = Vec::new();
         for list in EntityList::ALL {
-            let p = crate::store::t_prefix(&tenant, &[list.name().as_bytes()]);
-            let end = store::prefix_end(&p);
-            let mut stored = entities.range(p.as_slice()..end.as_slice())?;
-            let mut next_stored = || -> Result<Option<(String, Vec<u8>)>, ProjectionError> {
-                Ok(stored
-                    .next()
-                    .transpose()?
-                    .map(|(k, v)| (String::from_utf8_lossy(&k.value()[p.len()..]).into_owned(), v.value().to_vec())))
-            };
-            let read = coverage.of(list) != ListCoverage::NotRead;
-            let mut old = next_stored()?;
-            while let Some((id, bytes)) = scanned.next_if(|(l, _, _)| *l == list).map(|(_, id, b)| (id, b)) {
-                // Stored entities before this id were not seen.
-                while let Some((stored_id, _)) = old.as_ref().filter(|(s, _)| *s < id) {
-                    if read {
-                        deleted.push(Deletion { list, id: stored_id.clone() });
+            let merge = Merge { tenant: &tenant, list, coverage: coverage.of(list), was_unobserved: &was_unobserved };
+            let scanned = rows.remove(&list).unwrap_or_default();
+            for change in merge.merge(scanned, stored_all(&entities, &tenant, list)?, |_| Ok(true))? {
+                match change.kind {
+                    ChangeKind::Removed | ChangeKind::Unobserved => deleted.push(Deletion { list, id: change.id }),
+                    ChangeKind::Added | ChangeKind::Changed | ChangeKind::Reobserved => {
+                        keep.insert((list, change.id));
                     }
-                    old = next_stored()?;
                 }
-                let same = match &old {
-                    Some((stored_id, stored_bytes)) if *stored_id == id => {
-                        let same = *stored_bytes == bytes;
-                        old = next_stored()?;
-                        same && unobserved.get(crate::graph::entity_key(&tenant, list, &id).as_slice())?.is_none()
-                    }
-                    _ => false,
-                };
-                if !same {
-                    keep.insert((list, id));
-                }
-            }
-            while let Some((stored_id, _)) = old {
-                if read {
-                    deleted.push(Deletion { list, id: stored_id });
-                }
-                old = next_stored()?;
             }
         }
         snapshot.entities.retain(|list, id| keep.contains(&(list, id.to_string())));
         snapshot.entities.deleted = deleted;
         snapshot.scan.coverage = Some(Coverage { mode: CoverageMode::Delta, base_scan: Some(base), ..coverage });
-        Ok(Ok(snapshot))
+        Ok(snapshot)
     }
 
     /// Whether the tenant's views hold an entity.

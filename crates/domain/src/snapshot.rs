@@ -201,6 +201,22 @@ impl EntityList {
         EntityList::Evidence,
     ];
 
+    /// One entity of the list, in words (`identity` for `identities`).
+    pub fn noun(&self) -> &'static str {
+        match self {
+            EntityList::Domains => "domain",
+            EntityList::ClassificationRules => "classification rule",
+            EntityList::Owners => "owner",
+            EntityList::Workloads => "workload",
+            EntityList::Identities => "identity",
+            EntityList::Credentials => "credential",
+            EntityList::Destinations => "destination",
+            EntityList::Grants => "grant",
+            EntityList::Bindings => "binding",
+            EntityList::Evidence => "evidence record",
+        }
+    }
+
     /// The list's name in snapshots.
     pub fn name(&self) -> &'static str {
         match self {
@@ -601,83 +617,82 @@ impl Entities {
     /// Checks ids and references. References to entities the snapshot does not hold are
     /// problems, unless `outside` collects them (a delta scan's, to its base's entities).
     fn check(&self, problems: &mut Problems, mut outside: Option<&mut Vec<Reference>>) {
-        let domains = ids(problems, "domains", self.domains.iter().map(|d| d.id.as_str()));
-        let owners = ids(problems, "owners", self.owners.iter().map(|o| o.id.as_str()));
-        let workloads = ids(problems, "workloads", self.workloads.iter().map(|w| w.id.as_str()));
-        let identities = ids(problems, "identities", self.identities.iter().map(|i| i.id.as_str()));
-        let destinations = ids(problems, "destinations", self.destinations.iter().map(|d| d.id.as_str()));
+        // Each list a reference may point into, with the ids the snapshot holds.
+        let domains = (EntityList::Domains, ids(problems, "domains", self.domains.iter().map(|d| d.id.as_str())));
+        let owners = (EntityList::Owners, ids(problems, "owners", self.owners.iter().map(|o| o.id.as_str())));
+        let workloads =
+            (EntityList::Workloads, ids(problems, "workloads", self.workloads.iter().map(|w| w.id.as_str())));
+        let identities =
+            (EntityList::Identities, ids(problems, "identities", self.identities.iter().map(|i| i.id.as_str())));
+        let destinations =
+            (EntityList::Destinations, ids(problems, "destinations", self.destinations.iter().map(|d| d.id.as_str())));
         ids(problems, "classification_rules", self.classification_rules.iter().map(|r| r.id.as_str()));
-        let credentials = ids(problems, "credentials", self.credentials.iter().map(|c| c.id.as_str()));
+        let credentials =
+            (EntityList::Credentials, ids(problems, "credentials", self.credentials.iter().map(|c| c.id.as_str())));
         ids(problems, "grants", self.grants.iter().map(|g| g.id.as_str()));
         ids(problems, "bindings", self.bindings.iter().map(|b| b.id.as_str()));
         ids(problems, "evidence", self.evidence.iter().map(|e| e.id.as_str()));
         let deleted = self.check_deleted(problems);
 
-        let mut refer = |list: &str, id: &str, field: &str, target: &str, known: &BTreeSet<&str>, value: &str| {
-            if known.contains(value) {
-                return;
-            }
-            let target_list = match target {
-                "owner" => EntityList::Owners,
-                "domain" => EntityList::Domains,
-                "workload" => EntityList::Workloads,
-                "identity" => EntityList::Identities,
-                "destination" => EntityList::Destinations,
-                _ => EntityList::Credentials,
-            };
-            match outside.as_deref_mut() {
-                Some(outside) if !deleted.contains(&(target_list, value)) => outside.push(Reference {
-                    list: target_list,
-                    id: value.to_string(),
-                    from: format!("{list} {id:?}: {field}"),
-                }),
-                Some(_) => {
-                    problems.push(format!("{list} {id:?}: {field} refers to {target} {value:?}, which it deletes"))
+        let mut refer =
+            |list: &str, id: &str, field: &str, (target, known): &(EntityList, BTreeSet<&str>), value: &str| {
+                if known.contains(value) {
+                    return;
                 }
-                None => problems.push(format!("{list} {id:?}: {field} refers to unknown {target} {value:?}")),
-            }
-        };
+                let noun = target.noun();
+                match outside.as_deref_mut() {
+                    Some(outside) if !deleted.contains(&(*target, value)) => outside.push(Reference {
+                        list: *target,
+                        id: value.to_string(),
+                        from: format!("{list} {id:?}: {field}"),
+                    }),
+                    Some(_) => {
+                        problems.push(format!("{list} {id:?}: {field} refers to {noun} {value:?}, which it deletes"))
+                    }
+                    None => problems.push(format!("{list} {id:?}: {field} refers to unknown {noun} {value:?}")),
+                }
+            };
         for w in &self.workloads {
             for owner in &w.owners {
-                refer("workloads", &w.id, "owners", "owner", &owners, owner);
+                refer("workloads", &w.id, "owners", &owners, owner);
             }
         }
         for i in &self.identities {
             for owner in &i.owners {
-                refer("identities", &i.id, "owners", "owner", &owners, owner);
+                refer("identities", &i.id, "owners", &owners, owner);
             }
         }
         for c in &self.credentials {
-            refer("credentials", &c.id, "identity", "identity", &identities, &c.identity);
+            refer("credentials", &c.id, "identity", &identities, &c.identity);
         }
         for d in &self.destinations {
             if let Some(domain) = &d.domain {
-                refer("destinations", &d.id, "domain", "domain", &domains, domain);
+                refer("destinations", &d.id, "domain", &domains, domain);
             }
         }
         for r in &self.classification_rules {
-            refer("classification_rules", &r.id, "domain", "domain", &domains, &r.domain);
+            refer("classification_rules", &r.id, "domain", &domains, &r.domain);
         }
         for g in &self.grants {
-            refer("grants", &g.id, "identity", "identity", &identities, &g.identity);
-            refer("grants", &g.id, "destination", "destination", &destinations, &g.destination);
+            refer("grants", &g.id, "identity", &identities, &g.identity);
+            refer("grants", &g.id, "destination", &destinations, &g.destination);
         }
         for b in &self.bindings {
-            refer("bindings", &b.id, "workload", "workload", &workloads, &b.workload);
-            refer("bindings", &b.id, "identity", "identity", &identities, &b.identity);
+            refer("bindings", &b.id, "workload", &workloads, &b.workload);
+            refer("bindings", &b.id, "identity", &identities, &b.identity);
         }
         for e in &self.evidence {
             if let Some(identity) = &e.identity {
-                refer("evidence", &e.id, "identity", "identity", &identities, identity);
+                refer("evidence", &e.id, "identity", &identities, identity);
             }
             if let Some(workload) = &e.workload {
-                refer("evidence", &e.id, "workload", "workload", &workloads, workload);
+                refer("evidence", &e.id, "workload", &workloads, workload);
             }
             if let Some(destination) = &e.destination {
-                refer("evidence", &e.id, "destination", "destination", &destinations, destination);
+                refer("evidence", &e.id, "destination", &destinations, destination);
             }
             if let Some(credential) = &e.credential {
-                refer("evidence", &e.id, "credential", "credential", &credentials, credential);
+                refer("evidence", &e.id, "credential", &credentials, credential);
             }
         }
         for g in &self.grants {

@@ -54,7 +54,7 @@ pub(crate) async fn import(
     }
     // The file's bytes are not needed while the scan is folded: free them first.
     drop(bytes);
-    let snapshot = if args.delta { service.as_delta(snapshot)?.unwrap_or_else(|whole| whole) } else { snapshot };
+    let snapshot = if args.delta { service.as_delta(snapshot)? } else { snapshot };
     let report = service.import_parsed(snapshot, trigger, None).await.map_err(|e| explain(e, not_imported()))?;
     print_import(out, &report, args.json, None)
 }

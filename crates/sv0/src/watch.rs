@@ -116,7 +116,8 @@ async fn import(
 /// then partial, and removes nothing they would have shown).
 ///
 /// A delta that is overtaken before it is folded (another scan applied in between) is
-/// rejected by the fold and changes nothing; the next full round catches up.
+/// rejected by the fold and changes nothing; the next round, a delta of whatever was applied
+/// meanwhile, catches up.
 async fn scan_connectors(
     service: &mut Service<impl sv0_log::EventLog>,
     tenant: Option<&str>,
@@ -128,7 +129,7 @@ async fn scan_connectors(
     let failed = result.outcomes.iter().filter(|(_, o)| o.failed > 0).map(|(api, _)| *api).collect();
     let mut snapshot = result.snapshot.validate()?;
     if !whole {
-        snapshot = service.as_delta(snapshot)?.unwrap_or_else(|whole| whole);
+        snapshot = service.as_delta(snapshot)?;
     }
     Ok((service.import_parsed(snapshot, Some(ScanTrigger::Scheduled), None).await?, failed))
 }

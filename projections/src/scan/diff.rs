@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use sv0_domain::events::ScanStarted;
-use sv0_domain::snapshot::{Coverage, CoverageMode, Deletion, Entities, EntityList, ListCoverage};
+use sv0_domain::snapshot::{CoverageMode, Deletion, Entities, EntityList, ListCoverage};
 use sv0_domain::{TenantId, Timestamp};
 
 use crate::batch::Batch;
@@ -16,16 +16,16 @@ use crate::store::{Tables, t_prefix};
 use redb::ReadableTable;
 
 /// One entity the scan changes.
-pub(super) struct Change {
-    pub(super) list: EntityList,
-    pub(super) id: String,
-    pub(super) old: Option<Vec<u8>>,
-    pub(super) new: Option<Vec<u8>>,
-    pub(super) kind: ChangeKind,
+pub(crate) struct Change {
+    pub(crate) list: EntityList,
+    pub(crate) id: String,
+    pub(crate) old: Option<Vec<u8>>,
+    pub(crate) new: Option<Vec<u8>>,
+    pub(crate) kind: ChangeKind,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum ChangeKind {
+pub(crate) enum ChangeKind {
     Added,
     Changed,
     Removed,
@@ -35,16 +35,21 @@ pub(super) enum ChangeKind {
     Reobserved,
 }
 
-/// The scan's entity changes under its coverage.
+/// The scan's entity changes under its coverage. Each list's scanned rows are merged with the
+/// stored rows the scan answers for (`merge_list`): a full scan's are every row of the list, a
+/// targeted scan's those of its scope (`stored_in_scope`), a delta's those it names, its
+/// entities and its deletions (`stored_named`), so that the work grows with what the scan
+/// covers, and the same rules decide every kind of scan.
 pub(super) fn diff(
     t: &Tables<'_>,
     tenant: &TenantId,
-    entities: Entities,
+    mut entities: Entities,
     started: &ScanStarted,
 ) -> Result<Vec<Change>, ProjectionError> {
     let coverage = &started.coverage;
-    if coverage.mode == CoverageMode::Delta {
-        return delta_diff(t, tenant, entities, coverage);
+    let mut deleted: BTreeMap<EntityList, Vec<String>> = BTreeMap::new();
+    for Deletion { list, id } in std::mem::take(&mut entities.deleted) {
+        deleted.entry(list).or_default().push(id);
     }
     // The scan's entities are held once, as encoded rows grouped by list, which move into the
     // changes: never the whole tenant twice.
@@ -54,26 +59,29 @@ pub(super) fn diff(
         rows.entry(list).or_default().push((id, bytes));
     }
     drop(entities);
-    let targeted = coverage.mode == CoverageMode::Targeted;
     let targets: BTreeSet<&str> = coverage.targets.iter().map(String::as_str).collect();
-    let unobserved: BTreeSet<Vec<u8>> =
-        scan_raw(&t.unobserved, &t_prefix(tenant, &[]))?.into_iter().map(|(k, _)| k).collect();
+    // A delta looks up the few rows it names; the other scans read the tenant's marks once.
+    let marked: Option<BTreeSet<Vec<u8>>> = (coverage.mode != CoverageMode::Delta)
+        .then(|| scan_raw(&t.unobserved, &t_prefix(tenant, &[])))
+        .transpose()?
+        .map(|rows| rows.into_iter().map(|(k, _)| k).collect());
+    let was_unobserved = |key: &[u8]| -> Result<bool, ProjectionError> {
+        Ok(match &marked {
+            Some(marked) => marked.contains(key),
+            None => t.unobserved.get(key)?.is_some(),
+        })
+    };
     let mut changes = Vec::new();
     for list in EntityList::ALL {
-        let mut scanned = rows.remove(&list).unwrap_or_default();
-        let stored = if targeted {
-            stored_in_scope(t, tenant, list, &scanned, &targets, &seen_identities)?
-        } else {
-            let p = t_prefix(tenant, &[list.name().as_bytes()]);
-            scan_raw(&t.entities, &p)?
-                .into_iter()
-                .map(|(k, v)| (String::from_utf8_lossy(&k[p.len()..]).into_owned(), v))
-                .collect()
+        let scanned = rows.remove(&list).unwrap_or_default();
+        let stored = match coverage.mode {
+            CoverageMode::Full => stored_all(&t.entities, tenant, list)?,
+            CoverageMode::Targeted => stored_in_scope(t, tenant, list, &scanned, &targets, &seen_identities)?,
+            CoverageMode::Delta => stored_named(t, tenant, list, &scanned, deleted.remove(&list).unwrap_or_default())?,
         };
-        let list_coverage = coverage.of(list);
         // In a targeted scan, which unseen stored entities the scan was responsible for.
         let in_scope = |bytes: &[u8]| -> Result<bool, ProjectionError> {
-            if !targeted {
+            if coverage.mode != CoverageMode::Targeted {
                 return Ok(true);
             }
             Ok(match AnyEntity::decode(list, bytes)? {
@@ -88,6 +96,34 @@ pub(super) fn diff(
                 _ => false,
             })
         };
+        let merge = Merge { tenant, list, coverage: coverage.of(list), was_unobserved: &was_unobserved };
+        changes.extend(merge.merge(scanned, stored, in_scope)?);
+    }
+    Ok(changes)
+}
+
+/// One list's scanned rows against its stored rows (both in id order), under the list's
+/// coverage: the rules every scan, and `Views::as_delta`, share.
+pub(crate) struct Merge<'a> {
+    pub(crate) tenant: &'a TenantId,
+    pub(crate) list: EntityList,
+    pub(crate) coverage: ListCoverage,
+    /// Whether an entity (by its entity key) is stored unobserved.
+    pub(crate) was_unobserved: &'a dyn Fn(&[u8]) -> Result<bool, ProjectionError>,
+}
+
+impl Merge<'_> {
+    /// The changes: scanned rows not stored are added, stored ones with other bytes changed,
+    /// unobserved ones seen again reobserved; stored rows not scanned, in a list read and in
+    /// the scan's scope (`in_scope`), are removed (complete list) or marked unobserved (partial).
+    pub(crate) fn merge(
+        &self,
+        mut scanned: Vec<(String, Vec<u8>)>,
+        stored: Vec<(String, Vec<u8>)>,
+        in_scope: impl Fn(&[u8]) -> Result<bool, ProjectionError>,
+    ) -> Result<Vec<Change>, ProjectionError> {
+        let Merge { tenant, list, coverage, was_unobserved } = *self;
+        let mut changes = Vec::new();
         let (mut i, mut j) = (0, 0);
         while i < scanned.len() || j < stored.len() {
             let order = match (scanned.get(i), stored.get(j)) {
@@ -104,23 +140,15 @@ pub(super) fn diff(
                 std::cmp::Ordering::Equal => {
                     let (id, bytes) = std::mem::take(&mut scanned[i]);
                     let old = &stored[j].1;
-                    let was_unobserved = unobserved.contains(&entity_key(tenant, list, &id));
-                    if *old != bytes {
-                        changes.push(Change {
-                            list,
-                            id,
-                            old: Some(old.clone()),
-                            new: Some(bytes),
-                            kind: ChangeKind::Changed,
-                        });
-                    } else if was_unobserved {
-                        changes.push(Change {
-                            list,
-                            id,
-                            old: Some(old.clone()),
-                            new: Some(bytes),
-                            kind: ChangeKind::Reobserved,
-                        });
+                    let kind = if *old != bytes {
+                        Some(ChangeKind::Changed)
+                    } else if was_unobserved(&entity_key(tenant, list, &id))? {
+                        Some(ChangeKind::Reobserved)
+                    } else {
+                        None
+                    };
+                    if let Some(kind) = kind {
+                        changes.push(Change { list, id, old: Some(old.clone()), new: Some(bytes), kind });
                     }
                     i += 1;
                     j += 1;
@@ -128,38 +156,74 @@ pub(super) fn diff(
                 std::cmp::Ordering::Greater => {
                     let (id, bytes) = &stored[j];
                     j += 1;
-                    if list_coverage == ListCoverage::NotRead || !in_scope(bytes)? {
+                    if coverage == ListCoverage::NotRead || !in_scope(bytes)? {
                         continue;
                     }
-                    if list_coverage == ListCoverage::Complete {
+                    let old = Some(bytes.clone());
+                    if coverage == ListCoverage::Complete {
+                        changes.push(Change { list, id: id.clone(), old, new: None, kind: ChangeKind::Removed });
+                    } else if !was_unobserved(&entity_key(tenant, list, id))? {
                         changes.push(Change {
                             list,
                             id: id.clone(),
-                            old: Some(bytes.clone()),
-                            new: None,
-                            kind: ChangeKind::Removed,
-                        });
-                    } else if !unobserved.contains(&entity_key(tenant, list, id)) {
-                        changes.push(Change {
-                            list,
-                            id: id.clone(),
-                            old: Some(bytes.clone()),
-                            new: Some(bytes.clone()),
+                            new: old.clone(),
+                            old,
                             kind: ChangeKind::Unobserved,
                         });
                     }
                 }
             }
         }
+        Ok(changes)
     }
-    Ok(changes)
+}
+
+/// Every stored row of a list, in id order.
+pub(crate) fn stored_all(
+    entities: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    list: EntityList,
+) -> Result<Vec<(String, Vec<u8>)>, ProjectionError> {
+    let p = t_prefix(tenant, &[list.name().as_bytes()]);
+    Ok(scan_raw(entities, &p)?
+        .into_iter()
+        .map(|(k, v)| (String::from_utf8_lossy(&k[p.len()..]).into_owned(), v))
+        .collect())
+}
+
+/// The stored rows of the ids given, in id order.
+fn stored_rows(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    list: EntityList,
+    ids: BTreeSet<String>,
+) -> Result<Vec<(String, Vec<u8>)>, ProjectionError> {
+    let mut stored = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(row) = t.entities.get(entity_key(tenant, list, &id).as_slice())? {
+            stored.push((id, row.value().to_vec()));
+        }
+    }
+    Ok(stored)
+}
+
+/// The stored rows a delta names: those of the entities it holds and of those it deletes.
+fn stored_named(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    list: EntityList,
+    scanned: &[(String, Vec<u8>)],
+    deleted: Vec<String>,
+) -> Result<Vec<(String, Vec<u8>)>, ProjectionError> {
+    let ids = scanned.iter().map(|(id, _)| id.clone()).chain(deleted).collect();
+    stored_rows(t, tenant, list, ids)
 }
 
 /// The stored rows a targeted scan's diff needs, in id order: those of the entities it holds,
 /// and those of the stored entities in its scope (its targets, their bindings, and the grants,
 /// credentials and evidence of the identities it saw or of its targets), found through the
-/// entity indexes. The merge in `diff` skips every other unseen row, so reading only these
-/// gives the same changes as reading the whole list, at the cost of the scope, not the tenant.
+/// entity indexes. The merge skips every other unseen row, so reading only these gives the
+/// same changes as reading the whole list, at the cost of the scope, not the tenant.
 fn stored_in_scope(
     t: &Tables<'_>,
     tenant: &TenantId,
@@ -186,57 +250,7 @@ fn stored_in_scope(
         }
         _ => {}
     }
-    let mut stored = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(row) = t.entities.get(entity_key(tenant, list, &id).as_slice())? {
-            stored.push((id, row.value().to_vec()));
-        }
-    }
-    Ok(stored)
-}
-
-/// A delta scan's changes: each entity it holds against its stored row, each deletion it
-/// names against the stored entity; point reads only, so the work grows with the delta, not
-/// with the tenant. The changes come in the order `diff` gives a full scan's.
-fn delta_diff(
-    t: &Tables<'_>,
-    tenant: &TenantId,
-    mut entities: Entities,
-    coverage: &Coverage,
-) -> Result<Vec<Change>, ProjectionError> {
-    let deleted = std::mem::take(&mut entities.deleted);
-    let stored = |list: EntityList, id: &str| -> Result<(Option<Vec<u8>>, bool), ProjectionError> {
-        let key = entity_key(tenant, list, id);
-        let row = t.entities.get(key.as_slice())?.map(|v| v.value().to_vec());
-        Ok((row, t.unobserved.get(key.as_slice())?.is_some()))
-    };
-    let mut changes = Vec::new();
-    for (list, id, bytes) in graph::scan_rows(&entities)? {
-        let (old, unobserved) = stored(list, &id)?;
-        let kind = match &old {
-            None => ChangeKind::Added,
-            Some(old) if *old != bytes => ChangeKind::Changed,
-            Some(_) if unobserved => ChangeKind::Reobserved,
-            Some(_) => continue,
-        };
-        changes.push(Change { list, id, old, new: Some(bytes), kind });
-    }
-    drop(entities);
-    for Deletion { list, id } in deleted {
-        let (Some(old), unobserved) = stored(list, &id)? else { continue };
-        match coverage.of(list) {
-            ListCoverage::NotRead => {}
-            ListCoverage::Complete => {
-                changes.push(Change { list, id, old: Some(old), new: None, kind: ChangeKind::Removed })
-            }
-            ListCoverage::Partial if !unobserved => {
-                changes.push(Change { list, id, old: Some(old.clone()), new: Some(old), kind: ChangeKind::Unobserved })
-            }
-            ListCoverage::Partial => {}
-        }
-    }
-    changes.sort_by(|a, b| (a.list, &a.id).cmp(&(b.list, &b.id)));
-    Ok(changes)
+    stored_rows(t, tenant, list, ids)
 }
 
 /// Writes (or, with `undo`, reverts) entity changes with their index rows.

@@ -32,6 +32,7 @@ mod reach;
 mod recompute;
 
 use diff::*;
+pub(crate) use diff::{ChangeKind, Merge, stored_all};
 use reach::*;
 pub(crate) use recompute::*;
 

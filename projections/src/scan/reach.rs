@@ -235,7 +235,6 @@ pub(super) fn paths_to_compute(
     Ok(total)
 }
 
-/// Paths the reached workloads would lose (for the path breaker), without writing anything.
 /// At most how many paths the selections can lose: the stored paths they cover, counted from
 /// the path keys alone (a selection of pairs is bounded by all paths of its identities). The
 /// breakers only grow with what is removed, so a bound that does not trip one spares
@@ -247,20 +246,19 @@ pub(super) fn paths_at_stake(
 ) -> Result<u64, ProjectionError> {
     let mut bound = 0u64;
     for (workload, selection) in selections {
-        let identities: Vec<&str> = match selection {
-            None => {
-                bound += pathstore::count_of_workload(&t.paths, tenant, workload)?;
-                continue;
-            }
-            Some(s) => s.identities.iter().chain(s.pairs.keys()).map(String::as_str).collect(),
+        let Some(s) = selection else {
+            bound += pathstore::count_of_workload(&t.paths, tenant, workload, None)?;
+            continue;
         };
-        for identity in identities.into_iter().collect::<BTreeSet<_>>() {
-            bound += pathstore::ids_of(&t.paths, tenant, workload, identity)?.len() as u64;
+        let identities: BTreeSet<&str> = s.identities.iter().chain(s.pairs.keys()).map(String::as_str).collect();
+        for identity in identities {
+            bound += pathstore::count_of_workload(&t.paths, tenant, workload, Some(identity))?;
         }
     }
     Ok(bound)
 }
 
+/// Paths the reached workloads would lose (for the path breaker), without writing anything.
 pub(super) fn paths_lost(
     t: &Tables<'_>,
     tenant: &TenantId,

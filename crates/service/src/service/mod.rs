@@ -170,10 +170,9 @@ impl Service<EmbeddedLog> {
 }
 
 impl<L: EventLog> Queries<L> {
-    /// A full scan as a delta of the tenant's latest applied scan (`Views::as_delta`): `Err`
-    /// gives the snapshot back unchanged when it cannot be one (no applied scan yet, or a
-    /// targeted scan).
-    pub fn as_delta(&self, snapshot: ValidSnapshot) -> Result<Result<ValidSnapshot, ValidSnapshot>, ServiceError> {
+    /// A full scan as a delta of the tenant's latest applied scan (`Views::as_delta`), or the
+    /// snapshot unchanged when it cannot be one (no applied scan yet, or a targeted scan).
+    pub fn as_delta(&self, snapshot: ValidSnapshot) -> Result<ValidSnapshot, ServiceError> {
         Ok(self.views.as_delta(snapshot)?)
     }
 }
@@ -539,44 +538,36 @@ impl<L: EventLog> Service<L> {
         }
         let delta = snapshot.scan.coverage.as_ref().and_then(|c| c.base_scan.clone());
         let outside = std::mem::take(&mut snapshot.outside);
+        let scans = self.views.scans(&tenant)?;
+        let duplicate_of = |known: &ScanRecord, chunk_count, entity_count| ImportReport {
+            tenant: tenant.clone(),
+            scan_id: known.scan_id.clone(),
+            duplicate: true,
+            first_seq: known.completed_seq,
+            last_seq: known.completed_seq,
+            chunk_count,
+            entity_count,
+            scan: Some(known.clone()),
+        };
         // An empty delta at its base's time says nothing new: like a duplicate, it appends nothing.
         if let Some(base) = delta.as_deref().filter(|_| snapshot.entities.is_empty())
             && let Some(state) = self.views.tenant_state(&tenant)?
             && state.last_scan_id == base
             && state.last_observed_at == observed
+            && let Some(known) = scans.iter().find(|r| r.scan_id == base)
         {
-            let known = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == base);
-            let at = known.as_ref().map_or(state.last_scan_seq, |r| r.completed_seq);
-            return Ok(ImportReport {
-                tenant,
-                scan_id: base.to_string(),
-                duplicate: true,
-                first_seq: at,
-                last_seq: at,
-                chunk_count: 0,
-                entity_count: 0,
-                scan: known,
-            });
+            return Ok(duplicate_of(known, 0, 0));
         }
         let scan = scan_events(snapshot, trigger, self.log.max_event_size(), pushed_by)?;
         // A scan already folded is not appended again, even after the log's deduplication
         // window (JetStream's) has passed.
-        if let Some(known) = self.views.scans(&tenant)?.into_iter().find(|r| r.scan_id == scan.scan_id) {
-            return Ok(ImportReport {
-                tenant,
-                scan_id: scan.scan_id,
-                duplicate: true,
-                first_seq: known.completed_seq,
-                last_seq: known.completed_seq,
-                chunk_count: scan.chunk_count,
-                entity_count: scan.entity_count,
-                scan: Some(known),
-            });
+        if let Some(known) = scans.iter().find(|r| r.scan_id == scan.scan_id) {
+            return Ok(duplicate_of(known, scan.chunk_count, scan.entity_count));
         }
         // Time only moves forward: a scan observed before the tenant's latest would rewrite
         // what SV0 knew then, and one from the future (pushed from elsewhere) would age every
         // grade and credential at once.
-        let latest = self.views.scans(&tenant)?.iter().filter_map(|s| s.observed_at).max();
+        let latest = scans.iter().filter_map(|s| s.observed_at).max();
         if let Some(latest) = latest
             && observed < latest
         {
