@@ -418,6 +418,7 @@ fn scan_export(dir: &Path) -> Option<Snapshot> {
         log_analytics_workspaces: vec!["4b5c6d7e-8f90-4a1b-8c2d-3e4f5a6b7c8d".into()],
         servicenow_classification: BTreeMap::new(),
         servicenow_host: Some("contoso.service-now.com".into()),
+        tracking: None,
     };
     let kinds = [ConnectorKind::Entra, ConnectorKind::AzureRbac, ConnectorKind::ServiceNow, ConnectorKind::Foundry];
     let source = Source::Export(ExportDir::open(dir).unwrap());

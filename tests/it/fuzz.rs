@@ -285,5 +285,6 @@ fn settings() -> sv0_connectors::Settings {
         log_analytics_workspaces: Vec::new(),
         servicenow_classification: Default::default(),
         servicenow_host: None,
+        tracking: None,
     }
 }

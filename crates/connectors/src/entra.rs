@@ -16,6 +16,7 @@ use sv0_domain::snapshot::EntityList;
 use crate::collect::{Collected, bare_destination};
 use crate::json::{array, bool, object_id, str, time};
 use crate::source::{Call, Ledger, Paging, Service, Source, encode_query_value};
+use crate::tracking::{self, GraphCollection};
 use crate::{ConnectorError, Settings};
 
 /// Microsoft Graph's application id (the resource of Graph permissions).
@@ -23,6 +24,7 @@ pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 /// Microsoft's own tenants: first-party applications are homed there and are not "foreign".
 const MICROSOFT_TENANTS: [&str; 2] = ["f8cdef31-a31e-4b4a-93e4-5f571e91255a", "72f988bf-86f1-41af-91ab-2d7cd011db47"];
 
+const OWNER_FIELDS: &str = "id,displayName,userPrincipalName,accountEnabled";
 const OWNER_SELECT: &str = "owners($select=id,displayName,userPrincipalName,accountEnabled)";
 
 /// The Graph responses the conversion reads (live, exported or from AzureHound).
@@ -66,15 +68,31 @@ pub async fn collect(
     }
     declare(out);
     let get = |api, path: String| Call::get(api, Service::Graph, path, Paging::OData);
-    let sps = source
-        .list(
-            get("graph.servicePrincipals", format!("/v1.0/servicePrincipals?$top=999&$expand={OWNER_SELECT}")),
-            ledger,
-        )
-        .await;
-    let apps = source
-        .list(get("graph.applications", format!("/v1.0/applications?$top=999&$expand={OWNER_SELECT}")), ledger)
-        .await;
+    let tracking = settings.tracking.as_deref();
+    let sps = tracking::read(
+        source,
+        tracking,
+        GraphCollection {
+            api: "graph.servicePrincipals",
+            full: get("graph.servicePrincipals", format!("/v1.0/servicePrincipals?$top=999&$expand={OWNER_SELECT}")),
+            delta: "/v1.0/servicePrincipals/delta",
+            owners: |id| format!("/v1.0/servicePrincipals/{id}/owners?$select={OWNER_FIELDS}"),
+        },
+        ledger,
+    )
+    .await;
+    let apps = tracking::read(
+        source,
+        tracking,
+        GraphCollection {
+            api: "graph.applications",
+            full: get("graph.applications", format!("/v1.0/applications?$top=999&$expand={OWNER_SELECT}")),
+            delta: "/v1.0/applications/delta",
+            owners: |id| format!("/v1.0/applications/{id}/owners?$select={OWNER_FIELDS}"),
+        },
+        ledger,
+    )
+    .await;
     // App role assignments are listed per resource: only a service principal that defines app
     // roles can be the resource of one, so a tenant of 100k principals needs calls for the few
     // hundred APIs among them, not for every principal.

@@ -21,6 +21,7 @@ pub mod plan;
 pub mod schema;
 pub mod servicenow;
 pub mod source;
+pub mod tracking;
 
 pub use config::ConnectorsConfig;
 
@@ -126,6 +127,9 @@ pub struct Settings {
     pub servicenow_classification: BTreeMap<String, String>,
     /// The ServiceNow instance's host name, recorded on its tables (default: the base URL's).
     pub servicenow_host: Option<String>,
+    /// What `sv0 watch` keeps between rounds to ask the vendors only for what changed (none:
+    /// everything is read whole).
+    pub tracking: Option<Arc<tracking::Tracking>>,
 }
 
 /// A finished scan: the snapshot, and how every API call went.

@@ -138,6 +138,7 @@ async fn measure_vendor(
         log_analytics_workspaces: Vec::new(),
         servicenow_classification: Default::default(),
         servicenow_host: Some("contoso.service-now.com".into()),
+        tracking: None,
     };
     let kinds = [ConnectorKind::Entra, ConnectorKind::AzureRbac, ConnectorKind::ServiceNow, ConnectorKind::Foundry];
     let source = Source::Export(ExportDir::open(&export)?);

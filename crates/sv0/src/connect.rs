@@ -14,6 +14,7 @@ use sv0_connectors::ConnectorsConfig;
 use sv0_connectors::auth::{ClientCredentials, TokenSource};
 use sv0_connectors::cloud::Cloud;
 use sv0_connectors::source::{ExportDir, HttpSettings, Live, Service, Source};
+use sv0_connectors::tracking::Tracking;
 use sv0_connectors::{ConnectorKind, Progress, ScanResult, Settings};
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_domain::{TenantId, Timestamp};
@@ -33,13 +34,15 @@ struct ExportMeta {
 }
 
 /// Runs the connectors and returns the scan (not yet imported). `observed_at` overrides the
-/// export's `meta.json` and the clock.
+/// export's `meta.json` and the clock; `tracking` (the watch's) asks the vendors only for what
+/// changed since its previous round.
 pub async fn run_connectors(
     args: &ConnectorArgs,
     observed_at: Option<&str>,
     trigger: ScanTrigger,
     tenant: Option<&str>,
     config: &ConnectorsConfig,
+    tracking: Option<Arc<Tracking>>,
 ) -> anyhow::Result<ScanResult> {
     let kinds: Vec<ConnectorKind> = args.connectors.iter().map(|c| kind(*c)).collect();
     let meta = match &args.from_export {
@@ -73,6 +76,7 @@ pub async fn run_connectors(
         },
         servicenow_classification: config.servicenow_classification.clone(),
         servicenow_host: config.servicenow_host.clone().or(meta.servicenow_host),
+        tracking,
     };
     if config.foundry_project.is_some() || config.foundry_principal_id.is_some() || config.foundry_host.is_some() {
         tracing::warn!(
@@ -254,7 +258,7 @@ impl sv0_api::syncs::SnapshotProducer for SyncConnectors {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<serde_json::Value, String>> + Send + '_>> {
         Box::pin(async move {
             let result =
-                run_connectors(&self.args, None, ScanTrigger::Deployment, self.tenant.as_deref(), &self.config)
+                run_connectors(&self.args, None, ScanTrigger::Deployment, self.tenant.as_deref(), &self.config, None)
                     .await
                     .map_err(|e| format!("{e:#}"))?;
             let failed: Vec<&str> = result.outcomes.iter().filter(|(_, o)| o.failed > 0).map(|(api, _)| *api).collect();

@@ -132,7 +132,8 @@ pub(crate) async fn read_sources(
     let connectors = config.connectors.clone().unwrap_or_default();
     let trigger = ScanTrigger::from(args.trigger);
     let result =
-        crate::connect::run_connectors(&args.source, args.observed_at.as_deref(), trigger, tenant, &connectors).await?;
+        crate::connect::run_connectors(&args.source, args.observed_at.as_deref(), trigger, tenant, &connectors, None)
+            .await?;
     if let Some(path) = &args.out {
         let bytes = serde_json::to_vec_pretty(&result.snapshot)?;
         std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;

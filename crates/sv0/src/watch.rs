@@ -6,9 +6,11 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use serde_json::json;
+use sv0_connectors::tracking::Tracking;
 use sv0_domain::snapshot::ScanTrigger;
 use sv0_service::Service;
 
@@ -23,6 +25,9 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
     let config = crate::config::read(service.data_dir())?.connectors.unwrap_or_default();
+    // The vendors' change tracking, kept in memory between rounds: every `--full-every`th
+    // round reads everything, the others ask only for what changed.
+    let tracking = Arc::new(Tracking::new());
     let mut round = 0u64;
     loop {
         round += 1;
@@ -33,7 +38,7 @@ pub async fn run(
             );
             // Every `--full-every`th round sends the scan whole, the others as deltas.
             let whole = (round - 1).is_multiple_of(args.full_every);
-            let line = match scan_connectors(service, tenant, &args, &config, whole).await {
+            let line = match scan_connectors(service, tenant, &args, &config, &tracking, whole).await {
                 Ok((report, failed)) => json!({
                     "round": round,
                     "source": source,
@@ -42,6 +47,7 @@ pub async fn run(
                     "mode": report.scan.as_ref().and_then(|s| s.mode),
                     "status": report.scan.map(|s| s.status),
                     "failed_apis": failed,
+                    "change_tracking": tracking.reads(),
                 }),
                 Err(error) => json!({ "round": round, "source": source, "error": format!("{error:#}") }),
             };
@@ -123,9 +129,19 @@ async fn scan_connectors(
     tenant: Option<&str>,
     args: &WatchArgs,
     config: &sv0_connectors::ConnectorsConfig,
+    tracking: &Arc<Tracking>,
     whole: bool,
 ) -> anyhow::Result<(sv0_service::ImportReport, Vec<&'static str>)> {
-    let result = crate::connect::run_connectors(&args.source, None, ScanTrigger::Scheduled, tenant, config).await?;
+    tracking.begin_round(whole);
+    let result = crate::connect::run_connectors(
+        &args.source,
+        None,
+        ScanTrigger::Scheduled,
+        tenant,
+        config,
+        Some(tracking.clone()),
+    )
+    .await?;
     let failed = result.outcomes.iter().filter(|(_, o)| o.failed > 0).map(|(api, _)| *api).collect();
     let mut snapshot = result.snapshot.validate()?;
     if !whole {

@@ -117,6 +117,12 @@ impl Call {
         self
     }
 
+    /// The same call, checking each item for these fields instead of its API's record.
+    pub fn keys(mut self, keys: &'static [crate::schema::Field]) -> Call {
+        self.keys = keys;
+        self
+    }
+
     /// The same call, setting `key` to `value` on every item read.
     pub fn tagged(mut self, key: &'static str, value: impl Into<String>) -> Call {
         self.tag = Some((key, value.into()));
@@ -229,7 +235,8 @@ impl Ledger {
         self.progress.page(api, items);
     }
 
-    fn finished(&self, api: &'static str, error: Option<&str>) {
+    /// Records one call of an API (all its pages) and how it ended.
+    pub(crate) fn finished(&self, api: &'static str, error: Option<&str>) {
         self.with(api, |o| {
             o.calls += 1;
             if let Some(error) = error {
@@ -305,21 +312,56 @@ impl Source {
                 }
                 ledger.progress.planned(calls.len());
                 let limit = live.settings.concurrency.max(1);
-                let results: Vec<(Vec<Value>, Option<String>)> =
+                let results: Vec<Fetched> =
                     futures::stream::iter(calls.into_iter().map(|call| live.fetch_all(call, ledger)))
                         .buffered(limit)
                         .collect()
                         .await;
                 let mut listing = Listing { items: Vec::new(), complete: true };
-                for (items, error) in results {
+                for fetched in results {
+                    let error = fetched.failure.map(|f| f.text);
                     ledger.finished(api, error.as_deref());
                     listing.complete &= error.is_none();
-                    listing.items.extend(items);
+                    listing.items.extend(fetched.items);
                 }
                 listing
             }
         }
     }
+
+    /// Follows a Microsoft Graph delta query (`.../delta?$deltaToken=latest` to start one, or
+    /// the `@odata.deltaLink` a previous round ended with) through its pages: the changes
+    /// since, and the link to ask with next time. Live only; the API's outcome is left to the
+    /// caller, who may fall back to a full read.
+    pub async fn changes(&self, call: Call, ledger: &Ledger) -> Changes {
+        let Source::Live(live) = self else {
+            return Changes::Failed("an export directory has no change tracking".into());
+        };
+        let api = call.api;
+        let fetched = live.fetch_all(call, ledger).await;
+        match (fetched.failure, fetched.delta_link) {
+            (Some(failure), _) if failure.resync => Changes::Resync(failure.text),
+            (Some(failure), _) => Changes::Failed(failure.text),
+            (None, Some(link)) => Changes::Read { items: fetched.items, delta_link: link },
+            (None, None) => Changes::Failed(format!("{api}: the delta query ended without an @odata.deltaLink")),
+        }
+    }
+}
+
+/// What a delta query gave.
+#[derive(Debug)]
+pub enum Changes {
+    /// The changed items (removed ones carry `@removed`), and the link for the next round.
+    Read {
+        /// Created, updated (perhaps only the changed properties) and removed items, in order.
+        items: Vec<Value>,
+        /// The `@odata.deltaLink`.
+        delta_link: String,
+    },
+    /// The service asks for a full read (`410 Gone`, an expired or unknown sync state).
+    Resync(String),
+    /// Another failure.
+    Failed(String),
 }
 
 /// A live HTTP source.
@@ -349,31 +391,33 @@ impl Live {
         self.settings.base_urls.get(&service).map(String::as_str)
     }
 
-    /// Reads every page of one call. Returns the items read and, when a page failed, why.
-    async fn fetch_all(&self, call: Call, ledger: &Ledger) -> (Vec<Value>, Option<String>) {
+    /// Reads every page of one call: the items read, the delta link that ended a Graph delta
+    /// query, and, when a page failed, why.
+    async fn fetch_all(&self, call: Call, ledger: &Ledger) -> Fetched {
+        let mut fetched = Fetched::default();
         let first = match self.first_url(&call) {
             Ok(url) => url,
-            Err(error) => return (Vec::new(), Some(error)),
+            Err(error) => return fetched.failed(error),
         };
         let mut next = Some(first.clone());
-        let mut items = Vec::new();
         let mut page_number = 0u32;
         while let Some(url) = next.take() {
             page_number += 1;
             if !same_origin(&first, &url) {
-                return (
-                    items,
-                    Some(format!("page {page_number} of {} points to another host; not followed", call.api)),
-                );
+                return fetched
+                    .failed(format!("page {page_number} of {} points to another host; not followed", call.api));
             }
             let (body, link) = match self.request(&call, &url, ledger).await {
                 Ok(page) => page,
-                Err(error) => return (items, Some(error)),
+                Err(failure) => {
+                    fetched.failure = Some(failure);
+                    return fetched;
+                }
             };
             let mut page = match parse_page(&body, call.paging) {
                 Ok(page) => page,
                 Err(error) => {
-                    return (items, Some(format!("page {page_number} of {} is malformed: {error}", call.api)));
+                    return fetched.failed(format!("page {page_number} of {} is malformed: {error}", call.api));
                 }
             };
             if let Some((key, value)) = &call.tag {
@@ -384,10 +428,11 @@ impl Live {
                 }
             }
             if let Err(error) = crate::schema::check(&page.items, call.keys) {
-                return (items, Some(format!("page {page_number} of {} is malformed: {error}", call.api)));
+                return fetched.failed(format!("page {page_number} of {} is malformed: {error}", call.api));
             }
             ledger.page(call.api, page.items.len());
-            items.extend(page.items);
+            fetched.items.extend(page.items);
+            fetched.delta_link = page.delta_link;
             next = match call.paging {
                 Paging::OData | Paging::Arm => page.next,
                 Paging::LinkHeader => link,
@@ -395,10 +440,10 @@ impl Live {
                 Paging::Table => None,
             };
             if page_number > 100_000 {
-                return (items, Some(format!("{} returned more than 100,000 pages; stopped", call.api)));
+                return fetched.failed(format!("{} returned more than 100,000 pages; stopped", call.api));
             }
         }
-        (items, None)
+        fetched
     }
 
     /// The URL of a call's first page: its path under the service's base URL; an absolute
@@ -433,16 +478,18 @@ impl Live {
 
     /// One request with retries: 429, 503 and 504 wait for `Retry-After` (cut to the limit) or
     /// back off exponentially with jitter; a 401 renews the token once.
-    async fn request(&self, call: &Call, url: &str, ledger: &Ledger) -> Result<(Vec<u8>, Option<String>), String> {
+    async fn request(&self, call: &Call, url: &str, ledger: &Ledger) -> Result<(Vec<u8>, Option<String>), Failure> {
         let gate = self.gates.get(&call.service).cloned().unwrap_or_else(|| Arc::new(Semaphore::new(1)));
         let mut attempt = 0u32;
         let mut renewed = false;
         loop {
             let token = match self.tokens.get(&call.service) {
-                Some(source) => Some(source.token(&self.client, renewed).await.map_err(|e| e.to_string())?),
+                Some(source) => {
+                    Some(source.token(&self.client, renewed).await.map_err(|e| Failure::from(e.to_string()))?)
+                }
                 None => None,
             };
-            let permit = gate.acquire().await.map_err(|_| "the scan was stopped".to_string())?;
+            let permit = gate.acquire().await.map_err(|_| Failure::from("the scan was stopped".to_string()))?;
             let mut request = match &call.body {
                 Some(body) => self.client.post(url).json(body),
                 None => self.client.get(url),
@@ -462,10 +509,12 @@ impl Live {
                     if status.is_success() {
                         let link = next_link_header(response.headers());
                         if response.content_length().is_some_and(|n| n > MAX_PAGE_BYTES) {
-                            return Err(format!("a page of {} is larger than {MAX_PAGE_BYTES} bytes", call.api));
+                            return Err(format!("a page of {} is larger than {MAX_PAGE_BYTES} bytes", call.api).into());
                         }
-                        let body =
-                            response.bytes().await.map_err(|e| format!("reading {}: {}", call.api, clean(&e)))?;
+                        let body = response
+                            .bytes()
+                            .await
+                            .map_err(|e| Failure::from(format!("reading {}: {}", call.api, clean(&e))))?;
                         drop(permit);
                         tracing::debug!(api = call.api, ms = started.elapsed().as_millis() as u64, "page read");
                         return Ok((body.to_vec(), link));
@@ -486,7 +535,7 @@ impl Live {
                 Err(error) => {
                     drop(permit);
                     if attempt >= self.settings.max_retries {
-                        return Err(format!("{} after {} attempt(s): {}", call.api, attempt + 1, clean(&error)));
+                        return Err(format!("{} after {} attempt(s): {}", call.api, attempt + 1, clean(&error)).into());
                     }
                     backoff(attempt)
                 }
@@ -513,12 +562,18 @@ fn clean(error: &reqwest::Error) -> String {
     kind.to_string()
 }
 
-/// `HTTP 403 Forbidden: <the service's message>`.
-fn http_error(status: reqwest::StatusCode, body: &str, retries: u32) -> String {
-    let message = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| {
-            let error = v.get("error")?;
+/// Why a request failed: `HTTP 403 Forbidden: <the service's message>`, and whether the
+/// service asks for its change tracking to start again (Graph answers a delta link it no
+/// longer honours with `410 Gone`, or a 4xx whose code names the sync state, e.g.
+/// `syncStateNotFound`: learn.microsoft.com/graph/delta-query-overview#synchronization-reset).
+fn http_error(status: reqwest::StatusCode, body: &str, retries: u32) -> Failure {
+    let error = serde_json::from_str::<Value>(body).ok().and_then(|v| v.get("error").cloned());
+    let code = error.as_ref().and_then(|e| e.get("code")).and_then(Value::as_str).unwrap_or("").to_ascii_lowercase();
+    let resync =
+        status.as_u16() == 410 || (status.is_client_error() && (code.contains("syncstate") || code.contains("resync")));
+    let message = error
+        .as_ref()
+        .and_then(|error| {
             error
                 .get("message")
                 .and_then(Value::as_str)
@@ -535,7 +590,37 @@ fn http_error(status: reqwest::StatusCode, body: &str, retries: u32) -> String {
     if retries > 0 {
         text.push_str(&format!(" (after {retries} retries)"));
     }
-    text
+    Failure { text, resync }
+}
+
+/// Why a call failed.
+#[derive(Debug)]
+struct Failure {
+    text: String,
+    /// The service no longer honours the change-tracking link: read everything again.
+    resync: bool,
+}
+
+impl From<String> for Failure {
+    fn from(text: String) -> Failure {
+        Failure { text, resync: false }
+    }
+}
+
+/// What one call's pages gave.
+#[derive(Debug, Default)]
+struct Fetched {
+    items: Vec<Value>,
+    /// The `@odata.deltaLink` of the last page, when the call was a Graph delta query.
+    delta_link: Option<String>,
+    failure: Option<Failure>,
+}
+
+impl Fetched {
+    fn failed(mut self, text: String) -> Fetched {
+        self.failure = Some(text.into());
+        self
+    }
 }
 
 /// Exponential backoff with full jitter: a random wait up to 0.5 s × 2^attempt, at most 30 s.
@@ -623,6 +708,8 @@ pub fn encode_query_value(value: &str) -> String {
 struct Page {
     items: Vec<Value>,
     next: Option<String>,
+    /// Graph's `@odata.deltaLink` on the last page of a delta query.
+    delta_link: Option<String>,
 }
 
 /// Parses one response page of the given paging style; a bare JSON array is also accepted (for
@@ -630,14 +717,14 @@ struct Page {
 fn parse_page(body: &[u8], paging: Paging) -> Result<Page, String> {
     let value: Value = sv0_codec::json::from_slice(body).map_err(|e| format!("not JSON ({e})"))?;
     if let Value::Array(items) = value {
-        return Ok(Page { items, next: None });
+        return Ok(Page { items, next: None, delta_link: None });
     }
     let Value::Object(mut map) = value else { return Err("neither an object nor an array".into()) };
     let key = match paging {
         Paging::OData | Paging::Arm => "value",
         Paging::LinkHeader => "result",
         Paging::Cursor => "data",
-        Paging::Table => return table_rows(&map).map(|items| Page { items, next: None }),
+        Paging::Table => return table_rows(&map).map(|items| Page { items, next: None, delta_link: None }),
     };
     let items = match map.remove(key) {
         Some(Value::Array(items)) => items,
@@ -652,7 +739,11 @@ fn parse_page(body: &[u8], paging: Paging) -> Result<Page, String> {
         }
         _ => None,
     };
-    Ok(Page { items, next })
+    let delta_link = match paging {
+        Paging::OData => map.get("@odata.deltaLink").and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    };
+    Ok(Page { items, next, delta_link })
 }
 
 /// A Log Analytics result's first table as objects keyed by column name.
