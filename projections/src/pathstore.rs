@@ -109,25 +109,6 @@ pub(crate) fn of_workload(
     decode_rows(store::scan_raw(paths, &prefix(&parts))?)
 }
 
-/// How many paths a workload has (through `identity` when given), counted from the keys alone.
-pub(crate) fn count_of_workload(
-    paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    tenant: &TenantId,
-    workload: &str,
-    identity: Option<&str>,
-) -> Result<u64, ProjectionError> {
-    let mut parts = vec![tenant.as_str().as_bytes(), workload.as_bytes()];
-    parts.extend(identity.map(str::as_bytes));
-    let p = prefix(&parts);
-    let end = store::prefix_end(&p);
-    let mut count = 0;
-    for entry in paths.range(p.as_slice()..end.as_slice())? {
-        entry?;
-        count += 1;
-    }
-    Ok(count)
-}
-
 /// The ids of a workload's paths through an identity, read from the keys alone.
 pub(crate) fn ids_of(
     paths: &impl ReadableTable<&'static [u8], &'static [u8]>,

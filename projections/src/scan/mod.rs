@@ -265,22 +265,18 @@ fn apply(
             return hold(t, reason, 0);
         }
     }
-    if released.is_none()
-        && paths_total_before > 0
-        && policy.breaker.trips(paths_at_stake(t, tenant, &selections)?, paths_total_before)
-    {
-        let lost = paths_lost(t, tenant, &selections, now, &policy)?;
-        if policy.breaker.trips(lost, paths_total_before) {
-            write_changes(t, tenant, &changes, now, true)?;
-            let reason = format!(
-                "it would remove {lost} of {paths_total_before} paths (the breaker allows {} %)",
-                policy.breaker.max_removed_percent
-            );
-            return hold(t, reason, lost);
-        }
+    // The path breaker counts what the recompute removes, before any of it is written.
+    let recomputed = recompute(t, &mut fold, &policy, &selections)?;
+    let lost = recomputed.removed();
+    if released.is_none() && paths_total_before > 0 && policy.breaker.trips(lost, paths_total_before) {
+        write_changes(t, tenant, &changes, now, true)?;
+        let reason = format!(
+            "it would remove {lost} of {paths_total_before} paths (the breaker allows {} %)",
+            policy.breaker.max_removed_percent
+        );
+        return hold(t, reason, lost);
     }
-
-    let writer = recompute(t, &mut fold, &policy, &selections, reached.around)?;
+    let writer = recomputed.write(t, &mut fold, reached.around)?;
     let digest = pathstore::refresh_digest(&t.path_fingerprints, &mut t.digest_buckets, tenant, &writer.dirty_buckets)?;
     // Each baselined scope against its baseline; its undeclared additions open findings, so
     // this comes before the tenant's finding count is stored.
@@ -364,7 +360,7 @@ pub(crate) fn policy_set(
     };
     let now = state.last_observed_at;
     let mut fold = ScanFold { tenant, seq, now, state, movement: FindingMovement::default() };
-    let writer = recompute(t, &mut fold, policy, &workloads, around)?;
+    let writer = recompute(t, &mut fold, policy, &workloads)?.write(t, &mut fold, around)?;
     pathstore::refresh_digest(&t.path_fingerprints, &mut t.digest_buckets, tenant, &writer.dirty_buckets)?;
     fold.store_state(t)
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use redb::ReadableTable;
 use sv0_domain::findings::{self};
 use sv0_domain::model::{Credential, Evidence, Owner};
-use sv0_domain::paths::{AuthorityPath, PathSelection, compute_selected_paths};
+use sv0_domain::paths::{AuthorityPath, PathSelection};
 use sv0_domain::policy::Policy;
 use sv0_domain::snapshot::EntityList;
 use sv0_domain::{TenantId, Timestamp};
@@ -233,54 +233,4 @@ pub(super) fn paths_to_compute(
         }
     }
     Ok(total)
-}
-
-/// At most how many paths the selections can lose: the stored paths they cover, counted from
-/// the path keys alone (a selection of pairs is bounded by all paths of its identities). The
-/// breakers only grow with what is removed, so a bound that does not trip one spares
-/// `paths_lost` computing every selected path a second time.
-pub(super) fn paths_at_stake(
-    t: &Tables<'_>,
-    tenant: &TenantId,
-    selections: &Selections,
-) -> Result<u64, ProjectionError> {
-    let mut bound = 0u64;
-    for (workload, selection) in selections {
-        let Some(s) = selection else {
-            bound += pathstore::count_of_workload(&t.paths, tenant, workload, None)?;
-            continue;
-        };
-        let identities: BTreeSet<&str> = s.identities.iter().chain(s.pairs.keys()).map(String::as_str).collect();
-        for identity in identities {
-            bound += pathstore::count_of_workload(&t.paths, tenant, workload, Some(identity))?;
-        }
-    }
-    Ok(bound)
-}
-
-/// Paths the reached workloads would lose (for the path breaker), without writing anything.
-pub(super) fn paths_lost(
-    t: &Tables<'_>,
-    tenant: &TenantId,
-    selections: &Selections,
-    now: Timestamp,
-    policy: &Policy,
-) -> Result<u64, ProjectionError> {
-    let cache = GraphCache::default();
-    let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant, cache: &cache };
-    let mut lost = 0;
-    for (workload, selection) in selections {
-        let selected = selected_paths(t, tenant, workload, selection.as_ref())?;
-        if selected.is_empty() {
-            continue;
-        }
-        let old: BTreeSet<String> = selected.into_iter().map(|p| p.path_id).collect();
-        let new: BTreeSet<String> =
-            compute_selected_paths(&lookup, workload, now, policy, &|_| None, selection.as_ref())
-                .into_iter()
-                .map(|p| p.path_id)
-                .collect();
-        lost += old.difference(&new).count() as u64;
-    }
-    Ok(lost)
 }

@@ -34,15 +34,54 @@ pub(crate) struct Around {
     pub(crate) destinations: BTreeSet<String>,
 }
 
+/// The selections recomputed, not yet written: their path and workload finding rows wait in
+/// the batch, so a breaker that trips on what they remove drops them unwritten.
+pub(crate) struct Recomputed {
+    writer: PathWriter,
+    batch: Batch,
+}
+
+impl Recomputed {
+    /// Paths the recompute removes.
+    pub(crate) fn removed(&self) -> u64 {
+        self.writer.removed
+    }
+
+    /// Writes the recomputed rows, then settles the findings of the identities, credentials
+    /// and destinations around them and of those whose paths changed.
+    pub(crate) fn write(
+        self,
+        t: &mut Tables<'_>,
+        fold: &mut ScanFold<'_>,
+        mut around: Around,
+    ) -> Result<PathWriter, ProjectionError> {
+        let Recomputed { writer, mut batch } = self;
+        batch.flush(t)?;
+        let tenant = fold.tenant;
+        around.identities.extend(writer.identities.iter().cloned());
+        around.destinations.extend(writer.destinations.iter().cloned());
+        for identity in &around.identities {
+            for (credential, _) in index_lookup(&t.entity_index, tenant, "credential.identity", identity)? {
+                around.credentials.insert(credential);
+            }
+        }
+        entity_findings(t, &mut batch, fold, &around)?;
+        batch.flush(t)?;
+        fold.state.paths_total = fold.state.posture.paths_total;
+        Ok(writer)
+    }
+}
+
 /// Recomputes the selected paths of each workload and, where they changed, the workload's
-/// findings; then the findings of the identities, credentials and destinations around them.
+/// findings, into a batch that [`Recomputed::write`] writes. Nothing is written to the tables
+/// here; the fold's state (posture, open findings) moves, and is dropped with the fold if the
+/// recompute is not written.
 pub(crate) fn recompute(
-    t: &mut Tables<'_>,
+    t: &Tables<'_>,
     fold: &mut ScanFold<'_>,
     policy: &Policy,
     selections: &Selections,
-    mut around: Around,
-) -> Result<PathWriter, ProjectionError> {
+) -> Result<Recomputed, ProjectionError> {
     let (tenant, now) = (fold.tenant, fold.now);
     let mut writer = PathWriter::new();
     let mut batch = Batch::default();
@@ -65,28 +104,16 @@ pub(crate) fn recompute(
         // its paths. A whole workload recomputed is settled whole.
         if selection.is_none() || writer.writes != writes {
             let candidates = findings::workload_subjects(workload, old.iter().chain(&new).map(|p| p.path_id.as_str()));
+            let mut current: Vec<_> = new.iter().flat_map(findings::path_findings).collect();
             let mut all = unselected_paths(t, tenant, workload, selection.as_ref())?;
-            let untouched: BTreeSet<String> = all.iter().flat_map(|p| findings::path_subjects(&p.path_id)).collect();
             all.extend(new);
             all.sort_by(|a, b| a.path_id.cmp(&b.path_id));
-            let current: Vec<_> =
-                findings::workload_findings(&all).into_iter().filter(|f| !untouched.contains(&f.finding_id)).collect();
+            current.extend(findings::whole_workload_findings(&all));
             settle(t, &mut batch, fold, candidates, current)?;
         }
         batch.relieve()?;
     }
-    batch.flush(t)?;
-    around.identities.extend(writer.identities.iter().cloned());
-    around.destinations.extend(writer.destinations.iter().cloned());
-    for identity in &around.identities {
-        for (credential, _) in index_lookup(&t.entity_index, tenant, "credential.identity", identity)? {
-            around.credentials.insert(credential);
-        }
-    }
-    entity_findings(t, &mut batch, fold, &around)?;
-    batch.flush(t)?;
-    fold.state.paths_total = fold.state.posture.paths_total;
-    Ok(writer)
+    Ok(Recomputed { writer, batch })
 }
 
 pub(super) fn get_entity<E: serde::de::DeserializeOwned>(

@@ -55,8 +55,24 @@ pub fn path_subjects(path_id: &str) -> Vec<String> {
 /// The findings of one workload, from its paths: unowned workload and sensitive egress about
 /// the workload, and every rule about one path.
 pub fn workload_findings(paths: &[AuthorityPath]) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let Some(first) = paths.first() else { return out };
+    let mut out: Vec<Finding> = unowned_workload(paths).into_iter().collect();
+    for path in paths {
+        out.extend(path_findings(path));
+    }
+    sensitive_egress(paths, &mut out);
+    out
+}
+
+/// The findings about a whole workload (unowned workload, sensitive egress), from all of its
+/// paths: [`workload_findings`] without the rules about one path.
+pub fn whole_workload_findings(paths: &[AuthorityPath]) -> Vec<Finding> {
+    let mut out: Vec<Finding> = unowned_workload(paths).into_iter().collect();
+    sensitive_egress(paths, &mut out);
+    out
+}
+
+fn unowned_workload(paths: &[AuthorityPath]) -> Option<Finding> {
+    let first = paths.first()?;
     let workload = &first.workload;
     if first.owner_state != OwnerState::Assigned {
         let mut f = finding(
@@ -69,13 +85,9 @@ pub fn workload_findings(paths: &[AuthorityPath]) -> Vec<Finding> {
         f.records = vec![workload.id.clone()];
         f.records.extend(first.owners.iter().cloned());
         f.remediation.push(remediation::assign_owner(workload));
-        out.push(f);
+        return Some(f);
     }
-    for path in paths {
-        out.extend(path_findings(path));
-    }
-    sensitive_egress(paths, &mut out);
-    out
+    None
 }
 
 /// The findings about one path alone.
