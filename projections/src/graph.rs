@@ -10,7 +10,6 @@
 //! | `binding.workload` | workload | identity |
 //! | `binding.identity` | identity | workload |
 //! | `grant.identity` | identity | destination |
-//! | `grant.destination` | destination | identity |
 //! | `credential.identity` | identity | |
 //! | `evidence.identity` | identity | |
 //! | `evidence.workload` | workload | |
@@ -18,6 +17,9 @@
 //! | `workload.owner` / `identity.owner` | owner | |
 //! | `workload.project` | project | |
 //! | `workload.tag` | `key=value` | |
+//!
+//! Which identities reach a destination is not indexed here: a changed destination selects
+//! the paths through it, which the path index (`pathstore`, `destination`) already lists.
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -97,7 +99,6 @@ impl AnyEntity {
             }
             AnyEntity::Grant(g) => {
                 out.push(("grant.identity", g.identity.clone(), g.destination.clone()));
-                out.push(("grant.destination", g.destination.clone(), g.identity.clone()));
             }
             AnyEntity::Credential(c) => {
                 out.push(("credential.identity", c.identity.clone(), String::new()));

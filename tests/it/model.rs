@@ -240,6 +240,42 @@ fn the_entity_breaker_holds_a_mass_removal_until_a_person_releases_it() {
     });
 }
 
+/// A rescan that changes destinations (a name, an egress class, a data domain) recomputes every
+/// path through them: the paths after it are those a first scan of the same tenant computes.
+#[test]
+fn a_changed_destination_recomputes_every_path_through_it() {
+    let (dir, fresh) = (TempDir::new(), TempDir::new());
+    crate::block_on(async {
+        let (mut service, first) = scanned(&dir).await;
+        let mut next = later(&first, 1);
+        let granted: BTreeSet<String> = next.grants.iter().map(|g| g.destination.clone()).collect();
+        let domain = next.domains.last().map(|d| d.id.clone()).unwrap();
+        let mut changed = 0;
+        for (n, destination) in next.destinations.iter_mut().filter(|d| granted.contains(&d.id)).take(3).enumerate() {
+            match n {
+                0 => destination.name = format!("{} (renamed)", destination.name),
+                1 => destination.egress = Some(sv0_domain::model::EgressClass::ExternalHttp),
+                _ => destination.domain = Some(domain.clone()),
+            }
+            changed += 1;
+        }
+        assert_eq!(changed, 3);
+        let before = paths(&service);
+        import(&mut service, &next).await;
+        let incremental = paths(&service);
+        assert_ne!(incremental, before, "the changes reach paths");
+
+        let mut oracle = Service::open(fresh.path()).await.unwrap();
+        import(&mut oracle, &next).await;
+        let computed = paths(&oracle);
+        let strip = |paths: Vec<AuthorityPath>| -> Vec<AuthorityPath> {
+            // Owner states are dated by the scan that saw them: a first scan dates them all now.
+            paths.into_iter().map(|p| AuthorityPath { owner_state_since: at(0), ..p }).collect()
+        };
+        assert_eq!(strip(incremental), strip(computed), "incremental paths differ from a full computation");
+    });
+}
+
 #[test]
 fn the_path_breaker_holds_a_scan_that_removes_few_entities_but_many_paths() {
     let dir = TempDir::new();

@@ -97,8 +97,10 @@ pub(super) fn reach(
                 r.around.identities.insert(g.identity);
             }
             AnyEntity::Destination(d) => {
-                for (_, identity) in index_lookup(&t.entity_index, tenant, "grant.destination", &d.id)? {
-                    r.pairs.insert((identity, d.id.clone()));
+                // The paths through it (a grant's destination exists, so every identity granted
+                // it and bound to a workload has a path through it).
+                for located in pathstore::by_destination(&t.path_index, tenant, &d.id)? {
+                    r.pairs.insert((located.identity, d.id.clone()));
                 }
                 r.around.destinations.insert(d.id);
             }
