@@ -22,7 +22,7 @@
 //! the paths through it, which the path index (`pathstore`, `destination`) already lists.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use redb::ReadableTable;
 use serde::Serialize;
@@ -135,30 +135,53 @@ pub(crate) fn time_key(ms: i64) -> String {
     format!("{:016x}", (ms as u64) ^ (1 << 63))
 }
 
-/// Every entity of a scan as `(list, id, canonical bytes)`, list by list, ids in order.
-pub(crate) fn scan_rows(entities: &Entities) -> Result<Vec<(EntityList, String, Vec<u8>)>, ProjectionError> {
+/// A scan's entity rows by list: `(id, canonical bytes)` in id order.
+pub(crate) type ScanRows = BTreeMap<EntityList, Vec<(String, Vec<u8>)>>;
+
+/// A scan's entities as encoded entity rows, by list, each list in the order given. The
+/// entities are consumed as they are encoded, so the decoded and the encoded scan are never
+/// both held whole.
+pub(crate) fn scan_rows(entities: Entities) -> Result<ScanRows, ProjectionError> {
     fn add<E: Serialize>(
-        out: &mut Vec<(EntityList, String, Vec<u8>)>,
+        out: &mut ScanRows,
         list: EntityList,
-        items: &[E],
+        items: Vec<E>,
         id: impl Fn(&E) -> &str,
     ) -> Result<(), ProjectionError> {
+        let mut rows = Vec::with_capacity(items.len());
         for item in items {
-            out.push((list, id(item).to_string(), store::encode(item)?));
+            rows.push((id(&item).to_string(), store::encode(&item)?));
+        }
+        if !rows.is_empty() {
+            out.insert(list, rows);
         }
         Ok(())
     }
-    let mut out = Vec::with_capacity(entities.len());
-    add(&mut out, EntityList::Domains, &entities.domains, |e| &e.id)?;
-    add(&mut out, EntityList::ClassificationRules, &entities.classification_rules, |e| &e.id)?;
-    add(&mut out, EntityList::Owners, &entities.owners, |e| &e.id)?;
-    add(&mut out, EntityList::Workloads, &entities.workloads, |e| &e.id)?;
-    add(&mut out, EntityList::Identities, &entities.identities, |e| &e.id)?;
-    add(&mut out, EntityList::Credentials, &entities.credentials, |e| &e.id)?;
-    add(&mut out, EntityList::Destinations, &entities.destinations, |e| &e.id)?;
-    add(&mut out, EntityList::Grants, &entities.grants, |e| &e.id)?;
-    add(&mut out, EntityList::Bindings, &entities.bindings, |e| &e.id)?;
-    add(&mut out, EntityList::Evidence, &entities.evidence, |e| &e.id)?;
+    // Destructured without `..`: a list added to `Entities` must be added here.
+    let Entities {
+        domains,
+        classification_rules,
+        owners,
+        workloads,
+        identities,
+        credentials,
+        destinations,
+        grants,
+        bindings,
+        evidence,
+        deleted: _,
+    } = entities;
+    let mut out = BTreeMap::new();
+    add(&mut out, EntityList::Domains, domains, |e| &e.id)?;
+    add(&mut out, EntityList::ClassificationRules, classification_rules, |e| &e.id)?;
+    add(&mut out, EntityList::Owners, owners, |e| &e.id)?;
+    add(&mut out, EntityList::Workloads, workloads, |e| &e.id)?;
+    add(&mut out, EntityList::Identities, identities, |e| &e.id)?;
+    add(&mut out, EntityList::Credentials, credentials, |e| &e.id)?;
+    add(&mut out, EntityList::Destinations, destinations, |e| &e.id)?;
+    add(&mut out, EntityList::Grants, grants, |e| &e.id)?;
+    add(&mut out, EntityList::Bindings, bindings, |e| &e.id)?;
+    add(&mut out, EntityList::Evidence, evidence, |e| &e.id)?;
     Ok(out)
 }
 

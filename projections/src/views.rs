@@ -484,10 +484,7 @@ impl Views {
         let marked: BTreeSet<Vec<u8>> =
             store::scan_raw(&unobserved, &prefix(&[tenant.as_str().as_bytes()]))?.into_iter().map(|(k, _)| k).collect();
         let was_unobserved = |key: &[u8]| Ok(marked.contains(key));
-        let mut rows: BTreeMap<EntityList, Vec<(String, Vec<u8>)>> = BTreeMap::new();
-        for (list, id, bytes) in crate::graph::scan_rows(&snapshot.entities)? {
-            rows.entry(list).or_default().push((id, bytes));
-        }
+        let mut rows = crate::graph::scan_rows(snapshot.entities.clone())?;
         let mut keep: BTreeSet<(EntityList, String)> = BTreeSet::new();
         let mut deleted = Vec::new();
         for list in EntityList::ALL {

@@ -54,11 +54,7 @@ pub(super) fn diff(
     // The scan's entities are held once, as encoded rows grouped by list, which move into the
     // changes: never the whole tenant twice.
     let seen_identities: BTreeSet<String> = entities.identities.iter().map(|i| i.id.clone()).collect();
-    let mut rows: BTreeMap<EntityList, Vec<(String, Vec<u8>)>> = BTreeMap::new();
-    for (list, id, bytes) in graph::scan_rows(&entities)? {
-        rows.entry(list).or_default().push((id, bytes));
-    }
-    drop(entities);
+    let mut rows = graph::scan_rows(entities)?;
     let targets: BTreeSet<&str> = coverage.targets.iter().map(String::as_str).collect();
     // A delta looks up the few rows it names; the other scans read the tenant's marks once.
     let marked: Option<BTreeSet<Vec<u8>>> = (coverage.mode != CoverageMode::Delta)

@@ -13,6 +13,8 @@
 //!    and destination findings their changes touch;
 //! 7. record the scan, its entity diff and its assessment.
 
+use std::collections::BTreeMap;
+
 use sv0_domain::TenantId;
 use sv0_domain::assessment::{AssessmentKind, FindingMovement, ScanAssessment, ScanRef};
 use sv0_domain::events::{Event, ScanCompleted, ScanQuarantined, ScanReleased, ScanStarted};
@@ -265,11 +267,24 @@ fn apply(
             return hold(t, reason, 0);
         }
     }
+    // What the entity changes do to the tenant's counts; the changes themselves (every
+    // entity's bytes, on a first scan) are kept through the recompute only if the path breaker
+    // may yet undo them.
+    let mut counts: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
+    for change in &changes {
+        let (added, removed) = counts.entry(change.list.name()).or_default();
+        match change.kind {
+            ChangeKind::Added => *added += 1,
+            ChangeKind::Removed => *removed += 1,
+            _ => {}
+        }
+    }
+    let undo = (released.is_none() && paths_total_before > 0).then_some(changes);
     // The path breaker counts what the recompute removes, before any of it is written.
     let recomputed = recompute(t, &mut fold, &policy, &selections)?;
     let lost = recomputed.removed();
-    if released.is_none() && paths_total_before > 0 && policy.breaker.trips(lost, paths_total_before) {
-        write_changes(t, tenant, &changes, now, true)?;
+    if let Some(changes) = undo.as_ref().filter(|_| policy.breaker.trips(lost, paths_total_before)) {
+        write_changes(t, tenant, changes, now, true)?;
         let reason = format!(
             "it would remove {lost} of {paths_total_before} paths (the breaker allows {} %)",
             policy.breaker.max_removed_percent
@@ -282,13 +297,9 @@ fn apply(
     // this comes before the tenant's finding count is stored.
     let scopes = crate::assess::assess_scopes(t, &mut fold, started.trigger)?;
     let ScanFold { mut state, mut movement, .. } = fold;
-    for change in &changes {
-        let count = state.entities.entry(change.list.name().to_string()).or_default();
-        match change.kind {
-            ChangeKind::Added => *count += 1,
-            ChangeKind::Removed => *count = count.saturating_sub(1),
-            _ => {}
-        }
+    for (list, (added, removed)) in counts {
+        let count = state.entities.entry(list.to_string()).or_default();
+        *count = (*count + added).saturating_sub(removed);
     }
     state.last_scan_id = started.scan_id.clone();
     state.last_scan_seq = seq;
