@@ -464,11 +464,13 @@ fn an_audit_replay_directory_is_never_written() {
 /// The shell script that runs sv0 commands on a full disk, inside a private mount namespace
 /// (so the mount is gone when it ends, also when a test fails): a tmpfs just larger than the
 /// copied data directory, filled to the last block; each command's stdout, stderr and exit code
-/// go to `$out/N.{out,err,code}`.
+/// go to `$out/N.{out,err,code}`. The copy keeps zeros as holes (`--sparse=always`): the pages a
+/// views file has grown into but not yet used take no block, so a fold that writes them finds the
+/// disk full, as it would on the host.
 const ON_A_FULL_DISK: &str = r#"set -e
 full="$1"; copy="$2"; out="$3"; sv0="$4"; shift 4
 mount -t tmpfs -o size=$(( $(du -sk "$copy" | cut -f1) + 256 ))k sv0-full-disk "$full"
-cp -a "$copy/." "$full/"
+cp -a --sparse=always "$copy/." "$full/"
 dd if=/dev/zero of="$full/filler" bs=4k 2>/dev/null || true
 df -k "$full" | tail -1 > "$out/df"
 set +e
@@ -487,8 +489,11 @@ done
 fn a_data_directory_on_a_full_disk_answers_current_and_refuses_writes() {
     let dir = TempDir::new();
     let data = dir.join("data");
+    // The later scans are larger than the first, so that folding them needs more room than
+    // the pages the first one's views file left free.
     let snapshot = |variant: u64, day: &str, name: &str| {
-        let s = sv0_synth::synthetic::synthetic_snapshot(3_000, variant, day).unwrap();
+        let paths = if variant == 0 { 3_000 } else { 12_000 };
+        let s = sv0_synth::synthetic::synthetic_snapshot(paths, variant, day).unwrap();
         let file = dir.join(name);
         std::fs::write(&file, serde_json::to_vec(&s).unwrap()).unwrap();
         file.display().to_string()
@@ -533,7 +538,11 @@ fn a_data_directory_on_a_full_disk_answers_current_and_refuses_writes() {
     let (code, paths, err) = result(1);
     assert_eq!(code, 0, "{err}");
     assert_eq!(paths, expected, "the answer is current: the new scan was folded in memory");
-    assert!(err.contains("cannot be saved here") && err.contains("No space left on device"), "{err}");
+    assert!(
+        err.contains("cannot be saved here") && err.contains("No space left on device"),
+        "{err} / {df} / {}",
+        std::fs::read_to_string(out.join("2.err")).unwrap()
+    );
     assert_eq!(result(2).0, 0, "{}", result(2).2);
     for n in [3, 6] {
         let (code, text, err) = result(n);

@@ -11,6 +11,7 @@ use std::io::Cursor;
 use ciborium::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// A value that cannot be written as canonical CBOR.
@@ -75,25 +76,50 @@ pub struct EntitiesDigest {
 
 /// Hashes a scan's entities one at a time, so memory stays proportional to one entity.
 pub fn entities_digest(entities: &sv0_domain::snapshot::Entities) -> Result<EntitiesDigest, EncodeError> {
-    use sha2::{Digest, Sha256};
-    struct Hashing {
-        hasher: Sha256,
-        sizes: Vec<usize>,
-    }
-    impl sv0_domain::snapshot::EntityVisitor for Hashing {
-        type Error = EncodeError;
-        fn visit<T: Serialize>(&mut self, list: &'static str, item: &T) -> Result<(), EncodeError> {
-            let bytes = to_canonical(item)?;
-            self.hasher.update(list.as_bytes());
-            self.hasher.update((bytes.len() as u64).to_be_bytes());
-            self.hasher.update(&bytes);
-            self.sizes.push(bytes.len());
-            Ok(())
-        }
-    }
-    let mut hashing = Hashing { hasher: Sha256::new(), sizes: Vec::with_capacity(entities.len()) };
+    let mut hashing = Hashing { hasher: Sha256::new(), sizes: Some(Vec::with_capacity(entities.len())) };
     entities.visit(&mut hashing)?;
-    Ok(EntitiesDigest { digest: hex_lower(&hashing.hasher.finalize()), sizes: hashing.sizes })
+    Ok(EntitiesDigest { digest: hex_lower(&hashing.hasher.finalize()), sizes: hashing.sizes.unwrap_or_default() })
+}
+
+/// [`entities_digest`]'s digest of entities that arrive in parts: parts that `split_weighted`
+/// made, added in their order, give the digest of the whole, holding one part at a time.
+pub struct EntitiesHasher(Hashing);
+
+impl Default for EntitiesHasher {
+    fn default() -> Self {
+        EntitiesHasher(Hashing { hasher: Sha256::new(), sizes: None })
+    }
+}
+
+impl EntitiesHasher {
+    /// Adds the next part.
+    pub fn add(&mut self, part: &sv0_domain::snapshot::Entities) -> Result<(), EncodeError> {
+        part.visit(&mut self.0)
+    }
+
+    /// The lowercase hex digest of everything added.
+    pub fn finish(self) -> String {
+        hex_lower(&self.0.hasher.finalize())
+    }
+}
+
+struct Hashing {
+    hasher: Sha256,
+    sizes: Option<Vec<usize>>,
+}
+
+impl sv0_domain::snapshot::EntityVisitor for Hashing {
+    type Error = EncodeError;
+    fn visit<T: Serialize>(&mut self, list: &'static str, item: &T) -> Result<(), EncodeError> {
+        let bytes = to_canonical(item)?;
+        self.hasher.update(list.as_bytes());
+        self.hasher.update((bytes.len() as u64).to_be_bytes());
+        self.hasher.update(&bytes);
+        if let Some(sizes) = &mut self.sizes {
+            sizes.push(bytes.len());
+        }
+        Ok(())
+    }
 }
 
 fn hex_lower(bytes: &[u8]) -> String {

@@ -15,7 +15,7 @@ pub mod envelope;
 pub mod json;
 
 pub use canonical::{
-    DecodeError, EncodeError, EntitiesDigest, digest_hex, entities_digest, from_canonical, from_stable, to_canonical,
-    to_stable,
+    DecodeError, EncodeError, EntitiesDigest, EntitiesHasher, digest_hex, entities_digest, from_canonical, from_stable,
+    to_canonical, to_stable,
 };
 pub use envelope::{ENVELOPE_VERSION, EventError, decode_event, encode_event};

@@ -70,6 +70,9 @@ pub enum FileError {
     },
 }
 
+/// The embedded log's page cache (the views keep redb's default of 1 GiB).
+pub const LOG_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// What a file is to SV0, which decides what damage to it means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -202,6 +205,11 @@ fn open_checked(
 ) -> Result<Database, FileError> {
     let fell_back = Arc::new(AtomicBool::new(false));
     let mut builder = Database::builder();
+    if role == Role::SourceOfTruth {
+        // The log is appended to and read in order, each record about once: a large page cache
+        // would only hold what was just written (a 1M-path first scan is 0.5 GB of records).
+        builder.set_cache_size(LOG_CACHE_BYTES);
+    }
     if !trusted {
         builder.set_check_integrity_on_open(true);
         let refuse = role == Role::SourceOfTruth && had_stamp;

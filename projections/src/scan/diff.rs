@@ -43,18 +43,13 @@ pub(crate) enum ChangeKind {
 pub(super) fn diff(
     t: &Tables<'_>,
     tenant: &TenantId,
-    mut entities: Entities,
+    scanned: Scanned,
     started: &ScanStarted,
 ) -> Result<Vec<Change>, ProjectionError> {
     let coverage = &started.coverage;
-    let mut deleted: BTreeMap<EntityList, Vec<String>> = BTreeMap::new();
-    for Deletion { list, id } in std::mem::take(&mut entities.deleted) {
-        deleted.entry(list).or_default().push(id);
-    }
     // The scan's entities are held once, as encoded rows grouped by list, which move into the
     // changes: never the whole tenant twice.
-    let seen_identities: BTreeSet<String> = entities.identities.iter().map(|i| i.id.clone()).collect();
-    let mut rows = graph::scan_rows(entities)?;
+    let Scanned { mut rows, mut deleted, identities: seen_identities, .. } = scanned;
     let targets: BTreeSet<&str> = coverage.targets.iter().map(String::as_str).collect();
     // A delta looks up the few rows it names; the other scans read the tenant's marks once.
     let marked: Option<BTreeSet<Vec<u8>>> = (coverage.mode != CoverageMode::Delta)
@@ -96,6 +91,32 @@ pub(super) fn diff(
         changes.extend(merge.merge(scanned, stored, in_scope)?);
     }
     Ok(changes)
+}
+
+/// A scan's entities as the fold takes them in, part by part: encoded rows by list (each part
+/// consumed as it is encoded), the deletions, and the identities it holds.
+#[derive(Default)]
+pub(crate) struct Scanned {
+    rows: graph::ScanRows,
+    deleted: BTreeMap<EntityList, Vec<String>>,
+    identities: BTreeSet<String>,
+    /// Entities and deletions taken in.
+    pub(crate) count: u64,
+}
+
+impl Scanned {
+    /// Takes in the next part, in the order `Entities::split_weighted` made them.
+    pub(crate) fn add(&mut self, mut part: Entities) -> Result<(), ProjectionError> {
+        self.count += part.len() as u64;
+        for Deletion { list, id } in std::mem::take(&mut part.deleted) {
+            self.deleted.entry(list).or_default().push(id);
+        }
+        self.identities.extend(part.identities.iter().map(|i| i.id.clone()));
+        for (list, rows) in graph::scan_rows(part)? {
+            self.rows.entry(list).or_default().extend(rows);
+        }
+        Ok(())
+    }
 }
 
 /// One list's scanned rows against its stored rows (both in id order), under the list's

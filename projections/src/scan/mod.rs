@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 
+use redb::ReadableTable;
 use sv0_domain::TenantId;
 use sv0_domain::assessment::{AssessmentKind, FindingMovement, ScanAssessment, ScanRef};
 use sv0_domain::events::{Event, ScanCompleted, ScanQuarantined, ScanReleased, ScanStarted};
@@ -58,28 +59,35 @@ pub(crate) fn policy_approved(
     }
 }
 
-/// Reassembles a scan from its pending rows; `Err` says why it cannot be applied.
+/// Reassembles a scan from its pending rows; `Err` says why it cannot be applied. Each chunk
+/// is decoded, hashed and encoded into entity rows in turn, so memory holds the rows and one
+/// chunk, never the decoded scan whole.
 fn reassemble(
     t: &Tables<'_>,
     tenant: &TenantId,
     completed: &ScanCompleted,
-) -> Result<Result<(ScanStarted, Entities), String>, ProjectionError> {
+) -> Result<Result<(ScanStarted, Scanned), String>, ProjectionError> {
     let started: Option<ScanStarted> =
         get(&t.scans_pending, "scans_pending", &t_key(tenant, &[completed.scan_id.as_bytes()]))?;
-    let chunks: Vec<Entities> =
-        store::scan(&t.scan_chunks, "scan_chunks", &t_prefix(tenant, &[completed.scan_id.as_bytes()]))?;
     let Some(started) = started else {
         return Ok(Err("no scan.started event precedes scan.completed".to_string()));
     };
-    if chunks.len() != completed.chunk_count as usize {
-        return Ok(Err(format!("expected {} chunk(s), found {}", completed.chunk_count, chunks.len())));
+    let (mut scanned, mut hasher, mut chunks) = (Scanned::default(), sv0_codec::EntitiesHasher::default(), 0u64);
+    let prefix = t_prefix(tenant, &[completed.scan_id.as_bytes()]);
+    let end = store::prefix_end(&prefix);
+    for entry in t.scan_chunks.range(prefix.as_slice()..end.as_slice())? {
+        let chunk: Entities = store::decode("scan_chunks", entry?.1.value())?;
+        hasher.add(&chunk).map_err(ProjectionError::Encode)?;
+        scanned.add(chunk)?;
+        chunks += 1;
     }
-    let entities = Entities::merge(chunks);
-    if entities.len() as u64 != completed.entity_count {
-        return Ok(Err(format!("expected {} entities, found {}", completed.entity_count, entities.len())));
+    if chunks != u64::from(completed.chunk_count) {
+        return Ok(Err(format!("expected {} chunk(s), found {chunks}", completed.chunk_count)));
     }
-    let digest = sv0_codec::entities_digest(&entities).map_err(ProjectionError::Encode)?.digest;
-    if digest != completed.snapshot_digest {
+    if scanned.count != completed.entity_count {
+        return Ok(Err(format!("expected {} entities, found {}", completed.entity_count, scanned.count)));
+    }
+    if hasher.finish() != completed.snapshot_digest {
         return Ok(Err("snapshot digest does not match the chunks".to_string()));
     }
     if let Some(base) = &started.coverage.base_scan {
@@ -91,7 +99,7 @@ fn reassemble(
             )));
         }
     }
-    Ok(Ok((started, entities)))
+    Ok(Ok((started, scanned)))
 }
 
 fn drop_pending(t: &mut Tables<'_>, tenant: &TenantId, scan_id: &str) -> Result<(), ProjectionError> {
@@ -129,8 +137,8 @@ pub(crate) fn scan_completed(
             };
             put(&mut t.scans, &t_key(tenant, &[completed.scan_id.as_bytes()]), &record)
         }
-        Ok((started, entities)) => {
-            apply(t, tenant, (seq, event), Arrived { completed, started: &started, entities }, None)
+        Ok((started, scanned)) => {
+            apply(t, tenant, (seq, event), Arrived { completed, started: &started, scanned }, None)
         }
     }
 }
@@ -172,12 +180,12 @@ pub(crate) fn scan_released(
         get(&t.scans_pending, "scans_pending", &held_key(tenant, &released.scan_id))?;
     let held = match completed {
         Some(completed) if !newer => match reassemble(t, tenant, &completed)? {
-            Ok((started, entities)) => Some((completed, started, entities)),
+            Ok((started, scanned)) => Some((completed, started, scanned)),
             Err(_) => None,
         },
         _ => None,
     };
-    let Some((completed, started, entities)) = held else {
+    let Some((completed, started, scanned)) = held else {
         drop_pending(t, tenant, &released.scan_id)?;
         t.scans_pending.remove(held_key(tenant, &released.scan_id).as_slice())?;
         let record =
@@ -185,7 +193,7 @@ pub(crate) fn scan_released(
         return put(&mut t.scans, &key, &record);
     };
     t.scans_pending.remove(held_key(tenant, &released.scan_id).as_slice())?;
-    apply(t, tenant, (seq, event), Arrived { completed: &completed, started: &started, entities }, Some(released))
+    apply(t, tenant, (seq, event), Arrived { completed: &completed, started: &started, scanned }, Some(released))
 }
 
 fn held_key(tenant: &TenantId, scan_id: &str) -> Vec<u8> {
@@ -196,7 +204,7 @@ fn held_key(tenant: &TenantId, scan_id: &str) -> Vec<u8> {
 struct Arrived<'a> {
     completed: &'a ScanCompleted,
     started: &'a ScanStarted,
-    entities: Entities,
+    scanned: Scanned,
 }
 
 /// Applies a scan completed by the event at `seq` (`released` says who released it, which
@@ -208,12 +216,12 @@ fn apply(
     scan: Arrived<'_>,
     released: Option<&ScanReleased>,
 ) -> Result<(), ProjectionError> {
-    let Arrived { completed, started, entities } = scan;
+    let Arrived { completed, started, scanned } = scan;
     let policy = policy(t, tenant)?;
     let now = started.observed_at;
     let mut fold = ScanFold::new(t, tenant, seq, now)?;
     let previous = (!fold.state.last_scan_id.is_empty()).then_some(fold.state.last_observed_at);
-    let changes = diff(t, tenant, entities, started)?;
+    let changes = diff(t, tenant, scanned, started)?;
     let diff_record = entity_diff(&changes, previous.is_none());
     let removed_entities = diff_record.counts().2;
     let record_key = t_key(tenant, &[started.scan_id.as_bytes()]);
