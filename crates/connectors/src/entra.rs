@@ -25,7 +25,6 @@ pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 const MICROSOFT_TENANTS: [&str; 2] = ["f8cdef31-a31e-4b4a-93e4-5f571e91255a", "72f988bf-86f1-41af-91ab-2d7cd011db47"];
 
 const OWNER_FIELDS: &str = "id,displayName,userPrincipalName,accountEnabled";
-const OWNER_SELECT: &str = "owners($select=id,displayName,userPrincipalName,accountEnabled)";
 
 /// The Graph responses the conversion reads (live, exported or from AzureHound).
 #[derive(Debug, Default)]
@@ -69,30 +68,10 @@ pub async fn collect(
     declare(out);
     let get = |api, path: String| Call::get(api, Service::Graph, path, Paging::OData);
     let tracking = settings.tracking.as_deref();
-    let sps = tracking::read(
-        source,
-        tracking,
-        GraphCollection {
-            api: "graph.servicePrincipals",
-            full: get("graph.servicePrincipals", format!("/v1.0/servicePrincipals?$top=999&$expand={OWNER_SELECT}")),
-            delta: "/v1.0/servicePrincipals/delta",
-            owners: |id| format!("/v1.0/servicePrincipals/{id}/owners?$select={OWNER_FIELDS}"),
-        },
-        ledger,
-    )
-    .await;
-    let apps = tracking::read(
-        source,
-        tracking,
-        GraphCollection {
-            api: "graph.applications",
-            full: get("graph.applications", format!("/v1.0/applications?$top=999&$expand={OWNER_SELECT}")),
-            delta: "/v1.0/applications/delta",
-            owners: |id| format!("/v1.0/applications/{id}/owners?$select={OWNER_FIELDS}"),
-        },
-        ledger,
-    )
-    .await;
+    // Listed with their owners; between full rounds of a watch, only what changed.
+    let owned = |api, resource| GraphCollection { api, resource, owner_fields: OWNER_FIELDS };
+    let sps = tracking::read(source, tracking, owned("graph.servicePrincipals", "servicePrincipals"), ledger).await;
+    let apps = tracking::read(source, tracking, owned("graph.applications", "applications"), ledger).await;
     // App role assignments are listed per resource: only a service principal that defines app
     // roles can be the resource of one, so a tenant of 100k principals needs calls for the few
     // hundred APIs among them, not for every principal.

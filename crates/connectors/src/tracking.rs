@@ -118,16 +118,39 @@ impl Tracking {
     }
 }
 
-/// A Microsoft Graph collection that delta queries track.
+/// A Microsoft Graph collection that delta queries track, listed with its items' owners.
 pub(crate) struct GraphCollection {
     /// The API (`graph.servicePrincipals`).
     pub api: &'static str,
-    /// The full read, owners expanded.
-    pub full: Call,
-    /// The collection's delta function (`/v1.0/servicePrincipals/delta`).
-    pub delta: &'static str,
-    /// The path listing one item's owners (`/v1.0/servicePrincipals/{id}/owners?...`).
-    pub owners: fn(&str) -> String,
+    /// The collection under `/v1.0` (`servicePrincipals`).
+    pub resource: &'static str,
+    /// The owner fields read (`id,displayName,...`).
+    pub owner_fields: &'static str,
+}
+
+impl GraphCollection {
+    fn call(&self, path: String) -> Call {
+        Call::get(self.api, Service::Graph, path, Paging::OData)
+    }
+
+    /// The full read: `/v1.0/<resource>?$top=999&$expand=owners($select=...)`.
+    fn full(&self) -> Call {
+        self.call(format!("/v1.0/{}?$top=999&$expand=owners($select={})", self.resource, self.owner_fields))
+    }
+
+    /// A delta query: the current link (`$deltaToken=latest`), or what changed since `link`.
+    fn changes(&self, link: Option<&str>) -> Call {
+        let path =
+            link.map(str::to_string).unwrap_or_else(|| format!("/v1.0/{}/delta?$deltaToken=latest", self.resource));
+        self.call(path).keys(CHANGE_KEYS)
+    }
+
+    /// One item's owners: `/v1.0/<resource>/{id}/owners?$select=...`.
+    fn owners(&self, id: &str) -> Call {
+        self.call(format!("/v1.0/{}/{id}/owners?$select={}", self.resource, self.owner_fields))
+            .keys(CHANGE_KEYS)
+            .tagged(OWNER_OF, id)
+    }
 }
 
 /// Reads a collection: whole without tracking (an export, a one-off scan), in a full round,
@@ -139,7 +162,7 @@ pub(crate) async fn read(
     ledger: &Ledger,
 ) -> Listing {
     let Some(tracking) = tracking.filter(|_| !source.is_export()) else {
-        return source.list(collection.full, ledger).await;
+        return source.list(collection.full(), ledger).await;
     };
     let api = collection.api;
     let kept = {
@@ -148,8 +171,7 @@ pub(crate) async fn read(
     };
     let mut resync = None;
     if let Some(kept) = kept {
-        let call = Call::get(api, Service::Graph, kept.link.clone(), Paging::OData).keys(CHANGE_KEYS);
-        match source.changes(call, ledger).await {
+        match source.changes(collection.changes(Some(&kept.link)), ledger).await {
             Changes::Read { items, delta_link } => {
                 return apply(source, tracking, &collection, kept, items, delta_link, ledger).await;
             }
@@ -161,16 +183,14 @@ pub(crate) async fn read(
         }
     }
     // Whole: the link first, so that what changes during the read is asked for next round.
-    let start = Call::get(api, Service::Graph, format!("{}?$deltaToken=latest", collection.delta), Paging::OData)
-        .keys(CHANGE_KEYS);
-    let link = match source.changes(start, ledger).await {
+    let link = match source.changes(collection.changes(None), ledger).await {
         Changes::Read { delta_link, .. } => Some(delta_link),
         Changes::Resync(reason) | Changes::Failed(reason) => {
             tracing::warn!(api, reason, "the vendor's change tracking is unavailable; the next round reads it whole");
             None
         }
     };
-    let listing = source.list(collection.full, ledger).await;
+    let listing = source.list(collection.full(), ledger).await;
     let tracked = listing.complete && link.is_some();
     if let (true, Some(link)) = (listing.complete, link) {
         let items = listing.items.iter().filter_map(|item| Some((str(item, "id")?.to_ascii_lowercase(), item.clone())));
@@ -211,14 +231,7 @@ async fn apply(
         }
     }
     // Navigation properties are not tracked: a new item's owners are read apart.
-    let calls = created
-        .iter()
-        .map(|id| {
-            Call::get(api, Service::Graph, (collection.owners)(id), Paging::OData)
-                .keys(CHANGE_KEYS)
-                .tagged(OWNER_OF, id)
-        })
-        .collect();
+    let calls = created.iter().map(|id| collection.owners(id)).collect();
     let owners = source.list_each(api, calls, ledger).await;
     if !owners.complete {
         let error = format!("the owners of {} new item(s) could not be read", created.len());

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use redb::{Database, DatabaseError, StorageBackend, StorageError};
@@ -70,8 +70,20 @@ pub enum FileError {
     },
 }
 
-/// The embedded log's page cache (the views keep redb's default of 1 GiB).
+/// The embedded log's page cache.
 pub const LOG_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// The views' page cache unless `set_views_cache_bytes` says otherwise: big enough for the
+/// B-tree pages every fold and query walks, small enough that importing a million paths stays
+/// near 2 GiB (docs/performance.md).
+pub const VIEWS_CACHE_BYTES: usize = 256 * 1024 * 1024;
+
+static VIEWS_CACHE: AtomicUsize = AtomicUsize::new(VIEWS_CACHE_BYTES);
+
+/// Sets, for the whole process, the page cache of views files opened from now on (a server
+/// with memory to spare may give its views more).
+pub fn set_views_cache_bytes(bytes: usize) {
+    VIEWS_CACHE.store(bytes, Ordering::Relaxed);
+}
 
 /// What a file is to SV0, which decides what damage to it means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,11 +217,12 @@ fn open_checked(
 ) -> Result<Database, FileError> {
     let fell_back = Arc::new(AtomicBool::new(false));
     let mut builder = Database::builder();
-    if role == Role::SourceOfTruth {
+    builder.set_cache_size(match role {
         // The log is appended to and read in order, each record about once: a large page cache
         // would only hold what was just written (a 1M-path first scan is 0.5 GB of records).
-        builder.set_cache_size(LOG_CACHE_BYTES);
-    }
+        Role::SourceOfTruth => LOG_CACHE_BYTES,
+        Role::Cache => VIEWS_CACHE.load(Ordering::Relaxed),
+    });
     if !trusted {
         builder.set_check_integrity_on_open(true);
         let refuse = role == Role::SourceOfTruth && had_stamp;

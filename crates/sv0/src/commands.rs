@@ -67,6 +67,7 @@ async fn bench(args: &crate::BenchArgs, target: &LogTarget, out: &mut dyn Write)
 
 /// Runs one parsed command.
 pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
+    sv0_log::file::set_views_cache_bytes(cli.views_cache_mb as usize * 1024 * 1024);
     if let Some(result) = standalone(&cli, out).await {
         return result;
     }
