@@ -512,9 +512,25 @@ impl Views {
         list: sv0_domain::snapshot::EntityList,
         id: &str,
     ) -> Result<bool, ProjectionError> {
+        Ok(self.missing_entities(tenant, [(list, id)])?.is_empty())
+    }
+
+    /// Which of these entities the tenant does not hold, in the order asked, read in one
+    /// transaction.
+    pub fn missing_entities<'a>(
+        &self,
+        tenant: &TenantId,
+        wanted: impl IntoIterator<Item = (sv0_domain::snapshot::EntityList, &'a str)>,
+    ) -> Result<Vec<(sv0_domain::snapshot::EntityList, &'a str)>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let entities = txn.open_table(store::ENTITIES)?;
-        Ok(entities.get(crate::graph::entity_key(tenant, list, id).as_slice())?.is_some())
+        let mut missing = Vec::new();
+        for (list, id) in wanted {
+            if entities.get(crate::graph::entity_key(tenant, list, id).as_slice())?.is_none() {
+                missing.push((list, id));
+            }
+        }
+        Ok(missing)
     }
 
     /// The ids of a list's entities that start with `prefix`, in id order, at most `limit`.

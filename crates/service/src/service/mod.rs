@@ -638,20 +638,22 @@ impl<L: EventLog> Service<L> {
             };
             return Err(sv0_domain::InvalidInput::new(why).into());
         }
-        let mut unknown = Vec::new();
-        let mut checked = std::collections::BTreeSet::new();
-        for reference in outside {
-            if checked.insert((reference.list, reference.id.clone()))
-                && !self.views.has_entity(tenant, reference.list, &reference.id)?
-            {
-                unknown.push(format!(
+        // Each distinct target once, all in one read transaction.
+        let targets: std::collections::BTreeMap<_, &sv0_domain::snapshot::Reference> =
+            outside.iter().map(|r| ((r.list, r.id.as_str()), r)).rev().collect();
+        let missing = self.views.missing_entities(tenant, targets.keys().copied())?;
+        let unknown: Vec<String> = missing
+            .iter()
+            .map(|target| {
+                let reference = targets[target];
+                format!(
                     "{} refers to {:?}, which is in neither the delta nor the tenant's {}",
                     reference.from,
                     reference.id,
                     reference.list.name()
-                ));
-            }
-        }
+                )
+            })
+            .collect();
         if unknown.is_empty() {
             return Ok(());
         }
