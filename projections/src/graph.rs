@@ -138,50 +138,32 @@ pub(crate) fn time_key(ms: i64) -> String {
 /// A scan's entity rows by list: `(id, canonical bytes)` in id order.
 pub(crate) type ScanRows = BTreeMap<EntityList, Vec<(String, Vec<u8>)>>;
 
-/// A scan's entities as encoded entity rows, by list, each list in the order given. The
-/// entities are consumed as they are encoded, so the decoded and the encoded scan are never
-/// both held whole.
-pub(crate) fn scan_rows(entities: Entities) -> Result<ScanRows, ProjectionError> {
+/// A scan's (or one chunk's) entities as encoded entity rows, by list, each list in the order
+/// given.
+pub(crate) fn scan_rows(entities: &Entities) -> Result<ScanRows, ProjectionError> {
     fn add<E: Serialize>(
         out: &mut ScanRows,
         list: EntityList,
-        items: Vec<E>,
+        items: &[E],
         id: impl Fn(&E) -> &str,
     ) -> Result<(), ProjectionError> {
-        let mut rows = Vec::with_capacity(items.len());
-        for item in items {
-            rows.push((id(&item).to_string(), store::encode(&item)?));
-        }
-        if !rows.is_empty() {
-            out.insert(list, rows);
+        if !items.is_empty() {
+            let rows = items.iter().map(|item| Ok((id(item).to_string(), store::encode(item)?)));
+            out.insert(list, rows.collect::<Result<_, ProjectionError>>()?);
         }
         Ok(())
     }
-    // Destructured without `..`: a list added to `Entities` must be added here.
-    let Entities {
-        domains,
-        classification_rules,
-        owners,
-        workloads,
-        identities,
-        credentials,
-        destinations,
-        grants,
-        bindings,
-        evidence,
-        deleted: _,
-    } = entities;
     let mut out = BTreeMap::new();
-    add(&mut out, EntityList::Domains, domains, |e| &e.id)?;
-    add(&mut out, EntityList::ClassificationRules, classification_rules, |e| &e.id)?;
-    add(&mut out, EntityList::Owners, owners, |e| &e.id)?;
-    add(&mut out, EntityList::Workloads, workloads, |e| &e.id)?;
-    add(&mut out, EntityList::Identities, identities, |e| &e.id)?;
-    add(&mut out, EntityList::Credentials, credentials, |e| &e.id)?;
-    add(&mut out, EntityList::Destinations, destinations, |e| &e.id)?;
-    add(&mut out, EntityList::Grants, grants, |e| &e.id)?;
-    add(&mut out, EntityList::Bindings, bindings, |e| &e.id)?;
-    add(&mut out, EntityList::Evidence, evidence, |e| &e.id)?;
+    add(&mut out, EntityList::Domains, &entities.domains, |e| &e.id)?;
+    add(&mut out, EntityList::ClassificationRules, &entities.classification_rules, |e| &e.id)?;
+    add(&mut out, EntityList::Owners, &entities.owners, |e| &e.id)?;
+    add(&mut out, EntityList::Workloads, &entities.workloads, |e| &e.id)?;
+    add(&mut out, EntityList::Identities, &entities.identities, |e| &e.id)?;
+    add(&mut out, EntityList::Credentials, &entities.credentials, |e| &e.id)?;
+    add(&mut out, EntityList::Destinations, &entities.destinations, |e| &e.id)?;
+    add(&mut out, EntityList::Grants, &entities.grants, |e| &e.id)?;
+    add(&mut out, EntityList::Bindings, &entities.bindings, |e| &e.id)?;
+    add(&mut out, EntityList::Evidence, &entities.evidence, |e| &e.id)?;
     Ok(out)
 }
 

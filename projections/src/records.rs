@@ -95,6 +95,12 @@ impl EntityDiff {
         let first: u64 = self.first_scan.values().sum();
         (n(&self.added) + first, n(&self.changed), n(&self.removed), n(&self.unobserved))
     }
+
+    /// How many entities of one list the scan added and removed.
+    pub fn added_and_removed(&self, list: sv0_domain::snapshot::EntityList) -> (u64, u64) {
+        let n = |m: &BTreeMap<String, Vec<String>>| m.get(list.name()).map_or(0, |v| v.len() as u64);
+        (n(&self.added) + self.first_scan.get(list.name()).copied().unwrap_or(0), n(&self.removed))
+    }
 }
 
 /// What the views know of a tenant.

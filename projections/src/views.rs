@@ -484,7 +484,7 @@ impl Views {
         let marked: BTreeSet<Vec<u8>> =
             store::scan_raw(&unobserved, &prefix(&[tenant.as_str().as_bytes()]))?.into_iter().map(|(k, _)| k).collect();
         let was_unobserved = |key: &[u8]| Ok(marked.contains(key));
-        let mut rows = crate::graph::scan_rows(snapshot.entities.clone())?;
+        let mut rows = crate::graph::scan_rows(&snapshot.entities)?;
         let mut keep: BTreeSet<(EntityList, String)> = BTreeSet::new();
         let mut deleted = Vec::new();
         for list in EntityList::ALL {

@@ -191,8 +191,9 @@ pub(crate) async fn read(
         }
     };
     let listing = source.list(collection.full(), ledger).await;
-    let tracked = listing.complete && link.is_some();
-    if let (true, Some(link)) = (listing.complete, link) {
+    let link = link.filter(|_| listing.complete);
+    let tracked = link.is_some();
+    if let Some(link) = link {
         let items = listing.items.iter().filter_map(|item| Some((str(item, "id")?.to_ascii_lowercase(), item.clone())));
         tracking.lock().collections.insert(api, Collection { link, items: items.collect() });
     }
@@ -201,32 +202,36 @@ pub(crate) async fn read(
 }
 
 /// Applies a round's changes to the kept copy (reading the owners of new items), keeps the
-/// result with the new link, and returns it whole.
+/// result with the new link, and returns it whole. Only the items the changes touch are
+/// copied: the kept copy stays as it was until every owner is read and every touched item is
+/// a valid record (the others were checked when they were read).
 async fn apply(
     source: &Source,
     tracking: &Tracking,
     collection: &GraphCollection,
-    kept: Collection,
+    mut kept: Collection,
     changes: Vec<Value>,
     delta_link: String,
     ledger: &Ledger,
 ) -> Listing {
     let api = collection.api;
-    let mut items = kept.items.clone();
+    // Each touched item as the changes leave it (`None`: removed).
+    let mut touched: BTreeMap<String, Option<Value>> = BTreeMap::new();
     let (mut created, mut changed, mut removed) = (BTreeSet::new(), 0, 0);
     for change in changes {
         let Some(id) = str(&change, "id").map(str::to_ascii_lowercase) else { continue };
+        let item = touched.entry(id.clone()).or_insert_with(|| kept.items.get(&id).cloned());
         if change.get("@removed").is_some() {
-            removed += usize::from(items.remove(&id).is_some());
+            removed += usize::from(item.take().is_some());
             created.remove(&id);
             continue;
         }
         changed += 1;
-        match (items.get_mut(&id), change) {
+        match (item, change) {
             (Some(Value::Object(item)), Value::Object(update)) => item.extend(update),
-            (_, change) => {
-                created.insert(id.clone());
-                items.insert(id, change);
+            (item, change) => {
+                created.insert(id);
+                *item = Some(change);
             }
         }
     }
@@ -245,17 +250,24 @@ async fn apply(
         }
     }
     for (id, list) in owned {
-        if let Some(Value::Object(item)) = items.get_mut(&id) {
+        if let Some(Some(Value::Object(item))) = touched.get_mut(&id) {
             item.insert("owners".into(), Value::Array(list));
         }
     }
-    let whole: Vec<Value> = items.values().cloned().collect();
-    if let Err(error) = crate::schema::check(&whole, crate::schema::of(api)) {
+    let updated: Vec<Value> = touched.values().flatten().cloned().collect();
+    if let Err(error) = crate::schema::check(&updated, crate::schema::of(api)) {
         return failed(tracking, api, kept, format!("{api} after its changes is malformed: {error}"), ledger);
+    }
+    for (id, item) in touched {
+        match item {
+            Some(item) => kept.items.insert(id, item),
+            None => kept.items.remove(&id),
+        };
     }
     ledger.finished(api, None);
     tracking.record(api, Read::Changes { changed, removed });
-    tracking.lock().collections.insert(api, Collection { link: delta_link, items });
+    let whole = kept.items.values().cloned().collect();
+    tracking.lock().collections.insert(api, Collection { link: delta_link, items: kept.items });
     Listing { items: whole, complete: true }
 }
 

@@ -31,7 +31,7 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = "Global options", env = "SV0_NO_SEAL")]
     pub no_seal: bool,
     /// The views' page cache, in MiB (more speeds up a server's queries over a large tenant)
-    #[arg(long, global = true, help_heading = "Global options", env = "SV0_VIEWS_CACHE_MB", default_value_t = 256, value_parser = clap::value_parser!(u32).range(16..=65536))]
+    #[arg(long, global = true, help_heading = "Global options", env = "SV0_VIEWS_CACHE_MB", default_value_t = (sv0_log::file::VIEWS_CACHE_BYTES >> 20) as u32, value_parser = clap::value_parser!(u32).range(16..=65536))]
     pub views_cache_mb: u32,
     /// Log progress to standard error (-v info, -vv debug)
     #[arg(short, long, global = true, help_heading = "Global options", action = clap::ArgAction::Count)]

@@ -105,15 +105,16 @@ pub(crate) struct Scanned {
 }
 
 impl Scanned {
-    /// Takes in the next part, in the order `Entities::split_weighted` made them.
-    pub(crate) fn add(&mut self, mut part: Entities) -> Result<(), ProjectionError> {
+    /// Takes in the next part, in the order `Entities::split_weighted` made them; only its rows
+    /// are kept.
+    pub(crate) fn add(&mut self, part: Entities) -> Result<(), ProjectionError> {
         self.count += part.len() as u64;
-        for Deletion { list, id } in std::mem::take(&mut part.deleted) {
-            self.deleted.entry(list).or_default().push(id);
-        }
         self.identities.extend(part.identities.iter().map(|i| i.id.clone()));
-        for (list, rows) in graph::scan_rows(part)? {
+        for (list, rows) in graph::scan_rows(&part)? {
             self.rows.entry(list).or_default().extend(rows);
+        }
+        for Deletion { list, id } in part.deleted {
+            self.deleted.entry(list).or_default().push(id);
         }
         Ok(())
     }

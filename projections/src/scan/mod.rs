@@ -13,8 +13,6 @@
 //!    and destination findings their changes touch;
 //! 7. record the scan, its entity diff and its assessment.
 
-use std::collections::BTreeMap;
-
 use redb::ReadableTable;
 use sv0_domain::TenantId;
 use sv0_domain::assessment::{AssessmentKind, FindingMovement, ScanAssessment, ScanRef};
@@ -249,7 +247,7 @@ fn apply(
     };
     if released.is_none() {
         for list in EntityList::ALL {
-            let removed = diff_record.removed.get(list.name()).map_or(0, |v| v.len() as u64);
+            let (_, removed) = diff_record.added_and_removed(list);
             let existing = fold.state.entities.get(list.name()).copied().unwrap_or(0);
             if policy.breaker.trips(removed, existing) {
                 let reason = format!(
@@ -275,18 +273,8 @@ fn apply(
             return hold(t, reason, 0);
         }
     }
-    // What the entity changes do to the tenant's counts; the changes themselves (every
-    // entity's bytes, on a first scan) are kept through the recompute only if the path breaker
-    // may yet undo them.
-    let mut counts: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
-    for change in &changes {
-        let (added, removed) = counts.entry(change.list.name()).or_default();
-        match change.kind {
-            ChangeKind::Added => *added += 1,
-            ChangeKind::Removed => *removed += 1,
-            _ => {}
-        }
-    }
+    // The changes themselves (every entity's bytes, on a first scan) are kept through the
+    // recompute only if the path breaker may yet undo them.
     let undo = (released.is_none() && paths_total_before > 0).then_some(changes);
     // The path breaker counts what the recompute removes, before any of it is written.
     let recomputed = recompute(t, &mut fold, &policy, &selections)?;
@@ -305,9 +293,12 @@ fn apply(
     // this comes before the tenant's finding count is stored.
     let scopes = crate::assess::assess_scopes(t, &mut fold, started.trigger)?;
     let ScanFold { mut state, mut movement, .. } = fold;
-    for (list, (added, removed)) in counts {
-        let count = state.entities.entry(list.to_string()).or_default();
-        *count = (*count + added).saturating_sub(removed);
+    for list in EntityList::ALL {
+        let (added, removed) = diff_record.added_and_removed(list);
+        if added + removed > 0 {
+            let count = state.entities.entry(list.name().to_string()).or_default();
+            *count = (*count + added).saturating_sub(removed);
+        }
     }
     state.last_scan_id = started.scan_id.clone();
     state.last_scan_seq = seq;

@@ -638,9 +638,11 @@ impl<L: EventLog> Service<L> {
             };
             return Err(sv0_domain::InvalidInput::new(why).into());
         }
-        // Each distinct target once, all in one read transaction.
-        let targets: std::collections::BTreeMap<_, &sv0_domain::snapshot::Reference> =
-            outside.iter().map(|r| ((r.list, r.id.as_str()), r)).rev().collect();
+        // Each distinct target once (named by its first reference), all in one read transaction.
+        let mut targets = std::collections::BTreeMap::new();
+        for reference in &outside {
+            targets.entry((reference.list, reference.id.as_str())).or_insert(reference);
+        }
         let missing = self.views.missing_entities(tenant, targets.keys().copied())?;
         let unknown: Vec<String> = missing
             .iter()
