@@ -422,3 +422,52 @@ fn malformed_and_non_canonical_bytes_are_typed_errors() {
     ciborium::into_writer(&envelope, &mut reordered).unwrap();
     assert!(matches!(decode_event(&reordered), Err(EventError::Bytes(sv0_codec::DecodeError::NonCanonical))));
 }
+
+#[test]
+fn byte_and_text_strings_longer_than_the_decoders_scratch_buffer_round_trip() {
+    // ciborium reads strings of up to 4 KiB through a scratch buffer and larger ones apart; a
+    // fragment's piece and a pack's body are larger.
+    let mut fragment = meta(9);
+    fragment.credential = Some("token:t-1".into());
+    let events = [
+        Event {
+            meta: fragment,
+            payload: EventPayload::Fragment(EventFragment {
+                of: EventId([0xf0; 16]),
+                index: 0,
+                count: 2,
+                bytes: Bytes((0..100_000u32).map(|i| i as u8).collect()),
+            }),
+        },
+        Event { meta: meta(10), payload: EventPayload::ScanStarted(scan_started_with_long_strings()) },
+    ];
+    for event in events {
+        let bytes = encode_event(&event).unwrap();
+        assert_eq!(decode_event(&bytes).unwrap(), event);
+    }
+}
+
+fn scan_started_with_long_strings() -> ScanStarted {
+    let EventPayload::ScanStarted(mut started) = fixtures().remove(0).payload else {
+        panic!("the first fixture starts a scan")
+    };
+    started.scan_id = "s".repeat(10_000);
+    started
+}
+
+#[test]
+fn an_envelope_field_this_build_does_not_know_is_refused() {
+    let good = encode_event(&fixtures()[0]).unwrap();
+    let mut envelope: Value = ciborium::from_reader(good.as_slice()).unwrap();
+    let Value::Map(entries) = &mut envelope else { panic!("envelope is a map") };
+    // "zz" sorts after every key of the envelope (all are shorter or equal and smaller).
+    entries.push((Value::from("zzzzzzzzzzzzzzzz"), Value::from(1)));
+    let mut out = Vec::new();
+    ciborium::into_writer(&envelope, &mut out).unwrap();
+    let err = decode_event(&out).unwrap_err();
+    assert!(err.to_string().contains("invalid event bytes"), "{err}");
+    assert!(
+        matches!(&err, EventError::Bytes(sv0_codec::DecodeError::Shape(why)) if why.contains("zzzzzzzzzzzzzzzz")),
+        "{err:?}"
+    );
+}

@@ -1,14 +1,10 @@
-//! Deterministic CBOR over serde, via `ciborium::Value`.
+//! Deterministic CBOR over serde.
 //!
 //! ciborium writes struct fields in declaration order and map entries in iteration order; this
-//! module re-sorts every map by the bytes of its encoded keys before writing, which is the
-//! RFC 8949 §4.2.1 order. Decoding re-encodes and compares, so a non-canonical byte string is
-//! an error rather than a second spelling of the same value.
+//! module re-sorts every map by the bytes of its encoded keys (`crate::bytes`), which is the
+//! RFC 8949 §4.2.1 order. Decoding checks the bytes are already in that form, so a
+//! non-canonical byte string is an error rather than a second spelling of the same value.
 
-use std::cmp::Ordering;
-use std::io::Cursor;
-
-use ciborium::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -45,16 +41,19 @@ pub enum DecodeError {
     Shape(String),
 }
 
-/// Encodes a value as canonical CBOR.
+/// Encodes a value as canonical CBOR: ciborium writes it straight to bytes, then every map is
+/// sorted and every length made definite at the byte level (no `Value` tree in between).
 pub fn to_canonical<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> {
-    let value = Value::serialized(value).map_err(|e| EncodeError::Serialize(e.to_string()))?;
-    write_value(canonicalize(value)?)
+    let mut raw = Vec::new();
+    ciborium::into_writer(value, &mut raw).map_err(|e| EncodeError::Serialize(e.to_string()))?;
+    crate::bytes::canonicalize(&raw)
 }
 
-/// Decodes canonical CBOR into a value, refusing any other spelling.
+/// Decodes canonical CBOR into a value, refusing any other spelling: the bytes are checked in
+/// one pass that copies nothing, then deserialised straight into `T`.
 pub fn from_canonical<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let value = read_value(bytes)?;
-    value.deserialized().map_err(|e| DecodeError::Shape(e.to_string()))
+    crate::bytes::check(bytes)?;
+    ciborium::from_reader(bytes).map_err(|e| DecodeError::Shape(e.to_string()))
 }
 
 /// Lowercase hex SHA-256 of a value's canonical CBOR; the digest of content that must be
@@ -126,85 +125,6 @@ fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Reads exactly one canonical CBOR value.
-pub(crate) fn read_value(bytes: &[u8]) -> Result<Value, DecodeError> {
-    let mut cursor = Cursor::new(bytes);
-    let value: Value = ciborium::from_reader(&mut cursor).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    let used = cursor.position() as usize;
-    if used != bytes.len() {
-        return Err(DecodeError::TrailingBytes(bytes.len() - used));
-    }
-    // Key order and the absence of floats are checked on the value; shortest-form integers
-    // and definite lengths by re-encoding it, which ciborium always does canonically.
-    if !in_canonical_order(&value) {
-        return Err(DecodeError::NonCanonical);
-    }
-    let mut again = Vec::with_capacity(bytes.len());
-    ciborium::into_writer(&value, &mut again).map_err(|_| DecodeError::NonCanonical)?;
-    if again != bytes {
-        return Err(DecodeError::NonCanonical);
-    }
-    Ok(value)
-}
-
-/// Writes a value that is already canonical.
-pub(crate) fn write_value(value: Value) -> Result<Vec<u8>, EncodeError> {
-    let mut out = Vec::new();
-    ciborium::into_writer(&value, &mut out).map_err(|e| EncodeError::Serialize(e.to_string()))?;
-    Ok(out)
-}
-
-/// RFC 8949 §4.2.1 order of two map keys: the bytewise order of their encodings. For text keys
-/// that is shorter first, then bytewise, which needs no encoding.
-fn key_order(a: &Value, b: &Value) -> Ordering {
-    match (a, b) {
-        (Value::Text(a), Value::Text(b)) => a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes())),
-        _ => {
-            let encode = |v: &Value| {
-                let mut out = Vec::new();
-                // Encoding into a Vec cannot fail.
-                let _ = ciborium::into_writer(v, &mut out);
-                out
-            };
-            encode(a).cmp(&encode(b))
-        }
-    }
-}
-
-fn in_canonical_order(value: &Value) -> bool {
-    match value {
-        Value::Float(_) => false,
-        Value::Array(items) => items.iter().all(in_canonical_order),
-        Value::Tag(_, inner) => in_canonical_order(inner),
-        Value::Map(entries) => {
-            entries.windows(2).all(|w| key_order(&w[0].0, &w[1].0) == Ordering::Less)
-                && entries.iter().all(|(k, v)| in_canonical_order(k) && in_canonical_order(v))
-        }
-        _ => true,
-    }
-}
-
-/// Sorts every map by encoded key bytes, recursively; refuses floats and duplicate keys.
-pub(crate) fn canonicalize(value: Value) -> Result<Value, EncodeError> {
-    Ok(match value {
-        Value::Float(_) => return Err(EncodeError::Float),
-        Value::Array(items) => Value::Array(items.into_iter().map(canonicalize).collect::<Result<_, _>>()?),
-        Value::Tag(tag, inner) => Value::Tag(tag, Box::new(canonicalize(*inner)?)),
-        Value::Map(entries) => {
-            let mut entries = entries
-                .into_iter()
-                .map(|(k, v)| Ok((canonicalize(k)?, canonicalize(v)?)))
-                .collect::<Result<Vec<_>, EncodeError>>()?;
-            entries.sort_by(|a, b| key_order(&a.0, &b.0));
-            if entries.windows(2).any(|w| key_order(&w[0].0, &w[1].0) == Ordering::Equal) {
-                return Err(EncodeError::DuplicateKey);
-            }
-            Value::Map(entries)
-        }
-        other => other,
-    })
-}
-
 /// Encodes a value deterministically but without canonical key order: the same value always
 /// gives the same bytes (struct fields in declaration order, `BTreeMap`s in key order). For
 /// data SV0 writes and reads itself, such as view rows, where speed matters and no outside
@@ -261,5 +181,140 @@ mod tests {
     #[test]
     fn floats_are_refused() {
         assert!(matches!(to_canonical(&1.5f64), Err(EncodeError::Float)));
+        assert!(matches!(from_canonical::<u64>(&[0xf9, 0x3c, 0x00]), Err(DecodeError::NonCanonical)));
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_both_ways() {
+        let pairs = vec![("a", 1u8), ("a", 2u8)];
+        let map = Value::Map(pairs.into_iter().map(|(k, v)| (Value::Text(k.into()), Value::from(v))).collect());
+        assert!(matches!(to_canonical(&map), Err(EncodeError::DuplicateKey)));
+        assert!(matches!(
+            from_canonical::<Value>(&[0xa2, 0x61, 0x61, 0x01, 0x61, 0x61, 0x02]),
+            Err(DecodeError::NonCanonical)
+        ));
+    }
+
+    #[test]
+    fn indefinite_lengths_become_definite() {
+        // ciborium writes a map of unknown length (a flattened struct) as indefinite.
+        #[derive(serde::Serialize)]
+        struct Outer {
+            #[serde(flatten)]
+            inner: Sample,
+            extra: Vec<u8>,
+        }
+        let value = Outer { inner: Sample { zz: 300, b: "y".into(), aa: false }, extra: vec![1, 2] };
+        let bytes = to_canonical(&value).unwrap();
+        assert_eq!(bytes, reference::to_canonical(&value));
+        crate::bytes::check(&bytes).unwrap();
+    }
+
+    #[test]
+    fn hostile_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = [vec![0x81u8; 100_000], vec![0x00]].concat();
+        assert!(matches!(from_canonical::<Value>(&deep), Err(DecodeError::Malformed(_))));
+        // A length far beyond the input is refused without allocating for it.
+        assert!(matches!(
+            from_canonical::<Value>(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            from_canonical::<Value>(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    /// The encoder this module had before: a `ciborium::Value` tree, sorted and re-encoded.
+    /// Kept as the reference the byte-level encoder must match exactly.
+    mod reference {
+        use std::cmp::Ordering;
+
+        use ciborium::Value;
+
+        fn key_order(a: &Value, b: &Value) -> Ordering {
+            let encode = |v: &Value| {
+                let mut out = Vec::new();
+                ciborium::into_writer(v, &mut out).unwrap();
+                out
+            };
+            encode(a).cmp(&encode(b))
+        }
+
+        fn canonicalize(value: Value) -> Value {
+            match value {
+                Value::Array(items) => Value::Array(items.into_iter().map(canonicalize).collect()),
+                Value::Tag(tag, inner) => Value::Tag(tag, Box::new(canonicalize(*inner))),
+                Value::Map(entries) => {
+                    let mut entries: Vec<_> =
+                        entries.into_iter().map(|(k, v)| (canonicalize(k), canonicalize(v))).collect();
+                    entries.sort_by(|a, b| key_order(&a.0, &b.0));
+                    Value::Map(entries)
+                }
+                other => other,
+            }
+        }
+
+        pub fn to_canonical<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
+            let value = canonicalize(Value::serialized(value).unwrap());
+            let mut out = Vec::new();
+            ciborium::into_writer(&value, &mut out).unwrap();
+            out
+        }
+    }
+
+    use ciborium::Value;
+    use proptest::prelude::*;
+
+    /// CBOR values without floats, with keys of every kind and length so map order is exercised.
+    fn values() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            prop::sample::select(vec![0u64, 23, 24, 255, 256, 65_535, 65_536, 4_294_967_295, 4_294_967_296])
+                .prop_map(Value::from),
+            "[a-z]{0,30}".prop_map(Value::Text),
+            prop::collection::vec(any::<u8>(), 0..40).prop_map(Value::Bytes),
+            any::<bool>().prop_map(Value::Bool),
+            Just(Value::Null),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z]{0,12}", inner.clone(), 0..8)
+                    .prop_map(|m| Value::Map(m.into_iter().map(|(k, v)| (Value::Text(k), v)).collect())),
+                prop::collection::vec((any::<i16>(), inner.clone()), 0..6).prop_map(|entries| {
+                    let mut seen = std::collections::BTreeSet::new();
+                    Value::Map(
+                        entries
+                            .into_iter()
+                            .filter(|(k, _)| seen.insert(*k))
+                            .map(|(k, v)| (Value::from(k), v))
+                            .collect(),
+                    )
+                }),
+                (any::<u16>(), inner).prop_map(|(tag, v)| Value::Tag(u64::from(tag), Box::new(v))),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn byte_level_encoding_is_the_value_tree_encoding(value in values()) {
+            let bytes = to_canonical(&value).unwrap();
+            prop_assert_eq!(&bytes, &reference::to_canonical(&value));
+            crate::bytes::check(&bytes).unwrap();
+            prop_assert_eq!(from_canonical::<Value>(&bytes).unwrap(), from_canonical::<Value>(&reference::to_canonical(&value)).unwrap());
+        }
+
+        #[test]
+        fn any_other_spelling_is_refused(value in values()) {
+            // ciborium's own encoding of the unsorted tree is accepted only when it happens to
+            // be the canonical one.
+            let mut plain = Vec::new();
+            ciborium::into_writer(&value, &mut plain).unwrap();
+            let canonical = to_canonical(&value).unwrap();
+            prop_assert_eq!(crate::bytes::check(&plain).is_ok(), plain == canonical);
+        }
     }
 }

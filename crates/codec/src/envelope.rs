@@ -20,14 +20,13 @@
 //! envelope version, the event type, the schema version; only then is the payload read. An
 //! event written by a newer SV0 is therefore a clear error, never a silent skip.
 
-use ciborium::Value;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use sv0_domain::events::{Event, EventMeta, EventPayload};
 use sv0_domain::{EventId, TenantId, Timestamp};
 use thiserror::Error;
 
-use crate::canonical::{DecodeError, EncodeError, canonicalize, read_value, write_value};
+use crate::canonical::{DecodeError, EncodeError, from_stable, to_canonical};
 
 /// The envelope format version this build reads and writes.
 pub const ENVELOPE_VERSION: u32 = 1;
@@ -77,72 +76,158 @@ pub enum EventError {
     Encode(#[from] EncodeError),
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Wire {
+#[derive(Serialize)]
+struct Wire<'a, P> {
     v: u32,
     event_id: EventId,
-    tenant_id: TenantId,
-    event_type: String,
+    tenant_id: &'a TenantId,
+    event_type: &'a str,
     schema_version: u32,
     occurred_at: Timestamp,
-    actor: String,
+    actor: &'a str,
     causation_id: Option<EventId>,
     correlation_id: Option<EventId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    credential: Option<String>,
-    payload: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<&'a str>,
+    payload: &'a P,
 }
 
 /// Encodes an event as canonical CBOR.
 pub fn encode_event(event: &Event) -> Result<Vec<u8>, EventError> {
-    let payload = match &event.payload {
-        EventPayload::ScanStarted(p) => serialized(p)?,
-        EventPayload::ScanChunk(p) => serialized(p)?,
-        EventPayload::ScanCompleted(p) => serialized(p)?,
-        EventPayload::ApprovalRecorded(p) => serialized(p)?,
-        EventPayload::KeyRegistered(p) => serialized(p)?,
-        EventPayload::PackSealed(p) => serialized(p)?,
-        EventPayload::Fragment(p) => serialized(p)?,
-        EventPayload::PolicySet(p) => serialized(p)?,
-        EventPayload::PolicyApproved(p) => serialized(p)?,
-        EventPayload::ScanQuarantined(p) => serialized(p)?,
-        EventPayload::ScanReleased(p) => serialized(p)?,
-        EventPayload::KeyRotated(p) => serialized(p)?,
-        EventPayload::TokenIssued(p) => serialized(p)?,
-        EventPayload::TokenRevoked(p) => serialized(p)?,
-        EventPayload::FindingsAcknowledged(p) => serialized(p)?,
-    };
+    match &event.payload {
+        EventPayload::ScanStarted(p) => encode(event, p),
+        EventPayload::ScanChunk(p) => encode(event, p),
+        EventPayload::ScanCompleted(p) => encode(event, p),
+        EventPayload::ApprovalRecorded(p) => encode(event, p),
+        EventPayload::KeyRegistered(p) => encode(event, p),
+        EventPayload::PackSealed(p) => encode(event, p),
+        EventPayload::Fragment(p) => encode(event, p),
+        EventPayload::PolicySet(p) => encode(event, p),
+        EventPayload::PolicyApproved(p) => encode(event, p),
+        EventPayload::ScanQuarantined(p) => encode(event, p),
+        EventPayload::ScanReleased(p) => encode(event, p),
+        EventPayload::KeyRotated(p) => encode(event, p),
+        EventPayload::TokenIssued(p) => encode(event, p),
+        EventPayload::TokenRevoked(p) => encode(event, p),
+        EventPayload::FindingsAcknowledged(p) => encode(event, p),
+    }
+}
+
+fn encode<P: Serialize>(event: &Event, payload: &P) -> Result<Vec<u8>, EventError> {
     let meta = &event.meta;
     let wire = Wire {
         v: ENVELOPE_VERSION,
         event_id: meta.event_id,
-        tenant_id: meta.tenant_id.clone(),
-        event_type: event.payload.event_type().to_string(),
+        tenant_id: &meta.tenant_id,
+        event_type: event.payload.event_type(),
         schema_version: event.payload.schema_version(),
         occurred_at: meta.occurred_at,
-        actor: meta.actor.clone(),
+        actor: &meta.actor,
         causation_id: meta.causation_id,
         correlation_id: meta.correlation_id,
-        credential: meta.credential.clone(),
+        credential: meta.credential.as_deref(),
         payload,
     };
-    let value = Value::serialized(&wire).map_err(|e| EncodeError::Serialize(e.to_string()))?;
-    Ok(write_value(canonicalize(value)?)?)
+    Ok(to_canonical(&wire)?)
 }
 
-fn serialized<T: Serialize>(payload: &T) -> Result<Value, EncodeError> {
-    Value::serialized(payload).map_err(|e| EncodeError::Serialize(e.to_string()))
+/// The envelope's fields, each as its encoded value, read in one pass that also checks the
+/// whole event is canonical.
+struct Fields<'a>(Vec<crate::bytes::Entry<'a>>);
+
+/// The envelope's fields; any other is refused.
+const FIELDS: [&str; 11] = [
+    "v",
+    "event_id",
+    "tenant_id",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "actor",
+    "causation_id",
+    "correlation_id",
+    "credential",
+    "payload",
+];
+
+impl<'a> Fields<'a> {
+    fn read(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        let entries = crate::bytes::map_entries(bytes).map_err(|e| match e {
+            DecodeError::Shape(_) => DecodeError::Shape("an event envelope is a map".to_string()),
+            other => other,
+        })?;
+        Ok(Fields(entries))
+    }
+
+    /// The encoded value of a field, if present.
+    fn raw(&self, name: &str) -> Option<&'a [u8]> {
+        self.0.iter().find(|(key, _)| text_key(key) == Some(name)).map(|(_, value)| *value)
+    }
+
+    /// A field the envelope must have.
+    fn required<T: DeserializeOwned>(&self, name: &str) -> Result<T, DecodeError> {
+        let raw = self.raw(name).ok_or_else(|| DecodeError::Shape(format!("envelope: missing field `{name}`")))?;
+        from_stable(raw).map_err(|e| DecodeError::Shape(format!("envelope: field `{name}`: {e}")))
+    }
+
+    /// A field the envelope may omit.
+    fn optional<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, DecodeError> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some(raw) => from_stable(raw).map_err(|e| DecodeError::Shape(format!("envelope: field `{name}`: {e}"))),
+        }
+    }
+
+    /// Refuses fields the envelope does not have, as the schema's closed map does.
+    fn no_unknown(&self) -> Result<(), DecodeError> {
+        for (key, _) in &self.0 {
+            match text_key(key) {
+                Some(name) if FIELDS.contains(&name) => {}
+                Some(name) => return Err(DecodeError::Shape(format!("envelope: unknown field `{name}`"))),
+                None => return Err(DecodeError::Shape("envelope: a key that is not text".to_string())),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The text of an encoded key that is a short text string (every envelope key is).
+fn text_key(key: &[u8]) -> Option<&str> {
+    let (&first, rest) = key.split_first()?;
+    match first {
+        0x60..=0x77 if rest.len() == usize::from(first - 0x60) => std::str::from_utf8(rest).ok(),
+        0x78 if rest.first().is_some_and(|len| usize::from(*len) == rest.len() - 1) => {
+            std::str::from_utf8(&rest[1..]).ok()
+        }
+        _ => None,
+    }
 }
 
 /// Decodes an event, checking versions before reading the payload.
 pub fn decode_event(bytes: &[u8]) -> Result<Event, EventError> {
-    let value = read_value(bytes)?;
-    let version = envelope_version(&value)?;
+    let fields = Fields::read(bytes)?;
+    let version = fields
+        .raw("v")
+        .and_then(|raw| from_stable::<u32>(raw).ok())
+        .ok_or_else(|| DecodeError::Shape("the envelope has no version field \"v\"".to_string()))?;
     if version != ENVELOPE_VERSION {
         return Err(EventError::UnknownEnvelopeVersion { found: version });
     }
-    let wire: Wire = value.deserialized().map_err(|e| DecodeError::Shape(format!("envelope: {e}")))?;
+    fields.no_unknown()?;
+    let wire = WireIn {
+        event_id: fields.required("event_id")?,
+        tenant_id: fields.required("tenant_id")?,
+        event_type: fields.required("event_type")?,
+        schema_version: fields.required("schema_version")?,
+        occurred_at: fields.required("occurred_at")?,
+        actor: fields.required("actor")?,
+        causation_id: fields.optional("causation_id")?.flatten(),
+        correlation_id: fields.optional("correlation_id")?.flatten(),
+        credential: fields.optional("credential")?,
+        payload: fields
+            .raw("payload")
+            .ok_or_else(|| DecodeError::Shape("envelope: missing field `payload`".to_string()))?,
+    };
     let supported = EventPayload::TYPES
         .iter()
         .find(|(name, _)| *name == wire.event_type)
@@ -191,21 +276,21 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, EventError> {
     })
 }
 
-fn envelope_version(value: &Value) -> Result<u32, DecodeError> {
-    let Value::Map(entries) = value else {
-        return Err(DecodeError::Shape("an event envelope is a map".to_string()));
-    };
-    entries
-        .iter()
-        .find_map(|(k, v)| match (k, v) {
-            (Value::Text(key), Value::Integer(n)) if key == "v" => u32::try_from(i128::from(*n)).ok(),
-            _ => None,
-        })
-        .ok_or_else(|| DecodeError::Shape("the envelope has no version field \"v\"".to_string()))
+/// A decoded envelope whose payload is still bytes.
+struct WireIn<'a> {
+    event_id: EventId,
+    tenant_id: TenantId,
+    event_type: String,
+    schema_version: u32,
+    occurred_at: Timestamp,
+    actor: String,
+    causation_id: Option<EventId>,
+    correlation_id: Option<EventId>,
+    credential: Option<String>,
+    payload: &'a [u8],
 }
 
-fn payload<T: DeserializeOwned>(wire: &Wire) -> Result<T, EventError> {
-    wire.payload
-        .deserialized()
+fn payload<T: DeserializeOwned>(wire: &WireIn<'_>) -> Result<T, EventError> {
+    from_stable(wire.payload)
         .map_err(|e| EventError::InvalidPayload { event_type: wire.event_type.clone(), reason: e.to_string() })
 }

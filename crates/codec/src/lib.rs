@@ -10,6 +10,7 @@
 //! - `json`: `json::from_slice` reads JSON a user or a vendor supplies, with errors that name the
 //!   field by its JSON path, in JSON's words.
 
+mod bytes;
 pub mod canonical;
 pub mod envelope;
 pub mod json;

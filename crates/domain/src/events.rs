@@ -462,7 +462,9 @@ impl<'de> Deserialize<'de> for Bytes {
         if deserializer.is_human_readable() {
             deserializer.deserialize_str(BytesVisitor)
         } else {
-            deserializer.deserialize_bytes(BytesVisitor)
+            // ciborium's `deserialize_bytes` only takes strings that fit its 4 KiB scratch
+            // buffer; a fragment's piece is larger.
+            deserializer.deserialize_byte_buf(BytesVisitor)
         }
     }
 }
