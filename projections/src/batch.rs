@@ -43,16 +43,18 @@ pub(crate) enum Target {
     Fingerprints,
     Findings,
     FindingsByWorkload,
+    WorkloadFacts,
 }
 
 impl Target {
-    const ALL: [Target; 6] = [
+    const ALL: [Target; 7] = [
         Target::EntityIndex,
         Target::Paths,
         Target::PathIndex,
         Target::Fingerprints,
         Target::Findings,
         Target::FindingsByWorkload,
+        Target::WorkloadFacts,
     ];
 
     fn code(self) -> u8 {
@@ -71,6 +73,7 @@ impl Target {
             Target::Fingerprints => &mut t.path_fingerprints,
             Target::Findings => &mut t.findings,
             Target::FindingsByWorkload => &mut t.findings_by_workload,
+            Target::WorkloadFacts => &mut t.workload_facts,
         }
     }
 }

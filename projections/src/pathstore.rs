@@ -8,6 +8,7 @@
 //! | `PATH_INDEX` | `(tenant, "class", domain\0grade\0egress\0owner_state, path_id)` | `workload\0identity` |
 //! | `PATH_INDEX` | `(tenant, "expiry", time, path_id)` | `workload\0identity` |
 //! | `PATH_FINGERPRINTS` | `(tenant, path_id)` | fingerprint |
+//! | `WORKLOAD_FACTS` | `(tenant, workload)` | the facts of each path (postcard), by path id |
 //!
 //! Paths by workload (and scope) and by workload and identity are ranges of `PATHS`; by identity
 //! they are the ranges of the workloads bound to it; by destination, and the evidence gaps of a
@@ -16,6 +17,9 @@
 //! dozen). Paths whose grade rests on evidence are indexed by when it leaves the window, so a
 //! rescan finds the grades that decay without reading any other path. Fingerprints are keyed by
 //! path id, whose first four hex digits pick one of the 65,536 buckets of the path set digest.
+//! A workload's facts are the few fields of each path that the rules about the whole workload
+//! read, so a rescan that recomputes some of its paths decides those rules without reading the
+//! others.
 //!
 //! All writes go through a `Batch`, applied in key order.
 
@@ -25,7 +29,7 @@ use redb::{ReadableTable, Table};
 use sv0_domain::TenantId;
 use sv0_domain::Timestamp;
 use sv0_domain::assessment::{PostureSummary, bucket_digest, digest_bucket, empty_bucket_digest, root_digest};
-use sv0_domain::findings::PathOf;
+use sv0_domain::findings::{PathFacts, PathOf};
 use sv0_domain::paths::AuthorityPath;
 
 use crate::batch::{Batch, Target};
@@ -224,6 +228,85 @@ pub(crate) fn load<'a>(
         }
     }
     Ok(out)
+}
+
+/// A path's facts as stored: the workload and the owners only where they differ from the
+/// previous entry's, which in a workload's row is almost never.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredFacts {
+    path_id: String,
+    owner_state: sv0_domain::paths::OwnerState,
+    workload: Option<sv0_domain::paths::NodeRef>,
+    owners: Option<Vec<String>>,
+    sensitive_read: Option<String>,
+    exit: Option<sv0_domain::findings::Exit>,
+}
+
+fn facts_key(tenant: &TenantId, workload: &str) -> Vec<u8> {
+    key(&[tenant.as_str().as_bytes(), workload.as_bytes()])
+}
+
+/// The facts of a workload's paths, sorted by path id.
+pub(crate) fn facts_of(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    workload: &str,
+) -> Result<Vec<PathFacts>, ProjectionError> {
+    let Some(stored) = store::get_compact::<Vec<StoredFacts>>(table, "workload_facts", &facts_key(tenant, workload))?
+    else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<PathFacts> = Vec::with_capacity(stored.len());
+    for s in stored {
+        let previous = out.last();
+        let (Some(workload), Some(owners)) = (
+            s.workload.or_else(|| previous.map(|p| p.workload.clone())),
+            s.owners.or_else(|| previous.map(|p| p.owners.clone())),
+        ) else {
+            return Err(ProjectionError::CorruptView {
+                table: "workload_facts".to_string(),
+                source: sv0_codec::DecodeError::Shape("the first entry names no workload or owners".to_string()),
+            });
+        };
+        out.push(PathFacts {
+            path_id: s.path_id,
+            workload,
+            owner_state: s.owner_state,
+            owners,
+            sensitive_read: s.sensitive_read,
+            exit: s.exit,
+        });
+    }
+    Ok(out)
+}
+
+/// Writes a workload's facts (sorted by path id), or removes the row when it has no paths.
+pub(crate) fn put_facts(
+    batch: &mut Batch,
+    tenant: &TenantId,
+    workload: &str,
+    facts: &[PathFacts],
+) -> Result<(), ProjectionError> {
+    let row = facts_key(tenant, workload);
+    if facts.is_empty() {
+        batch.remove(Target::WorkloadFacts, row);
+        return Ok(());
+    }
+    let mut stored = Vec::with_capacity(facts.len());
+    let mut previous: Option<&PathFacts> = None;
+    for f in facts {
+        stored.push(StoredFacts {
+            path_id: f.path_id.clone(),
+            owner_state: f.owner_state,
+            workload: previous.is_none_or(|p| p.workload != f.workload).then(|| f.workload.clone()),
+            owners: previous.is_none_or(|p| p.owners != f.owners).then(|| f.owners.clone()),
+            sensitive_read: f.sensitive_read.clone(),
+            exit: f.exit.clone(),
+        });
+        previous = Some(f);
+    }
+    batch.put(Target::WorkloadFacts, row, store::encode_compact(&stored)?);
+    Ok(())
 }
 
 /// Rewrites paths and keeps the indexes, fingerprints and tenant posture in step, through a

@@ -24,7 +24,7 @@ use crate::error::ProjectionError;
 use crate::records::TenantState;
 
 /// The layout of the views: a views file of another layout is refolded from the log.
-pub const FORMAT: &[u8] = b"sv0-views-11";
+pub const FORMAT: &[u8] = b"sv0-views-12";
 
 /// One raw row: key bytes and value bytes.
 pub type Row = (Vec<u8>, Vec<u8>);
@@ -53,6 +53,8 @@ pub const PATHS: Def = TableDefinition::new("paths");
 pub const PATH_INDEX: Def = TableDefinition::new("path_index");
 /// `(tenant, path_id)` → the path's fingerprint, for the path set digest.
 pub const PATH_FINGERPRINTS: Def = TableDefinition::new("path_fingerprints");
+/// (tenant, workload) -> what the rules about the whole workload read of each of its paths.
+pub const WORKLOAD_FACTS: Def = TableDefinition::new("workload_facts");
 /// `(tenant, bucket)` → the digest of one of the path set digest's 65,536 buckets.
 pub const DIGEST_BUCKETS: Def = TableDefinition::new("digest_buckets");
 /// `(tenant)` → `TenantState`.
@@ -91,7 +93,7 @@ pub const FRAGMENTS: Def = TableDefinition::new("fragments");
 pub const META: Def = TableDefinition::new("meta");
 
 /// Every table, so that a new database has them all and a dump covers them all.
-pub const ALL_TABLES: [Def; 28] = [
+pub const ALL_TABLES: [Def; 29] = [
     CHECKPOINTS,
     SCANS_PENDING,
     SCAN_CHUNKS,
@@ -102,6 +104,7 @@ pub const ALL_TABLES: [Def; 28] = [
     PATHS,
     PATH_INDEX,
     PATH_FINGERPRINTS,
+    WORKLOAD_FACTS,
     DIGEST_BUCKETS,
     TENANTS,
     POLICIES,
@@ -290,6 +293,7 @@ pub(crate) struct Tables<'t> {
     pub paths: Table<'t, &'static [u8], &'static [u8]>,
     pub path_index: Table<'t, &'static [u8], &'static [u8]>,
     pub path_fingerprints: Table<'t, &'static [u8], &'static [u8]>,
+    pub workload_facts: Table<'t, &'static [u8], &'static [u8]>,
     pub digest_buckets: Table<'t, &'static [u8], &'static [u8]>,
     pub tenants: Table<'t, &'static [u8], &'static [u8]>,
     pub policies: Table<'t, &'static [u8], &'static [u8]>,
@@ -322,6 +326,7 @@ impl<'t> Tables<'t> {
             paths: txn.open_table(PATHS)?,
             path_index: txn.open_table(PATH_INDEX)?,
             path_fingerprints: txn.open_table(PATH_FINGERPRINTS)?,
+            workload_facts: txn.open_table(WORKLOAD_FACTS)?,
             digest_buckets: txn.open_table(DIGEST_BUCKETS)?,
             tenants: txn.open_table(TENANTS)?,
             policies: txn.open_table(POLICIES)?,

@@ -567,3 +567,33 @@ fn paths_export_as_a_bloodhound_opengraph_document() {
     let (_, again) = crate::sv0_in(dir.path(), &["export", "opengraph", "--scope", "project:HR-Automation"]);
     assert_eq!(again, text, "the same paths give the same document");
 }
+
+#[test]
+fn the_facts_kept_of_a_workloads_paths_decide_what_its_paths_decide() {
+    // The fold decides the rules about a whole workload from the facts it keeps of each path
+    // (`PathFacts`), so that a rescan reads one row instead of every path of the workload. Over
+    // a synthetic tenant with unowned workloads and sensitive egress, they decide the same
+    // findings, in the same words, as the paths themselves.
+    let entities = synthetic::tenant(3_000, 5, at(0)).unwrap().validate().unwrap().entities;
+    let paths = sv0_domain::paths::compute_paths(&entities, at(0), &sv0_domain::policy::Policy::default());
+    let mut by_workload: std::collections::BTreeMap<&str, Vec<&AuthorityPath>> = Default::default();
+    for path in &paths {
+        by_workload.entry(path.workload.id.as_str()).or_default().push(path);
+    }
+    let mut fired = BTreeSet::new();
+    for workload_paths in by_workload.values() {
+        // In reverse: the rules take the first path by id, whatever order they are given.
+        let owned: Vec<AuthorityPath> = workload_paths.iter().rev().map(|p| (*p).clone()).collect();
+        let whole = |f: &Finding| f.subject.starts_with("workload:");
+        let from_paths: Vec<Finding> = findings::workload_findings(&owned).into_iter().filter(whole).collect();
+        let mut facts: Vec<findings::PathFacts> = owned.iter().map(findings::PathFacts::of).collect();
+        facts.sort_by(|a, b| a.path_id.cmp(&b.path_id));
+        assert_eq!(findings::whole_workload_findings(&facts), from_paths);
+        fired.extend(from_paths.iter().map(|f| f.rule_id.clone()));
+    }
+    // Both rules about a whole workload fired somewhere, so the comparison is not vacuous.
+    assert!(
+        fired.contains(findings::UNOWNED_WORKLOAD.id) && fired.contains(findings::SENSITIVE_EGRESS.id),
+        "{fired:?}"
+    );
+}

@@ -204,18 +204,6 @@ pub(super) fn selected_paths(
     Ok(out)
 }
 
-/// The stored paths of a workload that `selection` leaves alone.
-pub(super) fn unselected_paths(
-    t: &Tables<'_>,
-    tenant: &TenantId,
-    workload: &str,
-    selection: Option<&PathSelection>,
-) -> Result<Vec<AuthorityPath>, ProjectionError> {
-    let Some(s) = selection else { return Ok(Vec::new()) };
-    let all = pathstore::of_workload(&t.paths, tenant, workload, None)?;
-    Ok(all.into_iter().filter(|p| !s.has(&p.identity.id, &p.destination.id)).collect())
-}
-
 /// How many paths recomputing the selections would compute, counting no further than past
 /// `budget`: the fold budget is checked before any path is built.
 pub(super) fn paths_to_compute(

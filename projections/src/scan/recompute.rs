@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sv0_domain::findings::{self, Finding, PathOf};
+use sv0_domain::findings::{self, Finding, PathFacts, PathOf};
 use sv0_domain::model::{Binding, Credential, Destination, Evidence, Grant, Identity, Owner, OwnerStatus};
 use sv0_domain::paths::compute_selected_paths;
 use sv0_domain::policy::Policy;
@@ -98,17 +98,30 @@ pub(crate) fn recompute(
         };
         let writes = writer.writes;
         writer.replace(&mut batch, &mut fold.state.posture, tenant, &old, &new)?;
+        let changed = writer.writes != writes;
         // A workload's findings follow from its paths alone: when a selection of them was
         // recomputed and none changed, neither did the findings. Those about one path are
-        // settled for the recomputed paths only; those about the whole workload from all of
-        // its paths. A whole workload recomputed is settled whole.
-        if selection.is_none() || writer.writes != writes {
+        // settled for the recomputed paths only; those about the whole workload from the facts
+        // of all of its paths, the stored facts of the others read from one row. A whole
+        // workload recomputed is settled whole.
+        if selection.is_none() || changed {
+            let mut facts = match selection {
+                None => Vec::new(),
+                Some(_) => {
+                    let replaced: BTreeSet<&str> = old.iter().map(|p| p.path_id.as_str()).collect();
+                    let mut kept = pathstore::facts_of(&t.workload_facts, tenant, workload)?;
+                    kept.retain(|f| !replaced.contains(f.path_id.as_str()));
+                    kept
+                }
+            };
+            facts.extend(new.iter().map(PathFacts::of));
+            facts.sort_by(|a, b| a.path_id.cmp(&b.path_id));
+            if changed {
+                pathstore::put_facts(&mut batch, tenant, workload, &facts)?;
+            }
             let candidates = findings::workload_subjects(workload, old.iter().chain(&new).map(|p| p.path_id.as_str()));
             let mut current: Vec<_> = new.iter().flat_map(findings::path_findings).collect();
-            let mut all = unselected_paths(t, tenant, workload, selection.as_ref())?;
-            all.extend(new);
-            all.sort_by(|a, b| a.path_id.cmp(&b.path_id));
-            current.extend(findings::whole_workload_findings(&all));
+            current.extend(findings::whole_workload_findings(&facts));
             settle(t, &mut batch, fold, candidates, current)?;
         }
         batch.relieve()?;
