@@ -194,6 +194,22 @@ impl Views {
         Ok(Some(b"sv0-views-1".to_vec()))
     }
 
+    /// Whether the file records this layout and has every table.
+    fn complete(db: &Database) -> Result<bool, ProjectionError> {
+        if Views::layout(db)?.as_deref() != Some(store::FORMAT) {
+            return Ok(false);
+        }
+        let txn = db.begin_read()?;
+        for table in store::ALL_TABLES {
+            match txn.open_table(table) {
+                Ok(_) => {}
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(true)
+    }
+
     /// Views in memory, for replays to a point in time.
     pub fn in_memory() -> Result<Views, ProjectionError> {
         let db = Database::builder().create_with_backend(InMemoryBackend::new())?;
@@ -216,7 +232,12 @@ impl Views {
         self.db.database()
     }
 
+    /// Creates the tables and records the layout, when the file lacks either: an open of views
+    /// that have both writes nothing, so that views on a full disk still open.
     fn init(db: CheckedDatabase) -> Result<Views, ProjectionError> {
+        if Views::complete(&db)? {
+            return Ok(Views { db: Arc::new(db) });
+        }
         let txn = db.begin_write()?;
         for table in store::ALL_TABLES {
             txn.open_table(table)?;
