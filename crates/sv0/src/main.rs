@@ -3,6 +3,12 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: faster for the fold's many small allocations, and it
+/// hands memory freed on one thread (the parsed snapshot) to the others (the fold) instead of
+/// keeping it in a per-thread arena (`docs/performance.md`, 2026-12-04).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // A Rego policy is evaluated in a bounded worker process of this executable.
     if std::env::args_os().nth(1).is_some_and(|a| a == sv0_projections::rego::WORKER_ARG) {
