@@ -122,7 +122,8 @@ pub(crate) fn recompute(
             let candidates = findings::workload_subjects(workload, old.iter().chain(&new).map(|p| p.path_id.as_str()));
             let mut current: Vec<_> = new.iter().flat_map(findings::path_findings).collect();
             current.extend(findings::whole_workload_findings(&facts));
-            settle(t, &mut batch, fold, candidates, current)?;
+            let stored = finding_ids_of_workload(t, tenant, workload)?;
+            settle(t, &mut batch, fold, candidates, current, Some(&stored))?;
         }
         batch.relieve()?;
     }
@@ -223,24 +224,49 @@ pub(super) fn entity_findings(
             current.extend(findings::evidence_gap_finding(&destination, &gaps));
         }
     }
-    settle(t, batch, fold, candidates, current)
+    settle(t, batch, fold, candidates, current, None)
+}
+
+/// The ids of the findings stored about a workload, read from the keys of its
+/// `findings_by_workload` range. Every finding about one of its paths or about the whole
+/// workload names that workload alone, so a candidate of `findings::workload_subjects` has a
+/// stored record exactly when its id is in this set.
+fn finding_ids_of_workload(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    workload: &str,
+) -> Result<BTreeSet<String>, ProjectionError> {
+    let start = store::prefix(&[tenant.as_str().as_bytes(), workload.as_bytes()]);
+    let end = store::prefix_end(&start);
+    let mut out = BTreeSet::new();
+    for entry in t.findings_by_workload.range(start.as_slice()..end.as_slice())? {
+        let (k, _) = entry?;
+        out.insert(String::from_utf8_lossy(&k.value()[start.len()..]).into_owned());
+    }
+    Ok(out)
 }
 
 /// Moves findings through their lifecycle: each candidate id is open when `current` has it and
-/// resolved otherwise.
+/// resolved otherwise. `stored`, when the caller knows it, holds every candidate that has a
+/// stored record, so that the others are not looked up (most of a path's nine rule ids never
+/// fired).
 pub(super) fn settle(
     t: &Tables<'_>,
     batch: &mut Batch,
     fold: &mut ScanFold<'_>,
     candidates: impl IntoIterator<Item = String>,
     current: Vec<Finding>,
+    stored: Option<&BTreeSet<String>>,
 ) -> Result<(), ProjectionError> {
     let (tenant, seq, now) = (fold.tenant, fold.seq, fold.now);
     let mut current: BTreeMap<String, Finding> = current.into_iter().map(|f| (f.finding_id.clone(), f)).collect();
     let ids: BTreeSet<String> = candidates.into_iter().chain(current.keys().cloned()).collect();
     for id in ids {
         let key = t_key(tenant, &[id.as_bytes()]);
-        let existing: Option<FindingRecord> = store::get_compact(&t.findings, "findings", &key)?;
+        let existing: Option<FindingRecord> = match stored {
+            Some(stored) if !stored.contains(&id) => None,
+            _ => store::get_compact(&t.findings, "findings", &key)?,
+        };
         let next = match (existing.clone(), current.remove(&id)) {
             (None, None) => continue,
             (Some(old), Some(finding)) if old.status == FindingStatus::Open => {
