@@ -55,8 +55,8 @@ pub fn path_subjects(path_id: &str) -> Vec<String> {
 /// The findings of one workload, from its paths: unowned workload and sensitive egress about
 /// the workload, and every rule about one path.
 pub fn workload_findings(paths: &[AuthorityPath]) -> Vec<Finding> {
-    let mut sorted: Vec<&AuthorityPath> = paths.iter().collect();
-    sorted.sort_by(|a, b| a.path_id.cmp(&b.path_id));
+    let mut sorted: Vec<Seen<'_>> = paths.iter().map(Seen::of_path).collect();
+    sorted.sort_by(|a, b| a.path_id.cmp(b.path_id));
     let mut out: Vec<Finding> = unowned_workload(&sorted).into_iter().collect();
     for path in paths {
         out.extend(path_findings(path));
@@ -98,142 +98,89 @@ pub struct Exit {
 impl PathFacts {
     /// The facts of a path.
     pub fn of(path: &AuthorityPath) -> PathFacts {
+        let seen = Seen::of_path(path);
         PathFacts {
             path_id: path.path_id.clone(),
             workload: path.workload.clone(),
             owner_state: path.owner_state,
             owners: path.owners.clone(),
-            sensitive_read: path.sensitive_read().map(str::to_string),
-            exit: path.exit().map(|(egress, destination)| Exit {
+            sensitive_read: seen.sensitive_read.map(str::to_string),
+            exit: seen.exit.map(|(egress, destination, grants)| Exit {
                 egress,
                 destination: destination.clone(),
-                grants: path.exit_grants().into_iter().map(str::to_string).collect(),
+                grants: grants.into_iter().map(str::to_string).collect(),
             }),
         }
     }
 }
 
-/// What the rules about a whole workload read of one of its paths: the path itself, or its
-/// kept [`PathFacts`].
-pub trait WorkloadPath {
-    /// The path's id.
-    fn path_id(&self) -> &str;
-    /// Its workload.
-    fn workload(&self) -> &NodeRef;
-    /// Whether someone is accountable for it.
-    fn owner_state(&self) -> OwnerState;
-    /// The workload's owners as the path names them.
-    fn owners(&self) -> &[String];
+/// A way out: the egress class, the destination and the grants of a path that lets data leave.
+type WayOut<'a> = (EgressClass, &'a NodeRef, Vec<&'a str>);
+
+/// What the rules about a whole workload read of one of its paths, borrowed from the path or
+/// from its kept [`PathFacts`].
+struct Seen<'a> {
+    path_id: &'a str,
+    workload: &'a NodeRef,
+    owner_state: OwnerState,
+    owners: &'a [String],
     /// The domain's name, when the path reads sensitive data.
-    fn sensitive_read(&self) -> Option<&str>;
-    /// The egress class and the destination, when the path lets data leave.
-    fn exit(&self) -> Option<(EgressClass, &NodeRef)>;
-    /// The ids of the grants behind the path, when it lets data leave.
-    fn exit_grants(&self) -> Vec<&str>;
+    sensitive_read: Option<&'a str>,
+    /// Its way out, when the path lets data leave.
+    exit: Option<WayOut<'a>>,
 }
 
-impl WorkloadPath for AuthorityPath {
-    fn path_id(&self) -> &str {
-        &self.path_id
-    }
-    fn workload(&self) -> &NodeRef {
-        &self.workload
-    }
-    fn owner_state(&self) -> OwnerState {
-        self.owner_state
-    }
-    fn owners(&self) -> &[String] {
-        &self.owners
-    }
-    fn sensitive_read(&self) -> Option<&str> {
-        (self.domain.sensitive && self.permissions.contains(&Permission::Read)).then_some(self.domain.name.as_str())
-    }
-    fn exit(&self) -> Option<(EgressClass, &NodeRef)> {
-        matches!(self.egress, EgressClass::LlmApi | EgressClass::ExternalHttp)
-            .then_some((self.egress, &self.destination))
-    }
-    fn exit_grants(&self) -> Vec<&str> {
-        if self.exit().is_none() {
-            return Vec::new();
+impl<'a> Seen<'a> {
+    fn of_path(path: &'a AuthorityPath) -> Seen<'a> {
+        Seen {
+            path_id: &path.path_id,
+            workload: &path.workload,
+            owner_state: path.owner_state,
+            owners: &path.owners,
+            sensitive_read: (path.domain.sensitive && path.permissions.contains(&Permission::Read))
+                .then_some(path.domain.name.as_str()),
+            exit: matches!(path.egress, EgressClass::LlmApi | EgressClass::ExternalHttp)
+                .then(|| (path.egress, &path.destination, path.grants.iter().map(|g| g.id.as_str()).collect())),
         }
-        self.grants.iter().map(|g| g.id.as_str()).collect()
     }
-}
 
-impl WorkloadPath for PathFacts {
-    fn path_id(&self) -> &str {
-        &self.path_id
-    }
-    fn workload(&self) -> &NodeRef {
-        &self.workload
-    }
-    fn owner_state(&self) -> OwnerState {
-        self.owner_state
-    }
-    fn owners(&self) -> &[String] {
-        &self.owners
-    }
-    fn sensitive_read(&self) -> Option<&str> {
-        self.sensitive_read.as_deref()
-    }
-    fn exit(&self) -> Option<(EgressClass, &NodeRef)> {
-        self.exit.as_ref().map(|e| (e.egress, &e.destination))
-    }
-    fn exit_grants(&self) -> Vec<&str> {
-        self.exit.iter().flat_map(|e| e.grants.iter().map(String::as_str)).collect()
-    }
-}
-
-impl<P: WorkloadPath + ?Sized> WorkloadPath for &P {
-    fn path_id(&self) -> &str {
-        (**self).path_id()
-    }
-    fn workload(&self) -> &NodeRef {
-        (**self).workload()
-    }
-    fn owner_state(&self) -> OwnerState {
-        (**self).owner_state()
-    }
-    fn owners(&self) -> &[String] {
-        (**self).owners()
-    }
-    fn sensitive_read(&self) -> Option<&str> {
-        (**self).sensitive_read()
-    }
-    fn exit(&self) -> Option<(EgressClass, &NodeRef)> {
-        (**self).exit()
-    }
-    fn exit_grants(&self) -> Vec<&str> {
-        (**self).exit_grants()
+    fn of_facts(facts: &'a PathFacts) -> Seen<'a> {
+        Seen {
+            path_id: &facts.path_id,
+            workload: &facts.workload,
+            owner_state: facts.owner_state,
+            owners: &facts.owners,
+            sensitive_read: facts.sensitive_read.as_deref(),
+            exit: facts
+                .exit
+                .as_ref()
+                .map(|e| (e.egress, &e.destination, e.grants.iter().map(String::as_str).collect())),
+        }
     }
 }
 
 /// The findings about a whole workload (unowned workload, sensitive egress), from the facts of
 /// all of its paths sorted by path id: [`workload_findings`] without the rules about one path.
 pub fn whole_workload_findings(paths: &[PathFacts]) -> Vec<Finding> {
-    let mut out: Vec<Finding> = unowned_workload(paths).into_iter().collect();
-    sensitive_egress(paths, &mut out);
+    let seen: Vec<Seen<'_>> = paths.iter().map(Seen::of_facts).collect();
+    let mut out: Vec<Finding> = unowned_workload(&seen).into_iter().collect();
+    sensitive_egress(&seen, &mut out);
     out
 }
 
-fn unowned_workload<P: WorkloadPath>(paths: &[P]) -> Option<Finding> {
+fn unowned_workload(paths: &[Seen<'_>]) -> Option<Finding> {
     let first = paths.first()?;
-    let workload = first.workload();
-    if first.owner_state() != OwnerState::Assigned {
+    let workload = first.workload;
+    if first.owner_state != OwnerState::Assigned {
         let mut f = finding(
             &UNOWNED_WORKLOAD,
             format!("workload:{}", workload.id),
-            format!(
-                "workload {} is {} and holds {} authority path(s)",
-                workload.name,
-                first.owner_state(),
-                paths.len()
-            ),
+            format!("workload {} is {} and holds {} authority path(s)", workload.name, first.owner_state, paths.len()),
         );
         f.workloads.push(workload.id.clone());
-        f.path_ids = paths.iter().map(|p| p.path_id().to_string()).collect();
+        f.path_ids = paths.iter().map(|p| p.path_id.to_string()).collect();
         f.records = vec![workload.id.clone()];
-        f.records.extend(first.owners().iter().cloned());
+        f.records.extend(first.owners.iter().cloned());
         f.remediation.push(remediation::assign_owner(workload));
         return Some(f);
     }
@@ -488,23 +435,23 @@ fn redundant_grant(path: &AuthorityPath) -> Option<Finding> {
     Some(f)
 }
 
-fn sensitive_egress<P: WorkloadPath>(workload_paths: &[P], out: &mut Vec<Finding>) {
+fn sensitive_egress(workload_paths: &[Seen<'_>], out: &mut Vec<Finding>) {
     let Some(first) = workload_paths.first() else { return };
-    let workload_id = first.workload().id.as_str();
-    let reads: Vec<(&P, &str)> = workload_paths.iter().filter_map(|p| Some((p, p.sensitive_read()?))).collect();
-    let exits: Vec<(&P, (EgressClass, &NodeRef))> =
-        workload_paths.iter().filter_map(|p| Some((p, p.exit()?))).collect();
+    let workload_id = first.workload.id.as_str();
+    let reads: Vec<(&Seen<'_>, &str)> = workload_paths.iter().filter_map(|p| Some((p, p.sensitive_read?))).collect();
+    let exits: Vec<(&Seen<'_>, &WayOut<'_>)> =
+        workload_paths.iter().filter_map(|p| Some((p, p.exit.as_ref()?))).collect();
     if reads.is_empty() || exits.is_empty() {
         return;
     }
     let domains: BTreeSet<&str> = reads.iter().map(|(_, domain)| *domain).collect();
-    let egress: BTreeSet<&str> = exits.iter().map(|(_, (egress, _))| egress.as_str()).collect();
+    let egress: BTreeSet<&str> = exits.iter().map(|(_, (egress, _, _))| egress.as_str()).collect();
     let mut f = finding(
         &SENSITIVE_EGRESS,
         format!("workload:{workload_id}"),
         format!(
             "{} can read {} data and reach {} egress",
-            first.workload().name,
+            first.workload.name,
             domains.into_iter().collect::<Vec<_>>().join(", "),
             egress.into_iter().collect::<Vec<_>>().join(", ")
         ),
@@ -512,29 +459,25 @@ fn sensitive_egress<P: WorkloadPath>(workload_paths: &[P], out: &mut Vec<Finding
     f.workloads.push(workload_id.to_string());
     f.path_ids = reads
         .iter()
-        .map(|(p, _)| p.path_id())
-        .chain(exits.iter().map(|(p, _)| p.path_id()))
+        .map(|(p, _)| p.path_id)
+        .chain(exits.iter().map(|(p, _)| p.path_id))
         .map(str::to_string)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
     f.records = exits
         .iter()
-        .flat_map(|(p, _)| p.exit_grants())
-        .map(str::to_string)
+        .flat_map(|(_, (_, _, grants))| grants.iter().map(|g| g.to_string()))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    for (path, (egress, destination)) in &exits {
+    for (path, (egress, destination, _)) in &exits {
         f.remediation.push(remediation::action(
             "review_destination",
             &destination.id,
             format!(
                 "confirm that {} may send {} data to {} ({}), or remove its access",
-                path.workload().name,
-                reads[0].1,
-                destination.name,
-                egress
+                path.workload.name, reads[0].1, destination.name, egress
             ),
         ));
     }
