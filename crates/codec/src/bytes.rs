@@ -181,10 +181,19 @@ fn rewrite(reader: &mut Reader<'_>, head: Head, out: &mut Vec<u8>, depth: usize)
             write_head(out, head.major, joined.len() as u64);
             out.extend_from_slice(&joined);
         }
-        (ARRAY, len) => {
+        (ARRAY, Some(len)) => {
+            write_head(out, ARRAY, len);
+            let mut count = 0u64;
+            while let Some(item) = next_item(reader, Some(len), count)? {
+                rewrite(reader, item, out, depth + 1)?;
+                count += 1;
+            }
+        }
+        (ARRAY, None) => {
+            // Indefinite: the items are counted before the head can be written.
             let mut items = Vec::new();
             let mut count = 0u64;
-            while let Some(item) = next_item(reader, len, count)? {
+            while let Some(item) = next_item(reader, None, count)? {
                 rewrite(reader, item, &mut items, depth + 1)?;
                 count += 1;
             }
@@ -278,7 +287,8 @@ pub(crate) fn map_entries(bytes: &[u8]) -> Result<Vec<Entry<'_>>, DecodeError> {
     Ok(entries)
 }
 
-/// Walks one canonical item; `on_entry` sees the entries of the outermost map (depth 0).
+/// Walks one canonical item; `on_entry` sees the entries of the item when it is a map (nested
+/// items are walked with a closure that ignores them).
 fn walk<'a>(
     reader: &mut Reader<'a>,
     head: Head,
@@ -327,9 +337,7 @@ fn walk<'a>(
                 let value_start = reader.pos;
                 let value = reader.head()?;
                 walk(reader, value, depth + 1, &mut |_, _| {})?;
-                if depth == 0 {
-                    on_entry(key_bytes, &reader.bytes[value_start..reader.pos]);
-                }
+                on_entry(key_bytes, &reader.bytes[value_start..reader.pos]);
             }
         }
     }

@@ -133,7 +133,7 @@ fn encode<P: Serialize>(event: &Event, payload: &P) -> Result<Vec<u8>, EventErro
 
 /// The envelope's fields, each as its encoded value, read in one pass that also checks the
 /// whole event is canonical.
-struct Fields<'a>(Vec<crate::bytes::Entry<'a>>);
+struct Fields<'a>(Vec<(Option<String>, &'a [u8])>);
 
 /// The envelope's fields; any other is refused.
 const FIELDS: [&str; 11] = [
@@ -156,12 +156,15 @@ impl<'a> Fields<'a> {
             DecodeError::Shape(_) => DecodeError::Shape("an event envelope is a map".to_string()),
             other => other,
         })?;
-        Ok(Fields(entries))
+        // Each key's text, read once (`None`: not a text string, refused by `no_unknown`; a
+        // tagged string is not one, though ciborium would read through the tag).
+        let text = |key: &[u8]| key.first().is_some_and(|b| b >> 5 == 3).then(|| from_stable(key).ok()).flatten();
+        Ok(Fields(entries.into_iter().map(|(key, value)| (text(key), value)).collect()))
     }
 
     /// The encoded value of a field, if present.
     fn raw(&self, name: &str) -> Option<&'a [u8]> {
-        self.0.iter().find(|(key, _)| text_key(key) == Some(name)).map(|(_, value)| *value)
+        self.0.iter().find(|(key, _)| key.as_deref() == Some(name)).map(|(_, value)| *value)
     }
 
     /// A field the envelope must have.
@@ -181,25 +184,13 @@ impl<'a> Fields<'a> {
     /// Refuses fields the envelope does not have, as the schema's closed map does.
     fn no_unknown(&self) -> Result<(), DecodeError> {
         for (key, _) in &self.0 {
-            match text_key(key) {
+            match key.as_deref() {
                 Some(name) if FIELDS.contains(&name) => {}
                 Some(name) => return Err(DecodeError::Shape(format!("envelope: unknown field `{name}`"))),
                 None => return Err(DecodeError::Shape("envelope: a key that is not text".to_string())),
             }
         }
         Ok(())
-    }
-}
-
-/// The text of an encoded key that is a short text string (every envelope key is).
-fn text_key(key: &[u8]) -> Option<&str> {
-    let (&first, rest) = key.split_first()?;
-    match first {
-        0x60..=0x77 if rest.len() == usize::from(first - 0x60) => std::str::from_utf8(rest).ok(),
-        0x78 if rest.first().is_some_and(|len| usize::from(*len) == rest.len() - 1) => {
-            std::str::from_utf8(&rest[1..]).ok()
-        }
-        _ => None,
     }
 }
 

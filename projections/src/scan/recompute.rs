@@ -237,13 +237,10 @@ fn finding_ids_of_workload(
     workload: &str,
 ) -> Result<BTreeSet<String>, ProjectionError> {
     let start = store::prefix(&[tenant.as_str().as_bytes(), workload.as_bytes()]);
-    let end = store::prefix_end(&start);
-    let mut out = BTreeSet::new();
-    for entry in t.findings_by_workload.range(start.as_slice()..end.as_slice())? {
-        let (k, _) = entry?;
-        out.insert(String::from_utf8_lossy(&k.value()[start.len()..]).into_owned());
-    }
-    Ok(out)
+    Ok(store::scan_raw(&t.findings_by_workload, &start)?
+        .into_iter()
+        .map(|(k, _)| String::from_utf8_lossy(&k[start.len()..]).into_owned())
+        .collect())
 }
 
 /// Moves findings through their lifecycle: each candidate id is open when `current` has it and
