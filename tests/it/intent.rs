@@ -337,7 +337,10 @@ fn a_gate_scan_before_the_deployment_seals_a_pre_deployment_assessment() {
         let last = service.views().assessments_after(&tenant, 0).unwrap().pop().unwrap();
         assert_eq!(last.kind.as_str(), "pre_deployment_assessment");
         let scan = last.scan.as_ref().unwrap();
-        assert_eq!(scan.scan.deployment.as_ref().unwrap().commit.as_deref(), Some("3f9a2c1"));
+        assert_eq!(
+            scan.scan.deployment.as_ref().unwrap().commit.as_deref(),
+            Some("3f9a2c1d8e0b47a6c5f2913e7d4b8a0c6e1f2d35")
+        );
         assert_eq!(scan.scopes[0].scope, SCOPE);
         let packs = service.views().packs(&tenant).unwrap();
         let body: Value = serde_json::from_str(&packs.last().unwrap().body).unwrap();

@@ -286,3 +286,121 @@ fn the_demo_packs_export_as_verifiable_in_toto_attestations_with_gate_summaries(
     std::fs::write(&tampered, format!("{}\n", serde_json::to_string(&swapped).unwrap())).unwrap();
     assert!(!python(&tampered).status.success(), "a signature of another statement is rejected");
 }
+
+/// A deployment assessment gives an in-toto Statement whose subject is the deployment: its full
+/// commit id from the scan, plus the artifacts `--subject` names for the deployment chosen
+/// (the latest by default), with the `authority-assessment/v1` predicate. The independent
+/// verifier recomputes the pack's digest and compares the predicate with the pack it names; a
+/// predicate changed after signing, or a malformed `--subject`, is refused.
+#[test]
+fn deployments_export_as_authority_assessment_attestations_that_verify_independently() {
+    use sv0_signer::attestation::{Envelope, verify_envelope};
+    let dir = sv0_tests::TempDir::new();
+    let data = dir.join("data");
+    let (code, out) = crate::sv0(&["--data-dir", data.to_str().unwrap(), "demo", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let packs = dir.join("packs");
+    let (code, out) = crate::sv0_in(&data, &["export", "packs", "--out", packs.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let file = dir.join("contoso.intoto.jsonl");
+    let image = "ghcr.io/contoso/hr-agents=sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
+    let (code, out) =
+        crate::sv0_in(&data, &["export", "attestations", "--out", file.to_str().unwrap(), "--subject", image]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("(2 of deployments)"), "{out}");
+    let pem = data.join("keys").join("signing.pub.pem");
+    let key = <ed25519_dalek::VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(
+        &std::fs::read_to_string(&pem).unwrap(),
+    )
+    .unwrap();
+    let deployments: Vec<serde_json::Value> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let envelope: Envelope = serde_json::from_str(line).unwrap();
+            serde_json::from_slice::<serde_json::Value>(&verify_envelope(&envelope, &key).unwrap()).unwrap()
+        })
+        .filter(|s| s["predicateType"] == "https://sv0.dev/attestation/authority-assessment/v1")
+        .collect();
+    assert_eq!(deployments.len(), 2, "the deployment's delta and its remediation's verification");
+    let (delta, verification) = (&deployments[0]["predicate"], &deployments[1]["predicate"]);
+    for statement in &deployments {
+        let p = &statement["predicate"];
+        assert_eq!(statement["subject"][0]["name"], "contoso/hr-agents");
+        assert_eq!(statement["subject"][0]["digest"]["gitCommit"], "3f9a2c1d8e0b47a6c5f2913e7d4b8a0c6e1f2d35");
+        assert_eq!(statement["subject"][1]["name"], "ghcr.io/contoso/hr-agents");
+        assert_eq!(
+            statement["subject"][1]["digest"]["sha256"],
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "lowercased"
+        );
+        assert_eq!(p["tenant_id"], "contoso");
+        assert_eq!(p["deployment_id"], "contoso/hr-agents#8812");
+        let grades = ["grade_a_paths", "grade_b_paths", "grade_c_paths"].map(|g| p[g].as_u64().unwrap());
+        assert_eq!(grades.iter().sum::<u64>(), p["authority_paths_total"].as_u64().unwrap());
+        assert_eq!(p["evidence_pack_sha256"].as_str().unwrap().len(), 64);
+    }
+    assert_eq!(delta["assessment_kind"], "post_deployment_delta");
+    assert_eq!(delta["disposition"], "requires_review");
+    assert!(delta["new_paths_since_baseline"].as_u64().unwrap() > 0, "{delta}");
+    assert!(delta.get("verification").is_none());
+    assert_eq!(verification["assessment_kind"], "verification");
+    assert_eq!(verification["verification"]["result"], "PASSED", "{verification}");
+    assert_eq!(verification["disposition"], "approved");
+
+    let (ok, out) = crate::packs::deployment_verify(&file, &pem, &packs);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches(": verified, ").count(), 2, "{out}");
+    // A predicate changed after signing: the signature and the pack both disagree.
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (mut envelope, payload) = text
+        .lines()
+        .map(|line| {
+            let envelope: Envelope = serde_json::from_str(line).unwrap();
+            let payload = String::from_utf8(STANDARD.decode(&envelope.payload).unwrap()).unwrap();
+            (envelope, payload)
+        })
+        .find(|(_, payload)| payload.contains("authority-assessment/v1") && payload.contains("\"requires_review\""))
+        .unwrap();
+    envelope.payload = STANDARD.encode(payload.replace("\"requires_review\"", "\"approved\""));
+    let tampered = dir.join("tampered.intoto.jsonl");
+    std::fs::write(&tampered, format!("{}\n", serde_json::to_string(&envelope).unwrap())).unwrap();
+    let (ok, out) = crate::packs::deployment_verify(&tampered, &pem, &packs);
+    assert!(!ok && out.contains("signature does not verify") && out.contains("disposition is 'approved'"), "{out}");
+
+    // Without --subject the commit alone is the subject; a bad --subject or an unknown
+    // deployment is refused and writes nothing.
+    let plain = dir.join("plain.intoto.jsonl");
+    let (code, out) = crate::sv0_in(&data, &["export", "attestations", "--out", plain.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("(2 of deployments)"), "{out}");
+    for (args, expected) in [
+        (vec!["--subject", "app=sha1:abc"], "NAME=sha256:HEX"),
+        (vec!["--subject", "app=sha256:abc"], "64 hex digits"),
+        (vec!["--subject", image, "--deployment", "contoso/other#1"], "no deployment contoso/other#1"),
+    ] {
+        let refused = dir.join("refused.intoto.jsonl");
+        let mut all = vec!["export", "attestations", "--out", refused.to_str().unwrap()];
+        all.extend(args);
+        let (code, out) = crate::sv0_in(&data, &all);
+        assert_ne!(code, 0, "{out}");
+        assert!(out.contains(expected), "{out}");
+        assert!(!refused.exists());
+    }
+}
+
+#[test]
+fn the_authority_assessment_schema_is_generated_from_the_code() {
+    let generated = serde_json::to_string_pretty(&schemars::schema_for!(sv0_signer::attestation::AuthorityAssessment))
+        .unwrap()
+        + "\n";
+    let path = crate::repo_root().join("schemas/authority-assessment.schema.json");
+    if std::env::var_os("SV0_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path)
+        .expect("schemas/authority-assessment.schema.json; run with SV0_BLESS=1 to create it");
+    assert_eq!(committed, generated, "schemas/authority-assessment.schema.json is stale: run SV0_BLESS=1");
+}

@@ -385,7 +385,9 @@ fn a_malformed_validity_line_is_an_error() {
 
 /// The golden pack chain of `schemas/vectors/packs`: the five assessments of
 /// `assessments.json` (the demo's, one note holding non-ASCII text, a quote and a tab) sealed
-/// with the RFC 8032 TEST 1 key (packs 1-3) and, after a rotation, the TEST 2 key (packs 4-5).
+/// with the RFC 8032 TEST 1 key (packs 1-3) and, after a rotation, the TEST 2 key (packs 4-5);
+/// and `deployment.intoto.jsonl`, the deployment attestations of its deployment assessments
+/// (packs 3 and 4) about one artifact, signed with the TEST 1 key.
 fn golden_chain() -> Vec<(String, String)> {
     let dir = crate::repo_root().join("schemas/vectors/packs");
     let key = |hex_seed: &str| {
@@ -402,6 +404,7 @@ fn golden_chain() -> Vec<(String, String)> {
     let assessments: Vec<sv0_domain::assessment::Assessment> =
         serde_json::from_str(&std::fs::read_to_string(dir.join("assessments.json")).unwrap()).unwrap();
     let mut files = Vec::new();
+    let mut deployments = String::new();
     let mut link: Option<sv0_signer::ChainLink> = None;
     for (n, assessment) in assessments.iter().enumerate() {
         let signer = if n < 3 { &first } else { &second };
@@ -413,7 +416,9 @@ fn golden_chain() -> Vec<(String, String)> {
         });
         let file = sv0_signer::PackFile::from_sealed(&sealed).unwrap();
         files.push((file.file_name(), format!("{}\n", serde_json::to_string_pretty(&file).unwrap())));
+        deployments.push_str(&golden_deployment_attestations(&sealed, &first));
     }
+    files.push(("deployment.intoto.jsonl".to_string(), deployments));
     let mut ring = sv0_signer::KeyRing::new();
     for (signer, from, to) in [(&first, 1, Some(3)), (&second, 4, None)] {
         ring.add(signer.verifying_key());
@@ -421,6 +426,33 @@ fn golden_chain() -> Vec<(String, String)> {
     }
     files.push(("public-key.pem".to_string(), ring.to_pem()));
     files
+}
+
+/// The artifact the golden deployment shipped.
+const GOLDEN_ARTIFACT: &str =
+    "ghcr.io/contoso/hr-agents=sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+fn golden_deployment_attestations(sealed: &sv0_domain::events::PackSealed, key: &sv0_signer::PackSigner) -> String {
+    use sv0_signer::attestation::{Subject, authority_assessments, deployment_statement, sign_statement};
+    let body: sv0_signer::PackBody = serde_json::from_str(&sealed.body).unwrap();
+    let subjects = [Subject::parse(GOLDEN_ARTIFACT).unwrap()];
+    authority_assessments(&body, &sealed.digest)
+        .iter()
+        .map(|p| {
+            format!("{}\n", serde_json::to_string(&sign_statement(key, &deployment_statement(&subjects, p))).unwrap())
+        })
+        .collect()
+}
+
+/// `tests/interop/deployment_verify.py ATTESTATIONS KEY PACK_DIR`.
+pub(crate) fn deployment_verify(attestations: &Path, key: &Path, packs: &Path) -> (bool, String) {
+    let output = std::process::Command::new("python3")
+        .arg(crate::repo_root().join("tests/interop/deployment_verify.py"))
+        .args([attestations, key, packs])
+        .output()
+        .expect("python3 runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
 }
 
 fn python_verify(packs: &Path, key: &Path) -> (bool, String) {
@@ -457,6 +489,18 @@ fn the_golden_pack_chain_is_reproduced_byte_for_byte_and_verifies_independently(
     assert!(out.contains("chain intact: 5 pack(s) of tenant contoso"), "{out}");
     let (ok, out) = python_verify(&dir, &key);
     assert!(ok && out.contains("chain intact: 5 pack(s)"), "{out}");
+    // The golden deployment attestations verify independently against the golden packs.
+    let first = TempDir::new();
+    let seed: [u8; 32] =
+        hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap().try_into().unwrap();
+    std::fs::write(
+        first.join("test1.pem"),
+        sv0_signer::public_key_pem(&ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key()),
+    )
+    .unwrap();
+    let (ok, out) = deployment_verify(&dir.join("deployment.intoto.jsonl"), &first.join("test1.pem"), &dir);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches(": verified, ").count(), 2, "{out}");
 
     // The demo's own export verifies independently too.
     let (_demo, _data, export) = exported();

@@ -123,26 +123,92 @@ impl<L: EventLog> Service<L> {
     }
 }
 
+/// What `attestations` gives: the envelopes, and the deployment assessments it could not attest.
+#[derive(Debug, Clone, Default)]
+pub struct Attestations {
+    /// DSSE envelopes, in chain order.
+    pub envelopes: Vec<sv0_signer::attestation::Envelope>,
+    /// Deployment attestations among them.
+    pub deployments: usize,
+    /// Deployments assessed that named no full commit id and were given no `--subject`: an
+    /// in-toto subject needs a digest, so none was written for them.
+    pub without_subject: Vec<String>,
+}
+
 impl<L: EventLog> Service<L> {
     /// The tenant's packs as in-toto attestations in DSSE envelopes, in chain order: each pack's
-    /// Statement, followed, for a scan assessment, by one SLSA VSA per scope disposition.
-    pub fn attestations(&mut self, tenant: &TenantId) -> Result<Vec<sv0_signer::attestation::Envelope>, ServiceError> {
-        use sv0_signer::attestation::{pack_statement, sign_statement, vsa_statement};
+    /// Statement; for a scan assessment, one SLSA VSA per scope disposition; and for a
+    /// deployment assessment, one authority-assessment Statement per scope disposition whose
+    /// subject is the deployment: its full commit id and, for the deployment `deployment` (by
+    /// its `deployment_id`; the latest deployment assessed when none is named), the artifacts
+    /// in `subjects`.
+    pub fn attestations(
+        &mut self,
+        tenant: &TenantId,
+        subjects: &[sv0_signer::attestation::Subject],
+        deployment: Option<&str>,
+    ) -> Result<Attestations, ServiceError> {
+        use sv0_signer::attestation::{
+            Subject, authority_assessments, deployment_statement, pack_statement, sign_statement, vsa_statement,
+        };
         let packs = self.views.packs(tenant)?;
+        let mut bodies = Vec::with_capacity(packs.len());
+        for pack in &packs {
+            let body: sv0_signer::PackBody = serde_json::from_str(&pack.body)?;
+            let deployments = authority_assessments(&body, &pack.digest);
+            bodies.push((body, deployments));
+        }
+        let named = match deployment {
+            Some(id) => {
+                if !bodies.iter().flat_map(|(_, d)| d).any(|d| d.deployment_id == id) {
+                    return Err(InvalidInput::new(format!("no deployment {id} was assessed in tenant {tenant}")).into());
+                }
+                Some(id.to_string())
+            }
+            None => bodies.iter().rev().flat_map(|(_, d)| d).next().map(|d| d.deployment_id.clone()),
+        };
+        if !subjects.is_empty() && named.is_none() {
+            return Err(InvalidInput::new(format!(
+                "--subject names a deployment's artifacts, but no deployment was assessed in tenant {tenant}"
+            ))
+            .into());
+        }
+        let mut out = Attestations::default();
         if packs.is_empty() {
-            return Ok(Vec::new());
+            return Ok(out);
         }
         let signer = self.chain_signer(tenant)?;
-        let mut out = Vec::new();
-        for pack in &packs {
-            let body: serde_json::Value = serde_json::from_str(&pack.body)?;
-            out.push(sign_statement(signer, &pack_statement(&pack.pack_id, &pack.digest, &body)));
-            let assessment = &body["assessment"];
-            let time = assessment["occurred_at"].as_str().unwrap_or_default();
-            for scope in assessment["scan"]["scopes"].as_array().map(Vec::as_slice).unwrap_or_default() {
-                let Some(decision) = scope["disposition"]["decision"].as_str() else { continue };
-                let uri = format!("sv0:{tenant}/{}", scope["scope"].as_str().unwrap_or_default());
-                out.push(sign_statement(signer, &vsa_statement(&pack.pack_id, &pack.digest, time, &uri, decision)));
+        for (pack, (body, deployments)) in packs.iter().zip(&bodies) {
+            // The pack's own Statement carries the body exactly as sealed.
+            let value: serde_json::Value = serde_json::from_str(&pack.body)?;
+            out.envelopes.push(sign_statement(signer, &pack_statement(&pack.pack_id, &pack.digest, &value)));
+            let time = body.assessment.occurred_at.to_rfc3339();
+            for scope in body.assessment.scan.iter().flat_map(|s| &s.scopes) {
+                let Some(disposition) = &scope.disposition else { continue };
+                let uri = format!("sv0:{tenant}/{}", scope.scope);
+                let decision = disposition.decision.as_str();
+                out.envelopes
+                    .push(sign_statement(signer, &vsa_statement(&pack.pack_id, &pack.digest, &time, &uri, decision)));
+            }
+            for predicate in deployments {
+                let deployment = &predicate.deployment;
+                let mut statement_subjects: Vec<Subject> = deployment
+                    .commit
+                    .as_deref()
+                    .and_then(|commit| Subject::of_commit(deployment.repository.as_deref(), commit))
+                    .into_iter()
+                    .collect();
+                if named.as_deref() == Some(predicate.deployment_id.as_str()) {
+                    statement_subjects.extend(subjects.iter().cloned());
+                }
+                if statement_subjects.is_empty() {
+                    if !out.without_subject.contains(&predicate.deployment_id) {
+                        out.without_subject.push(predicate.deployment_id.clone());
+                    }
+                    continue;
+                }
+                out.envelopes.push(sign_statement(signer, &deployment_statement(&statement_subjects, predicate)));
+                out.deployments += 1;
             }
         }
         Ok(out)

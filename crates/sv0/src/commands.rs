@@ -237,14 +237,31 @@ pub(crate) async fn execute(
         Command::Tokens(command) => crate::keys::tokens(service, tenant, command, out).await,
         Command::Export(ExportCommand::Attestations(args)) => {
             let tenant = service.known_tenant(tenant)?;
-            let envelopes = service.attestations(&tenant)?;
+            let subjects = args
+                .subject
+                .iter()
+                .map(|s| sv0_signer::attestation::Subject::parse(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            let attestations = service.attestations(&tenant, &subjects, args.deployment.as_deref())?;
             let mut lines = String::new();
-            for envelope in &envelopes {
+            for envelope in &attestations.envelopes {
                 lines.push_str(&serde_json::to_string(envelope)?);
                 lines.push('\n');
             }
             std::fs::write(&args.out, lines).with_context(|| format!("cannot write {}", args.out.display()))?;
-            writeln!(out, "wrote {} attestation(s) of tenant {tenant} to {}", envelopes.len(), args.out.display())?;
+            writeln!(
+                out,
+                "wrote {} attestation(s) of tenant {tenant} to {} ({} of deployments)",
+                attestations.envelopes.len(),
+                args.out.display(),
+                attestations.deployments
+            )?;
+            for id in &attestations.without_subject {
+                writeln!(
+                    out,
+                    "deployment {id} named no full commit id: no deployment attestation for it (name its artifact with --subject NAME=sha256:HEX --deployment '{id}')"
+                )?;
+            }
             Ok(EXIT_OK)
         }
         Command::Export(ExportCommand::Checkpoint(args)) => {

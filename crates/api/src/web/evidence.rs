@@ -110,11 +110,12 @@ pub(crate) async fn checkpoint<L: EventLog + Clone>(viewer: Viewer<L>) -> Page {
     attachment("text/plain; charset=utf-8", note)
 }
 
-/// `GET /evidence/attestations`: every pack's in-toto statement, in DSSE envelopes.
+/// `GET /evidence/attestations`: every pack's in-toto statement, its gate summaries and its
+/// deployment attestations (for deployments that named a full commit id), in DSSE envelopes.
 pub(crate) async fn attestations<L: EventLog + Clone>(viewer: Viewer<L>) -> Page {
     viewer.must(Permission::Evidence)?;
-    let envelopes = viewer.s.commands.lock().await.attestations(viewer.tenant())?;
-    json_file(&envelopes)
+    let attestations = viewer.s.commands.lock().await.attestations(viewer.tenant(), &[], None)?;
+    json_file(&attestations.envelopes)
 }
 
 /// `GET /evidence/proofs/{index or id}`: the RFC 9162 inclusion proof of a pack.

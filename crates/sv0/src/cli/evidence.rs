@@ -182,6 +182,14 @@ pub struct ExportAttestationsArgs {
     /// The file to write (by convention FILE.intoto.jsonl)
     #[arg(value_parser = PathArg, long, value_name = "FILE")]
     pub out: PathBuf,
+    /// An artifact the deployment shipped, as the subject of its deployment attestations
+    /// (repeatable), besides the commit the sync named
+    #[arg(long, value_name = "NAME=sha256:HEX")]
+    pub subject: Vec<String>,
+    /// The deployment the --subject artifacts belong to, by its deployment_id (REPOSITORY#RUN_ID);
+    /// by default the latest deployment assessed
+    #[arg(long, value_name = "DEPLOYMENT_ID", requires = "subject")]
+    pub deployment: Option<String>,
 }
 
 /// `sv0 export checkpoint`.
