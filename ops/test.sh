@@ -14,6 +14,15 @@ export SV0_CHROMIUM SV0_CHROMEDRIVER
 # ... and check every screen with axe-core (the pinned release, downloaded on first use).
 SV0_AXE="$(./ops/install-axe.sh)"
 export SV0_AXE
+# The RFC 3161 tests run a real Time Stamping Authority (`openssl ts -reply`) and check what SV0
+# stores with `openssl ts -verify`.
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "openssl is missing; installing it" >&2
+  if ! { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }; then
+    echo "error: the timestamping tests need openssl (apt-get install openssl)" >&2
+    exit 1
+  fi
+fi
 
 if cargo fmt --version >/dev/null 2>&1; then
   cargo fmt --all -- --check

@@ -40,6 +40,7 @@ pub(crate) fn subject_allows(subject: &str, tenant: &TenantId, payload: &EventPa
         EventPayload::PolicySet(_) | EventPayload::PolicyApproved(_) => rest == "policy",
         EventPayload::TokenIssued(_) | EventPayload::TokenRevoked(_) => rest == "token",
         EventPayload::FindingsAcknowledged(_) => rest == "finding",
+        EventPayload::CheckpointTimestamped(_) => rest == "timestamp",
         // Checked when the pieces make the whole event.
         EventPayload::Fragment(_) => true,
     }
@@ -76,6 +77,8 @@ pub(crate) fn apply(t: &mut Tables<'_>, record: &Record, event: &Event) -> Resul
             acknowledge(t, tenant, &acked.acknowledged, &acked.by, event.meta.occurred_at)
         }
         EventPayload::PackSealed(sealed) => pack_sealed(t, tenant, seq, sealed),
+        // Tokens are evidence read from the log itself (export, verification); no view needs them.
+        EventPayload::CheckpointTimestamped(_) => Ok(()),
         EventPayload::Fragment(fragment) => fragment_received(t, record, tenant, fragment),
     }
 }

@@ -243,6 +243,14 @@ fn fixtures() -> Vec<Event> {
             approved_by: "sam.approver@contoso.example".into(),
             note: "reviewed with the CISO: it only approves the sandbox projects".into(),
         }),
+        EventPayload::CheckpointTimestamped(sv0_domain::events::CheckpointTimestamped {
+            size: 5,
+            root: "6d".repeat(32),
+            checkpoint: "sv0.dev/packs/contoso\n5\nbW1tbQ==\n\n\u{2014} sv0.dev/packs/contoso AbCdEf==\n".into(),
+            tsa: "https://tsa.example/tsr".into(),
+            request: sv0_domain::events::Bytes(vec![0x30, 0x03, 0x02, 0x01, 0x01]),
+            response: sv0_domain::events::Bytes(vec![0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x00]),
+        }),
     ];
     payloads.into_iter().enumerate().map(|(n, payload)| Event { meta: meta(n as u8 + 1), payload }).collect()
 }

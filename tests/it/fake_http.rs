@@ -24,12 +24,12 @@ impl Received {
 pub struct Reply {
     pub status: String,
     pub headers: Vec<(String, String)>,
-    pub body: String,
+    pub body: Vec<u8>,
 }
 
 impl Reply {
-    /// A JSON answer without extra headers.
-    pub fn json(status: &str, body: impl Into<String>) -> Reply {
+    /// A JSON answer without extra headers (another `Content-Type` header replaces JSON's).
+    pub fn json(status: &str, body: impl Into<Vec<u8>>) -> Reply {
         Reply { status: status.to_string(), headers: Vec::new(), body: body.into() }
     }
 
@@ -90,16 +90,19 @@ pub fn fake_server_with(answer: impl Fn(&Received) -> Reply + Send + 'static) ->
             };
             let reply = answer(&received);
             let mut extra = String::new();
+            if !reply.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type")) {
+                extra.push_str("Content-Type: application/json\r\n");
+            }
             for (name, value) in &reply.headers {
                 extra.push_str(&format!("{name}: {value}\r\n"));
             }
             let _ = write!(
                 stream,
-                "HTTP/1.1 {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n{}",
+                "HTTP/1.1 {}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
                 reply.status,
                 reply.body.len(),
-                reply.body
             );
+            let _ = stream.write_all(&reply.body);
         }
     });
     url

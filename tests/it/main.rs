@@ -32,6 +32,8 @@ mod signals;
 mod snapshots;
 mod story;
 mod synthetic;
+mod timestamps;
+mod tsa;
 mod views;
 mod web;
 mod webdriver;

@@ -110,6 +110,7 @@ pub fn encode_event(event: &Event) -> Result<Vec<u8>, EventError> {
         EventPayload::TokenIssued(p) => encode(event, p),
         EventPayload::TokenRevoked(p) => encode(event, p),
         EventPayload::FindingsAcknowledged(p) => encode(event, p),
+        EventPayload::CheckpointTimestamped(p) => encode(event, p),
     }
 }
 
@@ -249,6 +250,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, EventError> {
         "token.issued" => EventPayload::TokenIssued(payload(&wire)?),
         "token.revoked" => EventPayload::TokenRevoked(payload(&wire)?),
         "findings.acknowledged" => EventPayload::FindingsAcknowledged(payload(&wire)?),
+        "checkpoint.timestamped" => EventPayload::CheckpointTimestamped(payload(&wire)?),
         other => {
             return Err(EventError::UnknownEventType { event_type: other.to_string() });
         }

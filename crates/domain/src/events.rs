@@ -144,12 +144,14 @@ pub enum EventPayload {
     TokenRevoked(TokenRevoked),
     /// A person accepted open findings until a date, outside an approval.
     FindingsAcknowledged(FindingsAcknowledged),
+    /// A Time Stamping Authority's RFC 3161 token over a checkpoint of a tenant's pack chain.
+    CheckpointTimestamped(CheckpointTimestamped),
 }
 
 /// Name and current schema version of each payload type.
 impl EventPayload {
     /// Every event type name with the schema version this build writes.
-    pub const TYPES: [(&'static str, u32); 15] = [
+    pub const TYPES: [(&'static str, u32); 16] = [
         ("scan.started", 1),
         ("scan.chunk", 1),
         ("scan.completed", 1),
@@ -165,6 +167,7 @@ impl EventPayload {
         ("token.revoked", 1),
         ("findings.acknowledged", 1),
         ("policy.approved", 1),
+        ("checkpoint.timestamped", 1),
     ];
 
     /// The event type name.
@@ -185,6 +188,7 @@ impl EventPayload {
             EventPayload::TokenIssued(_) => "token.issued",
             EventPayload::TokenRevoked(_) => "token.revoked",
             EventPayload::FindingsAcknowledged(_) => "findings.acknowledged",
+            EventPayload::CheckpointTimestamped(_) => "checkpoint.timestamped",
         }
     }
 
@@ -517,4 +521,24 @@ pub struct FindingsAcknowledged {
     pub by: String,
     /// Why.
     pub note: String,
+}
+
+/// A Time Stamping Authority's RFC 3161 token over a checkpoint of a tenant's pack chain: proof,
+/// from outside SV0, that the chain had this size and root no later than the token's time. The
+/// message timestamped is the checkpoint's signed note, byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointTimestamped {
+    /// The number of packs the checkpoint covers.
+    pub size: u64,
+    /// The tree's root at that size, hex.
+    pub root: String,
+    /// The checkpoint timestamped: a C2SP signed note, exactly as its SHA-256 was sent.
+    pub checkpoint: String,
+    /// The TSA asked (its URL).
+    pub tsa: String,
+    /// The DER `TimeStampReq` sent: the imprint, the nonce and the policy asked for.
+    pub request: Bytes,
+    /// The DER `TimeStampResp` received.
+    pub response: Bytes,
 }

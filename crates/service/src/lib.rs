@@ -19,6 +19,7 @@ pub mod review;
 pub mod scopes;
 mod service;
 pub mod signals;
+pub mod timestamping;
 pub mod tokens;
 pub mod transparency;
 mod verify;

@@ -116,10 +116,16 @@ impl<L: EventLog> Service<L> {
     /// The tenant's checkpoint now, signed with this data directory's pack signing key under
     /// the key name of the origin.
     pub fn checkpoint(&mut self, tenant: &TenantId) -> Result<String, ServiceError> {
+        Ok(self.signed_checkpoint(tenant)?.0)
+    }
+
+    /// The tenant's checkpoint now, with the tree's size and its root (hex).
+    pub(crate) fn signed_checkpoint(&mut self, tenant: &TenantId) -> Result<(String, u64, String), ServiceError> {
         let (_, tree) = self.pack_tree(tenant)?;
         let checkpoint = Checkpoint { origin: origin(tenant), size: tree.size(), root: tree.root() };
         let name = checkpoint.origin.clone();
-        Ok(checkpoint.sign(self.chain_signer(tenant)?, &name))
+        let note = checkpoint.sign(self.chain_signer(tenant)?, &name);
+        Ok((note, tree.size(), hex::encode(tree.root())))
     }
 }
 

@@ -9,6 +9,8 @@
 //! - `verify`: `verify_chain` checks a whole chain offline and names the first broken link.
 //! - `attestation`: packs as in-toto Statements (and SLSA VSAs for gate decisions) in DSSE
 //!   envelopes.
+//! - `timestamp`: RFC 3161 requests for checkpoints, and the offline verification of a TSA's
+//!   token (CMS signature, ESS certificate, key usage, chain to trusted certificates, validity).
 //! - `merkle`: the RFC 6962 / 9162 tree over a tenant's pack digests, with inclusion and
 //!   consistency proofs; `checkpoint`: its tree heads as C2SP signed notes.
 
@@ -17,6 +19,7 @@ pub mod checkpoint;
 pub mod keys;
 pub mod merkle;
 pub mod pack;
+pub mod timestamp;
 pub mod verify;
 
 pub use keys::{KeyError, KeyRing, PackSigner, Validity, key_id, public_key_pem};

@@ -366,3 +366,45 @@ fn is_pack_file_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     name.ends_with(".json") && bytes.len() > 12 && bytes[..6].iter().all(u8::is_ascii_digit) && bytes[6] == b'-'
 }
+
+/// A timestamped checkpoint that verified: the chain's first `size` packs existed, as they are
+/// in the directory, no later than `token.gen_time_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedTime {
+    /// The export's file stem.
+    pub stem: String,
+    /// Packs covered.
+    pub size: u64,
+    /// What the token says.
+    pub token: crate::timestamp::TokenInfo,
+}
+
+/// Verifies the timestamped checkpoints of an export against a chain already verified link by
+/// link: each note is a checkpoint signed by a key of `ring` for the chain's tenant, the chain's
+/// first `size` packs hash to its root (a pack inserted or replaced after the token was issued
+/// breaks this), and its token verifies against `trusted` TSA certificates. The first failure
+/// is reported, naming the file.
+pub fn verify_timestamps(
+    entries: &[ChainEntry],
+    tenant: &str,
+    ring: &KeyRing,
+    stamps: &[crate::timestamp::StampFiles],
+    trusted: &[x509_cert::Certificate],
+) -> Result<Vec<TrustedTime>, String> {
+    let origin = format!("sv0/{tenant}/packs");
+    stamps
+        .iter()
+        .map(|stamp| {
+            let checkpoint =
+                ring.keys().find_map(|key| Checkpoint::verify(&stamp.note, &origin, key).ok()).ok_or_else(|| {
+                    format!("{}.txt: not a checkpoint of {origin} signed by a key of the key file", stamp.stem)
+                })?;
+            extends_checkpoint(entries, &checkpoint, &stamp.stem).map_err(|broken| {
+                format!("{}: the packs are not the ones timestamped: {}", stamp.stem, broken.reason)
+            })?;
+            let token = crate::timestamp::verify_token(&stamp.request, &stamp.response, stamp.note.as_bytes(), trusted)
+                .map_err(|e| format!("{}.tsr: {e}", stamp.stem))?;
+            Ok(TrustedTime { stem: stamp.stem.clone(), size: checkpoint.size, token })
+        })
+        .collect()
+}

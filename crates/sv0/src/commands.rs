@@ -26,7 +26,7 @@ async fn standalone(cli: &Cli, out: &mut dyn Write) -> Option<anyhow::Result<u8>
     Some(match &cli.command {
         Command::Verify(args) => {
             let (Some(dir), Some(key)) = (&args.packs, &args.public_key) else { return None };
-            verify_offline(dir, key, args.checkpoint.as_deref(), args.json, out)
+            verify_offline(dir, key, args.checkpoint.as_deref(), args.tsa_cert.as_deref(), args.json, out)
         }
         Command::Gate(args) => crate::gate::run(args, out).await,
         Command::Demo(args) => match target() {
@@ -126,6 +126,8 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
     if cli.no_seal {
         service = service.without_sealing();
     }
+    let config = crate::config::read(service.data_dir())?;
+    service = crate::config::with_timestamping(service, &config)?;
     let shard = match &cli.command {
         Command::Project(shard) | Command::Sign(shard) => shard.shard()?,
         Command::Serve(args) => args.shard.shard()?,
@@ -320,6 +322,7 @@ pub(crate) async fn execute(
         Command::Export(ExportCommand::Packs(args)) => {
             let tenant = service.known_tenant(tenant)?;
             let count = service.export_packs(&tenant, &args.out).await?;
+            let stamps = service.export_timestamps(&tenant, &args.out).await?;
             let key_file = args.out.join("public-key.pem");
             // The checkpoint fixes the chain's length and root: a verifier given it notices
             // packs left out of the directory, not only altered ones.
@@ -341,6 +344,12 @@ pub(crate) async fn execute(
                 if checkpoint { " and checkpoint.txt" } else { "" },
                 args.out.display()
             )?;
+            if stamps > 0 {
+                writeln!(
+                    out,
+                    "wrote {stamps} RFC 3161 timestamp(s) of checkpoints (timestamp-NNNNNN.txt, .tsq, .tsr)"
+                )?;
+            }
             let ring = sv0_signer::KeyRing::from_pem_file(&key_file)?;
             for key in ring.keys() {
                 writeln!(

@@ -58,6 +58,21 @@ pub struct Config {
     pub connectors: Option<ConnectorsConfig>,
     /// How resource tags classify data; `sv0 policy set` records it in the policy.
     pub classification: Option<ClassificationConfig>,
+    /// The RFC 3161 Time Stamping Authority asked for a token over each new checkpoint.
+    pub timestamping: Option<sv0_service::timestamping::TimestampingConfig>,
+}
+
+/// Attaches the `[timestamping]` TSA, when one is configured, to a service that seals.
+pub fn with_timestamping<L: sv0_log::EventLog>(
+    service: sv0_service::Service<L>,
+    config: &Config,
+) -> anyhow::Result<sv0_service::Service<L>> {
+    Ok(match &config.timestamping {
+        Some(timestamping) => {
+            service.with_timestamping(sv0_service::timestamping::Timestamper::new(timestamping.clone())?)
+        }
+        None => service,
+    })
 }
 
 /// `[classification]` of `sv0.toml`: which tags classify data and how their values map to

@@ -109,6 +109,7 @@ pub(crate) fn verify_offline(
     dir: &Path,
     key: &Path,
     checkpoint: Option<&Path>,
+    tsa_cert: Option<&Path>,
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<u8> {
@@ -129,6 +130,21 @@ pub(crate) fn verify_offline(
         }
         None => None,
     };
+    let trusted = match tsa_cert {
+        Some(file) => {
+            let pem = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            Some(sv0_signer::timestamp::trusted_from_pem(&pem).with_context(|| format!("{}", file.display()))?)
+        }
+        None => None,
+    };
+    let stamps = sv0_signer::timestamp::stamps_from_dir(dir)
+        .with_context(|| format!("cannot read the timestamps of {}", dir.display()))?;
+    if trusted.is_some() && stamps.is_empty() {
+        bail!(
+            "--tsa-cert was given, but {} holds no timestamped checkpoint (timestamp-NNNNNN.txt, .tsq, .tsr)",
+            dir.display()
+        );
+    }
     let mut result = verify_chain(&entries, &ring);
     if let (Ok(_), Some(checkpoint)) = (&result, &checkpoint) {
         // The chain verified link by link; the checkpoint says how long it was and what it held.
@@ -136,8 +152,30 @@ pub(crate) fn verify_offline(
             result = Err(broken);
         }
     }
+    // Trusted time: each token vouches that the first `size` packs, as they are here, existed
+    // no later than its time.
+    let times = match (&result, &trusted) {
+        (Ok(report), Some(trusted)) => {
+            let tenant = report.tenant.clone().unwrap_or_default();
+            Some(sv0_signer::verify::verify_timestamps(&entries, &tenant, &ring, &stamps, trusted))
+        }
+        _ => None,
+    };
+    let pack_times: Vec<(u64, String, Option<&sv0_signer::verify::TrustedTime>)> = match &times {
+        Some(Ok(times)) => entries
+            .iter()
+            .filter_map(|e| e.pack.as_ref().ok())
+            .map(|p| {
+                let by = times.iter().filter(|t| t.size >= p.index).min_by_key(|t| t.token.gen_time_ms);
+                (p.index, p.pack_id.clone(), by)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let time_text = |t: &sv0_signer::verify::TrustedTime| sv0_domain::Timestamp(t.token.gen_time_ms).to_rfc3339();
+    let stamps_failed = matches!(times, Some(Err(_)));
     if json {
-        let value = match &result {
+        let mut value = match &result {
             Ok(report) => json!({
                 "intact": true,
                 "tenant": report.tenant,
@@ -146,6 +184,23 @@ pub(crate) fn verify_offline(
             }),
             Err(broken) => json!({ "intact": false, "broken": broken_json(broken) }),
         };
+        match &times {
+            Some(Ok(times)) => {
+                value["timestamps"] = times
+                    .iter()
+                    .map(|t| json!({ "file": t.stem, "size": t.size, "time": time_text(t), "tsa": t.token.tsa, "serial": t.token.serial, "policy": t.token.policy }))
+                    .collect();
+                value["trusted_time"] = pack_times
+                    .iter()
+                    .map(|(index, id, by)| json!({ "index": index, "pack_id": id, "existed_no_later_than": by.map(time_text) }))
+                    .collect();
+            }
+            Some(Err(why)) => {
+                value["intact"] = json!(false);
+                value["timestamps_broken"] = json!(why);
+            }
+            None => {}
+        }
         print_json(out, &value)?;
     } else {
         match &result {
@@ -158,6 +213,37 @@ pub(crate) fn verify_offline(
             )?,
             Err(broken) => writeln!(out, "chain BROKEN at {broken}")?,
         }
+        match &times {
+            Some(Ok(times)) => {
+                for t in times {
+                    writeln!(
+                        out,
+                        "timestamp {}: packs 1-{} existed no later than {} (TSA {}, serial {})",
+                        t.stem,
+                        t.size,
+                        time_text(t),
+                        t.token.tsa,
+                        t.token.serial
+                    )?;
+                }
+                for (index, id, by) in &pack_times {
+                    match by {
+                        Some(t) => writeln!(out, "pack {index} ({id}): existed no later than {}", time_text(t))?,
+                        None => writeln!(
+                            out,
+                            "pack {index} ({id}): no trusted time (sealed after the last timestamped checkpoint)"
+                        )?,
+                    }
+                }
+            }
+            Some(Err(why)) => writeln!(out, "timestamps BROKEN: {why}")?,
+            None if !stamps.is_empty() && result.is_ok() => writeln!(
+                out,
+                "{} timestamped checkpoint(s) not checked: give the TSA's certificate with --tsa-cert",
+                stamps.len()
+            )?,
+            None => {}
+        }
     }
-    Ok(if result.is_ok() { EXIT_OK } else { EXIT_NO })
+    Ok(if result.is_ok() && !stamps_failed { EXIT_OK } else { EXIT_NO })
 }

@@ -187,6 +187,11 @@ impl<L: EventLog> Service<L> {
                 }
             }
         }
+        if self.timestamper.is_some() {
+            // The checkpoints to timestamp include the packs just sealed.
+            self.views.catch_up(&self.log, None).await?;
+            self.timestamp_pending().await;
+        }
         Ok(sealed)
     }
 

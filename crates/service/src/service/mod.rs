@@ -135,6 +135,8 @@ pub struct Service<L: EventLog> {
     pub(crate) queries: Queries<L>,
     pub(crate) signer: Option<PackSigner>,
     pub(crate) sealing: bool,
+    /// The TSA asked for a token over each new checkpoint after sealing, when configured.
+    pub(crate) timestamper: Option<crate::timestamping::Timestamper>,
 }
 
 impl<L: EventLog + Clone> Queries<L> {
@@ -148,7 +150,7 @@ impl<L: EventLog> From<Queries<L>> for Service<L> {
     /// A service over the same log and views as `queries` (which needs a signing key to seal,
     /// unless `without_sealing`).
     fn from(queries: Queries<L>) -> Service<L> {
-        Service { queries, signer: None, sealing: true }
+        Service { queries, signer: None, sealing: true, timestamper: None }
     }
 }
 
@@ -445,6 +447,13 @@ impl<L: EventLog> Service<L> {
     /// never seal, and need no signing key.
     pub fn without_sealing(mut self) -> Service<L> {
         self.sealing = false;
+        self
+    }
+
+    /// After each sealing round, asks this TSA for a token over every tenant's new checkpoint
+    /// (`[timestamping]`); a TSA that fails delays the tokens, never the packs.
+    pub fn with_timestamping(mut self, timestamper: crate::timestamping::Timestamper) -> Service<L> {
+        self.timestamper = Some(timestamper);
         self
     }
 

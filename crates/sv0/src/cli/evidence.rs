@@ -20,6 +20,10 @@ pub struct VerifyArgs {
     /// and any pack replaced before the checkpoint's size
     #[arg(value_parser = PathArg, long, requires = "packs", value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
+    /// The Time Stamping Authority certificate(s) to trust (PEM): verify every RFC 3161 token of
+    /// the directory (timestamp-NNNNNN.txt/.tsq/.tsr) and report the time each pack existed by
+    #[arg(value_parser = PathArg, long, requires = "packs", value_name = "CA.pem")]
+    pub tsa_cert: Option<PathBuf>,
     /// The faster check: compare packs with the views as they stand instead of replaying the
     /// whole log into scratch views, and trust files SV0 closed cleanly instead of checking
     /// every page
