@@ -44,9 +44,18 @@ fn verify(export: &Path, tsa_cert: &Path) -> (u8, String) {
 }
 
 fn openssl_verify(export: &Path, stem: &str, ca: &Path) -> (bool, String) {
-    let output = std::process::Command::new("openssl")
-        .arg("ts")
-        .arg("-verify")
+    openssl_verify_at(export, stem, ca, None)
+}
+
+/// `openssl ts -verify`, the certificates checked at `at` (Unix seconds) instead of now.
+fn openssl_verify_at(export: &Path, stem: &str, ca: &Path, at: Option<i64>) -> (bool, String) {
+    let mut command = std::process::Command::new("openssl");
+    if let Some(at) = at {
+        command.args(["ts", "-verify", "-attime", &at.to_string()]);
+    } else {
+        command.args(["ts", "-verify"]);
+    }
+    let output = command
         .arg("-queryfile")
         .arg(export.join(format!("{stem}.tsq")))
         .arg("-in")
@@ -302,4 +311,63 @@ fn a_token_signed_with_an_expired_tsa_certificate_is_refused() {
     let refused = verify_token(&request, &response, note, &trusted).unwrap_err();
     assert!(matches!(refused, TimestampError::Expired { .. }), "{refused}");
     assert!(refused.to_string().contains("was not valid at the token's time"), "{refused}");
+}
+
+/// The golden timestamp of `schemas/vectors/packs`: the golden chain's checkpoint of 5 packs
+/// (signed with the RFC 8032 TEST 2 key, which signs the chain's head) as
+/// `timestamp-000005.txt`, the request and the token a real TSA (`openssl ts -reply`) gave for
+/// it once (`.tsq`, `.tsr`), and that TSA's root certificate (`tsa-ca.pem`). The note is
+/// reproduced byte for byte; the token verifies with `sv0 verify --tsa-cert` and with
+/// `openssl ts -verify` for as long as anyone keeps it, since only the certificates' validity
+/// at the token's time counts. `SV0_BLESS=1` creates the token when it is missing.
+#[test]
+fn the_golden_timestamp_is_reproduced_and_verifies_with_sv0_and_openssl() {
+    let dir = crate::repo_root().join("schemas/vectors/packs");
+    let seed: [u8; 32] =
+        hex::decode("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb").unwrap().try_into().unwrap();
+    let head_key = sv0_signer::PackSigner::from_signing_key(ed25519_dalek::SigningKey::from_bytes(&seed));
+    let entries = sv0_signer::entries_from_dir(&dir).unwrap();
+    let leaves = entries
+        .iter()
+        .map(|e| sv0_signer::merkle::pack_leaf(&e.pack.as_ref().unwrap().digest).unwrap())
+        .collect::<Vec<_>>();
+    let tree = sv0_signer::merkle::Tree::from_leaf_hashes(leaves);
+    let origin = "sv0/contoso/packs".to_string();
+    let checkpoint = sv0_signer::checkpoint::Checkpoint { origin: origin.clone(), size: tree.size(), root: tree.root() };
+    let note = checkpoint.sign(&head_key, &origin);
+    let stem = dir.join("timestamp-000005");
+    let bless = std::env::var_os("SV0_BLESS").is_some();
+    if bless {
+        std::fs::write(stem.with_extension("txt"), &note).unwrap();
+        if !stem.with_extension("tsr").exists() {
+            let tsa = Tsa::start();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let config = sv0_service::timestamping::TimestampingConfig {
+                url: tsa.url.clone(),
+                policy: Some(POLICY.to_string()),
+                client_cert: None,
+                client_key: None,
+                timeout_secs: Some(20),
+            };
+            let stamper = sv0_service::timestamping::Timestamper::new(config).unwrap();
+            let (request, response) = runtime.block_on(stamper.stamp(note.as_bytes())).unwrap();
+            std::fs::write(stem.with_extension("tsq"), request).unwrap();
+            std::fs::write(stem.with_extension("tsr"), response).unwrap();
+            std::fs::copy(tsa.ca(), dir.join("tsa-ca.pem")).unwrap();
+        }
+    }
+    let golden = std::fs::read_to_string(stem.with_extension("txt"))
+        .unwrap_or_else(|e| panic!("{}: {e}; run with SV0_BLESS=1 to create it", stem.display()));
+    assert_eq!(golden, note, "the golden checkpoint differs");
+    let (code, out) = verify(&dir, &dir.join("tsa-ca.pem"));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("timestamp timestamp-000005: packs 1-5 existed no later than"), "{out}");
+    // OpenSSL checks certificates at a time of its choosing: the token's own, so that the
+    // golden file keeps verifying after the TSA's certificate expires.
+    let trusted = sv0_signer::timestamp::trusted_from_pem(&std::fs::read(dir.join("tsa-ca.pem")).unwrap()).unwrap();
+    let read = |ext: &str| std::fs::read(stem.with_extension(ext)).unwrap();
+    let info = sv0_signer::timestamp::verify_token(&read("tsq"), &read("tsr"), note.as_bytes(), &trusted).unwrap();
+    let at = info.gen_time_ms / 1000;
+    let (ok, text) = openssl_verify_at(&dir, "timestamp-000005", &dir.join("tsa-ca.pem"), Some(at));
+    assert!(ok && text.contains("Verification: OK"), "{text}");
 }
