@@ -512,8 +512,9 @@ pub fn stamps_from_dir(dir: &std::path::Path) -> std::io::Result<Vec<StampFiles>
         .into_iter()
         .map(|stem| {
             let read = |ext: &str| {
-                std::fs::read(dir.join(format!("{stem}.{ext}")))
-                    .map_err(|e| std::io::Error::new(e.kind(), format!("{stem}.{ext}: {e} (a timestamp is its .txt, .tsq and .tsr)")))
+                std::fs::read(dir.join(format!("{stem}.{ext}"))).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{stem}.{ext}: {e} (a timestamp is its .txt, .tsq and .tsr)"))
+                })
             };
             let note = String::from_utf8(read("txt")?).map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{stem}.txt is not UTF-8"))
