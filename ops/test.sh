@@ -14,6 +14,14 @@ export SV0_CHROMIUM SV0_CHROMEDRIVER
 # ... and check every screen with axe-core (the pinned release, downloaded on first use).
 SV0_AXE="$(./ops/install-axe.sh)"
 export SV0_AXE
+# The PKCS #11 tests keep signing keys in SoftHSM2.
+if ! command -v softhsm2-util >/dev/null 2>&1; then
+  echo "SoftHSM2 is missing; installing it" >&2
+  if ! { apt-get update -qq && apt-get install -y -qq softhsm2 >/dev/null; }; then
+    echo "error: the PKCS #11 tests need SoftHSM2 (apt-get install softhsm2)" >&2
+    exit 1
+  fi
+fi
 # The RFC 3161 tests run a real Time Stamping Authority (`openssl ts -reply`) and check what SV0
 # stores with `openssl ts -verify`.
 if ! command -v openssl >/dev/null 2>&1; then

@@ -17,6 +17,7 @@ mod faults;
 mod fidelity;
 mod fuzz;
 mod hardening;
+mod hsm;
 mod integrity;
 mod intent;
 mod log;

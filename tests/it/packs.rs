@@ -439,7 +439,10 @@ fn golden_deployment_attestations(sealed: &sv0_domain::events::PackSealed, key: 
     authority_assessments(&body, &sealed.digest)
         .iter()
         .map(|p| {
-            format!("{}\n", serde_json::to_string(&sign_statement(key, &deployment_statement(&subjects, p))).unwrap())
+            format!(
+                "{}\n",
+                serde_json::to_string(&sign_statement(key, &deployment_statement(&subjects, p)).unwrap()).unwrap()
+            )
         })
         .collect()
 }

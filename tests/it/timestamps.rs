@@ -335,7 +335,7 @@ fn the_golden_timestamp_is_reproduced_and_verifies_with_sv0_and_openssl() {
     let origin = "sv0/contoso/packs".to_string();
     let checkpoint =
         sv0_signer::checkpoint::Checkpoint { origin: origin.clone(), size: tree.size(), root: tree.root() };
-    let note = checkpoint.sign(&head_key, &origin);
+    let note = checkpoint.sign(&head_key, &origin).unwrap();
     let stem = dir.join("timestamp-000005");
     let bless = std::env::var_os("SV0_BLESS").is_some();
     if bless {

@@ -11,7 +11,6 @@ use sv0_domain::Timestamp;
 use sv0_domain::events::{Event, EventPayload, derived_id};
 use sv0_log::{AppendError, EventLog, Expected};
 use sv0_projections::KeyRecord;
-use sv0_signer::keys::{NEXT_KEY_FILE, PRIVATE_KEY_FILE};
 use sv0_signer::{KeyRing, PackSigner};
 use tracing::{info, warn};
 
@@ -93,7 +92,7 @@ impl<L: EventLog> Service<L> {
     /// Creates the signing key of this installation (otherwise created at the first seal).
     pub fn generate_key(&mut self) -> Result<GeneratedKey, ServiceError> {
         let dir = self.data_dir.keys_dir();
-        if dir.join(PRIVATE_KEY_FILE).exists() {
+        if self.key_store.has_current(&dir) {
             let existing = self.signer()?.key_id().to_string();
             return Err(ServiceError::KeyExists { key_id: existing });
         }
@@ -105,14 +104,14 @@ impl<L: EventLog> Service<L> {
     /// from its next pack on, then the new key replaces the old on disk.
     pub async fn rotate_key(&mut self, reason: &str, actor: &str) -> Result<Rotation, ServiceError> {
         let dir = self.data_dir.keys_dir();
-        if !dir.join(PRIVATE_KEY_FILE).exists() {
+        if !self.key_store.has_current(&dir) {
             return Err(ServiceError::NoKey);
         }
-        if dir.join(NEXT_KEY_FILE).exists() {
+        if self.key_store.has_next(&dir) {
             // An earlier rotation was cut short: finish it first, then rotate on.
             self.finish_rotation("finishing a rotation that was cut short", actor).await?;
         }
-        PackSigner::create_next(&dir)?;
+        self.key_store.create_next(&dir)?;
         self.finish_rotation(reason, actor).await?.ok_or(ServiceError::NoKey)
     }
 
@@ -123,9 +122,9 @@ impl<L: EventLog> Service<L> {
         actor: &str,
     ) -> Result<Option<Rotation>, ServiceError> {
         let dir = self.data_dir.keys_dir();
-        let Some(next) = PackSigner::load_next(&dir)? else { return Ok(None) };
+        let Some(next) = self.key_store.load_next(&dir)? else { return Ok(None) };
         // The key on disk, not a cached one: another process may have rotated since.
-        let current = PackSigner::load(&dir.join(PRIVATE_KEY_FILE))?;
+        let current = self.key_store.load_current(&dir)?;
         let mut chains = Vec::new();
         for tenant in self.views.tenants()? {
             let mut attempt = 0;
@@ -144,10 +143,10 @@ impl<L: EventLog> Service<L> {
                 }
             }
         }
-        let promoted = match PackSigner::promote_next(&dir) {
+        let promoted = match self.key_store.promote_next(&dir) {
             Ok(promoted) => promoted,
             // Another service of this installation finished the same rotation first.
-            Err(_) if !dir.join(NEXT_KEY_FILE).exists() => PackSigner::load(&dir.join(PRIVATE_KEY_FILE))?,
+            Err(_) if !self.key_store.has_next(&dir) => self.key_store.load_current(&dir)?,
             Err(e) => return Err(e.into()),
         };
         self.views.catch_up(&self.log, None).await?;

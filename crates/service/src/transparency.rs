@@ -124,7 +124,7 @@ impl<L: EventLog> Service<L> {
         let (_, tree) = self.pack_tree(tenant)?;
         let checkpoint = Checkpoint { origin: origin(tenant), size: tree.size(), root: tree.root() };
         let name = checkpoint.origin.clone();
-        let note = checkpoint.sign(self.chain_signer(tenant)?, &name);
+        let note = checkpoint.sign(self.chain_signer(tenant)?, &name)?;
         Ok((note, tree.size(), hex::encode(tree.root())))
     }
 }
@@ -187,14 +187,14 @@ impl<L: EventLog> Service<L> {
         for (pack, (body, deployments)) in packs.iter().zip(&bodies) {
             // The pack's own Statement carries the body exactly as sealed.
             let value: serde_json::Value = serde_json::from_str(&pack.body)?;
-            out.envelopes.push(sign_statement(signer, &pack_statement(&pack.pack_id, &pack.digest, &value)));
+            out.envelopes.push(sign_statement(signer, &pack_statement(&pack.pack_id, &pack.digest, &value))?);
             let time = body.assessment.occurred_at.to_rfc3339();
             for scope in body.assessment.scan.iter().flat_map(|s| &s.scopes) {
                 let Some(disposition) = &scope.disposition else { continue };
                 let uri = format!("sv0:{tenant}/{}", scope.scope);
                 let decision = disposition.decision.as_str();
                 out.envelopes
-                    .push(sign_statement(signer, &vsa_statement(&pack.pack_id, &pack.digest, &time, &uri, decision)));
+                    .push(sign_statement(signer, &vsa_statement(&pack.pack_id, &pack.digest, &time, &uri, decision))?);
             }
             for predicate in deployments {
                 let deployment = &predicate.deployment;
@@ -213,7 +213,7 @@ impl<L: EventLog> Service<L> {
                     }
                     continue;
                 }
-                out.envelopes.push(sign_statement(signer, &deployment_statement(&statement_subjects, predicate)));
+                out.envelopes.push(sign_statement(signer, &deployment_statement(&statement_subjects, predicate))?);
                 out.deployments += 1;
             }
         }

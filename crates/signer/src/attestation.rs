@@ -93,10 +93,11 @@ pub fn envelope_with(
     }
 }
 
-/// A Statement signed by the pack signer.
-pub fn sign_statement(signer: &PackSigner, statement: &Value) -> Envelope {
+/// A Statement signed by the pack signer (a token key can fail).
+pub fn sign_statement(signer: &PackSigner, statement: &Value) -> Result<Envelope, crate::KeyError> {
     let payload = statement.to_string().into_bytes();
-    envelope_with(INTOTO_PAYLOAD_TYPE, &payload, &signer.verifying_key(), |pae| signer.sign(pae))
+    let signature = signer.sign(&pae(INTOTO_PAYLOAD_TYPE, &payload))?;
+    Ok(envelope_with(INTOTO_PAYLOAD_TYPE, &payload, &signer.verifying_key(), |_| signature))
 }
 
 /// Verifies an envelope with a key and returns the exact verified payload bytes (parse these,

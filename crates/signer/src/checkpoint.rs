@@ -65,9 +65,10 @@ impl Checkpoint {
         format!("{}\n{}\n{}\n", self.origin, self.size, STANDARD.encode(self.root))
     }
 
-    /// The signed note, signed by `signer` under the key name `name`.
-    pub fn sign(&self, signer: &PackSigner, name: &str) -> String {
-        self.sign_with(name, &signer.verifying_key(), |text| signer.sign(text))
+    /// The signed note, signed by `signer` under the key name `name` (a token key can fail).
+    pub fn sign(&self, signer: &PackSigner, name: &str) -> Result<String, crate::KeyError> {
+        let signature = signer.sign(self.text().as_bytes())?;
+        Ok(self.sign_with(name, &signer.verifying_key(), |_| signature))
     }
 
     /// The signed note, with a signing function (for test vectors and other key holders).

@@ -32,6 +32,8 @@ use sv0_domain::events::{KeyRegistered, KeyRotated};
 use thiserror::Error;
 use tracing::info;
 
+use crate::pkcs11::{Pkcs11Config, TokenKey};
+
 /// Name of the private key file in the key directory.
 pub const PRIVATE_KEY_FILE: &str = "signing.key";
 /// Name of the public key file in the key directory.
@@ -39,6 +41,10 @@ pub const PUBLIC_KEY_FILE: &str = "signing.pub.pem";
 /// The key a rotation in progress moves to; it replaces `PRIVATE_KEY_FILE` once the rotation
 /// is recorded for every tenant, so its presence means a rotation to finish.
 pub const NEXT_KEY_FILE: &str = "signing.next.key";
+/// Which key of the PKCS #11 token is current (its `CKA_ID`, hex), when the key is in a token.
+pub const TOKEN_KEY_FILE: &str = "signing.pkcs11";
+/// The token key a rotation in progress moves to.
+pub const NEXT_TOKEN_KEY_FILE: &str = "signing.next.pkcs11";
 /// The prefix of a validity line in a public key file.
 pub const VALIDITY_PREFIX: &str = "sv0-valid:";
 
@@ -74,6 +80,9 @@ pub enum KeyError {
     /// The operating system gave no randomness.
     #[error("cannot get randomness for a new key")]
     Random,
+    /// The PKCS #11 token cannot be used: module, token, PIN, key or signature.
+    #[error("PKCS #11 token: {0}")]
+    Token(String),
 }
 
 /// The hex key id of a public key.
@@ -83,8 +92,15 @@ pub fn key_id(key: &VerifyingKey) -> String {
 
 /// A private signing key and its id. Its `Debug` shows only the id.
 pub struct PackSigner {
-    key: SigningKey,
+    key: Holder,
+    verifying: VerifyingKey,
     key_id: String,
+}
+
+/// Where the private key is: in memory (from a file) or in a PKCS #11 token.
+enum Holder {
+    File(SigningKey),
+    Token(TokenKey),
 }
 
 impl fmt::Debug for PackSigner {
@@ -96,8 +112,17 @@ impl fmt::Debug for PackSigner {
 impl PackSigner {
     /// Wraps a key (tests and tools; the service loads keys with `load_or_create`).
     pub fn from_signing_key(key: SigningKey) -> PackSigner {
-        let key_id = key_id(&key.verifying_key());
-        PackSigner { key, key_id }
+        let verifying = key.verifying_key();
+        PackSigner { key: Holder::File(key), key_id: key_id(&verifying), verifying }
+    }
+
+    fn from_token((key, verifying): (TokenKey, VerifyingKey)) -> PackSigner {
+        PackSigner { key: Holder::Token(key), key_id: key_id(&verifying), verifying }
+    }
+
+    /// True when the key is held in a PKCS #11 token.
+    pub fn in_token(&self) -> bool {
+        matches!(self.key, Holder::Token(_))
     }
 
     /// Loads the key in `dir`, creating the directory (0700) and a new key (0600) if absent.
@@ -129,7 +154,7 @@ impl PackSigner {
 
     /// The public half.
     pub fn verifying_key(&self) -> VerifyingKey {
-        self.key.verifying_key()
+        self.verifying
     }
 
     /// The public key as SPKI PEM.
@@ -172,13 +197,10 @@ impl PackSigner {
     /// A new key, written to `path` (0600) in the private directory `dir` (0700).
     fn create(dir: &Path, path: &Path) -> Result<PackSigner, KeyError> {
         create_private_dir(dir)?;
-        let signer = PackSigner::generate()?;
-        let pem = signer
-            .key
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|_| KeyError::BadPrivateKey { path: path.to_path_buf() })?;
+        let key = PackSigner::generate()?;
+        let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|_| KeyError::BadPrivateKey { path: path.to_path_buf() })?;
         write_new_file(path, pem.as_bytes(), 0o600)?;
-        Ok(signer)
+        Ok(PackSigner::from_signing_key(key))
     }
 
     /// The key of an unfinished rotation, if there is one.
@@ -203,17 +225,21 @@ impl PackSigner {
         Ok(signer)
     }
 
-    fn generate() -> Result<PackSigner, KeyError> {
+    fn generate() -> Result<SigningKey, KeyError> {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|_| KeyError::Random)?;
         let key = SigningKey::from_bytes(&seed);
         seed.fill(0);
-        Ok(PackSigner::from_signing_key(key))
+        Ok(key)
     }
 
-    /// Signs bytes (the DSSE pre-authentication encoding of a pack body).
-    pub fn sign(&self, message: &[u8]) -> Signature {
-        self.key.sign(message)
+    /// Signs bytes (the DSSE pre-authentication encoding of a pack body). A file key cannot
+    /// fail; a token can (removed, logged out), and its signature is checked before use.
+    pub fn sign(&self, message: &[u8]) -> Result<Signature, KeyError> {
+        match &self.key {
+            Holder::File(key) => Ok(key.sign(message)),
+            Holder::Token(key) => key.sign(message, &self.verifying),
+        }
     }
 }
 
@@ -480,7 +506,7 @@ fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> 
     file.sync_all().map_err(io)
 }
 
-fn check_private(path: &Path) -> Result<(), KeyError> {
+pub(crate) fn check_private(path: &Path) -> Result<(), KeyError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -493,4 +519,133 @@ fn check_private(path: &Path) -> Result<(), KeyError> {
     #[cfg(not(unix))]
     let _ = path;
     Ok(())
+}
+
+/// Where this installation keeps its signing key: key files in the key directory (the
+/// default), or a PKCS #11 token, in which case the key directory records only which token key
+/// is current. A key file left from before the token was configured stays current until a
+/// rotation moves the chain into the token (and removes the file).
+#[derive(Debug, Clone, Default)]
+pub enum KeyStore {
+    /// `signing.key` (PKCS #8, 0600) in the key directory.
+    #[default]
+    Files,
+    /// A key generated in, and never leaving, a PKCS #11 token.
+    Pkcs11(Pkcs11Config),
+}
+
+impl KeyStore {
+    /// True when there is a current key, in a file or in a token.
+    pub fn has_current(&self, dir: &Path) -> bool {
+        dir.join(PRIVATE_KEY_FILE).exists() || dir.join(TOKEN_KEY_FILE).exists()
+    }
+
+    /// True when a rotation was cut short: its next key exists.
+    pub fn has_next(&self, dir: &Path) -> bool {
+        dir.join(NEXT_KEY_FILE).exists() || dir.join(NEXT_TOKEN_KEY_FILE).exists()
+    }
+
+    /// The current key, or a new one (in the token when one is configured) when there is none.
+    pub fn load_or_create(&self, dir: &Path) -> Result<PackSigner, KeyError> {
+        if self.has_current(dir) {
+            return self.load_current(dir);
+        }
+        match self {
+            KeyStore::Files => PackSigner::load_or_create(dir),
+            KeyStore::Pkcs11(_) => {
+                let signer = self.create_token_key(dir, &dir.join(TOKEN_KEY_FILE))?;
+                let public = dir.join(PUBLIC_KEY_FILE);
+                fs::write(&public, signer.public_key_pem()).map_err(|source| KeyError::Io { path: public, source })?;
+                info!(key_id = %signer.key_id, "created a new pack signing key in the PKCS #11 token");
+                Ok(signer)
+            }
+        }
+    }
+
+    /// The current key: the token's when the key directory names one, else the key file.
+    pub fn load_current(&self, dir: &Path) -> Result<PackSigner, KeyError> {
+        let token = dir.join(TOKEN_KEY_FILE);
+        if token.exists() {
+            return self.load_token(&token);
+        }
+        PackSigner::load(&dir.join(PRIVATE_KEY_FILE))
+    }
+
+    /// Creates the key a rotation moves to (in the token when one is configured), or loads the
+    /// one an interrupted rotation left.
+    pub fn create_next(&self, dir: &Path) -> Result<PackSigner, KeyError> {
+        let token = dir.join(NEXT_TOKEN_KEY_FILE);
+        if token.exists() {
+            return self.load_token(&token);
+        }
+        match self {
+            KeyStore::Files => PackSigner::create_next(dir),
+            KeyStore::Pkcs11(_) if dir.join(NEXT_KEY_FILE).exists() => PackSigner::create_next(dir),
+            KeyStore::Pkcs11(_) => self.create_token_key(dir, &token),
+        }
+    }
+
+    /// The key of an unfinished rotation, if there is one.
+    pub fn load_next(&self, dir: &Path) -> Result<Option<PackSigner>, KeyError> {
+        let token = dir.join(NEXT_TOKEN_KEY_FILE);
+        if token.exists() {
+            return self.load_token(&token).map(Some);
+        }
+        PackSigner::load_next(dir)
+    }
+
+    /// Ends a rotation: the next key becomes current, and the key it retires can no longer be
+    /// used from this directory (a retired key file is removed; a retired token key is no
+    /// longer named, and stays in the token for its administrators to destroy).
+    pub fn promote_next(&self, dir: &Path) -> Result<PackSigner, KeyError> {
+        let next = dir.join(NEXT_TOKEN_KEY_FILE);
+        if !next.exists() {
+            let signer = PackSigner::promote_next(dir)?;
+            remove_if_present(&dir.join(TOKEN_KEY_FILE))?;
+            return Ok(signer);
+        }
+        let signer = self.load_token(&next)?;
+        let current = dir.join(TOKEN_KEY_FILE);
+        fs::rename(&next, &current).map_err(|source| KeyError::Io { path: current.clone(), source })?;
+        remove_if_present(&dir.join(PRIVATE_KEY_FILE))?;
+        let public = dir.join(PUBLIC_KEY_FILE);
+        fs::write(&public, signer.public_key_pem()).map_err(|source| KeyError::Io { path: public, source })?;
+        info!(key_id = %signer.key_id, "the rotated pack signing key in the PKCS #11 token is now current");
+        Ok(signer)
+    }
+
+    fn config(&self, file: &Path) -> Result<&Pkcs11Config, KeyError> {
+        match self {
+            KeyStore::Pkcs11(config) => Ok(config),
+            KeyStore::Files => Err(KeyError::Token(format!(
+                "{} names a key in a PKCS #11 token, but no [signing] pkcs11_module is configured",
+                file.display()
+            ))),
+        }
+    }
+
+    fn load_token(&self, file: &Path) -> Result<PackSigner, KeyError> {
+        let config = self.config(file)?;
+        let text = fs::read_to_string(file).map_err(|source| KeyError::Io { path: file.to_path_buf(), source })?;
+        let id = hex::decode(text.trim())
+            .map_err(|_| KeyError::Token(format!("{} does not hold a hex key id", file.display())))?;
+        Ok(PackSigner::from_token(TokenKey::load(config, &id)?))
+    }
+
+    fn create_token_key(&self, dir: &Path, file: &Path) -> Result<PackSigner, KeyError> {
+        let config = self.config(file)?;
+        create_private_dir(dir)?;
+        let signer = PackSigner::from_token(TokenKey::generate(config)?);
+        let Holder::Token(key) = &signer.key else { return Err(KeyError::Token("not a token key".into())) };
+        write_new_file(file, format!("{}\n", hex::encode(key.id())).as_bytes(), 0o600)?;
+        Ok(signer)
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<(), KeyError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(KeyError::Io { path: path.to_path_buf(), source }),
+    }
 }

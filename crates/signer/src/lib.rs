@@ -19,9 +19,10 @@ pub mod checkpoint;
 pub mod keys;
 pub mod merkle;
 pub mod pack;
+pub mod pkcs11;
 pub mod timestamp;
 pub mod verify;
 
-pub use keys::{KeyError, KeyRing, PackSigner, Validity, key_id, public_key_pem};
+pub use keys::{KeyError, KeyRing, KeyStore, PackSigner, Validity, key_id, public_key_pem};
 pub use pack::{ChainLink, PAYLOAD_TYPE, PackBody, PackFile, SealError, seal};
 pub use verify::{BrokenLink, ChainEntry, ChainReport, entries_from_dir, entries_from_sealed, verify_chain};

@@ -30,6 +30,9 @@ pub enum SealError {
     /// The body could not be serialised as canonical JSON.
     #[error("cannot canonicalise the pack body")]
     Canonical(#[source] serde_json::Error),
+    /// The key could not sign (a PKCS #11 token that is gone or refuses).
+    #[error("cannot sign the pack")]
+    Key(#[from] crate::KeyError),
 }
 
 /// The log positions a pack accounts for.
@@ -120,7 +123,7 @@ pub fn seal(
         assessment: assessment.clone(),
     };
     let bytes = canonical_json(&body).map_err(SealError::Canonical)?;
-    let signature = signer.sign(&pae(PAYLOAD_TYPE, &bytes));
+    let signature = signer.sign(&pae(PAYLOAD_TYPE, &bytes))?;
     Ok(PackSealed {
         pack_id: body.pack_id,
         index,

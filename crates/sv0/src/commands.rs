@@ -127,7 +127,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<u8> {
         service = service.without_sealing();
     }
     let config = crate::config::read(service.data_dir())?;
-    service = crate::config::with_timestamping(service, &config)?;
+    service = crate::config::apply(service, &config)?;
     let shard = match &cli.command {
         Command::Project(shard) | Command::Sign(shard) => shard.shard()?,
         Command::Serve(args) => args.shard.shard()?,

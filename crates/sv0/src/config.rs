@@ -60,19 +60,23 @@ pub struct Config {
     pub classification: Option<ClassificationConfig>,
     /// The RFC 3161 Time Stamping Authority asked for a token over each new checkpoint.
     pub timestamping: Option<sv0_service::timestamping::TimestampingConfig>,
+    /// The signing key in a PKCS #11 token instead of a key file.
+    pub signing: Option<sv0_signer::pkcs11::Pkcs11Config>,
 }
 
-/// Attaches the `[timestamping]` TSA, when one is configured, to a service that seals.
-pub fn with_timestamping<L: sv0_log::EventLog>(
-    service: sv0_service::Service<L>,
+/// Applies the evidence settings to a service: the `[signing]` key store (a PKCS #11 token)
+/// and the `[timestamping]` TSA, when configured.
+pub fn apply<L: sv0_log::EventLog>(
+    mut service: sv0_service::Service<L>,
     config: &Config,
 ) -> anyhow::Result<sv0_service::Service<L>> {
-    Ok(match &config.timestamping {
-        Some(timestamping) => {
-            service.with_timestamping(sv0_service::timestamping::Timestamper::new(timestamping.clone())?)
-        }
-        None => service,
-    })
+    if let Some(signing) = &config.signing {
+        service = service.with_key_store(sv0_signer::KeyStore::Pkcs11(signing.clone()));
+    }
+    if let Some(timestamping) = &config.timestamping {
+        service = service.with_timestamping(sv0_service::timestamping::Timestamper::new(timestamping.clone())?);
+    }
+    Ok(service)
 }
 
 /// `[classification]` of `sv0.toml`: which tags classify data and how their values map to

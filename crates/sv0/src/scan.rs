@@ -204,7 +204,7 @@ pub(crate) async fn scan_run(
     if no_seal {
         service = service.without_sealing();
     }
-    let mut service = crate::config::with_timestamping(service, &config)?;
+    let mut service = crate::config::apply(service, &config)?;
     service.sync().await.context("cannot bring the views and packs up to date")?;
     import_read(&mut service, read, &config, args.json, out).await
 }

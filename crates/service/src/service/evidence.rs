@@ -149,7 +149,7 @@ impl<L: EventLog> Service<L> {
     pub(crate) fn signer(&mut self) -> Result<&PackSigner, ServiceError> {
         let signer = match self.signer.take() {
             Some(signer) => signer,
-            None => PackSigner::load_or_create(&self.data_dir.keys_dir())?,
+            None => self.key_store.load_or_create(&self.data_dir.keys_dir())?,
         };
         Ok(self.signer.insert(signer))
     }
@@ -158,7 +158,7 @@ impl<L: EventLog> Service<L> {
     /// sealing them first).
     pub async fn seal_pending(&mut self) -> Result<usize, ServiceError> {
         // A rotation cut short is finished before anything is sealed with either key.
-        if self.data_dir.keys_dir().join(sv0_signer::keys::NEXT_KEY_FILE).exists() {
+        if self.key_store.has_next(&self.data_dir.keys_dir()) {
             self.views.catch_up(&self.log, None).await?;
             self.finish_rotation("finishing a rotation that was cut short", "system:signer").await?;
         }

@@ -137,6 +137,8 @@ pub struct Service<L: EventLog> {
     pub(crate) sealing: bool,
     /// The TSA asked for a token over each new checkpoint after sealing, when configured.
     pub(crate) timestamper: Option<crate::timestamping::Timestamper>,
+    /// Where the signing key is: key files (the default) or a PKCS #11 token.
+    pub(crate) key_store: sv0_signer::KeyStore,
 }
 
 impl<L: EventLog + Clone> Queries<L> {
@@ -150,7 +152,7 @@ impl<L: EventLog> From<Queries<L>> for Service<L> {
     /// A service over the same log and views as `queries` (which needs a signing key to seal,
     /// unless `without_sealing`).
     fn from(queries: Queries<L>) -> Service<L> {
-        Service { queries, signer: None, sealing: true, timestamper: None }
+        Service { queries, signer: None, sealing: true, timestamper: None, key_store: sv0_signer::KeyStore::Files }
     }
 }
 
@@ -447,6 +449,13 @@ impl<L: EventLog> Service<L> {
     /// never seal, and need no signing key.
     pub fn without_sealing(mut self) -> Service<L> {
         self.sealing = false;
+        self
+    }
+
+    /// Keeps the signing key in `store` (`[signing]`: a PKCS #11 token) instead of key files.
+    pub fn with_key_store(mut self, store: sv0_signer::KeyStore) -> Service<L> {
+        self.key_store = store;
+        self.signer = None;
         self
     }
 
