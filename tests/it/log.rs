@@ -83,6 +83,8 @@ mod jetstream {
         assert!(may(&collector, "contoso.pack", 4, false).await, "nor seal packs");
         let signer = connect("signer").await;
         assert!(may(&signer, "contoso.pack", 5, true).await, "a signer seals packs");
+        assert!(may(&signer, "contoso.timestamp", 9, true).await, "and stores their checkpoints' timestamps");
+        assert!(may(&collector, "contoso.timestamp", 10, false).await, "which a collector cannot");
         assert!(may(&signer, "contoso.scan", 6, false).await, "a signer cannot push scans");
         let api = connect("api").await;
         assert!(may(&api, "contoso.approval.project-hr", 7, true).await);
@@ -91,7 +93,10 @@ mod jetstream {
         for log in [&collector, &signer, &api] {
             let read = log.read(1, None, 100).await.unwrap();
             let subjects: Vec<&str> = read.iter().map(|r| r.subject.as_str()).collect();
-            assert_eq!(subjects, ["contoso.policy", "contoso.scan", "contoso.pack", "contoso.approval.project-hr"]);
+            assert_eq!(
+                subjects,
+                ["contoso.policy", "contoso.scan", "contoso.pack", "contoso.timestamp", "contoso.approval.project-hr"]
+            );
         }
         // A user other than the admin cannot create the stream (here: another one).
         let other = StreamSettings { name: "SV0_OTHER".into(), ..StreamSettings::default() };

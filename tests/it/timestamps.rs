@@ -372,3 +372,32 @@ fn the_golden_timestamp_is_reproduced_and_verifies_with_sv0_and_openssl() {
     let (ok, text) = openssl_verify_at(&dir, "timestamp-000005", &dir.join("tsa-ca.pem"), Some(at));
     assert!(ok && text.contains("Verification: OK"), "{text}");
 }
+
+/// The same on JetStream: the token is an event on the NATS log like any other, exported and
+/// verified the same way.
+#[test]
+fn checkpoints_on_jetstream_are_timestamped_too() {
+    let server = sv0_tests::nats::NatsServer::start();
+    let url = server.url();
+    let tsa = Tsa::start();
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let on_nats = |args: &[&str]| {
+        let mut all = vec!["--data-dir", data.to_str().unwrap(), "--log", url.as_str()];
+        all.extend_from_slice(args);
+        sv0(&all)
+    };
+    let (code, out) = on_nats(&["demo", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    configure(&data, &tsa);
+    let (code, out) = on_nats(&["tokens", "create", "--role", "viewer"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(tsa.stamped.load(Ordering::SeqCst), 1);
+    let export = dir.join("audit");
+    let (code, out) = on_nats(&["export", "packs", "--out", export.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("wrote 1 RFC 3161 timestamp(s)"), "{out}");
+    let (code, out) = verify(&export, &tsa.ca());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("packs 1-5 existed no later than"), "{out}");
+}
