@@ -295,13 +295,7 @@ fn the_demo_packs_export_as_verifiable_in_toto_attestations_with_gate_summaries(
 #[test]
 fn deployments_export_as_authority_assessment_attestations_that_verify_independently() {
     use sv0_signer::attestation::{Envelope, verify_envelope};
-    let dir = sv0_tests::TempDir::new();
-    let data = dir.join("data");
-    let (code, out) = crate::sv0(&["--data-dir", data.to_str().unwrap(), "demo", "--json"]);
-    assert_eq!(code, 0, "{out}");
-    let packs = dir.join("packs");
-    let (code, out) = crate::sv0_in(&data, &["export", "packs", "--out", packs.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}");
+    let (dir, data, packs) = crate::packs::exported();
     let file = dir.join("contoso.intoto.jsonl");
     let image = "ghcr.io/contoso/hr-agents=sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08";
     let (code, out) =

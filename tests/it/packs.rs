@@ -8,7 +8,7 @@ use sv0_tests::TempDir;
 use crate::{sv0, sv0_in};
 
 /// Runs the demo and exports its packs; returns (temp dir, data dir, export dir).
-fn exported() -> (TempDir, PathBuf, PathBuf) {
+pub(crate) fn exported() -> (TempDir, PathBuf, PathBuf) {
     let dir = TempDir::new();
     let data = dir.join("data");
     let (code, out) = sv0(&["--data-dir", data.to_str().unwrap(), "demo", "--json"]);

@@ -21,6 +21,16 @@ fn configure(data: &Path, tsa: &Tsa) {
     .unwrap();
 }
 
+/// The demo's data directory with the TSA configured: (temp dir, data dir).
+fn demo_with(tsa: &Tsa) -> (TempDir, PathBuf) {
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let (code, out) = sv0(&["--data-dir", data.to_str().unwrap(), "demo", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    configure(&data, tsa);
+    (dir, data)
+}
+
 /// A snapshot that makes one more pack: the demo's last scan, a day later, as a scheduled scan.
 fn another_scan(dir: &Path) -> PathBuf {
     let text = String::from_utf8(crate::demo_snapshot("contoso-3-remediation.json")).unwrap();
@@ -82,11 +92,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn checkpoints_are_timestamped_by_a_real_tsa_and_verify_offline_and_with_openssl() {
     let tsa = Tsa::start();
-    let dir = TempDir::new();
-    let data = dir.join("data");
-    let (code, out) = sv0(&["--data-dir", data.to_str().unwrap(), "demo", "--json"]);
-    assert_eq!(code, 0, "{out}");
-    configure(&data, &tsa);
+    let (dir, data) = demo_with(&tsa);
     // A command that writes (here a token) seals nothing new but timestamps the checkpoint.
     let (code, out) = sv0_in(&data, &["tokens", "create", "--role", "viewer"]);
     assert_eq!(code, 0, "{out}");
@@ -221,11 +227,7 @@ fn checkpoints_are_timestamped_by_a_real_tsa_and_verify_offline_and_with_openssl
 #[test]
 fn a_tsa_that_is_down_delays_the_token_never_the_pack() {
     let tsa = Tsa::start();
-    let dir = TempDir::new();
-    let data = dir.join("data");
-    let (code, out) = sv0(&["--data-dir", data.to_str().unwrap(), "demo", "--json"]);
-    assert_eq!(code, 0, "{out}");
-    configure(&data, &tsa);
+    let (dir, data) = demo_with(&tsa);
     tsa.down.store(true, Ordering::SeqCst);
     let (code, out) = sv0_in(&data, &["scan", "import", another_scan(dir.path()).to_str().unwrap()]);
     assert_eq!(code, 0, "the scan is imported and sealed while the TSA is down: {out}");

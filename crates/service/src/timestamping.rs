@@ -65,6 +65,9 @@ pub struct Timestamper {
     client: reqwest::Client,
     failures: u32,
     next_attempt: Option<Instant>,
+    /// The checkpoint size each tenant is known to have a token for (from the log, or
+    /// appended here), so that a round in which a chain did not grow reads nothing.
+    stamped: std::collections::BTreeMap<TenantId, u64>,
 }
 
 impl Timestamper {
@@ -95,7 +98,7 @@ impl Timestamper {
             _ => return Err(TsaError::Config("client_cert and client_key go together".into())),
         }
         let client = builder.build().map_err(|e| TsaError::Config(e.to_string()))?;
-        Ok(Timestamper { config, client, failures: 0, next_attempt: None })
+        Ok(Timestamper { config, client, failures: 0, next_attempt: None, stamped: Default::default() })
     }
 
     /// The TSA's URL.
@@ -226,7 +229,7 @@ impl<L: EventLog> Service<L> {
     pub(crate) async fn timestamp_pending(&mut self) {
         let Some(mut timestamper) = self.timestamper.take() else { return };
         if !timestamper.paused() {
-            match self.timestamp_tenants(&timestamper).await {
+            match self.timestamp_tenants(&mut timestamper).await {
                 Ok(()) => timestamper.succeeded(),
                 Err(e) => {
                     let pause = timestamper.failed();
@@ -239,11 +242,15 @@ impl<L: EventLog> Service<L> {
 
     async fn timestamp_tenants(
         &mut self,
-        timestamper: &Timestamper,
+        timestamper: &mut Timestamper,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         for tenant in self.views.tenants()? {
             let Some(head) = self.views.pack_head(&tenant)? else { continue };
+            if timestamper.stamped.get(&tenant).is_some_and(|&done| done >= head.index) {
+                continue;
+            }
             let (done, expected) = self.last_timestamped(&tenant).await?;
+            timestamper.stamped.insert(tenant.clone(), done);
             if done >= head.index {
                 continue;
             }
@@ -259,7 +266,10 @@ impl<L: EventLog> Service<L> {
             };
             let event = timestamp_event(&tenant, stamped, Timestamp::now());
             match self.append_expecting(&format!("{tenant}.timestamp"), expected, &event).await {
-                Ok(_) => info!(%tenant, size, "checkpoint timestamped"),
+                Ok(_) => {
+                    timestamper.stamped.insert(tenant.clone(), size);
+                    info!(%tenant, size, "checkpoint timestamped");
+                }
                 // Another signer timestamped meanwhile: its token stands.
                 Err(ServiceError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),
