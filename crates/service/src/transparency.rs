@@ -160,8 +160,16 @@ impl<L: EventLog> Service<L> {
         let packs = self.views.packs(tenant)?;
         let mut bodies = Vec::with_capacity(packs.len());
         for pack in &packs {
-            let body: sv0_signer::PackBody = serde_json::from_str(&pack.body)?;
-            let deployments = authority_assessments(&body, &pack.digest);
+            let body: serde_json::Value = serde_json::from_str(&pack.body)?;
+            // A pack sealed by an older release may not read as today's body: it still gets its
+            // Statement and gate summaries, and no deployment attestation.
+            let deployments = match serde_json::from_value::<sv0_signer::PackBody>(body.clone()) {
+                Ok(typed) => authority_assessments(&typed, &pack.digest),
+                Err(e) => {
+                    tracing::warn!(pack = %pack.pack_id, error = %e, "a pack body this release does not read: no deployment attestation for it");
+                    Vec::new()
+                }
+            };
             bodies.push((body, deployments));
         }
         let named = match deployment {
@@ -185,16 +193,14 @@ impl<L: EventLog> Service<L> {
         }
         let signer = self.chain_signer(tenant)?;
         for (pack, (body, deployments)) in packs.iter().zip(&bodies) {
-            // The pack's own Statement carries the body exactly as sealed.
-            let value: serde_json::Value = serde_json::from_str(&pack.body)?;
-            out.envelopes.push(sign_statement(signer, &pack_statement(&pack.pack_id, &pack.digest, &value))?);
-            let time = body.assessment.occurred_at.to_rfc3339();
-            for scope in body.assessment.scan.iter().flat_map(|s| &s.scopes) {
-                let Some(disposition) = &scope.disposition else { continue };
-                let uri = format!("sv0:{tenant}/{}", scope.scope);
-                let decision = disposition.decision.as_str();
+            out.envelopes.push(sign_statement(signer, &pack_statement(&pack.pack_id, &pack.digest, body))?);
+            let assessment = &body["assessment"];
+            let time = assessment["occurred_at"].as_str().unwrap_or_default();
+            for scope in assessment["scan"]["scopes"].as_array().map(Vec::as_slice).unwrap_or_default() {
+                let Some(decision) = scope["disposition"]["decision"].as_str() else { continue };
+                let uri = format!("sv0:{tenant}/{}", scope["scope"].as_str().unwrap_or_default());
                 out.envelopes
-                    .push(sign_statement(signer, &vsa_statement(&pack.pack_id, &pack.digest, &time, &uri, decision))?);
+                    .push(sign_statement(signer, &vsa_statement(&pack.pack_id, &pack.digest, time, &uri, decision))?);
             }
             for predicate in deployments {
                 let deployment = &predicate.deployment;
