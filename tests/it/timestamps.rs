@@ -288,6 +288,7 @@ fn a_token_signed_with_an_expired_tsa_certificate_is_refused() {
         client_cert: None,
         client_key: None,
         timeout_secs: Some(20),
+        ca_cert: None,
     };
     let note = b"sv0/contoso/packs\n5\nAAAA\n\n";
     let good = Tsa::start();
@@ -351,6 +352,7 @@ fn the_golden_timestamp_is_reproduced_and_verifies_with_sv0_and_openssl() {
                 client_cert: None,
                 client_key: None,
                 timeout_secs: Some(20),
+                ca_cert: None,
             };
             let stamper = sv0_service::timestamping::Timestamper::new(config).unwrap();
             let (request, response) = runtime.block_on(stamper.stamp(note.as_bytes())).unwrap();
@@ -402,4 +404,44 @@ fn checkpoints_on_jetstream_are_timestamped_too() {
     let (code, out) = verify(&export, &tsa.ca());
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("packs 1-5 existed no later than"), "{out}");
+}
+
+/// A TSA over HTTPS that authenticates its clients: with `ca_cert` (its private root) and the
+/// client certificate the token is issued; without the client certificate the handshake fails,
+/// which delays the token and seals the packs as ever.
+#[test]
+fn a_tsa_over_https_with_client_certificates_is_asked_with_the_configured_identity() {
+    let https = crate::tsa::HttpsTsa::start();
+    let d = https.tsa.dir.path();
+    let dir = TempDir::new();
+    let data = dir.join("data");
+    let (code, out) = sv0(&["--data-dir", data.to_str().unwrap(), "demo", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let config = |client: bool| {
+        let mut text =
+            format!("[timestamping]\nurl = \"{}\"\nca_cert = \"{}\"\n", https.url, d.join("ca.pem").display());
+        if client {
+            text.push_str(&format!(
+                "client_cert = \"{}\"\nclient_key = \"{}\"\n",
+                d.join("client.pem").display(),
+                d.join("client.key").display()
+            ));
+        }
+        std::fs::write(data.join("sv0.toml"), text).unwrap();
+    };
+    let export = dir.join("audit");
+    config(false);
+    let (code, out) = sv0_in(&data, &["tokens", "create", "--role", "viewer"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = sv0_in(&data, &["export", "packs", "--out", export.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("timestamp"), "no client certificate, no token: {out}");
+    config(true);
+    let (code, out) = sv0_in(&data, &["tokens", "create", "--role", "viewer"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = sv0_in(&data, &["export", "packs", "--out", export.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("wrote 1 RFC 3161 timestamp(s)"), "{out}");
+    let (code, out) = verify(&export, &d.join("ca.pem"));
+    assert_eq!(code, 0, "{out}");
 }

@@ -180,3 +180,110 @@ ess_cert_id_alg = sha256
         self.dir.join("ca.pem")
     }
 }
+
+/// The same TSA behind HTTPS that requires a client certificate: Python's `http.server` with
+/// an `ssl` context (`CERT_REQUIRED`) in front of `openssl ts -reply`. Its server certificate
+/// (for `127.0.0.1`) and a client certificate (`client.pem`, `client.key`) are issued by the
+/// TSA's root.
+pub struct HttpsTsa {
+    pub tsa: Tsa,
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl Drop for HttpsTsa {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const HTTPS_SERVER: &str = r#"
+import http.server, os, ssl, subprocess, sys
+d = sys.argv[1]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        query, reply = os.path.join(d, "https.tsq"), os.path.join(d, "https.tsr")
+        open(query, "wb").write(body)
+        subprocess.run(["openssl", "ts", "-reply", "-config", "tsa.cnf", "-queryfile", query, "-out", reply],
+                       cwd=d, check=True, capture_output=True)
+        data = open(reply, "rb").read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/timestamp-reply")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(os.path.join(d, "server.pem"), os.path.join(d, "server.key"))
+context.verify_mode = ssl.CERT_REQUIRED
+context.load_verify_locations(os.path.join(d, "ca.pem"))
+server.socket = context.wrap_socket(server.socket, server_side=True)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+impl HttpsTsa {
+    pub fn start() -> HttpsTsa {
+        use std::io::BufRead;
+        let tsa = Tsa::start();
+        let d = tsa.dir.path().to_path_buf();
+        std::fs::write(d.join("server.ext"), "subjectAltName = IP:127.0.0.1\nextendedKeyUsage = serverAuth\n").unwrap();
+        std::fs::write(d.join("client.ext"), "extendedKeyUsage = clientAuth\n").unwrap();
+        for (name, ext) in [("server", "server.ext"), ("client", "client.ext")] {
+            let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+            openssl(
+                &d,
+                &[
+                    "req",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &csr,
+                    "-subj",
+                    &format!("/CN=sv0 test {name}"),
+                ],
+            );
+            openssl(
+                &d,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-days",
+                    "30",
+                    "-extfile",
+                    ext,
+                    "-out",
+                    &pem,
+                ],
+            );
+        }
+        std::fs::write(d.join("https_tsa.py"), HTTPS_SERVER).unwrap();
+        let mut child = Command::new("python3")
+            .arg(d.join("https_tsa.py"))
+            .arg(&d)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("the HTTPS TSA did not start: {line:?}"));
+        HttpsTsa { url: format!("https://127.0.0.1:{port}/tsr"), tsa, child }
+    }
+}

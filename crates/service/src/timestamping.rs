@@ -37,6 +37,9 @@ pub struct TimestampingConfig {
     pub client_key: Option<PathBuf>,
     /// Seconds to wait for an answer (default 10).
     pub timeout_secs: Option<u64>,
+    /// A root certificate (PEM) to trust for the TSA's HTTPS server, besides the system's (a
+    /// private TSA).
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// Why one request for a token failed.
@@ -82,6 +85,13 @@ impl Timestamper {
         }
         let timeout = Duration::from_secs(config.timeout_secs.unwrap_or(10).clamp(1, 300));
         let mut builder = reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &config.ca_cert {
+            let pem =
+                std::fs::read(path).map_err(|e| TsaError::Config(format!("cannot read {}: {e}", path.display())))?;
+            let root = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| TsaError::Config(format!("{} is not a PEM certificate: {e}", path.display())))?;
+            builder = builder.add_root_certificate(root);
+        }
         match (&config.client_cert, &config.client_key) {
             (Some(cert), Some(key)) => {
                 let read = |path: &PathBuf| {
