@@ -139,6 +139,12 @@ fn packs_are_sealed_by_a_key_in_softhsm_and_rotate_within_it() {
     assert_eq!(code, 0, "{out}");
     let second_token_key = std::fs::read_to_string(keys.join("signing.pkcs11")).unwrap();
     assert_ne!(first_token_key, second_token_key);
+    // The retired key was destroyed in the token: naming it again signs nothing.
+    std::fs::write(keys.join("signing.pkcs11"), &first_token_key).unwrap();
+    let (code, out) = hsm.sv0(&data, PIN, &["scan", "import", &snapshot("contoso-3-remediation.json")]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("holds no ed25519 private key") && out.contains("nothing was appended"), "{out}");
+    std::fs::write(keys.join("signing.pkcs11"), &second_token_key).unwrap();
     let (code, out) = hsm.sv0(&data, PIN, &["scan", "import", &snapshot("contoso-3-remediation.json")]);
     assert_eq!(code, 0, "{out}");
     let out = packs_verified(&hsm, &data, &export);

@@ -594,9 +594,9 @@ impl KeyStore {
         PackSigner::load_next(dir)
     }
 
-    /// Ends a rotation: the next key becomes current, and the key it retires can no longer be
-    /// used from this directory (a retired key file is removed; a retired token key is no
-    /// longer named, and stays in the token for its administrators to destroy).
+    /// Ends a rotation: the next key becomes current, and the key it retires can no longer
+    /// sign: a retired key file is removed, a retired token key's private half is destroyed in
+    /// the token (a token that refuses is logged; the rotation stands).
     pub fn promote_next(&self, dir: &Path) -> Result<PackSigner, KeyError> {
         let next = dir.join(NEXT_TOKEN_KEY_FILE);
         if !next.exists() {
@@ -606,8 +606,14 @@ impl KeyStore {
         }
         let signer = self.load_token(&next)?;
         let current = dir.join(TOKEN_KEY_FILE);
+        let retired = fs::read_to_string(&current).ok().and_then(|text| hex::decode(text.trim()).ok());
         fs::rename(&next, &current).map_err(|source| KeyError::Io { path: current.clone(), source })?;
         remove_if_present(&dir.join(PRIVATE_KEY_FILE))?;
+        if let (Some(id), KeyStore::Pkcs11(config)) = (retired, self)
+            && let Err(e) = TokenKey::destroy_private(config, &id)
+        {
+            tracing::warn!(error = %e, retired = %hex::encode(&id), "the retired key is still in the token; destroy it there");
+        }
         let public = dir.join(PUBLIC_KEY_FILE);
         fs::write(&public, signer.public_key_pem()).map_err(|source| KeyError::Io { path: public, source })?;
         info!(key_id = %signer.key_id, "the rotated pack signing key in the PKCS #11 token is now current");

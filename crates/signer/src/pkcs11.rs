@@ -164,7 +164,7 @@ impl TokenKey {
     /// The key with `CKA_ID` `id` in the token.
     pub fn load(config: &Pkcs11Config, id: &[u8]) -> Result<(TokenKey, VerifyingKey), KeyError> {
         let session = open(config)?;
-        let find = |class: ObjectClass| -> Result<ObjectHandle, KeyError> {
+        let find = |class: ObjectClass, what: &str| -> Result<ObjectHandle, KeyError> {
             let found = session
                 .find_objects(&[
                     Attribute::Class(class),
@@ -174,13 +174,26 @@ impl TokenKey {
                 .map_err(token_error("cannot search the token"))?;
             match found.as_slice() {
                 [one] => Ok(*one),
-                [] => Err(KeyError::Token(format!("the token holds no ed25519 {class} with id {}", hex::encode(id)))),
+                [] => Err(KeyError::Token(format!("the token holds no ed25519 {what} with id {}", hex::encode(id)))),
                 _ => Err(KeyError::Token(format!("the token holds several keys with id {}", hex::encode(id)))),
             }
         };
-        let private = find(ObjectClass::PRIVATE_KEY)?;
-        let verifying = public_key(&session, find(ObjectClass::PUBLIC_KEY)?)?;
+        let private = find(ObjectClass::PRIVATE_KEY, "private key")?;
+        let verifying = public_key(&session, find(ObjectClass::PUBLIC_KEY, "public key")?)?;
         Ok((TokenKey { session: Mutex::new(session), private, id: id.to_vec() }, verifying))
+    }
+
+    /// Destroys the private key with `CKA_ID` `id` (a key a rotation retired): from then on it
+    /// cannot sign, whoever holds the PIN. The public key object stays.
+    pub fn destroy_private(config: &Pkcs11Config, id: &[u8]) -> Result<(), KeyError> {
+        let session = open(config)?;
+        let found = session
+            .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Id(id.to_vec())])
+            .map_err(token_error("cannot search the token"))?;
+        for handle in found {
+            session.destroy_object(handle).map_err(token_error("the token did not destroy the retired key"))?;
+        }
+        Ok(())
     }
 
     /// The key's `CKA_ID`.
