@@ -14,6 +14,8 @@ pub struct SoftHsm {
     pub _dir: TempDir,
     pub conf: PathBuf,
     pub module: PathBuf,
+    /// The slot SoftHSM2 reassigned the initialised token to.
+    pub slot: u64,
 }
 
 pub const TOKEN: &str = "sv0-test";
@@ -43,7 +45,14 @@ impl SoftHsm {
             .output()
             .expect("softhsm2-util runs");
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        SoftHsm { _dir: dir, conf, module }
+        let said = String::from_utf8_lossy(&output.stdout).into_owned();
+        let slot = said
+            .split("reassigned to slot ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no slot in softhsm2-util's answer: {said}"));
+        SoftHsm { _dir: dir, conf, module, slot }
     }
 
     /// `sv0 --data-dir DATA ARGS` as its own process, with the token's configuration and `pin`
@@ -202,5 +211,25 @@ fn packs_are_sealed_by_a_key_in_softhsm_and_rotate_within_it() {
     std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let (code, out) = hsm.sv0(&data, "", &["keys", "rotate", "--reason", "pin from a file"]);
     assert_eq!(code, 0, "{out}");
-    assert_ne!(std::fs::read_to_string(keys.join("signing.pkcs11")).unwrap(), second_token_key);
+    let third_token_key = std::fs::read_to_string(keys.join("signing.pkcs11")).unwrap();
+    assert_ne!(third_token_key, second_token_key);
+
+    // The token by slot id instead of label; a slot without a token is named.
+    for (slot, ok) in [(hsm.slot, true), (hsm.slot.wrapping_add(1), false)] {
+        std::fs::write(
+            data.join("sv0.toml"),
+            format!(
+                "[signing]\npkcs11_module = \"{}\"\nslot = {slot}\npin_env = \"SV0_TEST_PIN\"\n",
+                hsm.module.display()
+            ),
+        )
+        .unwrap();
+        let (code, out) = hsm.sv0(&data, PIN, &["keys", "rotate", "--reason", "by slot"]);
+        assert_eq!(code == 0, ok, "{out}");
+        if !ok {
+            assert!(out.contains(&format!("no initialised token in slot {slot}")), "{out}");
+        }
+    }
+    let out = packs_verified(&hsm, &data, &export);
+    assert!(out.contains("chain intact: 4 pack(s)"), "{out}");
 }
