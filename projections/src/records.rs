@@ -348,6 +348,18 @@ impl BaselineHead {
     }
 }
 
+/// The approval of a baseline version: a `Baseline` row read with only these fields (the
+/// row's other fields, its paths above all, are skipped, not decoded).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct BaselineApproval {
+    /// Version, from 1.
+    pub version: u32,
+    /// Who approved.
+    pub approver: String,
+    /// When.
+    pub approved_at: Timestamp,
+}
+
 /// One locked baseline version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Baseline {

@@ -831,6 +831,23 @@ impl Views {
         )
     }
 
+    /// Who approved a baseline version of a scope and when, read without decoding its paths
+    /// (the Overview lists every scope's).
+    pub fn baseline_approval(
+        &self,
+        tenant: &TenantId,
+        scope: &Scope,
+        version: u32,
+    ) -> Result<Option<crate::records::BaselineApproval>, ProjectionError> {
+        let txn = self.db.begin_read()?;
+        let versions = txn.open_table(store::BASELINE_VERSIONS)?;
+        get(
+            &versions,
+            "baseline_versions",
+            &key(&[tenant.as_str().as_bytes(), scope.key().as_bytes(), &version.to_be_bytes()]),
+        )
+    }
+
     /// Every baseline version of a scope, oldest first.
     pub fn baseline_history(&self, tenant: &TenantId, scope: &Scope) -> Result<Vec<Baseline>, ProjectionError> {
         let txn = self.db.begin_read()?;

@@ -114,6 +114,14 @@ fn the_review_screens_sign_in_with_a_token_and_show_only_what_the_role_and_tenan
     let overview = viewer.get("/");
     assert_eq!(overview.status, 200, "{overview:?}");
     assert!(overview.body.contains("project:HR-Automation") && overview.body.contains("authority paths"));
+    // Each baselined scope names who approved its version (read without decoding its paths).
+    let baselines = server.get("/api/v1/baselines", Some(fixture.token(Role::Viewer))).json();
+    let approver = baselines.to_string();
+    let approver = ["approver", "approved_by"]
+        .iter()
+        .find_map(|field| baselines.pointer(&format!("/items/0/{field}")).and_then(|v| v.as_str()))
+        .unwrap_or_else(|| panic!("no approver in {approver}"));
+    assert!(overview.body.contains(&format!(" by {approver}")), "the Overview does not name {approver}");
     // The open findings the Overview counts are those the API lists open.
     let open = server.get("/api/v1/findings?status=open&limit=1000", Some(fixture.token(Role::Viewer))).json();
     let listed = open["items"].as_array().unwrap().len();

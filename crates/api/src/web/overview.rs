@@ -79,7 +79,7 @@ pub(crate) async fn overview<L: EventLog + Clone>(
     let heads = views.baselines(tenant)?;
     let mut baselined = Vec::new();
     for head in &heads {
-        let approved = views.baseline(tenant, &head.scope, Some(head.version))?;
+        let approved = views.baseline_approval(tenant, &head.scope, head.version)?;
         baselined.push((head, approved));
     }
     let Facts { unbaselined, signals } = current_facts(&viewer, &queries, history.is_some())?;
