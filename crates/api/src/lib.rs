@@ -40,7 +40,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use sv0_log::EventLog;
-use sv0_projections::FindingStatus;
 use sv0_service::{Queries, Service};
 
 /// The largest request body (a pushed snapshot) by default.
@@ -324,12 +323,8 @@ async fn metrics<L: EventLog>(State(state): State<Arc<ApiState<L>>>) -> Response
         let label = format!("{{tenant=\"{tenant}\"}}");
         let sealed = state.queries.views().pack_head(tenant).ok().flatten().map_or(0, |h| h.index);
         packs.push((label.clone(), sealed));
-        let open = state
-            .queries
-            .views()
-            .findings(tenant, None)
-            .map(|all| all.iter().filter(|r| r.status == FindingStatus::Open).count() as u64)
-            .unwrap_or(0);
+        // The fold keeps the open count in the tenant's state: no finding is read for it.
+        let open = state.queries.views().tenant_state(tenant).ok().flatten().map_or(0, |s| s.open.total());
         findings.push((label, open));
     }
     if !state.metrics_tenant_labels {
