@@ -16,6 +16,9 @@ use crate::fake_http::{Reply, fake_server_with};
 pub const POLICY: &str = "1.3.6.1.4.1.55555.1.1";
 pub const OTHER_POLICY: &str = "1.3.6.1.4.1.55555.1.2";
 
+/// `openssl req` arguments for a new EC P-256 key without a passphrase.
+const EC_P256_KEY: [&str; 5] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+
 /// A running TSA.
 pub struct Tsa {
     pub dir: TempDir,
@@ -102,26 +105,12 @@ ess_cert_id_alg = sha256
         openssl(
             &d,
             &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "3650",
-                "-subj",
-                "/CN=SV0 Test TSA Root",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
+                &["req", "-x509"][..],
+                &EC_P256_KEY,
+                &["-keyout", "ca.key", "-out", "ca.pem", "-days", "3650", "-subj", "/CN=SV0 Test TSA Root"],
+                &["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+            ]
+            .concat(),
         );
         openssl(
             &d,
@@ -235,23 +224,8 @@ impl HttpsTsa {
         std::fs::write(d.join("client.ext"), "extendedKeyUsage = clientAuth\n").unwrap();
         for (name, ext) in [("server", "server.ext"), ("client", "client.ext")] {
             let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
-            openssl(
-                &d,
-                &[
-                    "req",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-nodes",
-                    "-keyout",
-                    &key,
-                    "-out",
-                    &csr,
-                    "-subj",
-                    &format!("/CN=sv0 test {name}"),
-                ],
-            );
+            let subject = format!("/CN=sv0 test {name}");
+            openssl(&d, &[&["req"][..], &EC_P256_KEY, &["-keyout", &key, "-out", &csr, "-subj", &subject]].concat());
             openssl(
                 &d,
                 &[
