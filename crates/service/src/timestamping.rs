@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use sv0_domain::events::{Bytes, CheckpointTimestamped, Event, EventMeta, EventPayload, derived_id};
+use sv0_domain::events::{Bytes, CheckpointTimestamped, Event, EventPayload, derived_id};
 use sv0_domain::{TenantId, Timestamp};
 use sv0_log::{EventLog, Expected};
 use sv0_signer::timestamp::{self, QUERY_MEDIA_TYPE, REPLY_MEDIA_TYPE};
@@ -65,7 +65,12 @@ pub enum TsaError {
 #[derive(Debug)]
 pub struct Timestamper {
     config: TimestampingConfig,
-    client: reqwest::Client,
+    /// The private HTTPS root and the client identity, read and checked by `new`.
+    root: Option<reqwest::Certificate>,
+    identity: Option<reqwest::Identity>,
+    /// Built at the first request: building loads the system's root certificates, which a
+    /// command that seals nothing never needs.
+    client: std::sync::OnceLock<reqwest::Client>,
     failures: u32,
     next_attempt: Option<Instant>,
     /// The checkpoint size each tenant is known to have a token for (from the log, or
@@ -74,41 +79,63 @@ pub struct Timestamper {
 }
 
 impl Timestamper {
-    /// A client for the configured TSA (its client certificate read now).
+    /// A client for the configured TSA (its root and client certificate read and checked now).
     pub fn new(config: TimestampingConfig) -> Result<Timestamper, TsaError> {
         if !(config.url.starts_with("https://") || config.url.starts_with("http://")) {
             return Err(TsaError::Config(format!("url {:?} is not an http(s) URL", config.url)));
         }
         if let Some(policy) = &config.policy {
-            // The same check the request makes, now rather than at the first seal.
-            timestamp::request(b"", [1; 8], Some(policy))?;
+            // The check each request makes, now rather than at the first seal.
+            timestamp::policy_oid(policy)?;
         }
-        let timeout = Duration::from_secs(config.timeout_secs.unwrap_or(10).clamp(1, 300));
-        let mut builder = reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none());
-        if let Some(path) = &config.ca_cert {
-            let pem =
-                std::fs::read(path).map_err(|e| TsaError::Config(format!("cannot read {}: {e}", path.display())))?;
-            let root = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| TsaError::Config(format!("{} is not a PEM certificate: {e}", path.display())))?;
-            builder = builder.add_root_certificate(root);
-        }
-        match (&config.client_cert, &config.client_key) {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|e| TsaError::Config(format!("cannot read {}: {e}", path.display())))
+        };
+        let root = match &config.ca_cert {
+            Some(path) => Some(
+                reqwest::Certificate::from_pem(&read(path)?)
+                    .map_err(|e| TsaError::Config(format!("{} is not a PEM certificate: {e}", path.display())))?,
+            ),
+            None => None,
+        };
+        let identity = match (&config.client_cert, &config.client_key) {
             (Some(cert), Some(key)) => {
-                let read = |path: &PathBuf| {
-                    std::fs::read(path).map_err(|e| TsaError::Config(format!("cannot read {}: {e}", path.display())))
-                };
                 let mut pem = read(cert)?;
                 pem.push(b'\n');
                 pem.extend(read(key)?);
-                let identity = reqwest::Identity::from_pem(&pem)
-                    .map_err(|e| TsaError::Config(format!("client certificate and key: {e}")))?;
-                builder = builder.identity(identity);
+                Some(
+                    reqwest::Identity::from_pem(&pem)
+                        .map_err(|e| TsaError::Config(format!("client certificate and key: {e}")))?,
+                )
             }
-            (None, None) => {}
+            (None, None) => None,
             _ => return Err(TsaError::Config("client_cert and client_key go together".into())),
+        };
+        Ok(Timestamper {
+            config,
+            root,
+            identity,
+            client: std::sync::OnceLock::new(),
+            failures: 0,
+            next_attempt: None,
+            stamped: Default::default(),
+        })
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, TsaError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let timeout = Duration::from_secs(self.config.timeout_secs.unwrap_or(10).clamp(1, 300));
+        let mut builder = reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none());
+        if let Some(root) = &self.root {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        if let Some(identity) = &self.identity {
+            builder = builder.identity(identity.clone());
         }
         let client = builder.build().map_err(|e| TsaError::Config(e.to_string()))?;
-        Ok(Timestamper { config, client, failures: 0, next_attempt: None, stamped: Default::default() })
+        Ok(self.client.get_or_init(|| client))
     }
 
     /// The TSA's URL.
@@ -140,7 +167,7 @@ impl Timestamper {
         let request = timestamp::request(message, nonce, self.config.policy.as_deref())?;
         let unreachable = |detail: String| TsaError::Unreachable { url: self.config.url.clone(), detail };
         let mut answer = self
-            .client
+            .client()?
             .post(&self.config.url)
             .header("content-type", QUERY_MEDIA_TYPE)
             .body(request.clone())
@@ -171,55 +198,11 @@ impl Timestamper {
 pub fn timestamp_event(tenant: &TenantId, stamped: CheckpointTimestamped, occurred_at: Timestamp) -> Event {
     use sha2::Digest as _;
     let note = sha2::Sha256::digest(stamped.checkpoint.as_bytes());
-    Event {
-        meta: EventMeta {
-            event_id: derived_id("sv0.timestamp.v1", tenant, &[&stamped.size.to_be_bytes(), &note]),
-            tenant_id: tenant.clone(),
-            occurred_at,
-            actor: "system:signer".to_string(),
-            causation_id: None,
-            correlation_id: None,
-            credential: None,
-        },
-        payload: EventPayload::CheckpointTimestamped(stamped),
-    }
+    let event_id = derived_id("sv0.timestamp.v1", tenant, &[&stamped.size.to_be_bytes(), &note]);
+    Event::of(event_id, tenant, occurred_at, "system:signer", EventPayload::CheckpointTimestamped(stamped))
 }
 
 impl<L: EventLog> Queries<L> {
-    /// Every `checkpoint.timestamped` event of a tenant, in log order, read from the log.
-    pub async fn timestamps(&self, tenant: &TenantId) -> Result<Vec<CheckpointTimestamped>, ServiceError> {
-        let subject = format!("{tenant}.timestamp");
-        let mut out = Vec::new();
-        let mut from = 1;
-        loop {
-            let records = self.log.read(from, None, 1024).await?;
-            let Some(last) = records.last() else { break };
-            from = last.seq + 1;
-            for record in records.iter().filter(|r| r.subject == subject) {
-                if let EventPayload::CheckpointTimestamped(stamped) = sv0_codec::decode_event(&record.data)?.payload {
-                    out.push(stamped);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Writes each of a tenant's timestamped checkpoints to `dir` as `timestamp-NNNNNN.txt` (the
-    /// note), `.tsq` (the request) and `.tsr` (the TSA's response); returns how many.
-    pub async fn export_timestamps(&self, tenant: &TenantId, dir: &std::path::Path) -> Result<usize, ServiceError> {
-        let stamps = self.timestamps(tenant).await?;
-        for stamp in &stamps {
-            let stem = timestamp::file_stem(stamp.size);
-            for (ext, bytes) in
-                [("txt", stamp.checkpoint.as_bytes()), ("tsq", &stamp.request.0[..]), ("tsr", &stamp.response.0[..])]
-            {
-                let path = dir.join(format!("{stem}.{ext}"));
-                std::fs::write(&path, bytes).map_err(|source| ServiceError::Write { path, source })?;
-            }
-        }
-        Ok(stamps.len())
-    }
-
     /// The size of the last checkpoint timestamped for a tenant, and the subject's position.
     async fn last_timestamped(&self, tenant: &TenantId) -> Result<(u64, Expected), ServiceError> {
         let subject = format!("{tenant}.timestamp");

@@ -50,7 +50,7 @@ pub struct ConsistencyProof {
 
 /// The origin line of a tenant's checkpoints.
 pub fn origin(tenant: &TenantId) -> String {
-    format!("sv0/{tenant}/packs")
+    sv0_signer::checkpoint::origin(tenant.as_str())
 }
 
 /// The leaf data of a pack: the 32 bytes of its digest.
@@ -163,7 +163,7 @@ impl<L: EventLog> Service<L> {
             let body: serde_json::Value = serde_json::from_str(&pack.body)?;
             // A pack sealed by an older release may not read as today's body: it still gets its
             // Statement and gate summaries, and no deployment attestation.
-            let deployments = match serde_json::from_value::<sv0_signer::PackBody>(body.clone()) {
+            let deployments = match <sv0_signer::PackBody as serde::Deserialize>::deserialize(&body) {
                 Ok(typed) => authority_assessments(&typed, &pack.digest),
                 Err(e) => {
                     tracing::warn!(pack = %pack.pack_id, error = %e, "a pack body this release does not read: no deployment attestation for it");

@@ -86,13 +86,16 @@ pub(crate) struct RecordedChain {
     /// the chain's key did not sign them), with why: only a writer other than the signers
     /// appends such events, so verification reports them.
     pub refused: Vec<(Seq, String, String)>,
+    /// The chain's RFC 3161 tokens (`checkpoint.timestamped` on its timestamp subject), in log
+    /// order.
+    pub timestamps: Vec<sv0_domain::events::CheckpointTimestamped>,
 }
 
 /// Verifies each chain cryptographically, then checks that every pack seals exactly the
 /// assessment a replay of the log produces for its position.
 pub(crate) fn verify_chains(views: &Views, chains: Vec<RecordedChain>) -> Result<Vec<ChainVerdict>, ServiceError> {
     let mut verdicts = Vec::new();
-    for RecordedChain { tenant, packs, keys, refused } in chains {
+    for RecordedChain { tenant, packs, keys, refused, .. } in chains {
         let on_log = packs.len() + refused.len();
         let entries = entries_from_sealed(&packs);
         let mut result = verify_chain(&entries, &keys);

@@ -38,6 +38,11 @@ pub enum CheckpointError {
     Unsigned(String),
 }
 
+/// The origin line of a tenant's checkpoints (also the name their signature is made under).
+pub fn origin(tenant: &str) -> String {
+    format!("sv0/{tenant}/packs")
+}
+
 /// A tree head: origin, size and root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {

@@ -132,8 +132,7 @@ impl PackSigner {
             return PackSigner::load(&path);
         }
         let signer = PackSigner::create(dir, &path)?;
-        let public = dir.join(PUBLIC_KEY_FILE);
-        fs::write(&public, signer.public_key_pem()).map_err(|source| KeyError::Io { path: public, source })?;
+        signer.write_public(dir)?;
         info!(key_id = %signer.key_id, "created a new pack signing key");
         Ok(signer)
     }
@@ -155,6 +154,12 @@ impl PackSigner {
     /// The public half.
     pub fn verifying_key(&self) -> VerifyingKey {
         self.verifying
+    }
+
+    /// Writes the public key as SPKI PEM next to the private key (`PUBLIC_KEY_FILE`).
+    fn write_public(&self, dir: &Path) -> Result<(), KeyError> {
+        let public = dir.join(PUBLIC_KEY_FILE);
+        fs::write(&public, self.public_key_pem()).map_err(|source| KeyError::Io { path: public, source })
     }
 
     /// The public key as SPKI PEM.
@@ -219,8 +224,7 @@ impl PackSigner {
         let signer = PackSigner::load(&next)?;
         let current = dir.join(PRIVATE_KEY_FILE);
         fs::rename(&next, &current).map_err(|source| KeyError::Io { path: current.clone(), source })?;
-        let public = dir.join(PUBLIC_KEY_FILE);
-        fs::write(&public, signer.public_key_pem()).map_err(|source| KeyError::Io { path: public, source })?;
+        signer.write_public(dir)?;
         info!(key_id = %signer.key_id, "the rotated pack signing key is now current");
         Ok(signer)
     }
@@ -554,8 +558,7 @@ impl KeyStore {
             KeyStore::Files => PackSigner::load_or_create(dir),
             KeyStore::Pkcs11(_) => {
                 let signer = self.create_token_key(dir, &dir.join(TOKEN_KEY_FILE))?;
-                let public = dir.join(PUBLIC_KEY_FILE);
-                fs::write(&public, signer.public_key_pem()).map_err(|source| KeyError::Io { path: public, source })?;
+                signer.write_public(dir)?;
                 info!(key_id = %signer.key_id, "created a new pack signing key in the PKCS #11 token");
                 Ok(signer)
             }
@@ -614,8 +617,7 @@ impl KeyStore {
         {
             tracing::warn!(error = %e, retired = %hex::encode(&id), "the retired key is still in the token; destroy it there");
         }
-        let public = dir.join(PUBLIC_KEY_FILE);
-        fs::write(&public, signer.public_key_pem()).map_err(|source| KeyError::Io { path: public, source })?;
+        signer.write_public(dir)?;
         info!(key_id = %signer.key_id, "the rotated pack signing key in the PKCS #11 token is now current");
         Ok(signer)
     }

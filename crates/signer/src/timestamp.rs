@@ -101,8 +101,7 @@ fn malformed(what: &'static str) -> impl FnOnce(der::Error) -> TimestampError {
 /// A TimeStampReq (DER) for `message`: its SHA-256 imprint, `nonce`, the policy when given, and
 /// the TSA's certificate asked for (so that the token carries it).
 pub fn request(message: &[u8], nonce: [u8; 8], policy: Option<&str>) -> Result<Vec<u8>, TimestampError> {
-    let req_policy =
-        policy.map(|p| ObjectIdentifier::new(p).map_err(|_| TimestampError::Policy(p.to_string()))).transpose()?;
+    let req_policy = policy.map(policy_oid).transpose()?;
     // A positive nonce in its shortest form: the top byte has its high bit clear and is not zero.
     let mut nonce = nonce;
     nonce[0] = (nonce[0] & 0x7f) | 0x01;
@@ -115,6 +114,11 @@ pub fn request(message: &[u8], nonce: [u8; 8], policy: Option<&str>) -> Result<V
         extensions: None,
     };
     request.to_der().map_err(malformed("request"))
+}
+
+/// A TSA policy as an object identifier (`1.2.3.4.1`).
+pub fn policy_oid(policy: &str) -> Result<ObjectIdentifier, TimestampError> {
+    ObjectIdentifier::new(policy).map_err(|_| TimestampError::Policy(policy.to_string()))
 }
 
 /// The SHA-256 message imprint of `message` (the algorithm with NULL parameters, as RFC 4055
@@ -142,10 +146,13 @@ pub struct TokenInfo {
     pub tsa: String,
 }
 
+/// A response read and matched with its request: the TSTInfo (and its DER, which the signature
+/// covers), the one SignerInfo, and the certificates the token carries.
 struct Parsed {
     tst: TstInfo,
     tst_der: Vec<u8>,
-    signed: SignedData,
+    signer_info: SignerInfo,
+    certificates: Vec<Certificate>,
 }
 
 fn parse(request: &[u8], response: &[u8], message: &[u8]) -> Result<Parsed, TimestampError> {
@@ -181,14 +188,19 @@ fn parse(request: &[u8], response: &[u8], message: &[u8]) -> Result<Parsed, Time
     if request.req_policy.is_some_and(|p| p != tst.policy) {
         return Err(TimestampError::Mismatch("its policy is not the one requested"));
     }
-    Ok(Parsed { tst, tst_der, signed })
+    let certificates = certificates(&signed);
+    let signer_info = match <[SignerInfo; 1]>::try_from(signed.signer_infos.0.into_vec()) {
+        Ok([one]) => one,
+        Err(_) => return Err(TimestampError::Signature("a token has exactly one signer".into())),
+    };
+    Ok(Parsed { tst, tst_der, signer_info, certificates })
 }
 
 /// What a TSA's answer says, checked against the request and the message but not yet against
 /// any trusted certificate: the checks a signer makes before storing a token.
 pub fn check_response(request: &[u8], response: &[u8], message: &[u8]) -> Result<TokenInfo, TimestampError> {
     let parsed = parse(request, response, message)?;
-    let signer = signer_certificate(&parsed.signed, &[])?;
+    let signer = signer_certificate(&parsed, &[])?;
     Ok(info(&parsed.tst, &signer))
 }
 
@@ -215,10 +227,8 @@ pub fn verify_token(
     trusted: &[Certificate],
 ) -> Result<TokenInfo, TimestampError> {
     let parsed = parse(request, response, message)?;
-    let [signer_info] = parsed.signed.signer_infos.0.as_slice() else {
-        return Err(TimestampError::Signature("a token has exactly one signer".into()));
-    };
-    let signer = signer_certificate(&parsed.signed, trusted)?;
+    let signer_info = &parsed.signer_info;
+    let signer = signer_certificate(&parsed, trusted)?;
     check_signed_attributes(signer_info, &parsed.tst_der, &signer)?;
     let attributes = signer_info
         .signed_attrs
@@ -245,9 +255,7 @@ pub fn verify_token(
             signer.tbs_certificate.subject
         )));
     }
-    let time = parsed.tst.gen_time;
-    let intermediates: Vec<Certificate> = certificates(&parsed.signed);
-    chain_to_trusted(&signer, &intermediates, trusted, time)?;
+    chain_to_trusted(&signer, &parsed.certificates, trusted, parsed.tst.gen_time)?;
     Ok(info(&parsed.tst, &signer))
 }
 
@@ -265,15 +273,12 @@ fn certificates(signed: &SignedData) -> Vec<Certificate> {
 
 /// The certificate the SignerInfo names, among the token's own certificates and the trusted
 /// ones.
-fn signer_certificate(signed: &SignedData, trusted: &[Certificate]) -> Result<Certificate, TimestampError> {
-    let [signer_info] = signed.signer_infos.0.as_slice() else {
-        return Err(TimestampError::Signature("a token has exactly one signer".into()));
-    };
-    let mut candidates = certificates(signed);
-    candidates.extend(trusted.iter().cloned());
-    candidates
-        .into_iter()
-        .find(|cert| match &signer_info.sid {
+fn signer_certificate(parsed: &Parsed, trusted: &[Certificate]) -> Result<Certificate, TimestampError> {
+    parsed
+        .certificates
+        .iter()
+        .chain(trusted)
+        .find(|cert| match &parsed.signer_info.sid {
             SignerIdentifier::IssuerAndSerialNumber(id) => {
                 cert.tbs_certificate.issuer == id.issuer && cert.tbs_certificate.serial_number == id.serial_number
             }
@@ -281,6 +286,7 @@ fn signer_certificate(signed: &SignedData, trusted: &[Certificate]) -> Result<Ce
                 cert.tbs_certificate.get::<SubjectKeyIdentifier>().ok().flatten().is_some_and(|(_, own)| own.0 == ski.0)
             }
         })
+        .cloned()
         .ok_or_else(|| TimestampError::Untrusted("the token names a signing certificate it does not carry".into()))
 }
 

@@ -229,8 +229,17 @@ fn follow_link(
 /// is what finds a chain cut short at the end, which no link betrays. `source` names the packs'
 /// origin in the report.
 pub fn extends_checkpoint(entries: &[ChainEntry], checkpoint: &Checkpoint, source: &str) -> Result<(), BrokenLink> {
+    tree_extends(&tree_of_entries(entries), checkpoint, source)
+}
+
+/// The Merkle tree of a chain's packs, in chain order.
+fn tree_of_entries(entries: &[ChainEntry]) -> merkle::Tree {
     let leaves = entries.iter().filter_map(|e| e.pack.as_ref().ok()).filter_map(|p| merkle::pack_leaf(&p.digest));
-    let tree = merkle::Tree::from_leaf_hashes(leaves);
+    merkle::Tree::from_leaf_hashes(leaves)
+}
+
+/// `extends_checkpoint` over the chain's tree, built once by a caller with several checkpoints.
+fn tree_extends(tree: &merkle::Tree, checkpoint: &Checkpoint, source: &str) -> Result<(), BrokenLink> {
     let broken = |position: u64, reason: String| BrokenLink {
         position: position as usize,
         source: source.to_string(),
@@ -391,7 +400,8 @@ pub fn verify_timestamps(
     stamps: &[crate::timestamp::StampFiles],
     trusted: &[x509_cert::Certificate],
 ) -> Result<Vec<TrustedTime>, String> {
-    let origin = format!("sv0/{tenant}/packs");
+    let origin = crate::checkpoint::origin(tenant);
+    let tree = tree_of_entries(entries);
     stamps
         .iter()
         .map(|stamp| {
@@ -399,7 +409,7 @@ pub fn verify_timestamps(
                 ring.keys().find_map(|key| Checkpoint::verify(&stamp.note, &origin, key).ok()).ok_or_else(|| {
                     format!("{}.txt: not a checkpoint of {origin} signed by a key of the key file", stamp.stem)
                 })?;
-            extends_checkpoint(entries, &checkpoint, &stamp.stem).map_err(|broken| {
+            tree_extends(&tree, &checkpoint, &stamp.stem).map_err(|broken| {
                 format!("{}: the packs are not the ones timestamped: {}", stamp.stem, broken.reason)
             })?;
             let token = crate::timestamp::verify_token(&stamp.request, &stamp.response, stamp.note.as_bytes(), trusted)

@@ -321,8 +321,7 @@ pub(crate) async fn execute(
         }
         Command::Export(ExportCommand::Packs(args)) => {
             let tenant = service.known_tenant(tenant)?;
-            let count = service.export_packs(&tenant, &args.out).await?;
-            let stamps = service.export_timestamps(&tenant, &args.out).await?;
+            let (count, stamps) = service.export_packs(&tenant, &args.out).await?;
             let key_file = args.out.join("public-key.pem");
             // The checkpoint fixes the chain's length and root: a verifier given it notices
             // packs left out of the directory, not only altered ones.

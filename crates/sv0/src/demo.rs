@@ -296,7 +296,7 @@ async fn tell(dir: &Path, target: &LogTarget, mut out: Option<&mut dyn Write>) -
     let report = verdicts.into_iter().next().context("no pack chain was recorded")?.result;
     let chain_intact = report.is_ok();
     let export_dir = dir.join("export");
-    let packs = service.export_packs(&tenant, &export_dir).await?;
+    let (packs, _) = service.export_packs(&tenant, &export_dir).await?;
     let ring = KeyRing::from_pem_file(&export_dir.join("public-key.pem"))?;
     let offline = verify_chain(&entries_from_dir(&export_dir)?, &ring);
     let offline_intact = offline.is_ok();

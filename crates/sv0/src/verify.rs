@@ -162,14 +162,26 @@ pub(crate) fn verify_offline(
         _ => None,
     };
     let pack_times: Vec<(u64, String, Option<&sv0_signer::verify::TrustedTime>)> = match &times {
-        Some(Ok(times)) => entries
-            .iter()
-            .filter_map(|e| e.pack.as_ref().ok())
-            .map(|p| {
-                let by = times.iter().filter(|t| t.size >= p.index).min_by_key(|t| t.token.gen_time_ms);
-                (p.index, p.pack_id.clone(), by)
-            })
-            .collect(),
+        Some(Ok(times)) => {
+            // A pack existed by the earliest time of the tokens that cover it (size ≥ its
+            // index): with the tokens by size, that is a minimum over a suffix, taken once.
+            let mut by_size: Vec<&sv0_signer::verify::TrustedTime> = times.iter().collect();
+            by_size.sort_by_key(|t| t.size);
+            let mut earliest = by_size.clone();
+            for i in (0..earliest.len().saturating_sub(1)).rev() {
+                if earliest[i + 1].token.gen_time_ms < earliest[i].token.gen_time_ms {
+                    earliest[i] = earliest[i + 1];
+                }
+            }
+            entries
+                .iter()
+                .filter_map(|e| e.pack.as_ref().ok())
+                .map(|p| {
+                    let first = by_size.partition_point(|t| t.size < p.index);
+                    (p.index, p.pack_id.clone(), earliest.get(first).copied())
+                })
+                .collect()
+        }
         _ => Vec::new(),
     };
     let time_text = |t: &sv0_signer::verify::TrustedTime| sv0_domain::Timestamp(t.token.gen_time_ms).to_rfc3339();

@@ -45,11 +45,13 @@ pub fn pack_event(tenant: &TenantId, pack: PackSealed, assessed_event: EventId, 
 }
 
 impl<L: EventLog> Queries<L> {
-    /// Every `pack.sealed`, `key.registered` and `key.rotated` event of a tenant, read from the
-    /// log itself: the chain and its keys with their validity ranges.
+    /// Every `pack.sealed`, `key.registered`, `key.rotated` and `checkpoint.timestamped` event
+    /// of a tenant, read from the log itself in one pass: the chain, its keys with their
+    /// validity ranges, and its checkpoints' RFC 3161 tokens.
     pub(crate) async fn chain_from_log(&self, tenant: &TenantId) -> Result<RecordedChain, ServiceError> {
-        let subjects = [format!("{tenant}.pack"), format!("{tenant}.key")];
+        let subjects = [format!("{tenant}.pack"), format!("{tenant}.key"), format!("{tenant}.timestamp")];
         let mut packs = Vec::new();
+        let mut timestamps = Vec::new();
         let mut keys = KeyRing::new();
         let mut pieces = Reassembler::default();
         let mut refused = Vec::new();
@@ -85,11 +87,12 @@ impl<L: EventLog> Queries<L> {
                     }
                     EventPayload::KeyRegistered(key) => keys.add_registered(tenant.as_str(), &key)?,
                     EventPayload::KeyRotated(rotated) => keys.add_rotated(tenant.as_str(), &rotated)?,
+                    EventPayload::CheckpointTimestamped(stamped) => timestamps.push(stamped),
                     _ => {}
                 }
             }
         }
-        Ok(RecordedChain { tenant: tenant.clone(), packs, keys, refused })
+        Ok(RecordedChain { tenant: tenant.clone(), packs, keys, refused, timestamps })
     }
 
     /// `verify_replayed` in scratch views beside the views (they are as large), or in the
@@ -188,8 +191,11 @@ impl<L: EventLog> Service<L> {
             }
         }
         if self.timestamper.is_some() {
-            // The checkpoints to timestamp include the packs just sealed.
-            self.views.catch_up(&self.log, None).await?;
+            // The checkpoints to timestamp include the packs just sealed, which the views fold
+            // first; with none sealed, they are as current as the chains this round saw.
+            if sealed > 0 {
+                self.views.catch_up(&self.log, None).await?;
+            }
             self.timestamp_pending().await;
         }
         Ok(sealed)
@@ -258,8 +264,10 @@ impl<L: EventLog> Service<L> {
         }
     }
 
-    /// Writes a tenant's packs (`NNNNNN-<pack id>.json`) and `public-key.pem` to `dir`.
-    pub async fn export_packs(&mut self, tenant: &TenantId, dir: &Path) -> Result<usize, ServiceError> {
+    /// Writes a tenant's packs (`NNNNNN-<pack id>.json`), `public-key.pem` and each timestamped
+    /// checkpoint (`timestamp-NNNNNN.txt`, the note; `.tsq`, the request; `.tsr`, the TSA's
+    /// response) to `dir`; returns how many packs and tokens.
+    pub async fn export_packs(&mut self, tenant: &TenantId, dir: &Path) -> Result<(usize, usize), ServiceError> {
         let chain = self.chain_from_log(tenant).await?;
         std::fs::create_dir_all(dir).map_err(|source| ServiceError::Write { path: dir.to_path_buf(), source })?;
         let write = |path: std::path::PathBuf, bytes: &[u8]| {
@@ -272,6 +280,12 @@ impl<L: EventLog> Service<L> {
             write(dir.join(file.file_name()), &json)?;
         }
         write(dir.join("public-key.pem"), chain.keys.to_pem().as_bytes())?;
-        Ok(chain.packs.len())
+        for stamp in &chain.timestamps {
+            let stem = sv0_signer::timestamp::file_stem(stamp.size);
+            write(dir.join(format!("{stem}.txt")), stamp.checkpoint.as_bytes())?;
+            write(dir.join(format!("{stem}.tsq")), &stamp.request.0)?;
+            write(dir.join(format!("{stem}.tsr")), &stamp.response.0)?;
+        }
+        Ok((chain.packs.len(), chain.timestamps.len()))
     }
 }
