@@ -24,6 +24,11 @@
 //! can write the data directory can also write the stamp (and the files themselves). Damage
 //! that does not go through the file system (a disk's bit rot under an unchanged inode) is
 //! found by `sv0 verify` and by the log's record checksums, which are checked on every read.
+//!
+//! The views are compacted when their last handle closes after this process grew them by a
+//! large share (`COMPACT_AFTER_GROWTH`): a first scan's fold leaves a third or more of the file
+//! free (its staged chunks and the pages its commits replaced), which redb reuses for later
+//! writes but never gives back to the disk on its own.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
@@ -34,7 +39,7 @@ use std::sync::{Arc, Mutex};
 
 use redb::{Database, DatabaseError, StorageBackend, StorageError};
 use thiserror::Error;
-use tracing::warn;
+use tracing::{info, warn};
 
 /// Why a redb file could not be opened.
 #[derive(Debug, Error)]
@@ -104,12 +109,20 @@ pub struct CheckedDatabase {
     db: Option<Database>,
     path: Mutex<Option<PathBuf>>,
     read_only: bool,
+    /// The file's length when it opened, for a cache compacted on close after it grew.
+    compact_from: Option<u64>,
 }
+
+/// A views file that this process grew by at least this many bytes, and by at least an
+/// eighth of its length at open, is compacted when it closes. Compaction reads the whole
+/// allocator state (about a second per GB here, with or without anything to move), so small
+/// growth is left to be reused by the next writes.
+pub const COMPACT_AFTER_GROWTH: u64 = 64 * 1024 * 1024;
 
 impl CheckedDatabase {
     /// A database with no file (in memory): nothing to stamp.
     pub fn in_memory(db: Database) -> CheckedDatabase {
-        CheckedDatabase { db: Some(db), path: Mutex::new(None), read_only: false }
+        CheckedDatabase { db: Some(db), path: Mutex::new(None), read_only: false, compact_from: None }
     }
 
     /// Whether the file is read-only here: what is written stays in memory and is lost on close.
@@ -139,11 +152,38 @@ impl std::ops::Deref for CheckedDatabase {
     }
 }
 
+impl CheckedDatabase {
+    /// Compacts the file when this process grew it by `COMPACT_AFTER_GROWTH` and an eighth.
+    /// Best effort: a failure (a reader still open, a full disk) leaves the file as it was.
+    fn compact_if_grown(&mut self, path: &Path) {
+        let (Some(from), Some(db)) = (self.compact_from, self.db.as_mut()) else { return };
+        let Ok(now) = std::fs::metadata(path).map(|m| m.len()) else { return };
+        if now < from.saturating_add(COMPACT_AFTER_GROWTH.max(from / 8)) {
+            return;
+        }
+        let started = std::time::Instant::now();
+        match db.compact() {
+            Ok(_) => {
+                let after = std::fs::metadata(path).map_or(now, |m| m.len());
+                info!(path = %path.display(), before = now, after, seconds = started.elapsed().as_secs_f64(), "compacted the views file");
+            }
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "cannot compact the views file; its free pages are reused by later writes")
+            }
+        }
+    }
+}
+
 impl Drop for CheckedDatabase {
     fn drop(&mut self) {
+        let path = self.path.lock().ok().and_then(|p| p.clone());
+        if let Some(path) = &path
+            && !std::thread::panicking()
+        {
+            self.compact_if_grown(path);
+        }
         // Close first: redb writes its allocator state on a clean close.
         drop(self.db.take());
-        let path = self.path.lock().ok().and_then(|p| p.clone());
         if let Some(path) = path
             && !std::thread::panicking()
             && let Err(e) = write_stamp(&path)
@@ -182,6 +222,7 @@ pub fn open(path: &Path, role: Role, read_only: bool) -> Result<CheckedDatabase,
             db: Some(db),
             path: Mutex::new(Some(path.to_path_buf())),
             read_only: false,
+            compact_from: (role == Role::Cache).then(|| existing.as_ref().map_or(0, std::fs::Metadata::len)),
         }),
     }
 }
@@ -203,7 +244,7 @@ pub fn cannot_write(error: &std::io::Error) -> bool {
 fn open_overlay(path: &Path, role: Role) -> Result<CheckedDatabase, FileError> {
     let overlay = ReadOnlyOverlay::open(path)?;
     let db = open_checked(path, role, false, false, move |builder| builder.create_with_backend(overlay))?;
-    Ok(CheckedDatabase { db: Some(db), path: Mutex::new(None), read_only: true })
+    Ok(CheckedDatabase { db: Some(db), path: Mutex::new(None), read_only: true, compact_from: None })
 }
 
 /// Runs redb's open (`open`) with the page check unless `trusted`, catching a panic, and turns

@@ -280,7 +280,12 @@ pub(super) fn write_changes(
     undo: bool,
 ) -> Result<(), ProjectionError> {
     let mut batch = Batch::default();
-    for change in changes {
+    // In the order of their keys: redb packs a leaf full only when keys arrive after every key
+    // already in the tree, and splits it in half otherwise, so rows written list by list (in
+    // the lists' order, not their names') would leave most entity pages half empty.
+    let mut ordered: Vec<&Change> = changes.iter().collect();
+    ordered.sort_by(|a, b| (a.list.name(), &a.id).cmp(&(b.list.name(), &b.id)));
+    for change in ordered {
         let key = entity_key(tenant, change.list, &change.id);
         let (from, to) = if undo { (&change.new, &change.old) } else { (&change.old, &change.new) };
         if from != to {
