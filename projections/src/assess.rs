@@ -2,7 +2,7 @@
 //! its baseline (`assess_scopes`) and the assessment stored for sealing (`store_assessment`);
 //! what a scope selects (`scope_workloads`, `scope_paths`, `scope_findings`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use redb::ReadableTable;
 use sv0_domain::TenantId;
@@ -17,6 +17,7 @@ use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::{EntityList, ScanTrigger};
 
 use crate::error::ProjectionError;
+use crate::findingstore;
 use crate::graph::{entity_key, index_lookup};
 use crate::pathstore;
 use crate::records::{Baseline, BaselineHead, Drift, FindingRecord, FindingStatus};
@@ -40,11 +41,18 @@ pub(crate) fn assess_scopes(
             continue;
         };
         let scope_paths = scope_paths(&t.entities, &t.entity_index, &t.paths, tenant, &head.scope)?;
-        let findings =
-            scope_findings(&t.entities, &t.entity_index, &t.findings_by_workload, &t.findings, tenant, &head.scope)?
-                .into_iter()
-                .filter(|r| !sv0_domain::findings::from_delta(&r.finding))
-                .collect::<Vec<_>>();
+        let findings = scope_findings(
+            &t.entities,
+            &t.entity_index,
+            &t.findings_by_workload,
+            &t.findings,
+            &t.finding_groups,
+            tenant,
+            &head.scope,
+        )?
+        .into_iter()
+        .filter(|r| !sv0_domain::findings::from_delta(&r.finding))
+        .collect::<Vec<_>>();
         let entries = baseline.delta(&scope_paths, &findings);
         let undeclared = sv0_domain::delta::undeclared_additions(&head.scope.canonical(), head.version, &entries);
         settle_delta_findings(t, fold, &scope_key, undeclared)?;
@@ -224,21 +232,25 @@ pub(crate) fn scope_findings(
     entity_index: &impl ReadableTable<&'static [u8], &'static [u8]>,
     by_workload: &impl ReadableTable<&'static [u8], &'static [u8]>,
     findings: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    groups: &impl ReadableTable<&'static [u8], &'static [u8]>,
     tenant: &TenantId,
     scope: &Scope,
 ) -> Result<Vec<FindingRecord>, ProjectionError> {
     let mut ids = BTreeSet::new();
+    let mut out = BTreeMap::new();
     for workload in scope_workloads(entities, entity_index, tenant, scope)? {
         let p = t_prefix(tenant, &[workload.as_bytes()]);
         for (k, _) in scan_raw(by_workload, &p)? {
             ids.insert(k[p.len()..].to_vec());
         }
+        out.extend(findingstore::group(groups, tenant, &workload)?);
     }
-    let mut out = Vec::new();
     for id in ids {
-        out.extend(store::get_compact::<FindingRecord>(findings, "findings", &t_key(tenant, &[&id]))?);
+        if let Some(record) = store::get_compact::<FindingRecord>(findings, "findings", &t_key(tenant, &[&id]))? {
+            out.insert(record.finding.finding_id.clone(), record);
+        }
     }
-    Ok(out)
+    Ok(out.into_values().collect())
 }
 
 /// The paths of a scope's workloads, sorted by path id.

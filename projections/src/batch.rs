@@ -43,17 +43,21 @@ pub(crate) enum Target {
     Fingerprints,
     Findings,
     FindingsByWorkload,
+    FindingGroups,
+    FindingLocator,
     WorkloadFacts,
 }
 
 impl Target {
-    const ALL: [Target; 7] = [
+    const ALL: [Target; 9] = [
         Target::EntityIndex,
         Target::Paths,
         Target::PathIndex,
         Target::Fingerprints,
         Target::Findings,
         Target::FindingsByWorkload,
+        Target::FindingGroups,
+        Target::FindingLocator,
         Target::WorkloadFacts,
     ];
 
@@ -73,6 +77,8 @@ impl Target {
             Target::Fingerprints => &mut t.path_fingerprints,
             Target::Findings => &mut t.findings,
             Target::FindingsByWorkload => &mut t.findings_by_workload,
+            Target::FindingGroups => &mut t.finding_groups,
+            Target::FindingLocator => &mut t.finding_locator,
             Target::WorkloadFacts => &mut t.workload_facts,
         }
     }

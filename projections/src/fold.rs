@@ -13,9 +13,7 @@ use tracing::warn;
 
 use crate::assess::{settle_delta_findings, store_assessment};
 use crate::error::ProjectionError;
-use crate::records::{
-    Baseline, BaselineHead, FindingAck, FindingRecord, KeyRecord, PackHead, TenantState, TokenRecord,
-};
+use crate::records::{Baseline, BaselineHead, FindingAck, KeyRecord, PackHead, TenantState, TokenRecord};
 use crate::scan;
 use crate::store::{self, ScanFold, Tables, get, put, scan_raw, t_key, t_prefix};
 
@@ -243,11 +241,15 @@ fn acknowledge(
     at: sv0_domain::Timestamp,
 ) -> Result<(), ProjectionError> {
     for ack in acknowledged {
-        let finding_key = t_key(tenant, &[ack.finding_id.as_bytes()]);
-        if let Some(mut record) = store::get_compact::<FindingRecord>(&t.findings, "findings", &finding_key)? {
-            record.acknowledgement = Some(FindingAck { by: by.to_string(), due: ack.due, at });
-            store::put_compact(&mut t.findings, &finding_key, &record)?;
-        }
+        let acknowledgement = FindingAck { by: by.to_string(), due: ack.due, at };
+        crate::findingstore::update(
+            &mut t.findings,
+            &mut t.finding_groups,
+            &t.finding_locator,
+            tenant,
+            &ack.finding_id,
+            |record| record.acknowledgement = Some(acknowledgement),
+        )?;
     }
     Ok(())
 }

@@ -18,6 +18,7 @@
 mod assess;
 mod batch;
 pub mod error;
+mod findingstore;
 mod fold;
 mod graph;
 mod pathstore;

@@ -24,7 +24,7 @@ use crate::error::ProjectionError;
 use crate::records::TenantState;
 
 /// The layout of the views: a views file of another layout is refolded from the log.
-pub const FORMAT: &[u8] = b"sv0-views-12";
+pub const FORMAT: &[u8] = b"sv0-views-13";
 
 /// One raw row: key bytes and value bytes.
 pub type Row = (Vec<u8>, Vec<u8>);
@@ -65,8 +65,13 @@ pub const POLICIES: Def = TableDefinition::new("policies");
 pub const SCAN_DIFFS: Def = TableDefinition::new("scan_diffs");
 /// `(tenant, finding_id)` → `FindingRecord`.
 pub const FINDINGS: Def = TableDefinition::new("findings");
-/// `(tenant, workload, finding_id)` → empty: the findings of a workload.
+/// `(tenant, workload, finding_id)` → empty: the findings of a workload in `findings`.
 pub const FINDINGS_BY_WORKLOAD: Def = TableDefinition::new("findings_by_workload");
+/// `(tenant, workload)` → the findings about the workload and its paths, one compressed row
+/// (`findingstore`).
+pub const FINDING_GROUPS: Def = TableDefinition::new("finding_groups");
+/// `(tenant, finding_id)` → the workload whose group holds the finding.
+pub const FINDING_LOCATOR: Def = TableDefinition::new("finding_locator");
 /// `(tenant, scope_key)` → `BaselineHead`.
 pub const BASELINES: Def = TableDefinition::new("baselines");
 /// `(tenant, scope_key, version)` → `Baseline`.
@@ -93,7 +98,7 @@ pub const FRAGMENTS: Def = TableDefinition::new("fragments");
 pub const META: Def = TableDefinition::new("meta");
 
 /// Every table, so that a new database has them all and a dump covers them all.
-pub const ALL_TABLES: [Def; 29] = [
+pub const ALL_TABLES: [Def; 31] = [
     CHECKPOINTS,
     SCANS_PENDING,
     SCAN_CHUNKS,
@@ -111,6 +116,8 @@ pub const ALL_TABLES: [Def; 29] = [
     SCAN_DIFFS,
     FINDINGS,
     FINDINGS_BY_WORKLOAD,
+    FINDING_GROUPS,
+    FINDING_LOCATOR,
     BASELINES,
     BASELINE_VERSIONS,
     SCOPE_FLAGS,
@@ -300,6 +307,8 @@ pub(crate) struct Tables<'t> {
     pub scan_diffs: Table<'t, &'static [u8], &'static [u8]>,
     pub findings: Table<'t, &'static [u8], &'static [u8]>,
     pub findings_by_workload: Table<'t, &'static [u8], &'static [u8]>,
+    pub finding_groups: Table<'t, &'static [u8], &'static [u8]>,
+    pub finding_locator: Table<'t, &'static [u8], &'static [u8]>,
     pub baselines: Table<'t, &'static [u8], &'static [u8]>,
     pub baseline_versions: Table<'t, &'static [u8], &'static [u8]>,
     pub scope_flags: Table<'t, &'static [u8], &'static [u8]>,
@@ -333,6 +342,8 @@ impl<'t> Tables<'t> {
             scan_diffs: txn.open_table(SCAN_DIFFS)?,
             findings: txn.open_table(FINDINGS)?,
             findings_by_workload: txn.open_table(FINDINGS_BY_WORKLOAD)?,
+            finding_groups: txn.open_table(FINDING_GROUPS)?,
+            finding_locator: txn.open_table(FINDING_LOCATOR)?,
             baselines: txn.open_table(BASELINES)?,
             baseline_versions: txn.open_table(BASELINE_VERSIONS)?,
             scope_flags: txn.open_table(SCOPE_FLAGS)?,

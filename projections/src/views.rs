@@ -735,16 +735,15 @@ impl Views {
     pub fn findings(&self, tenant: &TenantId, scope: Option<&Scope>) -> Result<Vec<FindingRecord>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::FINDINGS)?;
+        let groups = txn.open_table(store::FINDING_GROUPS)?;
         let Some(scope) = scope else {
-            return store::scan_raw(&table, &prefix(&[tenant.as_str().as_bytes()]))?
-                .into_iter()
-                .map(|(_, v)| store::decode_compact("findings", &v))
-                .collect();
+            let locator = txn.open_table(store::FINDING_LOCATOR)?;
+            return crate::findingstore::Readers { findings: &table, groups: &groups, locator: &locator }.all(tenant);
         };
         let entities = txn.open_table(store::ENTITIES)?;
         let entity_index = txn.open_table(store::ENTITY_INDEX)?;
         let by_workload = txn.open_table(store::FINDINGS_BY_WORKLOAD)?;
-        crate::assess::scope_findings(&entities, &entity_index, &by_workload, &table, tenant, scope)
+        crate::assess::scope_findings(&entities, &entity_index, &by_workload, &table, &groups, tenant, scope)
     }
 
     /// The tenant's policy (the default until one is set).
@@ -880,8 +879,10 @@ impl Views {
     /// One finding of a tenant, by id.
     pub fn finding(&self, tenant: &TenantId, finding_id: &str) -> Result<Option<FindingRecord>, ProjectionError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(store::FINDINGS)?;
-        store::get_compact(&table, "findings", &key(&[tenant.as_str().as_bytes(), finding_id.as_bytes()]))
+        let findings = txn.open_table(store::FINDINGS)?;
+        let groups = txn.open_table(store::FINDING_GROUPS)?;
+        let locator = txn.open_table(store::FINDING_LOCATOR)?;
+        crate::findingstore::Readers { findings: &findings, groups: &groups, locator: &locator }.get(tenant, finding_id)
     }
 
     /// The assessment of one log position.

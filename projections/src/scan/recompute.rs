@@ -12,6 +12,7 @@ use sv0_domain::{TenantId, Timestamp};
 
 use crate::batch::{Batch, Target};
 use crate::error::ProjectionError;
+use crate::findingstore;
 use crate::graph::{self, GraphCache, StoredGraph, entity_key, index_lookup};
 use crate::pathstore::{self, PathWriter};
 use crate::records::{FindingRecord, FindingStatus};
@@ -122,8 +123,7 @@ pub(crate) fn recompute(
             let candidates = findings::workload_subjects(workload, old.iter().chain(&new).map(|p| p.path_id.as_str()));
             let mut current: Vec<_> = new.iter().flat_map(findings::path_findings).collect();
             current.extend(findings::whole_workload_findings(&facts));
-            let stored = finding_ids_of_workload(t, tenant, workload)?;
-            settle(t, &mut batch, fold, candidates, current, Some(&stored))?;
+            settle_workload(t, &mut batch, fold, workload, candidates, current)?;
         }
         batch.relieve()?;
     }
@@ -224,68 +224,91 @@ pub(super) fn entity_findings(
             current.extend(findings::evidence_gap_finding(&destination, &gaps));
         }
     }
-    settle(t, batch, fold, candidates, current, None)
+    settle(t, batch, fold, candidates, current)
 }
 
-/// The ids of the findings stored about a workload, read from the keys of its
-/// `findings_by_workload` range. Every finding about one of its paths or about the whole
-/// workload names that workload alone, so a candidate of `findings::workload_subjects` has a
-/// stored record exactly when its id is in this set.
-fn finding_ids_of_workload(
+/// The next record of a candidate finding, from its stored record and the rule's result now;
+/// `None` when there is nothing to store or nothing changed. Moves the fold's open counts and
+/// the scan's finding movement.
+fn next_record(
+    fold: &mut ScanFold<'_>,
+    id: &str,
+    existing: Option<&FindingRecord>,
+    current: Option<Finding>,
+) -> Option<FindingRecord> {
+    let (seq, now) = (fold.seq, fold.now);
+    let next = match (existing, current) {
+        (None, None) => return None,
+        (Some(old), Some(finding)) if old.status == FindingStatus::Open => {
+            fold.state.open.close(&old.finding);
+            fold.state.open.open(&finding);
+            FindingRecord { finding, ..old.clone() }
+        }
+        (_, Some(finding)) => {
+            fold.movement.opened.push(id.to_string());
+            fold.state.open.open(&finding);
+            FindingRecord::opened(finding, seq, now)
+        }
+        (Some(old), None) if old.status == FindingStatus::Open => {
+            fold.movement.resolved.push(id.to_string());
+            fold.state.open.close(&old.finding);
+            old.clone().resolved(seq, now)
+        }
+        (Some(_), None) => return None,
+    };
+    (existing != Some(&next)).then_some(next)
+}
+
+/// Moves the findings about a workload and its paths through their lifecycle, in the
+/// workload's group (`findingstore`): each candidate id is open when `current` has it and
+/// resolved otherwise. The group is rewritten once, when anything in it changed.
+fn settle_workload(
     t: &Tables<'_>,
-    tenant: &TenantId,
+    batch: &mut Batch,
+    fold: &mut ScanFold<'_>,
     workload: &str,
-) -> Result<BTreeSet<String>, ProjectionError> {
-    let start = store::prefix(&[tenant.as_str().as_bytes(), workload.as_bytes()]);
-    Ok(store::scan_raw(&t.findings_by_workload, &start)?
-        .into_iter()
-        .map(|(k, _)| String::from_utf8_lossy(&k[start.len()..]).into_owned())
-        .collect())
+    candidates: impl IntoIterator<Item = String>,
+    current: Vec<Finding>,
+) -> Result<(), ProjectionError> {
+    let tenant = fold.tenant;
+    let mut group = findingstore::group(&t.finding_groups, tenant, workload)?;
+    let mut current: BTreeMap<String, Finding> = current.into_iter().map(|f| (f.finding_id.clone(), f)).collect();
+    let ids: BTreeSet<String> = candidates.into_iter().chain(current.keys().cloned()).collect();
+    let mut new_ids = Vec::new();
+    let mut changed = false;
+    for id in ids {
+        let existing = group.get(&id);
+        let is_new = existing.is_none();
+        let Some(next) = next_record(fold, &id, existing, current.remove(&id)) else { continue };
+        if is_new {
+            new_ids.push(id.clone());
+        }
+        group.insert(id, next);
+        changed = true;
+    }
+    if changed {
+        findingstore::put_group(batch, tenant, workload, &group, &new_ids)?;
+    }
+    Ok(())
 }
 
-/// Moves findings through their lifecycle: each candidate id is open when `current` has it and
-/// resolved otherwise. `stored`, when the caller knows it, holds every candidate that has a
-/// stored record, so that the others are not looked up (most of a path's nine rule ids never
-/// fired).
+/// Moves the findings about identities, credentials and destinations (one row each in
+/// `findings`) through their lifecycle: each candidate id is open when `current` has it and
+/// resolved otherwise.
 pub(super) fn settle(
     t: &Tables<'_>,
     batch: &mut Batch,
     fold: &mut ScanFold<'_>,
     candidates: impl IntoIterator<Item = String>,
     current: Vec<Finding>,
-    stored: Option<&BTreeSet<String>>,
 ) -> Result<(), ProjectionError> {
-    let (tenant, seq, now) = (fold.tenant, fold.seq, fold.now);
+    let tenant = fold.tenant;
     let mut current: BTreeMap<String, Finding> = current.into_iter().map(|f| (f.finding_id.clone(), f)).collect();
     let ids: BTreeSet<String> = candidates.into_iter().chain(current.keys().cloned()).collect();
     for id in ids {
         let key = t_key(tenant, &[id.as_bytes()]);
-        let existing: Option<FindingRecord> = match stored {
-            Some(stored) if !stored.contains(&id) => None,
-            _ => store::get_compact(&t.findings, "findings", &key)?,
-        };
-        let next = match (existing.clone(), current.remove(&id)) {
-            (None, None) => continue,
-            (Some(old), Some(finding)) if old.status == FindingStatus::Open => {
-                fold.state.open.close(&old.finding);
-                fold.state.open.open(&finding);
-                FindingRecord { finding, ..old }
-            }
-            (_, Some(finding)) => {
-                fold.movement.opened.push(id.clone());
-                fold.state.open.open(&finding);
-                FindingRecord::opened(finding, seq, now)
-            }
-            (Some(old), None) if old.status == FindingStatus::Open => {
-                fold.movement.resolved.push(id.clone());
-                fold.state.open.close(&old.finding);
-                old.resolved(seq, now)
-            }
-            (Some(_), None) => continue,
-        };
-        if existing.as_ref() == Some(&next) {
-            continue;
-        }
+        let existing: Option<FindingRecord> = store::get_compact(&t.findings, "findings", &key)?;
+        let Some(next) = next_record(fold, &id, existing.as_ref(), current.remove(&id)) else { continue };
         if let Some(old) = &existing {
             for workload in &old.finding.workloads {
                 batch.remove(Target::FindingsByWorkload, t_key(tenant, &[workload.as_bytes(), id.as_bytes()]));

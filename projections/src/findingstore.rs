@@ -1,0 +1,208 @@
+//! Where findings are stored.
+//!
+//! A large tenant's findings are mostly about single paths (a sensitive write, an unused
+//! sensitive reach): at a million paths, 600k of them, each naming its workload, path, record,
+//! remediation sentence and rule title, 850 bytes per row. They are written, read and settled a
+//! workload at a time (`scan::recompute`), so they are stored that way:
+//!
+//! - `finding_groups`: `(tenant, workload)` → every finding about the workload's paths or about
+//!   the whole workload, open and resolved, sorted by id, as one LZ4-compressed postcard row.
+//!   The findings of a workload repeat its names, records and sentences, which compress about
+//!   sevenfold;
+//! - `finding_locator`: `(tenant, finding_id)` → the workload whose group holds it, so that a
+//!   finding is found by id (`sv0 findings show`, an acknowledgement);
+//! - `findings` (with `findings_by_workload`) keeps the others, one row each: findings about
+//!   identities, credentials, destinations and undeclared additions, which may concern several
+//!   workloads or none.
+//!
+//! A finding id lives in exactly one of the two places: its subject decides which, and a
+//! subject never moves between them.
+
+use std::collections::BTreeMap;
+
+use redb::ReadableTable;
+use sv0_domain::TenantId;
+
+use crate::batch::{Batch, Target};
+use crate::error::ProjectionError;
+use crate::records::FindingRecord;
+use crate::store::{self, t_key, t_prefix};
+
+/// A group larger than this, decompressed, is damage rather than data: a workload of a
+/// million paths with two findings each stays well below it.
+const MAX_GROUP_BYTES: usize = 1 << 30;
+
+/// A workload's grouped findings, by id.
+pub(crate) type Group = BTreeMap<String, FindingRecord>;
+
+fn corrupt(detail: String) -> ProjectionError {
+    ProjectionError::CorruptView { table: "finding_groups".to_string(), source: sv0_codec::DecodeError::Shape(detail) }
+}
+
+/// Encodes a group: postcard of its records in id order, LZ4-compressed after a 4-byte
+/// little-endian length. Deterministic: the same records give the same bytes.
+fn encode_group(group: &Group) -> Result<Vec<u8>, ProjectionError> {
+    let records: Vec<&FindingRecord> = group.values().collect();
+    Ok(lz4_flex::block::compress_prepend_size(&store::encode_compact(&records)?))
+}
+
+fn decode_group(bytes: &[u8]) -> Result<Group, ProjectionError> {
+    let (size, body) =
+        bytes.split_first_chunk::<4>().ok_or_else(|| corrupt("a group shorter than its length".into()))?;
+    let size = u32::from_le_bytes(*size) as usize;
+    if size > MAX_GROUP_BYTES {
+        return Err(corrupt(format!("a group claims {size} bytes")));
+    }
+    let plain = lz4_flex::block::decompress(body, size).map_err(|e| corrupt(format!("not LZ4: {e}")))?;
+    let records: Vec<FindingRecord> = store::decode_compact("finding_groups", &plain)?;
+    Ok(records.into_iter().map(|r| (r.finding.finding_id.clone(), r)).collect())
+}
+
+fn group_key(tenant: &TenantId, workload: &str) -> Vec<u8> {
+    t_key(tenant, &[workload.as_bytes()])
+}
+
+/// The findings grouped under a workload (empty when it has none).
+pub(crate) fn group(
+    groups: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    workload: &str,
+) -> Result<Group, ProjectionError> {
+    match groups.get(group_key(tenant, workload).as_slice())? {
+        Some(bytes) => decode_group(bytes.value()),
+        None => Ok(Group::new()),
+    }
+}
+
+/// Queues the rewrite of a workload's group, and a locator row for each id `new_ids` names.
+pub(crate) fn put_group<'a>(
+    batch: &mut Batch,
+    tenant: &TenantId,
+    workload: &str,
+    group: &Group,
+    new_ids: impl IntoIterator<Item = &'a String>,
+) -> Result<(), ProjectionError> {
+    batch.put(Target::FindingGroups, group_key(tenant, workload), encode_group(group)?);
+    for id in new_ids {
+        batch.put(Target::FindingLocator, t_key(tenant, &[id.as_bytes()]), workload.as_bytes().to_vec());
+    }
+    Ok(())
+}
+
+/// The tables a finding is read from.
+pub(crate) struct Readers<'a, T> {
+    pub(crate) findings: &'a T,
+    pub(crate) groups: &'a T,
+    pub(crate) locator: &'a T,
+}
+
+impl<T: ReadableTable<&'static [u8], &'static [u8]>> Readers<'_, T> {
+    /// The workload whose group holds a finding, if a group does.
+    fn located(&self, tenant: &TenantId, finding_id: &str) -> Result<Option<String>, ProjectionError> {
+        Ok(self
+            .locator
+            .get(t_key(tenant, &[finding_id.as_bytes()]).as_slice())?
+            .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
+    }
+
+    /// One finding by id, wherever it is stored.
+    pub(crate) fn get(&self, tenant: &TenantId, finding_id: &str) -> Result<Option<FindingRecord>, ProjectionError> {
+        if let Some(record) = store::get_compact(self.findings, "findings", &t_key(tenant, &[finding_id.as_bytes()]))? {
+            return Ok(Some(record));
+        }
+        match self.located(tenant, finding_id)? {
+            Some(workload) => Ok(group(self.groups, tenant, &workload)?.remove(finding_id)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every finding of a tenant, sorted by id.
+    pub(crate) fn all(&self, tenant: &TenantId) -> Result<Vec<FindingRecord>, ProjectionError> {
+        let start = t_prefix(tenant, &[]);
+        let mut out: BTreeMap<String, FindingRecord> = BTreeMap::new();
+        for (_, v) in store::scan_raw(self.findings, &start)? {
+            let record: FindingRecord = store::decode_compact("findings", &v)?;
+            out.insert(record.finding.finding_id.clone(), record);
+        }
+        for (_, v) in store::scan_raw(self.groups, &start)? {
+            out.extend(decode_group(&v)?);
+        }
+        Ok(out.into_values().collect())
+    }
+}
+
+/// Records an acknowledgement (or any other change) of one stored finding in place, wherever
+/// it is stored. Returns false when no finding has that id.
+pub(crate) fn update(
+    findings: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+    groups: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+    locator: &redb::Table<'_, &'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    finding_id: &str,
+    change: impl FnOnce(&mut FindingRecord),
+) -> Result<bool, ProjectionError> {
+    let key = t_key(tenant, &[finding_id.as_bytes()]);
+    if let Some(mut record) = store::get_compact::<FindingRecord>(findings, "findings", &key)? {
+        change(&mut record);
+        store::put_compact(findings, &key, &record)?;
+        return Ok(true);
+    }
+    let Some(workload) = locator.get(key.as_slice())?.map(|v| String::from_utf8_lossy(v.value()).into_owned()) else {
+        return Ok(false);
+    };
+    let mut found = group(groups, tenant, &workload)?;
+    let Some(record) = found.get_mut(finding_id) else { return Ok(false) };
+    change(record);
+    groups.insert(group_key(tenant, &workload).as_slice(), encode_group(&found)?.as_slice())?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::FindingStatus;
+    use sv0_domain::Timestamp;
+    use sv0_domain::findings::Finding;
+
+    fn record(id: &str) -> FindingRecord {
+        let finding = Finding {
+            finding_id: id.to_string(),
+            rule_id: "SV0-P001".into(),
+            title: "write or delete reach into a sensitive domain".into(),
+            severity: sv0_domain::findings::Severity::High,
+            subject: format!("path:{id}"),
+            summary: "Agent 1 can write HR data in sql1 as mi-agent-1".into(),
+            workloads: vec!["workload-1".into()],
+            path_ids: vec![id.to_string()],
+            records: vec!["/providers/Microsoft.Authorization/roleAssignments/mi-1".into()],
+            remediation: Vec::new(),
+        };
+        FindingRecord::opened(finding, 7, Timestamp::parse("2026-03-02T09:00:00Z").expect("time"))
+    }
+
+    #[test]
+    fn a_group_round_trips_and_compresses_its_repetition() {
+        let group: Group = (0..50).map(|n| (format!("F-{n:012}"), record(&format!("F-{n:012}")))).collect();
+        let bytes = encode_group(&group).expect("encode");
+        let plain = store::encode_compact(&group.values().collect::<Vec<_>>()).expect("plain");
+        assert!(bytes.len() * 4 < plain.len(), "{} of {}", bytes.len(), plain.len());
+        assert_eq!(decode_group(&bytes).expect("decode"), group);
+        assert_eq!(encode_group(&group).expect("again"), bytes, "deterministic");
+        assert!(group.values().all(|r| r.status == FindingStatus::Open));
+    }
+
+    #[test]
+    fn damaged_groups_are_errors_not_panics_or_huge_allocations() {
+        let group: Group = [("F-1".to_string(), record("F-1"))].into();
+        let bytes = encode_group(&group).expect("encode");
+        for bad in [
+            Vec::new(),
+            vec![1, 2],
+            [u32::MAX.to_le_bytes().as_slice(), &bytes[4..]].concat(),
+            [bytes[..4].to_vec(), vec![0xff; 10]].concat(),
+            bytes[..bytes.len() - 3].to_vec(),
+        ] {
+            assert!(matches!(decode_group(&bad), Err(ProjectionError::CorruptView { .. })), "{bad:?}");
+        }
+    }
+}
