@@ -25,10 +25,13 @@
 //! that does not go through the file system (a disk's bit rot under an unchanged inode) is
 //! found by `sv0 verify` and by the log's record checksums, which are checked on every read.
 //!
-//! The views are compacted when their last handle closes after this process grew them by a
-//! large share (`COMPACT_AFTER_GROWTH`): a first scan's fold leaves a third or more of the file
-//! free (its staged chunks and the pages its commits replaced), which redb reuses for later
-//! writes but never gives back to the disk on its own.
+//! The views are compacted when their last handle closes after this process grew their use of
+//! the disk by a large share (`COMPACT_AFTER_GROWTH`): a first scan's fold leaves a third or
+//! more of the file free (its staged chunks and the pages its commits replaced), which redb
+//! reuses for later writes but never gives back to the disk on its own. Growth is counted in
+//! blocks written, not in the file's length: redb doubles the length of a file below 4 GiB
+//! whenever it needs room, and the part never written takes no disk (a sparse file), so a
+//! rescan that doubles the length without writing much does not pay for a compaction.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
@@ -109,14 +112,16 @@ pub struct CheckedDatabase {
     db: Option<Database>,
     path: Mutex<Option<PathBuf>>,
     read_only: bool,
-    /// The file's length when it opened, for a cache compacted on close after it grew.
+    /// The file's disk use when it opened, for a cache compacted on close after it grew.
     compact_from: Option<u64>,
 }
 
-/// A views file that this process grew by at least this many bytes, and by at least an
-/// eighth of its length at open, is compacted when it closes. Compaction reads the whole
-/// allocator state (about a second per GB here, with or without anything to move), so small
-/// growth is left to be reused by the next writes.
+/// A views file whose disk use this process grew by at least this many bytes, and by at least
+/// half its use at open, is compacted when it closes. Compaction walks the whole file (one to
+/// four seconds per GB here, with or without anything to move), so smaller growth is left to be
+/// reused by later writes: a 1 % delta scan copies about a third of a tenant's pages once
+/// (redb writes a changed page anew and frees the old one at the commit), and those freed
+/// pages take the next scan's copies, so the file settles near one and a half times its data.
 pub const COMPACT_AFTER_GROWTH: u64 = 64 * 1024 * 1024;
 
 impl CheckedDatabase {
@@ -153,18 +158,18 @@ impl std::ops::Deref for CheckedDatabase {
 }
 
 impl CheckedDatabase {
-    /// Compacts the file when this process grew it by `COMPACT_AFTER_GROWTH` and an eighth.
-    /// Best effort: a failure (a reader still open, a full disk) leaves the file as it was.
+    /// Compacts the file when this process grew its disk use by `COMPACT_AFTER_GROWTH` and by
+    /// half. Best effort: a failure (a reader still open, a full disk) leaves the file as it was.
     fn compact_if_grown(&mut self, path: &Path) {
         let (Some(from), Some(db)) = (self.compact_from, self.db.as_mut()) else { return };
-        let Ok(now) = std::fs::metadata(path).map(|m| m.len()) else { return };
-        if now < from.saturating_add(COMPACT_AFTER_GROWTH.max(from / 8)) {
+        let Ok(now) = std::fs::metadata(path).map(|m| disk_use(&m)) else { return };
+        if now < from.saturating_add(COMPACT_AFTER_GROWTH.max(from / 2)) {
             return;
         }
         let started = std::time::Instant::now();
         match db.compact() {
             Ok(_) => {
-                let after = std::fs::metadata(path).map_or(now, |m| m.len());
+                let after = std::fs::metadata(path).map_or(now, |m| disk_use(&m));
                 info!(path = %path.display(), before = now, after, seconds = started.elapsed().as_secs_f64(), "compacted the views file");
             }
             Err(e) => {
@@ -222,9 +227,16 @@ pub fn open(path: &Path, role: Role, read_only: bool) -> Result<CheckedDatabase,
             db: Some(db),
             path: Mutex::new(Some(path.to_path_buf())),
             read_only: false,
-            compact_from: (role == Role::Cache).then(|| existing.as_ref().map_or(0, std::fs::Metadata::len)),
+            compact_from: (role == Role::Cache).then(|| existing.as_ref().map_or(0, disk_use)),
         }),
     }
+}
+
+/// The bytes of disk a file takes (its allocated blocks; less than its length where it is
+/// sparse).
+pub fn disk_use(metadata: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    metadata.blocks().saturating_mul(512)
 }
 
 /// Whether an I/O error says this process cannot write here at all (as opposed to a fault).

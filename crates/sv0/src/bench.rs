@@ -385,8 +385,14 @@ async fn measure(
     }
     drop(tree);
 
-    let log_size = std::fs::metadata(service.data_dir().log_path()).map_or(0, |m| m.len());
-    let views_size = std::fs::metadata(service.data_dir().views_path()).map_or(0, |m| m.len());
+    // What the files take on disk once closed: closing compacts views that this run grew
+    // (sv0_log::file), as every command that writes them does.
+    let (log_path, views_path) = (service.data_dir().log_path(), service.data_dir().views_path());
+    let t = Instant::now();
+    drop(service);
+    m.push(Measurement::since("close (compacts the views)", t, 1.0, "closes/s"));
+    let disk_use = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| sv0_log::file::disk_use(&m));
+    let (log_size, views_size) = (disk_use(&log_path), disk_use(&views_path));
     if json_out {
         let stages = stages_json(&m);
         let doc = json!({
