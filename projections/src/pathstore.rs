@@ -196,20 +196,23 @@ fn skip_scan(
     }
 }
 
-/// The workloads of paths whose grade rests on evidence that leaves the window by `until`.
+/// The paths whose grade rests on evidence that leaves the window by `until`.
 pub(crate) fn expiring(
     index: &impl ReadableTable<&'static [u8], &'static [u8]>,
     tenant: &TenantId,
     until: Timestamp,
-) -> Result<BTreeSet<String>, ProjectionError> {
+) -> Result<Vec<Located>, ProjectionError> {
     let base = prefix(&[tenant.as_str().as_bytes(), b"expiry"]);
     let mut end = base.clone();
     end.extend_from_slice(time_key(until.0).as_bytes());
     end.push(1);
-    let mut out = BTreeSet::new();
+    let mut out = Vec::new();
     for entry in index.range(base.as_slice()..end.as_slice())? {
-        let (_, v) = entry?;
-        out.insert(Located::parse("", v.value()).workload);
+        let (k, v) = entry?;
+        // The key ends with the path id, after the last separator.
+        let key = k.value();
+        let path_id = key.iter().rposition(|b| *b == 0).map_or(&[][..], |at| &key[at + 1..]);
+        out.push(Located::parse(&String::from_utf8_lossy(path_id), v.value()));
     }
     Ok(out)
 }

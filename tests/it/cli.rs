@@ -169,6 +169,55 @@ fn approve_records_the_configured_principal_and_acknowledgements() {
     assert!(out.contains("0 change(s)") && out.contains("matches baseline v1 exactly"), "{out}");
 }
 
+/// Findings about a workload's paths live in the workload's compressed group, the others one row
+/// each (projections' `findingstore`): an acknowledgement reaches either kind by id, `findings
+/// show` finds both, and a rebuild from the log gives the same records.
+#[test]
+fn acknowledgements_reach_findings_stored_in_a_workload_group_and_alone() {
+    let dir = scanned();
+    let data = dir.join("data");
+    configure_approver(&data, "sam.reviewer@contoso.example");
+    let (code, out) = sv0_in(&data, &["findings", "--scope", "project:HR-Automation", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let read: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id_of = |prefix: &str| {
+        read["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["finding"]["subject"].as_str().unwrap().starts_with(prefix))
+            .map(|f| f["finding"]["finding_id"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no finding about a {prefix}: {out}"))
+    };
+    let (grouped, alone) = (id_of("path:"), id_of("credential:"));
+    let (code, before) = sv0_in(&data, &["findings", "--all", "--json"]);
+    assert_eq!(code, 0, "{before}");
+    let acks = [format!("{grouped}=2099-03-15"), format!("{alone}=2099-04-01")];
+    let (code, out) = sv0_in(
+        &data,
+        &["approve", "--scope", "project:HR-Automation", "--note", "both kinds", "--ack", &acks[0], "--ack", &acks[1]],
+    );
+    assert_eq!(code, 0, "{out}");
+    let shown = |id: &str| {
+        let (code, out) = sv0_in(&data, &["findings", "show", id, "--json"]);
+        assert_eq!(code, 0, "{out}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()
+    };
+    for (id, due) in [(&grouped, "2099-03-15T00:00:00Z"), (&alone, "2099-04-01T00:00:00Z")] {
+        let one = shown(id);
+        assert_eq!(one["acknowledgement"]["by"], "sam.reviewer@contoso.example", "{one}");
+        assert_eq!(one["acknowledgement"]["due"], due, "{one}");
+        assert_eq!(one["status"], "open", "{one}");
+    }
+    let (_, after) = sv0_in(&data, &["findings", "--all", "--json"]);
+    let count = |s: &str| serde_json::from_str::<Vec<serde_json::Value>>(s).unwrap().len();
+    assert_eq!(count(&after), count(&before), "an acknowledgement adds or drops no finding");
+    let (code, out) = sv0_in(&data, &["rebuild"]);
+    assert_eq!(code, 0, "{out}");
+    let (_, rebuilt) = sv0_in(&data, &["findings", "--all", "--json"]);
+    assert_eq!(rebuilt, after, "a rebuild from the log gives the same findings");
+}
+
 #[test]
 fn approve_without_a_configured_identity_is_refused_and_appends_nothing() {
     let dir = scanned();

@@ -206,8 +206,9 @@ fn an_entity_larger_than_an_event_is_named() {
 }
 
 /// A scan whose fold would compute more paths than the policy's fold budget is quarantined
-/// with the reason before any path is built, so no later command folds it again; a person's
-/// release applies it anyway.
+/// with the reason before any path is written (a first scan's before any is built; a later
+/// scan's recompute stops as soon as it passes the budget), so no later command folds it
+/// again; a person's release applies it anyway.
 #[test]
 fn a_scan_past_the_fold_budget_is_quarantined_before_the_work() {
     let dir = TempDir::new();

@@ -380,7 +380,7 @@ fn every_path_rule_fires_on_its_trigger_alone_and_names_the_record() {
         assert_eq!(f.path_ids, vec!["p1".to_string()]);
         assert_eq!(f.workloads, vec!["w1".to_string()]);
         assert!(f.remediation.iter().any(|a| a.record_id == record), "{rule}: remediation lacks {record}: {f:?}");
-        assert!(findings::path_subjects("p1").contains(&f.finding_id), "{rule}: its id is not a path subject");
+        assert_eq!(f.finding_id, findings::finding_id(rule, "path:p1"), "{rule}: its id is not its path's");
     }
 }
 

@@ -262,22 +262,30 @@ fn apply(
     write_changes(t, tenant, &changes, now, false)?;
     let reached = reach(t, tenant, &changes, previous, now, &policy)?;
     let selections = reached.selections(t, tenant)?;
-    if released.is_none() {
-        let budget = policy.fold_budget();
-        let planned = paths_to_compute(t, tenant, &selections, budget)?;
-        if planned > budget {
-            write_changes(t, tenant, &changes, now, true)?;
-            let reason = format!(
-                "its fold would compute more than {budget} paths (the policy's fold budget, `sv0 policy set --fold-budget-paths`); `sv0 scan release` applies it anyway"
-            );
-            return hold(t, reason, 0);
-        }
+    let budget = released.is_none().then(|| policy.fold_budget());
+    let over_budget = |budget: u64| {
+        format!(
+            "its fold would compute more than {budget} paths (the policy's fold budget, `sv0 policy set --fold-budget-paths`); `sv0 scan release` applies it anyway"
+        )
+    };
+    // A first scan's paths are counted before any is built, so that its changes (every entity's
+    // bytes) need not be kept through the recompute; a later scan's are kept anyway (the path
+    // breaker may undo them), and the recompute counts as it goes (`recompute`).
+    if let Some(budget) = budget.filter(|_| paths_total_before == 0)
+        && paths_to_compute(t, tenant, &selections, budget)? > budget
+    {
+        write_changes(t, tenant, &changes, now, true)?;
+        return hold(t, over_budget(budget), 0);
     }
-    // The changes themselves (every entity's bytes, on a first scan) are kept through the
-    // recompute only if the path breaker may yet undo them.
+    // The changes themselves are kept through the recompute only if the path breaker may yet
+    // undo them.
     let undo = (released.is_none() && paths_total_before > 0).then_some(changes);
     // The path breaker counts what the recompute removes, before any of it is written.
-    let recomputed = recompute(t, &mut fold, &policy, &selections)?;
+    let recomputed = recompute(t, &mut fold, &policy, &selections, budget.filter(|_| undo.is_some()))?;
+    if let (true, Some(changes), Some(budget)) = (recomputed.over_budget, undo.as_ref(), budget) {
+        write_changes(t, tenant, changes, now, true)?;
+        return hold(t, over_budget(budget), 0);
+    }
     let lost = recomputed.removed();
     if let Some(changes) = undo.as_ref().filter(|_| policy.breaker.trips(lost, paths_total_before)) {
         write_changes(t, tenant, changes, now, true)?;
@@ -370,7 +378,7 @@ pub(crate) fn policy_set(
     };
     let now = state.last_observed_at;
     let mut fold = ScanFold { tenant, seq, now, state, movement: FindingMovement::default() };
-    let writer = recompute(t, &mut fold, policy, &workloads)?.write(t, &mut fold, around)?;
+    let writer = recompute(t, &mut fold, policy, &workloads, None)?.write(t, &mut fold, around)?;
     pathstore::refresh_digest(&t.path_fingerprints, &mut t.digest_buckets, tenant, &writer.dirty_buckets)?;
     fold.store_state(t)
 }

@@ -40,6 +40,8 @@ pub(crate) struct Around {
 pub(crate) struct Recomputed {
     writer: PathWriter,
     batch: Batch,
+    /// The paths computed would pass the budget: the recompute stopped there, incomplete.
+    pub(crate) over_budget: bool,
 }
 
 impl Recomputed {
@@ -56,7 +58,7 @@ impl Recomputed {
         fold: &mut ScanFold<'_>,
         mut around: Around,
     ) -> Result<PathWriter, ProjectionError> {
-        let Recomputed { writer, mut batch } = self;
+        let Recomputed { writer, mut batch, .. } = self;
         batch.flush(t)?;
         let tenant = fold.tenant;
         around.identities.extend(writer.identities.iter().cloned());
@@ -77,17 +79,34 @@ impl Recomputed {
 /// findings, into a batch that [`Recomputed::write`] writes. Nothing is written to the tables
 /// here; the fold's state (posture, open findings) moves, and is dropped with the fold if the
 /// recompute is not written.
+///
+/// With a `budget`, it stops once the paths computed would pass it (`over_budget`). A selection of
+/// (identity, destination) pairs alone computes at most a path per pair, which the scan's own
+/// changes bound, so it is counted as computed; any other selection (a whole workload, every
+/// path of an identity) is counted first, no further than the budget left, as
+/// `reach::paths_to_compute` counts a first scan's.
 pub(crate) fn recompute(
     t: &Tables<'_>,
     fold: &mut ScanFold<'_>,
     policy: &Policy,
     selections: &Selections,
+    budget: Option<u64>,
 ) -> Result<Recomputed, ProjectionError> {
     let (tenant, now) = (fold.tenant, fold.now);
     let mut writer = PathWriter::new();
     let mut batch = Batch::default();
     let cache = GraphCache::default();
+    let mut planned = 0u64;
     for (workload, selection) in selections {
+        let pairs_only = selection.as_ref().is_some_and(|s| s.identities.is_empty());
+        if let Some(budget) = budget.filter(|_| !pairs_only) {
+            let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant, cache: &cache };
+            let left = budget - planned.min(budget);
+            planned += sv0_domain::paths::count_selected_paths(&lookup, workload, selection.as_ref(), left);
+            if planned > budget {
+                return Ok(Recomputed { writer, batch, over_budget: true });
+            }
+        }
         // Each workload is read and rewritten once, so its rows are never in the batch yet.
         let old = selected_paths(t, tenant, workload, selection.as_ref())?;
         let previous: BTreeMap<&str, _> =
@@ -97,6 +116,12 @@ pub(crate) fn recompute(
             let previous = |id: &str| previous.get(id).copied();
             compute_selected_paths(&lookup, workload, now, policy, &previous, selection.as_ref())
         };
+        if let Some(budget) = budget.filter(|_| pairs_only) {
+            planned += new.len() as u64;
+            if planned > budget {
+                return Ok(Recomputed { writer, batch, over_budget: true });
+            }
+        }
         let writes = writer.writes;
         writer.replace(&mut batch, &mut fold.state.posture, tenant, &old, &new)?;
         let changed = writer.writes != writes;
@@ -120,14 +145,14 @@ pub(crate) fn recompute(
             if changed {
                 pathstore::put_facts(&mut batch, tenant, workload, &facts)?;
             }
-            let candidates = findings::workload_subjects(workload, old.iter().chain(&new).map(|p| p.path_id.as_str()));
+            let recomputed: BTreeSet<&str> = old.iter().chain(&new).map(|p| p.path_id.as_str()).collect();
             let mut current: Vec<_> = new.iter().flat_map(findings::path_findings).collect();
             current.extend(findings::whole_workload_findings(&facts));
-            settle_workload(t, &mut batch, fold, workload, candidates, current)?;
+            settle_workload(t, &mut batch, fold, workload, &recomputed, current)?;
         }
         batch.relieve()?;
     }
-    Ok(Recomputed { writer, batch })
+    Ok(Recomputed { writer, batch, over_budget: false })
 }
 
 pub(super) fn get_entity<E: serde::de::DeserializeOwned>(
@@ -260,20 +285,30 @@ fn next_record(
 }
 
 /// Moves the findings about a workload and its paths through their lifecycle, in the
-/// workload's group (`findingstore`): each candidate id is open when `current` has it and
-/// resolved otherwise. The group is rewritten once, when anything in it changed.
+/// workload's group (`findingstore`): a stored finding about the whole workload or about one of
+/// the `recomputed` paths is open when `current` has it and resolved otherwise; the findings
+/// about the workload's other paths stay as they are. The group is rewritten once, when anything
+/// in it changed.
 fn settle_workload(
     t: &Tables<'_>,
     batch: &mut Batch,
     fold: &mut ScanFold<'_>,
     workload: &str,
-    candidates: impl IntoIterator<Item = String>,
+    recomputed: &BTreeSet<&str>,
     current: Vec<Finding>,
 ) -> Result<(), ProjectionError> {
     let tenant = fold.tenant;
     let mut group = findingstore::group(&t.finding_groups, tenant, workload)?;
     let mut current: BTreeMap<String, Finding> = current.into_iter().map(|f| (f.finding_id.clone(), f)).collect();
-    let ids: BTreeSet<String> = candidates.into_iter().chain(current.keys().cloned()).collect();
+    // The group holds only findings about the workload's paths (`path:ID`) and about the whole
+    // workload: which of them the recomputation decides follows from their subjects, with no
+    // need to hash every rule's id for every recomputed path.
+    let decided = |subject: &str| match subject.strip_prefix("path:") {
+        Some(path_id) => recomputed.contains(path_id),
+        None => true,
+    };
+    let stored = group.iter().filter(|(_, r)| decided(&r.finding.subject)).map(|(id, _)| id.clone());
+    let ids: BTreeSet<String> = stored.chain(current.keys().cloned()).collect();
     let mut new_ids = Vec::new();
     let mut changed = false;
     for id in ids {

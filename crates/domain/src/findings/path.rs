@@ -34,24 +34,6 @@ const PATH_RULES: [(&Rule, PathRule); 9] = [
     (&REDUNDANT_GRANT, redundant_grant),
 ];
 
-/// The subjects whose findings `workload_findings` decides for a workload with these paths.
-pub fn workload_subjects<'a>(workload: &str, path_ids: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut ids = vec![
-        finding_id(UNOWNED_WORKLOAD.id, &format!("workload:{workload}")),
-        finding_id(SENSITIVE_EGRESS.id, &format!("workload:{workload}")),
-    ];
-    for path in path_ids {
-        ids.extend(path_subjects(path));
-    }
-    ids
-}
-
-/// The ids of the findings about one path alone: they change only when that path does.
-pub fn path_subjects(path_id: &str) -> Vec<String> {
-    let subject = format!("path:{path_id}");
-    PATH_RULES.iter().map(|(rule, _)| finding_id(rule.id, &subject)).collect()
-}
-
 /// The findings of one workload, from its paths: unowned workload and sensitive egress about
 /// the workload, and every rule about one path.
 pub fn workload_findings(paths: &[AuthorityPath]) -> Vec<Finding> {
