@@ -115,11 +115,25 @@ pub(super) fn reach(
                 }
             }
             AnyEntity::Evidence(e) => {
-                // Evidence toward a service grades every destination of it: the identity's
-                // paths, not one pair.
-                r.path_identities.extend(e.identity.iter().cloned());
+                // A record grades only what it names (`paths::grade`): the identity's path to
+                // the destination it names (grade A); every path of the identity when it names
+                // a service (grade B toward each destination of that service); and, for a run
+                // of a workload that names a destination, the paths of the workload's
+                // identities to that destination (grade B). The identity's last activity is an
+                // identity finding.
+                if let Some(identity) = &e.identity {
+                    if e.service.is_some() {
+                        r.path_identities.insert(identity.clone());
+                    } else if let Some(destination) = &e.destination {
+                        r.pairs.insert((identity.clone(), destination.clone()));
+                    }
+                }
+                if let (Some(workload), Some(destination)) = (&e.workload, &e.destination) {
+                    for (_, identity) in index_lookup(&t.entity_index, tenant, "binding.workload", workload)? {
+                        r.pairs.insert((identity, destination.clone()));
+                    }
+                }
                 r.around.identities.extend(e.identity);
-                r.workloads.extend(e.workload);
             }
             AnyEntity::Credential(c) => {
                 // An identity's secrets together are an identity finding (several active).
@@ -185,6 +199,12 @@ pub(super) fn reach(
             }
         }
     }
+    tracing::debug!(
+        pairs = r.pairs.len(),
+        identities = r.path_identities.len(),
+        workloads = r.workloads.len(),
+        "what the scan's changes and the time since the last scan reach"
+    );
     if r.all {
         r.workloads.extend(entity_ids(&t.entities, tenant, EntityList::Workloads)?);
     }

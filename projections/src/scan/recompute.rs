@@ -97,7 +97,9 @@ pub(crate) fn recompute(
     let mut batch = Batch::default();
     let cache = GraphCache::default();
     let mut planned = 0u64;
+    let (mut computed, mut whole) = (0u64, 0u64);
     for (workload, selection) in selections {
+        whole += u64::from(selection.is_none());
         let pairs_only = selection.as_ref().is_some_and(|s| s.identities.is_empty());
         if let Some(budget) = budget.filter(|_| !pairs_only) {
             let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant, cache: &cache };
@@ -116,6 +118,7 @@ pub(crate) fn recompute(
             let previous = |id: &str| previous.get(id).copied();
             compute_selected_paths(&lookup, workload, now, policy, &previous, selection.as_ref())
         };
+        computed += new.len() as u64;
         if let Some(budget) = budget.filter(|_| pairs_only) {
             planned += new.len() as u64;
             if planned > budget {
@@ -152,6 +155,14 @@ pub(crate) fn recompute(
         }
         batch.relieve()?;
     }
+    tracing::debug!(
+        %tenant,
+        workloads = selections.len(),
+        whole,
+        computed,
+        writes = writer.writes,
+        "recomputed the selected paths"
+    );
     Ok(Recomputed { writer, batch, over_budget: false })
 }
 
