@@ -34,7 +34,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use sv0_log::{AppendError, Appended, BackendError, EventLog, Expected, NewEvent, ReadError, Record, Seq};
 use thiserror::Error;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 pub use version::ServerVersion;
 
@@ -511,7 +511,20 @@ async fn open_stream(
     };
     // An existing stream is taken as it is configured: its replica count is the operator's
     // (`--log-replicas` applies only when SV0 creates the stream).
-    let mut stream = match context.get_stream(&settings.name).await {
+    // A request that times out (a cluster electing its meta leader, or too busy to answer in
+    // time) is asked again a few times before the open fails; any answer is taken as it is.
+    let mut looked_up = context.get_stream(&settings.name).await;
+    for pause in [1, 2, 4] {
+        match &looked_up {
+            Err(e) if !matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(_)) => {
+                warn!(stream = %settings.name, error = %e, "the stream did not answer; asking again in {pause} s");
+                tokio::time::sleep(Duration::from_secs(pause)).await;
+                looked_up = context.get_stream(&settings.name).await;
+            }
+            _ => break,
+        }
+    }
+    let mut stream = match looked_up {
         Ok(stream) => stream,
         Err(e)
             if matches!(
@@ -524,7 +537,18 @@ async fn open_stream(
         }
         Err(e) => return Err(stream_error(&e)),
     };
-    let info = stream.info().await.map_err(|e| stream_error(&e))?;
+    let mut info = stream.info().await;
+    for pause in [1, 2, 4] {
+        match &info {
+            Err(e) if !matches!(e.kind(), jetstream::context::RequestErrorKind::Other) => {
+                warn!(stream = %settings.name, error = %e, "the stream's information did not come; asking again in {pause} s");
+                tokio::time::sleep(Duration::from_secs(pause)).await;
+                info = stream.info().await;
+            }
+            _ => break,
+        }
+    }
+    let info = info.map_err(|e| stream_error(&e))?;
     let actual = &info.config;
     if actual.num_replicas != settings.replicas {
         info!(
