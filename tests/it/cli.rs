@@ -136,14 +136,19 @@ fn findings_come_most_urgent_first_with_remediation_and_one_shows_in_full() {
     assert!(out.contains(&format!("no finding {typo} in tenant contoso")) && out.contains(id), "{out}");
 }
 
+/// The demo scanned, an approver configured, and `sv0 findings --json` of the HR project.
+fn hr_findings_with_an_approver() -> (TempDir, serde_json::Value) {
+    let dir = scanned();
+    configure_approver(&dir.join("data"), "sam.reviewer@contoso.example");
+    let (code, out) = sv0_in(&dir.join("data"), &["findings", "--scope", "project:HR-Automation", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    (dir, serde_json::from_str(&out).unwrap())
+}
+
 #[test]
 fn approve_records_the_configured_principal_and_acknowledgements() {
-    let dir = scanned();
+    let (dir, read) = hr_findings_with_an_approver();
     let data = dir.join("data");
-    configure_approver(&data, "sam.reviewer@contoso.example");
-    let (code, out) = sv0_in(&data, &["findings", "--scope", "project:HR-Automation", "--json"]);
-    assert_eq!(code, 0, "{out}");
-    let read: serde_json::Value = serde_json::from_str(&out).unwrap();
     let findings = read["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 7);
     assert!(read["posture_digest"].as_str().unwrap().starts_with("sha256:"), "{read}");
@@ -174,12 +179,8 @@ fn approve_records_the_configured_principal_and_acknowledgements() {
 /// show` finds both, and a rebuild from the log gives the same records.
 #[test]
 fn acknowledgements_reach_findings_stored_in_a_workload_group_and_alone() {
-    let dir = scanned();
+    let (dir, read) = hr_findings_with_an_approver();
     let data = dir.join("data");
-    configure_approver(&data, "sam.reviewer@contoso.example");
-    let (code, out) = sv0_in(&data, &["findings", "--scope", "project:HR-Automation", "--json"]);
-    assert_eq!(code, 0, "{out}");
-    let read: serde_json::Value = serde_json::from_str(&out).unwrap();
     let id_of = |prefix: &str| {
         read["findings"]
             .as_array()
@@ -187,7 +188,7 @@ fn acknowledgements_reach_findings_stored_in_a_workload_group_and_alone() {
             .iter()
             .find(|f| f["finding"]["subject"].as_str().unwrap().starts_with(prefix))
             .map(|f| f["finding"]["finding_id"].as_str().unwrap().to_string())
-            .unwrap_or_else(|| panic!("no finding about a {prefix}: {out}"))
+            .unwrap_or_else(|| panic!("no finding about a {prefix}: {read}"))
     };
     let (grouped, alone) = (id_of("path:"), id_of("credential:"));
     let (code, before) = sv0_in(&data, &["findings", "--all", "--json"]);
