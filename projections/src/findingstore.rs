@@ -89,50 +89,54 @@ pub(crate) fn put_group<'a>(
     Ok(())
 }
 
-/// The tables a finding is read from.
-pub(crate) struct Readers<'a, T> {
-    pub(crate) findings: &'a T,
-    pub(crate) groups: &'a T,
-    pub(crate) locator: &'a T,
+/// The workload whose group holds a finding, if a group does.
+fn located(
+    locator: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    finding_id: &str,
+) -> Result<Option<String>, ProjectionError> {
+    Ok(locator
+        .get(t_key(tenant, &[finding_id.as_bytes()]).as_slice())?
+        .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
 }
 
-impl<T: ReadableTable<&'static [u8], &'static [u8]>> Readers<'_, T> {
-    /// The workload whose group holds a finding, if a group does.
-    fn located(&self, tenant: &TenantId, finding_id: &str) -> Result<Option<String>, ProjectionError> {
-        Ok(self
-            .locator
-            .get(t_key(tenant, &[finding_id.as_bytes()]).as_slice())?
-            .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
+/// One finding by id, wherever it is stored.
+pub(crate) fn get(
+    findings: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    groups: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    locator: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    finding_id: &str,
+) -> Result<Option<FindingRecord>, ProjectionError> {
+    if let Some(record) = store::get_compact(findings, "findings", &t_key(tenant, &[finding_id.as_bytes()]))? {
+        return Ok(Some(record));
     }
-
-    /// One finding by id, wherever it is stored.
-    pub(crate) fn get(&self, tenant: &TenantId, finding_id: &str) -> Result<Option<FindingRecord>, ProjectionError> {
-        if let Some(record) = store::get_compact(self.findings, "findings", &t_key(tenant, &[finding_id.as_bytes()]))? {
-            return Ok(Some(record));
-        }
-        match self.located(tenant, finding_id)? {
-            Some(workload) => Ok(group(self.groups, tenant, &workload)?.remove(finding_id)),
-            None => Ok(None),
-        }
-    }
-
-    /// Every finding of a tenant, sorted by id.
-    pub(crate) fn all(&self, tenant: &TenantId) -> Result<Vec<FindingRecord>, ProjectionError> {
-        let start = t_prefix(tenant, &[]);
-        let mut out: BTreeMap<String, FindingRecord> = BTreeMap::new();
-        for (_, v) in store::scan_raw(self.findings, &start)? {
-            let record: FindingRecord = store::decode_compact("findings", &v)?;
-            out.insert(record.finding.finding_id.clone(), record);
-        }
-        for (_, v) in store::scan_raw(self.groups, &start)? {
-            out.extend(decode_group(&v)?);
-        }
-        Ok(out.into_values().collect())
+    match located(locator, tenant, finding_id)? {
+        Some(workload) => Ok(group(groups, tenant, &workload)?.remove(finding_id)),
+        None => Ok(None),
     }
 }
 
-/// Records an acknowledgement (or any other change) of one stored finding in place, wherever
-/// it is stored. Returns false when no finding has that id.
+/// Every finding of a tenant, sorted by id.
+pub(crate) fn all(
+    findings: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    groups: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+) -> Result<Vec<FindingRecord>, ProjectionError> {
+    let start = t_prefix(tenant, &[]);
+    let mut out: BTreeMap<String, FindingRecord> = BTreeMap::new();
+    for (_, v) in store::scan_raw(findings, &start)? {
+        let record: FindingRecord = store::decode_compact("findings", &v)?;
+        out.insert(record.finding.finding_id.clone(), record);
+    }
+    for (_, v) in store::scan_raw(groups, &start)? {
+        out.extend(decode_group(&v)?);
+    }
+    Ok(out.into_values().collect())
+}
+
+/// Changes one stored finding in place (an acknowledgement), wherever it is stored; an unknown
+/// id changes nothing.
 pub(crate) fn update(
     findings: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
     groups: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
@@ -140,21 +144,19 @@ pub(crate) fn update(
     tenant: &TenantId,
     finding_id: &str,
     change: impl FnOnce(&mut FindingRecord),
-) -> Result<bool, ProjectionError> {
+) -> Result<(), ProjectionError> {
     let key = t_key(tenant, &[finding_id.as_bytes()]);
     if let Some(mut record) = store::get_compact::<FindingRecord>(findings, "findings", &key)? {
         change(&mut record);
-        store::put_compact(findings, &key, &record)?;
-        return Ok(true);
+        return store::put_compact(findings, &key, &record);
     }
-    let Some(workload) = locator.get(key.as_slice())?.map(|v| String::from_utf8_lossy(v.value()).into_owned()) else {
-        return Ok(false);
-    };
+    let Some(workload) = located(locator, tenant, finding_id)? else { return Ok(()) };
     let mut found = group(groups, tenant, &workload)?;
-    let Some(record) = found.get_mut(finding_id) else { return Ok(false) };
-    change(record);
-    groups.insert(group_key(tenant, &workload).as_slice(), encode_group(&found)?.as_slice())?;
-    Ok(true)
+    if let Some(record) = found.get_mut(finding_id) {
+        change(record);
+        groups.insert(group_key(tenant, &workload).as_slice(), encode_group(&found)?.as_slice())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

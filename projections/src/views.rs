@@ -737,8 +737,7 @@ impl Views {
         let table = txn.open_table(store::FINDINGS)?;
         let groups = txn.open_table(store::FINDING_GROUPS)?;
         let Some(scope) = scope else {
-            let locator = txn.open_table(store::FINDING_LOCATOR)?;
-            return crate::findingstore::Readers { findings: &table, groups: &groups, locator: &locator }.all(tenant);
+            return crate::findingstore::all(&table, &groups, tenant);
         };
         let entities = txn.open_table(store::ENTITIES)?;
         let entity_index = txn.open_table(store::ENTITY_INDEX)?;
@@ -882,7 +881,7 @@ impl Views {
         let findings = txn.open_table(store::FINDINGS)?;
         let groups = txn.open_table(store::FINDING_GROUPS)?;
         let locator = txn.open_table(store::FINDING_LOCATOR)?;
-        crate::findingstore::Readers { findings: &findings, groups: &groups, locator: &locator }.get(tenant, finding_id)
+        crate::findingstore::get(&findings, &groups, &locator, tenant, finding_id)
     }
 
     /// The assessment of one log position.

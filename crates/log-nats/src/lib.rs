@@ -510,13 +510,14 @@ async fn open_stream(
         source: BackendError::msg(e.to_string()),
     };
     // An existing stream is taken as it is configured: its replica count is the operator's
-    // (`--log-replicas` applies only when SV0 creates the stream).
-    // A request that times out (a cluster electing its meta leader, or too busy to answer in
-    // time) is asked again a few times before the open fails; any answer is taken as it is.
+    // (`--log-replicas` applies only when SV0 creates the stream). The lookup answers with the
+    // stream's information, which is checked below. A lookup that gets no answer (a cluster
+    // electing its meta leader, or too busy to answer in time) is asked again a few times
+    // before the open fails; any answer is taken as it is.
     let mut looked_up = context.get_stream(&settings.name).await;
     for pause in [1, 2, 4] {
         match &looked_up {
-            Err(e) if !matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(_)) => {
+            Err(e) if matches!(e.kind(), jetstream::context::GetStreamErrorKind::Request) => {
                 warn!(stream = %settings.name, error = %e, "the stream did not answer; asking again in {pause} s");
                 tokio::time::sleep(Duration::from_secs(pause)).await;
                 looked_up = context.get_stream(&settings.name).await;
@@ -524,7 +525,7 @@ async fn open_stream(
             _ => break,
         }
     }
-    let mut stream = match looked_up {
+    let stream = match looked_up {
         Ok(stream) => stream,
         Err(e)
             if matches!(
@@ -537,19 +538,7 @@ async fn open_stream(
         }
         Err(e) => return Err(stream_error(&e)),
     };
-    let mut info = stream.info().await;
-    for pause in [1, 2, 4] {
-        match &info {
-            Err(e) if !matches!(e.kind(), jetstream::context::RequestErrorKind::Other) => {
-                warn!(stream = %settings.name, error = %e, "the stream's information did not come; asking again in {pause} s");
-                tokio::time::sleep(Duration::from_secs(pause)).await;
-                info = stream.info().await;
-            }
-            _ => break,
-        }
-    }
-    let info = info.map_err(|e| stream_error(&e))?;
-    let actual = &info.config;
+    let actual = &stream.cached_info().config;
     if actual.num_replicas != settings.replicas {
         info!(
             stream = %settings.name,

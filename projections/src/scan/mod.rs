@@ -263,7 +263,7 @@ fn apply(
     let reached = reach(t, tenant, &changes, previous, now, &policy)?;
     let selections = reached.selections(t, tenant)?;
     let budget = released.is_none().then(|| policy.fold_budget());
-    let over_budget = |budget: u64| {
+    let budget_reason = |budget: u64| {
         format!(
             "its fold would compute more than {budget} paths (the policy's fold budget, `sv0 policy set --fold-budget-paths`); `sv0 scan release` applies it anyway"
         )
@@ -272,10 +272,10 @@ fn apply(
     // bytes) need not be kept through the recompute; a later scan's are kept anyway (the path
     // breaker may undo them), and the recompute counts as it goes (`recompute`).
     if let Some(budget) = budget.filter(|_| paths_total_before == 0)
-        && paths_to_compute(t, tenant, &selections, budget)? > budget
+        && over_budget(t, tenant, &selections, budget)?
     {
         write_changes(t, tenant, &changes, now, true)?;
-        return hold(t, over_budget(budget), 0);
+        return hold(t, budget_reason(budget), 0);
     }
     // The changes themselves are kept through the recompute only if the path breaker may yet
     // undo them.
@@ -284,7 +284,7 @@ fn apply(
     let recomputed = recompute(t, &mut fold, &policy, &selections, budget.filter(|_| undo.is_some()))?;
     if let (true, Some(changes), Some(budget)) = (recomputed.over_budget, undo.as_ref(), budget) {
         write_changes(t, tenant, changes, now, true)?;
-        return hold(t, over_budget(budget), 0);
+        return hold(t, budget_reason(budget), 0);
     }
     let lost = recomputed.removed();
     if let Some(changes) = undo.as_ref().filter(|_| policy.breaker.trips(lost, paths_total_before)) {

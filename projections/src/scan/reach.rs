@@ -229,23 +229,47 @@ pub(super) fn selected_paths(
     Ok(out)
 }
 
-/// How many paths recomputing the selections would compute, counting no further than past
-/// `budget`: the fold budget is checked before any path is built.
-pub(super) fn paths_to_compute(
+/// The policy's fold budget as a fold spends it: paths counted before they are built, or built.
+pub(super) struct Budget {
+    limit: u64,
+    planned: u64,
+}
+
+impl Budget {
+    pub(super) fn new(limit: u64) -> Budget {
+        Budget { limit, planned: 0 }
+    }
+
+    /// Counts the paths recomputing a workload's selection would compute, no further than the
+    /// budget left; whether the budget is now passed.
+    pub(super) fn count(
+        &mut self,
+        lookup: &impl sv0_domain::paths::GraphLookup,
+        workload: &str,
+        selection: Option<&PathSelection>,
+    ) -> bool {
+        let left = self.limit - self.planned.min(self.limit);
+        self.planned += sv0_domain::paths::count_selected_paths(lookup, workload, selection, left);
+        self.planned > self.limit
+    }
+
+    /// Adds paths already computed; whether the budget is now passed.
+    pub(super) fn spend(&mut self, paths: usize) -> bool {
+        self.planned += paths as u64;
+        self.planned > self.limit
+    }
+}
+
+/// Whether recomputing the selections would compute more paths than `budget`, counted before
+/// any path is built.
+pub(super) fn over_budget(
     t: &Tables<'_>,
     tenant: &TenantId,
     selections: &Selections,
     budget: u64,
-) -> Result<u64, ProjectionError> {
+) -> Result<bool, ProjectionError> {
     let cache = GraphCache::default();
     let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant, cache: &cache };
-    let mut total = 0u64;
-    for (workload, selection) in selections {
-        total +=
-            sv0_domain::paths::count_selected_paths(&lookup, workload, selection.as_ref(), budget - total.min(budget));
-        if total > budget {
-            break;
-        }
-    }
-    Ok(total)
+    let mut spent = Budget::new(budget);
+    Ok(selections.iter().any(|(workload, selection)| spent.count(&lookup, workload, selection.as_ref())))
 }

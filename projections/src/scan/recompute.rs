@@ -84,7 +84,7 @@ impl Recomputed {
 /// (identity, destination) pairs alone computes at most a path per pair, which the scan's own
 /// changes bound, so it is counted as computed; any other selection (a whole workload, every
 /// path of an identity) is counted first, no further than the budget left, as
-/// `reach::paths_to_compute` counts a first scan's.
+/// `reach::over_budget` counts a first scan's.
 pub(crate) fn recompute(
     t: &Tables<'_>,
     fold: &mut ScanFold<'_>,
@@ -96,16 +96,14 @@ pub(crate) fn recompute(
     let mut writer = PathWriter::new();
     let mut batch = Batch::default();
     let cache = GraphCache::default();
-    let mut planned = 0u64;
+    let mut budget = budget.map(Budget::new);
     let (mut computed, mut whole) = (0u64, 0u64);
     for (workload, selection) in selections {
         whole += u64::from(selection.is_none());
         let pairs_only = selection.as_ref().is_some_and(|s| s.identities.is_empty());
-        if let Some(budget) = budget.filter(|_| !pairs_only) {
+        if let Some(budget) = budget.as_mut().filter(|_| !pairs_only) {
             let lookup = StoredGraph { entities: &t.entities, index: &t.entity_index, tenant, cache: &cache };
-            let left = budget - planned.min(budget);
-            planned += sv0_domain::paths::count_selected_paths(&lookup, workload, selection.as_ref(), left);
-            if planned > budget {
+            if budget.count(&lookup, workload, selection.as_ref()) {
                 return Ok(Recomputed { writer, batch, over_budget: true });
             }
         }
@@ -119,11 +117,8 @@ pub(crate) fn recompute(
             compute_selected_paths(&lookup, workload, now, policy, &previous, selection.as_ref())
         };
         computed += new.len() as u64;
-        if let Some(budget) = budget.filter(|_| pairs_only) {
-            planned += new.len() as u64;
-            if planned > budget {
-                return Ok(Recomputed { writer, batch, over_budget: true });
-            }
+        if pairs_only && budget.as_mut().is_some_and(|budget| budget.spend(new.len())) {
+            return Ok(Recomputed { writer, batch, over_budget: true });
         }
         let writes = writer.writes;
         writer.replace(&mut batch, &mut fold.state.posture, tenant, &old, &new)?;
