@@ -28,33 +28,16 @@ use crate::error::ProjectionError;
 use crate::records::FindingRecord;
 use crate::store::{self, t_key, t_prefix};
 
-/// A group larger than this, decompressed, is damage rather than data: a workload of a
-/// million paths with two findings each stays well below it.
-const MAX_GROUP_BYTES: usize = 1 << 30;
-
 /// A workload's grouped findings, by id.
 pub(crate) type Group = BTreeMap<String, FindingRecord>;
 
-fn corrupt(detail: String) -> ProjectionError {
-    ProjectionError::CorruptView { table: "finding_groups".to_string(), source: sv0_codec::DecodeError::Shape(detail) }
-}
-
-/// Encodes a group: postcard of its records in id order, LZ4-compressed after a 4-byte
-/// little-endian length. Deterministic: the same records give the same bytes.
+/// Encodes a group: its records in id order, packed (`store::encode_packed`).
 fn encode_group(group: &Group) -> Result<Vec<u8>, ProjectionError> {
-    let records: Vec<&FindingRecord> = group.values().collect();
-    Ok(lz4_flex::block::compress_prepend_size(&store::encode_compact(&records)?))
+    store::encode_packed(&group.values().collect::<Vec<&FindingRecord>>())
 }
 
 fn decode_group(bytes: &[u8]) -> Result<Group, ProjectionError> {
-    let (size, body) =
-        bytes.split_first_chunk::<4>().ok_or_else(|| corrupt("a group shorter than its length".into()))?;
-    let size = u32::from_le_bytes(*size) as usize;
-    if size > MAX_GROUP_BYTES {
-        return Err(corrupt(format!("a group claims {size} bytes")));
-    }
-    let plain = lz4_flex::block::decompress(body, size).map_err(|e| corrupt(format!("not LZ4: {e}")))?;
-    let records: Vec<FindingRecord> = store::decode_compact("finding_groups", &plain)?;
+    let records: Vec<FindingRecord> = store::decode_packed("finding_groups", bytes)?;
     Ok(records.into_iter().map(|r| (r.finding.finding_id.clone(), r)).collect())
 }
 

@@ -3,12 +3,17 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `PATHS` | `(tenant, workload, identity, path_id)` | the path (postcard) |
+//! | `PATHS` | `(tenant, workload, identity)` | the workload's paths through the identity, by path id (packed) |
 //! | `PATH_INDEX` | `(tenant, "destination", destination, path_id)` | `workload\0identity\0gap` |
 //! | `PATH_INDEX` | `(tenant, "class", domain\0grade\0egress\0owner_state, path_id)` | `workload\0identity` |
 //! | `PATH_INDEX` | `(tenant, "expiry", time, path_id)` | `workload\0identity` |
 //! | `PATH_FINGERPRINTS` | `(tenant, path_id)` | fingerprint |
 //! | `WORKLOAD_FACTS` | `(tenant, workload)` | the facts of each path (postcard), by path id |
+//!
+//! A workload's paths through one identity are one row: they repeat the workload's and the
+//! identity's names and records, so packed (`store::encode_packed`) they take a fifth of the
+//! room one row per path took, and a million paths are tens of thousands of rows, not a
+//! million. A path is found by its workload and identity, which every index entry carries.
 //!
 //! Paths by workload (and scope) and by workload and identity are ranges of `PATHS`; by identity
 //! they are the ranges of the workloads bound to it; by destination, and the evidence gaps of a
@@ -67,9 +72,27 @@ impl Located {
     }
 }
 
-/// The key of a path's row.
-pub(crate) fn path_key(tenant: &TenantId, workload: &str, identity: &str, path_id: &str) -> Vec<u8> {
-    key(&[tenant.as_str().as_bytes(), workload.as_bytes(), identity.as_bytes(), path_id.as_bytes()])
+/// The key of the row of a workload's paths through an identity.
+pub(crate) fn group_key(tenant: &TenantId, workload: &str, identity: &str) -> Vec<u8> {
+    key(&[tenant.as_str().as_bytes(), workload.as_bytes(), identity.as_bytes()])
+}
+
+/// The paths of one row, sorted by path id.
+pub(crate) fn decode_group(bytes: &[u8]) -> Result<Vec<AuthorityPath>, ProjectionError> {
+    store::decode_packed("paths", bytes)
+}
+
+/// A workload's paths through an identity, sorted by path id (empty when it has none).
+fn group(
+    paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    workload: &str,
+    identity: &str,
+) -> Result<Vec<AuthorityPath>, ProjectionError> {
+    match paths.get(group_key(tenant, workload, identity).as_slice())? {
+        Some(bytes) => decode_group(bytes.value()),
+        None => Ok(Vec::new()),
+    }
 }
 
 fn index_key(tenant: &TenantId, index: &str, value: &str, path_id: &str) -> Vec<u8> {
@@ -97,37 +120,37 @@ fn index_entries(path: &AuthorityPath) -> Vec<(&'static str, String, String)> {
     out
 }
 
-fn decode_rows(rows: Vec<store::Row>) -> Result<Vec<AuthorityPath>, ProjectionError> {
-    rows.into_iter().map(|(_, v)| store::decode_compact("paths", &v)).collect()
+/// The paths of rows, in row order.
+pub(crate) fn decode_rows(rows: Vec<store::Row>) -> Result<Vec<AuthorityPath>, ProjectionError> {
+    let mut out = Vec::new();
+    for (_, v) in rows {
+        out.extend(decode_group(&v)?);
+    }
+    Ok(out)
 }
 
-/// The paths of a workload (through one identity, when given), in key order.
+/// The paths of a workload (through one identity, when given), in key order: by identity,
+/// then path id.
 pub(crate) fn of_workload(
     paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
     tenant: &TenantId,
     workload: &str,
     identity: Option<&str>,
 ) -> Result<Vec<AuthorityPath>, ProjectionError> {
-    let mut parts = vec![tenant.as_str().as_bytes(), workload.as_bytes()];
-    parts.extend(identity.map(str::as_bytes));
-    decode_rows(store::scan_raw(paths, &prefix(&parts))?)
+    match identity {
+        Some(identity) => group(paths, tenant, workload, identity),
+        None => decode_rows(store::scan_raw(paths, &prefix(&[tenant.as_str().as_bytes(), workload.as_bytes()]))?),
+    }
 }
 
-/// The ids of a workload's paths through an identity, read from the keys alone.
+/// The ids of a workload's paths through an identity.
 pub(crate) fn ids_of(
     paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
     tenant: &TenantId,
     workload: &str,
     identity: &str,
 ) -> Result<Vec<String>, ProjectionError> {
-    let p = prefix(&[tenant.as_str().as_bytes(), workload.as_bytes(), identity.as_bytes()]);
-    let end = store::prefix_end(&p);
-    let mut out = Vec::new();
-    for entry in paths.range(p.as_slice()..end.as_slice())? {
-        let (k, _) = entry?;
-        out.push(String::from_utf8_lossy(&k.value()[p.len()..]).into_owned());
-    }
-    Ok(out)
+    Ok(group(paths, tenant, workload, identity)?.into_iter().map(|p| p.path_id).collect())
 }
 
 /// The paths to a destination.
@@ -217,18 +240,19 @@ pub(crate) fn expiring(
     Ok(out)
 }
 
-/// Loads located paths.
+/// Loads located paths, reading each row they are in once; in row order.
 pub(crate) fn load<'a>(
     paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
     tenant: &TenantId,
     located: impl IntoIterator<Item = &'a Located>,
 ) -> Result<Vec<AuthorityPath>, ProjectionError> {
-    let mut out = Vec::new();
+    let mut rows: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
     for l in located {
-        if let Some(path) = store::get_compact(paths, "paths", &path_key(tenant, &l.workload, &l.identity, &l.path_id))?
-        {
-            out.push(path);
-        }
+        rows.entry((l.workload.as_str(), l.identity.as_str())).or_default().insert(l.path_id.as_str());
+    }
+    let mut out = Vec::new();
+    for ((workload, identity), ids) in rows {
+        out.extend(group(paths, tenant, workload, identity)?.into_iter().filter(|p| ids.contains(p.path_id.as_str())));
     }
     Ok(out)
 }
@@ -338,10 +362,14 @@ impl PathWriter {
         }
     }
 
-    /// Replaces the paths `old` by `new` (both of one workload), writing only what differs.
+    /// Replaces the paths `old` (as read from `paths`) by `new`, all of one workload, writing
+    /// only what differs: the index and fingerprint rows of each changed path, and once each
+    /// row of the workload's paths through an identity that a changed path goes through. Each
+    /// workload is replaced at most once per batch, so the rows read are the rows to change.
     pub(crate) fn replace(
         &mut self,
         batch: &mut Batch,
+        paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
         posture: &mut PostureSummary,
         tenant: &TenantId,
         old: &[AuthorityPath],
@@ -349,10 +377,16 @@ impl PathWriter {
     ) -> Result<(), ProjectionError> {
         let before: BTreeMap<&str, &AuthorityPath> = old.iter().map(|p| (p.path_id.as_str(), p)).collect();
         let after: BTreeMap<&str, &AuthorityPath> = new.iter().map(|p| (p.path_id.as_str(), p)).collect();
+        // The rows touched: (workload, identity).
+        let mut touched: BTreeSet<(&str, &str)> = BTreeSet::new();
+        fn row(p: &AuthorityPath) -> (&str, &str) {
+            (p.workload.id.as_str(), p.identity.id.as_str())
+        }
         for (id, path) in &before {
             if !after.contains_key(id) {
                 self.unwrite(batch, posture, tenant, path);
                 self.removed += 1;
+                touched.insert(row(path));
             }
         }
         for (id, path) in &after {
@@ -360,9 +394,29 @@ impl PathWriter {
                 Some(previous) if previous == path => {}
                 Some(previous) => {
                     self.unwrite(batch, posture, tenant, previous);
-                    self.write(batch, posture, tenant, path)?;
+                    self.write(batch, posture, tenant, path);
+                    touched.insert(row(previous));
+                    touched.insert(row(path));
                 }
-                None => self.write(batch, posture, tenant, path)?,
+                None => {
+                    self.write(batch, posture, tenant, path);
+                    touched.insert(row(path));
+                }
+            }
+        }
+        for (workload, identity) in touched {
+            let stored = group(paths, tenant, workload, identity)?;
+            let mut row: BTreeMap<&str, &AuthorityPath> = stored
+                .iter()
+                .filter(|p| !before.contains_key(p.path_id.as_str()))
+                .map(|p| (p.path_id.as_str(), p))
+                .collect();
+            row.extend(after.iter().filter(|(_, p)| p.identity.id == identity).map(|(id, p)| (*id, *p)));
+            let key = group_key(tenant, workload, identity);
+            if row.is_empty() {
+                batch.remove(Target::Paths, key);
+            } else {
+                batch.put(Target::Paths, key, store::encode_packed(&row.into_values().collect::<Vec<_>>())?);
             }
         }
         Ok(())
@@ -379,26 +433,16 @@ impl PathWriter {
         }
     }
 
-    fn write(
-        &mut self,
-        batch: &mut Batch,
-        posture: &mut PostureSummary,
-        tenant: &TenantId,
-        path: &AuthorityPath,
-    ) -> Result<(), ProjectionError> {
-        let row = path_key(tenant, &path.workload.id, &path.identity.id, &path.path_id);
-        batch.put(Target::Paths, row, store::encode_compact(path)?);
+    fn write(&mut self, batch: &mut Batch, posture: &mut PostureSummary, tenant: &TenantId, path: &AuthorityPath) {
         for (name, value, payload) in index_entries(path) {
             batch.put(Target::PathIndex, index_key(tenant, name, &value, &path.path_id), payload.into_bytes());
         }
         batch.put(Target::Fingerprints, fingerprint_key(tenant, &path.path_id), path.fingerprint.as_bytes().to_vec());
         posture.count(path, 1);
         self.note(path);
-        Ok(())
     }
 
     fn unwrite(&mut self, batch: &mut Batch, posture: &mut PostureSummary, tenant: &TenantId, path: &AuthorityPath) {
-        batch.remove(Target::Paths, path_key(tenant, &path.workload.id, &path.identity.id, &path.path_id));
         for (name, value, _) in index_entries(path) {
             batch.remove(Target::PathIndex, index_key(tenant, name, &value, &path.path_id));
         }

@@ -24,7 +24,7 @@ use crate::error::ProjectionError;
 use crate::records::TenantState;
 
 /// The layout of the views: a views file of another layout is refolded from the log.
-pub const FORMAT: &[u8] = b"sv0-views-13";
+pub const FORMAT: &[u8] = b"sv0-views-14";
 
 /// One raw row: key bytes and value bytes.
 pub type Row = (Vec<u8>, Vec<u8>);
@@ -46,7 +46,7 @@ pub const ENTITIES: Def = TableDefinition::new("entities");
 pub const ENTITY_INDEX: Def = TableDefinition::new("entity_index");
 /// `(tenant, list, id)` → since when an entity a partial scan did not see has been unobserved.
 pub const UNOBSERVED: Def = TableDefinition::new("unobserved");
-/// `(tenant, path_id)` → `AuthorityPath`.
+/// `(tenant, workload, identity)` → the workload's paths through the identity (`pathstore`).
 pub const PATHS: Def = TableDefinition::new("paths");
 /// `(tenant, index, value, path_id)` → the path's workload: paths by workload, identity,
 /// destination, domain, grade, egress, owner state, evidence gap and grade expiry.
@@ -182,6 +182,35 @@ pub fn decode_compact<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<
         table: table.to_string(),
         source: sv0_codec::DecodeError::Shape(e.to_string()),
     })
+}
+
+/// A packed row larger than this, unpacked, is damage rather than data: a workload of a million
+/// paths or findings stays well below it.
+const MAX_PACKED_BYTES: usize = 1 << 30;
+
+/// Encodes a row of many values of one workload (its findings, its paths through an
+/// identity): postcard, LZ4-compressed after a 4-byte little-endian length. Such values repeat
+/// their workload's names, records and sentences, which compress several times over.
+/// Deterministic: equal values give equal bytes.
+pub fn encode_packed<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ProjectionError> {
+    Ok(lz4_flex::block::compress_prepend_size(&encode_compact(value)?))
+}
+
+/// Decodes a packed row; damage (a short row, a length past `MAX_PACKED_BYTES`, bytes that are
+/// not LZ4 or not postcard) is a `CorruptView` error of `table`.
+pub fn decode_packed<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T, ProjectionError> {
+    let corrupt = |detail: String| ProjectionError::CorruptView {
+        table: table.to_string(),
+        source: sv0_codec::DecodeError::Shape(detail),
+    };
+    let (size, body) =
+        bytes.split_first_chunk::<4>().ok_or_else(|| corrupt("a packed row shorter than its length".into()))?;
+    let size = u32::from_le_bytes(*size) as usize;
+    if size > MAX_PACKED_BYTES {
+        return Err(corrupt(format!("a packed row claims {size} bytes")));
+    }
+    let plain = lz4_flex::block::decompress(body, size).map_err(|e| corrupt(format!("not LZ4: {e}")))?;
+    decode_compact(table, &plain)
 }
 
 /// Reads and decodes one compact row.

@@ -639,10 +639,7 @@ impl Views {
             ];
             pathstore::load(&paths, tenant, &pathstore::by_class(&index, tenant, class)?)?
         } else {
-            store::scan_raw(&paths, &prefix(&[tenant.as_str().as_bytes()]))?
-                .into_iter()
-                .map(|(_, v)| store::decode_compact("paths", &v))
-                .collect::<Result<_, _>>()?
+            pathstore::decode_rows(store::scan_raw(&paths, &prefix(&[tenant.as_str().as_bytes()]))?)?
         };
         out.retain(|p| filter.matches(p));
         out.sort_by(|a, b| a.path_id.cmp(&b.path_id));
@@ -687,37 +684,32 @@ impl Views {
             None => None,
         };
         let mut page = Vec::with_capacity(limit + 1);
-        for workload in workloads.iter().filter(|w| after.is_none_or(|(aw, _, _)| w.as_str() >= aw)) {
-            let mut parts = vec![tenant.as_str().as_bytes(), workload.as_bytes()];
-            parts.extend(filter.identity.as_deref().map(str::as_bytes));
-            let p = prefix(&parts);
+        'workloads: for workload in workloads.iter().filter(|w| after.is_none_or(|(aw, _, _)| w.as_str() >= aw)) {
+            // The workload's rows, one per identity, from the cursor's on.
+            let p = prefix(&[tenant.as_str().as_bytes(), workload.as_bytes()]);
             let end = store::prefix_end(&p);
             let start = match after {
-                Some((aw, ai, ap)) if aw == workload.as_str() => {
-                    std::ops::Bound::Excluded(pathstore::path_key(tenant, aw, ai, ap))
-                }
-                _ => std::ops::Bound::Included(p.clone()),
+                Some((aw, ai, _)) if aw == workload.as_str() => pathstore::group_key(tenant, aw, ai),
+                _ => p.clone(),
             };
-            let start = match &start {
-                // A cursor past this workload's rows (another identity filter): nothing here.
-                std::ops::Bound::Excluded(k) if k.as_slice() >= end.as_slice() => continue,
-                std::ops::Bound::Excluded(k) => std::ops::Bound::Excluded(k.as_slice()),
-                std::ops::Bound::Included(k) => std::ops::Bound::Included(k.as_slice()),
-                std::ops::Bound::Unbounded => std::ops::Bound::Unbounded,
-            };
-            for entry in paths.range::<&[u8]>((start, std::ops::Bound::Excluded(end.as_slice())))? {
+            for entry in paths.range(start.as_slice()..end.as_slice())? {
                 let (k, v) = entry?;
-                // A cursor past this workload's identity prefix can land before it: skip.
-                if !k.value().starts_with(&p) {
+                let identity = &k.value()[p.len()..];
+                if filter.identity.as_deref().is_some_and(|wanted| wanted.as_bytes() != identity) {
                     continue;
                 }
-                page.push(store::decode_compact::<AuthorityPath>("paths", v.value())?);
-                if page.len() > limit {
-                    break;
+                for path in pathstore::decode_group(v.value())? {
+                    let served = after.is_some_and(|(aw, ai, ap)| {
+                        aw == workload.as_str() && ai.as_bytes() == identity && path.path_id.as_str() <= ap
+                    });
+                    if served {
+                        continue;
+                    }
+                    page.push(path);
+                    if page.len() > limit {
+                        break 'workloads;
+                    }
                 }
-            }
-            if page.len() > limit {
-                break;
             }
         }
         let more = page.len() > limit;

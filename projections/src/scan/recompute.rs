@@ -121,7 +121,7 @@ pub(crate) fn recompute(
             return Ok(Recomputed { writer, batch, over_budget: true });
         }
         let writes = writer.writes;
-        writer.replace(&mut batch, &mut fold.state.posture, tenant, &old, &new)?;
+        writer.replace(&mut batch, &t.paths, &mut fold.state.posture, tenant, &old, &new)?;
         let changed = writer.writes != writes;
         // A workload's findings follow from its paths alone: when a selection of them was
         // recomputed and none changed, neither did the findings. Those about one path are
