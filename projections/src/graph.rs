@@ -1,7 +1,7 @@
 //! The tenant's entities as the views keep them, their secondary indexes, and `StoredGraph`,
 //! the `GraphLookup` that path computation reads them through.
 //!
-//! Entity rows: `ENTITIES (tenant, list, id) → entity`. Index rows:
+//! Entity rows: `ENTITIES (tenant, list, id) → entity` (canonical CBOR, packed: `entity_row`). Index rows:
 //! `ENTITY_INDEX (tenant, index, value, id) → payload`, one family per relation a rescan must
 //! follow to find the workloads a change reaches:
 //!
@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `binding.workload` | workload | identity |
 //! | `binding.identity` | identity | workload |
-//! | `grant.identity` | identity | destination |
+//! | `grant.identity` | identity | |
 //! | `credential.identity` | identity | |
 //! | `evidence.identity` | identity | |
 //! | `evidence.workload` | workload | |
@@ -57,6 +57,36 @@ fn decode<E: DeserializeOwned>(bytes: &[u8]) -> Result<E, ProjectionError> {
     store::decode("entities", bytes)
 }
 
+/// An entity's row: its canonical CBOR, packed (`store::pack`). A grant's id, scope and
+/// destination share long ARM prefixes, a third of its bytes. Scans compare entities by their
+/// canonical bytes, never by rows, so the compressor's output is never relied on.
+pub(crate) fn entity_row(canonical: &[u8]) -> Vec<u8> {
+    store::pack(canonical)
+}
+
+/// The canonical CBOR an entity row holds.
+pub(crate) fn canonical(row: &[u8]) -> Result<Vec<u8>, ProjectionError> {
+    store::unpack("entities", row)
+}
+
+/// Decodes an entity row.
+pub(crate) fn decode_row<E: DeserializeOwned>(row: &[u8]) -> Result<E, ProjectionError> {
+    decode(&canonical(row)?)
+}
+
+/// One stored entity, by list and id.
+pub(crate) fn get_entity<E: DeserializeOwned>(
+    entities: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    list: EntityList,
+    id: &str,
+) -> Result<Option<E>, ProjectionError> {
+    match entities.get(entity_key(tenant, list, id).as_slice())? {
+        Some(row) => Ok(Some(decode_row(row.value())?)),
+        None => Ok(None),
+    }
+}
+
 impl AnyEntity {
     pub(crate) fn decode(list: EntityList, bytes: &[u8]) -> Result<AnyEntity, ProjectionError> {
         Ok(match list {
@@ -98,7 +128,7 @@ impl AnyEntity {
                 out.push(("binding.identity", b.identity.clone(), b.workload.clone()));
             }
             AnyEntity::Grant(g) => {
-                out.push(("grant.identity", g.identity.clone(), g.destination.clone()));
+                out.push(("grant.identity", g.identity.clone(), String::new()));
             }
             AnyEntity::Credential(c) => {
                 out.push(("credential.identity", c.identity.clone(), String::new()));
@@ -300,7 +330,7 @@ impl<R: ReadableTable<&'static [u8], &'static [u8]>> StoredGraph<'_, R> {
         let k = entity_key(self.tenant, list, id);
         // Rows this crate wrote always decode; a damaged one reads as absent here and is
         // reported by `Views` queries and rebuilds.
-        self.entities.get(k.as_slice()).ok().flatten().and_then(|v| decode(v.value()).ok())
+        self.entities.get(k.as_slice()).ok().flatten().and_then(|v| decode_row(v.value()).ok())
     }
 
     fn cached<E: DeserializeOwned + Clone>(&self, cache: &RefCell<Cache<E>>, list: EntityList, id: &str) -> Option<E> {
@@ -348,7 +378,7 @@ impl<R: ReadableTable<&'static [u8], &'static [u8]>> GraphLookup for StoredGraph
         let rules: Vec<ClassificationRule> = store::scan_raw(self.entities, &p)
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|(_, v)| decode(&v).ok())
+            .filter_map(|(_, v)| decode_row(&v).ok())
             .collect();
         *self.cache.rules.borrow_mut() = Some(rules.clone());
         rules

@@ -8,7 +8,7 @@
 //! | `PATH_INDEX` | `(tenant, "class", domain\0grade\0egress\0owner_state, path_id)` | `workload\0identity` |
 //! | `PATH_INDEX` | `(tenant, "expiry", time, path_id)` | `workload\0identity` |
 //! | `PATH_FINGERPRINTS` | `(tenant, path_id)` | fingerprint |
-//! | `WORKLOAD_FACTS` | `(tenant, workload)` | the facts of each path (postcard), by path id |
+//! | `WORKLOAD_FACTS` | `(tenant, workload)` | the facts of each path, by path id (packed) |
 //!
 //! A workload's paths through one identity are one row: they repeat the workload's and the
 //! identity's names and records, so packed (`store::encode_packed`) they take a fifth of the
@@ -279,10 +279,10 @@ pub(crate) fn facts_of(
     tenant: &TenantId,
     workload: &str,
 ) -> Result<Vec<PathFacts>, ProjectionError> {
-    let Some(stored) = store::get_compact::<Vec<StoredFacts>>(table, "workload_facts", &facts_key(tenant, workload))?
-    else {
+    let Some(row) = table.get(facts_key(tenant, workload).as_slice())? else {
         return Ok(Vec::new());
     };
+    let stored: Vec<StoredFacts> = store::decode_packed("workload_facts", row.value())?;
     let mut out: Vec<PathFacts> = Vec::with_capacity(stored.len());
     for s in stored {
         let previous = out.last();
@@ -332,7 +332,7 @@ pub(crate) fn put_facts(
         });
         previous = Some(f);
     }
-    batch.put(Target::WorkloadFacts, row, store::encode_compact(&stored)?);
+    batch.put(Target::WorkloadFacts, row, store::encode_packed(&stored)?);
     Ok(())
 }
 

@@ -185,32 +185,41 @@ pub fn decode_compact<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<
 }
 
 /// A packed row larger than this, unpacked, is damage rather than data: a workload of a million
-/// paths or findings stays well below it.
+/// paths or findings, or the largest entity a scan admits, stays well below it.
 const MAX_PACKED_BYTES: usize = 1 << 30;
 
-/// Encodes a row of many values of one workload (its findings, its paths through an
-/// identity): postcard, LZ4-compressed after a 4-byte little-endian length. Such values repeat
-/// their workload's names, records and sentences, which compress several times over.
-/// Deterministic: equal values give equal bytes.
-pub fn encode_packed<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ProjectionError> {
-    Ok(lz4_flex::block::compress_prepend_size(&encode_compact(value)?))
+/// Packs bytes: LZ4-compressed after a 4-byte little-endian length. Deterministic: equal
+/// bytes give equal rows.
+pub fn pack(plain: &[u8]) -> Vec<u8> {
+    lz4_flex::block::compress_prepend_size(plain)
 }
 
-/// Decodes a packed row; damage (a short row, a length past `MAX_PACKED_BYTES`, bytes that are
-/// not LZ4 or not postcard) is a `CorruptView` error of `table`.
-pub fn decode_packed<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T, ProjectionError> {
+/// The bytes a packed row holds; damage (a short row, a length past `MAX_PACKED_BYTES`, bytes
+/// that are not LZ4) is a `CorruptView` error of `table`.
+pub fn unpack(table: &str, row: &[u8]) -> Result<Vec<u8>, ProjectionError> {
     let corrupt = |detail: String| ProjectionError::CorruptView {
         table: table.to_string(),
         source: sv0_codec::DecodeError::Shape(detail),
     };
     let (size, body) =
-        bytes.split_first_chunk::<4>().ok_or_else(|| corrupt("a packed row shorter than its length".into()))?;
+        row.split_first_chunk::<4>().ok_or_else(|| corrupt("a packed row shorter than its length".into()))?;
     let size = u32::from_le_bytes(*size) as usize;
     if size > MAX_PACKED_BYTES {
         return Err(corrupt(format!("a packed row claims {size} bytes")));
     }
-    let plain = lz4_flex::block::decompress(body, size).map_err(|e| corrupt(format!("not LZ4: {e}")))?;
-    decode_compact(table, &plain)
+    lz4_flex::block::decompress(body, size).map_err(|e| corrupt(format!("not LZ4: {e}")))
+}
+
+/// Encodes a row of many values of one workload (its findings, its paths through an
+/// identity, their facts): postcard, packed. Such values repeat their workload's names,
+/// records and sentences, which compress several times over.
+pub fn encode_packed<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ProjectionError> {
+    Ok(pack(&encode_compact(value)?))
+}
+
+/// Decodes a packed row (`unpack`, then postcard).
+pub fn decode_packed<T: DeserializeOwned>(table: &str, row: &[u8]) -> Result<T, ProjectionError> {
+    decode_compact(table, &unpack(table, row)?)
 }
 
 /// Reads and decodes one compact row.

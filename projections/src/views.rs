@@ -409,7 +409,10 @@ impl Views {
     pub fn workloads(&self, tenant: &TenantId) -> Result<Vec<Workload>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::ENTITIES)?;
-        scan(&table, "entities", &prefix(&[tenant.as_str().as_bytes(), b"workloads"]))
+        store::scan_raw(&table, &prefix(&[tenant.as_str().as_bytes(), b"workloads"]))?
+            .iter()
+            .map(|(_, row)| crate::graph::decode_row(row))
+            .collect()
     }
 
     /// A what-if: the paths of `scope` now and as they would stand after `overlay` (a plan),
@@ -478,7 +481,7 @@ impl Views {
         let entities = txn.open_table(store::ENTITIES)?;
         let key = crate::graph::entity_key(tenant, list, id);
         match entities.get(key.as_slice())? {
-            Some(row) => Ok(Some(store::decode("entities", row.value())?)),
+            Some(row) => Ok(Some(crate::graph::decode_row(row.value())?)),
             None => Ok(None),
         }
     }
@@ -591,7 +594,7 @@ impl Views {
         for (_, id) in crate::graph::index_below(&index, tenant, "destination.arm", &lower)? {
             let key = crate::graph::entity_key(tenant, sv0_domain::snapshot::EntityList::Destinations, &id);
             if let Some(row) = entities.get(key.as_slice())? {
-                out.push(store::decode("entities", row.value())?);
+                out.push(crate::graph::decode_row(row.value())?);
             }
         }
         Ok(out)

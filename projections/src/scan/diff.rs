@@ -196,20 +196,20 @@ impl Merge<'_> {
     }
 }
 
-/// Every stored row of a list, in id order.
+/// Every stored entity of a list as (id, canonical bytes), in id order.
 pub(crate) fn stored_all(
     entities: &impl ReadableTable<&'static [u8], &'static [u8]>,
     tenant: &TenantId,
     list: EntityList,
 ) -> Result<Vec<(String, Vec<u8>)>, ProjectionError> {
     let p = t_prefix(tenant, &[list.name().as_bytes()]);
-    Ok(scan_raw(entities, &p)?
+    scan_raw(entities, &p)?
         .into_iter()
-        .map(|(k, v)| (String::from_utf8_lossy(&k[p.len()..]).into_owned(), v))
-        .collect())
+        .map(|(k, row)| Ok((String::from_utf8_lossy(&k[p.len()..]).into_owned(), graph::canonical(&row)?)))
+        .collect()
 }
 
-/// The stored rows of the ids given, in id order.
+/// The stored entities of the ids given as (id, canonical bytes), in id order.
 fn stored_rows(
     t: &Tables<'_>,
     tenant: &TenantId,
@@ -219,7 +219,7 @@ fn stored_rows(
     let mut stored = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(row) = t.entities.get(entity_key(tenant, list, &id).as_slice())? {
-            stored.push((id, row.value().to_vec()));
+            stored.push((id, graph::canonical(row.value())?));
         }
     }
     Ok(stored)
@@ -294,7 +294,7 @@ pub(super) fn write_changes(
             }
             match to {
                 Some(bytes) => {
-                    t.entities.insert(key.as_slice(), bytes.as_slice())?;
+                    t.entities.insert(key.as_slice(), graph::entity_row(bytes).as_slice())?;
                     graph::write_index(&mut batch, tenant, &change.id, &AnyEntity::decode(change.list, bytes)?, false);
                 }
                 None => {

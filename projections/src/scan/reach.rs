@@ -14,7 +14,7 @@ use sv0_domain::{TenantId, Timestamp};
 use crate::error::ProjectionError;
 use crate::graph::{self, AnyEntity, GraphCache, StoredGraph, entity_key, index_lookup, index_range, time_key};
 use crate::pathstore::{self};
-use crate::store::{self, scan_raw};
+use crate::store::scan_raw;
 use crate::store::{Tables, t_prefix};
 
 use super::*;
@@ -168,13 +168,13 @@ pub(super) fn reach(
             index_range(&t.entity_index, tenant, "evidence.time", &since(previous), &time_key(now.0))?
         {
             if let Some(bytes) = t.entities.get(entity_key(tenant, EntityList::Evidence, &evidence_id).as_slice())? {
-                touch(&mut r, AnyEntity::decode(EntityList::Evidence, bytes.value())?)?;
+                touch(&mut r, AnyEntity::decode(EntityList::Evidence, &graph::canonical(bytes.value())?)?)?;
             }
         }
         // Owners who went silent.
         let p = t_prefix(tenant, &[EntityList::Owners.name().as_bytes()]);
         for (_, bytes) in scan_raw(&t.entities, &p)? {
-            let owner: Owner = store::decode("entities", &bytes)?;
+            let owner: Owner = graph::decode_row(&bytes)?;
             if accountable(&owner, previous, policy) != accountable(&owner, now, policy) {
                 touch(&mut r, AnyEntity::Owner(owner))?;
             }

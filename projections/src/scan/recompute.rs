@@ -13,10 +13,10 @@ use sv0_domain::{TenantId, Timestamp};
 use crate::batch::{Batch, Target};
 use crate::error::ProjectionError;
 use crate::findingstore;
-use crate::graph::{self, GraphCache, StoredGraph, entity_key, index_lookup};
+use crate::graph::{self, GraphCache, StoredGraph, index_lookup};
 use crate::pathstore::{self, PathWriter};
 use crate::records::{FindingRecord, FindingStatus};
-use crate::store::{self, get};
+use crate::store;
 use crate::store::{ScanFold, Tables, t_key};
 
 use super::*;
@@ -167,7 +167,7 @@ pub(super) fn get_entity<E: serde::de::DeserializeOwned>(
     list: EntityList,
     id: &str,
 ) -> Result<Option<E>, ProjectionError> {
-    get(&t.entities, "entities", &entity_key(tenant, list, id))
+    graph::get_entity(&t.entities, tenant, list, id)
 }
 
 /// The stored entities of `list` that an entity index names for `value`.
