@@ -6,7 +6,8 @@
 //! workload at a time (`scan::recompute`), so they are stored that way:
 //!
 //! - `finding_groups`: `(tenant, workload)` → every finding about the workload's paths or about
-//!   the whole workload, open and resolved, sorted by id, as one LZ4-compressed postcard row.
+//!   the whole workload, open and resolved, sorted by id, as one packed row
+//!   (`store::encode_packed`, stored in pieces: `store::put_pieces`).
 //!   The findings of a workload repeat its names, records and sentences, which compress about
 //!   sevenfold;
 //! - `finding_locator`: `(tenant, finding_id)` → the workload whose group holds it, so that a
@@ -51,8 +52,8 @@ pub(crate) fn group(
     tenant: &TenantId,
     workload: &str,
 ) -> Result<Group, ProjectionError> {
-    match groups.get(group_key(tenant, workload).as_slice())? {
-        Some(bytes) => decode_group(bytes.value()),
+    match store::get_pieces(groups, "finding_groups", &group_key(tenant, workload))? {
+        Some(bytes) => decode_group(&bytes),
         None => Ok(Group::new()),
     }
 }
@@ -60,12 +61,13 @@ pub(crate) fn group(
 /// Queues the rewrite of a workload's group, and a locator row for each id `new_ids` names.
 pub(crate) fn put_group<'a>(
     batch: &mut Batch,
+    groups: &impl ReadableTable<&'static [u8], &'static [u8]>,
     tenant: &TenantId,
     workload: &str,
     group: &Group,
     new_ids: impl IntoIterator<Item = &'a String>,
 ) -> Result<(), ProjectionError> {
-    batch.put(Target::FindingGroups, group_key(tenant, workload), encode_group(group)?);
+    store::put_pieces(batch, Target::FindingGroups, groups, &group_key(tenant, workload), &encode_group(group)?)?;
     for id in new_ids {
         batch.put(Target::FindingLocator, t_key(tenant, &[id.as_bytes()]), workload.as_bytes().to_vec());
     }
@@ -112,7 +114,7 @@ pub(crate) fn all(
         let record: FindingRecord = store::decode_compact("findings", &v)?;
         out.insert(record.finding.finding_id.clone(), record);
     }
-    for (_, v) in store::scan_raw(groups, &start)? {
+    for (_, v) in store::scan_pieces(groups, "finding_groups", &start)? {
         out.extend(decode_group(&v)?);
     }
     Ok(out.into_values().collect())
@@ -137,7 +139,7 @@ pub(crate) fn update(
     let mut found = group(groups, tenant, &workload)?;
     if let Some(record) = found.get_mut(finding_id) {
         change(record);
-        groups.insert(group_key(tenant, &workload).as_slice(), encode_group(&found)?.as_slice())?;
+        store::insert_pieces(groups, &group_key(tenant, &workload), &encode_group(&found)?)?;
     }
     Ok(())
 }

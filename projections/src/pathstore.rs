@@ -26,6 +26,7 @@
 //! read, so a rescan that recomputes some of its paths decides those rules without reading the
 //! others.
 //!
+//! The packed rows (`PATHS`, `WORKLOAD_FACTS`) are stored in pieces (`store::put_pieces`).
 //! All writes go through a `Batch`, applied in key order.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -89,8 +90,8 @@ fn group(
     workload: &str,
     identity: &str,
 ) -> Result<Vec<AuthorityPath>, ProjectionError> {
-    match paths.get(group_key(tenant, workload, identity).as_slice())? {
-        Some(bytes) => decode_group(bytes.value()),
+    match store::get_pieces(paths, "paths", &group_key(tenant, workload, identity))? {
+        Some(bytes) => decode_group(&bytes),
         None => Ok(Vec::new()),
     }
 }
@@ -139,7 +140,11 @@ pub(crate) fn of_workload(
 ) -> Result<Vec<AuthorityPath>, ProjectionError> {
     match identity {
         Some(identity) => group(paths, tenant, workload, identity),
-        None => decode_rows(store::scan_raw(paths, &prefix(&[tenant.as_str().as_bytes(), workload.as_bytes()]))?),
+        None => decode_rows(store::scan_pieces(
+            paths,
+            "paths",
+            &prefix(&[tenant.as_str().as_bytes(), workload.as_bytes()]),
+        )?),
     }
 }
 
@@ -279,10 +284,10 @@ pub(crate) fn facts_of(
     tenant: &TenantId,
     workload: &str,
 ) -> Result<Vec<PathFacts>, ProjectionError> {
-    let Some(row) = table.get(facts_key(tenant, workload).as_slice())? else {
+    let Some(row) = store::get_pieces(table, "workload_facts", &facts_key(tenant, workload))? else {
         return Ok(Vec::new());
     };
-    let stored: Vec<StoredFacts> = store::decode_packed("workload_facts", row.value())?;
+    let stored: Vec<StoredFacts> = store::decode_packed("workload_facts", &row)?;
     let mut out: Vec<PathFacts> = Vec::with_capacity(stored.len());
     for s in stored {
         let previous = out.last();
@@ -310,14 +315,14 @@ pub(crate) fn facts_of(
 /// Writes a workload's facts (sorted by path id), or removes the row when it has no paths.
 pub(crate) fn put_facts(
     batch: &mut Batch,
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     tenant: &TenantId,
     workload: &str,
     facts: &[PathFacts],
 ) -> Result<(), ProjectionError> {
     let row = facts_key(tenant, workload);
     if facts.is_empty() {
-        batch.remove(Target::WorkloadFacts, row);
-        return Ok(());
+        return store::remove_pieces(batch, Target::WorkloadFacts, table, &row);
     }
     let mut stored = Vec::with_capacity(facts.len());
     let mut previous: Option<&PathFacts> = None;
@@ -332,8 +337,7 @@ pub(crate) fn put_facts(
         });
         previous = Some(f);
     }
-    batch.put(Target::WorkloadFacts, row, store::encode_packed(&stored)?);
-    Ok(())
+    store::put_pieces(batch, Target::WorkloadFacts, table, &row, &store::encode_packed(&stored)?)
 }
 
 /// Rewrites paths and keeps the indexes, fingerprints and tenant posture in step, through a
@@ -414,9 +418,10 @@ impl PathWriter {
             row.extend(after.iter().filter(|(_, p)| p.identity.id == identity).map(|(id, p)| (*id, *p)));
             let key = group_key(tenant, workload, identity);
             if row.is_empty() {
-                batch.remove(Target::Paths, key);
+                store::remove_pieces(batch, Target::Paths, paths, &key)?;
             } else {
-                batch.put(Target::Paths, key, store::encode_packed(&row.into_values().collect::<Vec<_>>())?);
+                let bytes = store::encode_packed(&row.into_values().collect::<Vec<_>>())?;
+                store::put_pieces(batch, Target::Paths, paths, &key, &bytes)?;
             }
         }
         Ok(())

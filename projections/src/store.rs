@@ -20,11 +20,12 @@ use sv0_domain::policy::{Policy, RegoState};
 use sv0_domain::snapshot::EntityList;
 use sv0_domain::{TenantId, Timestamp};
 
+use crate::batch::{Batch, Target};
 use crate::error::ProjectionError;
 use crate::records::TenantState;
 
 /// The layout of the views: a views file of another layout is refolded from the log.
-pub const FORMAT: &[u8] = b"sv0-views-14";
+pub const FORMAT: &[u8] = b"sv0-views-15";
 
 /// One raw row: key bytes and value bytes.
 pub type Row = (Vec<u8>, Vec<u8>);
@@ -220,6 +221,185 @@ pub fn encode_packed<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Projec
 /// Decodes a packed row (`unpack`, then postcard).
 pub fn decode_packed<T: DeserializeOwned>(table: &str, row: &[u8]) -> Result<T, ProjectionError> {
     decode_compact(table, &unpack(table, row)?)
+}
+
+/// A packed row longer than this is stored in pieces of at most this many bytes, keyed by the
+/// row's key, a 0x00 byte and the piece's number (4 bytes, big-endian). redb gives a value
+/// larger than a page a leaf of its own, rounded up to a power of two pages, which left a
+/// third of the grouped rows' pages empty; pieces share leaves, two to a page.
+pub const PIECE_BYTES: usize = 1_900;
+
+fn piece_key(row: &[u8], n: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(row.len() + 5);
+    out.extend_from_slice(row);
+    out.push(0);
+    out.extend_from_slice(&n.to_be_bytes());
+    out
+}
+
+/// The range of a row's pieces: the keys that start with the row's key and a 0x00 byte. Keys of
+/// one table have the same number of components and ids hold no 0x00, so no other row's
+/// pieces fall in it.
+fn piece_range(row: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let start = [row, &[0]].concat();
+    let end = prefix_end(&start);
+    (start, end)
+}
+
+/// Reads a row stored in pieces: its bytes, joined.
+pub fn get_pieces(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    name: &str,
+    row: &[u8],
+) -> Result<Option<Vec<u8>>, ProjectionError> {
+    let (start, end) = piece_range(row);
+    let mut rows = PieceRows { name, inner: table.range(start.as_slice()..end.as_slice())?.peekable() };
+    rows.next().transpose().map(|found| found.map(|(_, bytes)| bytes))
+}
+
+/// The rows stored in pieces whose keys start with `prefix`, as (row key, joined bytes), in
+/// key order.
+pub fn scan_pieces(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    name: &str,
+    prefix: &[u8],
+) -> Result<Vec<Row>, ProjectionError> {
+    pieces_in(table, name, prefix, &prefix_end(prefix))?.collect()
+}
+
+/// The rows stored in pieces from the row `start` (or the first after it) up to `end`, joined
+/// as they are iterated.
+pub fn pieces_in<'a>(
+    table: &'a impl ReadableTable<&'static [u8], &'static [u8]>,
+    name: &'a str,
+    start: &[u8],
+    end: &[u8],
+) -> Result<impl Iterator<Item = Result<Row, ProjectionError>> + 'a, ProjectionError> {
+    Ok(PieceRows { name, inner: table.range(start..end)?.peekable() })
+}
+
+/// Joins consecutive pieces into rows; a row that does not start at piece 0 or skips a piece
+/// is a `CorruptView` error.
+struct PieceRows<'a> {
+    name: &'a str,
+    inner: std::iter::Peekable<redb::Range<'a, &'static [u8], &'static [u8]>>,
+}
+
+impl PieceRows<'_> {
+    fn corrupt(&self, detail: &str) -> ProjectionError {
+        ProjectionError::CorruptView {
+            table: self.name.to_string(),
+            source: sv0_codec::DecodeError::Shape(detail.to_string()),
+        }
+    }
+}
+
+impl Iterator for PieceRows<'_> {
+    type Item = Result<Row, ProjectionError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (key, value) = match self.inner.next()? {
+            Ok(entry) => entry,
+            Err(e) => return Some(Err(e.into())),
+        };
+        let key = key.value();
+        let Some(split) = key.len().checked_sub(5).filter(|at| key[*at] == 0) else {
+            return Some(Err(self.corrupt("a key that names no piece")));
+        };
+        if key[split + 1..] != [0, 0, 0, 0] {
+            return Some(Err(self.corrupt("a row whose first piece is missing")));
+        }
+        let row = key[..split].to_vec();
+        let mut bytes = value.value().to_vec();
+        let mut expected = 1u32;
+        loop {
+            // Whether the next entry is this row's next piece (`None`: a piece out of place).
+            let take = match self.inner.peek() {
+                Some(Ok((k, _))) => {
+                    let k = k.value();
+                    if k.len() != row.len() + 5 || !k.starts_with(&row) || k[row.len()] != 0 {
+                        Some(false)
+                    } else {
+                        (k[row.len() + 1..] == expected.to_be_bytes()).then_some(true)
+                    }
+                }
+                // An error: taken below, so that it is returned.
+                Some(Err(_)) => Some(true),
+                None => Some(false),
+            };
+            match take {
+                None => return Some(Err(self.corrupt("a row whose pieces are not consecutive"))),
+                Some(false) => break,
+                Some(true) => match self.inner.next() {
+                    Some(Ok((_, v))) => bytes.extend_from_slice(v.value()),
+                    Some(Err(e)) => return Some(Err(e.into())),
+                    None => break,
+                },
+            }
+            expected += 1;
+        }
+        Some(Ok((row, bytes)))
+    }
+}
+
+/// How many pieces `table` holds of a row.
+fn stored_pieces(table: &impl ReadableTable<&'static [u8], &'static [u8]>, row: &[u8]) -> Result<u32, ProjectionError> {
+    let (start, end) = piece_range(row);
+    let mut n = 0u32;
+    for entry in table.range(start.as_slice()..end.as_slice())? {
+        entry?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Queues the write of a row in pieces, and the removal of the pieces past them that `table`
+/// holds of a longer version. A row is written at most once per batch, so `table` holds its
+/// last version.
+pub(crate) fn put_pieces(
+    batch: &mut Batch,
+    target: Target,
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    row: &[u8],
+    bytes: &[u8],
+) -> Result<(), ProjectionError> {
+    let mut written = 0u32;
+    for piece in bytes.chunks(PIECE_BYTES) {
+        batch.put(target, piece_key(row, written), piece.to_vec());
+        written += 1;
+    }
+    for n in written..stored_pieces(table, row)? {
+        batch.remove(target, piece_key(row, n));
+    }
+    Ok(())
+}
+
+/// Queues the removal of every piece of a row.
+pub(crate) fn remove_pieces(
+    batch: &mut Batch,
+    target: Target,
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    row: &[u8],
+) -> Result<(), ProjectionError> {
+    put_pieces(batch, target, table, row, &[])
+}
+
+/// Writes a row in pieces at once (outside a batch), removing the pieces of a longer version.
+pub fn insert_pieces(
+    table: &mut Table<&'static [u8], &'static [u8]>,
+    row: &[u8],
+    bytes: &[u8],
+) -> Result<(), ProjectionError> {
+    let stored = stored_pieces(table, row)?;
+    let mut written = 0u32;
+    for piece in bytes.chunks(PIECE_BYTES) {
+        table.insert(piece_key(row, written).as_slice(), piece)?;
+        written += 1;
+    }
+    for n in written..stored {
+        table.remove(piece_key(row, n).as_slice())?;
+    }
+    Ok(())
 }
 
 /// Reads and decodes one compact row.
@@ -439,4 +619,68 @@ pub(crate) fn entity_ids(
         out.insert(String::from_utf8_lossy(&k.value()[p.len()..]).into_owned());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableTable;
+
+    use super::*;
+    use crate::views::Views;
+
+    fn raw_keys(table: &impl ReadableTable<&'static [u8], &'static [u8]>) -> Vec<Vec<u8>> {
+        table.iter().unwrap().map(|e| e.unwrap().0.value().to_vec()).collect()
+    }
+
+    #[test]
+    fn rows_in_pieces_join_shrink_and_sit_beside_their_neighbours() {
+        let views = Views::in_memory().unwrap();
+        let long: Vec<u8> = (0..PIECE_BYTES * 3 + 7).map(|n| (n % 251) as u8).collect();
+        let txn = views.database().begin_write().unwrap();
+        {
+            let mut t = Tables::open(&txn).unwrap();
+            // "t\0a" and "t\0a-b": a row key that is a prefix of another's.
+            insert_pieces(&mut t.paths, b"t\0a", &long).unwrap();
+            insert_pieces(&mut t.paths, b"t\0a-b", b"short").unwrap();
+            insert_pieces(&mut t.paths, b"u\0a", b"other tenant").unwrap();
+            assert_eq!(raw_keys(&t.paths).len(), 4 + 1 + 1);
+            assert_eq!(get_pieces(&t.paths, "paths", b"t\0a").unwrap(), Some(long.clone()));
+            assert_eq!(get_pieces(&t.paths, "paths", b"t\0a-b").unwrap().as_deref(), Some(&b"short"[..]));
+            assert_eq!(get_pieces(&t.paths, "paths", b"t\0c").unwrap(), None);
+            let rows = scan_pieces(&t.paths, "paths", b"t\0").unwrap();
+            assert_eq!(rows, vec![(b"t\0a".to_vec(), long.clone()), (b"t\0a-b".to_vec(), b"short".to_vec())]);
+
+            // A shorter version leaves none of the longer one's pieces; through a batch too.
+            insert_pieces(&mut t.paths, b"t\0a", &long[..PIECE_BYTES + 1]).unwrap();
+            assert_eq!(raw_keys(&t.paths).len(), 2 + 1 + 1);
+            let mut batch = Batch::default();
+            put_pieces(&mut batch, Target::Paths, &t.paths, b"t\0a", b"one").unwrap();
+            remove_pieces(&mut batch, Target::Paths, &t.paths, b"t\0a-b").unwrap();
+            batch.flush(&mut t).unwrap();
+            assert_eq!(scan_pieces(&t.paths, "paths", b"t\0").unwrap(), vec![(b"t\0a".to_vec(), b"one".to_vec())]);
+            assert_eq!(raw_keys(&t.paths).len(), 2);
+        }
+        txn.commit().unwrap();
+    }
+
+    #[test]
+    fn pieces_out_of_place_are_errors() {
+        let views = Views::in_memory().unwrap();
+        let long: Vec<u8> = vec![7; PIECE_BYTES * 3];
+        let txn = views.database().begin_write().unwrap();
+        {
+            let mut t = Tables::open(&txn).unwrap();
+            insert_pieces(&mut t.paths, b"t\0gap", &long).unwrap();
+            t.paths.remove(piece_key(b"t\0gap", 1).as_slice()).unwrap();
+            insert_pieces(&mut t.paths, b"t\0headless", &long).unwrap();
+            t.paths.remove(piece_key(b"t\0headless", 0).as_slice()).unwrap();
+            t.paths.insert(&b"t\0x"[..], &b"not a piece"[..]).unwrap();
+            for row in [&b"t\0gap"[..], b"t\0headless"] {
+                let found = get_pieces(&t.paths, "paths", row);
+                assert!(matches!(found, Err(ProjectionError::CorruptView { .. })), "{found:?}");
+            }
+            assert!(matches!(scan_pieces(&t.paths, "paths", b"t\0x"), Err(ProjectionError::CorruptView { .. })));
+        }
+        txn.commit().unwrap();
+    }
 }

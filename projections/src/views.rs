@@ -642,7 +642,7 @@ impl Views {
             ];
             pathstore::load(&paths, tenant, &pathstore::by_class(&index, tenant, class)?)?
         } else {
-            pathstore::decode_rows(store::scan_raw(&paths, &prefix(&[tenant.as_str().as_bytes()]))?)?
+            pathstore::decode_rows(store::scan_pieces(&paths, "paths", &prefix(&[tenant.as_str().as_bytes()]))?)?
         };
         out.retain(|p| filter.matches(p));
         out.sort_by(|a, b| a.path_id.cmp(&b.path_id));
@@ -695,13 +695,13 @@ impl Views {
                 Some((aw, ai, _)) if aw == workload.as_str() => pathstore::group_key(tenant, aw, ai),
                 _ => p.clone(),
             };
-            for entry in paths.range(start.as_slice()..end.as_slice())? {
-                let (k, v) = entry?;
-                let identity = &k.value()[p.len()..];
+            for row in store::pieces_in(&paths, "paths", &start, &end)? {
+                let (k, v) = row?;
+                let identity = &k[p.len()..];
                 if filter.identity.as_deref().is_some_and(|wanted| wanted.as_bytes() != identity) {
                     continue;
                 }
-                for path in pathstore::decode_group(v.value())? {
+                for path in pathstore::decode_group(&v)? {
                     let served = after.is_some_and(|(aw, ai, ap)| {
                         aw == workload.as_str() && ai.as_bytes() == identity && path.path_id.as_str() <= ap
                     });

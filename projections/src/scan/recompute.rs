@@ -141,7 +141,7 @@ pub(crate) fn recompute(
             facts.extend(new.iter().map(PathFacts::of));
             facts.sort_by(|a, b| a.path_id.cmp(&b.path_id));
             if changed {
-                pathstore::put_facts(&mut batch, tenant, workload, &facts)?;
+                pathstore::put_facts(&mut batch, &t.workload_facts, tenant, workload, &facts)?;
             }
             let recomputed: BTreeSet<&str> = old.iter().chain(&new).map(|p| p.path_id.as_str()).collect();
             let mut current: Vec<_> = new.iter().flat_map(findings::path_findings).collect();
@@ -328,7 +328,7 @@ fn settle_workload(
         changed = true;
     }
     if changed {
-        findingstore::put_group(batch, tenant, workload, &group, &new_ids)?;
+        findingstore::put_group(batch, &t.finding_groups, tenant, workload, &group, &new_ids)?;
     }
     Ok(())
 }
