@@ -121,6 +121,23 @@ fn index_entries(path: &AuthorityPath) -> Vec<(&'static str, String, String)> {
     out
 }
 
+/// A workload's rows, by identity: its paths through each, sorted by path id.
+pub(crate) type Rows = BTreeMap<String, Vec<AuthorityPath>>;
+
+/// Every row of a workload's paths.
+pub(crate) fn rows_of(
+    paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    workload: &str,
+) -> Result<Rows, ProjectionError> {
+    let p = prefix(&[tenant.as_str().as_bytes(), workload.as_bytes()]);
+    let mut out = Rows::new();
+    for (key, bytes) in store::scan_pieces(paths, "paths", &p)? {
+        out.insert(String::from_utf8_lossy(&key[p.len()..]).into_owned(), decode_group(&bytes)?);
+    }
+    Ok(out)
+}
+
 /// The paths of rows, in row order.
 pub(crate) fn decode_rows(rows: Vec<store::Row>) -> Result<Vec<AuthorityPath>, ProjectionError> {
     let mut out = Vec::new();
@@ -366,20 +383,24 @@ impl PathWriter {
         }
     }
 
-    /// Replaces the paths `old` (as read from `paths`) by `new`, all of one workload, writing
-    /// only what differs: the index and fingerprint rows of each changed path, and once each
-    /// row of the workload's paths through an identity that a changed path goes through. Each
-    /// workload is replaced at most once per batch, so the rows read are the rows to change.
+    /// Replaces the paths `old` by `new`, all of one workload, writing only what differs: the
+    /// index entries and fingerprint that changed of each changed path, and once each row of
+    /// the workload's paths through an identity that a changed path goes through. `stored`
+    /// holds the rows `old` was selected from, by identity, as read from `paths`: every row a
+    /// path of `new` goes through (`reach::stored_rows` reads them). Each workload is replaced
+    /// at most once per batch, so they are the rows to change.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn replace(
         &mut self,
         batch: &mut Batch,
         paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
+        stored: &Rows,
         posture: &mut PostureSummary,
         tenant: &TenantId,
-        old: &[AuthorityPath],
+        old: &[&AuthorityPath],
         new: &[AuthorityPath],
     ) -> Result<(), ProjectionError> {
-        let before: BTreeMap<&str, &AuthorityPath> = old.iter().map(|p| (p.path_id.as_str(), p)).collect();
+        let before: BTreeMap<&str, &AuthorityPath> = old.iter().map(|p| (p.path_id.as_str(), *p)).collect();
         let after: BTreeMap<&str, &AuthorityPath> = new.iter().map(|p| (p.path_id.as_str(), p)).collect();
         // The rows touched: (workload, identity).
         let mut touched: BTreeSet<(&str, &str)> = BTreeSet::new();
@@ -388,7 +409,7 @@ impl PathWriter {
         }
         for (id, path) in &before {
             if !after.contains_key(id) {
-                self.unwrite(batch, posture, tenant, path);
+                self.write(batch, posture, tenant, Some(path), None);
                 self.removed += 1;
                 touched.insert(row(path));
             }
@@ -396,22 +417,18 @@ impl PathWriter {
         for (id, path) in &after {
             match before.get(id) {
                 Some(previous) if previous == path => {}
-                Some(previous) => {
-                    self.unwrite(batch, posture, tenant, previous);
-                    self.write(batch, posture, tenant, path);
-                    touched.insert(row(previous));
-                    touched.insert(row(path));
-                }
-                None => {
-                    self.write(batch, posture, tenant, path);
+                previous => {
+                    self.write(batch, posture, tenant, previous.copied(), Some(path));
+                    touched.extend(previous.map(|p| row(p)));
                     touched.insert(row(path));
                 }
             }
         }
         for (workload, identity) in touched {
-            let stored = group(paths, tenant, workload, identity)?;
             let mut row: BTreeMap<&str, &AuthorityPath> = stored
-                .iter()
+                .get(identity)
+                .into_iter()
+                .flatten()
                 .filter(|p| !before.contains_key(p.path_id.as_str()))
                 .map(|p| (p.path_id.as_str(), p))
                 .collect();
@@ -427,33 +444,57 @@ impl PathWriter {
         Ok(())
     }
 
+    /// Moves one path from `old` to `new` (either absent): its index entries and fingerprint,
+    /// each written only where it differs, and the posture.
+    fn write(
+        &mut self,
+        batch: &mut Batch,
+        posture: &mut PostureSummary,
+        tenant: &TenantId,
+        old: Option<&AuthorityPath>,
+        new: Option<&AuthorityPath>,
+    ) {
+        let entries = |p: Option<&AuthorityPath>| p.map(index_entries).unwrap_or_default();
+        let (before, after) = (entries(old), entries(new));
+        for (name, value, _) in &before {
+            if !after.iter().any(|(n, v, _)| n == name && v == value) {
+                let path_id = old.map_or("", |p| p.path_id.as_str());
+                batch.remove(Target::PathIndex, index_key(tenant, name, value, path_id));
+            }
+        }
+        for entry in &after {
+            if !before.contains(entry) {
+                let (name, value, payload) = entry;
+                let path_id = new.map_or("", |p| p.path_id.as_str());
+                batch.put(Target::PathIndex, index_key(tenant, name, value, path_id), payload.clone().into_bytes());
+            }
+        }
+        if old.map(|p| &p.fingerprint) != new.map(|p| &p.fingerprint) {
+            let path = new.or(old).map_or("", |p| p.path_id.as_str());
+            match new {
+                Some(p) => {
+                    batch.put(Target::Fingerprints, fingerprint_key(tenant, path), p.fingerprint.as_bytes().to_vec())
+                }
+                None => batch.remove(Target::Fingerprints, fingerprint_key(tenant, path)),
+            }
+            self.dirty_buckets.insert(digest_bucket(path));
+        }
+        for (path, sign) in [(old, -1), (new, 1)] {
+            if let Some(path) = path {
+                posture.count(path, sign);
+                self.note(path);
+            }
+        }
+    }
+
     fn note(&mut self, path: &AuthorityPath) {
         self.writes += 1;
-        self.dirty_buckets.insert(digest_bucket(&path.path_id));
         if !self.identities.contains(&path.identity.id) {
             self.identities.insert(path.identity.id.clone());
         }
         if !self.destinations.contains(&path.destination.id) {
             self.destinations.insert(path.destination.id.clone());
         }
-    }
-
-    fn write(&mut self, batch: &mut Batch, posture: &mut PostureSummary, tenant: &TenantId, path: &AuthorityPath) {
-        for (name, value, payload) in index_entries(path) {
-            batch.put(Target::PathIndex, index_key(tenant, name, &value, &path.path_id), payload.into_bytes());
-        }
-        batch.put(Target::Fingerprints, fingerprint_key(tenant, &path.path_id), path.fingerprint.as_bytes().to_vec());
-        posture.count(path, 1);
-        self.note(path);
-    }
-
-    fn unwrite(&mut self, batch: &mut Batch, posture: &mut PostureSummary, tenant: &TenantId, path: &AuthorityPath) {
-        for (name, value, _) in index_entries(path) {
-            batch.remove(Target::PathIndex, index_key(tenant, name, &value, &path.path_id));
-        }
-        batch.remove(Target::Fingerprints, fingerprint_key(tenant, &path.path_id));
-        posture.count(path, -1);
-        self.note(path);
     }
 }
 

@@ -211,22 +211,31 @@ pub(super) fn reach(
     Ok(r)
 }
 
-/// The stored paths of a workload that `selection` selects (all of them for `None`), reading
-/// only the rows of the selected identities.
-pub(super) fn selected_paths(
+/// The stored rows of a workload's paths through the identities `selection` names (every
+/// identity for `None`), by identity.
+pub(super) fn stored_rows(
     t: &Tables<'_>,
     tenant: &TenantId,
     workload: &str,
     selection: Option<&PathSelection>,
-) -> Result<Vec<AuthorityPath>, ProjectionError> {
-    let Some(s) = selection else { return pathstore::of_workload(&t.paths, tenant, workload, None) };
-    let identities: BTreeSet<&str> = s.identities.iter().chain(s.pairs.keys()).map(String::as_str).collect();
-    let mut out = Vec::new();
-    for identity in identities {
-        let rows = pathstore::of_workload(&t.paths, tenant, workload, Some(identity))?;
-        out.extend(rows.into_iter().filter(|p| s.has(&p.identity.id, &p.destination.id)));
+) -> Result<pathstore::Rows, ProjectionError> {
+    let Some(s) = selection else { return pathstore::rows_of(&t.paths, tenant, workload) };
+    let mut out = pathstore::Rows::new();
+    for identity in s.identities.iter().chain(s.pairs.keys()) {
+        if !out.contains_key(identity) {
+            let row = pathstore::of_workload(&t.paths, tenant, workload, Some(identity))?;
+            if !row.is_empty() {
+                out.insert(identity.clone(), row);
+            }
+        }
     }
     Ok(out)
+}
+
+/// The stored paths `selection` selects (all of them for `None`), from their rows.
+pub(super) fn selected<'a>(rows: &'a pathstore::Rows, selection: Option<&PathSelection>) -> Vec<&'a AuthorityPath> {
+    let selected = |p: &&AuthorityPath| selection.is_none_or(|s| s.has(&p.identity.id, &p.destination.id));
+    rows.values().flatten().filter(selected).collect()
 }
 
 /// The policy's fold budget as a fold spends it: paths counted before they are built, or built.

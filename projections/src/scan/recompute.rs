@@ -108,7 +108,8 @@ pub(crate) fn recompute(
             }
         }
         // Each workload is read and rewritten once, so its rows are never in the batch yet.
-        let old = selected_paths(t, tenant, workload, selection.as_ref())?;
+        let stored = stored_rows(t, tenant, workload, selection.as_ref())?;
+        let old = selected(&stored, selection.as_ref());
         let previous: BTreeMap<&str, _> =
             old.iter().map(|p| (p.path_id.as_str(), (p.owner_state, p.owner_state_since))).collect();
         let new = {
@@ -121,7 +122,7 @@ pub(crate) fn recompute(
             return Ok(Recomputed { writer, batch, over_budget: true });
         }
         let writes = writer.writes;
-        writer.replace(&mut batch, &t.paths, &mut fold.state.posture, tenant, &old, &new)?;
+        writer.replace(&mut batch, &t.paths, &stored, &mut fold.state.posture, tenant, &old, &new)?;
         let changed = writer.writes != writes;
         // A workload's findings follow from its paths alone: when a selection of them was
         // recomputed and none changed, neither did the findings. Those about one path are
@@ -129,21 +130,23 @@ pub(crate) fn recompute(
         // of all of its paths, the stored facts of the others read from one row. A whole
         // workload recomputed is settled whole.
         if selection.is_none() || changed {
+            let stored_facts = pathstore::facts_of(&t.workload_facts, tenant, workload)?;
             let mut facts = match selection {
                 None => Vec::new(),
                 Some(_) => {
                     let replaced: BTreeSet<&str> = old.iter().map(|p| p.path_id.as_str()).collect();
-                    let mut kept = pathstore::facts_of(&t.workload_facts, tenant, workload)?;
+                    let mut kept = stored_facts.clone();
                     kept.retain(|f| !replaced.contains(f.path_id.as_str()));
                     kept
                 }
             };
             facts.extend(new.iter().map(PathFacts::of));
             facts.sort_by(|a, b| a.path_id.cmp(&b.path_id));
-            if changed {
+            // Most changes to a path leave the few fields its facts keep as they were.
+            if facts != stored_facts {
                 pathstore::put_facts(&mut batch, &t.workload_facts, tenant, workload, &facts)?;
             }
-            let recomputed: BTreeSet<&str> = old.iter().chain(&new).map(|p| p.path_id.as_str()).collect();
+            let recomputed: BTreeSet<&str> = old.iter().copied().chain(&new).map(|p| p.path_id.as_str()).collect();
             let mut current: Vec<_> = new.iter().flat_map(findings::path_findings).collect();
             current.extend(findings::whole_workload_findings(&facts));
             settle_workload(t, &mut batch, fold, workload, &recomputed, current)?;
