@@ -4,7 +4,7 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `PATHS` | `(tenant, workload, identity)` | the workload's paths through the identity, by path id (packed) |
-//! | `PATH_INDEX` | `(tenant, "destination", destination, path_id)` | `workload\0identity\0gap` |
+//! | `PATH_INDEX` | `(tenant, "destination", digest of destination, path_id)` | `workload\0identity\0gap` |
 //! | `PATH_INDEX` | `(tenant, "class", domain\0grade\0egress\0owner_state, path_id)` | `workload\0identity` |
 //! | `PATH_INDEX` | `(tenant, "expiry", time, path_id)` | `workload\0identity` |
 //! | `PATH_FINGERPRINTS` | `(tenant, path_id)` | fingerprint |
@@ -96,6 +96,13 @@ fn group(
     }
 }
 
+/// A destination as the destination index keys it: 128 bits of SHA-256 of its id (as strong as
+/// a path id), 32 hex digits instead of an ARM id of 100 to 200 characters repeated in every
+/// path's entry.
+fn destination_digest(destination: &str) -> String {
+    sv0_domain::ids::stable_hash("sv0.path-index.destination.v1", &[destination], 32)
+}
+
 fn index_key(tenant: &TenantId, index: &str, value: &str, path_id: &str) -> Vec<u8> {
     key(&[tenant.as_str().as_bytes(), index.as_bytes(), value.as_bytes(), path_id.as_bytes()])
 }
@@ -113,8 +120,10 @@ fn class(path: &AuthorityPath) -> String {
 fn index_entries(path: &AuthorityPath) -> Vec<(&'static str, String, String)> {
     let at = format!("{}\0{}", path.workload.id, path.identity.id);
     let gap = if path.evidence_gap { "1" } else { "0" };
-    let mut out =
-        vec![("destination", path.destination.id.clone(), format!("{at}\0{gap}")), ("class", class(path), at.clone())];
+    let mut out = vec![
+        ("destination", destination_digest(&path.destination.id), format!("{at}\0{gap}")),
+        ("class", class(path), at.clone()),
+    ];
     if let Some(expires) = path.grade_expires_at {
         out.push(("expiry", time_key(expires.0), at));
     }
@@ -181,7 +190,7 @@ pub(crate) fn by_destination(
     tenant: &TenantId,
     destination: &str,
 ) -> Result<Vec<Located>, ProjectionError> {
-    let p = prefix(&[tenant.as_str().as_bytes(), b"destination", destination.as_bytes()]);
+    let p = prefix(&[tenant.as_str().as_bytes(), b"destination", destination_digest(destination).as_bytes()]);
     Ok(store::scan_raw(index, &p)?
         .into_iter()
         .map(|(k, v)| Located::parse(&String::from_utf8_lossy(&k[p.len()..]), &v))
