@@ -16,10 +16,10 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use redb::Table;
+use redb::{ReadableTable, Table};
 
 use crate::error::ProjectionError;
-use crate::store::Tables;
+use crate::store::{self, Tables};
 
 /// Bytes of keys and values a batch holds in memory before it spills them to a sorted run,
 /// unless `set_spill_bytes` says otherwise.
@@ -106,6 +106,37 @@ impl Batch {
     pub(crate) fn remove(&mut self, target: Target, key: Vec<u8>) {
         self.bytes += key.len() + 32;
         self.ops.push((target, key, None));
+    }
+
+    /// Queues the write of a row in pieces (`store::PIECE_BYTES`), and the removal of the pieces
+    /// past them that `table` holds of a longer version. A row is written at most once per
+    /// batch, so `table` holds its last version.
+    pub(crate) fn put_pieces(
+        &mut self,
+        target: Target,
+        table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+        row: &[u8],
+        bytes: &[u8],
+    ) -> Result<(), ProjectionError> {
+        let mut written = 0u32;
+        for piece in bytes.chunks(store::PIECE_BYTES) {
+            self.put(target, store::piece_key(row, written), piece.to_vec());
+            written += 1;
+        }
+        for n in written..store::stored_pieces(table, row)? {
+            self.remove(target, store::piece_key(row, n));
+        }
+        Ok(())
+    }
+
+    /// Queues the removal of every piece of a row.
+    pub(crate) fn remove_pieces(
+        &mut self,
+        target: Target,
+        table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+        row: &[u8],
+    ) -> Result<(), ProjectionError> {
+        self.put_pieces(target, table, row, &[])
     }
 
     /// Spills the buffered writes to a sorted run on disk when they have grown past their

@@ -7,7 +7,7 @@
 //!
 //! - `finding_groups`: `(tenant, workload)` → every finding about the workload's paths or about
 //!   the whole workload, open and resolved, sorted by id, as one packed row
-//!   (`store::encode_packed`, stored in pieces: `store::put_pieces`).
+//!   (`store::encode_packed`, stored in pieces: `Batch::put_pieces`).
 //!   The findings of a workload repeat its names, records and sentences, which compress about
 //!   sevenfold;
 //! - `finding_locator`: `(tenant, finding_id)` → the workload whose group holds it, so that a
@@ -67,7 +67,7 @@ pub(crate) fn put_group<'a>(
     group: &Group,
     new_ids: impl IntoIterator<Item = &'a String>,
 ) -> Result<(), ProjectionError> {
-    store::put_pieces(batch, Target::FindingGroups, groups, &group_key(tenant, workload), &encode_group(group)?)?;
+    batch.put_pieces(Target::FindingGroups, groups, &group_key(tenant, workload), &encode_group(group)?)?;
     for id in new_ids {
         batch.put(Target::FindingLocator, t_key(tenant, &[id.as_bytes()]), workload.as_bytes().to_vec());
     }

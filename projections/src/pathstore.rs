@@ -26,7 +26,7 @@
 //! read, so a rescan that recomputes some of its paths decides those rules without reading the
 //! others.
 //!
-//! The packed rows (`PATHS`, `WORKLOAD_FACTS`) are stored in pieces (`store::put_pieces`).
+//! The packed rows (`PATHS`, `WORKLOAD_FACTS`) are stored in pieces (`Batch::put_pieces`).
 //! All writes go through a `Batch`, applied in key order.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -348,7 +348,7 @@ pub(crate) fn put_facts(
 ) -> Result<(), ProjectionError> {
     let row = facts_key(tenant, workload);
     if facts.is_empty() {
-        return store::remove_pieces(batch, Target::WorkloadFacts, table, &row);
+        return batch.remove_pieces(Target::WorkloadFacts, table, &row);
     }
     let mut stored = Vec::with_capacity(facts.len());
     let mut previous: Option<&PathFacts> = None;
@@ -363,7 +363,7 @@ pub(crate) fn put_facts(
         });
         previous = Some(f);
     }
-    store::put_pieces(batch, Target::WorkloadFacts, table, &row, &store::encode_packed(&stored)?)
+    batch.put_pieces(Target::WorkloadFacts, table, &row, &store::encode_packed(&stored)?)
 }
 
 /// Rewrites paths and keeps the indexes, fingerprints and tenant posture in step, through a
@@ -444,10 +444,10 @@ impl PathWriter {
             row.extend(after.iter().filter(|(_, p)| p.identity.id == identity).map(|(id, p)| (*id, *p)));
             let key = group_key(tenant, workload, identity);
             if row.is_empty() {
-                store::remove_pieces(batch, Target::Paths, paths, &key)?;
+                batch.remove_pieces(Target::Paths, paths, &key)?;
             } else {
                 let bytes = store::encode_packed(&row.into_values().collect::<Vec<_>>())?;
-                store::put_pieces(batch, Target::Paths, paths, &key, &bytes)?;
+                batch.put_pieces(Target::Paths, paths, &key, &bytes)?;
             }
         }
         Ok(())

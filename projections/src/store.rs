@@ -3,10 +3,13 @@
 //! Every table maps bytes to bytes. Keys are components joined by a 0x00 byte (ids never hold
 //! control characters; numbers are fixed-width big-endian so they sort), so a tenant's rows
 //! are one contiguous range. Values are deterministic CBOR (`sv0_codec::to_stable`), except the
-//! two tables of a million rows (paths and findings), which hold postcard: no field names,
-//! a third of the size, several times faster to write and read. Both encodings are
-//! deterministic, so equal content is equal bytes and a rebuilt database can be compared with an
-//! incremental one entry for entry.
+//! tables of a million rows, which hold postcard (no field names, a third of the size, several
+//! times faster to write and read): one row each (findings), or many values of one workload
+//! packed into one row (`encode_packed`: paths by workload and identity, workload facts,
+//! finding groups). Entity rows are their canonical CBOR, packed (`graph::entity_row`). Packed
+//! rows longer than `PIECE_BYTES` are stored in pieces. Every encoding is deterministic, so
+//! equal content is equal bytes and a rebuilt database can be compared with an incremental one
+//! entry for entry.
 //!
 //! `FORMAT` names the layout; views of another layout are refolded from the log on open.
 
@@ -20,7 +23,6 @@ use sv0_domain::policy::{Policy, RegoState};
 use sv0_domain::snapshot::EntityList;
 use sv0_domain::{TenantId, Timestamp};
 
-use crate::batch::{Batch, Target};
 use crate::error::ProjectionError;
 use crate::records::TenantState;
 
@@ -229,7 +231,8 @@ pub fn decode_packed<T: DeserializeOwned>(table: &str, row: &[u8]) -> Result<T, 
 /// third of the grouped rows' pages empty; pieces share leaves, two to a page.
 pub const PIECE_BYTES: usize = 1_900;
 
-fn piece_key(row: &[u8], n: u32) -> Vec<u8> {
+/// The key of a row's `n`th piece.
+pub(crate) fn piece_key(row: &[u8], n: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(row.len() + 5);
     out.extend_from_slice(row);
     out.push(0);
@@ -343,7 +346,10 @@ impl Iterator for PieceRows<'_> {
 }
 
 /// How many pieces `table` holds of a row.
-fn stored_pieces(table: &impl ReadableTable<&'static [u8], &'static [u8]>, row: &[u8]) -> Result<u32, ProjectionError> {
+pub(crate) fn stored_pieces(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    row: &[u8],
+) -> Result<u32, ProjectionError> {
     let (start, end) = piece_range(row);
     let mut n = 0u32;
     for entry in table.range(start.as_slice()..end.as_slice())? {
@@ -351,37 +357,6 @@ fn stored_pieces(table: &impl ReadableTable<&'static [u8], &'static [u8]>, row: 
         n += 1;
     }
     Ok(n)
-}
-
-/// Queues the write of a row in pieces, and the removal of the pieces past them that `table`
-/// holds of a longer version. A row is written at most once per batch, so `table` holds its
-/// last version.
-pub(crate) fn put_pieces(
-    batch: &mut Batch,
-    target: Target,
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    row: &[u8],
-    bytes: &[u8],
-) -> Result<(), ProjectionError> {
-    let mut written = 0u32;
-    for piece in bytes.chunks(PIECE_BYTES) {
-        batch.put(target, piece_key(row, written), piece.to_vec());
-        written += 1;
-    }
-    for n in written..stored_pieces(table, row)? {
-        batch.remove(target, piece_key(row, n));
-    }
-    Ok(())
-}
-
-/// Queues the removal of every piece of a row.
-pub(crate) fn remove_pieces(
-    batch: &mut Batch,
-    target: Target,
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    row: &[u8],
-) -> Result<(), ProjectionError> {
-    put_pieces(batch, target, table, row, &[])
 }
 
 /// Writes a row in pieces at once (outside a batch), removing the pieces of a longer version.
@@ -653,9 +628,9 @@ mod tests {
             // A shorter version leaves none of the longer one's pieces; through a batch too.
             insert_pieces(&mut t.paths, b"t\0a", &long[..PIECE_BYTES + 1]).unwrap();
             assert_eq!(raw_keys(&t.paths).len(), 2 + 1 + 1);
-            let mut batch = Batch::default();
-            put_pieces(&mut batch, Target::Paths, &t.paths, b"t\0a", b"one").unwrap();
-            remove_pieces(&mut batch, Target::Paths, &t.paths, b"t\0a-b").unwrap();
+            let mut batch = crate::batch::Batch::default();
+            batch.put_pieces(crate::batch::Target::Paths, &t.paths, b"t\0a", b"one").unwrap();
+            batch.remove_pieces(crate::batch::Target::Paths, &t.paths, b"t\0a-b").unwrap();
             batch.flush(&mut t).unwrap();
             assert_eq!(scan_pieces(&t.paths, "paths", b"t\0").unwrap(), vec![(b"t\0a".to_vec(), b"one".to_vec())]);
             assert_eq!(raw_keys(&t.paths).len(), 2);
