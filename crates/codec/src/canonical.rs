@@ -135,8 +135,18 @@ pub fn to_stable<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeErro
     Ok(out)
 }
 
-/// Decodes what `to_stable` wrote.
+/// The fast path of `from_stable` alone: `None` where it declines the bytes (tests compare it
+/// with ciborium).
+pub fn from_stable_fast<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    crate::fast::from_slice(bytes).ok()
+}
+
+/// Decodes what `to_stable` wrote: through `fast` when it takes the bytes, through ciborium
+/// (whose error is the one reported) when it declines them.
 pub fn from_stable<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    if let Ok(value) = crate::fast::from_slice(bytes) {
+        return Ok(value);
+    }
     ciborium::from_reader(bytes).map_err(|e| DecodeError::Shape(e.to_string()))
 }
 
