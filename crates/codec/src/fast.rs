@@ -70,14 +70,12 @@ impl<'de> Deserializer<'de> {
     fn head(&mut self) -> Result<Head, Declined> {
         let first = self.take(1)?[0];
         let (major, info) = (first >> 5, first & 0x1f);
-        let arg = match info {
-            0..=23 => u64::from(info),
-            24 => u64::from(self.take(1)?[0]),
-            25 => u64::from(u16::from_be_bytes(self.take(2)?.try_into().map_err(|_| Declined("short".into()))?)),
-            26 => u64::from(u32::from_be_bytes(self.take(4)?.try_into().map_err(|_| Declined("short".into()))?)),
-            27 => u64::from_be_bytes(self.take(8)?.try_into().map_err(|_| Declined("short".into()))?),
+        let width = match info {
+            0..=23 => return Ok(Head { major, info, arg: u64::from(info) }),
+            24..=27 => 1usize << (info - 24),
             _ => return declined("an indefinite length or reserved head"),
         };
+        let arg = self.take(width)?.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
         Ok(Head { major, info, arg })
     }
 
