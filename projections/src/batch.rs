@@ -118,13 +118,11 @@ impl Batch {
         row: &[u8],
         bytes: &[u8],
     ) -> Result<(), ProjectionError> {
-        let mut written = 0u32;
-        for piece in bytes.chunks(store::PIECE_BYTES) {
-            self.put(target, store::piece_key(row, written), piece.to_vec());
-            written += 1;
-        }
-        for n in written..store::stored_pieces(table, row)? {
-            self.remove(target, store::piece_key(row, n));
+        for (key, piece) in store::piece_writes(row, bytes, store::stored_pieces(table, row)?) {
+            match piece {
+                Some(piece) => self.put(target, key, piece.to_vec()),
+                None => self.remove(target, key),
+            }
         }
         Ok(())
     }

@@ -327,10 +327,9 @@ pub(crate) struct StoredGraph<'a, R> {
 
 impl<R: ReadableTable<&'static [u8], &'static [u8]>> StoredGraph<'_, R> {
     fn get<E: DeserializeOwned>(&self, list: EntityList, id: &str) -> Option<E> {
-        let k = entity_key(self.tenant, list, id);
         // Rows this crate wrote always decode; a damaged one reads as absent here and is
         // reported by `Views` queries and rebuilds.
-        self.entities.get(k.as_slice()).ok().flatten().and_then(|v| decode_row(v.value()).ok())
+        get_entity(self.entities, self.tenant, list, id).ok().flatten()
     }
 
     fn cached<E: DeserializeOwned + Clone>(&self, cache: &RefCell<Cache<E>>, list: EntityList, id: &str) -> Option<E> {

@@ -166,11 +166,7 @@ pub(crate) fn of_workload(
 ) -> Result<Vec<AuthorityPath>, ProjectionError> {
     match identity {
         Some(identity) => group(paths, tenant, workload, identity),
-        None => decode_rows(store::scan_pieces(
-            paths,
-            "paths",
-            &prefix(&[tenant.as_str().as_bytes(), workload.as_bytes()]),
-        )?),
+        None => Ok(rows_of(paths, tenant, workload)?.into_values().flatten().collect()),
     }
 }
 
@@ -465,17 +461,16 @@ impl PathWriter {
     ) {
         let entries = |p: Option<&AuthorityPath>| p.map(index_entries).unwrap_or_default();
         let (before, after) = (entries(old), entries(new));
+        let (old_id, new_id) = (old.map_or("", |p| p.path_id.as_str()), new.map_or("", |p| p.path_id.as_str()));
         for (name, value, _) in &before {
             if !after.iter().any(|(n, v, _)| n == name && v == value) {
-                let path_id = old.map_or("", |p| p.path_id.as_str());
-                batch.remove(Target::PathIndex, index_key(tenant, name, value, path_id));
+                batch.remove(Target::PathIndex, index_key(tenant, name, value, old_id));
             }
         }
         for entry in &after {
             if !before.contains(entry) {
                 let (name, value, payload) = entry;
-                let path_id = new.map_or("", |p| p.path_id.as_str());
-                batch.put(Target::PathIndex, index_key(tenant, name, value, path_id), payload.clone().into_bytes());
+                batch.put(Target::PathIndex, index_key(tenant, name, value, new_id), payload.clone().into_bytes());
             }
         }
         if old.map(|p| &p.fingerprint) != new.map(|p| &p.fingerprint) {

@@ -232,7 +232,7 @@ pub fn decode_packed<T: DeserializeOwned>(table: &str, row: &[u8]) -> Result<T, 
 pub const PIECE_BYTES: usize = 1_900;
 
 /// The key of a row's `n`th piece.
-pub(crate) fn piece_key(row: &[u8], n: u32) -> Vec<u8> {
+fn piece_key(row: &[u8], n: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(row.len() + 5);
     out.extend_from_slice(row);
     out.push(0);
@@ -345,6 +345,19 @@ impl Iterator for PieceRows<'_> {
     }
 }
 
+/// The writes that store `bytes` as a row's pieces over `stored` pieces of an older version:
+/// each piece's key with the piece to put, then the keys of the older pieces past them, to
+/// remove (`None`).
+pub(crate) fn piece_writes<'a>(
+    row: &'a [u8],
+    bytes: &'a [u8],
+    stored: u32,
+) -> impl Iterator<Item = (Vec<u8>, Option<&'a [u8]>)> + 'a {
+    let pieces = bytes.chunks(PIECE_BYTES).zip(0u32..).map(|(piece, n)| (piece_key(row, n), Some(piece)));
+    let written = bytes.len().div_ceil(PIECE_BYTES) as u32;
+    pieces.chain((written..stored).map(|n| (piece_key(row, n), None)))
+}
+
 /// How many pieces `table` holds of a row.
 pub(crate) fn stored_pieces(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
@@ -366,13 +379,11 @@ pub fn insert_pieces(
     bytes: &[u8],
 ) -> Result<(), ProjectionError> {
     let stored = stored_pieces(table, row)?;
-    let mut written = 0u32;
-    for piece in bytes.chunks(PIECE_BYTES) {
-        table.insert(piece_key(row, written).as_slice(), piece)?;
-        written += 1;
-    }
-    for n in written..stored {
-        table.remove(piece_key(row, n).as_slice())?;
+    for (key, piece) in piece_writes(row, bytes, stored) {
+        match piece {
+            Some(piece) => table.insert(key.as_slice(), piece)?,
+            None => table.remove(key.as_slice())?,
+        };
     }
     Ok(())
 }

@@ -478,12 +478,7 @@ impl Views {
         id: &str,
     ) -> Result<Option<E>, ProjectionError> {
         let txn = self.db.begin_read()?;
-        let entities = txn.open_table(store::ENTITIES)?;
-        let key = crate::graph::entity_key(tenant, list, id);
-        match entities.get(key.as_slice())? {
-            Some(row) => Ok(Some(crate::graph::decode_row(row.value())?)),
-            None => Ok(None),
-        }
+        crate::graph::get_entity(&txn.open_table(store::ENTITIES)?, tenant, list, id)
     }
 
     /// A full scan as a delta of the tenant's latest applied scan: the entities the scan's
@@ -592,10 +587,8 @@ impl Views {
         let index = txn.open_table(store::ENTITY_INDEX)?;
         let mut out = Vec::new();
         for (_, id) in crate::graph::index_below(&index, tenant, "destination.arm", &lower)? {
-            let key = crate::graph::entity_key(tenant, sv0_domain::snapshot::EntityList::Destinations, &id);
-            if let Some(row) = entities.get(key.as_slice())? {
-                out.push(crate::graph::decode_row(row.value())?);
-            }
+            let list = sv0_domain::snapshot::EntityList::Destinations;
+            out.extend(crate::graph::get_entity(&entities, tenant, list, &id)?);
         }
         Ok(out)
     }

@@ -135,9 +135,7 @@ pub(crate) fn recompute(
                 None => Vec::new(),
                 Some(_) => {
                     let replaced: BTreeSet<&str> = old.iter().map(|p| p.path_id.as_str()).collect();
-                    let mut kept = stored_facts.clone();
-                    kept.retain(|f| !replaced.contains(f.path_id.as_str()));
-                    kept
+                    stored_facts.iter().filter(|f| !replaced.contains(f.path_id.as_str())).cloned().collect()
                 }
             };
             facts.extend(new.iter().map(PathFacts::of));
