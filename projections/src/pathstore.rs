@@ -41,7 +41,7 @@ use sv0_domain::paths::AuthorityPath;
 use crate::batch::{Batch, Target};
 use crate::error::ProjectionError;
 use crate::graph::time_key;
-use crate::store::{self, key, prefix};
+use crate::store::{self, Framed, key, prefix};
 
 type T<'t> = Table<'t, &'static [u8], &'static [u8]>;
 
@@ -78,22 +78,39 @@ pub(crate) fn group_key(tenant: &TenantId, workload: &str, identity: &str) -> Ve
     key(&[tenant.as_str().as_bytes(), workload.as_bytes(), identity.as_bytes()])
 }
 
-/// The paths of one row, sorted by path id.
-pub(crate) fn decode_group(bytes: &[u8]) -> Result<Vec<AuthorityPath>, ProjectionError> {
-    store::decode_packed("paths", bytes)
+/// A row of a workload's paths through an identity, unpacked: its frames are tagged with the
+/// path's destination id, so a row's ids and destinations are read without decoding a path.
+pub(crate) type PathRow = store::FramedRow;
+
+/// A path of a row, decoded; one whose id or destination differs from its frame's is damage.
+pub(crate) fn decode_path(framed: &Framed<'_>) -> Result<AuthorityPath, ProjectionError> {
+    let path: AuthorityPath = framed.decode()?;
+    if path.path_id != framed.id || path.destination.id != framed.tag {
+        return Err(framed.corrupt(format!("path {} is framed as {} to {}", path.path_id, framed.id, framed.tag)));
+    }
+    Ok(path)
 }
 
-/// A workload's paths through an identity, sorted by path id (empty when it has none).
-fn group(
+/// Every path of a row, in path id order.
+pub(crate) fn decode_row(row: &PathRow) -> Result<Vec<AuthorityPath>, ProjectionError> {
+    row.iter().map(|f| decode_path(&f)).collect()
+}
+
+/// A path's frame in a row.
+fn frame(path: &AuthorityPath) -> Result<Vec<u8>, ProjectionError> {
+    store::frame(&path.destination.id, path)
+}
+
+/// The row of a workload's paths through an identity, when it has any.
+pub(crate) fn row(
     paths: &impl ReadableTable<&'static [u8], &'static [u8]>,
     tenant: &TenantId,
     workload: &str,
     identity: &str,
-) -> Result<Vec<AuthorityPath>, ProjectionError> {
-    match store::get_pieces(paths, "paths", &group_key(tenant, workload, identity))? {
-        Some(bytes) => decode_group(&bytes),
-        None => Ok(Vec::new()),
-    }
+) -> Result<Option<PathRow>, ProjectionError> {
+    store::get_pieces(paths, "paths", &group_key(tenant, workload, identity))?
+        .map(|b| PathRow::parse("paths", &b))
+        .transpose()
 }
 
 /// A destination as the destination index keys it: 128 bits of SHA-256 of its id (as strong as
@@ -131,7 +148,7 @@ fn index_entries(path: &AuthorityPath) -> Vec<(&'static str, String, String)> {
 }
 
 /// A workload's rows, by identity: its paths through each, sorted by path id.
-pub(crate) type Rows = BTreeMap<String, Vec<AuthorityPath>>;
+pub(crate) type Rows = BTreeMap<String, PathRow>;
 
 /// Every row of a workload's paths.
 pub(crate) fn rows_of(
@@ -142,7 +159,7 @@ pub(crate) fn rows_of(
     let p = prefix(&[tenant.as_str().as_bytes(), workload.as_bytes()]);
     let mut out = Rows::new();
     for (key, bytes) in store::scan_pieces(paths, "paths", &p)? {
-        out.insert(String::from_utf8_lossy(&key[p.len()..]).into_owned(), decode_group(&bytes)?);
+        out.insert(String::from_utf8_lossy(&key[p.len()..]).into_owned(), PathRow::parse("paths", &bytes)?);
     }
     Ok(out)
 }
@@ -151,7 +168,7 @@ pub(crate) fn rows_of(
 pub(crate) fn decode_rows(rows: Vec<store::Row>) -> Result<Vec<AuthorityPath>, ProjectionError> {
     let mut out = Vec::new();
     for (_, v) in rows {
-        out.extend(decode_group(&v)?);
+        out.extend(decode_row(&PathRow::parse("paths", &v)?)?);
     }
     Ok(out)
 }
@@ -165,8 +182,14 @@ pub(crate) fn of_workload(
     identity: Option<&str>,
 ) -> Result<Vec<AuthorityPath>, ProjectionError> {
     match identity {
-        Some(identity) => group(paths, tenant, workload, identity),
-        None => Ok(rows_of(paths, tenant, workload)?.into_values().flatten().collect()),
+        Some(identity) => {
+            Ok(row(paths, tenant, workload, identity)?.map(|row| decode_row(&row)).transpose()?.unwrap_or_default())
+        }
+        None => decode_rows(store::scan_pieces(
+            paths,
+            "paths",
+            &prefix(&[tenant.as_str().as_bytes(), workload.as_bytes()]),
+        )?),
     }
 }
 
@@ -177,7 +200,7 @@ pub(crate) fn ids_of(
     workload: &str,
     identity: &str,
 ) -> Result<Vec<String>, ProjectionError> {
-    Ok(group(paths, tenant, workload, identity)?.into_iter().map(|p| p.path_id).collect())
+    Ok(row(paths, tenant, workload, identity)?.map_or_else(Vec::new, |row| row.ids().map(str::to_string).collect()))
 }
 
 /// The paths to a destination.
@@ -279,7 +302,11 @@ pub(crate) fn load<'a>(
     }
     let mut out = Vec::new();
     for ((workload, identity), ids) in rows {
-        out.extend(group(paths, tenant, workload, identity)?.into_iter().filter(|p| ids.contains(p.path_id.as_str())));
+        if let Some(row) = row(paths, tenant, workload, identity)? {
+            for framed in row.iter().filter(|f| ids.contains(f.id)) {
+                out.push(decode_path(&framed)?);
+            }
+        }
     }
     Ok(out)
 }
@@ -317,10 +344,7 @@ pub(crate) fn facts_of(
             s.workload.or_else(|| previous.map(|p| p.workload.clone())),
             s.owners.or_else(|| previous.map(|p| p.owners.clone())),
         ) else {
-            return Err(ProjectionError::CorruptView {
-                table: "workload_facts".to_string(),
-                source: sv0_codec::DecodeError::Shape("the first entry names no workload or owners".to_string()),
-            });
+            return Err(store::corrupt("workload_facts", "the first entry names no workload or owners".to_string()));
         };
         out.push(PathFacts {
             path_id: s.path_id,
@@ -402,10 +426,10 @@ impl PathWriter {
         stored: &Rows,
         posture: &mut PostureSummary,
         tenant: &TenantId,
-        old: &[&AuthorityPath],
+        old: &[AuthorityPath],
         new: &[AuthorityPath],
     ) -> Result<(), ProjectionError> {
-        let before: BTreeMap<&str, &AuthorityPath> = old.iter().map(|p| (p.path_id.as_str(), *p)).collect();
+        let before: BTreeMap<&str, &AuthorityPath> = old.iter().map(|p| (p.path_id.as_str(), p)).collect();
         let after: BTreeMap<&str, &AuthorityPath> = new.iter().map(|p| (p.path_id.as_str(), p)).collect();
         // The rows touched: (workload, identity).
         let mut touched: BTreeSet<(&str, &str)> = BTreeSet::new();
@@ -430,20 +454,14 @@ impl PathWriter {
             }
         }
         for (workload, identity) in touched {
-            let mut row: BTreeMap<&str, &AuthorityPath> = stored
-                .get(identity)
-                .into_iter()
-                .flatten()
-                .filter(|p| !before.contains_key(p.path_id.as_str()))
-                .map(|p| (p.path_id.as_str(), p))
-                .collect();
-            row.extend(after.iter().filter(|(_, p)| p.identity.id == identity).map(|(id, p)| (*id, *p)));
+            let mut written = BTreeMap::new();
+            for (id, path) in after.iter().filter(|(_, p)| p.identity.id == identity) {
+                written.insert(*id, frame(path)?);
+            }
             let key = group_key(tenant, workload, identity);
-            if row.is_empty() {
-                batch.remove_pieces(Target::Paths, paths, &key)?;
-            } else {
-                let bytes = store::encode_packed(&row.into_values().collect::<Vec<_>>())?;
-                batch.put_pieces(Target::Paths, paths, &key, &bytes)?;
+            match store::repack(stored.get(identity), |id| !before.contains_key(id), &written) {
+                Some(row) => batch.put_pieces(Target::Paths, paths, &key, &row)?,
+                None => batch.remove_pieces(Target::Paths, paths, &key)?,
             }
         }
         Ok(())
@@ -541,4 +559,79 @@ pub(crate) fn refresh_digest(
         .collect();
     let empty = empty_bucket_digest();
     Ok(root_digest(|bucket| stored.get(&bucket).copied().unwrap_or(empty)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(id: &str, destination: &str) -> AuthorityPath {
+        serde_json::from_value(serde_json::json!({
+            "path_id": id,
+            "workload": { "id": "w1", "name": "Agent" },
+            "identity": { "id": "i1", "name": "Agent identity" },
+            "destination": { "id": destination, "name": "Store" },
+            "domain": { "id": "finance", "name": "Finance", "sensitive": true },
+            "permissions": ["read"],
+            "egress": "internal",
+            "egress_rule": "default",
+            "owner_state": "assigned",
+            "owner_state_since": "2026-01-01T00:00:00Z",
+            "owners": ["o1"],
+            "grade": "C",
+            "grade_evidence": null,
+            "grade_expires_at": null,
+            "evidence_gap": false,
+            "grants": [],
+            "bindings": ["b1"],
+            "classified_by": "label",
+            "fingerprint": format!("fp-{id}"),
+        }))
+        .expect("a path")
+    }
+
+    fn row_of(paths: &[AuthorityPath]) -> Vec<u8> {
+        let frames: Vec<Vec<u8>> = paths.iter().map(|p| frame(p).expect("frame")).collect();
+        store::pack_frames(frames.iter().map(Vec::as_slice))
+    }
+
+    fn parse(row: &[u8]) -> Result<PathRow, ProjectionError> {
+        PathRow::parse("paths", row)
+    }
+
+    #[test]
+    fn a_row_reads_its_ids_and_destinations_without_decoding_and_each_path_when_asked() {
+        let paths = vec![path("a1", "/subscriptions/s/d1"), path("b2", "/subscriptions/s/d2"), path("c3", "d3")];
+        let row = parse(&row_of(&paths)).expect("parse");
+        assert_eq!(row.ids().collect::<Vec<_>>(), ["a1", "b2", "c3"]);
+        assert_eq!(row.iter().map(|f| f.tag).collect::<Vec<_>>(), ["/subscriptions/s/d1", "/subscriptions/s/d2", "d3"]);
+        assert_eq!(decode_row(&row).expect("decode"), paths);
+        // Frames copied as they are make the same row.
+        assert_eq!(store::pack_frames(row.iter().map(|f| f.bytes)), row_of(&paths));
+        assert!(parse(&store::pack(&[])).expect("empty").ids().next().is_none());
+    }
+
+    #[test]
+    fn damaged_rows_are_errors() {
+        let paths = vec![path("a1", "d1"), path("b2", "d2")];
+        let plain = store::unpack("paths", &row_of(&paths)).expect("unpack");
+        let corrupt = |bytes: &[u8]| matches!(parse(&store::pack(bytes)), Err(ProjectionError::CorruptView { .. }));
+        // Cut short anywhere inside the last frame.
+        let second = frame(&paths[1]).expect("frame").len();
+        for cut in 1..second {
+            assert!(corrupt(&plain[..plain.len() - cut]), "cut {cut}");
+        }
+        // Out of order, and repeated.
+        let (first, last) = (frame(&paths[0]).expect("frame"), frame(&paths[1]).expect("frame"));
+        assert!(corrupt(&[last.clone(), first.clone()].concat()));
+        assert!(corrupt(&[first.clone(), first.clone()].concat()));
+        // A frame whose tag names another destination than its path's, or whose body is
+        // another path's.
+        let other = store::frame("dX", &paths[0]).expect("frame");
+        let row = parse(&store::pack(&other)).expect("a frame that reads");
+        assert_eq!(row.iter().map(|f| f.tag).collect::<Vec<_>>(), ["dX"]);
+        assert!(row.iter().all(|f| matches!(decode_path(&f), Err(ProjectionError::CorruptView { .. }))));
+        // Not LZ4.
+        assert!(matches!(parse(b"\x10\0\0\0garbage"), Err(ProjectionError::CorruptView { .. })));
+    }
 }

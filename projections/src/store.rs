@@ -14,7 +14,8 @@
 //! `FORMAT` names the layout; views of another layout are refolded from the log on open.
 
 use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,7 +28,7 @@ use crate::error::ProjectionError;
 use crate::records::TenantState;
 
 /// The layout of the views: a views file of another layout is refolded from the log.
-pub const FORMAT: &[u8] = b"sv0-views-16";
+pub const FORMAT: &[u8] = b"sv0-views-19";
 
 /// One raw row: key bytes and value bytes.
 pub type Row = (Vec<u8>, Vec<u8>);
@@ -181,10 +182,7 @@ pub fn encode_compact<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Proje
 
 /// Decodes a value of the paths or findings table.
 pub fn decode_compact<T: DeserializeOwned>(table: &str, bytes: &[u8]) -> Result<T, ProjectionError> {
-    postcard::from_bytes(bytes).map_err(|e| ProjectionError::CorruptView {
-        table: table.to_string(),
-        source: sv0_codec::DecodeError::Shape(e.to_string()),
-    })
+    postcard::from_bytes(bytes).map_err(|e| corrupt(table, e.to_string()))
 }
 
 /// A packed row larger than this, unpacked, is damage rather than data: a workload of a million
@@ -200,17 +198,14 @@ pub fn pack(plain: &[u8]) -> Vec<u8> {
 /// The bytes a packed row holds; damage (a short row, a length past `MAX_PACKED_BYTES`, bytes
 /// that are not LZ4) is a `CorruptView` error of `table`.
 pub fn unpack(table: &str, row: &[u8]) -> Result<Vec<u8>, ProjectionError> {
-    let corrupt = |detail: String| ProjectionError::CorruptView {
-        table: table.to_string(),
-        source: sv0_codec::DecodeError::Shape(detail),
-    };
+    let damage = |detail: String| corrupt(table, detail);
     let (size, body) =
-        row.split_first_chunk::<4>().ok_or_else(|| corrupt("a packed row shorter than its length".into()))?;
+        row.split_first_chunk::<4>().ok_or_else(|| damage("a packed row shorter than its length".into()))?;
     let size = u32::from_le_bytes(*size) as usize;
     if size > MAX_PACKED_BYTES {
-        return Err(corrupt(format!("a packed row claims {size} bytes")));
+        return Err(damage(format!("a packed row claims {size} bytes")));
     }
-    lz4_flex::block::decompress(body, size).map_err(|e| corrupt(format!("not LZ4: {e}")))
+    lz4_flex::block::decompress(body, size).map_err(|e| damage(format!("not LZ4: {e}")))
 }
 
 /// Encodes a row of many values of one workload (its findings, its paths through an
@@ -223,6 +218,142 @@ pub fn encode_packed<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Projec
 /// Decodes a packed row (`unpack`, then postcard).
 pub fn decode_packed<T: DeserializeOwned>(table: &str, row: &[u8]) -> Result<T, ProjectionError> {
     decode_compact(table, &unpack(table, row)?)
+}
+
+/// A packed row of many values, each in a frame: the frame's head, postcard of the body's length
+/// and a tag (a string the row's readers select by: a path's destination, a finding's subject),
+/// then the body, the value in postcard, which begins with the value's id (a string). Frames
+/// follow each other in id order. Unpacked, a row's ids and tags are read without decoding a
+/// value, a reader decodes only the values it selects, and a rewrite copies the frames it keeps
+/// as they are (`pack_frames`).
+pub struct FramedRow {
+    table: &'static str,
+    plain: Vec<u8>,
+    frames: Vec<FrameAt>,
+}
+
+/// Where one frame lies in an unpacked row.
+struct FrameAt {
+    whole: Range<usize>,
+    id: Range<usize>,
+    tag: Range<usize>,
+    body: Range<usize>,
+}
+
+/// One value of a framed row, not yet decoded.
+pub struct Framed<'a> {
+    /// The value's id.
+    pub id: &'a str,
+    /// The frame's tag.
+    pub tag: &'a str,
+    /// The whole frame, as `frame` writes it.
+    pub bytes: &'a [u8],
+    body: &'a [u8],
+    table: &'static str,
+}
+
+impl Framed<'_> {
+    /// The value.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, ProjectionError> {
+        decode_compact(self.table, self.body)
+    }
+
+    /// Damage to this frame's row, as an error.
+    pub fn corrupt(&self, detail: String) -> ProjectionError {
+        corrupt(self.table, detail)
+    }
+}
+
+/// Damage found in a row of `table`.
+pub fn corrupt(table: &str, detail: String) -> ProjectionError {
+    ProjectionError::CorruptView { table: table.to_string(), source: sv0_codec::DecodeError::Shape(detail) }
+}
+
+/// Where `part`, a slice of `whole`, lies in it.
+fn offset(whole: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    start..start + part.len()
+}
+
+impl FramedRow {
+    /// Unpacks a stored row of `table` and finds its frames. Damage (a frame past the end, a
+    /// head or id that does not decode, ids out of order) is a `CorruptView` error.
+    pub fn parse(table: &'static str, row: &[u8]) -> Result<FramedRow, ProjectionError> {
+        let plain = unpack(table, row)?;
+        let damage = |detail: String| corrupt(table, detail);
+        let mut frames: Vec<FrameAt> = Vec::new();
+        let mut at = 0;
+        while at < plain.len() {
+            let ((len, tag), after): ((u32, &str), &[u8]) =
+                postcard::take_from_bytes(&plain[at..]).map_err(|e| damage(format!("a frame's head: {e}")))?;
+            let body = after.get(..len as usize).ok_or_else(|| damage("a frame past the end of its row".into()))?;
+            let (id, _): (&str, _) =
+                postcard::take_from_bytes(body).map_err(|e| damage(format!("a frame's id: {e}")))?;
+            let frame = FrameAt {
+                whole: at..offset(&plain, body).end,
+                id: offset(&plain, id.as_bytes()),
+                tag: offset(&plain, tag.as_bytes()),
+                body: offset(&plain, body),
+            };
+            if frames.last().is_some_and(|last| plain[last.id.clone()] >= plain[frame.id.clone()]) {
+                return Err(damage("a row's values out of id order".into()));
+            }
+            at = frame.whole.end;
+            frames.push(frame);
+        }
+        Ok(FramedRow { table, plain, frames })
+    }
+
+    /// The row's values, in id order, undecoded.
+    pub fn iter(&self) -> impl Iterator<Item = Framed<'_>> {
+        // `parse` read every id and tag as UTF-8.
+        let text = |r: &Range<usize>| std::str::from_utf8(&self.plain[r.clone()]).unwrap_or_default();
+        self.frames.iter().map(move |f| Framed {
+            id: text(&f.id),
+            tag: text(&f.tag),
+            bytes: &self.plain[f.whole.clone()],
+            body: &self.plain[f.body.clone()],
+            table: self.table,
+        })
+    }
+
+    /// The row's ids, in order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.iter().map(|f| f.id)
+    }
+}
+
+/// A value's frame, tagged `tag`; the value's postcard must begin with its id (a string).
+pub fn frame<T: Serialize + ?Sized>(tag: &str, value: &T) -> Result<Vec<u8>, ProjectionError> {
+    let body = encode_compact(value)?;
+    let len = u32::try_from(body.len())
+        .map_err(|_| ProjectionError::Invalid(format!("a value of {} bytes does not fit a row", body.len())))?;
+    let mut out = encode_compact(&(len, tag))?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// A framed row rewritten: the frames of `stored` that `keep` keeps, copied as they are, and
+/// the frames `written` (by id) in their places, packed in id order; `None` when no frame is
+/// left.
+pub fn repack(
+    stored: Option<&FramedRow>,
+    keep: impl Fn(&str) -> bool,
+    written: &BTreeMap<&str, Vec<u8>>,
+) -> Option<Vec<u8>> {
+    let mut frames: BTreeMap<&str, &[u8]> =
+        stored.into_iter().flat_map(FramedRow::iter).filter(|f| keep(f.id)).map(|f| (f.id, f.bytes)).collect();
+    frames.extend(written.iter().map(|(id, frame)| (*id, frame.as_slice())));
+    (!frames.is_empty()).then(|| pack_frames(frames.into_values()))
+}
+
+/// A row of frames given in id order, packed.
+pub fn pack_frames<'a>(frames: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut plain = Vec::new();
+    for f in frames {
+        plain.extend_from_slice(f);
+    }
+    pack(&plain)
 }
 
 /// A packed row longer than this is stored in pieces of at most this many bytes, keyed by the
@@ -290,10 +421,7 @@ struct PieceRows<'a> {
 
 impl PieceRows<'_> {
     fn corrupt(&self, detail: &str) -> ProjectionError {
-        ProjectionError::CorruptView {
-            table: self.name.to_string(),
-            source: sv0_codec::DecodeError::Shape(detail.to_string()),
-        }
+        corrupt(self.name, detail.to_string())
     }
 }
 

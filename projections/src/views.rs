@@ -694,14 +694,14 @@ impl Views {
                 if filter.identity.as_deref().is_some_and(|wanted| wanted.as_bytes() != identity) {
                     continue;
                 }
-                for path in pathstore::decode_group(&v)? {
+                for framed in pathstore::PathRow::parse("paths", &v)?.iter() {
                     let served = after.is_some_and(|(aw, ai, ap)| {
-                        aw == workload.as_str() && ai.as_bytes() == identity && path.path_id.as_str() <= ap
+                        aw == workload.as_str() && ai.as_bytes() == identity && framed.id <= ap
                     });
                     if served {
                         continue;
                     }
-                    page.push(path);
+                    page.push(pathstore::decode_path(&framed)?);
                     if page.len() > limit {
                         break 'workloads;
                     }
@@ -841,12 +841,24 @@ impl Views {
         scan(&versions, "baseline_versions", &prefix(&[tenant.as_str().as_bytes(), scope.key().as_bytes()]))
     }
 
-    /// Assessments of a tenant after a log position, in log order.
+    /// Assessments of a tenant after a log position, in log order: a range read from that
+    /// position (rows are keyed by it, big-endian), so sealing a scan reads its own
+    /// assessment, not the tenant's history.
     pub fn assessments_after(&self, tenant: &TenantId, after: Seq) -> Result<Vec<Assessment>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::ASSESSMENTS)?;
-        let all: Vec<Assessment> = scan(&table, "assessments", &prefix(&[tenant.as_str().as_bytes()]))?;
-        Ok(all.into_iter().filter(|a| a.assessed_seq > after).collect())
+        let Some(from) = after.checked_add(1) else { return Ok(Vec::new()) };
+        let start = key(&[tenant.as_str().as_bytes(), &from.to_be_bytes()]);
+        let end = store::prefix_end(&prefix(&[tenant.as_str().as_bytes()]));
+        let mut out = Vec::new();
+        for entry in table.range(start.as_slice()..end.as_slice())? {
+            let (_, value) = entry?;
+            let assessment: Assessment = store::decode("assessments", value.value())?;
+            if assessment.assessed_seq > after {
+                out.push(assessment);
+            }
+        }
+        Ok(out)
     }
 
     /// The tenant's latest `n` assessments, newest first: a reverse range read of `n` rows.

@@ -147,3 +147,52 @@ mod jetstream {
         assert_eq!(stream.info().await.unwrap().state.messages, 6_000);
     }
 }
+
+/// A views file is compacted on close when it grew and holds free pages, not when it grew
+/// with data alone (a first scan): compaction walks the whole file whatever it moves.
+#[test]
+fn a_cache_is_compacted_on_close_for_its_free_pages_not_for_its_data() {
+    use sv0_log::file::{Role, disk_use, open};
+    const T: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("t");
+    let dir = TempDir::new();
+    let row = vec![7u8; 64 * 1024];
+    let rows = 2_000u64; // 128 MiB, past the growth that calls for a look
+    let fill = |path: &std::path::Path, keep: u64| {
+        let db = open(path, Role::Cache, false).expect("open");
+        let txn = db.begin_write().expect("write");
+        {
+            let mut t = txn.open_table(T).expect("table");
+            for n in 0..rows {
+                t.insert(n, row.as_slice()).expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+        let txn = db.begin_write().expect("write");
+        {
+            let mut t = txn.open_table(T).expect("table");
+            for n in keep..rows {
+                t.remove(n).expect("remove");
+            }
+        }
+        txn.commit().expect("commit");
+        // A commit frees the pages the one before released.
+        db.begin_write().expect("write").commit().expect("commit");
+        std::fs::metadata(path).expect("metadata").len()
+    };
+    let size = |path: &std::path::Path| disk_use(&std::fs::metadata(path).expect("metadata"));
+
+    // Compaction ends by cutting the file to its last page: a file left as long as it was
+    // before it closed was not compacted.
+    let data = dir.join("data.redb");
+    let open_length = fill(&data, rows);
+    assert_eq!(std::fs::metadata(&data).expect("metadata").len(), open_length, "compacted");
+    assert!(size(&data) >= rows * row.len() as u64, "{}", size(&data));
+
+    let freed = dir.join("freed.redb");
+    let open_length = fill(&freed, rows / 10);
+    assert!(std::fs::metadata(&freed).expect("metadata").len() < open_length / 4, "not compacted");
+    assert!(size(&freed) < rows * row.len() as u64 / 4, "{}", size(&freed));
+    let db = open(&freed, Role::Cache, false).expect("reopen");
+    let txn = redb::ReadableDatabase::begin_read(&*db).expect("read");
+    assert_eq!(redb::ReadableTableMetadata::len(&txn.open_table(T).expect("table")).expect("len"), rows / 10);
+}

@@ -122,7 +122,19 @@ pub struct CheckedDatabase {
 /// reused by later writes: a 1 % delta scan copies about a third of a tenant's pages once
 /// (redb writes a changed page anew and frees the old one at the commit), and those freed
 /// pages take the next scan's copies, so the file settles near one and a half times its data.
+/// Growth that is all data (a first scan, whose staged chunks are packed) is not walked
+/// either: at least this much of its disk use, and an eighth of it, must be free pages.
 pub const COMPACT_AFTER_GROWTH: u64 = 64 * 1024 * 1024;
+
+/// The bytes of a file using `disk_use` bytes that no page of the database holds, as redb
+/// counts its allocated pages; `None` when redb cannot tell.
+fn free_bytes(db: &Database, disk_use: u64) -> Option<u64> {
+    let txn = db.begin_write().ok()?;
+    let stats = txn.stats().ok()?;
+    let held = stats.allocated_pages().saturating_mul(stats.page_size() as u64);
+    txn.abort().ok()?;
+    Some(disk_use.saturating_sub(held))
+}
 
 impl CheckedDatabase {
     /// A database with no file (in memory): nothing to stamp.
@@ -166,11 +178,18 @@ impl CheckedDatabase {
         if now < from.saturating_add(COMPACT_AFTER_GROWTH.max(from / 2)) {
             return;
         }
+        // redb extends the file ahead of its pages, and the part never written takes no disk:
+        // what compaction can give back is the disk the file uses beyond its pages.
+        let free = free_bytes(db, now).unwrap_or(now);
+        if free < COMPACT_AFTER_GROWTH.max(now / 8) {
+            info!(path = %path.display(), disk_use = now, free, "the views file grew with data, not free pages: not compacted");
+            return;
+        }
         let started = std::time::Instant::now();
         match db.compact() {
             Ok(_) => {
                 let after = std::fs::metadata(path).map_or(now, |m| disk_use(&m));
-                info!(path = %path.display(), before = now, after, seconds = started.elapsed().as_secs_f64(), "compacted the views file");
+                info!(path = %path.display(), before = now, free, after, seconds = started.elapsed().as_secs_f64(), "compacted the views file");
             }
             Err(e) => {
                 warn!(path = %path.display(), error = %e, "cannot compact the views file; its free pages are reused by later writes")

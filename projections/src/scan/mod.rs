@@ -74,7 +74,7 @@ fn reassemble(
     let prefix = t_prefix(tenant, &[completed.scan_id.as_bytes()]);
     let end = store::prefix_end(&prefix);
     for entry in t.scan_chunks.range(prefix.as_slice()..end.as_slice())? {
-        let chunk: Entities = store::decode("scan_chunks", entry?.1.value())?;
+        let chunk: Entities = store::decode("scan_chunks", &store::unpack("scan_chunks", entry?.1.value())?)?;
         hasher.add(&chunk).map_err(ProjectionError::Encode)?;
         scanned.add(chunk)?;
         chunks += 1;

@@ -222,20 +222,28 @@ pub(super) fn stored_rows(
     let Some(s) = selection else { return pathstore::rows_of(&t.paths, tenant, workload) };
     let mut out = pathstore::Rows::new();
     for identity in s.identities.iter().chain(s.pairs.keys()) {
-        if !out.contains_key(identity) {
-            let row = pathstore::of_workload(&t.paths, tenant, workload, Some(identity))?;
-            if !row.is_empty() {
-                out.insert(identity.clone(), row);
-            }
+        if !out.contains_key(identity)
+            && let Some(row) = pathstore::row(&t.paths, tenant, workload, identity)?
+        {
+            out.insert(identity.clone(), row);
         }
     }
     Ok(out)
 }
 
-/// The stored paths `selection` selects (all of them for `None`), from their rows.
-pub(super) fn selected<'a>(rows: &'a pathstore::Rows, selection: Option<&PathSelection>) -> Vec<&'a AuthorityPath> {
-    let selected = |p: &&AuthorityPath| selection.is_none_or(|s| s.has(&p.identity.id, &p.destination.id));
-    rows.values().flatten().filter(selected).collect()
+/// The stored paths `selection` selects (all of them for `None`), decoded from their rows; the
+/// others stay undecoded.
+pub(super) fn selected(
+    rows: &pathstore::Rows,
+    selection: Option<&PathSelection>,
+) -> Result<Vec<AuthorityPath>, ProjectionError> {
+    let mut out = Vec::new();
+    for (identity, row) in rows {
+        for framed in row.iter().filter(|f| selection.is_none_or(|s| s.has(identity, f.tag))) {
+            out.push(pathstore::decode_path(&framed)?);
+        }
+    }
+    Ok(out)
 }
 
 /// The policy's fold budget as a fold spends it: paths counted before they are built, or built.

@@ -109,7 +109,7 @@ pub(crate) fn recompute(
         }
         // Each workload is read and rewritten once, so its rows are never in the batch yet.
         let stored = stored_rows(t, tenant, workload, selection.as_ref())?;
-        let old = selected(&stored, selection.as_ref());
+        let old = selected(&stored, selection.as_ref())?;
         let previous: BTreeMap<&str, _> =
             old.iter().map(|p| (p.path_id.as_str(), (p.owner_state, p.owner_state_since))).collect();
         let new = {
@@ -144,7 +144,7 @@ pub(crate) fn recompute(
             if facts != stored_facts {
                 pathstore::put_facts(&mut batch, &t.workload_facts, tenant, workload, &facts)?;
             }
-            let recomputed: BTreeSet<&str> = old.iter().copied().chain(&new).map(|p| p.path_id.as_str()).collect();
+            let recomputed: BTreeSet<&str> = old.iter().chain(&new).map(|p| p.path_id.as_str()).collect();
             let mut current: Vec<_> = new.iter().flat_map(findings::path_findings).collect();
             current.extend(findings::whole_workload_findings(&facts));
             settle_workload(t, &mut batch, fold, workload, &recomputed, current)?;
@@ -305,17 +305,20 @@ fn settle_workload(
     current: Vec<Finding>,
 ) -> Result<(), ProjectionError> {
     let tenant = fold.tenant;
-    let mut group = findingstore::group(&t.finding_groups, tenant, workload)?;
+    let stored = findingstore::group_row(&t.finding_groups, tenant, workload)?;
     let mut current: BTreeMap<String, Finding> = current.into_iter().map(|f| (f.finding_id.clone(), f)).collect();
     // The group holds only findings about the workload's paths (`path:ID`) and about the whole
-    // workload: which of them the recomputation decides follows from their subjects, with no
-    // need to hash every rule's id for every recomputed path.
+    // workload: which of them the recomputation decides follows from their subjects, which
+    // their frames carry, so the others are neither decoded nor encoded again.
     let decided = |subject: &str| match subject.strip_prefix("path:") {
         Some(path_id) => recomputed.contains(path_id),
         None => true,
     };
-    let stored = group.iter().filter(|(_, r)| decided(&r.finding.subject)).map(|(id, _)| id.clone());
-    let ids: BTreeSet<String> = stored.chain(current.keys().cloned()).collect();
+    let mut group = findingstore::Group::new();
+    for framed in stored.iter().flat_map(findingstore::GroupRow::iter).filter(|f| decided(f.tag)) {
+        group.insert(framed.id.to_string(), findingstore::decode_record(&framed)?);
+    }
+    let ids: BTreeSet<String> = group.keys().cloned().chain(current.keys().cloned()).collect();
     let mut new_ids = Vec::new();
     let mut changed = false;
     for id in ids {
@@ -329,7 +332,7 @@ fn settle_workload(
         changed = true;
     }
     if changed {
-        findingstore::put_group(batch, &t.finding_groups, tenant, workload, &group, &new_ids)?;
+        findingstore::put_group(batch, &t.finding_groups, tenant, workload, stored.as_ref(), &group, &new_ids)?;
     }
     Ok(())
 }
