@@ -1,18 +1,24 @@
 //! Assessments: after a scan or an approval, each baselined scope's posture is judged against
-//! its baseline (`assess_scopes`) and the assessment stored for sealing (`store_assessment`);
-//! what a scope selects (`scope_workloads`, `scope_paths`, `scope_findings`).
+//! its baseline (`assess_scopes`, which reuses a scope's last result while nothing it was
+//! computed from changed: `ScopeMemo`, `stamp`) and the assessment stored for sealing
+//! (`store_assessment`); what a scope selects (`scope_workloads`, `scope_findings`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use sv0_domain::TenantId;
 use sv0_domain::assessment::{
     ApprovalAssessment, Assessment, AssessmentKind, PostureSummary, ScanAssessment, ScopeAssessment,
 };
-use sv0_domain::delta;
+use sv0_domain::delta::{self, DeltaEntry, Verification};
+use sv0_domain::disposition::Disposition;
 use sv0_domain::events::Event;
 use sv0_domain::findings::Finding;
 use sv0_domain::paths::AuthorityPath;
+use sv0_domain::policy::{Policy, RegoState};
 use sv0_domain::scope::Scope;
 use sv0_domain::snapshot::{EntityList, ScanTrigger};
 
@@ -23,16 +29,97 @@ use crate::pathstore;
 use crate::records::{Baseline, BaselineHead, Drift, FindingRecord, FindingStatus};
 use crate::store::{self, ScanFold, Tables, entity_ids, get, put, scan, scan_raw, t_key, t_prefix};
 
-/// Compares every baselined scope of the tenant with its baseline.
+/// Whether a scope's assessment is taken from its memo when nothing it was computed from has
+/// changed (the default). Tests turn this off to compute every assessment afresh: memos are
+/// written the same way either way, so the views differ only if a memo was stale.
+static REUSE_MEMOS: AtomicBool = AtomicBool::new(true);
+
+/// Sets, for the whole process, whether scope assessments are taken from their memos.
+pub fn set_scope_memos(reuse: bool) {
+    REUSE_MEMOS.store(reuse, Ordering::Relaxed);
+}
+
+/// What a scope's last computed assessment was computed from, and what it gave. A later step
+/// takes it as it is while what decides it besides paths and findings (the policy, the Rego
+/// state and the baseline version: `inputs`) is the same, the scope selects the same
+/// `workloads`, and no event after `seq` changed their paths or findings (`stamp`). So a rescan
+/// reads the paths of the scopes its changes reach, not of every baselined scope.
+#[derive(Serialize, Deserialize)]
+struct ScopeMemo {
+    inputs: Vec<u8>,
+    seq: u64,
+    workloads: BTreeSet<String>,
+    posture: PostureSummary,
+    delta: Vec<DeltaEntry>,
+    verification: Option<Verification>,
+    disposition: Disposition,
+}
+
+/// SHA-256 of what decides a scope's assessment besides its paths and findings.
+fn memo_inputs(policy: &Policy, rego: &RegoState, version: u32) -> Result<Vec<u8>, ProjectionError> {
+    let mut hasher = Sha256::new();
+    hasher.update(store::encode(policy)?);
+    hasher.update(store::encode(rego)?);
+    hasher.update(version.to_be_bytes());
+    Ok(hasher.finalize().to_vec())
+}
+
+/// Records that the step at `seq` changed the stored paths or findings of `workloads`.
+pub(crate) fn stamp<'w>(
+    t: &mut Tables<'_>,
+    tenant: &TenantId,
+    seq: u64,
+    workloads: impl IntoIterator<Item = &'w String>,
+) -> Result<(), ProjectionError> {
+    for workload in workloads {
+        put(&mut t.workload_stamps, &t_key(tenant, &[workload.as_bytes()]), &seq)?;
+    }
+    Ok(())
+}
+
+/// Whether a step after `seq` changed the paths or findings of any of `workloads`.
+fn changed_since(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    workloads: &BTreeSet<String>,
+    seq: u64,
+) -> Result<bool, ProjectionError> {
+    for workload in workloads {
+        let stamp: Option<u64> = get(&t.workload_stamps, "workload_stamps", &t_key(tenant, &[workload.as_bytes()]))?;
+        if stamp.is_some_and(|stamp| stamp > seq) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A scope's paths (sorted by path id) and its findings other than undeclared additions.
+fn scope_contents(
+    t: &Tables<'_>,
+    tenant: &TenantId,
+    workloads: &BTreeSet<String>,
+) -> Result<(Vec<AuthorityPath>, Vec<FindingRecord>), ProjectionError> {
+    let paths = paths_of(&t.paths, tenant, workloads)?;
+    let findings = findings_of(&t.findings_by_workload, &t.findings, &t.finding_groups, tenant, workloads)?
+        .into_iter()
+        .filter(|r| !sv0_domain::findings::from_delta(&r.finding))
+        .collect();
+    Ok((paths, findings))
+}
+
+/// Compares every baselined scope of the tenant with its baseline, reading the paths and
+/// findings only of the scopes whose memo does not stand (`ScopeMemo`).
 pub(crate) fn assess_scopes(
     t: &mut Tables<'_>,
     fold: &mut ScanFold<'_>,
     trigger: ScanTrigger,
 ) -> Result<Vec<ScopeAssessment>, ProjectionError> {
     let (tenant, seq, now) = (fold.tenant, fold.seq, fold.now);
+    stamp(t, tenant, seq, &fold.touched)?;
     let heads: Vec<BaselineHead> = scan(&t.baselines, "baselines", &t_prefix(tenant, &[]))?;
     let policy = store::policy(t, tenant)?;
     let rego = store::rego_state(t, tenant)?;
+    let reuse = REUSE_MEMOS.load(Ordering::Relaxed);
     let mut out = Vec::new();
     for head in heads {
         let scope_key = head.scope.key();
@@ -40,20 +127,29 @@ pub(crate) fn assess_scopes(
         let Some(baseline) = get::<Baseline>(&t.baseline_versions, "baseline_versions", &version_key)? else {
             continue;
         };
-        let scope_paths = scope_paths(&t.entities, &t.entity_index, &t.paths, tenant, &head.scope)?;
-        let findings = scope_findings(
-            &t.entities,
-            &t.entity_index,
-            &t.findings_by_workload,
-            &t.findings,
-            &t.finding_groups,
-            tenant,
-            &head.scope,
-        )?
-        .into_iter()
-        .filter(|r| !sv0_domain::findings::from_delta(&r.finding))
-        .collect::<Vec<_>>();
-        let entries = baseline.delta(&scope_paths, &findings);
+        let workloads = scope_workloads(&t.entities, &t.entity_index, tenant, &head.scope)?;
+        let memo_key = t_key(tenant, &[scope_key.as_bytes()]);
+        let inputs = memo_inputs(&policy, &rego, head.version)?;
+        let memo = match get::<ScopeMemo>(&t.scope_memos, "scope_memos", &memo_key)? {
+            Some(memo)
+                if memo.inputs == inputs
+                    && memo.workloads == workloads
+                    && !changed_since(t, tenant, &workloads, memo.seq)? =>
+            {
+                Some(memo)
+            }
+            _ => None,
+        };
+        let mut contents = None;
+        let entries = match memo.as_ref().filter(|_| reuse) {
+            Some(memo) => memo.delta.clone(),
+            None => {
+                let (paths, findings) = scope_contents(t, tenant, &workloads)?;
+                let entries = baseline.delta(&paths, &findings);
+                contents = Some((paths, findings));
+                entries
+            }
+        };
         let undeclared = sv0_domain::delta::undeclared_additions(&head.scope.canonical(), head.version, &entries);
         settle_delta_findings(t, fold, &scope_key, undeclared)?;
         let flags_key = t_key(tenant, &[scope_key.as_bytes()]);
@@ -78,18 +174,41 @@ pub(crate) fn assess_scopes(
             }
             ScanTrigger::Manual | ScanTrigger::Scheduled => None,
         };
-        let builtin = crate::rego::builtin(&entries, &scope_paths, verification.as_ref());
-        let input = crate::rego::DispositionInput {
-            tenant,
-            scope: &head.scope.canonical(),
-            baseline_version: head.version,
-            paths: &scope_paths,
-            findings: &findings,
-            delta: &entries,
-            verification: verification.as_ref(),
-            builtin: &builtin,
+        // The disposition reads the paths too: a memo of another verification does not stand.
+        let memo = memo.filter(|memo| memo.verification == verification);
+        let (posture, disposition) = match memo.as_ref().filter(|_| reuse) {
+            Some(memo) => (memo.posture.clone(), memo.disposition.clone()),
+            None => {
+                let (paths, findings) = match contents {
+                    Some(contents) => contents,
+                    None => scope_contents(t, tenant, &workloads)?,
+                };
+                let builtin = crate::rego::builtin(&entries, &paths, verification.as_ref());
+                let input = crate::rego::DispositionInput {
+                    tenant,
+                    scope: &head.scope.canonical(),
+                    baseline_version: head.version,
+                    paths: &paths,
+                    findings: &findings,
+                    delta: &entries,
+                    verification: verification.as_ref(),
+                    builtin: &builtin,
+                };
+                (PostureSummary::of(&paths), crate::rego::disposition(rego.in_force.as_ref(), &input))
+            }
         };
-        let disposition = crate::rego::disposition(rego.in_force.as_ref(), &input);
+        if memo.is_none() {
+            let memo = ScopeMemo {
+                inputs,
+                seq,
+                workloads,
+                posture: posture.clone(),
+                delta: entries.clone(),
+                verification: verification.clone(),
+                disposition: disposition.clone(),
+            };
+            put(&mut t.scope_memos, &memo_key, &memo)?;
+        }
         // Approved → drifted when the delta breaks the match on at least the policy's number of
         // paths; back to approved when a later scan (a verified remediation) matches again.
         let breaking = entries
@@ -111,7 +230,7 @@ pub(crate) fn assess_scopes(
         out.push(ScopeAssessment {
             scope: head.scope.canonical(),
             baseline_version: head.version,
-            posture: PostureSummary::of(&scope_paths),
+            posture,
             delta: entries,
             verification,
             disposition: Some(disposition),
@@ -236,14 +355,25 @@ pub(crate) fn scope_findings(
     tenant: &TenantId,
     scope: &Scope,
 ) -> Result<Vec<FindingRecord>, ProjectionError> {
+    findings_of(by_workload, findings, groups, tenant, &scope_workloads(entities, entity_index, tenant, scope)?)
+}
+
+/// The findings of `workloads`, by finding id.
+fn findings_of(
+    by_workload: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    findings: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    groups: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    tenant: &TenantId,
+    workloads: &BTreeSet<String>,
+) -> Result<Vec<FindingRecord>, ProjectionError> {
     let mut ids = BTreeSet::new();
     let mut out = BTreeMap::new();
-    for workload in scope_workloads(entities, entity_index, tenant, scope)? {
+    for workload in workloads {
         let p = t_prefix(tenant, &[workload.as_bytes()]);
         for (k, _) in scan_raw(by_workload, &p)? {
             ids.insert(k[p.len()..].to_vec());
         }
-        out.extend(findingstore::group(groups, tenant, &workload)?);
+        out.extend(findingstore::group(groups, tenant, workload)?);
     }
     for id in ids {
         if let Some(record) = store::get_compact::<FindingRecord>(findings, "findings", &t_key(tenant, &[&id]))? {
@@ -253,17 +383,15 @@ pub(crate) fn scope_findings(
     Ok(out.into_values().collect())
 }
 
-/// The paths of a scope's workloads, sorted by path id.
-pub(crate) fn scope_paths(
-    entities: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
-    entity_index: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
+/// The paths of `workloads`, sorted by path id.
+fn paths_of(
     paths: &impl redb::ReadableTable<&'static [u8], &'static [u8]>,
     tenant: &TenantId,
-    scope: &Scope,
+    workloads: &BTreeSet<String>,
 ) -> Result<Vec<AuthorityPath>, ProjectionError> {
     let mut out = Vec::new();
-    for workload in scope_workloads(entities, entity_index, tenant, scope)? {
-        out.extend(pathstore::of_workload(paths, tenant, &workload, None)?);
+    for workload in workloads {
+        out.extend(pathstore::of_workload(paths, tenant, workload, None)?);
     }
     out.sort_by(|a, b| a.path_id.cmp(&b.path_id));
     Ok(out)

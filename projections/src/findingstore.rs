@@ -162,8 +162,8 @@ pub(crate) fn all(
     Ok(out.into_values().collect())
 }
 
-/// Changes one stored finding in place (an acknowledgement), wherever it is stored; an unknown
-/// id changes nothing.
+/// Changes one stored finding in place (an acknowledgement), wherever it is stored, and gives
+/// the workloads the finding is about; an unknown id changes nothing.
 pub(crate) fn update(
     findings: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
     groups: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
@@ -171,19 +171,19 @@ pub(crate) fn update(
     tenant: &TenantId,
     finding_id: &str,
     change: impl FnOnce(&mut FindingRecord),
-) -> Result<(), ProjectionError> {
+) -> Result<Vec<String>, ProjectionError> {
     let key = t_key(tenant, &[finding_id.as_bytes()]);
     if let Some(mut record) = store::get_compact::<FindingRecord>(findings, "findings", &key)? {
         change(&mut record);
-        return store::put_compact(findings, &key, &record);
+        store::put_compact(findings, &key, &record)?;
+        return Ok(record.finding.workloads);
     }
-    let Some(workload) = located(locator, tenant, finding_id)? else { return Ok(()) };
+    let Some(workload) = located(locator, tenant, finding_id)? else { return Ok(Vec::new()) };
     let mut found = group(groups, tenant, &workload)?;
-    if let Some(record) = found.get_mut(finding_id) {
-        change(record);
-        store::insert_pieces(groups, &group_key(tenant, &workload), &encode_group(&found)?)?;
-    }
-    Ok(())
+    let Some(record) = found.get_mut(finding_id) else { return Ok(Vec::new()) };
+    change(record);
+    store::insert_pieces(groups, &group_key(tenant, &workload), &encode_group(&found)?)?;
+    Ok(vec![workload])
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! in the same order give the same rows, byte for byte; no clock, no randomness, no IO but the
 //! views' own write transaction.
 
+use std::collections::BTreeSet;
+
 use sv0_domain::TenantId;
-use sv0_domain::assessment::{ApprovalAssessment, AssessmentKind, FindingMovement, PostureSummary};
+use sv0_domain::assessment::{ApprovalAssessment, AssessmentKind, PostureSummary};
 use sv0_domain::events::{
     ApprovalRecorded, Event, EventFragment, EventPayload, KeyRegistered, KeyRotated, PackSealed, ScanChunk,
     ScanStarted, TokenIssued, TokenRevoked,
@@ -72,7 +74,7 @@ pub(crate) fn apply(t: &mut Tables<'_>, record: &Record, event: &Event) -> Resul
         EventPayload::TokenIssued(issued) => token_issued(t, tenant, seq, event, issued),
         EventPayload::TokenRevoked(revoked) => token_revoked(t, tenant, seq, event, revoked),
         EventPayload::FindingsAcknowledged(acked) => {
-            acknowledge(t, tenant, &acked.acknowledged, &acked.by, event.meta.occurred_at)
+            acknowledge(t, tenant, seq, &acked.acknowledged, &acked.by, event.meta.occurred_at)
         }
         EventPayload::PackSealed(sealed) => pack_sealed(t, tenant, seq, sealed),
         // Tokens are evidence read from the log itself (export, verification); no view needs them.
@@ -186,12 +188,12 @@ fn approval_recorded(
     // The approval takes the posture as it is: what nobody had declared is now approved.
     if let Some(state) = get::<TenantState>(&t.tenants, "tenants", &t_key(tenant, &[]))? {
         let now = event.meta.occurred_at;
-        let mut fold = ScanFold { tenant, seq, now, state, movement: FindingMovement::default() };
+        let mut fold = ScanFold::at(tenant, seq, now, state);
         settle_delta_findings(t, &mut fold, &scope_key, Vec::new())?;
         fold.store_state(t)?;
     }
 
-    acknowledge(t, tenant, &approval.acknowledged, &approval.approver, event.meta.occurred_at)?;
+    acknowledge(t, tenant, seq, &approval.acknowledged, &approval.approver, event.meta.occurred_at)?;
 
     let assessment = ApprovalAssessment {
         scope: approval.scope.canonical(),
@@ -237,26 +239,29 @@ fn key_registered(
     put(&mut t.keys, &key, &record)
 }
 
-/// Records acknowledgements on the tenant's findings (an unknown id changes nothing).
+/// Records acknowledgements on the tenant's findings (an unknown id changes nothing), and
+/// stamps the workloads they are about: their scopes' assessments are decided again.
 fn acknowledge(
     t: &mut Tables<'_>,
     tenant: &TenantId,
+    seq: u64,
     acknowledged: &[sv0_domain::events::Acknowledgement],
     by: &str,
     at: sv0_domain::Timestamp,
 ) -> Result<(), ProjectionError> {
+    let mut touched = BTreeSet::new();
     for ack in acknowledged {
         let acknowledgement = FindingAck { by: by.to_string(), due: ack.due, at };
-        crate::findingstore::update(
+        touched.extend(crate::findingstore::update(
             &mut t.findings,
             &mut t.finding_groups,
             &t.finding_locator,
             tenant,
             &ack.finding_id,
             |record| record.acknowledgement = Some(acknowledgement),
-        )?;
+        )?);
     }
-    Ok(())
+    crate::assess::stamp(t, tenant, seq, &touched)
 }
 
 /// A token is recorded under its id; an id already taken (by any tenant) keeps its first record.

@@ -29,6 +29,7 @@ pub mod shard;
 pub mod store;
 mod views;
 
+pub use assess::set_scope_memos;
 pub use batch::{SPILL_BYTES, set_spill_bytes};
 pub use error::ProjectionError;
 pub use records::{

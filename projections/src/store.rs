@@ -28,7 +28,7 @@ use crate::error::ProjectionError;
 use crate::records::TenantState;
 
 /// The layout of the views: a views file of another layout is refolded from the log.
-pub const FORMAT: &[u8] = b"sv0-views-19";
+pub const FORMAT: &[u8] = b"sv0-views-20";
 
 /// One raw row: key bytes and value bytes.
 pub type Row = (Vec<u8>, Vec<u8>);
@@ -84,6 +84,12 @@ pub const BASELINE_VERSIONS: Def = TableDefinition::new("baseline_versions");
 pub const SCOPE_FLAGS: Def = TableDefinition::new("scope_flags");
 /// `(tenant, scope_key)` → ids of the scope's open undeclared-addition findings (SV0-D010).
 pub const DELTA_FINDINGS: Def = TableDefinition::new("delta_findings");
+/// `(tenant, scope_key)` → `ScopeMemo`: what the scope's last computed assessment was computed
+/// from and gave, reused while none of it changed (`assess`).
+pub const SCOPE_MEMOS: Def = TableDefinition::new("scope_memos");
+/// `(tenant, workload)` → the position of the last event that changed the workload's paths or
+/// findings (`assess::stamp`).
+pub const WORKLOAD_STAMPS: Def = TableDefinition::new("workload_stamps");
 /// `(tenant, seq)` → `Assessment` awaiting or bearing a seal.
 pub const ASSESSMENTS: Def = TableDefinition::new("assessments");
 /// `(tenant)` → position of the tenant's last assessment.
@@ -102,7 +108,7 @@ pub const FRAGMENTS: Def = TableDefinition::new("fragments");
 pub const META: Def = TableDefinition::new("meta");
 
 /// Every table, so that a new database has them all and a dump covers them all.
-pub const ALL_TABLES: [Def; 31] = [
+pub const ALL_TABLES: [Def; 33] = [
     CHECKPOINTS,
     SCANS_PENDING,
     SCAN_CHUNKS,
@@ -126,6 +132,8 @@ pub const ALL_TABLES: [Def; 31] = [
     BASELINE_VERSIONS,
     SCOPE_FLAGS,
     DELTA_FINDINGS,
+    SCOPE_MEMOS,
+    WORKLOAD_STAMPS,
     ASSESSMENTS,
     ASSESSMENT_CURSOR,
     PACKS,
@@ -600,9 +608,16 @@ pub(crate) struct ScanFold<'a> {
     pub now: Timestamp,
     pub state: TenantState,
     pub movement: FindingMovement,
+    /// The workloads whose stored paths or findings this step changed (`assess::stamp`).
+    pub touched: BTreeSet<String>,
 }
 
 impl<'a> ScanFold<'a> {
+    /// A step over a tenant's `state`.
+    pub fn at(tenant: &'a TenantId, seq: u64, now: Timestamp, state: TenantState) -> ScanFold<'a> {
+        ScanFold { tenant, seq, now, state, movement: FindingMovement::default(), touched: BTreeSet::new() }
+    }
+
     /// A step at `seq` and `now` over the tenant's stored state (or a new tenant's).
     pub fn new(
         t: &Tables<'_>,
@@ -611,7 +626,7 @@ impl<'a> ScanFold<'a> {
         now: Timestamp,
     ) -> Result<ScanFold<'a>, ProjectionError> {
         let state = tenant_state(t, tenant)?.unwrap_or_default();
-        Ok(ScanFold { tenant, seq, now, state, movement: FindingMovement::default() })
+        Ok(ScanFold::at(tenant, seq, now, state))
     }
 
     /// Stores the tenant's state.
@@ -645,6 +660,8 @@ pub(crate) struct Tables<'t> {
     pub baseline_versions: Table<'t, &'static [u8], &'static [u8]>,
     pub scope_flags: Table<'t, &'static [u8], &'static [u8]>,
     pub delta_findings: Table<'t, &'static [u8], &'static [u8]>,
+    pub scope_memos: Table<'t, &'static [u8], &'static [u8]>,
+    pub workload_stamps: Table<'t, &'static [u8], &'static [u8]>,
     pub assessments: Table<'t, &'static [u8], &'static [u8]>,
     pub assessment_cursor: Table<'t, &'static [u8], &'static [u8]>,
     pub packs: Table<'t, &'static [u8], &'static [u8]>,
@@ -680,6 +697,8 @@ impl<'t> Tables<'t> {
             baseline_versions: txn.open_table(BASELINE_VERSIONS)?,
             scope_flags: txn.open_table(SCOPE_FLAGS)?,
             delta_findings: txn.open_table(DELTA_FINDINGS)?,
+            scope_memos: txn.open_table(SCOPE_MEMOS)?,
+            workload_stamps: txn.open_table(WORKLOAD_STAMPS)?,
             assessments: txn.open_table(ASSESSMENTS)?,
             assessment_cursor: txn.open_table(ASSESSMENT_CURSOR)?,
             packs: txn.open_table(PACKS)?,

@@ -484,4 +484,7 @@ fn bench_folds_its_synthetic_tenant_and_reports_each_stage() {
     let text = report.to_string();
     assert!(text.contains("fold"), "{report}");
     assert!(text.contains("paths"), "{report}");
+    for stage in ["more scopes baselined (scope memos)", "every baselined scope assessed afresh"] {
+        assert!(text.contains(stage), "no stage {stage:?}: {report}");
+    }
 }

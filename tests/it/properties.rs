@@ -4,7 +4,9 @@
 //! empty database gives the incremental views, and (2) replaying the log to the position
 //! reached after any step gives the views as they were live at that step, and (3) after every
 //! rescan and release the incrementally recomputed paths and findings equal those of a full
-//! recomputation of every workload (which a policy event forces).
+//! recomputation of every workload (which a policy event forces), and (4) folding the log with
+//! every scope assessment computed afresh gives the views whose assessments were taken from
+//! scope memos wherever nothing they were computed from had changed.
 
 use proptest::prelude::*;
 use sv0_domain::Timestamp;
@@ -27,6 +29,8 @@ enum Op {
     Release,
     /// The evidence window changes.
     Policy { window: u32 },
+    /// A person acknowledges the `nth` open finding (modulo their number).
+    Acknowledge { nth: usize },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -36,6 +40,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => proptest::option::of(0usize..3).prop_map(|workload| Op::Approve { workload }),
         1 => Just(Op::Release),
         1 => (1u32..60).prop_map(|window| Op::Policy { window }),
+        1 => (0usize..1000).prop_map(|nth| Op::Acknowledge { nth }),
     ]
 }
 
@@ -208,12 +213,36 @@ fn check(ops: &[Op]) {
                         .await
                         .unwrap();
                 }
+                Op::Acknowledge { nth } => {
+                    let open: Vec<String> = service
+                        .findings(&tenant, None)
+                        .unwrap()
+                        .into_iter()
+                        .filter(|r| r.status == sv0_projections::FindingStatus::Open)
+                        .map(|r| r.finding.finding_id)
+                        .collect();
+                    if !open.is_empty() {
+                        let ack = sv0_domain::events::Acknowledgement {
+                            finding_id: open[nth % open.len()].clone(),
+                            due: start.add_days(400),
+                        };
+                        let by = sv0_domain::events::Actor::host("prop@example.com");
+                        service.acknowledge_findings(&tenant, vec![ack], &by, "property", start).await.unwrap();
+                    }
+                }
             }
             steps.push((service.log().head().await.unwrap(), service.views().dump().unwrap()));
         }
         let rebuilt = Views::in_memory().unwrap();
         rebuilt.catch_up(service.log(), None).await.unwrap();
         assert_eq!(&rebuilt.dump().unwrap(), &steps.last().unwrap().1, "rebuild differs from incremental");
+        // Every scope assessment computed afresh: a stale memo shows as a different assessment.
+        sv0_projections::set_scope_memos(false);
+        let fresh = Views::in_memory().unwrap();
+        let caught_up = fresh.catch_up(service.log(), None).await;
+        sv0_projections::set_scope_memos(true);
+        caught_up.unwrap();
+        assert_eq!(&fresh.dump().unwrap(), &steps.last().unwrap().1, "a scope memo was taken where it did not stand");
         for (head, live) in &steps {
             let (reached, replayed) = service.replay(AsOf::Position(*head)).await.unwrap();
             assert_eq!(reached, *head);
@@ -233,4 +262,58 @@ fn an_identity_falls_silent_exactly_one_scan_after_the_limit() {
         Op::Scan { seed: 693, change: 2, days: 34, drop: 4, coverage: 2, trigger: 2 },
         Op::Scan { seed: 346, change: 4, days: 1, drop: 5, coverage: 4, trigger: 3 },
     ]);
+}
+
+/// A rescan that changes nothing of a baselined scope takes the scope's assessment from its
+/// memo (its row stays as the scan that computed it wrote it); one that changes the scope's
+/// paths computes it again. (Another scope's memo may fall with it: the findings about a
+/// destination both reach list the paths of both.) (That a memo taken gives what a fresh computation gives is the
+/// property test's fourth property.)
+#[test]
+fn a_scope_is_assessed_again_only_when_its_paths_or_findings_change() {
+    let dir = TempDir::new();
+    crate::block_on(async {
+        let mut service = Service::open(dir.path()).await.unwrap();
+        let start = Timestamp::parse(synthetic::OBSERVED_AT).unwrap();
+        let truth = synthetic::tenant(300, 42, start).unwrap();
+        let tenant = service.import_snapshot(&serde_json::to_vec(&truth).unwrap(), None).await.unwrap().tenant;
+        let scopes = ["workload-0000001", "workload-0000002"].map(|w| Scope::parse(&format!("workload:{w}")).unwrap());
+        for scope in &scopes {
+            service.approve(&tenant, scope, "memo", vec![], "prop@example.com", start).await.unwrap();
+        }
+        let memo = |views: &Views, scope: &Scope| -> Vec<u8> {
+            let key = scope.key();
+            let dump = views.dump().unwrap();
+            let rows = dump.get("scope_memos").expect("the scope_memos table");
+            let row = rows.iter().find(|(k, _)| k.windows(key.len()).any(|w| w == key.as_bytes()));
+            row.map(|(_, v)| v.clone()).expect("a memo of the scope")
+        };
+        let paths_of = |views: &Views, workload: &str| {
+            let filter = PathFilter { workload: Some(workload.to_string()), ..PathFilter::default() };
+            views.query_paths(&tenant, &filter).unwrap()
+        };
+
+        // A rescan a day later that changes no grant: both scopes assessed, their memos written.
+        let truth = synthetic::rescan(&truth, 0.0, 1, start.add_days(1)).unwrap();
+        service.import_snapshot(&serde_json::to_vec(&truth).unwrap(), Some(ScanTrigger::Scheduled)).await.unwrap();
+        let before = scopes.each_ref().map(|s| memo(service.views(), s));
+        let paths_before = paths_of(service.views(), "workload-0000002");
+
+        // The second workload alone rescanned as it was: nothing to assess again.
+        let unchanged = synthetic::targeted(&truth, "workload-0000002");
+        service.import_snapshot(&serde_json::to_vec(&unchanged).unwrap(), Some(ScanTrigger::Scheduled)).await.unwrap();
+        assert_eq!(scopes.each_ref().map(|s| memo(service.views(), s)), before, "both memos stood");
+
+        // Then with every grant of it moved.
+        let moved = synthetic::rescan(&unchanged, 100.0, 7, start.add_days(1)).unwrap();
+        service.import_snapshot(&serde_json::to_vec(&moved).unwrap(), Some(ScanTrigger::Scheduled)).await.unwrap();
+        assert_ne!(paths_of(service.views(), "workload-0000002"), paths_before, "the rescan changed the scope's paths");
+        assert_ne!(memo(service.views(), &scopes[1]), before[1], "the changed scope was assessed again");
+
+        // Its assessment is still in the sealed record, as before.
+        let last = service.views().assessments_after(&tenant, 0).unwrap().pop().expect("an assessment");
+        let assessed: std::collections::BTreeSet<String> =
+            last.scan.expect("a scan assessment").scopes.into_iter().map(|s| s.scope).collect();
+        assert_eq!(assessed, scopes.iter().map(Scope::canonical).collect());
+    })
 }

@@ -202,6 +202,10 @@ async fn measure(
     // of its grants changed.
     let heavy_workload = sv0_synth::synthetic::targeted(&third, "workload-0000000");
     let targeted = sv0_synth::synthetic::rescan(&heavy_workload, 1.0, 3, at.add_days(2))?;
+    // Two more of them, once fifty more projects are baselined: one assessing only the scopes
+    // it reaches (scope memos), one assessing every scope afresh.
+    let memo_rescan = sv0_synth::synthetic::rescan(&targeted, 1.0, 4, at.add_days(2))?;
+    let fresh_rescan = sv0_synth::synthetic::rescan(&memo_rescan, 1.0, 5, at.add_days(2))?;
     drop((third, heavy_workload));
     let second = serde_json::to_vec(&second)?;
     let first = serde_json::to_vec(&base)?;
@@ -339,6 +343,7 @@ async fn measure(
     let grants = (targeted.grants.len(), "grants/s");
     let stage = "targeted rescan of the 1,000-path workload (import + fold + seal)";
     m.push(applied_scan(&mut service, targeted, ScanTrigger::Deployment, stage, grants).await?);
+    m.extend(many_scopes(&mut service, &tenant, memo_rescan, fresh_rescan).await?);
 
     if !skip_replay {
         let head = service.log().head().await?;
@@ -426,6 +431,38 @@ async fn measure(
     let intact = verdicts.iter().all(|v| v.result.is_ok());
     anyhow::ensure!(intact, "the chain did not verify");
     Ok(crate::EXIT_OK)
+}
+
+/// Up to fifty more projects baselined (not timed), then the targeted rescans `memo` and `fresh`
+/// of the 1,000-path workload: the first takes the assessments of the scopes it does not reach
+/// from their memos, the second assesses every baselined scope afresh (what every rescan did
+/// before scope memos).
+async fn many_scopes(
+    service: &mut Service<sv0_log::EmbeddedLog>,
+    tenant: &TenantId,
+    memo: sv0_domain::snapshot::Snapshot,
+    fresh: sv0_domain::snapshot::Snapshot,
+) -> anyhow::Result<Vec<Measurement>> {
+    let projects: std::collections::BTreeSet<String> =
+        service.views().workloads(tenant)?.into_iter().filter_map(|w| w.project).collect();
+    let at = Timestamp::parse("2026-03-03T10:00:00Z")?;
+    for project in projects.iter().filter(|p| *p != "project-0000").take(50) {
+        let scope = Scope::parse(&format!("project:{project}"))?;
+        service.approve(tenant, &scope, "bench", Vec::new(), "bench@example.com", at).await?;
+    }
+    let scopes = service.views().baselines(tenant)?.len();
+    let mut m = Vec::new();
+    let grants = (memo.grants.len(), "grants/s");
+    let stage = "targeted rescan, 1,000-path workload, more scopes baselined (scope memos)";
+    m.push(applied_scan(service, memo, ScanTrigger::Deployment, stage, grants).await?);
+    sv0_projections::set_scope_memos(false);
+    let grants = (fresh.grants.len(), "grants/s");
+    let stage = "the same, every baselined scope assessed afresh";
+    let afresh = applied_scan(service, fresh, ScanTrigger::Deployment, stage, grants).await;
+    sv0_projections::set_scope_memos(true);
+    m.push(afresh?);
+    tracing::info!(scopes, "scopes baselined for the targeted rescans");
+    Ok(m)
 }
 
 /// Imports `snapshot` as a scan that must be applied, timed as `stage` (`count` of `unit`).

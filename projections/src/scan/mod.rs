@@ -15,7 +15,7 @@
 
 use redb::ReadableTable;
 use sv0_domain::TenantId;
-use sv0_domain::assessment::{AssessmentKind, FindingMovement, ScanAssessment, ScanRef};
+use sv0_domain::assessment::{AssessmentKind, ScanAssessment, ScanRef};
 use sv0_domain::events::{Event, ScanCompleted, ScanQuarantined, ScanReleased, ScanStarted};
 use sv0_domain::policy::Policy;
 use sv0_domain::snapshot::{Entities, EntityList};
@@ -377,8 +377,9 @@ pub(crate) fn policy_set(
         destinations: entity_ids(&t.entities, tenant, EntityList::Destinations)?,
     };
     let now = state.last_observed_at;
-    let mut fold = ScanFold { tenant, seq, now, state, movement: FindingMovement::default() };
+    let mut fold = ScanFold::at(tenant, seq, now, state);
     let writer = recompute(t, &mut fold, policy, &workloads, None)?.write(t, &mut fold, around)?;
     pathstore::refresh_digest(&t.path_fingerprints, &mut t.digest_buckets, tenant, &writer.dirty_buckets)?;
+    crate::assess::stamp(t, tenant, seq, &fold.touched)?;
     fold.store_state(t)
 }

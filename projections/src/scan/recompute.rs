@@ -124,6 +124,9 @@ pub(crate) fn recompute(
         let writes = writer.writes;
         writer.replace(&mut batch, &t.paths, &stored, &mut fold.state.posture, tenant, &old, &new)?;
         let changed = writer.writes != writes;
+        if changed {
+            fold.touched.insert(workload.clone());
+        }
         // A workload's findings follow from its paths alone: when a selection of them was
         // recomputed and none changed, neither did the findings. Those about one path are
         // settled for the recomputed paths only; those about the whole workload from the facts
@@ -333,6 +336,7 @@ fn settle_workload(
     }
     if changed {
         findingstore::put_group(batch, &t.finding_groups, tenant, workload, stored.as_ref(), &group, &new_ids)?;
+        fold.touched.insert(workload.to_string());
     }
     Ok(())
 }
@@ -357,10 +361,12 @@ pub(super) fn settle(
         if let Some(old) = &existing {
             for workload in &old.finding.workloads {
                 batch.remove(Target::FindingsByWorkload, t_key(tenant, &[workload.as_bytes(), id.as_bytes()]));
+                fold.touched.insert(workload.clone());
             }
         }
         for workload in &next.finding.workloads {
             batch.put(Target::FindingsByWorkload, t_key(tenant, &[workload.as_bytes(), id.as_bytes()]), Vec::new());
+            fold.touched.insert(workload.clone());
         }
         batch.put(Target::Findings, key, store::encode_compact(&next)?);
     }
