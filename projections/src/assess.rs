@@ -124,9 +124,10 @@ pub(crate) fn assess_scopes(
     for head in heads {
         let scope_key = head.scope.key();
         let version_key = t_key(tenant, &[scope_key.as_bytes(), &head.version.to_be_bytes()]);
-        let Some(baseline) = get::<Baseline>(&t.baseline_versions, "baseline_versions", &version_key)? else {
+        // A baseline holds every path approved: it is decoded only when the delta is computed.
+        if t.baseline_versions.get(version_key.as_slice())?.is_none() {
             continue;
-        };
+        }
         let workloads = scope_workloads(&t.entities, &t.entity_index, tenant, &head.scope)?;
         let memo_key = t_key(tenant, &[scope_key.as_bytes()]);
         let inputs = memo_inputs(&policy, &rego, head.version)?;
@@ -144,6 +145,8 @@ pub(crate) fn assess_scopes(
         let entries = match memo.as_ref().filter(|_| reuse) {
             Some(memo) => memo.delta.clone(),
             None => {
+                let baseline = get::<Baseline>(&t.baseline_versions, "baseline_versions", &version_key)?
+                    .ok_or_else(|| store::corrupt("baseline_versions", format!("{scope_key}: no baseline")))?;
                 let (paths, findings) = scope_contents(t, tenant, &workloads)?;
                 let entries = baseline.delta(&paths, &findings);
                 contents = Some((paths, findings));
@@ -255,6 +258,8 @@ pub(crate) fn settle_delta_findings(
         let key = t_key(tenant, &[finding.finding_id.as_bytes()]);
         let existing: Option<FindingRecord> = store::get_compact(&t.findings, "findings", &key)?;
         let next = match existing {
+            // Open as it was: nothing to write.
+            Some(old) if old.status == FindingStatus::Open && old.finding == finding => continue,
             Some(old) if old.status == FindingStatus::Open => {
                 fold.state.open.close(&old.finding);
                 fold.state.open.open(&finding);

@@ -202,10 +202,12 @@ async fn measure(
     // of its grants changed.
     let heavy_workload = sv0_synth::synthetic::targeted(&third, "workload-0000000");
     let targeted = sv0_synth::synthetic::rescan(&heavy_workload, 1.0, 3, at.add_days(2))?;
-    // Two more of them, once fifty more projects are baselined: one assessing only the scopes
-    // it reaches (scope memos), one assessing every scope afresh.
-    let memo_rescan = sv0_synth::synthetic::rescan(&targeted, 1.0, 4, at.add_days(2))?;
-    let fresh_rescan = sv0_synth::synthetic::rescan(&memo_rescan, 1.0, 5, at.add_days(2))?;
+    // Three more of them, once fifty more projects are baselined: the first (not timed) computes
+    // every new scope's first assessment, which leaves its memo; the second assesses only the
+    // scopes it reaches (scope memos), the third every scope afresh.
+    let warm_rescan = sv0_synth::synthetic::rescan(&targeted, 1.0, 4, at.add_days(2))?;
+    let memo_rescan = sv0_synth::synthetic::rescan(&warm_rescan, 1.0, 5, at.add_days(2))?;
+    let fresh_rescan = sv0_synth::synthetic::rescan(&memo_rescan, 1.0, 6, at.add_days(2))?;
     drop((third, heavy_workload));
     let second = serde_json::to_vec(&second)?;
     let first = serde_json::to_vec(&base)?;
@@ -343,7 +345,7 @@ async fn measure(
     let grants = (targeted.grants.len(), "grants/s");
     let stage = "targeted rescan of the 1,000-path workload (import + fold + seal)";
     m.push(applied_scan(&mut service, targeted, ScanTrigger::Deployment, stage, grants).await?);
-    m.extend(many_scopes(&mut service, &tenant, memo_rescan, fresh_rescan).await?);
+    m.extend(many_scopes(&mut service, &tenant, [warm_rescan, memo_rescan, fresh_rescan]).await?);
 
     if !skip_replay {
         let head = service.log().head().await?;
@@ -433,15 +435,14 @@ async fn measure(
     Ok(crate::EXIT_OK)
 }
 
-/// Up to fifty more projects baselined (not timed), then the targeted rescans `memo` and `fresh`
-/// of the 1,000-path workload: the first takes the assessments of the scopes it does not reach
-/// from their memos, the second assesses every baselined scope afresh (what every rescan did
-/// before scope memos).
+/// Up to fifty more projects baselined, then three targeted rescans of the 1,000-path workload:
+/// `warm` (not timed) gives each new scope its first assessment and memo; `memo` takes the
+/// assessments of the scopes it does not reach from their memos; `fresh` assesses every
+/// baselined scope afresh (what every rescan did before scope memos).
 async fn many_scopes(
     service: &mut Service<sv0_log::EmbeddedLog>,
     tenant: &TenantId,
-    memo: sv0_domain::snapshot::Snapshot,
-    fresh: sv0_domain::snapshot::Snapshot,
+    [warm, memo, fresh]: [sv0_domain::snapshot::Snapshot; 3],
 ) -> anyhow::Result<Vec<Measurement>> {
     let projects: std::collections::BTreeSet<String> =
         service.views().workloads(tenant)?.into_iter().filter_map(|w| w.project).collect();
@@ -451,6 +452,8 @@ async fn many_scopes(
         service.approve(tenant, &scope, "bench", Vec::new(), "bench@example.com", at).await?;
     }
     let scopes = service.views().baselines(tenant)?.len();
+    let grants = (warm.grants.len(), "grants/s");
+    applied_scan(service, warm, ScanTrigger::Deployment, "targeted rescan, first after the approvals", grants).await?;
     let mut m = Vec::new();
     let grants = (memo.grants.len(), "grants/s");
     let stage = "targeted rescan, 1,000-path workload, more scopes baselined (scope memos)";
