@@ -145,7 +145,7 @@ pub(crate) fn assess_scopes(
         let entries = match memo.as_ref().filter(|_| reuse) {
             Some(memo) => memo.delta.clone(),
             None => {
-                let baseline = get::<Baseline>(&t.baseline_versions, "baseline_versions", &version_key)?
+                let baseline = store::get_big::<Baseline>(&t.baseline_versions, "baseline_versions", &version_key)?
                     .ok_or_else(|| store::corrupt("baseline_versions", format!("{scope_key}: no baseline")))?;
                 let (paths, findings) = scope_contents(t, tenant, &workloads)?;
                 let entries = baseline.delta(&paths, &findings);
@@ -316,7 +316,7 @@ pub(crate) fn store_assessment(
         scan,
         approval,
     };
-    put(&mut t.assessments, &t_key(tenant, &[&seq.to_be_bytes()]), &assessment)?;
+    store::put_big(&mut t.assessments, &t_key(tenant, &[&seq.to_be_bytes()]), &assessment)?;
     put(&mut t.assessment_cursor, &cursor_key, &seq)
 }
 

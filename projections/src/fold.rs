@@ -176,7 +176,7 @@ fn approval_recorded(
         plan_digest: approval.plan_digest.clone(),
     };
     let version_key = t_key(tenant, &[scope_key.as_bytes(), &approval.baseline_version.to_be_bytes()]);
-    put(&mut t.baseline_versions, &version_key, &baseline)?;
+    store::put_big(&mut t.baseline_versions, &version_key, &baseline)?;
     let new_head = BaselineHead {
         scope: approval.scope.clone(),
         version: approval.baseline_version,

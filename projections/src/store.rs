@@ -28,7 +28,7 @@ use crate::error::ProjectionError;
 use crate::records::TenantState;
 
 /// The layout of the views: a views file of another layout is refolded from the log.
-pub const FORMAT: &[u8] = b"sv0-views-20";
+pub const FORMAT: &[u8] = b"sv0-views-21";
 
 /// One raw row: key bytes and value bytes.
 pub type Row = (Vec<u8>, Vec<u8>);
@@ -78,7 +78,7 @@ pub const FINDING_GROUPS: Def = TableDefinition::new("finding_groups");
 pub const FINDING_LOCATOR: Def = TableDefinition::new("finding_locator");
 /// `(tenant, scope_key)` → `BaselineHead`.
 pub const BASELINES: Def = TableDefinition::new("baselines");
-/// `(tenant, scope_key, version)` → `Baseline`.
+/// `(tenant, scope_key, version)` → `Baseline` (`encode_big`).
 pub const BASELINE_VERSIONS: Def = TableDefinition::new("baseline_versions");
 /// `(tenant, scope_key)` → flagged path ids of the scope's last post-deployment delta.
 pub const SCOPE_FLAGS: Def = TableDefinition::new("scope_flags");
@@ -90,7 +90,7 @@ pub const SCOPE_MEMOS: Def = TableDefinition::new("scope_memos");
 /// `(tenant, workload)` → the position of the last event that changed the workload's paths or
 /// findings (`assess::stamp`).
 pub const WORKLOAD_STAMPS: Def = TableDefinition::new("workload_stamps");
-/// `(tenant, seq)` → `Assessment` awaiting or bearing a seal.
+/// `(tenant, seq)` → `Assessment` awaiting or bearing a seal (`encode_big`).
 pub const ASSESSMENTS: Def = TableDefinition::new("assessments");
 /// `(tenant)` → position of the tenant's last assessment.
 pub const ASSESSMENT_CURSOR: Def = TableDefinition::new("assessment_cursor");
@@ -567,6 +567,61 @@ pub fn put<T: Serialize + ?Sized>(
     let bytes = encode(value)?;
     table.insert(key, bytes.as_slice())?;
     Ok(())
+}
+
+/// The first byte of a packed large row (`encode_big`); a plain one is canonical CBOR of a
+/// record, which begins with a map's head, never with this.
+const BIG_PACKED: u8 = 0x01;
+
+/// Encodes a large value read whole (a baseline with the paths it approved, an assessment):
+/// its canonical CBOR, LZ4-packed behind `BIG_PACKED`, or plain when it is too large to pack.
+pub fn encode_big<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, ProjectionError> {
+    let plain = encode(value)?;
+    if plain.len() > MAX_PACKED_BYTES {
+        return Ok(plain);
+    }
+    let mut row = vec![BIG_PACKED];
+    row.extend_from_slice(&pack(&plain));
+    Ok(row)
+}
+
+/// Decodes a row `encode_big` wrote.
+pub fn decode_big<T: DeserializeOwned>(table: &str, row: &[u8]) -> Result<T, ProjectionError> {
+    match row.split_first() {
+        Some((&BIG_PACKED, packed)) => decode(table, &unpack(table, packed)?),
+        _ => decode(table, row),
+    }
+}
+
+/// Reads and decodes one row `encode_big` wrote.
+pub fn get_big<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    name: &str,
+    key: &[u8],
+) -> Result<Option<T>, ProjectionError> {
+    match table.get(key)? {
+        Some(value) => Ok(Some(decode_big(name, value.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Writes one row as `encode_big` encodes it.
+pub fn put_big<T: Serialize + ?Sized>(
+    table: &mut Table<&'static [u8], &'static [u8]>,
+    key: &[u8],
+    value: &T,
+) -> Result<(), ProjectionError> {
+    table.insert(key, encode_big(value)?.as_slice())?;
+    Ok(())
+}
+
+/// Every row `encode_big` wrote whose key starts with `prefix`, decoded, in key order.
+pub fn scan_big<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    name: &str,
+    prefix: &[u8],
+) -> Result<Vec<T>, ProjectionError> {
+    scan_raw(table, prefix)?.into_iter().map(|(_, v)| decode_big(name, &v)).collect()
 }
 
 /// Every row whose key starts with `prefix`, as raw bytes, in key order.

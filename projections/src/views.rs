@@ -810,15 +810,15 @@ impl Views {
                 None => return Ok(None),
             },
         };
-        get(
+        store::get_big(
             &versions,
             "baseline_versions",
             &key(&[tenant.as_str().as_bytes(), scope_key.as_bytes(), &version.to_be_bytes()]),
         )
     }
 
-    /// Who approved a baseline version of a scope and when, read without decoding its paths
-    /// (the Overview lists every scope's).
+    /// Who approved a baseline version of a scope and when, read without building its paths
+    /// (the row is unpacked and its paths skipped; the Overview lists every scope's).
     pub fn baseline_approval(
         &self,
         tenant: &TenantId,
@@ -827,7 +827,7 @@ impl Views {
     ) -> Result<Option<crate::records::BaselineApproval>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let versions = txn.open_table(store::BASELINE_VERSIONS)?;
-        get(
+        store::get_big(
             &versions,
             "baseline_versions",
             &key(&[tenant.as_str().as_bytes(), scope.key().as_bytes(), &version.to_be_bytes()]),
@@ -838,7 +838,7 @@ impl Views {
     pub fn baseline_history(&self, tenant: &TenantId, scope: &Scope) -> Result<Vec<Baseline>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let versions = txn.open_table(store::BASELINE_VERSIONS)?;
-        scan(&versions, "baseline_versions", &prefix(&[tenant.as_str().as_bytes(), scope.key().as_bytes()]))
+        store::scan_big(&versions, "baseline_versions", &prefix(&[tenant.as_str().as_bytes(), scope.key().as_bytes()]))
     }
 
     /// Assessments of a tenant after a log position, in log order: a range read from that
@@ -853,7 +853,7 @@ impl Views {
         let mut out = Vec::new();
         for entry in table.range(start.as_slice()..end.as_slice())? {
             let (_, value) = entry?;
-            let assessment: Assessment = store::decode("assessments", value.value())?;
+            let assessment: Assessment = store::decode_big("assessments", value.value())?;
             if assessment.assessed_seq > after {
                 out.push(assessment);
             }
@@ -870,7 +870,7 @@ impl Views {
         let mut out = Vec::new();
         for entry in table.range(start.as_slice()..end.as_slice())?.rev().take(n) {
             let (_, value) = entry?;
-            out.push(store::decode("assessments", value.value())?);
+            out.push(store::decode_big("assessments", value.value())?);
         }
         Ok(out)
     }
@@ -888,7 +888,7 @@ impl Views {
     pub fn assessment(&self, tenant: &TenantId, seq: Seq) -> Result<Option<Assessment>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::ASSESSMENTS)?;
-        get(&table, "assessments", &key(&[tenant.as_str().as_bytes(), &seq.to_be_bytes()]))
+        store::get_big(&table, "assessments", &key(&[tenant.as_str().as_bytes(), &seq.to_be_bytes()]))
     }
 
     /// The head of a tenant's pack chain.
