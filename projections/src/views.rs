@@ -960,6 +960,22 @@ impl Views {
         self.fold_tables(Vec::new, |rows, key, value| rows.push((key.to_vec(), value.to_vec())))
     }
 
+    /// The bytes of pages each table holds (its stored bytes, its B-tree's metadata and the
+    /// unused parts of its pages, as redb counts them), largest first.
+    pub fn table_bytes(&self) -> Result<Vec<(String, u64)>, ProjectionError> {
+        use redb::ReadableTableMetadata;
+        let txn = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for handle in txn.list_tables()? {
+            let name = redb::TableHandle::name(&handle).to_string();
+            let definition: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
+            let stats = txn.open_table(definition)?.stats()?;
+            out.push((name, stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes()));
+        }
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
     /// Folds the rows of each table but `meta` (which log the views belong to is bookkeeping,
     /// not something folded from events) in key order, one accumulator per table.
     fn fold_tables<A>(

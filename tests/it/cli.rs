@@ -484,6 +484,8 @@ fn bench_folds_its_synthetic_tenant_and_reports_each_stage() {
     let text = report.to_string();
     assert!(text.contains("fold"), "{report}");
     assert!(text.contains("paths"), "{report}");
+    let tables = report["views_table_bytes"].as_array().expect("the views' tables");
+    assert!(tables.iter().any(|t| t["table"] == "paths" && t["bytes"].as_u64() > Some(0)), "{report}");
     for stage in ["more scopes baselined (scope memos)", "every baselined scope assessed afresh"] {
         assert!(text.contains(stage), "no stage {stage:?}: {report}");
     }

@@ -400,6 +400,8 @@ async fn measure(
     m.push(Measurement::since("close (compacts the views)", t, 1.0, "closes/s"));
     let disk_use = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| sv0_log::file::disk_use(&m));
     let (log_size, views_size) = (disk_use(&log_path), disk_use(&views_path));
+    // Where the views' pages go, table by table (opened again once closed and compacted).
+    let tables = sv0_projections::Views::open(&views_path)?.table_bytes()?;
     if json_out {
         let stages = stages_json(&m);
         let doc = json!({
@@ -412,6 +414,7 @@ async fn measure(
             "rescan_chunks": report.chunk_count,
             "log_bytes": log_size,
             "views_bytes": views_size,
+            "views_table_bytes": tables.iter().map(|(name, bytes)| json!({ "table": name, "bytes": bytes })).collect::<Vec<_>>(),
             "peak_rss_bytes": peak_rss(),
             "stages": stages,
         });
@@ -424,6 +427,9 @@ async fn measure(
             log_size as f64 / 1e6,
             views_size as f64 / 1e6
         )?;
+        let largest: Vec<String> =
+            tables.iter().take(10).map(|(name, bytes)| format!("{name} {:.1}", *bytes as f64 / 1e6)).collect();
+        writeln!(out, "views by table (MB, largest ten): {}", largest.join(", "))?;
         writeln!(out, "{}", stages_table(&m))?;
         writeln!(out, "the rescan changed {changed} path entries in the benchmarked project")?;
         if let Some(rss) = peak_rss() {
