@@ -361,7 +361,7 @@ fn pack_sealed(t: &mut Tables<'_>, tenant: &TenantId, seq: u64, sealed: &PackSea
         warn!(%tenant, seq, index = sealed.index, %why, "pack that does not verify ignored");
         return Ok(());
     }
-    put(&mut t.packs, &t_key(tenant, &[&sealed.index.to_be_bytes()]), sealed)?;
+    store::put_big(&mut t.packs, &t_key(tenant, &[&sealed.index.to_be_bytes()]), sealed)?;
     let new_head = PackHead {
         index: sealed.index,
         pack_id: sealed.pack_id.clone(),

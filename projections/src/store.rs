@@ -28,7 +28,7 @@ use crate::error::ProjectionError;
 use crate::records::TenantState;
 
 /// The layout of the views: a views file of another layout is refolded from the log.
-pub const FORMAT: &[u8] = b"sv0-views-21";
+pub const FORMAT: &[u8] = b"sv0-views-22";
 
 /// One raw row: key bytes and value bytes.
 pub type Row = (Vec<u8>, Vec<u8>);
@@ -94,7 +94,7 @@ pub const WORKLOAD_STAMPS: Def = TableDefinition::new("workload_stamps");
 pub const ASSESSMENTS: Def = TableDefinition::new("assessments");
 /// `(tenant)` → position of the tenant's last assessment.
 pub const ASSESSMENT_CURSOR: Def = TableDefinition::new("assessment_cursor");
-/// `(tenant, index)` → `PackSealed`.
+/// `(tenant, index)` → `PackSealed` (`encode_big`).
 pub const PACKS: Def = TableDefinition::new("packs");
 /// `(tenant)` → `PackHead`.
 pub const PACK_HEADS: Def = TableDefinition::new("pack_heads");

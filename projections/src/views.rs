@@ -902,7 +902,7 @@ impl Views {
     pub fn packs(&self, tenant: &TenantId) -> Result<Vec<PackSealed>, ProjectionError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(store::PACKS)?;
-        scan(&table, "packs", &prefix(&[tenant.as_str().as_bytes()]))
+        store::scan_big(&table, "packs", &prefix(&[tenant.as_str().as_bytes()]))
     }
 
     /// The signing keys registered for a tenant.
