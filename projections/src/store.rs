@@ -524,16 +524,33 @@ pub fn insert_pieces(
     Ok(())
 }
 
+/// Reads one row and decodes it with `decode`.
+fn get_as<T>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    name: &str,
+    key: &[u8],
+    decode: impl FnOnce(&str, &[u8]) -> Result<T, ProjectionError>,
+) -> Result<Option<T>, ProjectionError> {
+    table.get(key)?.map(|value| decode(name, value.value())).transpose()
+}
+
+/// Writes one row of encoded bytes.
+fn put_bytes(
+    table: &mut Table<&'static [u8], &'static [u8]>,
+    key: &[u8],
+    bytes: Result<Vec<u8>, ProjectionError>,
+) -> Result<(), ProjectionError> {
+    table.insert(key, bytes?.as_slice())?;
+    Ok(())
+}
+
 /// Reads and decodes one compact row.
 pub fn get_compact<T: DeserializeOwned>(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
     name: &str,
     key: &[u8],
 ) -> Result<Option<T>, ProjectionError> {
-    match table.get(key)? {
-        Some(value) => Ok(Some(decode_compact(name, value.value())?)),
-        None => Ok(None),
-    }
+    get_as(table, name, key, decode_compact)
 }
 
 /// Encodes and writes one compact row.
@@ -542,8 +559,7 @@ pub fn put_compact<T: Serialize + ?Sized>(
     key: &[u8],
     value: &T,
 ) -> Result<(), ProjectionError> {
-    table.insert(key, encode_compact(value)?.as_slice())?;
-    Ok(())
+    put_bytes(table, key, encode_compact(value))
 }
 
 /// Reads and decodes one row.
@@ -552,10 +568,7 @@ pub fn get<T: DeserializeOwned>(
     name: &str,
     key: &[u8],
 ) -> Result<Option<T>, ProjectionError> {
-    match table.get(key)? {
-        Some(value) => Ok(Some(decode(name, value.value())?)),
-        None => Ok(None),
-    }
+    get_as(table, name, key, decode)
 }
 
 /// Encodes and writes one row.
@@ -564,9 +577,7 @@ pub fn put<T: Serialize + ?Sized>(
     key: &[u8],
     value: &T,
 ) -> Result<(), ProjectionError> {
-    let bytes = encode(value)?;
-    table.insert(key, bytes.as_slice())?;
-    Ok(())
+    put_bytes(table, key, encode(value))
 }
 
 /// The first byte of a packed large row (`encode_big`); a plain one is canonical CBOR of a
@@ -599,10 +610,7 @@ pub fn get_big<T: DeserializeOwned>(
     name: &str,
     key: &[u8],
 ) -> Result<Option<T>, ProjectionError> {
-    match table.get(key)? {
-        Some(value) => Ok(Some(decode_big(name, value.value())?)),
-        None => Ok(None),
-    }
+    get_as(table, name, key, decode_big)
 }
 
 /// Writes one row as `encode_big` encodes it.
@@ -611,8 +619,7 @@ pub fn put_big<T: Serialize + ?Sized>(
     key: &[u8],
     value: &T,
 ) -> Result<(), ProjectionError> {
-    table.insert(key, encode_big(value)?.as_slice())?;
-    Ok(())
+    put_bytes(table, key, encode_big(value))
 }
 
 /// Every row `encode_big` wrote whose key starts with `prefix`, decoded, in key order.
