@@ -200,7 +200,8 @@ pub(crate) fn assess_scopes(
                 (PostureSummary::of(&paths), crate::rego::disposition(rego.in_force.as_ref(), &input))
             }
         };
-        if memo.is_none() {
+        // A policy that failed to decide is asked again by the next scan.
+        if memo.is_none() && !crate::rego::policy_failed(&disposition) {
             let memo = ScopeMemo {
                 inputs,
                 seq,

@@ -84,6 +84,15 @@ pub fn builtin(delta: &[DeltaEntry], paths: &[AuthorityPath], verification: Opti
     sv0_domain::disposition::decide(delta, sv0_domain::delta::rollback(delta, paths), verification)
 }
 
+/// How the reason of a disposition whose Rego policy failed begins.
+const FAILED: &str = "the Rego policy failed, so nothing is approved: ";
+
+/// Whether a disposition is that of a Rego policy that failed to decide (an error, or a breach
+/// of the worker's limits, which may not recur): not a result to keep for a later scan.
+pub(crate) fn policy_failed(disposition: &Disposition) -> bool {
+    disposition.reasons.iter().any(|r| r.rule == POLICY_RULE && r.text.starts_with(FAILED))
+}
+
 /// The disposition under a tenant's Rego policy, or the built-in one when it has none.
 pub fn disposition(policy: Option<&RegoPolicy>, input: &DispositionInput<'_>) -> Disposition {
     let Some(policy) = policy else { return input.builtin.clone() };
@@ -95,7 +104,7 @@ pub fn disposition(policy: Option<&RegoPolicy>, input: &DispositionInput<'_>) ->
                 reasons: vec![Reason {
                     rule: POLICY_RULE.to_string(),
                     decision: Decision::Rejected,
-                    text: format!("the Rego policy failed, so nothing is approved: {error}"),
+                    text: format!("{FAILED}{error}"),
                     path_ids: Vec::new(),
                 }],
                 rollback: input.builtin.rollback.clone(),

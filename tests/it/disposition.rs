@@ -258,8 +258,15 @@ fn a_policy_bomb_on_the_log_rejects_and_stops_nothing() {
     assert_eq!(doc["disposition"]["decision"], "rejected", "{}", doc["disposition"]);
     let text = doc["disposition"]["reasons"].as_array().unwrap().last().unwrap()["text"].as_str().unwrap();
     assert!(text.contains("limits"), "{text}");
-    // The fold evaluates it too, for the next scan; a rebuild folds everything again.
+    // The fold evaluates it too, for the next scan, and keeps no memo of the failure: the scan
+    // after asks the policy again. A rebuild folds everything again.
+    let memos = || {
+        let views = sv0_projections::Views::open(data.join("views.redb")).unwrap();
+        views.dump().unwrap().remove("scope_memos").unwrap_or_default()
+    };
+    let before = memos();
     import(&dir, 2);
+    assert_eq!(memos(), before, "a failed policy's disposition is not kept as a scope memo");
     let (code, out) = sv0_in(&data, &["rebuild"]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(delta(&data)["disposition"]["decision"], "rejected");
