@@ -41,27 +41,38 @@ pub fn set_scope_memos(reuse: bool) {
 
 /// What a scope's last computed assessment was computed from, and what it gave. A later step
 /// takes it as it is while what decides it besides paths and findings (the policy, the Rego
-/// state and the baseline version: `inputs`) is the same, the scope selects the same
-/// `workloads`, and no event after `seq` changed their paths or findings (`stamp`). So a rescan
-/// reads the paths of the scopes its changes reach, not of every baselined scope.
+/// state, the baseline version and the workloads the scope selects: `inputs`) is the same, and
+/// no event after `seq` changed those workloads' paths or findings (`stamp`). So a rescan reads
+/// the paths of the scopes its changes reach, not of every baselined scope.
 #[derive(Serialize, Deserialize)]
 struct ScopeMemo {
     inputs: Vec<u8>,
     seq: u64,
-    workloads: BTreeSet<String>,
     posture: PostureSummary,
     delta: Vec<DeltaEntry>,
     verification: Option<Verification>,
     disposition: Disposition,
 }
 
-/// SHA-256 of what decides a scope's assessment besides its paths and findings.
-fn memo_inputs(policy: &Policy, rego: &RegoState, version: u32) -> Result<Vec<u8>, ProjectionError> {
+/// SHA-256 of what decides every scope's assessment of a tenant besides its paths and
+/// findings, as far as `memo_inputs` takes it for one scope.
+fn tenant_inputs(policy: &Policy, rego: &RegoState) -> Result<Sha256, ProjectionError> {
     let mut hasher = Sha256::new();
     hasher.update(store::encode(policy)?);
     hasher.update(store::encode(rego)?);
+    Ok(hasher)
+}
+
+/// `ScopeMemo::inputs` of a scope: the tenant's inputs, the baseline version and the workloads.
+fn memo_inputs(tenant: &Sha256, version: u32, workloads: &BTreeSet<String>) -> Vec<u8> {
+    let mut hasher = tenant.clone();
     hasher.update(version.to_be_bytes());
-    Ok(hasher.finalize().to_vec())
+    for workload in workloads {
+        // Length-prefixed: no two sets hash alike by where their ids break.
+        hasher.update((workload.len() as u64).to_be_bytes());
+        hasher.update(workload.as_bytes());
+    }
+    hasher.finalize().to_vec()
 }
 
 /// Records that the step at `seq` changed the stored paths or findings of `workloads`.
@@ -119,40 +130,36 @@ pub(crate) fn assess_scopes(
     let heads: Vec<BaselineHead> = scan(&t.baselines, "baselines", &t_prefix(tenant, &[]))?;
     let policy = store::policy(t, tenant)?;
     let rego = store::rego_state(t, tenant)?;
+    let decided_by = tenant_inputs(&policy, &rego)?;
     let reuse = REUSE_MEMOS.load(Ordering::Relaxed);
     let mut out = Vec::new();
     for head in heads {
         let scope_key = head.scope.key();
         let version_key = t_key(tenant, &[scope_key.as_bytes(), &head.version.to_be_bytes()]);
-        // A baseline holds every path approved: it is decoded only when the delta is computed.
-        if t.baseline_versions.get(version_key.as_slice())?.is_none() {
+        // A baseline holds every path approved: its row is decoded only when the delta is
+        // computed.
+        let Some(baseline) = t.baseline_versions.get(version_key.as_slice())? else {
             continue;
-        }
+        };
         let workloads = scope_workloads(&t.entities, &t.entity_index, tenant, &head.scope)?;
         let memo_key = t_key(tenant, &[scope_key.as_bytes()]);
-        let inputs = memo_inputs(&policy, &rego, head.version)?;
+        let inputs = memo_inputs(&decided_by, head.version, &workloads);
         let memo = match get::<ScopeMemo>(&t.scope_memos, "scope_memos", &memo_key)? {
-            Some(memo)
-                if memo.inputs == inputs
-                    && memo.workloads == workloads
-                    && !changed_since(t, tenant, &workloads, memo.seq)? =>
-            {
-                Some(memo)
-            }
+            Some(memo) if memo.inputs == inputs && !changed_since(t, tenant, &workloads, memo.seq)? => Some(memo),
             _ => None,
         };
         let mut contents = None;
         let entries = match memo.as_ref().filter(|_| reuse) {
             Some(memo) => memo.delta.clone(),
             None => {
-                let baseline = store::get_big::<Baseline>(&t.baseline_versions, "baseline_versions", &version_key)?
-                    .ok_or_else(|| store::corrupt("baseline_versions", format!("{scope_key}: no baseline")))?;
+                let baseline: Baseline = store::decode_big("baseline_versions", baseline.value())?;
                 let (paths, findings) = scope_contents(t, tenant, &workloads)?;
                 let entries = baseline.delta(&paths, &findings);
                 contents = Some((paths, findings));
                 entries
             }
         };
+        drop(baseline);
         let undeclared = sv0_domain::delta::undeclared_additions(&head.scope.canonical(), head.version, &entries);
         settle_delta_findings(t, fold, &scope_key, undeclared)?;
         let flags_key = t_key(tenant, &[scope_key.as_bytes()]);
@@ -205,7 +212,6 @@ pub(crate) fn assess_scopes(
             let memo = ScopeMemo {
                 inputs,
                 seq,
-                workloads,
                 posture: posture.clone(),
                 delta: entries.clone(),
                 verification: verification.clone(),

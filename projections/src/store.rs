@@ -28,7 +28,7 @@ use crate::error::ProjectionError;
 use crate::records::TenantState;
 
 /// The layout of the views: a views file of another layout is refolded from the log.
-pub const FORMAT: &[u8] = b"sv0-views-22";
+pub const FORMAT: &[u8] = b"sv0-views-23";
 
 /// One raw row: key bytes and value bytes.
 pub type Row = (Vec<u8>, Vec<u8>);
@@ -628,7 +628,22 @@ pub fn scan_big<T: DeserializeOwned>(
     name: &str,
     prefix: &[u8],
 ) -> Result<Vec<T>, ProjectionError> {
-    scan_raw(table, prefix)?.into_iter().map(|(_, v)| decode_big(name, &v)).collect()
+    scan_as(table, name, prefix, decode_big)
+}
+
+/// Every row whose key starts with `prefix`, decoded with `decode`, in key order.
+fn scan_as<T>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    name: &str,
+    prefix: &[u8],
+    decode: impl Fn(&str, &[u8]) -> Result<T, ProjectionError>,
+) -> Result<Vec<T>, ProjectionError> {
+    let end = prefix_end(prefix);
+    let mut out = Vec::new();
+    for entry in table.range(prefix..end.as_slice())? {
+        out.push(decode(name, entry?.1.value())?);
+    }
+    Ok(out)
 }
 
 /// Every row whose key starts with `prefix`, as raw bytes, in key order.
@@ -651,7 +666,7 @@ pub fn scan<T: DeserializeOwned>(
     name: &str,
     prefix: &[u8],
 ) -> Result<Vec<T>, ProjectionError> {
-    scan_raw(table, prefix)?.into_iter().map(|(_, v)| decode(name, &v)).collect()
+    scan_as(table, name, prefix, decode)
 }
 
 /// Removes every row whose key starts with `prefix`.
